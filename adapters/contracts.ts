@@ -1,0 +1,129 @@
+/**
+ * The contracts every source adapter and mapper keeps (ARCHITECTURE.md "Contracts").
+ *
+ * A SourceAdapter hands raw input to `ctx.intake(raw)`; the promise resolves only after the records
+ * are committed to the outbox (or the input is in the dead-letter store), and only then does the
+ * adapter acknowledge its source. A Mapper is a pure, deterministic function from one parsed source
+ * message to canonical records plus issues.
+ */
+import type { Logger } from 'pino';
+import type { CanonicalRecord, RecordType } from './canonical/types.ts';
+
+export const IntakeStatus = { accepted: 'accepted', duplicate: 'duplicate', ignored: 'ignored', rejected: 'rejected' } as const;
+export type IntakeStatus = (typeof IntakeStatus)[keyof typeof IntakeStatus];
+
+/** Where in the source message a problem is (HL7: segment, sequence, field, component). */
+export interface SourceLocation {
+  segment?: string;
+  sequence?: number;
+  field?: number;
+  component?: number;
+}
+
+export interface IntakeRejection {
+  /** A code from gateway/errors.ts (kept as string here: adapters don't import gateway internals). */
+  code: string;
+  retry: 'transient' | 'ambiguous' | 'permanent';
+  /** Short, PHI-free reason. */
+  reason: string;
+  location?: SourceLocation;
+  /** HL7 table 0357 error code for the ERR segment, where the adapter is HL7. */
+  hl7ErrorCode?: string;
+  /** The dead letter that keeps the input, if one was written. */
+  deadLetterId?: string;
+}
+
+export type IntakeResult =
+  | { status: 'accepted'; recordIds: string[] }
+  | { status: 'duplicate' }
+  | { status: 'ignored'; reason: string }
+  | ({ status: 'rejected' } & IntakeRejection);
+
+export interface RawInput<P = unknown> {
+  /** Adapter instance id, e.g. `hl7v2`. */
+  adapter: string;
+  /** Format key the pipeline uses to find the codec, e.g. `hl7v2`. */
+  format: string;
+  /** The bytes as received (kept, sealed, in dead letters). */
+  text: string;
+  /** The already-parsed form, when the adapter had to parse to answer (saves a second parse). */
+  parsed?: P;
+}
+
+export interface IntakeContext {
+  intake(raw: RawInput): Promise<IntakeResult>;
+  logger: Logger;
+}
+
+export interface AdapterHealth {
+  status: 'up' | 'degraded' | 'down';
+  detail?: Record<string, number | string | boolean>;
+}
+
+export interface SourceAdapter {
+  readonly id: string;
+  start(ctx: IntakeContext): Promise<void>;
+  stop(): Promise<void>;
+  health(): AdapterHealth;
+}
+
+/** An issue found while mapping: PHI-free, with a location. */
+export interface MapIssue {
+  severity: 'error' | 'warning';
+  code: string;
+  message: string;
+  location?: SourceLocation;
+  hl7ErrorCode?: string;
+}
+
+/** What a mapper returns: records without the envelope fields the pipeline fills in. */
+export interface MapResult {
+  /** `unsupported` means: not a message kind this mapper maps (counted as ignored, not an error). */
+  unsupported?: string;
+  records: DraftRecord[];
+  issues: MapIssue[];
+}
+
+/** A record as a mapper builds it; the pipeline adds tenant, practice, gateway, observedAt. */
+export interface DraftRecord {
+  id: string;
+  type: RecordType;
+  op: CanonicalRecord['op'];
+  source: CanonicalRecord['source'];
+  occurredAt: string;
+  /** Records sharing a partition key are delivered in the order they were accepted (per patient). */
+  partitionKey: string;
+  data: Record<string, unknown>;
+}
+
+export interface MapContext {
+  tenantId: string;
+  practiceId: string;
+  gatewayId: string;
+}
+
+export type Mapper<P> = (parsed: P, ctx: MapContext) => MapResult;
+
+/** A source format: how to parse it, spot resends, and map it. */
+export interface SourceCodec<P> {
+  readonly format: string;
+  /** Throws a CodecError when the input is not well-formed. */
+  parse(text: string): P;
+  /** A key that identifies one source message (HL7: MSH-3|MSH-4|MSH-10), for resend detection. */
+  dedupeKey(parsed: P): string | undefined;
+  /** Message kind and id for logs and counts: PHI-free. */
+  describe(parsed: P): { kind: string; messageId?: string };
+  map: Mapper<P>;
+}
+
+/** Thrown by a codec's parse: the input is not a well-formed message. */
+export class CodecError extends Error {
+  readonly location: SourceLocation | undefined;
+  readonly hl7ErrorCode: string | undefined;
+  constructor(message: string, opts?: { location?: SourceLocation; hl7ErrorCode?: string }) {
+    super(message);
+    this.name = 'CodecError';
+    this.location = opts?.location;
+    this.hl7ErrorCode = opts?.hl7ErrorCode;
+  }
+}

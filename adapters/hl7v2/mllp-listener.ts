@@ -1,0 +1,171 @@
+/**
+ * The HL7 v2 source adapter: an MLLP listener on `node:net` (node-hl7-server 2.5.0 re-ran its
+ * handler for every earlier message of a persistent connection; see README "Dependencies").
+ *
+ * Per frame: bytes → text (MSH-18 charset) → parse → `ctx.intake` (which resolves only after the
+ * outbox commit or the dead-letter write) → ACK. Frames of one connection are processed
+ * concurrently (so a pipelining sender shares group commits) but answered strictly in order.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import type { AdapterHealth, IntakeContext, IntakeResult, SourceAdapter } from '../contracts.ts';
+import { CodecError } from '../contracts.ts';
+import { buildAck, createAckIdSource, headerFromSegment, salvageHeader, type AckCode, type AckError, type InboundHeaderFields } from './ack-builder.ts';
+import { decodeHl7Bytes, encodeHl7Text } from './hl7-charset.ts';
+import { parseHl7, type Hl7Message } from './hl7-message.ts';
+import { HL7_FORMAT } from './hl7-codec.ts';
+import { createMllpFramer, frameMllp } from './mllp-framer.ts';
+
+export interface MllpListenerOptions {
+  id?: string;
+  host: string;
+  port: number;
+  maxFrameBytes: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  now?: () => number;
+  /** Frames in progress per connection before the socket is paused (bounded memory). */
+  maxPendingPerConnection?: number;
+}
+
+export interface MllpListener extends SourceAdapter {
+  /** The bound port (useful with port 0 in tests). */
+  address(): { host: string; port: number } | undefined;
+}
+
+/** How each intake outcome is answered (original acknowledgement mode). */
+export function ackFor(result: IntakeResult): { code: AckCode; error?: AckError } {
+  switch (result.status) {
+    case 'accepted':
+    case 'duplicate':
+    case 'ignored':
+      return { code: 'AA' };
+    case 'rejected': {
+      const error: AckError = { code: result.hl7ErrorCode ?? '207', text: `${result.code}: ${result.reason}`, location: result.location };
+      if (result.code === 'GW_OUTBOX_FULL' || result.code === 'GW_OUTBOX_IO') return { code: 'AR', error: { ...error, code: '207', text: `${result.code}: busy, retry later` } };
+      if (result.code === 'GW_PARSE_FAILED') return { code: 'AR', error };
+      if (result.code === 'GW_CONTROL_ID_CONFLICT') return { code: 'AR', error: { ...error, code: '205' } };
+      return { code: 'AE', error };
+    }
+    default:
+      return result satisfies never;
+  }
+}
+
+export function createMllpListener(opts: MllpListenerOptions): MllpListener {
+  const id = opts.id ?? 'hl7v2';
+  const now = opts.now ?? Date.now;
+  const maxPending = opts.maxPendingPerConnection ?? 512;
+  const ackIds = createAckIdSource('GW', now());
+  const sockets = new Set<Socket>();
+  const inflight = new Set<Promise<unknown>>();
+  let server: Server | undefined;
+  let ctx: IntakeContext | undefined;
+  let bound: { host: string; port: number } | undefined;
+  const counts = { connections: 0, frames: 0, oversize: 0, strayBytes: 0, refused: 0 };
+
+  function answer(header: InboundHeaderFields, code: AckCode, error: AckError | undefined, charset: string | undefined): Buffer {
+    const text = buildAck({ inbound: header, code, controlId: ackIds.next(), nowMs: now(), error });
+    return frameMllp(encodeHl7Text(text, charset));
+  }
+
+  async function handleFrame(payload: Buffer, c: IntakeContext): Promise<Buffer> {
+    const text = decodeHl7Bytes(payload);
+    let parsed: Hl7Message | undefined;
+    try { parsed = parseHl7(text); } catch (e) { if (!(e instanceof CodecError)) throw e; }
+    const header = parsed ? headerFromSegment(parsed.segments[0], parsed.delimiters) : salvageHeader(text);
+    let result: IntakeResult;
+    try {
+      result = await c.intake({ adapter: id, format: HL7_FORMAT, text, parsed });
+    } catch (e) {
+      c.logger.error({ err: e, controlId: parsed?.header.controlId }, 'intake failed unexpectedly');
+      result = { status: 'rejected', code: 'GW_OUTBOX_IO', retry: 'transient', reason: 'internal error' };
+    }
+    const { code, error } = ackFor(result);
+    return answer(header, code, error, parsed?.header.charset);
+  }
+
+  function onConnection(socket: Socket, c: IntakeContext): void {
+    sockets.add(socket);
+    counts.connections++;
+    socket.setNoDelay(true);
+    socket.setTimeout(opts.idleTimeoutMs, () => { c.logger.info({ remotePort: socket.remotePort }, 'closing idle MLLP connection'); socket.destroy(); });
+    let tail: Promise<void> = Promise.resolve();
+    let pending = 0;
+    let closing = false;
+    const write = (buf: Buffer) => { if (!socket.destroyed) socket.write(buf); };
+    const enqueue = (work: Promise<Buffer>, then?: () => void) => {
+      pending++;
+      if (pending >= maxPending) socket.pause();
+      const done = tail.then(() => work).then((ack) => {
+        write(ack);
+        then?.();
+      }, (err: unknown) => {
+        c.logger.error({ err }, 'MLLP frame handling failed');
+        socket.destroy();
+      }).finally(() => {
+        pending--;
+        if (pending < maxPending / 2 && !closing) socket.resume();
+      });
+      tail = done;
+      inflight.add(done);
+      void done.finally(() => inflight.delete(done));
+    };
+    const framer = createMllpFramer(opts.maxFrameBytes, {
+      frame(payload) {
+        counts.frames++;
+        enqueue(handleFrame(payload, c));
+      },
+      oversize(head, size) {
+        counts.oversize++;
+        closing = true;
+        c.logger.warn({ code: 'GW_FRAME_TOO_LARGE', size, max: opts.maxFrameBytes }, 'MLLP frame over the limit; answering AR and closing');
+        const header = salvageHeader(head.toString('latin1'));
+        const ack = answer(header, 'AR', { code: '207', text: `GW_FRAME_TOO_LARGE: frame of ${size} bytes exceeds ${opts.maxFrameBytes}` }, undefined);
+        enqueue(Promise.resolve(ack), () => socket.end());
+      },
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (closing) return;
+      framer.push(chunk);
+    });
+    socket.on('error', (err) => c.logger.debug({ err: { code: (err as NodeJS.ErrnoException).code } }, 'MLLP socket error'));
+    socket.on('close', () => {
+      counts.strayBytes += framer.stats.strayBytes;
+      sockets.delete(socket);
+    });
+  }
+
+  return {
+    id,
+    address: () => bound,
+    async start(c) {
+      if (server) return;
+      ctx = c;
+      const s = createServer({ noDelay: true }, (sock) => onConnection(sock, c));
+      s.maxConnections = opts.maxConnections;
+      s.on('drop', () => { counts.refused++; c.logger.warn({ max: opts.maxConnections }, 'MLLP connection refused: at maxConnections'); });
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(opts.port, opts.host, () => { s.off('error', reject); resolve(); });
+      });
+      s.on('error', (err) => c.logger.error({ err }, 'MLLP server error'));
+      const a = s.address();
+      bound = a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+      server = s;
+      c.logger.info({ host: bound?.host, port: bound?.port }, 'MLLP listener started');
+    },
+    async stop() {
+      const s = server;
+      if (!s) return;
+      server = undefined;
+      const closed = new Promise<void>((resolve) => s.close(() => resolve()));
+      await Promise.allSettled([...inflight]);
+      for (const sock of sockets) sock.destroy();
+      await closed;
+      ctx?.logger.info('MLLP listener stopped');
+    },
+    health(): AdapterHealth {
+      return { status: server ? 'up' : 'down', detail: { openConnections: sockets.size, connections: counts.connections, frames: counts.frames, oversize: counts.oversize, refused: counts.refused, port: bound?.port ?? opts.port } };
+    },
+  };
+}

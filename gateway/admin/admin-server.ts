@@ -1,0 +1,105 @@
+/**
+ * The local admin API (Fastify), on 127.0.0.1 by default. `/health` and `/ready` are open (for
+ * service managers and probes); everything else needs `Authorization: Bearer <token>`.
+ * Responses carry ids, counts and codes — never record contents.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { IntakeResult } from '../../adapters/contracts.ts';
+import { ErrorCodes, type ErrorCode } from '../errors.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Outbox } from '../outbox/outbox.ts';
+import { tokenMatches } from './admin-token.ts';
+
+export interface AdminServerOptions {
+  host: string;
+  port: number;
+  token: string;
+  logger: Logger;
+  metrics: Metrics;
+  outbox: Outbox;
+  /** The whole status document (composed by the gateway). */
+  status: () => Record<string, unknown>;
+  ready: () => { ready: boolean; reasons: string[] };
+  replay: (id: string) => Promise<IntakeResult | undefined>;
+}
+
+export interface AdminServer {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  address(): { host: string; port: number } | undefined;
+  /** For in-process tests (`inject`). */
+  readonly app: FastifyInstance;
+}
+
+const OPEN_ROUTES = new Set(['/health', '/ready']);
+
+function problem(code: ErrorCode, message: string) {
+  return { code, message, action: ErrorCodes[code].action };
+}
+
+export function createAdminServer(o: AdminServerOptions): AdminServer {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  let bound: { host: string; port: number } | undefined;
+  let started = false;
+
+  app.addHook('onRequest', async (req, reply) => {
+    const path = req.url.split('?')[0];
+    if (OPEN_ROUTES.has(path)) return;
+    const h = req.headers.authorization ?? '';
+    const given = h.startsWith('Bearer ') ? h.slice(7).trim() : '';
+    if (!given || !tokenMatches(given, o.token)) {
+      return reply.code(401).header('www-authenticate', 'Bearer').send(problem('GW_ADMIN_UNAUTHORIZED', 'missing or wrong bearer token'));
+    }
+  });
+
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/ready', async (_req, reply) => {
+    const r = o.ready();
+    return reply.code(r.ready ? 200 : 503).send(r);
+  });
+  app.get('/status', async () => o.status());
+  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(o.metrics.render()));
+
+  app.get<{ Querystring: { limit?: string; offset?: string } }>('/dead-letters', async (req) => {
+    const limit = Math.min(Math.max(Number(req.query.limit ?? 100) || 100, 1), 1000);
+    const offset = Math.max(Number(req.query.offset ?? 0) || 0, 0);
+    return { items: o.outbox.listDeadLetters({ limit, offset }), total: o.outbox.stats().deadLetters, limit, offset };
+  });
+  app.get<{ Params: { id: string } }>('/dead-letters/:id', async (req, reply) => {
+    const d = o.outbox.getDeadLetter(req.params.id);
+    if (!d) return reply.code(404).send(problem('GW_NOT_FOUND', `no dead letter ${req.params.id}`));
+    const { sealed, ...meta } = d;
+    return { ...meta, bytes: sealed.byteLength };
+  });
+  app.post<{ Params: { id: string } }>('/dead-letters/:id/replay', async (req, reply) => {
+    const result = await o.replay(req.params.id);
+    if (!result) return reply.code(404).send(problem('GW_NOT_FOUND', `no dead letter ${req.params.id}`));
+    const ok = result.status !== 'rejected';
+    return reply.code(ok ? 200 : 409).send({ id: req.params.id, result, removed: !o.outbox.getDeadLetter(req.params.id) });
+  });
+  app.delete<{ Params: { id: string } }>('/dead-letters/:id', async (req, reply) => {
+    const removed = await o.outbox.removeDeadLetter(req.params.id);
+    if (!removed) return reply.code(404).send(problem('GW_NOT_FOUND', `no dead letter ${req.params.id}`));
+    o.logger.info({ deadLetterId: req.params.id }, 'dead letter discarded by an operator');
+    return { id: req.params.id, discarded: true };
+  });
+
+  return {
+    app,
+    address: () => bound,
+    async start() {
+      if (started) return;
+      await app.listen({ host: o.host, port: o.port });
+      started = true;
+      const a = app.server.address();
+      bound = a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+      o.logger.info({ host: bound?.host, port: bound?.port }, 'admin API listening');
+    },
+    async stop() {
+      if (!started) return;
+      started = false;
+      await app.close();
+    },
+  };
+}

@@ -1,0 +1,236 @@
+/**
+ * The CLI's commands, separated from process wiring so tests run them in-process.
+ * `runCommand` returns the exit code, or null for `start` (which runs until a signal).
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { GatewayConfig } from '../config/schema.ts';
+import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';
+import { createRecordValidator } from '../adapters/canonical/validator.ts';
+import { CodecError, type SourceCodec } from '../adapters/contracts.ts';
+import { connectMllp, createHl7Codec, readAck, splitHl7Messages, type MllpClient } from '../adapters/hl7v2/index.ts';
+import { HL7_PROFILES } from '../adapters/hl7v2/profiles.ts';
+import { systemClock } from './clock.ts';
+import { createRecordSealer } from './crypto/record-sealer.ts';
+import { createGateway, gatewayPaths, resolveTimezone } from './create-gateway.ts';
+import { createMapStage } from './pipeline/map-stage.ts';
+import { gatewayVersion } from './version.ts';
+
+export interface CliIo {
+  out(s: string): void;
+  err(s: string): void;
+  readFile(path: string): string;
+  loadConfig(file?: string): GatewayConfig;
+}
+
+const USAGE = `eyewear-gateway — eyewear-ML edge gateway
+
+Usage: eyewear-gateway <command> [options]
+
+Commands:
+  start [--config FILE]              Run the gateway in the foreground (embedded defaults without --config).
+  check-config FILE                  Validate a config file; list every bad field.
+  status [--config FILE] [--json]    Ask the running gateway (admin API) how it is doing.
+  preview FILE... [--profile NAME] [--format hl7v2] [--config FILE]
+                                     Parse, map and validate source files; print each canonical record as one
+                                     JSON line on stdout, issues on stderr. Touches neither outbox nor network.
+  send FILE... [--host H] [--port P] Send the HL7 messages in FILE(s) over MLLP and print each answer's MSA
+                                     (a technician's check that the listener is reachable and maps).
+  unseal FILE [--config FILE]        Decrypt a file-sink NDJSON file (records-YYYY-MM-DD.ndjson) to JSON lines.
+  version                            Print the version.
+  help [COMMAND]                     This text; every command also takes --help.
+
+Exit codes: 0 ok · 1 runtime failure · 2 usage error · 3 invalid config · 4 gateway not reachable · 5 preview found errors
+Docs: README.md, config/REFERENCE.md, docs/ERRORS.md`;
+
+const HELP: Record<string, string> = {
+  start: 'eyewear-gateway start [--config FILE]\n\nRuns the gateway until SIGINT/SIGTERM. Without --config it uses the embedded defaults:\nMLLP on 127.0.0.1:2575, admin API on 127.0.0.1:8480, local file sink, data in ./data.\nEnvironment overrides: EWML__SECTION__FIELD=value (e.g. EWML__HL7__PORT=2576).',
+  'check-config': 'eyewear-gateway check-config FILE\n\nValidates FILE against the config schema (config/REFERENCE.md). Exit 0 when valid, 3 when not,\nwith every bad field\'s path, what was expected and what was found.',
+  status: 'eyewear-gateway status [--config FILE] [--json]\n\nReads /status from the running gateway\'s admin API, using the token in <dataDir>/admin.token.\nExit 4 when the gateway cannot be reached.',
+  preview: `eyewear-gateway preview FILE... [--profile NAME] [--format hl7v2] [--config FILE]\n\nRuns parse → map → validate on each message of each file (HL7 files may hold several messages\nor a FHS/BHS batch). Prints canonical records as JSON lines on stdout; issues go to stderr.\nProfiles: ${Object.keys(HL7_PROFILES).join(', ')}. Exit 5 when any message failed.`,
+  unseal: 'eyewear-gateway unseal FILE [--config FILE]\n\nDecrypts the file sink\'s sealed NDJSON with this gateway\'s key (<dataDir>/keys/seal.key) and\nprints the canonical records. The output holds PHI: keep it on the practice\'s machines.',
+  send: 'eyewear-gateway send FILE... [--host H] [--port P] [--config FILE]\n\nSends every HL7 message in FILE(s) over MLLP (default: the configured listener, 127.0.0.1:2575)\nand prints one line per answer: control id, MSA-1 code, and the ERR text if any. Exit 1 if any\nanswer was not AA/CA or none came.',
+  version: 'eyewear-gateway version\n\nPrints the version.',
+};
+
+function detectFormat(text: string): string | undefined {
+  const t = text.replace(/^[\uFEFF\s]+/, '');
+  if (/^(MSH|FHS|BHS)/.test(t)) return 'hl7v2';
+  return undefined;
+}
+
+export async function runCommand(argv: string[], io: CliIo): Promise<number | null> {
+  const [command = 'help', ...rest] = argv;
+  if (command === 'help' || command === '--help' || command === '-h') {
+    io.out(rest[0] && HELP[rest[0]] ? HELP[rest[0]] : USAGE);
+    return 0;
+  }
+  if (command === 'version' || command === '--version') { io.out(gatewayVersion()); return 0; }
+  if (!HELP[command]) { io.err(`unknown command "${command}"\n\n${USAGE}`); return 2; }
+  let args: ReturnType<typeof parseArgs>;
+  try {
+    args = parseArgs({
+      args: rest, allowPositionals: true, strict: true,
+      options: { help: { type: 'boolean', short: 'h' }, config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, profile: { type: 'string' }, format: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' } },
+    });
+  } catch (e) {
+    io.err(`${(e as Error).message}\n\n${HELP[command]}`);
+    return 2;
+  }
+  if (args.values.help) { io.out(HELP[command]); return 0; }
+  const configFile = args.values.config as string | undefined;
+  switch (command) {
+    case 'check-config': return checkConfig(args.positionals, io);
+    case 'start': return start(configFile, io);
+    case 'status': return status(configFile, Boolean(args.values.json), io);
+    case 'preview': return preview(args.positionals, { profile: args.values.profile as string | undefined, format: args.values.format as string | undefined, configFile }, io);
+    case 'send': return send(args.positionals, { host: args.values.host as string | undefined, port: args.values.port as string | undefined, configFile }, io);
+    case 'unseal': return unseal(args.positionals, configFile, io);
+    default: return 2;
+  }
+}
+
+function checkConfig(files: string[], io: CliIo): number {
+  if (files.length !== 1) { io.err(`check-config takes one FILE\n\n${HELP['check-config']}`); return 2; }
+  try {
+    const cfg = loadConfig({ file: files[0] });
+    io.out(`${files[0]}: valid (sink ${cfg.relay.sink}, MLLP ${cfg.hl7.enabled ? `${cfg.hl7.host}:${cfg.hl7.port}` : 'off'}, admin ${cfg.admin.enabled ? `${cfg.admin.host}:${cfg.admin.port}` : 'off'})`);
+    return 0;
+  } catch (e) {
+    if (e instanceof ConfigError) { io.err(formatConfigError(e)); return 3; }
+    throw e;
+  }
+}
+
+async function start(configFile: string | undefined, io: CliIo): Promise<number | null> {
+  const config = io.loadConfig(configFile);
+  const gw = createGateway({ config });
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    io.err(`received ${signal}; stopping (in-flight messages finish first)`);
+    gw.stop().then(() => { process.exitCode = 0; }, (err: unknown) => { io.err(`stop failed: ${(err as Error).message}`); process.exitCode = 1; });
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  await gw.start();
+  const hl7 = gw.parts.adapters[0]?.health().detail;
+  io.err(`eyewear-gateway ${gatewayVersion()} running — MLLP ${config.hl7.enabled ? `${config.hl7.host}:${String(hl7?.port ?? config.hl7.port)}` : 'off'}, admin http://${config.admin.host}:${config.admin.port} (token in ${gw.parts.paths.tokenFile}), sink ${config.relay.sink}${config.relay.sink === 'file' ? ` → ${gw.parts.paths.fileSinkDir}` : ''}. Ctrl-C stops.`);
+  return null;
+}
+
+async function status(configFile: string | undefined, json: boolean, io: CliIo): Promise<number> {
+  const config = io.loadConfig(configFile);
+  const paths = gatewayPaths(config);
+  let token = config.admin.token;
+  if (!token) {
+    try { token = readFileSync(paths.tokenFile, 'utf8').trim(); } catch { io.err(`no admin token at ${paths.tokenFile}: has the gateway run with this data directory?`); return 4; }
+  }
+  const host = config.admin.host === '0.0.0.0' ? '127.0.0.1' : config.admin.host;
+  let res: Response;
+  try {
+    res = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${config.admin.port}/status`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
+  } catch {
+    io.err(`gateway not reachable at http://${host}:${config.admin.port} — is it running? (eyewear-gateway start${configFile ? ` --config ${configFile}` : ''})`);
+    return 4;
+  }
+  if (!res.ok) { io.err(`admin API answered ${res.status}: ${await res.text()}`); return 1; }
+  const s = (await res.json()) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- a JSON document printed as is
+  if (json) { io.out(JSON.stringify(s, null, 2)); return 0; }
+  const lines = [
+    `gateway ${s.gateway.id} (tenant ${s.gateway.tenantId}, practice ${s.gateway.practiceId}) v${s.gateway.version}, up ${s.gateway.uptimeSeconds}s`,
+    ...Object.entries(s.adapters as Record<string, any>).map(([id, a]) => `adapter ${id}: ${a.status}${a.error ? ` (${a.error})` : ''} ${JSON.stringify(a.detail ?? {})}`), // eslint-disable-line @typescript-eslint/no-explicit-any
+    `outbox: ${s.outbox.pending} pending, ${s.outbox.inFlight} in flight, ${s.outbox.waitingRetry} waiting retry, ${s.outbox.deadLetters} dead letters, ${s.outbox.bytes}/${s.outbox.maxBytes} bytes${s.outbox.oldestAgeSeconds !== null ? `, oldest ${s.outbox.oldestAgeSeconds}s` : ''}`,
+    `sink ${s.sink.kind}: ${s.sink.connected ? 'connected' : 'NOT connected'}${s.relay.lastError ? ` (last error ${s.relay.lastError})` : ''}`,
+    `counts: ${Object.entries(s.counts).map(([k, v]) => `${k} ${String(v)}`).join(', ')}`,
+    ...Object.entries(s.alerts ?? {}).map(([k, v]) => `ALERT ${k}: ${(v as { detail: string }).detail}`),
+  ];
+  io.out(lines.join('\n'));
+  return 0;
+}
+
+function preview(files: string[], o: { profile?: string; format?: string; configFile?: string }, io: CliIo): number {
+  if (files.length === 0) { io.err(`preview needs at least one FILE\n\n${HELP.preview}`); return 2; }
+  const config = io.loadConfig(o.configFile);
+  const profile = (o.profile ?? config.hl7.profile) as GatewayConfig['hl7']['profile'];
+  if (!(profile in HL7_PROFILES)) { io.err(`unknown profile "${profile}"; one of: ${Object.keys(HL7_PROFILES).join(', ')}`); return 2; }
+  if (o.format && o.format !== 'hl7v2') { io.err(`unknown format "${o.format}"; one of: hl7v2`); return 2; }
+  const codecs: Record<string, SourceCodec<unknown>> = { hl7v2: createHl7Codec({ profile, timezone: resolveTimezone(config.gateway.timezone) }) as SourceCodec<unknown> };
+  const stage = createMapStage({ validator: createRecordValidator(), clock: systemClock, identity: { tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, gatewayId: config.gateway.id } });
+  let failed = 0;
+  let total = 0;
+  let recordsOut = 0;
+  for (const file of files) {
+    let text: string;
+    try { text = io.readFile(file); } catch (e) { io.err(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`); failed++; continue; }
+    const format = o.format ?? detectFormat(text);
+    if (!format) { io.err(`${file}: format not recognised (use --format hl7v2)`); failed++; continue; }
+    const messages = splitHl7Messages(text);
+    messages.forEach((m, i) => {
+      total++;
+      const where = `${file}${messages.length > 1 ? `#${i + 1}` : ''}`;
+      try {
+        const r = stage.preview(codecs[format], m);
+        for (const rec of r.records) { io.out(JSON.stringify(rec)); recordsOut++; }
+        if (r.unsupported) io.err(`${where}: ${r.kind} (${r.messageId ?? '?'}): not mapped (${r.unsupported}); a listener answers AA and counts it as ignored`);
+        for (const is of r.issues) io.err(`${where}: ${is.severity} ${is.code}: ${is.message}${is.location ? ` at ${[is.location.segment, is.location.sequence, is.location.field].filter(Boolean).join('-')}` : ''}`);
+        if (r.issues.some((x) => x.severity === 'error')) failed++;
+      } catch (e) {
+        if (!(e instanceof CodecError)) throw e;
+        failed++;
+        io.err(`${where}: error GW_PARSE_FAILED: ${e.message}`);
+      }
+    });
+  }
+  io.err(`preview: ${total} message(s), ${recordsOut} record(s), ${failed} with errors`);
+  return failed ? 5 : 0;
+}
+
+async function send(files: string[], o: { host?: string; port?: string; configFile?: string }, io: CliIo): Promise<number> {
+  if (files.length === 0) { io.err(`send needs at least one FILE\n\n${HELP.send}`); return 2; }
+  const config = io.loadConfig(o.configFile);
+  const host = o.host ?? (config.hl7.host === '0.0.0.0' ? '127.0.0.1' : config.hl7.host);
+  const port = o.port !== undefined ? Number(o.port) : config.hl7.port;
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) { io.err(`--port must be 1-65535, got ${o.port}`); return 2; }
+  let client: MllpClient;
+  try { client = await connectMllp(host, port); } catch (e) {
+    io.err(`cannot connect to ${host}:${port} (${(e as NodeJS.ErrnoException).code ?? 'error'}) — is the gateway running and is the port right?`);
+    return 4;
+  }
+  let bad = 0;
+  try {
+    for (const file of files) {
+      for (const m of splitHl7Messages(io.readFile(file))) {
+        try {
+          const ack = readAck(await client.send(m, 15_000));
+          const ok = ack.code === 'AA' || ack.code === 'CA';
+          if (!ok) bad++;
+          io.out(`${ack.controlId || '?'} ${ack.code}${ack.err ? ` ${ack.err}` : ''}`);
+        } catch (e) { bad++; io.out(`? no answer (${(e as Error).message})`); }
+      }
+    }
+  } finally { await client.close(); }
+  return bad ? 1 : 0;
+}
+
+function unseal(files: string[], configFile: string | undefined, io: CliIo): number {
+  if (files.length !== 1) { io.err(`unseal takes one FILE\n\n${HELP.unseal}`); return 2; }
+  const config = io.loadConfig(configFile);
+  const paths = gatewayPaths(config);
+  let key: Buffer;
+  try { key = readFileSync(paths.keyFile); } catch { io.err(`no key at ${paths.keyFile}: use --config with this gateway's data directory`); return 1; }
+  const sealer = createRecordSealer(key);
+  let bad = 0;
+  for (const line of io.readFile(files[0]).split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const row = JSON.parse(line) as { id: string; sealed: string };
+      io.out(sealer.open(row.id, Buffer.from(row.sealed, 'base64')).toString('utf8'));
+    } catch { bad++; }
+  }
+  if (bad) { io.err(`${bad} line(s) could not be opened (another gateway's key, or damaged)`); return 1; }
+  return 0;
+}
+
+export { formatConfigError };

@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+/**
+ * `eyewear-gateway` — the command line. Exit codes (documented in README "CLI"):
+ *   0 ok · 1 runtime failure · 2 usage error · 3 invalid config · 4 gateway not reachable · 5 preview found errors
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';
+import type { GatewayConfig } from '../config/schema.ts';
+import { runCommand, type CliIo } from './cli-commands.ts';
+
+export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, unreachable: 4, previewErrors: 5 } as const;
+
+const io: CliIo = {
+  out: (s) => process.stdout.write(s.endsWith('\n') ? s : s + '\n'),
+  err: (s) => process.stderr.write(s.endsWith('\n') ? s : s + '\n'),
+  readFile: (p) => readFileSync(p, 'utf8'),
+  loadConfig: (file?: string): GatewayConfig => loadConfig({ file }),
+};
+
+try {
+  const code = await runCommand(process.argv.slice(2), io);
+  if (code !== null) process.exitCode = code;
+} catch (e) {
+  if (e instanceof ConfigError) { io.err(formatConfigError(e)); process.exitCode = EXIT.config; }
+  else { io.err(`error: ${(e as Error).message}`); process.exitCode = EXIT.failure; }
+}

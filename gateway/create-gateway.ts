@@ -1,0 +1,213 @@
+/**
+ * The composition root: builds every component from the config and wires them together. It holds
+ * no logic of its own beyond start/stop order and isolation: one component failing to start is
+ * reported and retried, and does not take the others down.
+ *
+ * Start order: outbox → sink → relay → adapters → admin API. Stop: the reverse, so no source is
+ * acknowledged after the outbox closes.
+ */
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config/schema.ts';
+import { createRecordValidator } from '../adapters/canonical/validator.ts';
+import type { SourceAdapter, SourceCodec } from '../adapters/contracts.ts';
+import { createHl7Codec, createMllpListener } from '../adapters/hl7v2/index.ts';
+import { createAdminServer, type AdminServer } from './admin/admin-server.ts';
+import { loadOrCreateToken } from './admin/admin-token.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { createCloudEnvelope } from './crypto/cloud-envelope.ts';
+import { createRecordSealer, loadOrCreateKey } from './crypto/record-sealer.ts';
+import { createEventBus, type EventBus } from './event-bus.ts';
+import { createLogger } from './logger.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { createSqliteOutbox } from './outbox/sqlite-outbox.ts';
+import type { Outbox } from './outbox/outbox.ts';
+import { createIntakePipeline, type IntakePipeline } from './pipeline/intake-pipeline.ts';
+import { createRelayWorker, type RelayWorker } from './relay/relay-worker.ts';
+import { createFileSink } from './sinks/file-sink.ts';
+import { createHttpsSink } from './sinks/https-sink.ts';
+import { createMqttSink } from './sinks/mqtt-sink.ts';
+import type { Sink } from './sinks/sink.ts';
+import { gatewayVersion } from './version.ts';
+
+export interface GatewayOptions {
+  config: GatewayConfig;
+  logger?: Logger;
+  clock?: Clock;
+}
+
+export interface GatewayPaths { dataDir: string; outboxFile: string; keyFile: string; tokenFile: string; fileSinkDir: string }
+
+export function gatewayPaths(config: GatewayConfig): GatewayPaths {
+  const dataDir = resolve(config.gateway.dataDir);
+  return { dataDir, outboxFile: join(dataDir, 'outbox.db'), keyFile: join(dataDir, 'keys', 'seal.key'), tokenFile: join(dataDir, 'admin.token'), fileSinkDir: resolve(dataDir, config.fileSink.dir) };
+}
+
+export function resolveTimezone(tz: string): string {
+  return tz || Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+}
+
+export interface Gateway {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  status(): Record<string, unknown>;
+  readonly parts: { outbox: Outbox; pipeline: IntakePipeline; relay: RelayWorker; sink: Sink; adapters: SourceAdapter[]; admin?: AdminServer; metrics: Metrics; bus: EventBus; paths: GatewayPaths; token: string };
+}
+
+export function buildSink(config: GatewayConfig, deps: { clock: Clock; logger: Logger; bus: EventBus; sealer: ReturnType<typeof createRecordSealer>; paths: GatewayPaths; version: string }): Sink {
+  const kind = config.relay.sink;
+  switch (kind) {
+    case 'file':
+      return createFileSink({ dir: deps.paths.fileSinkDir, sealer: deps.sealer, clock: deps.clock });
+    case 'mqtt':
+      return createMqttSink({
+        ...config.mqtt, tenantId: config.gateway.tenantId, gatewayId: config.gateway.id, ackTimeoutMs: config.relay.ackTimeoutMs, version: deps.version,
+        envelope: createCloudEnvelope(config.cloud.publicKey ?? ''), clock: deps.clock, logger: deps.logger.child({ component: 'sink:mqtt' }), bus: deps.bus,
+      });
+    case 'https':
+      return createHttpsSink({ ...config.https, tenantId: config.gateway.tenantId, gatewayId: config.gateway.id, envelope: createCloudEnvelope(config.cloud.publicKey ?? ''), clock: deps.clock });
+    default:
+      return kind satisfies never;
+  }
+}
+
+export function createGateway(opts: GatewayOptions): Gateway {
+  const { config } = opts;
+  const clock = opts.clock ?? systemClock;
+  const logger = opts.logger ?? createLogger({ level: config.log.level });
+  const version = gatewayVersion();
+  const paths = gatewayPaths(config);
+  const metrics = createMetrics();
+  const bus = createEventBus((err, name) => logger.error({ err, event: name }, 'event listener threw'));
+  const sealer = createRecordSealer(loadOrCreateKey(paths.keyFile));
+  const token = config.admin.token ?? loadOrCreateToken(paths.tokenFile);
+  const alerts: Record<string, { since: string; detail: string }> = {};
+
+  const outbox = createSqliteOutbox({
+    file: paths.outboxFile, maxBytes: config.outbox.maxBytes, clock, groupCommitMaxRecords: config.outbox.groupCommitMaxRecords,
+    dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000,
+    onFull: (bytes, maxBytes) => {
+      if (!alerts.outboxFull) {
+        alerts.outboxFull = { since: new Date(clock.now()).toISOString(), detail: `outbox at ${bytes} of ${maxBytes} bytes; new input refused` };
+        logger.error({ code: 'GW_OUTBOX_FULL', bytes, maxBytes }, 'outbox full: refusing new input until the relay drains it');
+      }
+      bus.emit('outbox.full', { bytes, maxBytes });
+    },
+  });
+  const sink = buildSink(config, { clock, logger, bus, sealer, paths, version });
+  const relay = createRelayWorker({
+    outbox, sink, sealer, clock, bus, metrics, logger: logger.child({ component: 'relay', sink: sink.kind }),
+    batchSize: config.relay.batchSize, maxInFlight: config.relay.maxInFlight, backoffInitialMs: config.relay.backoffInitialMs,
+    backoffMaxMs: config.relay.backoffMaxMs, idlePollMs: config.relay.idlePollMs,
+  });
+  bus.on('relay.delivered', () => {
+    if (alerts.outboxFull && outbox.stats().bytes < config.outbox.maxBytes * 0.9) {
+      delete alerts.outboxFull;
+      logger.info('outbox below 90% of its cap; accepting input again');
+      bus.emit('outbox.drained', { bytes: outbox.stats().bytes });
+    }
+  });
+  const timezone = resolveTimezone(config.gateway.timezone);
+  const codecs: SourceCodec<unknown>[] = [createHl7Codec({ profile: config.hl7.profile, timezone }) as SourceCodec<unknown>];
+  const pipeline = createIntakePipeline({
+    codecs, outbox, sealer, validator: createRecordValidator(), clock, bus, metrics, logger: logger.child({ component: 'pipeline' }),
+    identity: { tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, gatewayId: config.gateway.id },
+    onEnqueued: () => relay.notify(),
+  });
+  const adapters: SourceAdapter[] = [];
+  if (config.hl7.enabled) adapters.push(createMllpListener({ ...config.hl7, now: () => clock.now() }));
+  const adapterErrors = new Map<string, string>();
+  const retryTimers = new Set<NodeJS.Timeout>();
+  let startedAt = 0;
+  let running = false;
+
+  const startedAdapters = new Set<string>();
+  async function startAdapter(a: SourceAdapter, attempt: number): Promise<void> {
+    const alog = logger.child({ component: `adapter:${a.id}`, adapterId: a.id });
+    try {
+      await a.start({ intake: (raw) => pipeline.intake(raw), logger: alog });
+      adapterErrors.delete(a.id);
+      startedAdapters.add(a.id);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
+      adapterErrors.set(a.id, code);
+      const delay = Math.min(60_000, 2000 * 2 ** Math.min(attempt, 5));
+      alog.error({ code: 'GW_START_FAILED', cause: code, retryInMs: delay }, 'adapter failed to start; the rest of the gateway runs on');
+      bus.emit('component.failed', { component: `adapter:${a.id}`, code });
+      const t = setTimeout(() => { retryTimers.delete(t); if (running) void startAdapter(a, attempt + 1); }, delay);
+      retryTimers.add(t);
+    }
+  }
+
+  const admin = config.admin.enabled
+    ? createAdminServer({
+      host: config.admin.host, port: config.admin.port, token, logger: logger.child({ component: 'admin' }), metrics, outbox,
+      status: () => status(), replay: (id) => pipeline.replay(id),
+      ready: () => {
+        const reasons = [...adapterErrors].map(([id, code]) => `adapter ${id} not started (${code})`);
+        if (!running) reasons.push('gateway not running');
+        if (alerts.outboxFull) reasons.push('outbox full');
+        return { ready: reasons.length === 0, reasons };
+      },
+    })
+    : undefined;
+
+  metrics.gauge('ewml_outbox_records', 'Records in the outbox, by state.', () => {
+    const s = outbox.stats();
+    return [{ labels: { state: 'pending' }, value: s.pending }, { labels: { state: 'in_flight' }, value: s.inFlight }, { labels: { state: 'waiting_retry' }, value: s.waitingRetry }];
+  });
+  metrics.gauge('ewml_outbox_bytes', 'Bytes held by the outbox (records and dead letters).', () => outbox.stats().bytes);
+  metrics.gauge('ewml_outbox_max_bytes', 'The outbox byte cap.', () => config.outbox.maxBytes);
+  metrics.gauge('ewml_dead_letters', 'Dead letters waiting for a replay or discard.', () => outbox.stats().deadLetters);
+  metrics.gauge('ewml_outbox_oldest_age_seconds', 'Age of the oldest record in the outbox.', () => { const o = outbox.stats().oldestCreatedAt; return o === null ? 0 : Math.max(0, (clock.now() - o) / 1000); });
+  metrics.gauge('ewml_sink_connected', 'Whether the sink is connected (1) or not (0).', () => (sink.health().connected ? 1 : 0));
+
+  function status(): Record<string, unknown> {
+    const s = outbox.stats();
+    const count = (outcome: string) => adapters.reduce((t, a) => t + metrics.counter('ewml_intake_total', { adapter: a.id, outcome }), 0);
+    return {
+      gateway: { id: config.gateway.id, tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, version, startedAt: startedAt ? new Date(startedAt).toISOString() : null, uptimeSeconds: startedAt ? Math.round((clock.now() - startedAt) / 1000) : 0 },
+      adapters: Object.fromEntries(adapters.map((a) => [a.id, { ...a.health(), ...(adapterErrors.has(a.id) ? { status: 'down', error: adapterErrors.get(a.id) } : {}) }])),
+      outbox: { ...s, oldestAgeSeconds: s.oldestCreatedAt === null ? null : Math.round((clock.now() - s.oldestCreatedAt) / 1000) },
+      sink: { kind: sink.kind, ...sink.health() },
+      relay: relay.health(),
+      counts: {
+        accepted: count('accepted'), duplicate: count('duplicate'), ignored: count('ignored'),
+        rejected: metrics.total('ewml_intake_rejected_total'), delivered: metrics.total('ewml_records_delivered_total'),
+        enqueuedRecords: metrics.total('ewml_records_enqueued_total'), deadLettered: metrics.total('ewml_records_dead_lettered_total'),
+      },
+      alerts,
+    };
+  }
+
+  return {
+    parts: { outbox, pipeline, relay, sink, adapters, admin, metrics, bus, paths, token },
+    status,
+    async start() {
+      if (running) return;
+      await outbox.open();
+      running = true;
+      startedAt = clock.now();
+      try { await sink.start(); } catch (err) { logger.error({ err, code: 'GW_START_FAILED' }, 'sink failed to start; records stay queued'); }
+      await relay.start();
+      for (const a of adapters) await startAdapter(a, 0);
+      if (admin) {
+        try { await admin.start(); } catch (err) { logger.error({ code: 'GW_START_FAILED', cause: (err as NodeJS.ErrnoException).code }, 'admin API failed to start; the gateway runs on without it'); }
+      }
+      logger.info({ version, sink: sink.kind, dataDir: paths.dataDir, adapters: adapters.map((a) => a.id) }, 'gateway started');
+    },
+    async stop() {
+      if (!running) return;
+      running = false;
+      for (const t of retryTimers) clearTimeout(t);
+      retryTimers.clear();
+      await admin?.stop();
+      for (const a of [...adapters].reverse()) await a.stop().catch((err: unknown) => logger.error({ err }, 'adapter stop failed'));
+      await relay.stop();
+      await sink.stop().catch((err: unknown) => logger.error({ err }, 'sink stop failed'));
+      await outbox.close();
+      logger.info('gateway stopped');
+      logger.flush?.();
+    },
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * The one catalogue of stable error codes. Code decides on `code` and `retry`, never on message
+ * text. Every code is documented in docs/ERRORS.md (generated from this table by a test that fails
+ * when the two drift apart).
+ */
+
+export const RetryClass = {
+  /** Try again later; nothing was done. */
+  transient: 'transient',
+  /** Outcome unknown (e.g. a timeout after sending); retry, the receiver dedupes by id. */
+  ambiguous: 'ambiguous',
+  /** Retrying the same thing will fail the same way; dead-letter or fix config. */
+  permanent: 'permanent',
+} as const;
+export type RetryClass = (typeof RetryClass)[keyof typeof RetryClass];
+
+interface CodeInfo {
+  readonly retry: RetryClass;
+  readonly summary: string;
+  readonly action: string;
+}
+
+/** Every error code the gateway raises. */
+export const ErrorCodes = {
+  GW_CONFIG_INVALID: { retry: 'permanent', summary: 'The configuration failed validation.', action: 'Fix every field listed (path, expected, found), then run `eyewear-gateway check-config FILE`.' },
+  GW_CONFIG_UNREADABLE: { retry: 'permanent', summary: 'The configuration file (or a secret file it names) could not be read or parsed.', action: 'Check the path, permissions and YAML syntax.' },
+  GW_SECRET_MISSING: { retry: 'permanent', summary: 'A `${env:NAME}` or `${file:PATH}` reference in the config could not be resolved.', action: 'Set the environment variable or create the file, readable by the service account.' },
+  GW_OUTBOX_FULL: { retry: 'transient', summary: 'The outbox reached its byte cap; new input is refused until the relay drains it.', action: 'Check cloud connectivity (`eyewear-gateway status`); raise `outbox.maxBytes` only if the disk allows.' },
+  GW_OUTBOX_IO: { retry: 'transient', summary: 'The outbox database could not be written.', action: 'Check free disk space and permissions of the data directory.' },
+  GW_STORE_CORRUPT: { retry: 'permanent', summary: 'A sealed record could not be decrypted (wrong key or damaged data).', action: 'Restore the key file from backup; never delete the key while records are queued.' },
+  GW_PARSE_FAILED: { retry: 'permanent', summary: 'The input is not a well-formed message of its format.', action: 'The sender must fix the message; it is kept in dead letters with the reason.' },
+  GW_MAP_FAILED: { retry: 'permanent', summary: 'The message parsed but could not be mapped to canonical records.', action: 'Fix the mapping profile, then replay the dead letter.' },
+  GW_VALIDATION_FAILED: { retry: 'permanent', summary: 'A mapped record does not satisfy the canonical schema.', action: 'Fix the mapping or the source data, then replay the dead letter.' },
+  GW_UNSUPPORTED_MESSAGE: { retry: 'permanent', summary: 'The message type or event is not one the gateway maps.', action: 'None needed unless the message should be mapped; it is counted as ignored.' },
+  GW_CONTROL_ID_CONFLICT: { retry: 'permanent', summary: 'A message reused a control id (MSH-10) already seen with different content.', action: 'The sender must use a new MSH-10 for a new message; the conflicting message is in dead letters.' },
+  GW_FRAME_TOO_LARGE: { retry: 'permanent', summary: 'An MLLP frame exceeded `hl7.maxFrameBytes`; the connection was closed.', action: 'Raise the limit if such messages are legitimate.' },
+  GW_SINK_UNREACHABLE: { retry: 'transient', summary: 'The sink (broker or endpoint) could not be reached.', action: 'Records stay queued; check network, DNS, TLS and credentials.' },
+  GW_SINK_TIMEOUT: { retry: 'ambiguous', summary: 'The cloud did not acknowledge a batch in time.', action: 'The batch is resent; the cloud drops duplicates by record id.' },
+  GW_SINK_RETRY_LATER: { retry: 'transient', summary: 'The cloud asked to retry later (HTTP 429 or 5xx).', action: 'None; delivery resumes with backoff.' },
+  GW_SINK_REJECTED: { retry: 'permanent', summary: 'The cloud rejected a record permanently (HTTP 4xx or a reject ack).', action: 'The record is in dead letters with the reason; fix and replay.' },
+  GW_ADMIN_UNAUTHORIZED: { retry: 'permanent', summary: 'The admin API request had no or a wrong bearer token.', action: 'Use the token in `<dataDir>/admin.token`.' },
+  GW_NOT_FOUND: { retry: 'permanent', summary: 'The requested item does not exist.', action: 'Check the id.' },
+  GW_START_FAILED: { retry: 'transient', summary: 'A component failed to start; the others keep running.', action: 'Read the logged cause (port in use, unreachable host) and fix it; the component is retried.' },
+  GW_USAGE: { retry: 'permanent', summary: 'The command line was not understood.', action: 'Run with `--help`.' },
+} as const satisfies Record<string, CodeInfo>;
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** An error with a stable code; wrap the underlying error as `cause`. */
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly retry: RetryClass;
+  readonly details: Record<string, unknown> | undefined;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown>; retry?: RetryClass }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.code = code;
+    this.retry = options?.retry ?? ErrorCodes[code].retry;
+    this.details = options?.details;
+  }
+}
+
+export function isGatewayError(e: unknown, code?: ErrorCode): e is GatewayError {
+  return e instanceof GatewayError && (code === undefined || e.code === code);
+}
+
+/** Markdown for docs/ERRORS.md: one row per code. */
+export function renderErrorCatalogue(): string {
+  const rows = Object.entries(ErrorCodes).map(([code, info]) => `| \`${code}\` | ${info.retry} | ${info.summary} | ${info.action} |`);
+  return ['# Error codes', '', 'Generated from `gateway/errors.ts` (`npm run docs:config` regenerates it; a test fails when it drifts).', '', '| code | retry class | meaning | what to do |', '|---|---|---|---|', ...rows, ''].join('\n');
+}

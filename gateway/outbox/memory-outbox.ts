@@ -1,0 +1,110 @@
+/**
+ * The in-memory outbox for unit tests: the same contract as the SQLite one (same claim rule, same
+ * dedupe and cap semantics), nothing durable.
+ */
+import type { Clock } from '../clock.ts';
+import { GatewayError } from '../errors.ts';
+import { ENTRY_OVERHEAD, entryBytes, selectClaimable, type DeadLetterEntry, type Outbox, type QueueRow } from './outbox.ts';
+
+interface Row extends QueueRow { type: string; attempts: number; createdAt: number; bytes: number; sealed: Uint8Array }
+
+export interface MemoryOutboxOptions { maxBytes: number; clock: Clock; onFull?: (bytes: number, maxBytes: number) => void }
+
+export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
+  const rows = new Map<string, Row>();
+  const dead = new Map<string, DeadLetterEntry & { bytes: number }>();
+  const log = new Map<string, string>();
+  const inFlight = new Set<string>();
+  let seq = 0;
+  let bytes = 0;
+  let open = false;
+
+  function ordered(): Row[] { return [...rows.values()].sort((a, b) => a.seq - b.seq); }
+  function need(): void { if (!open) throw new GatewayError('GW_OUTBOX_IO', 'outbox is not open'); }
+
+  return {
+    async open() { open = true; inFlight.clear(); },
+    async close() { open = false; },
+    async enqueue(entry) {
+      need();
+      await Promise.resolve();
+      if (entry.dedupe) {
+        const prior = log.get(entry.dedupe.key);
+        if (prior !== undefined) return prior === entry.dedupe.hash ? 'duplicate' : 'conflict';
+      }
+      const size = entryBytes(entry);
+      if (bytes + size > opts.maxBytes) { opts.onFull?.(bytes, opts.maxBytes); return 'full'; }
+      for (const r of entry.records) {
+        if (rows.has(r.id)) continue;
+        const b = r.sealed.byteLength + ENTRY_OVERHEAD;
+        rows.set(r.id, { seq: ++seq, id: r.id, type: r.type, partitionKey: r.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: r.sealed });
+        bytes += b;
+      }
+      if (entry.dedupe) log.set(entry.dedupe.key, entry.dedupe.hash);
+      return 'accepted';
+    },
+    claim(n) {
+      need();
+      const picked = selectClaimable(ordered(), inFlight, opts.clock.now(), n);
+      for (const r of picked) inFlight.add(r.id);
+      return picked.map((r) => ({ seq: r.seq, id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: r.attempts, sealed: r.sealed }));
+    },
+    async ack(ids) {
+      for (const id of ids) { const r = rows.get(id); if (r) { bytes -= r.bytes; rows.delete(id); } inFlight.delete(id); }
+    },
+    async retryLater(ids, at) {
+      for (const id of ids) { const r = rows.get(id); if (r) { r.attempts++; r.nextAttemptAt = at; } inFlight.delete(id); }
+    },
+    async deadLetter(ids, code, reason) {
+      for (const id of ids) {
+        const r = rows.get(id);
+        inFlight.delete(id);
+        if (!r) continue;
+        rows.delete(id);
+        dead.set(id, { id, kind: 'record', createdAt: opts.clock.now(), adapter: 'relay', format: 'canonical', code, reason, recordType: r.type, partitionKey: r.partitionKey, sealed: r.sealed, bytes: r.bytes });
+      }
+    },
+    async addDeadLetter(e) {
+      need();
+      const size = e.sealed.byteLength + ENTRY_OVERHEAD;
+      if (bytes + size > opts.maxBytes) { opts.onFull?.(bytes, opts.maxBytes); return 'full'; }
+      dead.set(e.id, { ...e, bytes: size });
+      bytes += size;
+      return 'stored';
+    },
+    listDeadLetters(o) {
+      const all = [...dead.values()].sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+      const off = o?.offset ?? 0;
+      return all.slice(off, off + (o?.limit ?? 100)).map(({ sealed: _s, ...rest }) => rest);
+    },
+    getDeadLetter(id) {
+      const d = dead.get(id);
+      if (!d) return undefined;
+      const { bytes: _b, ...rest } = d;
+      return rest;
+    },
+    async removeDeadLetter(id) {
+      const d = dead.get(id);
+      if (!d) return false;
+      dead.delete(id);
+      bytes -= d.bytes;
+      return true;
+    },
+    nextRetryAt() {
+      const now = opts.clock.now();
+      let t: number | null = null;
+      for (const r of rows.values()) if (r.nextAttemptAt > now && (t === null || r.nextAttemptAt < t)) t = r.nextAttemptAt;
+      return t;
+    },
+    stats() {
+      const now = opts.clock.now();
+      let waiting = 0;
+      let oldest: number | null = null;
+      for (const r of rows.values()) {
+        if (r.nextAttemptAt > now) waiting++;
+        if (oldest === null || r.createdAt < oldest) oldest = r.createdAt;
+      }
+      return { pending: rows.size - inFlight.size - waiting, inFlight: inFlight.size, waitingRetry: waiting, deadLetters: dead.size, bytes, maxBytes: opts.maxBytes, oldestCreatedAt: oldest };
+    },
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * The Outbox contract (ARCHITECTURE.md). Two implementations — SQLite (durable) and memory (unit
+ * tests) — pass the same contract suite (test/gateway/outbox/outbox-contract.ts).
+ *
+ * Row life cycle:
+ *   enqueued ──claim──► in flight (held in memory only; a restart makes it pending again)
+ *   in flight ──ack──► deleted                       (rule 2: only on the cloud's ack)
+ *   in flight ──retryLater(at)──► pending, not claimable before `at`, attempts + 1
+ *   in flight ──deadLetter(reason)──► moved to dead letters (kind `record`)
+ * Ordering: rows sharing a partition key are claimed in enqueue order, and never while an earlier
+ * row of that partition is in flight or waiting for its retry time.
+ */
+
+/** A sealed record as the outbox stores it: it never sees plaintext. */
+export interface SealedRecord {
+  id: string;
+  type: string;
+  partitionKey: string;
+  sealed: Uint8Array;
+}
+
+export interface EnqueueEntry {
+  records: SealedRecord[];
+  /** Resend detection: the same key with the same hash is a duplicate; another hash a conflict. */
+  dedupe?: { key: string; hash: string };
+}
+
+export type EnqueueOutcome = 'accepted' | 'duplicate' | 'conflict' | 'full';
+
+export interface ClaimedRow {
+  seq: number;
+  id: string;
+  type: string;
+  partitionKey: string;
+  attempts: number;
+  sealed: Uint8Array;
+}
+
+export const DeadLetterKind = { input: 'input', record: 'record' } as const;
+export type DeadLetterKind = (typeof DeadLetterKind)[keyof typeof DeadLetterKind];
+
+export interface DeadLetterEntry {
+  id: string;
+  kind: DeadLetterKind;
+  createdAt: number;
+  adapter: string;
+  format: string;
+  code: string;
+  reason: string;
+  location?: string;
+  /** For `record` dead letters: the record's type and partition, to put it back on replay. */
+  recordType?: string;
+  partitionKey?: string;
+  sealed: Uint8Array;
+}
+
+export type DeadLetterSummary = Omit<DeadLetterEntry, 'sealed'> & { bytes: number };
+
+export interface OutboxStats {
+  pending: number;
+  inFlight: number;
+  waitingRetry: number;
+  deadLetters: number;
+  bytes: number;
+  maxBytes: number;
+  oldestCreatedAt: number | null;
+}
+
+export interface Outbox {
+  /** Opens/migrates storage. Idempotent. */
+  open(): Promise<void>;
+  /** Flushes pending commits and closes. Idempotent. */
+  close(): Promise<void>;
+  /** One transaction per entry (group-committed with others); resolves after the commit. */
+  enqueue(entry: EnqueueEntry): Promise<EnqueueOutcome>;
+  /** Up to n claimable rows in order; they stay in flight until ack/retryLater/deadLetter. */
+  claim(n: number): ClaimedRow[];
+  ack(ids: readonly string[]): Promise<void>;
+  retryLater(ids: readonly string[], at: number, error: string): Promise<void>;
+  deadLetter(ids: readonly string[], code: string, reason: string): Promise<void>;
+  /** Keep input that could not be parsed, mapped or validated. */
+  addDeadLetter(entry: DeadLetterEntry): Promise<'stored' | 'full'>;
+  listDeadLetters(opts?: { limit?: number; offset?: number }): DeadLetterSummary[];
+  getDeadLetter(id: string): DeadLetterEntry | undefined;
+  /** Removes it (after a successful replay, or a technician's discard). */
+  removeDeadLetter(id: string): Promise<boolean>;
+  /** Earliest time a waiting row becomes claimable (for the relay's sleep), or null. */
+  nextRetryAt(): number | null;
+  stats(): OutboxStats;
+}
+
+/** A row as both implementations keep it, for the shared claim rule. */
+export interface QueueRow {
+  seq: number;
+  id: string;
+  partitionKey: string;
+  nextAttemptAt: number;
+}
+
+/**
+ * The shared claim rule over rows in enqueue order: skip rows in flight or not yet due, and block
+ * their partitions so no later row of the same patient overtakes them.
+ */
+export function selectClaimable<R extends QueueRow>(rows: Iterable<R>, inFlight: ReadonlySet<string>, now: number, n: number): R[] {
+  const blocked = new Set<string>();
+  const out: R[] = [];
+  for (const r of rows) {
+    if (out.length >= n) break;
+    if (blocked.has(r.partitionKey)) continue;
+    if (inFlight.has(r.id) || r.nextAttemptAt > now) { blocked.add(r.partitionKey); continue; }
+    out.push(r);
+  }
+  return out;
+}
+
+/** Per-row bookkeeping bytes counted against the cap beside the sealed payload. */
+export const ENTRY_OVERHEAD = 64;
+
+/** Bytes an entry adds to the outbox, as counted against `outbox.maxBytes`. */
+export function entryBytes(entry: EnqueueEntry): number {
+  let b = 0;
+  for (const r of entry.records) b += r.sealed.byteLength + ENTRY_OVERHEAD;
+  return b;
+}

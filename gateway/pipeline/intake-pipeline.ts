@@ -1,0 +1,164 @@
+/**
+ * The record path inside the gateway: parse → map → validate → seal → outbox commit.
+ *
+ * `intake(raw)` resolves only when the outcome is durable: records committed (accepted), a resend
+ * recognised (duplicate), the input in dead letters (rejected, permanent), or nothing written and
+ * the source told to retry (rejected, transient: outbox full or unwritable). Adapters acknowledge
+ * their source from this result alone (rule 1). Nothing that fails is dropped silently (rule 3).
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { deterministicId } from '../../adapters/canonical/record-id.ts';
+import type { RecordValidator } from '../../adapters/canonical/validator.ts';
+import { CodecError, type IntakeResult, type MapContext, type RawInput, type SourceCodec, type SourceLocation } from '../../adapters/contracts.ts';
+import type { Clock } from '../clock.ts';
+import type { RecordSealer } from '../crypto/record-sealer.ts';
+import { isGatewayError, type ErrorCode } from '../errors.ts';
+import type { EventBus } from '../event-bus.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Outbox, SealedRecord } from '../outbox/outbox.ts';
+import { createMapStage, type MapStageResult } from './map-stage.ts';
+
+export interface IntakePipelineOptions {
+  codecs: ReadonlyArray<SourceCodec<unknown>>;
+  outbox: Outbox;
+  sealer: RecordSealer;
+  validator: RecordValidator;
+  clock: Clock;
+  identity: MapContext;
+  logger: Logger;
+  bus: EventBus;
+  metrics: Metrics;
+  /** Called after each commit that added records (wakes the relay). */
+  onEnqueued?: () => void;
+}
+
+export interface IntakePipeline {
+  intake(raw: RawInput): Promise<IntakeResult>;
+  /** Runs a dead letter through again (after a mapping fix); removes it when it goes through. */
+  replay(deadLetterId: string): Promise<IntakeResult | undefined>;
+  codecFor(format: string): SourceCodec<unknown> | undefined;
+}
+
+/** Canonical text for resend detection: segment ends normalised, trailing space ignored. */
+function contentHash(text: string): string {
+  return createHash('sha256').update(text.replace(/^\uFEFF/, '').replace(/\r\n|\n/g, '\r').replace(/\r+$/, '').trim()).digest('hex');
+}
+
+function locationText(l?: SourceLocation): string | undefined {
+  if (!l) return undefined;
+  return [l.segment, l.sequence, l.field, l.component].filter((x) => x !== undefined && x !== '').join('-') || undefined;
+}
+
+export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipeline {
+  const codecs = new Map(opts.codecs.map((c) => [c.format, c]));
+  const log = opts.logger;
+
+  const stage = createMapStage({ validator: opts.validator, clock: opts.clock, identity: opts.identity });
+
+  async function reject(raw: RawInput, code: ErrorCode, reason: string, extra: { location?: SourceLocation; hl7ErrorCode?: string; hash: string }): Promise<IntakeResult> {
+    const dlId = deterministicId('dead-letter', raw.adapter, raw.format, extra.hash, code);
+    const stored = await opts.outbox.addDeadLetter({
+      id: dlId, kind: 'input', createdAt: opts.clock.now(), adapter: raw.adapter, format: raw.format, code, reason,
+      location: locationText(extra.location), sealed: opts.sealer.seal(dlId, Buffer.from(raw.text, 'utf8')),
+    });
+    opts.metrics.inc('ewml_intake_rejected_total', { adapter: raw.adapter, code });
+    opts.bus.emit('intake.rejected', { adapter: raw.adapter, code });
+    if (stored === 'full') {
+      opts.metrics.inc('ewml_outbox_full_total');
+      return { status: 'rejected', code: 'GW_OUTBOX_FULL', retry: 'transient', reason: 'outbox full', location: extra.location, hl7ErrorCode: '207' };
+    }
+    opts.metrics.inc('ewml_records_dead_lettered_total', { code });
+    log.warn({ code, deadLetterId: dlId, adapter: raw.adapter, location: locationText(extra.location) }, 'input rejected; kept in dead letters');
+    return { status: 'rejected', code, retry: 'permanent', reason, location: extra.location, hl7ErrorCode: extra.hl7ErrorCode, deadLetterId: dlId };
+  }
+
+  async function intake(raw: RawInput): Promise<IntakeResult> {
+    const codec = codecs.get(raw.format);
+    const hash = contentHash(raw.text);
+    if (!codec) return reject(raw, 'GW_UNSUPPORTED_MESSAGE', `no codec for format ${raw.format}`, { hash });
+    let parsed = raw.parsed;
+    if (parsed === undefined) {
+      try { parsed = codec.parse(raw.text); } catch (e) {
+        if (e instanceof CodecError) return reject(raw, 'GW_PARSE_FAILED', e.message, { location: e.location, hl7ErrorCode: e.hl7ErrorCode ?? '100', hash });
+        throw e;
+      }
+    }
+    const { kind, messageId } = codec.describe(parsed);
+    let built: MapStageResult;
+    try { built = stage.run(codec, parsed); } catch (e) {
+      log.error({ err: e, kind, messageId }, 'mapper threw');
+      return reject(raw, 'GW_MAP_FAILED', 'mapper failed unexpectedly', { hash, hl7ErrorCode: '207' });
+    }
+    const { mapped, records, invalid } = built;
+    if (mapped.unsupported) {
+      opts.metrics.inc('ewml_intake_total', { adapter: raw.adapter, outcome: 'ignored' });
+      opts.metrics.inc('ewml_intake_ignored_total', { adapter: raw.adapter, kind: mapped.unsupported });
+      opts.bus.emit('intake.ignored', { adapter: raw.adapter, messageType: mapped.unsupported });
+      return { status: 'ignored', reason: `${mapped.unsupported} is not mapped` };
+    }
+    const firstError = mapped.issues.find((i) => i.severity === 'error');
+    if (firstError) return reject(raw, 'GW_MAP_FAILED', firstError.message, { location: firstError.location, hl7ErrorCode: firstError.hl7ErrorCode ?? '207', hash });
+    if (invalid.length) {
+      const first = invalid[0];
+      return reject(raw, 'GW_VALIDATION_FAILED', `${first.type} record ${first.path} ${first.problem}${invalid.length > 1 ? ` (+${invalid.length - 1} more)` : ''}`, { hash, hl7ErrorCode: '102' });
+    }
+    if (records.length === 0) return reject(raw, 'GW_MAP_FAILED', 'message produced no records', { hash, hl7ErrorCode: '207' });
+    const sealed: SealedRecord[] = records.map(({ draft, record }) => ({
+      id: record.id, type: record.type, partitionKey: draft.partitionKey,
+      sealed: opts.sealer.seal(record.id, Buffer.from(JSON.stringify(record), 'utf8')),
+    }));
+    const key = codec.dedupeKey(parsed);
+    let outcome;
+    try {
+      outcome = await opts.outbox.enqueue({ records: sealed, dedupe: key ? { key, hash } : undefined });
+    } catch (e) {
+      log.error({ err: e, kind, messageId }, 'outbox commit failed');
+      opts.metrics.inc('ewml_intake_rejected_total', { adapter: raw.adapter, code: 'GW_OUTBOX_IO' });
+      return { status: 'rejected', code: isGatewayError(e) ? e.code : 'GW_OUTBOX_IO', retry: 'transient', reason: 'outbox write failed', hl7ErrorCode: '207' };
+    }
+    switch (outcome) {
+      case 'accepted':
+        opts.metrics.inc('ewml_intake_total', { adapter: raw.adapter, outcome: 'accepted' });
+        opts.metrics.inc('ewml_records_enqueued_total', undefined, sealed.length);
+        opts.bus.emit('intake.accepted', { adapter: raw.adapter, records: sealed.length });
+        opts.onEnqueued?.();
+        return { status: 'accepted', recordIds: sealed.map((s) => s.id) };
+      case 'duplicate':
+        opts.metrics.inc('ewml_intake_total', { adapter: raw.adapter, outcome: 'duplicate' });
+        opts.bus.emit('intake.duplicate', { adapter: raw.adapter });
+        log.info({ kind, messageId }, 'resend of an accepted message; not enqueued again');
+        return { status: 'duplicate' };
+      case 'conflict':
+        return reject(raw, 'GW_CONTROL_ID_CONFLICT', `control id ${messageId ?? '?'} was already used for different content`, { hash, hl7ErrorCode: '205', location: { segment: 'MSH', sequence: 1, field: 10 } });
+      case 'full':
+        opts.metrics.inc('ewml_intake_rejected_total', { adapter: raw.adapter, code: 'GW_OUTBOX_FULL' });
+        opts.metrics.inc('ewml_outbox_full_total');
+        return { status: 'rejected', code: 'GW_OUTBOX_FULL', retry: 'transient', reason: 'outbox full', hl7ErrorCode: '207' };
+      default:
+        return outcome satisfies never;
+    }
+  }
+
+  return {
+    intake,
+    codecFor: (f) => codecs.get(f),
+    async replay(id) {
+      const dl = opts.outbox.getDeadLetter(id);
+      if (!dl) return undefined;
+      if (dl.kind === 'record') {
+        const outcome = await opts.outbox.enqueue({ records: [{ id: dl.id, type: dl.recordType ?? 'unknown', partitionKey: dl.partitionKey ?? dl.id, sealed: dl.sealed }] });
+        if (outcome === 'full') return { status: 'rejected', code: 'GW_OUTBOX_FULL', retry: 'transient', reason: 'outbox full' };
+        await opts.outbox.removeDeadLetter(id);
+        opts.onEnqueued?.();
+        return { status: 'accepted', recordIds: [dl.id] };
+      }
+      const text = opts.sealer.open(id, dl.sealed).toString('utf8');
+      const result = await intake({ adapter: dl.adapter, format: dl.format, text });
+      if (result.status !== 'rejected' || result.deadLetterId !== id) {
+        if (result.status !== 'rejected' || result.retry === 'permanent') await opts.outbox.removeDeadLetter(id);
+      }
+      return result;
+    },
+  };
+}

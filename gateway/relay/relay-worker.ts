@@ -1,0 +1,166 @@
+/**
+ * The relay: outbox → sink. Claims batches in order (the outbox keeps one patient's records in
+ * order and never lets two batches of one patient be in flight), unseals, delivers, and only on the
+ * cloud's ack deletes the rows (rule 2).
+ *
+ * States: idle ──notify/timer──► pumping ──claim──► up to `maxInFlight` deliveries
+ *         delivery ok ──► ack rows; failures reset
+ *         delivery transient/ambiguous ──► rows retry later; the whole relay pauses for the
+ *                                          backoff (the sink, not the record, is the problem)
+ *         delivery permanent ──► rows to dead letters
+ */
+import type { Logger } from 'pino';
+import type { CanonicalRecord } from '../../adapters/canonical/types.ts';
+import { deterministicId } from '../../adapters/canonical/record-id.ts';
+import type { Clock } from '../clock.ts';
+import type { RecordSealer } from '../crypto/record-sealer.ts';
+import { GatewayError, isGatewayError } from '../errors.ts';
+import type { EventBus } from '../event-bus.ts';
+import type { Metrics } from '../metrics.ts';
+import type { ClaimedRow, Outbox } from '../outbox/outbox.ts';
+import type { Sink } from '../sinks/sink.ts';
+import { backoffDelay } from './backoff.ts';
+
+export interface RelayWorkerOptions {
+  outbox: Outbox;
+  sink: Sink;
+  sealer: RecordSealer;
+  clock: Clock;
+  logger: Logger;
+  bus: EventBus;
+  metrics: Metrics;
+  batchSize: number;
+  maxInFlight: number;
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  idlePollMs: number;
+  /** How long stop() waits for deliveries in flight (rows not acked stay in the outbox). */
+  stopGraceMs?: number;
+  random?: () => number;
+}
+
+export interface RelayHealth { running: boolean; inFlightBatches: number; consecutiveFailures: number; pausedUntil: number | null; lastError?: string; lastDeliveryAt: number | null }
+
+export interface RelayWorker {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** New records were committed: look for work now. */
+  notify(): void;
+  health(): RelayHealth;
+}
+
+export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
+  const log = o.logger;
+  let running = false;
+  let timer: NodeJS.Timeout | undefined;
+  let immediate: NodeJS.Immediate | undefined;
+  let pausedUntil = 0;
+  let failures = 0;
+  let lastError: string | undefined;
+  let lastDeliveryAt: number | null = null;
+  const inFlight = new Set<Promise<void>>();
+
+  function schedule(atMs: number): void {
+    if (!running) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => { timer = undefined; pump(); }, Math.max(0, atMs - o.clock.now()));
+    timer.unref?.();
+  }
+
+  function pump(): void {
+    if (!running) return;
+    const now = o.clock.now();
+    if (now < pausedUntil) { schedule(pausedUntil); return; }
+    let claimedAny = false;
+    while (inFlight.size < o.maxInFlight) {
+      let rows: ClaimedRow[];
+      try { rows = o.outbox.claim(o.batchSize); } catch (err) { log.error({ err }, 'outbox claim failed'); schedule(now + o.idlePollMs); return; }
+      if (rows.length === 0) break;
+      claimedAny = true;
+      const p = deliver(rows).catch((err: unknown) => log.error({ err }, 'relay delivery bookkeeping failed')).finally(() => {
+        inFlight.delete(p);
+        if (running) pump();
+      });
+      inFlight.add(p);
+    }
+    if (!claimedAny && inFlight.size === 0) {
+      const next = o.outbox.nextRetryAt();
+      schedule(Math.min(next ?? Infinity, now + o.idlePollMs));
+    }
+  }
+
+  async function deliver(rows: ClaimedRow[]): Promise<void> {
+    const records: CanonicalRecord[] = [];
+    const corrupt: string[] = [];
+    for (const r of rows) {
+      try { records.push(JSON.parse(o.sealer.open(r.id, r.sealed).toString('utf8')) as CanonicalRecord); } catch { corrupt.push(r.id); }
+    }
+    if (corrupt.length) {
+      await o.outbox.deadLetter(corrupt, 'GW_STORE_CORRUPT', 'sealed record could not be opened');
+      o.metrics.inc('ewml_records_dead_lettered_total', { code: 'GW_STORE_CORRUPT' }, corrupt.length);
+    }
+    if (records.length === 0) return;
+    const ids = records.map((r) => r.id);
+    const batchId = deterministicId('batch', ...ids);
+    try {
+      const result = await o.sink.deliver({ batchId, records });
+      const rejected = new Map(result.rejected.map((r) => [r.id, r.reason]));
+      const accepted = ids.filter((id) => !rejected.has(id));
+      if (accepted.length) await o.outbox.ack(accepted);
+      for (const [id, reason] of rejected) await o.outbox.deadLetter([id], 'GW_SINK_REJECTED', reason);
+      failures = 0;
+      lastError = undefined;
+      lastDeliveryAt = o.clock.now();
+      o.metrics.inc('ewml_records_delivered_total', { sink: o.sink.kind }, accepted.length);
+      o.bus.emit('relay.delivered', { sink: o.sink.kind, records: accepted.length });
+      if (rejected.size) {
+        o.metrics.inc('ewml_records_dead_lettered_total', { code: 'GW_SINK_REJECTED' }, rejected.size);
+        o.bus.emit('relay.deadLettered', { sink: o.sink.kind, records: rejected.size, code: 'GW_SINK_REJECTED' });
+        log.warn({ batchId, rejected: rejected.size }, 'cloud rejected records; moved to dead letters');
+      }
+    } catch (e) {
+      const err = isGatewayError(e) ? e : new GatewayError('GW_SINK_UNREACHABLE', 'delivery failed', { cause: e });
+      o.metrics.inc('ewml_relay_failures_total', { sink: o.sink.kind, code: err.code });
+      lastError = err.code;
+      if (err.retry === 'permanent') {
+        await o.outbox.deadLetter(ids, err.code, err.message);
+        o.metrics.inc('ewml_records_dead_lettered_total', { code: err.code }, ids.length);
+        o.bus.emit('relay.deadLettered', { sink: o.sink.kind, records: ids.length, code: err.code });
+        log.warn({ batchId, code: err.code, records: ids.length }, 'batch rejected permanently; moved to dead letters');
+        return;
+      }
+      failures++;
+      const retryAfter = Number(err.details?.retryAfterMs ?? 0);
+      const delay = Math.max(backoffDelay(failures, { initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs, random: o.random }), retryAfter);
+      const at = o.clock.now() + delay;
+      pausedUntil = Math.max(pausedUntil, at);
+      await o.outbox.retryLater(ids, at, err.code);
+      o.bus.emit('relay.failed', { sink: o.sink.kind, code: err.code, retryInMs: delay });
+      log.warn({ batchId, code: err.code, retry: err.retry, records: ids.length, retryInMs: delay, failures }, 'delivery failed; will retry');
+    }
+  }
+
+  return {
+    async start() {
+      if (running) return;
+      running = true;
+      pump();
+    },
+    async stop() {
+      if (!running) return;
+      running = false;
+      if (timer) clearTimeout(timer);
+      if (immediate) clearImmediate(immediate);
+      timer = undefined;
+      immediate = undefined;
+      const grace = new Promise<void>((r) => { const t = setTimeout(r, o.stopGraceMs ?? 5000); t.unref?.(); });
+      await Promise.race([Promise.allSettled([...inFlight]), grace]);
+    },
+    notify() {
+      if (!running || immediate || inFlight.size >= o.maxInFlight) return;
+      if (o.clock.now() < pausedUntil) return;
+      immediate = setImmediate(() => { immediate = undefined; pump(); });
+    },
+    health: () => ({ running, inFlightBatches: inFlight.size, consecutiveFailures: failures, pausedUntil: pausedUntil > o.clock.now() ? pausedUntil : null, lastError, lastDeliveryAt }),
+  };
+}

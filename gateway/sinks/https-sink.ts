@@ -1,0 +1,85 @@
+/**
+ * The HTTPS sink: `POST {url}/v1/gateways/{gateway}/records` with the batch as a JWE
+ * (`application/jose`) and `Idempotency-Key: <batchId>`. 2xx = acknowledged (the body may list
+ * per-record rejections), 429/5xx = retry later (Retry-After honoured), other 4xx = permanent,
+ * network errors = unreachable, timeouts = ambiguous.
+ */
+import { request as httpsRequest } from 'node:https';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { Clock } from '../clock.ts';
+import type { CloudEnvelope } from '../crypto/cloud-envelope.ts';
+import { GatewayError } from '../errors.ts';
+import type { BatchAck, BatchEnvelope, DeliveryResult, RecordBatch, Sink } from './sink.ts';
+
+export interface HttpsSinkOptions {
+  url: string;
+  gatewayId: string;
+  tenantId: string;
+  token?: string;
+  timeoutMs: number;
+  ca?: string;
+  cert?: string;
+  key?: string;
+  rejectUnauthorized: boolean;
+  envelope: CloudEnvelope;
+  clock: Clock;
+}
+
+export function createHttpsSink(opts: HttpsSinkOptions): Sink {
+  const endpoint = new URL(`${opts.url.replace(/\/$/, '')}/v1/gateways/${encodeURIComponent(opts.gatewayId)}/records`);
+  const secure = endpoint.protocol === 'https:';
+  let lastOk = false;
+  let lastError = '';
+
+  function post(body: string, batchId: string): Promise<{ status: number; headers: IncomingMessage['headers']; text: string }> {
+    return new Promise((resolve, reject) => {
+      const headers: Record<string, string> = { 'content-type': 'application/jose', 'idempotency-key': batchId, 'content-length': String(Buffer.byteLength(body)) };
+      if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+      const req = (secure ? httpsRequest : httpRequest)(endpoint, {
+        method: 'POST', headers, timeout: opts.timeoutMs,
+        ...(secure ? { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized } : {}),
+      }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new GatewayError('GW_SINK_TIMEOUT', `no answer from ${endpoint.host} within ${opts.timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  return {
+    kind: 'https',
+    async start() { /* connection per request; keep-alive via the global agent */ },
+    async stop() { /* nothing held */ },
+    async deliver(batch: RecordBatch): Promise<DeliveryResult> {
+      const env: BatchEnvelope = { batchId: batch.batchId, gatewayId: opts.gatewayId, tenantId: opts.tenantId, sentAt: new Date(opts.clock.now()).toISOString(), records: batch.records };
+      const jwe = await opts.envelope.encrypt(Buffer.from(JSON.stringify(env)), { bid: batch.batchId });
+      let res;
+      try {
+        res = await post(jwe, batch.batchId);
+      } catch (e) {
+        lastOk = false;
+        if (e instanceof GatewayError) { lastError = e.code; throw e; }
+        lastError = (e as NodeJS.ErrnoException).code ?? 'network';
+        throw new GatewayError('GW_SINK_UNREACHABLE', `cannot reach ${endpoint.host}: ${lastError}`, { cause: e });
+      }
+      if (res.status >= 200 && res.status < 300) {
+        lastOk = true;
+        let ack: BatchAck | undefined;
+        try { ack = res.text ? (JSON.parse(res.text) as BatchAck) : undefined; } catch { ack = undefined; }
+        return { rejected: Array.isArray(ack?.rejected) ? ack.rejected : [] };
+      }
+      lastOk = false;
+      lastError = `HTTP ${res.status}`;
+      if (res.status === 429 || res.status >= 500) {
+        const retryAfter = Number(res.headers['retry-after']);
+        throw new GatewayError('GW_SINK_RETRY_LATER', `cloud answered ${res.status}`, { details: Number.isFinite(retryAfter) ? { retryAfterMs: retryAfter * 1000 } : undefined });
+      }
+      throw new GatewayError('GW_SINK_REJECTED', `cloud rejected the batch with HTTP ${res.status}`);
+    },
+    health: () => ({ connected: lastOk, detail: lastError ? { lastError } : undefined }),
+  };
+}

@@ -1,0 +1,47 @@
+/**
+ * The Sink contract: `deliver(batch)` resolves when the cloud has acknowledged the batch (rule 2:
+ * only then are rows deleted). Errors are GatewayErrors whose retry class tells the relay what to
+ * do: transient (retry with backoff), ambiguous (resend; the cloud dedupes by record id),
+ * permanent (dead-letter the batch).
+ */
+import type { CanonicalRecord } from '../../adapters/canonical/types.ts';
+
+export interface RecordBatch {
+  /** Deterministic from the record ids: a resend carries the same id (Idempotency-Key). */
+  batchId: string;
+  records: CanonicalRecord[];
+}
+
+export interface DeliveryResult {
+  /** Records the cloud refused permanently (the rest were accepted). */
+  rejected: Array<{ id: string; reason: string }>;
+}
+
+export interface SinkHealth {
+  connected: boolean;
+  detail?: Record<string, string | number | boolean>;
+}
+
+export interface Sink {
+  readonly kind: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  deliver(batch: RecordBatch): Promise<DeliveryResult>;
+  health(): SinkHealth;
+}
+
+/** The JSON inside the JWE of one batch, as the cloud reads it. */
+export interface BatchEnvelope {
+  batchId: string;
+  gatewayId: string;
+  tenantId: string;
+  sentAt: string;
+  records: CanonicalRecord[];
+}
+
+/** The cloud's acknowledgement of one batch (MQTT `down/acks`, or the HTTPS response body). */
+export interface BatchAck {
+  batchId: string;
+  accepted?: string[];
+  rejected?: Array<{ id: string; reason: string }>;
+}
