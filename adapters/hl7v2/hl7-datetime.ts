@@ -40,7 +40,7 @@ export function hl7Instant(v: string, zone: string): string | undefined {
   if (!m || !m[3]) return undefined;
   const [, y, mo, d, h = '00', mi = '00', s = '00', frac, off] = m;
   if (+mo < 1 || +mo > 12 || +d < 1 || +d > 31 || +h > 23 || +mi > 59 || +s > 59) return undefined;
-  const local = `${y}-${mo}-${d}T${h}:${mi}:${s}${frac ? frac.padEnd(4, '0').slice(0, 4) : ''}`;
+  const local = `${y}-${mo}-${d}T${h}:${mi}:${s}${frac ?? ''}`;
   let offMin: number;
   if (off) {
     offMin = (off[0] === '-' ? -1 : 1) * (Number(off.slice(1, 3)) * 60 + Number(off.slice(3, 5)));

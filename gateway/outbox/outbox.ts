@@ -64,6 +64,8 @@ export interface OutboxStats {
   bytes: number;
   maxBytes: number;
   oldestCreatedAt: number | null;
+  /** Group commits so far (durable implementations): fewer than enqueues when intakes share them. */
+  commits?: number;
 }
 
 export interface Outbox {

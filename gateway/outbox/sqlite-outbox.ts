@@ -36,6 +36,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   let queue: Pending[] = [];
   let flushScheduled = false;
   let lastPrune = 0;
+  let commits = 0;
   const inFlight = new Set<string>();
   const maxGroup = opts.groupCommitMaxRecords ?? 2000;
   const dedupeWindowMs = opts.dedupeWindowMs ?? 30 * 86_400_000;
@@ -93,6 +94,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       }
       if (now - lastPrune > 60_000) { st.pruneLog.run(now - dedupeWindowMs); lastPrune = now; }
       db.exec('COMMIT');
+      commits++;
     } catch (e) {
       try { db.exec('ROLLBACK'); } catch { /* the commit may have failed after the transaction ended */ }
       const err = new GatewayError('GW_OUTBOX_IO', 'outbox commit failed', { cause: e });
@@ -245,7 +247,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       const dead = Number((st.countDead.get() as { n: number }).n);
       const total = Number(c.n);
       const waiting = Number(c.waiting ?? 0);
-      return { pending: total - inFlight.size - waiting, inFlight: inFlight.size, waitingRetry: waiting, deadLetters: dead, bytes, maxBytes: opts.maxBytes, oldestCreatedAt: c.oldest === null ? null : Number(c.oldest) };
+      return { pending: total - inFlight.size - waiting, inFlight: inFlight.size, waitingRetry: waiting, deadLetters: dead, bytes, maxBytes: opts.maxBytes, oldestCreatedAt: c.oldest === null ? null : Number(c.oldest), commits };
     },
   };
 }

@@ -1,0 +1,118 @@
+/**
+ * The Outbox contract suite: every implementation passes the same tests (CONVENTIONS.md §9, as
+ * MQTT.js does for its stores).
+ */
+import { describe, expect, it, beforeEach, afterEach } from 'vitest';
+import { createManualClock } from '../../../gateway/clock.ts';
+import type { Outbox, SealedRecord } from '../../../gateway/outbox/outbox.ts';
+
+export type OutboxFactory = (o: { maxBytes: number; clock: ReturnType<typeof createManualClock> }) => Outbox;
+
+export function rec(id: string, partitionKey = `p-${id}`, bytes = 100): SealedRecord {
+  return { id, type: 'patient', partitionKey, sealed: Buffer.alloc(bytes, id.charCodeAt(0)) };
+}
+
+export function outboxContract(name: string, factory: OutboxFactory): void {
+  describe(`Outbox contract: ${name}`, () => {
+    let clock: ReturnType<typeof createManualClock>;
+    let box: Outbox;
+    beforeEach(async () => {
+      clock = createManualClock();
+      box = factory({ maxBytes: 1024 * 1024, clock });
+      await box.open();
+    });
+    afterEach(async () => { await box.close(); });
+
+    it('claims enqueued records in order and deletes them only on ack', async () => {
+      expect(await box.enqueue({ records: [rec('a'), rec('b')] })).toBe('accepted');
+      expect(await box.enqueue({ records: [rec('c')] })).toBe('accepted');
+      const claimed = box.claim(10);
+      expect(claimed.map((r) => r.id)).toEqual(['a', 'b', 'c']);
+      expect(Buffer.from(claimed[0].sealed)).toEqual(Buffer.alloc(100, 'a'.charCodeAt(0)));
+      expect(box.claim(10)).toEqual([]);
+      expect(box.stats().inFlight).toBe(3);
+      await box.ack(['a', 'b']);
+      expect(box.stats()).toMatchObject({ pending: 0, inFlight: 1 });
+      await box.ack(['c']);
+      expect(box.stats()).toMatchObject({ pending: 0, inFlight: 0, bytes: 0, oldestCreatedAt: null });
+    });
+
+    it('respects the claim size', async () => {
+      await box.enqueue({ records: ['a', 'b', 'c', 'd'].map((i) => rec(i)) });
+      expect(box.claim(3).map((r) => r.id)).toEqual(['a', 'b', 'c']);
+      expect(box.claim(3).map((r) => r.id)).toEqual(['d']);
+    });
+
+    it('never lets a later record of a partition overtake an earlier one in flight or waiting', async () => {
+      await box.enqueue({ records: [rec('a1', 'P'), rec('b1', 'Q')] });
+      await box.enqueue({ records: [rec('a2', 'P'), rec('c1', 'R')] });
+      const first = box.claim(1);
+      expect(first.map((r) => r.id)).toEqual(['a1']);
+      expect(box.claim(10).map((r) => r.id)).toEqual(['b1', 'c1']);
+      await box.retryLater(['a1'], clock.now() + 5000, 'GW_SINK_TIMEOUT');
+      expect(box.claim(10)).toEqual([]);
+      expect(box.stats().waitingRetry).toBe(1);
+      expect(box.nextRetryAt()).toBe(clock.now() + 5000);
+      clock.advance(5000);
+      const again = box.claim(10);
+      expect(again.map((r) => r.id)).toEqual(['a1', 'a2']);
+      expect(again[0].attempts).toBe(1);
+    });
+
+    it('recognises a resend (same key, same hash) and a conflict (same key, other hash)', async () => {
+      expect(await box.enqueue({ records: [rec('a')], dedupe: { key: 'k1', hash: 'h1' } })).toBe('accepted');
+      expect(await box.enqueue({ records: [rec('a')], dedupe: { key: 'k1', hash: 'h1' } })).toBe('duplicate');
+      expect(await box.enqueue({ records: [rec('x')], dedupe: { key: 'k1', hash: 'h2' } })).toBe('conflict');
+      expect(box.claim(10).map((r) => r.id)).toEqual(['a']);
+    });
+
+    it('remembers resends after the records were delivered', async () => {
+      await box.enqueue({ records: [rec('a')], dedupe: { key: 'k1', hash: 'h1' } });
+      await box.ack(box.claim(10).map((r) => r.id));
+      expect(await box.enqueue({ records: [rec('a')], dedupe: { key: 'k1', hash: 'h1' } })).toBe('duplicate');
+    });
+
+    it('refuses input at the byte cap and accepts again after acks free space', async () => {
+      const small = factory({ maxBytes: 1024 * 1024, clock });
+      await small.open();
+      const big = (id: string) => rec(id, id, 400 * 1024);
+      expect(await small.enqueue({ records: [big('a')] })).toBe('accepted');
+      expect(await small.enqueue({ records: [big('b')] })).toBe('accepted');
+      expect(await small.enqueue({ records: [big('c')] })).toBe('full');
+      expect(small.claim(10).map((r) => r.id)).toEqual(['a', 'b']);
+      await small.ack(['a']);
+      expect(await small.enqueue({ records: [big('c')] })).toBe('accepted');
+      await small.close();
+    });
+
+    it('moves records to dead letters with the reason, and keeps input dead letters', async () => {
+      await box.enqueue({ records: [rec('a', 'P')] });
+      box.claim(1);
+      await box.deadLetter(['a'], 'GW_SINK_REJECTED', 'schema: /data/sex');
+      expect(box.stats()).toMatchObject({ pending: 0, inFlight: 0, deadLetters: 1 });
+      const d = box.getDeadLetter('a');
+      expect(d).toMatchObject({ id: 'a', kind: 'record', code: 'GW_SINK_REJECTED', reason: 'schema: /data/sex', recordType: 'patient', partitionKey: 'P' });
+      expect(Buffer.from(d!.sealed)).toEqual(Buffer.alloc(100, 'a'.charCodeAt(0)));
+      expect(await box.addDeadLetter({ id: 'in1', kind: 'input', createdAt: clock.now() + 1, adapter: 'hl7v2', format: 'hl7v2', code: 'GW_PARSE_FAILED', reason: 'bad', location: 'MSH-1-9', sealed: Buffer.from('x') })).toBe('stored');
+      expect(box.listDeadLetters().map((x) => x.id)).toEqual(['a', 'in1']);
+      expect(box.listDeadLetters({ limit: 1, offset: 1 }).map((x) => x.id)).toEqual(['in1']);
+      expect(await box.removeDeadLetter('in1')).toBe(true);
+      expect(await box.removeDeadLetter('in1')).toBe(false);
+      expect(box.getDeadLetter('in1')).toBeUndefined();
+    });
+
+    it('treats a record id enqueued twice as one row', async () => {
+      await box.enqueue({ records: [rec('a')] });
+      await box.enqueue({ records: [rec('a')] });
+      expect(box.claim(10).map((r) => r.id)).toEqual(['a']);
+    });
+
+    it('reports the oldest record for status', async () => {
+      await box.enqueue({ records: [rec('a')] });
+      const t0 = clock.now();
+      clock.advance(1000);
+      await box.enqueue({ records: [rec('b')] });
+      expect(box.stats().oldestCreatedAt).toBe(t0);
+    });
+  });
+}

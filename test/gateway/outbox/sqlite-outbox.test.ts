@@ -1,0 +1,67 @@
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createManualClock } from '../../../gateway/clock.ts';
+import { createSqliteOutbox } from '../../../gateway/outbox/sqlite-outbox.ts';
+import { outboxContract, rec } from './outbox-contract.ts';
+
+const tmp = () => join(mkdtempSync(join(tmpdir(), 'ewml-outbox-')), 'outbox.db');
+
+outboxContract('sqlite', (o) => createSqliteOutbox({ file: tmp(), ...o }));
+
+describe('SQLite outbox', () => {
+  it('keeps its file at mode 0600', async () => {
+    const file = tmp();
+    const box = createSqliteOutbox({ file, maxBytes: 1 << 20, clock: createManualClock() });
+    await box.open();
+    await box.enqueue({ records: [rec('a')] });
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(file + '-wal').mode & 0o777).toBe(0o600);
+    await box.close();
+  });
+
+  it('survives a reopen: unacked and in-flight rows come back, acked rows do not, bytes are recounted', async () => {
+    const file = tmp();
+    const clock = createManualClock();
+    const a = createSqliteOutbox({ file, maxBytes: 1 << 20, clock });
+    await a.open();
+    await a.enqueue({ records: [rec('a'), rec('b'), rec('c')], dedupe: { key: 'k', hash: 'h' } });
+    a.claim(2);
+    await a.ack(['a']);
+    await a.close();
+    const b = createSqliteOutbox({ file, maxBytes: 1 << 20, clock });
+    await b.open();
+    expect(b.claim(10).map((r) => r.id)).toEqual(['b', 'c']);
+    expect(b.stats().bytes).toBe(2 * (100 + 64));
+    expect(await b.enqueue({ records: [rec('a')], dedupe: { key: 'k', hash: 'h' } })).toBe('duplicate');
+    await b.close();
+  });
+
+  it('group-commits concurrent enqueues: each resolves after a commit, with fewer commits than enqueues', async () => {
+    const box = createSqliteOutbox({ file: tmp(), maxBytes: 1 << 26, clock: createManualClock() });
+    await box.open();
+    const before = box.stats().commits ?? 0;
+    const outcomes = await Promise.all(Array.from({ length: 200 }, (_, i) => box.enqueue({ records: [rec(`r${i}`)] })));
+    expect(outcomes.every((o) => o === 'accepted')).toBe(true);
+    const commits = (box.stats().commits ?? 0) - before;
+    expect(commits).toBeGreaterThanOrEqual(1);
+    expect(commits).toBeLessThan(20);
+    expect(box.claim(1000)).toHaveLength(200);
+    await box.close();
+  });
+
+  it('splits a group at groupCommitMaxRecords', async () => {
+    const box = createSqliteOutbox({ file: tmp(), maxBytes: 1 << 26, clock: createManualClock(), groupCommitMaxRecords: 10 });
+    await box.open();
+    const before = box.stats().commits ?? 0;
+    await Promise.all(Array.from({ length: 50 }, (_, i) => box.enqueue({ records: [rec(`r${i}`)] })));
+    expect((box.stats().commits ?? 0) - before).toBe(5);
+    await box.close();
+  });
+
+  it('rejects enqueue before open with GW_OUTBOX_IO', async () => {
+    const box = createSqliteOutbox({ file: tmp(), maxBytes: 1 << 20, clock: createManualClock() });
+    await expect(box.enqueue({ records: [rec('a')] })).rejects.toMatchObject({ code: 'GW_OUTBOX_IO' });
+  });
+});

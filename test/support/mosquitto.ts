@@ -1,0 +1,45 @@
+/**
+ * Starts a real mosquitto on 127.0.0.1 (a free port) for one test file. `max_queued_messages 0`
+ * (unlimited) because the default of 1000 silently drops QoS 1 messages queued for a slow or
+ * offline persistent subscriber — the cloud's broker needs the same setting (README "Cloud").
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureService } from './services.ts';
+import { freePort, waitForPort } from './net.ts';
+
+export interface Broker { url: string; port: number; stop(): Promise<void>; restart(): Promise<void>; kill(): Promise<void>; start(): Promise<void> }
+
+export async function startMosquitto(opts: { tls?: { ca: string; cert: string; key: string } } = {}): Promise<Broker> {
+  const bin = ensureService('mosquitto');
+  const dir = mkdtempSync(join(tmpdir(), 'ewml-mosq-'));
+  const port = await freePort();
+  const lines = [
+    `listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence true', `persistence_location ${dir}/`, 'autosave_interval 1',
+    'max_queued_messages 0', 'max_inflight_messages 0', 'max_queued_bytes 0', 'log_dest none',
+  ];
+  if (opts.tls) {
+    writeFileSync(join(dir, 'ca.pem'), opts.tls.ca); writeFileSync(join(dir, 'cert.pem'), opts.tls.cert); writeFileSync(join(dir, 'key.pem'), opts.tls.key);
+    lines.push(`cafile ${dir}/ca.pem`, `certfile ${dir}/cert.pem`, `keyfile ${dir}/key.pem`);
+  }
+  const conf = join(dir, 'mosquitto.conf');
+  writeFileSync(conf, lines.join('\n') + '\n');
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    child = spawn(bin, ['-c', conf], { stdio: 'ignore' });
+    await waitForPort(port, 10_000);
+  };
+  const stop = async () => {
+    const c = child; child = undefined;
+    if (!c || c.exitCode !== null) return;
+    await new Promise<void>((r) => { c.once('exit', () => r()); c.kill('SIGTERM'); });
+  };
+  await start();
+  return {
+    url: `${opts.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`, port, start, stop,
+    restart: async () => { await stop(); await start(); },
+    kill: async () => { const c = child; child = undefined; if (c && c.exitCode === null) await new Promise<void>((r) => { c.once('exit', () => r()); c.kill('SIGKILL'); }); },
+  };
+}
