@@ -1,7 +1,9 @@
 /**
  * The HTTPS sink: `POST {url}/v1/gateways/{gateway}/records` with the batch as a JWE
  * (`application/jose`) and `Idempotency-Key: <batchId>`. 2xx = acknowledged (the body may list
- * per-record rejections), 429/5xx = retry later (Retry-After honoured), other 4xx = permanent,
+ * per-record rejections), 408/429/5xx = retry later (Retry-After honoured), 401/403/404/407 =
+ * our credentials or URL are wrong (records stay queued: dead-lettering them would punish the
+ * records for a config mistake), other 4xx = permanent,
  * network errors = unreachable, timeouts = ambiguous.
  */
 import { request as httpsRequest } from 'node:https';
@@ -74,7 +76,10 @@ export function createHttpsSink(opts: HttpsSinkOptions): Sink {
       }
       lastOk = false;
       lastError = `HTTP ${res.status}`;
-      if (res.status === 429 || res.status >= 500) {
+      if (res.status === 401 || res.status === 403 || res.status === 404 || res.status === 407) {
+        throw new GatewayError('GW_SINK_AUTH', `cloud answered ${res.status}: check the token and URL; records stay queued`);
+      }
+      if (res.status === 408 || res.status === 429 || res.status >= 500) {
         const retryAfter = Number(res.headers['retry-after']);
         throw new GatewayError('GW_SINK_RETRY_LATER', `cloud answered ${res.status}`, { details: Number.isFinite(retryAfter) ? { retryAfterMs: retryAfter * 1000 } : undefined });
       }

@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import { createRecordSealer } from '../../../gateway/crypto/record-sealer.ts';
+import { systemClock } from '../../../gateway/clock.ts';
+import { createEventBus } from '../../../gateway/event-bus.ts';
+import { createSilentLogger } from '../../../gateway/logger.ts';
+import { createMetrics } from '../../../gateway/metrics.ts';
+import { createMemoryOutbox } from '../../../gateway/outbox/memory-outbox.ts';
+import { createRelayWorker } from '../../../gateway/relay/relay-worker.ts';
+import { backoffDelay } from '../../../gateway/relay/backoff.ts';
+import { GatewayError } from '../../../gateway/errors.ts';
+import type { DeliveryResult, RecordBatch, Sink } from '../../../gateway/sinks/sink.ts';
+import { waitFor } from '../../support/net.ts';
+
+const sealer = createRecordSealer(Buffer.alloc(32, 7));
+
+/** A scripted sink: each deliver() takes the next behaviour (then succeeds). */
+function scriptedSink(script: Array<'ok' | GatewayError | ((b: RecordBatch) => DeliveryResult)> = [], delayMs = 0) {
+  const batches: RecordBatch[] = [];
+  const sink: Sink & { batches: RecordBatch[] } = {
+    kind: 'test', batches,
+    async start() {}, async stop() {},
+    async deliver(b) {
+      batches.push(b);
+      if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+      const step = script.shift() ?? 'ok';
+      if (step === 'ok') return { rejected: [] };
+      if (step instanceof GatewayError) throw step;
+      return step(b);
+    },
+    health: () => ({ connected: true }),
+  };
+  return sink;
+}
+
+async function setup(sink: Sink, o: { maxInFlight?: number; batchSize?: number } = {}) {
+  const outbox = createMemoryOutbox({ maxBytes: 1 << 24, clock: systemClock });
+  await outbox.open();
+  const relay = createRelayWorker({
+    outbox, sink, sealer, clock: systemClock, logger: createSilentLogger(), bus: createEventBus(), metrics: createMetrics(),
+    batchSize: o.batchSize ?? 3, maxInFlight: o.maxInFlight ?? 2, backoffInitialMs: 10, backoffMaxMs: 40, idlePollMs: 20,
+  });
+  const put = async (id: string, patient: string) => {
+    const rec = { id, type: 'patient', partitionKey: patient, sealed: sealer.seal(id, Buffer.from(JSON.stringify({ id, patient }))) };
+    await outbox.enqueue({ records: [rec] });
+    relay.notify();
+  };
+  return { outbox, relay, put };
+}
+
+const delivered = (s: { batches: RecordBatch[] }) => s.batches.flatMap((b) => b.records.map((r) => r.id));
+
+describe('relay worker', () => {
+  it('delivers everything and deletes rows only after the sink resolves', async () => {
+    const sink = scriptedSink([], 20);
+    const { outbox, relay, put } = await setup(sink);
+    await relay.start();
+    for (let i = 0; i < 10; i++) await put(`r${i}`, `p${i}`);
+    await waitFor(() => outbox.stats().pending + outbox.stats().inFlight === 0, 5000, 'drain');
+    expect(new Set(delivered(sink))).toEqual(new Set(Array.from({ length: 10 }, (_, i) => `r${i}`)));
+    await relay.stop();
+  });
+
+  it('keeps rows and retries with backoff on transient and ambiguous errors', async () => {
+    const sink = scriptedSink([new GatewayError('GW_SINK_UNREACHABLE', 'down'), new GatewayError('GW_SINK_TIMEOUT', 'no ack'), 'ok']);
+    const { outbox, relay, put } = await setup(sink);
+    await put('a', 'P');
+    await relay.start();
+    await waitFor(() => outbox.stats().pending + outbox.stats().inFlight + outbox.stats().waitingRetry === 0, 5000, 'drain');
+    expect(sink.batches).toHaveLength(3);
+    expect(sink.batches.every((b) => b.batchId === sink.batches[0].batchId)).toBe(true);
+    expect(relay.health().consecutiveFailures).toBe(0);
+    await relay.stop();
+  });
+
+  it('dead-letters a batch the cloud rejects permanently, and single records it rejects', async () => {
+    const sink = scriptedSink([new GatewayError('GW_SINK_REJECTED', '400'), (b) => ({ rejected: [{ id: b.records[0].id, reason: 'schema' }] })]);
+    const { outbox, relay, put } = await setup(sink, { batchSize: 2, maxInFlight: 1 });
+    await put('a', 'P1'); await put('b', 'P2');
+    await relay.start();
+    await waitFor(() => outbox.stats().deadLetters === 2, 5000, 'first batch dead-lettered');
+    await put('c', 'P3'); await put('d', 'P4');
+    await waitFor(() => outbox.stats().deadLetters === 3 && outbox.stats().pending + outbox.stats().inFlight === 0, 5000, 'second batch');
+    expect(outbox.getDeadLetter('c')).toMatchObject({ code: 'GW_SINK_REJECTED', reason: 'schema' });
+    await relay.stop();
+  });
+
+  it('delivers one patient\'s records in the order they were accepted, even across failures', async () => {
+    const script: Array<'ok' | GatewayError> = [];
+    for (let i = 0; i < 30; i++) script.push(i % 4 === 1 ? new GatewayError('GW_SINK_TIMEOUT', 'x') : 'ok');
+    const sink = scriptedSink(script, 2);
+    const { outbox, relay, put } = await setup(sink, { batchSize: 2, maxInFlight: 3 });
+    await relay.start();
+    for (let i = 0; i < 40; i++) await put(`r${String(i).padStart(2, '0')}`, `P${i % 3}`);
+    await waitFor(() => outbox.stats().pending + outbox.stats().inFlight + outbox.stats().waitingRetry === 0, 10_000, 'drain');
+    // first successful delivery of each record, per patient, must follow acceptance order
+    const okBatches = sink.batches.filter((_b, i) => i >= 30 || !(i % 4 === 1));
+    const firstSeen: string[] = [];
+    for (const b of okBatches) for (const r of b.records) if (!firstSeen.includes(r.id)) firstSeen.push(r.id);
+    for (let p = 0; p < 3; p++) {
+      const mine = firstSeen.filter((id) => Number(id.slice(1)) % 3 === p);
+      expect(mine).toEqual([...mine].sort());
+      expect(mine).toHaveLength(Math.ceil((40 - p) / 3));
+    }
+    await relay.stop();
+  });
+
+  it('never has two batches of one patient in flight at once', async () => {
+    let inflight = 0; let maxSeenSamePatient = 0;
+    const active = new Map<string, number>();
+    const sink: Sink = {
+      kind: 'probe', async start() {}, async stop() {}, health: () => ({ connected: true }),
+      async deliver(b) {
+        inflight++;
+        const parts = new Set(b.records.map((r) => (r as unknown as { patient: string }).patient));
+        for (const p of parts) { active.set(p, (active.get(p) ?? 0) + 1); maxSeenSamePatient = Math.max(maxSeenSamePatient, active.get(p)!); }
+        await new Promise((r) => setTimeout(r, 5));
+        for (const p of parts) active.set(p, active.get(p)! - 1);
+        inflight--;
+        return { rejected: [] };
+      },
+    };
+    const { outbox, relay, put } = await setup(sink, { batchSize: 2, maxInFlight: 4 });
+    for (let i = 0; i < 40; i++) await put(`x${i}`, `P${i % 2}`);
+    await relay.start();
+    await waitFor(() => outbox.stats().pending + outbox.stats().inFlight === 0, 10_000, 'drain');
+    expect(maxSeenSamePatient).toBe(1);
+    expect(inflight).toBe(0);
+    await relay.stop();
+  });
+
+  it('computes capped exponential backoff with jitter', () => {
+    expect(backoffDelay(0, { initialMs: 100, maxMs: 1000 })).toBe(0);
+    expect(backoffDelay(1, { initialMs: 100, maxMs: 1000, random: () => 0 })).toBe(50);
+    expect(backoffDelay(1, { initialMs: 100, maxMs: 1000, random: () => 1 })).toBe(100);
+    expect(backoffDelay(3, { initialMs: 100, maxMs: 1000, random: () => 1 })).toBe(400);
+    expect(backoffDelay(30, { initialMs: 100, maxMs: 1000, random: () => 0.5 })).toBe(750);
+  });
+});
