@@ -11,7 +11,7 @@ function typeOf(s: TSchema): string {
 }
 
 export function renderConfigReference(): string {
-  const out = ['# Configuration reference', '', 'Generated from `config/schema.ts` by `npm run docs:config`. Every field is optional: the defaults below are what', '`npm start` runs with. Any string may hold `${env:NAME}` or `${file:PATH}` (resolved at load; use them for secrets).', 'Any field may be overridden from the environment: `EWML__HL7__PORT=2576` sets `hl7.port`.', ''];
+  const out = ['# Configuration reference', '', 'Generated from `config/schema.ts` by `npm run docs`. Every field is optional: the defaults below are what', '`npm start` runs with. Any string may hold `${env:NAME}` or `${file:PATH}` (resolved at load; use them for secrets).', 'Any field may be overridden from the environment: `EWML__HL7__PORT=2576` sets `hl7.port`.', ''];
   for (const [section, schema] of Object.entries(ConfigSchema.properties as Record<string, TSchema>)) {
     out.push(`## \`${section}\``, '', String(schema.description ?? ''), '', '| field | type | default | meaning |', '|---|---|---|---|');
     for (const [field, f] of Object.entries((schema.properties ?? {}) as Record<string, TSchema>)) {

@@ -65,7 +65,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number | nu
     io.out(rest[0] && HELP[rest[0]] ? HELP[rest[0]] : USAGE);
     return 0;
   }
-  if (command === 'version' || command === '--version') { io.out(gatewayVersion()); return 0; }
+  if ((command === 'version' || command === '--version') && !rest.includes('--help') && !rest.includes('-h')) { io.out(gatewayVersion()); return 0; }
+  if (command === 'version') { io.out(HELP.version); return 0; }
   if (!HELP[command]) { io.err(`unknown command "${command}"\n\n${USAGE}`); return 2; }
   let args: ReturnType<typeof parseArgs>;
   try {

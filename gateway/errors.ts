@@ -67,5 +67,5 @@ export function isGatewayError(e: unknown, code?: ErrorCode): e is GatewayError 
 /** Markdown for docs/ERRORS.md: one row per code. */
 export function renderErrorCatalogue(): string {
   const rows = Object.entries(ErrorCodes).map(([code, info]) => `| \`${code}\` | ${info.retry} | ${info.summary} | ${info.action} |`);
-  return ['# Error codes', '', 'Generated from `gateway/errors.ts` (`npm run docs:config` regenerates it; a test fails when it drifts).', '', '| code | retry class | meaning | what to do |', '|---|---|---|---|', ...rows, ''].join('\n');
+  return ['# Error codes', '', 'Generated from `gateway/errors.ts` (`npm run docs` regenerates it; a test fails when it drifts).', '', '| code | retry class | meaning | what to do |', '|---|---|---|---|', ...rows, ''].join('\n');
 }

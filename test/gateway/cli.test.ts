@@ -1,0 +1,113 @@
+/** The CLI as a user runs it: a child process, its stdout, stderr and exit code. */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, type Harness } from '../support/gateway-harness.ts';
+import { adtA04, siu } from '../support/hl7-fixtures.ts';
+
+const root = new URL('../../', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'ewml-cli-'));
+const cli = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [join(root, 'gateway/cli.ts'), ...args], { encoding: 'utf8', cwd: dir, timeout: 30_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+/** Async, for commands that talk to a gateway running in this same process (spawnSync would block it). */
+const cliAsync = (...args: string[]) => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+  const c = spawn(process.execPath, [join(root, 'gateway/cli.ts'), ...args], { cwd: dir });
+  let out = ''; let err = '';
+  c.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  c.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  c.on('close', (code) => resolve({ code, out, err }));
+});
+const file = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text); return p; };
+
+describe('eyewear-gateway CLI', () => {
+  it('prints help for every command and the version', () => {
+    const h = cli('--help');
+    expect(h.code).toBe(0);
+    for (const c of ['start', 'check-config', 'status', 'preview', 'send', 'unseal', 'version']) {
+      expect(h.out).toContain(c);
+      const sub = cli(c, '--help');
+      expect(sub.code).toBe(0);
+      expect(sub.out).toContain(`eyewear-gateway ${c}`);
+    }
+    expect(cli('version').out.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('exits 2 on usage errors', () => {
+    expect(cli('frobnicate').code).toBe(2);
+    expect(cli('check-config').code).toBe(2);
+    expect(cli('preview', '--bogus-flag', 'x').code).toBe(2);
+  });
+
+  it('check-config: 0 for a valid file, 3 with every bad field listed', () => {
+    expect(cli('check-config', file('ok.yaml', 'hl7:\n  port: 2600\n')).code).toBe(0);
+    const bad = cli('check-config', file('bad.yaml', 'hl7:\n  port: -1\nadmin:\n  hots: x\n'));
+    expect(bad.code).toBe(3);
+    expect(bad.err).toContain('hl7.port');
+    expect(bad.err).toContain('admin.hots');
+  });
+
+  it('preview prints one canonical record per line and touches no outbox', () => {
+    const f = file('two.hl7', `${adtA04({ id: 'PV1' })}\n${siu({ id: 'PV2' })}\n`);
+    const r = cli('preview', f, '--profile', 'practice-studio');
+    expect(r.code).toBe(0);
+    const lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    expect(lines.map((l) => l.type)).toEqual(['patient', 'provider', 'provider', 'appointment']);
+    expect(r.err).toContain('2 message(s), 4 record(s), 0 with errors');
+    expect(spawnSync('ls', [dir]).stdout.toString()).not.toContain('data');
+  });
+
+  it('preview exits 5 and says why when a message fails', () => {
+    const r = cli('preview', file('bad.hl7', adtA04().replace('MRN001^^^CLINIC^MR', '')));
+    expect(r.code).toBe(5);
+    expect(r.err).toMatch(/error GW_MAP_FAILED: PID-3 patient identifier is missing at PID-1-3/);
+    const p = cli('preview', file('junk.hl7', 'MSH|^^^^|x'));
+    expect(p.code).toBe(5);
+    expect(p.err).toContain('GW_PARSE_FAILED');
+  });
+
+  describe('against a running gateway', () => {
+    let h: Harness;
+    let cfg: string;
+    beforeAll(async () => {
+      h = await startHarness({});
+      cfg = file('running.yaml', `gateway:\n  dataDir: ${h.dataDir}\nhl7:\n  port: ${h.mllpPort}\nadmin:\n  port: ${h.adminPort}\n`);
+    });
+    afterAll(async () => { await h.stop(); });
+
+    it('send delivers a file\'s messages over MLLP and prints the answers', async () => {
+      const r = await cliAsync('send', file('s.hl7', adtA04({ id: 'SEND1' })), '--config', cfg);
+      expect(r.code).toBe(0);
+      expect(r.out.trim()).toBe('SEND1 AA');
+    });
+
+    it('status reads the admin API with the stored token', async () => {
+      const r = await cliAsync('status', '--config', cfg);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain('adapter hl7v2: up');
+      expect(r.out).toMatch(/counts: accepted \d+/);
+      const j = JSON.parse((await cliAsync('status', '--json', '--config', cfg)).out) as { sink: { kind: string } };
+      expect(j.sink.kind).toBe('file');
+    });
+
+    it('unseal turns the file sink output back into canonical records', async () => {
+      const { readdirSync } = await import('node:fs');
+      const { waitFor } = await import('../support/net.ts');
+      await waitFor(() => { try { return readdirSync(h.gw.parts.paths.fileSinkDir).length > 0; } catch { return false; } }, 10_000, 'file sink output');
+      const f = join(h.gw.parts.paths.fileSinkDir, readdirSync(h.gw.parts.paths.fileSinkDir)[0]);
+      const r = cli('unseal', f, '--config', cfg);
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.out.split('\n')[0])).toHaveProperty('schemaVersion', '1.0');
+    });
+  });
+
+  it('status exits 4 with advice when no gateway runs', () => {
+    const cfg = file('none.yaml', `gateway:\n  dataDir: ${dir}/nodata\nadmin:\n  port: 1\n`);
+    const r = cli('status', '--config', cfg);
+    expect(r.code).toBe(4);
+    expect(r.err).toMatch(/no admin token|not reachable/);
+  });
+});
