@@ -1,0 +1,90 @@
+/**
+ * Rule 1 under fire: a child gateway under steady MLLP load is killed with SIGKILL at random
+ * moments and restarted, again and again. Every message it answered AA must reach the reference
+ * cloud at least once — no gaps — however the kills fall.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectMllp, readAck, type MllpClient } from '../../adapters/hl7v2/mllp-client.ts';
+import { startHttpReferenceCloud, type HttpReferenceCloud } from '../reference-cloud/reference-cloud.ts';
+import { makeCloudKeys } from '../support/cloud-keys.ts';
+import { adtA04, controlId } from '../support/hl7-fixtures.ts';
+import { freePort, waitFor, waitForPort } from '../support/net.ts';
+
+const KILLS = 22;
+const root = new URL('../../', import.meta.url).pathname;
+
+describe('crash safety', () => {
+  const keys = makeCloudKeys();
+  let cloud: HttpReferenceCloud;
+  let child: ChildProcess | undefined;
+  let port = 0;
+  let config = '';
+  const dir = mkdtempSync(join(tmpdir(), 'ewml-crash-'));
+
+  beforeAll(async () => {
+    cloud = await startHttpReferenceCloud({ privateKey: keys.privateKey });
+    port = await freePort();
+    writeFileSync(join(dir, 'pub.pem'), keys.publicPem);
+    config = join(dir, 'gateway.yaml');
+    writeFileSync(config, [
+      'gateway:', `  dataDir: ${dir}/data`, '  timezone: UTC', 'log:', '  level: warn',
+      'hl7:', `  port: ${port}`, 'admin:', '  enabled: false',
+      'relay:', '  sink: https', '  batchSize: 100', '  backoffInitialMs: 50', '  backoffMaxMs: 500', '  idlePollMs: 100',
+      'https:', `  url: ${cloud.url}`, 'cloud:', '  publicKey: ${file:pub.pem}', '',
+    ].join('\n'));
+  });
+  afterAll(async () => { child?.kill('SIGKILL'); await cloud.stop(); });
+
+  async function startChild(): Promise<void> {
+    child = spawn(process.execPath, [join(root, 'gateway/cli.ts'), 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr?.resume();
+    await waitForPort(port, 20_000);
+  }
+
+  async function killChild(): Promise<void> {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null) return;
+    await new Promise<void>((r) => { c.once('exit', () => r()); c.kill('SIGKILL'); });
+  }
+
+  it(`loses no acknowledged message across ${KILLS} SIGKILLs`, { timeout: 240_000 }, async () => {
+    const acked: string[] = [];
+    let sent = 0;
+    for (let round = 0; round < KILLS; round++) {
+      await startChild();
+      let stop = false;
+      const load = async () => {
+        let c: MllpClient | undefined;
+        try {
+          c = await connectMllp('127.0.0.1', port);
+          while (!stop) {
+            const id = controlId(`K${round}-`);
+            sent++;
+            const ack = readAck(await c.send(adtA04({ id, mrn: `K${sent % 50}` }), 5000));
+            if (ack.code === 'AA' && ack.controlId === id) acked.push(id);
+          }
+        } catch { /* the gateway died under us: whatever was not answered AA was not acknowledged */ } finally { c?.socket.destroy(); }
+      };
+      const loaders = [load(), load()];
+      await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 600)));
+      await killChild();
+      stop = true;
+      await Promise.all(loaders);
+    }
+    await startChild();
+    try {
+      const delivered = () => new Set([...cloud.store.records.values()].filter((r) => r.type === 'patient').map((r) => r.source.messageId));
+      await waitFor(() => { const d = delivered(); return acked.every((id) => d.has(id)); }, 60_000, 'every acknowledged message at the cloud');
+      const d = delivered();
+      const missing = acked.filter((id) => !d.has(id));
+      expect(missing).toEqual([]);
+      expect(acked.length).toBeGreaterThan(KILLS * 10);
+      console.log(`crash test: ${KILLS} kills, ${sent} sent, ${acked.length} acknowledged AA, all delivered; ${cloud.store.duplicates} duplicate deliveries dropped by the cloud`);
+    } finally { await killChild(); }
+  });
+});
