@@ -17,10 +17,18 @@ const io: CliIo = {
   loadConfig: (file?: string): GatewayConfig => loadConfig({ file }),
 };
 
-try {
-  const code = await runCommand(process.argv.slice(2), io);
-  if (code !== null) process.exitCode = code;
-} catch (e) {
-  if (e instanceof ConfigError) { io.err(formatConfigError(e)); process.exitCode = EXIT.config; }
-  else { io.err(`error: ${(e as Error).message}`); process.exitCode = EXIT.failure; }
+// `… | head` closes stdout early: that is the reader's choice, not an error
+process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); throw e; });
+
+// no top-level await: the single executable is bundled as CommonJS
+async function main(): Promise<void> {
+  try {
+    const code = await runCommand(process.argv.slice(2), io);
+    if (code !== null) process.exitCode = code;
+  } catch (e) {
+    if (e instanceof ConfigError) { io.err(formatConfigError(e)); process.exitCode = EXIT.config; }
+    else { io.err(`error: ${(e as Error).message}`); process.exitCode = EXIT.failure; }
+  }
 }
+
+void main();

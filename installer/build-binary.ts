@@ -1,0 +1,62 @@
+/**
+ * `npm run build:binary`: one Linux x64 executable with nothing beside it (Node's single-executable
+ * application, SEA). Offline: esbuild bundles the TypeScript sources (CommonJS, as SEA's main must
+ * be), the Node 24 binary from the `node` devDependency prepares the blob, and postject injects it
+ * into a copy of that same binary. pkg's download modes need the network, which installs here lack.
+ *
+ * Output: dist/eyewear-gateway (and dist/sea/ build intermediates). Progress goes to stderr.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { build } from 'esbuild';
+
+const root = join(dirname(new URL(import.meta.url).pathname), '..');
+const out = join(root, 'dist');
+const sea = join(out, 'sea');
+const step = (s: string) => process.stderr.write(`build:binary: ${s}\n`);
+const require = createRequire(import.meta.url);
+
+async function main(): Promise<void> {
+  if (process.platform !== 'linux' || process.arch !== 'x64') step(`warning: building on ${process.platform}-${process.arch}; the executable is for this platform`);
+  const nodeBin = realpathSync(process.execPath);
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < 24) throw new Error(`run with Node 24 (npm run build:binary uses the pinned devDependency); this is ${process.version}`);
+  rmSync(sea, { recursive: true, force: true });
+  mkdirSync(sea, { recursive: true });
+  const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+
+  step('1/4 bundling gateway/cli.ts with esbuild');
+  await build({
+    entryPoints: [join(root, 'gateway/cli.ts')], bundle: true, platform: 'node', target: 'node24', format: 'cjs',
+    outfile: join(sea, 'gateway.cjs'), define: { __GATEWAY_VERSION__: JSON.stringify(version), 'import.meta.url': '__import_meta_url' },
+    banner: { js: 'const __import_meta_url = require("url").pathToFileURL(__filename).href;' },
+    logLevel: 'warning', legalComments: 'none', minify: false,
+  });
+
+  step('2/4 preparing the SEA blob');
+  const seaConfig = join(sea, 'sea-config.json');
+  writeFileSync(seaConfig, JSON.stringify({ main: join(sea, 'gateway.cjs'), output: join(sea, 'sea-prep.blob'), disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false }));
+  execFileSync(nodeBin, ['--experimental-sea-config', seaConfig], { stdio: 'inherit' });
+
+  step(`3/4 copying the Node ${process.versions.node} binary`);
+  const exe = join(out, 'eyewear-gateway');
+  rmSync(exe, { force: true });
+  copyFileSync(nodeBin, exe);
+  chmodSync(exe, 0o755);
+
+  step('4/4 injecting the blob with postject');
+  const postject = require.resolve('postject/dist/cli.js');
+  try {
+    // postject (LIEF) prints harmless "Can't find string offset for section name '.note…'" warnings: show them only on failure
+    execFileSync(nodeBin, [postject, exe, 'NODE_SEA_BLOB', join(sea, 'sea-prep.blob'), '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], { stdio: 'pipe' });
+  } catch (e) {
+    process.stderr.write(String((e as { stderr?: Buffer }).stderr ?? ''));
+    throw e;
+  }
+  const v = execFileSync(exe, ['version'], { encoding: 'utf8' }).trim();
+  step(`done: ${exe} (${Math.round(statSync(exe).size / 1e6)} MB), reports version ${v}`);
+}
+
+main().catch((e: unknown) => { process.stderr.write(`build:binary failed: ${(e as Error).message}\n`); process.exitCode = 1; });
