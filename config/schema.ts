@@ -57,6 +57,7 @@ export const ConfigSchema = Type.Object({
     ackTimeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'How long to wait for the cloud\'s ack before resending (ambiguous; the cloud dedupes).' }),
     backoffInitialMs: Type.Integer({ minimum: 1, default: 500, description: 'First retry delay; doubles per failure, with full jitter.' }),
     backoffMaxMs: Type.Integer({ minimum: 1, default: 60_000, description: 'Longest retry delay.' }),
+    lingerMs: Type.Integer({ minimum: 0, maximum: 1000, default: 20, description: 'After new records arrive, wait this long so a batch carries many of them (fewer transactions and fsyncs).' }),
     idlePollMs: Type.Integer({ minimum: 10, default: 1000, description: 'How often to look for work when nothing signalled new records.' }),
   }, 'Delivery from the outbox to the sink.'),
   cloud: obj({

@@ -58,7 +58,7 @@ export function buildSink(config: GatewayConfig, deps: { clock: Clock; logger: L
   const kind = config.relay.sink;
   switch (kind) {
     case 'file':
-      return createFileSink({ dir: deps.paths.fileSinkDir, sealer: deps.sealer, clock: deps.clock });
+      return createFileSink({ dir: deps.paths.fileSinkDir, clock: deps.clock });
     case 'mqtt':
       return createMqttSink({
         ...config.mqtt, tenantId: config.gateway.tenantId, gatewayId: config.gateway.id, ackTimeoutMs: config.relay.ackTimeoutMs, version: deps.version,
@@ -98,7 +98,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const relay = createRelayWorker({
     outbox, sink, sealer, clock, bus, metrics, logger: logger.child({ component: 'relay', sink: sink.kind }),
     batchSize: config.relay.batchSize, maxInFlight: config.relay.maxInFlight, backoffInitialMs: config.relay.backoffInitialMs,
-    backoffMaxMs: config.relay.backoffMaxMs, idlePollMs: config.relay.idlePollMs,
+    backoffMaxMs: config.relay.backoffMaxMs, idlePollMs: config.relay.idlePollMs, lingerMs: config.relay.lingerMs,
   });
   bus.on('relay.delivered', () => {
     if (alerts.outboxFull && outbox.stats().bytes < config.outbox.maxBytes * 0.9) {

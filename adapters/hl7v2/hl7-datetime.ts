@@ -16,8 +16,12 @@ export function hl7Date(v: string): string | undefined {
 }
 
 /** Offset in minutes of an IANA zone at a UTC instant. */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
 function zoneOffsetMinutes(zone: string, utcMs: number): number {
-  const parts = new Intl.DateTimeFormat('en-US', { timeZone: zone, timeZoneName: 'longOffset' }).formatToParts(new Date(utcMs));
+  let f = formatters.get(zone);
+  if (!f) formatters.set(zone, (f = new Intl.DateTimeFormat('en-US', { timeZone: zone, timeZoneName: 'longOffset' })));
+  const parts = f.formatToParts(new Date(utcMs));
   const name = parts.find((p) => p.type === 'timeZoneName')?.value ?? 'GMT';
   const m = /GMT([+-])(\d{2}):?(\d{2})?/.exec(name);
   if (!m) return 0;

@@ -36,4 +36,6 @@ export const OUTBOX_MIGRATIONS: readonly string[] = [
      seen_at INTEGER NOT NULL
    );
    CREATE INDEX intake_log_seen ON intake_log(seen_at);`,
+  // 2: rows that failed once are few; claim reads them by this index instead of scanning the queue
+  'CREATE INDEX outbox_retried ON outbox(seq) WHERE attempts > 0;',
 ];

@@ -101,13 +101,15 @@ export interface QueueRow {
 
 /**
  * The shared claim rule over rows in enqueue order: skip rows in flight or not yet due, and block
- * their partitions so no later row of the same patient overtakes them.
+ * their partitions so no later row of the same patient overtakes them. `maxScan` bounds the work
+ * of one claim when many rows wait behind blocked partitions (a smaller batch, not a stall).
  */
-export function selectClaimable<R extends QueueRow>(rows: Iterable<R>, inFlight: ReadonlySet<string>, now: number, n: number): R[] {
+export function selectClaimable<R extends QueueRow>(rows: Iterable<R>, inFlight: ReadonlySet<string>, now: number, n: number, maxScan = Infinity): R[] {
   const blocked = new Set<string>();
   const out: R[] = [];
+  let scanned = 0;
   for (const r of rows) {
-    if (out.length >= n) break;
+    if (out.length >= n || scanned++ >= maxScan) break;
     if (blocked.has(r.partitionKey)) continue;
     if (inFlight.has(r.id) || r.nextAttemptAt > now) { blocked.add(r.partitionKey); continue; }
     out.push(r);

@@ -26,6 +26,8 @@ export interface SqliteOutboxOptions {
   onFull?: (bytes: number, maxBytes: number) => void;
 }
 
+interface ScanRowLite { seq: number; id: string; partitionKey: string; nextAttemptAt: number; type: string; attempts: number; bytes: number }
+
 interface Pending { entry: EnqueueEntry; resolve: (o: EnqueueOutcome) => void; reject: (e: unknown) => void }
 
 
@@ -36,10 +38,22 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   let queue: Pending[] = [];
   let flushScheduled = false;
   let lastPrune = 0;
+  /** Rows in the outbox table, kept in memory so stats() costs no table scan. */
+  let rows = 0;
   let commits = 0;
   const inFlight = new Set<string>();
+  /** In-flight rows by id, in claim order (so their partitions block later rows). */
+  const inFlightRows = new Map<string, ScanRowLite>();
+  let claimCursor = 0;
   const maxGroup = opts.groupCommitMaxRecords ?? 2000;
   const dedupeWindowMs = opts.dedupeWindowMs ?? 30 * 86_400_000;
+
+  let syncMode = '';
+  function setSync(d: DatabaseSync, mode: 'FULL' | 'NORMAL'): void {
+    if (syncMode === mode) return;
+    d.exec(`PRAGMA synchronous = ${mode}`);
+    syncMode = mode;
+  }
 
   function need(): DatabaseSync {
     if (!db) throw new GatewayError('GW_OUTBOX_IO', 'outbox is not open');
@@ -75,21 +89,29 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     const outcomes: EnqueueOutcome[] = [];
     const seenInGroup = new Map<string, string>();
     let added = 0;
+    let addedRows = 0;
     const now = opts.clock.now();
     try {
+      setSync(db, 'FULL');
       db.exec('BEGIN IMMEDIATE');
       for (const { entry } of batch) {
-        if (entry.dedupe) {
-          const prior = seenInGroup.get(entry.dedupe.key) ?? (st.getLog.get(entry.dedupe.key) as { hash: string } | undefined)?.hash;
-          if (prior !== undefined) { outcomes.push(prior === entry.dedupe.hash ? 'duplicate' : 'conflict'); continue; }
-        }
         const size = entryBytes(entry);
-        if (bytes + added + size > opts.maxBytes) { outcomes.push('full'); continue; }
+        if (entry.dedupe) {
+          const inGroup = seenInGroup.get(entry.dedupe.key);
+          if (inGroup !== undefined) { outcomes.push(inGroup === entry.dedupe.hash ? 'duplicate' : 'conflict'); continue; }
+          if (bytes + added + size > opts.maxBytes) { outcomes.push('full'); continue; }
+          // claim the key first: a new message (the common case) costs no lookup
+          if (st.addLog.run(entry.dedupe.key, entry.dedupe.hash, now).changes === 0) {
+            const prior = (st.getLog.get(entry.dedupe.key) as { hash: string }).hash;
+            outcomes.push(prior === entry.dedupe.hash ? 'duplicate' : 'conflict');
+            continue;
+          }
+          seenInGroup.set(entry.dedupe.key, entry.dedupe.hash);
+        } else if (bytes + added + size > opts.maxBytes) { outcomes.push('full'); continue; }
         for (const r of entry.records) {
           const res = st.insert.run(r.id, r.type, r.partitionKey, now, r.sealed.byteLength + ENTRY_OVERHEAD, r.sealed);
-          if (res.changes > 0) added += r.sealed.byteLength + ENTRY_OVERHEAD;
+          if (res.changes > 0) { added += r.sealed.byteLength + ENTRY_OVERHEAD; addedRows++; }
         }
-        if (entry.dedupe) { st.putLog.run(entry.dedupe.key, entry.dedupe.hash, now); seenInGroup.set(entry.dedupe.key, entry.dedupe.hash); }
         outcomes.push('accepted');
       }
       if (now - lastPrune > 60_000) { st.pruneLog.run(now - dedupeWindowMs); lastPrune = now; }
@@ -102,6 +124,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       return;
     }
     bytes += added;
+    rows += addedRows;
     if (outcomes.includes('full')) opts.onFull?.(bytes, opts.maxBytes);
     batch.forEach((p, i) => p.resolve(outcomes[i]));
   }
@@ -112,14 +135,32 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     setImmediate(flush);
   }
 
-  function tx(fn: () => void): void {
+  /**
+   * Relay-side writes (ack, retry, dead-letter moves) commit with synchronous NORMAL: losing one to
+   * a power cut only re-delivers a record (at-least-once, the cloud dedupes). The next FULL commit
+   * (an intake) fsyncs the WAL with everything before it, so ordering and intake durability hold.
+   */
+  function tx(fn: () => void, durable = false): void {
     const d = need();
+    setSync(d, durable ? 'FULL' : 'NORMAL');
     d.exec('BEGIN IMMEDIATE');
     try { fn(); d.exec('COMMIT'); } catch (e) { d.exec('ROLLBACK'); throw new GatewayError('GW_OUTBOX_IO', 'outbox write failed', { cause: e }); }
   }
 
-  function rowsInOrder(): Iterable<QueueRow & { type: string; attempts: number; payload: Uint8Array }> {
-    return st.scan.iterate() as Iterable<QueueRow & { type: string; attempts: number; payload: Uint8Array }>;
+  type ScanRow = QueueRow & { type: string; attempts: number; bytes: number };
+  /**
+   * Rows in enqueue order without payloads (fetched only for the rows picked). Every row at or
+   * below `claimCursor` has been claimed before: it is in flight, or failed once and waits for
+   * its retry (attempts > 0, a small indexed set), or is gone. So the scan is the retried rows up
+   * to the cursor, then fresh rows after it — not the whole queue.
+   */
+  function* rowsInOrder(scannedFresh: number[]): Iterable<ScanRow> {
+    for (const id of inFlight) yield inFlightRows.get(id)!;
+    yield* st.scanRetried.iterate(claimCursor) as Iterable<ScanRow>;
+    for (const r of st.scanFresh.iterate(claimCursor) as Iterable<ScanRow>) {
+      scannedFresh.push(Number(r.seq));
+      yield r;
+    }
   }
 
   return {
@@ -133,12 +174,16 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       migrate(d);
       for (const suffix of ['-wal', '-shm']) if (existsSync(opts.file + suffix)) chmodSync(opts.file + suffix, 0o600);
       db = d;
+      syncMode = 'FULL';
       st = {
         insert: d.prepare('INSERT OR IGNORE INTO outbox (id, type, partition_key, created_at, bytes, payload) VALUES (?, ?, ?, ?, ?, ?)'),
         getLog: d.prepare('SELECT hash FROM intake_log WHERE key = ?'),
-        putLog: d.prepare('INSERT OR REPLACE INTO intake_log (key, hash, seen_at) VALUES (?, ?, ?)'),
+        addLog: d.prepare('INSERT OR IGNORE INTO intake_log (key, hash, seen_at) VALUES (?, ?, ?)'),
         pruneLog: d.prepare('DELETE FROM intake_log WHERE seen_at < ?'),
-        scan: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, payload FROM outbox ORDER BY seq'),
+        scanRetried: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes FROM outbox WHERE attempts > 0 AND seq <= ? ORDER BY seq'),
+        scanFresh: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes FROM outbox WHERE seq > ? ORDER BY seq'),
+        delSeq: d.prepare('DELETE FROM outbox WHERE seq = ?'),
+        payload: d.prepare('SELECT payload FROM outbox WHERE seq = ?'),
         del: d.prepare('DELETE FROM outbox WHERE id = ? RETURNING bytes'),
         retry: d.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?'),
         getRow: d.prepare('SELECT id, type, partition_key AS partitionKey, bytes, payload FROM outbox WHERE id = ?'),
@@ -147,12 +192,17 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         getDead: d.prepare('SELECT id, kind, created_at AS createdAt, adapter, format, code, reason, location, record_type AS recordType, partition_key AS partitionKey, payload FROM dead_letters WHERE id = ?'),
         delDead: d.prepare('DELETE FROM dead_letters WHERE id = ? RETURNING bytes'),
         sumBytes: d.prepare('SELECT (SELECT COALESCE(SUM(bytes), 0) FROM outbox) + (SELECT COALESCE(SUM(bytes), 0) FROM dead_letters) AS b'),
-        counts: d.prepare('SELECT COUNT(*) AS n, MIN(created_at) AS oldest, SUM(next_attempt_at > ?) AS waiting FROM outbox'),
+        countRows: d.prepare('SELECT COUNT(*) AS n FROM outbox'),
+        oldest: d.prepare('SELECT created_at AS t FROM outbox ORDER BY seq LIMIT 1'),
+        waiting: d.prepare('SELECT COUNT(*) AS n FROM outbox WHERE attempts > 0 AND next_attempt_at > ?'),
         countDead: d.prepare('SELECT COUNT(*) AS n FROM dead_letters'),
         nextRetry: d.prepare('SELECT MIN(next_attempt_at) AS t FROM outbox WHERE next_attempt_at > ?'),
       };
       bytes = Number((st.sumBytes.get() as { b: number }).b);
+      rows = Number((st.countRows.get() as { n: number }).n);
       inFlight.clear();
+      inFlightRows.clear();
+      claimCursor = 0;
     },
 
     async close() {
@@ -174,22 +224,41 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
 
     claim(n) {
       need();
-      const picked = selectClaimable(rowsInOrder(), inFlight, opts.clock.now(), n);
-      const out: ClaimedRow[] = picked.map((r) => ({ seq: Number(r.seq), id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: Number(r.attempts), sealed: r.payload }));
-      for (const r of out) inFlight.add(r.id);
+      // in-flight rows come first only to block their partitions: no row of a partition can be
+      // claimable below one of its rows in flight (it would have blocked that one), so order holds
+      const scannedFresh: number[] = [];
+      const picked = selectClaimable(rowsInOrder(scannedFresh), inFlight, opts.clock.now(), n, inFlight.size + Math.max(n * 10, 2000));
+      const out: ClaimedRow[] = picked.map((r) => ({ seq: Number(r.seq), id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: Number(r.attempts), sealed: (st.payload.get(r.seq) as { payload: Uint8Array }).payload }));
+      for (const r of picked) {
+        inFlight.add(r.id);
+        inFlightRows.set(r.id, { seq: Number(r.seq), id: r.id, partitionKey: r.partitionKey, nextAttemptAt: 0, type: r.type, attempts: Number(r.attempts), bytes: Number(r.bytes) });
+      }
+      // advance the cursor over fresh rows claimed without a gap: a row skipped (its partition
+      // blocked) keeps the cursor below it, so the next claim sees it again
+      const pickedSeqs = new Set(picked.map((r) => Number(r.seq)));
+      for (const seq of scannedFresh) { if (!pickedSeqs.has(seq)) break; claimCursor = seq; }
       return out;
     },
 
     async ack(ids) {
       let freed = 0;
-      tx(() => { for (const id of ids) { const r = st.del.get(id) as { bytes: number } | undefined; if (r) freed += Number(r.bytes); } });
-      for (const id of ids) inFlight.delete(id);
+      let gone = 0;
+      tx(() => {
+        for (const id of ids) {
+          const known = inFlightRows.get(id);
+          if (known) { if (st.delSeq.run(known.seq).changes > 0) { freed += known.bytes; gone++; } continue; }
+          const r = st.del.get(id) as { bytes: number } | undefined;
+          if (r) { freed += Number(r.bytes); gone++; }
+        }
+      });
+      rows -= gone;
+      for (const id of ids) { inFlight.delete(id); inFlightRows.delete(id); }
       bytes -= freed;
     },
 
     async retryLater(ids, at, error) {
       tx(() => { for (const id of ids) st.retry.run(at, error.slice(0, 200), id); });
-      for (const id of ids) inFlight.delete(id);
+      for (const id of ids) { inFlight.delete(id); inFlightRows.delete(id); }
     },
 
     async deadLetter(ids, code, reason) {
@@ -199,17 +268,19 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
           const row = st.getRow.get(id) as { id: string; type: string; partitionKey: string; bytes: number; payload: Uint8Array } | undefined;
           if (!row) continue;
           st.del.run(id);
+          rows--;
           st.putDead.run(id, 'record', now, 'relay', 'canonical', code, reason.slice(0, 500), null, row.type, row.partitionKey, row.bytes, row.payload);
         }
       });
-      for (const id of ids) inFlight.delete(id);
+      for (const id of ids) { inFlight.delete(id); inFlightRows.delete(id); }
     },
 
     async addDeadLetter(e) {
       need();
       const size = e.sealed.byteLength + ENTRY_OVERHEAD;
       if (bytes + size > opts.maxBytes) { opts.onFull?.(bytes, opts.maxBytes); return 'full'; }
-      tx(() => { st.putDead.run(e.id, e.kind, e.createdAt, e.adapter, e.format, e.code, e.reason.slice(0, 500), e.location ?? null, e.recordType ?? null, e.partitionKey ?? null, size, e.sealed); });
+      // durable: the source is told AE/AR right after, and rule 1 covers dead letters too
+      tx(() => { st.putDead.run(e.id, e.kind, e.createdAt, e.adapter, e.format, e.code, e.reason.slice(0, 500), e.location ?? null, e.recordType ?? null, e.partitionKey ?? null, size, e.sealed); }, true);
       bytes += size;
       return 'stored';
     },
@@ -243,11 +314,10 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
 
     stats(): OutboxStats {
       need();
-      const c = st.counts.get(opts.clock.now()) as { n: number; oldest: number | null; waiting: number | null };
+      const oldest = st.oldest.get() as { t: number } | undefined;
+      const waiting = Number((st.waiting.get(opts.clock.now()) as { n: number }).n);
       const dead = Number((st.countDead.get() as { n: number }).n);
-      const total = Number(c.n);
-      const waiting = Number(c.waiting ?? 0);
-      return { pending: total - inFlight.size - waiting, inFlight: inFlight.size, waitingRetry: waiting, deadLetters: dead, bytes, maxBytes: opts.maxBytes, oldestCreatedAt: c.oldest === null ? null : Number(c.oldest), commits };
+      return { pending: rows - inFlight.size - waiting, inFlight: inFlight.size, waitingRetry: waiting, deadLetters: dead, bytes, maxBytes: opts.maxBytes, oldestCreatedAt: oldest ? Number(oldest.t) : null, commits };
     },
   };
 }

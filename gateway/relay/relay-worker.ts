@@ -34,6 +34,8 @@ export interface RelayWorkerOptions {
   backoffInitialMs: number;
   backoffMaxMs: number;
   idlePollMs: number;
+  /** After a notify, wait this long so one batch carries many intakes (fewer claims, acks, fsyncs). */
+  lingerMs?: number;
   /** How long stop() waits for deliveries in flight (rows not acked stay in the outbox). */
   stopGraceMs?: number;
   random?: () => number;
@@ -54,6 +56,7 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
   let running = false;
   let timer: NodeJS.Timeout | undefined;
   let immediate: NodeJS.Immediate | undefined;
+  let lingerTimer: NodeJS.Timeout | undefined;
   let pausedUntil = 0;
   let failures = 0;
   let lastError: string | undefined;
@@ -91,19 +94,23 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
 
   async function deliver(rows: ClaimedRow[]): Promise<void> {
     const records: CanonicalRecord[] = [];
-    const corrupt: string[] = [];
-    for (const r of rows) {
-      try { records.push(JSON.parse(o.sealer.open(r.id, r.sealed).toString('utf8')) as CanonicalRecord); } catch { corrupt.push(r.id); }
+    let good = rows;
+    if (!o.sink.takesSealed) {
+      const corrupt: string[] = [];
+      good = [];
+      for (const r of rows) {
+        try { records.push(JSON.parse(o.sealer.open(r.id, r.sealed).toString('utf8')) as CanonicalRecord); good.push(r); } catch { corrupt.push(r.id); }
+      }
+      if (corrupt.length) {
+        await o.outbox.deadLetter(corrupt, 'GW_STORE_CORRUPT', 'sealed record could not be opened');
+        o.metrics.inc('ewml_records_dead_lettered_total', { code: 'GW_STORE_CORRUPT' }, corrupt.length);
+      }
     }
-    if (corrupt.length) {
-      await o.outbox.deadLetter(corrupt, 'GW_STORE_CORRUPT', 'sealed record could not be opened');
-      o.metrics.inc('ewml_records_dead_lettered_total', { code: 'GW_STORE_CORRUPT' }, corrupt.length);
-    }
-    if (records.length === 0) return;
-    const ids = records.map((r) => r.id);
+    if (good.length === 0) return;
+    const ids = good.map((r) => r.id);
     const batchId = deterministicId('batch', ...ids);
     try {
-      const result = await o.sink.deliver({ batchId, records });
+      const result = await o.sink.deliver({ batchId, records, sealed: good });
       const rejected = new Map(result.rejected.map((r) => [r.id, r.reason]));
       const accepted = ids.filter((id) => !rejected.has(id));
       if (accepted.length) await o.outbox.ack(accepted);
@@ -129,7 +136,8 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
         log.warn({ batchId, code: err.code, records: ids.length }, 'batch rejected permanently; moved to dead letters');
         return;
       }
-      failures++;
+      // batches in flight together fail together: count one failure per pause, not one per batch
+      if (o.clock.now() >= pausedUntil) failures++;
       const retryAfter = Number(err.details?.retryAfterMs ?? 0);
       const delay = Math.max(backoffDelay(failures, { initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs, random: o.random }), retryAfter);
       const at = o.clock.now() + delay;
@@ -151,15 +159,23 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
       running = false;
       if (timer) clearTimeout(timer);
       if (immediate) clearImmediate(immediate);
+      if (lingerTimer) clearTimeout(lingerTimer);
       timer = undefined;
+      lingerTimer = undefined;
       immediate = undefined;
       const grace = new Promise<void>((r) => { const t = setTimeout(r, o.stopGraceMs ?? 5000); t.unref?.(); });
       await Promise.race([Promise.allSettled([...inFlight]), grace]);
     },
     notify() {
-      if (!running || immediate || inFlight.size >= o.maxInFlight) return;
+      if (!running || immediate || lingerTimer || inFlight.size >= o.maxInFlight) return;
       if (o.clock.now() < pausedUntil) return;
-      immediate = setImmediate(() => { immediate = undefined; pump(); });
+      const linger = o.lingerMs ?? 0;
+      if (linger > 0) {
+        lingerTimer = setTimeout(() => { lingerTimer = undefined; pump(); }, linger);
+        lingerTimer.unref?.();
+      } else {
+        immediate = setImmediate(() => { immediate = undefined; pump(); });
+      }
     },
     health: () => ({ running, inFlightBatches: inFlight.size, consecutiveFailures: failures, pausedUntil: pausedUntil > o.clock.now() ? pausedUntil : null, lastError, lastDeliveryAt }),
   };

@@ -2,17 +2,17 @@
  * The local file sink (the embedded default, before enrolment): appends each record as one NDJSON
  * line `{id, type, sealedAt, sealed}` to `<dataDir>/<dir>/records-YYYY-MM-DD.ndjson`, sealed with
  * the gateway's own key (`eyewear-gateway unseal FILE` reads it back), and fsyncs before it
- * reports the batch acknowledged.
+ * reports the batch acknowledged. The blobs are the outbox's own (AES-256-GCM, the record id as
+ * AAD): nothing is decrypted or re-encrypted on the way.
  */
 import { mkdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../clock.ts';
-import type { RecordSealer } from '../crypto/record-sealer.ts';
 import { GatewayError } from '../errors.ts';
 import type { DeliveryResult, RecordBatch, Sink } from './sink.ts';
 
-export interface FileSinkOptions { dir: string; sealer: RecordSealer; clock: Clock }
+export interface FileSinkOptions { dir: string; clock: Clock }
 
 export function fileSinkPath(dir: string, ms: number): string {
   return join(dir, `records-${new Date(ms).toISOString().slice(0, 10)}.ndjson`);
@@ -23,19 +23,21 @@ export function createFileSink(opts: FileSinkOptions): Sink {
   let started = false;
   return {
     kind: 'file',
+    takesSealed: true,
     async start() { mkdirSync(opts.dir, { recursive: true, mode: 0o700 }); started = true; },
     async stop() { started = false; },
     async deliver(batch: RecordBatch): Promise<DeliveryResult> {
       const now = opts.clock.now();
       const sealedAt = new Date(now).toISOString();
-      const lines = batch.records.map((r) => JSON.stringify({ id: r.id, type: r.type, sealedAt, sealed: opts.sealer.seal(r.id, Buffer.from(JSON.stringify(r))).toString('base64') })).join('\n') + '\n';
+      if (!batch.sealed) throw new GatewayError('GW_SINK_REJECTED', 'file sink needs the sealed rows of the batch');
+      const lines = batch.sealed.map((r) => JSON.stringify({ id: r.id, type: r.type, sealedAt, sealed: Buffer.from(r.sealed.buffer, r.sealed.byteOffset, r.sealed.byteLength).toString('base64') })).join('\n') + '\n';
       try {
         const fh = await open(fileSinkPath(opts.dir, now), 'a', 0o600);
         try { await fh.write(lines); await fh.sync(); } finally { await fh.close(); }
       } catch (e) {
         throw new GatewayError('GW_SINK_UNREACHABLE', 'file sink could not write', { cause: e });
       }
-      written += batch.records.length;
+      written += batch.sealed.length;
       return { rejected: [] };
     },
     health: () => ({ connected: started, detail: { written } }),

@@ -82,6 +82,8 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
       });
       client = c;
       c.on('connect', (connack) => {
+        // mqtt.js leaves Nagle on; with small acks and PUBACKs that costs ~40 ms per round trip
+        (c.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
         lastError = '';
         opts.bus.emit('sink.connected', { sink: 'mqtt' });
         opts.logger.info({ sessionPresent: connack.sessionPresent }, 'MQTT connected');

@@ -9,8 +9,13 @@ import type { CanonicalRecord } from '../../adapters/canonical/types.ts';
 export interface RecordBatch {
   /** Deterministic from the record ids: a resend carries the same id (Idempotency-Key). */
   batchId: string;
+  /** The records in plaintext (empty for a sink that takes `sealed` only). */
   records: CanonicalRecord[];
+  /** The records as the outbox keeps them (for a sink that stores sealed blobs as they are). */
+  sealed?: SealedRow[];
 }
+
+export interface SealedRow { id: string; type: string; sealed: Uint8Array }
 
 export interface DeliveryResult {
   /** Records the cloud refused permanently (the rest were accepted). */
@@ -24,6 +29,8 @@ export interface SinkHealth {
 
 export interface Sink {
   readonly kind: string;
+  /** True when the sink writes the sealed blobs as they are: the relay then skips unsealing. */
+  readonly takesSealed?: boolean;
   start(): Promise<void>;
   stop(): Promise<void>;
   deliver(batch: RecordBatch): Promise<DeliveryResult>;

@@ -71,6 +71,9 @@ export async function startMqttReferenceCloud(o: { url: string; privateKey: KeyO
   const store = newStore();
   const controls: ReceiverControls = { dropAcks: false, rejectIds: new Set(), failNext: [] };
   const client = await mqtt.connectAsync(o.url, { protocolVersion: 5, clientId: o.clientId ?? `ewml-cloud-${process.pid}-${Date.now()}`, clean: false, properties: { sessionExpiryInterval: 3600 }, reconnectPeriod: 500, ca: o.ca });
+  const noDelay = () => (client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+  noDelay();
+  client.on('connect', noDelay);
   await client.subscribeAsync('ewml/v1/+/+/up/records', { qos: 1 });
   client.on('message', (topic, payload) => {
     const m = /^ewml\/v1\/([^/]+)\/([^/]+)\/up\/records$/.exec(topic);

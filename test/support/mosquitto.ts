@@ -18,7 +18,7 @@ export async function startMosquitto(opts: { tls?: { ca: string; cert: string; k
   const port = await freePort();
   const lines = [
     `listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence true', `persistence_location ${dir}/`, 'autosave_interval 1',
-    'max_queued_messages 0', 'max_inflight_messages 0', 'max_queued_bytes 0', 'log_dest none',
+    'max_queued_messages 0', 'max_inflight_messages 0', 'max_queued_bytes 0', 'log_dest none', 'set_tcp_nodelay true',
   ];
   if (opts.tls) {
     writeFileSync(join(dir, 'ca.pem'), opts.tls.ca); writeFileSync(join(dir, 'cert.pem'), opts.tls.cert); writeFileSync(join(dir, 'key.pem'), opts.tls.key);

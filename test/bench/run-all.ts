@@ -1,0 +1,58 @@
+/**
+ * `npm run bench`: figures and ratios against baselines measured in the same run, on this machine.
+ *   1. MLLP ingest with ACK-after-commit (the gateway: parse, map, validate, seal, group commit,
+ *      ACK) beside @medplum/hl7's Hl7Server (buildAck, no storage) and a bare MLLP echo server.
+ *   2. Relay throughput to mosquitto beside raw mqtt.js publishing the same payloads.
+ * Bounded: every load runs for a fixed time on 127.0.0.1 only.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../support/net.ts';
+import { adtA04 } from '../support/hl7-fixtures.ts';
+import { forkServer, spawnGateway, stopChild } from './child.ts';
+import { runLoad, type LoadResult } from './mllp-load.ts';
+import { relayBench } from './relay-bench.ts';
+
+const root = new URL('../../', import.meta.url).pathname;
+const DURATION = Number(process.env.BENCH_SECONDS ?? 4) * 1000;
+const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+const log = (s: string) => process.stdout.write(s + '\n');
+
+async function measure(name: string, start: (port: number) => Promise<{ stop(): Promise<void> }>): Promise<Record<number, LoadResult>> {
+  const out: Record<number, LoadResult> = {};
+  for (const connections of [1, 8]) {
+    const port = await freePort();
+    const server = await start(port);
+    try {
+      let n = 0;
+      out[connections] = await runLoad({ port, connections, durationMs: DURATION, warmupMs: 800, message: (c, i) => adtA04({ id: `B${process.pid}${name[0]}${connections}c${c}n${i}x${n++}`, mrn: `M${i % 1000}` }) });
+    } finally { await server.stop(); }
+    const r = out[connections];
+    log(`  ${name.padEnd(28)} ${String(connections).padStart(2)} conn: ${fmt(r.rate).padStart(7)} msg/s  ACK p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms${r.errors ? `  (${r.errors} non-AA/errors)` : ''}`);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  log(`eyewear-gateway benchmarks — Node ${process.version}, ${DURATION / 1000}s per run, load generator on the same machine`);
+  log('\n1. MLLP ingest (each connection sends one ~0.7 KB ADT^A04 and waits for its ACK)');
+  const echo = await measure('bare MLLP echo (no work)', async (port) => { const c = await forkServer(join(root, 'test/bench/servers/echo-server.ts'), [String(port)], port); return { stop: () => stopChild(c) }; });
+  const peer = await measure('@medplum/hl7 Hl7Server', async (port) => { const c = await forkServer(join(root, 'test/bench/servers/medplum-server.ts'), [String(port)], port); return { stop: () => stopChild(c) }; });
+  const gw = await measure('gateway (map+seal+commit)', async (port) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ewml-bench-gw-'));
+    const cfg = join(dir, 'gw.yaml');
+    writeFileSync(cfg, `gateway:\n  dataDir: ${dir}/data\n  timezone: UTC\nlog:\n  level: warn\nhl7:\n  port: ${port}\nadmin:\n  enabled: false\n`);
+    const c = await spawnGateway(join(root, 'gateway/cli.ts'), cfg, port);
+    return { stop: () => stopChild(c) };
+  });
+  for (const n of [1, 8]) log(`  ratio ${n} conn: gateway/peer ${fmt(gw[n].rate / peer[n].rate, 2)}, gateway/echo ${fmt(gw[n].rate / echo[n].rate, 2)}`);
+
+  log('\n2. Relay to mosquitto (QoS 1, JWE per batch, delete on the cloud\'s ack)');
+  const r = await relayBench({ records: 20_000, batchSize: 200, maxInFlight: 4 });
+  log(`  raw mqtt.js publish (same payloads)  ${fmt(r.rawRate).padStart(7)} records/s`);
+  log(`  gateway relay (outbox → cloud ack)   ${fmt(r.relayRate).padStart(7)} records/s`);
+  log(`  ratio relay/raw ${fmt(r.ratio, 2)} (${r.records} records, batches of ${r.batchSize})`);
+}
+
+main().catch((e: unknown) => { process.stderr.write(`bench failed: ${(e as Error).stack ?? String(e)}\n`); process.exitCode = 1; });
