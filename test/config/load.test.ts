@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -58,5 +58,16 @@ describe('config loading', () => {
   it('requires the cloud public key for the mqtt and https sinks', () => {
     const e = problems(() => loadConfig({ env: {}, overrides: { relay: { sink: 'mqtt' } } }));
     expect(e.problems[0]).toMatchObject({ path: 'cloud.publicKey' });
+  });
+});
+
+describe('example configs', () => {
+  it.each(['practice-mqtt.yaml', 'practice-https.yaml'])('%s is valid once its secrets exist', (name) => {
+    const d = mkdtempSync(join(tmpdir(), 'ewml-ex-'));
+    const text = readFileSync(new URL(`../../config/examples/${name}`, import.meta.url), 'utf8').replace(/\$\{file:[^}]+\}/g, '${file:' + join(d, 'secret.pem') + '}');
+    writeFileSync(join(d, 'secret.pem'), 'x');
+    const p = join(d, name);
+    writeFileSync(p, text);
+    expect(() => loadConfig({ file: p, env: { EWML_CLOUD_TOKEN: 't' } })).not.toThrow();
   });
 });
