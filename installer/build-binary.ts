@@ -27,10 +27,16 @@ async function main(): Promise<void> {
   mkdirSync(sea, { recursive: true });
   const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 
-  step('1/4 bundling gateway/cli.ts with esbuild');
+  step('1/4 bundling gateway/cli.ts with esbuild (and the outbox writer thread, embedded as code)');
+  // a single executable has no files to load a worker from: the writer thread's bundle rides along as a string
+  const writer = await build({
+    entryPoints: [join(root, 'gateway/outbox/sqlite-writer-worker.ts')], bundle: true, platform: 'node', target: 'node24', format: 'cjs',
+    write: false, logLevel: 'warning', legalComments: 'none',
+  });
+  const writerCode = writer.outputFiles[0].text;
   await build({
     entryPoints: [join(root, 'gateway/cli.ts')], bundle: true, platform: 'node', target: 'node24', format: 'cjs',
-    outfile: join(sea, 'gateway.cjs'), define: { __GATEWAY_VERSION__: JSON.stringify(version), 'import.meta.url': '__import_meta_url' },
+    outfile: join(sea, 'gateway.cjs'), define: { __GATEWAY_VERSION__: JSON.stringify(version), __OUTBOX_WRITER_CODE__: JSON.stringify(writerCode), 'import.meta.url': '__import_meta_url' },
     banner: { js: 'const __import_meta_url = require("url").pathToFileURL(__filename).href;' },
     logLevel: 'warning', legalComments: 'none', minify: false,
   });

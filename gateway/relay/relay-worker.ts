@@ -80,11 +80,14 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
       try { rows = o.outbox.claim(o.batchSize); } catch (err) { log.error({ err }, 'outbox claim failed'); schedule(now + o.idlePollMs); return; }
       if (rows.length === 0) break;
       claimedAny = true;
+      const short = rows.length < o.batchSize;
       const p = deliver(rows).catch((err: unknown) => log.error({ err }, 'relay delivery bookkeeping failed')).finally(() => {
         inFlight.delete(p);
         if (running) pump();
       });
       inFlight.add(p);
+      // a short batch means nothing else is claimable now: another scan would find nothing
+      if (short) break;
     }
     if (!claimedAny && inFlight.size === 0) {
       const next = o.outbox.nextRetryAt();

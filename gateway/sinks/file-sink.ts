@@ -6,7 +6,7 @@
  * AAD): nothing is decrypted or re-encrypted on the way.
  */
 import { mkdirSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../clock.ts';
 import { GatewayError } from '../errors.ts';
@@ -21,20 +21,31 @@ export function fileSinkPath(dir: string, ms: number): string {
 export function createFileSink(opts: FileSinkOptions): Sink {
   let written = 0;
   let started = false;
+  // the day's file stays open between batches (one open per day, not per batch)
+  let current: { path: string; fh: FileHandle } | undefined;
+  async function handleFor(path: string): Promise<FileHandle> {
+    if (current?.path === path) return current.fh;
+    await current?.fh.close().catch(() => undefined);
+    current = { path, fh: await open(path, 'a', 0o600) };
+    return current.fh;
+  }
   return {
     kind: 'file',
     takesSealed: true,
     async start() { mkdirSync(opts.dir, { recursive: true, mode: 0o700 }); started = true; },
-    async stop() { started = false; },
+    async stop() { started = false; await current?.fh.close().catch(() => undefined); current = undefined; },
     async deliver(batch: RecordBatch): Promise<DeliveryResult> {
       const now = opts.clock.now();
       const sealedAt = new Date(now).toISOString();
       if (!batch.sealed) throw new GatewayError('GW_SINK_REJECTED', 'file sink needs the sealed rows of the batch');
       const lines = batch.sealed.map((r) => JSON.stringify({ id: r.id, type: r.type, sealedAt, sealed: Buffer.from(r.sealed.buffer, r.sealed.byteOffset, r.sealed.byteLength).toString('base64') })).join('\n') + '\n';
       try {
-        const fh = await open(fileSinkPath(opts.dir, now), 'a', 0o600);
-        try { await fh.write(lines); await fh.sync(); } finally { await fh.close(); }
+        const fh = await handleFor(fileSinkPath(opts.dir, now));
+        await fh.write(lines);
+        await fh.sync();
       } catch (e) {
+        await current?.fh.close().catch(() => undefined);
+        current = undefined;
         throw new GatewayError('GW_SINK_UNREACHABLE', 'file sink could not write', { cause: e });
       }
       written += batch.sealed.length;

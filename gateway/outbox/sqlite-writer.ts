@@ -1,0 +1,146 @@
+/**
+ * Every write to the outbox database, on one connection: group-committed intakes
+ * (synchronous FULL), relay-side bookkeeping (synchronous NORMAL), dead letters. It runs in the
+ * outbox writer thread (sqlite-writer-worker.ts) so that fsyncs never block the event loop that
+ * reads sockets, and it is the one authority on the byte and row counts.
+ */
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { ENTRY_OVERHEAD, entryBytes, type DeadLetterEntry, type EnqueueEntry, type EnqueueOutcome } from './outbox.ts';
+
+export interface WriterCounts { bytes: number; rows: number; commits: number }
+
+export interface SqliteWriter {
+  /** One transaction for the whole group; outcomes in order. Throws when the commit fails. */
+  enqueue(entries: EnqueueEntry[], now: number): EnqueueOutcome[];
+  ack(rows: Array<{ id: string; seq?: number; bytes?: number }>): void;
+  retryLater(ids: readonly string[], at: number, error: string): void;
+  deadLetter(ids: readonly string[], code: string, reason: string, now: number): void;
+  addDeadLetter(e: DeadLetterEntry): 'stored' | 'full';
+  removeDeadLetter(id: string): boolean;
+  counts(): WriterCounts;
+  close(): void;
+}
+
+export function createSqliteWriter(file: string, o: { maxBytes: number; dedupeWindowMs: number }): SqliteWriter {
+  const db = new DatabaseSync(file);
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
+  let syncMode: 'FULL' | 'NORMAL' = 'FULL';
+  const setSync = (mode: 'FULL' | 'NORMAL') => { if (syncMode !== mode) { db.exec(`PRAGMA synchronous = ${mode}`); syncMode = mode; } };
+  const st: Record<string, StatementSync> = {
+    insert: db.prepare('INSERT OR IGNORE INTO outbox (id, type, partition_key, created_at, bytes, payload) VALUES (?, ?, ?, ?, ?, ?)'),
+    addLog: db.prepare('INSERT OR IGNORE INTO intake_log (key, hash, seen_at) VALUES (?, ?, ?)'),
+    getLog: db.prepare('SELECT hash FROM intake_log WHERE key = ?'),
+    pruneLog: db.prepare('DELETE FROM intake_log WHERE seen_at < ?'),
+    delSeq: db.prepare('DELETE FROM outbox WHERE seq = ? RETURNING bytes'),
+    del: db.prepare('DELETE FROM outbox WHERE id = ? RETURNING bytes'),
+    retry: db.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?'),
+    getRow: db.prepare('SELECT type, partition_key AS partitionKey, bytes, payload FROM outbox WHERE id = ?'),
+    putDead: db.prepare('INSERT OR REPLACE INTO dead_letters (id, kind, created_at, adapter, format, code, reason, location, record_type, partition_key, bytes, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+    delDead: db.prepare('DELETE FROM dead_letters WHERE id = ? RETURNING bytes'),
+  };
+  let bytes = Number((db.prepare('SELECT (SELECT COALESCE(SUM(bytes), 0) FROM outbox) + (SELECT COALESCE(SUM(bytes), 0) FROM dead_letters) AS b').get() as { b: number }).b);
+  let rows = Number((db.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n);
+  let commits = 0;
+  let lastPrune = 0;
+
+  function tx<T>(mode: 'FULL' | 'NORMAL', fn: () => T): T {
+    setSync(mode);
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const r = fn();
+      db.exec('COMMIT');
+      commits++;
+      return r;
+    } catch (e) {
+      try { db.exec('ROLLBACK'); } catch { /* the transaction may already be over */ }
+      throw e;
+    }
+  }
+
+  return {
+    enqueue(entries, now) {
+      const outcomes: EnqueueOutcome[] = [];
+      const seenInGroup = new Map<string, string>();
+      let added = 0;
+      let addedRows = 0;
+      tx('FULL', () => {
+        for (const entry of entries) {
+          const size = entryBytes(entry);
+          if (entry.dedupe) {
+            const inGroup = seenInGroup.get(entry.dedupe.key);
+            if (inGroup !== undefined) { outcomes.push(inGroup === entry.dedupe.hash ? 'duplicate' : 'conflict'); continue; }
+            if (bytes + added + size > o.maxBytes) { outcomes.push('full'); continue; }
+            // claim the key first: a new message (the common case) costs no lookup
+            if (st.addLog.run(entry.dedupe.key, entry.dedupe.hash, now).changes === 0) {
+              const prior = (st.getLog.get(entry.dedupe.key) as { hash: string }).hash;
+              outcomes.push(prior === entry.dedupe.hash ? 'duplicate' : 'conflict');
+              continue;
+            }
+            seenInGroup.set(entry.dedupe.key, entry.dedupe.hash);
+          } else if (bytes + added + size > o.maxBytes) { outcomes.push('full'); continue; }
+          for (const r of entry.records) {
+            if (st.insert.run(r.id, r.type, r.partitionKey, now, r.sealed.byteLength + ENTRY_OVERHEAD, r.sealed).changes > 0) {
+              added += r.sealed.byteLength + ENTRY_OVERHEAD;
+              addedRows++;
+            }
+          }
+          outcomes.push('accepted');
+        }
+        if (now - lastPrune > 60_000) { st.pruneLog.run(now - o.dedupeWindowMs); lastPrune = now; }
+      });
+      bytes += added;
+      rows += addedRows;
+      return outcomes;
+    },
+
+    // Relay-side writes commit at synchronous NORMAL: losing one to a power cut only re-delivers a
+    // record (at-least-once; the cloud dedupes). The next FULL commit fsyncs the WAL with it.
+    ack(list) {
+      tx('NORMAL', () => {
+        for (const r of list) {
+          const gone = (r.seq !== undefined ? st.delSeq.get(r.seq) : st.del.get(r.id)) as { bytes: number } | undefined;
+          if (gone) { bytes -= Number(gone.bytes); rows--; }
+        }
+      });
+    },
+
+    retryLater(ids, at, error) {
+      tx('NORMAL', () => { for (const id of ids) st.retry.run(at, error.slice(0, 200), id); });
+    },
+
+    deadLetter(ids, code, reason, now) {
+      tx('NORMAL', () => {
+        for (const id of ids) {
+          const row = st.getRow.get(id) as { type: string; partitionKey: string; bytes: number; payload: Uint8Array } | undefined;
+          if (!row) continue;
+          st.del.run(id);
+          rows--;
+          st.putDead.run(id, 'record', now, 'relay', 'canonical', code, reason.slice(0, 500), null, row.type, row.partitionKey, row.bytes, row.payload);
+        }
+      });
+    },
+
+    addDeadLetter(e) {
+      const size = e.sealed.byteLength + ENTRY_OVERHEAD;
+      if (bytes + size > o.maxBytes) return 'full';
+      // durable: the source is told AE/AR right after, and rule 1 covers dead letters too
+      let replaced = 0;
+      tx('FULL', () => {
+        replaced = Number((db.prepare('SELECT bytes FROM dead_letters WHERE id = ?').get(e.id) as { bytes: number } | undefined)?.bytes ?? 0);
+        st.putDead.run(e.id, e.kind, e.createdAt, e.adapter, e.format, e.code, e.reason.slice(0, 500), e.location ?? null, e.recordType ?? null, e.partitionKey ?? null, size, e.sealed);
+      });
+      bytes += size - replaced;
+      return 'stored';
+    },
+
+    removeDeadLetter(id) {
+      const gone = tx('NORMAL', () => st.delDead.get(id) as { bytes: number } | undefined);
+      if (!gone) return false;
+      bytes -= Number(gone.bytes);
+      return true;
+    },
+
+    counts: () => ({ bytes, rows, commits }),
+    close: () => db.close(),
+  };
+}
