@@ -6,6 +6,7 @@
  * Bounded: every load runs for a fixed time on 127.0.0.1 only.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../support/net.ts';
@@ -34,6 +35,21 @@ async function measure(name: string, start: (port: number) => Promise<{ stop(): 
   return out;
 }
 
+/** One small row per transaction at synchronous FULL, as one connection's messages get: the fsync floor. */
+function diskFloor(): { perSecond: number; micros: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'ewml-bench-disk-'));
+  const db = new DatabaseSync(join(dir, 'floor.db'));
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; CREATE TABLE t (seq INTEGER PRIMARY KEY, v BLOB)');
+  const ins = db.prepare('INSERT INTO t (v) VALUES (?)');
+  const blob = Buffer.alloc(2000);
+  const n = 2000;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) { db.exec('BEGIN'); ins.run(blob); db.exec('COMMIT'); }
+  const ms = performance.now() - t0;
+  db.close();
+  return { perSecond: (n / ms) * 1000, micros: (ms * 1000) / n };
+}
+
 async function main(): Promise<void> {
   log(`eyewear-gateway benchmarks — Node ${process.version}, ${DURATION / 1000}s per run, load generator on the same machine`);
   log('\n1. MLLP ingest (each connection sends one ~0.7 KB ADT^A04 and waits for its ACK)');
@@ -47,6 +63,8 @@ async function main(): Promise<void> {
     return { stop: () => stopChild(c) };
   });
   for (const n of [1, 8]) log(`  ratio ${n} conn: gateway/peer ${fmt(gw[n].rate / peer[n].rate, 2)}, gateway/echo ${fmt(gw[n].rate / echo[n].rate, 2)}`);
+  const floor = diskFloor();
+  log(`  disk floor: ${fmt(floor.perSecond)} SQLite commits/s at synchronous FULL (${fmt(floor.micros)} µs each) — the ceiling for one connection, which waits for its own commit`);
 
   log('\n2. Relay to mosquitto (QoS 1, JWE per batch, delete on the cloud\'s ack)');
   const r = await relayBench({ records: 20_000, batchSize: 200, maxInFlight: 4 });
