@@ -83,7 +83,10 @@ export function readDelimiters(msh: string): Delimiters {
   const field = msh.charAt(3);
   if (!field || /[A-Za-z0-9\r\n ]/.test(field)) throw new CodecError('MSH-1 field separator is missing or invalid', { location: { segment: 'MSH', sequence: 1, field: 1 }, hl7ErrorCode: '102' });
   const end = msh.indexOf(field, 4);
-  const enc = end === -1 ? msh.slice(4) : msh.slice(4, end);
+  let enc = end === -1 ? msh.slice(4) : msh.slice(4, end);
+  // `^~\\&`: a doubled escape character, left by an export that escaped backslashes (seen in
+  // public sample files); the message means `^~\&`
+  if (enc.length === 5 && enc[2] === enc[3] && enc[2] === '\\') enc = enc.slice(0, 3) + enc.slice(4);
   if (enc.length < 4 || enc.length > 5) throw new CodecError('MSH-2 encoding characters must be 4 or 5 characters', { location: { segment: 'MSH', sequence: 1, field: 2 }, hl7ErrorCode: '102' });
   const chars = [field, ...enc];
   if (new Set(chars).size !== chars.length || chars.some((c) => /[A-Za-z0-9\r\n]/.test(c))) {

@@ -47,6 +47,7 @@ export function addRecord(scope: MessageScope, type: RecordType, sourceId: strin
   return rec;
 }
 
+/** Records a mapping error at a field (or, with field 0, at a whole missing segment). */
 export function required(scope: MessageScope, segment: string, field: number, message: string, sequence = 1, hl7ErrorCode = '101'): void {
-  scope.issues.push({ severity: 'error', code: 'GW_MAP_FAILED', message, location: { segment, sequence, field }, hl7ErrorCode });
+  scope.issues.push({ severity: 'error', code: 'GW_MAP_FAILED', message, location: field > 0 ? { segment, sequence, field } : { segment, sequence }, hl7ErrorCode });
 }
