@@ -48,6 +48,7 @@ export const ConfigSchema = Type.Object({
   }, 'HL7 v2 MLLP listener.'),
   outbox: obj({
     maxBytes: Type.Integer({ minimum: 1024 * 1024, default: 1024 * 1024 * 1024, description: 'Byte cap of sealed records and dead letters. At the cap new input is refused (negative ACK) and an alert raised; nothing accepted is dropped.' }),
+    maxDeadLetterBytes: Type.Integer({ minimum: 1024 * 1024, default: 256 * 1024 * 1024, description: 'Part of `maxBytes` that dead letters may take, so a flood of bad input cannot crowd out good records. Past it, bad input is answered "busy, retry later" (nothing is lost) and an alert raised.' }),
     groupCommitMaxRecords: Type.Integer({ minimum: 1, default: 2000, description: 'Most records committed in one transaction (group commit).' }),
   }, 'The on-disk outbox (SQLite, WAL, synchronous FULL, sealed with AES-256-GCM).'),
   relay: obj({

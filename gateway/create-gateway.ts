@@ -84,7 +84,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const alerts: Record<string, { since: string; detail: string }> = {};
 
   const outbox = createSqliteOutbox({
-    file: paths.outboxFile, maxBytes: config.outbox.maxBytes, clock, groupCommitMaxRecords: config.outbox.groupCommitMaxRecords,
+    file: paths.outboxFile, maxBytes: config.outbox.maxBytes, maxDeadLetterBytes: Math.min(config.outbox.maxDeadLetterBytes, config.outbox.maxBytes), clock, groupCommitMaxRecords: config.outbox.groupCommitMaxRecords,
     dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000,
     onFull: (bytes, maxBytes) => {
       if (!alerts.outboxFull) {

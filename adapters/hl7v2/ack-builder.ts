@@ -61,7 +61,8 @@ export interface BuildAckOptions {
 /** The ACK as text with CR segment ends (MLLP framing is the transport's job). */
 export function buildAck(o: BuildAckOptions): string {
   const d = o.inbound.delimiters;
-  const m = (n: number) => o.inbound.msh[n] ?? '';
+  // echo at most a field's standard length (HD 227, ST 199): a hostile header must not make a huge ACK
+  const m = (n: number) => (o.inbound.msh[n] ?? '').slice(0, 227);
   const enc = d.component + d.repetition + d.escape + d.subcomponent + (d.truncation ?? '');
   const version = m(12) || '2.5';
   const comp = m(9).split(d.component);

@@ -27,7 +27,11 @@ export async function connectMllp(host: string, port: number, opts: { maxFrameBy
       const w = waiting.shift();
       if (w) { if (w.timer) clearTimeout(w.timer); w.resolve(text); } else answers.push(text);
     },
-    oversize() { /* answers are small */ },
+    oversize(_head, size) {
+      const w = waiting.shift();
+      const e = new Error(`answer of ${size} bytes exceeds the client's limit`);
+      if (w) { if (w.timer) clearTimeout(w.timer); w.reject(e); } else answers.push(`(oversize answer: ${size} bytes)`);
+    },
   });
   socket.on('data', (c: Buffer) => framer.push(c));
   const fail = (e: Error) => { closedError = e; for (const w of waiting.splice(0)) { if (w.timer) clearTimeout(w.timer); w.reject(e); } };

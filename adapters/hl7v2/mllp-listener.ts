@@ -55,6 +55,7 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
   const id = opts.id ?? 'hl7v2';
   const now = opts.now ?? Date.now;
   const maxPending = opts.maxPendingPerConnection ?? 512;
+  const maxPendingBytes = Math.max(opts.maxFrameBytes, 16 * 1024 * 1024);
   const ackIds = createAckIdSource('GW', now());
   const sockets = new Set<Socket>();
   const inflight = new Set<Promise<unknown>>();
@@ -91,11 +92,15 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
     socket.setTimeout(opts.idleTimeoutMs, () => { c.logger.info({ remotePort: socket.remotePort }, 'closing idle MLLP connection'); socket.destroy(); });
     let tail: Promise<void> = Promise.resolve();
     let pending = 0;
+    let pendingBytes = 0;
     let closing = false;
     const write = (buf: Buffer) => { if (!socket.destroyed) socket.write(buf); };
-    const enqueue = (work: Promise<Buffer>, then?: () => void) => {
+    // bounded memory: stop reading while too many frames or bytes of this connection are in progress
+    const over = () => pending >= maxPending || pendingBytes >= maxPendingBytes;
+    const enqueue = (work: Promise<Buffer>, size: number, then?: () => void) => {
       pending++;
-      if (pending >= maxPending) socket.pause();
+      pendingBytes += size;
+      if (over()) socket.pause();
       const done = tail.then(() => work).then((ack) => {
         write(ack);
         then?.();
@@ -104,7 +109,8 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
         socket.destroy();
       }).finally(() => {
         pending--;
-        if (pending < maxPending / 2 && !closing) socket.resume();
+        pendingBytes -= size;
+        if (!over() && !closing && socket.isPaused()) socket.resume();
       });
       tail = done;
       inflight.add(done);
@@ -113,7 +119,7 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
     const framer = createMllpFramer(opts.maxFrameBytes, {
       frame(payload) {
         counts.frames++;
-        enqueue(handleFrame(payload, c));
+        enqueue(handleFrame(payload, c), payload.length);
       },
       oversize(head, size) {
         counts.oversize++;
@@ -121,7 +127,7 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
         c.logger.warn({ code: 'GW_FRAME_TOO_LARGE', size, max: opts.maxFrameBytes }, 'MLLP frame over the limit; answering AR and closing');
         const header = salvageHeader(head.toString('latin1'));
         const ack = answer(header, 'AR', { code: '207', text: `GW_FRAME_TOO_LARGE: frame of ${size} bytes exceeds ${opts.maxFrameBytes}` }, undefined);
-        enqueue(Promise.resolve(ack), () => socket.end());
+        enqueue(Promise.resolve(ack), 0, () => socket.end());
       },
     });
     socket.on('data', (chunk: Buffer) => {

@@ -23,6 +23,8 @@ export interface SqliteOutboxOptions {
   maxBytes: number;
   clock: Clock;
   groupCommitMaxRecords?: number;
+  /** Part of maxBytes dead letters may take (default: a quarter). */
+  maxDeadLetterBytes?: number;
   /** Intake-log entries older than this are forgotten. */
   dedupeWindowMs?: number;
   onFull?: (bytes: number, maxBytes: number) => void;
@@ -120,7 +122,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     async open() {
       if (db) return;
       const d = openFile(opts.file);
-      const w = spawnWriter({ file: opts.file, maxBytes: opts.maxBytes, dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000 });
+      const w = spawnWriter({ file: opts.file, maxBytes: opts.maxBytes, maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4), dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000 });
       try {
         await new Promise<void>((resolve, reject) => {
           w.once('error', reject);

@@ -15,13 +15,14 @@ export interface SqliteWriter {
   ack(rows: Array<{ id: string; seq?: number; bytes?: number }>): void;
   retryLater(ids: readonly string[], at: number, error: string): void;
   deadLetter(ids: readonly string[], code: string, reason: string, now: number): void;
-  addDeadLetter(e: DeadLetterEntry): 'stored' | 'full';
+  /** One transaction for a group of dead letters (a burst of bad input shares the fsync). */
+  addDeadLetters(entries: DeadLetterEntry[]): Array<'stored' | 'full'>;
   removeDeadLetter(id: string): boolean;
   counts(): WriterCounts;
   close(): void;
 }
 
-export function createSqliteWriter(file: string, o: { maxBytes: number; dedupeWindowMs: number }): SqliteWriter {
+export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadLetterBytes: number; dedupeWindowMs: number }): SqliteWriter {
   const db = new DatabaseSync(file);
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
   let syncMode: 'FULL' | 'NORMAL' = 'FULL';
@@ -37,9 +38,11 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; dedupeWi
     getRow: db.prepare('SELECT type, partition_key AS partitionKey, bytes, payload FROM outbox WHERE id = ?'),
     putDead: db.prepare('INSERT OR REPLACE INTO dead_letters (id, kind, created_at, adapter, format, code, reason, location, record_type, partition_key, bytes, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     delDead: db.prepare('DELETE FROM dead_letters WHERE id = ? RETURNING bytes'),
+    getDeadBytes: db.prepare('SELECT bytes FROM dead_letters WHERE id = ?'),
   };
   let bytes = Number((db.prepare('SELECT (SELECT COALESCE(SUM(bytes), 0) FROM outbox) + (SELECT COALESCE(SUM(bytes), 0) FROM dead_letters) AS b').get() as { b: number }).b);
   let rows = Number((db.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n);
+  let deadBytes = Number((db.prepare('SELECT COALESCE(SUM(bytes), 0) AS b FROM dead_letters').get() as { b: number }).b);
   let commits = 0;
   let lastPrune = 0;
 
@@ -116,27 +119,35 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; dedupeWi
           st.del.run(id);
           rows--;
           st.putDead.run(id, 'record', now, 'relay', 'canonical', code, reason.slice(0, 500), null, row.type, row.partitionKey, row.bytes, row.payload);
+          deadBytes += Number(row.bytes);
         }
       });
     },
 
-    addDeadLetter(e) {
-      const size = e.sealed.byteLength + ENTRY_OVERHEAD;
-      if (bytes + size > o.maxBytes) return 'full';
-      // durable: the source is told AE/AR right after, and rule 1 covers dead letters too
-      let replaced = 0;
+    addDeadLetters(list) {
+      // durable (FULL): the source is told AE/AR right after, and rule 1 covers dead letters too
+      const results: Array<'stored' | 'full'> = [];
+      let delta = 0;
       tx('FULL', () => {
-        replaced = Number((db.prepare('SELECT bytes FROM dead_letters WHERE id = ?').get(e.id) as { bytes: number } | undefined)?.bytes ?? 0);
-        st.putDead.run(e.id, e.kind, e.createdAt, e.adapter, e.format, e.code, e.reason.slice(0, 500), e.location ?? null, e.recordType ?? null, e.partitionKey ?? null, size, e.sealed);
+        for (const e of list) {
+          const size = e.sealed.byteLength + ENTRY_OVERHEAD;
+          const replaced = Number((st.getDeadBytes.get(e.id) as { bytes: number } | undefined)?.bytes ?? 0);
+          if (bytes + delta + size - replaced > o.maxBytes || deadBytes + delta + size - replaced > o.maxDeadLetterBytes) { results.push('full'); continue; }
+          st.putDead.run(e.id, e.kind, e.createdAt, e.adapter, e.format, e.code, e.reason.slice(0, 500), e.location ?? null, e.recordType ?? null, e.partitionKey ?? null, size, e.sealed);
+          delta += size - replaced;
+          results.push('stored');
+        }
       });
-      bytes += size - replaced;
-      return 'stored';
+      bytes += delta;
+      deadBytes += delta;
+      return results;
     },
 
     removeDeadLetter(id) {
       const gone = tx('NORMAL', () => st.delDead.get(id) as { bytes: number } | undefined);
       if (!gone) return false;
       bytes -= Number(gone.bytes);
+      deadBytes -= Number(gone.bytes);
       return true;
     },
 

@@ -44,6 +44,12 @@ describe('ACK builder', () => {
     expect(ack).toContain('MSA|AE|CTRL9|a\\F\\b\\S\\c');
   });
 
+  it('never echoes more than a field\'s standard length, whatever the inbound header holds', () => {
+    const m = parseHl7(`MSH|^~\\&|${'A'.repeat(100_000)}|F|R|RF|2026||ADT^A01|${'9'.repeat(50_000)}|P|2.5`);
+    const ack = buildAck({ inbound: headerFromSegment(m.segments[0], m.delimiters), code: 'AA', controlId: 'X', nowMs: 0 });
+    expect(ack.length).toBeLessThan(2000);
+  });
+
   it('makes unique control ids of at most 20 characters', () => {
     const src = createAckIdSource('GW', Date.now());
     const ids = new Set(Array.from({ length: 10_000 }, () => src.next()));
