@@ -1,6 +1,7 @@
 /**
  * SIU → appointment (HL7 v2 chapter 10, "Scheduling"). S12 new, S13 reschedule, S14 modify,
- * S15 cancel (status from the event, overridden by SCH-25 filler status where sent). Start and
+ * S15 cancel, S16 discontinue, S17 delete (a `delete` record), S26 no-show (status from the event,
+ * overridden by SCH-25 filler status where sent). Start and
  * duration come from AIS-4/AIS-7 (v2.5+), then TQ1-7, then SCH-11 (TQ, deprecated in v2.5).
  */
 import type { AppointmentData } from '../canonical/types.ts';
@@ -11,7 +12,8 @@ import { mapPid, mapXcn, patientRef, readEntityIds, type SegmentMapContext } fro
 import { addRecord, openScope, required, type Hl7MapContext } from './message-mapper.ts';
 import { partitionOf } from './map-adt.ts';
 
-const EVENT_STATUS: Record<string, AppointmentData['status']> = { S12: 'booked', S13: 'booked', S14: 'booked', S15: 'cancelled' };
+/** S12 new, S13 reschedule, S14 modify, S15 cancel, S16 discontinue, S17 delete, S26 no-show. */
+const EVENT_STATUS: Record<string, AppointmentData['status']> = { S12: 'booked', S13: 'booked', S14: 'booked', S15: 'cancelled', S16: 'cancelled', S17: 'cancelled', S26: 'noshow' };
 
 /** HL7 table 0278 filler status codes. */
 const FILLER_STATUS: Record<string, AppointmentData['status']> = {
@@ -88,6 +90,6 @@ export function mapSiu(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
     const locName = ail?.get(3, 9) || ail?.get(3, 2);
     if (locName) data.location.display = locName;
   }
-  addRecord(scope, 'appointment', `${apptId.system}|${apptId.value}`, partition, data as unknown as Record<string, unknown>);
+  addRecord(scope, 'appointment', `${apptId.system}|${apptId.value}`, partition, data as unknown as Record<string, unknown>, event === 'S17' ? 'delete' : 'upsert');
   return { records: scope.records, issues: scope.issues };
 }

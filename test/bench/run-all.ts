@@ -2,7 +2,8 @@
  * `npm run bench`: figures and ratios against baselines measured in the same run, on this machine.
  *   1. MLLP ingest with ACK-after-commit (the gateway: parse, map, validate, seal, group commit,
  *      ACK) beside @medplum/hl7's Hl7Server (buildAck, no storage) and a bare MLLP echo server.
- *   2. Relay throughput to mosquitto beside raw mqtt.js publishing the same payloads.
+ *   2. HL7 parse throughput beside @medplum/core, and parse+map+validate.
+ *   3. Relay throughput to mosquitto beside raw mqtt.js publishing the same payloads.
  * Bounded: every load runs for a fixed time on 127.0.0.1 only.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { adtA04 } from '../support/hl7-fixtures.ts';
 import { forkServer, spawnGateway, stopChild } from './child.ts';
 import { runLoad, type LoadResult } from './mllp-load.ts';
 import { relayBench } from './relay-bench.ts';
+import { parseBench } from './parse-bench.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const DURATION = Number(process.env.BENCH_SECONDS ?? 4) * 1000;
@@ -66,7 +68,10 @@ async function main(): Promise<void> {
   const floor = diskFloor();
   log(`  disk floor: ${fmt(floor.perSecond)} SQLite commits/s at synchronous FULL (${fmt(floor.micros)} µs each) — the ceiling for one connection, which waits for its own commit`);
 
-  log('\n2. Relay to mosquitto (QoS 1, JWE per batch, delete on the cloud\'s ack)');
+  log('\n2. HL7 parsing on one core (ours beside @medplum/core Hl7Message.parse)');
+  for (const r of parseBench()) log(`  ${r.name.padEnd(40)} ours ${fmt(r.ours).padStart(8)} msg/s${Number.isNaN(r.peer) ? '' : `   @medplum/core ${fmt(r.peer).padStart(8)} msg/s   ratio ${fmt(r.ours / r.peer, 2)}`}`);
+
+  log('\n3. Relay to mosquitto (QoS 1, JWE per batch, delete on the cloud\'s ack)');
   const r = await relayBench({ records: 20_000, batchSize: 200, maxInFlight: 4 });
   log(`  raw mqtt.js publish (same payloads)  ${fmt(r.rawRate).padStart(7)} records/s`);
   log(`  gateway relay (outbox → cloud ack)   ${fmt(r.relayRate).padStart(7)} records/s`);

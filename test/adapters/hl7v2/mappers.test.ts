@@ -47,6 +47,30 @@ describe('ADT mapping', () => {
     expect(run('MSH|^~\\&|A|B|C|D|20260101||ORU^R01|1|P|2.5\rPID|1||1').unsupported).toBe('ORU^R01');
   });
 
+  it.each(['A40', 'A34', 'A39', 'A18'])('maps ADT^%s to a merge record naming the surviving and retired patient ids', (event) => {
+    const msg = [
+      `MSH|^~\\&|PMS|CLINIC|EWML|GW|20261125093000||ADT^${event}^ADT_A39|M1${event}|P|2.5.1`, `EVN|${event}|20261125093000`,
+      'PID|1||KEEP1^^^CLINIC^MR||Synthetic^Pat', 'MRG|GONE1^^^CLINIC^MR~GONE1B^^^CLINIC^MR',
+      'PID|2||KEEP2^^^CLINIC^MR||Synthetic^Two', 'MRG|GONE2^^^CLINIC^MR',
+    ].join('\r');
+    const r = run(msg);
+    expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+    expect(r.records.map((x) => [x.op, x.source.sourceId])).toEqual([['merge', 'CLINIC|KEEP1'], ['merge', 'CLINIC|KEEP2']]);
+    expect(r.records[0].data.mergedFrom).toEqual([{ system: 'CLINIC', value: 'GONE1' }, { system: 'CLINIC', value: 'GONE1B' }]);
+  });
+
+  it('reports a merge without MRG as an error at MRG', () => {
+    const r = run('MSH|^~\\&|PMS|CLINIC|EWML|GW|20261125093000||ADT^A40|MX|P|2.5.1\rPID|1||KEEP1^^^CLINIC^MR');
+    expect(r.records).toEqual([]);
+    expect(r.issues[0]).toMatchObject({ severity: 'error', location: { segment: 'MRG' } });
+  });
+
+  it('maps ADT^A23 to a patient delete record', () => {
+    const r = run(adtA04({ event: 'A23' }));
+    expect(r.records).toHaveLength(1);
+    expect(r.records[0]).toMatchObject({ type: 'patient', op: 'delete', data: { identifiers: [{ system: 'CLINIC', value: 'MRN001', type: 'MR' }] } });
+  });
+
   it('uses the profile to choose the chart identifier', () => {
     const msg = adtA04().replace('MRN001^^^CLINIC^MR', 'ENT9^^^ENT^EPI~MRN001^^^CLINIC^PI');
     const epic = createHl7Codec({ profile: 'epic', timezone: 'UTC' }) as SourceCodec<unknown>;
@@ -66,6 +90,13 @@ describe('SIU mapping', () => {
       durationMinutes: 30, visitType: { code: 'EYEEXAM', display: 'Comprehensive eye exam' }, provider: { system: 'NPI', value: 'D100' }, location: { code: 'ROOM2', display: 'Exam room 2' },
     });
     expect(r.records.find((x) => x.type === 'provider')).toBeDefined();
+  });
+
+  it('maps S16 and S17 to cancelled (S17 as a delete) and S26 to no-show', () => {
+    const appt = (event: string) => run(siu({ event })).records.find((x) => x.type === 'appointment')!;
+    expect(appt('S16')).toMatchObject({ op: 'upsert', data: { status: 'cancelled' } });
+    expect(appt('S17')).toMatchObject({ op: 'delete', data: { status: 'cancelled' } });
+    expect(appt('S26')).toMatchObject({ op: 'upsert', data: { status: 'noshow' } });
   });
 
   it('lets SCH-25 filler status override the event', () => {
