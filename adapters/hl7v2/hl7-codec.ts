@@ -3,6 +3,7 @@ import type { MapContext, MapResult, SourceCodec } from '../contracts.ts';
 import { parseHl7, type Hl7Message } from './hl7-message.ts';
 import { mapAdt } from './map-adt.ts';
 import { mapSiu } from './map-siu.ts';
+import { mapOru } from './map-oru.ts';
 import type { Hl7MapContext } from './message-mapper.ts';
 import { HL7_PROFILES } from './profiles.ts';
 import type { Hl7ProfileName } from '../../config/schema.ts';
@@ -19,6 +20,7 @@ export function mapHl7(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
   switch (code) {
     case 'ADT': return mapAdt(msg, ctx);
     case 'SIU': return mapSiu(msg, ctx);
+    case 'ORU': return mapOru(msg, ctx);
     default: return { unsupported: `${code}^${msg.header.triggerEvent || '?'}`, records: [], issues: [] };
   }
 }

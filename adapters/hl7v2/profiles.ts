@@ -16,6 +16,8 @@ export interface Hl7Profile {
   readonly visitTypeFrom: readonly ('AIS-3' | 'SCH-8' | 'SCH-7')[];
   /** Extra SCH-25 filler status codes (beyond table 0278) → canonical appointment status. */
   readonly fillerStatus: Readonly<Record<string, string>>;
+  /** The cylinder convention prescriptions are written in (optometry: minus; ophthalmology often plus). */
+  readonly cylinderConvention: 'minus' | 'plus';
 }
 
 const generic: Hl7Profile = {
@@ -24,6 +26,7 @@ const generic: Hl7Profile = {
   defaultIdentifierSystem: 'source',
   visitTypeFrom: ['AIS-3', 'SCH-8', 'SCH-7'],
   fillerStatus: {},
+  cylinderConvention: 'minus',
 };
 
 /** Profiles by name; vendors not listed differently use the generic rules. */
