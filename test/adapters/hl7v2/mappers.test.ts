@@ -44,7 +44,7 @@ describe('ADT mapping', () => {
 
   it('marks events it does not map as unsupported (answered AA, counted as ignored)', () => {
     expect(run(adtA04({ event: 'A17' })).unsupported).toBe('ADT^A17');
-    expect(run('MSH|^~\\&|A|B|C|D|20260101||ORU^R01|1|P|2.5\rPID|1||1').unsupported).toBe('ORU^R01');
+    expect(run('MSH|^~\\&|A|B|C|D|20260101||RDE^O11|1|P|2.5\rPID|1||1').unsupported).toBe('RDE^O11');
   });
 
   it.each(['A40', 'A34', 'A39', 'A18'])('maps ADT^%s to a merge record naming the surviving and retired patient ids', (event) => {
