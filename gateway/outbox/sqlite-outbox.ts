@@ -76,8 +76,13 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   const inFlight = new Set<string>();
   /** In-flight rows by id: they block their partitions and let ack delete by primary key. */
   const inFlightRows = new Map<string, ScanRow>();
-  /** Every row at or below it has been claimed before (see rowsInOrder). */
+  /**
+   * Every row at or below the cursor has been claimed before, or waits in `deferred` (seen while
+   * its partition was blocked), so claims never rescan the queue behind a blocked patient.
+   */
   let claimCursor = 0;
+  const deferred = new Map<number, ScanRow>();
+  const MAX_DEFERRED = 50_000;
 
   function need(): DatabaseSync {
     if (!db) throw new GatewayError('GW_OUTBOX_IO', 'outbox is not open');
@@ -102,15 +107,22 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   /**
    * Rows in enqueue order without payloads (fetched only for the rows picked): the rows in flight
    * first (only to block their partitions: no row of a partition is claimable below one of its
-   * rows in flight), then rows that failed once up to the cursor (a small indexed set), then fresh
-   * rows after it — never the whole queue.
+   * rows in flight), then, merged in seq order, the rows deferred by earlier claims (their
+   * partition was blocked) and the rows that failed once (a small indexed set), then fresh rows
+   * after the cursor — never the whole queue.
    */
-  function* rowsInOrder(scannedFresh: number[]): Iterable<ScanRow> {
+  function* rowsInOrder(scannedFresh: ScanRow[]): Iterable<ScanRow> {
     for (const id of inFlight) yield inFlightRows.get(id)!;
-    yield* st.scanRetried.iterate(claimCursor) as Iterable<ScanRow>;
-    for (const r of st.scanFresh.iterate(claimCursor) as Iterable<ScanRow>) {
-      scannedFresh.push(Number(r.seq));
-      yield r;
+    const retried = (st.scanRetried.iterate(claimCursor) as Iterator<ScanRow>);
+    let r = retried.next();
+    for (const d of deferred.values()) {
+      while (!r.done && Number(r.value.seq) < d.seq) { yield r.value; r = retried.next(); }
+      yield d;
+    }
+    while (!r.done) { yield r.value; r = retried.next(); }
+    for (const f of st.scanFresh.iterate(claimCursor) as Iterable<ScanRow>) {
+      scannedFresh.push(f);
+      yield f;
     }
   }
 
@@ -158,6 +170,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       };
       inFlight.clear();
       inFlightRows.clear();
+      deferred.clear();
       claimCursor = 0;
     },
 
@@ -180,17 +193,25 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
 
     claim(n) {
       need();
-      const scannedFresh: number[] = [];
-      const picked = selectClaimable(rowsInOrder(scannedFresh), inFlight, opts.clock.now(), n, inFlight.size + Math.max(n * 10, 2000));
+      const scannedFresh: ScanRow[] = [];
+      const picked = selectClaimable(rowsInOrder(scannedFresh), inFlight, opts.clock.now(), n, inFlight.size + deferred.size + Math.max(n * 10, 2000));
       const out: ClaimedRow[] = picked.map((r) => ({ seq: Number(r.seq), id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: Number(r.attempts), sealed: (st.payload.get(r.seq) as { payload: Uint8Array }).payload }));
       for (const r of picked) {
         inFlight.add(r.id);
         inFlightRows.set(r.id, { seq: Number(r.seq), id: r.id, partitionKey: r.partitionKey, nextAttemptAt: 0, type: r.type, attempts: Number(r.attempts), bytes: Number(r.bytes) });
+        deferred.delete(Number(r.seq));
       }
-      // advance the cursor over fresh rows claimed without a gap: a row skipped (its partition
-      // blocked) keeps the cursor below it, so the next claim sees it again
+      // advance the cursor over the fresh rows seen: claimed ones are in flight, skipped ones
+      // (partition blocked) wait in `deferred`; past its cap the cursor stops at the first skipped row
       const pickedSeqs = new Set(picked.map((r) => Number(r.seq)));
-      for (const seq of scannedFresh) { if (!pickedSeqs.has(seq)) break; claimCursor = seq; }
+      for (const f of scannedFresh) {
+        const seq = Number(f.seq);
+        if (!pickedSeqs.has(seq)) {
+          if (deferred.size >= MAX_DEFERRED) break;
+          deferred.set(seq, { seq, id: f.id, partitionKey: f.partitionKey, nextAttemptAt: Number(f.nextAttemptAt), type: f.type, attempts: Number(f.attempts), bytes: Number(f.bytes) });
+        }
+        claimCursor = seq;
+      }
       return out;
     },
 

@@ -27,7 +27,7 @@ import { makeCloudKeys } from '../support/cloud-keys.ts';
 import { adtA04 } from '../support/hl7-fixtures.ts';
 import { fork } from 'node:child_process';
 
-export interface RelayBenchResult { records: number; relayRate: number; rawRate: number; ratio: number; batchSize: number }
+export interface RelayBenchResult { records: number; relayRate: number; rawRate: number; rawWindowRate: number; ratio: number; windowRatio: number; relayCpuShare: number; batchSize: number; maxInFlight: number }
 
 export async function relayBench(o: { records: number; batchSize: number; maxInFlight: number }): Promise<RelayBenchResult> {
   const broker = await startMosquitto();
@@ -50,9 +50,17 @@ export async function relayBench(o: { records: number; batchSize: number; maxInF
       payloads.push(await envelope.encrypt(Buffer.from(JSON.stringify({ batchId: `raw${i}`, gatewayId: 'raw', tenantId: 'bench', sentAt: new Date().toISOString(), records: batch })), { bid: `raw${i}` }));
     }
     const raw = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'raw-bench' });
+    (raw.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     const t0 = performance.now();
     await Promise.all(payloads.map((p) => raw.publishAsync('ewml/v1/bench/raw/up/records', p, { qos: 1 })));
     const rawSeconds = (performance.now() - t0) / 1000;
+    // the same, but with the relay's window: at most maxInFlight batches awaiting their PUBACK
+    const t0w = performance.now();
+    let next = 0;
+    await Promise.all(Array.from({ length: o.maxInFlight }, async () => {
+      while (next < payloads.length) await raw.publishAsync('ewml/v1/bench/raw/up/records', payloads[next++], { qos: 1 });
+    }));
+    const rawWindowSeconds = (performance.now() - t0w) / 1000;
     await raw.endAsync();
     await new Promise((r) => setTimeout(r, 1000));
 
@@ -70,16 +78,20 @@ export async function relayBench(o: { records: number; batchSize: number; maxInF
     let delivered = 0;
     const done = new Promise<void>((resolve) => bus.on('relay.delivered', (e) => { delivered += e.records; if (delivered >= records.length) resolve(); }));
     const t1 = performance.now();
+    const cpu0 = process.cpuUsage();
     await relay.start();
     await Promise.race([done, new Promise((r) => setTimeout(r, 120_000).unref())]);
     if (delivered < records.length) process.stderr.write(`relay bench: only ${delivered} delivered; outbox ${JSON.stringify(outbox.stats())}; relay ${JSON.stringify(relay.health())}; sink ${JSON.stringify(sink.health())}; cloud ${JSON.stringify(await cloudCount())}\n`);
     const relaySeconds = (performance.now() - t1) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const relayCpuShare = (cpu.user + cpu.system) / 1e6 / relaySeconds;
     const left = outbox.stats().pending + outbox.stats().inFlight;
     await relay.stop(); await sink.stop(); await outbox.close();
     if (left) throw new Error(`relay did not drain: ${left} left`);
     const rawRate = records.length / rawSeconds;
     const relayRate = records.length / relaySeconds;
-    return { records: records.length, relayRate, rawRate, ratio: relayRate / rawRate, batchSize: o.batchSize };
+    const rawWindowRate = records.length / rawWindowSeconds;
+    return { records: records.length, relayRate, rawRate, rawWindowRate, ratio: relayRate / rawRate, windowRatio: relayRate / rawWindowRate, relayCpuShare, batchSize: o.batchSize, maxInFlight: o.maxInFlight };
   } finally {
     cloud.send('stop');
     await new Promise((r) => cloud.once('exit', r));

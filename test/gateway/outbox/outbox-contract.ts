@@ -59,6 +59,19 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       expect(again[0].attempts).toBe(1);
     });
 
+    it('claims rows held back behind a patient in flight once it is acked, in order, without losing later rows', async () => {
+      await box.enqueue({ records: [rec('p0', 'P'), rec('a', 'A'), rec('p1', 'P'), rec('b', 'B'), rec('p2', 'P'), rec('c', 'C')] });
+      expect(box.claim(1).map((r) => r.id)).toEqual(['p0']);
+      expect(box.claim(10).map((r) => r.id)).toEqual(['a', 'b', 'c']);
+      await box.enqueue({ records: [rec('d', 'D'), rec('p3', 'P')] });
+      expect(box.claim(10).map((r) => r.id)).toEqual(['d']);
+      await box.ack(['p0', 'a']);
+      expect(box.claim(2).map((r) => r.id)).toEqual(['p1', 'p2']);
+      expect(box.claim(10)).toEqual([]);
+      await box.ack(['p1', 'p2']);
+      expect(box.claim(10).map((r) => r.id)).toEqual(['p3']);
+    });
+
     it('recognises a resend (same key, same hash) and a conflict (same key, other hash)', async () => {
       expect(await box.enqueue({ records: [rec('a')], dedupe: { key: 'k1', hash: 'h1' } })).toBe('accepted');
       expect(await box.enqueue({ records: [rec('a')], dedupe: { key: 'k1', hash: 'h1' } })).toBe('duplicate');
