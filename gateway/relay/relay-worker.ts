@@ -10,7 +10,6 @@
  *         delivery permanent ──► rows to dead letters
  */
 import type { Logger } from 'pino';
-import type { CanonicalRecord } from '../../adapters/canonical/types.ts';
 import { deterministicId } from '../../adapters/canonical/record-id.ts';
 import type { Clock } from '../clock.ts';
 import type { RecordSealer } from '../crypto/record-sealer.ts';
@@ -96,13 +95,14 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
   }
 
   async function deliver(rows: ClaimedRow[]): Promise<void> {
-    const records: CanonicalRecord[] = [];
+    const json: string[] = [];
     let good = rows;
     if (!o.sink.takesSealed) {
+      // AES-GCM authenticates each blob: a failure to open is corruption (or another key)
       const corrupt: string[] = [];
       good = [];
       for (const r of rows) {
-        try { records.push(JSON.parse(o.sealer.open(r.id, r.sealed).toString('utf8')) as CanonicalRecord); good.push(r); } catch { corrupt.push(r.id); }
+        try { json.push(o.sealer.open(r.id, r.sealed).toString('utf8')); good.push(r); } catch { corrupt.push(r.id); }
       }
       if (corrupt.length) {
         await o.outbox.deadLetter(corrupt, 'GW_STORE_CORRUPT', 'sealed record could not be opened');
@@ -113,7 +113,7 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
     const ids = good.map((r) => r.id);
     const batchId = deterministicId('batch', ...ids);
     try {
-      const result = await o.sink.deliver({ batchId, records, sealed: good });
+      const result = await o.sink.deliver({ batchId, ids, json, sealed: good });
       const rejected = new Map(result.rejected.map((r) => [r.id, r.reason]));
       const accepted = ids.filter((id) => !rejected.has(id));
       if (accepted.length) await o.outbox.ack(accepted);

@@ -11,7 +11,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Clock } from '../clock.ts';
 import type { CloudEnvelope } from '../crypto/cloud-envelope.ts';
 import { GatewayError } from '../errors.ts';
-import type { BatchAck, BatchEnvelope, DeliveryResult, RecordBatch, Sink } from './sink.ts';
+import { envelopeJson, type BatchAck, type DeliveryResult, type RecordBatch, type Sink } from './sink.ts';
 
 export interface HttpsSinkOptions {
   url: string;
@@ -57,8 +57,8 @@ export function createHttpsSink(opts: HttpsSinkOptions): Sink {
     async start() { /* connection per request; keep-alive via the global agent */ },
     async stop() { /* nothing held */ },
     async deliver(batch: RecordBatch): Promise<DeliveryResult> {
-      const env: BatchEnvelope = { batchId: batch.batchId, gatewayId: opts.gatewayId, tenantId: opts.tenantId, sentAt: new Date(opts.clock.now()).toISOString(), records: batch.records };
-      const jwe = await opts.envelope.encrypt(Buffer.from(JSON.stringify(env)), { bid: batch.batchId });
+      const env = envelopeJson(batch, { gatewayId: opts.gatewayId, tenantId: opts.tenantId, sentAt: new Date(opts.clock.now()).toISOString() });
+      const jwe = await opts.envelope.encrypt(Buffer.from(env), { bid: batch.batchId });
       let res;
       try {
         res = await post(jwe, batch.batchId);

@@ -14,7 +14,7 @@ import type { Clock } from '../clock.ts';
 import type { CloudEnvelope } from '../crypto/cloud-envelope.ts';
 import { GatewayError } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
-import type { BatchAck, BatchEnvelope, DeliveryResult, RecordBatch, Sink } from './sink.ts';
+import { envelopeJson, type BatchAck, type DeliveryResult, type RecordBatch, type Sink } from './sink.ts';
 
 export interface MqttSinkOptions {
   url: string;
@@ -105,8 +105,8 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
     async deliver(batch: RecordBatch): Promise<DeliveryResult> {
       const c = client;
       if (!c || !c.connected) throw new GatewayError('GW_SINK_UNREACHABLE', `MQTT broker not connected${lastError ? ` (${lastError})` : ''}`);
-      const env: BatchEnvelope = { batchId: batch.batchId, gatewayId: opts.gatewayId, tenantId: opts.tenantId, sentAt: new Date(opts.clock.now()).toISOString(), records: batch.records };
-      const jwe = await opts.envelope.encrypt(Buffer.from(JSON.stringify(env)), { bid: batch.batchId });
+      const env = envelopeJson(batch, { gatewayId: opts.gatewayId, tenantId: opts.tenantId, sentAt: new Date(opts.clock.now()).toISOString() });
+      const jwe = await opts.envelope.encrypt(Buffer.from(env), { bid: batch.batchId });
       const prior = waiters.get(batch.batchId);
       if (prior) { clearTimeout(prior.timer); prior.reject(new GatewayError('GW_SINK_TIMEOUT', 'superseded by a resend')); }
       const acked = new Promise<DeliveryResult>((resolve, reject) => {

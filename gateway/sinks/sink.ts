@@ -9,10 +9,29 @@ import type { CanonicalRecord } from '../../adapters/canonical/types.ts';
 export interface RecordBatch {
   /** Deterministic from the record ids: a resend carries the same id (Idempotency-Key). */
   batchId: string;
-  /** The records in plaintext (empty for a sink that takes `sealed` only). */
-  records: CanonicalRecord[];
+  ids: string[];
+  /**
+   * Each record's canonical JSON, as it was sealed (empty for a sink that takes `sealed` only).
+   * Kept as text: the envelope is built by concatenation, with no parse and re-stringify per record.
+   */
+  json: string[];
   /** The records as the outbox keeps them (for a sink that stores sealed blobs as they are). */
   sealed?: SealedRow[];
+}
+
+/** A batch from records (tests, tools). */
+export function batchOf(batchId: string, records: CanonicalRecord[]): RecordBatch {
+  return { batchId, ids: records.map((r) => r.id), json: records.map((r) => JSON.stringify(r)) };
+}
+
+/** The records of a batch as objects (for sinks and tests that need them). */
+export function batchRecords(batch: RecordBatch): CanonicalRecord[] {
+  return batch.json.map((j) => JSON.parse(j) as CanonicalRecord);
+}
+
+/** The batch envelope's JSON (see BatchEnvelope), built from the records' JSON text. */
+export function envelopeJson(batch: RecordBatch, meta: { gatewayId: string; tenantId: string; sentAt: string }): string {
+  return `{"batchId":${JSON.stringify(batch.batchId)},"gatewayId":${JSON.stringify(meta.gatewayId)},"tenantId":${JSON.stringify(meta.tenantId)},"sentAt":${JSON.stringify(meta.sentAt)},"records":[${batch.json.join(',')}]}`;
 }
 
 export interface SealedRow { id: string; type: string; sealed: Uint8Array }

@@ -8,7 +8,7 @@ import { createMemoryOutbox } from '../../../gateway/outbox/memory-outbox.ts';
 import { createRelayWorker } from '../../../gateway/relay/relay-worker.ts';
 import { backoffDelay } from '../../../gateway/relay/backoff.ts';
 import { GatewayError } from '../../../gateway/errors.ts';
-import type { DeliveryResult, RecordBatch, Sink } from '../../../gateway/sinks/sink.ts';
+import { batchRecords, type DeliveryResult, type RecordBatch, type Sink } from '../../../gateway/sinks/sink.ts';
 import { waitFor } from '../../support/net.ts';
 
 const sealer = createRecordSealer(Buffer.alloc(32, 7));
@@ -47,7 +47,7 @@ async function setup(sink: Sink, o: { maxInFlight?: number; batchSize?: number }
   return { outbox, relay, put };
 }
 
-const delivered = (s: { batches: RecordBatch[] }) => s.batches.flatMap((b) => b.records.map((r) => r.id));
+const delivered = (s: { batches: RecordBatch[] }) => s.batches.flatMap((b) => b.ids);
 
 describe('relay worker', () => {
   it('delivers everything and deletes rows only after the sink resolves', async () => {
@@ -73,7 +73,7 @@ describe('relay worker', () => {
   });
 
   it('dead-letters a batch the cloud rejects permanently, and single records it rejects', async () => {
-    const sink = scriptedSink([new GatewayError('GW_SINK_REJECTED', '400'), (b) => ({ rejected: [{ id: b.records[0].id, reason: 'schema' }] })]);
+    const sink = scriptedSink([new GatewayError('GW_SINK_REJECTED', '400'), (b) => ({ rejected: [{ id: b.ids[0], reason: 'schema' }] })]);
     const { outbox, relay, put } = await setup(sink, { batchSize: 2, maxInFlight: 1 });
     await put('a', 'P1'); await put('b', 'P2');
     await relay.start();
@@ -95,7 +95,7 @@ describe('relay worker', () => {
     // first successful delivery of each record, per patient, must follow acceptance order
     const okBatches = sink.batches.filter((_b, i) => i >= 30 || !(i % 4 === 1));
     const firstSeen: string[] = [];
-    for (const b of okBatches) for (const r of b.records) if (!firstSeen.includes(r.id)) firstSeen.push(r.id);
+    for (const b of okBatches) for (const id of b.ids) if (!firstSeen.includes(id)) firstSeen.push(id);
     for (let p = 0; p < 3; p++) {
       const mine = firstSeen.filter((id) => Number(id.slice(1)) % 3 === p);
       expect(mine).toEqual([...mine].sort());
@@ -111,7 +111,7 @@ describe('relay worker', () => {
       kind: 'probe', async start() {}, async stop() {}, health: () => ({ connected: true }),
       async deliver(b) {
         inflight++;
-        const parts = new Set(b.records.map((r) => (r as unknown as { patient: string }).patient));
+        const parts = new Set(batchRecords(b).map((r) => (r as unknown as { patient: string }).patient));
         for (const p of parts) { active.set(p, (active.get(p) ?? 0) + 1); maxSeenSamePatient = Math.max(maxSeenSamePatient, active.get(p)!); }
         await new Promise((r) => setTimeout(r, 5));
         for (const p of parts) active.set(p, active.get(p)! - 1);

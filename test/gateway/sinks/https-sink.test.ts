@@ -4,6 +4,7 @@ import { createHttpsSink } from '../../../gateway/sinks/https-sink.ts';
 import { createCloudEnvelope } from '../../../gateway/crypto/cloud-envelope.ts';
 import { systemClock } from '../../../gateway/clock.ts';
 import type { CanonicalRecord } from '../../../adapters/canonical/types.ts';
+import { batchOf } from '../../../gateway/sinks/sink.ts';
 import { deterministicId } from '../../../adapters/canonical/record-id.ts';
 import { startHttpReferenceCloud, type HttpReferenceCloud } from '../../reference-cloud/reference-cloud.ts';
 import { makeCloudKeys } from '../../support/cloud-keys.ts';
@@ -31,26 +32,26 @@ describe('HTTPS sink', () => {
 
   it('POSTs a JWE with the batch id as Idempotency-Key; 2xx acknowledges', async () => {
     const r = rec(1);
-    expect(await sink().deliver({ batchId: 'batch-1', records: [r] })).toEqual({ rejected: [] });
+    expect(await sink().deliver(batchOf('batch-1', [r]))).toEqual({ rejected: [] });
     expect(cloud.store.records.get(r.id)).toEqual(r);
     expect(cloud.store.idempotencyKeys).toContain('batch-1');
   });
 
   it('classes 429 and 5xx as transient, other 4xx as permanent', async () => {
     cloud.controls.failNext.push(429, 503, 400);
-    await expect(sink().deliver({ batchId: 'b2', records: [rec(2)] })).rejects.toMatchObject({ code: 'GW_SINK_RETRY_LATER', retry: 'transient' });
-    await expect(sink().deliver({ batchId: 'b2', records: [rec(2)] })).rejects.toMatchObject({ code: 'GW_SINK_RETRY_LATER', retry: 'transient' });
-    await expect(sink().deliver({ batchId: 'b2', records: [rec(2)] })).rejects.toMatchObject({ code: 'GW_SINK_REJECTED', retry: 'permanent' });
+    await expect(sink().deliver(batchOf('b2', [rec(2)]))).rejects.toMatchObject({ code: 'GW_SINK_RETRY_LATER', retry: 'transient' });
+    await expect(sink().deliver(batchOf('b2', [rec(2)]))).rejects.toMatchObject({ code: 'GW_SINK_RETRY_LATER', retry: 'transient' });
+    await expect(sink().deliver(batchOf('b2', [rec(2)]))).rejects.toMatchObject({ code: 'GW_SINK_REJECTED', retry: 'permanent' });
   });
 
   it('refuses a server whose certificate it cannot verify, and reports an unreachable endpoint', async () => {
-    await expect(sink({ ca: undefined }).deliver({ batchId: 'b3', records: [rec(3)] })).rejects.toMatchObject({ code: 'GW_SINK_UNREACHABLE' });
+    await expect(sink({ ca: undefined }).deliver(batchOf('b3', [rec(3)]))).rejects.toMatchObject({ code: 'GW_SINK_UNREACHABLE' });
     const port = await freePort();
-    await expect(sink({ url: `https://127.0.0.1:${port}` }).deliver({ batchId: 'b4', records: [rec(4)] })).rejects.toMatchObject({ code: 'GW_SINK_UNREACHABLE', retry: 'transient' });
+    await expect(sink({ url: `https://127.0.0.1:${port}` }).deliver(batchOf('b4', [rec(4)]))).rejects.toMatchObject({ code: 'GW_SINK_UNREACHABLE', retry: 'transient' });
   });
 
   it('keeps records queued on a wrong token or URL (401/404 are config problems, not record problems)', async () => {
-    await expect(sink({ token: 'nope' }).deliver({ batchId: 'b5', records: [rec(5)] })).rejects.toMatchObject({ code: 'GW_SINK_AUTH', retry: 'transient' });
-    await expect(sink({ url: `${cloud.url}/wrong-prefix` }).deliver({ batchId: 'b6', records: [rec(6)] })).rejects.toMatchObject({ code: 'GW_SINK_AUTH', retry: 'transient' });
+    await expect(sink({ token: 'nope' }).deliver(batchOf('b5', [rec(5)]))).rejects.toMatchObject({ code: 'GW_SINK_AUTH', retry: 'transient' });
+    await expect(sink({ url: `${cloud.url}/wrong-prefix` }).deliver(batchOf('b6', [rec(6)]))).rejects.toMatchObject({ code: 'GW_SINK_AUTH', retry: 'transient' });
   });
 });
