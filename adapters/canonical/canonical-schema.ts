@@ -63,7 +63,7 @@ const dataByType: Record<string, object> = {
     type: 'object', required: ['patient', 'code', 'eye', 'value', 'observedAt'],
     properties: { patient: ref, code: coding, eye: { enum: ['right', 'left', 'both'] }, value: { type: ['number', 'string'] }, unit: str, observedAt: instant },
   },
-  charge: { type: 'object', required: ['patient', 'code', 'amount'], properties: { patient: ref, code: coding, amount: { type: 'number' }, currency: str, quantity: { type: 'number' }, serviceDate: date } },
+  charge: { type: 'object', required: ['patient', 'code'], properties: { patient: ref, code: coding, transactionType: str, amount: { type: 'number' }, currency: str, quantity: { type: 'number' }, serviceDate: date } },
   payment: { type: 'object', required: ['patient', 'amount'], properties: { patient: ref, amount: { type: 'number' }, currency: str, method: str, receivedAt: instant } },
   claim: { type: 'object', required: ['patient', 'status'], properties: { patient: ref, status: str, total: { type: 'number' }, payer: str } },
   'inventory-item': { type: 'object', required: ['sku', 'kind'], properties: { sku: str, kind: { enum: ['frame', 'lens', 'contact-lens', 'accessory'] }, upc: str, manufacturer: str, model: str, quantity: { type: 'number' }, price: { type: 'number' } } },

@@ -4,6 +4,7 @@ import { parseHl7, type Hl7Message } from './hl7-message.ts';
 import { mapAdt } from './map-adt.ts';
 import { mapSiu } from './map-siu.ts';
 import { mapOru } from './map-oru.ts';
+import { mapBar, mapDft } from './map-financial.ts';
 import type { Hl7MapContext } from './message-mapper.ts';
 import { HL7_PROFILES } from './profiles.ts';
 import type { Hl7ProfileName } from '../../config/schema.ts';
@@ -21,6 +22,8 @@ export function mapHl7(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
     case 'ADT': return mapAdt(msg, ctx);
     case 'SIU': return mapSiu(msg, ctx);
     case 'ORU': return mapOru(msg, ctx);
+    case 'DFT': return mapDft(msg, ctx);
+    case 'BAR': return mapBar(msg, ctx);
     default: return { unsupported: `${code}^${msg.header.triggerEvent || '?'}`, records: [], issues: [] };
   }
 }

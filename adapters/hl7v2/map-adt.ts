@@ -40,6 +40,14 @@ export function mapAdt(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
     addRecord(scope, 'patient', `${ref.system}|${ref.value}`, partition, { identifiers: patient.data.identifiers }, 'delete');
     return { records: scope.records, issues: scope.issues };
   }
+  addPatientBundle(msg, scope, sctx, patient);
+  return { records: scope.records, issues: scope.issues };
+}
+
+/** The patient, the PV1 providers and the IN1 coverages of a message (ADT upserts, BAR accounts). */
+export function addPatientBundle(msg: Hl7Message, scope: ReturnType<typeof openScope>, sctx: SegmentMapContext, patient: NonNullable<ReturnType<typeof mapPid>>): void {
+  const ref = patientRef(patient.primary);
+  const partition = partitionOf(ref);
   addRecord(scope, 'patient', `${ref.system}|${ref.value}`, partition, patient.data as unknown as Record<string, unknown>);
   const pv1 = firstSegment(msg, 'PV1');
   if (pv1) {
@@ -57,7 +65,6 @@ export function mapAdt(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
     const cov = mapIn1(in1, ref, sctx);
     if (cov) addRecord(scope, 'coverage', `${ref.system}|${ref.value}|${cov.sourceId}`, partition, cov.data);
   }
-  return { records: scope.records, issues: scope.issues };
 }
 
 /**
