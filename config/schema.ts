@@ -44,6 +44,7 @@ export const ConfigSchema = Type.Object({
     maxFrameBytes: Type.Integer({ minimum: 1024, default: 10 * 1024 * 1024, description: 'Largest MLLP frame accepted; a larger one is answered AR and the connection closed.' }),
     idleTimeoutMs: Type.Integer({ minimum: 1000, default: 600_000, description: 'Close a connection idle this long.' }),
     maxConnections: Type.Integer({ minimum: 1, default: 64, description: 'Concurrent connections; more are refused until one closes.' }),
+    acknowledgements: Type.Union([Type.Literal('as-requested'), Type.Literal('original')], { default: 'as-requested', description: '`as-requested`: original mode (AA/AE/AR), or enhanced mode (CA/CE/CR then the application ACK) when MSH-15/16 ask for it. `original`: always AA/AE/AR, for senders that fill MSH-15/16 but expect original-mode ACKs.' }),
     dedupeWindowDays: Type.Integer({ minimum: 1, default: 30, description: 'How long a message\'s control id (MSH-3/4/10) and content hash are remembered to spot resends.' }),
   }, 'HL7 v2 MLLP listener.'),
   outbox: obj({

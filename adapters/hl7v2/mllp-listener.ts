@@ -8,6 +8,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AdapterHealth, IntakeContext, IntakeResult, SourceAdapter } from '../contracts.ts';
+import { answersFor } from './ack-policy.ts';
 import { CodecError } from '../contracts.ts';
 import { buildAck, createAckIdSource, headerFromSegment, salvageHeader, type AckCode, type AckError, type InboundHeaderFields } from './ack-builder.ts';
 import { decodeHl7Bytes, encodeHl7Text } from './hl7-charset.ts';
@@ -25,30 +26,13 @@ export interface MllpListenerOptions {
   now?: () => number;
   /** Frames in progress per connection before the socket is paused (bounded memory). */
   maxPendingPerConnection?: number;
+  /** `as-requested` follows MSH-15/16 (enhanced mode); `original` always answers AA/AE/AR. */
+  acknowledgements?: 'as-requested' | 'original';
 }
 
 export interface MllpListener extends SourceAdapter {
   /** The bound port (useful with port 0 in tests). */
   address(): { host: string; port: number } | undefined;
-}
-
-/** How each intake outcome is answered (original acknowledgement mode). */
-export function ackFor(result: IntakeResult): { code: AckCode; error?: AckError } {
-  switch (result.status) {
-    case 'accepted':
-    case 'duplicate':
-    case 'ignored':
-      return { code: 'AA' };
-    case 'rejected': {
-      const error: AckError = { code: result.hl7ErrorCode ?? '207', text: `${result.code}: ${result.reason}`, location: result.location };
-      if (result.code === 'GW_OUTBOX_FULL' || result.code === 'GW_OUTBOX_IO') return { code: 'AR', error: { ...error, code: '207', text: `${result.code}: busy, retry later` } };
-      if (result.code === 'GW_PARSE_FAILED') return { code: 'AR', error };
-      if (result.code === 'GW_CONTROL_ID_CONFLICT') return { code: 'AR', error: { ...error, code: '205' } };
-      return { code: 'AE', error };
-    }
-    default:
-      return result satisfies never;
-  }
 }
 
 export function createMllpListener(opts: MllpListenerOptions): MllpListener {
@@ -81,8 +65,8 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
       c.logger.error({ err: e, controlId: parsed?.header.controlId }, 'intake failed unexpectedly');
       result = { status: 'rejected', code: 'GW_OUTBOX_IO', retry: 'transient', reason: 'internal error' };
     }
-    const { code, error } = ackFor(result);
-    return answer(header, code, error, parsed?.header.charset);
+    const answers = answersFor(result, parsed?.header, opts.acknowledgements ?? 'as-requested');
+    return Buffer.concat(answers.map((a) => answer(header, a.code, a.error, parsed?.header.charset)));
   }
 
   function onConnection(socket: Socket, c: IntakeContext): void {
@@ -94,7 +78,7 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
     let pending = 0;
     let pendingBytes = 0;
     let closing = false;
-    const write = (buf: Buffer) => { if (!socket.destroyed) socket.write(buf); };
+    const write = (buf: Buffer) => { if (buf.length && !socket.destroyed) socket.write(buf); };
     // bounded memory: stop reading while too many frames or bytes of this connection are in progress
     const over = () => pending >= maxPending || pendingBytes >= maxPendingBytes;
     const enqueue = (work: Promise<Buffer>, size: number, then?: () => void) => {

@@ -111,6 +111,19 @@ describe('MLLP listener', () => {
     expect((h.gw.status() as { counts: { ignored: number } }).counts.ignored).toBeGreaterThanOrEqual(1);
   });
 
+  it('answers in enhanced mode when MSH-15/16 ask: CA after the commit, then the application ACK', async () => {
+    const c = await h.client();
+    const id = controlId('EN');
+    const msg = adtA04({ id }).replace(/^(MSH(?:\|[^|\r]*){11})/, '$1|||AL|AL');
+    expect(msg.split('\r')[0].split('|').slice(14, 16)).toEqual(['AL', 'AL']);
+    const first = readAck(await c.send(msg));
+    const second = readAck(await c.nextAnswer(5000));
+    expect([first.code, second.code]).toEqual(['CA', 'AA']);
+    expect(first.controlId).toBe(id);
+    expect(second.controlId).toBe(id);
+    expect(first.msh[10]).not.toBe(second.msh[10]);
+  });
+
   it('answers in the inbound version and encoding characters', async () => {
     const c = await h.client();
     const ack = await c.send(adtA04({ version: '2.3' }).replaceAll('^', '@').replace('MSH|@~\\&', 'MSH|@~\\&'));
