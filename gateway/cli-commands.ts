@@ -8,7 +8,7 @@ import type { GatewayConfig } from '../config/schema.ts';
 import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';
 import { createRecordValidator } from '../adapters/canonical/validator.ts';
 import { CodecError, type SourceCodec } from '../adapters/contracts.ts';
-import { connectMllp, createHl7Codec, readAck, splitHl7Messages, type MllpClient } from '../adapters/hl7v2/index.ts';
+import { connectMllp, createHl7Codec, frameMllp, readAck, splitHl7Messages, type MllpClient } from '../adapters/hl7v2/index.ts';
 import { HL7_PROFILES } from '../adapters/hl7v2/profiles.ts';
 import { systemClock } from './clock.ts';
 import { createRecordSealer } from './crypto/record-sealer.ts';
@@ -203,12 +203,25 @@ async function send(files: string[], o: { host?: string; port?: string; configFi
   try {
     for (const file of files) {
       for (const m of splitHl7Messages(io.readFile(file))) {
+        // enhanced mode (MSH-15/16 valued) may answer twice (CA, then AA) or not at all (NE, ER)
+        const msh = (m.split(/\r\n|\r|\n/)[0] ?? '').split(m[3] ?? '|');
+        const enhanced = Boolean(msh[14] || msh[15]);
+        const firstWait = !enhanced || ['', 'AL', 'SU'].includes((msh[14] ?? '').toUpperCase()) ? 15_000 : 2_000;
+        client.writeRaw(frameMllp(m));
+        const answers: string[] = [];
         try {
-          const ack = readAck(await client.send(m, 15_000));
-          const ok = ack.code === 'AA' || ack.code === 'CA';
-          if (!ok) bad++;
+          answers.push(await client.nextAnswer(firstWait));
+          if (enhanced) answers.push(await client.nextAnswer(500));
+        } catch { /* no (further) answer */ }
+        if (answers.length === 0) {
+          if (enhanced) io.out(`${msh[9] ?? '?'} no answer (MSH-15/16 allow none)`);
+          else { bad++; io.out(`${msh[9] ?? '?'} no answer within ${firstWait / 1000} s`); }
+        }
+        for (const a of answers) {
+          const ack = readAck(a);
+          if (ack.code !== 'AA' && ack.code !== 'CA') bad++;
           io.out(`${ack.controlId || '?'} ${ack.code}${ack.err ? ` ${ack.err}` : ''}`);
-        } catch (e) { bad++; io.out(`? no answer (${(e as Error).message})`); }
+        }
       }
     }
   } finally { await client.close(); }

@@ -31,7 +31,8 @@ function uniqueControlId(m: string, n: number): string {
 
 describe.skipIf(!present)('HL7 corpus through the MLLP listener', () => {
   let h: Harness;
-  beforeAll(async () => { h = await startHarness({}, { logLevel: 'warn' }); });
+  // original mode: one answer per message, whatever MSH-15/16 say (enhanced mode has its own tests)
+  beforeAll(async () => { h = await startHarness({ hl7: { acknowledgements: 'original' } }, { logLevel: 'warn' }); });
   afterAll(async () => { await h.stop(); });
 
   it('answers every message, with AA, AE or AR and a reason', { timeout: 120_000 }, async () => {

@@ -32,7 +32,7 @@ describe('MLLP listener under hostile input', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ewml-fuzz-'));
     port = await freePort();
     const cfg = join(dir, 'gw.yaml');
-    writeFileSync(cfg, `gateway:\n  dataDir: ${dir}/data\n  timezone: UTC\nlog:\n  level: error\nhl7:\n  port: ${port}\nadmin:\n  enabled: false\noutbox:\n  maxBytes: 268435456\n  maxDeadLetterBytes: 67108864\n`);
+    writeFileSync(cfg, `gateway:\n  dataDir: ${dir}/data\n  timezone: UTC\nlog:\n  level: error\nhl7:\n  port: ${port}\n  acknowledgements: original\nadmin:\n  enabled: false\noutbox:\n  maxBytes: 268435456\n  maxDeadLetterBytes: 67108864\n`);
     child = spawn(process.execPath, [join(root, 'gateway/cli.ts'), 'start', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.resume();
     await waitForPort(port, 20_000);
