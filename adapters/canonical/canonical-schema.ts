@@ -66,6 +66,10 @@ const dataByType: Record<string, object> = {
   charge: { type: 'object', required: ['patient', 'code'], properties: { patient: ref, code: coding, transactionType: str, amount: { type: 'number' }, currency: str, quantity: { type: 'number' }, serviceDate: date } },
   payment: { type: 'object', required: ['patient', 'amount'], properties: { patient: ref, amount: { type: 'number' }, currency: str, method: str, receivedAt: instant } },
   claim: { type: 'object', required: ['patient', 'status'], properties: { patient: ref, status: str, total: { type: 'number' }, payer: str } },
+  'clinical-document': {
+    type: 'object', required: ['patient', 'documentId', 'documentType'],
+    properties: { patient: ref, documentId: identifier, documentType: coding, status: str, availability: str, confidentiality: str, authoredAt: instant, author: ref, parentDocumentId: identifier, contentType: str, contentEncoding: str, content: { type: 'string' } },
+  },
   'inventory-item': { type: 'object', required: ['sku', 'kind'], properties: { sku: str, kind: { enum: ['frame', 'lens', 'contact-lens', 'accessory'] }, upc: str, manufacturer: str, model: str, quantity: { type: 'number' }, price: { type: 'number' } } },
 };
 

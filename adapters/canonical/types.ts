@@ -6,7 +6,7 @@
 export const RecordType = {
   patient: 'patient', coverage: 'coverage', spectacleRx: 'spectacle-rx', contactLensRx: 'contact-lens-rx',
   eyeExamObservation: 'eye-exam-observation', appointment: 'appointment', provider: 'provider', charge: 'charge',
-  payment: 'payment', claim: 'claim', inventoryItem: 'inventory-item',
+  payment: 'payment', claim: 'claim', inventoryItem: 'inventory-item', clinicalDocument: 'clinical-document',
 } as const;
 export type RecordType = (typeof RecordType)[keyof typeof RecordType];
 

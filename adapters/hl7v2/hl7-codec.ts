@@ -5,6 +5,7 @@ import { mapAdt } from './map-adt.ts';
 import { mapSiu } from './map-siu.ts';
 import { mapOru } from './map-oru.ts';
 import { mapBar, mapDft } from './map-financial.ts';
+import { mapMdm } from './map-mdm.ts';
 import type { Hl7MapContext } from './message-mapper.ts';
 import { HL7_PROFILES } from './profiles.ts';
 import type { Hl7ProfileName } from '../../config/schema.ts';
@@ -24,6 +25,7 @@ export function mapHl7(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
     case 'ORU': return mapOru(msg, ctx);
     case 'DFT': return mapDft(msg, ctx);
     case 'BAR': return mapBar(msg, ctx);
+    case 'MDM': return mapMdm(msg, ctx);
     default: return { unsupported: `${code}^${msg.header.triggerEvent || '?'}`, records: [], issues: [] };
   }
 }
