@@ -67,10 +67,10 @@ function cachedValidator() { return (validatorSingleton ??= createRecordValidato
 
 export interface MqttReferenceCloud { store: ReceivedStore; controls: ReceiverControls; stop(): Promise<void>; client: MqttClient }
 
-export async function startMqttReferenceCloud(o: { url: string; privateKey: KeyObject; clientId?: string; ca?: string }): Promise<MqttReferenceCloud> {
+export async function startMqttReferenceCloud(o: { url: string; privateKey: KeyObject; clientId?: string; ca?: string; cert?: string; key?: string }): Promise<MqttReferenceCloud> {
   const store = newStore();
   const controls: ReceiverControls = { dropAcks: false, rejectIds: new Set(), failNext: [] };
-  const client = await mqtt.connectAsync(o.url, { protocolVersion: 5, clientId: o.clientId ?? `ewml-cloud-${process.pid}-${Date.now()}`, clean: false, properties: { sessionExpiryInterval: 3600 }, reconnectPeriod: 500, ca: o.ca });
+  const client = await mqtt.connectAsync(o.url, { protocolVersion: 5, clientId: o.clientId ?? `ewml-cloud-${process.pid}-${Date.now()}`, clean: false, properties: { sessionExpiryInterval: 3600 }, reconnectPeriod: 500, ca: o.ca, cert: o.cert, key: o.key });
   const noDelay = () => (client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   noDelay();
   client.on('connect', noDelay);

@@ -4,7 +4,7 @@
  * offline persistent subscriber — the cloud's broker needs the same setting (README "Cloud").
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureService } from './services.ts';
@@ -12,17 +12,20 @@ import { freePort, waitForPort } from './net.ts';
 
 export interface Broker { url: string; port: number; stop(): Promise<void>; restart(): Promise<void>; kill(): Promise<void>; start(): Promise<void> }
 
-export async function startMosquitto(opts: { tls?: { ca: string; cert: string; key: string } } = {}): Promise<Broker> {
+export async function startMosquitto(opts: { tls?: { ca: string; cert: string; key: string; requireClientCert?: boolean } } = {}): Promise<Broker> {
   const bin = ensureService('mosquitto');
   const dir = mkdtempSync(join(tmpdir(), 'ewml-mosq-'));
+  // started as root, mosquitto drops to its own user: it must be able to read (and persist) here
+  chmodSync(dir, 0o777);
   const port = await freePort();
   const lines = [
     `listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence true', `persistence_location ${dir}/`, 'autosave_interval 1',
     'max_queued_messages 0', 'max_inflight_messages 0', 'max_queued_bytes 0', 'log_dest none', 'set_tcp_nodelay true',
   ];
   if (opts.tls) {
-    writeFileSync(join(dir, 'ca.pem'), opts.tls.ca); writeFileSync(join(dir, 'cert.pem'), opts.tls.cert); writeFileSync(join(dir, 'key.pem'), opts.tls.key);
+    for (const [f, text] of [['ca.pem', opts.tls.ca], ['cert.pem', opts.tls.cert], ['key.pem', opts.tls.key]] as const) writeFileSync(join(dir, f), text, { mode: 0o644 });
     lines.push(`cafile ${dir}/ca.pem`, `certfile ${dir}/cert.pem`, `keyfile ${dir}/key.pem`);
+    if (opts.tls.requireClientCert) lines.push('require_certificate true');
   }
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(conf, lines.join('\n') + '\n');

@@ -89,3 +89,31 @@ describe('MQTT sink', () => {
     await sink.stop();
   });
 });
+
+describe('MQTT sink over TLS with a client certificate', () => {
+  it('delivers through a broker that requires client certificates, and cannot connect without one', async () => {
+    const { makeTestPki } = await import('../../support/tls.ts');
+    const pki = makeTestPki();
+    const broker = await startMosquitto({ tls: { ca: pki.ca, cert: pki.cert, key: pki.key, requireClientCert: true } });
+    const cloud = await startMqttReferenceCloud({ url: broker.url, privateKey: keys.privateKey, ca: pki.ca, cert: pki.clientCert, key: pki.clientKey });
+    const base = {
+      url: broker.url, tenantId: 't1', gatewayId: 'gw-tls', rejectUnauthorized: true, sessionExpirySeconds: 600, keepaliveSeconds: 30, ackTimeoutMs: 3000, version: 'test',
+      envelope: createCloudEnvelope(keys.publicPem), clock: systemClock, logger: createSilentLogger(), bus: createEventBus(), ca: pki.ca,
+    };
+    const withCert = createMqttSink({ ...base, cert: pki.clientCert, key: pki.clientKey });
+    const withoutCert = createMqttSink({ ...base, gatewayId: 'gw-nocert' });
+    try {
+      await withCert.start();
+      await waitFor(() => withCert.health().connected, 10_000, 'TLS connection');
+      const r = patient(99);
+      expect(await withCert.deliver(batchOf('tls-1', [r]))).toEqual({ rejected: [] });
+      expect(cloud.store.records.get(r.id)).toEqual(r);
+      await withoutCert.start();
+      await new Promise((res) => setTimeout(res, 1500));
+      expect(withoutCert.health().connected).toBe(false);
+      await expect(withoutCert.deliver(batchOf('tls-2', [patient(98)]))).rejects.toMatchObject({ code: 'GW_SINK_UNREACHABLE' });
+    } finally {
+      await withCert.stop(); await withoutCert.stop(); await cloud.stop(); await broker.stop();
+    }
+  });
+});
