@@ -11,7 +11,10 @@ interface Row extends QueueRow { type: string; attempts: number; createdAt: numb
 export interface MemoryOutboxOptions { maxBytes: number; clock: Clock; onFull?: (bytes: number, maxBytes: number) => void }
 
 export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
-  const rows = new Map<string, Row>();
+  /** Rows by seq: a record id enqueued twice is two rows, as in the SQLite outbox. */
+  const rows = new Map<number, Row>();
+  /** The row claimed for each id in flight. */
+  const claimed = new Map<string, number>();
   const dead = new Map<string, DeadLetterEntry & { bytes: number }>();
   const log = new Map<string, string>();
   const inFlight = new Set<string>();
@@ -20,10 +23,18 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
   let open = false;
 
   function ordered(): Row[] { return [...rows.values()].sort((a, b) => a.seq - b.seq); }
+  /** The claimed row of an id, else its oldest row. */
+  function rowOf(id: string): Row | undefined {
+    const seqOf = claimed.get(id);
+    if (seqOf !== undefined) return rows.get(seqOf);
+    return ordered().find((r) => r.id === id);
+  }
+  function release(id: string): void { inFlight.delete(id); claimed.delete(id); }
+
   function need(): void { if (!open) throw new GatewayError('GW_OUTBOX_IO', 'outbox is not open'); }
 
   return {
-    async open() { open = true; inFlight.clear(); },
+    async open() { open = true; inFlight.clear(); claimed.clear(); },
     async close() { open = false; },
     async enqueue(entry) {
       need();
@@ -35,9 +46,8 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       const size = entryBytes(entry);
       if (bytes + size > opts.maxBytes) { opts.onFull?.(bytes, opts.maxBytes); return 'full'; }
       for (const r of entry.records) {
-        if (rows.has(r.id)) continue;
         const b = r.sealed.byteLength + ENTRY_OVERHEAD;
-        rows.set(r.id, { seq: ++seq, id: r.id, type: r.type, partitionKey: r.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: r.sealed });
+        rows.set(++seq, { seq, id: r.id, type: r.type, partitionKey: r.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: r.sealed });
         bytes += b;
       }
       if (entry.dedupe) log.set(entry.dedupe.key, entry.dedupe.hash);
@@ -46,21 +56,21 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
     claim(n) {
       need();
       const picked = selectClaimable(ordered(), inFlight, opts.clock.now(), n);
-      for (const r of picked) inFlight.add(r.id);
+      for (const r of picked) { inFlight.add(r.id); claimed.set(r.id, r.seq); }
       return picked.map((r) => ({ seq: r.seq, id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: r.attempts, sealed: r.sealed }));
     },
     async ack(ids) {
-      for (const id of ids) { const r = rows.get(id); if (r) { bytes -= r.bytes; rows.delete(id); } inFlight.delete(id); }
+      for (const id of ids) { const r = rowOf(id); if (r) { bytes -= r.bytes; rows.delete(r.seq); } release(id); }
     },
     async retryLater(ids, at) {
-      for (const id of ids) { const r = rows.get(id); if (r) { r.attempts++; r.nextAttemptAt = at; } inFlight.delete(id); }
+      for (const id of ids) { const r = rowOf(id); if (r) { r.attempts++; r.nextAttemptAt = at; } release(id); }
     },
     async deadLetter(ids, code, reason) {
       for (const id of ids) {
-        const r = rows.get(id);
-        inFlight.delete(id);
+        const r = rowOf(id);
+        release(id);
         if (!r) continue;
-        rows.delete(id);
+        rows.delete(r.seq);
         dead.set(id, { id, kind: 'record', createdAt: opts.clock.now(), adapter: 'relay', format: 'canonical', code, reason, recordType: r.type, partitionKey: r.partitionKey, sealed: r.sealed, bytes: r.bytes });
       }
     },

@@ -106,13 +106,16 @@ export interface QueueRow {
  */
 export function selectClaimable<R extends QueueRow>(rows: Iterable<R>, inFlight: ReadonlySet<string>, now: number, n: number, maxScan = Infinity): R[] {
   const blocked = new Set<string>();
+  const pickedIds = new Set<string>();
   const out: R[] = [];
   let scanned = 0;
   for (const r of rows) {
     if (out.length >= n || scanned++ >= maxScan) break;
     if (blocked.has(r.partitionKey)) continue;
-    if (inFlight.has(r.id) || r.nextAttemptAt > now) { blocked.add(r.partitionKey); continue; }
+    // a record id queued twice (a resend after the dedupe window) goes one copy at a time
+    if (inFlight.has(r.id) || pickedIds.has(r.id) || r.nextAttemptAt > now) { blocked.add(r.partitionKey); continue; }
     out.push(r);
+    pickedIds.add(r.id);
   }
   return out;
 }

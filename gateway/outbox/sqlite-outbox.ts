@@ -221,12 +221,12 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     },
 
     async retryLater(ids, at, error) {
-      await call({ op: 'retryLater', ids: [...ids], at, error });
+      await call({ op: 'retryLater', rows: ids.map((id) => ({ id, seq: inFlightRows.get(id)?.seq })), at, error });
       release(ids);
     },
 
     async deadLetter(ids, code, reason) {
-      await call({ op: 'deadLetter', ids: [...ids], code, reason, now: opts.clock.now() });
+      await call({ op: 'deadLetter', rows: ids.map((id) => ({ id, seq: inFlightRows.get(id)?.seq })), code, reason, now: opts.clock.now() });
       release(ids);
     },
 

@@ -57,8 +57,8 @@ function run(): void {
       let value: unknown;
       switch (r.op) {
         case 'ack': writer.ack(r.rows); break;
-        case 'retryLater': writer.retryLater(r.ids, r.at, r.error); break;
-        case 'deadLetter': writer.deadLetter(r.ids, r.code, r.reason, r.now); break;
+        case 'retryLater': writer.retryLater(r.rows, r.at, r.error); break;
+        case 'deadLetter': writer.deadLetter(r.rows, r.code, r.reason, r.now); break;
         case 'removeDeadLetter': value = writer.removeDeadLetter(r.deadLetterId); break;
         case 'close': writer.close(); reply([{ id: r.id, ok: true }]); port.close(); return;
         default: r satisfies never;

@@ -13,8 +13,8 @@ export interface SqliteWriter {
   /** One transaction for the whole group; outcomes in order. Throws when the commit fails. */
   enqueue(entries: EnqueueEntry[], now: number): EnqueueOutcome[];
   ack(rows: Array<{ id: string; seq?: number; bytes?: number }>): void;
-  retryLater(ids: readonly string[], at: number, error: string): void;
-  deadLetter(ids: readonly string[], code: string, reason: string, now: number): void;
+  retryLater(rows: Array<{ id: string; seq?: number }>, at: number, error: string): void;
+  deadLetter(rows: Array<{ id: string; seq?: number }>, code: string, reason: string, now: number): void;
   /** One transaction for a group of dead letters (a burst of bad input shares the fsync). */
   addDeadLetters(entries: DeadLetterEntry[]): Array<'stored' | 'full'>;
   removeDeadLetter(id: string): boolean;
@@ -28,14 +28,17 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
   let syncMode: 'FULL' | 'NORMAL' = 'FULL';
   const setSync = (mode: 'FULL' | 'NORMAL') => { if (syncMode !== mode) { db.exec(`PRAGMA synchronous = ${mode}`); syncMode = mode; } };
   const st: Record<string, StatementSync> = {
-    insert: db.prepare('INSERT OR IGNORE INTO outbox (id, type, partition_key, created_at, bytes, payload) VALUES (?, ?, ?, ?, ?, ?)'),
+    insert: db.prepare('INSERT INTO outbox (id, type, partition_key, created_at, bytes, payload) VALUES (?, ?, ?, ?, ?, ?)'),
     addLog: db.prepare('INSERT OR IGNORE INTO intake_log (key, hash, seen_at) VALUES (?, ?, ?)'),
     getLog: db.prepare('SELECT hash FROM intake_log WHERE key = ?'),
-    pruneLog: db.prepare('DELETE FROM intake_log WHERE seen_at < ?'),
+    // rowids grow with time: the oldest entries are the lowest rowids, no index on seen_at needed
+    pruneLog: db.prepare('DELETE FROM intake_log WHERE rowid IN (SELECT rowid FROM intake_log ORDER BY rowid LIMIT 5000) AND seen_at < ?'),
     delSeq: db.prepare('DELETE FROM outbox WHERE seq = ? RETURNING bytes'),
     del: db.prepare('DELETE FROM outbox WHERE id = ? RETURNING bytes'),
-    retry: db.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?'),
-    getRow: db.prepare('SELECT type, partition_key AS partitionKey, bytes, payload FROM outbox WHERE id = ?'),
+    delSeqOnly: db.prepare('DELETE FROM outbox WHERE seq = ?'),
+    retry: db.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE seq = ?'),
+    getRow: db.prepare('SELECT type, partition_key AS partitionKey, bytes, payload FROM outbox WHERE seq = ?'),
+    findSeq: db.prepare('SELECT seq FROM outbox WHERE id = ? ORDER BY seq LIMIT 1'),
     putDead: db.prepare('INSERT OR REPLACE INTO dead_letters (id, kind, created_at, adapter, format, code, reason, location, record_type, partition_key, bytes, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     delDead: db.prepare('DELETE FROM dead_letters WHERE id = ? RETURNING bytes'),
     getDeadBytes: db.prepare('SELECT bytes FROM dead_letters WHERE id = ?'),
@@ -45,6 +48,11 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
   let deadBytes = Number((db.prepare('SELECT COALESCE(SUM(bytes), 0) AS b FROM dead_letters').get() as { b: number }).b);
   let commits = 0;
   let lastPrune = 0;
+
+  /** Rows are addressed by seq; an id alone (no claim behind it) costs a scan, and is rare. */
+  function seqOf(r: { id: string; seq?: number }): number | undefined {
+    return r.seq ?? (st.findSeq.get(r.id) as { seq: number } | undefined)?.seq;
+  }
 
   function tx<T>(mode: 'FULL' | 'NORMAL', fn: () => T): T {
     setSync(mode);
@@ -107,18 +115,19 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
       });
     },
 
-    retryLater(ids, at, error) {
-      tx('NORMAL', () => { for (const id of ids) st.retry.run(at, error.slice(0, 200), id); });
+    retryLater(list, at, error) {
+      tx('NORMAL', () => { for (const r of list) { const seq = seqOf(r); if (seq !== undefined) st.retry.run(at, error.slice(0, 200), seq); } });
     },
 
-    deadLetter(ids, code, reason, now) {
+    deadLetter(list, code, reason, now) {
       tx('NORMAL', () => {
-        for (const id of ids) {
-          const row = st.getRow.get(id) as { type: string; partitionKey: string; bytes: number; payload: Uint8Array } | undefined;
+        for (const r of list) {
+          const seq = seqOf(r);
+          const row = seq === undefined ? undefined : st.getRow.get(seq) as { type: string; partitionKey: string; bytes: number; payload: Uint8Array } | undefined;
           if (!row) continue;
-          st.del.run(id);
+          st.delSeqOnly.run(seq!);
           rows--;
-          st.putDead.run(id, 'record', now, 'relay', 'canonical', code, reason.slice(0, 500), null, row.type, row.partitionKey, row.bytes, row.payload);
+          st.putDead.run(r.id, 'record', now, 'relay', 'canonical', code, reason.slice(0, 500), null, row.type, row.partitionKey, row.bytes, row.payload);
           deadBytes += Number(row.bytes);
         }
       });

@@ -5,8 +5,8 @@ import type { WriterCounts } from './sqlite-writer.ts';
 export type WriterRequest =
   | { id: number; op: 'enqueue'; entry: EnqueueEntry; now: number }
   | { id: number; op: 'ack'; rows: Array<{ id: string; seq?: number }> }
-  | { id: number; op: 'retryLater'; ids: string[]; at: number; error: string }
-  | { id: number; op: 'deadLetter'; ids: string[]; code: string; reason: string; now: number }
+  | { id: number; op: 'retryLater'; rows: Array<{ id: string; seq?: number }>; at: number; error: string }
+  | { id: number; op: 'deadLetter'; rows: Array<{ id: string; seq?: number }>; code: string; reason: string; now: number }
   | { id: number; op: 'addDeadLetter'; entry: DeadLetterEntry }
   | { id: number; op: 'removeDeadLetter'; deadLetterId: string }
   | { id: number; op: 'close' };
