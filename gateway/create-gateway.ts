@@ -29,6 +29,7 @@ import { createHttpsSink } from './sinks/https-sink.ts';
 import { createMqttSink } from './sinks/mqtt-sink.ts';
 import type { Sink } from './sinks/sink.ts';
 import { gatewayVersion } from './version.ts';
+import { createOutboxAlerts, createStatusReport } from './status-report.ts';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -54,7 +55,7 @@ export interface Gateway {
   readonly parts: { outbox: Outbox; pipeline: IntakePipeline; relay: RelayWorker; sink: Sink; adapters: SourceAdapter[]; admin?: AdminServer; metrics: Metrics; bus: EventBus; paths: GatewayPaths; token: string };
 }
 
-export function buildSink(config: GatewayConfig, deps: { clock: Clock; logger: Logger; bus: EventBus; sealer: ReturnType<typeof createRecordSealer>; paths: GatewayPaths; version: string }): Sink {
+export function buildSink(config: GatewayConfig, deps: { clock: Clock; logger: Logger; bus: EventBus; paths: GatewayPaths; version: string }): Sink {
   const kind = config.relay.sink;
   switch (kind) {
     case 'file':
@@ -81,31 +82,18 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const bus = createEventBus((err, name) => logger.error({ err, event: name }, 'event listener threw'));
   const sealer = createRecordSealer(loadOrCreateKey(paths.keyFile));
   const token = config.admin.token ?? loadOrCreateToken(paths.tokenFile);
-  const alerts: Record<string, { since: string; detail: string }> = {};
 
   const outbox = createSqliteOutbox({
     file: paths.outboxFile, maxBytes: config.outbox.maxBytes, maxDeadLetterBytes: Math.min(config.outbox.maxDeadLetterBytes, config.outbox.maxBytes), clock, groupCommitMaxRecords: config.outbox.groupCommitMaxRecords,
     dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000,
-    onFull: (bytes, maxBytes) => {
-      if (!alerts.outboxFull) {
-        alerts.outboxFull = { since: new Date(clock.now()).toISOString(), detail: `outbox at ${bytes} of ${maxBytes} bytes; new input refused` };
-        logger.error({ code: 'GW_OUTBOX_FULL', bytes, maxBytes }, 'outbox full: refusing new input until the relay drains it');
-      }
-      bus.emit('outbox.full', { bytes, maxBytes });
-    },
+    onFull: (bytes, maxBytes) => alerts.outboxFull(bytes, maxBytes),
   });
-  const sink = buildSink(config, { clock, logger, bus, sealer, paths, version });
+  const alerts = createOutboxAlerts({ clock, logger, bus, outbox: () => outbox, maxBytes: config.outbox.maxBytes });
+  const sink = buildSink(config, { clock, logger, bus, paths, version });
   const relay = createRelayWorker({
     outbox, sink, sealer, clock, bus, metrics, logger: logger.child({ component: 'relay', sink: sink.kind }),
     batchSize: config.relay.batchSize, maxInFlight: config.relay.maxInFlight, backoffInitialMs: config.relay.backoffInitialMs,
     backoffMaxMs: config.relay.backoffMaxMs, idlePollMs: config.relay.idlePollMs, lingerMs: config.relay.lingerMs,
-  });
-  bus.on('relay.delivered', () => {
-    if (alerts.outboxFull && outbox.stats().bytes < config.outbox.maxBytes * 0.9) {
-      delete alerts.outboxFull;
-      logger.info('outbox below 90% of its cap; accepting input again');
-      bus.emit('outbox.drained', { bytes: outbox.stats().bytes });
-    }
   });
   const timezone = resolveTimezone(config.gateway.timezone);
   const codecs: SourceCodec<unknown>[] = [createHl7Codec({ profile: config.hl7.profile, timezone }) as SourceCodec<unknown>];
@@ -121,13 +109,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
   let startedAt = 0;
   let running = false;
 
-  const startedAdapters = new Set<string>();
   async function startAdapter(a: SourceAdapter, attempt: number): Promise<void> {
     const alog = logger.child({ component: `adapter:${a.id}`, adapterId: a.id });
     try {
       await a.start({ intake: (raw) => pipeline.intake(raw), logger: alog });
       adapterErrors.delete(a.id);
-      startedAdapters.add(a.id);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
       adapterErrors.set(a.id, code);
@@ -139,46 +125,14 @@ export function createGateway(opts: GatewayOptions): Gateway {
     }
   }
 
+  const report = createStatusReport({ config, clock, version, outbox, sink, relay, adapters, adapterErrors, metrics, startedAt: () => (running ? startedAt : 0) }, alerts);
+  const status = () => report.status();
   const admin = config.admin.enabled
     ? createAdminServer({
       host: config.admin.host, port: config.admin.port, token, logger: logger.child({ component: 'admin' }), metrics, outbox,
-      status: () => status(), replay: (id) => pipeline.replay(id),
-      ready: () => {
-        const reasons = [...adapterErrors].map(([id, code]) => `adapter ${id} not started (${code})`);
-        if (!running) reasons.push('gateway not running');
-        if (alerts.outboxFull) reasons.push('outbox full');
-        return { ready: reasons.length === 0, reasons };
-      },
+      status, ready: () => report.ready(), replay: (id) => pipeline.replay(id),
     })
     : undefined;
-
-  metrics.gauge('ewml_outbox_records', 'Records in the outbox, by state.', () => {
-    const s = outbox.stats();
-    return [{ labels: { state: 'pending' }, value: s.pending }, { labels: { state: 'in_flight' }, value: s.inFlight }, { labels: { state: 'waiting_retry' }, value: s.waitingRetry }];
-  });
-  metrics.gauge('ewml_outbox_bytes', 'Bytes held by the outbox (records and dead letters).', () => outbox.stats().bytes);
-  metrics.gauge('ewml_outbox_max_bytes', 'The outbox byte cap.', () => config.outbox.maxBytes);
-  metrics.gauge('ewml_dead_letters', 'Dead letters waiting for a replay or discard.', () => outbox.stats().deadLetters);
-  metrics.gauge('ewml_outbox_oldest_age_seconds', 'Age of the oldest record in the outbox.', () => { const o = outbox.stats().oldestCreatedAt; return o === null ? 0 : Math.max(0, (clock.now() - o) / 1000); });
-  metrics.gauge('ewml_sink_connected', 'Whether the sink is connected (1) or not (0).', () => (sink.health().connected ? 1 : 0));
-
-  function status(): Record<string, unknown> {
-    const s = outbox.stats();
-    const count = (outcome: string) => adapters.reduce((t, a) => t + metrics.counter('ewml_intake_total', { adapter: a.id, outcome }), 0);
-    return {
-      gateway: { id: config.gateway.id, tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, version, startedAt: startedAt ? new Date(startedAt).toISOString() : null, uptimeSeconds: startedAt ? Math.round((clock.now() - startedAt) / 1000) : 0 },
-      adapters: Object.fromEntries(adapters.map((a) => [a.id, { ...a.health(), ...(adapterErrors.has(a.id) ? { status: 'down', error: adapterErrors.get(a.id) } : {}) }])),
-      outbox: { ...s, oldestAgeSeconds: s.oldestCreatedAt === null ? null : Math.round((clock.now() - s.oldestCreatedAt) / 1000) },
-      sink: { kind: sink.kind, ...sink.health() },
-      relay: relay.health(),
-      counts: {
-        accepted: count('accepted'), duplicate: count('duplicate'), ignored: count('ignored'),
-        rejected: metrics.total('ewml_intake_rejected_total'), delivered: metrics.total('ewml_records_delivered_total'),
-        enqueuedRecords: metrics.total('ewml_records_enqueued_total'), deadLettered: metrics.total('ewml_records_dead_lettered_total'),
-      },
-      alerts,
-    };
-  }
 
   return {
     parts: { outbox, pipeline, relay, sink, adapters, admin, metrics, bus, paths, token },

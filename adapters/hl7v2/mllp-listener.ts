@@ -82,6 +82,9 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
     // bounded memory: stop reading while too many frames or bytes of this connection are in progress
     const over = () => pending >= maxPending || pendingBytes >= maxPendingBytes;
     const enqueue = (work: Promise<Buffer>, size: number, then?: () => void) => {
+      // handled in the chain below; this keeps a failure that comes before its turn from being
+      // reported as an unhandled rejection (which would end the process)
+      work.catch(() => undefined);
       pending++;
       pendingBytes += size;
       if (over()) socket.pause();

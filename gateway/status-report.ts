@@ -1,0 +1,96 @@
+/**
+ * What `/status`, `/ready` and `/metrics` report, composed from the components' own health and
+ * the metrics: ids, counts and ages only. Also the outbox-full alert: raised when the outbox
+ * refuses input, cleared once delivery brings it under 90% of its cap.
+ */
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config/schema.ts';
+import type { SourceAdapter } from '../adapters/contracts.ts';
+import type { Clock } from './clock.ts';
+import type { EventBus } from './event-bus.ts';
+import type { Metrics } from './metrics.ts';
+import type { Outbox } from './outbox/outbox.ts';
+import type { RelayWorker } from './relay/relay-worker.ts';
+import type { Sink } from './sinks/sink.ts';
+
+export interface StatusSources {
+  config: GatewayConfig;
+  clock: Clock;
+  version: string;
+  outbox: Outbox;
+  sink: Sink;
+  relay: RelayWorker;
+  adapters: readonly SourceAdapter[];
+  /** Adapters that failed to start, with the cause's code. */
+  adapterErrors: ReadonlyMap<string, string>;
+  metrics: Metrics;
+  /** When the gateway started (0 while stopped). */
+  startedAt: () => number;
+}
+
+export interface Alerts {
+  readonly active: Record<string, { since: string; detail: string }>;
+  /** Call when the outbox refuses input for lack of space. */
+  outboxFull(bytes: number, maxBytes: number): void;
+}
+
+export function createOutboxAlerts(o: { clock: Clock; logger: Logger; bus: EventBus; outbox: () => Outbox; maxBytes: number }): Alerts {
+  const active: Alerts['active'] = {};
+  o.bus.on('relay.delivered', () => {
+    if (active.outboxFull && o.outbox().stats().bytes < o.maxBytes * 0.9) {
+      delete active.outboxFull;
+      o.logger.info('outbox below 90% of its cap; accepting input again');
+      o.bus.emit('outbox.drained', { bytes: o.outbox().stats().bytes });
+    }
+  });
+  return {
+    active,
+    outboxFull(bytes, maxBytes) {
+      if (!active.outboxFull) {
+        active.outboxFull = { since: new Date(o.clock.now()).toISOString(), detail: `outbox at ${bytes} of ${maxBytes} bytes; new input refused` };
+        o.logger.error({ code: 'GW_OUTBOX_FULL', bytes, maxBytes }, 'outbox full: refusing new input until the relay drains it');
+      }
+      o.bus.emit('outbox.full', { bytes, maxBytes });
+    },
+  };
+}
+
+export function createStatusReport(s: StatusSources, alerts: Alerts) {
+  const { outbox, sink, metrics, clock, config } = s;
+  metrics.gauge('ewml_outbox_records', 'Records in the outbox, by state.', () => {
+    const st = outbox.stats();
+    return [{ labels: { state: 'pending' }, value: st.pending }, { labels: { state: 'in_flight' }, value: st.inFlight }, { labels: { state: 'waiting_retry' }, value: st.waitingRetry }];
+  });
+  metrics.gauge('ewml_outbox_bytes', 'Bytes held by the outbox (records and dead letters).', () => outbox.stats().bytes);
+  metrics.gauge('ewml_outbox_max_bytes', 'The outbox byte cap.', () => config.outbox.maxBytes);
+  metrics.gauge('ewml_dead_letters', 'Dead letters waiting for a replay or discard.', () => outbox.stats().deadLetters);
+  metrics.gauge('ewml_outbox_oldest_age_seconds', 'Age of the oldest record in the outbox.', () => { const o = outbox.stats().oldestCreatedAt; return o === null ? 0 : Math.max(0, (clock.now() - o) / 1000); });
+  metrics.gauge('ewml_sink_connected', 'Whether the sink is connected (1) or not (0).', () => (sink.health().connected ? 1 : 0));
+
+  return {
+    status(): Record<string, unknown> {
+      const st = outbox.stats();
+      const startedAt = s.startedAt();
+      const count = (outcome: string) => s.adapters.reduce((t, a) => t + metrics.counter('ewml_intake_total', { adapter: a.id, outcome }), 0);
+      return {
+        gateway: { id: config.gateway.id, tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, version: s.version, startedAt: startedAt ? new Date(startedAt).toISOString() : null, uptimeSeconds: startedAt ? Math.round((clock.now() - startedAt) / 1000) : 0 },
+        adapters: Object.fromEntries(s.adapters.map((a) => [a.id, { ...a.health(), ...(s.adapterErrors.has(a.id) ? { status: 'down', error: s.adapterErrors.get(a.id) } : {}) }])),
+        outbox: { ...st, oldestAgeSeconds: st.oldestCreatedAt === null ? null : Math.round((clock.now() - st.oldestCreatedAt) / 1000) },
+        sink: { kind: sink.kind, ...sink.health() },
+        relay: s.relay.health(),
+        counts: {
+          accepted: count('accepted'), duplicate: count('duplicate'), ignored: count('ignored'),
+          rejected: metrics.total('ewml_intake_rejected_total'), delivered: metrics.total('ewml_records_delivered_total'),
+          enqueuedRecords: metrics.total('ewml_records_enqueued_total'), deadLettered: metrics.total('ewml_records_dead_lettered_total'),
+        },
+        alerts: alerts.active,
+      };
+    },
+    ready(): { ready: boolean; reasons: string[] } {
+      const reasons = [...s.adapterErrors].map(([id, code]) => `adapter ${id} not started (${code})`);
+      if (!s.startedAt()) reasons.push('gateway not running');
+      if (alerts.active.outboxFull) reasons.push('outbox full');
+      return { ready: reasons.length === 0, reasons };
+    },
+  };
+}
