@@ -145,6 +145,7 @@ async function status(configFile: string | undefined, json: boolean, io: CliIo):
     `outbox: ${s.outbox.pending} pending, ${s.outbox.inFlight} in flight, ${s.outbox.waitingRetry} waiting retry, ${s.outbox.deadLetters} dead letters, ${s.outbox.bytes}/${s.outbox.maxBytes} bytes${s.outbox.oldestAgeSeconds !== null ? `, oldest ${s.outbox.oldestAgeSeconds}s` : ''}`,
     `sink ${s.sink.kind}: ${s.sink.connected ? 'connected' : 'NOT connected'}${s.relay.lastError ? ` (last error ${s.relay.lastError})` : ''}`,
     `counts: ${Object.entries(s.counts).map(([k, v]) => `${k} ${String(v)}`).join(', ')}`,
+    ...(Object.keys(s.ignoredByType ?? {}).length ? [`not mapped (answered AA): ${Object.entries(s.ignoredByType).map(([k, v]) => `${k} ×${String(v)}`).join(', ')}`] : []),
     ...Object.entries(s.alerts ?? {}).map(([k, v]) => `ALERT ${k}: ${(v as { detail: string }).detail}`),
   ];
   io.out(lines.join('\n'));

@@ -125,7 +125,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     }
   }
 
-  const report = createStatusReport({ config, clock, version, outbox, sink, relay, adapters, adapterErrors, metrics, startedAt: () => (running ? startedAt : 0) }, alerts);
+  const report = createStatusReport({ config, clock, version, outbox, sink, relay, adapters, adapterErrors, metrics, startedAt: () => (running ? startedAt : 0) }, alerts, bus);
   const status = () => report.status();
   const admin = config.admin.enabled
     ? createAdminServer({

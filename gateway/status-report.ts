@@ -55,8 +55,13 @@ export function createOutboxAlerts(o: { clock: Clock; logger: Logger; bus: Event
   };
 }
 
-export function createStatusReport(s: StatusSources, alerts: Alerts) {
+export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventBus) {
   const { outbox, sink, metrics, clock, config } = s;
+  // message types answered AA but not mapped, so a technician sees what the PMS sends that we skip
+  const ignoredByType = new Map<string, number>();
+  bus.on('intake.ignored', (e) => {
+    if (ignoredByType.size < 200 || ignoredByType.has(e.messageType)) ignoredByType.set(e.messageType, (ignoredByType.get(e.messageType) ?? 0) + 1);
+  });
   metrics.gauge('ewml_outbox_records', 'Records in the outbox, by state.', () => {
     const st = outbox.stats();
     return [{ labels: { state: 'pending' }, value: st.pending }, { labels: { state: 'in_flight' }, value: st.inFlight }, { labels: { state: 'waiting_retry' }, value: st.waitingRetry }];
@@ -83,6 +88,7 @@ export function createStatusReport(s: StatusSources, alerts: Alerts) {
           rejected: metrics.total('ewml_intake_rejected_total'), delivered: metrics.total('ewml_records_delivered_total'),
           enqueuedRecords: metrics.total('ewml_records_enqueued_total'), deadLettered: metrics.total('ewml_records_dead_lettered_total'),
         },
+        ignoredByType: Object.fromEntries([...ignoredByType].sort((a, b) => b[1] - a[1])),
         alerts: alerts.active,
       };
     },

@@ -108,7 +108,9 @@ describe('MLLP listener', () => {
     const c = await h.client();
     const ack = readAck(await c.send(`MSH|^~\\&|LAB|X|GW|Y|20260101||ORU^R01|${controlId()}|P|2.5\rPID|1||1`));
     expect(ack.code).toBe('AA');
-    expect((h.gw.status() as { counts: { ignored: number } }).counts.ignored).toBeGreaterThanOrEqual(1);
+    const st = h.gw.status() as { counts: { ignored: number }; ignoredByType: Record<string, number> };
+    expect(st.counts.ignored).toBeGreaterThanOrEqual(1);
+    expect(st.ignoredByType['ORU^R01 (no eye-exam results)']).toBeGreaterThanOrEqual(1);
   });
 
   it('answers in enhanced mode when MSH-15/16 ask: CA after the commit, then the application ACK', async () => {
