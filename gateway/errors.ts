@@ -33,6 +33,7 @@ export const ErrorCodes = {
   GW_VALIDATION_FAILED: { retry: 'permanent', summary: 'A mapped record does not satisfy the canonical schema.', action: 'Fix the mapping or the source data, then replay the dead letter.' },
   GW_UNSUPPORTED_MESSAGE: { retry: 'permanent', summary: 'The message type or event is not one the gateway maps.', action: 'None needed unless the message should be mapped; it is counted as ignored.' },
   GW_CONTROL_ID_CONFLICT: { retry: 'permanent', summary: 'A message reused a control id (MSH-10) already seen with different content.', action: 'The sender must use a new MSH-10 for a new message; the conflicting message is in dead letters.' },
+  GW_SEQUENCE_GAP: { retry: 'transient', summary: 'A message\'s MSH-13 sequence number skipped ahead of the one expected (sequence number protocol); it was not taken.', action: 'None: the sender resends from the number in MSA-4.' },
   GW_FRAME_TOO_LARGE: { retry: 'permanent', summary: 'An MLLP frame exceeded `hl7.maxFrameBytes`; the connection was closed.', action: 'Raise the limit if such messages are legitimate.' },
   GW_SINK_UNREACHABLE: { retry: 'transient', summary: 'The sink (broker or endpoint) could not be reached.', action: 'Records stay queued; check network, DNS, TLS and credentials.' },
   GW_SINK_TIMEOUT: { retry: 'ambiguous', summary: 'The cloud did not acknowledge a batch in time.', action: 'The batch is resent; the cloud drops duplicates by record id.' },

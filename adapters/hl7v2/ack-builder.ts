@@ -56,6 +56,8 @@ export interface BuildAckOptions {
   error?: AckError;
   /** Text for MSA-3 (deprecated after 2.4 but widely read). */
   text?: string;
+  /** MSA-4: the next sequence number the receiver expects (sequence number protocol, MSH-13). */
+  expectedSequence?: string;
 }
 
 /** The ACK as text with CR segment ends (MLLP framing is the transport's job). */
@@ -74,7 +76,9 @@ export function buildAck(o: BuildAckOptions): string {
   const segs = [msh.join(f)];
   const msa = ['MSA', o.code, m(10)];
   const text = o.text ?? o.error?.text;
-  if (text) msa.push(escapeHl7(text.slice(0, 80), d));
+  msa.push(text ? escapeHl7(text.slice(0, 80), d) : '');
+  if (o.expectedSequence !== undefined) msa.push(o.expectedSequence);
+  while (msa.length > 3 && msa[msa.length - 1] === '') msa.pop();
   segs.push(msa.join(f));
   if (o.error) segs.push(buildErr(o.error, d, version));
   return segs.join('\r') + '\r';

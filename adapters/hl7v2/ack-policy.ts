@@ -26,7 +26,7 @@ export function ackFor(result: IntakeResult): AckAnswer {
     case 'rejected': {
       const error: AckError = { code: result.hl7ErrorCode ?? '207', text: `${result.code}: ${result.reason}`, location: result.location };
       if (result.code === 'GW_OUTBOX_FULL' || result.code === 'GW_OUTBOX_IO') return { code: 'AR', error: { ...error, code: '207', text: `${result.code}: busy, retry later` } };
-      if (result.code === 'GW_PARSE_FAILED') return { code: 'AR', error };
+      if (result.code === 'GW_PARSE_FAILED' || result.code === 'GW_SEQUENCE_GAP') return { code: 'AR', error };
       if (result.code === 'GW_CONTROL_ID_CONFLICT') return { code: 'AR', error: { ...error, code: '205' } };
       return { code: 'AE', error };
     }
@@ -40,7 +40,7 @@ export function acceptFor(result: IntakeResult): AckAnswer {
   if (result.status !== 'rejected') return { code: 'CA' };
   const app = ackFor(result);
   if (result.code === 'GW_OUTBOX_FULL' || result.code === 'GW_OUTBOX_IO') return { code: 'CE', error: app.error };
-  if (result.code === 'GW_PARSE_FAILED' || result.code === 'GW_CONTROL_ID_CONFLICT') return { code: 'CR', error: app.error };
+  if (result.code === 'GW_PARSE_FAILED' || result.code === 'GW_CONTROL_ID_CONFLICT' || result.code === 'GW_SEQUENCE_GAP') return { code: 'CR', error: app.error };
   return { code: 'CA' }; // kept in dead letters: received safely; the application ACK says AE
 }
 

@@ -8,7 +8,8 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AdapterHealth, IntakeContext, IntakeResult, SourceAdapter } from '../contracts.ts';
-import { answersFor } from './ack-policy.ts';
+import { answersFor, type AckAnswer } from './ack-policy.ts';
+import { createSequenceTracker } from './sequence-tracker.ts';
 import { CodecError } from '../contracts.ts';
 import { buildAck, createAckIdSource, headerFromSegment, salvageHeader, type AckCode, type AckError, type InboundHeaderFields } from './ack-builder.ts';
 import { decodeHl7Bytes, encodeHl7Text } from './hl7-charset.ts';
@@ -41,6 +42,7 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
   const maxPending = opts.maxPendingPerConnection ?? 512;
   const maxPendingBytes = Math.max(opts.maxFrameBytes, 16 * 1024 * 1024);
   const ackIds = createAckIdSource('GW', now());
+  const sequences = createSequenceTracker();
   const sockets = new Set<Socket>();
   const inflight = new Set<Promise<unknown>>();
   let server: Server | undefined;
@@ -48,25 +50,41 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
   let bound: { host: string; port: number } | undefined;
   const counts = { connections: 0, frames: 0, oversize: 0, strayBytes: 0, refused: 0 };
 
-  function answer(header: InboundHeaderFields, code: AckCode, error: AckError | undefined, charset: string | undefined): Buffer {
-    const text = buildAck({ inbound: header, code, controlId: ackIds.next(), nowMs: now(), error });
+  function answer(header: InboundHeaderFields, code: AckCode, error: AckError | undefined, charset: string | undefined, expectedSequence?: string): Buffer {
+    const text = buildAck({ inbound: header, code, controlId: ackIds.next(), nowMs: now(), error, expectedSequence });
     return frameMllp(encodeHl7Text(text, charset));
   }
 
-  async function handleFrame(payload: Buffer, c: IntakeContext): Promise<Buffer> {
+  /** Parses and checks the sequence number synchronously, in arrival order; the rest is async. */
+  function handleFrame(payload: Buffer, c: IntakeContext): Promise<Buffer> {
+    try { return checkAndIntake(payload, c); } catch (e) { return Promise.reject(e); }
+  }
+
+  function checkAndIntake(payload: Buffer, c: IntakeContext): Promise<Buffer> {
     const text = decodeHl7Bytes(payload);
     let parsed: Hl7Message | undefined;
     try { parsed = parseHl7(text); } catch (e) { if (!(e instanceof CodecError)) throw e; }
     const header = parsed ? headerFromSegment(parsed.segments[0], parsed.delimiters) : salvageHeader(text);
-    let result: IntakeResult;
-    try {
-      result = await c.intake({ adapter: id, format: HL7_FORMAT, text, parsed });
-    } catch (e) {
-      c.logger.error({ err: e, controlId: parsed?.header.controlId }, 'intake failed unexpectedly');
-      result = { status: 'rejected', code: 'GW_OUTBOX_IO', retry: 'transient', reason: 'internal error' };
+    const h = parsed?.header;
+    const seq = h ? sequences.check(`${h.sendingApplication}|${h.sendingFacility}`, h.sequenceNumber) : { kind: 'none' as const };
+    const mode = opts.acknowledgements ?? 'as-requested';
+    const reply = (answers: AckAnswer[], expected?: string) => Buffer.concat(answers.map((a) => answer(header, a.code, a.error, h?.charset, expected)));
+    if (seq.kind === 'query') return Promise.resolve(reply([{ code: answersFor({ status: 'duplicate' }, h, mode)[0]?.code ?? 'AA' }], seq.expected));
+    if (seq.kind === 'gap') {
+      const refused: IntakeResult = { status: 'rejected', code: 'GW_SEQUENCE_GAP', retry: 'transient', reason: `sequence number ${h?.sequenceNumber} out of order; expected ${seq.expected}`, hl7ErrorCode: '207', location: { segment: 'MSH', sequence: 1, field: 13 } };
+      return Promise.resolve(reply(answersFor(refused, h, mode).slice(0, 1), seq.expected));
     }
-    const answers = answersFor(result, parsed?.header, opts.acknowledgements ?? 'as-requested');
-    return Buffer.concat(answers.map((a) => answer(header, a.code, a.error, parsed?.header.charset)));
+    return (async () => {
+      let result: IntakeResult;
+      try {
+        result = await c.intake({ adapter: id, format: HL7_FORMAT, text, parsed });
+      } catch (e) {
+        c.logger.error({ err: e, controlId: h?.controlId }, 'intake failed unexpectedly');
+        result = { status: 'rejected', code: 'GW_OUTBOX_IO', retry: 'transient', reason: 'internal error' };
+      }
+      if (seq.kind === 'accept' && result.status === 'rejected' && result.retry !== 'permanent') seq.rollback();
+      return reply(answersFor(result, h, mode), seq.kind === 'accept' ? sequences.expected(`${h?.sendingApplication}|${h?.sendingFacility}`) : undefined);
+    })();
   }
 
   function onConnection(socket: Socket, c: IntakeContext): void {

@@ -126,6 +126,20 @@ describe('MLLP listener', () => {
     expect(first.msh[10]).not.toBe(second.msh[10]);
   });
 
+  it('follows the sequence number protocol (MSH-13): MSA-4 carries the next expected number, a gap is refused', async () => {
+    const c = await h.client();
+    const withSeq = (seq: string, id: string) => adtA04({ id, mrn: `SQ${id}` }).replace(/^(MSH(?:\|[^|\r]*){11})/, `$1|${seq}`).replace('|PMS|CLINIC|', '|SEQAPP|SEQFAC|');
+    const msa = (text: string) => text.split('\r').find((x) => x.startsWith('MSA'))!.split('|');
+    expect(msa(await c.send(withSeq('-1', 'Q0')))[4]).toBe('0');
+    expect(msa(await c.send(withSeq('0', 'S0'))).slice(1, 2).concat(msa(await c.send(withSeq('1', 'S1')))[4])).toEqual(['AA', '2']);
+    const gap = msa(await c.send(withSeq('5', 'S5')));
+    expect(gap[1]).toBe('AR');
+    expect(gap[4]).toBe('2');
+    const next = msa(await c.send(withSeq('2', 'S2')));
+    expect([next[1], next[4]]).toEqual(['AA', '3']);
+    expect(msa(await c.send(withSeq('-1', 'Q1')))[4]).toBe('3');
+  });
+
   it('answers in the inbound version and encoding characters', async () => {
     const c = await h.client();
     const ack = await c.send(adtA04({ version: '2.3' }).replaceAll('^', '@').replace('MSH|@~\\&', 'MSH|@~\\&'));
