@@ -8,3 +8,4 @@ export { decodeHl7Bytes } from './hl7-charset.ts';
 export { HL7_PROFILES, type Hl7Profile } from './profiles.ts';
 export { splitHl7Messages } from './hl7-batch.ts';
 export { connectMllp, readAck, type MllpClient } from './mllp-client.ts';
+export { createMllpSender, controlIdOf, type MllpSender, type SendResult } from './mllp-sender.ts';
