@@ -64,7 +64,16 @@ export const ConfigSchema = Type.Object({
   }, 'Delivery from the outbox to the sink.'),
   cloud: obj({
     publicKey: Type.Optional(Type.String({ description: 'The cloud\'s public key (PEM, EC P-256 or RSA) that payloads are encrypted to (JWE). Required for `mqtt` and `https` sinks. Accepts `${file:PATH}`.' })),
+    commandPublicKey: Type.Optional(Type.String({ description: 'The cloud\'s Ed25519 command key (PEM), pinned: commands (JWS on `down/commands`) signed with anything else are refused. Without it, no command is accepted. Accepts `${file:PATH}`.' })),
   }, 'The eyewear-ML cloud.'),
+  outbound: obj({
+    enabled: Type.Boolean({ default: false, description: 'Send HL7 messages that cloud commands ask for to the PMS over MLLP.' }),
+    host: Type.String({ default: '127.0.0.1', description: 'The PMS\'s MLLP listener.' }),
+    port: port(2576, 'The PMS\'s MLLP port.'),
+    poolSize: Type.Integer({ minimum: 1, maximum: 16, default: 2, description: 'Connections to the PMS at most (one message in flight on each).' }),
+    ackTimeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'How long to wait for the PMS\'s ACK (a timeout is retried: the PMS dedupes by MSH-10).' }),
+    retryOn: Type.Array(Type.Union([Type.Literal('AE'), Type.Literal('AR'), Type.Literal('CE'), Type.Literal('CR')]), { default: ['CE'], description: 'PMS answers that are retried with backoff; the others besides AA/CA move the message to dead letters.' }),
+  }, 'Outbound HL7 to the PMS (cloud commands of type `hl7.send`), queued durably in `<dataDir>/outbound.db`.'),
   mqtt: obj({
     url: Type.String({ default: 'mqtts://localhost:8883', description: 'Broker URL (`mqtts://` for TLS, `mqtt://` only on a test bench).' }),
     username: Type.Optional(Type.String({ description: 'Broker user name.' })),

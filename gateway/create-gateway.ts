@@ -30,6 +30,10 @@ import { createMqttSink } from './sinks/mqtt-sink.ts';
 import type { Sink } from './sinks/sink.ts';
 import { gatewayVersion } from './version.ts';
 import { createOutboxAlerts, createStatusReport } from './status-report.ts';
+import { createCommandProcessor } from './commands/command-processor.ts';
+import { createCommandVerifier } from './commands/command-verifier.ts';
+import { createMllpSender } from '../adapters/hl7v2/mllp-sender.ts';
+import { createMllpOutboundSink } from '../adapters/hl7v2/mllp-outbound-sink.ts';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -52,10 +56,10 @@ export interface Gateway {
   start(): Promise<void>;
   stop(): Promise<void>;
   status(): Record<string, unknown>;
-  readonly parts: { outbox: Outbox; pipeline: IntakePipeline; relay: RelayWorker; sink: Sink; adapters: SourceAdapter[]; admin?: AdminServer; metrics: Metrics; bus: EventBus; paths: GatewayPaths; token: string };
+  readonly parts: { outbox: Outbox; pipeline: IntakePipeline; relay: RelayWorker; sink: Sink; adapters: SourceAdapter[]; admin?: AdminServer; metrics: Metrics; bus: EventBus; paths: GatewayPaths; token: string; outbound?: { outbox: Outbox; sink: Sink; relay: RelayWorker } };
 }
 
-export function buildSink(config: GatewayConfig, deps: { clock: Clock; logger: Logger; bus: EventBus; paths: GatewayPaths; version: string }): Sink {
+export function buildSink(config: GatewayConfig, deps: { clock: Clock; logger: Logger; bus: EventBus; paths: GatewayPaths; version: string; onCommand?: (jws: string) => void }): Sink {
   const kind = config.relay.sink;
   switch (kind) {
     case 'file':
@@ -63,13 +67,25 @@ export function buildSink(config: GatewayConfig, deps: { clock: Clock; logger: L
     case 'mqtt':
       return createMqttSink({
         ...config.mqtt, tenantId: config.gateway.tenantId, gatewayId: config.gateway.id, ackTimeoutMs: config.relay.ackTimeoutMs, version: deps.version,
-        envelope: createCloudEnvelope(config.cloud.publicKey ?? ''), clock: deps.clock, logger: deps.logger.child({ component: 'sink:mqtt' }), bus: deps.bus,
+        envelope: createCloudEnvelope(config.cloud.publicKey ?? ''), clock: deps.clock, logger: deps.logger.child({ component: 'sink:mqtt' }), bus: deps.bus, onCommand: deps.onCommand,
       });
     case 'https':
       return createHttpsSink({ ...config.https, tenantId: config.gateway.tenantId, gatewayId: config.gateway.id, envelope: createCloudEnvelope(config.cloud.publicKey ?? ''), clock: deps.clock });
     default:
       return kind satisfies never;
   }
+}
+
+/** The outbound direction: its own outbox file, an MLLP sender to the PMS, and a relay draining one message at a time. */
+function buildOutbound(config: GatewayConfig, d: { clock: Clock; logger: Logger; bus: EventBus; metrics: Metrics; sealer: ReturnType<typeof createRecordSealer>; paths: GatewayPaths }) {
+  const outbox = createSqliteOutbox({ file: join(d.paths.dataDir, 'outbound.db'), maxBytes: Math.max(16 * 1024 * 1024, Math.floor(config.outbox.maxBytes / 8)), clock: d.clock, dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000 });
+  const sender = createMllpSender({ host: config.outbound.host, port: config.outbound.port, poolSize: config.outbound.poolSize, ackTimeoutMs: config.outbound.ackTimeoutMs });
+  const sink = createMllpOutboundSink({ sender, retryOn: config.outbound.retryOn, onOutcome: (x) => d.bus.emit('command.outcome', x) });
+  const relay = createRelayWorker({
+    outbox, sink, sealer: d.sealer, clock: d.clock, bus: d.bus, metrics: d.metrics, logger: d.logger.child({ component: 'outbound' }),
+    batchSize: 1, maxInFlight: config.outbound.poolSize, backoffInitialMs: config.relay.backoffInitialMs, backoffMaxMs: config.relay.backoffMaxMs, idlePollMs: config.relay.idlePollMs, lingerMs: 0,
+  });
+  return { outbox, sink, relay };
 }
 
 export function createGateway(opts: GatewayOptions): Gateway {
@@ -89,7 +105,15 @@ export function createGateway(opts: GatewayOptions): Gateway {
     onFull: (bytes, maxBytes) => alerts.outboxFull(bytes, maxBytes),
   });
   const alerts = createOutboxAlerts({ clock, logger, bus, outbox: () => outbox, maxBytes: config.outbox.maxBytes });
-  const sink = buildSink(config, { clock, logger, bus, paths, version });
+  const outbound = config.outbound.enabled ? buildOutbound(config, { clock, logger, bus, metrics, sealer, paths }) : undefined;
+  const commands = config.cloud.commandPublicKey
+    ? createCommandProcessor({
+      verifier: createCommandVerifier({ publicKeyPem: config.cloud.commandPublicKey, gatewayId: config.gateway.id, now: () => clock.now() }),
+      outbound: outbound && { outbox: outbound.outbox, sealer, notify: () => outbound.relay.notify() }, bus, logger: logger.child({ component: 'commands' }),
+    })
+    : undefined;
+  const onCommand = commands && ((jws: string) => { void commands.handle(jws).catch((err: unknown) => logger.error({ err }, 'command handling failed')); });
+  const sink = buildSink(config, { clock, logger, bus, paths, version, onCommand });
   const relay = createRelayWorker({
     outbox, sink, sealer, clock, bus, metrics, logger: logger.child({ component: 'relay', sink: sink.kind }),
     batchSize: config.relay.batchSize, maxInFlight: config.relay.maxInFlight, backoffInitialMs: config.relay.backoffInitialMs,
@@ -125,7 +149,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     }
   }
 
-  const report = createStatusReport({ config, clock, version, outbox, sink, relay, adapters, adapterErrors, metrics, startedAt: () => (running ? startedAt : 0) }, alerts, bus);
+  const report = createStatusReport({ config, clock, version, outbox, sink, relay, adapters, adapterErrors, metrics, startedAt: () => (running ? startedAt : 0), outbound }, alerts, bus);
   const status = () => report.status();
   const admin = config.admin.enabled
     ? createAdminServer({
@@ -135,11 +159,12 @@ export function createGateway(opts: GatewayOptions): Gateway {
     : undefined;
 
   return {
-    parts: { outbox, pipeline, relay, sink, adapters, admin, metrics, bus, paths, token },
+    parts: { outbox, pipeline, relay, sink, adapters, admin, metrics, bus, paths, token, outbound },
     status,
     async start() {
       if (running) return;
       await outbox.open();
+      if (outbound) { await outbound.outbox.open(); await outbound.relay.start(); }
       running = true;
       startedAt = clock.now();
       try { await sink.start(); } catch (err) { logger.error({ err, code: 'GW_START_FAILED' }, 'sink failed to start; records stay queued'); }
@@ -160,6 +185,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       await relay.stop();
       await sink.stop().catch((err: unknown) => logger.error({ err }, 'sink stop failed'));
       await outbox.close();
+      if (outbound) { await outbound.relay.stop(); await outbound.sink.stop().catch(() => undefined); await outbound.outbox.close(); }
       logger.info('gateway stopped');
       logger.flush?.();
     },

@@ -40,6 +40,7 @@ export const ErrorCodes = {
   GW_SINK_RETRY_LATER: { retry: 'transient', summary: 'The cloud asked to retry later (HTTP 429 or 5xx).', action: 'None; delivery resumes with backoff.' },
   GW_SINK_AUTH: { retry: 'transient', summary: 'The cloud refused the gateway\'s credentials or does not know this gateway (HTTP 401/403/404/407). A config problem, not a record problem: records stay queued.', action: 'Check `https.token`/`https.url` (or re-enrol the gateway); delivery resumes by itself once fixed.' },
   GW_SINK_REJECTED: { retry: 'permanent', summary: 'The cloud rejected a record permanently (HTTP 4xx or a reject ack).', action: 'The record is in dead letters with the reason; fix and replay.' },
+  GW_COMMAND_REFUSED: { retry: 'permanent', summary: 'A cloud command was refused: unsigned or wrongly signed, expired, for another gateway, replayed, or of an unknown type. It was audited and not carried out.', action: 'Check the pinned `cloud.commandPublicKey` and the gateway clock; the cloud must sign each command with a fresh id.' },
   GW_ADMIN_UNAUTHORIZED: { retry: 'permanent', summary: 'The admin API request had no or a wrong bearer token.', action: 'Use the token in `<dataDir>/admin.token`.' },
   GW_NOT_FOUND: { retry: 'permanent', summary: 'The requested item does not exist.', action: 'Check the id.' },
   GW_START_FAILED: { retry: 'transient', summary: 'A component failed to start; the others keep running.', action: 'Read the logged cause (port in use, unreachable host) and fix it; the component is retried.' },

@@ -15,6 +15,8 @@ export interface GatewayEvents {
   'sink.connected': { sink: string };
   'sink.disconnected': { sink: string; reason: string };
   'component.failed': { component: string; code: string };
+  /** A cloud command's outcome: accepted/refused when it arrives, done/failed when carried out. */
+  'command.outcome': { commandId: string; status: 'accepted' | 'refused' | 'done' | 'failed'; detail: string };
 }
 export type GatewayEventName = keyof GatewayEvents;
 type Listener<K extends GatewayEventName> = (payload: GatewayEvents[K]) => void;

@@ -26,6 +26,8 @@ export interface StatusSources {
   metrics: Metrics;
   /** When the gateway started (0 while stopped). */
   startedAt: () => number;
+  /** The outbound direction, when enabled. */
+  outbound?: { outbox: Outbox; sink: Sink };
 }
 
 export interface Alerts {
@@ -85,10 +87,11 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
         relay: s.relay.health(),
         counts: {
           accepted: count('accepted'), duplicate: count('duplicate'), ignored: count('ignored'),
-          rejected: metrics.total('ewml_intake_rejected_total'), delivered: metrics.total('ewml_records_delivered_total'),
+          rejected: metrics.total('ewml_intake_rejected_total'), delivered: metrics.counter('ewml_records_delivered_total', { sink: sink.kind }),
           enqueuedRecords: metrics.total('ewml_records_enqueued_total'), deadLettered: metrics.total('ewml_records_dead_lettered_total'),
         },
         ignoredByType: Object.fromEntries([...ignoredByType].sort((a, b) => b[1] - a[1])),
+        ...(s.outbound ? { outbound: { ...s.outbound.outbox.stats(), sink: s.outbound.sink.health() } } : {}),
         alerts: alerts.active,
       };
     },

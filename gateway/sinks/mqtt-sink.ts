@@ -34,6 +34,8 @@ export interface MqttSinkOptions {
   clock: Clock;
   logger: Logger;
   bus: EventBus;
+  /** Called with each message on `down/commands` (a JWS; verified by the command processor). */
+  onCommand?: (jws: string) => void;
 }
 
 export function mqttTopics(tenantId: string, gatewayId: string) {
@@ -48,6 +50,7 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
   const waiters = new Map<string, Waiter>();
   let client: MqttClient | undefined;
   let lastError = '';
+  let offOutcome: (() => void) | undefined;
   const counts = { published: 0, acks: 0, unknownAcks: 0 };
   const status = (state: string) => JSON.stringify({ state, gatewayId: opts.gatewayId, version: opts.version, at: new Date(opts.clock.now()).toISOString() });
 
@@ -87,10 +90,15 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
         lastError = '';
         opts.bus.emit('sink.connected', { sink: 'mqtt' });
         opts.logger.info({ sessionPresent: connack.sessionPresent }, 'MQTT connected');
-        c.subscribe(topics.acks, { qos: 1 }, (err) => { if (err) opts.logger.error({ err }, 'subscribe to down/acks failed'); });
+        c.subscribe(opts.onCommand ? [topics.acks, topics.commands] : [topics.acks], { qos: 1 }, (err) => { if (err) opts.logger.error({ err }, 'subscribe to down/ topics failed'); });
         c.publish(topics.status, status('online'), { qos: 1, retain: true });
       });
-      c.on('message', (topic, payload) => { if (topic === topics.acks) onAck(payload); });
+      c.on('message', (topic, payload) => {
+        if (topic === topics.acks) onAck(payload);
+        else if (topic === topics.commands) opts.onCommand?.(payload.toString('utf8'));
+      });
+      // command outcomes go on up/status, not retained (the retained message stays the online state)
+      offOutcome = opts.bus.on('command.outcome', (e) => { if (c.connected) c.publish(topics.status, JSON.stringify({ type: 'command-outcome', ...e, at: new Date(opts.clock.now()).toISOString() }), { qos: 1 }); });
       c.on('close', () => { if (!lastError) lastError = 'disconnected'; opts.bus.emit('sink.disconnected', { sink: 'mqtt', reason: lastError }); });
       c.on('error', (err) => { lastError = (err as NodeJS.ErrnoException).code ?? err.message; opts.logger.warn({ code: lastError }, 'MQTT error'); });
     },
@@ -98,6 +106,7 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
       const c = client;
       if (!c) return;
       client = undefined;
+      offOutcome?.();
       for (const [id, w] of waiters) { clearTimeout(w.timer); w.reject(new GatewayError('GW_SINK_UNREACHABLE', 'sink stopped')); waiters.delete(id); }
       if (c.connected) await new Promise<void>((resolve) => c.publish(topics.status, JSON.stringify({ state: 'offline', gatewayId: opts.gatewayId }), { qos: 1, retain: true }, () => resolve()));
       await c.endAsync();
