@@ -72,6 +72,8 @@ export const ConfigSchema = Type.Object({
     port: port(2576, 'The PMS\'s MLLP port.'),
     poolSize: Type.Integer({ minimum: 1, maximum: 16, default: 2, description: 'Connections to the PMS at most (one message in flight on each).' }),
     ackTimeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'How long to wait for the PMS\'s ACK (a timeout is retried: the PMS dedupes by MSH-10).' }),
+    receivingApplication: Type.String({ default: '', description: 'MSH-5 of messages we send (the PMS\'s application name, if it checks it).' }),
+    receivingFacility: Type.String({ default: '', description: 'MSH-6 of messages we send.' }),
     retryOn: Type.Array(Type.Union([Type.Literal('AE'), Type.Literal('AR'), Type.Literal('CE'), Type.Literal('CR')]), { default: ['CE'], description: 'PMS answers that are retried with backoff; the others besides AA/CA move the message to dead letters.' }),
   }, 'Outbound HL7 to the PMS (cloud commands of type `hl7.send`), queued durably in `<dataDir>/outbound.db`.'),
   mqtt: obj({

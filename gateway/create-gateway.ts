@@ -109,7 +109,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const commands = config.cloud.commandPublicKey
     ? createCommandProcessor({
       verifier: createCommandVerifier({ publicKeyPem: config.cloud.commandPublicKey, gatewayId: config.gateway.id, now: () => clock.now() }),
-      outbound: outbound && { outbox: outbound.outbox, sealer, notify: () => outbound.relay.notify() }, bus, logger: logger.child({ component: 'commands' }),
+      outbound: outbound && {
+        outbox: outbound.outbox, sealer, notify: () => outbound.relay.notify(),
+        identity: { sendingApplication: 'EWML', sendingFacility: config.gateway.id, receivingApplication: config.outbound.receivingApplication, receivingFacility: config.outbound.receivingFacility },
+      },
+      bus, logger: logger.child({ component: 'commands' }), now: () => clock.now(),
     })
     : undefined;
   const onCommand = commands && ((jws: string) => { void commands.handle(jws).catch((err: unknown) => logger.error({ err }, 'command handling failed')); });

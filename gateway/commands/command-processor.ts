@@ -1,6 +1,7 @@
 /**
- * Carries out verified cloud commands. `hl7.send` queues an HL7 message for the PMS in the
- * outbound outbox (durably, before the command is reported accepted); the outbound relay then
+ * Carries out verified cloud commands. `hl7.send` (HL7 given), `appointment.book|update|cancel`
+ * (SIU built from a canonical appointment) and `charge.post` (DFT built from a charge) queue an HL7
+ * message for the PMS in the outbound outbox (durably, before the command is reported accepted); the outbound relay then
  * reports `done` or `failed`. A command id is taken once: the outbox's resend check on the id
  * refuses a replay. Every outcome — including refusals — goes on the event bus (the MQTT sink
  * reports it on `up/status`) and to the audit log, with ids and reasons only.
@@ -14,13 +15,39 @@ import type { RecordSealer } from '../crypto/record-sealer.ts';
 import { isGatewayError } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { Outbox } from '../outbox/outbox.ts';
-import type { CommandVerifier } from './command-verifier.ts';
+import type { CloudCommand, CommandVerifier } from './command-verifier.ts';
+import { buildDft, buildSiu, type ChargeData, type OutboundHeader } from '../../adapters/hl7v2/build-outbound.ts';
+import type { AppointmentData } from '../../adapters/canonical/types.ts';
 
 export interface CommandProcessor {
   handle(jws: string): Promise<{ commandId?: string; status: 'accepted' | 'refused'; detail: string }>;
 }
 
-export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?: { outbox: Outbox; sealer: RecordSealer; notify: () => void }; bus: EventBus; logger: Logger }): CommandProcessor {
+/** Commands whose HL7 the gateway builds from canonical data (the rest: `hl7.send` carries it). */
+const BUILT: Record<string, (cmd: CloudCommand, h: OutboundHeader) => string> = {
+  'appointment.book': (c, h) => buildSiu(h, 'book', appointmentOf(c)),
+  'appointment.update': (c, h) => buildSiu(h, 'update', appointmentOf(c)),
+  'appointment.cancel': (c, h) => buildSiu(h, 'cancel', appointmentOf(c)),
+  'charge.post': (c, h) => buildDft(h, chargeOf(c)),
+};
+
+function appointmentOf(c: CloudCommand): AppointmentData {
+  const a = c.appointment as AppointmentData | undefined;
+  if (!a || !a.patient?.system || !a.patient?.value || !a.appointmentId?.value || !a.start || !a.visitType?.code) throw new Error('appointment needs patient, appointmentId, start and visitType');
+  return { ...a, appointmentId: { system: a.appointmentId.system ?? 'EWML', value: a.appointmentId.value }, status: a.status ?? 'booked' };
+}
+
+function chargeOf(c: CloudCommand): ChargeData {
+  const ch = c.charge as ChargeData | undefined;
+  if (!ch || !ch.patient?.system || !ch.patient?.value || !ch.code?.code) throw new Error('charge needs patient and code');
+  return ch;
+}
+
+export interface OutboundIdentity { sendingApplication: string; sendingFacility: string; receivingApplication: string; receivingFacility: string }
+
+export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?: { outbox: Outbox; sealer: RecordSealer; notify: () => void; identity: OutboundIdentity }; bus: EventBus; logger: Logger; now: () => number }): CommandProcessor {
+  /** MSH-10 fixed by the command id: a resend of the queued message is a duplicate to the PMS. */
+  const header = (commandId: string): OutboundHeader => ({ ...o.outbound!.identity, controlId: `EW${createHash('sha256').update(commandId).digest('hex').slice(0, 18).toUpperCase()}`, nowMs: o.now() });
   const outcome = (commandId: string | undefined, status: 'accepted' | 'refused', detail: string) => {
     o.bus.emit('command.outcome', { commandId: commandId ?? '(unknown)', status, detail });
     (status === 'refused' ? o.logger.warn.bind(o.logger) : o.logger.info.bind(o.logger))({ commandId, status, detail }, 'cloud command');
@@ -32,23 +59,25 @@ export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?
       try { cmd = await o.verifier.verify(jws); } catch (e) {
         return outcome(undefined, 'refused', isGatewayError(e) ? e.message : 'unverifiable');
       }
-      switch (cmd.type) {
-        case 'hl7.send': {
-          if (!o.outbound) return outcome(cmd.id, 'refused', 'outbound HL7 is disabled (outbound.enabled)');
-          const hl7 = typeof cmd.hl7 === 'string' ? cmd.hl7 : '';
-          try { parseHl7(hl7); } catch (e) { return outcome(cmd.id, 'refused', `hl7 is not a well-formed message: ${e instanceof CodecError ? e.message : 'parse error'}`); }
-          const id = deterministicId('outbound', cmd.id);
-          const partitionKey = typeof cmd.partition === 'string' ? cmd.partition : 'outbound';
-          const sealed = o.outbound.sealer.seal(id, Buffer.from(JSON.stringify({ commandId: cmd.id, hl7 })));
-          const r = await o.outbound.outbox.enqueue({ records: [{ id, type: 'outbound-hl7', partitionKey, sealed }], dedupe: { key: `command|${cmd.id}`, hash: createHash('sha256').update(jws).digest('hex') } });
-          if (r === 'duplicate' || r === 'conflict') return outcome(cmd.id, 'refused', 'replayed command id');
-          if (r === 'full') return outcome(cmd.id, 'refused', 'outbound queue full; send again later');
-          o.outbound.notify();
-          return outcome(cmd.id, 'accepted', 'queued for the PMS');
-        }
-        default:
-          return outcome(cmd.id, 'refused', `unknown command type ${cmd.type}`);
+      if (cmd.type !== 'hl7.send' && !BUILT[cmd.type]) return outcome(cmd.id, 'refused', `unknown command type ${cmd.type}`);
+      if (!o.outbound) return outcome(cmd.id, 'refused', 'outbound HL7 is disabled (outbound.enabled)');
+      let hl7: string;
+      try {
+        hl7 = cmd.type === 'hl7.send' ? (typeof cmd.hl7 === 'string' ? cmd.hl7 : '') : BUILT[cmd.type](cmd, header(cmd.id));
+        parseHl7(hl7);
+      } catch (e) {
+        return outcome(cmd.id, 'refused', `cannot make an HL7 message of it: ${e instanceof CodecError || e instanceof Error ? e.message : 'invalid'}`);
       }
+      const id = deterministicId('outbound', cmd.id);
+      // one patient's messages reach the PMS in the order the cloud sent them
+      const who = ((cmd.appointment ?? cmd.charge) as { patient?: { system?: string; value?: string } } | undefined)?.patient;
+      const partitionKey = typeof cmd.partition === 'string' ? cmd.partition : who?.system && who.value ? `patient:${who.system}|${who.value}` : 'outbound';
+      const sealed = o.outbound.sealer.seal(id, Buffer.from(JSON.stringify({ commandId: cmd.id, hl7 })));
+      const r = await o.outbound.outbox.enqueue({ records: [{ id, type: 'outbound-hl7', partitionKey, sealed }], dedupe: { key: `command|${cmd.id}`, hash: createHash('sha256').update(jws).digest('hex') } });
+      if (r === 'duplicate' || r === 'conflict') return outcome(cmd.id, 'refused', 'replayed command id');
+      if (r === 'full') return outcome(cmd.id, 'refused', 'outbound queue full; send again later');
+      o.outbound.notify();
+      return outcome(cmd.id, 'accepted', 'queued for the PMS');
     },
   };
 }

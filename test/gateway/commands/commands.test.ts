@@ -60,6 +60,21 @@ describe('cloud commands', () => {
     expect((pms.gw.status() as { counts: { accepted: number } }).counts.accepted).toBeGreaterThanOrEqual(1);
   });
 
+  it('builds an SIU from a canonical appointment (appointment.book) and the PMS maps it back', async () => {
+    const appointment = { appointmentId: { system: 'EWML', value: 'CLOUD-A1' }, patient: { system: 'CLINIC', value: 'MRN777' }, status: 'booked', start: '2026-12-02T09:30:00-05:00', durationMinutes: 20, visitType: { code: 'CLFIT', display: 'Contact lens fitting' } };
+    await publish(await sign({ ...base(), id: 'cmd-appt', type: 'appointment.book', appointment }));
+    await waitFor(() => outcomesOf('cmd-appt').includes('done'), 10_000, 'appointment sent');
+    expect(outcomesOf('cmd-appt')).toEqual(['accepted', 'done']);
+    const counts = (pms.gw.status() as { counts: { enqueuedRecords: number } }).counts;
+    expect(counts.enqueuedRecords).toBeGreaterThanOrEqual(2);
+  });
+
+  it('refuses an appointment command without the fields an SIU needs', async () => {
+    await publish(await sign({ ...base(), id: 'cmd-bad-appt', type: 'appointment.book', appointment: { patient: { system: 'C', value: '1' } } }));
+    await waitFor(() => outcomesOf('cmd-bad-appt').length > 0, 10_000, 'outcome');
+    expect(outcomes.find((o) => o.commandId === 'cmd-bad-appt')).toMatchObject({ status: 'refused', detail: expect.stringContaining('appointment needs') });
+  });
+
   it.each([
     ['signed with another key', async () => sign({ ...base(), id: 'cmd-x1', hl7: siu() }, otherKeys.privateKey), 'signature'],
     ['expired', async () => sign({ ...base(), id: 'cmd-x2', iat: now() - 7200, exp: now() - 3600, hl7: siu() }), 'expired'],
