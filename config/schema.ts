@@ -44,6 +44,17 @@ export const ConfigSchema = Type.Object({
     maxFrameBytes: Type.Integer({ minimum: 1024, default: 10 * 1024 * 1024, description: 'Largest MLLP frame accepted; a larger one is answered AR and the connection closed.' }),
     idleTimeoutMs: Type.Integer({ minimum: 1000, default: 600_000, description: 'Close a connection idle this long.' }),
     maxConnections: Type.Integer({ minimum: 1, default: 64, description: 'Concurrent connections; more are refused until one closes.' }),
+    profileOverrides: Type.Object({
+      patientIdTypes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'PID-3 identifier types (table 0203) tried in order for the chart number.' })),
+      visitTypeFrom: Type.Optional(Type.Array(Type.Union([Type.Literal('AIS-3'), Type.Literal('SCH-8'), Type.Literal('SCH-7')]), { description: 'Fields read, in order, for an appointment\'s visit type.' })),
+      fillerStatus: Type.Optional(Type.Record(Type.String(), Type.Union(['booked', 'arrived', 'fulfilled', 'cancelled', 'noshow', 'pending'].map((x) => Type.Literal(x))), { description: 'Extra SCH-25 filler status codes → appointment status.' })),
+      cylinderConvention: Type.Optional(Type.Union([Type.Literal('minus'), Type.Literal('plus')], { description: 'The cylinder convention prescriptions are stored in.' })),
+      eyeCodes: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.Object({
+        display: Type.String({ minLength: 1 }),
+        system: Type.Optional(Type.String()),
+        rx: Type.Optional(Type.Union(['sphere', 'cylinder', 'axis', 'add', 'prism', 'prismBase', 'pd', 'baseCurve', 'diameter'].map((x) => Type.Literal(x)))),
+      }, { additionalProperties: false }), { description: 'More OBX-3 codes that are eye-exam data (a vendor\'s own codes), each with what it means; `rx` makes it part of a prescription.' })),
+    }, { additionalProperties: false, default: {}, description: 'This site\'s changes to the profile, field by field (the rest stays as the profile says).' }),
     acknowledgements: Type.Union([Type.Literal('as-requested'), Type.Literal('original')], { default: 'as-requested', description: '`as-requested`: original mode (AA/AE/AR), or enhanced mode (CA/CE/CR then the application ACK) when MSH-15/16 ask for it. `original`: always AA/AE/AR, for senders that fill MSH-15/16 but expect original-mode ACKs.' }),
     dedupeWindowDays: Type.Integer({ minimum: 1, default: 30, description: 'How long a message\'s control id (MSH-3/4/10) and content hash are remembered to spot resends.' }),
   }, 'HL7 v2 MLLP listener.'),

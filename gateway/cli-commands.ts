@@ -8,7 +8,7 @@ import type { GatewayConfig } from '../config/schema.ts';
 import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';
 import { createRecordValidator } from '../adapters/canonical/validator.ts';
 import { CodecError, type SourceCodec } from '../adapters/contracts.ts';
-import { connectMllp, createHl7Codec, frameMllp, readAck, splitHl7Messages, type MllpClient } from '../adapters/hl7v2/index.ts';
+import { connectMllp, createHl7Codec, frameMllp, readAck, splitHl7Messages, type Hl7CodecOptions, type MllpClient } from '../adapters/hl7v2/index.ts';
 import { HL7_PROFILES } from '../adapters/hl7v2/profiles.ts';
 import { systemClock } from './clock.ts';
 import { createRecordSealer } from './crypto/record-sealer.ts';
@@ -158,7 +158,7 @@ function preview(files: string[], o: { profile?: string; format?: string; config
   const profile = (o.profile ?? config.hl7.profile) as GatewayConfig['hl7']['profile'];
   if (!(profile in HL7_PROFILES)) { io.err(`unknown profile "${profile}"; one of: ${Object.keys(HL7_PROFILES).join(', ')}`); return 2; }
   if (o.format && o.format !== 'hl7v2') { io.err(`unknown format "${o.format}"; one of: hl7v2`); return 2; }
-  const codecs: Record<string, SourceCodec<unknown>> = { hl7v2: createHl7Codec({ profile, timezone: resolveTimezone(config.gateway.timezone) }) as SourceCodec<unknown> };
+  const codecs: Record<string, SourceCodec<unknown>> = { hl7v2: createHl7Codec({ profile, timezone: resolveTimezone(config.gateway.timezone), overrides: config.hl7.profileOverrides as Hl7CodecOptions['overrides'] }) as SourceCodec<unknown> };
   const stage = createMapStage({ validator: createRecordValidator(), clock: systemClock, identity: { tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, gatewayId: config.gateway.id } });
   let failed = 0;
   let total = 0;

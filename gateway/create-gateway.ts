@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.ts';
 import { createRecordValidator } from '../adapters/canonical/validator.ts';
 import type { SourceAdapter, SourceCodec } from '../adapters/contracts.ts';
-import { createHl7Codec, createMllpListener } from '../adapters/hl7v2/index.ts';
+import { createHl7Codec, createMllpListener, type Hl7CodecOptions } from '../adapters/hl7v2/index.ts';
 import { createAdminServer, type AdminServer } from './admin/admin-server.ts';
 import { loadOrCreateToken } from './admin/admin-token.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -124,7 +124,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     backoffMaxMs: config.relay.backoffMaxMs, idlePollMs: config.relay.idlePollMs, lingerMs: config.relay.lingerMs,
   });
   const timezone = resolveTimezone(config.gateway.timezone);
-  const codecs: SourceCodec<unknown>[] = [createHl7Codec({ profile: config.hl7.profile, timezone }) as SourceCodec<unknown>];
+  const codecs: SourceCodec<unknown>[] = [createHl7Codec({ profile: config.hl7.profile, timezone, overrides: config.hl7.profileOverrides as Hl7CodecOptions['overrides'] }) as SourceCodec<unknown>];
   const pipeline = createIntakePipeline({
     codecs, outbox, sealer, validator: createRecordValidator(), clock, bus, metrics, logger: logger.child({ component: 'pipeline' }),
     identity: { tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, gatewayId: config.gateway.id },

@@ -7,7 +7,7 @@ import { mapOru } from './map-oru.ts';
 import { mapBar, mapDft } from './map-financial.ts';
 import { mapMdm } from './map-mdm.ts';
 import type { Hl7MapContext } from './message-mapper.ts';
-import { HL7_PROFILES } from './profiles.ts';
+import { HL7_PROFILES, withOverrides } from './profiles.ts';
 import type { Hl7ProfileName } from '../../config/schema.ts';
 
 export const HL7_FORMAT = 'hl7v2';
@@ -15,6 +15,8 @@ export const HL7_FORMAT = 'hl7v2';
 export interface Hl7CodecOptions {
   profile: Hl7ProfileName;
   timezone: string;
+  /** The site's changes to the profile (config `hl7.profileOverrides`). */
+  overrides?: Parameters<typeof withOverrides>[1];
 }
 
 export function mapHl7(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
@@ -31,7 +33,7 @@ export function mapHl7(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
 }
 
 export function createHl7Codec(opts: Hl7CodecOptions): SourceCodec<Hl7Message> {
-  const profile = HL7_PROFILES[opts.profile];
+  const profile = withOverrides(HL7_PROFILES[opts.profile], opts.overrides);
   return {
     format: HL7_FORMAT,
     parse: parseHl7,

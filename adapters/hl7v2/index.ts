@@ -2,6 +2,7 @@ export { createMllpListener, type MllpListener, type MllpListenerOptions } from 
 export { ackFor, acceptFor, answersFor } from './ack-policy.ts';
 export { createMllpFramer, frameMllp, type MllpFramer } from './mllp-framer.ts';
 export { createHl7Codec, mapHl7, HL7_FORMAT, type Hl7CodecOptions } from './hl7-codec.ts';
+export { withOverrides } from './profiles.ts';
 export { parseHl7, escapeHl7, unescapeHl7, splitSegments, type Hl7Message, type Hl7Segment, type Delimiters } from './hl7-message.ts';
 export { buildAck, salvageHeader, type AckCode } from './ack-builder.ts';
 export { decodeHl7Bytes } from './hl7-charset.ts';

@@ -79,7 +79,7 @@ export function mapOru(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
     if (seg.name !== 'OBX') continue;
     const obx = reader(msg, seg, ++obxSeq);
     const code = obx.get(3, 1).trim().toUpperCase();
-    const known = EYE_CODES[code];
+    const known = (EYE_CODES[code] ?? ctx.profile.eyeCodes[code]) as EyeCode | undefined;
     if (!known) continue;
     eyeRows++;
     patient ??= mapPid(pidSeg, sctx);

@@ -16,8 +16,23 @@ export interface Hl7Profile {
   readonly visitTypeFrom: readonly ('AIS-3' | 'SCH-8' | 'SCH-7')[];
   /** Extra SCH-25 filler status codes (beyond table 0278) → canonical appointment status. */
   readonly fillerStatus: Readonly<Record<string, string>>;
-  /** The cylinder convention prescriptions are written in (optometry: minus; ophthalmology often plus). */
+  /** The cylinder convention prescriptions are stored in (optometry: minus; ophthalmology often plus). */
   readonly cylinderConvention: 'minus' | 'plus';
+  /** Site- or vendor-specific OBX-3 codes that are eye-exam data, beside the standard ones. */
+  readonly eyeCodes: Readonly<Record<string, { display: string; system?: string; rx?: string }>>;
+}
+
+/** A profile with a site's overrides (config `hl7.profileOverrides`) laid over it. */
+export function withOverrides(base: Hl7Profile, o: Partial<Omit<Hl7Profile, 'name'>> | undefined): Hl7Profile {
+  if (!o) return base;
+  return {
+    ...base,
+    ...(o.patientIdTypes ? { patientIdTypes: o.patientIdTypes.map((t) => t.toUpperCase()) } : {}),
+    ...(o.visitTypeFrom ? { visitTypeFrom: o.visitTypeFrom } : {}),
+    ...(o.cylinderConvention ? { cylinderConvention: o.cylinderConvention } : {}),
+    fillerStatus: { ...base.fillerStatus, ...Object.fromEntries(Object.entries(o.fillerStatus ?? {}).map(([k, v]) => [k.toUpperCase(), v])) },
+    eyeCodes: { ...base.eyeCodes, ...Object.fromEntries(Object.entries(o.eyeCodes ?? {}).map(([k, v]) => [k.toUpperCase(), v])) },
+  };
 }
 
 const generic: Hl7Profile = {
@@ -27,6 +42,7 @@ const generic: Hl7Profile = {
   visitTypeFrom: ['AIS-3', 'SCH-8', 'SCH-7'],
   fillerStatus: {},
   cylinderConvention: 'minus',
+  eyeCodes: {},
 };
 
 /** Profiles by name; vendors not listed differently use the generic rules. */

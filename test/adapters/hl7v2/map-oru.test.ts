@@ -57,3 +57,22 @@ describe('ORU eye-exam mapping', () => {
     expect(r.records).toEqual([]);
   });
 });
+
+describe('site overrides of the profile (config hl7.profileOverrides)', () => {
+  it('adds a vendor\'s own eye codes and changes the cylinder convention', () => {
+    const site = createHl7Codec({ profile: 'generic', timezone: 'UTC', overrides: { cylinderConvention: 'plus', eyeCodes: { 'VND-SPH': { display: 'Vendor sphere', rx: 'sphere' }, 'VND-CYL': { display: 'Vendor cylinder', rx: 'cylinder' }, 'VND-AX': { display: 'Vendor axis', rx: 'axis' } } } }) as SourceCodec<unknown>;
+    const msg = [head, 'OBR|1|ORD1|RX1|REFR|||20261125090000-0500',
+      obx(1, 'VND-SPH', '-2.00', 'OD'), obx(2, 'VND-CYL', '-1.25', 'OD'), obx(3, 'VND-AX', '180', 'OD'), obx(4, 'VND-SPH', '-1.00', 'OS')].join('\r');
+    const rx = stage.preview(site, msg).records.find((x) => x.type === 'spectacle-rx')!;
+    expect(rx.data).toMatchObject({ cylinderConvention: 'plus', right: { sphere: -3.25, cylinder: 1.25, axis: 90 }, left: { sphere: -1 } });
+    // without the override these codes mean nothing
+    expect(stage.preview(codec, msg).unsupported).toBe('ORU^R01 (no eye-exam results)');
+  });
+
+  it('changes which identifier types name the chart', () => {
+    const site = createHl7Codec({ profile: 'generic', timezone: 'UTC', overrides: { patientIdTypes: ['PI'] } }) as SourceCodec<unknown>;
+    const adt = 'MSH|^~\\&|PMS|CLINIC|EWML|GW|20261125093000||ADT^A08|O1|P|2.5.1\rPID|1||MRN9^^^CLINIC^MR~PI7^^^ENT^PI||Synthetic^Pat';
+    expect(stage.preview(site, adt).records[0].source.sourceId).toBe('ENT|PI7');
+    expect(stage.preview(codec, adt).records[0].source.sourceId).toBe('CLINIC|MRN9');
+  });
+});
