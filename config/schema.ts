@@ -55,6 +55,7 @@ export const ConfigSchema = Type.Object({
         rx: Type.Optional(Type.Union(['sphere', 'cylinder', 'axis', 'add', 'prism', 'prismBase', 'pd', 'baseCurve', 'diameter'].map((x) => Type.Literal(x)))),
       }, { additionalProperties: false }), { description: 'More OBX-3 codes that are eye-exam data (a vendor\'s own codes), each with what it means; `rx` makes it part of a prescription.' })),
     }, { additionalProperties: false, default: {}, description: 'This site\'s changes to the profile, field by field (the rest stays as the profile says).' }),
+    unmappedAck: Type.Union([Type.Literal('AA'), Type.Literal('AE')], { default: 'AA', description: 'How message types the gateway does not map are answered: `AA` (taken, counted as ignored) or `AE` with ERR 200 (for senders that should stop sending them).' }),
     acknowledgements: Type.Union([Type.Literal('as-requested'), Type.Literal('original')], { default: 'as-requested', description: '`as-requested`: original mode (AA/AE/AR), or enhanced mode (CA/CE/CR then the application ACK) when MSH-15/16 ask for it. `original`: always AA/AE/AR, for senders that fill MSH-15/16 but expect original-mode ACKs.' }),
     dedupeWindowDays: Type.Integer({ minimum: 1, default: 30, description: 'How long a message\'s control id (MSH-3/4/10) and content hash are remembered to spot resends.' }),
   }, 'HL7 v2 MLLP listener.'),

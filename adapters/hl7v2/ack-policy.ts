@@ -16,13 +16,14 @@ import type { Hl7Header } from './hl7-message.ts';
 export type AckCondition = 'AL' | 'NE' | 'ER' | 'SU';
 export type AckAnswer = { code: AckCode; error?: AckError };
 
-/** The original-mode answer to an intake outcome. */
-export function ackFor(result: IntakeResult): AckAnswer {
+/** The original-mode answer to an intake outcome. `unmapped: 'AE'` answers unmapped types AE (ERR 200). */
+export function ackFor(result: IntakeResult, unmapped: 'AA' | 'AE' = 'AA'): AckAnswer {
   switch (result.status) {
     case 'accepted':
     case 'duplicate':
-    case 'ignored':
       return { code: 'AA' };
+    case 'ignored':
+      return unmapped === 'AA' ? { code: 'AA' } : { code: 'AE', error: { code: '200', text: `GW_UNSUPPORTED_MESSAGE: ${result.reason}` } };
     case 'rejected': {
       const error: AckError = { code: result.hl7ErrorCode ?? '207', text: `${result.code}: ${result.reason}`, location: result.location };
       if (result.code === 'GW_OUTBOX_FULL' || result.code === 'GW_OUTBOX_IO') return { code: 'AR', error: { ...error, code: '207', text: `${result.code}: busy, retry later` } };
@@ -58,14 +59,14 @@ function wanted(c: AckCondition, success: boolean): boolean {
  * `mode: 'original'` (config `hl7.acknowledgements`) ignores MSH-15/16 for senders that set them
  * but expect original-mode ACKs.
  */
-export function answersFor(result: IntakeResult, header: Hl7Header | undefined, mode: 'as-requested' | 'original'): AckAnswer[] {
+export function answersFor(result: IntakeResult, header: Hl7Header | undefined, mode: 'as-requested' | 'original', unmapped: 'AA' | 'AE' = 'AA'): AckAnswer[] {
   const enhanced = mode === 'as-requested' && header !== undefined && (header.acceptAckType !== undefined || header.applicationAckType !== undefined);
-  if (!enhanced) return [ackFor(result)];
+  if (!enhanced) return [ackFor(result, unmapped)];
   const out: AckAnswer[] = [];
   const accept = acceptFor(result);
   if (wanted(condition(header.acceptAckType, 'AL'), accept.code === 'CA')) out.push(accept);
   if (accept.code === 'CA') {
-    const app = ackFor(result);
+    const app = ackFor(result, unmapped);
     if (wanted(condition(header.applicationAckType, 'NE'), app.code === 'AA')) out.push(app);
   }
   return out;

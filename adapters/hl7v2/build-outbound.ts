@@ -86,3 +86,46 @@ export function buildDft(h: OutboundHeader, c: ChargeData): string {
   ft1[11] = c.amount === undefined ? '' : [e(c.amount), e(c.currency)].filter(Boolean).join('&');
   return [msh(h, 'DFT^P03^DFT_P03'), ['EVN', 'P03', hl7Now(h.nowMs)].join('|'), pid(c.patient), Array.from(ft1, (x) => x ?? '').join('|')].join('\r');
 }
+
+export interface LensOrderData {
+  orderId: string;
+  patient: Reference;
+  /** A spectacle Rx as the canonical record holds it. */
+  rx: { cylinderConvention: 'minus' | 'plus'; right: EyeRxLike; left: EyeRxLike; binocularPd?: number };
+  /** Frame and lens details, free text per line (e.g. "Frame: ACME 52-18-140 Black"). */
+  notes?: string[];
+  orderedAt?: string;
+}
+
+interface EyeRxLike { sphere: number; cylinder?: number; axis?: number; add?: number; prisms?: Array<{ amount: number; base: string }>; pd?: number }
+
+const BASE_CODE: Record<string, string> = { up: 'BU', down: 'BD', in: 'BI', out: 'BO' };
+
+/**
+ * ORM^O01 for a spectacle lens order: ORC (new order), OBR (lens order), one OBX per Rx value and
+ * eye, written with the same plain codes and OD/OS laterality (OBX-20) that our ORU mapping reads,
+ * and NTE lines for frame and lens details.
+ */
+export function buildLensOrder(h: OutboundHeader, o: LensOrderData): string {
+  const when = o.orderedAt ? toHl7Time(o.orderedAt) : hl7Now(h.nowMs);
+  const segs = [msh(h, 'ORM^O01^ORM_O01'), pid(o.patient), ['ORC', 'NW', e(o.orderId), '', '', '', '', '', '', when].join('|'), ['OBR', '1', e(o.orderId), '', comps('LENS', 'Spectacle lens order'), '', '', when].join('|')];
+  let n = 0;
+  const obx = (code: string, display: string, type: 'NM' | 'ST', value: string | number, eye: 'OD' | 'OS' | 'OU') => {
+    const f: string[] = ['OBX', String(++n), type, comps(code, display), '', e(value)];
+    f[11] = 'F';
+    f[20] = eye;
+    segs.push(Array.from(f, (x) => x ?? '').join('|'));
+  };
+  for (const [eye, rx] of [['OD', o.rx.right], ['OS', o.rx.left]] as const) {
+    obx('SPH', 'Sphere', 'NM', rx.sphere, eye);
+    if (rx.cylinder !== undefined) obx('CYL', 'Cylinder', 'NM', rx.cylinder, eye);
+    if (rx.axis !== undefined) obx('AXIS', 'Axis', 'NM', rx.axis, eye);
+    if (rx.add !== undefined) obx('ADD', 'Add', 'NM', rx.add, eye);
+    const prism = rx.prisms?.[0];
+    if (prism) { obx('PRISM', 'Prism', 'NM', prism.amount, eye); obx('BASE', 'Prism base', 'ST', BASE_CODE[prism.base] ?? prism.base, eye); }
+    if (rx.pd !== undefined) obx('PD', 'Pupillary distance', 'NM', rx.pd, eye);
+  }
+  if (o.rx.binocularPd !== undefined) obx('PD', 'Pupillary distance', 'NM', o.rx.binocularPd, 'OU');
+  (o.notes ?? []).forEach((line, i) => segs.push(['NTE', String(i + 1), 'L', e(line)].join('|')));
+  return segs.join('\r');
+}

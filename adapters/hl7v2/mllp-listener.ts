@@ -29,6 +29,8 @@ export interface MllpListenerOptions {
   maxPendingPerConnection?: number;
   /** `as-requested` follows MSH-15/16 (enhanced mode); `original` always answers AA/AE/AR. */
   acknowledgements?: 'as-requested' | 'original';
+  /** How a message type the gateway does not map is answered (it is counted as ignored either way). */
+  unmappedAck?: 'AA' | 'AE';
 }
 
 export interface MllpListener extends SourceAdapter {
@@ -83,7 +85,7 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
         result = { status: 'rejected', code: 'GW_OUTBOX_IO', retry: 'transient', reason: 'internal error' };
       }
       if (seq.kind === 'accept' && result.status === 'rejected' && result.retry !== 'permanent') seq.rollback();
-      return reply(answersFor(result, h, mode), seq.kind === 'accept' ? sequences.expected(`${h?.sendingApplication}|${h?.sendingFacility}`) : undefined);
+      return reply(answersFor(result, h, mode, opts.unmappedAck ?? 'AA'), seq.kind === 'accept' ? sequences.expected(`${h?.sendingApplication}|${h?.sendingFacility}`) : undefined);
     })();
   }
 

@@ -1,6 +1,7 @@
 /**
  * Carries out verified cloud commands. `hl7.send` (HL7 given), `appointment.book|update|cancel`
- * (SIU built from a canonical appointment) and `charge.post` (DFT built from a charge) queue an HL7
+ * (SIU built from a canonical appointment), `charge.post` (DFT built from a charge) and `lens.order`
+ * (ORM^O01 from a spectacle Rx and frame/lens notes) queue an HL7
  * message for the PMS in the outbound outbox (durably, before the command is reported accepted); the outbound relay then
  * reports `done` or `failed`. A command id is taken once: the outbox's resend check on the id
  * refuses a replay. Every outcome — including refusals — goes on the event bus (the MQTT sink
@@ -16,7 +17,7 @@ import { isGatewayError } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { Outbox } from '../outbox/outbox.ts';
 import type { CloudCommand, CommandVerifier } from './command-verifier.ts';
-import { buildDft, buildSiu, type ChargeData, type OutboundHeader } from '../../adapters/hl7v2/build-outbound.ts';
+import { buildDft, buildLensOrder, buildSiu, type ChargeData, type LensOrderData, type OutboundHeader } from '../../adapters/hl7v2/build-outbound.ts';
 import type { AppointmentData } from '../../adapters/canonical/types.ts';
 
 export interface CommandProcessor {
@@ -29,7 +30,14 @@ const BUILT: Record<string, (cmd: CloudCommand, h: OutboundHeader) => string> = 
   'appointment.update': (c, h) => buildSiu(h, 'update', appointmentOf(c)),
   'appointment.cancel': (c, h) => buildSiu(h, 'cancel', appointmentOf(c)),
   'charge.post': (c, h) => buildDft(h, chargeOf(c)),
+  'lens.order': (c, h) => buildLensOrder(h, lensOrderOf(c)),
 };
+
+function lensOrderOf(c: CloudCommand): LensOrderData {
+  const o = c.order as LensOrderData | undefined;
+  if (!o || !o.orderId || !o.patient?.system || !o.patient?.value || typeof o.rx?.right?.sphere !== 'number' || typeof o.rx?.left?.sphere !== 'number') throw new Error('lens order needs orderId, patient and an Rx with a sphere for each eye');
+  return o;
+}
 
 function appointmentOf(c: CloudCommand): AppointmentData {
   const a = c.appointment as AppointmentData | undefined;
@@ -70,7 +78,7 @@ export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?
       }
       const id = deterministicId('outbound', cmd.id);
       // one patient's messages reach the PMS in the order the cloud sent them
-      const who = ((cmd.appointment ?? cmd.charge) as { patient?: { system?: string; value?: string } } | undefined)?.patient;
+      const who = ((cmd.appointment ?? cmd.charge ?? cmd.order) as { patient?: { system?: string; value?: string } } | undefined)?.patient;
       const partitionKey = typeof cmd.partition === 'string' ? cmd.partition : who?.system && who.value ? `patient:${who.system}|${who.value}` : 'outbound';
       const sealed = o.outbound.sealer.seal(id, Buffer.from(JSON.stringify({ commandId: cmd.id, hl7 })));
       const r = await o.outbound.outbox.enqueue({ records: [{ id, type: 'outbound-hl7', partitionKey, sealed }], dedupe: { key: `command|${cmd.id}`, hash: createHash('sha256').update(jws).digest('hex') } });

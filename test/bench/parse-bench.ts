@@ -30,7 +30,10 @@ export function parseBench(): Array<{ name: string; ours: number; peer: number }
   const adt = [adtA04({ id: 'PB1', in1: true }),
     'NK1|1|Synthetic^Spouse|SPO^Spouse^HL70063|1 Test Way^^Testville^TS^00000^USA|555-0101^PRN^PH',
     'AL1|1|DA|1605^Penicillin^RXNORM|MO|Rash', 'DG1|1||H52.13^Myopia, bilateral^I10|||F',
-    'PD1|||Test Eye Clinic^^CLINIC|D100^Provider^Paula^^^Dr^OD', 'ZPS|1|custom^segment^kept'].join('\r');
+    'PD1|||Test Eye Clinic^^CLINIC|D100^Provider^Paula^^^Dr^OD', 'ZPS|1|custom^segment^kept',
+    'NK1|2|Synthetic^Parent|PAR^Parent^HL70063|2 Test Way^^Testville^TS^00000^USA|555-0102^PRN^PH',
+    'GT1|1||Synthetic^Guarantor||3 Test Way^^Testville^TS^00000^USA|555-0103^PRN^PH|||||SE^Self',
+    'OBX|1|ST|PREFLANG^Preferred language||English||||||F', 'AL1|2|DA|7980^Sulfa drugs^RXNORM|MO|Hives', 'DG1|2||H52.4^Presbyopia^I10|||F'].join('\r');
   const oru = oru10k();
   const codec = createHl7Codec({ profile: 'generic', timezone: 'UTC' }) as SourceCodec<unknown>;
   const stage = createMapStage({ validator: createRecordValidator(), clock: systemClock, identity: { tenantId: 't', practiceId: 'p', gatewayId: 'g' } });

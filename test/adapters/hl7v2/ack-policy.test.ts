@@ -39,6 +39,13 @@ describe('acknowledgement policy (HL7 table 0155)', () => {
     expect(codes(ok, header('AL', undefined))).toEqual(['CA']);
   });
 
+  it('answers unmapped types AA by default, or AE with ERR 200 when configured', () => {
+    const ignored: IntakeResult = { status: 'ignored', reason: 'RDE^O11 is not mapped' };
+    expect(answersFor(ignored, header(), 'as-requested')).toEqual([{ code: 'AA' }]);
+    expect(answersFor(ignored, header(), 'as-requested', 'AE')).toEqual([{ code: 'AE', error: { code: '200', text: 'GW_UNSUPPORTED_MESSAGE: RDE^O11 is not mapped' } }]);
+    expect(codes(ignored, header('AL', 'AL'))).toEqual(['CA', 'AA']);
+  });
+
   it('answers in original mode whatever MSH-15/16 say when configured so', () => {
     expect(codes(ok, header('AL', 'AL'), 'original')).toEqual(['AA']);
   });

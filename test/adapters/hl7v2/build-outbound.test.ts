@@ -1,6 +1,7 @@
 /** Messages we build for the PMS map back, through our own parser and mappers, to what they were built from. */
 import { describe, expect, it } from 'vitest';
-import { buildDft, buildSiu, toHl7Time } from '../../../adapters/hl7v2/build-outbound.ts';
+import { buildDft, buildLensOrder, buildSiu, toHl7Time } from '../../../adapters/hl7v2/build-outbound.ts';
+import { parseHl7, segmentsNamed } from '../../../adapters/hl7v2/hl7-message.ts';
 import { createHl7Codec } from '../../../adapters/hl7v2/hl7-codec.ts';
 import { createRecordValidator } from '../../../adapters/canonical/validator.ts';
 import { createMapStage } from '../../../gateway/pipeline/map-stage.ts';
@@ -38,5 +39,17 @@ describe('outbound HL7 builders', () => {
     const r = stage.preview(codec, buildDft(h, charge));
     expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
     expect(r.records[0].data).toEqual({ ...charge, transactionType: 'CG' });
+  });
+
+  it('builds an ORM^O01 lens order whose OBX rows read back as the same Rx (as an ORU would)', () => {
+    const rx = { cylinderConvention: 'minus' as const, right: { sphere: -0.75, cylinder: -1.25, axis: 180, add: 2, prisms: [{ amount: 1, base: 'up' }] }, left: { sphere: -1.75, add: 2 }, binocularPd: 63.5 };
+    const msg = buildLensOrder(h, { orderId: 'ORD-5', patient: { system: 'CLINIC', value: 'MRN001' }, rx, notes: ['Frame: ACME 52-18-140 Black', 'Lens: 1.67 AR coat'] });
+    const parsed = parseHl7(msg);
+    expect(parsed.header).toMatchObject({ messageCode: 'ORM', triggerEvent: 'O01' });
+    expect(segmentsNamed(parsed, 'NTE').map((n) => n.get(3))).toEqual(['Frame: ACME 52-18-140 Black', 'Lens: 1.67 AR coat']);
+    // the same OBX rows inside an ORU map back to the Rx
+    const asOru = msg.replace('ORM^O01^ORM_O01', 'ORU^R01^ORU_R01');
+    const back = stage.preview(codec, asOru).records.find((x) => x.type === 'spectacle-rx')!.data;
+    expect(back).toMatchObject({ cylinderConvention: 'minus', right: rx.right, left: rx.left, binocularPd: 63.5 });
   });
 });
