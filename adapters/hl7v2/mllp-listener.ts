@@ -15,7 +15,15 @@ import { buildAck, createAckIdSource, headerFromSegment, salvageHeader, type Ack
 import { decodeHl7Bytes, encodeHl7Text } from './hl7-charset.ts';
 import { parseHl7, type Hl7Message } from './hl7-message.ts';
 import { HL7_FORMAT } from './hl7-codec.ts';
-import { createMllpFramer, frameMllp } from './mllp-framer.ts';
+import { createMllpFramer, frameMllp, FS, VT } from './mllp-framer.ts';
+import { splitHl7Messages } from './hl7-batch.ts';
+
+/** The payload of one or more MLLP frames, as text (for nesting ACKs in a batch). */
+function unframe(b: Buffer): string {
+  let out = '';
+  for (const part of b.toString('utf8').split(String.fromCharCode(FS) + '\r')) out += part.replace(String.fromCharCode(VT), '');
+  return out;
+}
 
 export interface MllpListenerOptions {
   id?: string;
@@ -53,17 +61,35 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
   const counts = { connections: 0, frames: 0, oversize: 0, strayBytes: 0, refused: 0 };
 
   function answer(header: InboundHeaderFields, code: AckCode, error: AckError | undefined, charset: string | undefined, expectedSequence?: string): Buffer {
-    const text = buildAck({ inbound: header, code, controlId: ackIds.next(), nowMs: now(), error, expectedSequence });
-    return frameMllp(encodeHl7Text(text, charset));
+    return frameMllp(encodeHl7Text(buildAck({ inbound: header, code, controlId: ackIds.next(), nowMs: now(), error, expectedSequence }), charset));
   }
 
   /** Parses and checks the sequence number synchronously, in arrival order; the rest is async. */
   function handleFrame(payload: Buffer, c: IntakeContext): Promise<Buffer> {
-    try { return checkAndIntake(payload, c); } catch (e) { return Promise.reject(e); }
+    try {
+      const text = decodeHl7Bytes(payload);
+      if (/^[\s\uFEFF]*(FHS|BHS)/.test(text)) return handleBatch(text, c);
+      return checkAndIntake(text, c);
+    } catch (e) { return Promise.reject(e); }
   }
 
-  function checkAndIntake(payload: Buffer, c: IntakeContext): Promise<Buffer> {
-    const text = decodeHl7Bytes(payload);
+  /**
+   * A batch in one frame (FHS/BHS … BTS/FTS, chapter 2.10.3): each message goes through intake on
+   * its own, and the answer is one batch of ACKs (BHS, the ACK messages, BTS with their count).
+   */
+  async function handleBatch(text: string, c: IntakeContext): Promise<Buffer> {
+    const messages = splitHl7Messages(text);
+    const acks = await Promise.all(messages.map((m) => checkAndIntake(m, c)));
+    const inner = acks.map((b) => unframe(b)).join('');
+    const bhs = (text.split(/\r\n|\r|\n/).find((l) => /^\s*\uFEFF?BHS/.test(l)) ?? '').trim();
+    const sep = bhs.charAt(3) || '|';
+    const f = bhs ? bhs.split(sep) : [];
+    const head = ['BHS', f[1] || '^~\\&', f[4] ?? '', f[5] ?? '', f[2] ?? '', f[3] ?? ''].join('|');
+    const count = (inner.match(/(^|\r)MSH\|/g) ?? []).length;
+    return frameMllp(Buffer.from(`${head}\r${inner}BTS|${count}\r`, 'utf8'));
+  }
+
+  function checkAndIntake(text: string, c: IntakeContext): Promise<Buffer> {
     let parsed: Hl7Message | undefined;
     try { parsed = parseHl7(text); } catch (e) { if (!(e instanceof CodecError)) throw e; }
     const header = parsed ? headerFromSegment(parsed.segments[0], parsed.delimiters) : salvageHeader(text);

@@ -140,6 +140,18 @@ describe('MLLP listener', () => {
     expect(msa(await c.send(withSeq('-1', 'Q1')))[4]).toBe('3');
   });
 
+  it('takes a batch in one frame (FHS/BHS … BTS/FTS) and answers one batch of ACKs', async () => {
+    const c = await h.client();
+    const good = adtA04({ id: controlId('BA'), mrn: 'BATCH1' });
+    const bad = adtA04({ id: controlId('BB') }).replace('MRN001^^^CLINIC^MR', '');
+    const batch = ['FHS|^~\\&|PMS|CLINIC|EWML|GW', 'BHS|^~\\&|PMS|CLINIC|EWML|GW', good, bad, 'BTS|2', 'FTS|1'].join('\r');
+    const answer = await c.send(batch);
+    const segs = answer.split('\r').filter(Boolean);
+    expect(segs[0].startsWith('BHS|^~\\&|EWML|GW|PMS|CLINIC')).toBe(true);
+    expect(segs.filter((x) => x.startsWith('MSA')).map((x) => x.split('|')[1])).toEqual(['AA', 'AE']);
+    expect(segs[segs.length - 1]).toBe('BTS|2');
+  });
+
   it('answers in the inbound version and encoding characters', async () => {
     const c = await h.client();
     const ack = await c.send(adtA04({ version: '2.3' }).replaceAll('^', '@').replace('MSH|@~\\&', 'MSH|@~\\&'));
