@@ -13,7 +13,13 @@ import { adtA04 } from '../support/hl7-fixtures.ts';
 
 export function oru10k(): string {
   const segs = ['MSH|^~\\&|EXAM|CLINIC|EWML|GW|20261125093000-0500||ORU^R01^ORU_R01|ORU1|P|2.5.1', 'PID|1||MRN001^^^CLINIC^MR||Synthetic^Pat||19800101|F', 'OBR|1|ORD1|FIL1|92004^Comprehensive eye exam^CPT|||20261125090000-0500'];
-  for (let i = 1; segs.join('\r').length < 10_000; i++) segs.push(`OBX|${i}|NM|${['79895-2', '79892-9', '79890-3'][i % 3]}^Refraction component^LN||${(i % 16) * 0.25 - 2}|diopters^diopters^UCUM|||||F|||20261125090000-0500`);
+  // refraction rows (SNOMED sphere/cylinder/axis, OD and OS) and IOP: real eye-exam data the ORU mapping turns into records
+  const codes = ['251795007^Power of sphere^SCT', '251797004^Power of cylinder^SCT', '251799001^Axis of cylinder^SCT', '41633001^Intraocular pressure^SCT'];
+  for (let i = 1; segs.join('\r').length < 10_000; i++) {
+    const code = codes[i % 4];
+    const value = i % 4 === 2 ? String(90 + (i % 90)) : i % 4 === 3 ? String(12 + (i % 10)) : ((i % 16) * 0.25 - 2).toFixed(2);
+    segs.push(`OBX|${i}|NM|${code}||${value}|D|||||F|||20261125090000-0500||||||${i % 2 ? 'OD' : 'OS'}`);
+  }
   return segs.join('\r');
 }
 
@@ -41,5 +47,6 @@ export function parseBench(): Array<{ name: string; ours: number; peer: number }
     { name: `parse ${(adt.length / 1024).toFixed(1)} KB ADT^A04`, ours: rate(() => parseHl7(adt)), peer: rate(() => Hl7Message.parse(adt)) },
     { name: `parse ${(oru.length / 1024).toFixed(1)} KB ORU^R01`, ours: rate(() => parseHl7(oru)), peer: rate(() => Hl7Message.parse(oru)) },
     { name: 'parse+map+validate ADT^A04 (3 records)', ours: rate(() => stage.run(codec, parseHl7(adt))), peer: NaN },
+    { name: `parse+map+validate ORU^R01 (${stage.run(codec, parseHl7(oru)).records.length} records)`, ours: rate(() => stage.run(codec, parseHl7(oru))), peer: NaN },
   ];
 }
