@@ -5,11 +5,11 @@
  */
 import type { MapResult } from '../contracts.ts';
 import type { Hl7Message } from './hl7-message.ts';
-import { firstSegment, segmentsNamed } from './hl7-message.ts';
+import { segmentsNamed } from './hl7-message.ts';
 import { hl7Date, hl7Instant } from './hl7-datetime.ts';
-import { mapPid, patientRef, type SegmentMapContext } from './map-segments.ts';
+import { patientRef } from './map-segments.ts';
 import { addPatientBundle, partitionOf } from './map-adt.ts';
-import { addRecord, openScope, required, type Hl7MapContext } from './message-mapper.ts';
+import { addRecord, openPatientMessage, required, type Hl7MapContext } from './message-mapper.ts';
 
 /** CE coding systems (HL7 table 0396) as canonical system URIs, where there is one. */
 const CODE_SYSTEMS: Record<string, string> = { C4: 'http://www.ama-assn.org/go/cpt', CPT: 'http://www.ama-assn.org/go/cpt', HCPCS: 'urn:oid:2.16.840.1.113883.6.285', SCT: 'http://snomed.info/sct', I10: 'http://hl7.org/fhir/sid/icd-10' };
@@ -23,14 +23,10 @@ function amountOf(raw: string): number | undefined {
 export function mapDft(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
   const event = msg.header.triggerEvent;
   if (event !== 'P03' && event !== 'P11') return { unsupported: `DFT^${event || '?'}`, records: [], issues: [] };
-  const evn = firstSegment(msg, 'EVN');
-  const scope = openScope(msg, ctx, evn?.get(2));
-  const pid = firstSegment(msg, 'PID');
-  if (!pid) { required(scope, 'PID', 0, 'PID segment is missing', 1, '100'); return { records: [], issues: scope.issues }; }
-  const sctx: SegmentMapContext = { sourceSystem: scope.sourceSystem, profile: ctx.profile, issues: scope.issues };
-  const patient = mapPid(pid, sctx);
-  if (!patient) return { records: [], issues: scope.issues };
-  const ref = patientRef(patient.primary);
+  const opened = openPatientMessage(msg, ctx);
+  if (!opened.ok) return opened.result;
+  const { scope } = opened;
+  const ref = patientRef(opened.patient.primary);
   const ft1s = segmentsNamed(msg, 'FT1');
   if (ft1s.length === 0) { required(scope, 'FT1', 0, 'no FT1 segment', 1, '100'); return { records: [], issues: scope.issues }; }
   for (const ft1 of ft1s) {
@@ -70,13 +66,8 @@ export function mapDft(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
 export function mapBar(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
   const event = msg.header.triggerEvent;
   if (event !== 'P01' && event !== 'P05') return { unsupported: `BAR^${event || '?'}`, records: [], issues: [] };
-  const evn = firstSegment(msg, 'EVN');
-  const scope = openScope(msg, ctx, evn?.get(2));
-  const pid = firstSegment(msg, 'PID');
-  if (!pid) { required(scope, 'PID', 0, 'PID segment is missing', 1, '100'); return { records: [], issues: scope.issues }; }
-  const sctx: SegmentMapContext = { sourceSystem: scope.sourceSystem, profile: ctx.profile, issues: scope.issues };
-  const patient = mapPid(pid, sctx);
-  if (!patient) return { records: [], issues: scope.issues };
-  addPatientBundle(msg, scope, sctx, patient);
-  return { records: scope.records, issues: scope.issues };
+  const opened = openPatientMessage(msg, ctx);
+  if (!opened.ok) return opened.result;
+  addPatientBundle(msg, opened.scope, opened.sctx, opened.patient);
+  return { records: opened.scope.records, issues: opened.scope.issues };
 }

@@ -9,24 +9,20 @@ import type { MapResult } from '../contracts.ts';
 import type { Hl7Message } from './hl7-message.ts';
 import { firstSegment, segmentsNamed } from './hl7-message.ts';
 import { hl7Instant } from './hl7-datetime.ts';
-import { mapPid, mapXcn, patientRef, readEntityIds, type SegmentMapContext } from './map-segments.ts';
+import { mapXcn, patientRef, readEntityIds } from './map-segments.ts';
 import { partitionOf } from './map-adt.ts';
-import { addRecord, openScope, required, type Hl7MapContext } from './message-mapper.ts';
+import { addRecord, openPatientMessage, required, type Hl7MapContext } from './message-mapper.ts';
 
 const EVENTS = new Set(['T01', 'T02', 'T03', 'T04', 'T05', 'T06', 'T07', 'T08', 'T09', 'T10', 'T11']);
 
 export function mapMdm(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
   const event = msg.header.triggerEvent;
   if (!EVENTS.has(event)) return { unsupported: `MDM^${event || '?'}`, records: [], issues: [] };
-  const evn = firstSegment(msg, 'EVN');
-  const scope = openScope(msg, ctx, evn?.get(2));
-  const pid = firstSegment(msg, 'PID');
   const txa = firstSegment(msg, 'TXA');
-  if (!pid) { required(scope, 'PID', 0, 'PID segment is missing', 1, '100'); return { records: [], issues: scope.issues }; }
+  const opened = openPatientMessage(msg, ctx);
+  if (!opened.ok) return opened.result;
+  const { scope, sctx, patient } = opened;
   if (!txa) { required(scope, 'TXA', 0, 'TXA segment is missing', 1, '100'); return { records: [], issues: scope.issues }; }
-  const sctx: SegmentMapContext = { sourceSystem: scope.sourceSystem, profile: ctx.profile, issues: scope.issues };
-  const patient = mapPid(pid, sctx);
-  if (!patient) return { records: [], issues: scope.issues };
   const ref = patientRef(patient.primary);
   const docId = readEntityIds(txa.reps(12), sctx)[0] ?? readEntityIds(txa.reps(16), sctx)[0];
   if (!docId) { required(scope, 'TXA', 12, 'TXA-12 unique document number is missing'); return { records: [], issues: scope.issues }; }

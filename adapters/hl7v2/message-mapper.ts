@@ -4,8 +4,9 @@
  */
 import { deterministicId } from '../canonical/record-id.ts';
 import type { RecordType } from '../canonical/types.ts';
-import type { DraftRecord, MapContext, MapIssue } from '../contracts.ts';
-import type { Hl7Message } from './hl7-message.ts';
+import type { DraftRecord, MapContext, MapIssue, MapResult } from '../contracts.ts';
+import { firstSegment, type Hl7Message } from './hl7-message.ts';
+import { mapPid, type SegmentMapContext } from './map-segments.ts';
 import { hl7Instant } from './hl7-datetime.ts';
 import type { Hl7Profile } from './profiles.ts';
 
@@ -50,4 +51,20 @@ export function addRecord(scope: MessageScope, type: RecordType, sourceId: strin
 /** Records a mapping error at a field (or, with field 0, at a whole missing segment). */
 export function required(scope: MessageScope, segment: string, field: number, message: string, sequence = 1, hl7ErrorCode = '101'): void {
   scope.issues.push({ severity: 'error', code: 'GW_MAP_FAILED', message, location: field > 0 ? { segment, sequence, field } : { segment, sequence }, hl7ErrorCode });
+}
+
+/**
+ * The common start of a patient message: the scope (event time from EVN-2), then the PID mapped.
+ * Returns the scope, segment context and patient, or the result to return when there is no usable PID.
+ */
+export function openPatientMessage(msg: Hl7Message, ctx: Hl7MapContext):
+  | { ok: true; scope: MessageScope; sctx: SegmentMapContext; patient: NonNullable<ReturnType<typeof mapPid>> }
+  | { ok: false; result: MapResult } {
+  const scope = openScope(msg, ctx, firstSegment(msg, 'EVN')?.get(2));
+  const pid = firstSegment(msg, 'PID');
+  if (!pid) { required(scope, 'PID', 0, 'PID segment is missing', 1, '100'); return { ok: false, result: { records: [], issues: scope.issues } }; }
+  const sctx: SegmentMapContext = { sourceSystem: scope.sourceSystem, profile: ctx.profile, issues: scope.issues };
+  const patient = mapPid(pid, sctx);
+  if (!patient) return { ok: false, result: { records: [], issues: scope.issues } };
+  return { ok: true, scope, sctx, patient };
 }
