@@ -49,6 +49,7 @@ export const ConfigSchema = Type.Object({
       visitTypeFrom: Type.Optional(Type.Array(Type.Union([Type.Literal('AIS-3'), Type.Literal('SCH-8'), Type.Literal('SCH-7')]), { description: 'Fields read, in order, for an appointment\'s visit type.' })),
       fillerStatus: Type.Optional(Type.Record(Type.String(), Type.Union(['booked', 'arrived', 'fulfilled', 'cancelled', 'noshow', 'pending'].map((x) => Type.Literal(x))), { description: 'Extra SCH-25 filler status codes → appointment status.' })),
       cylinderConvention: Type.Optional(Type.Union([Type.Literal('minus'), Type.Literal('plus')], { description: 'The cylinder convention prescriptions are stored in.' })),
+      rxValidityMonths: Type.Optional(Type.Object({ spectacle: Type.Optional(Type.Integer({ minimum: 0, maximum: 120 })), contactLens: Type.Optional(Type.Integer({ minimum: 0, maximum: 120 })) }, { additionalProperties: false, description: 'Validity of a prescription when the PMS sends no expiry (default 24 months spectacle, 12 contact lens; 0: none).' })),
       eyeCodes: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.Object({
         display: Type.String({ minLength: 1 }),
         system: Type.Optional(Type.String()),

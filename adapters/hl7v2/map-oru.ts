@@ -41,7 +41,11 @@ export const EYE_CODES: Readonly<Record<string, EyeCode>> = {
   PD: { system: 'local', display: 'Pupillary distance', rx: 'pd' }, BC: { system: 'local', display: 'Base curve', rx: 'baseCurve' },
   DIA: { system: 'local', display: 'Diameter', rx: 'diameter' }, IOP: { system: 'local', display: 'Intraocular pressure' },
   VA: { system: 'local', display: 'Visual acuity' },
+  EXP: { system: 'local', display: 'Prescription expiry' }, EXPIRY: { system: 'local', display: 'Prescription expiry' },
 };
+
+/** Codes whose value is the prescription's expiry date (any laterality). */
+const EXPIRY_CODES = new Set(['EXP', 'EXPIRY']);
 
 const EYE_WORDS: Record<string, Eye> = {
   '24028007': 'right', '7771000': 'left', '51440002': 'both', OD: 'right', OS: 'left', OU: 'both', R: 'right', L: 'left', B: 'both', RE: 'right', LE: 'left', BE: 'both', RIGHT: 'right', LEFT: 'left', BOTH: 'both',
@@ -56,7 +60,7 @@ function eyeOf(obx: SegmentReader): Eye | undefined {
   return prefix ? EYE_WORDS[prefix[1].toUpperCase()] : undefined;
 }
 
-interface Group { obr?: SegmentReader; obrIndex: number; rx: Record<'right' | 'left', Partial<Record<RxField, string>>>; at?: string; contact: boolean; binocularPd?: string }
+interface Group { obr?: SegmentReader; obrIndex: number; rx: Record<'right' | 'left', Partial<Record<RxField, string>>>; at?: string; contact: boolean; binocularPd?: string; expires?: string }
 
 export function mapOru(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
   if (msg.header.triggerEvent !== 'R01') return { unsupported: `ORU^${msg.header.triggerEvent || '?'}`, records: [], issues: [] };
@@ -85,6 +89,7 @@ export function mapOru(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
     patient ??= mapPid(pidSeg, sctx);
     if (!patient) return { records: [], issues: scope.issues };
     const ref = patientRef(patient.primary);
+    if (EXPIRY_CODES.has(code)) { current.expires = hl7Date(obx.get(5)); continue; }
     const eye = eyeOf(obx);
     if (!eye) { scope.issues.push({ severity: 'warning', code: 'GW_MAP_FAILED', message: `OBX ${obxSeq}: no laterality (OBX-20, OBX-4 or an OD/OS prefix); left out`, location: { segment: 'OBX', sequence: obxSeq, field: 20 } }); continue; }
     const raw = obx.get(5).trim();
@@ -145,8 +150,23 @@ function addRx(scope: ReturnType<typeof openScope>, g: Group, patient: { system:
     for (const x of p) scope.issues.push({ severity: 'warning', code: 'GW_MAP_FAILED', message: `refraction ${side} ${x.field}: ${x.problem}`, location: { segment: 'OBR', sequence: g.obrIndex } });
   }
   const issued = hl7Date(g.obr?.get(7) ?? '') ?? (g.at ?? scope.occurredAt).slice(0, 10);
-  const data: Record<string, unknown> = { patient, issuedAt: issued.length === 10 ? issued : scope.occurredAt.slice(0, 10), cylinderConvention: want, right: r.eye, left: l.eye };
+  const issuedAt = issued.length === 10 ? issued : scope.occurredAt.slice(0, 10);
+  const data: Record<string, unknown> = { patient, issuedAt, cylinderConvention: want, right: r.eye, left: l.eye };
+  // expiry: as the PMS sent it, else the profile's validity (spectacle and contact-lens Rx differ by law and habit)
+  const months = g.contact ? ctx.profile.rxValidityMonths.contactLens : ctx.profile.rxValidityMonths.spectacle;
+  const expiresAt = g.expires && g.expires.length === 10 ? g.expires : months > 0 ? addMonths(issuedAt, months) : undefined;
+  if (expiresAt) data.expiresAt = expiresAt;
   const bpd = g.binocularPd !== undefined && Number.isFinite(Number(g.binocularPd)) ? Number(g.binocularPd) : binocularPd(r.eye.pd, l.eye.pd);
   if (bpd !== undefined) data.binocularPd = bpd;
   addRecord(scope, g.contact ? 'contact-lens-rx' : 'spectacle-rx', `${g.obrIndex}|${g.obr?.get(3) || g.obr?.get(2) || 'rx'}`, partitionOf(patient), data);
+}
+
+/** `YYYY-MM-DD` plus whole months (the day clamped to the month's end). */
+export function addMonths(date: string, months: number): string {
+  const [y, m, d] = date.split('-').map(Number);
+  const total = y * 12 + (m - 1) + months;
+  const ny = Math.floor(total / 12);
+  const nm = total % 12;
+  const last = new Date(Date.UTC(ny, nm + 1, 0)).getUTCDate();
+  return `${String(ny).padStart(4, '0')}-${String(nm + 1).padStart(2, '0')}-${String(Math.min(d, last)).padStart(2, '0')}`;
 }

@@ -18,6 +18,8 @@ export interface Hl7Profile {
   readonly fillerStatus: Readonly<Record<string, string>>;
   /** The cylinder convention prescriptions are stored in (optometry: minus; ophthalmology often plus). */
   readonly cylinderConvention: 'minus' | 'plus';
+  /** How long a prescription is valid when the PMS does not say (months; 0: no expiry set). */
+  readonly rxValidityMonths: { readonly spectacle: number; readonly contactLens: number };
   /** Site- or vendor-specific OBX-3 codes that are eye-exam data, beside the standard ones. */
   readonly eyeCodes: Readonly<Record<string, { display: string; system?: string; rx?: string }>>;
 }
@@ -30,6 +32,7 @@ export function withOverrides(base: Hl7Profile, o: Partial<Omit<Hl7Profile, 'nam
     ...(o.patientIdTypes ? { patientIdTypes: o.patientIdTypes.map((t) => t.toUpperCase()) } : {}),
     ...(o.visitTypeFrom ? { visitTypeFrom: o.visitTypeFrom } : {}),
     ...(o.cylinderConvention ? { cylinderConvention: o.cylinderConvention } : {}),
+    ...(o.rxValidityMonths ? { rxValidityMonths: { ...base.rxValidityMonths, ...o.rxValidityMonths } } : {}),
     fillerStatus: { ...base.fillerStatus, ...Object.fromEntries(Object.entries(o.fillerStatus ?? {}).map(([k, v]) => [k.toUpperCase(), v])) },
     eyeCodes: { ...base.eyeCodes, ...Object.fromEntries(Object.entries(o.eyeCodes ?? {}).map(([k, v]) => [k.toUpperCase(), v])) },
   };
@@ -42,6 +45,7 @@ const generic: Hl7Profile = {
   visitTypeFrom: ['AIS-3', 'SCH-8', 'SCH-7'],
   fillerStatus: {},
   cylinderConvention: 'minus',
+  rxValidityMonths: { spectacle: 24, contactLens: 12 },
   eyeCodes: {},
 };
 

@@ -32,6 +32,13 @@ describe('HL7 v2 parser', () => {
     expect(pid.get(5, 2)).toBe('Ann');
   });
 
+  it('keeps Z-segments with their fields', () => {
+    const m = parseHl7(ADT + '\rZPS|1|custom^value~second|x&y');
+    const z = firstSegment(m, 'ZPS')!;
+    expect(z.reps(2).map((r) => r[0])).toEqual(['custom', 'second']);
+    expect(z.get(3, 1, 2)).toBe('y');
+  });
+
   it('keeps the v2.7 truncation character', () => {
     expect(parseHl7('MSH|^~\\&#|A|B|C|D|20260101||ADT^A01|1|P|2.7').delimiters.truncation).toBe('#');
   });

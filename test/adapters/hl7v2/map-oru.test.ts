@@ -28,10 +28,18 @@ describe('ORU eye-exam mapping', () => {
     const rx = r.records.find((x) => x.type === 'spectacle-rx')!;
     // written plus-cylinder, stored minus-cylinder: -2.00 +1.25 x 90 → -0.75 -1.25 x 180
     expect(rx.data).toEqual({
-      patient: { system: 'CLINIC', value: 'MRN001' }, issuedAt: '2026-11-25', cylinderConvention: 'minus',
+      patient: { system: 'CLINIC', value: 'MRN001' }, issuedAt: '2026-11-25', expiresAt: '2028-11-25', cylinderConvention: 'minus',
       right: { sphere: -0.75, cylinder: -1.25, axis: 180, add: 2, prisms: [{ amount: 1, base: 'up' }] },
       left: { sphere: -1.75, add: 2 }, binocularPd: 63.5,
     });
+  });
+
+  it('takes the expiry the PMS sends (EXP), else the profile\'s validity', () => {
+    const msg = [head, 'OBR|1|ORD1|RX1|REFR|||20260131090000-0500', obx(1, 'SPH', '-1.00', 'OD'), obx(2, 'SPH', '-1.25', 'OS'), obx(3, 'EXP^Expires', '20270131', '', 'DT')].join('\r');
+    expect(stage.preview(codec, msg).records.find((x) => x.type === 'spectacle-rx')!.data.expiresAt).toBe('2027-01-31');
+    const noExp = msg.split('\r').slice(0, -1).join('\r');
+    const site = createHl7Codec({ profile: 'generic', timezone: 'UTC', overrides: { rxValidityMonths: { spectacle: 13, contactLens: 12 } } }) as SourceCodec<unknown>;
+    expect(stage.preview(site, noExp).records.find((x) => x.type === 'spectacle-rx')!.data.expiresAt).toBe('2027-02-28');
   });
 
   it('reads laterality from OBX-4 or an OD/OS prefix, and leaves out rows with none (a warning)', () => {
@@ -47,6 +55,7 @@ describe('ORU eye-exam mapping', () => {
     const msg = [head, 'OBR|1|ORD1|CL1|CLRX^Contact lens Rx|||20261125090000-0500',
       obx(1, 'SPH', '-3.00', 'OD'), obx(2, 'BC', '8.6', 'OD'), obx(3, 'DIA', '14.2', 'OD'), obx(4, 'SPH', 'PL', 'OS'), obx(5, 'BC', '8.6', 'OS'), obx(6, 'DIA', '14.2', 'OS')].join('\r');
     const rx = stage.preview(codec, msg).records.find((x) => x.type === 'contact-lens-rx')!;
+    expect(rx.data.expiresAt).toBe('2027-11-25'); // a contact-lens Rx is valid 12 months unless the PMS says
     expect(rx.data.right).toEqual({ sphere: -3, baseCurve: 8.6, diameter: 14.2 });
     expect(rx.data.left).toEqual({ sphere: 0, baseCurve: 8.6, diameter: 14.2 });
   });
