@@ -248,4 +248,3 @@ function unseal(files: string[], configFile: string | undefined, io: CliIo): num
   return 0;
 }
 
-export { formatConfigError };

@@ -37,7 +37,6 @@ export interface IntakePipeline {
   intake(raw: RawInput): Promise<IntakeResult>;
   /** Runs a dead letter through again (after a mapping fix); removes it when it goes through. */
   replay(deadLetterId: string): Promise<IntakeResult | undefined>;
-  codecFor(format: string): SourceCodec<unknown> | undefined;
 }
 
 /** Canonical text for resend detection: segment ends normalised, trailing space ignored. */
@@ -142,7 +141,6 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
 
   return {
     intake,
-    codecFor: (f) => codecs.get(f),
     async replay(id) {
       const dl = opts.outbox.getDeadLetter(id);
       if (!dl) return undefined;
