@@ -60,6 +60,13 @@ export const ConfigSchema = Type.Object({
     acknowledgements: Type.Union([Type.Literal('as-requested'), Type.Literal('original')], { default: 'as-requested', description: '`as-requested`: original mode (AA/AE/AR), or enhanced mode (CA/CE/CR then the application ACK) when MSH-15/16 ask for it. `original`: always AA/AE/AR, for senders that fill MSH-15/16 but expect original-mode ACKs.' }),
     dedupeWindowDays: Type.Integer({ minimum: 1, default: 30, description: 'How long a message\'s control id (MSH-3/4/10) and content hash are remembered to spot resends.' }),
   }, 'HL7 v2 MLLP listener.'),
+  folders: Type.Array(Type.Object({
+    id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, dead letters).' }),
+    dir: Type.String({ minLength: 1, description: 'The folder the PMS exports into (local or a mounted share). `processed/` and `error/` are made inside it.' }),
+    extensions: Type.Array(Type.String({ minLength: 1 }), { default: ['.hl7', '.txt', '.dat'], description: 'File name endings taken.' }),
+    stableMs: Type.Integer({ minimum: 0, default: 2000, description: 'A file is read only once its size and mtime stayed the same this long.' }),
+    pollMs: Type.Integer({ minimum: 50, default: 1000, description: 'How often the folder is listed.' }),
+  }, { additionalProperties: false }), { default: [], description: 'Folders of HL7 v2 files to import (message by message, exactly once; then moved to `processed/`).' }),
   outbox: obj({
     maxBytes: Type.Integer({ minimum: 1024 * 1024, default: 1024 * 1024 * 1024, description: 'Byte cap of sealed records and dead letters. At the cap new input is refused (negative ACK) and an alert raised; nothing accepted is dropped.' }),
     maxDeadLetterBytes: Type.Integer({ minimum: 1024 * 1024, default: 256 * 1024 * 1024, description: 'Part of `maxBytes` that dead letters may take, so a flood of bad input cannot crowd out good records. Past it, bad input is answered "busy, retry later" (nothing is lost) and an alert raised.' }),

@@ -34,6 +34,7 @@ import { createCommandProcessor } from './commands/command-processor.ts';
 import { createCommandVerifier } from './commands/command-verifier.ts';
 import { createMllpSender } from '../adapters/hl7v2/mllp-sender.ts';
 import { createMllpOutboundSink } from '../adapters/hl7v2/mllp-outbound-sink.ts';
+import { createFolderSource } from '../adapters/file/index.ts';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -132,6 +133,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
   const adapters: SourceAdapter[] = [];
   if (config.hl7.enabled) adapters.push(createMllpListener({ ...config.hl7, now: () => clock.now() }));
+  for (const f of config.folders) adapters.push(createFolderSource({ ...f, extensions: f.extensions.map((x) => x.toLowerCase()), now: () => clock.now() }));
   const adapterErrors = new Map<string, string>();
   const retryTimers = new Set<NodeJS.Timeout>();
   let startedAt = 0;

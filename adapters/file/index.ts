@@ -1,0 +1,1 @@
+export { createFolderSource, type FolderSourceOptions } from './folder-source.ts';
