@@ -144,6 +144,7 @@ async function status(configFile: string | undefined, json: boolean, io: CliIo):
     ...Object.entries(s.adapters as Record<string, any>).map(([id, a]) => `adapter ${id}: ${a.status}${a.error ? ` (${a.error})` : ''} ${JSON.stringify(a.detail ?? {})}`), // eslint-disable-line @typescript-eslint/no-explicit-any
     `outbox: ${s.outbox.pending} pending, ${s.outbox.inFlight} in flight, ${s.outbox.waitingRetry} waiting retry, ${s.outbox.deadLetters} dead letters, ${s.outbox.bytes}/${s.outbox.maxBytes} bytes${s.outbox.oldestAgeSeconds !== null ? `, oldest ${s.outbox.oldestAgeSeconds}s` : ''}`,
     `sink ${s.sink.kind}: ${s.sink.connected ? 'connected' : 'NOT connected'}${s.relay.lastError ? ` (last error ${s.relay.lastError})` : ''}`,
+    ...(s.outbound ? [`outbound to the PMS: ${s.outbound.pending} pending, ${s.outbound.inFlight} in flight, ${s.outbound.waitingRetry} waiting retry, ${s.outbound.deadLetters} dead letters; ${s.outbound.sink.connected ? 'reachable' : 'NOT reachable'}`] : []),
     `counts: ${Object.entries(s.counts).map(([k, v]) => `${k} ${String(v)}`).join(', ')}`,
     ...(Object.keys(s.ignoredByType ?? {}).length ? [`not mapped (answered AA): ${Object.entries(s.ignoredByType).map(([k, v]) => `${k} ×${String(v)}`).join(', ')}`] : []),
     ...Object.entries(s.alerts ?? {}).map(([k, v]) => `ALERT ${k}: ${(v as { detail: string }).detail}`),
