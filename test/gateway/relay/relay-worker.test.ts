@@ -128,6 +128,18 @@ describe('relay worker', () => {
     await relay.stop();
   });
 
+  it('moves a record it cannot open (damaged, or sealed with another key) to dead letters and delivers the rest', async () => {
+    const sink = scriptedSink();
+    const { outbox, relay, put } = await setup(sink);
+    await put('good', 'P1');
+    await outbox.enqueue({ records: [{ id: 'bad', type: 'patient', partitionKey: 'P2', sealed: createRecordSealer(Buffer.alloc(32, 8)).seal('bad', Buffer.from('{}')) }] });
+    await relay.start();
+    await waitFor(() => outbox.stats().deadLetters === 1 && outbox.stats().pending + outbox.stats().inFlight === 0, 5000, 'settled');
+    expect(outbox.getDeadLetter('bad')).toMatchObject({ code: 'GW_STORE_CORRUPT' });
+    expect(delivered(sink)).toEqual(['good']);
+    await relay.stop();
+  });
+
   it('computes capped exponential backoff with jitter', () => {
     expect(backoffDelay(0, { initialMs: 100, maxMs: 1000 })).toBe(0);
     expect(backoffDelay(1, { initialMs: 100, maxMs: 1000, random: () => 0 })).toBe(50);
