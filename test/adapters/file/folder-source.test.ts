@@ -12,7 +12,7 @@ describe('folder source', () => {
   let h: Harness;
   const inbox = mkdtempSync(join(tmpdir(), 'ewml-inbox-'));
   beforeAll(async () => {
-    h = await startHarness({ folders: [{ id: 'exports', dir: inbox, stableMs: 300, pollMs: 100 }], relay: { sink: 'https' }, https: { url: 'http://127.0.0.1:9' }, cloud: { publicKey: (await import('../../support/cloud-keys.ts')).makeCloudKeys().publicPem } });
+    h = await startHarness({ folders: [{ id: 'exports', dir: inbox, stableMs: 1000, pollMs: 100 }], relay: { sink: 'https' }, https: { url: 'http://127.0.0.1:9' }, cloud: { publicKey: (await import('../../support/cloud-keys.ts')).makeCloudKeys().publicPem } });
   });
   afterAll(async () => { await h.stop(); });
   const status = () => h.gw.status() as { adapters: Record<string, { detail: Record<string, number> }>; counts: Record<string, number> };
@@ -20,7 +20,7 @@ describe('folder source', () => {
   it('imports every message of a file once it is stable, then moves it to processed/', async () => {
     const ids = [controlId('F'), controlId('F'), controlId('F')];
     writeFileSync(join(inbox, 'export1.hl7'), [adtA04({ id: ids[0], mrn: 'FILE1' }), siu({ id: ids[1], mrn: 'FILE1' }), adtA04({ id: ids[2] }).replace('MRN001^^^CLINIC^MR', '')].join('\n'));
-    await waitFor(() => existsSync(join(inbox, 'processed', 'export1.hl7')), 10_000, 'file processed');
+    await waitFor(() => existsSync(join(inbox, 'processed', 'export1.hl7')) && status().adapters.exports.detail.files === 1, 10_000, 'file processed');
     expect(existsSync(join(inbox, 'export1.hl7'))).toBe(false);
     expect(status().adapters.exports.detail).toMatchObject({ files: 1, messages: 3 });
     // the one without PID-3 is kept in dead letters, with the reason
@@ -38,7 +38,8 @@ describe('folder source', () => {
 
   it('moves a file that is not HL7 to error/ with a reason beside it', async () => {
     writeFileSync(join(inbox, 'notes.txt'), 'this is a shopping list\n');
-    await waitFor(() => existsSync(join(inbox, 'error', 'notes.txt')), 10_000, 'moved to error/');
+    await waitFor(() => existsSync(join(inbox, 'error', 'notes.txt.reason.txt')), 10_000, 'moved to error/ with a reason');
+    expect(existsSync(join(inbox, 'error', 'notes.txt'))).toBe(true);
     expect(readFileSync(join(inbox, 'error', 'notes.txt.reason.txt'), 'utf8')).toContain('GW_PARSE_FAILED');
   });
 
