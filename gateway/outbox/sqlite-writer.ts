@@ -34,8 +34,6 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
     // rowids grow with time: the oldest entries are the lowest rowids, no index on seen_at needed
     pruneLog: db.prepare('DELETE FROM intake_log WHERE rowid IN (SELECT rowid FROM intake_log ORDER BY rowid LIMIT 5000) AND seen_at < ?'),
     delSeq: db.prepare('DELETE FROM outbox WHERE seq = ? RETURNING bytes'),
-    del: db.prepare('DELETE FROM outbox WHERE id = ? RETURNING bytes'),
-    delSeqOnly: db.prepare('DELETE FROM outbox WHERE seq = ?'),
     retry: db.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE seq = ?'),
     getRow: db.prepare('SELECT type, partition_key AS partitionKey, bytes, payload FROM outbox WHERE seq = ?'),
     findSeq: db.prepare('SELECT seq FROM outbox WHERE id = ? ORDER BY seq LIMIT 1'),
@@ -109,7 +107,9 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
     ack(list) {
       tx('NORMAL', () => {
         for (const r of list) {
-          const gone = (r.seq !== undefined ? st.delSeq.get(r.seq) : st.del.get(r.id)) as { bytes: number } | undefined;
+          // one row per ack, by seq (as the memory outbox does): a second copy of the id stays queued
+          const seq = seqOf(r);
+          const gone = (seq === undefined ? undefined : st.delSeq.get(seq)) as { bytes: number } | undefined;
           if (gone) { bytes -= Number(gone.bytes); rows--; }
         }
       });
@@ -125,7 +125,7 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
           const seq = seqOf(r);
           const row = seq === undefined ? undefined : st.getRow.get(seq) as { type: string; partitionKey: string; bytes: number; payload: Uint8Array } | undefined;
           if (!row) continue;
-          st.delSeqOnly.run(seq!);
+          st.delSeq.run(seq!);
           rows--;
           st.putDead.run(r.id, 'record', now, 'relay', 'canonical', code, reason.slice(0, 500), null, row.type, row.partitionKey, row.bytes, row.payload);
           deadBytes += Number(row.bytes);
