@@ -50,8 +50,44 @@ export interface RawInput<P = unknown> {
   parsed?: P;
 }
 
+/** One row of a polled source (a database row, a file's row), as read. */
+export interface RawRow {
+  /** The row's identity in its stream (JSON of its key value). */
+  pk: string;
+  data: Record<string, unknown>;
+  /** Another stream than the page's (a tombstone marks its target's row deleted). */
+  stream?: string;
+  /** The row's content hash; computed from `data` when absent. */
+  hash?: string;
+}
+
+/**
+ * A page of rows from a polled source, with the cursor that comes after it. The pipeline maps
+ * each row, and commits the changed rows' records (unchanged rows write nothing), the rows that
+ * could not be mapped (as dead letters) and the cursor in one transaction.
+ */
+export interface RawPage {
+  adapter: string;
+  /** Format key for dead letters of rows that fail, e.g. `sql-row`. */
+  format: string;
+  stream: string;
+  rows: RawRow[];
+  map: (row: RawRow) => MapResult;
+  cursor?: { key: string; value: string };
+}
+
+export type PageIntakeResult =
+  | { status: 'accepted'; written: number; unchanged: number; deadLettered: number }
+  | { status: 'rejected'; code: string; retry: 'transient'; reason: string };
+
 export interface IntakeContext {
   intake(raw: RawInput): Promise<IntakeResult>;
+  /** Polled sources: a page of rows with its cursor (ARCHITECTURE rule 1: the cursor moves only with the commit). */
+  intakePage(page: RawPage): Promise<PageIntakeResult>;
+  /** The cursor committed under this key, if any. */
+  cursor(key: string): string | undefined;
+  /** Known live rows of a stream after `afterPk`, in pk order (to find deletes). */
+  knownRows(stream: string, afterPk: string | undefined, limit: number): string[];
   logger: Logger;
 }
 

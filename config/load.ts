@@ -106,7 +106,7 @@ export function validateConfig(input: unknown): { ok: true; config: GatewayConfi
   const problems: ConfigProblem[] = [];
   for (const err of Value.Errors(ConfigSchema, withDefaults)) {
     const path = err.path.replace(/^\//, '').replaceAll('/', '.') || '(root)';
-    const secret = SECRET_PATHS.includes(path);
+    const secret = SECRET_PATHS.includes(path.replace(/\.\d+(?=\.|$)/g, '[]'));
     problems.push({ path, expected: expectedOf(err.schema, err.message), found: secret ? '(secret, not shown)' : describe(err.value) });
   }
   if (problems.length) return { ok: false, problems: dedupeProblems(problems) };

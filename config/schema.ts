@@ -25,6 +25,40 @@ const tlsFields = {
   rejectUnauthorized: Type.Boolean({ default: true, description: 'Verify the server certificate. Turn off only on a test bench.' }),
 };
 
+const fieldSpec = Type.Union([
+  Type.String({ minLength: 1, description: 'a column' }),
+  Type.Object({
+    column: Type.Optional(Type.String({ minLength: 1 })),
+    value: Type.Optional(Type.Union([Type.String(), Type.Number(), Type.Boolean()])),
+    template: Type.Optional(Type.String({ minLength: 1 })),
+    transform: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
+    dateFormat: Type.Optional(Type.String()),
+    codes: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean()]))),
+    scale: Type.Optional(Type.Number()),
+    default: Type.Optional(Type.Union([Type.String(), Type.Number(), Type.Boolean()])),
+  }, { additionalProperties: false }),
+]);
+
+const recordMapping = Type.Object({
+  type: Type.Union(['patient', 'coverage', 'spectacle-rx', 'contact-lens-rx', 'eye-exam-observation', 'appointment', 'provider', 'charge', 'payment', 'claim', 'inventory-item', 'clinical-document'].map((x) => Type.Literal(x))),
+  sourceIdSuffix: Type.Optional(Type.String()),
+  patient: Type.Optional(Type.Object({ system: Type.String({ minLength: 1 }), id: fieldSpec }, { additionalProperties: false })),
+  occurredAt: Type.Optional(fieldSpec),
+  when: Type.Optional(Type.Object({ column: Type.String({ minLength: 1 }), in: Type.Array(Type.Union([Type.String(), Type.Number(), Type.Boolean()]), { minItems: 1 }) }, { additionalProperties: false })),
+  fields: Type.Record(Type.String({ minLength: 1 }), fieldSpec),
+}, { additionalProperties: false });
+
+const sqlStream = Type.Object({
+  name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Stream name (cursor key, status, record source ids).' }),
+  table: Type.Optional(Type.String({ minLength: 1, description: 'Table to read (schema.table allowed).' })),
+  query: Type.Optional(Type.String({ minLength: 1, description: 'Or one SELECT whose rows are read (it is wrapped as a subquery and EXPLAINed by `check-sql` before use).' })),
+  key: Type.String({ minLength: 1, description: 'Primary key column: the row\'s identity and the watermark\'s tie-breaker.' }),
+  watermark: Type.Optional(Type.Object({ column: Type.String({ minLength: 1 }), kind: Type.Union([Type.Literal('timestamp'), Type.Literal('rowversion'), Type.Literal('key')]) }, { additionalProperties: false, description: 'The column that grows with each change (updated-at time, SQL Server rowversion, or an increasing key). Default: the key.' })),
+  records: Type.Array(recordMapping, { default: [], description: 'What each row becomes (see README "Database sources").' }),
+  deletes: Type.Union([Type.Literal('none'), Type.Literal('keyset')], { default: 'none', description: '`keyset`: find deleted rows by comparing keys every `keysetIntervalMinutes`.' }),
+  tombstone: Type.Optional(Type.Object({ keyColumn: Type.String({ minLength: 1 }), tableColumn: Type.Optional(Type.String({ minLength: 1 })), targets: Type.Record(Type.String(), Type.String()) }, { additionalProperties: false, description: 'This stream is the PMS\'s deletion log: `keyColumn` names the deleted row; `tableColumn` its table, mapped by `targets` to a stream.' })),
+}, { additionalProperties: false });
+
 export const ConfigSchema = Type.Object({
   gateway: obj({
     id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', default: 'gw-local', description: 'This gateway\'s id (MQTT client id, topic segment, record `gatewayId`).' }),
@@ -67,6 +101,37 @@ export const ConfigSchema = Type.Object({
     stableMs: Type.Integer({ minimum: 0, default: 2000, description: 'A file is read only once its size and mtime stayed the same this long.' }),
     pollMs: Type.Integer({ minimum: 50, default: 1000, description: 'How often the folder is listed.' }),
   }, { additionalProperties: false }), { default: [], description: 'Folders of HL7 v2 files to import (message by message, exactly once; then moved to `processed/`).' }),
+  databases: Type.Array(Type.Object({
+    id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, cursors).' }),
+    engine: Type.Union([Type.Literal('postgres'), Type.Literal('mariadb'), Type.Literal('mssql'), Type.Literal('sqlite')], { description: 'Database engine (`mariadb` also serves MySQL).' }),
+    profile: Type.Union([Type.Literal('practice-studio'), Type.Literal('generic')], { default: 'generic', description: '`practice-studio`: its schema, mapped built in; `generic`: the `streams` given here.' }),
+    schema: Type.String({ default: 'ps', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Practice Studio: the schema (PostgreSQL) or database prefix its tables live in.' }),
+    system: Type.String({ default: '', description: '`source.system` of the records (default: the profile\'s, e.g. `PRACTICE-STUDIO`, or the id).' }),
+    host: Type.String({ default: '127.0.0.1', description: 'Database server.' }),
+    port: Type.Optional(port(0, 'Port (default: the engine\'s).')),
+    database: Type.String({ default: '', description: 'Database name.' }),
+    user: Type.String({ default: '', description: 'A read-only user (the gateway only reads, in READ COMMITTED, and sets its sessions read-only).' }),
+    password: Type.Optional(Type.String({ description: 'Password. Secret: use `${env:NAME}` or `${file:PATH}`.' })),
+    file: Type.Optional(Type.String({ description: 'SQLite: the database file (opened read-only).' })),
+    ssl: Type.Boolean({ default: false, description: 'TLS to the database server.' }),
+    poolSize: Type.Integer({ minimum: 1, maximum: 8, default: 2, description: 'Connections at most: the practice\'s database is never crowded.' }),
+    statementTimeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'A query running longer is cancelled by the server.' }),
+    pageSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 500, description: 'Rows per keyset page (one outbox transaction each).' }),
+    pollIntervalMs: Type.Integer({ minimum: 100, default: 5000, description: 'How often the streams are polled (real time, where on, wakes it sooner).' }),
+    overlapSeconds: Type.Integer({ minimum: 0, default: 120, description: 'Each poll re-reads what changed in this window before the last position (rows committed late with an older watermark); unchanged rows are skipped by content hash.' }),
+    keysetIntervalMinutes: Type.Integer({ minimum: 1, default: 60, description: 'How often streams with `deletes: keyset` compare keys to find deleted rows.' }),
+    realtime: Type.Union([Type.Literal('off'), Type.Literal('listen')], { default: 'off', description: '`listen` (PostgreSQL): wake on NOTIFY from triggers installed with `eyewear-gateway db realtime install` (the technician\'s consent). The watermark stays the source of truth.' }),
+    streams: Type.Array(sqlStream, { default: [], description: 'Generic profile: the tables/queries to read and how rows map (Practice Studio: extra streams beside its own).' }),
+    writeBack: Type.Object({
+      enabled: Type.Boolean({ default: false, description: 'Carry out `db.write` cloud commands on this database.' }),
+      user: Type.String({ default: '', description: 'A user allowed exactly these statements (default: `user`).' }),
+      password: Type.Optional(Type.String({ description: 'Its password. Secret.' })),
+      statements: Type.Record(Type.String({ pattern: '^[A-Za-z0-9._-]+$' }), Type.Object({
+        sql: Type.String({ minLength: 1, description: 'One parameterised statement ($1… for PostgreSQL, ? otherwise).' }),
+        params: Type.Array(Type.String({ minLength: 1 }), { description: 'Command value names bound, in order.' }),
+      }, { additionalProperties: false }), { default: {}, description: 'The only statements a command can run, by name. Values are always bound, never spliced into SQL.' }),
+    }, { additionalProperties: false, default: {}, description: 'Write-back of statuses the cloud sends (off by default).' }),
+  }, { additionalProperties: false }), { default: [], description: 'PMS databases read incrementally (PostgreSQL, MariaDB/MySQL, SQL Server, SQLite).' }),
   outbox: obj({
     maxBytes: Type.Integer({ minimum: 1024 * 1024, default: 1024 * 1024 * 1024, description: 'Byte cap of sealed records and dead letters. At the cap new input is refused (negative ACK) and an alert raised; nothing accepted is dropped.' }),
     maxDeadLetterBytes: Type.Integer({ minimum: 1024 * 1024, default: 256 * 1024 * 1024, description: 'Part of `maxBytes` that dead letters may take, so a flood of bad input cannot crowd out good records. Past it, bad input is answered "busy, retry later" (nothing is lost) and an alert raised.' }),
@@ -125,4 +190,4 @@ export const ConfigSchema = Type.Object({
 export type GatewayConfig = Static<typeof ConfigSchema>;
 
 /** Config field paths whose values are secrets: never printed, never logged. */
-export const SECRET_PATHS: readonly string[] = ['mqtt.password', 'mqtt.key', 'https.token', 'https.key', 'admin.token'];
+export const SECRET_PATHS: readonly string[] = ['mqtt.password', 'mqtt.key', 'https.token', 'https.key', 'admin.token', 'databases[].password', 'databases[].writeBack.password'];

@@ -35,6 +35,7 @@ import { createCommandVerifier } from './commands/command-verifier.ts';
 import { createMllpSender } from '../adapters/hl7v2/mllp-sender.ts';
 import { createMllpOutboundSink } from '../adapters/hl7v2/mllp-outbound-sink.ts';
 import { createFolderSource } from '../adapters/file/index.ts';
+import { createDatabaseSource, createSqlRowCodec, type DatabaseConfig } from '../adapters/sql/index.ts';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -126,6 +127,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
   const timezone = resolveTimezone(config.gateway.timezone);
   const codecs: SourceCodec<unknown>[] = [createHl7Codec({ profile: config.hl7.profile, timezone, overrides: config.hl7.profileOverrides as Hl7CodecOptions['overrides'] }) as SourceCodec<unknown>];
+  const databases = config.databases.map((d) => createDatabaseSource(d as DatabaseConfig, () => clock.now()));
+  for (const d of databases) codecs.push(createSqlRowCodec(d) as unknown as SourceCodec<unknown>);
   const pipeline = createIntakePipeline({
     codecs, outbox, sealer, validator: createRecordValidator(), clock, bus, metrics, logger: logger.child({ component: 'pipeline' }),
     identity: { tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, gatewayId: config.gateway.id },
@@ -134,6 +137,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const adapters: SourceAdapter[] = [];
   if (config.hl7.enabled) adapters.push(createMllpListener({ ...config.hl7, now: () => clock.now() }));
   for (const f of config.folders) adapters.push(createFolderSource({ ...f, extensions: f.extensions.map((x) => x.toLowerCase()), now: () => clock.now() }));
+  adapters.push(...databases);
   const adapterErrors = new Map<string, string>();
   const retryTimers = new Set<NodeJS.Timeout>();
   let startedAt = 0;
@@ -142,7 +146,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
   async function startAdapter(a: SourceAdapter, attempt: number): Promise<void> {
     const alog = logger.child({ component: `adapter:${a.id}`, adapterId: a.id });
     try {
-      await a.start({ intake: (raw) => pipeline.intake(raw), logger: alog });
+      await a.start({
+        intake: (raw) => pipeline.intake(raw), intakePage: (page) => pipeline.intakePage(page),
+        cursor: (key) => outbox.getCursor(key), knownRows: (stream, after, limit) => outbox.listSourceRows(stream, after, limit), logger: alog,
+      });
       adapterErrors.delete(a.id);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'unknown';

@@ -92,5 +92,6 @@ export const canonicalRecordSchema = {
     observedAt: instant,
     data: { type: 'object' },
   },
-  allOf: Object.entries(dataByType).map(([type, data]) => ({ if: { properties: { type: { const: type } } }, then: { properties: { data } } })),
+  // a delete names its record by type, source.system and source.sourceId; its data may be empty
+  allOf: Object.entries(dataByType).map(([type, data]) => ({ if: { properties: { type: { const: type }, op: { enum: ['upsert', 'merge'] } } }, then: { properties: { data } } })),
 } as const;

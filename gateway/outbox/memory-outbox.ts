@@ -4,7 +4,7 @@
  */
 import type { Clock } from '../clock.ts';
 import { GatewayError } from '../errors.ts';
-import { ENTRY_OVERHEAD, entryBytes, selectClaimable, type DeadLetterEntry, type Outbox, type QueueRow } from './outbox.ts';
+import { DELETED_ROW_HASH, ENTRY_OVERHEAD, entryBytes, selectClaimable, type DeadLetterEntry, type Outbox, type QueueRow } from './outbox.ts';
 
 interface Row extends QueueRow { type: string; attempts: number; createdAt: number; bytes: number; sealed: Uint8Array }
 
@@ -18,6 +18,8 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
   const dead = new Map<string, DeadLetterEntry & { bytes: number }>();
   const log = new Map<string, string>();
   const inFlight = new Set<string>();
+  const cursors = new Map<string, string>();
+  const sourceRows = new Map<string, Map<string, string>>();
   let seq = 0;
   let bytes = 0;
   let open = false;
@@ -52,6 +54,44 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       }
       if (entry.dedupe) log.set(entry.dedupe.key, entry.dedupe.hash);
       return 'accepted';
+    },
+    async enqueuePage(page) {
+      need();
+      await Promise.resolve();
+      const known = (stream: string) => { let m = sourceRows.get(stream); if (!m) sourceRows.set(stream, (m = new Map())); return m; };
+      let size = 0;
+      const changed = page.rows.filter((r) => known(r.stream ?? page.stream).get(r.pk) !== r.hash);
+      for (const r of changed) {
+        for (const rec of r.records) size += rec.sealed.byteLength + ENTRY_OVERHEAD;
+        if (r.deadLetter) size += r.deadLetter.sealed.byteLength + ENTRY_OVERHEAD;
+      }
+      if (bytes + size > opts.maxBytes) { opts.onFull?.(bytes, opts.maxBytes); return { outcome: 'full', written: 0, unchanged: 0, deadLettered: 0 }; }
+      let written = 0;
+      let deadLettered = 0;
+      for (const r of changed) {
+        for (const rec of r.records) {
+          const b = rec.sealed.byteLength + ENTRY_OVERHEAD;
+          rows.set(++seq, { seq, id: rec.id, type: rec.type, partitionKey: rec.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: rec.sealed });
+          bytes += b;
+        }
+        if (r.deadLetter) {
+          const b = r.deadLetter.sealed.byteLength + ENTRY_OVERHEAD;
+          const prior = dead.get(r.deadLetter.id);
+          if (prior) bytes -= prior.bytes;
+          dead.set(r.deadLetter.id, { ...r.deadLetter, bytes: b });
+          bytes += b;
+          deadLettered++;
+        } else written++;
+        known(r.stream ?? page.stream).set(r.pk, r.hash);
+      }
+      if (page.cursor) cursors.set(page.cursor.key, page.cursor.value);
+      return { outcome: 'accepted', written, unchanged: page.rows.length - changed.length, deadLettered };
+    },
+    getCursor(key) { return cursors.get(key); },
+    listSourceRows(stream, afterPk, limit) {
+      const known = sourceRows.get(stream);
+      if (!known) return [];
+      return [...known.entries()].filter(([pk, h]) => h !== DELETED_ROW_HASH && (afterPk === undefined || pk > afterPk)).map(([pk]) => pk).sort().slice(0, limit);
     },
     claim(n) {
       need();

@@ -42,4 +42,8 @@ export const OUTBOX_MIGRATIONS: readonly string[] = [
    );`,
   // 2: rows that failed once are few; claim reads them by this index instead of scanning the queue
   'CREATE INDEX outbox_retried ON outbox(seq) WHERE attempts > 0;',
+  // 3: polled sources (SQL, files): their cursors, and the content hash of every row they produced,
+  // committed in the same transaction as the rows' records
+  `CREATE TABLE source_cursors (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);
+   CREATE TABLE source_rows (stream TEXT NOT NULL, pk TEXT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (stream, pk)) WITHOUT ROWID;`,
 ];

@@ -27,6 +27,35 @@ export interface EnqueueEntry {
 
 export type EnqueueOutcome = 'accepted' | 'duplicate' | 'conflict' | 'full';
 
+/**
+ * One row of a polled source (a database row, a file's row): its records, keyed by the row's
+ * identity in its stream and the hash of its content. A row whose key already holds the same hash
+ * is unchanged (an overlap re-read, a restart repeating a page) and writes nothing.
+ */
+export interface SourceRowEntry {
+  pk: string;
+  /** Another stream than the page's (a tombstone marks its target's row deleted). */
+  stream?: string;
+  hash: string;
+  records: SealedRecord[];
+  /** The row could not be mapped: it is kept here instead, and the cursor still moves past it. */
+  deadLetter?: DeadLetterEntry;
+}
+
+/** A page from a polled source, committed in one transaction with the cursor that produced it. */
+export interface PageEntry {
+  /** The stream the rows belong to, e.g. `practice-studio/patients`. */
+  stream: string;
+  rows: SourceRowEntry[];
+  /** Where the next page starts; stored in the same transaction as the rows (a crash repeats a page, never skips one). */
+  cursor?: { key: string; value: string };
+}
+
+export interface PageOutcome { outcome: 'accepted' | 'full'; written: number; unchanged: number; deadLettered: number }
+
+/** The hash a row version holds once the row is deleted at its source. */
+export const DELETED_ROW_HASH = '-';
+
 export interface ClaimedRow {
   seq: number;
   id: string;
@@ -86,6 +115,12 @@ export interface Outbox {
   getDeadLetter(id: string): DeadLetterEntry | undefined;
   /** Removes it (after a successful replay, or a technician's discard). */
   removeDeadLetter(id: string): Promise<boolean>;
+  /** A page of source rows plus its cursor, in one transaction (all or nothing). */
+  enqueuePage(page: PageEntry): Promise<PageOutcome>;
+  /** The cursor last committed under this key. */
+  getCursor(key: string): string | undefined;
+  /** Known live rows of a stream in pk order after `afterPk` (for finding deletes by key-set comparison). */
+  listSourceRows(stream: string, afterPk: string | undefined, limit: number): string[];
   /** Earliest time a waiting row becomes claimable (for the relay's sleep), or null. */
   nextRetryAt(): number | null;
   stats(): OutboxStats;

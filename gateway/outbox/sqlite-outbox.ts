@@ -14,7 +14,7 @@ import { dirname } from 'node:path';
 import { GatewayError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { OUTBOX_MIGRATIONS } from './migrations.ts';
-import { selectClaimable, type ClaimedRow, type DeadLetterEntry, type DeadLetterSummary, type EnqueueOutcome, type Outbox, type OutboxStats, type QueueRow } from './outbox.ts';
+import { selectClaimable, type ClaimedRow, type DeadLetterEntry, type DeadLetterSummary, type EnqueueOutcome, type Outbox, type PageOutcome, type OutboxStats, type QueueRow } from './outbox.ts';
 import type { WriterCounts } from './sqlite-writer.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
@@ -166,6 +166,8 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         oldest: d.prepare('SELECT created_at AS t FROM outbox ORDER BY seq LIMIT 1'),
         waiting: d.prepare('SELECT COUNT(*) AS n FROM outbox WHERE attempts > 0 AND next_attempt_at > ?'),
         countDead: d.prepare('SELECT COUNT(*) AS n FROM dead_letters'),
+        getCursor: d.prepare('SELECT value FROM source_cursors WHERE key = ?'),
+        listRows: d.prepare("SELECT pk FROM source_rows WHERE stream = ? AND pk > ? AND hash <> '-' ORDER BY pk LIMIT ?"),
         nextRetry: d.prepare('SELECT MIN(next_attempt_at) AS t FROM outbox WHERE attempts > 0 AND next_attempt_at > ?'),
       };
       inFlight.clear();
@@ -189,6 +191,22 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       const outcome = await call<EnqueueOutcome>({ op: 'enqueue', entry, now: opts.clock.now() });
       if (outcome === 'full') opts.onFull?.(counts.bytes, opts.maxBytes);
       return outcome;
+    },
+
+    async enqueuePage(page) {
+      const r = await call<PageOutcome>({ op: 'page', page, now: opts.clock.now() });
+      if (r.outcome === 'full') opts.onFull?.(counts.bytes, opts.maxBytes);
+      return r;
+    },
+
+    getCursor(key) {
+      need();
+      return (st.getCursor.get(key) as { value: string } | undefined)?.value;
+    },
+
+    listSourceRows(stream, afterPk, limit) {
+      need();
+      return (st.listRows.all(stream, afterPk ?? '', limit) as Array<{ pk: string }>).map((r) => r.pk);
     },
 
     claim(n) {

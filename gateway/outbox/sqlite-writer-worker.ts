@@ -56,6 +56,7 @@ function run(): void {
     try {
       let value: unknown;
       switch (r.op) {
+        case 'page': value = writer.enqueuePage(r.page, r.now); break;
         case 'ack': writer.ack(r.rows); break;
         case 'retryLater': writer.retryLater(r.rows, r.at, r.error); break;
         case 'deadLetter': writer.deadLetter(r.rows, r.code, r.reason, r.now); break;

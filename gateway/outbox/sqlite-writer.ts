@@ -5,13 +5,15 @@
  * reads sockets, and it is the one authority on the byte and row counts.
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { ENTRY_OVERHEAD, entryBytes, type DeadLetterEntry, type EnqueueEntry, type EnqueueOutcome } from './outbox.ts';
+import { ENTRY_OVERHEAD, entryBytes, type DeadLetterEntry, type EnqueueEntry, type EnqueueOutcome, type PageEntry, type PageOutcome } from './outbox.ts';
 
 export interface WriterCounts { bytes: number; rows: number; commits: number }
 
 export interface SqliteWriter {
   /** One transaction for the whole group; outcomes in order. Throws when the commit fails. */
   enqueue(entries: EnqueueEntry[], now: number): EnqueueOutcome[];
+  /** A polled source's page: changed rows, their dead letters and the cursor, in one FULL transaction. */
+  enqueuePage(page: PageEntry, now: number): PageOutcome;
   ack(rows: Array<{ id: string; seq?: number; bytes?: number }>): void;
   retryLater(rows: Array<{ id: string; seq?: number }>, at: number, error: string): void;
   deadLetter(rows: Array<{ id: string; seq?: number }>, code: string, reason: string, now: number): void;
@@ -21,6 +23,8 @@ export interface SqliteWriter {
   counts(): WriterCounts;
   close(): void;
 }
+
+class PageFull extends Error {}
 
 export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadLetterBytes: number; dedupeWindowMs: number }): SqliteWriter {
   const db = new DatabaseSync(file);
@@ -40,6 +44,9 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
     putDead: db.prepare('INSERT OR REPLACE INTO dead_letters (id, kind, created_at, adapter, format, code, reason, location, record_type, partition_key, bytes, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     delDead: db.prepare('DELETE FROM dead_letters WHERE id = ? RETURNING bytes'),
     getDeadBytes: db.prepare('SELECT bytes FROM dead_letters WHERE id = ?'),
+    getRowHash: db.prepare('SELECT hash FROM source_rows WHERE stream = ? AND pk = ?'),
+    putRowHash: db.prepare('INSERT OR REPLACE INTO source_rows (stream, pk, hash) VALUES (?, ?, ?)'),
+    putCursor: db.prepare('INSERT OR REPLACE INTO source_cursors (key, value, updated_at) VALUES (?, ?, ?)'),
   };
   let bytes = Number((db.prepare('SELECT (SELECT COALESCE(SUM(bytes), 0) FROM outbox) + (SELECT COALESCE(SUM(bytes), 0) FROM dead_letters) AS b').get() as { b: number }).b);
   let rows = Number((db.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n);
@@ -52,7 +59,10 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
     return r.seq ?? (st.findSeq.get(r.id) as { seq: number } | undefined)?.seq;
   }
 
-  function tx<T>(mode: 'FULL' | 'NORMAL', fn: () => T): T {
+  /** One transaction; when `fn` throws `soft`, it is rolled back and `true` returned instead. */
+  function tx<T>(mode: 'FULL' | 'NORMAL', fn: () => T): T;
+  function tx<T>(mode: 'FULL' | 'NORMAL', fn: () => T, soft: new () => Error): T | true;
+  function tx<T>(mode: 'FULL' | 'NORMAL', fn: () => T, soft?: new () => Error): T | true {
     setSync(mode);
     db.exec('BEGIN IMMEDIATE');
     try {
@@ -62,6 +72,7 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
       return r;
     } catch (e) {
       try { db.exec('ROLLBACK'); } catch { /* the transaction may already be over */ }
+      if (soft && e instanceof soft) return true;
       throw e;
     }
   }
@@ -100,6 +111,45 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
       bytes += added;
       rows += addedRows;
       return outcomes;
+    },
+
+    enqueuePage(page, now) {
+      let written = 0;
+      let unchanged = 0;
+      let deadLettered = 0;
+      let added = 0;
+      let addedRows = 0;
+      let addedDead = 0;
+      const full = tx('FULL', () => {
+        for (const row of page.rows) {
+          const prior = st.getRowHash.get(row.stream ?? page.stream, row.pk) as { hash: string } | undefined;
+          if (prior?.hash === row.hash) { unchanged++; continue; }
+          for (const r of row.records) {
+            const size = r.sealed.byteLength + ENTRY_OVERHEAD;
+            st.insert.run(r.id, r.type, r.partitionKey, now, size, r.sealed);
+            added += size;
+            addedRows++;
+          }
+          if (row.deadLetter) {
+            const e = row.deadLetter;
+            const size = e.sealed.byteLength + ENTRY_OVERHEAD;
+            const replaced = Number((st.getDeadBytes.get(e.id) as { bytes: number } | undefined)?.bytes ?? 0);
+            st.putDead.run(e.id, e.kind, e.createdAt, e.adapter, e.format, e.code, e.reason.slice(0, 500), e.location ?? null, e.recordType ?? null, e.partitionKey ?? null, size, e.sealed);
+            addedDead += size - replaced;
+            deadLettered++;
+          } else written++;
+          st.putRowHash.run(row.stream ?? page.stream, row.pk, row.hash);
+        }
+        // all or nothing: a page that does not fit is rolled back and the cursor stays
+        if (bytes + added + addedDead > o.maxBytes || deadBytes + addedDead > o.maxDeadLetterBytes) throw new PageFull();
+        if (page.cursor) st.putCursor.run(page.cursor.key, page.cursor.value, now);
+        return false;
+      }, PageFull);
+      if (full) return { outcome: 'full', written: 0, unchanged: 0, deadLettered: 0 };
+      bytes += added + addedDead;
+      deadBytes += addedDead;
+      rows += addedRows;
+      return { outcome: 'accepted', written, unchanged, deadLettered };
     },
 
     // Relay-side writes commit at synchronous NORMAL: losing one to a power cut only re-delivers a

@@ -9,14 +9,15 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { deterministicId } from '../../adapters/canonical/record-id.ts';
+import { rowJson } from '../../adapters/canonical/row-hash.ts';
 import type { RecordValidator } from '../../adapters/canonical/validator.ts';
-import { CodecError, type IntakeResult, type MapContext, type RawInput, type SourceCodec, type SourceLocation } from '../../adapters/contracts.ts';
+import { CodecError, type IntakeResult, type MapContext, type PageIntakeResult, type RawInput, type RawPage, type RawRow, type SourceCodec, type SourceLocation } from '../../adapters/contracts.ts';
 import type { Clock } from '../clock.ts';
 import type { RecordSealer } from '../crypto/record-sealer.ts';
 import { isGatewayError, type ErrorCode } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { Metrics } from '../metrics.ts';
-import type { Outbox, SealedRecord } from '../outbox/outbox.ts';
+import type { DeadLetterEntry, Outbox, SealedRecord, SourceRowEntry } from '../outbox/outbox.ts';
 import { createMapStage, type MapStageResult } from './map-stage.ts';
 
 export interface IntakePipelineOptions {
@@ -35,6 +36,8 @@ export interface IntakePipelineOptions {
 
 export interface IntakePipeline {
   intake(raw: RawInput): Promise<IntakeResult>;
+  /** A polled source's page: rows mapped one by one, committed with the cursor in one transaction. */
+  intakePage(page: RawPage): Promise<PageIntakeResult>;
   /** Runs a dead letter through again (after a mapping fix); removes it when it goes through. */
   replay(deadLetterId: string): Promise<IntakeResult | undefined>;
 }
@@ -139,8 +142,67 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     }
   }
 
+  /** Maps one row; its records sealed, or the dead letter that keeps it. */
+  function mapRow(page: RawPage, row: RawRow, json: string, hash: string): SourceRowEntry {
+    const entry: SourceRowEntry = { pk: row.pk, stream: row.stream, hash, records: [] };
+    const fail = (code: ErrorCode, reason: string): SourceRowEntry => {
+      const dlId = deterministicId('dead-letter', page.adapter, row.stream ?? page.stream, row.pk, hash);
+      opts.metrics.inc('ewml_intake_rejected_total', { adapter: page.adapter, code });
+      log.warn({ code, deadLetterId: dlId, adapter: page.adapter, stream: row.stream ?? page.stream }, 'source row rejected; kept in dead letters');
+      const deadLetter: DeadLetterEntry = {
+        id: dlId, kind: 'input', createdAt: opts.clock.now(), adapter: page.adapter, format: page.format, code, reason,
+        location: `${row.stream ?? page.stream}#${row.pk}`.slice(0, 200),
+        // the row with its stream and key, so a replay after a mapping fix finds its mapper
+        sealed: opts.sealer.seal(dlId, Buffer.from(`{"stream":${JSON.stringify(row.stream ?? page.stream)},"pk":${JSON.stringify(row.pk)},"data":${json}}`, 'utf8')),
+      };
+      return { ...entry, deadLetter };
+    };
+    let built: MapStageResult;
+    try { built = stage.run({ map: () => page.map(row) } as unknown as SourceCodec<unknown>, row); } catch (e) {
+      log.error({ err: e, adapter: page.adapter, stream: row.stream ?? page.stream }, 'row mapper threw');
+      return fail('GW_MAP_FAILED', 'mapper failed unexpectedly');
+    }
+    const firstError = built.mapped.issues.find((i) => i.severity === 'error');
+    if (firstError) return fail('GW_MAP_FAILED', firstError.message);
+    if (built.invalid.length) {
+      const first = built.invalid[0];
+      return fail('GW_VALIDATION_FAILED', `${first.type} record ${first.path} ${first.problem}${built.invalid.length > 1 ? ` (+${built.invalid.length - 1} more)` : ''}`);
+    }
+    entry.records = built.records.map(({ draft, record }) => ({ id: record.id, type: record.type, partitionKey: draft.partitionKey, sealed: opts.sealer.seal(record.id, Buffer.from(JSON.stringify(record), 'utf8')) }));
+    return entry;
+  }
+
+  async function intakePage(page: RawPage): Promise<PageIntakeResult> {
+    const rows = page.rows.map((r) => {
+      const json = rowJson(r.data);
+      return mapRow(page, r, json, r.hash ?? createHash('sha256').update(json).digest('base64url'));
+    });
+    let out;
+    try {
+      out = await opts.outbox.enqueuePage({ stream: page.stream, rows, cursor: page.cursor });
+    } catch (e) {
+      log.error({ err: e, adapter: page.adapter, stream: page.stream }, 'outbox commit failed');
+      return { status: 'rejected', code: isGatewayError(e) ? e.code : 'GW_OUTBOX_IO', retry: 'transient', reason: 'outbox write failed' };
+    }
+    if (out.outcome === 'full') {
+      opts.metrics.inc('ewml_intake_rejected_total', { adapter: page.adapter, code: 'GW_OUTBOX_FULL' });
+      opts.metrics.inc('ewml_outbox_full_total');
+      return { status: 'rejected', code: 'GW_OUTBOX_FULL', retry: 'transient', reason: 'outbox full' };
+    }
+    const records = rows.reduce((n, r) => n + r.records.length, 0);
+    opts.metrics.inc('ewml_intake_total', { adapter: page.adapter, outcome: 'accepted' }, out.written);
+    opts.metrics.inc('ewml_intake_total', { adapter: page.adapter, outcome: 'duplicate' }, out.unchanged);
+    if (out.written > 0) {
+      opts.metrics.inc('ewml_records_enqueued_total', undefined, records);
+      opts.bus.emit('intake.accepted', { adapter: page.adapter, records });
+      opts.onEnqueued?.();
+    }
+    return { status: 'accepted', written: out.written, unchanged: out.unchanged, deadLettered: out.deadLettered };
+  }
+
   return {
     intake,
+    intakePage,
     async replay(id) {
       const dl = opts.outbox.getDeadLetter(id);
       if (!dl) return undefined;

@@ -9,6 +9,8 @@ import { existsSync } from 'node:fs';
 const CANDIDATES: Record<string, { paths: string[]; apt: string }> = {
   mosquitto: { paths: ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto'], apt: 'mosquitto' },
   openssl: { paths: ['/usr/bin/openssl', '/usr/local/bin/openssl'], apt: 'openssl' },
+  postgres: { paths: ['17', '16', '15', '14', '13'].map((v) => `/usr/lib/postgresql/${v}/bin/postgres`), apt: 'postgresql' },
+  mariadbd: { paths: ['/usr/sbin/mariadbd', '/usr/sbin/mysqld', '/usr/bin/mariadbd'], apt: 'mariadb-server' },
 };
 
 function find(name: string): string | undefined {

@@ -1,0 +1,19 @@
+/**
+ * A polled source row's content, as text and as a hash: the same row always gives the same text
+ * (binary as hex, 64-bit integers as text), so an unchanged row re-read hashes the same and a
+ * changed one does not. The hash is part of the row's record ids: each version is its own record.
+ */
+import { createHash } from 'node:crypto';
+
+export function rowJson(data: Record<string, unknown>): string {
+  return JSON.stringify(data, function (this: unknown, _k, v: unknown) {
+    if (typeof v === 'bigint') return v.toString();
+    if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) return Buffer.from((v as { data: number[] }).data).toString('hex');
+    if (v instanceof Uint8Array) return Buffer.from(v).toString('hex');
+    return v;
+  });
+}
+
+export function rowHash(data: Record<string, unknown>): string {
+  return createHash('sha256').update(rowJson(data)).digest('base64url');
+}

@@ -1,0 +1,83 @@
+/**
+ * Database sources: a config entry (config/schema.ts `databases[]`) made into a SQL source with
+ * its profile's streams, and the codec that lets a dead-lettered row be replayed after a mapping fix.
+ */
+import { CodecError, type SourceCodec } from '../contracts.ts';
+import type { RecordMapping } from '../canonical/field-mapping.ts';
+import { PRACTICE_STUDIO_SYSTEM, practiceStudioStreams } from './profiles/practice-studio.ts';
+import type { SqlConnectionOptions, SqlEngine } from './sql-driver.ts';
+import { createSqlSource, type SqlSourceOptions, type SqlStreamConfig } from './sql-source.ts';
+
+export { createSqlSource, pkOf, type SqlSourceOptions, type SqlStreamConfig, type StreamProgress } from './sql-source.ts';
+export { openSqlDriver, type SqlDriver, type SqlEngine, type SqlConnectionOptions } from './sql-driver.ts';
+export { practiceStudioStreams, PRACTICE_STUDIO_SYSTEM } from './profiles/practice-studio.ts';
+
+/** The `databases[]` entry, as the config schema gives it. */
+export interface DatabaseConfig {
+  id: string;
+  engine: SqlEngine;
+  profile: 'practice-studio' | 'generic';
+  schema: string;
+  system: string;
+  host: string;
+  port?: number;
+  database: string;
+  user: string;
+  password?: string;
+  file?: string;
+  ssl: boolean;
+  poolSize: number;
+  statementTimeoutMs: number;
+  pageSize: number;
+  pollIntervalMs: number;
+  overlapSeconds: number;
+  keysetIntervalMinutes: number;
+  realtime: 'off' | 'listen';
+  streams: Array<Omit<SqlStreamConfig, 'records'> & { records: unknown[] }>;
+  writeBack: { enabled: boolean; user: string; password?: string; statements: Record<string, { sql: string; params: string[] }> };
+}
+
+export function connectionOf(c: DatabaseConfig, writable = false): SqlConnectionOptions {
+  return {
+    engine: c.engine, host: c.host, port: c.port || undefined, database: c.database || undefined,
+    user: (writable && c.writeBack.user) || c.user || undefined, password: writable && c.writeBack.user ? c.writeBack.password : c.password,
+    file: c.file, ssl: c.ssl, poolSize: c.poolSize, statementTimeoutMs: c.statementTimeoutMs, writable,
+  };
+}
+
+/** The streams a database entry reads: its profile's, then the ones configured beside them. */
+export function streamsOf(c: DatabaseConfig): SqlStreamConfig[] {
+  const own = c.streams.map((s) => ({ ...s, records: s.records as RecordMapping[] }));
+  return c.profile === 'practice-studio' ? [...practiceStudioStreams(c.schema), ...own] : own;
+}
+
+/** The NOTIFY channel the consented triggers use for a database entry. */
+export const realtimeChannel = (id: string) => `ewml_${id.replace(/[^A-Za-z0-9_]/g, '_')}`;
+
+export function createDatabaseSource(c: DatabaseConfig, now: () => number, extra?: Partial<SqlSourceOptions>) {
+  const streams = streamsOf(c);
+  if (streams.length === 0) throw new Error(`databases.${c.id}: no streams (profile generic needs \`streams\`)`);
+  return createSqlSource({
+    id: c.id, system: c.system || (c.profile === 'practice-studio' ? PRACTICE_STUDIO_SYSTEM : c.id.toUpperCase()),
+    connection: connectionOf(c), streams, pageSize: c.pageSize, pollIntervalMs: c.pollIntervalMs, overlapSeconds: c.overlapSeconds,
+    keysetIntervalMinutes: c.keysetIntervalMinutes, realtime: c.realtime, channel: realtimeChannel(c.id), now, ...extra,
+  });
+}
+
+interface DeadRow { stream: string; pk: string; data: Record<string, unknown> }
+
+/** Replays a dead-lettered row (`{stream, pk, data}`) through its stream's mapping. */
+export function createSqlRowCodec(source: ReturnType<typeof createSqlSource>): SourceCodec<DeadRow> {
+  return {
+    format: `sql:${source.id}`,
+    parse(text) {
+      let v: DeadRow;
+      try { v = JSON.parse(text) as DeadRow; } catch { throw new CodecError('not a stored database row'); }
+      if (!v || typeof v.stream !== 'string' || typeof v.pk !== 'string' || typeof v.data !== 'object') throw new CodecError('not a stored database row');
+      return v;
+    },
+    dedupeKey: () => undefined,
+    describe: (r) => ({ kind: `sql-row:${r.stream.split('/').pop() ?? r.stream}` }),
+    map: (r) => source.mapRow(r.stream.split('/').slice(1).join('/'), { pk: r.pk, data: r.data }),
+  };
+}

@@ -1,0 +1,348 @@
+/**
+ * A PMS database as a source: streams (one per table or query) read incrementally by keyset pages
+ * in (watermark, key) order. Each page's records and the cursor after it commit in one outbox
+ * transaction, so a crash repeats a page, never skips one (ARCHITECTURE rule 1).
+ *
+ * - First load: the same keyset walk from the start, in the background, with a progress figure
+ *   (rows done, rows total, rate, time left) that survives a restart (it lives in the cursor).
+ * - Late commits and clock skew: every cycle starts again from the position the stream had
+ *   `overlapSeconds` ago (by the gateway's clock, so the database's clock never matters); rows
+ *   re-read unchanged hash the same and write nothing, rows changed since are new versions.
+ * - Deletes: a tombstone stream (the PMS's own deletion/audit table) or a periodic key-set
+ *   comparison of the keys we hold against the keys the source still has.
+ * - Real time: on PostgreSQL with the consented triggers installed (realtime.ts), a NOTIFY wakes
+ *   the poller at once; the watermark stays the source of truth either way.
+ * - The outbox at its cap pauses the reads (the page is retried, the cursor stays).
+ */
+import { buildData, readField, rowMatches, toInstant, type RecordMapping } from '../canonical/field-mapping.ts';
+import { deterministicId } from '../canonical/record-id.ts';
+import { rowHash } from '../canonical/row-hash.ts';
+import type { AdapterHealth, DraftRecord, IntakeContext, MapResult, RawRow, SourceAdapter } from '../contracts.ts';
+import { openSqlDriver, type SqlConnectionOptions, type SqlDriver, type SqlRow } from './sql-driver.ts';
+import { countQuery, decodeValue, encodeValue, keysQuery, pageQuery, type Position, type StreamSource, type WatermarkKind } from './sql-query.ts';
+
+export interface SqlStreamConfig {
+  name: string;
+  table?: string;
+  query?: string;
+  /** The primary key column (the tie-breaker of the watermark, and the row's identity). */
+  key: string;
+  /** Default: the key itself (an increasing key). */
+  watermark?: { column: string; kind: WatermarkKind };
+  /** What each row becomes; empty for a tombstone stream. */
+  records: RecordMapping[];
+  /** `keyset`: find deleted rows by comparing keys every `keysetIntervalMinutes`. */
+  deletes?: 'none' | 'keyset';
+  /** This stream is the PMS's deletion log: each row names a deleted row of another stream. */
+  tombstone?: { keyColumn: string; tableColumn?: string; targets: Record<string, string> };
+}
+
+export interface SqlSourceOptions {
+  id: string;
+  /** `source.system` of the records, e.g. `PRACTICE-STUDIO`. */
+  system: string;
+  connection: SqlConnectionOptions;
+  streams: SqlStreamConfig[];
+  pageSize: number;
+  pollIntervalMs: number;
+  overlapSeconds: number;
+  keysetIntervalMinutes: number;
+  /** `listen`: PostgreSQL LISTEN on `channel` (triggers installed with consent) wakes the poller. */
+  realtime: 'off' | 'listen';
+  channel: string;
+  now: () => number;
+  /** For tests: a driver instead of a connection. */
+  driver?: SqlDriver;
+}
+
+/** What the cursor of a stream holds (JSON in the outbox's cursor table). */
+interface StreamCursor {
+  phase: 'initial' | 'incremental';
+  /** Last row read: (watermark, key), encoded. */
+  pos: [unknown, unknown] | null;
+  /** Positions seen at gateway times: a cycle starts from the newest one at least overlap old. */
+  marks: Array<[number, unknown, unknown]>;
+  done: number;
+  total: number | null;
+  keysetAt?: number;
+}
+
+export interface StreamProgress {
+  phase: 'initial' | 'incremental';
+  rowsDone: number;
+  rowsTotal: number | null;
+  rowsPerSecond: number;
+  secondsLeft: number | null;
+  lastPollAt: number | null;
+  lastChangeAt: number | null;
+}
+
+const streamSource = (s: SqlStreamConfig): StreamSource => ({ table: s.table, query: s.query, key: s.key, watermark: s.watermark ?? { column: s.key, kind: 'key' } });
+
+/**
+ * A row's key as text (binary as `x:hex`): the same in a table and in the deletion log that names
+ * it, whichever integer type each declares. Bound back as text, the engines convert it to the
+ * column's type.
+ */
+export function pkOf(v: unknown): string {
+  if (Buffer.isBuffer(v) || v instanceof Uint8Array) return `x:${Buffer.from(v).toString('hex')}`;
+  return String(v);
+}
+const pkValue = (pk: string): unknown => (pk.startsWith('x:') ? Buffer.from(pk.slice(2), 'hex') : pk);
+
+export function createSqlSource(o: SqlSourceOptions): SourceAdapter & { progress(): Record<string, StreamProgress>; pollNow(): void; mapRow(stream: string, row: RawRow): MapResult } {
+  const byName = new Map(o.streams.map((s) => [s.name, s]));
+  const streamKey = (s: SqlStreamConfig) => `${o.id}/${s.name}`;
+  const progress = new Map<string, StreamProgress & { runStartedAt: number; runStartDone: number }>();
+  let ctx: IntakeContext | undefined;
+  let driver: SqlDriver | undefined;
+  let running = false;
+  let wake: (() => void) | undefined;
+  let woken = false;
+  let loop: Promise<void> | undefined;
+  let health: AdapterHealth = { status: 'down', detail: { state: 'not started' } };
+  let failures = 0;
+
+  function recordsOf(stream: SqlStreamConfig, row: RawRow): MapResult {
+    const issues: MapResult['issues'] = [];
+    const records: DraftRecord[] = [];
+    const wm = stream.watermark;
+    const occurredFallback = wm?.kind === 'timestamp' ? toInstant(row.data[wm.column]) : undefined;
+    const pkText = row.pk;
+    for (const [i, m] of stream.records.entries()) {
+      if (!rowMatches(row.data, m)) continue;
+      const { data, problems } = buildData(row.data, m);
+      for (const p of problems) issues.push({ severity: p.problem.endsWith('rounded') ? 'warning' : 'error', code: 'GW_MAP_FAILED', message: `${stream.name}.${p.field} ${p.problem}` });
+      let partitionKey = `${o.id}:${stream.name}:${pkText}`;
+      if (m.patient) {
+        const pid = readField(row.data, m.patient.id);
+        if (pid === undefined || pid instanceof Error) { issues.push({ severity: 'error', code: 'GW_MAP_FAILED', message: `${stream.name}: no patient id` }); continue; }
+        const ref = { system: m.patient.system, value: String(pid) };
+        data.patient = ref;
+        partitionKey = `patient:${ref.system}|${ref.value}`;
+      }
+      const occ = m.occurredAt ? readField(row.data, m.occurredAt) : undefined;
+      const occurredAt = (typeof occ === 'string' ? toInstant(occ) : undefined) ?? occurredFallback ?? new Date(o.now()).toISOString();
+      records.push({
+        id: deterministicId('sql', o.id, stream.name, row.pk, String(i), row.hash ?? ''),
+        type: m.type, op: 'upsert', source: { system: o.system, adapter: 'sql', sourceId: `${stream.name}/${pkText}${m.sourceIdSuffix ?? ''}` },
+        occurredAt, partitionKey, data,
+      });
+    }
+    return { records, issues };
+  }
+
+  /** The delete records of a row gone from a stream (its tombstone, or missing at a key-set comparison). */
+  function deletesOf(stream: SqlStreamConfig, pk: string, evidence: string): MapResult {
+    const pkText = pk;
+    return {
+      issues: [],
+      records: stream.records.map((m, i) => ({
+        id: deterministicId('sql', o.id, stream.name, pk, String(i), 'deleted', evidence),
+        type: m.type, op: 'delete' as const, source: { system: o.system, adapter: 'sql', sourceId: `${stream.name}/${pkText}${m.sourceIdSuffix ?? ''}` },
+        occurredAt: new Date(o.now()).toISOString(), partitionKey: `${o.id}:${stream.name}:${pkText}`, data: {},
+      })),
+    };
+  }
+
+  function mapRow(streamName: string, row: RawRow): MapResult {
+    const target = row.stream ? byName.get(row.stream.slice(o.id.length + 1)) : undefined;
+    if (target && row.hash === '-') return deletesOf(target, row.pk, (row.data.evidence as string | undefined) ?? '');
+    const s = byName.get(streamName);
+    if (!s) return { records: [], issues: [{ severity: 'error', code: 'GW_MAP_FAILED', message: `no stream ${streamName}` }] };
+    return recordsOf(s, row);
+  }
+
+  function readCursor(s: SqlStreamConfig): StreamCursor {
+    const text = ctx!.cursor(streamKey(s));
+    if (!text) return { phase: 'initial', pos: null, marks: [], done: 0, total: null };
+    return JSON.parse(text) as StreamCursor;
+  }
+
+  function noteProgress(s: SqlStreamConfig, c: StreamCursor, changed: number): void {
+    const now = o.now();
+    let p = progress.get(s.name);
+    if (!p) { p = { phase: c.phase, rowsDone: c.done, rowsTotal: c.total, rowsPerSecond: 0, secondsLeft: null, lastPollAt: null, lastChangeAt: null, runStartedAt: now, runStartDone: c.done }; progress.set(s.name, p); }
+    if (p.phase !== c.phase) { p.runStartedAt = now; p.runStartDone = c.done; }
+    p.phase = c.phase;
+    p.rowsDone = c.done;
+    p.rowsTotal = c.total;
+    const secs = (now - p.runStartedAt) / 1000;
+    p.rowsPerSecond = secs > 0.5 ? Math.round((c.done - p.runStartDone) / secs) : p.rowsPerSecond;
+    p.secondsLeft = c.phase === 'initial' && c.total !== null && p.rowsPerSecond > 0 ? Math.max(0, Math.round((c.total - c.done) / p.rowsPerSecond)) : null;
+    p.lastPollAt = now;
+    if (changed > 0) p.lastChangeAt = now;
+  }
+
+  const sleep = (ms: number) => new Promise<void>((resolve) => {
+    if (!running) { resolve(); return; }
+    if (woken) { woken = false; resolve(); return; }
+    const t = setTimeout(() => { wake = undefined; resolve(); }, ms);
+    wake = () => { clearTimeout(t); wake = undefined; resolve(); };
+  });
+
+  /** Commits a page, waiting (cursor kept) while the outbox is full. Returns false when stopping. */
+  async function commit(stream: SqlStreamConfig, rows: RawRow[], cursor: StreamCursor): Promise<{ written: number } | false> {
+    for (let attempt = 0; running; attempt++) {
+      const r = await ctx!.intakePage({ adapter: o.id, format: `sql:${o.id}`, stream: streamKey(stream), rows, map: (row) => mapRow(stream.name, row), cursor: { key: streamKey(stream), value: JSON.stringify(cursor) } });
+      if (r.status === 'accepted') return { written: r.written + r.deadLettered };
+      health = { status: 'degraded', detail: { state: r.code === 'GW_OUTBOX_FULL' ? 'paused: outbox full' : 'paused: outbox write failed', stream: stream.name } };
+      ctx!.logger.warn({ code: r.code, stream: stream.name }, 'page not committed; reads paused, the page will be retried');
+      await sleep(Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5)));
+    }
+    return false;
+  }
+
+  /** One cycle of a stream: pages from its start position until a short page. */
+  async function cycle(s: SqlStreamConfig): Promise<void> {
+    const d = driver!;
+    const src = streamSource(s);
+    const c = readCursor(s);
+    const now = o.now();
+    if (c.phase === 'initial' && c.total === null) {
+      c.total = Number(((await d.query(countQuery(d, src)))[0] as { n: unknown }).n);
+      ctx!.logger.info({ stream: s.name, rowsTotal: c.total }, 'first load starting');
+    }
+    // start where the stream stood `overlap` ago: rows committed late with an older watermark are read again
+    let from: Position | null = c.pos ? [decodeValue(c.pos[0]), decodeValue(c.pos[1])] : null;
+    if (c.phase === 'incremental') {
+      const old = [...c.marks].reverse().find((m) => m[0] <= now - o.overlapSeconds * 1000) ?? c.marks[0];
+      if (old) from = [decodeValue(old[1]), decodeValue(old[2])];
+    }
+    let changed = 0;
+    for (;;) {
+      if (!running) return;
+      const q = pageQuery(d, src, from, o.pageSize);
+      const rows = await d.query(q.sql, q.params);
+      const wmCol = src.watermark.column;
+      const raw: RawRow[] = [];
+      for (const row of rows) {
+        if (s.tombstone) {
+          const table = s.tombstone.tableColumn ? String(row[s.tombstone.tableColumn] ?? '') : '';
+          const targetName = s.tombstone.tableColumn ? s.tombstone.targets[table] : Object.values(s.tombstone.targets)[0];
+          const target = targetName ? byName.get(targetName) : undefined;
+          raw.push({ pk: pkOf(row[s.key]), data: row, hash: rowHash(row) });
+          if (target) raw.push({ pk: pkOf(row[s.tombstone.keyColumn]), stream: streamKey(target), hash: '-', data: { evidence: `tombstone:${pkOf(row[s.key])}` } });
+        } else raw.push({ pk: pkOf(row[s.key]), data: row, hash: rowHash(row) });
+      }
+      const last = rows.at(-1) as SqlRow | undefined;
+      // the position after this page (in an overlap re-read it can lie below the last one: a crash
+      // then repeats more, never less)
+      const pos = last ? [encodeValue(last[wmCol]), encodeValue(last[s.key])] as [unknown, unknown] : c.pos;
+      const next: StreamCursor = { ...c, pos, done: c.phase === 'initial' ? c.done + rows.length : c.done };
+      if (rows.length < o.pageSize) {
+        // caught up: remember where we stand now, for the next cycle's overlap (a new mark only
+        // when the position moved, so an idle poll writes nothing)
+        if (next.phase === 'initial') { next.phase = 'incremental'; ctx!.logger.info({ stream: s.name, rows: next.done }, 'first load finished'); }
+        const lastMark = next.marks.at(-1);
+        if (next.pos && (!lastMark || JSON.stringify([lastMark[1], lastMark[2]]) !== JSON.stringify(next.pos))) {
+          const keep = next.marks.filter((m) => m[0] > now - o.overlapSeconds * 1000);
+          const older = next.marks.filter((m) => m[0] <= now - o.overlapSeconds * 1000).at(-1);
+          next.marks = [...(older ? [older] : []), ...keep.slice(-20), [now, next.pos[0], next.pos[1]]];
+        }
+      }
+      if (raw.length > 0 || JSON.stringify(next) !== JSON.stringify(c)) {
+        const r = await commit(s, raw, next);
+        if (r === false) return;
+        changed += r.written;
+      }
+      Object.assign(c, next);
+      noteProgress(s, c, changed);
+      if (rows.length < o.pageSize) break;
+      from = [last![wmCol], last![s.key]];
+    }
+    if (changed > 0) ctx!.logger.info({ stream: s.name, rowsChanged: changed }, 'stream changes committed');
+  }
+
+  /** Deleted rows found by comparing the keys we hold with the keys the source still has. */
+  async function keysetDeletes(s: SqlStreamConfig): Promise<void> {
+    const c = readCursor(s);
+    const now = o.now();
+    if (c.phase !== 'incremental' || (c.keysetAt !== undefined && now - c.keysetAt < o.keysetIntervalMinutes * 60_000)) return;
+    const d = driver!;
+    const src = streamSource(s);
+    let after: string | undefined;
+    let gone = 0;
+    for (;;) {
+      if (!running) return;
+      const known = ctx!.knownRows(streamKey(s), after, 500);
+      if (known.length === 0) break;
+      after = known.at(-1);
+      const values = known.map(pkValue);
+      const present = new Set((await d.query(keysQuery(d, src, values.length), values)).map((r) => pkOf(r.k)));
+      const missing = known.filter((k) => !present.has(k));
+      if (missing.length === 0) continue;
+      const r = await commit(s, missing.map((pk) => ({ pk, stream: streamKey(s), hash: '-', data: { evidence: `keyset:${now}` } })), readCursor(s));
+      if (r === false) return;
+      gone += missing.length;
+    }
+    const latest = readCursor(s);
+    const r = await commit(s, [], { ...latest, keysetAt: now });
+    if (r === false) return;
+    if (gone > 0) ctx!.logger.info({ stream: s.name, rowsDeleted: gone }, 'deleted rows found by key-set comparison');
+  }
+
+  async function run(): Promise<void> {
+    while (running) {
+      try {
+        if (!driver) driver = o.driver ?? await openSqlDriver(o.connection);
+        if (o.realtime === 'listen' && driver.listen && !listening) {
+          await driver.listen(o.channel, () => pollNow(), (e) => { listening = false; ctx?.logger.warn({ code: 'GW_SOURCE_UNREACHABLE', cause: e.message }, 'notification connection lost; polling until it is back'); });
+          listening = true;
+        }
+        for (const s of o.streams) { if (running) await cycle(s); }
+        for (const s of o.streams) { if (running && s.deletes === 'keyset') await keysetDeletes(s); }
+        failures = 0;
+        const initial = [...progress.values()].some((p) => p.phase === 'initial');
+        health = { status: 'up', detail: { state: initial ? 'first load' : 'incremental', streams: o.streams.length, realtime: listening ? 'listen' : 'polling' } };
+        await sleep(o.pollIntervalMs);
+      } catch (e) {
+        failures++;
+        const delay = Math.min(60_000, 1000 * 2 ** Math.min(failures, 6));
+        const msg = (e as Error).message ?? String(e);
+        health = { status: 'down', detail: { state: 'database unreachable or query failed', error: msg.slice(0, 200), retryInMs: delay } };
+        ctx?.logger.error({ code: 'GW_SOURCE_UNREACHABLE', cause: msg.slice(0, 200), retryInMs: delay }, 'database poll failed; retrying');
+        if (driver && !o.driver) { await driver.close().catch(() => undefined); driver = undefined; listening = false; }
+        await sleep(delay);
+      }
+    }
+  }
+  let listening = false;
+
+  function pollNow(): void {
+    if (wake) wake(); else woken = true;
+  }
+
+  return {
+    id: o.id,
+    async start(c) {
+      ctx = c;
+      running = true;
+      health = { status: 'degraded', detail: { state: 'starting' } };
+      loop = run();
+    },
+    async stop() {
+      running = false;
+      pollNow();
+      await loop;
+      if (driver && !o.driver) await driver.close().catch(() => undefined);
+      driver = undefined;
+      listening = false;
+    },
+    health() {
+      const streams: Record<string, number | string | boolean> = {};
+      for (const [name, p] of progress) {
+        streams[`${name}.phase`] = p.phase;
+        streams[`${name}.rowsDone`] = p.rowsDone;
+        if (p.rowsTotal !== null) streams[`${name}.rowsTotal`] = p.rowsTotal;
+        if (p.phase === 'initial') { streams[`${name}.rowsPerSecond`] = p.rowsPerSecond; if (p.secondsLeft !== null) streams[`${name}.secondsLeft`] = p.secondsLeft; }
+      }
+      return { status: health.status, detail: { ...health.detail, ...streams } };
+    },
+    progress() {
+      return Object.fromEntries([...progress].map(([k, { runStartedAt: _a, runStartDone: _b, ...p }]) => [k, p]));
+    },
+    pollNow,
+    mapRow,
+  };
+}
