@@ -88,12 +88,13 @@ export function practiceStudioSeed(d: Dialect, size: SeedSize, schema = 'ps'): s
   const c = seedCounts(size);
   const P = size.patients;
   const series = (n: number) => (d === 'postgres' ? `generate_series(1, ${n}) AS g(n)` : `seq_1_to_${n} AS g`);
-  const N = d === 'postgres' ? 'n' : 'g.seq';
+  const N = d === 'postgres' ? 'n' : 'CAST(g.seq AS SIGNED)';
   const pick = (arr: string[], expr: string) => `(CASE (${expr}) % ${arr.length} ${arr.map((v, i) => `WHEN ${i} THEN '${v}'`).join(' ')} END)`;
   const cat = (...parts: string[]) => (d === 'postgres' ? parts.join(' || ') : `CONCAT(${parts.join(', ')})`);
   const str = (e: string) => (d === 'postgres' ? `(${e})::text` : `CAST(${e} AS CHAR)`);
   const date = (base: string, days: string) => (d === 'postgres' ? `(DATE '${base}' + ((${days})::int))` : `DATE_ADD(DATE '${base}', INTERVAL (${days}) DAY)`);
-  const tsx = (base: string, minutes: string) => (d === 'postgres' ? `(TIMESTAMPTZ '${base}' + make_interval(mins => (${minutes})::int))` : `DATE_ADD(TIMESTAMP '${base}', INTERVAL (${minutes}) MINUTE)`);
+  const tsx = (base: string, minutes: string) => (d === 'postgres' ? `(TIMESTAMPTZ '${base}' + make_interval(mins => (${minutes})::int))` : `DATE_ADD(TIMESTAMP '${base.replace(/\+00$/, '')}', INTERVAL (${minutes}) MINUTE)`);
+  const div = (k: number) => (d === 'postgres' ? `(${N} / ${k})` : `(${N} DIV ${k})`);
   const pid = (mult: number) => `(((${N}) * ${mult}) % ${P} + 1)`;
   const q = (v: string) => `((${v}))`;
   const diop = (mult: number, span: number, off: number) => `(((${N} * ${mult}) % ${span}) - ${off}) * 0.25`;
@@ -102,7 +103,7 @@ export function practiceStudioSeed(d: Dialect, size: SeedSize, schema = 'ps'): s
   const t = (name: string) => `${schema}.${name}`;
   return [
     `INSERT INTO ${t('patients')} (chart_no, first_name, middle_name, last_name, dob, gender, address1, city, state, zip, phone_home, phone_mobile, email, deceased)
-     SELECT ${cat("'C'", str(`${N} + 100000`))}, ${pick(first, N)}, NULL, ${pick(last, `${N} / 12`)}, ${date('1940-01-01', `(${N} * 37) % 29000`)}, ${pick(['F', 'M', 'F', 'M', 'U'], N)},
+     SELECT ${cat("'C'", str(`${N} + 100000`))}, ${pick(first, N)}, NULL, ${pick(last, div(12))}, ${date('1940-01-01', `(${N} * 37) % 29000`)}, ${pick(['F', 'M', 'F', 'M', 'U'], N)},
             ${cat(str(`${N} % 900 + 1`), "' Synthetic St'")}, 'Testville', 'TX', ${cat("'7'", str(`${N} % 9000 + 1000`))}, ${cat("'555-01'", str(`${N} % 90 + 10`))}, NULL, ${cat("'p'", str(N), "'@example.test'")}, FALSE
      FROM ${series(c.patients)}`,
     `INSERT INTO ${t('insurance')} (patient_id, payer_code, payer_name, plan_name, member_id, group_no, relationship, priority, effective, expires)
@@ -118,8 +119,8 @@ export function practiceStudioSeed(d: Dialect, size: SeedSize, schema = 'ps'): s
             ${q(diop(5, 33, 24))}, NULL, NULL, NULL, 8.6, 14.2, 'Synthetic Daily', ${q(diop(3, 33, 24))}, NULL, NULL, NULL, 8.6, 14.2, 'Synthetic Daily'
      FROM ${series(c.contact_lens_rx)}`,
     `INSERT INTO ${t('exams')} (patient_id, exam_at, eye, code, description, value, unit)
-     SELECT ${pid(7)}, ${tsx('2024-01-01 08:00:00+00', `(${N} * 53) % 500000`)}, ${pick(['OD', 'OS', 'OU'], N)}, ${pick(['IOP', 'VA-DIST', 'VA-NEAR', 'K1', 'K2'], `${N} / 3`)}, ${pick(['Intraocular pressure', 'Distance acuity', 'Near acuity', 'Keratometry K1', 'Keratometry K2'], `${N} / 3`)},
-            ${str(`10 + ${N} % 12`)}, ${pick(['mm[Hg]', '', '', 'D', 'D'], `${N} / 3`)}
+     SELECT ${pid(7)}, ${tsx('2024-01-01 08:00:00+00', `(${N} * 53) % 500000`)}, ${pick(['OD', 'OS', 'OU'], N)}, ${pick(['IOP', 'VA-DIST', 'VA-NEAR', 'K1', 'K2'], div(3))}, ${pick(['Intraocular pressure', 'Distance acuity', 'Near acuity', 'Keratometry K1', 'Keratometry K2'], div(3))},
+            ${str(`10 + ${N} % 12`)}, ${pick(['mm[Hg]', '', '', 'D', 'D'], div(3))}
      FROM ${series(c.exams)}`,
     `INSERT INTO ${t('appointments')} (patient_id, starts_at, duration_min, visit_code, visit_desc, status, provider_npi, location_code)
      SELECT ${pid(11)}, ${tsx('2025-06-01 08:00:00+00', `(${N} * 30) % 600000`)}, 15 + (${N} % 4) * 15, ${pick(['CEE', 'CLF', 'DISP', 'FU'], N)}, ${pick(['Comprehensive eye exam', 'Contact lens fitting', 'Dispense', 'Follow-up'], N)},
@@ -132,7 +133,7 @@ export function practiceStudioSeed(d: Dialect, size: SeedSize, schema = 'ps'): s
      SELECT ${pid(17)}, ${tsx('2025-01-01 09:00:00+00', `(${N} * 41) % 400000`)}, 1000 + (${N} % 50) * 250, ${pick(['CARD', 'CASH', 'CHECK', 'INSURANCE'], N)}
      FROM ${series(c.payments)}`,
     `INSERT INTO ${t('frames')} (upc, manufacturer, collection, model, color, eye_size, bridge, temple, quantity, price_cents)
-     SELECT ${cat("'0'", str(`${N} + 88800000000`))}, ${pick(['Synthoptic', 'Frameworks Test', 'Lensless Labs'], N)}, ${pick(['Classic', 'Sport', 'Kids'], `${N} / 3`)}, ${cat("'M-'", str(N))}, ${pick(['Black', 'Tortoise', 'Navy', 'Crystal'], N)}, 48 + ${N} % 8, 16 + ${N} % 5, 135 + (${N} % 3) * 5, ${N} % 6, 8900 + (${N} % 20) * 1000
+     SELECT ${cat("'0'", str(`${N} + 88800000000`))}, ${pick(['Synthoptic', 'Frameworks Test', 'Lensless Labs'], N)}, ${pick(['Classic', 'Sport', 'Kids'], div(3))}, ${cat("'M-'", str(N))}, ${pick(['Black', 'Tortoise', 'Navy', 'Crystal'], N)}, 48 + ${N} % 8, 16 + ${N} % 5, 135 + (${N} % 3) * 5, ${N} % 6, 8900 + (${N} % 20) * 1000
      FROM ${series(c.frames)}`,
     `INSERT INTO ${t('lenses')} (sku, manufacturer, material, design, lens_index, quantity, price_cents)
      SELECT ${cat("'L-'", str(N))}, ${pick(['Synthoptic', 'ClearTest'], N)}, ${pick(['CR-39', 'Polycarbonate', 'Trivex', 'Hi-index'], N)}, ${pick(['Single vision', 'Progressive', 'Bifocal'], N)}, 1.50 + (${N} % 4) * 0.03, 10 + ${N} % 40, 4500 + (${N} % 10) * 1500
