@@ -119,7 +119,7 @@ export const ConfigSchema = Type.Object({
     pageSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 500, description: 'Rows per keyset page (one outbox transaction each).' }),
     pollIntervalMs: Type.Integer({ minimum: 100, default: 5000, description: 'How often the streams are polled (real time, where on, wakes it sooner).' }),
     overlapSeconds: Type.Integer({ minimum: 0, default: 120, description: 'Each poll re-reads what changed in this window before the last position (rows committed late with an older watermark); unchanged rows are skipped by content hash.' }),
-    keysetIntervalMinutes: Type.Integer({ minimum: 1, default: 60, description: 'How often streams with `deletes: keyset` compare keys to find deleted rows.' }),
+    keysetIntervalMinutes: Type.Integer({ minimum: 0, default: 60, description: 'How often streams with `deletes: keyset` compare keys to find deleted rows (0: after every poll; for small tables only).' }),
     realtime: Type.Union([Type.Literal('off'), Type.Literal('listen')], { default: 'off', description: '`listen` (PostgreSQL): wake on NOTIFY from triggers installed with `eyewear-gateway db realtime install` (the technician\'s consent). The watermark stays the source of truth.' }),
     streams: Type.Array(sqlStream, { default: [], description: 'Generic profile: the tables/queries to read and how rows map (Practice Studio: extra streams beside its own).' }),
     writeBack: Type.Object({

@@ -15,12 +15,15 @@ import { createRecordSealer } from './crypto/record-sealer.ts';
 import { createGateway, gatewayPaths, resolveTimezone } from './create-gateway.ts';
 import { createMapStage } from './pipeline/map-stage.ts';
 import { gatewayVersion } from './version.ts';
+import { DB_HELP, dbCheck, dbRealtime } from './cli-db.ts';
 
 export interface CliIo {
   out(s: string): void;
   err(s: string): void;
   readFile(path: string): string;
   loadConfig(file?: string): GatewayConfig;
+  /** Asks the technician (consent prompts); absent when there is no terminal. */
+  confirm?(question: string): Promise<string>;
 }
 
 const USAGE = `eyewear-gateway — eyewear-ML edge gateway
@@ -37,6 +40,8 @@ Commands:
   send FILE... [--host H] [--port P] Send the HL7 messages in FILE(s) over MLLP and print each answer's MSA
                                      (a technician's check that the listener is reachable and maps).
   unseal FILE [--config FILE]        Decrypt a file-sink NDJSON file (records-YYYY-MM-DD.ndjson) to JSON lines.
+  db check|realtime ...              Database sources: check streams before use (EXPLAIN, columns, first row);
+                                     PostgreSQL real-time triggers, installed only with consent (db --help).
   version                            Print the version.
   help [COMMAND]                     This text; every command also takes --help.
 
@@ -51,6 +56,7 @@ const HELP: Record<string, string> = {
   unseal: 'eyewear-gateway unseal FILE [--config FILE]\n\nDecrypts the file sink\'s sealed NDJSON with this gateway\'s key (<dataDir>/keys/seal.key) and\nprints the canonical records. The output holds PHI: keep it on the practice\'s machines.',
   send: 'eyewear-gateway send FILE... [--host H] [--port P] [--config FILE]\n\nSends every HL7 message in FILE(s) over MLLP (default: the configured listener, 127.0.0.1:2575)\nand prints one line per answer: control id, MSA-1 code, and the ERR text if any. Exit 1 if any\nanswer was not AA/CA or none came.',
   version: 'eyewear-gateway version\n\nPrints the version.',
+  db: DB_HELP,
 };
 
 function detectFormat(text: string): string | undefined {
@@ -72,7 +78,10 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number | nu
   try {
     args = parseArgs({
       args: rest, allowPositionals: true, strict: true,
-      options: { help: { type: 'boolean', short: 'h' }, config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, profile: { type: 'string' }, format: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' } },
+      options: {
+        help: { type: 'boolean', short: 'h' }, config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, profile: { type: 'string' }, format: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' },
+        database: { type: 'string' }, 'admin-user': { type: 'string' }, 'admin-password-env': { type: 'string' }, yes: { type: 'boolean' },
+      },
     });
   } catch (e) {
     io.err(`${(e as Error).message}\n\n${HELP[command]}`);
@@ -87,6 +96,14 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number | nu
     case 'preview': return preview(args.positionals, { profile: args.values.profile as string | undefined, format: args.values.format as string | undefined, configFile }, io);
     case 'send': return send(args.positionals, { host: args.values.host as string | undefined, port: args.values.port as string | undefined, configFile }, io);
     case 'unseal': return unseal(args.positionals, configFile, io);
+    case 'db': {
+      const [sub, action] = args.positionals;
+      const v = args.values as Record<string, string | boolean | undefined>;
+      if (sub === 'check') return dbCheck(io.loadConfig(configFile), v.database as string | undefined, io);
+      if (sub === 'realtime') return dbRealtime(io.loadConfig(configFile), action, { database: v.database as string | undefined, adminUser: v['admin-user'] as string | undefined, adminPasswordEnv: v['admin-password-env'] as string | undefined, yes: Boolean(v.yes), confirm: io.confirm }, io);
+      io.err(`db needs check or realtime\n\n${DB_HELP}`);
+      return 2;
+    }
     default: return 2;
   }
 }

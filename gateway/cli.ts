@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import { runCommand, type CliIo } from './cli-commands.ts';
+import { askTerminal } from './cli-db.ts';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, unreachable: 4, previewErrors: 5 } as const;
 
@@ -15,6 +16,7 @@ const io: CliIo = {
   err: (s) => process.stderr.write(s.endsWith('\n') ? s : s + '\n'),
   readFile: (p) => readFileSync(p, 'utf8'),
   loadConfig: (file?: string): GatewayConfig => loadConfig({ file }),
+  ...(process.stdin.isTTY ? { confirm: askTerminal } : {}),
 };
 
 // `… | head` closes stdout early: that is the reader's choice, not an error

@@ -1,0 +1,145 @@
+/**
+ * `eyewear-gateway db …`: the technician's database commands.
+ *   db check    — every stream checked before use: columns the mapping needs, the page query's plan
+ *                 (EXPLAIN, not run blind: a plan that sorts the whole table is flagged with the
+ *                 index to create), row count, and the first row mapped and validated.
+ *   db realtime install|remove|status — PostgreSQL NOTIFY triggers, only with explicit consent.
+ */
+import { createInterface } from 'node:readline/promises';
+import { columnsOf } from '../adapters/canonical/field-mapping.ts';
+import { createRecordValidator } from '../adapters/canonical/validator.ts';
+import { connectionOf, createDatabaseSource, openSqlDriver, pkOf, realtimeChannel, streamsOf, type DatabaseConfig, type SqlDriver } from '../adapters/sql/index.ts';
+import { countQuery, pageQuery, shapeQuery } from '../adapters/sql/sql-query.ts';
+import { installRealtime, realtimeInstallSql, realtimeRemoveSql, realtimeStatus, removeRealtime } from '../adapters/sql/realtime.ts';
+import { rowHash } from '../adapters/canonical/row-hash.ts';
+import type { GatewayConfig } from '../config/schema.ts';
+import type { CliIo } from './cli-commands.ts';
+import { systemClock } from './clock.ts';
+import { createMapStage } from './pipeline/map-stage.ts';
+import type { SourceCodec } from '../adapters/contracts.ts';
+
+export const DB_HELP = `eyewear-gateway db — database sources
+
+Usage:
+  eyewear-gateway db check [--config FILE] [--database ID]
+      Connect read-only and check every stream: the columns its mapping needs, the page query's plan
+      (EXPLAIN; a full-table sort is flagged with the index to create), the row count, and the
+      first row mapped and validated (issues name fields, never values). Exit 5 when a stream has errors.
+  eyewear-gateway db realtime install|remove|status --database ID [--config FILE]
+      [--admin-user USER] [--admin-password-env VAR] [--yes]
+      PostgreSQL only. install: create NOTIFY triggers on the streamed tables (schema ewml_realtime;
+      the statements are shown first and need your explicit yes, or --yes). remove: drop exactly
+      those. status: list the tables that have them. The admin login is used for this command only.
+`;
+
+function pick(config: GatewayConfig, id: string | undefined, io: CliIo): DatabaseConfig[] | undefined {
+  const all = config.databases as unknown as DatabaseConfig[];
+  if (all.length === 0) { io.err('no databases in the config (section `databases`)'); return undefined; }
+  if (!id) return all;
+  const one = all.filter((d) => d.id === id);
+  if (one.length === 0) { io.err(`no database "${id}" in the config; there is: ${all.map((d) => d.id).join(', ')}`); return undefined; }
+  return one;
+}
+
+const SORT_MATTERS_ROWS = 10_000;
+const SORT_SIGNS: Record<string, RegExp> = { postgres: /\bSort\b/, mariadb: /filesort/i, sqlite: /TEMP B-TREE FOR ORDER BY/i, mssql: /\bSort\b/ };
+
+export async function dbCheck(config: GatewayConfig, id: string | undefined, io: CliIo): Promise<number> {
+  const dbs = pick(config, id, io);
+  if (!dbs) return 2;
+  let errors = 0;
+  const validator = createRecordValidator();
+  const stage = createMapStage({ validator, clock: systemClock, identity: { tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, gatewayId: config.gateway.id } });
+  for (const c of dbs) {
+    io.out(`${c.id} (${c.engine} ${c.engine === 'sqlite' ? c.file : `${c.database}@${c.host}${c.port ? `:${c.port}` : ''}`}, profile ${c.profile})`);
+    let d: SqlDriver;
+    try { d = await openSqlDriver(connectionOf(c)); await d.query(c.engine === 'mssql' ? 'SELECT 1 AS ok' : 'SELECT 1 AS ok'); } catch (e) {
+      io.err(`  cannot connect: ${(e as Error).message} — check host, port, database, user and password (databases[].…)`);
+      errors++;
+      continue;
+    }
+    const source = createDatabaseSource(c, () => Date.now(), { driver: d });
+    try {
+      for (const s of streamsOf(c)) {
+        const src = { table: s.table, query: s.query, key: s.key, watermark: s.watermark ?? { column: s.key, kind: 'key' as const } };
+        const problems: string[] = [];
+        const notes: string[] = [];
+        try {
+          const sample = (await d.query(shapeQuery(d, src)))[0];
+          const n = Number(Object.values((await d.query(countQuery(d, src)))[0])[0]);
+          notes.push(`${n} rows`);
+          if (sample) {
+            const have = new Set(Object.keys(sample));
+            const need = new Set([src.key, src.watermark.column, ...(s.tombstone ? [s.tombstone.keyColumn, ...(s.tombstone.tableColumn ? [s.tombstone.tableColumn] : [])] : [])]);
+            for (const m of s.records) {
+              for (const spec of Object.values(m.fields)) for (const col of columnsOf(spec)) need.add(col);
+              if (m.patient) for (const col of columnsOf(m.patient.id)) need.add(col);
+              if (m.when) need.add(m.when.column);
+            }
+            const missing = [...need].filter((x) => !have.has(x));
+            if (missing.length) problems.push(`no column(s) ${missing.join(', ')}`);
+            const q = pageQuery(d, src, [sample[src.watermark.column], sample[src.key]], c.pageSize);
+            const plan = await d.explain(q.sql, q.params);
+            notes.push(`plan: ${plan[0]?.trim().slice(0, 90) ?? '?'}`);
+            // on a small table a sort is the planner's cheapest choice and harmless; on a large one it reads everything per page
+            if (n >= SORT_MATTERS_ROWS && SORT_SIGNS[d.engine]?.test(plan.join('\n'))) notes.push(`WARNING: each page sorts the table — create an index on (${src.watermark.kind === 'key' ? src.key : `${src.watermark.column}, ${src.key}`})`);
+            if (missing.length === 0 && s.records.length) {
+              const mapped = stage.run({ map: () => source.mapRow(s.name, { pk: pkOf(sample[src.key]), data: sample, hash: rowHash(sample) }) } as unknown as SourceCodec<unknown>, sample);
+              for (const i of mapped.mapped.issues) (i.severity === 'error' ? problems : notes).push(`first row: ${i.message}`);
+              for (const i of mapped.invalid) problems.push(`first row: ${i.type} ${i.path} ${i.problem}`);
+            }
+          } else notes.push('empty: columns checked when rows arrive');
+        } catch (e) {
+          problems.push((e as Error).message.slice(0, 300));
+        }
+        if (problems.length) errors++;
+        io.out(`  ${s.name.padEnd(18)} ${problems.length ? 'ERROR' : 'ok   '} ${notes.join('; ')}`);
+        for (const p of problems) io.err(`  ${s.name}: ${p}`);
+      }
+    } finally { await d.close(); }
+  }
+  io.out(errors ? `db check: ${errors} stream(s) with errors` : 'db check: every stream is ready');
+  return errors ? 5 : 0;
+}
+
+export async function dbRealtime(config: GatewayConfig, action: string | undefined, o: { database?: string; adminUser?: string; adminPasswordEnv?: string; yes: boolean; confirm?: (question: string) => Promise<string> }, io: CliIo): Promise<number> {
+  if (action !== 'install' && action !== 'remove' && action !== 'status') { io.err(`db realtime needs install, remove or status\n\n${DB_HELP}`); return 2; }
+  if (!o.database) { io.err('db realtime needs --database ID'); return 2; }
+  const dbs = pick(config, o.database, io);
+  if (!dbs) return 2;
+  const c = dbs[0];
+  if (c.engine !== 'postgres') { io.err(`real-time triggers are for PostgreSQL; ${c.id} is ${c.engine} and is polled every ${c.pollIntervalMs} ms`); return 2; }
+  const tables = [...new Set(streamsOf(c).map((s) => s.table).filter((t): t is string => Boolean(t)))];
+  const channel = realtimeChannel(c.id);
+  const password = o.adminPasswordEnv ? process.env[o.adminPasswordEnv] : undefined;
+  if (o.adminPasswordEnv && password === undefined) { io.err(`environment variable ${o.adminPasswordEnv} is not set`); return 2; }
+  const conn = { ...connectionOf(c, true), poolSize: 1, ...(o.adminUser ? { user: o.adminUser, password } : {}) };
+  if (action !== 'status') {
+    const sql = action === 'install' ? realtimeInstallSql(channel, tables) : realtimeRemoveSql(channel, tables);
+    io.out(`${action === 'install' ? 'This creates' : 'This removes'}, on ${c.database}@${c.host} as ${conn.user}, in one transaction:`);
+    for (const s of sql) io.out(`  ${s};`);
+    if (action === 'install') io.out(`The triggers send only a table name on channel ${channel} after each change; Practice Studio's writes are otherwise untouched. Remove them with: eyewear-gateway db realtime remove --database ${c.id}`);
+    if (!o.yes) {
+      if (!o.confirm) { io.err('no consent given: run it in a terminal and answer yes, or add --yes'); return 2; }
+      const answer = (await o.confirm('Type yes to go ahead: ')).trim().toLowerCase();
+      if (answer !== 'yes') { io.err('not confirmed; nothing was changed'); return 1; }
+    }
+  }
+  let d: SqlDriver;
+  try { d = await openSqlDriver(conn); } catch (e) { io.err(`cannot connect as ${conn.user}: ${(e as Error).message}`); return 4; }
+  try {
+    if (action === 'install') { await installRealtime(d, channel, tables); io.out(`installed on ${tables.length} table(s); set databases[].realtime: listen for ${c.id} and restart the gateway`); }
+    else if (action === 'remove') { await removeRealtime(d, channel, tables); io.out(`removed from ${tables.length} table(s)`); }
+    else { const on = await realtimeStatus(d, channel); io.out(on.length ? `triggers on ${on.length} table(s): ${on.join(', ')}` : 'no real-time triggers installed'); }
+    return 0;
+  } catch (e) {
+    io.err(`${action} failed, nothing was changed (one transaction): ${(e as Error).message}`);
+    return 1;
+  } finally { await d.close(); }
+}
+
+/** Asks on the terminal (the consent prompt). */
+export async function askTerminal(question: string): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try { return await rl.question(question); } finally { rl.close(); }
+}
