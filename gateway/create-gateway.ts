@@ -35,7 +35,8 @@ import { createCommandVerifier } from './commands/command-verifier.ts';
 import { createMllpSender } from '../adapters/hl7v2/mllp-sender.ts';
 import { createMllpOutboundSink } from '../adapters/hl7v2/mllp-outbound-sink.ts';
 import { createFolderSource } from '../adapters/file/index.ts';
-import { createDatabaseSource, createSqlRowCodec, type DatabaseConfig } from '../adapters/sql/index.ts';
+import { connectionOf, createDatabaseSource, createSqlRowCodec, type DatabaseConfig } from '../adapters/sql/index.ts';
+import { createWriteBack } from '../adapters/sql/write-back.ts';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -108,6 +109,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
   const alerts = createOutboxAlerts({ clock, logger, bus, outbox: () => outbox, maxBytes: config.outbox.maxBytes });
   const outbound = config.outbound.enabled ? buildOutbound(config, { clock, logger, bus, metrics, sealer, paths }) : undefined;
+  const writeBacks = new Map((config.databases as unknown as DatabaseConfig[]).filter((d) => d.writeBack.enabled).map((d) => [d.id, createWriteBack({ connection: connectionOf(d, true), statements: d.writeBack.statements })]));
   const commands = config.cloud.commandPublicKey
     ? createCommandProcessor({
       verifier: createCommandVerifier({ publicKeyPem: config.cloud.commandPublicKey, gatewayId: config.gateway.id, now: () => clock.now() }),
@@ -115,6 +117,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
         outbox: outbound.outbox, sealer, notify: () => outbound.relay.notify(),
         identity: { sendingApplication: 'EWML', sendingFacility: config.gateway.id, receivingApplication: config.outbound.receivingApplication, receivingFacility: config.outbound.receivingFacility },
       },
+      dbWrite: { outbox, writeBackFor: (id) => writeBacks.get(id) },
       bus, logger: logger.child({ component: 'commands' }), now: () => clock.now(),
     })
     : undefined;
@@ -199,6 +202,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       await sink.stop().catch((err: unknown) => logger.error({ err }, 'sink stop failed'));
       await outbox.close();
       if (outbound) { await outbound.relay.stop(); await outbound.sink.stop().catch(() => undefined); await outbound.outbox.close(); }
+      for (const wb of writeBacks.values()) await wb.close().catch(() => undefined);
       logger.info('gateway stopped');
       logger.flush?.();
     },

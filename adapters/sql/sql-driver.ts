@@ -36,6 +36,8 @@ export interface SqlDriver {
   param(n: number): string;
   quote(identifier: string): string;
   query(sql: string, params?: readonly unknown[]): Promise<SqlRow[]>;
+  /** A write (write-back only): the number of rows it changed. */
+  execute(sql: string, params?: readonly unknown[]): Promise<number>;
   /** The engine's plan for a query, as text lines. */
   explain(sql: string, params?: readonly unknown[]): Promise<string[]>;
   /** PostgreSQL only: calls `onNotify` for every NOTIFY on the channel, until `close`. */
@@ -82,6 +84,7 @@ async function openPostgres(o: SqlConnectionOptions): Promise<SqlDriver> {
     param: (n) => `$${n}`,
     quote: (id) => identifierParts(id).map((p) => `"${p}"`).join('.'),
     async query(sql, params = []) { return (await pool.query(sql, params as unknown[])).rows as SqlRow[]; },
+    async execute(sql, params = []) { return (await pool.query(sql, params as unknown[])).rowCount ?? 0; },
     async explain(sql, params = []) { return ((await pool.query(`EXPLAIN ${sql}`, params as unknown[])).rows as Array<{ 'QUERY PLAN': string }>).map((r) => r['QUERY PLAN']); },
     async listen(channel, onNotify, onError) {
       identifierParts(channel);
@@ -123,6 +126,10 @@ async function openMariadb(o: SqlConnectionOptions): Promise<SqlDriver> {
       const [rows] = await pool.query(sql, params as unknown[]);
       return rows as SqlRow[];
     },
+    async execute(sql, params = []) {
+      const [r] = await pool.execute(sql, params as never[]);
+      return (r as { affectedRows?: number }).affectedRows ?? 0;
+    },
     async explain(sql, params = []) {
       const [rows] = await pool.query(`EXPLAIN ${sql}`, params as unknown[]);
       return (rows as SqlRow[]).map((r) => Object.entries(r).filter(([, v]) => v !== null).map(([k, v]) => `${k}=${String(v)}`).join(' '));
@@ -154,6 +161,11 @@ async function openMssql(o: SqlConnectionOptions): Promise<SqlDriver> {
     param: (n) => `@p${n}`,
     quote: (id) => identifierParts(id).map((p) => `[${p}]`).join('.'),
     query: (sql, params = []) => run(sql, params),
+    async execute(sql, params = []) {
+      const r = pool.request();
+      params.forEach((p, i) => r.input(`p${i + 1}`, p));
+      return (await r.query(sql)).rowsAffected.reduce((a, b) => a + b, 0);
+    },
     async explain(sql, params = []) {
       const rows = await run(`SET SHOWPLAN_TEXT ON; ${sql}; SET SHOWPLAN_TEXT OFF;`, params);
       return rows.map((r) => String(Object.values(r)[0]));
@@ -173,6 +185,7 @@ async function openSqlite(o: SqlConnectionOptions): Promise<SqlDriver> {
     param: () => '?',
     quote: (id) => identifierParts(id).map((p) => `"${p}"`).join('.'),
     async query(sql, params = []) { return db.prepare(sql).all(...params.map(toParam)) as SqlRow[]; },
+    async execute(sql, params = []) { return Number(db.prepare(sql).run(...params.map(toParam)).changes); },
     async explain(sql, params = []) { return (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params.map(toParam)) as Array<{ detail: string }>).map((r) => r.detail); },
     async close() { db.close(); },
   };

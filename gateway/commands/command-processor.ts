@@ -19,6 +19,7 @@ import type { Outbox } from '../outbox/outbox.ts';
 import type { CloudCommand, CommandVerifier } from './command-verifier.ts';
 import { buildDft, buildLensOrder, buildSiu, type ChargeData, type LensOrderData, type OutboundHeader } from '../../adapters/hl7v2/build-outbound.ts';
 import type { AppointmentData } from '../../adapters/canonical/types.ts';
+import { WriteBackRefused, type WriteBack } from '../../adapters/sql/write-back.ts';
 
 export interface CommandProcessor {
   handle(jws: string): Promise<{ commandId?: string; status: 'accepted' | 'refused'; detail: string }>;
@@ -53,7 +54,17 @@ function chargeOf(c: CloudCommand): ChargeData {
 
 export interface OutboundIdentity { sendingApplication: string; sendingFacility: string; receivingApplication: string; receivingFacility: string }
 
-export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?: { outbox: Outbox; sealer: RecordSealer; notify: () => void; identity: OutboundIdentity }; bus: EventBus; logger: Logger; now: () => number }): CommandProcessor {
+export interface DbWriteOptions {
+  /** The write-back of a configured database, when it is enabled there. */
+  writeBackFor(database: string): WriteBack | undefined;
+  /** Durable record of command ids taken (the main outbox's resend log): a replay is refused. */
+  outbox: Outbox;
+  /** Attempts and first delay when the database cannot be reached. */
+  attempts?: number;
+  retryDelayMs?: number;
+}
+
+export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?: { outbox: Outbox; sealer: RecordSealer; notify: () => void; identity: OutboundIdentity }; dbWrite?: DbWriteOptions; bus: EventBus; logger: Logger; now: () => number }): CommandProcessor {
   /** MSH-10 fixed by the command id: a resend of the queued message is a duplicate to the PMS. */
   const header = (commandId: string): OutboundHeader => ({ ...o.outbound!.identity, controlId: `EW${createHash('sha256').update(commandId).digest('hex').slice(0, 18).toUpperCase()}`, nowMs: o.now() });
   const outcome = (commandId: string | undefined, status: 'accepted' | 'refused', detail: string) => {
@@ -61,12 +72,52 @@ export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?
     (status === 'refused' ? o.logger.warn.bind(o.logger) : o.logger.info.bind(o.logger))({ commandId, status, detail }, 'cloud command');
     return { commandId, status, detail };
   };
+  /**
+   * `db.write` {database, statement, values}: a configured statement run with the values bound.
+   * Reported accepted, then done (rows changed) or failed; retried while the database is unreachable.
+   */
+  async function dbWrite(cmd: CloudCommand, jws: string) {
+    const database = typeof cmd.database === 'string' ? cmd.database : '';
+    const wb = o.dbWrite?.writeBackFor(database);
+    if (!wb) return outcome(cmd.id, 'refused', `write-back is not enabled for database "${database}" (databases[].writeBack.enabled)`);
+    const statement = typeof cmd.statement === 'string' ? cmd.statement : '';
+    const values = (cmd.values && typeof cmd.values === 'object' ? cmd.values : {}) as Record<string, unknown>;
+    const taken = await o.dbWrite!.outbox.enqueue({ records: [], dedupe: { key: `command|${cmd.id}`, hash: createHash('sha256').update(jws).digest('hex') } });
+    if (taken === 'duplicate' || taken === 'conflict') return outcome(cmd.id, 'refused', 'replayed command id');
+    if (taken === 'full') return outcome(cmd.id, 'refused', 'outbox full; send again later');
+    const attempts = o.dbWrite!.attempts ?? 5;
+    const first = o.dbWrite!.retryDelayMs ?? 1000;
+    const run = async (): Promise<void> => {
+      for (let i = 1; ; i++) {
+        try {
+          const rows = await wb.run(statement, values);
+          o.bus.emit('command.outcome', { commandId: cmd.id, status: 'done', detail: `${statement}: ${rows} row(s) changed` });
+          o.logger.info({ commandId: cmd.id, statement, rows }, 'write-back done');
+          return;
+        } catch (e) {
+          const refused = e instanceof WriteBackRefused;
+          if (refused || i >= attempts) {
+            const detail = refused ? e.message : `database write failed after ${i} attempt(s): ${(e as Error).message.slice(0, 200)}`;
+            o.bus.emit('command.outcome', { commandId: cmd.id, status: 'failed', detail });
+            o.logger.warn({ commandId: cmd.id, statement, detail }, 'write-back failed');
+            return;
+          }
+          await new Promise((r) => setTimeout(r, first * 2 ** (i - 1)));
+        }
+      }
+    };
+    const r = outcome(cmd.id, 'accepted', `write-back ${statement} on ${database}`);
+    void run();
+    return r;
+  }
+
   return {
     async handle(jws) {
       let cmd;
       try { cmd = await o.verifier.verify(jws); } catch (e) {
         return outcome(undefined, 'refused', isGatewayError(e) ? e.message : 'unverifiable');
       }
+      if (cmd.type === 'db.write') return dbWrite(cmd, jws);
       if (cmd.type !== 'hl7.send' && !BUILT[cmd.type]) return outcome(cmd.id, 'refused', `unknown command type ${cmd.type}`);
       if (!o.outbound) return outcome(cmd.id, 'refused', 'outbound HL7 is disabled (outbound.enabled)');
       let hl7: string;
