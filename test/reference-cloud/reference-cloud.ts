@@ -35,7 +35,7 @@ export interface ReceiverControls {
   failNext: number[];
 }
 
-function newStore(): ReceivedStore {
+export function newStore(): ReceivedStore {
   return { records: new Map(), order: [], duplicates: 0, batches: 0, invalid: [], idempotencyKeys: [] };
 }
 
@@ -88,8 +88,8 @@ export async function startMqttReferenceCloud(o: { url: string; privateKey: KeyO
 
 export interface HttpReferenceCloud { store: ReceivedStore; controls: ReceiverControls; url: string; port: number; stop(): Promise<void> }
 
-export async function startHttpReferenceCloud(o: { privateKey: KeyObject; tls?: { cert: string; key: string }; port?: number; token?: string }): Promise<HttpReferenceCloud> {
-  const store = newStore();
+export async function startHttpReferenceCloud(o: { privateKey: KeyObject; tls?: { cert: string; key: string }; port?: number; token?: string; store?: ReceivedStore }): Promise<HttpReferenceCloud> {
+  const store = o.store ?? newStore();
   const controls: ReceiverControls = { dropAcks: false, rejectIds: new Set(), failNext: [] };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
