@@ -21,19 +21,26 @@ export function fileSinkPath(dir: string, ms: number): string {
 export function createFileSink(opts: FileSinkOptions): Sink {
   let written = 0;
   let started = false;
-  // the day's file stays open between batches (one open per day, not per batch)
-  let current: { path: string; fh: FileHandle } | undefined;
-  async function handleFor(path: string): Promise<FileHandle> {
+  // the day's file stays open between batches (one open per day, not per batch); the promise is
+  // kept so that batches delivered at once share one open instead of leaking a handle each
+  let current: { path: string; fh: Promise<FileHandle> } | undefined;
+  function handleFor(path: string): Promise<FileHandle> {
     if (current?.path === path) return current.fh;
-    await current?.fh.close().catch(() => undefined);
-    current = { path, fh: await open(path, 'a', 0o600) };
+    const old = current;
+    current = { path, fh: open(path, 'a', 0o600) };
+    void old?.fh.then((h) => h.close()).catch(() => undefined);
     return current.fh;
+  }
+  function drop(): void {
+    const old = current;
+    current = undefined;
+    void old?.fh.then((h) => h.close()).catch(() => undefined);
   }
   return {
     kind: 'file',
     takesSealed: true,
     async start() { mkdirSync(opts.dir, { recursive: true, mode: 0o700 }); started = true; },
-    async stop() { started = false; await current?.fh.close().catch(() => undefined); current = undefined; },
+    async stop() { started = false; const old = current; current = undefined; await old?.fh.then((h) => h.close()).catch(() => undefined); },
     async deliver(batch: RecordBatch): Promise<DeliveryResult> {
       const now = opts.clock.now();
       const sealedAt = new Date(now).toISOString();
@@ -44,8 +51,7 @@ export function createFileSink(opts: FileSinkOptions): Sink {
         await fh.write(lines);
         await fh.sync();
       } catch (e) {
-        await current?.fh.close().catch(() => undefined);
-        current = undefined;
+        drop();
         throw new GatewayError('GW_SINK_UNREACHABLE', 'file sink could not write', { cause: e });
       }
       written += batch.sealed.length;

@@ -4,6 +4,8 @@
  *      ACK) beside @medplum/hl7's Hl7Server (buildAck, no storage) and a bare MLLP echo server.
  *   2. HL7 parse throughput beside @medplum/core, and parse+map+validate.
  *   3. Relay throughput to mosquitto beside raw mqtt.js publishing the same payloads.
+ *   4. Database source (PostgreSQL, Practice Studio): first-load rows/s beside a bare keyset walk,
+ *      and the cost of an empty poll beside the same number of SELECT 1 round trips.
  * Bounded: every load runs for a fixed time on 127.0.0.1 only.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { forkServer, spawnGateway, stopChild } from './child.ts';
 import { runLoad, type LoadResult } from './mllp-load.ts';
 import { relayBench } from './relay-bench.ts';
 import { parseBench } from './parse-bench.ts';
+import { dbBench } from './db-bench.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const DURATION = Number(process.env.BENCH_SECONDS ?? 4) * 1000;
@@ -78,6 +81,13 @@ async function main(): Promise<void> {
   log(`  gateway relay, ${r.maxInFlight} batches in flight (outbox → cloud ack → delete) ${fmt(r.relayRate).padStart(8)} records/s`);
   log(`  ratio relay/raw ${fmt(r.ratio, 2)}; relay/raw with the same window ${fmt(r.windowRatio, 2)} (${r.records} records, batches of ${r.batchSize})`);
   log(`  the gateway process used ${fmt(r.relayCpuShare * 100)}% of a core while relaying (the reference cloud runs in its own process)`);
+
+  log('\n4. Database source: Practice Studio on PostgreSQL (a server the bench starts on 127.0.0.1)');
+  const d = await dbBench({ rows: Number(process.env.BENCH_DB_ROWS ?? 200_000) });
+  log(`  bare keyset walk of ps.charges, pages of 1000 (pg, rows dropped)   ${fmt(d.rawRate).padStart(9)} rows/s`);
+  log(`  gateway first load of ${fmt(d.rows)} rows (map, validate, seal, commit with cursor; file sink relaying meanwhile) ${fmt(d.loadRate).padStart(7)} rows/s, ${fmt(d.loadCpuShare * 100)}% of a core`);
+  log(`  ratio first load/bare walk ${fmt(d.loadRate / d.rawRate, 3)}; a million rows take ~${fmt(1_000_000 / d.loadRate / 60, 1)} min`);
+  log(`  empty poll of all ${d.streams} streams: ${fmt(d.emptyPollMs, 2)} ms wall, ${fmt(d.emptyPollCpuMs, 2)} ms CPU; ${d.streams} × SELECT 1: ${fmt(d.selectOneMs, 2)} ms (ratio ${fmt(d.emptyPollMs / d.selectOneMs, 1)}); at the default 5 s interval: ${fmt((d.emptyPollCpuMs / 5000) * 100, 2)}% of a core`);
 }
 
 main().catch((e: unknown) => { process.stderr.write(`bench failed: ${(e as Error).stack ?? String(e)}\n`); process.exitCode = 1; });
