@@ -158,7 +158,7 @@ async function status(configFile: string | undefined, json: boolean, io: CliIo):
   if (json) { io.out(JSON.stringify(s, null, 2)); return 0; }
   const lines = [
     `gateway ${s.gateway.id} (tenant ${s.gateway.tenantId}, practice ${s.gateway.practiceId}) v${s.gateway.version}, up ${s.gateway.uptimeSeconds}s`,
-    ...Object.entries(s.adapters as Record<string, any>).map(([id, a]) => `adapter ${id}: ${a.status}${a.error ? ` (${a.error})` : ''} ${JSON.stringify(a.detail ?? {})}`), // eslint-disable-line @typescript-eslint/no-explicit-any
+    ...Object.entries(s.adapters as Record<string, { status: string; error?: string; detail?: Record<string, unknown> }>).flatMap(([id, a]) => adapterLines(id, a)),
     `outbox: ${s.outbox.pending} pending, ${s.outbox.inFlight} in flight, ${s.outbox.waitingRetry} waiting retry, ${s.outbox.deadLetters} dead letters, ${s.outbox.bytes}/${s.outbox.maxBytes} bytes${s.outbox.oldestAgeSeconds !== null ? `, oldest ${s.outbox.oldestAgeSeconds}s` : ''}`,
     `sink ${s.sink.kind}: ${s.sink.connected ? 'connected' : 'NOT connected'}${s.relay.lastError ? ` (last error ${s.relay.lastError})` : ''}`,
     ...(s.outbound ? [`outbound to the PMS: ${s.outbound.pending} pending, ${s.outbound.inFlight} in flight, ${s.outbound.waitingRetry} waiting retry, ${s.outbound.deadLetters} dead letters; ${s.outbound.sink.connected ? 'reachable' : 'NOT reachable'}`] : []),
@@ -168,6 +168,25 @@ async function status(configFile: string | undefined, json: boolean, io: CliIo):
   ];
   io.out(lines.join('\n'));
   return 0;
+}
+
+/** An adapter's status line; a database source also gets a line per stream (first-load progress). */
+export function adapterLines(id: string, a: { status: string; error?: string; detail?: Record<string, unknown> }): string[] {
+  const flat: Record<string, unknown> = {};
+  const streams = new Map<string, Record<string, unknown>>();
+  for (const [k, v] of Object.entries(a.detail ?? {})) {
+    const dot = k.lastIndexOf('.');
+    if (dot > 0) { const name = k.slice(0, dot); if (!streams.has(name)) streams.set(name, {}); streams.get(name)![k.slice(dot + 1)] = v; } else flat[k] = v;
+  }
+  const n = (x: unknown) => Number(x).toLocaleString('en-US');
+  const lines = [`adapter ${id}: ${a.status}${a.error ? ` (${a.error})` : ''} ${JSON.stringify(flat)}`];
+  for (const [name, p] of streams) {
+    if (p.phase === 'initial') {
+      const left = typeof p.secondsLeft === 'number' ? `, ~${p.secondsLeft >= 120 ? `${Math.round(p.secondsLeft / 60)} min` : `${p.secondsLeft} s`} left` : '';
+      lines.push(`  ${name}: first load ${n(p.rowsDone)}${p.rowsTotal !== undefined ? ` / ${n(p.rowsTotal)}` : ''} rows, ${n(p.rowsPerSecond ?? 0)} rows/s${left}`);
+    } else lines.push(`  ${name}: ${String(p.phase ?? '?')}${p.rowsDone !== undefined ? `, first load done (${n(p.rowsDone)} rows)` : ''}`);
+  }
+  return lines;
 }
 
 function preview(files: string[], o: { profile?: string; format?: string; configFile?: string }, io: CliIo): number {

@@ -43,6 +43,7 @@ export const ErrorCodes = {
   GW_COMMAND_REFUSED: { retry: 'permanent', summary: 'A cloud command was refused: unsigned or wrongly signed, expired, for another gateway, replayed, or of an unknown type. It was audited and not carried out.', action: 'Check the pinned `cloud.commandPublicKey` and the gateway clock; the cloud must sign each command with a fresh id.' },
   GW_ADMIN_UNAUTHORIZED: { retry: 'permanent', summary: 'The admin API request had no or a wrong bearer token.', action: 'Use the token in `<dataDir>/admin.token`.' },
   GW_NOT_FOUND: { retry: 'permanent', summary: 'The requested item does not exist.', action: 'Check the id.' },
+  GW_SOURCE_UNREACHABLE: { retry: 'transient', summary: 'A polled source (a PMS database) could not be reached or a query failed; reads pause, nothing is skipped.', action: 'Check the database host, port, credentials and `eyewear-gateway db check`; polling resumes by itself from the stored cursor.' },
   GW_START_FAILED: { retry: 'transient', summary: 'A component failed to start; the others keep running.', action: 'Read the logged cause (port in use, unreachable host) and fix it; the component is retried.' },
   GW_USAGE: { retry: 'permanent', summary: 'The command line was not understood.', action: 'Run with `--help`.' },
 } as const satisfies Record<string, CodeInfo>;

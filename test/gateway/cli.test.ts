@@ -111,3 +111,15 @@ describe('eyewear-gateway CLI', () => {
     expect(r.err).toMatch(/no admin token|not reachable/);
   });
 });
+
+describe('status lines for a database source', () => {
+  it('shows each stream\'s first-load progress: rows done of total, rate, time left', async () => {
+    const { adapterLines } = await import('../../gateway/cli-commands.ts');
+    const lines = adapterLines('ps', { status: 'up', detail: { state: 'first load', 'charges.phase': 'initial', 'charges.rowsDone': 250000, 'charges.rowsTotal': 1000000, 'charges.rowsPerSecond': 20000, 'charges.secondsLeft': 38, 'patients.phase': 'incremental', 'patients.rowsDone': 5000 } });
+    expect(lines).toEqual([
+      'adapter ps: up {"state":"first load"}',
+      '  charges: first load 250,000 / 1,000,000 rows, 20,000 rows/s, ~38 s left',
+      '  patients: incremental, first load done (5,000 rows)',
+    ]);
+  });
+});

@@ -37,6 +37,40 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       expect(box.stats()).toMatchObject({ pending: 0, inFlight: 0, bytes: 0, oldestCreatedAt: null });
     });
 
+    it('commits a source page with its cursor; unchanged rows write nothing, changed rows a new version', async () => {
+      const page = (hash: string, cursor: string) => ({ stream: 's/t', rows: [{ pk: '1', hash, records: [rec(`r1-${hash}`)] }, { pk: '2', hash: 'h2', records: [rec('r2')] }], cursor: { key: 's/t', value: cursor } });
+      expect(box.getCursor('s/t')).toBeUndefined();
+      expect(await box.enqueuePage(page('h1', 'c1'))).toEqual({ outcome: 'accepted', written: 2, unchanged: 0, deadLettered: 0 });
+      expect(box.getCursor('s/t')).toBe('c1');
+      expect(await box.enqueuePage(page('h1', 'c2'))).toEqual({ outcome: 'accepted', written: 0, unchanged: 2, deadLettered: 0 });
+      expect(box.getCursor('s/t')).toBe('c2');
+      expect(await box.enqueuePage(page('h1b', 'c3'))).toMatchObject({ written: 1, unchanged: 1 });
+      expect(box.claim(10).map((r) => r.id)).toEqual(['r1-h1', 'r2', 'r1-h1b']);
+      expect(box.listSourceRows('s/t', undefined, 10)).toEqual(['1', '2']);
+      // a row marked deleted (in another stream's page, as a tombstone does) leaves the live set
+      await box.enqueuePage({ stream: 's/log', rows: [{ pk: '9', hash: 'x', records: [] }, { pk: '1', stream: 's/t', hash: '-', records: [rec('del-1')] }] });
+      expect(box.listSourceRows('s/t', undefined, 10)).toEqual(['2']);
+      expect(box.listSourceRows('s/t', '1', 10)).toEqual(['2']);
+    });
+
+    it('keeps a row that cannot be mapped as a dead letter in the same page, and moves the cursor past it', async () => {
+      const dl = { id: 'dl-1', kind: 'input' as const, createdAt: 1, adapter: 'db', format: 'sql:db', code: 'GW_MAP_FAILED', reason: 'x is not a date', sealed: Buffer.alloc(50) };
+      expect(await box.enqueuePage({ stream: 's/t', rows: [{ pk: '1', hash: 'h', records: [], deadLetter: dl }, { pk: '2', hash: 'h', records: [rec('ok')] }], cursor: { key: 'k', value: 'after-2' } })).toEqual({ outcome: 'accepted', written: 1, unchanged: 0, deadLettered: 1 });
+      expect(box.listDeadLetters().map((d) => d.id)).toEqual(['dl-1']);
+      expect(box.getCursor('k')).toBe('after-2');
+    });
+
+    it('refuses a whole page that does not fit under the cap: no record, no cursor', async () => {
+      const small = factory({ maxBytes: 1000, clock });
+      await small.open();
+      try {
+        expect((await small.enqueuePage({ stream: 's', rows: [{ pk: '1', hash: 'a', records: [rec('a', 'p', 300)] }, { pk: '2', hash: 'b', records: [rec('b', 'p', 800)] }], cursor: { key: 'k', value: 'v' } })).outcome).toBe('full');
+        expect(small.getCursor('k')).toBeUndefined();
+        expect(small.claim(10)).toEqual([]);
+        expect(small.listSourceRows('s', undefined, 10)).toEqual([]);
+      } finally { await small.close(); }
+    });
+
     it('respects the claim size', async () => {
       await box.enqueue({ records: ['a', 'b', 'c', 'd'].map((i) => rec(i)) });
       expect(box.claim(3).map((r) => r.id)).toEqual(['a', 'b', 'c']);
