@@ -74,6 +74,8 @@ export interface RawPage {
   rows: RawRow[];
   map: (row: RawRow) => MapResult;
   cursor?: { key: string; value: string };
+  /** Keep each row's content hash (to skip unchanged rows when read again). Default true; files, read once, say false. */
+  trackRows?: boolean;
 }
 
 export type PageIntakeResult =

@@ -132,6 +132,47 @@ export const ConfigSchema = Type.Object({
       }, { additionalProperties: false }), { default: {}, description: 'The only statements a command can run, by name. Values are always bound, never spliced into SQL.' }),
     }, { additionalProperties: false, default: {}, description: 'Write-back of statuses the cloud sends (off by default).' }),
   }, { additionalProperties: false }), { default: [], description: 'PMS databases read incrementally (PostgreSQL, MariaDB/MySQL, SQL Server, SQLite).' }),
+  files: Type.Array(Type.Object({
+    id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, ledger, dead letters).' }),
+    source: Type.Union([Type.Literal('folder'), Type.Literal('sftp')], { default: 'folder', description: '`folder`: a local folder or mounted share; `sftp`: a folder on an SFTP server.' }),
+    dir: Type.String({ minLength: 1, description: 'The export folder (local path, or the remote path for `sftp`). `processed/` and `error/` are made inside it.' }),
+    polling: Type.Boolean({ default: false, description: 'Folder: poll instead of change events (use for SMB/NFS mounts).' }),
+    pollMs: Type.Integer({ minimum: 50, default: 1000, description: 'Folder polling interval.' }),
+    sftp: Type.Object({
+      host: Type.String({ default: '127.0.0.1' }),
+      port: port(22, 'SFTP port.'),
+      username: Type.String({ default: '' }),
+      password: Type.Optional(Type.String({ description: 'Secret: `${env:NAME}` or `${file:PATH}`.' })),
+      privateKey: Type.Optional(Type.String({ description: 'PEM/OpenSSH private key. Secret: `${file:PATH}`.' })),
+      passphrase: Type.Optional(Type.String({ description: 'The private key\'s passphrase. Secret.' })),
+      hostKeySha256: Type.String({ default: '', description: 'The server\'s host key fingerprint as `ssh-keygen -lf` prints it (`SHA256:…`). Required: a server with another key is refused.' }),
+      schedule: Type.String({ default: '*/30 * * * * *', description: 'When to list the folder (cron, with an optional seconds field; node-cron).' }),
+    }, { additionalProperties: false, default: {}, description: 'SFTP server (for `source: sftp`).' }),
+    profile: Type.Union(['optical-csv', 'officemate-xml', 'allscripts-legacy', 'eclinicalworks', 'fhir-r4', 'hl7v2', 'generic'].map((x) => Type.Literal(x)), { default: 'generic', description: 'The export layout: a built-in profile, `fhir-r4` (Patient, Appointment, VisionPrescription), `hl7v2` (HL7 files), or `generic` with `kinds`.' }),
+    system: Type.String({ default: '', description: '`source.system` of the records (default: the profile\'s).' }),
+    kinds: Type.Array(Type.Object({
+      name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$' }),
+      match: Type.String({ minLength: 1, description: 'Regular expression on the file name (case-insensitive).' }),
+      format: Type.Optional(Type.Union(['csv', 'json', 'ndjson', 'xml', 'hl7v2', 'fhir'].map((x) => Type.Literal(x)))),
+      csv: Type.Optional(Type.Object({ delimiter: Type.Optional(Type.String({ minLength: 1 })), quote: Type.Optional(Type.String({ minLength: 1, maxLength: 1 })), header: Type.Optional(Type.Union([Type.Boolean(), Type.Array(Type.String())])), encoding: Type.Optional(Type.String()) }, { additionalProperties: false })),
+      rowPath: Type.Optional(Type.String({ description: 'JSON/XML: dotted path of one row.' })),
+      key: Type.Optional(Type.String({ description: 'The row\'s identity: a column or `{col}` template.' })),
+      records: Type.Array(recordMapping),
+    }, { additionalProperties: false }), { default: [], description: 'Generic profile: kinds of file and how their rows map (also added to a built-in profile\'s, tried first).' }),
+    format: Type.Union(['auto', 'csv', 'json', 'ndjson', 'xml', 'hl7v2', 'fhir'].map((x) => Type.Literal(x)), { default: 'auto', description: 'The files\' format; `auto`: the kind\'s, else by name and content.' }),
+    csv: Type.Object({
+      delimiter: Type.String({ minLength: 1, default: 'auto', description: '`auto` (the most frequent of , ; | tab in the first line) or the character.' }),
+      quote: Type.String({ minLength: 1, maxLength: 1, default: '"' }),
+      header: Type.Union([Type.Boolean(), Type.Array(Type.String())], { default: true, description: '`true`: the first line names the columns; a list: the column names of a file without a header.' }),
+      encoding: Type.String({ default: 'utf-8', description: 'Text encoding: utf-8, windows-1252, iso-8859-1, utf-16le …' }),
+    }, { additionalProperties: false, default: {}, description: 'CSV defaults (a kind may override them).' }),
+    extensions: Type.Array(Type.String({ minLength: 1 }), { default: ['.csv', '.txt', '.tsv', '.psv', '.dat', '.xml', '.json', '.ndjson', '.jsonl', '.hl7'], description: 'File name endings taken.' }),
+    stableMs: Type.Integer({ minimum: 0, default: 2000, description: 'A file is read once its size and mtime held still this long.' }),
+    marker: Type.String({ default: '', description: 'Instead: a file is ready when `<file><marker>` (e.g. `.done`) appears beside it.' }),
+    after: Type.Union([Type.Literal('move'), Type.Literal('delete')], { default: 'move', description: 'After import: move to `processed/`, or delete.' }),
+    pageSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 500, description: 'Rows per outbox transaction (with the ledger entry).' }),
+    maxWholeFileBytes: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024, description: 'JSON, XML and FHIR bundles are read whole up to this size (CSV and NDJSON stream at any size).' }),
+  }, { additionalProperties: false }), { default: [], description: 'Export files (CSV, XML, JSON/NDJSON, HL7 v2, FHIR R4) from folders and SFTP, imported exactly once per file and row.' }),
   outbox: obj({
     maxBytes: Type.Integer({ minimum: 1024 * 1024, default: 1024 * 1024 * 1024, description: 'Byte cap of sealed records and dead letters. At the cap new input is refused (negative ACK) and an alert raised; nothing accepted is dropped.' }),
     maxDeadLetterBytes: Type.Integer({ minimum: 1024 * 1024, default: 256 * 1024 * 1024, description: 'Part of `maxBytes` that dead letters may take, so a flood of bad input cannot crowd out good records. Past it, bad input is answered "busy, retry later" (nothing is lost) and an alert raised.' }),
@@ -190,4 +231,4 @@ export const ConfigSchema = Type.Object({
 export type GatewayConfig = Static<typeof ConfigSchema>;
 
 /** Config field paths whose values are secrets: never printed, never logged. */
-export const SECRET_PATHS: readonly string[] = ['mqtt.password', 'mqtt.key', 'https.token', 'https.key', 'admin.token', 'databases[].password', 'databases[].writeBack.password'];
+export const SECRET_PATHS: readonly string[] = ['mqtt.password', 'mqtt.key', 'https.token', 'https.key', 'admin.token', 'databases[].password', 'databases[].writeBack.password', 'files[].sftp.password', 'files[].sftp.privateKey', 'files[].sftp.passphrase'];

@@ -34,7 +34,7 @@ import { createCommandProcessor } from './commands/command-processor.ts';
 import { createCommandVerifier } from './commands/command-verifier.ts';
 import { createMllpSender } from '../adapters/hl7v2/mllp-sender.ts';
 import { createMllpOutboundSink } from '../adapters/hl7v2/mllp-outbound-sink.ts';
-import { createFolderSource } from '../adapters/file/index.ts';
+import { createFileRowCodec, createFileSource, createFolderSource, type FilesConfig } from '../adapters/file/index.ts';
 import { connectionOf, createDatabaseSource, createSqlRowCodec, type DatabaseConfig } from '../adapters/sql/index.ts';
 import { createWriteBack } from '../adapters/sql/write-back.ts';
 
@@ -130,8 +130,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
   const timezone = resolveTimezone(config.gateway.timezone);
   const codecs: SourceCodec<unknown>[] = [createHl7Codec({ profile: config.hl7.profile, timezone, overrides: config.hl7.profileOverrides as Hl7CodecOptions['overrides'] }) as SourceCodec<unknown>];
-  const databases = config.databases.map((d) => createDatabaseSource(d as DatabaseConfig, () => clock.now()));
+  const databases = config.databases.map((d) => createDatabaseSource(d as DatabaseConfig, () => clock.now(), { timezone }));
   for (const d of databases) codecs.push(createSqlRowCodec(d) as unknown as SourceCodec<unknown>);
+  const fileEnv = { timezone, now: () => clock.now() };
+  for (const f of config.files) codecs.push(createFileRowCodec(f as unknown as FilesConfig, fileEnv) as unknown as SourceCodec<unknown>);
   const pipeline = createIntakePipeline({
     codecs, outbox, sealer, validator: createRecordValidator(), clock, bus, metrics, logger: logger.child({ component: 'pipeline' }),
     identity: { tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, gatewayId: config.gateway.id },
@@ -141,6 +143,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   if (config.hl7.enabled) adapters.push(createMllpListener({ ...config.hl7, now: () => clock.now() }));
   for (const f of config.folders) adapters.push(createFolderSource({ ...f, extensions: f.extensions.map((x) => x.toLowerCase()), now: () => clock.now() }));
   adapters.push(...databases);
+  for (const f of config.files) adapters.push(createFileSource(f as unknown as FilesConfig, { ...fileEnv, stagingDir: join(paths.dataDir, 'staging', f.id) }));
   const adapterErrors = new Map<string, string>();
   const retryTimers = new Set<NodeJS.Timeout>();
   let startedAt = 0;

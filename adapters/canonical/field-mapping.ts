@@ -12,6 +12,7 @@
  *     amount: { column: amount_cents, transform: number, scale: 0.01 }
  *     reason: { template: "{visit_code} {visit_note}" }
  */
+import { hl7Instant } from '../hl7v2/hl7-datetime.ts';
 import { normaliseEye, parseDiopter, type EyeRx } from './rx-normalize.ts';
 import type { RecordType } from './types.ts';
 
@@ -77,22 +78,38 @@ function toDate(v: unknown, format?: string): string | undefined {
   return Number.isNaN(Date.parse(out)) ? undefined : out;
 }
 
-/** Database and export timestamps to ISO 8601: `2026-11-25 15:50:26.123456+00` → `2026-11-25T15:50:26.123456+00:00`. */
-export function toInstant(v: unknown, format?: string): string | undefined {
+/**
+ * Database and export timestamps to ISO 8601: `2026-11-25 15:50:26.123456+00` →
+ * `2026-11-25T15:50:26.123456+00:00`; `11/25/2026 9:05 AM` (with `dateFormat`) too. A time
+ * without an offset is the practice's local time in `timezone` (IANA; default UTC).
+ */
+export function toInstant(v: unknown, format?: string, timezone = 'UTC'): string | undefined {
   if (v instanceof Date) return v.toISOString();
   const t = text(v).trim();
   const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/.exec(t);
   if (m) {
-    let zone = m[3] ?? 'Z';
+    let zone = m[3];
+    if (!zone) return local(m[1], m[2], timezone);
     if (/^[+-]\d{2}$/.test(zone)) zone += ':00';
     else if (/^[+-]\d{4}$/.test(zone)) zone = `${zone.slice(0, 3)}:${zone.slice(3)}`;
     return `${m[1]}T${m[2]}${zone}`;
   }
   const d = toDate(t, format);
-  return d ? `${d}T00:00:00Z` : undefined;
+  if (!d) return undefined;
+  const tm = /(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?\s*$/.exec(t.replace(/^\S+/, ''));
+  if (!tm) return local(d, '00:00:00', timezone);
+  let h = Number(tm[1]);
+  if (tm[4]) { const pm = tm[4].toLowerCase() === 'pm'; if (h === 12) h = pm ? 12 : 0; else if (pm) h += 12; }
+  return local(d, `${String(h).padStart(2, '0')}:${tm[2]}:${tm[3] ?? '00'}`, timezone);
 }
 
-function applyTransform(v: unknown, t: Transform, spec: Exclude<FieldSpec, string>): unknown {
+function local(date: string, time: string, timezone: string): string | undefined {
+  const [hms, frac] = time.split('.');
+  const [h, mi, s = '00'] = hms.split(':');
+  return hl7Instant(`${date.replaceAll('-', '')}${h}${mi}${s}${frac ? `.${frac.slice(0, 4)}` : ''}`, timezone);
+}
+
+function applyTransform(v: unknown, t: Transform, spec: Exclude<FieldSpec, string>, timezone: string): unknown {
   if (isBlank(v)) return undefined;
   switch (t) {
     case 'trim': return text(v).trim();
@@ -109,14 +126,14 @@ function applyTransform(v: unknown, t: Transform, spec: Exclude<FieldSpec, strin
       return new Error('is not a yes/no value');
     }
     case 'date': return toDate(v, spec.dateFormat) ?? new Error('is not a date');
-    case 'datetime': return toInstant(v, spec.dateFormat) ?? new Error('is not a date and time');
+    case 'datetime': return toInstant(v, spec.dateFormat, timezone) ?? new Error('is not a date and time');
     case 'diopter': { const n = typeof v === 'number' ? v : parseDiopter(text(v)); return n ?? new Error('is not a diopter value'); }
     default: return t satisfies never;
   }
 }
 
 /** One field's value from a row; an Error says why it could not be read (never with the value). */
-export function readField(row: Row, spec: FieldSpec): unknown {
+export function readField(row: Row, spec: FieldSpec, timezone = 'UTC'): unknown {
   const s = typeof spec === 'string' ? { column: spec } : spec;
   let v: unknown;
   if (s.value !== undefined) v = s.value;
@@ -126,7 +143,7 @@ export function readField(row: Row, spec: FieldSpec): unknown {
     if (blank) v = undefined;
   } else if (s.column !== undefined) v = row[s.column];
   for (const t of Array.isArray(s.transform) ? s.transform : s.transform ? [s.transform] : []) {
-    v = applyTransform(v, t, s);
+    v = applyTransform(v, t, s, timezone);
     if (v instanceof Error) return v;
   }
   if (typeof v === 'string' && !s.transform) v = v.trim();
@@ -183,13 +200,13 @@ function prune(v: unknown): unknown {
 }
 
 /** Builds one record's `data` from a row; problems name the field, never the value. */
-export function buildData(row: Row, m: RecordMapping): { data: Record<string, unknown>; problems: FieldProblem[] } {
+export function buildData(row: Row, m: RecordMapping, timezone = 'UTC'): { data: Record<string, unknown>; problems: FieldProblem[] } {
   const problems: FieldProblem[] = [];
   const data: Record<string, unknown> = {};
   const constants: Array<[string, unknown]> = [];
   for (const [path, spec] of Object.entries(m.fields)) {
     if (typeof spec === 'object' && spec.value !== undefined) { constants.push([path, spec.value]); continue; }
-    const v = readField(row, spec);
+    const v = readField(row, spec, timezone);
     if (v instanceof Error) { problems.push({ field: path, problem: v.message }); continue; }
     if (v !== undefined) setPath(data, path, v);
   }

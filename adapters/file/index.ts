@@ -1,1 +1,75 @@
+import type { SourceCodec } from '../contracts.ts';
+import { CodecError } from '../contracts.ts';
+import type { CsvOptions, FileFormat } from './file-formats.ts';
+import { mapFileRow, type FileImportOptions } from './file-import.ts';
+import { FILE_PROFILES, type FileKind, type FileProfile } from './file-profiles.ts';
+import { createFolderFileSource } from './file-source.ts';
+import { createSftpFileSource } from './sftp-source.ts';
+
 export { createFolderSource, type FolderSourceOptions } from './folder-source.ts';
+export { createFolderFileSource } from './file-source.ts';
+export { FILE_PROFILES, FILE_PROFILE_NAMES } from './file-profiles.ts';
+
+/** The `files[]` entry, as the config schema gives it. */
+export interface FilesConfig {
+  id: string;
+  source: 'folder' | 'sftp';
+  dir: string;
+  polling: boolean;
+  pollMs: number;
+  sftp: { host: string; port: number; username: string; password?: string; privateKey?: string; passphrase?: string; hostKeySha256: string; schedule: string };
+  profile: string;
+  system: string;
+  kinds: FileKind[];
+  format: FileFormat | 'auto';
+  csv: CsvOptions;
+  extensions: string[];
+  stableMs: number;
+  marker: string;
+  after: 'move' | 'delete';
+  pageSize: number;
+  maxWholeFileBytes: number;
+}
+
+/** The profile a `files[]` entry reads with: its own kinds first, then the built-in profile's. */
+export function profileOf(c: FilesConfig): FileProfile | 'fhir-r4' | 'hl7v2' {
+  if (c.profile === 'fhir-r4' || c.profile === 'hl7v2') return c.profile;
+  const base = FILE_PROFILES[c.profile];
+  if (!base && c.kinds.length === 0) throw new Error(`files.${c.id}: profile generic needs \`kinds\``);
+  return { name: base?.name ?? 'generic', system: c.system || base?.system || c.id.toUpperCase(), kinds: [...c.kinds, ...(base?.kinds ?? [])] };
+}
+
+export function importOptionsOf(c: FilesConfig, o: { timezone: string; now: () => number }): FileImportOptions {
+  return { adapterId: c.id, profile: profileOf(c), format: c.format, csv: c.csv, maxWholeFileBytes: c.maxWholeFileBytes, pageSize: c.pageSize, timezone: o.timezone, now: o.now };
+}
+
+export function createFileSource(c: FilesConfig, o: { timezone: string; now: () => number; stagingDir: string }) {
+  const imp = importOptionsOf(c, o);
+  const pickup = { extensions: c.extensions.map((x) => x.toLowerCase()), stableMs: c.stableMs, marker: c.marker, after: c.after };
+  if (c.source === 'sftp') return createSftpFileSource({ id: c.id, dir: c.dir, sftp: c.sftp, ...pickup, import: imp, stagingDir: o.stagingDir });
+  return createFolderFileSource({ id: c.id, dir: c.dir, polling: c.polling, pollMs: c.pollMs, ...pickup, import: imp });
+}
+
+interface DeadRow { stream: string; pk: string; data: Record<string, unknown> }
+
+/** Replays a dead-lettered file row (`{stream, pk: "<kind>#<n>", data}`) through its kind's mapping. */
+export function createFileRowCodec(c: FilesConfig, o: { timezone: string; now: () => number }): SourceCodec<DeadRow> {
+  const profile = profileOf(c);
+  return {
+    format: `file:${c.id}`,
+    parse(text) {
+      let v: DeadRow;
+      try { v = JSON.parse(text) as DeadRow; } catch { throw new CodecError('not a stored file row'); }
+      if (!v || typeof v.pk !== 'string' || typeof v.data !== 'object') throw new CodecError('not a stored file row');
+      return v;
+    },
+    dedupeKey: () => undefined,
+    describe: (r) => ({ kind: `file-row:${r.pk.split('#')[0]}` }),
+    map(r) {
+      const kindName = r.pk.slice(0, r.pk.lastIndexOf('#'));
+      const kind = typeof profile === 'string' ? 'fhir' as const : profile.kinds.find((k) => k.name === kindName);
+      if (!kind) return { records: [], issues: [{ severity: 'error', code: 'GW_MAP_FAILED', message: `no kind ${kindName} in profile` }] };
+      return mapFileRow({ adapterId: c.id, system: typeof profile === 'string' ? (profile === 'fhir-r4' ? 'FHIR' : 'HL7') : profile.system, timezone: o.timezone, now: o.now }, kind, { pk: r.pk, data: r.data });
+    },
+  };
+}

@@ -14,10 +14,11 @@
  *   the poller at once; the watermark stays the source of truth either way.
  * - The outbox at its cap pauses the reads (the page is retried, the cursor stays).
  */
-import { buildData, readField, rowMatches, toInstant, type RecordMapping } from '../canonical/field-mapping.ts';
+import { toInstant, type RecordMapping } from '../canonical/field-mapping.ts';
+import { recordsFromRow } from '../canonical/map-row.ts';
 import { deterministicId } from '../canonical/record-id.ts';
 import { rowHash } from '../canonical/row-hash.ts';
-import type { AdapterHealth, DraftRecord, IntakeContext, MapResult, RawRow, SourceAdapter } from '../contracts.ts';
+import type { AdapterHealth, IntakeContext, MapResult, RawRow, SourceAdapter } from '../contracts.ts';
 import { openSqlDriver, type SqlConnectionOptions, type SqlDriver, type SqlRow } from './sql-driver.ts';
 import { countQuery, decodeValue, encodeValue, keysQuery, pageQuery, type Position, type StreamSource, type WatermarkKind } from './sql-query.ts';
 
@@ -51,6 +52,8 @@ export interface SqlSourceOptions {
   realtime: 'off' | 'listen';
   channel: string;
   now: () => number;
+  /** IANA zone of timestamps the database stores without an offset. */
+  timezone?: string;
   /** For tests: a driver instead of a connection. */
   driver?: SqlDriver;
 }
@@ -104,32 +107,13 @@ export function createSqlSource(o: SqlSourceOptions): SourceAdapter & { progress
   let failures = 0;
 
   function recordsOf(stream: SqlStreamConfig, row: RawRow): MapResult {
-    const issues: MapResult['issues'] = [];
-    const records: DraftRecord[] = [];
+    const tz = o.timezone ?? 'UTC';
     const wm = stream.watermark;
-    const occurredFallback = wm?.kind === 'timestamp' ? toInstant(row.data[wm.column]) : undefined;
-    const pkText = row.pk;
-    for (const [i, m] of stream.records.entries()) {
-      if (!rowMatches(row.data, m)) continue;
-      const { data, problems } = buildData(row.data, m);
-      for (const p of problems) issues.push({ severity: p.problem.endsWith('rounded') ? 'warning' : 'error', code: 'GW_MAP_FAILED', message: `${stream.name}.${p.field} ${p.problem}` });
-      let partitionKey = `${o.id}:${stream.name}:${pkText}`;
-      if (m.patient) {
-        const pid = readField(row.data, m.patient.id);
-        if (pid === undefined || pid instanceof Error) { issues.push({ severity: 'error', code: 'GW_MAP_FAILED', message: `${stream.name}: no patient id` }); continue; }
-        const ref = { system: m.patient.system, value: String(pid) };
-        data.patient = ref;
-        partitionKey = `patient:${ref.system}|${ref.value}`;
-      }
-      const occ = m.occurredAt ? readField(row.data, m.occurredAt) : undefined;
-      const occurredAt = (typeof occ === 'string' ? toInstant(occ) : undefined) ?? occurredFallback ?? new Date(o.now()).toISOString();
-      records.push({
-        id: deterministicId('sql', o.id, stream.name, row.pk, String(i), row.hash ?? ''),
-        type: m.type, op: 'upsert', source: { system: o.system, adapter: 'sql', sourceId: `${stream.name}/${pkText}${m.sourceIdSuffix ?? ''}` },
-        occurredAt, partitionKey, data,
-      });
-    }
-    return { records, issues };
+    return recordsFromRow(row.data, stream.records, {
+      idParts: ['sql', o.id, stream.name, row.pk], rowHash: row.hash ?? '', system: o.system, adapter: 'sql', sourceId: `${stream.name}/${row.pk}`,
+      partition: `${o.id}:${stream.name}:${row.pk}`, where: stream.name, timezone: tz, now: o.now,
+      occurredFallback: wm?.kind === 'timestamp' ? toInstant(row.data[wm.column], undefined, tz) : undefined,
+    });
   }
 
   /** The delete records of a row gone from a stream (its tombstone, or missing at a key-set comparison). */

@@ -60,7 +60,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       await Promise.resolve();
       const known = (stream: string) => { let m = sourceRows.get(stream); if (!m) sourceRows.set(stream, (m = new Map())); return m; };
       let size = 0;
-      const changed = page.rows.filter((r) => known(r.stream ?? page.stream).get(r.pk) !== r.hash);
+      const changed = page.trackRows === false ? page.rows : page.rows.filter((r) => known(r.stream ?? page.stream).get(r.pk) !== r.hash);
       for (const r of changed) {
         for (const rec of r.records) size += rec.sealed.byteLength + ENTRY_OVERHEAD;
         if (r.deadLetter) size += r.deadLetter.sealed.byteLength + ENTRY_OVERHEAD;
@@ -82,7 +82,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
           bytes += b;
           deadLettered++;
         } else written++;
-        known(r.stream ?? page.stream).set(r.pk, r.hash);
+        if (page.trackRows !== false) known(r.stream ?? page.stream).set(r.pk, r.hash);
       }
       if (page.cursor) cursors.set(page.cursor.key, page.cursor.value);
       return { outcome: 'accepted', written, unchanged: page.rows.length - changed.length, deadLettered };

@@ -49,6 +49,8 @@ export interface PageEntry {
   rows: SourceRowEntry[];
   /** Where the next page starts; stored in the same transaction as the rows (a crash repeats a page, never skips one). */
   cursor?: { key: string; value: string };
+  /** false: rows are not remembered by hash (a file, read once under its ledger entry). */
+  trackRows?: boolean;
 }
 
 export interface PageOutcome { outcome: 'accepted' | 'full'; written: number; unchanged: number; deadLettered: number }

@@ -122,7 +122,7 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
       let addedDead = 0;
       const full = tx('FULL', () => {
         for (const row of page.rows) {
-          const prior = st.getRowHash.get(row.stream ?? page.stream, row.pk) as { hash: string } | undefined;
+          const prior = page.trackRows === false ? undefined : st.getRowHash.get(row.stream ?? page.stream, row.pk) as { hash: string } | undefined;
           if (prior?.hash === row.hash) { unchanged++; continue; }
           for (const r of row.records) {
             const size = r.sealed.byteLength + ENTRY_OVERHEAD;
@@ -138,7 +138,7 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
             addedDead += size - replaced;
             deadLettered++;
           } else written++;
-          st.putRowHash.run(row.stream ?? page.stream, row.pk, row.hash);
+          if (page.trackRows !== false) st.putRowHash.run(row.stream ?? page.stream, row.pk, row.hash);
         }
         // all or nothing: a page that does not fit is rolled back and the cursor stays
         if (bytes + added + addedDead > o.maxBytes || deadBytes + addedDead > o.maxDeadLetterBytes) throw new PageFull();

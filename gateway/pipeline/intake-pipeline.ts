@@ -179,7 +179,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     });
     let out;
     try {
-      out = await opts.outbox.enqueuePage({ stream: page.stream, rows, cursor: page.cursor });
+      out = await opts.outbox.enqueuePage({ stream: page.stream, rows, cursor: page.cursor, trackRows: page.trackRows });
     } catch (e) {
       log.error({ err: e, adapter: page.adapter, stream: page.stream }, 'outbox commit failed');
       return { status: 'rejected', code: isGatewayError(e) ? e.code : 'GW_OUTBOX_IO', retry: 'transient', reason: 'outbox write failed' };

@@ -1,0 +1,52 @@
+/**
+ * One flat source row (a database row, a file row) to draft records through declarative record
+ * mappings: shared by the SQL and file sources. Ids are deterministic from the source, the
+ * mapping's position and the row's content hash: the same row read twice is the same record;
+ * a changed row is a new version.
+ */
+import type { DraftRecord, MapResult } from '../contracts.ts';
+import { buildData, readField, rowMatches, toInstant, type RecordMapping } from './field-mapping.ts';
+import { deterministicId } from './record-id.ts';
+
+export interface RowMapOptions {
+  /** Parts that, with the mapping index and the row hash, make each record id. */
+  idParts: readonly string[];
+  system: string;
+  adapter: string;
+  /** The record's `source.sourceId` (the mapping's `sourceIdSuffix` is appended). */
+  sourceId: string;
+  /** Ordering partition when the record names no patient. */
+  partition: string;
+  rowHash: string;
+  /** Where an issue happened, for messages (`patients`, `charges`). */
+  where: string;
+  occurredFallback?: string;
+  timezone: string;
+  now: () => number;
+}
+
+export function recordsFromRow(row: Record<string, unknown>, mappings: readonly RecordMapping[], o: RowMapOptions): MapResult {
+  const issues: MapResult['issues'] = [];
+  const records: DraftRecord[] = [];
+  for (const [i, m] of mappings.entries()) {
+    if (!rowMatches(row, m)) continue;
+    const { data, problems } = buildData(row, m, o.timezone);
+    for (const p of problems) issues.push({ severity: p.problem.endsWith('rounded') ? 'warning' : 'error', code: 'GW_MAP_FAILED', message: `${o.where}.${p.field} ${p.problem}` });
+    let partitionKey = o.partition;
+    if (m.patient) {
+      const pid = readField(row, m.patient.id, o.timezone);
+      if (pid === undefined || pid instanceof Error) { issues.push({ severity: 'error', code: 'GW_MAP_FAILED', message: `${o.where}: no patient id` }); continue; }
+      const ref = { system: m.patient.system, value: String(pid) };
+      data.patient = ref;
+      partitionKey = `patient:${ref.system}|${ref.value}`;
+    }
+    const occ = m.occurredAt ? readField(row, m.occurredAt, o.timezone) : undefined;
+    const occurredAt = (typeof occ === 'string' ? toInstant(occ, undefined, o.timezone) : undefined) ?? o.occurredFallback ?? new Date(o.now()).toISOString();
+    records.push({
+      id: deterministicId(...o.idParts, String(i), o.rowHash),
+      type: m.type, op: 'upsert', source: { system: o.system, adapter: o.adapter, sourceId: `${o.sourceId}${m.sourceIdSuffix ?? ''}` },
+      occurredAt, partitionKey, data,
+    });
+  }
+  return { records, issues };
+}
