@@ -10,6 +10,7 @@ const CANDIDATES: Record<string, { paths: string[]; apt: string }> = {
   mosquitto: { paths: ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto'], apt: 'mosquitto' },
   openssl: { paths: ['/usr/bin/openssl', '/usr/local/bin/openssl'], apt: 'openssl' },
   postgres: { paths: ['17', '16', '15', '14', '13'].map((v) => `/usr/lib/postgresql/${v}/bin/postgres`), apt: 'postgresql' },
+  sshd: { paths: ['/usr/sbin/sshd'], apt: 'openssh-server' },
   mariadbd: { paths: ['/usr/sbin/mariadbd', '/usr/sbin/mysqld', '/usr/bin/mariadbd'], apt: 'mariadb-server' },
 };
 
