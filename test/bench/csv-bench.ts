@@ -1,0 +1,64 @@
+/**
+ * File source figures: a 500,000-row CSV export imported by a gateway process (parse, map,
+ * validate, seal, commit with the ledger; the file sink relaying meanwhile) — rows/s and the
+ * process's peak RSS — beside parsing the same file with the same CSV reader and doing nothing
+ * else (the parsing floor).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, statSync, writeFileSync, createWriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readCsv } from '../../adapters/file/file-formats.ts';
+import { freePort, waitForPort } from '../support/net.ts';
+
+export interface CsvBenchResult { rows: number; bytes: number; parseRate: number; importRate: number; peakRssMiB: number; idleRssMiB: number }
+
+async function writeCsv(path: string, rows: number): Promise<void> {
+  const out = createWriteStream(path);
+  out.write('patient_id,last_name,first_name,birth_date,sex,address,city,state,zip,phone,email\n');
+  for (let i = 1; i <= rows; i++) {
+    const line = `P${i},Synth${i % 997},"Test, ${i % 89}",${String((i % 12) + 1).padStart(2, '0')}/${String((i % 28) + 1).padStart(2, '0')}/19${50 + (i % 50)},${i % 2 ? 'F' : 'M'},${i % 900} Synthetic St,Testville,TX,7${String(i % 10000).padStart(4, '0')},555-01${String(i % 100).padStart(2, '0')},p${i}@example.test\n`;
+    if (!out.write(line)) await new Promise((r) => out.once('drain', r));
+  }
+  await new Promise<void>((r) => out.end(() => r()));
+}
+
+const rssOf = (pid: number) => { const s = readFileSync(`/proc/${pid}/status`, 'utf8'); return { hwm: Number(/VmHWM:\s+(\d+)/.exec(s)![1]) / 1024, rss: Number(/VmRSS:\s+(\d+)/.exec(s)![1]) / 1024 }; };
+
+export async function csvBench(o: { rows: number; root: string }): Promise<CsvBenchResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'ewml-bench-csv-'));
+  const file = join(dir, 'patients_bench.csv');
+  await writeCsv(file, o.rows);
+  const bytes = statSync(file).size;
+
+  let t0 = performance.now();
+  let n = 0;
+  for await (const _ of readCsv(file, { delimiter: ',', quote: '"', header: true, encoding: 'utf-8' })) n++;
+  const parseRate = (n / (performance.now() - t0)) * 1000;
+
+  const exportDir = join(dir, 'export');
+  mkdirSync(exportDir);
+  const adminPort = await freePort();
+  const cfg = join(dir, 'gw.yaml');
+  writeFileSync(cfg, `gateway:\n  dataDir: ${dir}/data\nlog:\n  level: warn\nhl7:\n  enabled: false\nadmin:\n  port: ${adminPort}\nfiles:\n  - id: bench\n    dir: ${exportDir}\n    profile: optical-csv\n    stableMs: 0\n    pageSize: 1000\n`);
+  const child = spawn(process.execPath, [join(o.root, 'gateway/cli.ts'), 'start', '--config', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
+  try {
+    await waitForPort(adminPort, 20_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const idle = rssOf(child.pid!).rss;
+    t0 = performance.now();
+    renameSync(file, join(exportDir, 'patients_bench.csv'));
+    const done = join(exportDir, 'processed', 'patients_bench.csv');
+    const deadline = Date.now() + 600_000;
+    while (!existsSync(done)) {
+      if (Date.now() > deadline) throw new Error('import did not finish in 10 minutes');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const importMs = performance.now() - t0;
+    const peak = rssOf(child.pid!).hwm;
+    return { rows: n, bytes, parseRate, importRate: (n / importMs) * 1000, peakRssMiB: peak, idleRssMiB: idle };
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+}
