@@ -18,7 +18,7 @@ async function writeCsv(path: string, rows: number): Promise<void> {
   out.write('patient_id,last_name,first_name,birth_date,sex,address,city,state,zip,phone,email\n');
   for (let i = 1; i <= rows; i++) {
     const line = `P${i},Synth${i % 997},"Test, ${i % 89}",${String((i % 12) + 1).padStart(2, '0')}/${String((i % 28) + 1).padStart(2, '0')}/19${50 + (i % 50)},${i % 2 ? 'F' : 'M'},${i % 900} Synthetic St,Testville,TX,7${String(i % 10000).padStart(4, '0')},555-01${String(i % 100).padStart(2, '0')},p${i}@example.test\n`;
-    if (!out.write(line)) await new Promise((r) => out.once('drain', r));
+    if (!out.write(line)) await new Promise<void>((r) => out.once('drain', () => r()));
   }
   await new Promise<void>((r) => out.end(() => r()));
 }
