@@ -10,6 +10,10 @@ import { createRecordValidator } from '../adapters/canonical/validator.ts';
 import { CodecError, type SourceCodec } from '../adapters/contracts.ts';
 import { connectMllp, createHl7Codec, frameMllp, readAck, splitHl7Messages, type Hl7CodecOptions, type MllpClient } from '../adapters/hl7v2/index.ts';
 import { HL7_PROFILES } from '../adapters/hl7v2/profiles.ts';
+import { FILE_PROFILE_NAMES, importOptionsOf, type FilesConfig } from '../adapters/file/index.ts';
+import { detectFileFormat, FILE_FORMATS, FileFormatError, type FileFormat } from '../adapters/file/file-formats.ts';
+import { kindsFor, mapFileRow, rowsOf } from '../adapters/file/file-import.ts';
+import { basename } from 'node:path';
 import { systemClock } from './clock.ts';
 import { createRecordSealer } from './crypto/record-sealer.ts';
 import { createGateway, gatewayPaths, resolveTimezone } from './create-gateway.ts';
@@ -34,9 +38,10 @@ Commands:
   start [--config FILE]              Run the gateway in the foreground (embedded defaults without --config).
   check-config FILE                  Validate a config file; list every bad field.
   status [--config FILE] [--json]    Ask the running gateway (admin API) how it is doing.
-  preview FILE... [--profile NAME] [--format hl7v2] [--config FILE]
-                                     Parse, map and validate source files; print each canonical record as one
-                                     JSON line on stdout, issues on stderr. Touches neither outbox nor network.
+  preview FILE... [--profile NAME] [--format F] [--source ID] [--config FILE]
+                                     Parse, map and validate source files (HL7, CSV, XML, JSON/NDJSON, FHIR);
+                                     print each canonical record as one JSON line on stdout, issues on stderr.
+                                     Touches neither outbox nor network.
   send FILE... [--host H] [--port P] Send the HL7 messages in FILE(s) over MLLP and print each answer's MSA
                                      (a technician's check that the listener is reachable and maps).
   unseal FILE [--config FILE]        Decrypt a file-sink NDJSON file (records-YYYY-MM-DD.ndjson) to JSON lines.
@@ -52,18 +57,12 @@ const HELP: Record<string, string> = {
   start: 'eyewear-gateway start [--config FILE]\n\nRuns the gateway until SIGINT/SIGTERM. Without --config it uses the embedded defaults:\nMLLP on 127.0.0.1:2575, admin API on 127.0.0.1:8480, local file sink, data in ./data.\nEnvironment overrides: EWML__SECTION__FIELD=value (e.g. EWML__HL7__PORT=2576).',
   'check-config': 'eyewear-gateway check-config FILE\n\nValidates FILE against the config schema (config/REFERENCE.md). Exit 0 when valid, 3 when not,\nwith every bad field\'s path, what was expected and what was found.',
   status: 'eyewear-gateway status [--config FILE] [--json]\n\nReads /status from the running gateway\'s admin API, using the token in <dataDir>/admin.token.\nExit 4 when the gateway cannot be reached.',
-  preview: `eyewear-gateway preview FILE... [--profile NAME] [--format hl7v2] [--config FILE]\n\nRuns parse → map → validate on each message of each file (HL7 files may hold several messages\nor a FHS/BHS batch). Prints canonical records as JSON lines on stdout; issues go to stderr.\nProfiles: ${Object.keys(HL7_PROFILES).join(', ')}. Exit 5 when any message failed.`,
+  preview: `eyewear-gateway preview FILE... [--profile NAME] [--format F] [--source ID] [--config FILE]\n\nRuns parse → map → validate on each message or row of each file: HL7 v2 (several messages or a\nFHS/BHS batch per file), CSV, XML, JSON, NDJSON, FHIR R4 (bundle, resource or NDJSON). The format\nis picked by name and content, or --format ${FILE_FORMATS.join('|')}. Prints canonical records as JSON\nlines on stdout; issues go to stderr (with file#row).\nHL7 profiles: ${Object.keys(HL7_PROFILES).join(', ')}.\nFile profiles: ${FILE_PROFILE_NAMES.join(', ')}; --source ID uses a files[] entry of the config\n(its profile, kinds and CSV settings). Exit 5 when any message or row failed.`,
   unseal: 'eyewear-gateway unseal FILE [--config FILE]\n\nDecrypts the file sink\'s sealed NDJSON with this gateway\'s key (<dataDir>/keys/seal.key) and\nprints the canonical records. The output holds PHI: keep it on the practice\'s machines.',
   send: 'eyewear-gateway send FILE... [--host H] [--port P] [--config FILE]\n\nSends every HL7 message in FILE(s) over MLLP (default: the configured listener, 127.0.0.1:2575)\nand prints one line per answer: control id, MSA-1 code, and the ERR text if any. Exit 1 if any\nanswer was not AA/CA or none came.',
   version: 'eyewear-gateway version\n\nPrints the version.',
   db: DB_HELP,
 };
-
-function detectFormat(text: string): string | undefined {
-  const t = text.replace(/^[\uFEFF\s]+/, '');
-  if (/^(MSH|FHS|BHS)/.test(t)) return 'hl7v2';
-  return undefined;
-}
 
 export async function runCommand(argv: string[], io: CliIo): Promise<number | null> {
   const [command = 'help', ...rest] = argv;
@@ -80,7 +79,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number | nu
       args: rest, allowPositionals: true, strict: true,
       options: {
         help: { type: 'boolean', short: 'h' }, config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, profile: { type: 'string' }, format: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' },
-        database: { type: 'string' }, 'admin-user': { type: 'string' }, 'admin-password-env': { type: 'string' }, yes: { type: 'boolean' },
+        database: { type: 'string' }, source: { type: 'string' }, 'admin-user': { type: 'string' }, 'admin-password-env': { type: 'string' }, yes: { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -93,7 +92,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number | nu
     case 'check-config': return checkConfig(args.positionals, io);
     case 'start': return start(configFile, io);
     case 'status': return status(configFile, Boolean(args.values.json), io);
-    case 'preview': return preview(args.positionals, { profile: args.values.profile as string | undefined, format: args.values.format as string | undefined, configFile }, io);
+    case 'preview': return preview(args.positionals, { profile: args.values.profile as string | undefined, format: args.values.format as string | undefined, source: args.values.source as string | undefined, configFile }, io);
     case 'send': return send(args.positionals, { host: args.values.host as string | undefined, port: args.values.port as string | undefined, configFile }, io);
     case 'unseal': return unseal(args.positionals, configFile, io);
     case 'db': {
@@ -189,40 +188,74 @@ export function adapterLines(id: string, a: { status: string; error?: string; de
   return lines;
 }
 
-function preview(files: string[], o: { profile?: string; format?: string; configFile?: string }, io: CliIo): number {
+async function preview(files: string[], o: { profile?: string; format?: string; source?: string; configFile?: string }, io: CliIo): Promise<number> {
   if (files.length === 0) { io.err(`preview needs at least one FILE\n\n${HELP.preview}`); return 2; }
   const config = io.loadConfig(o.configFile);
-  const profile = (o.profile ?? config.hl7.profile) as GatewayConfig['hl7']['profile'];
-  if (!(profile in HL7_PROFILES)) { io.err(`unknown profile "${profile}"; one of: ${Object.keys(HL7_PROFILES).join(', ')}`); return 2; }
-  if (o.format && o.format !== 'hl7v2') { io.err(`unknown format "${o.format}"; one of: hl7v2`); return 2; }
-  const codecs: Record<string, SourceCodec<unknown>> = { hl7v2: createHl7Codec({ profile, timezone: resolveTimezone(config.gateway.timezone), overrides: config.hl7.profileOverrides as Hl7CodecOptions['overrides'] }) as SourceCodec<unknown> };
+  const hl7Profile = (o.profile && o.profile in HL7_PROFILES ? o.profile : config.hl7.profile) as GatewayConfig['hl7']['profile'];
+  const fileProfiles: readonly string[] = FILE_PROFILE_NAMES;
+  if (o.profile && !(o.profile in HL7_PROFILES) && !fileProfiles.includes(o.profile)) { io.err(`unknown profile "${o.profile}"; HL7: ${Object.keys(HL7_PROFILES).join(', ')}; files: ${fileProfiles.join(', ')}`); return 2; }
+  if (o.format && !(FILE_FORMATS as readonly string[]).includes(o.format)) { io.err(`unknown format "${o.format}"; one of: ${FILE_FORMATS.join(', ')}`); return 2; }
+  const source = o.source ? (config.files as unknown as FilesConfig[]).find((f) => f.id === o.source) : undefined;
+  if (o.source && !source) { io.err(`no files entry "${o.source}" in the config`); return 2; }
+  const timezone = resolveTimezone(config.gateway.timezone);
+  const hl7 = createHl7Codec({ profile: hl7Profile, timezone, overrides: config.hl7.profileOverrides as Hl7CodecOptions['overrides'] }) as SourceCodec<unknown>;
   const stage = createMapStage({ validator: createRecordValidator(), clock: systemClock, identity: { tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, gatewayId: config.gateway.id } });
   let failed = 0;
   let total = 0;
   let recordsOut = 0;
+  const show = (where: string, r: ReturnType<typeof stage.preview>) => {
+    // a message or row with an error is rejected whole by the gateway: nothing of it is shown as a record
+    if (!r.issues.some((x) => x.severity === 'error')) for (const rec of r.records) { io.out(JSON.stringify(rec)); recordsOut++; }
+    if (r.unsupported) io.err(`${where}: ${r.kind}${r.messageId ? ` (${r.messageId})` : ''}: not mapped (${r.unsupported})`);
+    for (const is of r.issues) io.err(`${where}: ${is.severity} ${is.code}: ${is.message}${is.location ? ` at ${[is.location.segment, is.location.sequence, is.location.field].filter(Boolean).join('-')}` : ''}`);
+    if (r.issues.some((x) => x.severity === 'error')) failed++;
+  };
   for (const file of files) {
-    let text: string;
-    try { text = io.readFile(file); } catch (e) { io.err(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`); failed++; continue; }
-    const format = o.format ?? detectFormat(text);
-    if (!format) { io.err(`${file}: format not recognised (use --format hl7v2)`); failed++; continue; }
-    const messages = splitHl7Messages(text);
-    messages.forEach((m, i) => {
-      total++;
-      const where = `${file}${messages.length > 1 ? `#${i + 1}` : ''}`;
-      try {
-        const r = stage.preview(codecs[format], m);
-        for (const rec of r.records) { io.out(JSON.stringify(rec)); recordsOut++; }
-        if (r.unsupported) io.err(`${where}: ${r.kind} (${r.messageId ?? '?'}): not mapped (${r.unsupported}); a listener answers AA and counts it as ignored`);
-        for (const is of r.issues) io.err(`${where}: ${is.severity} ${is.code}: ${is.message}${is.location ? ` at ${[is.location.segment, is.location.sequence, is.location.field].filter(Boolean).join('-')}` : ''}`);
-        if (r.issues.some((x) => x.severity === 'error')) failed++;
-      } catch (e) {
-        if (!(e instanceof CodecError)) throw e;
-        failed++;
-        io.err(`${where}: error GW_PARSE_FAILED: ${e.message}`);
+    let format: string | undefined = o.format;
+    try { format ??= await detectFileFormat(file); } catch (e) { io.err(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`); failed++; continue; }
+    if (!format) { io.err(`${file}: format not recognised (use --format ${FILE_FORMATS.join('|')})`); failed++; continue; }
+    if (format === 'hl7v2') {
+      let text: string;
+      try { text = io.readFile(file); } catch (e) { io.err(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`); failed++; continue; }
+      const messages = splitHl7Messages(text);
+      messages.forEach((m, i) => {
+        total++;
+        const where = `${file}${messages.length > 1 ? `#${i + 1}` : ''}`;
+        try { show(where, stage.preview(hl7, m)); } catch (e) {
+          if (!(e instanceof CodecError)) throw e;
+          failed++;
+          io.err(`${where}: error GW_PARSE_FAILED: ${e.message}`);
+        }
+      });
+      continue;
+    }
+    // export files: the profile's kinds that read this file name (or FHIR), row by row
+    const entry: FilesConfig = source ?? { id: 'preview', profile: o.profile && fileProfiles.includes(o.profile) ? o.profile : format === 'fhir' ? 'fhir-r4' : 'generic', system: '', kinds: [], csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' }, format: 'auto', maxWholeFileBytes: 64 * 1024 * 1024, pageSize: 500 } as unknown as FilesConfig;
+    let imp;
+    try { imp = importOptionsOf({ ...entry, ...(o.profile && fileProfiles.includes(o.profile) ? { profile: o.profile } : {}) }, { timezone, now: () => Date.now() }); } catch (e) { io.err(`${file}: ${(e as Error).message} (use --profile ${fileProfiles.join('|')} or --source ID)`); failed++; continue; }
+    const profile = imp.profile;
+    const kinds = typeof profile === 'string' ? ['fhir' as const] : kindsFor(profile, basename(file));
+    if (kinds.length === 0) { io.err(`${file}: no kind of profile ${typeof profile === 'string' ? profile : profile.name} reads this file name`); failed++; continue; }
+    const system = typeof profile === 'string' ? 'FHIR' : profile.system;
+    let g = 0;
+    try {
+      for (const kind of kinds) {
+        for await (const row of rowsOf(file, (kind === 'fhir' ? 'fhir' : kind.format ?? format) as FileFormat, kind === 'fhir' ? undefined : kind, imp)) {
+          g++;
+          total++;
+          const kindName = kind === 'fhir' ? 'fhir' : kind.name;
+          const mapped = mapFileRow({ adapterId: entry.id, system, timezone, now: () => Date.now() }, kind, { pk: `${kindName}#${g}`, data: row.data });
+          const built = stage.run({ map: () => mapped } as unknown as SourceCodec<unknown>, row);
+          show(`${file}#${g}`, { kind: kindName, unsupported: mapped.unsupported, records: built.records.map((x) => x.record), issues: [...mapped.issues, ...built.invalid.map((i) => ({ severity: 'error', code: 'GW_VALIDATION_FAILED', message: `${i.type} record ${i.path} ${i.problem}` }))] });
+        }
       }
-    });
+    } catch (e) {
+      if (!(e instanceof FileFormatError)) throw e;
+      failed++;
+      io.err(`${file}: error GW_PARSE_FAILED: ${e.message}`);
+    }
   }
-  io.err(`preview: ${total} message(s), ${recordsOut} record(s), ${failed} with errors`);
+  io.err(`preview: ${total} message(s)/row(s), ${recordsOut} record(s), ${failed} with errors`);
   return failed ? 5 : 0;
 }
 
