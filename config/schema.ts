@@ -48,6 +48,17 @@ const recordMapping = Type.Object({
   fields: Type.Record(Type.String({ minLength: 1 }), fieldSpec),
 }, { additionalProperties: false });
 
+const sftpSettings = Type.Object({
+  host: Type.String({ default: '127.0.0.1' }),
+  port: port(22, 'SFTP port.'),
+  username: Type.String({ default: '' }),
+  password: Type.Optional(Type.String({ description: 'Secret: `${env:NAME}` or `${file:PATH}`.' })),
+  privateKey: Type.Optional(Type.String({ description: 'PEM/OpenSSH private key. Secret: `${file:PATH}`.' })),
+  passphrase: Type.Optional(Type.String({ description: 'The private key\'s passphrase. Secret.' })),
+  hostKeySha256: Type.String({ default: '', description: 'The server\'s host key fingerprint as `ssh-keygen -lf` prints it (`SHA256:…`). Required: a server with another key is refused.' }),
+  schedule: Type.String({ default: '*/30 * * * * *', description: 'When to list the folder (cron, with an optional seconds field; node-cron).' }),
+}, { additionalProperties: false, default: {}, description: 'SFTP server (for `source: sftp`).' });
+
 const sqlStream = Type.Object({
   name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Stream name (cursor key, status, record source ids).' }),
   table: Type.Optional(Type.String({ minLength: 1, description: 'Table to read (schema.table allowed).' })),
@@ -138,16 +149,7 @@ export const ConfigSchema = Type.Object({
     dir: Type.String({ minLength: 1, description: 'The export folder (local path, or the remote path for `sftp`). `processed/` and `error/` are made inside it.' }),
     polling: Type.Boolean({ default: false, description: 'Folder: poll instead of change events (use for SMB/NFS mounts).' }),
     pollMs: Type.Integer({ minimum: 50, default: 1000, description: 'Folder polling interval.' }),
-    sftp: Type.Object({
-      host: Type.String({ default: '127.0.0.1' }),
-      port: port(22, 'SFTP port.'),
-      username: Type.String({ default: '' }),
-      password: Type.Optional(Type.String({ description: 'Secret: `${env:NAME}` or `${file:PATH}`.' })),
-      privateKey: Type.Optional(Type.String({ description: 'PEM/OpenSSH private key. Secret: `${file:PATH}`.' })),
-      passphrase: Type.Optional(Type.String({ description: 'The private key\'s passphrase. Secret.' })),
-      hostKeySha256: Type.String({ default: '', description: 'The server\'s host key fingerprint as `ssh-keygen -lf` prints it (`SHA256:…`). Required: a server with another key is refused.' }),
-      schedule: Type.String({ default: '*/30 * * * * *', description: 'When to list the folder (cron, with an optional seconds field; node-cron).' }),
-    }, { additionalProperties: false, default: {}, description: 'SFTP server (for `source: sftp`).' }),
+    sftp: sftpSettings,
     profile: Type.Union(['optical-csv', 'officemate-xml', 'allscripts-legacy', 'eclinicalworks', 'fhir-r4', 'hl7v2', 'generic'].map((x) => Type.Literal(x)), { default: 'generic', description: 'The export layout: a built-in profile, `fhir-r4` (Patient, Appointment, VisionPrescription), `hl7v2` (HL7 files), or `generic` with `kinds`.' }),
     system: Type.String({ default: '', description: '`source.system` of the records (default: the profile\'s).' }),
     kinds: Type.Array(Type.Object({
@@ -173,6 +175,13 @@ export const ConfigSchema = Type.Object({
     pageSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 500, description: 'Rows per outbox transaction (with the ledger entry).' }),
     maxWholeFileBytes: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024, description: 'JSON, XML and FHIR bundles are read whole up to this size (CSV and NDJSON stream at any size).' }),
   }, { additionalProperties: false }), { default: [], description: 'Export files (CSV, XML, JSON/NDJSON, HL7 v2, FHIR R4) from folders and SFTP, imported exactly once per file and row.' }),
+  fileOutputs: Type.Array(Type.Object({
+    id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'The target name `file.write` commands use.' }),
+    kind: Type.Union([Type.Literal('folder'), Type.Literal('sftp')], { default: 'folder', description: 'A local folder (or mounted share), or a folder on an SFTP server.' }),
+    dir: Type.String({ minLength: 1, description: 'Where the PMS picks files up.' }),
+    sftp: sftpSettings,
+    csvDelimiter: Type.String({ minLength: 1, maxLength: 1, default: ',', description: 'CSV field separator.' }),
+  }, { additionalProperties: false }), { default: [], description: 'Where cloud `file.write` commands put files for the PMS (CSV, XML, HL7), atomically: a temporary name, then a rename.' }),
   outbox: obj({
     maxBytes: Type.Integer({ minimum: 1024 * 1024, default: 1024 * 1024 * 1024, description: 'Byte cap of sealed records and dead letters. At the cap new input is refused (negative ACK) and an alert raised; nothing accepted is dropped.' }),
     maxDeadLetterBytes: Type.Integer({ minimum: 1024 * 1024, default: 256 * 1024 * 1024, description: 'Part of `maxBytes` that dead letters may take, so a flood of bad input cannot crowd out good records. Past it, bad input is answered "busy, retry later" (nothing is lost) and an alert raised.' }),
@@ -231,4 +240,4 @@ export const ConfigSchema = Type.Object({
 export type GatewayConfig = Static<typeof ConfigSchema>;
 
 /** Config field paths whose values are secrets: never printed, never logged. */
-export const SECRET_PATHS: readonly string[] = ['mqtt.password', 'mqtt.key', 'https.token', 'https.key', 'admin.token', 'databases[].password', 'databases[].writeBack.password', 'files[].sftp.password', 'files[].sftp.privateKey', 'files[].sftp.passphrase'];
+export const SECRET_PATHS: readonly string[] = ['mqtt.password', 'mqtt.key', 'https.token', 'https.key', 'admin.token', 'databases[].password', 'databases[].writeBack.password', 'files[].sftp.password', 'files[].sftp.privateKey', 'files[].sftp.passphrase', 'fileOutputs[].sftp.password', 'fileOutputs[].sftp.privateKey', 'fileOutputs[].sftp.passphrase'];

@@ -37,6 +37,7 @@ import { createMllpOutboundSink } from '../adapters/hl7v2/mllp-outbound-sink.ts'
 import { createFileRowCodec, createFileSource, createFolderSource, type FilesConfig } from '../adapters/file/index.ts';
 import { connectionOf, createDatabaseSource, createSqlRowCodec, type DatabaseConfig } from '../adapters/sql/index.ts';
 import { createWriteBack } from '../adapters/sql/write-back.ts';
+import { createFileWriter } from '../adapters/file/file-output.ts';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -110,6 +111,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const alerts = createOutboxAlerts({ clock, logger, bus, outbox: () => outbox, maxBytes: config.outbox.maxBytes });
   const outbound = config.outbound.enabled ? buildOutbound(config, { clock, logger, bus, metrics, sealer, paths }) : undefined;
   const writeBacks = new Map((config.databases as unknown as DatabaseConfig[]).filter((d) => d.writeBack.enabled).map((d) => [d.id, createWriteBack({ connection: connectionOf(d, true), statements: d.writeBack.statements })]));
+  const fileWriters = new Map(config.fileOutputs.map((t) => [t.id, createFileWriter({ id: t.id, kind: t.kind, dir: t.dir, sftp: t.kind === 'sftp' ? t.sftp : undefined, csvDelimiter: t.csvDelimiter })]));
   const commands = config.cloud.commandPublicKey
     ? createCommandProcessor({
       verifier: createCommandVerifier({ publicKeyPem: config.cloud.commandPublicKey, gatewayId: config.gateway.id, now: () => clock.now() }),
@@ -117,7 +119,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
         outbox: outbound.outbox, sealer, notify: () => outbound.relay.notify(),
         identity: { sendingApplication: 'EWML', sendingFacility: config.gateway.id, receivingApplication: config.outbound.receivingApplication, receivingFacility: config.outbound.receivingFacility },
       },
-      dbWrite: { outbox, writeBackFor: (id) => writeBacks.get(id) },
+      direct: { outbox, writeBackFor: (id) => writeBacks.get(id), fileWriterFor: (id) => fileWriters.get(id) },
       bus, logger: logger.child({ component: 'commands' }), now: () => clock.now(),
     })
     : undefined;

@@ -20,6 +20,7 @@ import type { CloudCommand, CommandVerifier } from './command-verifier.ts';
 import { buildDft, buildLensOrder, buildSiu, type ChargeData, type LensOrderData, type OutboundHeader } from '../../adapters/hl7v2/build-outbound.ts';
 import type { AppointmentData } from '../../adapters/canonical/types.ts';
 import { WriteBackRefused, type WriteBack } from '../../adapters/sql/write-back.ts';
+import { FileWriteRefused, renderFile, type FileWriter, type FileWriteRequest } from '../../adapters/file/file-output.ts';
 
 export interface CommandProcessor {
   handle(jws: string): Promise<{ commandId?: string; status: 'accepted' | 'refused'; detail: string }>;
@@ -54,9 +55,11 @@ function chargeOf(c: CloudCommand): ChargeData {
 
 export interface OutboundIdentity { sendingApplication: string; sendingFacility: string; receivingApplication: string; receivingFacility: string }
 
-export interface DbWriteOptions {
+export interface DirectCommandOptions {
   /** The write-back of a configured database, when it is enabled there. */
   writeBackFor(database: string): WriteBack | undefined;
+  /** A configured file output target. */
+  fileWriterFor(target: string): FileWriter | undefined;
   /** Durable record of command ids taken (the main outbox's resend log): a replay is refused. */
   outbox: Outbox;
   /** Attempts and first delay when the database cannot be reached. */
@@ -64,7 +67,7 @@ export interface DbWriteOptions {
   retryDelayMs?: number;
 }
 
-export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?: { outbox: Outbox; sealer: RecordSealer; notify: () => void; identity: OutboundIdentity }; dbWrite?: DbWriteOptions; bus: EventBus; logger: Logger; now: () => number }): CommandProcessor {
+export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?: { outbox: Outbox; sealer: RecordSealer; notify: () => void; identity: OutboundIdentity }; direct?: DirectCommandOptions; bus: EventBus; logger: Logger; now: () => number }): CommandProcessor {
   /** MSH-10 fixed by the command id: a resend of the queued message is a duplicate to the PMS. */
   const header = (commandId: string): OutboundHeader => ({ ...o.outbound!.identity, controlId: `EW${createHash('sha256').update(commandId).digest('hex').slice(0, 18).toUpperCase()}`, nowMs: o.now() });
   const outcome = (commandId: string | undefined, status: 'accepted' | 'refused', detail: string) => {
@@ -73,42 +76,58 @@ export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?
     return { commandId, status, detail };
   };
   /**
-   * `db.write` {database, statement, values}: a configured statement run with the values bound.
-   * Reported accepted, then done (rows changed) or failed; retried while the database is unreachable.
+   * A command carried out here and now (not queued for the PMS over MLLP): taken once by its id
+   * (the main outbox's resend log), reported accepted, then done or failed; retried while the
+   * target cannot be reached, never when the request itself is refused.
    */
-  async function dbWrite(cmd: CloudCommand, jws: string) {
-    const database = typeof cmd.database === 'string' ? cmd.database : '';
-    const wb = o.dbWrite?.writeBackFor(database);
-    if (!wb) return outcome(cmd.id, 'refused', `write-back is not enabled for database "${database}" (databases[].writeBack.enabled)`);
-    const statement = typeof cmd.statement === 'string' ? cmd.statement : '';
-    const values = (cmd.values && typeof cmd.values === 'object' ? cmd.values : {}) as Record<string, unknown>;
-    const taken = await o.dbWrite!.outbox.enqueue({ records: [], dedupe: { key: `command|${cmd.id}`, hash: createHash('sha256').update(jws).digest('hex') } });
+  async function direct(cmd: CloudCommand, jws: string, what: string, run: () => Promise<string>, refusal: (e: unknown) => boolean) {
+    const taken = await o.direct!.outbox.enqueue({ records: [], dedupe: { key: `command|${cmd.id}`, hash: createHash('sha256').update(jws).digest('hex') } });
     if (taken === 'duplicate' || taken === 'conflict') return outcome(cmd.id, 'refused', 'replayed command id');
     if (taken === 'full') return outcome(cmd.id, 'refused', 'outbox full; send again later');
-    const attempts = o.dbWrite!.attempts ?? 5;
-    const first = o.dbWrite!.retryDelayMs ?? 1000;
-    const run = async (): Promise<void> => {
+    const attempts = o.direct!.attempts ?? 5;
+    const first = o.direct!.retryDelayMs ?? 1000;
+    const go = async (): Promise<void> => {
       for (let i = 1; ; i++) {
         try {
-          const rows = await wb.run(statement, values);
-          o.bus.emit('command.outcome', { commandId: cmd.id, status: 'done', detail: `${statement}: ${rows} row(s) changed` });
-          o.logger.info({ commandId: cmd.id, statement, rows }, 'write-back done');
+          const detail = await run();
+          o.bus.emit('command.outcome', { commandId: cmd.id, status: 'done', detail });
+          o.logger.info({ commandId: cmd.id, what }, 'command done');
           return;
         } catch (e) {
-          const refused = e instanceof WriteBackRefused;
+          const refused = refusal(e);
           if (refused || i >= attempts) {
-            const detail = refused ? e.message : `database write failed after ${i} attempt(s): ${(e as Error).message.slice(0, 200)}`;
+            const detail = refused ? (e as Error).message : `${what} failed after ${i} attempt(s): ${(e as Error).message.slice(0, 200)}`;
             o.bus.emit('command.outcome', { commandId: cmd.id, status: 'failed', detail });
-            o.logger.warn({ commandId: cmd.id, statement, detail }, 'write-back failed');
+            o.logger.warn({ commandId: cmd.id, what, detail }, 'command failed');
             return;
           }
           await new Promise((r) => setTimeout(r, first * 2 ** (i - 1)));
         }
       }
     };
-    const r = outcome(cmd.id, 'accepted', `write-back ${statement} on ${database}`);
-    void run();
+    const r = outcome(cmd.id, 'accepted', what);
+    void go();
     return r;
+  }
+
+  /** `db.write` {database, statement, values}: a configured statement run with the values bound. */
+  async function dbWrite(cmd: CloudCommand, jws: string) {
+    const database = typeof cmd.database === 'string' ? cmd.database : '';
+    const wb = o.direct?.writeBackFor(database);
+    if (!wb) return outcome(cmd.id, 'refused', `write-back is not enabled for database "${database}" (databases[].writeBack.enabled)`);
+    const statement = typeof cmd.statement === 'string' ? cmd.statement : '';
+    const values = (cmd.values && typeof cmd.values === 'object' ? cmd.values : {}) as Record<string, unknown>;
+    return direct(cmd, jws, `write-back ${statement} on ${database}`, async () => `${statement}: ${await wb.run(statement, values)} row(s) changed`, (e) => e instanceof WriteBackRefused);
+  }
+
+  /** `file.write` {target, file: {name, format, rows|hl7, …}}: a file for the PMS, written atomically. */
+  async function fileWrite(cmd: CloudCommand, jws: string) {
+    const target = typeof cmd.target === 'string' ? cmd.target : '';
+    const writer = o.direct?.fileWriterFor(target);
+    if (!writer) return outcome(cmd.id, 'refused', `no file output "${target}" (fileOutputs)`);
+    const req = (cmd.file && typeof cmd.file === 'object' ? cmd.file : {}) as FileWriteRequest;
+    try { renderFile(req); } catch (e) { if (e instanceof FileWriteRefused) return outcome(cmd.id, 'refused', e.message); throw e; }
+    return direct(cmd, jws, `file ${req.name} to ${target}`, async () => { const w = await writer.write(req); return `${req.name}: ${w.bytes} bytes written`; }, (e) => e instanceof FileWriteRefused);
   }
 
   return {
@@ -118,6 +137,7 @@ export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?
         return outcome(undefined, 'refused', isGatewayError(e) ? e.message : 'unverifiable');
       }
       if (cmd.type === 'db.write') return dbWrite(cmd, jws);
+      if (cmd.type === 'file.write') return fileWrite(cmd, jws);
       if (cmd.type !== 'hl7.send' && !BUILT[cmd.type]) return outcome(cmd.id, 'refused', `unknown command type ${cmd.type}`);
       if (!o.outbound) return outcome(cmd.id, 'refused', 'outbound HL7 is disabled (outbound.enabled)');
       let hl7: string;

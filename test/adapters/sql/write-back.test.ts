@@ -45,7 +45,7 @@ beforeAll(async () => {
   await outbox.open();
   processor = createCommandProcessor({
     verifier: createCommandVerifier({ publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }).toString(), gatewayId: 'gw-wb', now: () => Date.now() }),
-    dbWrite: { outbox, writeBackFor: (id) => (id === 'ps' ? wb : undefined), attempts: 2, retryDelayMs: 10 },
+    direct: { outbox, writeBackFor: (id) => (id === 'ps' ? wb : undefined), fileWriterFor: () => undefined, attempts: 2, retryDelayMs: 10 },
     bus, logger: pino({ level: 'silent' }), now: () => Date.now(),
   });
 }, 60_000);
