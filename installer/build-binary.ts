@@ -27,6 +27,16 @@ async function main(): Promise<void> {
   mkdirSync(sea, { recursive: true });
   const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 
+  // ssh2's optional native addons (its crypto binding, cpu-features) load in try/catch and fall back
+  // to JavaScript: in the executable they are modules that throw, so the fallback is taken
+  const nativeAddonsOut = {
+    name: 'native-addons-out',
+    setup(b: { onResolve: (o: { filter: RegExp }, f: (a: { path: string }) => { path: string; namespace: string }) => void; onLoad: (o: { filter: RegExp; namespace: string }, f: () => { contents: string }) => void }) {
+      b.onResolve({ filter: /\.node$|^cpu-features$/ }, (a) => ({ path: a.path, namespace: 'native-addon' }));
+      b.onLoad({ filter: /.*/, namespace: 'native-addon' }, () => ({ contents: 'throw new Error("native addons are not part of the single executable");' }));
+    },
+  };
+
   step('1/4 bundling gateway/cli.ts with esbuild (and the outbox writer thread, embedded as code)');
   // a single executable has no files to load a worker from: the writer thread's bundle rides along as a string
   const writer = await build({
@@ -39,6 +49,7 @@ async function main(): Promise<void> {
     outfile: join(sea, 'gateway.cjs'), define: { __GATEWAY_VERSION__: JSON.stringify(version), __OUTBOX_WRITER_CODE__: JSON.stringify(writerCode), 'import.meta.url': '__import_meta_url' },
     banner: { js: 'const __import_meta_url = require("url").pathToFileURL(__filename).href;' },
     logLevel: 'warning', legalComments: 'none', minify: false,
+    plugins: [nativeAddonsOut],
   });
 
   step('2/4 preparing the SEA blob');

@@ -11,7 +11,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { AdapterHealth, IntakeContext, SourceAdapter } from '../contracts.ts';
 import { importFile, type FileImportOptions, type ImportOutcome } from './file-import.ts';
@@ -46,7 +46,9 @@ export function takes(name: string, p: PickupOptions): boolean {
   return p.extensions.some((x) => lower.endsWith(x));
 }
 
-export function createFolderFileSource(o: FolderFileSourceOptions): SourceAdapter {
+export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAdapter {
+  // one absolute spelling: chokidar reports paths as given, and `./export` ≠ `export`
+  const o = { ...opts, dir: resolve(opts.dir) };
   const processed = join(o.dir, 'processed');
   const errors = join(o.dir, 'error');
   const counts: FileCounts = { files: 0, rows: 0, alreadyImported: 0, errorFiles: 0, retries: 0, deadLettered: 0 };
@@ -121,7 +123,8 @@ export function createFolderFileSource(o: FolderFileSourceOptions): SourceAdapte
     working ??= work().finally(() => { working = undefined; if (queue.length && !stopped) kick(); });
   }
 
-  function onFile(path: string): void {
+  function onFile(p: string): void {
+    const path = resolve(p);
     if (dirname(path) !== o.dir) return;
     const name = basename(path);
     if (o.marker && name.toLowerCase().endsWith(o.marker.toLowerCase())) {
