@@ -59,6 +59,16 @@ const sftpSettings = Type.Object({
   schedule: Type.String({ default: '*/30 * * * * *', description: 'When to list the folder (cron, with an optional seconds field; node-cron).' }),
 }, { additionalProperties: false, default: {}, description: 'SFTP server (for `source: sftp`).' });
 
+const ftpsSettings = Type.Object({
+  host: Type.String({ default: '127.0.0.1' }),
+  port: port(21, 'FTPS port (explicit TLS: AUTH TLS on the control port).'),
+  username: Type.String({ default: '' }),
+  password: Type.Optional(Type.String({ description: 'Secret: `${env:NAME}` or `${file:PATH}`.' })),
+  ca: Type.Optional(Type.String({ description: 'PEM of the CA that signed the server\'s certificate. Accepts `${file:PATH}`.' })),
+  certSha256: Type.String({ default: '', description: 'Or: the server certificate\'s SHA-256 fingerprint (`openssl x509 -fingerprint -sha256`), pinned — for self-signed servers. One of `ca` and `certSha256` is required.' }),
+  schedule: Type.String({ default: '*/30 * * * * *', description: 'When to list the folder (cron, with an optional seconds field).' }),
+}, { additionalProperties: false, default: {}, description: 'FTPS server (for `source: ftps`). TLS is required; plain FTP is not offered.' });
+
 const sqlStream = Type.Object({
   name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Stream name (cursor key, status, record source ids).' }),
   table: Type.Optional(Type.String({ minLength: 1, description: 'Table to read (schema.table allowed).' })),
@@ -145,11 +155,12 @@ export const ConfigSchema = Type.Object({
   }, { additionalProperties: false }), { default: [], description: 'PMS databases read incrementally (PostgreSQL, MariaDB/MySQL, SQL Server, SQLite).' }),
   files: Type.Array(Type.Object({
     id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, ledger, dead letters).' }),
-    source: Type.Union([Type.Literal('folder'), Type.Literal('sftp')], { default: 'folder', description: '`folder`: a local folder or mounted share; `sftp`: a folder on an SFTP server.' }),
+    source: Type.Union([Type.Literal('folder'), Type.Literal('sftp'), Type.Literal('ftps')], { default: 'folder', description: '`folder`: a local folder or mounted share; `sftp` or `ftps`: a folder on such a server.' }),
     dir: Type.String({ minLength: 1, description: 'The export folder (local path, or the remote path for `sftp`). `processed/` and `error/` are made inside it.' }),
     polling: Type.Boolean({ default: false, description: 'Folder: poll instead of change events (use for SMB/NFS mounts).' }),
     pollMs: Type.Integer({ minimum: 50, default: 1000, description: 'Folder polling interval.' }),
     sftp: sftpSettings,
+    ftps: ftpsSettings,
     profile: Type.Union(['optical-csv', 'officemate-xml', 'allscripts-legacy', 'eclinicalworks', 'fhir-r4', 'hl7v2', 'generic'].map((x) => Type.Literal(x)), { default: 'generic', description: 'The export layout: a built-in profile, `fhir-r4` (Patient, Appointment, VisionPrescription), `hl7v2` (HL7 files), or `generic` with `kinds`.' }),
     system: Type.String({ default: '', description: '`source.system` of the records (default: the profile\'s).' }),
     kinds: Type.Array(Type.Object({
@@ -177,9 +188,10 @@ export const ConfigSchema = Type.Object({
   }, { additionalProperties: false }), { default: [], description: 'Export files (CSV, XML, JSON/NDJSON, HL7 v2, FHIR R4) from folders and SFTP, imported exactly once per file and row.' }),
   fileOutputs: Type.Array(Type.Object({
     id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'The target name `file.write` commands use.' }),
-    kind: Type.Union([Type.Literal('folder'), Type.Literal('sftp')], { default: 'folder', description: 'A local folder (or mounted share), or a folder on an SFTP server.' }),
+    kind: Type.Union([Type.Literal('folder'), Type.Literal('sftp'), Type.Literal('ftps')], { default: 'folder', description: 'A local folder (or mounted share), or a folder on an SFTP or FTPS server.' }),
     dir: Type.String({ minLength: 1, description: 'Where the PMS picks files up.' }),
     sftp: sftpSettings,
+    ftps: ftpsSettings,
     csvDelimiter: Type.String({ minLength: 1, maxLength: 1, default: ',', description: 'CSV field separator.' }),
   }, { additionalProperties: false }), { default: [], description: 'Where cloud `file.write` commands put files for the PMS (CSV, XML, HL7), atomically: a temporary name, then a rename.' }),
   outbox: obj({
@@ -240,4 +252,4 @@ export const ConfigSchema = Type.Object({
 export type GatewayConfig = Static<typeof ConfigSchema>;
 
 /** Config field paths whose values are secrets: never printed, never logged. */
-export const SECRET_PATHS: readonly string[] = ['mqtt.password', 'mqtt.key', 'https.token', 'https.key', 'admin.token', 'databases[].password', 'databases[].writeBack.password', 'files[].sftp.password', 'files[].sftp.privateKey', 'files[].sftp.passphrase', 'fileOutputs[].sftp.password', 'fileOutputs[].sftp.privateKey', 'fileOutputs[].sftp.passphrase'];
+export const SECRET_PATHS: readonly string[] = ['mqtt.password', 'mqtt.key', 'https.token', 'https.key', 'admin.token', 'databases[].password', 'databases[].writeBack.password', 'files[].sftp.password', 'files[].sftp.privateKey', 'files[].sftp.passphrase', 'fileOutputs[].sftp.password', 'fileOutputs[].sftp.privateKey', 'fileOutputs[].sftp.passphrase', 'files[].ftps.password', 'fileOutputs[].ftps.password'];

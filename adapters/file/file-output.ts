@@ -1,7 +1,7 @@
 /**
  * Files for the PMS, from cloud commands: CSV, XML or HL7 v2, written atomically — to a temporary
  * name beside the target, flushed, then renamed — so a PMS import never sees half a file. Locally
- * (a folder or mounted share) or uploaded over SFTP (the same host-key pinning as the SFTP source).
+ * (a folder or mounted share) or uploaded over SFTP or FTPS (pinned as the file sources are).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -9,11 +9,11 @@ import { open, rename, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { splitHl7Messages } from '../hl7v2/hl7-batch.ts';
 import { parseHl7 } from '../hl7v2/hl7-message.ts';
-import { connectSftp, type SftpConnection } from './sftp-source.ts';
+import { connectFtps, connectSftp, type FtpsConnection, type SftpConnection } from './remote-folder.ts';
 
 export type OutputFormat = 'csv' | 'xml' | 'hl7v2';
 
-export interface FileOutputTarget { id: string; kind: 'folder' | 'sftp'; dir: string; sftp?: SftpConnection; csvDelimiter: string }
+export interface FileOutputTarget { id: string; kind: 'folder' | 'sftp' | 'ftps'; dir: string; sftp?: SftpConnection; ftps?: FtpsConnection; csvDelimiter: string }
 
 export interface FileWriteRequest {
   name: string;
@@ -84,16 +84,15 @@ export function createFileWriter(t: FileOutputTarget): FileWriter {
         try { await rename(tmp, join(t.dir, r.name)); } catch (e) { await rm(tmp, { force: true }); throw e; }
         return { path: join(t.dir, r.name), bytes: bytes.length };
       }
-      if (!t.sftp) throw new Error(`fileOutputs.${t.id}: sftp settings missing`);
-      const client = await connectSftp(t.sftp);
+      const client = t.kind === 'sftp' ? await connectSftp(t.sftp!) : await connectFtps(t.ftps!);
       try {
         const tmp = posix.join(t.dir, tmpName);
         await client.put(bytes, tmp);
         const target = posix.join(t.dir, r.name);
-        // an existing file of that name is replaced in one step (OpenSSH's posix-rename)
-        try { await client.posixRename(tmp, target); } catch { if (await client.exists(target)) await client.delete(target); await client.rename(tmp, target); }
+        // an existing file of that name is replaced in one step where the server can (OpenSSH's posix-rename)
+        await client.replace(tmp, target);
         return { path: target, bytes: bytes.length };
-      } finally { await client.end().catch(() => undefined); }
+      } finally { await client.close(); }
     },
   };
 }

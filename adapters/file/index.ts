@@ -5,6 +5,7 @@ import { mapFileRow, type FileImportOptions } from './file-import.ts';
 import { FILE_PROFILES, type FileKind, type FileProfile } from './file-profiles.ts';
 import { createFolderFileSource } from './file-source.ts';
 import { createSftpFileSource } from './sftp-source.ts';
+import type { FtpsConnection, SftpConnection } from './remote-folder.ts';
 
 export { createFolderSource, type FolderSourceOptions } from './folder-source.ts';
 export { createFolderFileSource } from './file-source.ts';
@@ -13,11 +14,12 @@ export { FILE_PROFILES, FILE_PROFILE_NAMES } from './file-profiles.ts';
 /** The `files[]` entry, as the config schema gives it. */
 export interface FilesConfig {
   id: string;
-  source: 'folder' | 'sftp';
+  source: 'folder' | 'sftp' | 'ftps';
   dir: string;
   polling: boolean;
   pollMs: number;
-  sftp: { host: string; port: number; username: string; password?: string; privateKey?: string; passphrase?: string; hostKeySha256: string; schedule: string };
+  sftp: SftpConnection;
+  ftps: FtpsConnection;
   profile: string;
   system: string;
   kinds: FileKind[];
@@ -46,7 +48,8 @@ export function importOptionsOf(c: FilesConfig, o: { timezone: string; now: () =
 export function createFileSource(c: FilesConfig, o: { timezone: string; now: () => number; stagingDir: string }) {
   const imp = importOptionsOf(c, o);
   const pickup = { extensions: c.extensions.map((x) => x.toLowerCase()), stableMs: c.stableMs, marker: c.marker, after: c.after };
-  if (c.source === 'sftp') return createSftpFileSource({ id: c.id, dir: c.dir, sftp: c.sftp, ...pickup, import: imp, stagingDir: o.stagingDir });
+  if (c.source === 'sftp') return createSftpFileSource({ id: c.id, dir: c.dir, remote: { kind: 'sftp', sftp: c.sftp }, ...pickup, import: imp, stagingDir: o.stagingDir });
+  if (c.source === 'ftps') return createSftpFileSource({ id: c.id, dir: c.dir, remote: { kind: 'ftps', ftps: c.ftps }, ...pickup, import: imp, stagingDir: o.stagingDir });
   return createFolderFileSource({ id: c.id, dir: c.dir, polling: c.polling, pollMs: c.pollMs, ...pickup, import: imp });
 }
 

@@ -8,45 +8,24 @@
  * to `error/` there with a `.reason.txt`. A crash between import and move re-downloads the file
  * and finds it in the ledger: it is moved, not imported again.
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import cron from 'node-cron';
-import SftpClient from 'ssh2-sftp-client';
 import type { AdapterHealth, IntakeContext, SourceAdapter } from '../contracts.ts';
 import { importFile, type FileImportOptions } from './file-import.ts';
 import { takes, type FileCounts, type PickupOptions } from './file-source.ts';
+import { connectFtps, connectSftp, type FtpsConnection, type RemoteFolder, type SftpConnection } from './remote-folder.ts';
 
-export interface SftpConnection { host: string; port: number; username: string; password?: string; privateKey?: string; passphrase?: string; hostKeySha256: string; schedule: string }
+export { connectSftp, sshFingerprint, type SftpConnection } from './remote-folder.ts';
 
 export interface SftpFileSourceOptions extends PickupOptions {
   id: string;
   dir: string;
-  sftp: SftpConnection;
+  /** SFTP or FTPS. */
+  remote: { kind: 'sftp'; sftp: SftpConnection } | { kind: 'ftps'; ftps: FtpsConnection };
   import: FileImportOptions;
   stagingDir: string;
-}
-
-/** `SHA256:<base64, no padding>` of a host key blob, as OpenSSH prints fingerprints. */
-export function sshFingerprint(key: Buffer): string {
-  return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
-}
-
-export async function connectSftp(c: SftpConnection): Promise<SftpClient> {
-  if (!c.hostKeySha256) throw new Error('sftp.hostKeySha256 is required (the server\'s key fingerprint, from `ssh-keygen -lf` on its host key); the gateway does not trust a server it cannot identify');
-  const client = new SftpClient('eyewear-gateway');
-  let seen = '';
-  try {
-    await client.connect({
-      host: c.host, port: c.port, username: c.username, password: c.password, privateKey: c.privateKey, passphrase: c.passphrase, readyTimeout: 10_000,
-      hostVerifier: (key: Buffer) => { seen = sshFingerprint(key); return seen === c.hostKeySha256; },
-    } as SftpClient.ConnectOptions);
-  } catch (e) {
-    if (seen && seen !== c.hostKeySha256) throw new Error(`the SFTP server's host key is ${seen}, not the pinned ${c.hostKeySha256}: refused (a different server, or its key changed — check with the practice before updating sftp.hostKeySha256)`);
-    throw e;
-  }
-  return client;
 }
 
 export function createSftpFileSource(o: SftpFileSourceOptions): SourceAdapter {
@@ -60,8 +39,13 @@ export function createSftpFileSource(o: SftpFileSourceOptions): SourceAdapter {
   let lastListAt: number | undefined;
   const remote = (...p: string[]) => posix.join(o.dir, ...p);
 
-  async function moveRemote(client: SftpClient, name: string, folder: 'processed' | 'error'): Promise<string> {
-    await client.mkdir(remote(folder), true).catch(() => undefined);
+  const schedule = o.remote.kind === 'sftp' ? o.remote.sftp.schedule : o.remote.ftps.schedule;
+  const where = o.remote.kind === 'sftp' ? o.remote.sftp.host : o.remote.ftps.host;
+  const label = o.remote.kind.toUpperCase();
+  const connect = (): Promise<RemoteFolder> => (o.remote.kind === 'sftp' ? connectSftp(o.remote.sftp) : connectFtps(o.remote.ftps));
+
+  async function moveRemote(client: RemoteFolder, name: string, folder: 'processed' | 'error'): Promise<string> {
+    await client.mkdir(remote(folder));
     let target = remote(folder, name);
     if (await client.exists(target)) target = remote(folder, `${o.import.now()}-${name}`);
     await client.rename(remote(name), target);
@@ -69,51 +53,51 @@ export function createSftpFileSource(o: SftpFileSourceOptions): SourceAdapter {
   }
 
   async function once(c: IntakeContext): Promise<void> {
-    let client: SftpClient | undefined;
+    let client: RemoteFolder | undefined;
     try {
-      client = await connectSftp(o.sftp);
+      client = await connect();
       const list = await client.list(o.dir);
       lastListAt = o.import.now();
       lastError = undefined;
-      const names = new Set(list.filter((f) => f.type === '-').map((f) => f.name));
-      for (const f of list.filter((x) => x.type === '-' && takes(x.name, o)).sort((a, b) => a.name.localeCompare(b.name))) {
+      const names = new Set(list.filter((f) => f.file).map((f) => f.name));
+      for (const f of list.filter((x) => x.file && takes(x.name, o)).sort((a, b) => a.name.localeCompare(b.name))) {
         if (stopped) return;
         const now = o.import.now();
         if (o.marker) { if (!names.has(f.name + o.marker)) continue; }
         else {
           const prev = seen.get(f.name);
-          if (!prev || prev.size !== f.size || prev.mtime !== f.modifyTime) { seen.set(f.name, { size: f.size, mtime: f.modifyTime, since: now }); if (o.stableMs > 0) continue; }
+          if (!prev || prev.size !== f.size || prev.mtime !== f.mtime) { seen.set(f.name, { size: f.size, mtime: f.mtime, since: now }); if (o.stableMs > 0) continue; }
           else if (now - prev.since < o.stableMs) continue;
         }
         seen.delete(f.name);
         const local = join(o.stagingDir, f.name);
-        await client.fastGet(remote(f.name), local);
+        await client.download(remote(f.name), local);
         try {
           const st = await stat(local);
           if (st.size !== f.size) { c.logger.warn({ file: f.name }, 'file changed while downloading; taken at the next listing'); continue; }
-          const r = await importFile(c, o.import, { path: local, name: f.name, size: f.size, mtimeMs: f.modifyTime });
+          const r = await importFile(c, o.import, { path: local, name: f.name, size: f.size, mtimeMs: f.mtime });
           if (r.status === 'imported' || r.status === 'already') {
             if (r.status === 'imported') { counts.files++; counts.rows += r.rows - r.resumedAfter; counts.deadLettered += r.deadLettered; } else counts.alreadyImported++;
-            if (o.after === 'delete') await client.delete(remote(f.name)); else await moveRemote(client, f.name, 'processed');
-            if (o.marker) await client.delete(remote(f.name + o.marker)).catch(() => undefined);
-            c.logger.info({ file: f.name, outcome: r.status, ...(r.status === 'imported' ? { rows: r.rows, resumedAfter: r.resumedAfter } : {}) }, r.status === 'imported' ? 'SFTP file imported' : 'SFTP file already imported (same content); not imported again');
+            if (o.after === 'delete') await client.remove(remote(f.name)); else await moveRemote(client, f.name, 'processed');
+            if (o.marker) await client.remove(remote(f.name + o.marker)).catch(() => undefined);
+            c.logger.info({ file: f.name, outcome: r.status, ...(r.status === 'imported' ? { rows: r.rows, resumedAfter: r.resumedAfter } : {}) }, r.status === 'imported' ? `${label} file imported` : `${label} file already imported (same content); not imported again`);
           } else if (r.status === 'failed') {
             const target = await moveRemote(client, f.name, 'error');
             await client.put(Buffer.from(`${r.code}: ${r.reason}\n`), `${target}.reason.txt`);
-            if (o.marker) await client.delete(remote(f.name + o.marker)).catch(() => undefined);
+            if (o.marker) await client.remove(remote(f.name + o.marker)).catch(() => undefined);
             counts.errorFiles++;
-            c.logger.warn({ file: f.name, code: r.code }, 'SFTP file could not be imported; moved to error/ on the server with a reason file');
+            c.logger.warn({ file: f.name, code: r.code }, `${label} file could not be imported; moved to error/ on the server with a reason file`);
           } else {
             counts.retries++;
-            c.logger.warn({ file: f.name, reason: r.reason }, 'SFTP file import paused; it resumes at a later listing');
+            c.logger.warn({ file: f.name, reason: r.reason }, `${label} file import paused; it resumes at a later listing`);
           }
         } finally { await rm(local, { force: true }); }
       }
     } catch (e) {
       lastError = (e as Error).message.slice(0, 300);
-      c.logger.warn({ code: 'GW_SOURCE_UNREACHABLE', cause: lastError }, 'SFTP listing failed; tried again at the next scheduled time');
+      c.logger.warn({ code: 'GW_SOURCE_UNREACHABLE', cause: lastError }, `${label} listing failed; tried again at the next scheduled time`);
     } finally {
-      await client?.end().catch(() => undefined);
+      await client?.close();
     }
   }
 
@@ -126,13 +110,13 @@ export function createSftpFileSource(o: SftpFileSourceOptions): SourceAdapter {
     id: o.id,
     async start(c) {
       if (!stopped) return;
-      if (!cron.validate(o.sftp.schedule)) throw new Error(`files.${o.id}.sftp.schedule "${o.sftp.schedule}" is not a cron expression`);
+      if (!cron.validate(schedule)) throw new Error(`files.${o.id}.${o.remote.kind}.schedule "${schedule}" is not a cron expression`);
       mkdirSync(o.stagingDir, { recursive: true, mode: 0o700 });
       ctx = c;
       stopped = false;
-      task = cron.schedule(o.sftp.schedule, tick);
+      task = cron.schedule(schedule, tick);
       tick();
-      c.logger.info({ host: o.sftp.host, dir: o.dir, schedule: o.sftp.schedule }, 'polling SFTP folder for export files');
+      c.logger.info({ host: where, dir: o.dir, schedule, protocol: o.remote.kind }, `polling ${label} folder for export files`);
     },
     async stop() {
       stopped = true;

@@ -11,6 +11,7 @@ const CANDIDATES: Record<string, { paths: string[]; apt: string }> = {
   openssl: { paths: ['/usr/bin/openssl', '/usr/local/bin/openssl'], apt: 'openssl' },
   postgres: { paths: ['17', '16', '15', '14', '13'].map((v) => `/usr/lib/postgresql/${v}/bin/postgres`), apt: 'postgresql' },
   sshd: { paths: ['/usr/sbin/sshd'], apt: 'openssh-server' },
+  'pure-ftpd': { paths: ['/usr/sbin/pure-ftpd'], apt: 'pure-ftpd' },
   mariadbd: { paths: ['/usr/sbin/mariadbd', '/usr/sbin/mysqld', '/usr/bin/mariadbd'], apt: 'mariadb-server' },
 };
 

@@ -62,6 +62,6 @@ describe('file sources: SFTP', () => {
     await expect(connectSftp({ host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: sshd.clientKey, hostKeySha256: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', schedule: '' })).rejects.toThrow(/host key is SHA256:.* not the pinned SHA256:AAAA.*refused/);
     await expect(connectSftp({ host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: sshd.clientKey, hostKeySha256: '', schedule: '' })).rejects.toThrow(/hostKeySha256 is required/);
     const ok = await connectSftp({ host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: sshd.clientKey, hostKeySha256: sshd.hostKeySha256, schedule: '' });
-    await ok.end();
+    await ok.close();
   });
 });
