@@ -6,10 +6,10 @@
  *   db realtime install|remove|status — PostgreSQL NOTIFY triggers, only with explicit consent.
  */
 import { createInterface } from 'node:readline/promises';
-import { columnsOf } from '../adapters/canonical/field-mapping.ts';
 import { createRecordValidator } from '../adapters/canonical/validator.ts';
 import { connectionOf, createDatabaseSource, openSqlDriver, pkOf, realtimeChannel, streamsOf, type DatabaseConfig, type SqlDriver } from '../adapters/sql/index.ts';
 import { countQuery, pageQuery, shapeQuery } from '../adapters/sql/sql-query.ts';
+import { streamColumns } from '../adapters/sql/sql-source.ts';
 import { installRealtime, realtimeInstallSql, realtimeRemoveSql, realtimeStatus, removeRealtime } from '../adapters/sql/realtime.ts';
 import { rowHash } from '../adapters/canonical/row-hash.ts';
 import type { GatewayConfig } from '../config/schema.ts';
@@ -70,13 +70,7 @@ export async function dbCheck(config: GatewayConfig, id: string | undefined, io:
           notes.push(`${n} rows`);
           if (sample) {
             const have = new Set(Object.keys(sample));
-            const need = new Set([src.key, src.watermark.column, ...(s.tombstone ? [s.tombstone.keyColumn, ...(s.tombstone.tableColumn ? [s.tombstone.tableColumn] : [])] : [])]);
-            for (const m of s.records) {
-              for (const spec of Object.values(m.fields)) for (const col of columnsOf(spec)) need.add(col);
-              if (m.patient) for (const col of columnsOf(m.patient.id)) need.add(col);
-              if (m.when) need.add(m.when.column);
-            }
-            const missing = [...need].filter((x) => !have.has(x));
+            const missing = streamColumns(s).filter((x) => !have.has(x));
             if (missing.length) problems.push(`no column(s) ${missing.join(', ')}`);
             const q = pageQuery(d, src, [sample[src.watermark.column], sample[src.key]], c.pageSize);
             const plan = await d.explain(q.sql, q.params);

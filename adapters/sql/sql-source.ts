@@ -20,7 +20,8 @@ import { deterministicId } from '../canonical/record-id.ts';
 import { rowHash } from '../canonical/row-hash.ts';
 import type { AdapterHealth, IntakeContext, MapResult, RawRow, SourceAdapter } from '../contracts.ts';
 import { openSqlDriver, type SqlConnectionOptions, type SqlDriver, type SqlRow } from './sql-driver.ts';
-import { countQuery, decodeValue, encodeValue, keysQuery, pageQuery, type Position, type StreamSource, type WatermarkKind } from './sql-query.ts';
+import { countQuery, decodeValue, encodeValue, keysQuery, pageQuery, shapeQuery, type Position, type StreamSource, type WatermarkKind } from './sql-query.ts';
+import { columnsOf } from '../canonical/field-mapping.ts';
 
 export interface SqlStreamConfig {
   name: string;
@@ -82,6 +83,21 @@ export interface StreamProgress {
 
 const streamSource = (s: SqlStreamConfig): StreamSource => ({ table: s.table, query: s.query, key: s.key, watermark: s.watermark ?? { column: s.key, kind: 'key' } });
 
+const SORTS: Record<string, RegExp> = { postgres: /\bSort\b/, mariadb: /filesort/i, sqlite: /TEMP B-TREE FOR ORDER BY/i, mssql: /\bSort\b/ };
+
+/** Every column a stream's key, watermark, tombstone and mappings read. */
+export function streamColumns(s: SqlStreamConfig): string[] {
+  const src = streamSource(s);
+  const need = new Set([src.key, src.watermark.column, ...(s.tombstone ? [s.tombstone.keyColumn, ...(s.tombstone.tableColumn ? [s.tombstone.tableColumn] : [])] : [])]);
+  for (const m of s.records) {
+    for (const spec of Object.values(m.fields)) for (const c of columnsOf(spec)) need.add(c);
+    if (m.patient) for (const c of columnsOf(m.patient.id)) need.add(c);
+    if (m.occurredAt) for (const c of columnsOf(m.occurredAt)) need.add(c);
+    if (m.when) need.add(m.when.column);
+  }
+  return [...need];
+}
+
 /**
  * A row's key as text (binary as `x:hex`): the same in a table and in the deletion log that names
  * it, whichever integer type each declares. Bound back as text, the engines convert it to the
@@ -105,6 +121,7 @@ export function createSqlSource(o: SqlSourceOptions): SourceAdapter & { progress
   let loop: Promise<void> | undefined;
   let health: AdapterHealth = { status: 'down', detail: { state: 'not started' } };
   let failures = 0;
+  const broken = new Map<string, string>();
 
   function recordsOf(stream: SqlStreamConfig, row: RawRow): MapResult {
     const tz = o.timezone ?? 'UTC';
@@ -266,19 +283,47 @@ export function createSqlSource(o: SqlSourceOptions): SourceAdapter & { progress
     if (gone > 0) ctx!.logger.info({ stream: s.name, rowsDeleted: gone }, 'deleted rows found by key-set comparison');
   }
 
+  /**
+   * Each stream checked against the live database before it is read (not run blind): its query
+   * must run and return the columns its mapping needs; a page query that would sort a large table
+   * is logged with the index to create. A stream that fails is not read (health says why); the
+   * others go on. Checked again after every reconnect.
+   */
+  async function checkStreams(d: SqlDriver): Promise<void> {
+    broken.clear();
+    for (const s of o.streams) {
+      const src = streamSource(s);
+      try {
+        const sample = (await d.query(shapeQuery(d, src)))[0];
+        if (!sample) continue; // an empty table: its columns are checked by the first rows' mapping
+        const missing = streamColumns(s).filter((c) => !(c in sample));
+        if (missing.length) { broken.set(s.name, `no column(s) ${missing.join(', ')}`); continue; }
+        const q = pageQuery(d, src, [sample[src.watermark.column], sample[src.key]], o.pageSize);
+        const plan = (await d.explain(q.sql, q.params)).join('\n');
+        if (SORTS[d.engine]?.test(plan)) {
+          const n = Number(Object.values((await d.query(countQuery(d, src)))[0])[0]);
+          if (n >= 10_000) ctx?.logger.warn({ stream: s.name, rows: n, index: src.watermark.kind === 'key' ? src.key : `${src.watermark.column}, ${src.key}` }, 'each page of this stream sorts the whole table: create an index on the columns named (db check shows the plan)');
+        }
+      } catch (e) {
+        broken.set(s.name, (e as Error).message.slice(0, 200));
+      }
+    }
+    for (const [name, why] of broken) ctx?.logger.error({ code: 'GW_CONFIG_INVALID', stream: name, cause: why }, 'stream not read: it does not fit the database (fix databases[].streams, check with `eyewear-gateway db check`)');
+  }
+
   async function run(): Promise<void> {
     while (running) {
       try {
-        if (!driver) driver = o.driver ?? await openSqlDriver(o.connection);
+        if (!driver) { driver = o.driver ?? await openSqlDriver(o.connection); await checkStreams(driver); }
         if (o.realtime === 'listen' && driver.listen && !listening) {
           await driver.listen(o.channel, () => pollNow(), (e) => { listening = false; ctx?.logger.warn({ code: 'GW_SOURCE_UNREACHABLE', cause: e.message }, 'notification connection lost; polling until it is back'); });
           listening = true;
         }
-        for (const s of o.streams) { if (running) await cycle(s); }
-        for (const s of o.streams) { if (running && s.deletes === 'keyset') await keysetDeletes(s); }
+        for (const s of o.streams) { if (running && !broken.has(s.name)) await cycle(s); }
+        for (const s of o.streams) { if (running && !broken.has(s.name) && s.deletes === 'keyset') await keysetDeletes(s); }
         failures = 0;
         const initial = [...progress.values()].some((p) => p.phase === 'initial');
-        health = { status: 'up', detail: { state: initial ? 'first load' : 'incremental', streams: o.streams.length, realtime: listening ? 'listen' : 'polling' } };
+        health = { status: broken.size ? 'degraded' : 'up', detail: { state: initial ? 'first load' : 'incremental', streams: o.streams.length, realtime: listening ? 'listen' : 'polling', ...Object.fromEntries([...broken].map(([n, why]) => [`${n}.error`, why])) } };
         await sleep(o.pollIntervalMs);
       } catch (e) {
         failures++;

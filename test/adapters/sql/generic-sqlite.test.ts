@@ -50,7 +50,7 @@ beforeAll(async () => {
   const ins = pms.prepare('INSERT INTO pat (mrn, last, first, dob, sex) VALUES (?, ?, ?, ?, ?)');
   for (let i = 1; i <= 50; i++) ins.run(`M${1000 + i}`, ` Synth${i} `, 'Test', i === 13 ? '13/45/2001' : `0${(i % 9) + 1}/1${i % 10}/19${50 + (i % 40)}`, i % 3);
   cloud = await startHttpReferenceCloud({ privateKey: keys.privateKey });
-  h = await startHarness({ hl7: { enabled: false }, relay: { sink: 'https' }, https: { url: cloud.url }, cloud: { publicKey: keys.publicPem }, databases: [{ id: 'optical', engine: 'sqlite', file, streams: [stream], pollIntervalMs: 100, overlapSeconds: 1, keysetIntervalMinutes: 0 }] as never }, { logLevel: 'info' });
+  h = await startHarness({ hl7: { enabled: false }, relay: { sink: 'https' }, https: { url: cloud.url }, cloud: { publicKey: keys.publicPem }, databases: [{ id: 'optical', engine: 'sqlite', file, streams: [stream, { name: 'typo', table: 'pat', key: 'id', records: [{ type: 'patient', fields: { 'identifiers[0].value': 'mrn_typo' } }] }], pollIntervalMs: 100, overlapSeconds: 1, keysetIntervalMinutes: 0 }] as never }, { logLevel: 'info' });
 }, 30_000);
 
 afterAll(async () => { await h?.stop(); await cloud?.stop(); pms?.close(); });
@@ -67,6 +67,14 @@ describe('generic profile on SQLite', () => {
     expect(dead[0].reason).toContain('birthDate is not a date');
     pms.prepare('INSERT INTO pat (mrn, last, first, dob, sex) VALUES (?, ?, ?, ?, ?)').run('M2000', 'Newrow', 'Test', '01/02/1990', 2);
     await waitFor(() => patients().some((r) => r.source.sourceId === 'patients/51'), 10_000, 'a row added after the bad one');
+  });
+
+  it('checks each stream against the database before reading it: a stream that does not fit is not read, the others are', () => {
+    const health = h.gw.parts.adapters.find((a) => a.id === 'optical')!.health();
+    expect(health.status).toBe('degraded');
+    expect(health.detail).toMatchObject({ 'typo.error': 'no column(s) mrn_typo' });
+    expect(h.logs.some((l) => l.includes('"stream":"typo"') && l.includes('stream not read'))).toBe(true);
+    expect(h.gw.parts.outbox.listDeadLetters().filter((d) => (d.location ?? '').includes('typo'))).toEqual([]);
   });
 
   it('takes the corrected row as a new version once the PMS fixes it', async () => {
