@@ -34,7 +34,7 @@ import { createCommandProcessor } from './commands/command-processor.ts';
 import { createCommandVerifier } from './commands/command-verifier.ts';
 import { createMllpSender } from '../adapters/hl7v2/mllp-sender.ts';
 import { createMllpOutboundSink } from '../adapters/hl7v2/mllp-outbound-sink.ts';
-import { createFileRowCodec, createFileSource, createFolderSource, type FilesConfig } from '../adapters/file/index.ts';
+import { createFileRowCodec, createFileSource, createFolderFileSource, type FilesConfig } from '../adapters/file/index.ts';
 import { connectionOf, createDatabaseSource, createSqlRowCodec, type DatabaseConfig } from '../adapters/sql/index.ts';
 import { createWriteBack } from '../adapters/sql/write-back.ts';
 import { createFileWriter } from '../adapters/file/file-output.ts';
@@ -143,7 +143,13 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
   const adapters: SourceAdapter[] = [];
   if (config.hl7.enabled) adapters.push(createMllpListener({ ...config.hl7, now: () => clock.now() }));
-  for (const f of config.folders) adapters.push(createFolderSource({ ...f, extensions: f.extensions.map((x) => x.toLowerCase()), now: () => clock.now() }));
+  // `folders` (HL7 files only) is the first form of a file source: the same source, profile hl7v2, polled
+  for (const f of config.folders) {
+    adapters.push(createFolderFileSource({
+      id: f.id, dir: f.dir, polling: true, pollMs: f.pollMs, extensions: f.extensions.map((x) => x.toLowerCase()), stableMs: f.stableMs, marker: '', after: 'move',
+      import: { adapterId: f.id, profile: 'hl7v2', format: 'hl7v2', csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' }, maxWholeFileBytes: 64 * 1024 * 1024, pageSize: 500, timezone, now: () => clock.now() },
+    }));
+  }
   adapters.push(...databases);
   for (const f of config.files) adapters.push(createFileSource(f as unknown as FilesConfig, { ...fileEnv, stagingDir: join(paths.dataDir, 'staging', f.id) }));
   const adapterErrors = new Map<string, string>();

@@ -104,7 +104,8 @@ export async function importFile(ctx: IntakeContext, o: FileImportOptions, file:
   let format: FileFormat | undefined = o.format === 'auto' ? undefined : o.format;
   let kinds: Array<FileKind | 'fhir'>;
   if (o.profile === 'hl7v2' || o.profile === 'fhir-r4') {
-    format ??= await detectFileFormat(file.path);
+    // these profiles read one format: a file that is not it fails (error/ with the reason)
+    format = o.profile === 'hl7v2' ? 'hl7v2' : 'fhir';
     kinds = ['fhir'];
   } else {
     const ks = kindsFor(o.profile, file.name);

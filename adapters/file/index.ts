@@ -7,7 +7,6 @@ import { createFolderFileSource } from './file-source.ts';
 import { createSftpFileSource } from './sftp-source.ts';
 import type { FtpsConnection, SftpConnection } from './remote-folder.ts';
 
-export { createFolderSource, type FolderSourceOptions } from './folder-source.ts';
 export { createFolderFileSource } from './file-source.ts';
 export { FILE_PROFILES, FILE_PROFILE_NAMES } from './file-profiles.ts';
 

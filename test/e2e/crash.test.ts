@@ -3,7 +3,6 @@
  * moments and restarted, again and again. Every message it answered AA must reach the reference
  * cloud at least once — no gaps — however the kills fall.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,15 +11,14 @@ import { connectMllp, readAck, type MllpClient } from '../../adapters/hl7v2/mllp
 import { startHttpReferenceCloud, type HttpReferenceCloud } from '../reference-cloud/reference-cloud.ts';
 import { makeCloudKeys } from '../support/cloud-keys.ts';
 import { adtA04, controlId } from '../support/hl7-fixtures.ts';
-import { freePort, waitFor, waitForPort } from '../support/net.ts';
+import { freePort, waitFor } from '../support/net.ts';
+import { childGateway } from '../support/child-gateway.ts';
 
 const KILLS = 22;
-const root = new URL('../../', import.meta.url).pathname;
 
 describe('crash safety', () => {
   const keys = makeCloudKeys();
   let cloud: HttpReferenceCloud;
-  let child: ChildProcess | undefined;
   let port = 0;
   let config = '';
   const dir = mkdtempSync(join(tmpdir(), 'ewml-crash-'));
@@ -37,20 +35,11 @@ describe('crash safety', () => {
       'https:', `  url: ${cloud.url}`, 'cloud:', '  publicKey: ${file:pub.pem}', '',
     ].join('\n'));
   });
-  afterAll(async () => { child?.kill('SIGKILL'); await cloud.stop(); });
+  afterAll(async () => { await gw.kill(); await cloud.stop(); });
 
-  async function startChild(): Promise<void> {
-    child = spawn(process.execPath, [join(root, 'gateway/cli.ts'), 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr?.resume();
-    await waitForPort(port, 20_000);
-  }
-
-  async function killChild(): Promise<void> {
-    const c = child;
-    child = undefined;
-    if (!c || c.exitCode !== null) return;
-    await new Promise<void>((r) => { c.once('exit', () => r()); c.kill('SIGKILL'); });
-  }
+  const gw = childGateway(() => config, () => port);
+  const startChild = () => gw.start();
+  const killChild = () => gw.kill();
 
   it(`loses no acknowledged message across ${KILLS} SIGKILLs`, { timeout: 240_000 }, async () => {
     const acked: string[] = [];

@@ -4,7 +4,6 @@
  * After the last restart the reference cloud holds every row's latest state and a delete for every
  * deleted row — none missing, whatever pages the kills cut through.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,14 +12,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CanonicalRecord } from '../../adapters/canonical/types.ts';
 import { newStore, startHttpReferenceCloud, type HttpReferenceCloud, type ReceivedStore } from '../reference-cloud/reference-cloud.ts';
 import { makeCloudKeys } from '../support/cloud-keys.ts';
-import { freePort, waitFor, waitForPort } from '../support/net.ts';
+import { freePort, waitFor } from '../support/net.ts';
+import { childGateway } from '../support/child-gateway.ts';
 import { startPostgres, type PgServer } from '../support/postgres.ts';
 import { createPracticeStudio } from '../support/practice-studio-db.ts';
 
 const ROWS = 1_000_000;
 const KILLS_IN_LOAD = 4;
 const KILLS_IN_UPDATES = 4;
-const root = new URL('../../', import.meta.url).pathname;
 
 /**
  * What the cloud kept of each charge: the amounts (in cents) of every version it received, and
@@ -48,7 +47,6 @@ describe('crash safety of a database source', () => {
   let server: PgServer;
   let cloud: HttpReferenceCloud;
   const ledger = new ChargeLedger();
-  let child: ChildProcess | undefined;
   let adminPort = 0;
   let config = '';
   const dir = mkdtempSync(join(tmpdir(), 'ewml-dbcrash-'));
@@ -75,19 +73,11 @@ describe('crash safety of a database source', () => {
       `    user: ${db.user}`, `    password: ${db.password}`, '    pageSize: 1000', '    pollIntervalMs: 200', '    overlapSeconds: 5', '',
     ].join('\n'));
   }, 180_000);
-  afterAll(async () => { child?.kill('SIGKILL'); await cloud?.stop(); await server?.stop(); });
+  afterAll(async () => { await gw.kill(); await cloud?.stop(); await server?.stop(); });
 
-  async function startChild(): Promise<void> {
-    child = spawn(process.execPath, [join(root, 'gateway/cli.ts'), 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr?.resume();
-    await waitForPort(adminPort, 20_000);
-  }
-  async function killChild(): Promise<void> {
-    const c = child;
-    child = undefined;
-    if (!c || c.exitCode !== null) return;
-    await new Promise<void>((r) => { c.once('exit', () => r()); c.kill('SIGKILL'); });
-  }
+  const gw = childGateway(() => config, () => adminPort);
+  const startChild = () => gw.start();
+  const killChild = () => gw.kill();
   const jitter = (min: number, span: number) => new Promise((r) => setTimeout(r, min + Math.floor(Math.random() * span)));
 
   it(`has every row's latest state after ${KILLS_IN_LOAD} kills in a ${ROWS.toLocaleString('en')}-row first load and ${KILLS_IN_UPDATES} during updates`, { timeout: 600_000 }, async () => {

@@ -4,7 +4,6 @@
  * has every row exactly once (after its dedupe by record id) and none missing; the file ends in
  * processed/.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,11 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CanonicalRecord } from '../../adapters/canonical/types.ts';
 import { newStore, startHttpReferenceCloud, type HttpReferenceCloud, type ReceivedStore } from '../reference-cloud/reference-cloud.ts';
 import { makeCloudKeys } from '../support/cloud-keys.ts';
-import { freePort, waitFor, waitForPort } from '../support/net.ts';
+import { freePort, waitFor } from '../support/net.ts';
+import { childGateway } from '../support/child-gateway.ts';
 
 const ROWS = 100_000;
 const KILLS = 6;
-const root = new URL('../../', import.meta.url).pathname;
 
 /** Record ids per row (source id): the cloud keeps the first copy of each id. */
 class RowLedger extends Map<string, CanonicalRecord> {
@@ -33,7 +32,6 @@ describe('crash safety of a file source', () => {
   const keys = makeCloudKeys();
   const ledger = new RowLedger();
   let cloud: HttpReferenceCloud;
-  let child: ChildProcess | undefined;
   let adminPort = 0;
   const dir = mkdtempSync(join(tmpdir(), 'ewml-filecrash-'));
   const exportDir = join(dir, 'export');
@@ -57,19 +55,11 @@ describe('crash safety of a file source', () => {
     for (let i = 1; i <= ROWS; i++) lines.push(`P${i},Synth${i % 997},Test${i % 89},${String((i % 12) + 1).padStart(2, '0')}/${String((i % 28) + 1).padStart(2, '0')}/19${50 + (i % 50)},${i % 2 ? 'F' : 'M'},Testville,TX,7${String(i % 10000).padStart(4, '0')}`);
     writeFileSync(join(dir, 'patients_full.csv'), lines.join('\n') + '\n');
   }, 60_000);
-  afterAll(async () => { child?.kill('SIGKILL'); await cloud?.stop(); });
+  afterAll(async () => { await gw.kill(); await cloud?.stop(); });
 
-  async function startChild(): Promise<void> {
-    child = spawn(process.execPath, [join(root, 'gateway/cli.ts'), 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr?.resume();
-    await waitForPort(adminPort, 20_000);
-  }
-  async function killChild(): Promise<void> {
-    const c = child;
-    child = undefined;
-    if (!c || c.exitCode !== null) return;
-    await new Promise<void>((r) => { c.once('exit', () => r()); c.kill('SIGKILL'); });
-  }
+  const gw = childGateway(() => config, () => adminPort);
+  const startChild = () => gw.start();
+  const killChild = () => gw.kill();
 
   it(`has every row of a ${ROWS.toLocaleString('en')}-row file exactly once after ${KILLS} kills mid-file`, { timeout: 300_000 }, async () => {
     const { renameSync } = await import('node:fs');

@@ -22,7 +22,7 @@ describe('folder source', () => {
     writeFileSync(join(inbox, 'export1.hl7'), [adtA04({ id: ids[0], mrn: 'FILE1' }), siu({ id: ids[1], mrn: 'FILE1' }), adtA04({ id: ids[2] }).replace('MRN001^^^CLINIC^MR', '')].join('\n'));
     await waitFor(() => existsSync(join(inbox, 'processed', 'export1.hl7')) && status().adapters.exports.detail.files === 1, 10_000, 'file processed');
     expect(existsSync(join(inbox, 'export1.hl7'))).toBe(false);
-    expect(status().adapters.exports.detail).toMatchObject({ files: 1, messages: 3 });
+    expect(status().adapters.exports.detail).toMatchObject({ files: 1, rows: 3 });
     // the one without PID-3 is kept in dead letters, with the reason
     expect(h.gw.parts.outbox.listDeadLetters({ limit: 100 }).some((d) => d.adapter === 'exports' && d.code === 'GW_MAP_FAILED')).toBe(true);
   });
