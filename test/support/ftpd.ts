@@ -7,10 +7,10 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureService } from './services.ts';
+import { ensureService, stopProcess } from './services.ts';
 import { freePort, waitForPort } from './net.ts';
 import { makeTestPki } from './tls.ts';
-import { SFTP_USER } from './sshd.ts';
+import { ensureTestUser } from './sshd.ts';
 
 export interface FtpsServer { port: number; user: string; password: string; ca: string; home: string; mkdir(name: string): string; stop(): Promise<void> }
 
@@ -19,9 +19,7 @@ export async function startFtps(): Promise<FtpsServer> {
   const daemon = ensureService('pure-ftpd');
   const dir = mkdtempSync(join(tmpdir(), 'ewml-ftpd-'));
   chmodSync(dir, 0o755);
-  try { execFileSync('id', [SFTP_USER], { stdio: 'ignore' }); } catch { execFileSync('useradd', ['-M', '-d', '/nonexistent', '-s', '/usr/sbin/nologin', SFTP_USER]); }
-  const uid = Number(execFileSync('id', ['-u', SFTP_USER], { encoding: 'utf8' }));
-  const gid = Number(execFileSync('id', ['-g', SFTP_USER], { encoding: 'utf8' }));
+  const { uid, gid } = ensureTestUser();
   const home = join(dir, 'home');
   mkdirSync(home);
   chownSync(home, uid, gid);
@@ -45,7 +43,7 @@ export async function startFtps(): Promise<FtpsServer> {
     port, user, password, ca: pki.ca, home,
     mkdir(name) { const p = join(home, name); mkdirSync(p, { recursive: true }); chownSync(p, uid, gid); return p; },
     async stop() {
-      if (proc.exitCode === null) { const exited = new Promise((r) => proc.once('exit', r)); proc.kill('SIGTERM'); await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]); }
+      await stopProcess(proc, 'SIGTERM', 5000);
       rmSync(dir, { recursive: true, force: true });
     },
   };

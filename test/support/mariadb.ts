@@ -7,7 +7,7 @@ import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { ensureService } from './services.ts';
+import { ensureService, stopProcess } from './services.ts';
 import { freePort, waitFor } from './net.ts';
 
 export interface MariaServer {
@@ -54,12 +54,7 @@ export async function startMariadb(): Promise<MariaServer> {
       try { return (await c.query(sql, params))[0]; } finally { await c.end(); }
     },
     async stop() {
-      if (proc.exitCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-        if (proc.exitCode === null) proc.kill('SIGKILL');
-      }
+      await stopProcess(proc, 'SIGTERM', 15_000);
       rmSync(dir, { recursive: true, force: true });
     },
   };

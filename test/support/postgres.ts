@@ -8,7 +8,7 @@ import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
-import { ensureService } from './services.ts';
+import { ensureService, stopProcess } from './services.ts';
 import { freePort, waitFor } from './net.ts';
 
 export interface PgServer {
@@ -55,12 +55,7 @@ export async function startPostgres(): Promise<PgServer> {
       try { return await c.query(sql, params); } finally { await c.end(); }
     },
     async stop() {
-      if (proc.exitCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGINT');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-        if (proc.exitCode === null) proc.kill('SIGKILL');
-      }
+      await stopProcess(proc, 'SIGINT', 10_000);
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -38,3 +38,12 @@ export function ensureService(name: keyof typeof CANDIDATES): string {
   }
   throw new Error(`${name} is needed by the tests but is not installed. Install it with: sudo apt-get install -y ${pkg} (this is what .ci/run does), then run npm test again.`);
 }
+
+/** Stops a service process the tests started: `signal`, then SIGKILL if it has not exited in `graceMs`. */
+export async function stopProcess(proc: import('node:child_process').ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill(signal);
+  await Promise.race([exited, new Promise((r) => setTimeout(r, graceMs))]);
+  if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+}

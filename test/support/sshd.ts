@@ -8,7 +8,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureService } from './services.ts';
+import { ensureService, stopProcess } from './services.ts';
 import { freePort, waitForPort } from './net.ts';
 
 export const SFTP_USER = 'ewmlsftp';
@@ -25,15 +25,19 @@ export interface SshServer {
   stop(): Promise<void>;
 }
 
+/** The system user that owns the test servers' folders (created when missing, with no login shell). */
+export function ensureTestUser(): { uid: number; gid: number } {
+  try { execFileSync('id', [SFTP_USER], { stdio: 'ignore' }); } catch { execFileSync('useradd', ['-M', '-d', '/nonexistent', '-s', '/usr/sbin/nologin', SFTP_USER]); }
+  return { uid: Number(execFileSync('id', ['-u', SFTP_USER], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', SFTP_USER], { encoding: 'utf8' })) };
+}
+
 export async function startSshd(): Promise<SshServer> {
   if (process.getuid?.() !== 0) throw new Error('the SFTP tests start an OpenSSH sshd and need root (as .ci/run runs them); run npm test as root');
   const sshd = ensureService('sshd');
   const dir = mkdtempSync(join(tmpdir(), 'ewml-sshd-'));
   chmodSync(dir, 0o755);
-  try { execFileSync('id', [SFTP_USER], { stdio: 'ignore' }); } catch { execFileSync('useradd', ['-M', '-d', '/nonexistent', '-s', '/usr/sbin/nologin', SFTP_USER]); }
+  const { uid, gid } = ensureTestUser();
   execFileSync('usermod', ['-p', '*', SFTP_USER]);
-  const uid = Number(execFileSync('id', ['-u', SFTP_USER], { encoding: 'utf8' }));
-  const gid = Number(execFileSync('id', ['-g', SFTP_USER], { encoding: 'utf8' }));
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_ed25519')]);
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'client_ed25519')]);
   writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_ed25519.pub')));
@@ -57,7 +61,7 @@ export async function startSshd(): Promise<SshServer> {
     port, user: SFTP_USER, clientKey: readFileSync(join(dir, 'client_ed25519'), 'utf8'), hostKeySha256: fp, home,
     mkdir(name) { const p = join(home, name); mkdirSync(p, { recursive: true }); chownSync(p, uid, gid); return p; },
     async stop() {
-      if (proc.exitCode === null) { const exited = new Promise((r) => proc.once('exit', r)); proc.kill('SIGTERM'); await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]); }
+      await stopProcess(proc, 'SIGTERM', 5000);
       rmSync(dir, { recursive: true, force: true });
     },
   };
