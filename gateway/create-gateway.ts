@@ -119,7 +119,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
         outbox: outbound.outbox, sealer, notify: () => outbound.relay.notify(),
         identity: { sendingApplication: 'EWML', sendingFacility: config.gateway.id, receivingApplication: config.outbound.receivingApplication, receivingFacility: config.outbound.receivingFacility },
       },
-      direct: { outbox, writeBackFor: (id) => writeBacks.get(id), fileWriterFor: (id) => fileWriters.get(id) },
+      direct: { outbox, sealer, writeBackFor: (id) => writeBacks.get(id), fileWriterFor: (id) => fileWriters.get(id) },
       bus, logger: logger.child({ component: 'commands' }), now: () => clock.now(),
     })
     : undefined;
@@ -196,6 +196,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       startedAt = clock.now();
       try { await sink.start(); } catch (err) { logger.error({ err, code: 'GW_START_FAILED' }, 'sink failed to start; records stay queued'); }
       await relay.start();
+      if (commands) await commands.resumePending().catch((err: unknown) => logger.error({ err }, 'pending commands could not be resumed'));
       for (const a of adapters) await startAdapter(a, 0);
       if (admin) {
         try { await admin.start(); } catch (err) { logger.error({ code: 'GW_START_FAILED', cause: (err as NodeJS.ErrnoException).code }, 'admin API failed to start; the gateway runs on without it'); }

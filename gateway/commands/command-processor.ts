@@ -24,6 +24,8 @@ import { FileWriteRefused, renderFile, type FileWriter, type FileWriteRequest } 
 
 export interface CommandProcessor {
   handle(jws: string): Promise<{ commandId?: string; status: 'accepted' | 'refused'; detail: string }>;
+  /** Carries out the direct commands a previous run accepted and did not finish. */
+  resumePending(): Promise<number>;
 }
 
 /** Commands whose HL7 the gateway builds from canonical data (the rest: `hl7.send` carries it). */
@@ -60,8 +62,9 @@ export interface DirectCommandOptions {
   writeBackFor(database: string): WriteBack | undefined;
   /** A configured file output target. */
   fileWriterFor(target: string): FileWriter | undefined;
-  /** Durable record of command ids taken (the main outbox's resend log): a replay is refused. */
+  /** Durable record of command ids taken (the main outbox's resend log; a replay is refused) and of commands not yet finished. */
   outbox: Outbox;
+  sealer: RecordSealer;
   /** Attempts and first delay when the database cannot be reached. */
   attempts?: number;
   retryDelayMs?: number;
@@ -75,69 +78,100 @@ export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?
     (status === 'refused' ? o.logger.warn.bind(o.logger) : o.logger.info.bind(o.logger))({ commandId, status, detail }, 'cloud command');
     return { commandId, status, detail };
   };
-  /**
-   * A command carried out here and now (not queued for the PMS over MLLP): taken once by its id
-   * (the main outbox's resend log), reported accepted, then done or failed; retried while the
-   * target cannot be reached, never when the request itself is refused.
-   */
-  async function direct(cmd: CloudCommand, jws: string, what: string, run: () => Promise<string>, refusal: (e: unknown) => boolean) {
-    const taken = await o.direct!.outbox.enqueue({ records: [], dedupe: { key: `command|${cmd.id}`, hash: createHash('sha256').update(jws).digest('hex') } });
-    if (taken === 'duplicate' || taken === 'conflict') return outcome(cmd.id, 'refused', 'replayed command id');
-    if (taken === 'full') return outcome(cmd.id, 'refused', 'outbox full; send again later');
-    const attempts = o.direct!.attempts ?? 5;
-    const first = o.direct!.retryDelayMs ?? 1000;
-    const go = async (): Promise<void> => {
-      for (let i = 1; ; i++) {
-        try {
-          const detail = await run();
-          o.bus.emit('command.outcome', { commandId: cmd.id, status: 'done', detail });
-          o.logger.info({ commandId: cmd.id, what }, 'command done');
-          return;
-        } catch (e) {
-          const refused = refusal(e);
-          if (refused || i >= attempts) {
-            const detail = refused ? (e as Error).message : `${what} failed after ${i} attempt(s): ${(e as Error).message.slice(0, 200)}`;
-            o.bus.emit('command.outcome', { commandId: cmd.id, status: 'failed', detail });
-            o.logger.warn({ commandId: cmd.id, what, detail }, 'command failed');
-            return;
-          }
-          await new Promise((r) => setTimeout(r, first * 2 ** (i - 1)));
-        }
-      }
-    };
-    const r = outcome(cmd.id, 'accepted', what);
-    void go();
-    return r;
-  }
+  /** What a direct command does, built from the command alone (so a restart can build it again). */
+  interface Job { what: string; run: () => Promise<string>; refusal: (e: unknown) => boolean }
 
   /** `db.write` {database, statement, values}: a configured statement run with the values bound. */
-  async function dbWrite(cmd: CloudCommand, jws: string) {
+  function dbWriteJob(cmd: CloudCommand): Job | string {
     const database = typeof cmd.database === 'string' ? cmd.database : '';
     const wb = o.direct?.writeBackFor(database);
-    if (!wb) return outcome(cmd.id, 'refused', `write-back is not enabled for database "${database}" (databases[].writeBack.enabled)`);
+    if (!wb) return `write-back is not enabled for database "${database}" (databases[].writeBack.enabled)`;
     const statement = typeof cmd.statement === 'string' ? cmd.statement : '';
     const values = (cmd.values && typeof cmd.values === 'object' ? cmd.values : {}) as Record<string, unknown>;
-    return direct(cmd, jws, `write-back ${statement} on ${database}`, async () => `${statement}: ${await wb.run(statement, values)} row(s) changed`, (e) => e instanceof WriteBackRefused);
+    return { what: `write-back ${statement} on ${database}`, run: async () => `${statement}: ${await wb.run(statement, values)} row(s) changed`, refusal: (e) => e instanceof WriteBackRefused };
   }
 
   /** `file.write` {target, file: {name, format, rows|hl7, …}}: a file for the PMS, written atomically. */
-  async function fileWrite(cmd: CloudCommand, jws: string) {
+  function fileWriteJob(cmd: CloudCommand): Job | string {
     const target = typeof cmd.target === 'string' ? cmd.target : '';
     const writer = o.direct?.fileWriterFor(target);
-    if (!writer) return outcome(cmd.id, 'refused', `no file output "${target}" (fileOutputs)`);
+    if (!writer) return `no file output "${target}" (fileOutputs)`;
     const req = (cmd.file && typeof cmd.file === 'object' ? cmd.file : {}) as FileWriteRequest;
-    try { renderFile(req); } catch (e) { if (e instanceof FileWriteRefused) return outcome(cmd.id, 'refused', e.message); throw e; }
-    return direct(cmd, jws, `file ${req.name} to ${target}`, async () => { const w = await writer.write(req); return `${req.name}: ${w.bytes} bytes written`; }, (e) => e instanceof FileWriteRefused);
+    try { renderFile(req); } catch (e) { if (e instanceof FileWriteRefused) return e.message; throw e; }
+    return { what: `file ${req.name} to ${target}`, run: async () => { const w = await writer.write(req); return `${req.name}: ${w.bytes} bytes written`; }, refusal: (e) => e instanceof FileWriteRefused };
+  }
+
+  const JOBS: Record<string, (cmd: CloudCommand) => Job | string> = { 'db.write': dbWriteJob, 'file.write': fileWriteJob };
+
+  /** Runs a taken job to done or failed (retried while the target cannot be reached), then lets it go. */
+  async function carryOut(cmd: CloudCommand, job: Job): Promise<void> {
+    const attempts = o.direct!.attempts ?? 5;
+    const first = o.direct!.retryDelayMs ?? 1000;
+    for (let i = 1; ; i++) {
+      try {
+        const detail = await job.run();
+        o.bus.emit('command.outcome', { commandId: cmd.id, status: 'done', detail });
+        o.logger.info({ commandId: cmd.id, what: job.what }, 'command done');
+        break;
+      } catch (e) {
+        const refused = job.refusal(e);
+        if (refused || i >= attempts) {
+          const detail = refused ? (e as Error).message : `${job.what} failed after ${i} attempt(s): ${(e as Error).message.slice(0, 200)}`;
+          o.bus.emit('command.outcome', { commandId: cmd.id, status: 'failed', detail });
+          o.logger.warn({ commandId: cmd.id, what: job.what, detail }, 'command failed');
+          break;
+        }
+        await new Promise((r) => setTimeout(r, first * 2 ** (i - 1)));
+      }
+    }
+    await o.direct!.outbox.finishCommand(cmd.id).catch((err: unknown) => o.logger.error({ err, commandId: cmd.id }, 'could not mark the command finished; it runs again after a restart'));
+  }
+
+  /**
+   * A command carried out here (not queued for the PMS over MLLP): taken once by its id (the main
+   * outbox's resend log) and kept, sealed, until done or failed — in one transaction — so what was
+   * reported accepted is finished after a restart too.
+   */
+  async function direct(cmd: CloudCommand, jws: string) {
+    const job = JOBS[cmd.type](cmd);
+    if (typeof job === 'string') return outcome(cmd.id, 'refused', job);
+    const sealed = o.direct!.sealer.seal(`command:${cmd.id}`, Buffer.from(JSON.stringify(cmd)));
+    const taken = await o.direct!.outbox.enqueue({ records: [], dedupe: { key: `command|${cmd.id}`, hash: createHash('sha256').update(jws).digest('hex') }, command: { id: cmd.id, sealed } });
+    if (taken === 'duplicate' || taken === 'conflict') return outcome(cmd.id, 'refused', 'replayed command id');
+    if (taken === 'full') return outcome(cmd.id, 'refused', 'outbox full; send again later');
+    const r = outcome(cmd.id, 'accepted', job.what);
+    void carryOut(cmd, job);
+    return r;
   }
 
   return {
+    async resumePending() {
+      if (!o.direct) return 0;
+      const pending = o.direct.outbox.pendingCommands();
+      for (const p of pending) {
+        let cmd: CloudCommand;
+        try { cmd = JSON.parse(o.direct.sealer.open(`command:${p.id}`, p.sealed).toString('utf8')) as CloudCommand; } catch {
+          o.logger.error({ commandId: p.id }, 'a pending command cannot be opened (key changed?); dropped');
+          await o.direct.outbox.finishCommand(p.id);
+          continue;
+        }
+        const job = JOBS[cmd.type]?.(cmd);
+        if (!job || typeof job === 'string') {
+          o.bus.emit('command.outcome', { commandId: cmd.id, status: 'failed', detail: typeof job === 'string' ? job : `unknown command type ${cmd.type}` });
+          await o.direct.outbox.finishCommand(p.id);
+          continue;
+        }
+        o.logger.info({ commandId: cmd.id, what: job.what }, 'carrying out a command accepted before the restart');
+        void carryOut(cmd, job);
+      }
+      return pending.length;
+    },
     async handle(jws) {
       let cmd;
       try { cmd = await o.verifier.verify(jws); } catch (e) {
         return outcome(undefined, 'refused', isGatewayError(e) ? e.message : 'unverifiable');
       }
-      if (cmd.type === 'db.write') return dbWrite(cmd, jws);
-      if (cmd.type === 'file.write') return fileWrite(cmd, jws);
+      if (JOBS[cmd.type]) return direct(cmd, jws);
       if (cmd.type !== 'hl7.send' && !BUILT[cmd.type]) return outcome(cmd.id, 'refused', `unknown command type ${cmd.type}`);
       if (!o.outbound) return outcome(cmd.id, 'refused', 'outbound HL7 is disabled (outbound.enabled)');
       let hl7: string;

@@ -19,6 +19,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
   const log = new Map<string, string>();
   const inFlight = new Set<string>();
   const cursors = new Map<string, string>();
+  const commands = new Map<string, Uint8Array>();
   const sourceRows = new Map<string, Map<string, string>>();
   let seq = 0;
   let bytes = 0;
@@ -53,6 +54,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
         bytes += b;
       }
       if (entry.dedupe) log.set(entry.dedupe.key, entry.dedupe.hash);
+      if (entry.command && entry.dedupe) commands.set(entry.command.id, entry.command.sealed);
       return 'accepted';
     },
     async enqueuePage(page) {
@@ -88,6 +90,8 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       return { outcome: 'accepted', written, unchanged: page.rows.length - changed.length, deadLettered };
     },
     getCursor(key) { return cursors.get(key); },
+    pendingCommands() { return [...commands].map(([id, sealed]) => ({ id, sealed })); },
+    async finishCommand(id) { commands.delete(id); },
     listSourceRows(stream, afterPk, limit) {
       const known = sourceRows.get(stream);
       if (!known) return [];

@@ -46,4 +46,7 @@ export const OUTBOX_MIGRATIONS: readonly string[] = [
   // committed in the same transaction as the rows' records
   `CREATE TABLE source_cursors (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);
    CREATE TABLE source_rows (stream TEXT NOT NULL, pk TEXT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (stream, pk)) WITHOUT ROWID;`,
+  // 4: cloud commands carried out here (write-back, file.write): taken with their replay guard,
+  // kept until done or failed, so a restart finishes what was reported accepted
+  'CREATE TABLE pending_commands (id TEXT PRIMARY KEY, taken_at INTEGER NOT NULL, payload BLOB NOT NULL);',
 ];

@@ -23,6 +23,8 @@ export interface EnqueueEntry {
   records: SealedRecord[];
   /** Resend detection: the same key with the same hash is a duplicate; another hash a conflict. */
   dedupe?: { key: string; hash: string };
+  /** A cloud command taken for execution here (sealed): kept until `finishCommand`, so a restart carries it out. */
+  command?: { id: string; sealed: Uint8Array };
 }
 
 export type EnqueueOutcome = 'accepted' | 'duplicate' | 'conflict' | 'full';
@@ -117,6 +119,10 @@ export interface Outbox {
   getDeadLetter(id: string): DeadLetterEntry | undefined;
   /** Removes it (after a successful replay, or a technician's discard). */
   removeDeadLetter(id: string): Promise<boolean>;
+  /** Commands taken (`EnqueueEntry.command`) and not yet finished, oldest first. */
+  pendingCommands(): Array<{ id: string; sealed: Uint8Array }>;
+  /** A taken command is done or failed for good. */
+  finishCommand(id: string): Promise<void>;
   /** A page of source rows plus its cursor, in one transaction (all or nothing). */
   enqueuePage(page: PageEntry): Promise<PageOutcome>;
   /** The cursor last committed under this key. */

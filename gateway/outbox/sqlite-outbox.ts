@@ -166,6 +166,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         oldest: d.prepare('SELECT created_at AS t FROM outbox ORDER BY seq LIMIT 1'),
         waiting: d.prepare('SELECT COUNT(*) AS n FROM outbox WHERE attempts > 0 AND next_attempt_at > ?'),
         countDead: d.prepare('SELECT COUNT(*) AS n FROM dead_letters'),
+        pendingCommands: d.prepare('SELECT id, payload FROM pending_commands ORDER BY taken_at, id'),
         getCursor: d.prepare('SELECT value FROM source_cursors WHERE key = ?'),
         listRows: d.prepare("SELECT pk FROM source_rows WHERE stream = ? AND pk > ? AND hash <> '-' ORDER BY pk LIMIT ?"),
         nextRetry: d.prepare('SELECT MIN(next_attempt_at) AS t FROM outbox WHERE attempts > 0 AND next_attempt_at > ?'),
@@ -197,6 +198,15 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       const r = await call<PageOutcome>({ op: 'page', page, now: opts.clock.now() });
       if (r.outcome === 'full') opts.onFull?.(counts.bytes, opts.maxBytes);
       return r;
+    },
+
+    pendingCommands() {
+      need();
+      return (st.pendingCommands.all() as Array<{ id: string; payload: Uint8Array }>).map((r) => ({ id: r.id, sealed: r.payload }));
+    },
+
+    async finishCommand(id) {
+      await call({ op: 'finishCommand', commandId: id });
     },
 
     getCursor(key) {

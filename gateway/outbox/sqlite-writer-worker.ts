@@ -57,6 +57,7 @@ function run(): void {
       let value: unknown;
       switch (r.op) {
         case 'page': value = writer.enqueuePage(r.page, r.now); break;
+        case 'finishCommand': writer.finishCommand(r.commandId); break;
         case 'ack': writer.ack(r.rows); break;
         case 'retryLater': writer.retryLater(r.rows, r.at, r.error); break;
         case 'deadLetter': writer.deadLetter(r.rows, r.code, r.reason, r.now); break;

@@ -14,6 +14,7 @@ export interface SqliteWriter {
   enqueue(entries: EnqueueEntry[], now: number): EnqueueOutcome[];
   /** A polled source's page: changed rows, their dead letters and the cursor, in one FULL transaction. */
   enqueuePage(page: PageEntry, now: number): PageOutcome;
+  finishCommand(id: string): void;
   ack(rows: Array<{ id: string; seq?: number; bytes?: number }>): void;
   retryLater(rows: Array<{ id: string; seq?: number }>, at: number, error: string): void;
   deadLetter(rows: Array<{ id: string; seq?: number }>, code: string, reason: string, now: number): void;
@@ -46,6 +47,8 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
     getDeadBytes: db.prepare('SELECT bytes FROM dead_letters WHERE id = ?'),
     getRowHash: db.prepare('SELECT hash FROM source_rows WHERE stream = ? AND pk = ?'),
     putRowHash: db.prepare('INSERT OR REPLACE INTO source_rows (stream, pk, hash) VALUES (?, ?, ?)'),
+    putCommand: db.prepare('INSERT OR IGNORE INTO pending_commands (id, taken_at, payload) VALUES (?, ?, ?)'),
+    delCommand: db.prepare('DELETE FROM pending_commands WHERE id = ?'),
     putCursor: db.prepare('INSERT OR REPLACE INTO source_cursors (key, value, updated_at) VALUES (?, ?, ?)'),
   };
   let bytes = Number((db.prepare('SELECT (SELECT COALESCE(SUM(bytes), 0) FROM outbox) + (SELECT COALESCE(SUM(bytes), 0) FROM dead_letters) AS b').get() as { b: number }).b);
@@ -97,6 +100,7 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
               continue;
             }
             seenInGroup.set(entry.dedupe.key, entry.dedupe.hash);
+            if (entry.command) st.putCommand.run(entry.command.id, now, entry.command.sealed);
           } else if (bytes + added + size > o.maxBytes) { outcomes.push('full'); continue; }
           for (const r of entry.records) {
             if (st.insert.run(r.id, r.type, r.partitionKey, now, r.sealed.byteLength + ENTRY_OVERHEAD, r.sealed).changes > 0) {
@@ -150,6 +154,10 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
       deadBytes += addedDead;
       rows += addedRows;
       return { outcome: 'accepted', written, unchanged, deadLettered };
+    },
+
+    finishCommand(id) {
+      tx('FULL', () => { st.delCommand.run(id); });
     },
 
     // Relay-side writes commit at synchronous NORMAL: losing one to a power cut only re-delivers a

@@ -5,6 +5,7 @@ import type { WriterCounts } from './sqlite-writer.ts';
 export type WriterRequest =
   | { id: number; op: 'enqueue'; entry: EnqueueEntry; now: number }
   | { id: number; op: 'page'; page: PageEntry; now: number }
+  | { id: number; op: 'finishCommand'; commandId: string }
   | { id: number; op: 'ack'; rows: Array<{ id: string; seq?: number }> }
   | { id: number; op: 'retryLater'; rows: Array<{ id: string; seq?: number }>; at: number; error: string }
   | { id: number; op: 'deadLetter'; rows: Array<{ id: string; seq?: number }>; code: string; reason: string; now: number }

@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CompactSign } from 'jose';
 import pino from 'pino';
+import { randomBytes } from 'node:crypto';
+import { createRecordSealer } from '../../../gateway/crypto/record-sealer.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFileWriter, renderFile } from '../../../adapters/file/file-output.ts';
 import { createCommandProcessor, type CommandProcessor } from '../../../gateway/commands/command-processor.ts';
@@ -41,7 +43,7 @@ beforeAll(async () => {
   await outbox.open();
   processor = createCommandProcessor({
     verifier: createCommandVerifier({ publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }).toString(), gatewayId: 'gw-out', now: () => Date.now() }),
-    direct: { outbox, writeBackFor: () => undefined, fileWriterFor: (id) => writers.get(id), attempts: 2, retryDelayMs: 10 },
+    direct: { outbox, sealer: createRecordSealer(randomBytes(32)), writeBackFor: () => undefined, fileWriterFor: (id) => writers.get(id), attempts: 2, retryDelayMs: 10 },
     bus, logger: pino({ level: 'silent' }), now: () => Date.now(),
   });
 }, 30_000);
@@ -64,6 +66,27 @@ describe('files for the PMS (file.write commands)', () => {
     expect(readFileSync(join(remoteDir, 'recall.xml'), 'utf8')).toContain('<Recall><PatientID>P1</PatientID><Due>2027-01-01</Due><Note>a &lt; b &amp; c</Note></Recall>');
     expect(readFileSync(join(remoteDir, 'adt.hl7'), 'utf8')).toMatch(/^MSH\|\^~\\&\|.*\|OUT1\|/);
     expect(readdirSync(remoteDir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('finishes after a restart what it had accepted (the command is kept until done)', async () => {
+    const outbox = createMemoryOutbox({ maxBytes: 10_000_000, clock: { now: () => Date.now() } });
+    await outbox.open();
+    const sealer = createRecordSealer(randomBytes(32));
+    const bus = createEventBus(() => undefined);
+    const seen: string[] = [];
+    bus.on('command.outcome', (e) => seen.push(`${e.commandId}:${e.status}`));
+    const verifier = createCommandVerifier({ publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }).toString(), gatewayId: 'gw-out', now: () => Date.now() });
+    // the first run takes the command, then "dies": its writer never finishes
+    const stuck = { write: () => new Promise<never>(() => undefined) };
+    const first = createCommandProcessor({ verifier, direct: { outbox, sealer, writeBackFor: () => undefined, fileWriterFor: () => stuck }, bus, logger: pino({ level: 'silent' }), now: () => Date.now() });
+    expect((await first.handle(await sign({ id: 'f-9', target: 'pms-folder', file: { name: 'late.csv', format: 'csv', rows: [{ a: 1 }] } }))).status).toBe('accepted');
+    expect(outbox.pendingCommands().map((c) => c.id)).toEqual(['f-9']);
+    const second = createCommandProcessor({ verifier, direct: { outbox, sealer, writeBackFor: () => undefined, fileWriterFor: (id) => (id === 'pms-folder' ? createFileWriter({ id, kind: 'folder', dir: local, csvDelimiter: ',' }) : undefined) }, bus, logger: pino({ level: 'silent' }), now: () => Date.now() });
+    expect(await second.resumePending()).toBe(1);
+    await waitFor(() => seen.includes('f-9:done'), 5000, 'done after the restart');
+    expect(readFileSync(join(local, 'late.csv'), 'utf8')).toBe('a\r\n1\r\n');
+    await waitFor(() => outbox.pendingCommands().length === 0, 2000, 'finished');
+    expect((await second.handle(await sign({ id: 'f-9', target: 'pms-folder', file: { name: 'late.csv', format: 'csv', rows: [] } }))).detail).toBe('replayed command id');
   });
 
   it('refuses unsafe names, bad content, unknown targets and replays', async () => {

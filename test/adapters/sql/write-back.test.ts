@@ -6,6 +6,8 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { CompactSign } from 'jose';
 import pino from 'pino';
+import { randomBytes } from 'node:crypto';
+import { createRecordSealer } from '../../../gateway/crypto/record-sealer.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCommandProcessor, type CommandProcessor } from '../../../gateway/commands/command-processor.ts';
 import { createCommandVerifier } from '../../../gateway/commands/command-verifier.ts';
@@ -45,7 +47,7 @@ beforeAll(async () => {
   await outbox.open();
   processor = createCommandProcessor({
     verifier: createCommandVerifier({ publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }).toString(), gatewayId: 'gw-wb', now: () => Date.now() }),
-    direct: { outbox, writeBackFor: (id) => (id === 'ps' ? wb : undefined), fileWriterFor: () => undefined, attempts: 2, retryDelayMs: 10 },
+    direct: { outbox, sealer: createRecordSealer(randomBytes(32)), writeBackFor: (id) => (id === 'ps' ? wb : undefined), fileWriterFor: () => undefined, attempts: 2, retryDelayMs: 10 },
     bus, logger: pino({ level: 'silent' }), now: () => Date.now(),
   });
 }, 60_000);

@@ -71,6 +71,16 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       } finally { await small.close(); }
     });
 
+    it('keeps a taken command, with its replay guard, until it is finished — across a reopen', async () => {
+      expect(await box.enqueue({ records: [], dedupe: { key: 'command|c1', hash: 'h' }, command: { id: 'c1', sealed: Buffer.from('sealed-cmd') } })).toBe('accepted');
+      expect(await box.enqueue({ records: [], dedupe: { key: 'command|c1', hash: 'h' }, command: { id: 'c1', sealed: Buffer.from('again') } })).toBe('duplicate');
+      await box.close();
+      await box.open();
+      expect(box.pendingCommands().map((c) => [c.id, Buffer.from(c.sealed).toString()])).toEqual([['c1', 'sealed-cmd']]);
+      await box.finishCommand('c1');
+      expect(box.pendingCommands()).toEqual([]);
+    });
+
     it('respects the claim size', async () => {
       await box.enqueue({ records: ['a', 'b', 'c', 'd'].map((i) => rec(i)) });
       expect(box.claim(3).map((r) => r.id)).toEqual(['a', 'b', 'c']);
