@@ -245,7 +245,7 @@ async function preview(files: string[], o: { profile?: string; format?: string; 
           total++;
           const kindName = kind === 'fhir' ? 'fhir' : kind.name;
           const mapped = mapFileRow({ adapterId: entry.id, system, timezone, now: () => Date.now() }, kind, { pk: `${kindName}#${g}`, data: row.data });
-          const built = stage.run({ map: () => mapped } as unknown as SourceCodec<unknown>, row);
+          const built = stage.finish(mapped);
           show(`${file}#${g}`, { kind: kindName, unsupported: mapped.unsupported, records: built.records.map((x) => x.record), issues: [...mapped.issues, ...built.invalid.map((i) => ({ severity: 'error', code: 'GW_VALIDATION_FAILED', message: `${i.type} record ${i.path} ${i.problem}` }))] });
         }
       }

@@ -8,15 +8,13 @@
 import { createInterface } from 'node:readline/promises';
 import { createRecordValidator } from '../adapters/canonical/validator.ts';
 import { connectionOf, createDatabaseSource, openSqlDriver, pkOf, realtimeChannel, streamsOf, type DatabaseConfig, type SqlDriver } from '../adapters/sql/index.ts';
-import { countQuery, pageQuery, shapeQuery } from '../adapters/sql/sql-query.ts';
-import { streamColumns } from '../adapters/sql/sql-source.ts';
+import { inspectStream } from '../adapters/sql/sql-source.ts';
 import { installRealtime, realtimeInstallSql, realtimeRemoveSql, realtimeStatus, removeRealtime } from '../adapters/sql/realtime.ts';
 import { rowHash } from '../adapters/canonical/row-hash.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { CliIo } from './cli-commands.ts';
 import { systemClock } from './clock.ts';
 import { createMapStage } from './pipeline/map-stage.ts';
-import type { SourceCodec } from '../adapters/contracts.ts';
 
 export const DB_HELP = `eyewear-gateway db — database sources
 
@@ -41,9 +39,6 @@ function pick(config: GatewayConfig, id: string | undefined, io: CliIo): Databas
   return one;
 }
 
-const SORT_MATTERS_ROWS = 10_000;
-const SORT_SIGNS: Record<string, RegExp> = { postgres: /\bSort\b/, mariadb: /filesort/i, sqlite: /TEMP B-TREE FOR ORDER BY/i, mssql: /\bSort\b/ };
-
 export async function dbCheck(config: GatewayConfig, id: string | undefined, io: CliIo): Promise<number> {
   const dbs = pick(config, id, io);
   if (!dbs) return 2;
@@ -53,7 +48,7 @@ export async function dbCheck(config: GatewayConfig, id: string | undefined, io:
   for (const c of dbs) {
     io.out(`${c.id} (${c.engine} ${c.engine === 'sqlite' ? c.file : `${c.database}@${c.host}${c.port ? `:${c.port}` : ''}`}, profile ${c.profile})`);
     let d: SqlDriver;
-    try { d = await openSqlDriver(connectionOf(c)); await d.query(c.engine === 'mssql' ? 'SELECT 1 AS ok' : 'SELECT 1 AS ok'); } catch (e) {
+    try { d = await openSqlDriver(connectionOf(c)); await d.query('SELECT 1 AS ok'); } catch (e) {
       io.err(`  cannot connect: ${(e as Error).message} — check host, port, database, user and password (databases[].…)`);
       errors++;
       continue;
@@ -61,24 +56,17 @@ export async function dbCheck(config: GatewayConfig, id: string | undefined, io:
     const source = createDatabaseSource(c, () => Date.now(), { driver: d });
     try {
       for (const s of streamsOf(c)) {
-        const src = { table: s.table, query: s.query, key: s.key, watermark: s.watermark ?? { column: s.key, kind: 'key' as const } };
         const problems: string[] = [];
         const notes: string[] = [];
         try {
-          const sample = (await d.query(shapeQuery(d, src)))[0];
-          const n = Number(Object.values((await d.query(countQuery(d, src)))[0])[0]);
-          notes.push(`${n} rows`);
+          const { sample, missing, plan, rows, needsIndex } = await inspectStream(d, s, c.pageSize, { count: true });
+          notes.push(`${rows} rows`);
           if (sample) {
-            const have = new Set(Object.keys(sample));
-            const missing = streamColumns(s).filter((x) => !have.has(x));
             if (missing.length) problems.push(`no column(s) ${missing.join(', ')}`);
-            const q = pageQuery(d, src, [sample[src.watermark.column], sample[src.key]], c.pageSize);
-            const plan = await d.explain(q.sql, q.params);
-            notes.push(`plan: ${plan[0]?.trim().slice(0, 90) ?? '?'}`);
-            // on a small table a sort is the planner's cheapest choice and harmless; on a large one it reads everything per page
-            if (n >= SORT_MATTERS_ROWS && SORT_SIGNS[d.engine]?.test(plan.join('\n'))) notes.push(`WARNING: each page sorts the table — create an index on (${src.watermark.kind === 'key' ? src.key : `${src.watermark.column}, ${src.key}`})`);
+            else notes.push(`plan: ${plan[0]?.trim().slice(0, 90) ?? '?'}`);
+            if (needsIndex) notes.push(`WARNING: each page sorts the table — create an index on (${needsIndex})`);
             if (missing.length === 0 && s.records.length) {
-              const mapped = stage.run({ map: () => source.mapRow(s.name, { pk: pkOf(sample[src.key]), data: sample, hash: rowHash(sample) }) } as unknown as SourceCodec<unknown>, sample);
+              const mapped = stage.finish(source.mapRow(s.name, { pk: pkOf(sample[s.key]), data: sample, hash: rowHash(sample) }));
               for (const i of mapped.mapped.issues) (i.severity === 'error' ? problems : notes).push(`first row: ${i.message}`);
               for (const i of mapped.invalid) problems.push(`first row: ${i.type} ${i.path} ${i.problem}`);
             }

@@ -1,7 +1,7 @@
 /**
  * A file source: export files from a local folder or mounted share (watched with chokidar; its
  * polling mode for SMB/NFS mounts, where change events are unreliable) or from an SFTP server
- * (listed on a cron schedule, sftp-source.ts). Each file is imported exactly once (file-import.ts)
+ * (or FTPS, listed on a cron schedule, remote-source.ts). Each file is imported exactly once (file-import.ts)
  * and then moved to `processed/` (or deleted); a file that cannot be read goes to `error/` with a
  * `.reason.txt` beside it; one the outbox cannot take now stays and is tried again.
  *

@@ -1,10 +1,9 @@
-import type { SourceCodec } from '../contracts.ts';
-import { CodecError } from '../contracts.ts';
+import { parseStoredRow, type SourceCodec, type StoredRow } from '../contracts.ts';
 import type { CsvOptions, FileFormat } from './file-formats.ts';
 import { mapFileRow, type FileImportOptions } from './file-import.ts';
 import { FILE_PROFILES, type FileKind, type FileProfile } from './file-profiles.ts';
 import { createFolderFileSource } from './file-source.ts';
-import { createSftpFileSource } from './sftp-source.ts';
+import { createRemoteFileSource } from './remote-source.ts';
 import type { FtpsConnection, SftpConnection } from './remote-folder.ts';
 
 export { createFolderFileSource } from './file-source.ts';
@@ -47,24 +46,17 @@ export function importOptionsOf(c: FilesConfig, o: { timezone: string; now: () =
 export function createFileSource(c: FilesConfig, o: { timezone: string; now: () => number; stagingDir: string }) {
   const imp = importOptionsOf(c, o);
   const pickup = { extensions: c.extensions.map((x) => x.toLowerCase()), stableMs: c.stableMs, marker: c.marker, after: c.after };
-  if (c.source === 'sftp') return createSftpFileSource({ id: c.id, dir: c.dir, remote: { kind: 'sftp', sftp: c.sftp }, ...pickup, import: imp, stagingDir: o.stagingDir });
-  if (c.source === 'ftps') return createSftpFileSource({ id: c.id, dir: c.dir, remote: { kind: 'ftps', ftps: c.ftps }, ...pickup, import: imp, stagingDir: o.stagingDir });
+  if (c.source === 'sftp') return createRemoteFileSource({ id: c.id, dir: c.dir, remote: { kind: 'sftp', sftp: c.sftp }, ...pickup, import: imp, stagingDir: o.stagingDir });
+  if (c.source === 'ftps') return createRemoteFileSource({ id: c.id, dir: c.dir, remote: { kind: 'ftps', ftps: c.ftps }, ...pickup, import: imp, stagingDir: o.stagingDir });
   return createFolderFileSource({ id: c.id, dir: c.dir, polling: c.polling, pollMs: c.pollMs, ...pickup, import: imp });
 }
 
-interface DeadRow { stream: string; pk: string; data: Record<string, unknown> }
-
 /** Replays a dead-lettered file row (`{stream, pk: "<kind>#<n>", data}`) through its kind's mapping. */
-export function createFileRowCodec(c: FilesConfig, o: { timezone: string; now: () => number }): SourceCodec<DeadRow> {
+export function createFileRowCodec(c: FilesConfig, o: { timezone: string; now: () => number }): SourceCodec<StoredRow> {
   const profile = profileOf(c);
   return {
     format: `file:${c.id}`,
-    parse(text) {
-      let v: DeadRow;
-      try { v = JSON.parse(text) as DeadRow; } catch { throw new CodecError('not a stored file row'); }
-      if (!v || typeof v.pk !== 'string' || typeof v.data !== 'object') throw new CodecError('not a stored file row');
-      return v;
-    },
+    parse: (text) => parseStoredRow(text, 'file row'),
     dedupeKey: () => undefined,
     describe: (r) => ({ kind: `file-row:${r.pk.split('#')[0]}` }),
     map(r) {

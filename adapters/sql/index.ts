@@ -2,7 +2,7 @@
  * Database sources: a config entry (config/schema.ts `databases[]`) made into a SQL source with
  * its profile's streams, and the codec that lets a dead-lettered row be replayed after a mapping fix.
  */
-import { CodecError, type SourceCodec } from '../contracts.ts';
+import { parseStoredRow, type SourceCodec, type StoredRow } from '../contracts.ts';
 import type { RecordMapping } from '../canonical/field-mapping.ts';
 import { PRACTICE_STUDIO_SYSTEM, practiceStudioStreams } from './profiles/practice-studio.ts';
 import type { SqlConnectionOptions, SqlEngine } from './sql-driver.ts';
@@ -64,18 +64,11 @@ export function createDatabaseSource(c: DatabaseConfig, now: () => number, extra
   });
 }
 
-interface DeadRow { stream: string; pk: string; data: Record<string, unknown> }
-
 /** Replays a dead-lettered row (`{stream, pk, data}`) through its stream's mapping. */
-export function createSqlRowCodec(source: ReturnType<typeof createSqlSource>): SourceCodec<DeadRow> {
+export function createSqlRowCodec(source: ReturnType<typeof createSqlSource>): SourceCodec<StoredRow> {
   return {
     format: `sql:${source.id}`,
-    parse(text) {
-      let v: DeadRow;
-      try { v = JSON.parse(text) as DeadRow; } catch { throw new CodecError('not a stored database row'); }
-      if (!v || typeof v.stream !== 'string' || typeof v.pk !== 'string' || typeof v.data !== 'object') throw new CodecError('not a stored database row');
-      return v;
-    },
+    parse: (text) => parseStoredRow(text, 'database row'),
     dedupeKey: () => undefined,
     describe: (r) => ({ kind: `sql-row:${r.stream.split('/').pop() ?? r.stream}` }),
     map: (r) => source.mapRow(r.stream.split('/').slice(1).join('/'), { pk: r.pk, data: r.data }),

@@ -84,6 +84,35 @@ export interface StreamProgress {
 const streamSource = (s: SqlStreamConfig): StreamSource => ({ table: s.table, query: s.query, key: s.key, watermark: s.watermark ?? { column: s.key, kind: 'key' } });
 
 const SORTS: Record<string, RegExp> = { postgres: /\bSort\b/, mariadb: /filesort/i, sqlite: /TEMP B-TREE FOR ORDER BY/i, mssql: /\bSort\b/ };
+/** On a small table a sort is the planner's cheapest choice and harmless; on a large one each page reads everything. */
+const SORT_MATTERS_ROWS = 10_000;
+
+export interface StreamInspection {
+  /** One row of the stream (none: the table is empty, columns are checked when rows arrive). */
+  sample?: SqlRow;
+  missing: string[];
+  plan: string[];
+  /** Counted when asked, or when the plan sorts. */
+  rows?: number;
+  /** Set when each page would sort a large table: the index to create. */
+  needsIndex?: string;
+}
+
+/** A stream against the live database: a row, the columns its mapping needs that are not there, the page query's plan. Throws when the query does not run. */
+export async function inspectStream(d: SqlDriver, s: SqlStreamConfig, pageSize: number, o: { count: boolean }): Promise<StreamInspection> {
+  const src = streamSource(s);
+  const sample = (await d.query(shapeQuery(d, src)))[0];
+  const count = async () => Number(Object.values((await d.query(countQuery(d, src)))[0])[0]);
+  const rows = o.count ? await count() : undefined;
+  if (!sample) return { missing: [], plan: [], rows };
+  const missing = streamColumns(s).filter((c) => !(c in sample));
+  if (missing.length) return { sample, missing, plan: [], rows };
+  const q = pageQuery(d, src, [sample[src.watermark.column], sample[src.key]], pageSize);
+  const plan = await d.explain(q.sql, q.params);
+  if (!SORTS[d.engine]?.test(plan.join('\n'))) return { sample, missing, plan, rows };
+  const n = rows ?? await count();
+  return { sample, missing, plan, rows: n, needsIndex: n >= SORT_MATTERS_ROWS ? (src.watermark.kind === 'key' ? src.key : `${src.watermark.column}, ${src.key}`) : undefined };
+}
 
 /** Every column a stream's key, watermark, tombstone and mappings read. */
 export function streamColumns(s: SqlStreamConfig): string[] {
@@ -292,18 +321,10 @@ export function createSqlSource(o: SqlSourceOptions): SourceAdapter & { progress
   async function checkStreams(d: SqlDriver): Promise<void> {
     broken.clear();
     for (const s of o.streams) {
-      const src = streamSource(s);
       try {
-        const sample = (await d.query(shapeQuery(d, src)))[0];
-        if (!sample) continue; // an empty table: its columns are checked by the first rows' mapping
-        const missing = streamColumns(s).filter((c) => !(c in sample));
-        if (missing.length) { broken.set(s.name, `no column(s) ${missing.join(', ')}`); continue; }
-        const q = pageQuery(d, src, [sample[src.watermark.column], sample[src.key]], o.pageSize);
-        const plan = (await d.explain(q.sql, q.params)).join('\n');
-        if (SORTS[d.engine]?.test(plan)) {
-          const n = Number(Object.values((await d.query(countQuery(d, src)))[0])[0]);
-          if (n >= 10_000) ctx?.logger.warn({ stream: s.name, rows: n, index: src.watermark.kind === 'key' ? src.key : `${src.watermark.column}, ${src.key}` }, 'each page of this stream sorts the whole table: create an index on the columns named (db check shows the plan)');
-        }
+        const r = await inspectStream(d, s, o.pageSize, { count: false });
+        if (r.missing.length) { broken.set(s.name, `no column(s) ${r.missing.join(', ')}`); continue; }
+        if (r.needsIndex) ctx?.logger.warn({ stream: s.name, rows: r.rows, index: r.needsIndex }, 'each page of this stream sorts the whole table: create an index on the columns named (db check shows the plan)');
       } catch (e) {
         broken.set(s.name, (e as Error).message.slice(0, 200));
       }

@@ -57,6 +57,18 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
   let commits = 0;
   let lastPrune = 0;
 
+  /** Bytes a dead letter adds (less the one of the same id it replaces). */
+  function deadLetterGrowth(e: DeadLetterEntry): number {
+    const replaced = Number((st.getDeadBytes.get(e.id) as { bytes: number } | undefined)?.bytes ?? 0);
+    return e.sealed.byteLength + ENTRY_OVERHEAD - replaced;
+  }
+
+  /** Writes a dead letter (inside a transaction); returns its growth. */
+  function putDeadLetter(e: DeadLetterEntry, growth: number): number {
+    st.putDead.run(e.id, e.kind, e.createdAt, e.adapter, e.format, e.code, e.reason.slice(0, 500), e.location ?? null, e.recordType ?? null, e.partitionKey ?? null, e.sealed.byteLength + ENTRY_OVERHEAD, e.sealed);
+    return growth;
+  }
+
   /** Rows are addressed by seq; an id alone (no claim behind it) costs a scan, and is rare. */
   function seqOf(r: { id: string; seq?: number }): number | undefined {
     return r.seq ?? (st.findSeq.get(r.id) as { seq: number } | undefined)?.seq;
@@ -136,10 +148,7 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
           }
           if (row.deadLetter) {
             const e = row.deadLetter;
-            const size = e.sealed.byteLength + ENTRY_OVERHEAD;
-            const replaced = Number((st.getDeadBytes.get(e.id) as { bytes: number } | undefined)?.bytes ?? 0);
-            st.putDead.run(e.id, e.kind, e.createdAt, e.adapter, e.format, e.code, e.reason.slice(0, 500), e.location ?? null, e.recordType ?? null, e.partitionKey ?? null, size, e.sealed);
-            addedDead += size - replaced;
+            addedDead += putDeadLetter(e, deadLetterGrowth(e));
             deadLettered++;
           } else written++;
           if (page.trackRows !== false) st.putRowHash.run(row.stream ?? page.stream, row.pk, row.hash);
@@ -197,11 +206,9 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
       let delta = 0;
       tx('FULL', () => {
         for (const e of list) {
-          const size = e.sealed.byteLength + ENTRY_OVERHEAD;
-          const replaced = Number((st.getDeadBytes.get(e.id) as { bytes: number } | undefined)?.bytes ?? 0);
-          if (bytes + delta + size - replaced > o.maxBytes || deadBytes + delta + size - replaced > o.maxDeadLetterBytes) { results.push('full'); continue; }
-          st.putDead.run(e.id, e.kind, e.createdAt, e.adapter, e.format, e.code, e.reason.slice(0, 500), e.location ?? null, e.recordType ?? null, e.partitionKey ?? null, size, e.sealed);
-          delta += size - replaced;
+          const growth = deadLetterGrowth(e);
+          if (bytes + delta + growth > o.maxBytes || deadBytes + delta + growth > o.maxDeadLetterBytes) { results.push('full'); continue; }
+          delta += putDeadLetter(e, growth);
           results.push('stored');
         }
       });

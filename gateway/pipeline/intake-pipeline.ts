@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { deterministicId } from '../../adapters/canonical/record-id.ts';
-import { rowJson } from '../../adapters/canonical/row-hash.ts';
+import { rowHash, rowJson } from '../../adapters/canonical/row-hash.ts';
 import type { RecordValidator } from '../../adapters/canonical/validator.ts';
 import { CodecError, type IntakeResult, type MapContext, type PageIntakeResult, type RawInput, type RawPage, type RawRow, type SourceCodec, type SourceLocation } from '../../adapters/contracts.ts';
 import type { Clock } from '../clock.ts';
@@ -143,7 +143,8 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
   }
 
   /** Maps one row; its records sealed, or the dead letter that keeps it. */
-  function mapRow(page: RawPage, row: RawRow, json: string, hash: string): SourceRowEntry {
+  function mapRow(page: RawPage, row: RawRow): SourceRowEntry {
+    const hash = row.hash ?? rowHash(row.data);
     const entry: SourceRowEntry = { pk: row.pk, stream: row.stream, hash, records: [] };
     const fail = (code: ErrorCode, reason: string): SourceRowEntry => {
       const dlId = deterministicId('dead-letter', page.adapter, row.stream ?? page.stream, row.pk, hash);
@@ -153,12 +154,12 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
         id: dlId, kind: 'input', createdAt: opts.clock.now(), adapter: page.adapter, format: page.format, code, reason,
         location: `${row.stream ?? page.stream}#${row.pk}`.slice(0, 200),
         // the row with its stream and key, so a replay after a mapping fix finds its mapper
-        sealed: opts.sealer.seal(dlId, Buffer.from(`{"stream":${JSON.stringify(row.stream ?? page.stream)},"pk":${JSON.stringify(row.pk)},"data":${json}}`, 'utf8')),
+        sealed: opts.sealer.seal(dlId, Buffer.from(`{"stream":${JSON.stringify(row.stream ?? page.stream)},"pk":${JSON.stringify(row.pk)},"data":${rowJson(row.data)}}`, 'utf8')),
       };
       return { ...entry, deadLetter };
     };
     let built: MapStageResult;
-    try { built = stage.run({ map: () => page.map(row) } as unknown as SourceCodec<unknown>, row); } catch (e) {
+    try { built = stage.finish(page.map(row)); } catch (e) {
       log.error({ err: e, adapter: page.adapter, stream: row.stream ?? page.stream }, 'row mapper threw');
       return fail('GW_MAP_FAILED', 'mapper failed unexpectedly');
     }
@@ -173,10 +174,8 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
   }
 
   async function intakePage(page: RawPage): Promise<PageIntakeResult> {
-    const rows = page.rows.map((r) => {
-      const json = rowJson(r.data);
-      return mapRow(page, r, json, r.hash ?? createHash('sha256').update(json).digest('base64url'));
-    });
+    // adapters hash their rows already: the row is serialised again only for a dead letter
+    const rows = page.rows.map((r) => mapRow(page, r));
     let out;
     try {
       out = await opts.outbox.enqueuePage({ stream: page.stream, rows, cursor: page.cursor, trackRows: page.trackRows });

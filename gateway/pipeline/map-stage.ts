@@ -22,6 +22,8 @@ export interface PreviewResult {
 
 export interface MapStage {
   run(codec: SourceCodec<unknown>, parsed: unknown): MapStageResult;
+  /** Envelope and validation for records a row mapper already made (polled sources map rows themselves). */
+  finish(mapped: MapResult): MapStageResult;
   /** Parses and maps one message's text; throws the codec's CodecError when it does not parse. */
   preview(codec: SourceCodec<unknown>, text: string): PreviewResult;
 }
@@ -35,7 +37,9 @@ export function createMapStage(o: { validator: RecordValidator; clock: Clock; id
     };
   }
   function run(codec: SourceCodec<unknown>, parsed: unknown): MapStageResult {
-    const mapped = codec.map(parsed, o.identity);
+    return finish(codec.map(parsed, o.identity));
+  }
+  function finish(mapped: MapResult): MapStageResult {
     const observedAt = new Date(o.clock.now()).toISOString();
     const records = mapped.records.map((draft) => ({ draft, record: envelope(draft, observedAt) }));
     const invalid: InvalidRecord[] = [];
@@ -44,6 +48,7 @@ export function createMapStage(o: { validator: RecordValidator; clock: Clock; id
   }
   return {
     run,
+    finish,
     preview(codec, text) {
       const parsed = codec.parse(text);
       const { kind, messageId } = codec.describe(parsed);

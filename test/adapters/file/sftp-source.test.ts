@@ -7,7 +7,7 @@ import { chownSync, existsSync, readdirSync, readFileSync, writeFileSync } from 
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectSftp } from '../../../adapters/file/sftp-source.ts';
+import { connectSftp } from '../../../adapters/file/remote-folder.ts';
 import { makeCloudKeys } from '../../support/cloud-keys.ts';
 import { startHarness, type Harness } from '../../support/gateway-harness.ts';
 import { waitFor } from '../../support/net.ts';

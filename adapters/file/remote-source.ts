@@ -1,7 +1,7 @@
 /**
- * Export files on an SFTP server (ssh2-sftp-client), listed on a cron schedule (node-cron).
- * The server's host key is pinned (`hostKeySha256`, as `ssh-keygen -lf` prints it): a server
- * showing another key is refused before any password or key is sent. A file is taken when
+ * Export files on an SFTP or FTPS server (remote-folder.ts), listed on a cron schedule (node-cron).
+ * The server is pinned (SFTP host key, FTPS certificate) and refused before any secret is sent
+ * when it is not the one expected. A file is taken when
  * complete (size and mtime unchanged across listings for `stableMs`, or its marker present),
  * downloaded to a staging folder, imported (file-import.ts, exactly once by its content hash),
  * and then moved to `processed/` on the server (or deleted); a file that cannot be read is moved
@@ -17,9 +17,7 @@ import { importFile, type FileImportOptions } from './file-import.ts';
 import { takes, type FileCounts, type PickupOptions } from './file-source.ts';
 import { connectFtps, connectSftp, type FtpsConnection, type RemoteFolder, type SftpConnection } from './remote-folder.ts';
 
-export { connectSftp, sshFingerprint, type SftpConnection } from './remote-folder.ts';
-
-export interface SftpFileSourceOptions extends PickupOptions {
+export interface RemoteFileSourceOptions extends PickupOptions {
   id: string;
   dir: string;
   /** SFTP or FTPS. */
@@ -28,7 +26,7 @@ export interface SftpFileSourceOptions extends PickupOptions {
   stagingDir: string;
 }
 
-export function createSftpFileSource(o: SftpFileSourceOptions): SourceAdapter {
+export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapter {
   const counts: FileCounts = { files: 0, rows: 0, alreadyImported: 0, errorFiles: 0, retries: 0, deadLettered: 0 };
   const seen = new Map<string, { size: number; mtime: number; since: number }>();
   let task: ReturnType<typeof cron.schedule> | undefined;
