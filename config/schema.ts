@@ -198,6 +198,7 @@ export const ConfigSchema = Type.Object({
     maxBytes: Type.Integer({ minimum: 1024 * 1024, default: 1024 * 1024 * 1024, description: 'Byte cap of sealed records and dead letters. At the cap new input is refused (negative ACK) and an alert raised; nothing accepted is dropped.' }),
     maxDeadLetterBytes: Type.Integer({ minimum: 1024 * 1024, default: 256 * 1024 * 1024, description: 'Part of `maxBytes` that dead letters may take, so a flood of bad input cannot crowd out good records. Past it, bad input is answered "busy, retry later" (nothing is lost) and an alert raised.' }),
     groupCommitMaxRecords: Type.Integer({ minimum: 1, default: 2000, description: 'Most records committed in one transaction (group commit).' }),
+    writer: Type.Union([Type.Literal('inline'), Type.Literal('thread')], { default: 'thread', description: 'Where outbox commits run: `inline` on the main thread (grouped per event-loop turn, no hand-offs between threads) or `thread` in a writer thread (an fsync never blocks socket reads).' }),
   }, 'The on-disk outbox (SQLite, WAL, synchronous FULL, sealed with AES-256-GCM).'),
   relay: obj({
     sink: Type.Union([Type.Literal('file'), Type.Literal('mqtt'), Type.Literal('https')], { default: 'file', description: 'Where records go: `file` (local sealed NDJSON, for setup before enrolment), `mqtt` or `https` (the cloud).' }),

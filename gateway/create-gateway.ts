@@ -104,7 +104,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const token = config.admin.token ?? loadOrCreateToken(paths.tokenFile);
 
   const outbox = createSqliteOutbox({
-    file: paths.outboxFile, maxBytes: config.outbox.maxBytes, maxDeadLetterBytes: Math.min(config.outbox.maxDeadLetterBytes, config.outbox.maxBytes), clock, groupCommitMaxRecords: config.outbox.groupCommitMaxRecords,
+    file: paths.outboxFile, maxBytes: config.outbox.maxBytes, maxDeadLetterBytes: Math.min(config.outbox.maxDeadLetterBytes, config.outbox.maxBytes), clock, groupCommitMaxRecords: config.outbox.groupCommitMaxRecords, writer: config.outbox.writer,
     dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000,
     onFull: (bytes, maxBytes) => alerts.outboxFull(bytes, maxBytes),
   });

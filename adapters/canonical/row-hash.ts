@@ -3,7 +3,7 @@
  * (binary as hex, 64-bit integers as text), so an unchanged row re-read hashes the same and a
  * changed one does not. The hash is part of the row's record ids: each version is its own record.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export function rowJson(data: Record<string, unknown>): string {
   // most rows hold only text, numbers and nulls: no replacer needed (3× faster)
@@ -19,5 +19,5 @@ export function rowJson(data: Record<string, unknown>): string {
 }
 
 export function rowHash(data: Record<string, unknown>): string {
-  return createHash('sha256').update(rowJson(data)).digest('base64url');
+  return hash('sha256', rowJson(data), 'base64url');
 }

@@ -59,11 +59,14 @@ export function patientRef(id: Identifier): Reference {
 
 function nonEmpty<T extends Record<string, unknown>>(o: T): T | undefined {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) {
+  let any = false;
+  for (const k in o) {
+    const v = o[k];
     if (v === undefined || v === '' || (Array.isArray(v) && v.length === 0)) continue;
     out[k] = v;
+    any = true;
   }
-  return Object.keys(out).length ? (out as T) : undefined;
+  return any ? (out as T) : undefined;
 }
 
 /** XPN → name (family^given^middle^suffix^prefix). */

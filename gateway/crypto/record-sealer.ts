@@ -14,7 +14,8 @@ import { GatewayError } from '../errors.ts';
 const VERSION = 0x01;
 
 export interface RecordSealer {
-  seal(aad: string, plaintext: Uint8Array): Buffer;
+  /** A string is sealed as its UTF-8 bytes. */
+  seal(aad: string, plaintext: Uint8Array | string): Buffer;
   open(aad: string, sealed: Uint8Array): Buffer;
 }
 
@@ -40,8 +41,15 @@ export function createRecordSealer(key: Uint8Array): RecordSealer {
       const iv = nextIv();
       const c = createCipheriv('aes-256-gcm', k, iv);
       c.setAAD(Buffer.from(aad));
-      const body = Buffer.concat([c.update(plaintext), c.final()]);
-      return Buffer.concat([Buffer.of(VERSION), iv, c.getAuthTag(), body]);
+      const body = typeof plaintext === 'string' ? c.update(plaintext, 'utf8') : c.update(plaintext);
+      c.final(); // GCM is a stream mode: final() yields no bytes, only the tag
+      // one allocation for the whole blob (no intermediate concatenations)
+      const out = Buffer.allocUnsafe(29 + body.length);
+      out[0] = VERSION;
+      iv.copy(out, 1);
+      c.getAuthTag().copy(out, 13);
+      body.copy(out, 29);
+      return out;
     },
     open(aad, sealed) {
       const b = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);

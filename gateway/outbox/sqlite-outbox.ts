@@ -11,11 +11,12 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { GatewayError } from '../errors.ts';
+import { GatewayError, isGatewayError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { OUTBOX_MIGRATIONS } from './migrations.ts';
 import { selectClaimable, type ClaimedRow, type DeadLetterEntry, type DeadLetterSummary, type EnqueueOutcome, type Outbox, type PageOutcome, type OutboxStats, type QueueRow } from './outbox.ts';
-import type { WriterCounts } from './sqlite-writer.ts';
+import { createSqliteWriter, type WriterCounts } from './sqlite-writer.ts';
+import { createWriterLoop } from './writer-loop.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
 export interface SqliteOutboxOptions {
@@ -28,18 +29,64 @@ export interface SqliteOutboxOptions {
   /** Intake-log entries older than this are forgotten. */
   dedupeWindowMs?: number;
   onFull?: (bytes: number, maxBytes: number) => void;
+  /**
+   * Where writes run: `thread` (a writer thread; an fsync never blocks this event loop) or `inline`
+   * (on this thread, grouped per turn of the event loop; no hand-offs between threads).
+   */
+  writer?: 'thread' | 'inline';
 }
 
-interface ScanRow extends QueueRow { type: string; attempts: number; bytes: number }
+/** A queued row as claims see it; fresh rows carry their payload (read in the same scan), others fetch it when picked. */
+interface ScanRow extends QueueRow { type: string; attempts: number; bytes: number; payload?: Uint8Array }
 
 /** Set by the single-executable build: the writer thread's bundled code (there are no files to load). */
 declare const __OUTBOX_WRITER_CODE__: string | undefined;
 
 type WriterRequestBody = WriterRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
-function spawnWriter(workerData: unknown): Worker {
+interface WriterOptions { file: string; maxBytes: number; maxDeadLetterBytes: number; dedupeWindowMs: number; groupCommitMaxRecords: number }
+
+/** The outbox's way to its writer, whichever side of a thread boundary the writer is on. */
+interface WriterChannel {
+  send(r: WriterRequest): void;
+  /** After the writer has answered `close`. */
+  dispose(): Promise<void>;
+}
+
+function spawnWriter(workerData: WriterOptions): Worker {
   if (typeof __OUTBOX_WRITER_CODE__ === 'string') return new Worker(__OUTBOX_WRITER_CODE__, { eval: true, workerData });
   return new Worker(new URL('./sqlite-writer-worker.ts', import.meta.url), { workerData });
+}
+
+/** Starts the writer; resolves with its channel once it has opened the database and sent its counts. */
+async function startWriter(mode: 'thread' | 'inline', o: WriterOptions, onReply: (m: WriterReply) => void, onGone: (e: GatewayError) => void): Promise<{ channel: WriterChannel; counts: WriterCounts }> {
+  if (mode === 'inline') {
+    const writer = createSqliteWriter(o.file, o);
+    // replies are delivered from the loop's own turn; a throwing handler must not break the loop
+    const loop = createWriterLoop(writer, o, (m) => { try { onReply(m); } catch (e) { onGone(new GatewayError('GW_OUTBOX_IO', 'outbox reply handling failed', { cause: e })); } }, () => undefined);
+    return { channel: { send: (r) => loop.push(r), dispose: async () => undefined }, counts: writer.counts() };
+  }
+  const w = spawnWriter(o);
+  let counts: WriterCounts;
+  try {
+    counts = await new Promise<WriterCounts>((resolve, reject) => {
+      w.once('error', reject);
+      w.once('message', (m: WriterReply) => { w.off('error', reject); resolve(m.counts); });
+    });
+  } catch (e) {
+    throw new GatewayError('GW_OUTBOX_IO', 'outbox writer failed to start', { cause: e });
+  }
+  let open = true;
+  w.on('message', onReply);
+  w.on('error', (e) => onGone(new GatewayError('GW_OUTBOX_IO', 'outbox writer crashed', { cause: e })));
+  w.on('exit', () => { if (open) { open = false; onGone(new GatewayError('GW_OUTBOX_IO', 'outbox writer exited')); } });
+  return {
+    channel: {
+      send: (r) => w.postMessage(r),
+      dispose: async () => { open = false; await w.terminate().catch(() => undefined); },
+    },
+    counts,
+  };
 }
 
 /** Opens (creating it 0600) and migrates the file; returns a connection for reads. */
@@ -69,7 +116,7 @@ function openFile(file: string): DatabaseSync {
 export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   let db: DatabaseSync | undefined;
   let st: Record<string, StatementSync> = {};
-  let worker: Worker | undefined;
+  let channel: WriterChannel | undefined;
   let counts: WriterCounts = { bytes: 0, rows: 0, commits: 0 };
   let nextId = 1;
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
@@ -90,12 +137,12 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   }
 
   function call<T>(body: WriterRequestBody): Promise<T> {
-    const w = worker;
-    if (!w) return Promise.reject(new GatewayError('GW_OUTBOX_IO', 'outbox is not open'));
+    const ch = channel;
+    if (!ch) return Promise.reject(new GatewayError('GW_OUTBOX_IO', 'outbox is not open'));
     const id = nextId++;
     return new Promise<T>((resolve, reject) => {
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      w.postMessage({ ...body, id } as WriterRequest);
+      ch.send({ ...body, id } as WriterRequest);
     });
   }
 
@@ -105,7 +152,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   }
 
   /**
-   * Rows in enqueue order without payloads (fetched only for the rows picked): the rows in flight
+   * Rows in enqueue order (payloads only for fresh rows, which are nearly always the ones picked): the rows in flight
    * first (only to block their partitions: no row of a partition is claimable below one of its
    * rows in flight), then, merged in seq order, the rows deferred by earlier claims (their
    * partition was blocked) and the rows that failed once (a small indexed set), then fresh rows
@@ -114,15 +161,20 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   function* rowsInOrder(scannedFresh: ScanRow[]): Iterable<ScanRow> {
     for (const id of inFlight) yield inFlightRows.get(id)!;
     const retried = (st.scanRetried.iterate(claimCursor) as Iterator<ScanRow>);
-    let r = retried.next();
-    for (const d of deferred.values()) {
-      while (!r.done && Number(r.value.seq) < d.seq) { yield r.value; r = retried.next(); }
-      yield d;
-    }
-    while (!r.done) { yield r.value; r = retried.next(); }
-    for (const f of st.scanFresh.iterate(claimCursor) as Iterable<ScanRow>) {
-      scannedFresh.push(f);
-      yield f;
+    try {
+      let r = retried.next();
+      for (const d of deferred.values()) {
+        while (!r.done && Number(r.value.seq) < d.seq) { yield r.value; r = retried.next(); }
+        yield d;
+      }
+      while (!r.done) { yield r.value; r = retried.next(); }
+      for (const f of st.scanFresh.iterate(claimCursor) as Iterable<ScanRow>) {
+        scannedFresh.push(f);
+        yield f;
+      }
+    } finally {
+      // a claim that stops early must not leave the statement open (it would hold a read snapshot)
+      retried.return?.();
     }
   }
 
@@ -134,17 +186,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     async open() {
       if (db) return;
       const d = openFile(opts.file);
-      const w = spawnWriter({ file: opts.file, maxBytes: opts.maxBytes, maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4), dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000 });
-      try {
-        await new Promise<void>((resolve, reject) => {
-          w.once('error', reject);
-          w.once('message', (m: WriterReply) => { counts = m.counts; w.off('error', reject); resolve(); });
-        });
-      } catch (e) {
-        d.close();
-        throw new GatewayError('GW_OUTBOX_IO', 'outbox writer failed to start', { cause: e });
-      }
-      w.on('message', (m: WriterReply) => {
+      const onReply = (m: WriterReply) => {
         counts = m.counts;
         for (const item of m.items) {
           const p = pending.get(item.id);
@@ -152,14 +194,20 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
           pending.delete(item.id);
           if (item.ok) p.resolve(item.value); else p.reject(new GatewayError('GW_OUTBOX_IO', `outbox write failed: ${item.error ?? 'unknown'}`));
         }
-      });
-      w.on('error', (e) => failAll(new GatewayError('GW_OUTBOX_IO', 'outbox writer crashed', { cause: e })));
-      w.on('exit', () => { if (worker === w) { worker = undefined; failAll(new GatewayError('GW_OUTBOX_IO', 'outbox writer exited')); } });
+      };
+      let started;
+      try {
+        started = await startWriter(opts.writer ?? 'thread', { file: opts.file, maxBytes: opts.maxBytes, maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4), dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000 }, onReply, (e) => { channel = undefined; failAll(e); });
+      } catch (e) {
+        d.close();
+        throw isGatewayError(e) ? e : new GatewayError('GW_OUTBOX_IO', 'outbox writer failed to start', { cause: e });
+      }
+      counts = started.counts;
       db = d;
-      worker = w;
+      channel = started.channel;
       st = {
         scanRetried: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes FROM outbox WHERE attempts > 0 AND seq <= ? ORDER BY seq'),
-        scanFresh: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes FROM outbox WHERE seq > ? ORDER BY seq'),
+        scanFresh: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, payload FROM outbox WHERE seq > ? ORDER BY seq'),
         payload: d.prepare('SELECT payload FROM outbox WHERE seq = ?'),
         listDead: d.prepare('SELECT id, kind, created_at AS createdAt, adapter, format, code, reason, location, record_type AS recordType, partition_key AS partitionKey, bytes FROM dead_letters ORDER BY created_at, id LIMIT ? OFFSET ?'),
         getDead: d.prepare('SELECT id, kind, created_at AS createdAt, adapter, format, code, reason, location, record_type AS recordType, partition_key AS partitionKey, payload FROM dead_letters WHERE id = ?'),
@@ -178,11 +226,11 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     },
 
     async close() {
-      const w = worker;
-      if (!db || !w) return;
+      const ch = channel;
+      if (!db || !ch) return;
       await call({ op: 'close' }).catch(() => undefined);
-      worker = undefined;
-      await w.terminate().catch(() => undefined);
+      channel = undefined;
+      await ch.dispose();
       db.close();
       db = undefined;
       st = {};
@@ -220,10 +268,18 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     },
 
     claim(n) {
-      need();
+      const d = need();
       const scannedFresh: ScanRow[] = [];
-      const picked = selectClaimable(rowsInOrder(scannedFresh), inFlight, opts.clock.now(), n, inFlight.size + deferred.size + Math.max(n * 10, 2000));
-      const out: ClaimedRow[] = picked.map((r) => ({ seq: Number(r.seq), id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: Number(r.attempts), sealed: (st.payload.get(r.seq) as { payload: Uint8Array }).payload }));
+      // one read transaction for the scans and the payloads: one snapshot, one pair of lock calls
+      d.exec('BEGIN');
+      let picked: ScanRow[];
+      let out: ClaimedRow[];
+      try {
+        picked = selectClaimable(rowsInOrder(scannedFresh), inFlight, opts.clock.now(), n, inFlight.size + deferred.size + Math.max(n * 10, 2000));
+        out = picked.map((r) => ({ seq: Number(r.seq), id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: Number(r.attempts), sealed: r.payload ?? (st.payload.get(r.seq) as { payload: Uint8Array }).payload }));
+      } finally {
+        d.exec('COMMIT');
+      }
       for (const r of picked) {
         inFlight.add(r.id);
         inFlightRows.set(r.id, { seq: Number(r.seq), id: r.id, partitionKey: r.partitionKey, nextAttemptAt: 0, type: r.type, attempts: Number(r.attempts), bytes: Number(r.bytes) });

@@ -6,7 +6,7 @@
  * the source told to retry (rejected, transient: outbox full or unwritable). Adapters acknowledge
  * their source from this result alone (rule 1). Nothing that fails is dropped silently (rule 3).
  */
-import { createHash } from 'node:crypto';
+import { hash as sha256 } from 'node:crypto';
 import type { Logger } from 'pino';
 import { deterministicId } from '../../adapters/canonical/record-id.ts';
 import { rowHash, rowJson } from '../../adapters/canonical/row-hash.ts';
@@ -44,7 +44,7 @@ export interface IntakePipeline {
 
 /** Canonical text for resend detection: segment ends normalised, trailing space ignored. */
 function contentHash(text: string): string {
-  return createHash('sha256').update(text.replace(/^\uFEFF/, '').replace(/\r\n|\n/g, '\r').replace(/\r+$/, '').trim()).digest('hex');
+  return sha256('sha256', text.replace(/^\uFEFF/, '').replace(/\r\n|\n/g, '\r').replace(/\r+$/, '').trim(), 'hex');
 }
 
 function locationText(l?: SourceLocation): string | undefined {
@@ -108,7 +108,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     if (records.length === 0) return reject(raw, 'GW_MAP_FAILED', 'message produced no records', { hash, hl7ErrorCode: '207' });
     const sealed: SealedRecord[] = records.map(({ draft, record }) => ({
       id: record.id, type: record.type, partitionKey: draft.partitionKey,
-      sealed: opts.sealer.seal(record.id, Buffer.from(JSON.stringify(record), 'utf8')),
+      sealed: opts.sealer.seal(record.id, JSON.stringify(record)),
     }));
     const key = codec.dedupeKey(parsed);
     let outcome;
@@ -169,7 +169,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
       const first = built.invalid[0];
       return fail('GW_VALIDATION_FAILED', `${first.type} record ${first.path} ${first.problem}${built.invalid.length > 1 ? ` (+${built.invalid.length - 1} more)` : ''}`);
     }
-    entry.records = built.records.map(({ draft, record }) => ({ id: record.id, type: record.type, partitionKey: draft.partitionKey, sealed: opts.sealer.seal(record.id, Buffer.from(JSON.stringify(record), 'utf8')) }));
+    entry.records = built.records.map(({ draft, record }) => ({ id: record.id, type: record.type, partitionKey: draft.partitionKey, sealed: opts.sealer.seal(record.id, JSON.stringify(record)) }));
     return entry;
   }
 

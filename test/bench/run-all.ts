@@ -25,6 +25,8 @@ import { csvBench } from './csv-bench.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const DURATION = Number(process.env.BENCH_SECONDS ?? 4) * 1000;
+/** `BENCH_SECTIONS=1,3` runs only those sections (default: all five). */
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5').split(',').map((s) => Number(s.trim())));
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const log = (s: string) => process.stdout.write(s + '\n');
 
@@ -60,6 +62,14 @@ function diskFloor(): { perSecond: number; micros: number } {
 
 async function main(): Promise<void> {
   log(`eyewear-gateway benchmarks — Node ${process.version}, ${DURATION / 1000}s per run, load generator on the same machine`);
+  if (SECTIONS.has(1)) await mllpSection();
+  if (SECTIONS.has(2)) parseSection();
+  if (SECTIONS.has(3)) await relaySection();
+  if (SECTIONS.has(4)) await dbSection();
+  if (SECTIONS.has(5)) await csvSection();
+}
+
+async function mllpSection(): Promise<void> {
   log('\n1. MLLP ingest (each connection sends one ~0.7 KB ADT^A04 and waits for its ACK)');
   const echo = await measure('bare MLLP echo (no work)', async (port) => { const c = await forkServer(join(root, 'test/bench/servers/echo-server.ts'), [String(port)], port); return { stop: () => stopChild(c) }; });
   const peer = await measure('@medplum/hl7 Hl7Server', async (port) => { const c = await forkServer(join(root, 'test/bench/servers/medplum-server.ts'), [String(port)], port); return { stop: () => stopChild(c) }; });
@@ -73,10 +83,14 @@ async function main(): Promise<void> {
   for (const n of [1, 8]) log(`  ratio ${n} conn: gateway/peer ${fmt(gw[n].rate / peer[n].rate, 2)}, gateway/echo ${fmt(gw[n].rate / echo[n].rate, 2)}`);
   const floor = diskFloor();
   log(`  disk floor: ${fmt(floor.perSecond)} SQLite commits/s at synchronous FULL (${fmt(floor.micros)} µs each) — the ceiling for one connection, which waits for its own commit`);
+}
 
+function parseSection(): void {
   log('\n2. HL7 parsing on one core (ours beside @medplum/core Hl7Message.parse)');
   for (const r of parseBench()) log(`  ${r.name.padEnd(40)} ours ${fmt(r.ours).padStart(8)} msg/s${Number.isNaN(r.peer) ? '' : `   @medplum/core ${fmt(r.peer).padStart(8)} msg/s   ratio ${fmt(r.ours / r.peer, 2)}`}`);
+}
 
+async function relaySection(): Promise<void> {
   log('\n3. Relay to mosquitto (QoS 1, JWE per batch, delete on the cloud\'s ack)');
   const r = await relayBench({ records: 20_000, batchSize: 200, maxInFlight: 4 });
   log(`  raw mqtt.js publish, all batches at once (PUBACKs only)       ${fmt(r.rawRate).padStart(8)} records/s`);
@@ -84,14 +98,18 @@ async function main(): Promise<void> {
   log(`  gateway relay, ${r.maxInFlight} batches in flight (outbox → cloud ack → delete) ${fmt(r.relayRate).padStart(8)} records/s`);
   log(`  ratio relay/raw ${fmt(r.ratio, 2)}; relay/raw with the same window ${fmt(r.windowRatio, 2)} (${r.records} records, batches of ${r.batchSize})`);
   log(`  the gateway process used ${fmt(r.relayCpuShare * 100)}% of a core while relaying (the reference cloud runs in its own process)`);
+}
 
+async function dbSection(): Promise<void> {
   log('\n4. Database source: Practice Studio on PostgreSQL (a server the bench starts on 127.0.0.1)');
   const d = await dbBench({ rows: Number(process.env.BENCH_DB_ROWS ?? 200_000) });
   log(`  bare keyset walk of ps.charges, pages of 1000 (pg, rows dropped)   ${fmt(d.rawRate).padStart(9)} rows/s`);
   log(`  gateway first load of ${fmt(d.rows)} rows (map, validate, seal, commit with cursor; file sink relaying meanwhile) ${fmt(d.loadRate).padStart(7)} rows/s, ${fmt(d.loadCpuShare * 100)}% of a core`);
   log(`  ratio first load/bare walk ${fmt(d.loadRate / d.rawRate, 3)}; a million rows take ~${fmt(1_000_000 / d.loadRate / 60, 1)} min`);
   log(`  empty poll of all ${d.streams} streams: ${fmt(d.emptyPollMs, 2)} ms wall, ${fmt(d.emptyPollCpuMs, 2)} ms CPU; ${d.streams} × SELECT 1: ${fmt(d.selectOneMs, 2)} ms (ratio ${fmt(d.emptyPollMs / d.selectOneMs, 1)}); at the default 5 s interval: ${fmt((d.emptyPollCpuMs / 5000) * 100, 2)}% of a core`);
+}
 
+async function csvSection(): Promise<void> {
   log('\n5. File source: a CSV export of patients (optical-csv profile), gateway in its own process');
   const c = await csvBench({ rows: Number(process.env.BENCH_CSV_ROWS ?? 500_000), root });
   log(`  parse only (our streaming CSV reader, rows dropped)      ${fmt(c.parseRate).padStart(9)} rows/s`);

@@ -8,7 +8,8 @@ import { outboxContract, rec } from './outbox-contract.ts';
 
 const tmp = () => join(mkdtempSync(join(tmpdir(), 'ewml-outbox-')), 'outbox.db');
 
-outboxContract('sqlite', (o) => createSqliteOutbox({ file: tmp(), ...o }));
+outboxContract('sqlite (writer thread)', (o) => createSqliteOutbox({ file: tmp(), ...o, writer: 'thread' }));
+outboxContract('sqlite (inline writer)', (o) => createSqliteOutbox({ file: tmp(), ...o, writer: 'inline' }));
 
 describe('SQLite outbox', () => {
   it('keeps its file at mode 0600', async () => {
