@@ -99,6 +99,8 @@ export interface OutboxStats {
   oldestCreatedAt: number | null;
   /** Group commits so far (durable implementations): fewer than enqueues when intakes share them. */
   commits?: number;
+  /** Of those, the commits made on the intake's own thread (writer mode `auto` or `inline`). */
+  inlineCommits?: number;
 }
 
 export interface Outbox {

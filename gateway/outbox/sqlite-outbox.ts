@@ -15,7 +15,7 @@ import { GatewayError, isGatewayError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { OUTBOX_MIGRATIONS } from './migrations.ts';
 import { selectClaimable, type ClaimedRow, type DeadLetterEntry, type DeadLetterSummary, type EnqueueOutcome, type Outbox, type PageOutcome, type OutboxStats, type QueueRow } from './outbox.ts';
-import { createSqliteWriter, type WriterCounts } from './sqlite-writer.ts';
+import { createSharedCounts, createSqliteWriter, type WriterCounts } from './sqlite-writer.ts';
 import { createWriterLoop } from './writer-loop.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
@@ -30,10 +30,13 @@ export interface SqliteOutboxOptions {
   dedupeWindowMs?: number;
   onFull?: (bytes: number, maxBytes: number) => void;
   /**
-   * Where writes run: `thread` (a writer thread; an fsync never blocks this event loop) or `inline`
-   * (on this thread, grouped per turn of the event loop; no hand-offs between threads).
+   * Where writes run: `thread` (a writer thread; an fsync never blocks this event loop), `inline`
+   * (on this thread, grouped per turn of the event loop; no hand-offs between threads), or `auto`
+   * (the default): an intake that arrives alone while the writer thread is idle commits inline —
+   * a lone sender's ACK then waits for no hand-off — and everything else goes to the thread, where
+   * concurrent intakes share a commit while this thread goes on reading sockets.
    */
-  writer?: 'thread' | 'inline';
+  writer?: 'thread' | 'inline' | 'auto';
 }
 
 /** A queued row as claims see it; fresh rows carry their payload (read in the same scan), others fetch it when picked. */
@@ -44,11 +47,13 @@ declare const __OUTBOX_WRITER_CODE__: string | undefined;
 
 type WriterRequestBody = WriterRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
-interface WriterOptions { file: string; maxBytes: number; maxDeadLetterBytes: number; dedupeWindowMs: number; groupCommitMaxRecords: number }
+interface WriterOptions { file: string; maxBytes: number; maxDeadLetterBytes: number; dedupeWindowMs: number; groupCommitMaxRecords: number; counts?: BigInt64Array }
 
 /** The outbox's way to its writer, whichever side of a thread boundary the writer is on. */
 interface WriterChannel {
   send(r: WriterRequest): void;
+  /** Commits made on this thread so far. */
+  inlineCommits(): number;
   /** After the writer has answered `close`. */
   dispose(): Promise<void>;
 }
@@ -58,34 +63,86 @@ function spawnWriter(workerData: WriterOptions): Worker {
   return new Worker(new URL('./sqlite-writer-worker.ts', import.meta.url), { workerData });
 }
 
+/** In `auto`, intakes that overlapped this recently mean concurrent senders: no inline commits. */
+const OVERLAP_MEMORY_MS = 250;
+
 /** Starts the writer; resolves with its channel once it has opened the database and sent its counts. */
-async function startWriter(mode: 'thread' | 'inline', o: WriterOptions, onReply: (m: WriterReply) => void, onGone: (e: GatewayError) => void): Promise<{ channel: WriterChannel; counts: WriterCounts }> {
+async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterOptions, onReply: (m: WriterReply) => void, onGone: (e: GatewayError) => void): Promise<{ channel: WriterChannel; counts: WriterCounts }> {
+  // replies are delivered from this thread's own turn; a throwing handler must not break the loop
+  const safeReply = (m: WriterReply) => { try { onReply(m); } catch (e) { onGone(new GatewayError('GW_OUTBOX_IO', 'outbox reply handling failed', { cause: e })); } };
   if (mode === 'inline') {
     const writer = createSqliteWriter(o.file, o);
-    // replies are delivered from the loop's own turn; a throwing handler must not break the loop
-    const loop = createWriterLoop(writer, o, (m) => { try { onReply(m); } catch (e) { onGone(new GatewayError('GW_OUTBOX_IO', 'outbox reply handling failed', { cause: e })); } }, () => undefined);
-    return { channel: { send: (r) => loop.push(r), dispose: async () => undefined }, counts: writer.counts() };
+    const loop = createWriterLoop(writer, o, safeReply, () => undefined);
+    return { channel: { send: (r) => loop.push(r), inlineCommits: () => writer.counts().commits, dispose: async () => undefined }, counts: writer.counts() };
   }
-  const w = spawnWriter(o);
-  let counts: WriterCounts;
+  // auto: both writers count in shared memory (the inline one reads the file's counts first)
+  const counts = mode === 'auto' ? createSharedCounts() : undefined;
+  const local = mode === 'auto' ? createSqliteWriter(o.file, o, counts) : undefined;
+  const w = spawnWriter({ ...o, counts });
+  let started: WriterCounts;
   try {
-    counts = await new Promise<WriterCounts>((resolve, reject) => {
+    started = await new Promise<WriterCounts>((resolve, reject) => {
       w.once('error', reject);
       w.once('message', (m: WriterReply) => { w.off('error', reject); resolve(m.counts); });
     });
   } catch (e) {
+    local?.close();
     throw new GatewayError('GW_OUTBOX_IO', 'outbox writer failed to start', { cause: e });
   }
   let open = true;
-  w.on('message', onReply);
+  /** Requests the thread has not answered yet: while there are any, intakes go to the thread too. */
+  let threadPending = 0;
+  /** Auto mode: intakes the thread has yet to answer; all intakes not answered yet; when one last arrived while another was outstanding. */
+  const intakeIds = new Set<number>();
+  let outstanding = 0;
+  let lastOverlap = -Infinity;
+  w.on('message', (m: WriterReply) => {
+    threadPending -= m.items.length;
+    for (const item of m.items) if (intakeIds.delete(item.id)) outstanding--;
+    onReply(m);
+  });
   w.on('error', (e) => onGone(new GatewayError('GW_OUTBOX_IO', 'outbox writer crashed', { cause: e })));
   w.on('exit', () => { if (open) { open = false; onGone(new GatewayError('GW_OUTBOX_IO', 'outbox writer exited')); } });
+  const toThread = (r: WriterRequest) => { threadPending++; w.postMessage(r); };
+  if (!local) return { channel: { send: toThread, inlineCommits: () => 0, dispose: async () => { open = false; await w.terminate().catch(() => undefined); } }, counts: started };
+
+  // intakes of one turn are held until the turn ends, then committed here (one alone, thread idle)
+  // or handed to the thread together (it groups them into one commit)
+  let intakes: WriterRequest[] = [];
+  let flushing = false;
+  let inline = 0;
+  const flush = () => {
+    flushing = false;
+    const batch = intakes;
+    intakes = [];
+    // inline only for a lone sender: with concurrent senders an inline fsync would stall the
+    // others' sockets, and the thread commits them together while this thread goes on parsing
+    if (batch.length === 1 && outstanding === 1 && threadPending === 0 && open && performance.now() - lastOverlap > OVERLAP_MEMORY_MS) {
+      const r = batch[0] as Extract<WriterRequest, { op: 'enqueue' }>;
+      let item: WriterReply['items'][number];
+      try { item = { id: r.id, ok: true, value: local.enqueue([r.entry], r.now)[0] }; inline++; } catch (e) { item = { id: r.id, ok: false, error: String((e as Error).message) }; }
+      outstanding--;
+      safeReply({ items: [item], counts: local.counts() });
+      return;
+    }
+    for (const r of batch) { intakeIds.add(r.id); toThread(r); }
+  };
   return {
     channel: {
-      send: (r) => w.postMessage(r),
-      dispose: async () => { open = false; await w.terminate().catch(() => undefined); },
+      send(r) {
+        if (r.op !== 'enqueue') { toThread(r); return; }
+        const now = performance.now();
+        if (outstanding > 0) lastOverlap = now;
+        outstanding++;
+        // concurrent senders lately: straight to the thread, which starts committing at once
+        if (threadPending > 0 || now - lastOverlap <= OVERLAP_MEMORY_MS) { intakeIds.add(r.id); toThread(r); return; }
+        intakes.push(r);
+        if (!flushing) { flushing = true; setImmediate(flush); }
+      },
+      inlineCommits: () => inline,
+      dispose: async () => { open = false; await w.terminate().catch(() => undefined); local.close(); },
     },
-    counts,
+    counts: started,
   };
 }
 
@@ -197,7 +254,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       };
       let started;
       try {
-        started = await startWriter(opts.writer ?? 'thread', { file: opts.file, maxBytes: opts.maxBytes, maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4), dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000 }, onReply, (e) => { channel = undefined; failAll(e); });
+        started = await startWriter(opts.writer ?? 'auto', { file: opts.file, maxBytes: opts.maxBytes, maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4), dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000 }, onReply, (e) => { channel = undefined; failAll(e); });
       } catch (e) {
         d.close();
         throw isGatewayError(e) ? e : new GatewayError('GW_OUTBOX_IO', 'outbox writer failed to start', { cause: e });
@@ -348,7 +405,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       const oldest = st.oldest.get() as { t: number } | undefined;
       const waiting = Number((st.waiting.get(opts.clock.now()) as { n: number }).n);
       const dead = Number((st.countDead.get() as { n: number }).n);
-      return { pending: Math.max(0, counts.rows - inFlight.size - waiting), inFlight: inFlight.size, waitingRetry: waiting, deadLetters: dead, bytes: counts.bytes, maxBytes: opts.maxBytes, oldestCreatedAt: oldest ? Number(oldest.t) : null, commits: counts.commits };
+      return { pending: Math.max(0, counts.rows - inFlight.size - waiting), inFlight: inFlight.size, waitingRetry: waiting, deadLetters: dead, bytes: counts.bytes, maxBytes: opts.maxBytes, oldestCreatedAt: oldest ? Number(oldest.t) : null, commits: counts.commits, inlineCommits: channel?.inlineCommits() ?? 0 };
     },
   };
 }

@@ -1,15 +1,15 @@
 /**
- * The outbox writer thread (the `thread` writer mode): the writer loop on its own connection, so
- * that an fsync never blocks the event loop that reads sockets.
+ * The outbox writer thread (writer modes `thread` and `auto`): the writer loop on its own
+ * connection, so that an fsync never blocks the event loop that reads sockets.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createSqliteWriter } from './sqlite-writer.ts';
 import { createWriterLoop } from './writer-loop.ts';
 import type { WriterRequest, WriterReply } from './writer-protocol.ts';
 
-const opts = workerData as { file: string; maxBytes: number; maxDeadLetterBytes: number; dedupeWindowMs: number; groupCommitMaxRecords: number };
+const opts = workerData as { file: string; maxBytes: number; maxDeadLetterBytes: number; dedupeWindowMs: number; groupCommitMaxRecords: number; counts?: BigInt64Array };
 const port = parentPort!;
-const writer = createSqliteWriter(opts.file, opts);
+const writer = createSqliteWriter(opts.file, opts, opts.counts);
 const loop = createWriterLoop(writer, opts, (m) => port.postMessage(m), () => port.close());
 port.on('message', (r: WriterRequest) => loop.push(r));
 port.postMessage({ items: [], counts: writer.counts(), ready: true } satisfies WriterReply);

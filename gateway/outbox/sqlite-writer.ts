@@ -9,6 +9,17 @@ import { ENTRY_OVERHEAD, entryBytes, type DeadLetterEntry, type EnqueueEntry, ty
 
 export interface WriterCounts { bytes: number; rows: number; commits: number }
 
+/** Slots of the counts array: bytes (outbox + dead letters), rows, dead-letter bytes, commits, and whether they were read from the file yet. */
+const BYTES = 0, ROWS = 1, DEAD = 2, COMMITS = 3, READY = 4;
+
+/**
+ * The counts two writers of one outbox share (this thread's and the writer thread's), in shared
+ * memory. Each writer adds its own changes after its commit; SQLite's write lock orders the commits.
+ */
+export function createSharedCounts(): BigInt64Array {
+  return new BigInt64Array(new SharedArrayBuffer(8 * 5));
+}
+
 export interface SqliteWriter {
   /** One transaction for the whole group; outcomes in order. Throws when the commit fails. */
   enqueue(entries: EnqueueEntry[], now: number): EnqueueOutcome[];
@@ -27,7 +38,7 @@ export interface SqliteWriter {
 
 class PageFull extends Error {}
 
-export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadLetterBytes: number; dedupeWindowMs: number }): SqliteWriter {
+export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadLetterBytes: number; dedupeWindowMs: number }, shared?: BigInt64Array): SqliteWriter {
   const db = new DatabaseSync(file);
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
   let syncMode: 'FULL' | 'NORMAL' = 'FULL';
@@ -53,10 +64,16 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
     delCommand: db.prepare('DELETE FROM pending_commands WHERE id = ?'),
     putCursor: db.prepare('INSERT OR REPLACE INTO source_cursors (key, value, updated_at) VALUES (?, ?, ?)'),
   };
-  let bytes = Number((db.prepare('SELECT (SELECT COALESCE(SUM(bytes), 0) FROM outbox) + (SELECT COALESCE(SUM(bytes), 0) FROM dead_letters) AS b').get() as { b: number }).b);
-  let rows = Number((db.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n);
-  let deadBytes = Number((db.prepare('SELECT COALESCE(SUM(bytes), 0) AS b FROM dead_letters').get() as { b: number }).b);
-  let commits = 0;
+  const c = shared ?? new BigInt64Array(5);
+  if (Atomics.load(c, READY) === 0n) {
+    Atomics.store(c, BYTES, BigInt((db.prepare('SELECT (SELECT COALESCE(SUM(bytes), 0) FROM outbox) + (SELECT COALESCE(SUM(bytes), 0) FROM dead_letters) AS b').get() as { b: number | bigint }).b));
+    Atomics.store(c, ROWS, BigInt((db.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number | bigint }).n));
+    Atomics.store(c, DEAD, BigInt((db.prepare('SELECT COALESCE(SUM(bytes), 0) AS b FROM dead_letters').get() as { b: number | bigint }).b));
+    Atomics.store(c, READY, 1n);
+  }
+  const get = (slot: number) => Number(Atomics.load(c, slot));
+  /** Applied only after a commit: a rolled-back transaction changes no count. */
+  const add = (slot: number, delta: number) => { if (delta !== 0) Atomics.add(c, slot, BigInt(delta)); };
   let lastPrune = 0;
 
   /** Bytes a dead letter adds (less the one of the same id it replaces). */
@@ -85,7 +102,7 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
     try {
       const r = fn();
       db.exec('COMMIT');
-      commits++;
+      add(COMMITS, 1);
       return r;
     } catch (e) {
       try { db.exec('ROLLBACK'); } catch { /* the transaction may already be over */ }
@@ -106,7 +123,7 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
           if (entry.dedupe) {
             const inGroup = seenInGroup.get(entry.dedupe.key);
             if (inGroup !== undefined) { outcomes.push(inGroup === entry.dedupe.hash ? 'duplicate' : 'conflict'); continue; }
-            if (bytes + added + size > o.maxBytes) { outcomes.push('full'); continue; }
+            if (get(BYTES) + added + size > o.maxBytes) { outcomes.push('full'); continue; }
             // claim the key first: a new message (the common case) costs no lookup
             if (st.addLog.run(entry.dedupe.key, entry.dedupe.hash, now).changes === 0) {
               const prior = (st.getLog.get(entry.dedupe.key) as { hash: string }).hash;
@@ -115,7 +132,7 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
             }
             seenInGroup.set(entry.dedupe.key, entry.dedupe.hash);
             if (entry.command) st.putCommand.run(entry.command.id, now, entry.command.sealed);
-          } else if (bytes + added + size > o.maxBytes) { outcomes.push('full'); continue; }
+          } else if (get(BYTES) + added + size > o.maxBytes) { outcomes.push('full'); continue; }
           for (const r of entry.records) {
             if (st.insert.run(r.id, r.type, r.partitionKey, now, r.sealed.byteLength + ENTRY_OVERHEAD, r.sealed).changes > 0) {
               added += r.sealed.byteLength + ENTRY_OVERHEAD;
@@ -126,8 +143,8 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
         }
         if (now - lastPrune > 60_000) { st.pruneLog.run(now - o.dedupeWindowMs); lastPrune = now; }
       });
-      bytes += added;
-      rows += addedRows;
+      add(BYTES, added);
+      add(ROWS, addedRows);
       return outcomes;
     },
 
@@ -156,14 +173,14 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
           if (page.trackRows !== false) st.putRowHash.run(row.stream ?? page.stream, row.pk, row.hash);
         }
         // all or nothing: a page that does not fit is rolled back and the cursor stays
-        if (bytes + added + addedDead > o.maxBytes || deadBytes + addedDead > o.maxDeadLetterBytes) throw new PageFull();
+        if (get(BYTES) + added + addedDead > o.maxBytes || get(DEAD) + addedDead > o.maxDeadLetterBytes) throw new PageFull();
         if (page.cursor) st.putCursor.run(page.cursor.key, page.cursor.value, now);
         return false;
       }, PageFull);
       if (full) return { outcome: 'full', written: 0, unchanged: 0, deadLettered: 0 };
-      bytes += added + addedDead;
-      deadBytes += addedDead;
-      rows += addedRows;
+      add(BYTES, added + addedDead);
+      add(DEAD, addedDead);
+      add(ROWS, addedRows);
       return { outcome: 'accepted', written, unchanged, deadLettered };
     },
 
@@ -174,12 +191,16 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
     // Relay-side writes commit at synchronous NORMAL: losing one to a power cut only re-delivers a
     // record (at-least-once; the cloud dedupes). The next FULL commit fsyncs the WAL with it.
     ack(list) {
+      let freed = 0;
+      let gone = 0;
       tx('NORMAL', () => {
         // one row per ack, by seq (as the memory outbox does): a second copy of the id stays queued
         const seqs: number[] = [];
         for (const r of list) { const seq = seqOf(r); if (seq !== undefined) seqs.push(seq); }
-        for (const gone of st.delSeqs.all(JSON.stringify(seqs)) as Array<{ bytes: number }>) { bytes -= Number(gone.bytes); rows--; }
+        for (const row of st.delSeqs.all(JSON.stringify(seqs)) as Array<{ bytes: number }>) { freed += Number(row.bytes); gone++; }
       });
+      add(BYTES, -freed);
+      add(ROWS, -gone);
     },
 
     retryLater(list, at, error) {
@@ -187,17 +208,21 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
     },
 
     deadLetter(list, code, reason, now) {
+      let moved = 0;
+      let movedBytes = 0;
       tx('NORMAL', () => {
         for (const r of list) {
           const seq = seqOf(r);
           const row = seq === undefined ? undefined : st.getRow.get(seq) as { type: string; partitionKey: string; bytes: number; payload: Uint8Array } | undefined;
           if (!row) continue;
           st.delSeq.run(seq!);
-          rows--;
+          moved++;
           st.putDead.run(r.id, 'record', now, 'relay', 'canonical', code, reason.slice(0, 500), null, row.type, row.partitionKey, row.bytes, row.payload);
-          deadBytes += Number(row.bytes);
+          movedBytes += Number(row.bytes);
         }
       });
+      add(ROWS, -moved);
+      add(DEAD, movedBytes);
     },
 
     addDeadLetters(list) {
@@ -207,25 +232,25 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
       tx('FULL', () => {
         for (const e of list) {
           const growth = deadLetterGrowth(e);
-          if (bytes + delta + growth > o.maxBytes || deadBytes + delta + growth > o.maxDeadLetterBytes) { results.push('full'); continue; }
+          if (get(BYTES) + delta + growth > o.maxBytes || get(DEAD) + delta + growth > o.maxDeadLetterBytes) { results.push('full'); continue; }
           delta += putDeadLetter(e, growth);
           results.push('stored');
         }
       });
-      bytes += delta;
-      deadBytes += delta;
+      add(BYTES, delta);
+      add(DEAD, delta);
       return results;
     },
 
     removeDeadLetter(id) {
       const gone = tx('NORMAL', () => st.delDead.get(id) as { bytes: number } | undefined);
       if (!gone) return false;
-      bytes -= Number(gone.bytes);
-      deadBytes -= Number(gone.bytes);
+      add(BYTES, -Number(gone.bytes));
+      add(DEAD, -Number(gone.bytes));
       return true;
     },
 
-    counts: () => ({ bytes, rows, commits }),
+    counts: () => ({ bytes: get(BYTES), rows: get(ROWS), commits: get(COMMITS) }),
     close: () => db.close(),
   };
 }

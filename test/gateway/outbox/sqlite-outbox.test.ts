@@ -10,6 +10,7 @@ const tmp = () => join(mkdtempSync(join(tmpdir(), 'ewml-outbox-')), 'outbox.db')
 
 outboxContract('sqlite (writer thread)', (o) => createSqliteOutbox({ file: tmp(), ...o, writer: 'thread' }));
 outboxContract('sqlite (inline writer)', (o) => createSqliteOutbox({ file: tmp(), ...o, writer: 'inline' }));
+outboxContract('sqlite (auto: inline when alone, else the thread)', (o) => createSqliteOutbox({ file: tmp(), ...o, writer: 'auto' }));
 
 describe('SQLite outbox', () => {
   it('keeps its file at mode 0600', async () => {
@@ -60,6 +61,45 @@ describe('SQLite outbox', () => {
     // at most 10 records per commit: at least 5 commits (more when the writer sees the requests arrive in parts)
     expect((box.stats().commits ?? 0) - before).toBeGreaterThanOrEqual(5);
     await box.close();
+  });
+
+  it('auto writer: a lone intake commits on this thread, concurrent ones in the writer thread; both keep one set of counts and one cap', async () => {
+    const file = tmp();
+    const size = 100 + 64;
+    const box = createSqliteOutbox({ file, maxBytes: 10 * size, clock: createManualClock(), writer: 'auto' });
+    await box.open();
+    // alone, the writer thread idle: committed inline (the thread's commit count does not move)
+    const c0 = box.stats();
+    expect(await box.enqueue({ records: [rec('a')] })).toBe('accepted');
+    expect(await box.enqueue({ records: [rec('b')], dedupe: { key: 'k1', hash: 'h' } })).toBe('accepted');
+    const c1 = box.stats();
+    expect((c1.inlineCommits ?? 0) - (c0.inlineCommits ?? 0)).toBe(2);
+    expect((c1.commits ?? 0) - (c0.commits ?? 0)).toBe(2);
+    // together: handed to the thread as one group
+    const outcomes = await Promise.all(['c', 'd', 'e', 'f'].map((id) => box.enqueue({ records: [rec(id)] })));
+    expect(outcomes).toEqual(['accepted', 'accepted', 'accepted', 'accepted']);
+    const c2 = box.stats();
+    expect(c2.inlineCommits).toBe(c1.inlineCommits);
+    expect((c2.commits ?? 0) - (c1.commits ?? 0)).toBe(1);
+    expect(box.stats()).toMatchObject({ bytes: 6 * size, pending: 6 });
+    // a resend is recognised whichever writer took the first copy
+    expect(await Promise.all([box.enqueue({ records: [rec('b')], dedupe: { key: 'k1', hash: 'h' } }), box.enqueue({ records: [rec('x')] })])).toEqual(['duplicate', 'accepted']);
+    expect(await box.enqueue({ records: [rec('b2')], dedupe: { key: 'k1', hash: 'other' } })).toBe('conflict');
+    // deletes by the thread, intakes inline: the cap sees both
+    const claimed = box.claim(3);
+    await box.ack(claimed.map((r) => r.id));
+    expect(box.stats().bytes).toBe(4 * size);
+    const more = await Promise.all(Array.from({ length: 8 }, (_, i) => box.enqueue({ records: [rec(`m${i}`)] })));
+    expect(more.filter((o) => o === 'accepted')).toHaveLength(6);
+    expect(more.filter((o) => o === 'full')).toHaveLength(2);
+    expect(await box.enqueue({ records: [rec('late')] })).toBe('full');
+    expect(box.stats().bytes).toBe(10 * size);
+    await box.close();
+    // the counts kept in memory are the ones on disk
+    const again = createSqliteOutbox({ file, maxBytes: 10 * size, clock: createManualClock(), writer: 'thread' });
+    await again.open();
+    expect(again.stats()).toMatchObject({ bytes: 10 * size, pending: 10 });
+    await again.close();
   });
 
   it('rejects enqueue before open with GW_OUTBOX_IO', async () => {
