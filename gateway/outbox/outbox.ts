@@ -148,15 +148,16 @@ export interface QueueRow {
  * The shared claim rule over rows in enqueue order: skip rows in flight or not yet due, and block
  * their partitions so no later row of the same patient overtakes them. `maxScan` bounds the work
  * of one claim when many rows wait behind blocked partitions (a smaller batch, not a stall).
+ * `blockedAlready`: partitions known to be blocked before the scan (those with rows in flight).
  */
-export function selectClaimable<R extends QueueRow>(rows: Iterable<R>, inFlight: ReadonlySet<string>, now: number, n: number, maxScan = Infinity): R[] {
+export function selectClaimable<R extends QueueRow>(rows: Iterable<R>, inFlight: ReadonlySet<string>, now: number, n: number, maxScan = Infinity, blockedAlready?: { has(partitionKey: string): boolean }): R[] {
   const blocked = new Set<string>();
   const pickedIds = new Set<string>();
   const out: R[] = [];
   let scanned = 0;
   for (const r of rows) {
     if (out.length >= n || scanned++ >= maxScan) break;
-    if (blocked.has(r.partitionKey)) continue;
+    if (blocked.has(r.partitionKey) || blockedAlready?.has(r.partitionKey)) continue;
     // a record id queued twice (a resend after the dedupe window) goes one copy at a time
     if (inFlight.has(r.id) || pickedIds.has(r.id) || r.nextAttemptAt > now) { blocked.add(r.partitionKey); continue; }
     out.push(r);

@@ -180,6 +180,8 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   const inFlight = new Set<string>();
   /** In-flight rows by id: they block their partitions and let ack delete by primary key. */
   const inFlightRows = new Map<string, ScanRow>();
+  /** Rows in flight per partition: those partitions are blocked for the next claims. */
+  const inFlightPartitions = new Map<string, number>();
   /**
    * Every row at or below the cursor has been claimed before, or waits in `deferred` (seen while
    * its partition was blocked), so claims never rescan the queue behind a blocked patient.
@@ -209,14 +211,13 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   }
 
   /**
-   * Rows in enqueue order (payloads only for fresh rows, which are nearly always the ones picked): the rows in flight
-   * first (only to block their partitions: no row of a partition is claimable below one of its
-   * rows in flight), then, merged in seq order, the rows deferred by earlier claims (their
-   * partition was blocked) and the rows that failed once (a small indexed set), then fresh rows
-   * after the cursor — never the whole queue.
+   * Rows in enqueue order (payloads only for fresh rows, which are nearly always the ones picked):
+   * merged in seq order, the rows deferred by earlier claims (their partition was blocked) and the
+   * rows that failed once (a small indexed set), then fresh rows after the cursor — never the whole
+   * queue. Partitions with rows in flight are blocked through `inFlightPartitions` (no row of a
+   * partition is claimable below one of its rows in flight).
    */
   function* rowsInOrder(scannedFresh: ScanRow[]): Iterable<ScanRow> {
-    for (const id of inFlight) yield inFlightRows.get(id)!;
     const retried = (st.scanRetried.iterate(claimCursor) as Iterator<ScanRow>);
     try {
       let r = retried.next();
@@ -236,7 +237,14 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   }
 
   function release(ids: readonly string[]): void {
-    for (const id of ids) { inFlight.delete(id); inFlightRows.delete(id); }
+    for (const id of ids) {
+      const row = inFlightRows.get(id);
+      inFlight.delete(id);
+      inFlightRows.delete(id);
+      if (!row) continue;
+      const left = (inFlightPartitions.get(row.partitionKey) ?? 1) - 1;
+      if (left > 0) inFlightPartitions.set(row.partitionKey, left); else inFlightPartitions.delete(row.partitionKey);
+    }
   }
 
   return {
@@ -278,6 +286,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       };
       inFlight.clear();
       inFlightRows.clear();
+      inFlightPartitions.clear();
       deferred.clear();
       claimCursor = 0;
     },
@@ -332,7 +341,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       let picked: ScanRow[];
       let out: ClaimedRow[];
       try {
-        picked = selectClaimable(rowsInOrder(scannedFresh), inFlight, opts.clock.now(), n, inFlight.size + deferred.size + Math.max(n * 10, 2000));
+        picked = selectClaimable(rowsInOrder(scannedFresh), inFlight, opts.clock.now(), n, deferred.size + Math.max(n * 10, 2000), inFlightPartitions);
         out = picked.map((r) => ({ seq: Number(r.seq), id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: Number(r.attempts), sealed: r.payload ?? (st.payload.get(r.seq) as { payload: Uint8Array }).payload }));
       } finally {
         d.exec('COMMIT');
@@ -340,6 +349,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       for (const r of picked) {
         inFlight.add(r.id);
         inFlightRows.set(r.id, { seq: Number(r.seq), id: r.id, partitionKey: r.partitionKey, nextAttemptAt: 0, type: r.type, attempts: Number(r.attempts), bytes: Number(r.bytes) });
+        inFlightPartitions.set(r.partitionKey, (inFlightPartitions.get(r.partitionKey) ?? 0) + 1);
         deferred.delete(Number(r.seq));
       }
       // advance the cursor over the fresh rows seen: claimed ones are in flight, skipped ones

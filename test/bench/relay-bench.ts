@@ -27,7 +27,7 @@ import { makeCloudKeys } from '../support/cloud-keys.ts';
 import { adtA04 } from '../support/hl7-fixtures.ts';
 import { fork } from 'node:child_process';
 
-export interface RelayBenchResult { records: number; relayRate: number; rawRate: number; rawWindowRate: number; ratio: number; windowRatio: number; relayCpuShare: number; batchSize: number; maxInFlight: number }
+export interface RelayBenchResult { records: number; relayRate: number; rawRate: number; rawWindowRate: number; rawCloudRate: number; ratio: number; windowRatio: number; relayCpuShare: number; batchSize: number; maxInFlight: number }
 
 export async function relayBench(o: { records: number; batchSize: number; maxInFlight: number }): Promise<RelayBenchResult> {
   const broker = await startMosquitto();
@@ -61,6 +61,22 @@ export async function relayBench(o: { records: number; batchSize: number; maxInF
       while (next < payloads.length) await raw.publishAsync('ewml/v1/bench/raw/up/records', payloads[next++], { qos: 1 });
     }));
     const rawWindowSeconds = (performance.now() - t0w) / 1000;
+    // the same window, but each batch waits for the reference cloud's ack (decrypt, validate every
+    // record, ack on down/acks), as the relay's batches do: the protocol's ceiling without an outbox
+    const acks = new Map<string, () => void>();
+    await raw.subscribeAsync('ewml/v1/bench/raw/down/acks', { qos: 1 });
+    raw.on('message', (_t, m) => { const a = JSON.parse(m.toString()) as { batchId: string }; acks.get(a.batchId)?.(); acks.delete(a.batchId); });
+    const t0c = performance.now();
+    let nextc = 0;
+    await Promise.all(Array.from({ length: o.maxInFlight }, async () => {
+      while (nextc < payloads.length) {
+        const k = nextc++;
+        const acked = new Promise<void>((r) => acks.set(`raw${k * o.batchSize}`, r));
+        await raw.publishAsync('ewml/v1/bench/raw/up/records', payloads[k], { qos: 1 });
+        await acked;
+      }
+    }));
+    const rawCloudSeconds = (performance.now() - t0c) / 1000;
     await raw.endAsync();
     await new Promise((r) => setTimeout(r, 1000));
 
@@ -91,7 +107,8 @@ export async function relayBench(o: { records: number; batchSize: number; maxInF
     const rawRate = records.length / rawSeconds;
     const relayRate = records.length / relaySeconds;
     const rawWindowRate = records.length / rawWindowSeconds;
-    return { records: records.length, relayRate, rawRate, rawWindowRate, ratio: relayRate / rawRate, windowRatio: relayRate / rawWindowRate, relayCpuShare, batchSize: o.batchSize, maxInFlight: o.maxInFlight };
+    const rawCloudRate = records.length / rawCloudSeconds;
+    return { records: records.length, relayRate, rawRate, rawWindowRate, rawCloudRate, ratio: relayRate / rawRate, windowRatio: relayRate / rawWindowRate, relayCpuShare, batchSize: o.batchSize, maxInFlight: o.maxInFlight };
   } finally {
     cloud.send('stop');
     await new Promise((r) => cloud.once('exit', r));
