@@ -14,7 +14,7 @@ import { dirname } from 'node:path';
 import { GatewayError, isGatewayError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { OUTBOX_MIGRATIONS } from './migrations.ts';
-import { selectClaimable, type ClaimedRow, type DeadLetterEntry, type DeadLetterSummary, type EnqueueOutcome, type Outbox, type PageOutcome, type OutboxStats, type QueueRow } from './outbox.ts';
+import { selectClaimable, type SealedRecord, type ClaimedRow, type DeadLetterEntry, type DeadLetterSummary, type EnqueueOutcome, type Outbox, type PageOutcome, type OutboxStats, type QueueRow } from './outbox.ts';
 import { createSharedCounts, createSqliteWriter, type WriterCounts } from './sqlite-writer.ts';
 import { createWriterLoop } from './writer-loop.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
@@ -63,6 +63,35 @@ function spawnWriter(workerData: WriterOptions): Worker {
   return new Worker(new URL('./sqlite-writer-worker.ts', import.meta.url), { workerData });
 }
 
+/**
+ * A request for the writer thread with all its sealed blobs copied into one new buffer, which is
+ * transferred rather than cloned. (A sealed blob is usually a slice of Node's shared 8 KiB buffer
+ * pool, and cloning a slice copies its whole pool buffer: measured at ~36 µs per message.)
+ */
+function packForThread(r: WriterRequest): { message: WriterRequest; transfer: ArrayBuffer[] } {
+  const blobs: Uint8Array[] = [];
+  const take = (b: Uint8Array) => { blobs.push(b); return b; };
+  const recs = (list: readonly SealedRecord[]) => { for (const x of list) take(x.sealed); };
+  if (r.op === 'enqueue') { recs(r.entry.records); if (r.entry.command) take(r.entry.command.sealed); }
+  else if (r.op === 'page') for (const row of r.page.rows) { recs(row.records); if (row.deadLetter) take(row.deadLetter.sealed); }
+  else if (r.op === 'addDeadLetter') take(r.entry.sealed);
+  if (blobs.length === 0) return { message: r, transfer: [] };
+  let total = 0;
+  for (const b of blobs) total += b.byteLength;
+  const packed = new Uint8Array(total);
+  const views = new Map<Uint8Array, Uint8Array>();
+  let at = 0;
+  for (const b of blobs) { packed.set(b, at); views.set(b, packed.subarray(at, at + b.byteLength)); at += b.byteLength; }
+  const v = (b: Uint8Array) => views.get(b)!;
+  const vrecs = (list: readonly SealedRecord[]) => list.map((x) => ({ ...x, sealed: v(x.sealed) }));
+  let message: WriterRequest;
+  if (r.op === 'enqueue') message = { ...r, entry: { ...r.entry, records: vrecs(r.entry.records), command: r.entry.command && { ...r.entry.command, sealed: v(r.entry.command.sealed) } } };
+  else if (r.op === 'page') message = { ...r, page: { ...r.page, rows: r.page.rows.map((row) => ({ ...row, records: vrecs(row.records), deadLetter: row.deadLetter && { ...row.deadLetter, sealed: v(row.deadLetter.sealed) } })) } };
+  else if (r.op === 'addDeadLetter') message = { ...r, entry: { ...r.entry, sealed: v(r.entry.sealed) } };
+  else message = r;
+  return { message, transfer: [packed.buffer] };
+}
+
 /** In `auto`, intakes that overlapped this recently mean concurrent senders: no inline commits. */
 const OVERLAP_MEMORY_MS = 250;
 
@@ -103,7 +132,7 @@ async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterOptions,
   });
   w.on('error', (e) => onGone(new GatewayError('GW_OUTBOX_IO', 'outbox writer crashed', { cause: e })));
   w.on('exit', () => { if (open) { open = false; onGone(new GatewayError('GW_OUTBOX_IO', 'outbox writer exited')); } });
-  const toThread = (r: WriterRequest) => { threadPending++; w.postMessage(r); };
+  const toThread = (r: WriterRequest) => { threadPending++; const { message, transfer } = packForThread(r); w.postMessage(message, transfer); };
   if (!local) return { channel: { send: toThread, inlineCommits: () => 0, dispose: async () => { open = false; await w.terminate().catch(() => undefined); } }, counts: started };
 
   // intakes of one turn are held until the turn ends, then committed here (one alone, thread idle)
