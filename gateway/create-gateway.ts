@@ -100,11 +100,12 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const paths = gatewayPaths(config);
   const metrics = createMetrics();
   const bus = createEventBus((err, name) => logger.error({ err, event: name }, 'event listener threw'));
-  const sealer = createRecordSealer(loadOrCreateKey(paths.keyFile));
+  const sealKey = loadOrCreateKey(paths.keyFile);
+  const sealer = createRecordSealer(sealKey);
   const token = config.admin.token ?? loadOrCreateToken(paths.tokenFile);
 
   const outbox = createSqliteOutbox({
-    file: paths.outboxFile, maxBytes: config.outbox.maxBytes, maxDeadLetterBytes: Math.min(config.outbox.maxDeadLetterBytes, config.outbox.maxBytes), clock, groupCommitMaxRecords: config.outbox.groupCommitMaxRecords, writer: config.outbox.writer,
+    file: paths.outboxFile, maxBytes: config.outbox.maxBytes, maxDeadLetterBytes: Math.min(config.outbox.maxDeadLetterBytes, config.outbox.maxBytes), clock, groupCommitMaxRecords: config.outbox.groupCommitMaxRecords, writer: config.outbox.writer, sealKey,
     dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000,
     onFull: (bytes, maxBytes) => alerts.outboxFull(bytes, maxBytes),
   });

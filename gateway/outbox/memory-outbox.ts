@@ -4,11 +4,19 @@
  */
 import type { Clock } from '../clock.ts';
 import { GatewayError } from '../errors.ts';
-import { DELETED_ROW_HASH, ENTRY_OVERHEAD, entryBytes, selectClaimable, type DeadLetterEntry, type Outbox, type QueueRow } from './outbox.ts';
+import { randomBytes } from 'node:crypto';
+import { createRecordSealer, type RecordSealer } from '../crypto/record-sealer.ts';
+import { DELETED_ROW_HASH, ENTRY_OVERHEAD, entryBytes, sealRecords, selectClaimable, type DeadLetterEntry, type Outbox, type QueueRow } from './outbox.ts';
 
 interface Row extends QueueRow { type: string; attempts: number; createdAt: number; bytes: number; sealed: Uint8Array }
 
-export interface MemoryOutboxOptions { maxBytes: number; clock: Clock; onFull?: (bytes: number, maxBytes: number) => void }
+export interface MemoryOutboxOptions {
+  maxBytes: number;
+  clock: Clock;
+  onFull?: (bytes: number, maxBytes: number) => void;
+  /** Seals records handed over as plain JSON (default: a sealer with a random key). */
+  sealer?: RecordSealer;
+}
 
 export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
   /** Rows by seq: a record id enqueued twice is two rows, as in the SQLite outbox. */
@@ -24,6 +32,8 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
   let seq = 0;
   let bytes = 0;
   let open = false;
+  let sealer = opts.sealer;
+  const seal = (aad: string, plain: string) => (sealer ??= createRecordSealer(randomBytes(32))).seal(aad, plain);
 
   function ordered(): Row[] { return [...rows.values()].sort((a, b) => a.seq - b.seq); }
   /** The claimed row of an id, else its oldest row. */
@@ -39,9 +49,10 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
   return {
     async open() { open = true; inFlight.clear(); claimed.clear(); },
     async close() { open = false; },
-    async enqueue(entry) {
+    async enqueue(given) {
       need();
       await Promise.resolve();
+      const entry = { ...given, records: sealRecords(given.records, seal) };
       if (entry.dedupe) {
         const prior = log.get(entry.dedupe.key);
         if (prior !== undefined) return prior === entry.dedupe.hash ? 'duplicate' : 'conflict';
@@ -57,9 +68,10 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       if (entry.command && entry.dedupe) commands.set(entry.command.id, entry.command.sealed);
       return 'accepted';
     },
-    async enqueuePage(page) {
+    async enqueuePage(given) {
       need();
       await Promise.resolve();
+      const page = { ...given, rows: given.rows.map((r) => ({ ...r, records: sealRecords(r.records, seal) })) };
       const known = (stream: string) => { let m = sourceRows.get(stream); if (!m) sourceRows.set(stream, (m = new Map())); return m; };
       let size = 0;
       const changed = page.trackRows === false ? page.rows : page.rows.filter((r) => known(r.stream ?? page.stream).get(r.pk) !== r.hash);

@@ -11,7 +11,7 @@
  * row of that partition is in flight or waiting for its retry time.
  */
 
-/** A sealed record as the outbox stores it: it never sees plaintext. */
+/** A sealed record as the outbox stores it. */
 export interface SealedRecord {
   id: string;
   type: string;
@@ -19,8 +19,28 @@ export interface SealedRecord {
   sealed: Uint8Array;
 }
 
+/**
+ * A record handed over as its JSON text, for the outbox's writer to seal before anything is
+ * written (rule 4 holds: nothing reaches the disk unsealed). With the writer thread, sealing then
+ * runs beside the event loop that reads sockets instead of on it.
+ */
+export interface PlainRecord {
+  id: string;
+  type: string;
+  partitionKey: string;
+  plain: string;
+}
+
+export type StoreRecord = SealedRecord | PlainRecord;
+
+/** Seals the plain records of a list (the same list when all are sealed already). */
+export function sealRecords(list: StoreRecord[], seal: (aad: string, plain: string) => Uint8Array): SealedRecord[] {
+  if (list.every((r) => 'sealed' in r)) return list as SealedRecord[];
+  return list.map((r) => ('sealed' in r ? r : { id: r.id, type: r.type, partitionKey: r.partitionKey, sealed: seal(r.id, r.plain) }));
+}
+
 export interface EnqueueEntry {
-  records: SealedRecord[];
+  records: StoreRecord[];
   /** Resend detection: the same key with the same hash is a duplicate; another hash a conflict. */
   dedupe?: { key: string; hash: string };
   /** A cloud command taken for execution here (sealed): kept until `finishCommand`, so a restart carries it out. */
@@ -39,7 +59,7 @@ export interface SourceRowEntry {
   /** Another stream than the page's (a tombstone marks its target's row deleted). */
   stream?: string;
   hash: string;
-  records: SealedRecord[];
+  records: StoreRecord[];
   /** The row could not be mapped: it is kept here instead, and the cursor still moves past it. */
   deadLetter?: DeadLetterEntry;
 }
@@ -170,7 +190,7 @@ export function selectClaimable<R extends QueueRow>(rows: Iterable<R>, inFlight:
 export const ENTRY_OVERHEAD = 64;
 
 /** Bytes an entry adds to the outbox, as counted against `outbox.maxBytes`. */
-export function entryBytes(entry: EnqueueEntry): number {
+export function entryBytes(entry: { records: SealedRecord[] }): number {
   let b = 0;
   for (const r of entry.records) b += r.sealed.byteLength + ENTRY_OVERHEAD;
   return b;

@@ -14,7 +14,7 @@ import { dirname } from 'node:path';
 import { GatewayError, isGatewayError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { OUTBOX_MIGRATIONS } from './migrations.ts';
-import { selectClaimable, type SealedRecord, type ClaimedRow, type DeadLetterEntry, type DeadLetterSummary, type EnqueueOutcome, type Outbox, type PageOutcome, type OutboxStats, type QueueRow } from './outbox.ts';
+import { selectClaimable, type StoreRecord, type ClaimedRow, type DeadLetterEntry, type DeadLetterSummary, type EnqueueOutcome, type Outbox, type PageOutcome, type OutboxStats, type QueueRow } from './outbox.ts';
 import { createSharedCounts, createSqliteWriter, type WriterCounts } from './sqlite-writer.ts';
 import { createWriterLoop } from './writer-loop.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
@@ -37,6 +37,8 @@ export interface SqliteOutboxOptions {
    * concurrent intakes share a commit while this thread goes on reading sockets.
    */
   writer?: 'thread' | 'inline' | 'auto';
+  /** Seals records handed over as plain JSON (in the writer, before they are written); without it only sealed records are taken. */
+  sealKey?: Uint8Array;
 }
 
 /** A queued row as claims see it; fresh rows carry their payload (read in the same scan), others fetch it when picked. */
@@ -47,7 +49,7 @@ declare const __OUTBOX_WRITER_CODE__: string | undefined;
 
 type WriterRequestBody = WriterRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
-interface WriterOptions { file: string; maxBytes: number; maxDeadLetterBytes: number; dedupeWindowMs: number; groupCommitMaxRecords: number; counts?: BigInt64Array }
+interface WriterOptions { file: string; maxBytes: number; maxDeadLetterBytes: number; dedupeWindowMs: number; groupCommitMaxRecords: number; counts?: BigInt64Array; sealKey?: Uint8Array }
 
 /** The outbox's way to its writer, whichever side of a thread boundary the writer is on. */
 interface WriterChannel {
@@ -71,7 +73,7 @@ function spawnWriter(workerData: WriterOptions): Worker {
 function packForThread(r: WriterRequest): { message: WriterRequest; transfer: ArrayBuffer[] } {
   const blobs: Uint8Array[] = [];
   const take = (b: Uint8Array) => { blobs.push(b); return b; };
-  const recs = (list: readonly SealedRecord[]) => { for (const x of list) take(x.sealed); };
+  const recs = (list: readonly StoreRecord[]) => { for (const x of list) if ('sealed' in x) take(x.sealed); };
   if (r.op === 'enqueue') { recs(r.entry.records); if (r.entry.command) take(r.entry.command.sealed); }
   else if (r.op === 'page') for (const row of r.page.rows) { recs(row.records); if (row.deadLetter) take(row.deadLetter.sealed); }
   else if (r.op === 'addDeadLetter') take(r.entry.sealed);
@@ -83,7 +85,7 @@ function packForThread(r: WriterRequest): { message: WriterRequest; transfer: Ar
   let at = 0;
   for (const b of blobs) { packed.set(b, at); views.set(b, packed.subarray(at, at + b.byteLength)); at += b.byteLength; }
   const v = (b: Uint8Array) => views.get(b)!;
-  const vrecs = (list: readonly SealedRecord[]) => list.map((x) => ({ ...x, sealed: v(x.sealed) }));
+  const vrecs = (list: readonly StoreRecord[]) => list.map((x) => ('sealed' in x ? { ...x, sealed: v(x.sealed) } : x));
   let message: WriterRequest;
   if (r.op === 'enqueue') message = { ...r, entry: { ...r.entry, records: vrecs(r.entry.records), command: r.entry.command && { ...r.entry.command, sealed: v(r.entry.command.sealed) } } };
   else if (r.op === 'page') message = { ...r, page: { ...r.page, rows: r.page.rows.map((row) => ({ ...row, records: vrecs(row.records), deadLetter: row.deadLetter && { ...row.deadLetter, sealed: v(row.deadLetter.sealed) } })) } };
@@ -291,7 +293,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       };
       let started;
       try {
-        started = await startWriter(opts.writer ?? 'auto', { file: opts.file, maxBytes: opts.maxBytes, maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4), dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000 }, onReply, (e) => { channel = undefined; failAll(e); });
+        started = await startWriter(opts.writer ?? 'auto', { file: opts.file, maxBytes: opts.maxBytes, maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4), dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000, sealKey: opts.sealKey }, onReply, (e) => { channel = undefined; failAll(e); });
       } catch (e) {
         d.close();
         throw isGatewayError(e) ? e : new GatewayError('GW_OUTBOX_IO', 'outbox writer failed to start', { cause: e });

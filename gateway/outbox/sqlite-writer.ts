@@ -5,7 +5,9 @@
  * reads sockets, and it is the one authority on the byte and row counts.
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { ENTRY_OVERHEAD, entryBytes, type DeadLetterEntry, type EnqueueEntry, type EnqueueOutcome, type PageEntry, type PageOutcome } from './outbox.ts';
+import { createRecordSealer } from '../crypto/record-sealer.ts';
+import { GatewayError } from '../errors.ts';
+import { ENTRY_OVERHEAD, entryBytes, sealRecords, type DeadLetterEntry, type EnqueueEntry, type EnqueueOutcome, type PageEntry, type PageOutcome } from './outbox.ts';
 
 export interface WriterCounts { bytes: number; rows: number; commits: number }
 
@@ -38,7 +40,20 @@ export interface SqliteWriter {
 
 class PageFull extends Error {}
 
-export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadLetterBytes: number; dedupeWindowMs: number }, shared?: BigInt64Array): SqliteWriter {
+export interface SqliteWriterOptions {
+  maxBytes: number;
+  maxDeadLetterBytes: number;
+  dedupeWindowMs: number;
+  /** The record seal key: plain records are sealed here, before the transaction that writes them. */
+  sealKey?: Uint8Array;
+}
+
+export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?: BigInt64Array): SqliteWriter {
+  const sealer = o.sealKey ? createRecordSealer(o.sealKey) : undefined;
+  const seal = (aad: string, plain: string): Uint8Array => {
+    if (!sealer) throw new GatewayError('GW_OUTBOX_IO', 'outbox has no seal key for plain records');
+    return sealer.seal(aad, plain);
+  };
   const db = new DatabaseSync(file);
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
   let syncMode: 'FULL' | 'NORMAL' = 'FULL';
@@ -112,7 +127,9 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
   }
 
   return {
-    enqueue(entries, now) {
+    enqueue(given, now) {
+      // sealed before the transaction: the write lock is held for writing only
+      const entries = given.map((e) => ({ ...e, records: sealRecords(e.records, seal) }));
       const outcomes: EnqueueOutcome[] = [];
       const seenInGroup = new Map<string, string>();
       let added = 0;
@@ -148,7 +165,8 @@ export function createSqliteWriter(file: string, o: { maxBytes: number; maxDeadL
       return outcomes;
     },
 
-    enqueuePage(page, now) {
+    enqueuePage(given, now) {
+      const page = { ...given, rows: given.rows.map((r) => ({ ...r, records: sealRecords(r.records, seal) })) };
       let written = 0;
       let unchanged = 0;
       let deadLettered = 0;

@@ -17,7 +17,7 @@ import type { RecordSealer } from '../crypto/record-sealer.ts';
 import { isGatewayError, type ErrorCode } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { Metrics } from '../metrics.ts';
-import type { DeadLetterEntry, Outbox, SealedRecord, SourceRowEntry } from '../outbox/outbox.ts';
+import type { DeadLetterEntry, Outbox, SourceRowEntry, StoreRecord } from '../outbox/outbox.ts';
 import { createMapStage, type MapStageResult } from './map-stage.ts';
 
 export interface IntakePipelineOptions {
@@ -106,10 +106,9 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
       return reject(raw, 'GW_VALIDATION_FAILED', `${first.type} record ${first.path} ${first.problem}${invalid.length > 1 ? ` (+${invalid.length - 1} more)` : ''}`, { hash, hl7ErrorCode: '102' });
     }
     if (records.length === 0) return reject(raw, 'GW_MAP_FAILED', 'message produced no records', { hash, hl7ErrorCode: '207' });
-    const sealed: SealedRecord[] = records.map(({ draft, record }) => ({
-      id: record.id, type: record.type, partitionKey: draft.partitionKey,
-      sealed: opts.sealer.seal(record.id, JSON.stringify(record)),
-    }));
+    // handed over as JSON: the outbox's writer seals them before they are written (rule 4), on the
+    // writer thread when it takes the commit, so sealing does not hold up the sockets' event loop
+    const sealed: StoreRecord[] = records.map(({ draft, record }) => ({ id: record.id, type: record.type, partitionKey: draft.partitionKey, plain: JSON.stringify(record) }));
     const key = codec.dedupeKey(parsed);
     let outcome;
     try {
@@ -169,7 +168,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
       const first = built.invalid[0];
       return fail('GW_VALIDATION_FAILED', `${first.type} record ${first.path} ${first.problem}${built.invalid.length > 1 ? ` (+${built.invalid.length - 1} more)` : ''}`);
     }
-    entry.records = built.records.map(({ draft, record }) => ({ id: record.id, type: record.type, partitionKey: draft.partitionKey, sealed: opts.sealer.seal(record.id, JSON.stringify(record)) }));
+    entry.records = built.records.map(({ draft, record }) => ({ id: record.id, type: record.type, partitionKey: draft.partitionKey, plain: JSON.stringify(record) }));
     return entry;
   }
 

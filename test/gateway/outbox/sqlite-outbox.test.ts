@@ -1,4 +1,5 @@
-import { mkdtempSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { createRecordSealer } from '../../../gateway/crypto/record-sealer.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -101,6 +102,32 @@ describe('SQLite outbox', () => {
     expect(again.stats()).toMatchObject({ bytes: 10 * size, pending: 10 });
     await again.close();
   });
+
+  for (const writer of ['thread', 'auto', 'inline'] as const) {
+    it(`seals records handed over as JSON before writing them (${writer} writer), and refuses them without a key`, async () => {
+      const key = Buffer.alloc(32, 9);
+      const sealer = createRecordSealer(key);
+      const file = tmp();
+      const box = createSqliteOutbox({ file, maxBytes: 1 << 24, clock: createManualClock(), writer, sealKey: key });
+      await box.open();
+      const plain = (id: string) => ({ id, type: 'patient', partitionKey: 'p1', plain: JSON.stringify({ id, name: 'Plaintext-Marker' }) });
+      expect(await box.enqueue({ records: [plain('a')] })).toBe('accepted');
+      expect(await Promise.all([box.enqueue({ records: [plain('b')] }), box.enqueue({ records: [plain('c')] })])).toEqual(['accepted', 'accepted']);
+      expect(await box.enqueuePage({ stream: 's', rows: [{ pk: '1', hash: 'h1', records: [{ ...plain('d'), partitionKey: 'p2' }] }] })).toMatchObject({ outcome: 'accepted', written: 1 });
+      const rows = [...box.claim(10)];
+      expect(rows.map((r) => r.id).sort()).toEqual(['a', 'b', 'c', 'd']);
+      for (const r of rows) expect(JSON.parse(sealer.open(r.id, r.sealed).toString('utf8'))).toEqual({ id: r.id, name: 'Plaintext-Marker' });
+      // the bytes counted are the sealed bytes (29 bytes of header and tag on each)
+      expect(box.stats().bytes).toBe(rows.reduce((n, r) => n + r.sealed.byteLength + 64, 0));
+      await box.close();
+      for (const f of [file, `${file}-wal`]) if (existsSync(f)) expect(readFileSync(f).includes('Plaintext-Marker')).toBe(false);
+      const keyless = createSqliteOutbox({ file: tmp(), maxBytes: 1 << 24, clock: createManualClock(), writer });
+      await keyless.open();
+      await expect(keyless.enqueue({ records: [plain('e')] })).rejects.toMatchObject({ code: 'GW_OUTBOX_IO' });
+      expect(keyless.stats()).toMatchObject({ pending: 0, bytes: 0 });
+      await keyless.close();
+    });
+  }
 
   it('rejects enqueue before open with GW_OUTBOX_IO', async () => {
     const box = createSqliteOutbox({ file: tmp(), maxBytes: 1 << 20, clock: createManualClock() });

@@ -15,9 +15,9 @@ import { adtA04 } from '../../support/hl7-fixtures.ts';
 describe('intake pipeline', () => {
   it('keeps an unmappable message sealed in dead letters and takes it on replay once the mapping is fixed', async () => {
     const clock = createManualClock();
-    const outbox = createMemoryOutbox({ maxBytes: 1 << 24, clock });
-    await outbox.open();
     const sealer = createRecordSealer(Buffer.alloc(32, 5));
+    const outbox = createMemoryOutbox({ maxBytes: 1 << 24, clock, sealer });
+    await outbox.open();
     const make = (codec: SourceCodec<unknown>) => createIntakePipeline({
       codecs: [codec], outbox, sealer, validator: createRecordValidator(), clock, bus: createEventBus(), metrics: createMetrics(), logger: createSilentLogger(),
       identity: { tenantId: 't', practiceId: 'p', gatewayId: 'g' },
@@ -40,6 +40,12 @@ describe('intake pipeline', () => {
     const r2 = await after.replay(dl[0].id);
     expect(r2).toMatchObject({ status: 'accepted' });
     expect(outbox.listDeadLetters()).toHaveLength(0);
-    expect(outbox.claim(10).length).toBeGreaterThanOrEqual(1);
+    const claimed = outbox.claim(10);
+    expect(claimed.length).toBeGreaterThanOrEqual(1);
+    // stored sealed: no name in the bytes, and the record opens with the gateway's key under its own id
+    for (const row of claimed) {
+      expect(Buffer.from(row.sealed).toString('latin1')).not.toContain('Synthetic');
+      expect(JSON.parse(sealer.open(row.id, row.sealed).toString('utf8'))).toMatchObject({ id: row.id, type: row.type });
+    }
   });
 });
