@@ -70,6 +70,11 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
   });
   metrics.gauge('ewml_outbox_bytes', 'Bytes held by the outbox (records and dead letters).', () => outbox.stats().bytes);
   metrics.gauge('ewml_outbox_max_bytes', 'The outbox byte cap.', () => config.outbox.maxBytes);
+  metrics.gauge('ewml_outbox_commits', 'Outbox transactions committed since start, by writer (a commit carries every intake that arrived while the previous one ran).', () => {
+    const st = outbox.stats();
+    const inline = st.inlineCommits ?? 0;
+    return [{ labels: { writer: 'thread' }, value: (st.commits ?? 0) - inline }, { labels: { writer: 'inline' }, value: inline }];
+  });
   metrics.gauge('ewml_dead_letters', 'Dead letters waiting for a replay or discard.', () => outbox.stats().deadLetters);
   metrics.gauge('ewml_outbox_oldest_age_seconds', 'Age of the oldest record in the outbox.', () => { const o = outbox.stats().oldestCreatedAt; return o === null ? 0 : Math.max(0, (clock.now() - o) / 1000); });
   metrics.gauge('ewml_sink_connected', 'Whether the sink is connected (1) or not (0).', () => (sink.health().connected ? 1 : 0));
