@@ -133,7 +133,7 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   await gw.start();
   const hl7 = gw.parts.adapters[0]?.health().detail;
-  io.err(`eyewear-gateway ${gatewayVersion()} running — MLLP ${config.hl7.enabled ? `${config.hl7.host}:${String(hl7?.port ?? config.hl7.port)}` : 'off'}, admin ${config.admin.enabled ? `http://${config.admin.host}:${config.admin.port} (token in ${gw.parts.paths.tokenFile})` : 'off'}, sink ${config.relay.sink}${config.relay.sink === 'file' ? ` → ${gw.parts.paths.fileSinkDir}` : ''}. Ctrl-C stops.`);
+  io.err(`eyewear-gateway ${gatewayVersion()} running — MLLP ${config.hl7.enabled ? `${config.hl7.host}:${String(hl7?.port ?? config.hl7.port)}` : 'off'}, admin ${config.admin.enabled ? `http://${config.admin.host}:${config.admin.port} (token ${config.admin.token ? 'from the config' : `in ${gw.parts.paths.tokenFile}`})` : 'off'}, sink ${config.relay.sink}${config.relay.sink === 'file' ? ` → ${gw.parts.paths.fileSinkDir}` : ''}. Ctrl-C stops.`);
   return null;
 }
 
