@@ -293,7 +293,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       };
       let started;
       try {
-        started = await startWriter(opts.writer ?? 'auto', { file: opts.file, maxBytes: opts.maxBytes, maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4), dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000, sealKey: opts.sealKey }, onReply, (e) => { channel = undefined; failAll(e); });
+        started = await startWriter(opts.writer ?? 'auto', { file: opts.file, maxBytes: opts.maxBytes, maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4), dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000, sealKey: opts.sealKey }, onReply, (e) => { const gone = channel; channel = undefined; failAll(e); void gone?.dispose(); });
       } catch (e) {
         d.close();
         throw isGatewayError(e) ? e : new GatewayError('GW_OUTBOX_IO', 'outbox writer failed to start', { cause: e });
@@ -324,10 +324,12 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
 
     async close() {
       const ch = channel;
-      if (!db || !ch) return;
-      await call({ op: 'close' }).catch(() => undefined);
-      channel = undefined;
-      await ch.dispose();
+      if (!db) return;
+      if (ch) {
+        await call({ op: 'close' }).catch(() => undefined);
+        channel = undefined;
+        await ch.dispose();
+      }
       db.close();
       db = undefined;
       st = {};
