@@ -171,7 +171,11 @@ async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterOptions,
         if (!flushing) { flushing = true; setImmediate(flush); }
       },
       inlineCommits: () => inline,
-      dispose: async () => { open = false; await w.terminate().catch(() => undefined); local.close(); },
+      dispose: async () => {
+        open = false;
+        await w.terminate().catch(() => undefined);
+        try { local.close(); } catch { /* closed already */ }
+      },
     },
     counts: started,
   };
