@@ -1,11 +1,13 @@
 /**
  * The durable outbox on SQLite (`node:sqlite`, WAL), one file, mode 0600.
  *
- * Writes go to the outbox writer thread (sqlite-writer-worker.ts), reads stay here on a second
- * connection (WAL lets readers see every committed write without waiting for the writer). So the
- * fsync of a commit never blocks the event loop that reads sockets, and while one group commits
- * the next one gathers: each intake's promise resolves only after the commit that holds its
- * records (synchronous FULL). Stores sealed bytes only.
+ * Writes go to a writer (sqlite-writer.ts) on its own connection; reads stay here on a second one
+ * (WAL lets readers see every committed write without waiting for the writer). The writer runs in
+ * a thread (sqlite-writer-worker.ts), so an fsync does not block the event loop that reads sockets
+ * and the next group gathers while one commits; in `auto` mode a lone intake commits on this
+ * thread instead, sparing its ACK two hand-offs. Each intake's promise resolves only after the
+ * commit that holds its records (synchronous FULL). Records handed over as JSON are sealed by the
+ * writer before the transaction: the file holds sealed bytes only.
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';

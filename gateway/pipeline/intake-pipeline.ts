@@ -1,5 +1,6 @@
 /**
- * The record path inside the gateway: parse → map → validate → seal → outbox commit.
+ * The record path inside the gateway: parse → map → validate → outbox (its writer seals each record,
+ * then commits).
  *
  * `intake(raw)` resolves only when the outcome is durable: records committed (accepted), a resend
  * recognised (duplicate), the input in dead letters (rejected, permanent), or nothing written and
@@ -108,11 +109,11 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     if (records.length === 0) return reject(raw, 'GW_MAP_FAILED', 'message produced no records', { hash, hl7ErrorCode: '207' });
     // handed over as JSON: the outbox's writer seals them before they are written (rule 4), on the
     // writer thread when it takes the commit, so sealing does not hold up the sockets' event loop
-    const sealed: StoreRecord[] = records.map(({ draft, record }) => ({ id: record.id, type: record.type, partitionKey: draft.partitionKey, plain: JSON.stringify(record) }));
+    const toStore: StoreRecord[] = records.map(({ draft, record }) => ({ id: record.id, type: record.type, partitionKey: draft.partitionKey, plain: JSON.stringify(record) }));
     const key = codec.dedupeKey(parsed);
     let outcome;
     try {
-      outcome = await opts.outbox.enqueue({ records: sealed, dedupe: key ? { key, hash } : undefined });
+      outcome = await opts.outbox.enqueue({ records: toStore, dedupe: key ? { key, hash } : undefined });
     } catch (e) {
       log.error({ err: e, kind, messageId }, 'outbox commit failed');
       opts.metrics.inc('ewml_intake_rejected_total', { adapter: raw.adapter, code: 'GW_OUTBOX_IO' });
@@ -121,10 +122,10 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     switch (outcome) {
       case 'accepted':
         opts.metrics.inc('ewml_intake_total', { adapter: raw.adapter, outcome: 'accepted' });
-        opts.metrics.inc('ewml_records_enqueued_total', undefined, sealed.length);
-        opts.bus.emit('intake.accepted', { adapter: raw.adapter, records: sealed.length });
+        opts.metrics.inc('ewml_records_enqueued_total', undefined, toStore.length);
+        opts.bus.emit('intake.accepted', { adapter: raw.adapter, records: toStore.length });
         opts.onEnqueued?.();
-        return { status: 'accepted', recordIds: sealed.map((s) => s.id) };
+        return { status: 'accepted', recordIds: toStore.map((s) => s.id) };
       case 'duplicate':
         opts.metrics.inc('ewml_intake_total', { adapter: raw.adapter, outcome: 'duplicate' });
         opts.bus.emit('intake.duplicate', { adapter: raw.adapter });
@@ -141,7 +142,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     }
   }
 
-  /** Maps one row; its records sealed, or the dead letter that keeps it. */
+  /** Maps one row: its records (the outbox seals them), or the dead letter that keeps it (sealed here). */
   function mapRow(page: RawPage, row: RawRow): SourceRowEntry {
     const hash = row.hash ?? rowHash(row.data);
     const entry: SourceRowEntry = { pk: row.pk, stream: row.stream, hash, records: [] };
