@@ -1,7 +1,9 @@
 /**
  * Rule 1 under fire: a child gateway under steady MLLP load is killed with SIGKILL at random
  * moments and restarted, again and again. Every message it answered AA must reach the reference
- * cloud at least once — no gaps — however the kills fall.
+ * cloud at least once — no gaps — however the kills fall. Run twice: two senders under the default
+ * writer (their intakes overlap, so the writer thread commits them), and one sender with every
+ * commit on the main thread (the path a lone sender takes under the default `auto` writer).
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,9 +16,12 @@ import { adtA04, controlId } from '../support/hl7-fixtures.ts';
 import { freePort, waitFor } from '../support/net.ts';
 import { childGateway } from '../support/child-gateway.ts';
 
-const KILLS = 22;
+const SCENARIOS = [
+  { name: 'two senders, writer thread (auto)', writer: 'auto', senders: 2, kills: 22 },
+  { name: 'one sender, commits on the main thread', writer: 'inline', senders: 1, kills: 10 },
+] as const;
 
-describe('crash safety', () => {
+describe.each(SCENARIOS)('crash safety: $name', ({ writer, senders, kills: KILLS }) => {
   const keys = makeCloudKeys();
   let cloud: HttpReferenceCloud;
   let port = 0;
@@ -30,7 +35,7 @@ describe('crash safety', () => {
     config = join(dir, 'gateway.yaml');
     writeFileSync(config, [
       'gateway:', `  dataDir: ${dir}/data`, '  timezone: UTC', 'log:', '  level: warn',
-      'hl7:', `  port: ${port}`, 'admin:', '  enabled: false',
+      'hl7:', `  port: ${port}`, 'admin:', '  enabled: false', 'outbox:', `  writer: ${writer}`,
       'relay:', '  sink: https', '  batchSize: 100', '  backoffInitialMs: 50', '  backoffMaxMs: 500', '  idlePollMs: 100',
       'https:', `  url: ${cloud.url}`, 'cloud:', '  publicKey: ${file:pub.pem}', '',
     ].join('\n'));
@@ -59,7 +64,7 @@ describe('crash safety', () => {
           }
         } catch { /* the gateway died under us: whatever was not answered AA was not acknowledged */ } finally { c?.socket.destroy(); }
       };
-      const loaders = [load(), load()];
+      const loaders = Array.from({ length: senders }, () => load());
       await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 600)));
       await killChild();
       stop = true;
