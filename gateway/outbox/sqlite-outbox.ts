@@ -41,6 +41,8 @@ export interface SqliteOutboxOptions {
   writer?: 'thread' | 'inline' | 'auto';
   /** Seals records handed over as plain JSON (in the writer, before they are written); without it only sealed records are taken. */
   sealKey?: Uint8Array;
+  /** Tests only: sees the writer thread once started (to make it fail). */
+  onWriterThread?: (w: Worker) => void;
 }
 
 /** A queued row as claims see it; fresh rows carry their payload (read in the same scan), others fetch it when picked. */
@@ -100,7 +102,7 @@ function packForThread(r: WriterRequest): { message: WriterRequest; transfer: Ar
 const OVERLAP_MEMORY_MS = 250;
 
 /** Starts the writer; resolves with its channel once it has opened the database and sent its counts. */
-async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterOptions, onReply: (m: WriterReply) => void, onGone: (e: GatewayError) => void): Promise<{ channel: WriterChannel; counts: WriterCounts }> {
+async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterOptions, onReply: (m: WriterReply) => void, onGone: (e: GatewayError) => void, onThread?: (w: Worker) => void): Promise<{ channel: WriterChannel; counts: WriterCounts }> {
   // replies are delivered from this thread's own turn; a throwing handler must not break the loop
   const safeReply = (m: WriterReply) => { try { onReply(m); } catch (e) { onGone(new GatewayError('GW_OUTBOX_IO', 'outbox reply handling failed', { cause: e })); } };
   if (mode === 'inline') {
@@ -136,6 +138,7 @@ async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterOptions,
   });
   w.on('error', (e) => onGone(new GatewayError('GW_OUTBOX_IO', 'outbox writer crashed', { cause: e })));
   w.on('exit', () => { if (open) { open = false; onGone(new GatewayError('GW_OUTBOX_IO', 'outbox writer exited')); } });
+  onThread?.(w);
   const toThread = (r: WriterRequest) => { threadPending++; const { message, transfer } = packForThread(r); w.postMessage(message, transfer); };
   if (!local) return { channel: { send: toThread, inlineCommits: () => 0, dispose: async () => { open = false; await w.terminate().catch(() => undefined); } }, counts: started };
 
@@ -167,8 +170,14 @@ async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterOptions,
         const now = performance.now();
         if (outstanding > 0) lastOverlap = now;
         outstanding++;
-        // concurrent senders lately: straight to the thread, which starts committing at once
-        if (threadPending > 0 || now - lastOverlap <= OVERLAP_MEMORY_MS) { intakeIds.add(r.id); toThread(r); return; }
+        // concurrent senders lately: straight to the thread, which starts committing at once —
+        // after any intake held from earlier in this turn, so that commits keep the order of arrival
+        if (threadPending > 0 || now - lastOverlap <= OVERLAP_MEMORY_MS) {
+          const held = intakes;
+          intakes = [];
+          for (const h of [...held, r]) { intakeIds.add(h.id); toThread(h); }
+          return;
+        }
         intakes.push(r);
         if (!flushing) { flushing = true; setImmediate(flush); }
       },
@@ -299,7 +308,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       };
       let started;
       try {
-        started = await startWriter(opts.writer ?? 'auto', { file: opts.file, maxBytes: opts.maxBytes, maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4), dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000, sealKey: opts.sealKey }, onReply, (e) => { const gone = channel; channel = undefined; failAll(e); void gone?.dispose(); });
+        started = await startWriter(opts.writer ?? 'auto', { file: opts.file, maxBytes: opts.maxBytes, maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4), dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000, sealKey: opts.sealKey }, onReply, (e) => { const gone = channel; channel = undefined; failAll(e); void gone?.dispose(); }, opts.onWriterThread);
       } catch (e) {
         d.close();
         throw isGatewayError(e) ? e : new GatewayError('GW_OUTBOX_IO', 'outbox writer failed to start', { cause: e });
