@@ -32,6 +32,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
   let seq = 0;
   let bytes = 0;
   let open = false;
+  let heldBack = false;
   let sealer = opts.sealer;
   const seal = (aad: string, plain: string) => (sealer ??= createRecordSealer(randomBytes(32))).seal(aad, plain);
 
@@ -111,8 +112,11 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
     },
     claim(n) {
       need();
-      const picked = selectClaimable(ordered(), inFlight, opts.clock.now(), n);
+      const now = opts.clock.now();
+      const picked = selectClaimable(ordered(), inFlight, now, n);
       for (const r of picked) { inFlight.add(r.id); claimed.set(r.id, r.seq); }
+      const taken = new Set(picked.map((r) => r.seq));
+      heldBack = [...rows.values()].some((r) => !taken.has(r.seq) && !inFlight.has(r.id) && r.nextAttemptAt <= now);
       return picked.map((r) => ({ seq: r.seq, id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: r.attempts, sealed: r.sealed }));
     },
     async ack(ids) {
@@ -156,6 +160,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       bytes -= d.bytes;
       return true;
     },
+    heldBack: () => heldBack,
     nextRetryAt() {
       const now = opts.clock.now();
       let t: number | null = null;

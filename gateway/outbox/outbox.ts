@@ -153,6 +153,12 @@ export interface Outbox {
   listSourceRows(stream: string, afterPk: string | undefined, limit: number): string[];
   /** Earliest time a waiting row becomes claimable (for the relay's sleep), or null. */
   nextRetryAt(): number | null;
+  /**
+   * Whether the last claim left claimable-looking rows behind: held behind a partition in flight,
+   * or past its scan limit. A delivery that finishes may free them, so the relay claims again at
+   * once instead of waiting for new input.
+   */
+  heldBack(): boolean;
   stats(): OutboxStats;
 }
 

@@ -233,6 +233,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
    * its partition was blocked), so claims never rescan the queue behind a blocked patient.
    */
   let claimCursor = 0;
+  let lastHeldBack = false;
   const deferred = new Map<number, ScanRow>();
   const MAX_DEFERRED = 50_000;
 
@@ -263,17 +264,19 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
    * queue. Partitions with rows in flight are blocked through `inFlightPartitions` (no row of a
    * partition is claimable below one of its rows in flight).
    */
-  function* rowsInOrder(scannedFresh: ScanRow[]): Iterable<ScanRow> {
+  function* rowsInOrder(scannedFresh: ScanRow[], seen: { rows: number }): Iterable<ScanRow> {
     const retried = (st.scanRetried.iterate(claimCursor) as Iterator<ScanRow>);
     try {
       let r = retried.next();
       for (const d of deferred.values()) {
-        while (!r.done && Number(r.value.seq) < d.seq) { yield r.value; r = retried.next(); }
+        while (!r.done && Number(r.value.seq) < d.seq) { seen.rows++; yield r.value; r = retried.next(); }
+        seen.rows++;
         yield d;
       }
-      while (!r.done) { yield r.value; r = retried.next(); }
+      while (!r.done) { seen.rows++; yield r.value; r = retried.next(); }
       for (const f of st.scanFresh.iterate(claimCursor) as Iterable<ScanRow>) {
         scannedFresh.push(f);
+        seen.rows++;
         yield f;
       }
     } finally {
@@ -384,12 +387,14 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     claim(n) {
       const d = need();
       const scannedFresh: ScanRow[] = [];
+      const seen = { rows: 0 };
+      const maxScan = deferred.size + Math.max(n * 10, 2000);
       // one read transaction for the scans and the payloads: one snapshot, one pair of lock calls
       d.exec('BEGIN');
       let picked: ScanRow[];
       let out: ClaimedRow[];
       try {
-        picked = selectClaimable(rowsInOrder(scannedFresh), inFlight, opts.clock.now(), n, deferred.size + Math.max(n * 10, 2000), inFlightPartitions);
+        picked = selectClaimable(rowsInOrder(scannedFresh, seen), inFlight, opts.clock.now(), n, maxScan, inFlightPartitions);
         out = picked.map((r) => ({ seq: Number(r.seq), id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: Number(r.attempts), sealed: r.payload ?? (st.payload.get(r.seq) as { payload: Uint8Array }).payload }));
       } finally {
         d.exec('COMMIT');
@@ -411,6 +416,8 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         }
         claimCursor = seq;
       }
+      // rows wait behind a patient in flight, or the scan stopped at its limit with rows unread
+      lastHeldBack = deferred.size > 0 || (picked.length < n && seen.rows > maxScan);
       return out;
     },
 
@@ -451,6 +458,8 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     removeDeadLetter(id) {
       return call<boolean>({ op: 'removeDeadLetter', deadLetterId: id });
     },
+
+    heldBack: () => lastHeldBack,
 
     nextRetryAt() {
       need();

@@ -82,11 +82,11 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
       const short = rows.length < o.batchSize;
       const p = deliver(rows).catch((err: unknown) => log.error({ err }, 'relay delivery bookkeeping failed')).finally(() => {
         inFlight.delete(p);
-        // a full batch means a backlog: go on at once; after a short one, gather for the linger
-        // time first (measured: re-pumping at once sent one batch, one write and one fsync per
-        // message under steady single-connection load)
+        // a full batch means a backlog, and rows held behind this batch's patients may be free
+        // now: go on at once; otherwise gather for the linger time first (measured: re-pumping at
+        // once sent one batch, one write and one fsync per message under steady single-connection load)
         if (!running) return;
-        if (short) linger(); else pump();
+        if (!short || o.outbox.heldBack()) pump(); else linger();
       });
       inFlight.add(p);
       // a short batch means nothing else is claimable now: another scan would find nothing

@@ -103,6 +103,19 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       expect(again[0].attempts).toBe(1);
     });
 
+    it('says when a claim left rows held back behind a patient in flight (the relay then claims again as soon as a batch finishes)', async () => {
+      await box.enqueue({ records: [rec('p0', 'P'), rec('p1', 'P'), rec('q0', 'Q')] });
+      expect(box.claim(1).map((r) => r.id)).toEqual(['p0']);
+      expect(box.heldBack()).toBe(true);
+      expect(box.claim(10).map((r) => r.id)).toEqual(['q0']);
+      expect(box.heldBack()).toBe(true);
+      await box.ack(['p0', 'q0']);
+      expect(box.claim(10).map((r) => r.id)).toEqual(['p1']);
+      expect(box.heldBack()).toBe(false);
+      expect(box.claim(10)).toEqual([]);
+      expect(box.heldBack()).toBe(false);
+    });
+
     it('claims rows held back behind a patient in flight once it is acked, in order, without losing later rows', async () => {
       await box.enqueue({ records: [rec('p0', 'P'), rec('a', 'A'), rec('p1', 'P'), rec('b', 'B'), rec('p2', 'P'), rec('c', 'C')] });
       expect(box.claim(1).map((r) => r.id)).toEqual(['p0']);

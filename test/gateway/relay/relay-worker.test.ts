@@ -32,12 +32,13 @@ function scriptedSink(script: Array<'ok' | GatewayError | ((b: RecordBatch) => D
   return sink;
 }
 
-async function setup(sink: Sink, o: { maxInFlight?: number; batchSize?: number } = {}) {
-  const outbox = createMemoryOutbox({ maxBytes: 1 << 24, clock: systemClock });
-  await outbox.open();
+async function setup(sink: Sink, o: { maxInFlight?: number; batchSize?: number; lingerMs?: number; heldBack?: () => boolean } = {}) {
+  const memory = createMemoryOutbox({ maxBytes: 1 << 24, clock: systemClock });
+  await memory.open();
+  const outbox = o.heldBack ? { ...memory, heldBack: o.heldBack } : memory;
   const relay = createRelayWorker({
     outbox, sink, sealer, clock: systemClock, logger: createSilentLogger(), bus: createEventBus(), metrics: createMetrics(),
-    batchSize: o.batchSize ?? 3, maxInFlight: o.maxInFlight ?? 2, backoffInitialMs: 10, backoffMaxMs: 40, idlePollMs: 20,
+    batchSize: o.batchSize ?? 3, maxInFlight: o.maxInFlight ?? 2, backoffInitialMs: 10, backoffMaxMs: 40, idlePollMs: o.lingerMs ? 60_000 : 20, lingerMs: o.lingerMs,
   });
   const put = async (id: string, patient: string) => {
     const rec = { id, type: 'patient', partitionKey: patient, sealed: sealer.seal(id, Buffer.from(JSON.stringify({ id, patient }))) };
@@ -50,6 +51,44 @@ async function setup(sink: Sink, o: { maxInFlight?: number; batchSize?: number }
 const delivered = (s: { batches: RecordBatch[] }) => s.batches.flatMap((b) => b.ids);
 
 describe('relay worker', () => {
+  /** A sink whose deliveries finish only when the test says so. */
+  function gatedSink() {
+    const batches: RecordBatch[] = [];
+    const gates: Array<() => void> = [];
+    const sink: Sink & { batches: RecordBatch[]; release(): void } = {
+      kind: 'test', batches, async start() {}, async stop() {},
+      async deliver(b) { batches.push(b); await new Promise<void>((r) => gates.push(r)); return { rejected: [] }; },
+      health: () => ({ connected: true }),
+      release: () => gates.shift()?.(),
+    };
+    return sink;
+  }
+
+  for (const heldBack of [false, true]) {
+    it(heldBack
+      ? 'after a short batch, claims at once when the outbox held rows back behind it (a patient in flight)'
+      : 'after a short batch with nothing held back, gathers for the linger time instead of claiming per message', async () => {
+      const sink = gatedSink();
+      const { outbox, relay } = await setup(sink, { lingerMs: 60_000, heldBack: () => heldBack });
+      const rec = (id: string) => ({ id, type: 'patient', partitionKey: 'P', sealed: sealer.seal(id, Buffer.from(JSON.stringify({ id }))) });
+      await outbox.enqueue({ records: [rec('p0')] });
+      await relay.start();
+      await waitFor(() => sink.batches.length === 1, 2000, 'first batch');
+      await outbox.enqueue({ records: [rec('p1')] });
+      sink.release();
+      if (heldBack) {
+        await waitFor(() => sink.batches.length === 2, 2000, 'the held-back row claimed when the batch finished');
+        expect(delivered(sink)).toEqual(['p0', 'p1']);
+      } else {
+        // the linger is a minute: a re-claim per finished batch would have sent p1 within milliseconds
+        await new Promise((r) => setTimeout(r, 300));
+        expect(delivered(sink)).toEqual(['p0']);
+      }
+      sink.release();
+      await relay.stop();
+    });
+  }
+
   it('delivers everything and deletes rows only after the sink resolves', async () => {
     const sink = scriptedSink([], 20);
     const { outbox, relay, put } = await setup(sink);
