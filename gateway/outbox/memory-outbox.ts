@@ -34,7 +34,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
   let open = false;
   let heldBack = false;
   let sealer = opts.sealer;
-  const seal = (aad: string, plain: string) => (sealer ??= createRecordSealer(randomBytes(32))).seal(aad, plain);
+  const seal = (aad: string, plain: string | Uint8Array) => (sealer ??= createRecordSealer(randomBytes(32))).seal(aad, plain);
 
   function ordered(): Row[] { return [...rows.values()].sort((a, b) => a.seq - b.seq); }
   /** The claimed row of an id, else its oldest row. */

@@ -28,13 +28,14 @@ export interface PlainRecord {
   id: string;
   type: string;
   partitionKey: string;
-  plain: string;
+  /** The record's JSON, as text or as its UTF-8 bytes. */
+  plain: string | Uint8Array;
 }
 
 export type StoreRecord = SealedRecord | PlainRecord;
 
 /** Seals the plain records of a list (the same list when all are sealed already). */
-export function sealRecords(list: StoreRecord[], seal: (aad: string, plain: string) => Uint8Array): SealedRecord[] {
+export function sealRecords(list: StoreRecord[], seal: (aad: string, plain: string | Uint8Array) => Uint8Array): SealedRecord[] {
   if (list.every((r) => 'sealed' in r)) return list as SealedRecord[];
   return list.map((r) => ('sealed' in r ? r : { id: r.id, type: r.type, partitionKey: r.partitionKey, sealed: seal(r.id, r.plain) }));
 }

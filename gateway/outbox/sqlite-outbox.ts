@@ -70,32 +70,38 @@ function spawnWriter(workerData: WriterOptions): Worker {
 }
 
 /**
- * A request for the writer thread with all its sealed blobs copied into one new buffer, which is
- * transferred rather than cloned. (A sealed blob is usually a slice of Node's shared 8 KiB buffer
- * pool, and cloning a slice copies its whole pool buffer: measured at ~36 µs per message.)
+ * A request for the writer thread with all its bytes — sealed blobs, and plain records' JSON as
+ * UTF-8 — in one new buffer, which is transferred rather than cloned. (A sealed blob is usually a
+ * slice of Node's shared 8 KiB buffer pool, and cloning a slice copies its whole pool buffer:
+ * measured at ~36 µs per message; strings would be copied into the writer thread's heap.)
  */
 function packForThread(r: WriterRequest): { message: WriterRequest; transfer: ArrayBuffer[] } {
-  const blobs: Uint8Array[] = [];
-  const take = (b: Uint8Array) => { blobs.push(b); return b; };
-  const recs = (list: readonly StoreRecord[]) => { for (const x of list) if ('sealed' in x) take(x.sealed); };
-  if (r.op === 'enqueue') { recs(r.entry.records); if (r.entry.command) take(r.entry.command.sealed); }
-  else if (r.op === 'page') for (const row of r.page.rows) { recs(row.records); if (row.deadLetter) take(row.deadLetter.sealed); }
-  else if (r.op === 'addDeadLetter') take(r.entry.sealed);
-  if (blobs.length === 0) return { message: r, transfer: [] };
+  const parts: Array<Uint8Array | string> = [];
+  const recs = (list: readonly StoreRecord[]) => { for (const x of list) parts.push('sealed' in x ? x.sealed : x.plain); };
+  if (r.op === 'enqueue') { recs(r.entry.records); if (r.entry.command) parts.push(r.entry.command.sealed); }
+  else if (r.op === 'page') for (const row of r.page.rows) { recs(row.records); if (row.deadLetter) parts.push(row.deadLetter.sealed); }
+  else if (r.op === 'addDeadLetter') parts.push(r.entry.sealed);
+  if (parts.length === 0) return { message: r, transfer: [] };
   let total = 0;
-  for (const b of blobs) total += b.byteLength;
-  const packed = new Uint8Array(total);
-  const views = new Map<Uint8Array, Uint8Array>();
+  for (const p of parts) total += typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : p.byteLength;
+  const packed = Buffer.allocUnsafeSlow(total);
+  // views in the order the parts were taken; each record takes the next one
+  const views: Uint8Array[] = [];
   let at = 0;
-  for (const b of blobs) { packed.set(b, at); views.set(b, packed.subarray(at, at + b.byteLength)); at += b.byteLength; }
-  const v = (b: Uint8Array) => views.get(b)!;
-  const vrecs = (list: readonly StoreRecord[]) => list.map((x) => ('sealed' in x ? { ...x, sealed: v(x.sealed) } : x));
+  for (const p of parts) {
+    const n = typeof p === 'string' ? packed.write(p, at, 'utf8') : (packed.set(p, at), p.byteLength);
+    views.push(packed.subarray(at, at + n));
+    at += n;
+  }
+  let k = 0;
+  const next = () => views[k++];
+  const vrecs = (list: readonly StoreRecord[]): StoreRecord[] => list.map((x) => ('sealed' in x ? { ...x, sealed: next() } : { ...x, plain: next() }));
   let message: WriterRequest;
-  if (r.op === 'enqueue') message = { ...r, entry: { ...r.entry, records: vrecs(r.entry.records), command: r.entry.command && { ...r.entry.command, sealed: v(r.entry.command.sealed) } } };
-  else if (r.op === 'page') message = { ...r, page: { ...r.page, rows: r.page.rows.map((row) => ({ ...row, records: vrecs(row.records), deadLetter: row.deadLetter && { ...row.deadLetter, sealed: v(row.deadLetter.sealed) } })) } };
-  else if (r.op === 'addDeadLetter') message = { ...r, entry: { ...r.entry, sealed: v(r.entry.sealed) } };
+  if (r.op === 'enqueue') { const records = vrecs(r.entry.records); message = { ...r, entry: { ...r.entry, records, command: r.entry.command && { ...r.entry.command, sealed: next() } } }; }
+  else if (r.op === 'page') message = { ...r, page: { ...r.page, rows: r.page.rows.map((row) => { const records = vrecs(row.records); return { ...row, records, deadLetter: row.deadLetter && { ...row.deadLetter, sealed: next() } }; }) } };
+  else if (r.op === 'addDeadLetter') message = { ...r, entry: { ...r.entry, sealed: next() } };
   else message = r;
-  return { message, transfer: [packed.buffer] };
+  return { message, transfer: [packed.buffer as ArrayBuffer] };
 }
 
 /** In `auto`, intakes that overlapped this recently mean concurrent senders: no inline commits. */

@@ -50,7 +50,7 @@ export interface SqliteWriterOptions {
 
 export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?: BigInt64Array): SqliteWriter {
   const sealer = o.sealKey ? createRecordSealer(o.sealKey) : undefined;
-  const seal = (aad: string, plain: string): Uint8Array => {
+  const seal = (aad: string, plain: string | Uint8Array): Uint8Array => {
     if (!sealer) throw new GatewayError('GW_OUTBOX_IO', 'outbox has no seal key for plain records');
     return sealer.seal(aad, plain);
   };
