@@ -133,13 +133,12 @@ async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterOptions,
   let open = true;
   /** Requests the thread has not answered yet: while there are any, intakes go to the thread too. */
   let threadPending = 0;
-  /** Auto mode: intakes the thread has yet to answer; all intakes not answered yet; when one last arrived while another was outstanding. */
+  /** Auto mode: intakes the thread has yet to answer, and when one last arrived while another was unanswered. */
   const intakeIds = new Set<number>();
-  let outstanding = 0;
   let lastOverlap = -Infinity;
   w.on('message', (m: WriterReply) => {
     threadPending -= m.items.length;
-    for (const item of m.items) if (intakeIds.delete(item.id)) outstanding--;
+    for (const item of m.items) intakeIds.delete(item.id);
     onReply(m);
   });
   w.on('error', (e) => onGone(new GatewayError('GW_OUTBOX_IO', 'outbox writer crashed', { cause: e })));
@@ -159,11 +158,10 @@ async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterOptions,
     intakes = [];
     // inline only for a lone sender: with concurrent senders an inline fsync would stall the
     // others' sockets, and the thread commits them together while this thread goes on parsing
-    if (batch.length === 1 && outstanding === 1 && threadPending === 0 && open && performance.now() - lastOverlap > OVERLAP_MEMORY_MS) {
+    if (batch.length === 1 && threadPending === 0 && open && performance.now() - lastOverlap > OVERLAP_MEMORY_MS) {
       const r = batch[0] as Extract<WriterRequest, { op: 'enqueue' }>;
       let item: WriterReply['items'][number];
       try { item = { id: r.id, ok: true, value: local.enqueue([r.entry], r.now)[0] }; inline++; } catch (e) { item = { id: r.id, ok: false, error: String((e as Error).message) }; }
-      outstanding--;
       safeReply({ items: [item], counts: local.counts() });
       return;
     }
@@ -174,8 +172,8 @@ async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterOptions,
       send(r) {
         if (r.op !== 'enqueue') { toThread(r); return; }
         const now = performance.now();
-        if (outstanding > 0) lastOverlap = now;
-        outstanding++;
+        // unanswered intakes: those held for this turn's end and those the thread has not answered
+        if (intakes.length + intakeIds.size > 0) lastOverlap = now;
         // concurrent senders lately: straight to the thread, which starts committing at once —
         // after any intake held from earlier in this turn, so that commits keep the order of arrival
         if (threadPending > 0 || now - lastOverlap <= OVERLAP_MEMORY_MS) {
