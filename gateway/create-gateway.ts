@@ -6,6 +6,7 @@
  * Start order: outbox → sink → relay → adapters → admin API. Stop: the reverse, so no source is
  * acknowledged after the outbox closes.
  */
+import type { Worker } from 'node:worker_threads';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.ts';
@@ -43,6 +44,8 @@ export interface GatewayOptions {
   config: GatewayConfig;
   logger?: Logger;
   clock?: Clock;
+  /** Tests only: sees each outbox writer thread once started (to make it fail). */
+  onOutboxWriterThread?: (w: Worker) => void;
 }
 
 export interface GatewayPaths { dataDir: string; outboxFile: string; keyFile: string; tokenFile: string; fileSinkDir: string }
@@ -108,6 +111,12 @@ export function createGateway(opts: GatewayOptions): Gateway {
     file: paths.outboxFile, maxBytes: config.outbox.maxBytes, maxDeadLetterBytes: Math.min(config.outbox.maxDeadLetterBytes, config.outbox.maxBytes), clock, groupCommitMaxRecords: config.outbox.groupCommitMaxRecords, writer: config.outbox.writer, sealKey,
     dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000,
     onFull: (bytes, maxBytes) => alerts.outboxFull(bytes, maxBytes),
+    onWriterGone: ({ error, restartInMs, restarts }) => {
+      logger.error({ code: 'GW_OUTBOX_IO', cause: error.message, restartInMs, restarts }, 'outbox writer thread died; restarting it. Input is refused with a negative ACK until then (senders resend); nothing committed is lost');
+      bus.emit('component.failed', { component: 'outbox-writer', code: 'GW_OUTBOX_IO' });
+    },
+    onWriterRestarted: ({ restarts }) => logger.warn({ restarts }, 'outbox writer thread restarted; input is accepted again'),
+    onWriterThread: opts.onOutboxWriterThread,
   });
   const alerts = createOutboxAlerts({ clock, logger, bus, outbox: () => outbox, maxBytes: config.outbox.maxBytes });
   const outbound = config.outbound.enabled ? buildOutbound(config, { clock, logger, bus, metrics, sealer, paths }) : undefined;

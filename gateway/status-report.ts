@@ -75,6 +75,7 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
     const inline = st.inlineCommits ?? 0;
     return [{ labels: { writer: 'thread' }, value: (st.commits ?? 0) - inline }, { labels: { writer: 'inline' }, value: inline }];
   });
+  metrics.gauge('ewml_outbox_writer_restarts', 'Times the outbox writer thread died and was restarted since start (writes are refused while it restarts).', () => outbox.stats().writerRestarts ?? 0);
   metrics.gauge('ewml_dead_letters', 'Dead letters waiting for a replay or discard.', () => outbox.stats().deadLetters);
   metrics.gauge('ewml_outbox_oldest_age_seconds', 'Age of the oldest record in the outbox.', () => { const o = outbox.stats().oldestCreatedAt; return o === null ? 0 : Math.max(0, (clock.now() - o) / 1000); });
   metrics.gauge('ewml_sink_connected', 'Whether the sink is connected (1) or not (0).', () => (sink.health().connected ? 1 : 0));
@@ -104,6 +105,7 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
       const reasons = [...s.adapterErrors].map(([id, code]) => `adapter ${id} not started (${code})`);
       if (!s.startedAt()) reasons.push('gateway not running');
       if (alerts.active.outboxFull) reasons.push('outbox full');
+      if (s.startedAt() && outbox.stats().writer === 'restarting') reasons.push('outbox writer restarting');
       return { ready: reasons.length === 0, reasons };
     },
   };

@@ -122,6 +122,10 @@ export interface OutboxStats {
   commits?: number;
   /** Of those, the commits made on the intake's own thread (writer mode `auto` or `inline`). */
   inlineCommits?: number;
+  /** Implementations with a writer thread: `restarting` after it died, until a new one runs (writes fail meanwhile). */
+  writer?: 'running' | 'restarting';
+  /** Times the writer thread was restarted since open. */
+  writerRestarts?: number;
 }
 
 export interface Outbox {

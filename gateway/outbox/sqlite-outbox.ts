@@ -41,9 +41,20 @@ export interface SqliteOutboxOptions {
   writer?: 'thread' | 'inline' | 'auto';
   /** Seals records handed over as plain JSON (in the writer, before they are written); without it only sealed records are taken. */
   sealKey?: Uint8Array;
-  /** Tests only: sees the writer thread once started (to make it fail). */
+  /**
+   * The writer thread died (writes fail with GW_OUTBOX_IO until a new one runs; nothing committed
+   * is lost) and is restarted in `restartInMs`; and once it runs again.
+   */
+  onWriterGone?: (e: { error: GatewayError; restartInMs: number; restarts: number }) => void;
+  onWriterRestarted?: (e: { restarts: number }) => void;
+  /** Tests only: sees each writer thread once started (to make it fail). */
   onWriterThread?: (w: Worker) => void;
 }
+
+/** A dead writer thread is restarted after this, doubling per death in a row (one that ran a minute resets it), up to the maximum. */
+const WRITER_RESTART_FIRST_MS = 250;
+const WRITER_RESTART_MAX_MS = 30_000;
+const WRITER_STABLE_MS = 60_000;
 
 /** A queued row as claims see it; fresh rows carry their payload (read in the same scan), others fetch it when picked. */
 interface ScanRow extends QueueRow { type: string; attempts: number; bytes: number; payload?: Uint8Array }
@@ -289,6 +300,28 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     }
   }
 
+  /**
+   * Acks, retries and dead-letters of claimed rows. When one fails (the writer thread died) the rows
+   * are still queued: they leave the in-flight set and the next claim scans from the start again,
+   * so they are delivered again (the cloud drops the copies by record id), in order.
+   */
+  async function settleRows(ids: readonly string[], body: WriterRequestBody): Promise<void> {
+    try {
+      await call(body);
+    } catch (e) {
+      rescan();
+      throw e;
+    } finally {
+      release(ids);
+    }
+  }
+
+  /** Forgets where claims stood: the next one reads the queue from its first row. */
+  function rescan(): void {
+    claimCursor = 0;
+    deferred.clear();
+  }
+
   function release(ids: readonly string[]): void {
     for (const id of ids) {
       const row = inFlightRows.get(id);
@@ -298,6 +331,37 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       const left = (inFlightPartitions.get(row.partitionKey) ?? 1) - 1;
       if (left > 0) inFlightPartitions.set(row.partitionKey, left); else inFlightPartitions.delete(row.partitionKey);
     }
+  }
+
+  let writerRestarts = 0;
+  /** Counts closes: a writer that finishes starting after one is not kept. */
+  let openings = 0;
+  /** Deaths in a row (a writer that ran a minute resets it), the pending restart, when the last writer started. */
+  let deathsInRow = 0;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let writerStartedAt = 0;
+
+  /** The writer thread is gone: fail what waits on it, and start a new one after a back-off. */
+  function writerGone(e: GatewayError, start: () => Promise<boolean>, failedToStart = false): void {
+    const gone = channel;
+    channel = undefined;
+    failAll(e);
+    void gone?.dispose();
+    if (!db) return;
+    deathsInRow = !failedToStart && performance.now() - writerStartedAt > WRITER_STABLE_MS ? 1 : deathsInRow + 1;
+    const delay = Math.min(WRITER_RESTART_MAX_MS, WRITER_RESTART_FIRST_MS * 2 ** (deathsInRow - 1));
+    opts.onWriterGone?.({ error: e, restartInMs: delay, restarts: writerRestarts });
+    restartTimer = setTimeout(() => {
+      restartTimer = undefined;
+      start().then((kept) => {
+        if (!kept) return;
+        writerRestarts++;
+        // rows claimed before are settled by calls that failed; read the queue again from the start
+        rescan();
+        opts.onWriterRestarted?.({ restarts: writerRestarts });
+      }, (err: unknown) => writerGone(isGatewayError(err) ? err : new GatewayError('GW_OUTBOX_IO', 'outbox writer failed to start', { cause: err }), start, true));
+    }, delay);
+    restartTimer.unref?.();
   }
 
   return {
@@ -313,16 +377,29 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
           if (item.ok) p.resolve(item.value); else p.reject(new GatewayError('GW_OUTBOX_IO', `outbox write failed: ${item.error ?? 'unknown'}`));
         }
       };
-      let started;
+      const writerOptions = { file: opts.file, maxBytes: opts.maxBytes, maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4), dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000, sealKey: opts.sealKey };
+      /** Starts a writer and makes it the outbox's; a writer that was closed meanwhile is let go. */
+      const start = async (): Promise<boolean> => {
+        const opening = openings;
+        let gen: WriterChannel | undefined;
+        const started = await startWriter(opts.writer ?? 'auto', writerOptions, onReply, (e) => { if (channel === gen) writerGone(e, start); }, opts.onWriterThread);
+        gen = started.channel;
+        // closed while this writer started: let it go
+        if (opening !== openings) { await gen.dispose(); return false; }
+        counts = started.counts;
+        channel = gen;
+        writerStartedAt = performance.now();
+        return true;
+      };
       try {
-        started = await startWriter(opts.writer ?? 'auto', { file: opts.file, maxBytes: opts.maxBytes, maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4), dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000, sealKey: opts.sealKey }, onReply, (e) => { const gone = channel; channel = undefined; failAll(e); void gone?.dispose(); }, opts.onWriterThread);
+        await start();
       } catch (e) {
         d.close();
         throw isGatewayError(e) ? e : new GatewayError('GW_OUTBOX_IO', 'outbox writer failed to start', { cause: e });
       }
-      counts = started.counts;
       db = d;
-      channel = started.channel;
+      writerRestarts = 0;
+      deathsInRow = 0;
       st = {
         scanRetried: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes FROM outbox WHERE attempts > 0 AND seq <= ? ORDER BY seq'),
         scanFresh: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, payload FROM outbox WHERE seq > ? ORDER BY seq'),
@@ -347,6 +424,8 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     async close() {
       const ch = channel;
       if (!db) return;
+      openings++;
+      if (restartTimer) { clearTimeout(restartTimer); restartTimer = undefined; }
       if (ch) {
         await call({ op: 'close' }).catch(() => undefined);
         channel = undefined;
@@ -426,18 +505,15 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     },
 
     async ack(ids) {
-      await call({ op: 'ack', rows: ids.map((id) => ({ id, seq: inFlightRows.get(id)?.seq })) });
-      release(ids);
+      await settleRows(ids, { op: 'ack', rows: ids.map((id) => ({ id, seq: inFlightRows.get(id)?.seq })) });
     },
 
     async retryLater(ids, at, error) {
-      await call({ op: 'retryLater', rows: ids.map((id) => ({ id, seq: inFlightRows.get(id)?.seq })), at, error });
-      release(ids);
+      await settleRows(ids, { op: 'retryLater', rows: ids.map((id) => ({ id, seq: inFlightRows.get(id)?.seq })), at, error });
     },
 
     async deadLetter(ids, code, reason) {
-      await call({ op: 'deadLetter', rows: ids.map((id) => ({ id, seq: inFlightRows.get(id)?.seq })), code, reason, now: opts.clock.now() });
-      release(ids);
+      await settleRows(ids, { op: 'deadLetter', rows: ids.map((id) => ({ id, seq: inFlightRows.get(id)?.seq })), code, reason, now: opts.clock.now() });
     },
 
     async addDeadLetter(e: DeadLetterEntry) {
@@ -476,7 +552,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       const oldest = st.oldest.get() as { t: number } | undefined;
       const waiting = Number((st.waiting.get(opts.clock.now()) as { n: number }).n);
       const dead = Number((st.countDead.get() as { n: number }).n);
-      return { pending: Math.max(0, counts.rows - inFlight.size - waiting), inFlight: inFlight.size, waitingRetry: waiting, deadLetters: dead, bytes: counts.bytes, maxBytes: opts.maxBytes, oldestCreatedAt: oldest ? Number(oldest.t) : null, commits: counts.commits, inlineCommits: channel?.inlineCommits() ?? 0 };
+      return { pending: Math.max(0, counts.rows - inFlight.size - waiting), inFlight: inFlight.size, waitingRetry: waiting, deadLetters: dead, bytes: counts.bytes, maxBytes: opts.maxBytes, oldestCreatedAt: oldest ? Number(oldest.t) : null, commits: counts.commits, inlineCommits: channel?.inlineCommits() ?? 0, writer: channel ? 'running' : 'restarting', writerRestarts };
     },
   };
 }

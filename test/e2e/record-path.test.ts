@@ -101,6 +101,33 @@ describe('record path over HTTPS (HTTP on loopback here; TLS is covered by the s
     } finally { await h.stop(); await cloud.stop(); }
   });
 
+  it('refuses input with a busy AR while the outbox writer thread restarts, takes it again after, and delivers every message answered AA', async () => {
+    let thread: import('node:worker_threads').Worker | undefined;
+    const h = await startHarness({}, { onOutboxWriterThread: (w) => { thread = w; } });
+    try {
+      const c = await h.client();
+      expect(readAck(await c.send(adtA04({ id: 'WT1', mrn: 'MWT1' }))).code).toBe('AA');
+      await thread!.terminate();
+      const refused = readAck(await c.send(adtA04({ id: 'WT2', mrn: 'MWT2' })));
+      expect(refused).toMatchObject({ code: 'AR' });
+      expect(refused.err).toContain('GW_OUTBOX_IO');
+      const ready = await fetch(`http://127.0.0.1:${h.adminPort}/ready`);
+      expect(await ready.json()).toEqual({ ready: false, reasons: ['outbox writer restarting'] });
+      expect(h.logs.some((l) => l.includes('"code":"GW_OUTBOX_IO"') && l.includes('restartInMs'))).toBe(true);
+      // the sender resends, as a busy AR asks, until the new writer takes it
+      await waitFor(async () => readAck(await c.send(adtA04({ id: 'WT2', mrn: 'MWT2' }))).code === 'AA', 10_000, 'accepted again');
+      expect(readAck(await c.send(adtA04({ id: 'WT3', mrn: 'MWT3' }))).code).toBe('AA');
+      expect(await (await fetch(`http://127.0.0.1:${h.adminPort}/ready`)).json()).toEqual({ ready: true, reasons: [] });
+      expect(h.gw.status()).toMatchObject({ outbox: { writer: 'running', writerRestarts: 1 } });
+      // three messages answered AA, each record delivered (the file sink), none left behind
+      const counts = () => (h.gw.status() as { counts: { accepted: number; enqueuedRecords: number; delivered: number } }).counts;
+      await waitFor(() => counts().delivered === counts().enqueuedRecords && h.gw.parts.outbox.stats().pending === 0, 10_000, 'all delivered');
+      expect(counts()).toMatchObject({ accepted: 3 });
+      expect(counts().delivered).toBeGreaterThanOrEqual(6);
+      expect(h.gw.parts.outbox.stats()).toMatchObject({ pending: 0, inFlight: 0 });
+    } finally { await h.stop(); }
+  });
+
   it('writes sealed NDJSON with the local file sink (the embedded default)', async () => {
     const h = await startHarness({});
     try {

@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import type { Worker } from 'node:worker_threads';
 import { validateConfig } from '../../config/load.ts';
 import type { GatewayConfig } from '../../config/schema.ts';
 import { createLogger } from '../../gateway/logger.ts';
@@ -30,7 +31,7 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
   return out;
 }
 
-export async function startHarness(overrides: DeepPartial<GatewayConfig> = {}, opts: { dataDir?: string; logLevel?: string } = {}): Promise<Harness> {
+export async function startHarness(overrides: DeepPartial<GatewayConfig> = {}, opts: { dataDir?: string; logLevel?: string; onOutboxWriterThread?: (w: Worker) => void } = {}): Promise<Harness> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'ewml-gw-'));
   const raw = merge({ gateway: { dataDir, timezone: 'UTC' }, hl7: { port: 0 }, admin: { port: 0 }, relay: { idlePollMs: 50, backoffInitialMs: 20, backoffMaxMs: 200 } }, overrides as Record<string, unknown>);
   const v = validateConfig(raw);
@@ -38,7 +39,7 @@ export async function startHarness(overrides: DeepPartial<GatewayConfig> = {}, o
   const logs: string[] = [];
   const dest = new Writable({ write(chunk, _enc, cb) { logs.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
   const logger = createLogger({ level: opts.logLevel ?? 'debug', destination: dest as unknown as Parameters<typeof createLogger>[0]['destination'] });
-  const gw = createGateway({ config: v.config, logger });
+  const gw = createGateway({ config: v.config, logger, onOutboxWriterThread: opts.onOutboxWriterThread });
   await gw.start();
   const mllp = gw.parts.adapters.find((a) => a.id === 'hl7v2') as MllpListener | undefined;
   const mllpPort = mllp?.address()?.port ?? 0;

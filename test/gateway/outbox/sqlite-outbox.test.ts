@@ -135,20 +135,46 @@ describe('SQLite outbox', () => {
   }
 
   for (const writer of ['thread', 'auto'] as const) {
-    it(`fails intakes with GW_OUTBOX_IO once the writer thread is gone, and still closes (${writer} writer)`, async () => {
+    it(`fails writes with GW_OUTBOX_IO while the writer thread is gone, restarts it, and delivers claimed rows again (${writer} writer)`, async () => {
       let thread: import('node:worker_threads').Worker | undefined;
+      const gone: number[] = [];
+      let restarted: () => void = () => undefined;
       const file = tmp();
-      const box = createSqliteOutbox({ file, maxBytes: 1 << 20, clock: createManualClock(), writer, onWriterThread: (w) => { thread = w; } });
+      const box = createSqliteOutbox({
+        file, maxBytes: 1 << 20, clock: createManualClock(), writer, onWriterThread: (w) => { thread = w; },
+        onWriterGone: (e) => gone.push(e.restartInMs), onWriterRestarted: () => restarted(),
+      });
+      const restart = () => new Promise<void>((r) => { restarted = r; });
       await box.open();
-      expect(await box.enqueue({ records: [rec('a')] })).toBe('accepted');
+      expect(await box.enqueue({ records: [rec('a', 'p1'), rec('b', 'p1')] })).toBe('accepted');
+      expect(box.claim(1).map((r) => r.id)).toEqual(['a']);
+
+      let back = restart();
       await thread!.terminate();
-      await expect(Promise.all([box.enqueue({ records: [rec('b')] }), box.enqueue({ records: [rec('c')] })])).rejects.toMatchObject({ code: 'GW_OUTBOX_IO' });
-      await expect(box.enqueue({ records: [rec('d')] })).rejects.toMatchObject({ code: 'GW_OUTBOX_IO' });
+      await expect(Promise.all([box.enqueue({ records: [rec('c')] }), box.enqueue({ records: [rec('d')] })])).rejects.toMatchObject({ code: 'GW_OUTBOX_IO' });
+      expect(box.stats()).toMatchObject({ writer: 'restarting', writerRestarts: 0 });
+      // the claimed row's ack fails with the writer: the row stays queued and is claimed again, first
+      await expect(box.ack(['a'])).rejects.toMatchObject({ code: 'GW_OUTBOX_IO' });
+      await back;
+      expect(box.stats()).toMatchObject({ writer: 'running', writerRestarts: 1 });
+      expect(await box.enqueue({ records: [rec('e', 'p2')] })).toBe('accepted');
+      expect(box.claim(10).map((r) => r.id)).toEqual(['a', 'b', 'e']);
+      await box.ack(['a', 'b']);
+
+      // a second death in a row waits twice as long before the restart
+      back = restart();
+      await thread!.terminate();
+      await back;
+      expect(gone).toEqual([250, 500]);
+      expect(await box.enqueue({ records: [rec('f')] })).toBe('accepted');
+      expect(box.stats()).toMatchObject({ writer: 'running', writerRestarts: 2 });
+
+      // closing while a restart is pending: no writer is left behind, the file opens again
+      await thread!.terminate();
       await box.close();
-      // nothing accepted was lost, and the file opens again (no connection left holding it)
       const again = createSqliteOutbox({ file, maxBytes: 1 << 20, clock: createManualClock() });
       await again.open();
-      expect(again.claim(10).map((r) => r.id)).toContain('a');
+      expect(again.claim(10).map((r) => r.id)).toEqual(['e', 'f']);
       await again.close();
     });
   }
