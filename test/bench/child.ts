@@ -8,9 +8,13 @@ export async function forkServer(script: string, args: string[], port: number): 
   return c;
 }
 
+/** The gateway's banner and stop lines stay out of the figures; its stderr is shown when it fails to start or dies early. */
 export async function spawnGateway(cli: string, config: string, port: number): Promise<ChildProcess> {
-  const c = spawn(process.execPath, [cli, 'start', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
-  await waitForPort(port, 20_000);
+  const c = spawn(process.execPath, [cli, 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  c.stderr!.on('data', (b: Buffer) => { err = (err + b.toString()).slice(-4000); });
+  c.once('exit', (code) => { if (code !== 0 && code !== null) process.stderr.write(`gateway exited with ${code}:\n${err}\n`); });
+  try { await waitForPort(port, 20_000); } catch (e) { c.kill('SIGKILL'); throw new Error(`gateway did not start: ${(e as Error).message}\n${err}`); }
   return c;
 }
 

@@ -30,20 +30,22 @@ const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5').split(',').
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const log = (s: string) => process.stdout.write(s + '\n');
 
-async function measure(name: string, start: (port: number) => Promise<{ stop(): Promise<void> }>): Promise<Record<number, LoadResult>> {
-  const out: Record<number, LoadResult> = {};
-  for (const connections of [1, 8]) {
-    const port = await freePort();
-    const server = await start(port);
-    try {
-      let n = 0;
-      out[connections] = await runLoad({ port, connections, durationMs: DURATION, warmupMs: 800, message: (c, i) => adtA04({ id: `B${process.pid}${name[0]}${connections}c${c}n${i}x${n++}`, mrn: `M${i % 1000}` }) });
-    } finally { await server.stop(); }
-    const r = out[connections];
-    log(`  ${name.padEnd(28)} ${String(connections).padStart(2)} conn: ${fmt(r.rate).padStart(7)} msg/s  ACK p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms${r.errors ? `  (${r.errors} non-AA/errors)` : ''}`);
-  }
-  return out;
+/** Rounds of section 1: each round measures every server once, so ratios compare runs minutes apart at most (this VM's speed drifts ±30% within an hour). */
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+
+type Server = (port: number) => Promise<{ stop(): Promise<void> }>;
+
+async function measureOnce(name: string, start: Server, connections: number): Promise<LoadResult> {
+  const port = await freePort();
+  const server = await start(port);
+  try {
+    let n = 0;
+    return await runLoad({ port, connections, durationMs: DURATION, warmupMs: 800, message: (c, i) => adtA04({ id: `B${process.pid}${name[0]}${connections}c${c}n${i}x${n++}`, mrn: `M${i % 1000}` }) });
+  } finally { await server.stop(); }
 }
+
+const median = (xs: number[]) => { const v = [...xs].sort((a, b) => a - b); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
+const range = (xs: number[], d = 0) => `${fmt(Math.min(...xs), d)}–${fmt(Math.max(...xs), d)}`;
 
 /** One small row per transaction at synchronous FULL, as one connection's messages get: the fsync floor. */
 function diskFloor(): { perSecond: number; micros: number } {
@@ -70,19 +72,51 @@ async function main(): Promise<void> {
 }
 
 async function mllpSection(): Promise<void> {
-  log('\n1. MLLP ingest (each connection sends one ~0.7 KB ADT^A04 and waits for its ACK)');
-  const echo = await measure('bare MLLP echo (no work)', async (port) => { const c = await forkServer(join(root, 'test/bench/servers/echo-server.ts'), [String(port)], port); return { stop: () => stopChild(c) }; });
-  const peer = await measure('@medplum/hl7 Hl7Server', async (port) => { const c = await forkServer(join(root, 'test/bench/servers/medplum-server.ts'), [String(port)], port); return { stop: () => stopChild(c) }; });
-  const gw = await measure('gateway (map+seal+commit)', async (port) => {
-    const dir = mkdtempSync(join(tmpdir(), 'ewml-bench-gw-'));
-    const cfg = join(dir, 'gw.yaml');
-    writeFileSync(cfg, `gateway:\n  dataDir: ${dir}/data\n  timezone: UTC\nlog:\n  level: warn\nhl7:\n  port: ${port}\nadmin:\n  enabled: false\n`);
-    const c = await spawnGateway(join(root, 'gateway/cli.ts'), cfg, port);
-    return { stop: () => stopChild(c) };
-  });
-  for (const n of [1, 8]) log(`  ratio ${n} conn: gateway/peer ${fmt(gw[n].rate / peer[n].rate, 2)}, gateway/echo ${fmt(gw[n].rate / echo[n].rate, 2)}`);
+  log(`\n1. MLLP ingest (each connection sends one ~0.7 KB ADT^A04 and waits for its ACK); ${ROUNDS} round(s), each server once per round`);
+  const servers: Array<{ name: string; start: Server }> = [
+    { name: 'bare MLLP echo (no work)', start: async (port) => { const c = await forkServer(join(root, 'test/bench/servers/echo-server.ts'), [String(port)], port); return { stop: () => stopChild(c) }; } },
+    { name: '@medplum/hl7 Hl7Server', start: async (port) => { const c = await forkServer(join(root, 'test/bench/servers/medplum-server.ts'), [String(port)], port); return { stop: () => stopChild(c) }; } },
+    {
+      name: 'gateway (map+seal+commit)',
+      start: async (port) => {
+        const dir = mkdtempSync(join(tmpdir(), 'ewml-bench-gw-'));
+        const cfg = join(dir, 'gw.yaml');
+        writeFileSync(cfg, `gateway:\n  dataDir: ${dir}/data\n  timezone: UTC\nlog:\n  level: warn\nhl7:\n  port: ${port}\nadmin:\n  enabled: false\n`);
+        const c = await spawnGateway(join(root, 'gateway/cli.ts'), cfg, port);
+        return { stop: () => stopChild(c) };
+      },
+    },
+  ];
+  // results[server][connections] = one LoadResult per round
+  const results = servers.map(() => ({ 1: [] as LoadResult[], 8: [] as LoadResult[] }));
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const [k, srv] of servers.entries()) {
+      for (const connections of [1, 8] as const) {
+        const r = await measureOnce(srv.name, srv.start, connections);
+        results[k][connections].push(r);
+        log(`  round ${round}  ${srv.name.padEnd(28)} ${String(connections).padStart(2)} conn: ${fmt(r.rate).padStart(7)} msg/s  ACK p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms${r.errors ? `  (${r.errors} non-AA/errors)` : ''}`);
+      }
+    }
+  }
+  log('  medians over the rounds (range in brackets):');
+  for (const [k, srv] of servers.entries()) {
+    for (const connections of [1, 8] as const) {
+      const rs = results[k][connections];
+      log(`  ${srv.name.padEnd(28)} ${String(connections).padStart(2)} conn: ${fmt(median(rs.map((r) => r.rate))).padStart(7)} msg/s [${range(rs.map((r) => r.rate))}]  ACK p99 ${fmt(median(rs.map((r) => r.p99)), 2)} ms [${range(rs.map((r) => r.p99), 2)}]`);
+    }
+  }
+  const [echo, peer, gw] = results;
+  for (const n of [1, 8] as const) {
+    // each ratio from runs of the same round, then the median of those
+    const toPeer = gw[n].map((r, i) => r.rate / peer[n][i].rate);
+    const toEcho = gw[n].map((r, i) => r.rate / echo[n][i].rate);
+    log(`  ratio ${n} conn: gateway/peer ${fmt(median(toPeer), 2)} [${range(toPeer, 2)}], gateway/echo ${fmt(median(toEcho), 2)} [${range(toEcho, 2)}]`);
+  }
   const floor = diskFloor();
-  log(`  disk floor: ${fmt(floor.perSecond)} SQLite commits/s at synchronous FULL (${fmt(floor.micros)} µs each) — the ceiling for one connection, which waits for its own commit`);
+  log(`  disk floor: ${fmt(floor.perSecond)} SQLite commits/s at synchronous FULL (${fmt(floor.micros)} µs each)`);
+  // one connection waits for its own commit: the echo's round trip plus one commit bounds it, with no other work at all
+  const echoRoundTripUs = 1e6 / median(echo[1].map((r) => r.rate));
+  log(`  ceiling for one connection here: echo round trip ${fmt(echoRoundTripUs)} µs + one commit ${fmt(floor.micros)} µs = ${fmt(1e6 / (echoRoundTripUs + floor.micros))} msg/s with no parsing, mapping or sealing at all; gateway at ${fmt(median(gw[1].map((r) => r.rate)) / (1e6 / (echoRoundTripUs + floor.micros)), 2)} of it`);
 }
 
 function parseSection(): void {
