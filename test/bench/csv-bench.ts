@@ -4,12 +4,12 @@
  * process's peak RSS — beside parsing the same file with the same CSV reader and doing nothing
  * else (the parsing floor).
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, statSync, writeFileSync, createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readCsv } from '../../adapters/file/file-formats.ts';
-import { freePort, waitForPort } from '../support/net.ts';
+import { freePort } from '../support/net.ts';
+import { spawnGateway, stopChild } from './child.ts';
 
 export interface CsvBenchResult { rows: number; bytes: number; parseRate: number; importRate: number; peakRssMiB: number; idleRssMiB: number }
 
@@ -41,9 +41,8 @@ export async function csvBench(o: { rows: number; root: string }): Promise<CsvBe
   const adminPort = await freePort();
   const cfg = join(dir, 'gw.yaml');
   writeFileSync(cfg, `gateway:\n  dataDir: ${dir}/data\nlog:\n  level: warn\nhl7:\n  enabled: false\nadmin:\n  port: ${adminPort}\nfiles:\n  - id: bench\n    dir: ${exportDir}\n    profile: optical-csv\n    stableMs: 0\n    pageSize: 1000\n`);
-  const child = spawn(process.execPath, [join(o.root, 'gateway/cli.ts'), 'start', '--config', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = await spawnGateway(join(o.root, 'gateway/cli.ts'), cfg, adminPort);
   try {
-    await waitForPort(adminPort, 20_000);
     await new Promise((r) => setTimeout(r, 500));
     const idle = rssOf(child.pid!).rss;
     t0 = performance.now();
@@ -58,7 +57,6 @@ export async function csvBench(o: { rows: number; root: string }): Promise<CsvBe
     const peak = rssOf(child.pid!).hwm;
     return { rows: n, bytes, parseRate, importRate: (n / importMs) * 1000, peakRssMiB: peak, idleRssMiB: idle };
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    await stopChild(child);
   }
 }
