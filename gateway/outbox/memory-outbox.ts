@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { createRecordSealer, type RecordSealer } from '../crypto/record-sealer.ts';
 import { DELETED_ROW_HASH, ENTRY_OVERHEAD, entryBytes, sealRecords, selectClaimable, type DeadLetterEntry, type Outbox, type QueueRow } from './outbox.ts';
 
-interface Row extends QueueRow { type: string; attempts: number; createdAt: number; bytes: number; sealed: Uint8Array }
+interface Row extends QueueRow { type: string; attempts: number; createdAt: number; bytes: number; sealed: Uint8Array; recordIds?: string[] }
 
 export interface MemoryOutboxOptions {
   maxBytes: number;
@@ -62,7 +62,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       if (bytes + size > opts.maxBytes) { opts.onFull?.(bytes, opts.maxBytes); return 'full'; }
       for (const r of entry.records) {
         const b = r.sealed.byteLength + ENTRY_OVERHEAD;
-        rows.set(++seq, { seq, id: r.id, type: r.type, partitionKey: r.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: r.sealed });
+        rows.set(++seq, { seq, id: r.id, type: r.type, partitionKey: r.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: r.sealed, recordIds: r.recordIds });
         bytes += b;
       }
       if (entry.dedupe) log.set(entry.dedupe.key, entry.dedupe.hash);
@@ -86,7 +86,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       for (const r of changed) {
         for (const rec of r.records) {
           const b = rec.sealed.byteLength + ENTRY_OVERHEAD;
-          rows.set(++seq, { seq, id: rec.id, type: rec.type, partitionKey: rec.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: rec.sealed });
+          rows.set(++seq, { seq, id: rec.id, type: rec.type, partitionKey: rec.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: rec.sealed, recordIds: rec.recordIds });
           bytes += b;
         }
         if (r.deadLetter) {
@@ -117,7 +117,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       for (const r of picked) { inFlight.add(r.id); claimed.set(r.id, r.seq); }
       const taken = new Set(picked.map((r) => r.seq));
       heldBack = [...rows.values()].some((r) => !taken.has(r.seq) && !inFlight.has(r.id) && r.nextAttemptAt <= now);
-      return picked.map((r) => ({ seq: r.seq, id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: r.attempts, sealed: r.sealed }));
+      return picked.map((r) => ({ seq: r.seq, id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: r.attempts, sealed: r.sealed, ...(r.recordIds ? { recordIds: r.recordIds } : {}) }));
     },
     async ack(ids) {
       for (const id of ids) { const r = rowOf(id); if (r) { bytes -= r.bytes; rows.delete(r.seq); } release(id); }
@@ -131,7 +131,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
         release(id);
         if (!r) continue;
         rows.delete(r.seq);
-        dead.set(id, { id, kind: 'record', createdAt: opts.clock.now(), adapter: 'relay', format: 'canonical', code, reason, recordType: r.type, partitionKey: r.partitionKey, sealed: r.sealed, bytes: r.bytes });
+        dead.set(id, { id, kind: 'record', createdAt: opts.clock.now(), adapter: 'relay', format: 'canonical', code, reason, recordType: r.type, partitionKey: r.partitionKey, ...(r.recordIds ? { recordIds: r.recordIds } : {}), sealed: r.sealed, bytes: r.bytes });
       }
     },
     async addDeadLetter(e) {

@@ -49,4 +49,8 @@ export const OUTBOX_MIGRATIONS: readonly string[] = [
   // 4: cloud commands carried out here (write-back, file.write): taken with their replay guard,
   // kept until done or failed, so a restart finishes what was reported accepted
   'CREATE TABLE pending_commands (id TEXT PRIMARY KEY, taken_at INTEGER NOT NULL, payload BLOB NOT NULL);',
+  // 5: bundles — a row holding the records of one message that share a partition (JSON array of
+  // their ids; NULL: the row is one record); dead letters keep it so a replay puts the bundle back
+  `ALTER TABLE outbox ADD COLUMN record_ids TEXT;
+   ALTER TABLE dead_letters ADD COLUMN record_ids TEXT;`,
 ];

@@ -9,7 +9,22 @@
  *   in flight ──deadLetter(reason)──► moved to dead letters (kind `record`)
  * Ordering: rows sharing a partition key are claimed in enqueue order, and never while an earlier
  * row of that partition is in flight or waiting for its retry time.
+ *
+ * A row holds one record, or a *bundle*: the records of one message that share a partition (an
+ * ADT's patient, coverage and provider) as one sealed blob — their JSON texts joined by newlines
+ * (JSON.stringify never writes a raw newline), with `recordIds` naming them in order. One row
+ * instead of three is a third of the seals, inserts, claims and deletes (measured: 8 connections
+ * +16–19% msg/s, −14% CPU per message). A bundle moves as one: claimed, acked, retried and
+ * dead-lettered whole.
  */
+
+/** Separates the records' JSON texts inside a bundle. */
+export const BUNDLE_SEPARATOR = '\n';
+
+/** The row id of a bundle: its first record's id and how many there are. */
+export function bundleId(recordIds: readonly string[]): string {
+  return `${recordIds[0]}+${recordIds.length}`;
+}
 
 /** A sealed record as the outbox stores it. */
 export interface SealedRecord {
@@ -17,6 +32,8 @@ export interface SealedRecord {
   type: string;
   partitionKey: string;
   sealed: Uint8Array;
+  /** A bundle: the records it holds, in order (`id` is then the bundle's own id, `type` is `bundle`). */
+  recordIds?: string[];
 }
 
 /**
@@ -28,8 +45,9 @@ export interface PlainRecord {
   id: string;
   type: string;
   partitionKey: string;
-  /** The record's JSON, as text or as its UTF-8 bytes. */
+  /** The record's JSON, as text or as its UTF-8 bytes (a bundle: its records' JSON joined by newlines). */
   plain: string | Uint8Array;
+  recordIds?: string[];
 }
 
 export type StoreRecord = SealedRecord | PlainRecord;
@@ -37,7 +55,7 @@ export type StoreRecord = SealedRecord | PlainRecord;
 /** Seals the plain records of a list (the same list when all are sealed already). */
 export function sealRecords(list: StoreRecord[], seal: (aad: string, plain: string | Uint8Array) => Uint8Array): SealedRecord[] {
   if (list.every((r) => 'sealed' in r)) return list as SealedRecord[];
-  return list.map((r) => ('sealed' in r ? r : { id: r.id, type: r.type, partitionKey: r.partitionKey, sealed: seal(r.id, r.plain) }));
+  return list.map((r) => ('sealed' in r ? r : { id: r.id, type: r.type, partitionKey: r.partitionKey, sealed: seal(r.id, r.plain), recordIds: r.recordIds }));
 }
 
 export interface EnqueueEntry {
@@ -88,6 +106,8 @@ export interface ClaimedRow {
   partitionKey: string;
   attempts: number;
   sealed: Uint8Array;
+  /** A bundle's records, in order; absent when the row is the one record `id`. */
+  recordIds?: string[];
 }
 
 export const DeadLetterKind = { input: 'input', record: 'record' } as const;
@@ -105,6 +125,8 @@ export interface DeadLetterEntry {
   /** For `record` dead letters: the record's type and partition, to put it back on replay. */
   recordType?: string;
   partitionKey?: string;
+  /** For a dead-lettered bundle: its records, in order. */
+  recordIds?: string[];
   sealed: Uint8Array;
 }
 

@@ -57,7 +57,7 @@ const WRITER_RESTART_MAX_MS = 30_000;
 const WRITER_STABLE_MS = 60_000;
 
 /** A queued row as claims see it; fresh rows carry their payload (read in the same scan), others fetch it when picked. */
-interface ScanRow extends QueueRow { type: string; attempts: number; bytes: number; payload?: Uint8Array }
+interface ScanRow extends QueueRow { type: string; attempts: number; bytes: number; payload?: Uint8Array; recordIds?: string | null }
 
 /** Set by the single-executable build: the writer thread's bundled code (there are no files to load). */
 declare const __OUTBOX_WRITER_CODE__: string | undefined;
@@ -401,11 +401,11 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       writerRestarts = 0;
       deathsInRow = 0;
       st = {
-        scanRetried: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes FROM outbox WHERE attempts > 0 AND seq <= ? ORDER BY seq'),
-        scanFresh: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, payload FROM outbox WHERE seq > ? ORDER BY seq'),
+        scanRetried: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, record_ids AS recordIds FROM outbox WHERE attempts > 0 AND seq <= ? ORDER BY seq'),
+        scanFresh: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, payload, record_ids AS recordIds FROM outbox WHERE seq > ? ORDER BY seq'),
         payload: d.prepare('SELECT payload FROM outbox WHERE seq = ?'),
-        listDead: d.prepare('SELECT id, kind, created_at AS createdAt, adapter, format, code, reason, location, record_type AS recordType, partition_key AS partitionKey, bytes FROM dead_letters ORDER BY created_at, id LIMIT ? OFFSET ?'),
-        getDead: d.prepare('SELECT id, kind, created_at AS createdAt, adapter, format, code, reason, location, record_type AS recordType, partition_key AS partitionKey, payload FROM dead_letters WHERE id = ?'),
+        listDead: d.prepare('SELECT id, kind, created_at AS createdAt, adapter, format, code, reason, location, record_type AS recordType, partition_key AS partitionKey, record_ids AS recordIds, bytes FROM dead_letters ORDER BY created_at, id LIMIT ? OFFSET ?'),
+        getDead: d.prepare('SELECT id, kind, created_at AS createdAt, adapter, format, code, reason, location, record_type AS recordType, partition_key AS partitionKey, record_ids AS recordIds, payload FROM dead_letters WHERE id = ?'),
         oldest: d.prepare('SELECT created_at AS t FROM outbox ORDER BY seq LIMIT 1'),
         waiting: d.prepare('SELECT COUNT(*) AS n FROM outbox WHERE attempts > 0 AND next_attempt_at > ?'),
         countDead: d.prepare('SELECT COUNT(*) AS n FROM dead_letters'),
@@ -478,7 +478,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       let out: ClaimedRow[];
       try {
         picked = selectClaimable(rowsInOrder(scannedFresh, seen), inFlight, opts.clock.now(), n, maxScan, inFlightPartitions);
-        out = picked.map((r) => ({ seq: Number(r.seq), id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: Number(r.attempts), sealed: r.payload ?? (st.payload.get(r.seq) as { payload: Uint8Array }).payload }));
+        out = picked.map((r) => ({ seq: Number(r.seq), id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: Number(r.attempts), sealed: r.payload ?? (st.payload.get(r.seq) as { payload: Uint8Array }).payload, ...(r.recordIds ? { recordIds: JSON.parse(r.recordIds) as string[] } : {}) }));
       } finally {
         d.exec('COMMIT');
       }
@@ -495,7 +495,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         const seq = Number(f.seq);
         if (!pickedSeqs.has(seq)) {
           if (deferred.size >= MAX_DEFERRED) break;
-          deferred.set(seq, { seq, id: f.id, partitionKey: f.partitionKey, nextAttemptAt: Number(f.nextAttemptAt), type: f.type, attempts: Number(f.attempts), bytes: Number(f.bytes) });
+          deferred.set(seq, { seq, id: f.id, partitionKey: f.partitionKey, nextAttemptAt: Number(f.nextAttemptAt), type: f.type, attempts: Number(f.attempts), bytes: Number(f.bytes), recordIds: f.recordIds });
         }
         claimCursor = seq;
       }
@@ -562,5 +562,6 @@ function cleanDead(r: Record<string, unknown>): Record<string, unknown> {
   for (const [k, v] of Object.entries(r)) if (v !== null) out[k] = typeof v === 'bigint' ? Number(v) : v;
   if (out.createdAt !== undefined) out.createdAt = Number(out.createdAt);
   if (out.bytes !== undefined) out.bytes = Number(out.bytes);
+  if (typeof out.recordIds === 'string') out.recordIds = JSON.parse(out.recordIds);
   return out;
 }

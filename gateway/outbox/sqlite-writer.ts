@@ -40,6 +40,9 @@ export interface SqliteWriter {
 
 class PageFull extends Error {}
 
+/** A bundle's record ids as the `record_ids` column keeps them (NULL for a row of one record). */
+const idsColumn = (ids: readonly string[] | undefined): string | null => (ids ? JSON.stringify(ids) : null);
+
 export interface SqliteWriterOptions {
   maxBytes: number;
   maxDeadLetterBytes: number;
@@ -59,7 +62,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
   let syncMode: 'FULL' | 'NORMAL' = 'FULL';
   const setSync = (mode: 'FULL' | 'NORMAL') => { if (syncMode !== mode) { db.exec(`PRAGMA synchronous = ${mode}`); syncMode = mode; } };
   const st: Record<string, StatementSync> = {
-    insert: db.prepare('INSERT INTO outbox (id, type, partition_key, created_at, bytes, payload) VALUES (?, ?, ?, ?, ?, ?)'),
+    insert: db.prepare('INSERT INTO outbox (id, type, partition_key, created_at, bytes, payload, record_ids) VALUES (?, ?, ?, ?, ?, ?, ?)'),
     addLog: db.prepare('INSERT OR IGNORE INTO intake_log (key, hash, seen_at) VALUES (?, ?, ?)'),
     getLog: db.prepare('SELECT hash FROM intake_log WHERE key = ?'),
     // rowids grow with time: the oldest entries are the lowest rowids, no index on seen_at needed
@@ -68,9 +71,9 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
     // a whole batch in one statement: one call into SQLite instead of one per row
     delSeqs: db.prepare('DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?)) RETURNING bytes'),
     retry: db.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE seq = ?'),
-    getRow: db.prepare('SELECT type, partition_key AS partitionKey, bytes, payload FROM outbox WHERE seq = ?'),
+    getRow: db.prepare('SELECT type, partition_key AS partitionKey, bytes, payload, record_ids AS recordIds FROM outbox WHERE seq = ?'),
     findSeq: db.prepare('SELECT seq FROM outbox WHERE id = ? ORDER BY seq LIMIT 1'),
-    putDead: db.prepare('INSERT OR REPLACE INTO dead_letters (id, kind, created_at, adapter, format, code, reason, location, record_type, partition_key, bytes, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+    putDead: db.prepare('INSERT OR REPLACE INTO dead_letters (id, kind, created_at, adapter, format, code, reason, location, record_type, partition_key, bytes, payload, record_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     delDead: db.prepare('DELETE FROM dead_letters WHERE id = ? RETURNING bytes'),
     getDeadBytes: db.prepare('SELECT bytes FROM dead_letters WHERE id = ?'),
     getRowHash: db.prepare('SELECT hash FROM source_rows WHERE stream = ? AND pk = ?'),
@@ -99,7 +102,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
 
   /** Writes a dead letter (inside a transaction); returns its growth. */
   function putDeadLetter(e: DeadLetterEntry, growth: number): number {
-    st.putDead.run(e.id, e.kind, e.createdAt, e.adapter, e.format, e.code, e.reason.slice(0, 500), e.location ?? null, e.recordType ?? null, e.partitionKey ?? null, e.sealed.byteLength + ENTRY_OVERHEAD, e.sealed);
+    st.putDead.run(e.id, e.kind, e.createdAt, e.adapter, e.format, e.code, e.reason.slice(0, 500), e.location ?? null, e.recordType ?? null, e.partitionKey ?? null, e.sealed.byteLength + ENTRY_OVERHEAD, e.sealed, idsColumn(e.recordIds));
     return growth;
   }
 
@@ -151,7 +154,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
             if (entry.command) st.putCommand.run(entry.command.id, now, entry.command.sealed);
           } else if (get(BYTES) + added + size > o.maxBytes) { outcomes.push('full'); continue; }
           for (const r of entry.records) {
-            if (st.insert.run(r.id, r.type, r.partitionKey, now, r.sealed.byteLength + ENTRY_OVERHEAD, r.sealed).changes > 0) {
+            if (st.insert.run(r.id, r.type, r.partitionKey, now, r.sealed.byteLength + ENTRY_OVERHEAD, r.sealed, idsColumn(r.recordIds)).changes > 0) {
               added += r.sealed.byteLength + ENTRY_OVERHEAD;
               addedRows++;
             }
@@ -179,7 +182,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
           if (prior?.hash === row.hash) { unchanged++; continue; }
           for (const r of row.records) {
             const size = r.sealed.byteLength + ENTRY_OVERHEAD;
-            st.insert.run(r.id, r.type, r.partitionKey, now, size, r.sealed);
+            st.insert.run(r.id, r.type, r.partitionKey, now, size, r.sealed, idsColumn(r.recordIds));
             added += size;
             addedRows++;
           }
@@ -231,11 +234,11 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       tx('NORMAL', () => {
         for (const r of list) {
           const seq = seqOf(r);
-          const row = seq === undefined ? undefined : st.getRow.get(seq) as { type: string; partitionKey: string; bytes: number; payload: Uint8Array } | undefined;
+          const row = seq === undefined ? undefined : st.getRow.get(seq) as { type: string; partitionKey: string; bytes: number; payload: Uint8Array; recordIds: string | null } | undefined;
           if (!row) continue;
           st.delSeq.run(seq!);
           moved++;
-          st.putDead.run(r.id, 'record', now, 'relay', 'canonical', code, reason.slice(0, 500), null, row.type, row.partitionKey, row.bytes, row.payload);
+          st.putDead.run(r.id, 'record', now, 'relay', 'canonical', code, reason.slice(0, 500), null, row.type, row.partitionKey, row.bytes, row.payload, row.recordIds);
           movedBytes += Number(row.bytes);
         }
       });

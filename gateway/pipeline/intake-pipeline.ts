@@ -18,7 +18,7 @@ import type { RecordSealer } from '../crypto/record-sealer.ts';
 import { isGatewayError, type ErrorCode } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { Metrics } from '../metrics.ts';
-import type { DeadLetterEntry, Outbox, SourceRowEntry, StoreRecord } from '../outbox/outbox.ts';
+import { BUNDLE_SEPARATOR, bundleId, type DeadLetterEntry, type Outbox, type SourceRowEntry, type StoreRecord } from '../outbox/outbox.ts';
 import { createMapStage, type MapStageResult } from './map-stage.ts';
 
 export interface IntakePipelineOptions {
@@ -51,6 +51,27 @@ function contentHash(text: string): string {
 function locationText(l?: SourceLocation): string | undefined {
   if (!l) return undefined;
   return [l.segment, l.sequence, l.field, l.component].filter((x) => x !== undefined && x !== '').join('-') || undefined;
+}
+
+/**
+ * A message's (or source row's) records as outbox rows: records that share a partition go as one
+ * bundle (their JSON joined by newlines), a record alone as itself. Order is kept within each.
+ */
+function outboxRows(records: MapStageResult['records']): StoreRecord[] {
+  const one = (r: MapStageResult['records'][number]): StoreRecord => ({ id: r.record.id, type: r.record.type, partitionKey: r.draft.partitionKey, plain: JSON.stringify(r.record) });
+  if (records.length === 1) return [one(records[0])];
+  const groups = new Map<string, MapStageResult['records']>();
+  for (const r of records) {
+    const g = groups.get(r.draft.partitionKey);
+    if (g) g.push(r); else groups.set(r.draft.partitionKey, [r]);
+  }
+  const out: StoreRecord[] = [];
+  for (const [partitionKey, g] of groups) {
+    if (g.length === 1) { out.push(one(g[0])); continue; }
+    const recordIds = g.map((r) => r.record.id);
+    out.push({ id: bundleId(recordIds), type: 'bundle', partitionKey, plain: g.map((r) => JSON.stringify(r.record)).join(BUNDLE_SEPARATOR), recordIds });
+  }
+  return out;
 }
 
 export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipeline {
@@ -109,7 +130,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     if (records.length === 0) return reject(raw, 'GW_MAP_FAILED', 'message produced no records', { hash, hl7ErrorCode: '207' });
     // handed over as JSON: the outbox's writer seals them before they are written (rule 4), on the
     // writer thread when it takes the commit, so sealing does not hold up the sockets' event loop
-    const toStore: StoreRecord[] = records.map(({ draft, record }) => ({ id: record.id, type: record.type, partitionKey: draft.partitionKey, plain: JSON.stringify(record) }));
+    const toStore = outboxRows(records);
     const key = codec.dedupeKey(parsed);
     let outcome;
     try {
@@ -122,10 +143,10 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     switch (outcome) {
       case 'accepted':
         opts.metrics.inc('ewml_intake_total', { adapter: raw.adapter, outcome: 'accepted' });
-        opts.metrics.inc('ewml_records_enqueued_total', undefined, toStore.length);
-        opts.bus.emit('intake.accepted', { adapter: raw.adapter, records: toStore.length });
+        opts.metrics.inc('ewml_records_enqueued_total', undefined, records.length);
+        opts.bus.emit('intake.accepted', { adapter: raw.adapter, records: records.length });
         opts.onEnqueued?.();
-        return { status: 'accepted', recordIds: toStore.map((s) => s.id) };
+        return { status: 'accepted', recordIds: records.map((r) => r.record.id) };
       case 'duplicate':
         opts.metrics.inc('ewml_intake_total', { adapter: raw.adapter, outcome: 'duplicate' });
         opts.bus.emit('intake.duplicate', { adapter: raw.adapter });
@@ -169,7 +190,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
       const first = built.invalid[0];
       return fail('GW_VALIDATION_FAILED', `${first.type} record ${first.path} ${first.problem}${built.invalid.length > 1 ? ` (+${built.invalid.length - 1} more)` : ''}`);
     }
-    entry.records = built.records.map(({ draft, record }) => ({ id: record.id, type: record.type, partitionKey: draft.partitionKey, plain: JSON.stringify(record) }));
+    entry.records = outboxRows(built.records);
     return entry;
   }
 
@@ -188,7 +209,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
       opts.metrics.inc('ewml_outbox_full_total');
       return { status: 'rejected', code: 'GW_OUTBOX_FULL', retry: 'transient', reason: 'outbox full' };
     }
-    const records = rows.reduce((n, r) => n + r.records.length, 0);
+    const records = rows.reduce((n, r) => n + r.records.reduce((k, x) => k + (x.recordIds?.length ?? 1), 0), 0);
     opts.metrics.inc('ewml_intake_total', { adapter: page.adapter, outcome: 'accepted' }, out.written);
     opts.metrics.inc('ewml_intake_total', { adapter: page.adapter, outcome: 'duplicate' }, out.unchanged);
     if (out.written > 0) {
@@ -206,11 +227,11 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
       const dl = opts.outbox.getDeadLetter(id);
       if (!dl) return undefined;
       if (dl.kind === 'record') {
-        const outcome = await opts.outbox.enqueue({ records: [{ id: dl.id, type: dl.recordType ?? 'unknown', partitionKey: dl.partitionKey ?? dl.id, sealed: dl.sealed }] });
+        const outcome = await opts.outbox.enqueue({ records: [{ id: dl.id, type: dl.recordType ?? 'unknown', partitionKey: dl.partitionKey ?? dl.id, sealed: dl.sealed, recordIds: dl.recordIds }] });
         if (outcome === 'full') return { status: 'rejected', code: 'GW_OUTBOX_FULL', retry: 'transient', reason: 'outbox full' };
         await opts.outbox.removeDeadLetter(id);
         opts.onEnqueued?.();
-        return { status: 'accepted', recordIds: [dl.id] };
+        return { status: 'accepted', recordIds: dl.recordIds ?? [dl.id] };
       }
       const text = opts.sealer.open(id, dl.sealed).toString('utf8');
       const result = await intake({ adapter: dl.adapter, format: dl.format, text });

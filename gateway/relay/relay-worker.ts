@@ -16,7 +16,7 @@ import type { RecordSealer } from '../crypto/record-sealer.ts';
 import { GatewayError, isGatewayError } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { Metrics } from '../metrics.ts';
-import type { ClaimedRow, Outbox } from '../outbox/outbox.ts';
+import { BUNDLE_SEPARATOR, type ClaimedRow, type Outbox } from '../outbox/outbox.ts';
 import type { Sink } from '../sinks/sink.ts';
 import { backoffDelay } from './backoff.ts';
 
@@ -118,7 +118,15 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
       const corrupt: string[] = [];
       good = [];
       for (const r of rows) {
-        try { json.push(o.sealer.open(r.id, r.sealed).toString('utf8')); good.push(r); } catch { corrupt.push(r.id); }
+        let text: string;
+        try { text = o.sealer.open(r.id, r.sealed).toString('utf8'); } catch { corrupt.push(r.id); continue; }
+        // a bundle's records are its JSON texts, one per line
+        if (r.recordIds) {
+          const parts = text.split(BUNDLE_SEPARATOR);
+          if (parts.length !== r.recordIds.length) { corrupt.push(r.id); continue; }
+          for (const p of parts) json.push(p);
+        } else json.push(text);
+        good.push(r);
       }
       if (corrupt.length) {
         await o.outbox.deadLetter(corrupt, 'GW_STORE_CORRUPT', 'sealed record could not be opened');
@@ -126,30 +134,47 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
       }
     }
     if (good.length === 0) return;
-    const ids = good.map((r) => r.id);
+    // the cloud sees records; the outbox settles rows (a bundle is acked or dead-lettered whole)
+    const ids: string[] = [];
+    const rowOf = new Map<string, string>();
+    for (const r of good) {
+      if (r.recordIds) for (const id of r.recordIds) { ids.push(id); rowOf.set(id, r.id); }
+      else { ids.push(r.id); rowOf.set(r.id, r.id); }
+    }
+    const rowIds = good.map((r) => r.id);
     const batchId = deterministicId('batch', ...ids);
     try {
       const result = await o.sink.deliver({ batchId, ids, json, sealed: good });
       const rejected = new Map(result.rejected.map((r) => [r.id, r.reason]));
-      const accepted = ids.filter((id) => !rejected.has(id));
-      if (accepted.length) await o.outbox.ack(accepted);
-      for (const [id, reason] of rejected) await o.outbox.deadLetter([id], 'GW_SINK_REJECTED', reason);
+      // a row with a refused record goes to dead letters whole (a replay resends the others too: the cloud drops those copies)
+      const refusedRows = new Map<string, string[]>();
+      for (const id of rejected.keys()) {
+        const row = rowOf.get(id);
+        if (row !== undefined) refusedRows.set(row, [...(refusedRows.get(row) ?? []), id]);
+      }
+      const acceptedRows = rowIds.filter((id) => !refusedRows.has(id));
+      const accepted = ids.filter((id) => !rejected.has(id)).length;
+      if (acceptedRows.length) await o.outbox.ack(acceptedRows);
+      for (const [row, refused] of refusedRows) {
+        const reason = row === refused[0] ? rejected.get(row)! : refused.map((id) => `${id}: ${rejected.get(id)}`).join('; ');
+        await o.outbox.deadLetter([row], 'GW_SINK_REJECTED', reason);
+      }
       failures = 0;
       lastError = undefined;
       lastDeliveryAt = o.clock.now();
-      o.metrics.inc('ewml_records_delivered_total', { sink: o.sink.kind }, accepted.length);
-      o.bus.emit('relay.delivered', { sink: o.sink.kind, records: accepted.length });
+      o.metrics.inc('ewml_records_delivered_total', { sink: o.sink.kind }, accepted);
+      o.bus.emit('relay.delivered', { sink: o.sink.kind, records: accepted });
       if (rejected.size) {
         o.metrics.inc('ewml_records_dead_lettered_total', { code: 'GW_SINK_REJECTED' }, rejected.size);
         o.bus.emit('relay.deadLettered', { sink: o.sink.kind, records: rejected.size, code: 'GW_SINK_REJECTED' });
-        log.warn({ batchId, rejected: rejected.size }, 'cloud rejected records; moved to dead letters');
+        log.warn({ batchId, rejected: rejected.size, rows: refusedRows.size }, 'cloud rejected records; moved to dead letters');
       }
     } catch (e) {
       const err = isGatewayError(e) ? e : new GatewayError('GW_SINK_UNREACHABLE', 'delivery failed', { cause: e });
       o.metrics.inc('ewml_relay_failures_total', { sink: o.sink.kind, code: err.code });
       lastError = err.code;
       if (err.retry === 'permanent') {
-        await o.outbox.deadLetter(ids, err.code, err.message);
+        await o.outbox.deadLetter(rowIds, err.code, err.message);
         o.metrics.inc('ewml_records_dead_lettered_total', { code: err.code }, ids.length);
         o.bus.emit('relay.deadLettered', { sink: o.sink.kind, records: ids.length, code: err.code });
         log.warn({ batchId, code: err.code, records: ids.length }, 'batch rejected permanently; moved to dead letters');
@@ -161,7 +186,7 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
       const delay = Math.max(backoffDelay(failures, { initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs, random: o.random }), retryAfter);
       const at = o.clock.now() + delay;
       pausedUntil = Math.max(pausedUntil, at);
-      await o.outbox.retryLater(ids, at, err.code);
+      await o.outbox.retryLater(rowIds, at, err.code);
       o.bus.emit('relay.failed', { sink: o.sink.kind, code: err.code, retryInMs: delay });
       log.warn({ batchId, code: err.code, retry: err.retry, records: ids.length, retryInMs: delay, failures }, 'delivery failed; will retry');
     }

@@ -1,8 +1,9 @@
 /**
- * The local file sink (the embedded default, before enrolment): appends each record as one NDJSON
- * line `{id, type, sealedAt, sealed}` to `<dataDir>/<dir>/records-YYYY-MM-DD.ndjson`, sealed with
- * the gateway's own key (`eyewear-gateway unseal FILE` reads it back), and fsyncs before it
- * reports the batch acknowledged. The blobs are the outbox's own (AES-256-GCM, the record id as
+ * The local file sink (the embedded default, before enrolment): appends each outbox row as one
+ * NDJSON line `{id, type, sealedAt, sealed}` — a bundle's line also has `ids`, its records in order
+ * — to `<dataDir>/<dir>/records-YYYY-MM-DD.ndjson`, sealed with the gateway's own key
+ * (`eyewear-gateway unseal FILE` reads it back, one record per line), and fsyncs before it
+ * reports the batch acknowledged. The blobs are the outbox's own (AES-256-GCM, the row id as
  * AAD): nothing is decrypted or re-encrypted on the way.
  */
 import { mkdirSync } from 'node:fs';
@@ -45,7 +46,7 @@ export function createFileSink(opts: FileSinkOptions): Sink {
       const now = opts.clock.now();
       const sealedAt = new Date(now).toISOString();
       if (!batch.sealed) throw new GatewayError('GW_SINK_REJECTED', 'file sink needs the sealed rows of the batch');
-      const lines = batch.sealed.map((r) => JSON.stringify({ id: r.id, type: r.type, sealedAt, sealed: Buffer.from(r.sealed.buffer, r.sealed.byteOffset, r.sealed.byteLength).toString('base64') })).join('\n') + '\n';
+      const lines = batch.sealed.map((r) => JSON.stringify({ id: r.id, type: r.type, ...(r.recordIds ? { ids: r.recordIds } : {}), sealedAt, sealed: Buffer.from(r.sealed.buffer, r.sealed.byteOffset, r.sealed.byteLength).toString('base64') })).join('\n') + '\n';
       try {
         const fh = await handleFor(fileSinkPath(opts.dir, now));
         await fh.write(lines);
@@ -54,7 +55,7 @@ export function createFileSink(opts: FileSinkOptions): Sink {
         drop();
         throw new GatewayError('GW_SINK_UNREACHABLE', 'file sink could not write', { cause: e });
       }
-      written += batch.sealed.length;
+      written += batch.ids.length;
       return { rejected: [] };
     },
     health: () => ({ connected: started, detail: { written } }),

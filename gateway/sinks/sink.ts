@@ -34,7 +34,8 @@ export function envelopeJson(batch: RecordBatch, meta: { gatewayId: string; tena
   return `{"batchId":${JSON.stringify(batch.batchId)},"gatewayId":${JSON.stringify(meta.gatewayId)},"tenantId":${JSON.stringify(meta.tenantId)},"sentAt":${JSON.stringify(meta.sentAt)},"records":[${batch.json.join(',')}]}`;
 }
 
-export interface SealedRow { id: string; type: string; sealed: Uint8Array }
+/** A row as the outbox keeps it: one record, or a bundle of records (`recordIds`; its sealed JSON texts are joined by newlines). */
+export interface SealedRow { id: string; type: string; sealed: Uint8Array; recordIds?: string[] }
 
 export interface DeliveryResult {
   /** Records the cloud refused permanently (the rest were accepted). */

@@ -135,13 +135,17 @@ describe('record path over HTTPS (HTTP on loopback here; TLS is covered by the s
       expect(readAck(await c.send(adtA04())).code).toBe('AA');
       await waitFor(() => { try { return readdirSync(h.gw.parts.paths.fileSinkDir).length > 0; } catch { return false; } }, 10_000, 'file written');
       const file = join(h.gw.parts.paths.fileSinkDir, readdirSync(h.gw.parts.paths.fileSinkDir)[0]);
-      await waitFor(() => readFileSync(file, 'utf8').trim().split('\n').length >= 2, 5000, 'lines');
+      await waitFor(() => readFileSync(file, 'utf8').trim().split('\n').length >= 1, 5000, 'lines');
       const text = readFileSync(file, 'utf8');
       for (const s of PHI) expect(text).not.toContain(s);
-      const line = JSON.parse(text.split('\n')[0]) as { id: string; sealed: string };
+      // the ADT's patient and provider share a partition: one line, a bundle naming both records
+      const line = JSON.parse(text.split('\n')[0]) as { id: string; type: string; ids?: string[]; sealed: string };
+      expect(line).toMatchObject({ type: 'bundle' });
+      expect(line.ids).toHaveLength(2);
       const { createRecordSealer } = await import('../../gateway/crypto/record-sealer.ts');
       const sealer = createRecordSealer(readFileSync(h.gw.parts.paths.keyFile));
-      expect(JSON.parse(sealer.open(line.id, Buffer.from(line.sealed, 'base64')).toString()).id).toBe(line.id);
+      const records = sealer.open(line.id, Buffer.from(line.sealed, 'base64')).toString().split('\n').map((l) => JSON.parse(l) as { id: string });
+      expect(records.map((r) => r.id)).toEqual(line.ids);
     } finally { await h.stop(); }
   });
 });

@@ -118,7 +118,12 @@ describe('eyewear-gateway CLI', () => {
       const f = join(h.gw.parts.paths.fileSinkDir, readdirSync(h.gw.parts.paths.fileSinkDir)[0]);
       const r = cli('unseal', f, '--config', cfg);
       expect(r.code).toBe(0);
-      expect(JSON.parse(r.out.split('\n')[0])).toHaveProperty('schemaVersion', '1.0');
+      // one canonical record per output line: a bundle's line gives each of its records
+      const { readFileSync } = await import('node:fs');
+      const expected = readFileSync(f, 'utf8').trim().split('\n').flatMap((l) => { const row = JSON.parse(l) as { id: string; ids?: string[] }; return row.ids ?? [row.id]; });
+      const records = r.out.trim().split('\n').map((l) => JSON.parse(l) as { id: string; schemaVersion: string });
+      expect(records.map((x) => x.id)).toEqual(expected);
+      expect(records.every((x) => x.schemaVersion === '1.0')).toBe(true);
     });
   });
 

@@ -19,9 +19,10 @@ async function stalledGateway(over: Record<string, unknown> = {}): Promise<Harne
   return startHarness({ relay: { sink: 'https' }, https: { url: `http://127.0.0.1:${deadPort}` }, cloud: { publicKey: keys.publicPem }, ...over });
 }
 
+/** The record ids in the outbox file, in order (a bundle row counts its records). */
 function outboxIds(h: Harness): string[] {
   const db = new DatabaseSync(h.gw.parts.paths.outboxFile, { readOnly: true });
-  try { return (db.prepare('SELECT id FROM outbox ORDER BY seq').all() as Array<{ id: string }>).map((r) => r.id); } finally { db.close(); }
+  try { return (db.prepare('SELECT id, record_ids AS ids FROM outbox ORDER BY seq').all() as Array<{ id: string; ids: string | null }>).flatMap((r) => (r.ids ? JSON.parse(r.ids) as string[] : [r.id])); } finally { db.close(); }
 }
 
 describe('MLLP listener', () => {
@@ -35,8 +36,12 @@ describe('MLLP listener', () => {
     const ack = readAck(await c.send(adtA04({ id })));
     expect(ack.code).toBe('AA');
     expect(ack.controlId).toBe(id);
-    const rows = outboxIds(h);
-    expect(rows.length).toBeGreaterThanOrEqual(2);
+    // one row for the message: its patient, coverage and provider share the patient's partition
+    const db = new DatabaseSync(h.gw.parts.paths.outboxFile, { readOnly: true });
+    const rows = db.prepare('SELECT type, record_ids AS ids FROM outbox ORDER BY seq').all() as Array<{ type: string; ids: string | null }>;
+    db.close();
+    expect(rows.at(-1)?.type).toBe('bundle');
+    expect(JSON.parse(rows.at(-1)!.ids!).length).toBeGreaterThanOrEqual(2);
     const status = h.gw.status() as { counts: { accepted: number } };
     expect(status.counts.accepted).toBeGreaterThanOrEqual(1);
   });

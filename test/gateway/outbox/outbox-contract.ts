@@ -81,6 +81,24 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       expect(box.pendingCommands()).toEqual([]);
     });
 
+    it('keeps a bundle (records of one partition in one row) whole: claimed with its record ids, dead-lettered and put back with them', async () => {
+      const bundle: SealedRecord = { ...rec('b1+2', 'p-x'), type: 'bundle', recordIds: ['b1', 'b2'] };
+      expect(await box.enqueue({ records: [rec('a', 'p-x'), bundle, rec('c', 'p-x')] })).toBe('accepted');
+      const claimed = box.claim(10);
+      expect(claimed.map((r) => [r.id, r.recordIds])).toEqual([['a', undefined], ['b1+2', ['b1', 'b2']], ['c', undefined]]);
+      await box.ack(['a']);
+      await box.deadLetter(['b1+2'], 'GW_SINK_REJECTED', 'b2: refused');
+      const dl = box.getDeadLetter('b1+2');
+      expect(dl).toMatchObject({ kind: 'record', recordType: 'bundle', partitionKey: 'p-x', recordIds: ['b1', 'b2'] });
+      expect(box.listDeadLetters()).toMatchObject([{ id: 'b1+2', recordIds: ['b1', 'b2'] }]);
+      // a replay enqueues it as it was
+      expect(await box.enqueue({ records: [{ id: dl!.id, type: dl!.recordType!, partitionKey: dl!.partitionKey!, sealed: dl!.sealed, recordIds: dl!.recordIds }] })).toBe('accepted');
+      // held behind `c` of its partition while that is in flight, then claimed whole
+      expect(box.claim(10)).toEqual([]);
+      await box.ack(['c']);
+      expect(box.claim(10).map((r) => [r.id, r.recordIds])).toEqual([['b1+2', ['b1', 'b2']]]);
+    });
+
     it('respects the claim size', async () => {
       await box.enqueue({ records: ['a', 'b', 'c', 'd'].map((i) => rec(i)) });
       expect(box.claim(3).map((r) => r.id)).toEqual(['a', 'b', 'c']);

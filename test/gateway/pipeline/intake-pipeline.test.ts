@@ -42,10 +42,16 @@ describe('intake pipeline', () => {
     expect(outbox.listDeadLetters()).toHaveLength(0);
     const claimed = outbox.claim(10);
     expect(claimed.length).toBeGreaterThanOrEqual(1);
-    // stored sealed: no name in the bytes, and the record opens with the gateway's key under its own id
+    // stored sealed: no name in the bytes; a row opens with the gateway's key under its own id —
+    // a bundle to its records' JSON, one per line, in the order of its record ids
     for (const row of claimed) {
       expect(Buffer.from(row.sealed).toString('latin1')).not.toContain('Synthetic');
-      expect(JSON.parse(sealer.open(row.id, row.sealed).toString('utf8'))).toMatchObject({ id: row.id, type: row.type });
+      const lines = sealer.open(row.id, row.sealed).toString('utf8').split('\n').map((l) => JSON.parse(l) as { id: string; type: string });
+      if (row.recordIds) {
+        expect(row.type).toBe('bundle');
+        expect(lines.map((l) => l.id)).toEqual(row.recordIds);
+        expect(lines.map((l) => l.type)).toEqual(['patient', 'provider']);
+      } else expect(lines).toMatchObject([{ id: row.id, type: row.type }]);
     }
   });
 });

@@ -123,6 +123,45 @@ describe('relay worker', () => {
     await relay.stop();
   });
 
+  it('sends a bundle\'s records to the cloud one by one, acks the bundle whole, and dead-letters it whole when the cloud refuses one of its records', async () => {
+    const sink = scriptedSink(['ok', (b) => ({ rejected: [{ id: b.ids[1], reason: 'bad coverage' }] }), new GatewayError('GW_SINK_UNREACHABLE', 'down'), 'ok']);
+    const { outbox, relay } = await setup(sink, { batchSize: 5, maxInFlight: 1 });
+    const putBundle = async (ids: string[], patient: string) => {
+      const json = ids.map((id) => JSON.stringify({ id, patient })).join('\n');
+      const id = `${ids[0]}+${ids.length}`;
+      await outbox.enqueue({ records: [{ id, type: 'bundle', partitionKey: patient, sealed: sealer.seal(id, Buffer.from(json)), recordIds: ids }] });
+      relay.notify();
+    };
+    await putBundle(['p1', 'c1', 'v1'], 'P1');
+    await relay.start();
+    await waitFor(() => outbox.stats().pending + outbox.stats().inFlight === 0, 5000, 'first bundle');
+    // the cloud got three records, as text; the batch id comes from the record ids
+    expect(sink.batches[0].ids).toEqual(['p1', 'c1', 'v1']);
+    expect(batchRecords(sink.batches[0])).toEqual([{ id: 'p1', patient: 'P1' }, { id: 'c1', patient: 'P1' }, { id: 'v1', patient: 'P1' }]);
+    expect(relay.health().lastDeliveryAt).not.toBeNull();
+    // one record of the next bundle refused: the bundle goes to dead letters whole, with the reason
+    await putBundle(['p2', 'c2'], 'P2');
+    await waitFor(() => outbox.stats().deadLetters === 1, 5000, 'refused bundle');
+    expect(outbox.getDeadLetter('p2+2')).toMatchObject({ code: 'GW_SINK_REJECTED', reason: 'c2: bad coverage', recordIds: ['p2', 'c2'] });
+    // a failed delivery retries the bundle (by its row id), then delivers it
+    await putBundle(['p3', 'c3'], 'P3');
+    await waitFor(() => sink.batches.length === 4 && outbox.stats().pending + outbox.stats().inFlight + outbox.stats().waitingRetry === 0, 5000, 'retried bundle');
+    expect(sink.batches[3].ids).toEqual(['p3', 'c3']);
+    expect(outbox.stats()).toMatchObject({ deadLetters: 1, bytes: outbox.getDeadLetter('p2+2')!.sealed.byteLength + 64 });
+    await relay.stop();
+  });
+
+  it('dead-letters a bundle whose sealed text does not hold as many records as it names', async () => {
+    const sink = scriptedSink();
+    const { outbox, relay } = await setup(sink);
+    await outbox.enqueue({ records: [{ id: 'x+2', type: 'bundle', partitionKey: 'P', sealed: sealer.seal('x+2', Buffer.from(JSON.stringify({ id: 'x' }))), recordIds: ['x', 'y'] }] });
+    await relay.start();
+    await waitFor(() => outbox.stats().deadLetters === 1, 5000, 'dead-lettered');
+    expect(outbox.getDeadLetter('x+2')).toMatchObject({ code: 'GW_STORE_CORRUPT' });
+    expect(sink.batches).toHaveLength(0);
+    await relay.stop();
+  });
+
   it('delivers one patient\'s records in the order they were accepted, even across failures', async () => {
     const script: Array<'ok' | GatewayError> = [];
     for (let i = 0; i < 30; i++) script.push(i % 4 === 1 ? new GatewayError('GW_SINK_TIMEOUT', 'x') : 'ok');
