@@ -33,6 +33,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
   let bytes = 0;
   let open = false;
   let heldBack = false;
+  let lastFull = false;
   let sealer = opts.sealer;
   const seal = (aad: string, plain: string | Uint8Array) => (sealer ??= createRecordSealer(randomBytes(32))).seal(aad, plain);
 
@@ -62,7 +63,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       if (bytes + size > opts.maxBytes) { opts.onFull?.(bytes, opts.maxBytes); return 'full'; }
       for (const r of entry.records) {
         const b = r.sealed.byteLength + ENTRY_OVERHEAD;
-        rows.set(++seq, { seq, id: r.id, type: r.type, partitionKey: r.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: r.sealed, recordIds: r.recordIds });
+        rows.set(++seq, { seq, id: r.id, type: r.type, partitionKey: r.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: r.sealed, recordIds: r.recordIds, records: r.recordIds?.length ?? 1 });
         bytes += b;
       }
       if (entry.dedupe) log.set(entry.dedupe.key, entry.dedupe.hash);
@@ -86,7 +87,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       for (const r of changed) {
         for (const rec of r.records) {
           const b = rec.sealed.byteLength + ENTRY_OVERHEAD;
-          rows.set(++seq, { seq, id: rec.id, type: rec.type, partitionKey: rec.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: rec.sealed, recordIds: rec.recordIds });
+          rows.set(++seq, { seq, id: rec.id, type: rec.type, partitionKey: rec.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: rec.sealed, recordIds: rec.recordIds, records: rec.recordIds?.length ?? 1 });
           bytes += b;
         }
         if (r.deadLetter) {
@@ -113,7 +114,9 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
     claim(n) {
       need();
       const now = opts.clock.now();
-      const picked = selectClaimable(ordered(), inFlight, now, n);
+      const result = { full: false };
+      const picked = selectClaimable(ordered(), inFlight, now, n, Infinity, undefined, result);
+      lastFull = result.full;
       for (const r of picked) { inFlight.add(r.id); claimed.set(r.id, r.seq); }
       const taken = new Set(picked.map((r) => r.seq));
       heldBack = [...rows.values()].some((r) => !taken.has(r.seq) && !inFlight.has(r.id) && r.nextAttemptAt <= now);
@@ -161,6 +164,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       return true;
     },
     heldBack: () => heldBack,
+    lastClaimFull: () => lastFull,
     nextRetryAt() {
       const now = opts.clock.now();
       let t: number | null = null;

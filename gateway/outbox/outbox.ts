@@ -157,7 +157,10 @@ export interface Outbox {
   close(): Promise<void>;
   /** One transaction per entry (group-committed with others); resolves after the commit. */
   enqueue(entry: EnqueueEntry): Promise<EnqueueOutcome>;
-  /** Up to n claimable rows in order; they stay in flight until ack/retryLater/deadLetter. */
+  /**
+   * Claimable rows in order holding up to n records (a bundle counts each of its records; a bundle
+   * larger than n is claimed alone); they stay in flight until ack/retryLater/deadLetter.
+   */
   claim(n: number): ClaimedRow[];
   ack(ids: readonly string[]): Promise<void>;
   retryLater(ids: readonly string[], at: number, error: string): Promise<void>;
@@ -186,6 +189,8 @@ export interface Outbox {
    * once instead of waiting for new input.
    */
   heldBack(): boolean;
+  /** Whether the last claim reached its n records: a backlog, so the relay claims again at once. */
+  lastClaimFull(): boolean;
   stats(): OutboxStats;
 }
 
@@ -195,6 +200,8 @@ export interface QueueRow {
   id: string;
   partitionKey: string;
   nextAttemptAt: number;
+  /** Records the row holds (a bundle's count; absent: one). */
+  records?: number;
 }
 
 /**
@@ -202,20 +209,27 @@ export interface QueueRow {
  * their partitions so no later row of the same patient overtakes them. `maxScan` bounds the work
  * of one claim when many rows wait behind blocked partitions (a smaller batch, not a stall).
  * `blockedAlready`: partitions known to be blocked before the scan (those with rows in flight).
+ * `result.full`: the claim reached its n records (more may be claimable at once).
  */
-export function selectClaimable<R extends QueueRow>(rows: Iterable<R>, inFlight: ReadonlySet<string>, now: number, n: number, maxScan = Infinity, blockedAlready?: { has(partitionKey: string): boolean }): R[] {
+export function selectClaimable<R extends QueueRow>(rows: Iterable<R>, inFlight: ReadonlySet<string>, now: number, n: number, maxScan = Infinity, blockedAlready?: { has(partitionKey: string): boolean }, result?: { full: boolean }): R[] {
   const blocked = new Set<string>();
   const pickedIds = new Set<string>();
   const out: R[] = [];
+  let records = 0;
   let scanned = 0;
   for (const r of rows) {
-    if (out.length >= n || scanned++ >= maxScan) break;
+    if (records >= n || scanned++ >= maxScan) break;
     if (blocked.has(r.partitionKey) || blockedAlready?.has(r.partitionKey)) continue;
     // a record id queued twice (a resend after the dedupe window) goes one copy at a time
     if (inFlight.has(r.id) || pickedIds.has(r.id) || r.nextAttemptAt > now) { blocked.add(r.partitionKey); continue; }
+    // a bundle that would take the batch past n records waits for the next one (stopping here
+    // keeps every later row of its partition behind it)
+    if (out.length > 0 && records + (r.records ?? 1) > n) { records = n; break; }
     out.push(r);
     pickedIds.add(r.id);
+    records += r.records ?? 1;
   }
+  if (result) result.full = records >= n;
   return out;
 }
 

@@ -249,6 +249,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
    */
   let claimCursor = 0;
   let lastHeldBack = false;
+  let lastFull = false;
   const deferred = new Map<number, ScanRow>();
   const MAX_DEFERRED = 50_000;
 
@@ -401,8 +402,8 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       writerRestarts = 0;
       deathsInRow = 0;
       st = {
-        scanRetried: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, record_ids AS recordIds FROM outbox WHERE attempts > 0 AND seq <= ? ORDER BY seq'),
-        scanFresh: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, payload, record_ids AS recordIds FROM outbox WHERE seq > ? ORDER BY seq'),
+        scanRetried: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, record_ids AS recordIds, COALESCE(json_array_length(record_ids), 1) AS records FROM outbox WHERE attempts > 0 AND seq <= ? ORDER BY seq'),
+        scanFresh: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, payload, record_ids AS recordIds, COALESCE(json_array_length(record_ids), 1) AS records FROM outbox WHERE seq > ? ORDER BY seq'),
         payload: d.prepare('SELECT payload FROM outbox WHERE seq = ?'),
         listDead: d.prepare('SELECT id, kind, created_at AS createdAt, adapter, format, code, reason, location, record_type AS recordType, partition_key AS partitionKey, record_ids AS recordIds, bytes FROM dead_letters ORDER BY created_at, id LIMIT ? OFFSET ?'),
         getDead: d.prepare('SELECT id, kind, created_at AS createdAt, adapter, format, code, reason, location, record_type AS recordType, partition_key AS partitionKey, record_ids AS recordIds, payload FROM dead_letters WHERE id = ?'),
@@ -475,9 +476,10 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       // one read transaction for the scans and the payloads: one snapshot, one pair of lock calls
       d.exec('BEGIN');
       let picked: ScanRow[];
+      const budget = { full: false };
       let out: ClaimedRow[];
       try {
-        picked = selectClaimable(rowsInOrder(scannedFresh, seen), inFlight, opts.clock.now(), n, maxScan, inFlightPartitions);
+        picked = selectClaimable(rowsInOrder(scannedFresh, seen), inFlight, opts.clock.now(), n, maxScan, inFlightPartitions, budget);
         out = picked.map((r) => ({ seq: Number(r.seq), id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: Number(r.attempts), sealed: r.payload ?? (st.payload.get(r.seq) as { payload: Uint8Array }).payload, ...(r.recordIds ? { recordIds: JSON.parse(r.recordIds) as string[] } : {}) }));
       } finally {
         d.exec('COMMIT');
@@ -495,12 +497,13 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         const seq = Number(f.seq);
         if (!pickedSeqs.has(seq)) {
           if (deferred.size >= MAX_DEFERRED) break;
-          deferred.set(seq, { seq, id: f.id, partitionKey: f.partitionKey, nextAttemptAt: Number(f.nextAttemptAt), type: f.type, attempts: Number(f.attempts), bytes: Number(f.bytes), recordIds: f.recordIds });
+          deferred.set(seq, { seq, id: f.id, partitionKey: f.partitionKey, nextAttemptAt: Number(f.nextAttemptAt), type: f.type, attempts: Number(f.attempts), bytes: Number(f.bytes), recordIds: f.recordIds, records: Number(f.records ?? 1) });
         }
         claimCursor = seq;
       }
       // rows wait behind a patient in flight, or the scan stopped at its limit with rows unread
-      lastHeldBack = deferred.size > 0 || (picked.length < n && seen.rows > maxScan);
+      lastHeldBack = deferred.size > 0 || (!budget.full && seen.rows > maxScan);
+      lastFull = budget.full;
       return out;
     },
 
@@ -540,6 +543,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     },
 
     heldBack: () => lastHeldBack,
+    lastClaimFull: () => lastFull,
 
     nextRetryAt() {
       need();

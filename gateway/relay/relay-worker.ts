@@ -79,7 +79,8 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
       try { rows = o.outbox.claim(o.batchSize); } catch (err) { log.error({ err }, 'outbox claim failed'); schedule(now + o.idlePollMs); return; }
       if (rows.length === 0) break;
       claimedAny = true;
-      const short = rows.length < o.batchSize;
+      // short: the claim did not reach its records (bundles count each of theirs)
+      const short = !o.outbox.lastClaimFull();
       const p = deliver(rows).catch((err: unknown) => log.error({ err }, 'relay delivery bookkeeping failed')).finally(() => {
         inFlight.delete(p);
         // a full batch means a backlog, and rows held behind this batch's patients may be free

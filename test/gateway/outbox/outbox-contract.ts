@@ -99,6 +99,19 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       expect(box.claim(10).map((r) => [r.id, r.recordIds])).toEqual([['b1+2', ['b1', 'b2']]]);
     });
 
+    it('counts a bundle\'s records against the claim size: stops before a bundle that does not fit, takes one larger than the size alone', async () => {
+      const bundle = (id: string, ids: string[], p: string): SealedRecord => ({ ...rec(id, p), type: 'bundle', recordIds: ids });
+      await box.enqueue({ records: [rec('a', 'p1'), bundle('b+3', ['b', 'b2', 'b3'], 'p2'), rec('c', 'p3'), bundle('d+5', ['d', 'd2', 'd3', 'd4', 'd5'], 'p4'), rec('e', 'p5')] });
+      expect(box.claim(4).map((r) => r.id)).toEqual(['a', 'b+3']);
+      expect(box.lastClaimFull()).toBe(true);
+      expect(box.claim(3).map((r) => r.id)).toEqual(['c']);
+      expect(box.lastClaimFull()).toBe(true);
+      expect(box.claim(3).map((r) => r.id)).toEqual(['d+5']);
+      expect(box.lastClaimFull()).toBe(true);
+      expect(box.claim(3).map((r) => r.id)).toEqual(['e']);
+      expect(box.lastClaimFull()).toBe(false);
+    });
+
     it('respects the claim size', async () => {
       await box.enqueue({ records: ['a', 'b', 'c', 'd'].map((i) => rec(i)) });
       expect(box.claim(3).map((r) => r.id)).toEqual(['a', 'b', 'c']);

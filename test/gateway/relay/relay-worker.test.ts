@@ -89,6 +89,21 @@ describe('relay worker', () => {
     });
   }
 
+  it('takes a backlog of bundles in batches of at most batchSize records, claiming again at once (not after the linger) while batches fill', async () => {
+    const sink = scriptedSink();
+    const { outbox, relay } = await setup(sink, { batchSize: 5, maxInFlight: 1, lingerMs: 60_000 });
+    for (let i = 0; i < 6; i++) {
+      const ids = [`p${i}`, `c${i}`, `v${i}`];
+      const id = `${ids[0]}+3`;
+      await outbox.enqueue({ records: [{ id, type: 'bundle', partitionKey: `P${i}`, sealed: sealer.seal(id, Buffer.from(ids.map((x) => JSON.stringify({ id: x })).join('\n'))), recordIds: ids }] });
+    }
+    await relay.start();
+    // a minute's linger: only claims made at once can deliver all six within the wait
+    await waitFor(() => outbox.stats().pending + outbox.stats().inFlight === 0, 3000, 'backlog drained');
+    expect(sink.batches.map((b) => b.ids.length)).toEqual([3, 3, 3, 3, 3, 3]);
+    await relay.stop();
+  });
+
   it('delivers everything and deletes rows only after the sink resolves', async () => {
     const sink = scriptedSink([], 20);
     const { outbox, relay, put } = await setup(sink);
