@@ -126,7 +126,7 @@ function parseSection(): void {
 
 async function relaySection(): Promise<void> {
   log('\n3. Relay to mosquitto (QoS 1, JWE per batch, delete on the cloud\'s ack)');
-  const r = await relayBench({ records: 20_000, batchSize: 200, maxInFlight: 4 });
+  const r = await relayBench({ records: Number(process.env.BENCH_RELAY_RECORDS ?? 60_000), batchSize: 200, maxInFlight: 4 });
   log(`  raw mqtt.js publish, all batches at once (PUBACKs only)       ${fmt(r.rawRate).padStart(8)} records/s`);
   log(`  raw mqtt.js publish, ${r.maxInFlight} batches in flight (PUBACKs only)     ${fmt(r.rawWindowRate).padStart(8)} records/s`);
   log(`  raw mqtt.js publish, ${r.maxInFlight} batches in flight, each waiting for the reference cloud's ack ${fmt(r.rawCloudRate).padStart(8)} records/s`);
