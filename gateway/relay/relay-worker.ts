@@ -136,27 +136,23 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
     }
     if (good.length === 0) return;
     // the cloud sees records; the outbox settles rows (a bundle is acked or dead-lettered whole)
-    const ids: string[] = [];
-    const rowOf = new Map<string, string>();
-    for (const r of good) {
-      if (r.recordIds) for (const id of r.recordIds) { ids.push(id); rowOf.set(id, r.id); }
-      else { ids.push(r.id); rowOf.set(r.id, r.id); }
-    }
+    const recordsOf = (r: ClaimedRow) => r.recordIds ?? [r.id];
+    const ids = good.flatMap(recordsOf);
     const rowIds = good.map((r) => r.id);
     const batchId = deterministicId('batch', ...ids);
     try {
       const result = await o.sink.deliver({ batchId, ids, json, sealed: good });
       const rejected = new Map(result.rejected.map((r) => [r.id, r.reason]));
       // a row with a refused record goes to dead letters whole (a replay resends the others too: the cloud drops those copies)
-      const refusedRows = new Map<string, string[]>();
-      for (const id of rejected.keys()) {
-        const row = rowOf.get(id);
-        if (row !== undefined) refusedRows.set(row, [...(refusedRows.get(row) ?? []), id]);
+      const acceptedRows: string[] = [];
+      const refusedRows: Array<{ row: string; refused: string[] }> = [];
+      for (const r of good) {
+        const refused = rejected.size ? recordsOf(r).filter((id) => rejected.has(id)) : [];
+        if (refused.length) refusedRows.push({ row: r.id, refused }); else acceptedRows.push(r.id);
       }
-      const acceptedRows = rowIds.filter((id) => !refusedRows.has(id));
       const accepted = ids.filter((id) => !rejected.has(id)).length;
       if (acceptedRows.length) await o.outbox.ack(acceptedRows);
-      for (const [row, refused] of refusedRows) {
+      for (const { row, refused } of refusedRows) {
         const reason = row === refused[0] ? rejected.get(row)! : refused.map((id) => `${id}: ${rejected.get(id)}`).join('; ');
         await o.outbox.deadLetter([row], 'GW_SINK_REJECTED', reason);
       }
@@ -168,7 +164,7 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
       if (rejected.size) {
         o.metrics.inc('ewml_records_dead_lettered_total', { code: 'GW_SINK_REJECTED' }, rejected.size);
         o.bus.emit('relay.deadLettered', { sink: o.sink.kind, records: rejected.size, code: 'GW_SINK_REJECTED' });
-        log.warn({ batchId, rejected: rejected.size, rows: refusedRows.size }, 'cloud rejected records; moved to dead letters');
+        log.warn({ batchId, rejected: rejected.size, rows: refusedRows.length }, 'cloud rejected records; moved to dead letters');
       }
     } catch (e) {
       const err = isGatewayError(e) ? e : new GatewayError('GW_SINK_UNREACHABLE', 'delivery failed', { cause: e });
