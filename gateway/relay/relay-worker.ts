@@ -111,6 +111,30 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
     }
   }
 
+  /**
+   * A row the cloud refused records of. A record alone moves to dead letters as it is. From a
+   * bundle, only the refused records go (each sealed on its own, as a row of one record would be,
+   * so a replay resends just them) and the bundle is then acked; when the dead letters are at
+   * their cap (or the sink took sealed rows, so there is no record text) the bundle moves whole instead (a replay then resends the accepted ones as well,
+   * and the cloud drops those copies). A crash between the two steps delivers the bundle again and
+   * the refusal replaces its dead letter (same id).
+   */
+  async function deadLetterRefused(r: ClaimedRow, rejected: Map<string, string>, jsonById: Map<string, string>): Promise<void> {
+    if (!r.recordIds) { await o.outbox.deadLetter([r.id], 'GW_SINK_REJECTED', rejected.get(r.id) ?? 'refused'); return; }
+    const refused = r.recordIds.filter((x) => rejected.has(x));
+    const moveWhole = () => o.outbox.deadLetter([r.id], 'GW_SINK_REJECTED', refused.map((x) => `${x}: ${rejected.get(x)}`).join('; '));
+    for (const id of refused) {
+      const text = jsonById.get(id);
+      if (text === undefined) { await moveWhole(); return; }
+      const stored = await o.outbox.addDeadLetter({
+        id, kind: 'record', createdAt: o.clock.now(), adapter: 'relay', format: 'canonical', code: 'GW_SINK_REJECTED', reason: rejected.get(id)!,
+        recordType: (JSON.parse(text) as { type?: string }).type ?? 'unknown', partitionKey: r.partitionKey, sealed: o.sealer.seal(id, text),
+      });
+      if (stored === 'full') { await moveWhole(); return; }
+    }
+    await o.outbox.ack([r.id]);
+  }
+
   async function deliver(rows: ClaimedRow[]): Promise<void> {
     const json: string[] = [];
     let good = rows;
@@ -143,18 +167,17 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
     try {
       const result = await o.sink.deliver({ batchId, ids, json, sealed: good });
       const rejected = new Map(result.rejected.map((r) => [r.id, r.reason]));
-      // a row with a refused record goes to dead letters whole (a replay resends the others too: the cloud drops those copies)
       const acceptedRows: string[] = [];
-      const refusedRows: Array<{ row: string; refused: string[] }> = [];
+      const refusedRows: ClaimedRow[] = [];
       for (const r of good) {
-        const refused = rejected.size ? recordsOf(r).filter((id) => rejected.has(id)) : [];
-        if (refused.length) refusedRows.push({ row: r.id, refused }); else acceptedRows.push(r.id);
+        if (rejected.size && recordsOf(r).some((id) => rejected.has(id))) refusedRows.push(r); else acceptedRows.push(r.id);
       }
       const accepted = ids.filter((id) => !rejected.has(id)).length;
       if (acceptedRows.length) await o.outbox.ack(acceptedRows);
-      for (const { row, refused } of refusedRows) {
-        const reason = row === refused[0] ? rejected.get(row)! : refused.map((id) => `${id}: ${rejected.get(id)}`).join('; ');
-        await o.outbox.deadLetter([row], 'GW_SINK_REJECTED', reason);
+      if (refusedRows.length) {
+        // the records' JSON by id (empty for a sink that takes sealed rows only)
+        const jsonById = new Map(json.map((text, k) => [ids[k], text]));
+        for (const r of refusedRows) await deadLetterRefused(r, rejected, jsonById);
       }
       failures = 0;
       lastError = undefined;
@@ -164,7 +187,7 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
       if (rejected.size) {
         o.metrics.inc('ewml_records_dead_lettered_total', { code: 'GW_SINK_REJECTED' }, rejected.size);
         o.bus.emit('relay.deadLettered', { sink: o.sink.kind, records: rejected.size, code: 'GW_SINK_REJECTED' });
-        log.warn({ batchId, rejected: rejected.size, rows: refusedRows.length }, 'cloud rejected records; moved to dead letters');
+        log.warn({ batchId, rejected: rejected.size }, 'cloud rejected records; moved to dead letters');
       }
     } catch (e) {
       const err = isGatewayError(e) ? e : new GatewayError('GW_SINK_UNREACHABLE', 'delivery failed', { cause: e });

@@ -32,10 +32,10 @@ function scriptedSink(script: Array<'ok' | GatewayError | ((b: RecordBatch) => D
   return sink;
 }
 
-async function setup(sink: Sink, o: { maxInFlight?: number; batchSize?: number; lingerMs?: number; heldBack?: () => boolean } = {}) {
+async function setup(sink: Sink, o: { maxInFlight?: number; batchSize?: number; lingerMs?: number; heldBack?: () => boolean; deadLettersFull?: boolean } = {}) {
   const memory = createMemoryOutbox({ maxBytes: 1 << 24, clock: systemClock });
   await memory.open();
-  const outbox = o.heldBack ? { ...memory, heldBack: o.heldBack } : memory;
+  const outbox = { ...memory, ...(o.heldBack ? { heldBack: o.heldBack } : {}), ...(o.deadLettersFull ? { addDeadLetter: async () => 'full' as const } : {}) };
   const relay = createRelayWorker({
     outbox, sink, sealer, clock: systemClock, logger: createSilentLogger(), bus: createEventBus(), metrics: createMetrics(),
     batchSize: o.batchSize ?? 3, maxInFlight: o.maxInFlight ?? 2, backoffInitialMs: 10, backoffMaxMs: 40, idlePollMs: o.lingerMs ? 60_000 : 20, lingerMs: o.lingerMs,
@@ -138,31 +138,47 @@ describe('relay worker', () => {
     await relay.stop();
   });
 
-  it('sends a bundle\'s records to the cloud one by one, acks the bundle whole, and dead-letters it whole when the cloud refuses one of its records', async () => {
+  const bundleOf = (ids: string[], patient: string) => {
+    const id = `${ids[0]}+${ids.length}`;
+    const json = ids.map((x) => JSON.stringify({ id: x, type: x.startsWith('c') ? 'coverage' : 'patient', patient })).join('\n');
+    return { id, type: 'bundle', partitionKey: patient, sealed: sealer.seal(id, Buffer.from(json)), recordIds: ids };
+  };
+
+  it('sends a bundle\'s records to the cloud one by one, acks the bundle, and moves only a refused record to dead letters, sealed on its own', async () => {
     const sink = scriptedSink(['ok', (b) => ({ rejected: [{ id: b.ids[1], reason: 'bad coverage' }] }), new GatewayError('GW_SINK_UNREACHABLE', 'down'), 'ok']);
     const { outbox, relay } = await setup(sink, { batchSize: 5, maxInFlight: 1 });
-    const putBundle = async (ids: string[], patient: string) => {
-      const json = ids.map((id) => JSON.stringify({ id, patient })).join('\n');
-      const id = `${ids[0]}+${ids.length}`;
-      await outbox.enqueue({ records: [{ id, type: 'bundle', partitionKey: patient, sealed: sealer.seal(id, Buffer.from(json)), recordIds: ids }] });
-      relay.notify();
-    };
+    const putBundle = async (ids: string[], patient: string) => { await outbox.enqueue({ records: [bundleOf(ids, patient)] }); relay.notify(); };
     await putBundle(['p1', 'c1', 'v1'], 'P1');
     await relay.start();
     await waitFor(() => outbox.stats().pending + outbox.stats().inFlight === 0, 5000, 'first bundle');
     // the cloud got three records, as text; the batch id comes from the record ids
     expect(sink.batches[0].ids).toEqual(['p1', 'c1', 'v1']);
-    expect(batchRecords(sink.batches[0])).toEqual([{ id: 'p1', patient: 'P1' }, { id: 'c1', patient: 'P1' }, { id: 'v1', patient: 'P1' }]);
+    expect(batchRecords(sink.batches[0]).map((r) => r.id)).toEqual(['p1', 'c1', 'v1']);
     expect(relay.health().lastDeliveryAt).not.toBeNull();
-    // one record of the next bundle refused: the bundle goes to dead letters whole, with the reason
+    // one record of the next bundle refused: that record alone goes to dead letters, the bundle is acked
     await putBundle(['p2', 'c2'], 'P2');
-    await waitFor(() => outbox.stats().deadLetters === 1, 5000, 'refused bundle');
-    expect(outbox.getDeadLetter('p2+2')).toMatchObject({ code: 'GW_SINK_REJECTED', reason: 'c2: bad coverage', recordIds: ['p2', 'c2'] });
+    await waitFor(() => outbox.stats().deadLetters === 1 && outbox.stats().inFlight === 0, 5000, 'refused record');
+    const dl = outbox.getDeadLetter('c2')!;
+    expect(dl).toMatchObject({ kind: 'record', code: 'GW_SINK_REJECTED', reason: 'bad coverage', recordType: 'coverage', partitionKey: 'P2' });
+    expect(dl.recordIds).toBeUndefined();
+    expect(JSON.parse(sealer.open('c2', dl.sealed).toString())).toEqual({ id: 'c2', type: 'coverage', patient: 'P2' });
+    expect(outbox.getDeadLetter('p2+2')).toBeUndefined();
     // a failed delivery retries the bundle (by its row id), then delivers it
     await putBundle(['p3', 'c3'], 'P3');
     await waitFor(() => sink.batches.length === 4 && outbox.stats().pending + outbox.stats().inFlight + outbox.stats().waitingRetry === 0, 5000, 'retried bundle');
     expect(sink.batches[3].ids).toEqual(['p3', 'c3']);
-    expect(outbox.stats()).toMatchObject({ deadLetters: 1, bytes: outbox.getDeadLetter('p2+2')!.sealed.byteLength + 64 });
+    expect(outbox.stats()).toMatchObject({ deadLetters: 1, bytes: dl.sealed.byteLength + 64 });
+    await relay.stop();
+  });
+
+  it('moves a bundle whole when its refused record cannot be stored alone (dead letters at their cap)', async () => {
+    const sink = scriptedSink([(b) => ({ rejected: [{ id: b.ids[1], reason: 'bad coverage' }] })]);
+    const { outbox, relay } = await setup(sink, { deadLettersFull: true });
+    await outbox.enqueue({ records: [bundleOf(['p1', 'c1'], 'P1')] });
+    await relay.start();
+    await waitFor(() => outbox.stats().deadLetters === 1, 5000, 'bundle moved');
+    expect(outbox.getDeadLetter('p1+2')).toMatchObject({ code: 'GW_SINK_REJECTED', reason: 'c1: bad coverage', recordIds: ['p1', 'c1'] });
+    expect(outbox.stats()).toMatchObject({ pending: 0, inFlight: 0 });
     await relay.stop();
   });
 
