@@ -81,7 +81,9 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
     }
     if (r.status === 'failed') {
       const target = await moveTo(errors, file);
-      await writeFile(`${target}.reason.txt`, `${r.code}: ${r.reason}\n`);
+      // written under a temporary name and renamed: whoever sees the reason file sees all of it
+      await writeFile(`${target}.reason.txt.tmp`, `${r.code}: ${r.reason}\n`);
+      await rename(`${target}.reason.txt.tmp`, `${target}.reason.txt`);
       if (marker) await rm(marker, { force: true });
       counts.errorFiles++;
       c.logger.warn({ file: name, code: r.code }, 'file could not be imported; moved to error/ with a reason file');
