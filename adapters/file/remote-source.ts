@@ -81,7 +81,9 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
             c.logger.info({ file: f.name, outcome: r.status, ...(r.status === 'imported' ? { rows: r.rows, resumedAfter: r.resumedAfter } : {}) }, r.status === 'imported' ? `${label} file imported` : `${label} file already imported (same content); not imported again`);
           } else if (r.status === 'failed') {
             const target = await moveRemote(client, f.name, 'error');
-            await client.put(Buffer.from(`${r.code}: ${r.reason}\n`), `${target}.reason.txt`);
+            // put under a temporary name and renamed: whoever sees the reason file sees all of it
+            await client.put(Buffer.from(`${r.code}: ${r.reason}\n`), `${target}.reason.txt.tmp`);
+            await client.replace(`${target}.reason.txt.tmp`, `${target}.reason.txt`);
             if (o.marker) await client.remove(remote(f.name + o.marker)).catch(() => undefined);
             counts.errorFiles++;
             c.logger.warn({ file: f.name, code: r.code }, `${label} file could not be imported; moved to error/ on the server with a reason file`);
