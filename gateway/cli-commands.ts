@@ -310,7 +310,7 @@ function unseal(files: string[], configFile: string | undefined, io: CliIo): num
   for (const line of io.readFile(files[0]).split('\n')) {
     if (!line.trim()) continue;
     try {
-      const row = JSON.parse(line) as { id: string; ids?: string[]; sealed: string };
+      const row = JSON.parse(line) as { id: string; sealed: string };
       // a bundle's records are its JSON texts, one per line: printed one record per line as well
       io.out(sealer.open(row.id, Buffer.from(row.sealed, 'base64')).toString('utf8'));
     } catch { bad++; }

@@ -6,7 +6,7 @@ import type { Clock } from '../clock.ts';
 import { GatewayError } from '../errors.ts';
 import { randomBytes } from 'node:crypto';
 import { createRecordSealer, type RecordSealer } from '../crypto/record-sealer.ts';
-import { DELETED_ROW_HASH, ENTRY_OVERHEAD, entryBytes, sealRecords, selectClaimable, type DeadLetterEntry, type Outbox, type QueueRow } from './outbox.ts';
+import { DELETED_ROW_HASH, ENTRY_OVERHEAD, entryBytes, sealRecords, selectClaimable, type DeadLetterEntry, type Outbox, type QueueRow, type SealedRecord } from './outbox.ts';
 
 interface Row extends QueueRow { type: string; attempts: number; createdAt: number; bytes: number; sealed: Uint8Array; recordIds?: string[] }
 
@@ -36,6 +36,12 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
   let lastFull = false;
   let sealer = opts.sealer;
   const seal = (aad: string, plain: string | Uint8Array) => (sealer ??= createRecordSealer(randomBytes(32))).seal(aad, plain);
+  /** Queues a sealed record (or bundle) as a new row. */
+  const addRow = (r: SealedRecord) => {
+    const b = r.sealed.byteLength + ENTRY_OVERHEAD;
+    rows.set(++seq, { seq, id: r.id, type: r.type, partitionKey: r.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: r.sealed, recordIds: r.recordIds, records: r.recordIds?.length ?? 1 });
+    bytes += b;
+  };
 
   function ordered(): Row[] { return [...rows.values()].sort((a, b) => a.seq - b.seq); }
   /** The claimed row of an id, else its oldest row. */
@@ -61,11 +67,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       }
       const size = entryBytes(entry);
       if (bytes + size > opts.maxBytes) { opts.onFull?.(bytes, opts.maxBytes); return 'full'; }
-      for (const r of entry.records) {
-        const b = r.sealed.byteLength + ENTRY_OVERHEAD;
-        rows.set(++seq, { seq, id: r.id, type: r.type, partitionKey: r.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: r.sealed, recordIds: r.recordIds, records: r.recordIds?.length ?? 1 });
-        bytes += b;
-      }
+      for (const r of entry.records) addRow(r);
       if (entry.dedupe) log.set(entry.dedupe.key, entry.dedupe.hash);
       if (entry.command && entry.dedupe) commands.set(entry.command.id, entry.command.sealed);
       return 'accepted';
@@ -85,11 +87,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       let written = 0;
       let deadLettered = 0;
       for (const r of changed) {
-        for (const rec of r.records) {
-          const b = rec.sealed.byteLength + ENTRY_OVERHEAD;
-          rows.set(++seq, { seq, id: rec.id, type: rec.type, partitionKey: rec.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: rec.sealed, recordIds: rec.recordIds, records: rec.recordIds?.length ?? 1 });
-          bytes += b;
-        }
+        for (const rec of r.records) addRow(rec);
         if (r.deadLetter) {
           const b = r.deadLetter.sealed.byteLength + ENTRY_OVERHEAD;
           const prior = dead.get(r.deadLetter.id);

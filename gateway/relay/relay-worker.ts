@@ -114,10 +114,10 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
   /**
    * A row the cloud refused records of. A record alone moves to dead letters as it is. From a
    * bundle, only the refused records go (each sealed on its own, as a row of one record would be,
-   * so a replay resends just them) and the bundle is then acked; when the dead letters are at
-   * their cap (or the sink took sealed rows, so there is no record text) the bundle moves whole instead (a replay then resends the accepted ones as well,
-   * and the cloud drops those copies). A crash between the two steps delivers the bundle again and
-   * the refusal replaces its dead letter (same id).
+   * so a replay resends just them) and the bundle is then acked. When the dead letters are at
+   * their cap (or the sink took sealed rows, so there is no record text) the bundle moves whole
+   * instead (a replay then resends the accepted ones too; the cloud drops those copies). A crash
+   * between the two steps delivers the bundle again and the refusal replaces its dead letter.
    */
   async function deadLetterRefused(r: ClaimedRow, rejected: Map<string, string>, jsonById: Map<string, string>): Promise<void> {
     if (!r.recordIds) { await o.outbox.deadLetter([r.id], 'GW_SINK_REJECTED', rejected.get(r.id) ?? 'refused'); return; }
@@ -159,7 +159,7 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
       }
     }
     if (good.length === 0) return;
-    // the cloud sees records; the outbox settles rows (a bundle is acked or dead-lettered whole)
+    // the cloud sees records; the outbox settles rows (a bundle's refused records: deadLetterRefused)
     const recordsOf = (r: ClaimedRow) => r.recordIds ?? [r.id];
     const ids = good.flatMap(recordsOf);
     const rowIds = good.map((r) => r.id);
