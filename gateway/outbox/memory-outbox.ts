@@ -13,6 +13,8 @@ interface Row extends QueueRow { type: string; attempts: number; createdAt: numb
 export interface MemoryOutboxOptions {
   maxBytes: number;
   clock: Clock;
+  /** Part of `maxBytes` dead letters may take (default a quarter, as the SQLite outbox). */
+  maxDeadLetterBytes?: number;
   onFull?: (bytes: number, maxBytes: number) => void;
   /** Seals records handed over as plain JSON (default: a sealer with a random key). */
   sealer?: RecordSealer;
@@ -42,6 +44,28 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
     rows.set(++seq, { seq, id: r.id, type: r.type, partitionKey: r.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: r.sealed, recordIds: r.recordIds, records: r.recordIds?.length ?? 1 });
     bytes += b;
   };
+
+  const maxDead = opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4);
+  /** Bytes a dead letter adds (less the one of the same id it replaces), or undefined when it does not fit. */
+  function deadLetterGrowth(entries: readonly DeadLetterEntry[], freed = 0): number | undefined {
+    let growth = 0;
+    for (const e of entries) growth += e.sealed.byteLength + ENTRY_OVERHEAD - (dead.get(e.id)?.bytes ?? 0);
+    let deadNow = 0;
+    for (const d of dead.values()) deadNow += d.bytes;
+    return bytes - freed + growth > opts.maxBytes || deadNow + growth > maxDead ? undefined : growth;
+  }
+  const putDead = (e: DeadLetterEntry) => { dead.set(e.id, { ...e, bytes: e.sealed.byteLength + ENTRY_OVERHEAD }); };
+
+  /** Claimed rows to the dead letters, whole (their bytes were counted already). */
+  function moveToDead(ids: readonly string[], code: string, reason: string): void {
+    for (const id of ids) {
+      const r = rowOf(id);
+      release(id);
+      if (!r) continue;
+      rows.delete(r.seq);
+      dead.set(id, { id, kind: 'record', createdAt: opts.clock.now(), adapter: 'relay', format: 'canonical', code, reason, recordType: r.type, partitionKey: r.partitionKey, ...(r.recordIds ? { recordIds: r.recordIds } : {}), sealed: r.sealed, bytes: r.bytes });
+    }
+  }
 
   function ordered(): Row[] { return [...rows.values()].sort((a, b) => a.seq - b.seq); }
   /** The claimed row of an id, else its oldest row. */
@@ -126,21 +150,24 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
     async retryLater(ids, at) {
       for (const id of ids) { const r = rowOf(id); if (r) { r.attempts++; r.nextAttemptAt = at; } release(id); }
     },
-    async deadLetter(ids, code, reason) {
-      for (const id of ids) {
-        const r = rowOf(id);
-        release(id);
-        if (!r) continue;
-        rows.delete(r.seq);
-        dead.set(id, { id, kind: 'record', createdAt: opts.clock.now(), adapter: 'relay', format: 'canonical', code, reason, recordType: r.type, partitionKey: r.partitionKey, ...(r.recordIds ? { recordIds: r.recordIds } : {}), sealed: r.sealed, bytes: r.bytes });
-      }
+    async deadLetter(ids, code, reason) { moveToDead(ids, code, reason); },
+    async splitRefused(id, refused, code, reason) {
+      const r = rowOf(id);
+      if (!r) { release(id); return 'gone'; }
+      const growth = deadLetterGrowth(refused, r.bytes);
+      if (growth === undefined) { moveToDead([id], code, reason); opts.onFull?.(bytes, opts.maxBytes); return 'moved'; }
+      for (const e of refused) putDead(e);
+      rows.delete(r.seq);
+      release(id);
+      bytes += growth - r.bytes;
+      return 'split';
     },
     async addDeadLetter(e) {
       need();
-      const size = e.sealed.byteLength + ENTRY_OVERHEAD;
-      if (bytes + size > opts.maxBytes) { opts.onFull?.(bytes, opts.maxBytes); return 'full'; }
-      dead.set(e.id, { ...e, bytes: size });
-      bytes += size;
+      const growth = deadLetterGrowth([e]);
+      if (growth === undefined) { opts.onFull?.(bytes, opts.maxBytes); return 'full'; }
+      putDead(e);
+      bytes += growth;
       return 'stored';
     },
     listDeadLetters(o) {

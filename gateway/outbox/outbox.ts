@@ -166,6 +166,14 @@ export interface Outbox {
   ack(ids: readonly string[]): Promise<void>;
   retryLater(ids: readonly string[], at: number, error: string): Promise<void>;
   deadLetter(ids: readonly string[], code: string, reason: string): Promise<void>;
+  /**
+   * A claimed bundle the cloud refused part of, settled in one transaction: its refused records
+   * (`refused`, each sealed alone) become dead letters and the row is gone (the cloud took the
+   * rest) — `'split'`; or, when the dead letters cannot take them all, the row moves to the dead
+   * letters whole with `reason` — `'moved'`. Never half of each. `'gone'`: the row was no longer
+   * queued; nothing changed.
+   */
+  splitRefused(id: string, refused: readonly DeadLetterEntry[], code: string, reason: string): Promise<'split' | 'moved' | 'gone'>;
   /** Keep input that could not be parsed, mapped or validated. */
   addDeadLetter(entry: DeadLetterEntry): Promise<'stored' | 'full'>;
   listDeadLetters(opts?: { limit?: number; offset?: number }): DeadLetterSummary[];

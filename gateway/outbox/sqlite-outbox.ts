@@ -92,6 +92,7 @@ function packForThread(r: WriterRequest): { message: WriterRequest; transfer: Ar
   if (r.op === 'enqueue') { recs(r.entry.records); if (r.entry.command) parts.push(r.entry.command.sealed); }
   else if (r.op === 'page') for (const row of r.page.rows) { recs(row.records); if (row.deadLetter) parts.push(row.deadLetter.sealed); }
   else if (r.op === 'addDeadLetter') parts.push(r.entry.sealed);
+  else if (r.op === 'splitRefused') for (const e of r.entries) parts.push(e.sealed);
   if (parts.length === 0) return { message: r, transfer: [] };
   let total = 0;
   for (const p of parts) total += typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : p.byteLength;
@@ -111,6 +112,7 @@ function packForThread(r: WriterRequest): { message: WriterRequest; transfer: Ar
   if (r.op === 'enqueue') { const records = vrecs(r.entry.records); message = { ...r, entry: { ...r.entry, records, command: r.entry.command && { ...r.entry.command, sealed: next() } } }; }
   else if (r.op === 'page') message = { ...r, page: { ...r.page, rows: r.page.rows.map((row) => { const records = vrecs(row.records); return { ...row, records, deadLetter: row.deadLetter && { ...row.deadLetter, sealed: next() } }; }) } };
   else if (r.op === 'addDeadLetter') message = { ...r, entry: { ...r.entry, sealed: next() } };
+  else if (r.op === 'splitRefused') message = { ...r, entries: r.entries.map((e) => ({ ...e, sealed: next() })) };
   else message = r;
   return { message, transfer: [packed.buffer as ArrayBuffer] };
 }
@@ -306,9 +308,9 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
    * are still queued: they leave the in-flight set and the next claim scans from the start again,
    * so they are delivered again (the cloud drops the copies by record id), in order.
    */
-  async function settleRows(ids: readonly string[], body: WriterRequestBody): Promise<void> {
+  async function settleRows<T = void>(ids: readonly string[], body: WriterRequestBody): Promise<T> {
     try {
-      await call(body);
+      return await call<T>(body);
     } catch (e) {
       rescan();
       throw e;
@@ -517,6 +519,12 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
 
     async deadLetter(ids, code, reason) {
       await settleRows(ids, { op: 'deadLetter', rows: ids.map((id) => ({ id, seq: inFlightRows.get(id)?.seq })), code, reason, now: opts.clock.now() });
+    },
+
+    async splitRefused(id, refused, code, reason) {
+      const r = await settleRows<'split' | 'moved' | 'gone'>([id], { op: 'splitRefused', row: { id, seq: inFlightRows.get(id)?.seq }, entries: [...refused], code, reason, now: opts.clock.now() });
+      if (r === 'moved') opts.onFull?.(counts.bytes, opts.maxBytes);
+      return r;
     },
 
     async addDeadLetter(e: DeadLetterEntry) {

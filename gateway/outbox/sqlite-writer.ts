@@ -31,6 +31,8 @@ export interface SqliteWriter {
   ack(rows: Array<{ id: string; seq?: number; bytes?: number }>): void;
   retryLater(rows: Array<{ id: string; seq?: number }>, at: number, error: string): void;
   deadLetter(rows: Array<{ id: string; seq?: number }>, code: string, reason: string, now: number): void;
+  /** `Outbox.splitRefused` in one transaction (`'gone'` when the row is no longer queued). */
+  splitRefused(row: { id: string; seq?: number }, entries: DeadLetterEntry[], code: string, reason: string, now: number): 'split' | 'moved' | 'gone';
   /** One transaction for a group of dead letters (a burst of bad input shares the fsync). */
   addDeadLetters(entries: DeadLetterEntry[]): Array<'stored' | 'full'>;
   removeDeadLetter(id: string): boolean;
@@ -244,6 +246,32 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       });
       add(ROWS, -moved);
       add(DEAD, movedBytes);
+    },
+
+    splitRefused(row, entries, code, reason, now) {
+      let outcome: 'split' | 'moved' | 'gone' = 'gone';
+      let freed = 0;
+      let growth = 0;
+      tx('NORMAL', () => {
+        const seq = seqOf(row);
+        const r = seq === undefined ? undefined : st.getRow.get(seq) as { type: string; partitionKey: string; bytes: number; payload: Uint8Array; recordIds: string | null } | undefined;
+        if (!r) return;
+        st.delSeq.run(seq!);
+        freed = Number(r.bytes);
+        for (const e of entries) growth += deadLetterGrowth(e);
+        if (get(BYTES) - freed + growth > o.maxBytes || get(DEAD) + growth > o.maxDeadLetterBytes) {
+          st.putDead.run(row.id, 'record', now, 'relay', 'canonical', code, reason.slice(0, 500), null, r.type, r.partitionKey, r.bytes, r.payload, r.recordIds);
+          outcome = 'moved';
+        } else {
+          for (const e of entries) putDeadLetter(e, 0);
+          outcome = 'split';
+        }
+      });
+      if (outcome === 'gone') return outcome;
+      add(ROWS, -1);
+      if (outcome === 'moved') add(DEAD, freed);
+      else { add(BYTES, growth - freed); add(DEAD, growth); }
+      return outcome;
     },
 
     addDeadLetters(list) {

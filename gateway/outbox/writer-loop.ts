@@ -63,6 +63,7 @@ export function createWriterLoop(writer: SqliteWriter, o: { groupCommitMaxRecord
           case 'ack': writer.ack(r.rows); break;
           case 'retryLater': writer.retryLater(r.rows, r.at, r.error); break;
           case 'deadLetter': writer.deadLetter(r.rows, r.code, r.reason, r.now); break;
+          case 'splitRefused': value = writer.splitRefused(r.row, r.entries, r.code, r.reason, r.now); break;
           case 'removeDeadLetter': value = writer.removeDeadLetter(r.deadLetterId); break;
           case 'close': writer.close(); answer([{ id: r.id, ok: true }]); onClosed(); return;
           default: r satisfies never;

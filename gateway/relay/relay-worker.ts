@@ -16,7 +16,7 @@ import type { RecordSealer } from '../crypto/record-sealer.ts';
 import { GatewayError, isGatewayError } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { Metrics } from '../metrics.ts';
-import { BUNDLE_SEPARATOR, type ClaimedRow, type Outbox } from '../outbox/outbox.ts';
+import { BUNDLE_SEPARATOR, type ClaimedRow, type DeadLetterEntry, type Outbox } from '../outbox/outbox.ts';
 import type { Sink } from '../sinks/sink.ts';
 import { backoffDelay } from './backoff.ts';
 
@@ -122,17 +122,20 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
   async function deadLetterRefused(r: ClaimedRow, rejected: Map<string, string>, jsonById: Map<string, string>): Promise<void> {
     if (!r.recordIds) { await o.outbox.deadLetter([r.id], 'GW_SINK_REJECTED', rejected.get(r.id) ?? 'refused'); return; }
     const refused = r.recordIds.filter((x) => rejected.has(x));
-    const moveWhole = () => o.outbox.deadLetter([r.id], 'GW_SINK_REJECTED', refused.map((x) => `${x}: ${rejected.get(x)}`).join('; '));
+    const reason = refused.map((x) => `${x}: ${rejected.get(x)}`).join('; ');
+    const entries: DeadLetterEntry[] = [];
     for (const id of refused) {
       const text = jsonById.get(id);
-      if (text === undefined) { await moveWhole(); return; }
-      const stored = await o.outbox.addDeadLetter({
+      // a sink that takes sealed rows never opened the bundle: it moves whole
+      if (text === undefined) { await o.outbox.deadLetter([r.id], 'GW_SINK_REJECTED', reason); return; }
+      entries.push({
         id, kind: 'record', createdAt: o.clock.now(), adapter: 'relay', format: 'canonical', code: 'GW_SINK_REJECTED', reason: rejected.get(id)!,
         recordType: (JSON.parse(text) as { type?: string }).type ?? 'unknown', partitionKey: r.partitionKey, sealed: o.sealer.seal(id, text),
       });
-      if (stored === 'full') { await moveWhole(); return; }
     }
-    await o.outbox.ack([r.id]);
+    // the refused records alone and the bundle's row gone, in one transaction; or, when the dead
+    // letters cannot take them all, the bundle whole (a replay then resends every record of it once)
+    await o.outbox.splitRefused(r.id, entries, 'GW_SINK_REJECTED', reason);
   }
 
   async function deliver(rows: ClaimedRow[]): Promise<void> {

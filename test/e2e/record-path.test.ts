@@ -70,6 +70,31 @@ describe('record path over MQTT', () => {
     await waitFor(() => ids.every((id) => [...cloud.store.records.values()].some((r) => r.source.messageId === id)), 30_000, 'delivery resumed');
   });
 
+  it('keeps a record the cloud refuses in dead letters on its own, delivers the rest of its message, and delivers it on replay once the cloud takes it', async () => {
+    const ob = h.gw.parts.outbox;
+    const refusedNow = () => ob.listDeadLetters({ limit: 1000 }).filter((d) => d.code === 'GW_SINK_REJECTED');
+    const before = refusedNow().length;
+    cloud.controls.rejectTypes.add('provider');
+    const c = await h.client();
+    const id = controlId('RJ');
+    expect(readAck(await c.send(adtA04({ id, mrn: 'RJ1' }))).code).toBe('AA');
+    await waitFor(() => refusedNow().length > before && ob.stats().inFlight + ob.stats().pending === 0, 10_000, 'refused record dead-lettered');
+    const fromCloud = () => [...cloud.store.records.values()].filter((r) => r.source.messageId === id);
+    // the message's patient record reached the cloud; its provider record waits alone, sealed on its own
+    expect(fromCloud().map((r) => r.type)).toEqual(['patient']);
+    const dl = refusedNow().slice(before);
+    expect(dl).toHaveLength(1);
+    expect(dl[0]).toMatchObject({ kind: 'record', recordType: 'provider', reason: 'rejected by test control' });
+    expect(dl[0].recordIds).toBeUndefined();
+    // fixed on the cloud's side: the technician replays it through the admin API
+    cloud.controls.rejectTypes.clear();
+    const replay = await h.gw.parts.admin!.app.inject({ method: 'POST', url: `/dead-letters/${encodeURIComponent(dl[0].id)}/replay`, headers: { authorization: `Bearer ${h.gw.parts.token}` } });
+    expect(replay.statusCode).toBe(200);
+    await waitFor(() => fromCloud().length === 2, 10_000, 'replayed record delivered');
+    expect(fromCloud().map((r) => r.type).sort()).toEqual(['patient', 'provider']);
+    expect(refusedNow()).toHaveLength(before);
+  });
+
   it('never writes PHI to the log or, unsealed, to the outbox file', async () => {
     const c = await h.client();
     expect(readAck(await c.send(adtA04({ id: controlId('PHI') }).replace('MRN001^^^CLINIC^MR', ''))).code).toBe('AE');

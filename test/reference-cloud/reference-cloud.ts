@@ -31,6 +31,8 @@ export interface ReceiverControls {
   dropAcks: boolean;
   /** Record ids to reject permanently in the ack. */
   rejectIds: Set<string>;
+  /** Record types to reject permanently in the ack (a record the test cannot know the id of in advance). */
+  rejectTypes: Set<string>;
   /** HTTPS: statuses to answer for the next requests, in order (then 200). */
   failNext: number[];
 }
@@ -49,7 +51,7 @@ export async function receiveBatch(jwe: string, privateKey: KeyObject, store: Re
   const rejected: Array<{ id: string; reason: string }> = [];
   for (const rec of env.records) {
     const problems = validator.validate(rec);
-    if (problems.length || controls.rejectIds.has(rec.id)) {
+    if (problems.length || controls.rejectIds.has(rec.id) || controls.rejectTypes.has(rec.type)) {
       const reason = problems.length ? `schema: ${problems.map((p) => `${p.path} ${p.problem}`).join('; ')}` : 'rejected by test control';
       store.invalid.push({ id: rec.id, problems: problems.map((p) => `${p.path} ${p.problem}`) });
       rejected.push({ id: rec.id, reason });
@@ -69,7 +71,7 @@ export interface MqttReferenceCloud { store: ReceivedStore; controls: ReceiverCo
 
 export async function startMqttReferenceCloud(o: { url: string; privateKey: KeyObject; clientId?: string; ca?: string; cert?: string; key?: string }): Promise<MqttReferenceCloud> {
   const store = newStore();
-  const controls: ReceiverControls = { dropAcks: false, rejectIds: new Set(), failNext: [] };
+  const controls: ReceiverControls = { dropAcks: false, rejectIds: new Set(), rejectTypes: new Set(), failNext: [] };
   const client = await mqtt.connectAsync(o.url, { protocolVersion: 5, clientId: o.clientId ?? `ewml-cloud-${process.pid}-${Date.now()}`, clean: false, properties: { sessionExpiryInterval: 3600 }, reconnectPeriod: 500, ca: o.ca, cert: o.cert, key: o.key });
   const noDelay = () => (client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   noDelay();
@@ -90,7 +92,7 @@ export interface HttpReferenceCloud { store: ReceivedStore; controls: ReceiverCo
 
 export async function startHttpReferenceCloud(o: { privateKey: KeyObject; tls?: { cert: string; key: string }; port?: number; token?: string; store?: ReceivedStore }): Promise<HttpReferenceCloud> {
   const store = o.store ?? newStore();
-  const controls: ReceiverControls = { dropAcks: false, rejectIds: new Set(), failNext: [] };
+  const controls: ReceiverControls = { dropAcks: false, rejectIds: new Set(), rejectTypes: new Set(), failNext: [] };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));

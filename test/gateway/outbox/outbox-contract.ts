@@ -99,6 +99,37 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       expect(box.claim(10).map((r) => [r.id, r.recordIds])).toEqual([['b1+2', ['b1', 'b2']]]);
     });
 
+    it('splits a bundle the cloud refused part of: the refused records become dead letters on their own and the row goes, in one step', async () => {
+      const bundle: SealedRecord = { ...rec('b1+3', 'p-x'), type: 'bundle', recordIds: ['b1', 'b2', 'b3'] };
+      await box.enqueue({ records: [bundle, rec('c', 'p-x')] });
+      expect(box.claim(3).map((r) => r.id)).toEqual(['b1+3']);
+      const refused = { id: 'b2', kind: 'record' as const, createdAt: clock.now(), adapter: 'relay', format: 'canonical', code: 'GW_SINK_REJECTED', reason: 'bad coverage', recordType: 'coverage', partitionKey: 'p-x', sealed: Buffer.alloc(50, 7) };
+      expect(await box.splitRefused('b1+3', [refused], 'GW_SINK_REJECTED', 'b2: bad coverage')).toBe('split');
+      expect(box.getDeadLetter('b2')).toMatchObject({ kind: 'record', reason: 'bad coverage', recordType: 'coverage', partitionKey: 'p-x' });
+      expect(box.getDeadLetter('b2')!.recordIds).toBeUndefined();
+      expect(box.getDeadLetter('b1+3')).toBeUndefined();
+      // the row's bytes left with it; the dead letter's came in
+      expect(box.stats()).toMatchObject({ pending: 1, inFlight: 0, deadLetters: 1, bytes: (100 + 64) + (50 + 64) });
+      // its partition is free again
+      expect(box.claim(10).map((r) => r.id)).toEqual(['c']);
+      expect(await box.splitRefused('nothing+2', [refused], 'GW_SINK_REJECTED', 'x')).toBe('gone');
+      expect(box.stats()).toMatchObject({ deadLetters: 1 });
+    });
+
+    it('moves a bundle whole, and stores none of its records alone, when the dead letters cannot take all its refused records', async () => {
+      // dead letters may take a quarter of the cap (256 KiB here): fill most of it
+      expect(await box.addDeadLetter({ id: 'in1', kind: 'input', createdAt: clock.now(), adapter: 'hl7v2', format: 'hl7v2', code: 'GW_PARSE_FAILED', reason: 'bad', sealed: Buffer.alloc(250 * 1024) })).toBe('stored');
+      await box.enqueue({ records: [{ ...rec('d1+2', 'p-y'), type: 'bundle', recordIds: ['d1', 'd2'] }] });
+      box.claim(10);
+      const entry = (id: string, bytes: number) => ({ id, kind: 'record' as const, createdAt: clock.now(), adapter: 'relay', format: 'canonical', code: 'GW_SINK_REJECTED', reason: 'refused', recordType: 'patient', partitionKey: 'p-y', sealed: Buffer.alloc(bytes, 1) });
+      // the first would fit alone, the second not
+      expect(await box.splitRefused('d1+2', [entry('d1', 1000), entry('d2', 8 * 1024)], 'GW_SINK_REJECTED', 'd1: refused; d2: refused')).toBe('moved');
+      expect(box.getDeadLetter('d1')).toBeUndefined();
+      expect(box.getDeadLetter('d2')).toBeUndefined();
+      expect(box.getDeadLetter('d1+2')).toMatchObject({ code: 'GW_SINK_REJECTED', reason: 'd1: refused; d2: refused', recordIds: ['d1', 'd2'] });
+      expect(box.stats()).toMatchObject({ pending: 0, inFlight: 0, deadLetters: 2 });
+    });
+
     it('counts a bundle\'s records against the claim size: stops before a bundle that does not fit, takes one larger than the size alone', async () => {
       const bundle = (id: string, ids: string[], p: string): SealedRecord => ({ ...rec(id, p), type: 'bundle', recordIds: ids });
       await box.enqueue({ records: [rec('a', 'p1'), bundle('b+3', ['b', 'b2', 'b3'], 'p2'), rec('c', 'p3'), bundle('d+5', ['d', 'd2', 'd3', 'd4', 'd5'], 'p4'), rec('e', 'p5')] });

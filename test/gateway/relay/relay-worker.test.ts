@@ -32,10 +32,10 @@ function scriptedSink(script: Array<'ok' | GatewayError | ((b: RecordBatch) => D
   return sink;
 }
 
-async function setup(sink: Sink, o: { maxInFlight?: number; batchSize?: number; lingerMs?: number; heldBack?: () => boolean; deadLettersFull?: boolean } = {}) {
-  const memory = createMemoryOutbox({ maxBytes: 1 << 24, clock: systemClock });
+async function setup(sink: Sink, o: { maxInFlight?: number; batchSize?: number; lingerMs?: number; heldBack?: () => boolean; maxDeadLetterBytes?: number } = {}) {
+  const memory = createMemoryOutbox({ maxBytes: 1 << 24, maxDeadLetterBytes: o.maxDeadLetterBytes, clock: systemClock });
   await memory.open();
-  const outbox = { ...memory, ...(o.heldBack ? { heldBack: o.heldBack } : {}), ...(o.deadLettersFull ? { addDeadLetter: async () => 'full' as const } : {}) };
+  const outbox = { ...memory, ...(o.heldBack ? { heldBack: o.heldBack } : {}) };
   const relay = createRelayWorker({
     outbox, sink, sealer, clock: systemClock, logger: createSilentLogger(), bus: createEventBus(), metrics: createMetrics(),
     batchSize: o.batchSize ?? 3, maxInFlight: o.maxInFlight ?? 2, backoffInitialMs: 10, backoffMaxMs: 40, idlePollMs: o.lingerMs ? 60_000 : 20, lingerMs: o.lingerMs,
@@ -173,11 +173,25 @@ describe('relay worker', () => {
 
   it('moves a bundle whole when its refused record cannot be stored alone (dead letters at their cap)', async () => {
     const sink = scriptedSink([(b) => ({ rejected: [{ id: b.ids[1], reason: 'bad coverage' }] })]);
-    const { outbox, relay } = await setup(sink, { deadLettersFull: true });
+    const { outbox, relay } = await setup(sink, { maxDeadLetterBytes: 1 });
     await outbox.enqueue({ records: [bundleOf(['p1', 'c1'], 'P1')] });
     await relay.start();
     await waitFor(() => outbox.stats().deadLetters === 1, 5000, 'bundle moved');
     expect(outbox.getDeadLetter('p1+2')).toMatchObject({ code: 'GW_SINK_REJECTED', reason: 'c1: bad coverage', recordIds: ['p1', 'c1'] });
+    expect(outbox.stats()).toMatchObject({ pending: 0, inFlight: 0 });
+    await relay.stop();
+  });
+
+  it('stores none of a bundle\'s refused records alone when the dead letters can take only some: the bundle moves whole, so a replay sends each record once', async () => {
+    const sink = scriptedSink([(b) => ({ rejected: [{ id: b.ids[1], reason: 'bad coverage' }, { id: b.ids[2], reason: 'bad provider' }] })]);
+    // room for one refused record sealed alone (~180 bytes with the entry overhead), not two
+    const { outbox, relay } = await setup(sink, { maxDeadLetterBytes: 250 });
+    await outbox.enqueue({ records: [bundleOf(['p1', 'c1', 'v1'], 'P1')] });
+    await relay.start();
+    await waitFor(() => outbox.stats().deadLetters === 1 && outbox.stats().inFlight === 0, 5000, 'bundle moved');
+    expect(outbox.getDeadLetter('c1')).toBeUndefined();
+    expect(outbox.getDeadLetter('v1')).toBeUndefined();
+    expect(outbox.getDeadLetter('p1+3')).toMatchObject({ reason: 'c1: bad coverage; v1: bad provider', recordIds: ['p1', 'c1', 'v1'] });
     expect(outbox.stats()).toMatchObject({ pending: 0, inFlight: 0 });
     await relay.stop();
   });
