@@ -3,22 +3,22 @@
  *
  * Writes go to a writer (sqlite-writer.ts) on its own connection; reads stay here on a second one
  * (WAL lets readers see every committed write without waiting for the writer). The writer runs in
- * a thread (sqlite-writer-worker.ts), so an fsync does not block the event loop that reads sockets
- * and the next group gathers while one commits; in `auto` mode a lone intake commits on this
- * thread instead, sparing its ACK two hand-offs. Each intake's promise resolves only after the
+ * a thread (sqlite-writer-worker.ts, reached through writer-channel.ts), so an fsync does not block
+ * the event loop that reads sockets and the next group gathers while one commits; in `auto` mode a
+ * lone intake commits on this thread instead, sparing its ACK two hand-offs. Each intake's promise resolves only after the
  * commit that holds its records (synchronous FULL). Records handed over as JSON are sealed by the
  * writer before the transaction: the file holds sealed bytes only.
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { GatewayError, isGatewayError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { OUTBOX_MIGRATIONS } from './migrations.ts';
-import { selectClaimable, type StoreRecord, type ClaimedRow, type DeadLetterEntry, type DeadLetterSummary, type EnqueueOutcome, type Outbox, type PageOutcome, type OutboxStats, type QueueRow } from './outbox.ts';
-import { createSharedCounts, createSqliteWriter, type WriterCounts } from './sqlite-writer.ts';
-import { createWriterLoop } from './writer-loop.ts';
+import { selectClaimable, type ClaimedRow, type DeadLetterEntry, type DeadLetterSummary, type EnqueueOutcome, type Outbox, type PageOutcome, type OutboxStats, type QueueRow } from './outbox.ts';
+import type { WriterCounts } from './sqlite-writer.ts';
+import { startWriter, type WriterChannel } from './writer-channel.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
 export interface SqliteOutboxOptions {
@@ -59,155 +59,7 @@ const WRITER_STABLE_MS = 60_000;
 /** A queued row as claims see it; fresh rows carry their payload (read in the same scan), others fetch it when picked. */
 interface ScanRow extends QueueRow { type: string; attempts: number; bytes: number; payload?: Uint8Array; recordIds?: string | null }
 
-/** Set by the single-executable build: the writer thread's bundled code (there are no files to load). */
-declare const __OUTBOX_WRITER_CODE__: string | undefined;
-
 type WriterRequestBody = WriterRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
-
-interface WriterOptions { file: string; maxBytes: number; maxDeadLetterBytes: number; dedupeWindowMs: number; groupCommitMaxRecords: number; counts?: BigInt64Array; sealKey?: Uint8Array }
-
-/** The outbox's way to its writer, whichever side of a thread boundary the writer is on. */
-interface WriterChannel {
-  send(r: WriterRequest): void;
-  /** Commits made on this thread so far. */
-  inlineCommits(): number;
-  /** After the writer has answered `close`. */
-  dispose(): Promise<void>;
-}
-
-function spawnWriter(workerData: WriterOptions): Worker {
-  if (typeof __OUTBOX_WRITER_CODE__ === 'string') return new Worker(__OUTBOX_WRITER_CODE__, { eval: true, workerData });
-  return new Worker(new URL('./sqlite-writer-worker.ts', import.meta.url), { workerData });
-}
-
-/**
- * A request for the writer thread with all its bytes — sealed blobs, and plain records' JSON as
- * UTF-8 — in one new buffer, which is transferred rather than cloned. (A sealed blob is usually a
- * slice of Node's shared 8 KiB buffer pool, and cloning a slice copies its whole pool buffer:
- * measured at ~36 µs per message; strings would be copied into the writer thread's heap.)
- */
-function packForThread(r: WriterRequest): { message: WriterRequest; transfer: ArrayBuffer[] } {
-  const parts: Array<Uint8Array | string> = [];
-  const recs = (list: readonly StoreRecord[]) => { for (const x of list) parts.push('sealed' in x ? x.sealed : x.plain); };
-  if (r.op === 'enqueue') { recs(r.entry.records); if (r.entry.command) parts.push(r.entry.command.sealed); }
-  else if (r.op === 'page') for (const row of r.page.rows) { recs(row.records); if (row.deadLetter) parts.push(row.deadLetter.sealed); }
-  else if (r.op === 'addDeadLetter') parts.push(r.entry.sealed);
-  else if (r.op === 'splitRefused') for (const e of r.entries) parts.push(e.sealed);
-  if (parts.length === 0) return { message: r, transfer: [] };
-  let total = 0;
-  for (const p of parts) total += typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : p.byteLength;
-  const packed = Buffer.allocUnsafeSlow(total);
-  // views in the order the parts were taken; each record takes the next one
-  const views: Uint8Array[] = [];
-  let at = 0;
-  for (const p of parts) {
-    const n = typeof p === 'string' ? packed.write(p, at, 'utf8') : (packed.set(p, at), p.byteLength);
-    views.push(packed.subarray(at, at + n));
-    at += n;
-  }
-  let k = 0;
-  const next = () => views[k++];
-  const vrecs = (list: readonly StoreRecord[]): StoreRecord[] => list.map((x) => ('sealed' in x ? { ...x, sealed: next() } : { ...x, plain: next() }));
-  let message: WriterRequest;
-  if (r.op === 'enqueue') { const records = vrecs(r.entry.records); message = { ...r, entry: { ...r.entry, records, command: r.entry.command && { ...r.entry.command, sealed: next() } } }; }
-  else if (r.op === 'page') message = { ...r, page: { ...r.page, rows: r.page.rows.map((row) => { const records = vrecs(row.records); return { ...row, records, deadLetter: row.deadLetter && { ...row.deadLetter, sealed: next() } }; }) } };
-  else if (r.op === 'addDeadLetter') message = { ...r, entry: { ...r.entry, sealed: next() } };
-  else if (r.op === 'splitRefused') message = { ...r, entries: r.entries.map((e) => ({ ...e, sealed: next() })) };
-  else message = r;
-  return { message, transfer: [packed.buffer as ArrayBuffer] };
-}
-
-/** In `auto`, intakes that overlapped this recently mean concurrent senders: no inline commits. */
-const OVERLAP_MEMORY_MS = 250;
-
-/** Starts the writer; resolves with its channel once it has opened the database and sent its counts. */
-async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterOptions, onReply: (m: WriterReply) => void, onGone: (e: GatewayError) => void, onThread?: (w: Worker) => void): Promise<{ channel: WriterChannel; counts: WriterCounts }> {
-  // replies are delivered from this thread's own turn; a throwing handler must not break the loop
-  const safeReply = (m: WriterReply) => { try { onReply(m); } catch (e) { onGone(new GatewayError('GW_OUTBOX_IO', 'outbox reply handling failed', { cause: e })); } };
-  if (mode === 'inline') {
-    const writer = createSqliteWriter(o.file, o);
-    const loop = createWriterLoop(writer, o, safeReply, () => undefined);
-    return { channel: { send: (r) => loop.push(r), inlineCommits: () => writer.counts().commits, dispose: async () => undefined }, counts: writer.counts() };
-  }
-  // auto: both writers count in shared memory (the inline one reads the file's counts first)
-  const counts = mode === 'auto' ? createSharedCounts() : undefined;
-  const local = mode === 'auto' ? createSqliteWriter(o.file, o, counts) : undefined;
-  const w = spawnWriter({ ...o, counts });
-  let started: WriterCounts;
-  try {
-    started = await new Promise<WriterCounts>((resolve, reject) => {
-      w.once('error', reject);
-      w.once('message', (m: WriterReply) => { w.off('error', reject); resolve(m.counts); });
-    });
-  } catch (e) {
-    local?.close();
-    throw new GatewayError('GW_OUTBOX_IO', 'outbox writer failed to start', { cause: e });
-  }
-  let open = true;
-  /** Requests the thread has not answered yet: while there are any, intakes go to the thread too. */
-  let threadPending = 0;
-  /** Auto mode: intakes the thread has yet to answer, and when one last arrived while another was unanswered. */
-  const intakeIds = new Set<number>();
-  let lastOverlap = -Infinity;
-  w.on('message', (m: WriterReply) => {
-    threadPending -= m.items.length;
-    for (const item of m.items) intakeIds.delete(item.id);
-    onReply(m);
-  });
-  w.on('error', (e) => onGone(new GatewayError('GW_OUTBOX_IO', 'outbox writer crashed', { cause: e })));
-  w.on('exit', () => { if (open) { open = false; onGone(new GatewayError('GW_OUTBOX_IO', 'outbox writer exited')); } });
-  onThread?.(w);
-  const toThread = (r: WriterRequest) => { threadPending++; const { message, transfer } = packForThread(r); w.postMessage(message, transfer); };
-  if (!local) return { channel: { send: toThread, inlineCommits: () => 0, dispose: async () => { open = false; await w.terminate().catch(() => undefined); } }, counts: started };
-
-  // intakes of one turn are held until the turn ends, then committed here (one alone, thread idle)
-  // or handed to the thread together (it groups them into one commit)
-  let intakes: WriterRequest[] = [];
-  let flushing = false;
-  let inline = 0;
-  const flush = () => {
-    flushing = false;
-    const batch = intakes;
-    intakes = [];
-    // inline only for a lone sender: with concurrent senders an inline fsync would stall the
-    // others' sockets, and the thread commits them together while this thread goes on parsing
-    if (batch.length === 1 && threadPending === 0 && open && performance.now() - lastOverlap > OVERLAP_MEMORY_MS) {
-      const r = batch[0] as Extract<WriterRequest, { op: 'enqueue' }>;
-      let item: WriterReply['items'][number];
-      try { item = { id: r.id, ok: true, value: local.enqueue([r.entry], r.now)[0] }; inline++; } catch (e) { item = { id: r.id, ok: false, error: String((e as Error).message) }; }
-      safeReply({ items: [item], counts: local.counts() });
-      return;
-    }
-    for (const r of batch) { intakeIds.add(r.id); toThread(r); }
-  };
-  return {
-    channel: {
-      send(r) {
-        if (r.op !== 'enqueue') { toThread(r); return; }
-        const now = performance.now();
-        // unanswered intakes: those held for this turn's end and those the thread has not answered
-        if (intakes.length + intakeIds.size > 0) lastOverlap = now;
-        // concurrent senders lately: straight to the thread, which starts committing at once —
-        // after any intake held from earlier in this turn, so that commits keep the order of arrival
-        if (threadPending > 0 || now - lastOverlap <= OVERLAP_MEMORY_MS) {
-          const held = intakes;
-          intakes = [];
-          for (const h of [...held, r]) { intakeIds.add(h.id); toThread(h); }
-          return;
-        }
-        intakes.push(r);
-        if (!flushing) { flushing = true; setImmediate(flush); }
-      },
-      inlineCommits: () => inline,
-      dispose: async () => {
-        open = false;
-        await w.terminate().catch(() => undefined);
-        try { local.close(); } catch { /* closed already */ }
-      },
-    },
-    counts: started,
-  };
-}
 
 /** Opens (creating it 0600) and migrates the file; returns a connection for reads. */
 function openFile(file: string): DatabaseSync {
