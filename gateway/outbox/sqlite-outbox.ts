@@ -5,9 +5,9 @@
  * (WAL lets readers see every committed write without waiting for the writer). The writer runs in
  * a thread (sqlite-writer-worker.ts, reached through writer-channel.ts), so an fsync does not block
  * the event loop that reads sockets and the next group gathers while one commits; in `auto` mode a
- * lone intake commits on this thread instead, sparing its ACK two hand-offs. Each intake's promise resolves only after the
- * commit that holds its records (synchronous FULL). Records handed over as JSON are sealed by the
- * writer before the transaction: the file holds sealed bytes only.
+ * lone intake commits on this thread instead, sparing its ACK two hand-offs. Each intake's promise
+ * resolves only after the commit that holds its records (synchronous FULL). Records handed over as
+ * JSON are sealed by the writer before the transaction: the file holds sealed bytes only.
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Worker } from 'node:worker_threads';
