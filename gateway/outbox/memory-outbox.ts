@@ -63,6 +63,8 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       release(id);
       if (!r) continue;
       rows.delete(r.seq);
+      // the row's bytes were counted already; a dead letter of the same id it replaces is not
+      bytes -= dead.get(id)?.bytes ?? 0;
       dead.set(id, { id, kind: 'record', createdAt: opts.clock.now(), adapter: 'relay', format: 'canonical', code, reason, recordType: r.type, partitionKey: r.partitionKey, ...(r.recordIds ? { recordIds: r.recordIds } : {}), sealed: r.sealed, bytes: r.bytes });
     }
   }

@@ -42,6 +42,9 @@ export interface SqliteWriter {
 
 class PageFull extends Error {}
 
+/** A queued row as `getRow` reads it. */
+interface QueuedRow { type: string; partitionKey: string; bytes: number; payload: Uint8Array; recordIds: string | null }
+
 /** A bundle's record ids as the `record_ids` column keeps them (NULL for a row of one record). */
 const idsColumn = (ids: readonly string[] | undefined): string | null => (ids ? JSON.stringify(ids) : null);
 
@@ -106,6 +109,13 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
   function putDeadLetter(e: DeadLetterEntry, growth: number): number {
     st.putDead.run(e.id, e.kind, e.createdAt, e.adapter, e.format, e.code, e.reason.slice(0, 500), e.location ?? null, e.recordType ?? null, e.partitionKey ?? null, e.sealed.byteLength + ENTRY_OVERHEAD, e.sealed, idsColumn(e.recordIds));
     return growth;
+  }
+
+  /** A queued row moves to the dead letters whole (inside a transaction); returns the bytes of a dead letter of the same id it replaced. */
+  function moveRow(id: string, row: QueuedRow, code: string, reason: string, now: number): number {
+    const replaced = Number((st.getDeadBytes.get(id) as { bytes: number } | undefined)?.bytes ?? 0);
+    st.putDead.run(id, 'record', now, 'relay', 'canonical', code, reason.slice(0, 500), null, row.type, row.partitionKey, row.bytes, row.payload, row.recordIds);
+    return replaced;
   }
 
   /** Rows are addressed by seq; an id alone (no claim behind it) costs a scan, and is rare. */
@@ -233,34 +243,38 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
     deadLetter(list, code, reason, now) {
       let moved = 0;
       let movedBytes = 0;
+      let replacedBytes = 0;
       tx('NORMAL', () => {
         for (const r of list) {
           const seq = seqOf(r);
-          const row = seq === undefined ? undefined : st.getRow.get(seq) as { type: string; partitionKey: string; bytes: number; payload: Uint8Array; recordIds: string | null } | undefined;
+          const row = seq === undefined ? undefined : st.getRow.get(seq) as QueuedRow | undefined;
           if (!row) continue;
           st.delSeq.run(seq!);
           moved++;
-          st.putDead.run(r.id, 'record', now, 'relay', 'canonical', code, reason.slice(0, 500), null, row.type, row.partitionKey, row.bytes, row.payload, row.recordIds);
           movedBytes += Number(row.bytes);
+          replacedBytes += moveRow(r.id, row, code, reason, now);
         }
       });
+      // the rows' bytes were counted already; a dead letter of the same id they replace is not
       add(ROWS, -moved);
-      add(DEAD, movedBytes);
+      add(BYTES, -replacedBytes);
+      add(DEAD, movedBytes - replacedBytes);
     },
 
     splitRefused(row, entries, code, reason, now) {
       let outcome: 'split' | 'moved' | 'gone' = 'gone';
       let freed = 0;
       let growth = 0;
+      let replaced = 0;
       tx('NORMAL', () => {
         const seq = seqOf(row);
-        const r = seq === undefined ? undefined : st.getRow.get(seq) as { type: string; partitionKey: string; bytes: number; payload: Uint8Array; recordIds: string | null } | undefined;
+        const r = seq === undefined ? undefined : st.getRow.get(seq) as QueuedRow | undefined;
         if (!r) return;
         st.delSeq.run(seq!);
         freed = Number(r.bytes);
         for (const e of entries) growth += deadLetterGrowth(e);
         if (get(BYTES) - freed + growth > o.maxBytes || get(DEAD) + growth > o.maxDeadLetterBytes) {
-          st.putDead.run(row.id, 'record', now, 'relay', 'canonical', code, reason.slice(0, 500), null, r.type, r.partitionKey, r.bytes, r.payload, r.recordIds);
+          replaced = moveRow(row.id, r, code, reason, now);
           outcome = 'moved';
         } else {
           for (const e of entries) putDeadLetter(e, 0);
@@ -269,8 +283,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       });
       if (outcome === 'gone') return outcome;
       add(ROWS, -1);
-      if (outcome === 'moved') add(DEAD, freed);
-      else { add(BYTES, growth - freed); add(DEAD, growth); }
+      if (outcome === 'moved') { add(BYTES, -replaced); add(DEAD, freed - replaced); } else { add(BYTES, growth - freed); add(DEAD, growth); }
       return outcome;
     },
 

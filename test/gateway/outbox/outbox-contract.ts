@@ -233,6 +233,25 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       expect(box.getDeadLetter('in1')).toBeUndefined();
     });
 
+    it('counts a dead letter once when a row of the same id is dead-lettered again (the later one replaces it)', async () => {
+      for (let i = 0; i < 2; i++) {
+        await box.enqueue({ records: [rec('a', 'P')] });
+        box.claim(1);
+        await box.deadLetter(['a'], 'GW_SINK_REJECTED', `refused ${i}`);
+      }
+      expect(box.getDeadLetter('a')).toMatchObject({ reason: 'refused 1' });
+      expect(box.stats()).toMatchObject({ pending: 0, deadLetters: 1, bytes: 100 + 64 });
+      await box.removeDeadLetter('a');
+      expect(box.stats()).toMatchObject({ deadLetters: 0, bytes: 0 });
+      // and through a bundle moved whole
+      await box.addDeadLetter({ id: 'b+2', kind: 'record', createdAt: clock.now(), adapter: 'relay', format: 'canonical', code: 'GW_SINK_REJECTED', reason: 'old', sealed: Buffer.alloc(10) });
+      await box.enqueue({ records: [{ ...rec('b+2', 'Q'), type: 'bundle', recordIds: ['b', 'b2'] }] });
+      box.claim(10);
+      const big = { id: 'b2', kind: 'record' as const, createdAt: clock.now(), adapter: 'relay', format: 'canonical', code: 'GW_SINK_REJECTED', reason: 'x', sealed: Buffer.alloc(300 * 1024) };
+      expect(await box.splitRefused('b+2', [big], 'GW_SINK_REJECTED', 'b2: x')).toBe('moved');
+      expect(box.stats()).toMatchObject({ deadLetters: 1, bytes: 100 + 64 });
+    });
+
     it('delivers a record id enqueued twice at least once, one copy at a time (the cloud drops the copy)', async () => {
       await box.enqueue({ records: [rec('a')] });
       await box.enqueue({ records: [rec('a')] });
