@@ -15,8 +15,8 @@
  * (JSON.stringify never writes a raw newline), with `recordIds` naming them in order. One row
  * instead of three is a third of the seals, inserts, claims and deletes (measured: 8 connections
  * +8–9% msg/s, −8–11% CPU per message, interleaved). A bundle is claimed, acked, retried and moved
- * to dead letters whole; a record of it the cloud refuses is stored as a dead letter of its own by
- * the relay (relay-worker.ts), which then acks the bundle.
+ * to dead letters whole; the records of it the cloud refuses become dead letters of their own as the
+ * row goes, in one transaction (`splitRefused`, called by the relay).
  */
 
 /** Separates the records' JSON texts inside a bundle. */

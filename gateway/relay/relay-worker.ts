@@ -114,10 +114,10 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
   /**
    * A row the cloud refused records of. A record alone moves to dead letters as it is. From a
    * bundle, only the refused records go (each sealed on its own, as a row of one record would be,
-   * so a replay resends just them) and the bundle is then acked. When the dead letters are at
-   * their cap (or the sink took sealed rows, so there is no record text) the bundle moves whole
-   * instead (a replay then resends the accepted ones too; the cloud drops those copies). A crash
-   * between the two steps delivers the bundle again and the refusal replaces its dead letter.
+   * so a replay resends just them) and the bundle's row goes with them, in one transaction
+   * (`Outbox.splitRefused`). When the dead letters cannot take them all (or the sink took sealed
+   * rows, so there is no record text) the bundle moves whole instead (a replay then resends the
+   * accepted ones too; the cloud drops those copies).
    */
   async function deadLetterRefused(r: ClaimedRow, rejected: Map<string, string>, jsonById: Map<string, string>): Promise<void> {
     if (!r.recordIds) { await o.outbox.deadLetter([r.id], 'GW_SINK_REJECTED', rejected.get(r.id) ?? 'refused'); return; }
@@ -133,8 +133,6 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
         recordType: (JSON.parse(text) as { type?: string }).type ?? 'unknown', partitionKey: r.partitionKey, sealed: o.sealer.seal(id, text),
       });
     }
-    // the refused records alone and the bundle's row gone, in one transaction; or, when the dead
-    // letters cannot take them all, the bundle whole (a replay then resends every record of it once)
     await o.outbox.splitRefused(r.id, entries, 'GW_SINK_REJECTED', reason);
   }
 
