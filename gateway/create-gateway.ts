@@ -13,6 +13,7 @@ import type { GatewayConfig } from '../config/schema.ts';
 import { createRecordValidator } from '../adapters/canonical/validator.ts';
 import type { SourceAdapter, SourceCodec } from '../adapters/contracts.ts';
 import { createHl7Codec, createMllpListener, type Hl7CodecOptions } from '../adapters/hl7v2/index.ts';
+import { createAlertBoard } from './alerts.ts';
 import { createAdminServer, type AdminServer } from './admin/admin-server.ts';
 import { loadOrCreateToken } from './admin/admin-token.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -118,7 +119,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
     onWriterRestarted: ({ restarts }) => logger.warn({ restarts }, 'outbox writer thread restarted; input is accepted again'),
     onWriterThread: opts.onOutboxWriterThread,
   });
-  const alerts = createOutboxAlerts({ clock, logger, bus, outbox: () => outbox, maxBytes: config.outbox.maxBytes });
+  const alertBoard = createAlertBoard({ clock, logger: logger.child({ component: 'alerts' }), bus });
+  const alerts = createOutboxAlerts({ board: alertBoard, bus, outbox: () => outbox, maxBytes: config.outbox.maxBytes });
   const outbound = config.outbound.enabled ? buildOutbound(config, { clock, logger, bus, metrics, sealer, paths }) : undefined;
   const writeBacks = new Map((config.databases as unknown as DatabaseConfig[]).filter((d) => d.writeBack.enabled).map((d) => [d.id, createWriteBack({ connection: connectionOf(d, true), statements: d.writeBack.statements })]));
   const fileWriters = new Map(config.fileOutputs.map((t) => [t.id, createFileWriter({ id: t.id, kind: t.kind, dir: t.dir, sftp: t.kind === 'sftp' ? t.sftp : undefined, ftps: t.kind === 'ftps' ? t.ftps : undefined, csvDelimiter: t.csvDelimiter })]));

@@ -15,6 +15,9 @@ export interface GatewayEvents {
   'sink.connected': { sink: string };
   'sink.disconnected': { sink: string; reason: string };
   'component.failed': { component: string; code: string };
+  /** An alert was raised (see alerts.ts); `detail` says what happened and what to do. */
+  'alert.raised': { key: string; code: string; detail: string };
+  'alert.cleared': { key: string };
   /** A cloud command's outcome: accepted/refused when it arrives, done/failed when carried out. */
   'command.outcome': { commandId: string; status: 'accepted' | 'refused' | 'done' | 'failed'; detail: string };
 }

@@ -3,7 +3,7 @@
  * the metrics: ids, counts and ages only. Also the outbox-full alert: raised when the outbox
  * refuses input, cleared once delivery brings it under 90% of its cap.
  */
-import type { Logger } from 'pino';
+import type { AlertBoard } from './alerts.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { SourceAdapter } from '../adapters/contracts.ts';
 import type { Clock } from './clock.ts';
@@ -31,27 +31,29 @@ export interface StatusSources {
 }
 
 export interface Alerts {
-  readonly active: Record<string, { since: string; detail: string }>;
+  readonly board: AlertBoard;
+  readonly active: AlertBoard['active'];
   /** Call when the outbox refuses input for lack of space. */
   outboxFull(bytes: number, maxBytes: number): void;
 }
 
-export function createOutboxAlerts(o: { clock: Clock; logger: Logger; bus: EventBus; outbox: () => Outbox; maxBytes: number }): Alerts {
-  const active: Alerts['active'] = {};
+/** The outbox-full alert on the board: raised when the outbox refuses input, cleared once delivery brings it under 90% of its cap. */
+export function createOutboxAlerts(o: { board: AlertBoard; bus: EventBus; outbox: () => Outbox; maxBytes: number }): Alerts {
+  const { board } = o;
   o.bus.on('relay.delivered', () => {
-    if (active.outboxFull && o.outbox().stats().bytes < o.maxBytes * 0.9) {
-      delete active.outboxFull;
-      o.logger.info('outbox below 90% of its cap; accepting input again');
+    if (board.isActive('outboxFull') && o.outbox().stats().bytes < o.maxBytes * 0.9) {
+      board.clear('outboxFull', 'outbox below 90% of its cap; accepting input again');
       o.bus.emit('outbox.drained', { bytes: o.outbox().stats().bytes });
     }
   });
   return {
-    active,
+    board,
+    active: board.active,
     outboxFull(bytes, maxBytes) {
-      if (!active.outboxFull) {
-        active.outboxFull = { since: new Date(o.clock.now()).toISOString(), detail: `outbox at ${bytes} of ${maxBytes} bytes; new input refused` };
-        o.logger.error({ code: 'GW_OUTBOX_FULL', bytes, maxBytes }, 'outbox full: refusing new input until the relay drains it');
-      }
+      board.raise('outboxFull', {
+        code: 'GW_OUTBOX_FULL', blocksReady: true, fields: { bytes, maxBytes },
+        detail: `outbox full (${bytes} of ${maxBytes} bytes): new input refused until the relay drains it; check cloud connectivity`,
+      });
       o.bus.emit('outbox.full', { bytes, maxBytes });
     },
   };
@@ -104,7 +106,7 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
     ready(): { ready: boolean; reasons: string[] } {
       const reasons = [...s.adapterErrors].map(([id, code]) => `adapter ${id} not started (${code})`);
       if (!s.startedAt()) reasons.push('gateway not running');
-      if (alerts.active.outboxFull) reasons.push('outbox full');
+      reasons.push(...alerts.board.readyBlockers());
       if (s.startedAt() && outbox.stats().writer === 'restarting') reasons.push('outbox writer restarting');
       return { ready: reasons.length === 0, reasons };
     },
