@@ -71,7 +71,7 @@ export function buildSink(config: GatewayConfig, deps: { clock: Clock; logger: L
   const kind = config.relay.sink;
   switch (kind) {
     case 'file':
-      return createFileSink({ dir: deps.paths.fileSinkDir, clock: deps.clock });
+      return createFileSink({ dir: deps.paths.fileSinkDir, clock: deps.clock, logger: deps.logger.child({ component: 'file-sink' }) });
     case 'mqtt':
       return createMqttSink({
         ...config.mqtt, tenantId: config.gateway.tenantId, gatewayId: config.gateway.id, ackTimeoutMs: config.relay.ackTimeoutMs, version: deps.version,
@@ -140,7 +140,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const relay = createRelayWorker({
     outbox, sink, sealer, clock, bus, metrics, logger: logger.child({ component: 'relay', sink: sink.kind }),
     batchSize: config.relay.batchSize, maxInFlight: config.relay.maxInFlight, backoffInitialMs: config.relay.backoffInitialMs,
-    backoffMaxMs: config.relay.backoffMaxMs, idlePollMs: config.relay.idlePollMs, lingerMs: config.relay.lingerMs,
+    backoffMaxMs: config.relay.backoffMaxMs, idlePollMs: config.relay.idlePollMs, lingerMs: config.relay.lingerMs, alerts: alertBoard,
   });
   const timezone = resolveTimezone(config.gateway.timezone);
   const codecs: SourceCodec<unknown>[] = [createHl7Codec({ profile: config.hl7.profile, timezone, overrides: config.hl7.profileOverrides as Hl7CodecOptions['overrides'] }) as SourceCodec<unknown>];

@@ -3,22 +3,25 @@
  * order and never lets two batches of one patient be in flight), unseals, delivers, and only on the
  * cloud's ack deletes the rows (rule 2).
  *
- * States: idle ──notify/timer──► pumping ──claim──► up to `maxInFlight` deliveries
+ * States: idle ──notify/timer──► pumping ──claim──► open every row (open-rows.ts) ──► up to `maxInFlight` deliveries
+ *         row does not open ──► dead letters (GW_RECORD_UNREADABLE), alert; the rest go on
  *         delivery ok ──► ack rows; failures reset
  *         delivery transient/ambiguous ──► rows retry later; the whole relay pauses for the
  *                                          backoff (the sink, not the record, is the problem)
  *         delivery permanent ──► rows to dead letters
  */
 import type { Logger } from 'pino';
+import type { AlertBoard } from '../alerts.ts';
 import { deterministicId } from '../../adapters/canonical/record-id.ts';
 import type { Clock } from '../clock.ts';
 import type { RecordSealer } from '../crypto/record-sealer.ts';
 import { GatewayError, isGatewayError } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { Metrics } from '../metrics.ts';
-import { BUNDLE_SEPARATOR, type ClaimedRow, type DeadLetterEntry, type Outbox } from '../outbox/outbox.ts';
+import type { ClaimedRow, DeadLetterEntry, Outbox } from '../outbox/outbox.ts';
 import type { Sink } from '../sinks/sink.ts';
 import { backoffDelay } from './backoff.ts';
+import { openClaimedRows, type UnreadableRow } from './open-rows.ts';
 
 export interface RelayWorkerOptions {
   outbox: Outbox;
@@ -38,9 +41,11 @@ export interface RelayWorkerOptions {
   /** How long stop() waits for deliveries in flight (rows not acked stay in the outbox). */
   stopGraceMs?: number;
   random?: () => number;
+  /** Where rows that cannot be opened are announced (alert `recordsUnreadable`, not blocking readiness). */
+  alerts?: Pick<AlertBoard, 'raise'>;
 }
 
-export interface RelayHealth { running: boolean; inFlightBatches: number; consecutiveFailures: number; pausedUntil: number | null; lastError?: string; lastDeliveryAt: number | null }
+export interface RelayHealth { running: boolean; inFlightBatches: number; consecutiveFailures: number; pausedUntil: number | null; lastError?: string; lastDeliveryAt: number | null; unreadableRows: number; unreadableRecords: number }
 
 export interface RelayWorker {
   start(): Promise<void>;
@@ -60,6 +65,9 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
   let failures = 0;
   let lastError: string | undefined;
   let lastDeliveryAt: number | null = null;
+  // rows (and their records) quarantined since start because they would not open
+  let unreadableRows = 0;
+  let unreadableRecords = 0;
   const inFlight = new Set<Promise<void>>();
 
   function schedule(atMs: number): void {
@@ -136,29 +144,39 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
     await o.outbox.splitRefused(r.id, entries, 'GW_SINK_REJECTED', reason);
   }
 
-  async function deliver(rows: ClaimedRow[]): Promise<void> {
-    const json: string[] = [];
-    let good = rows;
-    if (!o.sink.takesSealed) {
-      // AES-GCM authenticates each blob: a failure to open is corruption (or another key)
-      const corrupt: string[] = [];
-      good = [];
-      for (const r of rows) {
-        let text: string;
-        try { text = o.sealer.open(r.id, r.sealed).toString('utf8'); } catch { corrupt.push(r.id); continue; }
-        // a bundle's records are its JSON texts, one per line
-        if (r.recordIds) {
-          const parts = text.split(BUNDLE_SEPARATOR);
-          if (parts.length !== r.recordIds.length) { corrupt.push(r.id); continue; }
-          for (const p of parts) json.push(p);
-        } else json.push(text);
-        good.push(r);
-      }
-      if (corrupt.length) {
-        await o.outbox.deadLetter(corrupt, 'GW_STORE_CORRUPT', 'sealed record could not be opened');
-        o.metrics.inc('ewml_records_dead_lettered_total', { code: 'GW_STORE_CORRUPT' }, corrupt.length);
-      }
+  /**
+   * Rows that would not open go to dead letters as they are (sealed bytes untouched, so a replay
+   * after the right key is restored sends them), counted, and announced on the alert board. When
+   * the dead letters cannot be written they wait for a later claim instead (checked again then).
+   */
+  async function quarantine(list: UnreadableRow[]): Promise<void> {
+    const byReason = new Map<string, string[]>();
+    for (const u of list) byReason.set(u.reason, [...(byReason.get(u.reason) ?? []), u.row.id]);
+    const records = list.reduce((n, u) => n + (u.row.recordIds?.length ?? 1), 0);
+    const rowIds = list.map((u) => u.row.id);
+    try {
+      for (const [reason, ids] of byReason) await o.outbox.deadLetter(ids, 'GW_RECORD_UNREADABLE', reason);
+    } catch (err) {
+      log.error({ code: 'GW_RECORD_UNREADABLE', cause: (err as { code?: string }).code ?? 'unknown', rows: list.length }, 'rows that cannot be opened could not be moved to dead letters; they stay queued (not sent) and are checked again later');
+      await o.outbox.retryLater(rowIds, o.clock.now() + o.backoffMaxMs, 'GW_RECORD_UNREADABLE').catch(() => undefined);
+      return;
     }
+    unreadableRows += list.length;
+    unreadableRecords += records;
+    o.metrics.inc('ewml_records_dead_lettered_total', { code: 'GW_RECORD_UNREADABLE' }, records);
+    o.bus.emit('relay.deadLettered', { sink: o.sink.kind, records, code: 'GW_RECORD_UNREADABLE' });
+    log.error({ code: 'GW_RECORD_UNREADABLE', rows: list.length, records, rowIds: rowIds.slice(0, 20) }, 'queued rows could not be opened; quarantined in dead letters, not sent');
+    o.alerts?.raise('recordsUnreadable', {
+      code: 'GW_RECORD_UNREADABLE', blocksReady: false, fields: { rows: unreadableRows, records: unreadableRecords },
+      detail: `${unreadableRows} queued row(s) (${unreadableRecords} record(s)) could not be opened (damaged on the disk, or sealed under another key) and were quarantined in dead letters, not sent; the rest are delivered. Check the disk; if the seal key was replaced, restore the original (eyewear-gateway keys import) and replay the dead letters with code GW_RECORD_UNREADABLE`,
+    });
+  }
+
+  async function deliver(rows: ClaimedRow[]): Promise<void> {
+    // every sink's rows are opened first, the file sink's too (it stores them sealed): a row that
+    // does not open must not be counted delivered and deleted
+    const { good, json, unreadable } = openClaimedRows(rows, o.sealer, !o.sink.takesSealed);
+    if (unreadable.length) await quarantine(unreadable);
     if (good.length === 0) return;
     // the cloud sees records; the outbox settles rows (a bundle's refused records: deadLetterRefused)
     const recordsOf = (r: ClaimedRow) => r.recordIds ?? [r.id];
@@ -236,6 +254,6 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
       if (o.clock.now() < pausedUntil) return;
       linger();
     },
-    health: () => ({ running, inFlightBatches: inFlight.size, consecutiveFailures: failures, pausedUntil: pausedUntil > o.clock.now() ? pausedUntil : null, lastError, lastDeliveryAt }),
+    health: () => ({ running, inFlightBatches: inFlight.size, consecutiveFailures: failures, pausedUntil: pausedUntil > o.clock.now() ? pausedUntil : null, lastError, lastDeliveryAt, unreadableRows, unreadableRecords }),
   };
 }

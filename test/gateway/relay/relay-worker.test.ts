@@ -202,7 +202,7 @@ describe('relay worker', () => {
     await outbox.enqueue({ records: [{ id: 'x+2', type: 'bundle', partitionKey: 'P', sealed: sealer.seal('x+2', Buffer.from(JSON.stringify({ id: 'x' }))), recordIds: ['x', 'y'] }] });
     await relay.start();
     await waitFor(() => outbox.stats().deadLetters === 1, 5000, 'dead-lettered');
-    expect(outbox.getDeadLetter('x+2')).toMatchObject({ code: 'GW_STORE_CORRUPT' });
+    expect(outbox.getDeadLetter('x+2')).toMatchObject({ code: 'GW_RECORD_UNREADABLE', reason: 'bundle opens to 1 records but its row names 2; kept as it was, not sent' });
     expect(sink.batches).toHaveLength(0);
     await relay.stop();
   });
@@ -258,7 +258,7 @@ describe('relay worker', () => {
     await outbox.enqueue({ records: [{ id: 'bad', type: 'patient', partitionKey: 'P2', sealed: createRecordSealer(Buffer.alloc(32, 8)).seal('bad', Buffer.from('{}')) }] });
     await relay.start();
     await waitFor(() => outbox.stats().deadLetters === 1 && outbox.stats().pending + outbox.stats().inFlight === 0, 5000, 'settled');
-    expect(outbox.getDeadLetter('bad')).toMatchObject({ code: 'GW_STORE_CORRUPT' });
+    expect(outbox.getDeadLetter('bad')).toMatchObject({ code: 'GW_RECORD_UNREADABLE' });
     expect(delivered(sink)).toEqual(['good']);
     await relay.stop();
   });
