@@ -199,6 +199,8 @@ export const ConfigSchema = Type.Object({
     maxDeadLetterBytes: Type.Integer({ minimum: 1024 * 1024, default: 256 * 1024 * 1024, description: 'Part of `maxBytes` that dead letters may take, so a flood of bad input cannot crowd out good records. Past it, bad input is answered "busy, retry later" (nothing is lost) and an alert raised.' }),
     groupCommitMaxRecords: Type.Integer({ minimum: 1, default: 2000, description: 'Most records committed in one transaction (group commit).' }),
     writer: Type.Union([Type.Literal('auto'), Type.Literal('inline'), Type.Literal('thread')], { default: 'auto', description: 'Where outbox commits run. `auto`: an intake that arrives alone while the writer thread is idle commits on the main thread (its ACK waits for no hand-off between threads); concurrent intakes and relay bookkeeping go to the writer thread, which groups them into one commit. `inline`: every commit on the main thread, grouped per event-loop turn. `thread`: every commit in the writer thread (an fsync never blocks socket reads).' }),
+    diskReserveBytes: Type.Integer({ minimum: 0, default: 256 * 1024 * 1024, description: 'Free space kept on the data volume: below it new input is refused ("busy, retry later" ACK, polls paused), `/ready` is false and the alert `diskLow` (GW_DISK_LOW) raised, so the outbox can still commit acks and deletes; input resumes by itself once space is back above it. Space the outbox holds free inside its file counts as free. 0 turns the guard off (a write that fails for lack of space is still refused and reported).' }),
+    diskCheckMs: Type.Integer({ minimum: 50, default: 1000, description: 'How often free space on the data volume is sampled (statfs, microseconds a call); a write that fails for lack of space samples at once.' }),
   }, 'The on-disk outbox (SQLite, WAL, synchronous FULL, sealed with AES-256-GCM).'),
   relay: obj({
     sink: Type.Union([Type.Literal('file'), Type.Literal('mqtt'), Type.Literal('https')], { default: 'file', description: 'Where records go: `file` (local sealed NDJSON, for setup before enrolment), `mqtt` or `https` (the cloud).' }),
@@ -230,6 +232,7 @@ export const ConfigSchema = Type.Object({
     password: Type.Optional(Type.String({ description: 'Broker password. Secret: use `${env:NAME}` or `${file:PATH}`.' })),
     sessionExpirySeconds: Type.Integer({ minimum: 0, default: 7 * 24 * 3600, description: 'MQTT v5 session expiry: the broker keeps our subscription and queued acks this long while we are away.' }),
     keepaliveSeconds: Type.Integer({ minimum: 5, default: 30, description: 'MQTT keepalive.' }),
+    maxPacketBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 268_435_460, description: 'Largest MQTT packet the gateway sends, for a broker that enforces a limit without announcing it in CONNACK (AWS IoT Core: 131072). A batch that would be larger goes as several publishes; a record larger on its own goes to dead letters (`GW_SINK_REJECTED`). Unset: the limit the broker announces, if any; with both, the smaller wins.' })),
     ...tlsFields,
   }, 'MQTT v5 sink (used when `relay.sink` is `mqtt`).'),
   https: obj({

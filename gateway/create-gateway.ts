@@ -22,6 +22,7 @@ import { createRecordSealer, loadOrCreateKey } from './crypto/record-sealer.ts';
 import { createEventBus, type EventBus } from './event-bus.ts';
 import { createLogger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { createDiskGuard } from './outbox/disk-guard.ts';
 import { createSqliteOutbox } from './outbox/sqlite-outbox.ts';
 import type { Outbox } from './outbox/outbox.ts';
 import { createIntakePipeline, type IntakePipeline } from './pipeline/intake-pipeline.ts';
@@ -121,6 +122,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
   const alertBoard = createAlertBoard({ clock, logger: logger.child({ component: 'alerts' }), bus });
   const alerts = createOutboxAlerts({ board: alertBoard, bus, outbox: () => outbox, maxBytes: config.outbox.maxBytes });
+  const diskGuard = createDiskGuard({
+    dir: paths.dataDir, reserveBytes: config.outbox.diskReserveBytes, intervalMs: config.outbox.diskCheckMs, clock, logger: logger.child({ component: 'disk-guard' }), alerts: alertBoard,
+    reusableBytes: () => outbox.reusableBytes?.() ?? 0,
+  });
   const outbound = config.outbound.enabled ? buildOutbound(config, { clock, logger, bus, metrics, sealer, paths }) : undefined;
   const writeBacks = new Map((config.databases as unknown as DatabaseConfig[]).filter((d) => d.writeBack.enabled).map((d) => [d.id, createWriteBack({ connection: connectionOf(d, true), statements: d.writeBack.statements })]));
   const fileWriters = new Map(config.fileOutputs.map((t) => [t.id, createFileWriter({ id: t.id, kind: t.kind, dir: t.dir, sftp: t.kind === 'sftp' ? t.sftp : undefined, ftps: t.kind === 'ftps' ? t.ftps : undefined, csvDelimiter: t.csvDelimiter })]));
@@ -152,6 +157,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     codecs, outbox, sealer, validator: createRecordValidator(), clock, bus, metrics, logger: logger.child({ component: 'pipeline' }),
     identity: { tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, gatewayId: config.gateway.id },
     onEnqueued: () => relay.notify(),
+    diskGuard,
   });
   const adapters: SourceAdapter[] = [];
   if (config.hl7.enabled) adapters.push(createMllpListener({ ...config.hl7, now: () => clock.now() }));
@@ -188,7 +194,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     }
   }
 
-  const report = createStatusReport({ config, clock, version, outbox, sink, relay, adapters, adapterErrors, metrics, startedAt: () => (running ? startedAt : 0), outbound }, alerts, bus);
+  const report = createStatusReport({ config, clock, version, outbox, sink, relay, adapters, adapterErrors, metrics, startedAt: () => (running ? startedAt : 0), outbound, disk: () => diskGuard.state() }, alerts, bus);
   const status = () => report.status();
   const admin = config.admin.enabled
     ? createAdminServer({
@@ -203,6 +209,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
     async start() {
       if (running) return;
       await outbox.open();
+      // before any source starts: a disk already below its reserve refuses the first input
+      await diskGuard.start();
       if (outbound) { await outbound.outbox.open(); await outbound.relay.start(); }
       running = true;
       startedAt = clock.now();
@@ -224,6 +232,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       for (const a of [...adapters].reverse()) await a.stop().catch((err: unknown) => logger.error({ err }, 'adapter stop failed'));
       await relay.stop();
       await sink.stop().catch((err: unknown) => logger.error({ err }, 'sink stop failed'));
+      await diskGuard.stop();
       await outbox.close();
       if (outbound) { await outbound.relay.stop(); await outbound.sink.stop().catch(() => undefined); await outbound.outbox.close(); }
       for (const wb of writeBacks.values()) await wb.close().catch(() => undefined);

@@ -9,6 +9,7 @@ import type { SourceAdapter } from '../adapters/contracts.ts';
 import type { Clock } from './clock.ts';
 import type { EventBus } from './event-bus.ts';
 import type { Metrics } from './metrics.ts';
+import type { DiskState } from './outbox/disk-guard.ts';
 import type { Outbox } from './outbox/outbox.ts';
 import type { RelayWorker } from './relay/relay-worker.ts';
 import type { Sink } from './sinks/sink.ts';
@@ -28,6 +29,8 @@ export interface StatusSources {
   startedAt: () => number;
   /** The outbound direction, when enabled. */
   outbound?: { outbox: Outbox; sink: Sink };
+  /** Free space on the data volume as the disk guard last saw it. */
+  disk?: () => DiskState;
 }
 
 export interface Alerts {
@@ -99,6 +102,7 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
           enqueuedRecords: metrics.total('ewml_records_enqueued_total'), deadLettered: metrics.total('ewml_records_dead_lettered_total'),
         },
         ignoredByType: Object.fromEntries([...ignoredByType].sort((a, b) => b[1] - a[1])),
+        ...(s.disk ? { disk: s.disk() } : {}),
         ...(s.outbound ? { outbound: { ...s.outbound.outbox.stats(), sink: s.outbound.sink.health() } } : {}),
         alerts: alerts.active,
       };

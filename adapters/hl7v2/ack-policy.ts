@@ -4,7 +4,7 @@
  * Original mode (MSH-15 and MSH-16 both empty): one application ACK, AA/AE/AR.
  * Enhanced mode (either valued): an accept ACK — CA once the message is safely committed (mapping
  * errors included: the message is kept in dead letters), CE when it could not be committed
- * (outbox full), CR when it is rejected (not well-formed, reused control id) — sent as MSH-15 asks;
+ * (outbox full, disk low), CR when it is rejected (not well-formed, reused control id) — sent as MSH-15 asks;
  * then, after a CA, the application ACK as MSH-16 asks, on the same connection. HL7 table 0155:
  * AL always, NE never, ER only on error or reject, SU only on success. An empty MSH-15 in enhanced
  * mode is taken as AL (a sender in enhanced mode waits for the accept), an empty MSH-16 as NE.
@@ -14,6 +14,9 @@ import type { AckCode, AckError } from './ack-builder.ts';
 import type { Hl7Header } from './hl7-message.ts';
 
 export type AckCondition = 'AL' | 'NE' | 'ER' | 'SU';
+
+/** Refusals that mean "nothing was written, send it again later": a full outbox, a failed write, a disk below its reserve. */
+const BUSY_CODES: ReadonlySet<string> = new Set(['GW_OUTBOX_FULL', 'GW_OUTBOX_IO', 'GW_DISK_LOW']);
 export type AckAnswer = { code: AckCode; error?: AckError };
 
 /** The original-mode answer to an intake outcome. `unmapped: 'AE'` answers unmapped types AE (ERR 200). */
@@ -26,7 +29,7 @@ export function ackFor(result: IntakeResult, unmapped: 'AA' | 'AE' = 'AA'): AckA
       return unmapped === 'AA' ? { code: 'AA' } : { code: 'AE', error: { code: '200', text: `GW_UNSUPPORTED_MESSAGE: ${result.reason}` } };
     case 'rejected': {
       const error: AckError = { code: result.hl7ErrorCode ?? '207', text: `${result.code}: ${result.reason}`, location: result.location };
-      if (result.code === 'GW_OUTBOX_FULL' || result.code === 'GW_OUTBOX_IO') return { code: 'AR', error: { ...error, code: '207', text: `${result.code}: busy, retry later` } };
+      if (BUSY_CODES.has(result.code)) return { code: 'AR', error: { ...error, code: '207', text: `${result.code}: busy, retry later` } };
       if (result.code === 'GW_PARSE_FAILED' || result.code === 'GW_SEQUENCE_GAP') return { code: 'AR', error };
       if (result.code === 'GW_CONTROL_ID_CONFLICT') return { code: 'AR', error: { ...error, code: '205' } };
       return { code: 'AE', error };
@@ -40,7 +43,7 @@ export function ackFor(result: IntakeResult, unmapped: 'AA' | 'AE' = 'AA'): AckA
 export function acceptFor(result: IntakeResult): AckAnswer {
   if (result.status !== 'rejected') return { code: 'CA' };
   const app = ackFor(result);
-  if (result.code === 'GW_OUTBOX_FULL' || result.code === 'GW_OUTBOX_IO') return { code: 'CE', error: app.error };
+  if (BUSY_CODES.has(result.code)) return { code: 'CE', error: app.error };
   if (result.code === 'GW_PARSE_FAILED' || result.code === 'GW_CONTROL_ID_CONFLICT' || result.code === 'GW_SEQUENCE_GAP') return { code: 'CR', error: app.error };
   return { code: 'CA' }; // kept in dead letters: received safely; the application ACK says AE
 }

@@ -216,7 +216,7 @@ export function createSqlSource(o: SqlSourceOptions): SourceAdapter & { progress
     for (let attempt = 0; running; attempt++) {
       const r = await ctx!.intakePage({ adapter: o.id, format: `sql:${o.id}`, stream: streamKey(stream), rows, map: (row) => mapRow(stream.name, row), cursor: { key: streamKey(stream), value: JSON.stringify(cursor) } });
       if (r.status === 'accepted') return { written: r.written + r.deadLettered };
-      health = { status: 'degraded', detail: { state: r.code === 'GW_OUTBOX_FULL' ? 'paused: outbox full' : 'paused: outbox write failed', stream: stream.name } };
+      health = { status: 'degraded', detail: { state: r.code === 'GW_OUTBOX_FULL' ? 'paused: outbox full' : r.code === 'GW_DISK_LOW' ? 'paused: disk low' : 'paused: outbox write failed', stream: stream.name } };
       ctx!.logger.warn({ code: r.code, stream: stream.name }, 'page not committed; reads paused, the page will be retried');
       await sleep(Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5)));
     }

@@ -201,6 +201,11 @@ export interface Outbox {
   /** Whether the last claim reached its n records: a backlog, so the relay claims again at once. */
   lastClaimFull(): boolean;
   stats(): OutboxStats;
+  /**
+   * Durable implementations: bytes free inside the storage file (space deleted rows left, reused
+   * before the file grows), which the disk guard counts as free space.
+   */
+  reusableBytes?(): number;
 }
 
 /** A row as both implementations keep it, for the shared claim rule. */

@@ -229,7 +229,10 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
           const p = pending.get(item.id);
           if (!p) continue;
           pending.delete(item.id);
-          if (item.ok) p.resolve(item.value); else p.reject(new GatewayError('GW_OUTBOX_IO', `outbox write failed: ${item.error ?? 'unknown'}`));
+          if (item.ok) p.resolve(item.value);
+          // lack of space is the disk guard's to report (GW_DISK_LOW); SQLite rolled the write back whole
+          else if (item.diskFull) p.reject(new GatewayError('GW_DISK_LOW', 'outbox write failed: the data volume is full'));
+          else p.reject(new GatewayError('GW_OUTBOX_IO', `outbox write failed: ${item.error ?? 'unknown'}`));
         }
       };
       const writerOptions = { file: opts.file, maxBytes: opts.maxBytes, maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4), dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000, sealKey: opts.sealKey };
@@ -417,6 +420,14 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       const waiting = Number((st.waiting.get(opts.clock.now()) as { n: number }).n);
       const dead = Number((st.countDead.get() as { n: number }).n);
       return { pending: Math.max(0, counts.rows - inFlight.size - waiting), inFlight: inFlight.size, waitingRetry: waiting, deadLetters: dead, bytes: counts.bytes, maxBytes: opts.maxBytes, oldestCreatedAt: oldest ? Number(oldest.t) : null, commits: counts.commits, inlineCommits: channel?.inlineCommits() ?? 0, writer: channel ? 'running' : 'restarting', writerRestarts };
+    },
+
+    reusableBytes() {
+      // pages freed by deleted rows: SQLite reuses them before it grows the file, never returns them
+      const d = need();
+      const pages = Number((d.prepare('PRAGMA freelist_count').get() as { freelist_count: number | bigint }).freelist_count);
+      const size = Number((d.prepare('PRAGMA page_size').get() as { page_size: number | bigint }).page_size);
+      return pages * size;
     },
   };
 }

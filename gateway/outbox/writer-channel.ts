@@ -10,7 +10,7 @@ import { GatewayError } from '../errors.ts';
 import type { StoreRecord } from './outbox.ts';
 import { createSharedCounts, createSqliteWriter, type WriterCounts } from './sqlite-writer.ts';
 import { createWriterLoop } from './writer-loop.ts';
-import type { WriterReply, WriterRequest } from './writer-protocol.ts';
+import { failedItem, type WriterReply, type WriterRequest } from './writer-protocol.ts';
 
 export interface WriterOptions { file: string; maxBytes: number; maxDeadLetterBytes: number; dedupeWindowMs: number; groupCommitMaxRecords: number; counts?: BigInt64Array; sealKey?: Uint8Array }
 
@@ -125,7 +125,7 @@ export async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterO
     if (batch.length === 1 && threadPending === 0 && open && performance.now() - lastOverlap > OVERLAP_MEMORY_MS) {
       const r = batch[0] as Extract<WriterRequest, { op: 'enqueue' }>;
       let item: WriterReply['items'][number];
-      try { item = { id: r.id, ok: true, value: local.enqueue([r.entry], r.now)[0] }; inline++; } catch (e) { item = { id: r.id, ok: false, error: String((e as Error).message) }; }
+      try { item = { id: r.id, ok: true, value: local.enqueue([r.entry], r.now)[0] }; inline++; } catch (e) { item = failedItem(r.id, e); }
       safeReply({ items: [item], counts: local.counts() });
       return;
     }

@@ -5,7 +5,7 @@
  * event loop, shares the next one. Every reply carries the counts, so the outbox's stats need no query.
  */
 import type { SqliteWriter } from './sqlite-writer.ts';
-import type { WriterReply, WriterRequest } from './writer-protocol.ts';
+import { failedItem, type WriterReply, type WriterRequest } from './writer-protocol.ts';
 
 type Enqueue = Extract<WriterRequest, { op: 'enqueue' }>;
 type AddDeadLetter = Extract<WriterRequest, { op: 'addDeadLetter' }>;
@@ -25,7 +25,7 @@ export function createWriterLoop(writer: SqliteWriter, o: { groupCommitMaxRecord
       const outcomes = write();
       answer(group.map((g, k) => ({ id: g.id, ok: true, value: outcomes[k] })));
     } catch (e) {
-      answer(group.map((g) => ({ id: g.id, ok: false, error: String((e as Error).message) })));
+      answer(group.map((g) => failedItem(g.id, e)));
     }
   }
 
@@ -70,7 +70,7 @@ export function createWriterLoop(writer: SqliteWriter, o: { groupCommitMaxRecord
         }
         answer([{ id: r.id, ok: true, value }]);
       } catch (e) {
-        answer([{ id: r.id, ok: false, error: String((e as Error).message) }]);
+        answer([failedItem(r.id, e)]);
       }
     }
   }

@@ -15,7 +15,26 @@ export type WriterRequest =
   | { id: number; op: 'close' };
 
 export interface WriterReply {
-  items: Array<{ id: number; ok: boolean; value?: unknown; error?: string }>;
+  /** `diskFull`: the write failed for lack of space (SQLITE_FULL, ENOSPC); SQLite rolled it back whole. */
+  items: Array<{ id: number; ok: boolean; value?: unknown; error?: string; diskFull?: boolean }>;
   counts: WriterCounts;
   ready?: boolean;
+}
+
+/** SQLite's primary result code for "database or disk is full" (extended codes keep it in the low byte). */
+const SQLITE_FULL = 13;
+
+/**
+ * Whether a write failed for lack of space: SQLITE_FULL from node:sqlite (`errcode`), or ENOSPC
+ * from the file system. Decided on the codes, never on the message text.
+ */
+export function isDiskFull(e: unknown): boolean {
+  const x = e as { errcode?: unknown; code?: unknown } | null;
+  if (!x || typeof x !== 'object') return false;
+  return (typeof x.errcode === 'number' && (x.errcode & 0xff) === SQLITE_FULL) || x.code === 'ENOSPC';
+}
+
+/** The reply item for a request whose write threw. */
+export function failedItem(id: number, e: unknown): WriterReply['items'][number] {
+  return { id, ok: false, error: String((e as Error)?.message ?? e), ...(isDiskFull(e) ? { diskFull: true } : {}) };
 }

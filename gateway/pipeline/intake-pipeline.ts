@@ -4,8 +4,15 @@
  *
  * `intake(raw)` resolves only when the outcome is durable: records committed (accepted), a resend
  * recognised (duplicate), the input in dead letters (rejected, permanent), or nothing written and
- * the source told to retry (rejected, transient: outbox full or unwritable). Adapters acknowledge
- * their source from this result alone (rule 1). Nothing that fails is dropped silently (rule 3).
+ * the source told to retry (rejected, transient: outbox full or unwritable, or the disk below its
+ * reserve). Adapters acknowledge their source from this result alone (rule 1). Nothing that fails
+ * is dropped silently (rule 3).
+ *
+ * While the disk guard says the data volume is low, every input is refused before anything is
+ * parsed or written — the same "busy, retry later" answer as a full outbox (HL7 AR ERR 207, pollers
+ * keep their cursors) — so that what space is left goes to the relay's acks and deletes. A write
+ * that fails for lack of space anyway (another program filled the disk between samples) is refused
+ * the same way, and the guard told at once; SQLite rolled that write back whole.
  */
 import { hash as sha256 } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -33,6 +40,8 @@ export interface IntakePipelineOptions {
   metrics: Metrics;
   /** Called after each commit that added records (wakes the relay). */
   onEnqueued?: () => void;
+  /** The disk guard (disk-guard.ts): input is refused while it does not admit it. */
+  diskGuard?: { admits(): boolean; writeFailed(): void };
 }
 
 export interface IntakePipeline {
@@ -80,12 +89,37 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
 
   const stage = createMapStage({ validator: opts.validator, clock: opts.clock, identity: opts.identity });
 
+  const DISK_LOW = { status: 'rejected', code: 'GW_DISK_LOW', retry: 'transient', reason: 'disk low', hl7ErrorCode: '207' } as const;
+
+  /** Refused for lack of disk space (counted; the guard reports it on the board). */
+  function diskLow(adapter: string): typeof DISK_LOW {
+    opts.metrics.inc('ewml_intake_rejected_total', { adapter, code: 'GW_DISK_LOW' });
+    return DISK_LOW;
+  }
+
+  /** A write that threw: nothing of it is stored (one transaction), so the source is told to retry. */
+  function writeFailed(e: unknown, adapter: string, ids: Record<string, string | undefined>): { status: 'rejected'; code: ErrorCode; retry: 'transient'; reason: string; hl7ErrorCode: string } {
+    if (isGatewayError(e, 'GW_DISK_LOW')) {
+      opts.diskGuard?.writeFailed();
+      log.warn({ code: 'GW_DISK_LOW', adapter, ...ids }, 'outbox write failed for lack of disk space; input refused (the source retries)');
+      return diskLow(adapter);
+    }
+    log.error({ err: e, adapter, ...ids }, 'outbox commit failed');
+    opts.metrics.inc('ewml_intake_rejected_total', { adapter, code: 'GW_OUTBOX_IO' });
+    return { status: 'rejected', code: isGatewayError(e) ? e.code : 'GW_OUTBOX_IO', retry: 'transient', reason: 'outbox write failed', hl7ErrorCode: '207' };
+  }
+
   async function reject(raw: RawInput, code: ErrorCode, reason: string, extra: { location?: SourceLocation; hl7ErrorCode?: string; hash: string }): Promise<IntakeResult> {
     const dlId = deterministicId('dead-letter', raw.adapter, raw.format, extra.hash, code);
-    const stored = await opts.outbox.addDeadLetter({
-      id: dlId, kind: 'input', createdAt: opts.clock.now(), adapter: raw.adapter, format: raw.format, code, reason,
-      location: locationText(extra.location), sealed: opts.sealer.seal(dlId, Buffer.from(raw.text, 'utf8')),
-    });
+    let stored;
+    try {
+      stored = await opts.outbox.addDeadLetter({
+        id: dlId, kind: 'input', createdAt: opts.clock.now(), adapter: raw.adapter, format: raw.format, code, reason,
+        location: locationText(extra.location), sealed: opts.sealer.seal(dlId, Buffer.from(raw.text, 'utf8')),
+      });
+    } catch (e) {
+      return writeFailed(e, raw.adapter, { deadLetterId: dlId });
+    }
     opts.metrics.inc('ewml_intake_rejected_total', { adapter: raw.adapter, code });
     opts.bus.emit('intake.rejected', { adapter: raw.adapter, code });
     if (stored === 'full') {
@@ -98,6 +132,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
   }
 
   async function intake(raw: RawInput): Promise<IntakeResult> {
+    if (opts.diskGuard && !opts.diskGuard.admits()) return diskLow(raw.adapter);
     const codec = codecs.get(raw.format);
     const hash = contentHash(raw.text);
     if (!codec) return reject(raw, 'GW_UNSUPPORTED_MESSAGE', `no codec for format ${raw.format}`, { hash });
@@ -136,9 +171,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     try {
       outcome = await opts.outbox.enqueue({ records: toStore, dedupe: key ? { key, hash } : undefined });
     } catch (e) {
-      log.error({ err: e, kind, messageId }, 'outbox commit failed');
-      opts.metrics.inc('ewml_intake_rejected_total', { adapter: raw.adapter, code: 'GW_OUTBOX_IO' });
-      return { status: 'rejected', code: isGatewayError(e) ? e.code : 'GW_OUTBOX_IO', retry: 'transient', reason: 'outbox write failed', hl7ErrorCode: '207' };
+      return writeFailed(e, raw.adapter, { kind, messageId });
     }
     switch (outcome) {
       case 'accepted':
@@ -195,14 +228,15 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
   }
 
   async function intakePage(page: RawPage): Promise<PageIntakeResult> {
+    if (opts.diskGuard && !opts.diskGuard.admits()) { const { hl7ErrorCode: _, ...r } = diskLow(page.adapter); return r; }
     // adapters hash their rows already: the row is serialised again only for a dead letter
     const rows = page.rows.map((r) => mapRow(page, r));
     let out;
     try {
       out = await opts.outbox.enqueuePage({ stream: page.stream, rows, cursor: page.cursor, trackRows: page.trackRows });
     } catch (e) {
-      log.error({ err: e, adapter: page.adapter, stream: page.stream }, 'outbox commit failed');
-      return { status: 'rejected', code: isGatewayError(e) ? e.code : 'GW_OUTBOX_IO', retry: 'transient', reason: 'outbox write failed' };
+      const { hl7ErrorCode: _, ...r } = writeFailed(e, page.adapter, { stream: page.stream });
+      return r;
     }
     if (out.outcome === 'full') {
       opts.metrics.inc('ewml_intake_rejected_total', { adapter: page.adapter, code: 'GW_OUTBOX_FULL' });
@@ -227,6 +261,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
       const dl = opts.outbox.getDeadLetter(id);
       if (!dl) return undefined;
       if (dl.kind === 'record') {
+        if (opts.diskGuard && !opts.diskGuard.admits()) return diskLow(dl.adapter);
         const outcome = await opts.outbox.enqueue({ records: [{ id: dl.id, type: dl.recordType ?? 'unknown', partitionKey: dl.partitionKey ?? dl.id, sealed: dl.sealed, recordIds: dl.recordIds }] });
         if (outcome === 'full') return { status: 'rejected', code: 'GW_OUTBOX_FULL', retry: 'transient', reason: 'outbox full' };
         await opts.outbox.removeDeadLetter(id);
