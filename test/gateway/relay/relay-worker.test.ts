@@ -263,6 +263,34 @@ describe('relay worker', () => {
     await relay.stop();
   });
 
+  it('keeps a row it cannot open queued, unsent, when the dead letters cannot be written, and quarantines it on a later claim', async () => {
+    const sink = scriptedSink();
+    const memory = createMemoryOutbox({ maxBytes: 1 << 24, clock: systemClock });
+    await memory.open();
+    let deadLetterFails = 1;
+    const calls: string[] = [];
+    const outbox = {
+      ...memory,
+      async deadLetter(ids: readonly string[], code: string, reason: string) {
+        calls.push(`deadLetter ${ids.join(',')} ${code}`);
+        if (deadLetterFails-- > 0) throw new GatewayError('GW_OUTBOX_IO', 'disk full');
+        await memory.deadLetter(ids, code, reason);
+      },
+      async retryLater(ids: readonly string[], at: number, error: string) { calls.push(`retryLater ${ids.join(',')} ${error}`); await memory.retryLater(ids, at, error); },
+    };
+    const relay = createRelayWorker({
+      outbox, sink, sealer, clock: systemClock, logger: createSilentLogger(), bus: createEventBus(), metrics: createMetrics(),
+      batchSize: 3, maxInFlight: 1, backoffInitialMs: 10, backoffMaxMs: 40, idlePollMs: 20,
+    });
+    await outbox.enqueue({ records: [{ id: 'bad', type: 'patient', partitionKey: 'P2', sealed: createRecordSealer(Buffer.alloc(32, 8)).seal('bad', Buffer.from('{}')) }] });
+    await relay.start();
+    await waitFor(() => outbox.stats().deadLetters === 1, 5000, 'quarantined on the second claim');
+    await relay.stop();
+    expect(calls).toEqual(['deadLetter bad GW_RECORD_UNREADABLE', 'retryLater bad GW_RECORD_UNREADABLE', 'deadLetter bad GW_RECORD_UNREADABLE']);
+    expect(sink.batches).toHaveLength(0);
+    expect(relay.health()).toMatchObject({ unreadableRows: 1, unreadableRecords: 1 });
+  });
+
   it('computes capped exponential backoff with jitter', () => {
     expect(backoffDelay(0, { initialMs: 100, maxMs: 1000 })).toBe(0);
     expect(backoffDelay(1, { initialMs: 100, maxMs: 1000, random: () => 0 })).toBe(50);
