@@ -11,11 +11,10 @@
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Worker } from 'node:worker_threads';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { GatewayError, isGatewayError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
-import { OUTBOX_MIGRATIONS } from './migrations.ts';
+import { openCheckedOutbox } from './outbox-file.ts';
+import type { SalvageReport } from './outbox-salvage.ts';
 import { selectClaimable, type ClaimedRow, type DeadLetterEntry, type DeadLetterSummary, type EnqueueOutcome, type Outbox, type PageOutcome, type OutboxStats, type QueueRow } from './outbox.ts';
 import type { WriterCounts } from './sqlite-writer.ts';
 import { startWriter, type WriterChannel } from './writer-channel.ts';
@@ -39,8 +38,20 @@ export interface SqliteOutboxOptions {
    * concurrent intakes share a commit while this thread goes on reading sockets.
    */
   writer?: 'thread' | 'inline' | 'auto';
-  /** Seals records handed over as plain JSON (in the writer, before they are written); without it only sealed records are taken. */
+  /**
+   * Seals records handed over as plain JSON (in the writer, before they are written); without it
+   * only sealed records are taken. With it the file is also bound to the key at open (another key
+   * beside sealed rows is GW_KEY_MISSING) and salvaged records are opened before they are kept.
+   */
   sealKey?: Uint8Array;
+  /** The key's path, named in GW_KEY_MISSING. */
+  keyFile?: string;
+  /** A seal key existed before this start: a missing or empty outbox file is damage, not a first run. */
+  expectData?: boolean;
+  /** Where a damaged outbox is moved aside (default: `damaged/` beside the file). */
+  damagedDir?: string;
+  /** The file was damaged at open: it was moved aside and a fresh outbox made from its readable rows. */
+  onSalvaged?: (report: SalvageReport) => void;
   /**
    * The writer thread died (writes fail with GW_OUTBOX_IO until a new one runs; nothing committed
    * is lost) and is restarted in `restartInMs`; and once it runs again.
@@ -60,30 +71,6 @@ const WRITER_STABLE_MS = 60_000;
 interface ScanRow extends QueueRow { type: string; attempts: number; bytes: number; payload?: Uint8Array; recordIds?: string | null }
 
 type WriterRequestBody = WriterRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
-
-/** Opens (creating it 0600) and migrates the file; returns a connection for reads. */
-function openFile(file: string): DatabaseSync {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600));
-  chmodSync(file, 0o600);
-  const d = new DatabaseSync(file);
-  d.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
-  const version = Number((d.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
-  for (let v = version; v < OUTBOX_MIGRATIONS.length; v++) {
-    d.exec('BEGIN IMMEDIATE');
-    try {
-      d.exec(OUTBOX_MIGRATIONS[v]);
-      d.exec(`PRAGMA user_version = ${v + 1}`);
-      d.exec('COMMIT');
-    } catch (e) {
-      d.exec('ROLLBACK');
-      d.close();
-      throw new GatewayError('GW_OUTBOX_IO', `outbox migration ${v + 1} failed`, { cause: e });
-    }
-  }
-  for (const suffix of ['-wal', '-shm']) if (existsSync(file + suffix)) chmodSync(file + suffix, 0o600);
-  return d;
-}
 
 export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   let db: DatabaseSync | undefined;
@@ -195,14 +182,20 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   let deathsInRow = 0;
   let restartTimer: NodeJS.Timeout | undefined;
   let writerStartedAt = 0;
+  /**
+   * Set while close() runs. The writer thread exits once it has answered `close`, and under load
+   * Node can take that exit first and hand over the answer in the same turn, before close() has
+   * seen it: that exit is the end close() asked for, not a death to report and restart.
+   */
+  let closing = false;
 
-  /** The writer thread is gone: fail what waits on it, and start a new one after a back-off. */
+  /** The writer thread is gone: fail what waits on it, and start a new one after a back-off (not while closing). */
   function writerGone(e: GatewayError, start: () => Promise<boolean>, failedToStart = false): void {
     const gone = channel;
     channel = undefined;
     failAll(e);
     void gone?.dispose();
-    if (!db) return;
+    if (!db || closing) return;
     deathsInRow = !failedToStart && performance.now() - writerStartedAt > WRITER_STABLE_MS ? 1 : deathsInRow + 1;
     const delay = Math.min(WRITER_RESTART_MAX_MS, WRITER_RESTART_FIRST_MS * 2 ** (deathsInRow - 1));
     opts.onWriterGone?.({ error: e, restartInMs: delay, restarts: writerRestarts });
@@ -222,7 +215,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   return {
     async open() {
       if (db) return;
-      const d = openFile(opts.file);
+      const d = openCheckedOutbox({ file: opts.file, sealKey: opts.sealKey, keyFile: opts.keyFile, expectData: opts.expectData, damagedDir: opts.damagedDir, now: () => opts.clock.now(), onSalvaged: opts.onSalvaged });
       const onReply = (m: WriterReply) => {
         counts = m.counts;
         for (const item of m.items) {
@@ -285,9 +278,14 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       openings++;
       if (restartTimer) { clearTimeout(restartTimer); restartTimer = undefined; }
       if (ch) {
-        await call({ op: 'close' }).catch(() => undefined);
-        channel = undefined;
-        await ch.dispose();
+        closing = true;
+        try {
+          await call({ op: 'close' }).catch(() => undefined);
+          channel = undefined;
+          await ch.dispose();
+        } finally {
+          closing = false;
+        }
       }
       db.close();
       db = undefined;
