@@ -7,13 +7,23 @@
  * A batch counts as delivered only on its ack from the cloud on `down/acks` — a PUBACK only says
  * the broker has it. No ack within `ackTimeoutMs` is ambiguous: the relay resends, the cloud
  * dedupes by record id.
+ *
+ * Packet size: a broker closes the connection of a client that sends a packet over its Maximum
+ * Packet Size (announced in CONNACK; `maxPacketBytes` for a broker that does not announce it), and
+ * the client's session would resend the same publish forever. So a batch that would not fit is
+ * published as several parts, each its own JWE with its own batch id (deterministic from its
+ * records, as a whole batch's is) and each within the limit (mqtt-packet-plan.ts); `deliver`
+ * resolves only when the cloud has acked every part. A record too large for any packet is refused
+ * here (`rejected`, so the relay puts it in dead letters with the reason) rather than sent.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
 import type { CloudEnvelope } from '../crypto/cloud-envelope.ts';
+import { deterministicId } from '../../adapters/canonical/record-id.ts';
 import { GatewayError } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
+import { planPackets, publishPacketBytes, type PublishShape } from './mqtt-packet-plan.ts';
 import { envelopeJson, type BatchAck, type DeliveryResult, type RecordBatch, type Sink } from './sink.ts';
 
 export interface MqttSinkOptions {
@@ -29,6 +39,11 @@ export interface MqttSinkOptions {
   sessionExpirySeconds: number;
   keepaliveSeconds: number;
   ackTimeoutMs: number;
+  /**
+   * Largest MQTT packet to send, for a broker that enforces a limit without announcing it in
+   * CONNACK; with both, the smaller wins. Unset: the broker's announced limit alone.
+   */
+  maxPacketBytes?: number;
   version: string;
   envelope: CloudEnvelope;
   clock: Clock;
@@ -45,13 +60,29 @@ export function mqttTopics(tenantId: string, gatewayId: string) {
 
 interface Waiter { resolve: (r: DeliveryResult) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }
 
+/** Length of the batch ids of split parts (deterministicId's text); the planner sizes for the longer of it and the batch's own. */
+const PART_ID_LENGTH = 36;
+const CONTENT_TYPE = 'application/jose';
+
+/** The dead letter's reason for a record no packet can carry: what happened and what to do. */
+function oversizeReason(limit: number, packetBytes: number): string {
+  return `larger than the broker's maximum packet size ${limit} bytes (this record alone needs a ${packetBytes}-byte packet); raise the broker's limit (or mqtt.maxPacketBytes), then replay this dead letter`;
+}
+
+/** One publish: its batch id and the batch's records it carries (indexes, in order). */
+interface Part { bid: string; indexes: number[] }
+
 export function createMqttSink(opts: MqttSinkOptions): Sink {
   const topics = mqttTopics(opts.tenantId, opts.gatewayId);
   const waiters = new Map<string, Waiter>();
   let client: MqttClient | undefined;
   let lastError = '';
   let offOutcome: (() => void) | undefined;
-  const counts = { published: 0, acks: 0, unknownAcks: 0 };
+  const counts = { published: 0, acks: 0, unknownAcks: 0, splitBatches: 0, oversized: 0 };
+  /** Maximum Packet Size from the last CONNACK (undefined: the broker announced none). */
+  let brokerMaxPacket: number | undefined;
+  /** Length of the JWE of an empty plaintext, by batch-id length (constant for one key). */
+  const jweOverheads = new Map<number, number>();
   const status = (state: string) => JSON.stringify({ state, gatewayId: opts.gatewayId, version: opts.version, at: new Date(opts.clock.now()).toISOString() });
 
   function onAck(payload: Buffer): void {
@@ -63,6 +94,74 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
     waiters.delete(ack.batchId);
     clearTimeout(w.timer);
     w.resolve({ rejected: Array.isArray(ack.rejected) ? ack.rejected : [] });
+  }
+
+  /** The packet limit in force: the broker's and the configured one, the smaller; undefined when neither is set. */
+  function packetLimit(): number | undefined {
+    const limits = [brokerMaxPacket, opts.maxPacketBytes].filter((n): n is number => typeof n === 'number' && n > 0);
+    return limits.length ? Math.min(...limits) : undefined;
+  }
+
+  const shapeFor = (bid: string): PublishShape => ({ topic: topics.records, contentType: CONTENT_TYPE, userProperties: { bid } });
+
+  async function jweOverhead(bidLength: number): Promise<number> {
+    let n = jweOverheads.get(bidLength);
+    if (n === undefined) {
+      n = (await opts.envelope.encrypt(Buffer.alloc(0), { bid: 'x'.repeat(bidLength) })).length;
+      jweOverheads.set(bidLength, n);
+    }
+    return n;
+  }
+
+  /** Waits for the cloud's ack of one published batch id (or times out: ambiguous). */
+  function awaitAck(bid: string): { acked: Promise<DeliveryResult>; waiter: () => Waiter | undefined } {
+    const prior = waiters.get(bid);
+    if (prior) { clearTimeout(prior.timer); prior.reject(new GatewayError('GW_SINK_TIMEOUT', 'superseded by a resend')); }
+    let mine: Waiter | undefined;
+    const acked = new Promise<DeliveryResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (waiters.get(bid) === mine) waiters.delete(bid);
+        reject(new GatewayError('GW_SINK_TIMEOUT', `no ack for batch within ${opts.ackTimeoutMs} ms: it will be resent (the cloud drops copies by record id)`));
+      }, opts.ackTimeoutMs);
+      mine = { resolve, reject, timer };
+      waiters.set(bid, mine);
+    });
+    return { acked, waiter: () => mine };
+  }
+
+  function publish(c: MqttClient, bid: string, jwe: string): void {
+    c.publish(topics.records, jwe, { qos: 1, properties: { contentType: CONTENT_TYPE, userProperties: { bid } } }, (err) => {
+      if (!err) { counts.published++; return; }
+      const w = waiters.get(bid);
+      if (w) { waiters.delete(bid); clearTimeout(w.timer); w.reject(new GatewayError('GW_SINK_UNREACHABLE', 'publish failed; the batch stays queued and is resent', { cause: err })); }
+    });
+  }
+
+  /**
+   * The publishes for a batch under a packet limit: its parts (one, under the batch's own id, when
+   * it fits) and the records refused for being too large for any packet.
+   */
+  async function splitForLimit(batch: RecordBatch, meta: { gatewayId: string; tenantId: string; sentAt: string }, limit: number): Promise<{ parts: Part[]; refused: DeliveryResult['rejected'] }> {
+    const bidLength = Math.max(batch.batchId.length, PART_ID_LENGTH);
+    const sizingId = 'x'.repeat(bidLength);
+    const plan = planPackets({
+      recordBytes: batch.json.map((j) => Buffer.byteLength(j)),
+      emptyEnvelopeBytes: Buffer.byteLength(envelopeJson({ batchId: sizingId, ids: [], json: [] }, meta)),
+      jweOverhead: await jweOverhead(bidLength),
+      shape: shapeFor(sizingId),
+      maxPacketBytes: limit,
+    });
+    if (plan.emptyPacketBytes > limit) {
+      // not the records' fault: a limit this small is a broker or config mistake; keep them queued
+      throw new GatewayError('GW_SINK_UNREACHABLE', `the MQTT maximum packet size (${limit} bytes) is smaller than a batch with no record (${plan.emptyPacketBytes} bytes): raise the broker's limit or mqtt.maxPacketBytes; records stay queued`);
+    }
+    const refused = plan.oversized.map((o) => ({
+      id: batch.ids[o.index],
+      reason: oversizeReason(limit, o.packetBytes),
+    }));
+    const whole = plan.parts.length === 1 && plan.parts[0].indexes.length === batch.json.length;
+    const parts = plan.parts.map((p) => ({ bid: whole ? batch.batchId : deterministicId('batch', ...p.indexes.map((k) => batch.ids[k])), indexes: p.indexes }));
+    return { parts, refused };
   }
 
   return {
@@ -85,6 +184,8 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
       });
       client = c;
       c.on('connect', (connack) => {
+        const announced = connack.properties?.maximumPacketSize;
+        brokerMaxPacket = typeof announced === 'number' && announced > 0 ? announced : undefined;
         // mqtt.js leaves Nagle on; with small acks and PUBACKs that costs ~40 ms per round trip
         (c.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
         lastError = '';
@@ -114,24 +215,53 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
     async deliver(batch: RecordBatch): Promise<DeliveryResult> {
       const c = client;
       if (!c || !c.connected) throw new GatewayError('GW_SINK_UNREACHABLE', `MQTT broker not connected${lastError ? ` (${lastError})` : ''}`);
-      const env = envelopeJson(batch, { gatewayId: opts.gatewayId, tenantId: opts.tenantId, sentAt: new Date(opts.clock.now()).toISOString() });
-      const jwe = await opts.envelope.encrypt(Buffer.from(env), { bid: batch.batchId });
-      const prior = waiters.get(batch.batchId);
-      if (prior) { clearTimeout(prior.timer); prior.reject(new GatewayError('GW_SINK_TIMEOUT', 'superseded by a resend')); }
-      const acked = new Promise<DeliveryResult>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(batch.batchId);
-          reject(new GatewayError('GW_SINK_TIMEOUT', `no ack for batch within ${opts.ackTimeoutMs} ms`));
-        }, opts.ackTimeoutMs);
-        waiters.set(batch.batchId, { resolve, reject, timer });
-      });
-      c.publish(topics.records, jwe, { qos: 1, properties: { contentType: 'application/jose', userProperties: { bid: batch.batchId } } }, (err) => {
-        if (!err) { counts.published++; return; }
-        const w = waiters.get(batch.batchId);
-        if (w) { waiters.delete(batch.batchId); clearTimeout(w.timer); w.reject(new GatewayError('GW_SINK_UNREACHABLE', 'publish failed', { cause: err })); }
-      });
-      return acked;
+      const meta = { gatewayId: opts.gatewayId, tenantId: opts.tenantId, sentAt: new Date(opts.clock.now()).toISOString() };
+      const limit = packetLimit();
+      const all = batch.json.map((_, k) => k);
+      const { parts, refused } = limit === undefined ? { parts: [{ bid: batch.batchId, indexes: all }], refused: [] } : await splitForLimit(batch, meta, limit);
+      if (parts.length > 1) {
+        counts.splitBatches++;
+        opts.logger.debug({ batchId: batch.batchId, parts: parts.length, limit }, 'batch split to fit the broker\'s maximum packet size');
+      }
+      // seal each part; one whose real size is over the limit (the plan is exact, so only a key or
+      // header change could do it) is halved again, and a lone record over it is refused
+      const sealed: Array<{ bid: string; jwe: string }> = [];
+      const queue = [...parts];
+      while (queue.length) {
+        const p = queue.shift()!;
+        const env = envelopeJson({ batchId: p.bid, ids: [], json: p.indexes.map((k) => batch.json[k]) }, meta);
+        const jwe = await opts.envelope.encrypt(Buffer.from(env), { bid: p.bid });
+        const bytes = limit === undefined ? 0 : publishPacketBytes(shapeFor(p.bid), jwe.length);
+        if (limit !== undefined && bytes > limit) {
+          if (p.indexes.length === 1) { refused.push({ id: batch.ids[p.indexes[0]], reason: oversizeReason(limit, bytes) }); continue; }
+          const half = Math.ceil(p.indexes.length / 2);
+          const halves = [p.indexes.slice(0, half), p.indexes.slice(half)].map((ix) => ({ bid: deterministicId('batch', ...ix.map((k) => batch.ids[k])), indexes: ix }));
+          queue.unshift(...halves);
+          continue;
+        }
+        sealed.push({ bid: p.bid, jwe });
+      }
+      if (refused.length) {
+        counts.oversized += refused.length;
+        opts.logger.warn({ batchId: batch.batchId, records: refused.length, limit }, 'records larger than the broker\'s maximum packet size refused; they go to dead letters');
+      }
+      const pending = sealed.map((p) => ({ ...p, ...awaitAck(p.bid) }));
+      for (const p of pending) publish(c, p.bid, p.jwe);
+      try {
+        const results = await Promise.all(pending.map((p) => p.acked));
+        return { rejected: [...refused, ...results.flatMap((r) => r.rejected)] };
+      } catch (err) {
+        // one part failed: the whole batch is resent, so stop waiting for the others' acks
+        for (const p of pending) {
+          const w = p.waiter();
+          if (w && waiters.get(p.bid) === w) { waiters.delete(p.bid); clearTimeout(w.timer); }
+        }
+        throw err;
+      }
     },
-    health: () => ({ connected: client?.connected ?? false, detail: { ...counts, awaitingAck: waiters.size, ...(lastError ? { lastError } : {}) } }),
+    health: () => {
+      const limit = packetLimit();
+      return { connected: client?.connected ?? false, detail: { ...counts, awaitingAck: waiters.size, ...(limit !== undefined ? { maxPacketBytes: limit } : {}), ...(lastError ? { lastError } : {}) } };
+    },
   };
 }

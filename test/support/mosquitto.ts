@@ -12,7 +12,17 @@ import { freePort, waitForPort } from './net.ts';
 
 export interface Broker { url: string; port: number; stop(): Promise<void>; restart(): Promise<void>; kill(): Promise<void>; start(): Promise<void> }
 
-export async function startMosquitto(opts: { tls?: { ca: string; cert: string; key: string; requireClientCert?: boolean } } = {}): Promise<Broker> {
+export interface MosquittoOptions {
+  tls?: { ca: string; cert: string; key: string; requireClientCert?: boolean };
+  /**
+   * mosquitto's `max_packet_size`: announced to MQTT v5 clients in CONNACK (Maximum Packet Size),
+   * and any client that sends a larger packet is disconnected — as a managed broker with a
+   * packet limit does (AWS IoT Core: 128 KB).
+   */
+  maxPacketSize?: number;
+}
+
+export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Broker> {
   const bin = ensureService('mosquitto');
   const dir = mkdtempSync(join(tmpdir(), 'ewml-mosq-'));
   // started as root, mosquitto drops to its own user: it must be able to read (and persist) here
@@ -22,6 +32,7 @@ export async function startMosquitto(opts: { tls?: { ca: string; cert: string; k
     `listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence true', `persistence_location ${dir}/`, 'autosave_interval 1',
     'max_queued_messages 0', 'max_inflight_messages 0', 'max_queued_bytes 0', 'log_dest none', 'set_tcp_nodelay true',
   ];
+  if (opts.maxPacketSize !== undefined) lines.push(`max_packet_size ${opts.maxPacketSize}`);
   if (opts.tls) {
     for (const [f, text] of [['ca.pem', opts.tls.ca], ['cert.pem', opts.tls.cert], ['key.pem', opts.tls.key]] as const) writeFileSync(join(dir, f), text, { mode: 0o644 });
     lines.push(`cafile ${dir}/ca.pem`, `certfile ${dir}/cert.pem`, `keyfile ${dir}/key.pem`);
