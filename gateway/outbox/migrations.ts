@@ -53,4 +53,7 @@ export const OUTBOX_MIGRATIONS: readonly string[] = [
   // their ids; NULL: the row is one record); dead letters keep it so a replay puts the bundle back
   `ALTER TABLE outbox ADD COLUMN record_ids TEXT;
    ALTER TABLE dead_letters ADD COLUMN record_ids TEXT;`,
+  // 6: the seal key's check value (an HMAC of a constant under the key, never the key), so a start
+  // with another key is refused before anything is accepted (outbox-key-binding.ts)
+  'CREATE TABLE seal_key_check (id INTEGER PRIMARY KEY CHECK (id = 1), kcv TEXT NOT NULL, set_at INTEGER NOT NULL);',
 ];

@@ -11,11 +11,10 @@
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Worker } from 'node:worker_threads';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { GatewayError, isGatewayError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
-import { OUTBOX_MIGRATIONS } from './migrations.ts';
+import { openCheckedOutbox } from './outbox-file.ts';
+import type { SalvageReport } from './outbox-salvage.ts';
 import { selectClaimable, type ClaimedRow, type DeadLetterEntry, type DeadLetterSummary, type EnqueueOutcome, type Outbox, type PageOutcome, type OutboxStats, type QueueRow } from './outbox.ts';
 import type { WriterCounts } from './sqlite-writer.ts';
 import { startWriter, type WriterChannel } from './writer-channel.ts';
@@ -39,8 +38,20 @@ export interface SqliteOutboxOptions {
    * concurrent intakes share a commit while this thread goes on reading sockets.
    */
   writer?: 'thread' | 'inline' | 'auto';
-  /** Seals records handed over as plain JSON (in the writer, before they are written); without it only sealed records are taken. */
+  /**
+   * Seals records handed over as plain JSON (in the writer, before they are written); without it
+   * only sealed records are taken. With it the file is also bound to the key at open (another key
+   * beside sealed rows is GW_KEY_MISSING) and salvaged records are opened before they are kept.
+   */
   sealKey?: Uint8Array;
+  /** The key's path, named in GW_KEY_MISSING. */
+  keyFile?: string;
+  /** A seal key existed before this start: a missing or empty outbox file is damage, not a first run. */
+  expectData?: boolean;
+  /** Where a damaged outbox is moved aside (default: `damaged/` beside the file). */
+  damagedDir?: string;
+  /** The file was damaged at open: it was moved aside and a fresh outbox made from its readable rows. */
+  onSalvaged?: (report: SalvageReport) => void;
   /**
    * The writer thread died (writes fail with GW_OUTBOX_IO until a new one runs; nothing committed
    * is lost) and is restarted in `restartInMs`; and once it runs again.
@@ -60,30 +71,6 @@ const WRITER_STABLE_MS = 60_000;
 interface ScanRow extends QueueRow { type: string; attempts: number; bytes: number; payload?: Uint8Array; recordIds?: string | null }
 
 type WriterRequestBody = WriterRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
-
-/** Opens (creating it 0600) and migrates the file; returns a connection for reads. */
-function openFile(file: string): DatabaseSync {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600));
-  chmodSync(file, 0o600);
-  const d = new DatabaseSync(file);
-  d.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
-  const version = Number((d.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
-  for (let v = version; v < OUTBOX_MIGRATIONS.length; v++) {
-    d.exec('BEGIN IMMEDIATE');
-    try {
-      d.exec(OUTBOX_MIGRATIONS[v]);
-      d.exec(`PRAGMA user_version = ${v + 1}`);
-      d.exec('COMMIT');
-    } catch (e) {
-      d.exec('ROLLBACK');
-      d.close();
-      throw new GatewayError('GW_OUTBOX_IO', `outbox migration ${v + 1} failed`, { cause: e });
-    }
-  }
-  for (const suffix of ['-wal', '-shm']) if (existsSync(file + suffix)) chmodSync(file + suffix, 0o600);
-  return d;
-}
 
 export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   let db: DatabaseSync | undefined;
@@ -228,7 +215,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   return {
     async open() {
       if (db) return;
-      const d = openFile(opts.file);
+      const d = openCheckedOutbox({ file: opts.file, sealKey: opts.sealKey, keyFile: opts.keyFile, expectData: opts.expectData, damagedDir: opts.damagedDir, now: () => opts.clock.now(), onSalvaged: opts.onSalvaged });
       const onReply = (m: WriterReply) => {
         counts = m.counts;
         for (const item of m.items) {
