@@ -43,6 +43,8 @@ export interface MixedRig {
   unexpectedExits: ChildExit[];
   /** GET on the admin API (bearer token), parsed; undefined when it does not answer. */
   admin(path: string): Promise<{ status: number; body: Record<string, unknown> } | undefined>;
+  /** GET on the admin API, the body as text (`/metrics`). */
+  adminText(path: string): Promise<string | undefined>;
   stop(): Promise<void>;
 }
 
@@ -108,6 +110,12 @@ export async function startMixedRig(o: { name: string; logLevel?: string; batchS
       try {
         const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
         return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      } catch { return undefined; }
+    },
+    async adminText(path) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
+        return await res.text();
       } catch { return undefined; }
     },
     async stop() {
