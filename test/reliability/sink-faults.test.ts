@@ -18,7 +18,9 @@ import { systemClock } from '../../gateway/clock.ts';
 import { createRecordSealer } from '../../gateway/crypto/record-sealer.ts';
 import { createEventBus } from '../../gateway/event-bus.ts';
 import { createSilentLogger } from '../../gateway/logger.ts';
+import { createAlertBoard } from '../../gateway/alerts.ts';
 import { createMetrics } from '../../gateway/metrics.ts';
+import type { SealedRecord } from '../../gateway/outbox/outbox.ts';
 import { createSqliteOutbox } from '../../gateway/outbox/sqlite-outbox.ts';
 import { createRelayWorker } from '../../gateway/relay/relay-worker.ts';
 import { createFileSink, type SinkFileHandle } from '../../gateway/sinks/file-sink.ts';
@@ -204,6 +206,88 @@ describe('sink faults: the file sink on a disk that fills', () => {
       // the disk really did cut writes short (not only refuse them): the case this test is for
       expect(writes.short).toBeGreaterThan(0);
       expect(outbox.stats()).toMatchObject({ pending: 0, inFlight: 0, waitingRetry: 0, deadLetters: 0 });
+    } finally {
+      await relay.stop();
+      await sink.stop();
+      await outbox.close();
+    }
+  }, 180_000);
+  it('quarantines every row with a flipped byte (version, IV, tag or ciphertext) or sealed under another key, writes none of them, and delivers all the others once (SQLite outbox → relay → file sink)', async () => {
+    const rowCount = scale(400, 20_000);
+    const places = scale(8, 40);
+    const foreign = scale(3, 20);
+    const tmp = mkdtempSync(join(tmpdir(), 'ewml-sink-flips-'));
+    temps.push(tmp);
+    const key = Buffer.alloc(32, 31);
+    const sealer = createRecordSealer(key);
+    const otherSealer = createRecordSealer(Buffer.alloc(32, 32));
+    const file = join(tmp, 'outbox.db');
+    const outbox = createSqliteOutbox({ file, maxBytes: 1 << 30, clock: systemClock, writer: 'inline' });
+    await outbox.open();
+    // every fifth row a bundle of three records, as intake writes an ADT's records
+    const rows: SealedRecord[] = [];
+    for (let i = 0; i < rowCount; i++) {
+      const s = i % Math.floor(rowCount / foreign) === 7 ? otherSealer : sealer;
+      if (i % 5 === 0) {
+        const ids = [`p${i}`, `c${i}`, `v${i}`];
+        const id = `${ids[0]}+3`;
+        rows.push({ id, type: 'bundle', partitionKey: `P${i}`, recordIds: ids, sealed: s.seal(id, ids.map((x) => JSON.stringify({ id: x, type: 'patient', n: i })).join('\n')) });
+      } else {
+        const id = `r${i}`;
+        rows.push({ id, type: 'patient', partitionKey: `P${i}`, sealed: s.seal(id, JSON.stringify({ id, type: 'patient', n: i, pad: 'q'.repeat(40 + (i % 60)) })) });
+      }
+    }
+    for (let i = 0; i < rows.length; i += 200) expect(await outbox.enqueue({ records: rows.slice(i, i + 200) })).toBe('accepted');
+    await outbox.close();
+    const foreignIds = rows.filter((_r, i) => i % Math.floor(rowCount / foreign) === 7).map((r) => r.id);
+    expect(foreignIds).toHaveLength(foreign);
+    // flip one byte in each of `places` rows, walking the blob's parts: version, IV, tag, ciphertext start, middle, end
+    const bytes = readFileSync(file);
+    const flipped: string[] = [];
+    for (let k = 0; k < places; k++) {
+      const r = rows[3 + Math.floor((k * (rowCount - 6)) / places)];
+      if (foreignIds.includes(r.id)) continue;
+      const sealed = Buffer.from(r.sealed);
+      const at = [0, 1 + (k % 12), 13 + (k % 16), 29, 29 + Math.floor((sealed.length - 29) / 2), sealed.length - 1][k % 6];
+      // a b-tree page split can leave a stale copy of a cell in a page's unused space: flip every copy
+      let copies = 0;
+      for (let pos = bytes.indexOf(sealed); pos >= 0; pos = bytes.indexOf(sealed, pos + 1)) { bytes[pos + at] ^= 1 << (k % 8); copies++; }
+      expect(copies).toBeGreaterThan(0);
+      flipped.push(r.id);
+    }
+    writeFileSync(file, bytes);
+    const unreadable = new Set([...flipped, ...foreignIds]);
+    const sinkDir = join(tmp, 'outbound');
+    const sink = createFileSink({ dir: sinkDir, clock: systemClock });
+    const metrics = createMetrics();
+    const bus = createEventBus();
+    const board = createAlertBoard({ clock: systemClock, logger: createSilentLogger(), bus });
+    const relay = createRelayWorker({
+      outbox, sink, sealer, clock: systemClock, logger: createSilentLogger(), bus, metrics, alerts: board,
+      batchSize: 200, maxInFlight: 2, backoffInitialMs: 10, backoffMaxMs: 50, idlePollMs: 20,
+    });
+    try {
+      await outbox.open();
+      await sink.start();
+      await relay.start();
+      await waitFor(() => { const st = outbox.stats(); return st.pending + st.inFlight + st.waitingRetry === 0; }, 60_000, 'drained');
+      await relay.stop();
+      const { lines, bad, records } = readSinkFiles(sinkDir, key);
+      const written = new Set(records.map((r) => r.id));
+      const expected = rows.filter((r) => !unreadable.has(r.id)).flatMap((r) => r.recordIds ?? [r.id]);
+      const unreadableRecords = rows.filter((r) => unreadable.has(r.id)).reduce((n, r) => n + (r.recordIds?.length ?? 1), 0);
+      const dls = [...unreadable].map((id) => outbox.getDeadLetter(id));
+      report('sink-faults/flipped-bytes', { rows: rowCount, flippedPlaces: flipped.length, foreignKeyRows: foreign, quarantined: outbox.stats().deadLetters, lines, badLines: bad, recordsWritten: records.length });
+      expect(bad).toBe(0);
+      expect(lines).toBe(rowCount - unreadable.size);
+      expect(records.map((r) => r.id)).toHaveLength(expected.length);
+      expect(written).toEqual(new Set(expected));
+      for (const id of unreadable) expect(written.has(id) || written.has(id.replace(/\+3$/, ''))).toBe(false);
+      expect(outbox.stats().deadLetters).toBe(unreadable.size);
+      expect(dls.every((d) => d?.code === 'GW_RECORD_UNREADABLE')).toBe(true);
+      expect(relay.health()).toMatchObject({ unreadableRows: unreadable.size, unreadableRecords });
+      expect(board.active.recordsUnreadable?.detail.startsWith(`${unreadable.size} queued row(s) (${unreadableRecords} record(s)) could not be opened`)).toBe(true);
+      expect(metrics.counter('ewml_records_delivered_total', { sink: 'file' })).toBe(expected.length);
     } finally {
       await relay.stop();
       await sink.stop();
