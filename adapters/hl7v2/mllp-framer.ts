@@ -8,6 +8,11 @@
  *
  * Bytes outside a frame are counted and dropped. A frame growing past `maxFrameBytes` stops being
  * buffered (memory stays bounded); its first bytes are kept so the answer can still echo MSH-10.
+ *
+ * An unfinished frame is held as a list of the reads it came in (never concatenated until its end),
+ * so holding N bytes costs about N; reads smaller than SMALL_READ after the first are copied into
+ * one staging buffer, so a sender trickling a byte at a time costs its bytes, not a Buffer per byte.
+ * `pending` says how many bytes the unfinished frame holds, for the listener's caps on them.
  */
 
 export const VT = 0x0b;
@@ -23,9 +28,16 @@ export interface MllpFramer {
   push(chunk: Buffer): void;
   /** Bytes dropped outside frames, and frames abandoned by a new start block. */
   readonly stats: { strayBytes: number; abandoned: number };
+  /** Whether a frame has begun (its start block seen) and not ended. */
+  readonly inFrame: boolean;
+  /** Bytes held for the frame not yet ended (its first bytes only once it is over the limit). */
+  readonly pending: number;
 }
 
 const HEAD_BYTES = 4096;
+/** Reads under this size, after a frame's first, are copied into a staging buffer of STAGE_BYTES. */
+const SMALL_READ = 1024;
+const STAGE_BYTES = 16 * 1024;
 
 export function createMllpFramer(maxFrameBytes: number, on: FramerEvents): MllpFramer {
   let inside = false;
@@ -34,26 +46,54 @@ export function createMllpFramer(maxFrameBytes: number, on: FramerEvents): MllpF
   let size = 0;
   let oversize = false;
   let head: Buffer | undefined;
+  /** Small reads of this frame, copied together (`staged` bytes used) until it is full. */
+  let stage: Buffer | undefined;
+  let staged = 0;
   const stats = { strayBytes: 0, abandoned: 0 };
 
-  function reset(): void { parts = []; size = 0; oversize = false; head = undefined; sawFS = false; }
+  function reset(): void { parts = []; size = 0; oversize = false; head = undefined; sawFS = false; stage = undefined; staged = 0; }
+
+  /** Moves the staged bytes into `parts`: the stage itself when full, else a copy of its used part (the stage is kept for reuse). */
+  function unstage(): void {
+    if (!stage || staged === 0) return;
+    if (staged === stage.length) { parts.push(stage); stage = undefined; } else parts.push(Buffer.from(stage.subarray(0, staged)));
+    staged = 0;
+  }
+
+  /** The first HEAD_BYTES of what is held, and of `b` after it. */
+  function headOf(b: Buffer): Buffer {
+    unstage();
+    const pieces: Buffer[] = [];
+    let n = 0;
+    for (const p of [...parts, b]) {
+      if (n >= HEAD_BYTES) break;
+      pieces.push(p.subarray(0, HEAD_BYTES - n));
+      n += Math.min(p.length, HEAD_BYTES - n);
+    }
+    return Buffer.concat(pieces, n);
+  }
 
   function append(b: Buffer): void {
     if (b.length === 0) return;
     if (oversize) { size += b.length; return; }
     if (size + b.length > maxFrameBytes) {
-      head = Buffer.concat([...parts, b]).subarray(0, HEAD_BYTES);
+      head = headOf(b);
       parts = [];
       oversize = true;
       size += b.length;
       return;
     }
-    parts.push(b);
     size += b.length;
+    if (b.length >= SMALL_READ || size === b.length) { unstage(); parts.push(b); return; }
+    if (stage && staged + b.length > stage.length) unstage();
+    stage ??= Buffer.allocUnsafe(STAGE_BYTES);
+    b.copy(stage, staged);
+    staged += b.length;
   }
 
   function finish(): void {
     inside = false;
+    unstage();
     if (oversize) on.oversize(head ?? Buffer.alloc(0), size);
     else on.frame(parts.length === 1 ? parts[0] : Buffer.concat(parts, size));
     reset();
@@ -61,6 +101,8 @@ export function createMllpFramer(maxFrameBytes: number, on: FramerEvents): MllpF
 
   return {
     stats,
+    get inFrame() { return inside; },
+    get pending() { return inside ? (oversize ? (head?.length ?? 0) : size) : 0; },
     push(chunk) {
       let i = 0;
       const n = chunk.length;

@@ -5,6 +5,8 @@
  * Per frame: bytes → text (MSH-18 charset) → parse → `ctx.intake` (which resolves only after the
  * outbox commit or the dead-letter write) → ACK. Frames of one connection are processed
  * concurrently (so a pipelining sender shares group commits) but answered strictly in order.
+ * What senders may hold (unfinished frames' bytes and age, connections) is bounded by
+ * mllp-sender-guard.ts, so a hostile or slow sender cannot lock out the PMS.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AdapterHealth, IntakeContext, IntakeResult, SourceAdapter } from '../contracts.ts';
@@ -17,6 +19,7 @@ import { parseHl7, type Hl7Message } from './hl7-message.ts';
 import { HL7_FORMAT } from './hl7-codec.ts';
 import { createMllpFramer, frameMllp, FS, VT } from './mllp-framer.ts';
 import { splitHl7Messages } from './hl7-batch.ts';
+import { createSenderGuard, type GuardedConnection } from './mllp-sender-guard.ts';
 
 /** The payload of one or more MLLP frames, as text (for nesting ACKs in a batch). */
 function unframe(b: Buffer): string {
@@ -32,6 +35,10 @@ export interface MllpListenerOptions {
   maxFrameBytes: number;
   idleTimeoutMs: number;
   maxConnections: number;
+  /** Bytes all connections together may hold in unfinished frames (at least maxFrameBytes is used); default 64 MiB. */
+  maxPartialBytesTotal?: number;
+  /** A frame begun and not ended this long closes its connection (at most idleTimeoutMs is used); default 60 s. */
+  partialFrameTimeoutMs?: number;
   now?: () => number;
   /** Frames in progress per connection before the socket is paused (bounded memory). */
   maxPendingPerConnection?: number;
@@ -59,6 +66,14 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
   let ctx: IntakeContext | undefined;
   let bound: { host: string; port: number } | undefined;
   const counts = { connections: 0, frames: 0, oversize: 0, strayBytes: 0, refused: 0 };
+  const partialFrameTimeoutMs = Math.min(opts.partialFrameTimeoutMs ?? 60_000, opts.idleTimeoutMs);
+  const guard = createSenderGuard({
+    maxConnections: opts.maxConnections,
+    maxPartialBytesTotal: Math.max(opts.maxPartialBytesTotal ?? 64 * 1024 * 1024, opts.maxFrameBytes),
+    partialFrameTimeoutMs, now, logger: () => ctx?.logger,
+  });
+  let sweeper: NodeJS.Timeout | undefined;
+  let connectionSeq = 0;
 
   function answer(header: InboundHeaderFields, code: AckCode, error: AckError | undefined, charset: string | undefined, expectedSequence?: string): Buffer {
     return frameMllp(encodeHl7Text(buildAck({ inbound: header, code, controlId: ackIds.next(), nowMs: now(), error, expectedSequence }), charset));
@@ -116,14 +131,25 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
   }
 
   function onConnection(socket: Socket, c: IntakeContext): void {
-    sockets.add(socket);
-    counts.connections++;
-    socket.setNoDelay(true);
-    socket.setTimeout(opts.idleTimeoutMs, () => { c.logger.info({ remotePort: socket.remotePort }, 'closing idle MLLP connection'); socket.destroy(); });
     let tail: Promise<void> = Promise.resolve();
     let pending = 0;
     let pendingBytes = 0;
     let closing = false;
+    const conn: GuardedConnection = {
+      seq: ++connectionSeq, partialBytes: 0, partialSince: undefined, frames: 0, lastActivity: now(), remotePort: socket.remotePort,
+      busy: () => pending > 0,
+      destroy: () => { closing = true; socket.destroy(); },
+    };
+    if (!guard.admit(conn)) {
+      counts.refused++;
+      c.logger.warn({ code: 'GW_SENDER_LIMIT', max: opts.maxConnections }, 'MLLP connection refused: at hl7.maxConnections and every connection is busy or has sent complete frames lately');
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    counts.connections++;
+    socket.setNoDelay(true);
+    socket.setTimeout(opts.idleTimeoutMs, () => { c.logger.info({ remotePort: socket.remotePort }, 'closing idle MLLP connection'); socket.destroy(); });
     const write = (buf: Buffer) => { if (buf.length && !socket.destroyed) socket.write(buf); };
     // bounded memory: stop reading while too many frames or bytes of this connection are in progress
     const over = () => pending >= maxPending || pendingBytes >= maxPendingBytes;
@@ -143,7 +169,11 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
       }).finally(() => {
         pending--;
         pendingBytes -= size;
-        if (!over() && !closing && socket.isPaused()) socket.resume();
+        if (!over() && !closing && socket.isPaused()) {
+          socket.resume();
+          // the frame waited on us while reading was paused: its time starts again now
+          if (framer.inFrame) conn.partialSince = now();
+        }
       });
       tail = done;
       inflight.add(done);
@@ -152,6 +182,7 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
     const framer = createMllpFramer(opts.maxFrameBytes, {
       frame(payload) {
         counts.frames++;
+        conn.frames++;
         enqueue(handleFrame(payload, c), payload.length);
       },
       oversize(head, size) {
@@ -165,11 +196,21 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
     });
     socket.on('data', (chunk: Buffer) => {
       if (closing) return;
+      conn.lastActivity = now();
+      const framesBefore = conn.frames;
+      const abandonedBefore = framer.stats.abandoned;
+      const wasInFrame = framer.inFrame;
       framer.push(chunk);
+      if (closing) return;
+      // the unfinished frame's age counts from its first byte: trickling bytes does not extend it
+      if (!framer.inFrame || socket.isPaused()) conn.partialSince = undefined;
+      else if (!wasInFrame || conn.frames !== framesBefore || framer.stats.abandoned !== abandonedBefore || conn.partialSince === undefined) conn.partialSince = now();
+      guard.held(conn, framer.pending);
     });
     socket.on('error', (err) => c.logger.debug({ err: { code: (err as NodeJS.ErrnoException).code } }, 'MLLP socket error'));
     socket.on('close', () => {
       counts.strayBytes += framer.stats.strayBytes;
+      guard.forget(conn);
       sockets.delete(socket);
     });
   }
@@ -180,9 +221,8 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
     async start(c) {
       if (server) return;
       ctx = c;
+      // connections over hl7.maxConnections are taken and then closed (room made or refused) by the guard
       const s = createServer({ noDelay: true }, (sock) => onConnection(sock, c));
-      s.maxConnections = opts.maxConnections;
-      s.on('drop', () => { counts.refused++; c.logger.warn({ max: opts.maxConnections }, 'MLLP connection refused: at maxConnections'); });
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
         s.listen(opts.port, opts.host, () => { s.off('error', reject); resolve(); });
@@ -191,12 +231,15 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
       const a = s.address();
       bound = a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
       server = s;
+      sweeper = setInterval(() => guard.sweep(), Math.min(1000, Math.max(25, Math.floor(partialFrameTimeoutMs / 4))));
+      sweeper.unref();
       c.logger.info({ host: bound?.host, port: bound?.port }, 'MLLP listener started');
     },
     async stop() {
       const s = server;
       if (!s) return;
       server = undefined;
+      if (sweeper) { clearInterval(sweeper); sweeper = undefined; }
       const closed = new Promise<void>((resolve) => s.close(() => resolve()));
       await Promise.allSettled([...inflight]);
       for (const sock of sockets) sock.destroy();
@@ -204,7 +247,13 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
       ctx?.logger.info('MLLP listener stopped');
     },
     health(): AdapterHealth {
-      return { status: server ? 'up' : 'down', detail: { openConnections: sockets.size, connections: counts.connections, frames: counts.frames, oversize: counts.oversize, refused: counts.refused, port: bound?.port ?? opts.port } };
+      return {
+        status: server ? 'up' : 'down',
+        detail: {
+          openConnections: sockets.size, connections: counts.connections, frames: counts.frames, oversize: counts.oversize, refused: counts.refused, port: bound?.port ?? opts.port,
+          partialBytes: guard.partialBytes, closedForPartialBytes: guard.closed['partial-bytes'], closedForPartialTimeout: guard.closed['partial-timeout'], closedToMakeRoom: guard.closed['make-room'],
+        },
+      };
     },
   };
 }

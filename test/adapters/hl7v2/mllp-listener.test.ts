@@ -181,15 +181,17 @@ describe('MLLP listener limits', () => {
     } finally { await h.stop(); }
   });
 
-  it('closes idle connections and refuses connections beyond maxConnections', async () => {
-    const h = await stalledGateway({ hl7: { idleTimeoutMs: 1000, maxConnections: 2 } });
+  it('closes idle connections and refuses connections beyond maxConnections while every connection has sent frames lately', async () => {
+    const h = await stalledGateway({ hl7: { idleTimeoutMs: 2000, maxConnections: 2 } });
     try {
       const a = await h.client();
       const b = await h.client();
       expect(readAck(await a.send(adtA04())).code).toBe('AA');
+      expect(readAck(await b.send(adtA04())).code).toBe('AA');
       const third = connect({ host: '127.0.0.1', port: h.mllpPort });
       const closed = await new Promise<boolean>((resolve) => { third.once('close', () => resolve(true)); setTimeout(() => resolve(false), 3000); });
       expect(closed).toBe(true);
+      expect(h.gw.parts.adapters.find((x) => x.id === 'hl7v2')!.health().detail).toMatchObject({ refused: 1, closedToMakeRoom: 0 });
       await waitFor(() => a.socket.destroyed && b.socket.destroyed, 5000, 'idle connections closed');
       const c = await h.client();
       expect(readAck(await c.send(adtA04())).code).toBe('AA');
