@@ -35,6 +35,15 @@ export interface ReceiverControls {
   rejectTypes: Set<string>;
   /** HTTPS: statuses to answer for the next requests, in order (then 200). */
   failNext: number[];
+  /** MQTT: publish each ack this many ms after the batch arrived (past the gateway's ack timeout: it resends). 0: at once. */
+  ackDelayMs: number;
+  /** MQTT: publish each ack this many times (a broker or cloud that delivers an ack twice). 1: once. */
+  ackCopies: number;
+}
+
+/** Controls as a fresh receiver starts: every batch acked once, at once, nothing refused. */
+export function defaultControls(): ReceiverControls {
+  return { dropAcks: false, rejectIds: new Set(), rejectTypes: new Set(), failNext: [], ackDelayMs: 0, ackCopies: 1 };
 }
 
 export function newStore(): ReceivedStore {
@@ -71,7 +80,7 @@ export interface MqttReferenceCloud { store: ReceivedStore; controls: ReceiverCo
 
 export async function startMqttReferenceCloud(o: { url: string; privateKey: KeyObject; clientId?: string; ca?: string; cert?: string; key?: string }): Promise<MqttReferenceCloud> {
   const store = newStore();
-  const controls: ReceiverControls = { dropAcks: false, rejectIds: new Set(), rejectTypes: new Set(), failNext: [] };
+  const controls = defaultControls();
   const client = await mqtt.connectAsync(o.url, { protocolVersion: 5, clientId: o.clientId ?? `ewml-cloud-${process.pid}-${Date.now()}`, clean: false, properties: { sessionExpiryInterval: 3600 }, reconnectPeriod: 500, ca: o.ca, cert: o.cert, key: o.key });
   const noDelay = () => (client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   noDelay();
@@ -82,7 +91,8 @@ export async function startMqttReferenceCloud(o: { url: string; privateKey: KeyO
     if (!m) return;
     void receiveBatch(payload.toString('utf8'), o.privateKey, store, controls).then((ack) => {
       if (controls.dropAcks) return;
-      client.publish(`ewml/v1/${m[1]}/${m[2]}/down/acks`, JSON.stringify(ack), { qos: 1 });
+      const send = () => { for (let k = 0; k < controls.ackCopies; k++) client.publish(`ewml/v1/${m[1]}/${m[2]}/down/acks`, JSON.stringify(ack), { qos: 1 }); };
+      if (controls.ackDelayMs > 0) setTimeout(send, controls.ackDelayMs); else send();
     }, () => { store.invalid.push({ id: '(batch)', problems: ['could not decrypt or parse'] }); });
   });
   return { store, controls, client, stop: () => client.endAsync() };
@@ -92,7 +102,7 @@ export interface HttpReferenceCloud { store: ReceivedStore; controls: ReceiverCo
 
 export async function startHttpReferenceCloud(o: { privateKey: KeyObject; tls?: { cert: string; key: string }; port?: number; token?: string; store?: ReceivedStore }): Promise<HttpReferenceCloud> {
   const store = o.store ?? newStore();
-  const controls: ReceiverControls = { dropAcks: false, rejectIds: new Set(), rejectTypes: new Set(), failNext: [] };
+  const controls = defaultControls();
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
