@@ -16,10 +16,12 @@ import { kindsFor, mapFileRow, rowsOf } from '../adapters/file/file-import.ts';
 import { basename } from 'node:path';
 import { systemClock } from './clock.ts';
 import { createRecordSealer } from './crypto/record-sealer.ts';
+import { ErrorCodes, isGatewayError } from './errors.ts';
 import { createGateway, gatewayPaths, resolveTimezone } from './create-gateway.ts';
 import { createMapStage } from './pipeline/map-stage.ts';
 import { gatewayVersion } from './version.ts';
 import { DB_HELP, dbCheck, dbRealtime } from './cli-db.ts';
+import { KEYS_HELP, keysCommand } from './cli-keys.ts';
 
 export interface CliIo {
   out(s: string): void;
@@ -28,6 +30,10 @@ export interface CliIo {
   loadConfig(file?: string): GatewayConfig;
   /** Asks the technician (consent prompts); absent when there is no terminal. */
   confirm?(question: string): Promise<string>;
+  /** Asks for a secret without echo (key passphrases); absent when there is no terminal. */
+  askSecret?(prompt: string): Promise<string>;
+  /** The environment (`--passphrase-env VAR` reads VAR here). */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 const USAGE = `eyewear-gateway — eyewear-ML edge gateway
@@ -45,6 +51,8 @@ Commands:
   send FILE... [--host H] [--port P] Send the HL7 messages in FILE(s) over MLLP and print each answer's MSA
                                      (a technician's check that the listener is reachable and maps).
   unseal FILE [--config FILE]        Decrypt a file-sink NDJSON file (records-YYYY-MM-DD.ndjson) to JSON lines.
+  keys export|import FILE [--passphrase-env VAR] [--replace]
+                                     Back up the seal key under a passphrase, or restore it (checked against the outbox).
   db check|realtime ...              Database sources: check streams before use (EXPLAIN, columns, first row);
                                      PostgreSQL real-time triggers, installed only with consent (db --help).
   version                            Print the version.
@@ -62,6 +70,7 @@ const HELP: Record<string, string> = {
   send: 'eyewear-gateway send FILE... [--host H] [--port P] [--config FILE]\n\nSends every HL7 message in FILE(s) over MLLP (default: the configured listener, 127.0.0.1:2575)\nand prints one line per answer: control id, MSA-1 code, and the ERR text if any. Exit 1 if any\nanswer was not AA/CA or none came.',
   version: 'eyewear-gateway version\n\nPrints the version.',
   db: DB_HELP,
+  keys: KEYS_HELP,
 };
 
 export async function runCommand(argv: string[], io: CliIo): Promise<number | null> {
@@ -80,6 +89,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number | nu
       options: {
         help: { type: 'boolean', short: 'h' }, config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, profile: { type: 'string' }, format: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' },
         database: { type: 'string' }, source: { type: 'string' }, 'admin-user': { type: 'string' }, 'admin-password-env': { type: 'string' }, yes: { type: 'boolean' },
+        'passphrase-env': { type: 'string' }, replace: { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -95,6 +105,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number | nu
     case 'preview': return preview(args.positionals, { profile: args.values.profile as string | undefined, format: args.values.format as string | undefined, source: args.values.source as string | undefined, configFile }, io);
     case 'send': return send(args.positionals, { host: args.values.host as string | undefined, port: args.values.port as string | undefined, configFile }, io);
     case 'unseal': return unseal(args.positionals, configFile, io);
+    case 'keys': return keysCommand(args.positionals, { passphraseEnv: args.values['passphrase-env'] as string | undefined, replace: Boolean(args.values.replace), configFile }, io);
     case 'db': {
       const [sub, action] = args.positionals;
       const v = args.values as Record<string, string | boolean | undefined>;
@@ -121,7 +132,16 @@ function checkConfig(files: string[], io: CliIo): number {
 
 async function start(configFile: string | undefined, io: CliIo): Promise<number | null> {
   const config = io.loadConfig(configFile);
-  const gw = createGateway({ config });
+  let gw: ReturnType<typeof createGateway>;
+  try {
+    gw = createGateway({ config });
+    await gw.start();
+  } catch (e) {
+    // a start that must stop (GW_KEY_MISSING, GW_OUTBOX_IO…) says its code, the path and what to do: no stack, no SQLite text
+    if (!isGatewayError(e)) throw e;
+    io.err(`error ${e.code}: ${e.message}\nwhat to do: ${ErrorCodes[e.code].action}`);
+    return 1;
+  }
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -131,7 +151,6 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
   };
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
-  await gw.start();
   const hl7 = gw.parts.adapters[0]?.health().detail;
   io.err(`eyewear-gateway ${gatewayVersion()} running — MLLP ${config.hl7.enabled ? `${config.hl7.host}:${String(hl7?.port ?? config.hl7.port)}` : 'off'}, admin ${config.admin.enabled ? `http://${config.admin.host}:${config.admin.port} (token ${config.admin.token ? 'from the config' : `in ${gw.parts.paths.tokenFile}`})` : 'off'}, sink ${config.relay.sink}${config.relay.sink === 'file' ? ` → ${gw.parts.paths.fileSinkDir}` : ''}. Ctrl-C stops.`);
   return null;

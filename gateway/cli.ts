@@ -8,6 +8,8 @@ import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import { runCommand, type CliIo } from './cli-commands.ts';
 import { askTerminal } from './cli-db.ts';
+import { askHidden } from './cli-keys.ts';
+import { ErrorCodes, isGatewayError } from './errors.ts';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, unreachable: 4, previewErrors: 5 } as const;
 
@@ -16,7 +18,8 @@ const io: CliIo = {
   err: (s) => process.stderr.write(s.endsWith('\n') ? s : s + '\n'),
   readFile: (p) => readFileSync(p, 'utf8'),
   loadConfig: (file?: string): GatewayConfig => loadConfig({ file }),
-  ...(process.stdin.isTTY ? { confirm: askTerminal } : {}),
+  env: process.env,
+  ...(process.stdin.isTTY ? { confirm: askTerminal, askSecret: askHidden } : {}),
 };
 
 // `… | head` closes stdout early: that is the reader's choice, not an error
@@ -29,6 +32,7 @@ async function main(): Promise<void> {
     if (code !== null) process.exitCode = code;
   } catch (e) {
     if (e instanceof ConfigError) { io.err(formatConfigError(e)); process.exitCode = EXIT.config; }
+    else if (isGatewayError(e)) { io.err(`error ${e.code}: ${e.message}\nwhat to do: ${ErrorCodes[e.code].action}`); process.exitCode = EXIT.failure; }
     else { io.err(`error: ${(e as Error).message}`); process.exitCode = EXIT.failure; }
   }
 }

@@ -18,13 +18,16 @@ import { createAdminServer, type AdminServer } from './admin/admin-server.ts';
 import { loadOrCreateToken } from './admin/admin-token.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { createCloudEnvelope } from './crypto/cloud-envelope.ts';
-import { createRecordSealer, loadOrCreateKey } from './crypto/record-sealer.ts';
+import { createRecordSealer } from './crypto/record-sealer.ts';
+import { openSealKey } from './crypto/key-custody.ts';
+import { acknowledgeAlert, salvageAlert } from './salvage-alert.ts';
 import { createEventBus, type EventBus } from './event-bus.ts';
 import { createLogger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createDiskGuard } from './outbox/disk-guard.ts';
 import { createSqliteOutbox } from './outbox/sqlite-outbox.ts';
 import type { Outbox } from './outbox/outbox.ts';
+import type { SalvageReport } from './outbox/outbox-salvage.ts';
 import { createIntakePipeline, type IntakePipeline } from './pipeline/intake-pipeline.ts';
 import { createRelayWorker, type RelayWorker } from './relay/relay-worker.ts';
 import { createFileSink } from './sinks/file-sink.ts';
@@ -50,11 +53,11 @@ export interface GatewayOptions {
   onOutboxWriterThread?: (w: Worker) => void;
 }
 
-export interface GatewayPaths { dataDir: string; outboxFile: string; keyFile: string; tokenFile: string; fileSinkDir: string }
+export interface GatewayPaths { dataDir: string; outboxFile: string; outboundFile: string; damagedDir: string; keyFile: string; tokenFile: string; fileSinkDir: string }
 
 export function gatewayPaths(config: GatewayConfig): GatewayPaths {
   const dataDir = resolve(config.gateway.dataDir);
-  return { dataDir, outboxFile: join(dataDir, 'outbox.db'), keyFile: join(dataDir, 'keys', 'seal.key'), tokenFile: join(dataDir, 'admin.token'), fileSinkDir: resolve(dataDir, config.fileSink.dir) };
+  return { dataDir, outboxFile: join(dataDir, 'outbox.db'), outboundFile: join(dataDir, 'outbound.db'), damagedDir: join(dataDir, 'damaged'), keyFile: join(dataDir, 'keys', 'seal.key'), tokenFile: join(dataDir, 'admin.token'), fileSinkDir: resolve(dataDir, config.fileSink.dir) };
 }
 
 export function resolveTimezone(tz: string): string {
@@ -86,8 +89,12 @@ export function buildSink(config: GatewayConfig, deps: { clock: Clock; logger: L
 }
 
 /** The outbound direction: its own outbox file, an MLLP sender to the PMS, and a relay draining one message at a time. */
-function buildOutbound(config: GatewayConfig, d: { clock: Clock; logger: Logger; bus: EventBus; metrics: Metrics; sealer: ReturnType<typeof createRecordSealer>; paths: GatewayPaths }) {
-  const outbox = createSqliteOutbox({ file: join(d.paths.dataDir, 'outbound.db'), maxBytes: Math.max(16 * 1024 * 1024, Math.floor(config.outbox.maxBytes / 8)), clock: d.clock, dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000 });
+function buildOutbound(config: GatewayConfig, d: { clock: Clock; logger: Logger; bus: EventBus; metrics: Metrics; sealer: ReturnType<typeof createRecordSealer>; paths: GatewayPaths; key: { key: Buffer; created: boolean }; onSalvaged: (r: SalvageReport) => void }) {
+  const outbox = createSqliteOutbox({
+    file: d.paths.outboundFile, maxBytes: Math.max(16 * 1024 * 1024, Math.floor(config.outbox.maxBytes / 8)), clock: d.clock, dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000,
+    // the outbound direction may be switched on long after the first run: a missing file is new, an empty one damaged
+    sealKey: d.key.key, keyFile: d.paths.keyFile, expectData: !d.key.created, absentIsFresh: true, damagedDir: d.paths.damagedDir, onSalvaged: d.onSalvaged,
+  });
   const sender = createMllpSender({ host: config.outbound.host, port: config.outbound.port, poolSize: config.outbound.poolSize, ackTimeoutMs: config.outbound.ackTimeoutMs });
   const sink = createMllpOutboundSink({ sender, retryOn: config.outbound.retryOn, onOutcome: (x) => d.bus.emit('command.outcome', x) });
   const relay = createRelayWorker({
@@ -105,12 +112,15 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const paths = gatewayPaths(config);
   const metrics = createMetrics();
   const bus = createEventBus((err, name) => logger.error({ err, event: name }, 'event listener threw'));
-  const sealKey = loadOrCreateKey(paths.keyFile);
+  // a missing or damaged key beside sealed rows stops here (GW_KEY_MISSING), before anything is built
+  const custody = openSealKey({ keyFile: paths.keyFile, outboxFiles: [paths.outboxFile, paths.outboundFile] });
+  const sealKey = custody.key;
   const sealer = createRecordSealer(sealKey);
   const token = config.admin.token ?? loadOrCreateToken(paths.tokenFile);
 
   const outbox = createSqliteOutbox({
     file: paths.outboxFile, maxBytes: config.outbox.maxBytes, maxDeadLetterBytes: Math.min(config.outbox.maxDeadLetterBytes, config.outbox.maxBytes), clock, groupCommitMaxRecords: config.outbox.groupCommitMaxRecords, writer: config.outbox.writer, sealKey,
+    keyFile: paths.keyFile, expectData: !custody.created, damagedDir: paths.damagedDir, onSalvaged: salvageAlert(() => alertBoard, 'outboxSalvaged'),
     dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000,
     onFull: (bytes, maxBytes) => alerts.outboxFull(bytes, maxBytes),
     onWriterGone: ({ error, restartInMs, restarts }) => {
@@ -126,7 +136,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     dir: paths.dataDir, reserveBytes: config.outbox.diskReserveBytes, intervalMs: config.outbox.diskCheckMs, clock, logger: logger.child({ component: 'disk-guard' }), alerts: alertBoard,
     reusableBytes: () => outbox.reusableBytes?.() ?? 0,
   });
-  const outbound = config.outbound.enabled ? buildOutbound(config, { clock, logger, bus, metrics, sealer, paths }) : undefined;
+  const outbound = config.outbound.enabled ? buildOutbound(config, { clock, logger, bus, metrics, sealer, paths, key: custody, onSalvaged: salvageAlert(() => alertBoard, 'outboundSalvaged') }) : undefined;
   const writeBacks = new Map((config.databases as unknown as DatabaseConfig[]).filter((d) => d.writeBack.enabled).map((d) => [d.id, createWriteBack({ connection: connectionOf(d, true), statements: d.writeBack.statements })]));
   const fileWriters = new Map(config.fileOutputs.map((t) => [t.id, createFileWriter({ id: t.id, kind: t.kind, dir: t.dir, sftp: t.kind === 'sftp' ? t.sftp : undefined, ftps: t.kind === 'ftps' ? t.ftps : undefined, csvDelimiter: t.csvDelimiter })]));
   const commands = config.cloud.commandPublicKey
@@ -199,7 +209,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const admin = config.admin.enabled
     ? createAdminServer({
       host: config.admin.host, port: config.admin.port, token, logger: logger.child({ component: 'admin' }), metrics, outbox,
-      status, ready: () => report.ready(), replay: (id) => pipeline.replay(id),
+      status, ready: () => report.ready(), replay: (id) => pipeline.replay(id), acknowledgeAlert: (key) => acknowledgeAlert(alertBoard, key),
     })
     : undefined;
 
@@ -211,7 +221,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
       await outbox.open();
       // before any source starts: a disk already below its reserve refuses the first input
       await diskGuard.start();
-      if (outbound) { await outbound.outbox.open(); await outbound.relay.start(); }
+      // a start that must stop (GW_KEY_MISSING on the outbound file) leaves nothing open behind it
+      if (outbound) await outbound.outbox.open().catch(async (err: unknown) => { await diskGuard.stop(); await outbox.close(); throw err; });
+      if (outbound) await outbound.relay.start();
       running = true;
       startedAt = clock.now();
       try { await sink.start(); } catch (err) { logger.error({ err, code: 'GW_START_FAILED' }, 'sink failed to start; records stay queued'); }

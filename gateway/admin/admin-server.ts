@@ -22,6 +22,8 @@ export interface AdminServerOptions {
   status: () => Record<string, unknown>;
   ready: () => { ready: boolean; reasons: string[] };
   replay: (id: string) => Promise<IntakeResult | undefined>;
+  /** A person acknowledges an alert that records a past event (a salvaged outbox); conditions still true clear themselves. */
+  acknowledgeAlert?: (key: string) => 'cleared' | 'not-active' | 'not-acknowledgeable';
 }
 
 export interface AdminServer {
@@ -83,6 +85,13 @@ export function createAdminServer(o: AdminServerOptions): AdminServer {
     if (!removed) return reply.code(404).send(problem('GW_NOT_FOUND', `no dead letter ${req.params.id}`));
     o.logger.info({ deadLetterId: req.params.id }, 'dead letter discarded by an operator');
     return { id: req.params.id, discarded: true };
+  });
+
+  app.post<{ Params: { key: string } }>('/alerts/:key/clear', async (req, reply) => {
+    const r = o.acknowledgeAlert?.(req.params.key) ?? 'not-active';
+    if (r === 'not-active') return reply.code(404).send(problem('GW_NOT_FOUND', `no active alert ${req.params.key}`));
+    if (r === 'not-acknowledgeable') return reply.code(409).send({ key: req.params.key, cleared: false, message: `alert ${req.params.key} describes a condition that is still true; it clears itself once the condition ends` });
+    return { key: req.params.key, cleared: true };
   });
 
   return {

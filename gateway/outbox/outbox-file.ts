@@ -52,6 +52,8 @@ export interface CheckedOpenOptions {
   keyFile?: string;
   /** A key existed before this start: a missing or empty outbox file is damage, not a first run. */
   expectData?: boolean;
+  /** With `expectData`: a missing file is still a new outbox; only an empty one is damage. */
+  absentIsFresh?: boolean;
   /** Where damaged files are kept (default `damaged/` beside the outbox). */
   damagedDir?: string;
   now: () => number;
@@ -82,7 +84,8 @@ export function openCheckedOutbox(o: CheckedOpenOptions): DatabaseSync {
     });
     o.onSalvaged?.(report);
   };
-  const inspection = inspectOutboxFile(o.file, { expectData: o.expectData ?? false });
+  const expectData = (o.expectData ?? false) && !(o.absentIsFresh && !existsSync(o.file));
+  const inspection = inspectOutboxFile(o.file, { expectData });
   if (inspection.state === 'damaged') salvage(inspection.reason);
   let d: DatabaseSync;
   try {

@@ -48,6 +48,8 @@ export interface SqliteOutboxOptions {
   keyFile?: string;
   /** A seal key existed before this start: a missing or empty outbox file is damage, not a first run. */
   expectData?: boolean;
+  /** With `expectData`: a missing file is still a new outbox (one switched on after the first run); only an empty one is damage. */
+  absentIsFresh?: boolean;
   /** Where a damaged outbox is moved aside (default: `damaged/` beside the file). */
   damagedDir?: string;
   /** The file was damaged at open: it was moved aside and a fresh outbox made from its readable rows. */
@@ -215,7 +217,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   return {
     async open() {
       if (db) return;
-      const d = openCheckedOutbox({ file: opts.file, sealKey: opts.sealKey, keyFile: opts.keyFile, expectData: opts.expectData, damagedDir: opts.damagedDir, now: () => opts.clock.now(), onSalvaged: opts.onSalvaged });
+      const d = openCheckedOutbox({ file: opts.file, sealKey: opts.sealKey, keyFile: opts.keyFile, expectData: opts.expectData, absentIsFresh: opts.absentIsFresh, damagedDir: opts.damagedDir, now: () => opts.clock.now(), onSalvaged: opts.onSalvaged });
       const onReply = (m: WriterReply) => {
         counts = m.counts;
         for (const item of m.items) {
