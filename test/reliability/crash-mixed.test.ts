@@ -42,9 +42,13 @@ describe('crash safety with every source kind at once', () => {
     const damage: string[] = [];
     const allAlerts = new Set<string>();
     const delays: number[] = [];
+    /** Spawn to ready, per start: a start-up kill falls within the quickest start-up seen (or its first 400 ms, whichever is longer). */
+    const startups: number[] = [];
     const startAndCheck = async (round: number) => {
+      const t0 = Date.now();
       await rig.gateway.start();
       const r = await waitReady(rig);
+      startups.push(Date.now() - t0);
       if (!r.ready) notReady.push(`round ${round}: ${r.reasons.join('; ')}`);
       for (const [key, code] of Object.entries(await activeAlerts(rig))) {
         allAlerts.add(`${key}:${code}`);
@@ -57,7 +61,7 @@ describe('crash safety with every source kind at once', () => {
         moments[m]++;
         if (m === 'startup') {
           rig.gateway.spawn();
-          const d = between(0, 400);
+          const d = between(0, Math.max(400, Math.min(...startups)));
           delays.push(d);
           await sleep(d);
           await rig.gateway.kill();
@@ -80,7 +84,7 @@ describe('crash safety with every source kind at once', () => {
     const status = (await rig.admin('/status'))?.body as { counts: Record<string, number> } | undefined;
     await rig.gateway.terminate(10_000);
     const r = check(ledger, rig.received);
-    report('crash-mixed', { kills: KILLS, ...moments, startupKillDelaysMs: delays.join('/'), ...checkFigures(r), pendingFiles: load.pendingFiles(), deadLettered: status?.counts.deadLettered ?? -1, alertsSeen: [...allAlerts].join(',') || 'none' });
+    report('crash-mixed', { kills: KILLS, ...moments, startupKillDelaysMs: delays.join('/'), startupMsMin: Math.min(...startups), startupMsMax: Math.max(...startups), ...checkFigures(r), pendingFiles: load.pendingFiles(), deadLettered: status?.counts.deadLettered ?? -1, alertsSeen: [...allAlerts].join(',') || 'none' });
     for (const k of Object.keys(r.perKind) as Array<keyof typeof r.perKind>) expect(r.perKind[k].missing.slice(0, 10), k).toEqual([]);
     expect(r.missing).toBe(0);
     expect(r.invalid).toBe(0);
