@@ -103,7 +103,12 @@ async function importKey(file: string, keyFile: string, outboxes: string[], o: K
     if (!o.replace) { io.err(`error GW_KEY_IMPORT: a ${current.state === 'present' ? 'different' : 'damaged'} key is already at ${keyFile}; nothing was written. Add --replace to replace it (the old one is kept beside it).`); return 1; }
     renameSync(keyFile, `${keyFile}.replaced-${new Date().toISOString().replace(/[-:.]/g, '')}`);
   }
-  writeFileAtomic(keyFile, key);
+  try {
+    writeFileAtomic(keyFile, key);
+  } catch (e) {
+    io.err(`error GW_KEY_IMPORT: could not write ${keyFile} (${(e as NodeJS.ErrnoException).code ?? 'error'}); no key was written. Free disk space or fix the folder's permissions and import again.`);
+    return 1;
+  }
   io.out(`seal key restored to ${keyFile} (key check ${kcv.slice(0, 12)})`);
   return 0;
 }
