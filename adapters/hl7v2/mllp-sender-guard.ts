@@ -3,10 +3,11 @@
  * slow — can lock out the PMS or grow the gateway's memory without bound:
  *
  * - **Bytes in unfinished frames, in total** (`hl7.maxPartialBytesTotal`; one connection's frame
- *   is capped by `hl7.maxFrameBytes` in the framer). When a read takes the total over the cap, the
- *   connection holding the most such bytes is closed, preferring one that has never completed a
- *   frame, and among equals the newest — so a sender of complete frames is not the one closed
- *   unless its own unfinished frame is the largest held.
+ *   is capped by `hl7.maxFrameBytes` in the framer). When a read takes the total over the cap, a
+ *   connection that has never completed a frame is closed before one that has; among those, the
+ *   one whose frame began last (usually the one growing now, so what is closed holds little and
+ *   memory stays near the cap instead of churning through the largest holders), then the one
+ *   holding the most. A sender of complete frames is closed only when no stranger holds anything.
  * - **A frame begun and not ended** within `hl7.partialFrameTimeoutMs` closes its connection
  *   (measured from the frame's first byte, so trickling a byte now and then does not extend it).
  * - **Connections** (`hl7.maxConnections`): a connection arriving at the cap makes room by closing
@@ -83,7 +84,7 @@ export function createSenderGuard(o: SenderGuardOptions): SenderGuard {
     c.destroy();
   }
 
-  /** The connection to close for the byte cap: never-completed first, then most bytes, then newest. */
+  /** The connection to close for the byte cap: never-completed first, then the frame begun last, then the most bytes. */
   function byteVictim(): GuardedConnection | undefined {
     let best: GuardedConnection | undefined;
     for (const c of conns) {
@@ -92,6 +93,9 @@ export function createSenderGuard(o: SenderGuardOptions): SenderGuard {
       const a = c.frames === 0 ? 1 : 0;
       const b = best.frames === 0 ? 1 : 0;
       if (a !== b) { if (a > b) best = c; continue; }
+      const ca = c.partialSince ?? -Infinity;
+      const ba = best.partialSince ?? -Infinity;
+      if (ca !== ba) { if (ca > ba) best = c; continue; }
       if (c.partialBytes !== best.partialBytes) { if (c.partialBytes > best.partialBytes) best = c; continue; }
       if (c.seq > best.seq) best = c;
     }

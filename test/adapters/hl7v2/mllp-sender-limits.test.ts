@@ -26,7 +26,7 @@ describe('MLLP sender limits', () => {
     h = undefined;
   });
 
-  it('closes the connections holding the most unfinished bytes once all together pass hl7.maxPartialBytesTotal; the sender of complete frames goes on', async () => {
+  it('closes the connection whose unfinished frame began last once all together pass hl7.maxPartialBytesTotal; the sender of complete frames goes on', async () => {
     const held = 1_000_000;
     h = await startHarness({ hl7: { maxFrameBytes: 1 << 20, maxPartialBytesTotal: 2_500_000 } }, { logLevel: 'info' });
     const real = await h.client();
@@ -39,12 +39,15 @@ describe('MLLP sender limits', () => {
       expect(readAck(await real.send(adtA04({ mrn: `LIM${i + 1}` }))).code).toBe('AA');
     }
     await waitFor(() => detail(h!).closedForPartialBytes === 2 && detail(h!).partialBytes === 2 * held, 10_000, 'two holders closed');
-    expect(raws.filter((r) => r.closed).length).toBe(2);
+    // the first two holders keep their frames; each later one is closed while it grows past the cap
+    expect(raws.map((r) => r.closed)).toEqual([false, false, true, true]);
     for (let i = 5; i < 10; i++) expect(readAck(await real.send(adtA04({ mrn: `LIM${i}` }))).code).toBe('AA');
     expect(counts(h)).toMatchObject({ accepted: 10, duplicate: 0 });
     expect(detail(h)).toMatchObject({ closedForPartialBytes: 2, closedForPartialTimeout: 0, closedToMakeRoom: 0, partialBytes: 2 * held });
     const lines = h.logs.filter((l) => l.includes('"GW_SENDER_LIMIT"')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines.map((l) => [l.reason, l.partialBytes, l.frames])).toEqual([['partial-bytes', held, 0], ['partial-bytes', held, 0]]);
+    expect(lines.map((l) => [l.reason, l.frames])).toEqual([['partial-bytes', 0], ['partial-bytes', 0]]);
+    // closed while growing: each held part of its frame, never all of it
+    for (const l of lines) expect([(l.partialBytes as number) > 0, (l.partialBytes as number) < held]).toEqual([true, true]);
   });
 
   it('closes a connection that never completed a frame before a larger one that did, and the latter\'s frame is answered AA', async () => {
