@@ -1,6 +1,9 @@
 /**
  * Counters and gauges for `/status` and `/metrics` (Prometheus text exposition format 0.0.4).
- * Labels are small fixed sets (adapter ids, error codes, sink kinds): never ids of records or people.
+ * Labels are small fixed sets (adapter ids from the config, error codes from the catalogue, sink
+ * kinds, message types the gateway knows — message-type-label.ts): never ids of records or people,
+ * nor anything else a sender chooses. As a second line of defence a counter takes at most
+ * MAX_SERIES label sets; later new ones are counted under one set whose values are all `other`.
  */
 export interface Metrics {
   inc(name: string, labels?: Record<string, string>, by?: number): void;
@@ -22,6 +25,9 @@ const HELP: Record<string, string> = {
   ewml_outbox_full_total: 'Inputs refused because the outbox was at its byte cap.',
 };
 
+/** Label sets one counter may hold; each is a series a scraper keeps forever. */
+export const MAX_SERIES = 2000;
+
 function key(labels?: Record<string, string>): string {
   if (!labels) return '';
   const parts = Object.keys(labels).sort().map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
@@ -35,7 +41,8 @@ export function createMetrics(): Metrics {
     inc(name, labels, by = 1) {
       let m = counters.get(name);
       if (!m) counters.set(name, (m = new Map()));
-      const k = key(labels);
+      let k = key(labels);
+      if (!m.has(k) && m.size >= MAX_SERIES && labels) k = key(Object.fromEntries(Object.keys(labels).map((l) => [l, 'other'])));
       m.set(k, (m.get(k) ?? 0) + by);
     },
     gauge(name, help, read) { gauges.set(name, { help, read }); },

@@ -64,10 +64,14 @@ export function createOutboxAlerts(o: { board: AlertBoard; bus: EventBus; outbox
 
 export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventBus) {
   const { outbox, sink, metrics, clock, config } = s;
-  // message types answered AA but not mapped, so a technician sees what the PMS sends that we skip
+  // message types answered AA but not mapped, so a technician sees what the PMS sends that we skip:
+  // the types as sent (they come from input, so at most 100 of them, each at most 40 printable
+  // characters), and everything past that under `other`, still counted
   const ignoredByType = new Map<string, number>();
   bus.on('intake.ignored', (e) => {
-    if (ignoredByType.size < 200 || ignoredByType.has(e.messageType)) ignoredByType.set(e.messageType, (ignoredByType.get(e.messageType) ?? 0) + 1);
+    const t = e.messageType;
+    const shown = t.length <= 40 && /^[\x20-\x7e]+$/.test(t) && (ignoredByType.size < 100 || ignoredByType.has(t)) ? t : 'other';
+    ignoredByType.set(shown, (ignoredByType.get(shown) ?? 0) + 1);
   });
   metrics.gauge('ewml_outbox_records', 'Records in the outbox, by state.', () => {
     const st = outbox.stats();

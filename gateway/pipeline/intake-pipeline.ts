@@ -24,6 +24,7 @@ import type { Clock } from '../clock.ts';
 import type { RecordSealer } from '../crypto/record-sealer.ts';
 import { isGatewayError, type ErrorCode } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
+import { messageTypeLabel } from '../message-type-label.ts';
 import type { Metrics } from '../metrics.ts';
 import { BUNDLE_SEPARATOR, bundleId, type DeadLetterEntry, type Outbox, type SourceRowEntry, type StoreRecord } from '../outbox/outbox.ts';
 import { createMapStage, type MapStageResult } from './map-stage.ts';
@@ -152,7 +153,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     const { mapped, records, invalid } = built;
     if (mapped.unsupported) {
       opts.metrics.inc('ewml_intake_total', { adapter: raw.adapter, outcome: 'ignored' });
-      opts.metrics.inc('ewml_intake_ignored_total', { adapter: raw.adapter, kind: mapped.unsupported });
+      opts.metrics.inc('ewml_intake_ignored_total', { adapter: raw.adapter, kind: messageTypeLabel(mapped.unsupported) });
       opts.bus.emit('intake.ignored', { adapter: raw.adapter, messageType: mapped.unsupported });
       return { status: 'ignored', reason: `${mapped.unsupported} is not mapped` };
     }
