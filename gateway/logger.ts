@@ -2,9 +2,12 @@
  * Structured, PHI-free logging (pino). Components take a child logger
  * (`{ component: 'adapter:hl7v2', adapterId }`) and log ids and counts only. As a second line of
  * defence, any field whose name suggests PHI is censored centrally, at any depth we name here; a
- * test proves a full message flow leaves no PHI in the log.
+ * test proves a full message flow leaves no PHI in the log. Errors (`err`, `error`, and `cause`
+ * when it holds one) keep their class, code and stack frames but never their message text, in the
+ * message, the stack, a cause chain or an AggregateError's errors (log-error.ts).
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { serializeLoggedError } from './log-error.ts';
 
 export type { Logger };
 
@@ -25,6 +28,15 @@ export function createLogger(opts: LoggerOptions): Logger {
       level: opts.level,
       base: { pid: process.pid },
       redact: { paths: redactPaths, censor: '[redacted]' },
+      serializers: { err: serializeLoggedError, error: serializeLoggedError, cause: (c: unknown) => (c instanceof Error ? serializeLoggedError(c) : c) },
+      hooks: {
+        // log.error(err) alone would take err.message as the line's message: name the class instead
+        logMethod(args, method) {
+          const [first, second] = args as unknown[];
+          if (first instanceof Error && typeof second !== 'string') return method.apply(this, [{ err: first }, `${first.constructor?.name || 'Error'} (message not logged)`]);
+          return method.apply(this, args);
+        },
+      },
       formatters: { level: (label) => ({ level: label }) },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
