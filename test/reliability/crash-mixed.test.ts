@@ -16,6 +16,7 @@ import { allDelivered, check, checkFigures } from './support/checker.ts';
 import { createLedger } from './support/ledger.ts';
 import { startLoad } from './support/load-driver.ts';
 import { activeAlerts, startMixedRig, waitReady, type MixedRig } from './support/mixed-rig.ts';
+import { showHits, sweepFigures, sweepRig } from './support/phi-scan.ts';
 import { report, scale } from './scale.ts';
 
 const KILLS = scale(8, 50);
@@ -84,6 +85,8 @@ describe('crash safety with every source kind at once', () => {
     const status = (await rig.admin('/status'))?.body as { counts: Record<string, number> } | undefined;
     await rig.gateway.terminate(10_000);
     const r = check(ledger, rig.received);
+    const phi = sweepRig(rig);
+    report('crash-mixed-phi', sweepFigures(phi));
     report('crash-mixed', { kills: KILLS, ...moments, startupKillDelaysMs: delays.join('/'), startupMsMin: Math.min(...startups), startupMsMax: Math.max(...startups), ...checkFigures(r), pendingFiles: load.pendingFiles(), deadLettered: status?.counts.deadLettered ?? -1, alertsSeen: [...allAlerts].join(',') || 'none' });
     for (const k of Object.keys(r.perKind) as Array<keyof typeof r.perKind>) expect(r.perKind[k].missing.slice(0, 10), k).toEqual([]);
     expect(r.missing).toBe(0);
@@ -96,5 +99,8 @@ describe('crash safety with every source kind at once', () => {
     expect(status?.counts.deadLettered).toBe(0);
     // the kills did fall among acknowledged work from every source
     for (const k of ['mllp', 'file', 'sftp', 'db'] as const) expect(r.perKind[k].acked, k).toBeGreaterThan(KILLS);
+    // no seeded PHI in the logs (crash output included), temporary files or the data folder but the outbox (phi.test.ts sweeps further)
+    expect(showHits([...phi.logHits, ...phi.tmpHits, ...phi.dataHits])).toEqual([]);
+    expect(showHits(phi.outboxHits.filter((h) => h.field !== 'mrn'))).toEqual([]);
   });
 });

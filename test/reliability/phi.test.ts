@@ -19,14 +19,12 @@ import { allDelivered, check, checkFigures, MARKER_PREFIX } from './support/chec
 import { createLedger } from './support/ledger.ts';
 import { SYNTHETIC_PHI, startLoad } from './support/load-driver.ts';
 import { startMixedRig, waitReady, type MixedRig } from './support/mixed-rig.ts';
-import { findPhi, perField, scanTree, type PhiHit } from './support/phi-scan.ts';
+import { findPhi, OUTBOX_FILES, perField, scanTree, showHits as show } from './support/phi-scan.ts';
 import { report, scale } from './scale.ts';
 
 const SECONDS = scale(6, 60);
 const P = SYNTHETIC_PHI;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const OUTBOX_FILES = new Set(['outbox.db', 'outbox.db-wal', 'outbox.db-shm']);
-const show = (hits: PhiHit[]) => hits.map((h) => `${h.where}: ${h.field} "${h.needle}" ×${h.count}`);
 
 describe('PHI sweep after mixed load, bad input, kills and a stop', () => {
   let rig: MixedRig;

@@ -13,9 +13,11 @@ import { createLedger, SOURCE_KINDS } from './support/ledger.ts';
 import { startLoad } from './support/load-driver.ts';
 import { activeAlerts, startMixedRig, waitReady, type MixedRig } from './support/mixed-rig.ts';
 import { sampleProc, startProcSampler, summarise } from './support/proc-sampler.ts';
+import { showHits, sweepFigures, sweepRig } from './support/phi-scan.ts';
 import { report, scale } from './scale.ts';
 
-const SECONDS = scale(60, 30 * 60);
+/** `EWML_SOAK_SECONDS` sets another length (e.g. 300, to see where memory settles) without the other cases' full sizes. */
+const SECONDS = Number(process.env.EWML_SOAK_SECONDS) || scale(60, 30 * 60);
 const SAMPLE_MS = scale(2000, 5000);
 /**
  * How many more descriptors the idle gateway may hold after the load than before it, without a
@@ -56,6 +58,8 @@ describe('soak: steady mixed load', () => {
     const alerts = await activeAlerts(rig);
     await rig.gateway.terminate(10_000);
     const r = check(ledger, rig.received);
+    const phi = sweepRig(rig);
+    report('soak-phi', sweepFigures(phi));
     const mib = (k: number) => Math.round(k / 1024);
     report('soak', {
       seconds: SECONDS, samples: underLoad.length, ...checkFigures(r),
@@ -70,5 +74,8 @@ describe('soak: steady mixed load', () => {
     expect(alerts).toEqual({});
     expect(rig.unexpectedExits).toEqual([]);
     expect(after.fds).toBeLessThanOrEqual(baseline.fds + FD_ALLOWANCE);
+    // no seeded PHI in the logs (crash output included), temporary files or the data folder but the outbox (phi.test.ts sweeps further)
+    expect(showHits([...phi.logHits, ...phi.tmpHits, ...phi.dataHits])).toEqual([]);
+    expect(showHits(phi.outboxHits.filter((h) => h.field !== 'mrn'))).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@
  * UTF-16 for binary files), found in text or in the bytes of every file under a folder.
  */
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { MARKER_PREFIX } from './checker.ts';
 import { SYNTHETIC_PHI } from './load-driver.ts';
 
@@ -72,3 +72,31 @@ export function perField(hits: PhiHit[]): Record<PhiField, number> {
   for (const h of hits) out[h.field] += h.count;
   return out;
 }
+
+/** The files of a data folder that are the SQLite outbox (its MRN partition keys are expected there until issue 13 point 7). */
+export const OUTBOX_FILES: ReadonlySet<string> = new Set(['outbox.db', 'outbox.db-wal', 'outbox.db-shm']);
+
+export interface RigSweep { logHits: PhiHit[]; tmpHits: PhiHit[]; dataHits: PhiHit[]; dataFiles: string[]; outboxHits: PhiHit[]; outboxFiles: string[] }
+
+/** Sweeps what a rig's gateway left: its output, its temporary files, its data folder (the outbox files apart). */
+export function sweepRig(r: { output: string[]; tmpDir: string; dataDir: string }): RigSweep {
+  const data = scanTree(r.dataDir, (p) => !OUTBOX_FILES.has(basename(p)));
+  const outbox = scanTree(r.dataDir, (p) => OUTBOX_FILES.has(basename(p)));
+  const rel = (f: string) => f.slice(r.dataDir.length + 1);
+  return {
+    logHits: findPhi(r.output.join(''), 'child stdout/stderr'), tmpHits: scanTree(r.tmpDir).hits,
+    dataHits: data.hits, dataFiles: data.files.map(rel), outboxHits: outbox.hits, outboxFiles: outbox.files.map(rel),
+  };
+}
+
+/** A sweep's figures for `report()`. */
+export function sweepFigures(s: RigSweep): Record<string, string | number> {
+  const o = perField(s.outboxHits);
+  return {
+    logHits: s.logHits.length, tmpHits: s.tmpHits.length, dataHits: s.dataHits.length, dataFiles: s.dataFiles.join(',') || 'none', outboxFiles: s.outboxFiles.join(',') || 'none',
+    outboxName: o.name, outboxMrn: o.mrn, outboxBirthDate: o.birthDate, outboxRx: o.rx,
+  };
+}
+
+/** Hits as readable lines, for an assertion's diff. */
+export const showHits = (hits: PhiHit[]): string[] => hits.map((h) => `${h.where}: ${h.field} "${h.needle}" ×${h.count}`);
