@@ -14,7 +14,9 @@
  * ending in a half line at open (a crash between write and fsync) loses that line's bytes, which
  * were never reported delivered.
  *
- * Batches are written one at a time: a batch's cut must not take another batch's bytes with it.
+ * Batches are written one group at a time — those that arrived while the previous write ran go
+ * together, in one write and one fsync — so a failed group's cut never takes bytes of another's
+ * that was reported delivered.
  */
 import { mkdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -45,6 +47,9 @@ export interface FileSinkOptions {
 export function fileSinkPath(dir: string, ms: number): string {
   return join(dir, `records-${new Date(ms).toISOString().slice(0, 10)}.ndjson`);
 }
+
+/** A batch's lines, waiting to be written with the others that arrived meanwhile. */
+interface Waiting { buf: Buffer; at: number; rows: number; records: number; resolve: (r: DeliveryResult) => void; reject: (e: unknown) => void }
 
 const defaultOpen = (path: string): Promise<SinkFileHandle> => open(path, 'a+', 0o600);
 
@@ -81,7 +86,9 @@ export function createFileSink(opts: FileSinkOptions): Sink {
   let current: { path: string; fh: SinkFileHandle; size: number } | undefined;
   // a cut that failed: made when the file is next opened
   let pendingCut: { path: string; size: number } | undefined;
-  let queue: Promise<unknown> = Promise.resolve();
+  // batches waiting for the write in progress to finish, and that write (undefined when none)
+  const waiting: Waiting[] = [];
+  let draining: Promise<void> | undefined;
 
   async function handleFor(path: string): Promise<{ path: string; fh: SinkFileHandle; size: number }> {
     if (current?.path === path) return current;
@@ -124,28 +131,37 @@ export function createFileSink(opts: FileSinkOptions): Sink {
     }
   }
 
-  async function writeBatch(batch: RecordBatch): Promise<DeliveryResult> {
-    const now = opts.clock.now();
-    const sealedAt = new Date(now).toISOString();
-    if (!batch.sealed) throw new GatewayError('GW_SINK_REJECTED', 'file sink needs the sealed rows of the batch');
-    const lines = batch.sealed.map((r) => JSON.stringify({ id: r.id, type: r.type, ...(r.recordIds ? { ids: r.recordIds } : {}), sealedAt, sealed: Buffer.from(r.sealed.buffer, r.sealed.byteOffset, r.sealed.byteLength).toString('base64') })).join('\n') + '\n';
-    const buf = Buffer.from(lines, 'utf8');
-    const path = fileSinkPath(opts.dir, now);
+  /**
+   * Writes the batches waiting, all at once: one write and one fsync for the lot (batches that
+   * arrive during a write wait for the next group). All of a group is on the disk, or none of it.
+   */
+  async function writeGroup(group: Waiting[]): Promise<void> {
+    const buf = group.length === 1 ? group[0].buf : Buffer.concat(group.map((g) => g.buf));
+    const rows = group.reduce((n, g) => n + g.rows, 0);
     let file: { path: string; fh: SinkFileHandle; size: number } | undefined;
     try {
-      file = await handleFor(path);
+      file = await handleFor(fileSinkPath(opts.dir, group[0].at));
       await writeAll(file.fh, buf);
       await file.fh.sync();
     } catch (e) {
       writeFailures++;
       lastError = e instanceof GatewayError ? 'short-write' : ((e as NodeJS.ErrnoException).code ?? 'io');
       if (file) await cutBack(file);
-      throw new GatewayError('GW_SINK_WRITE_FAILED', `file sink could not write a batch of ${batch.sealed.length} rows (${lastError}); nothing was reported delivered and the day's file is as it was before the batch. Free disk space or fix the sink folder's permissions; delivery resumes with backoff`, { cause: e });
+      const err = new GatewayError('GW_SINK_WRITE_FAILED', `file sink could not write ${rows} rows (${lastError}); nothing was reported delivered and the day's file is as it was before them. Free disk space or fix the sink folder's permissions; delivery resumes with backoff`, { cause: e });
+      for (const g of group) g.reject(err);
+      return;
     }
     file.size += buf.length;
-    written += batch.ids.length;
     lastError = undefined;
-    return { rejected: [] };
+    for (const g of group) { written += g.records; g.resolve({ rejected: [] }); }
+  }
+
+  async function drain(): Promise<void> {
+    try {
+      while (waiting.length) await writeGroup(waiting.splice(0));
+    } finally {
+      draining = undefined;
+    }
   }
 
   /** Takes a failed batch's bytes off the end of the file; if that fails too, the next open does it. */
@@ -165,13 +181,18 @@ export function createFileSink(opts: FileSinkOptions): Sink {
     async start() { mkdirSync(opts.dir, { recursive: true, mode: 0o700 }); started = true; },
     async stop() {
       started = false;
-      await queue.catch(() => undefined);
+      await draining;
       await closeCurrent();
     },
     deliver(batch: RecordBatch): Promise<DeliveryResult> {
-      const p = queue.then(() => writeBatch(batch));
-      queue = p.catch(() => undefined);
-      return p;
+      const at = opts.clock.now();
+      const sealedAt = new Date(at).toISOString();
+      if (!batch.sealed) return Promise.reject(new GatewayError('GW_SINK_REJECTED', 'file sink needs the sealed rows of the batch'));
+      const lines = batch.sealed.map((r) => JSON.stringify({ id: r.id, type: r.type, ...(r.recordIds ? { ids: r.recordIds } : {}), sealedAt, sealed: Buffer.from(r.sealed.buffer, r.sealed.byteOffset, r.sealed.byteLength).toString('base64') })).join('\n') + '\n';
+      return new Promise<DeliveryResult>((resolve, reject) => {
+        waiting.push({ buf: Buffer.from(lines, 'utf8'), at, rows: batch.sealed!.length, records: batch.ids.length, resolve, reject });
+        draining ??= drain();
+      });
     },
     health: () => ({ connected: started, detail: { written, writeFailures, ...(lastError ? { lastError } : {}) } }),
   };

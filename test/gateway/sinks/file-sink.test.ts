@@ -50,8 +50,9 @@ type WriteStep = number | 'ENOSPC' | 'pass';
  * many bytes, for real, and report them; `ENOSPC`: fail), then passes through; each fsync takes
  * the next of `syncs` (then passes); truncate fails as many times as told first.
  */
-function faultyOpen(plan: { writes?: WriteStep[]; syncs?: Array<'ok' | 'EIO'>; truncateFails?: number }) {
-  const seen = { writes: [] as number[], opens: 0, truncates: [] as number[] };
+function faultyOpen(plan: { writes?: WriteStep[]; syncs?: Array<'ok' | 'EIO'>; truncateFails?: number; firstWriteWaitsFor?: Promise<void> }) {
+  const seen = { writes: [] as number[], opens: 0, truncates: [] as number[], syncs: 0 };
+  let held = plan.firstWriteWaitsFor;
   const writes = [...(plan.writes ?? [])];
   const syncs = [...(plan.syncs ?? [])];
   let truncateFails = plan.truncateFails ?? 0;
@@ -60,6 +61,7 @@ function faultyOpen(plan: { writes?: WriteStep[]; syncs?: Array<'ok' | 'EIO'>; t
     const fh = await open(path, 'a+', 0o600);
     return {
       async write(buffer, offset, length) {
+        if (held) { const h = held; held = undefined; await h; }
         const step = writes.shift() ?? 'pass';
         if (step === 'ENOSPC') throw enospc();
         const n = step === 'pass' ? length : Math.min(step, length);
@@ -67,7 +69,7 @@ function faultyOpen(plan: { writes?: WriteStep[]; syncs?: Array<'ok' | 'EIO'>; t
         seen.writes.push(r.bytesWritten);
         return r;
       },
-      async sync() { if (syncs.shift() === 'EIO') throw eio(); await fh.sync(); },
+      async sync() { seen.syncs++; if (syncs.shift() === 'EIO') throw eio(); await fh.sync(); },
       async truncate(len) { if (truncateFails > 0) { truncateFails--; throw eio(); } seen.truncates.push(len); await fh.truncate(len); },
       stat: () => fh.stat(),
       read: (buffer, offset, length, position) => fh.read(buffer, offset, length, position),
@@ -204,6 +206,33 @@ describe('file sink', () => {
     expect(r2.status).toBe('fulfilled');
     expect(linesOf(fileSinkPath(dir, clock.now()))).toEqual(b2.ids);
     expect(readdirSync(dir)).toEqual(['records-2026-12-02.ndjson']);
+    await sink.stop();
+  });
+
+  it('writes the batches that arrived during a write together, in one write and one fsync; a group that fails fails all its batches and leaves none of their bytes', async () => {
+    const dir = tempDir();
+    let release!: () => void;
+    const f = faultyOpen({ firstWriteWaitsFor: new Promise<void>((r) => { release = r; }), writes: ['pass', 8192, 'ENOSPC'] });
+    const sink = createFileSink({ dir, clock, openFile: f.openFile });
+    await sink.start();
+    const file = fileSinkPath(dir, clock.now());
+    const [a, b, c] = [batch('a', 2), batch('b', 3), batch('c', 4)];
+    const pa = sink.deliver(a);
+    // a's group is being written (its write held): b and c wait, and go in the next write together
+    const pb = sink.deliver(b);
+    const pc = sink.deliver(c);
+    release();
+    await pa;
+    const [rb, rc] = await Promise.allSettled([pb, pc]);
+    expect([rb.status, rc.status]).toEqual(['rejected', 'rejected']);
+    expect((rb as PromiseRejectedResult).reason).toBe((rc as PromiseRejectedResult).reason);
+    expect(linesOf(file)).toEqual(a.ids);
+    // one write for a, one (cut short, then refused) for b and c together; fsyncs: a's, and the cut's
+    expect(f.seen.writes).toEqual([statSync(file).size, 8192]);
+    expect(f.seen.syncs).toBe(2);
+    await Promise.all([sink.deliver(b), sink.deliver(c)]);
+    expect(linesOf(file)).toEqual([...a.ids, ...b.ids, ...c.ids]);
+    expect(sink.health().detail).toEqual({ written: 9, writeFailures: 1 });
     await sink.stop();
   });
 });
