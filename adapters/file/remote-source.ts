@@ -8,7 +8,7 @@
  * to `error/` there with a `.reason.txt`. A crash between import and move re-downloads the file
  * and finds it in the ledger: it is moved, not imported again.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import cron from 'node-cron';
@@ -111,6 +111,10 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
     async start(c) {
       if (!stopped) return;
       if (!cron.validate(schedule)) throw new Error(`files.${o.id}.${o.remote.kind}.schedule "${schedule}" is not a cron expression`);
+      // A copy left here by a run that died between moving the file on the server and removing
+      // the copy is plaintext PHI nothing will ever read or remove again; the server keeps the
+      // original (still in the folder, or in processed/ or error/), so clearing loses nothing.
+      rmSync(o.stagingDir, { recursive: true, force: true });
       mkdirSync(o.stagingDir, { recursive: true, mode: 0o700 });
       ctx = c;
       stopped = false;
