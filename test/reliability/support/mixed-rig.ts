@@ -7,7 +7,7 @@
  * temporary files go to a folder of their own (TMPDIR).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHttpReferenceCloud, type HttpReferenceCloud } from '../../reference-cloud/reference-cloud.ts';
@@ -122,6 +122,7 @@ export async function startMixedRig(o: { name: string; logLevel?: string; batchS
       await gateway.kill();
       await cloud.stop();
       await Promise.allSettled([pg.stop(), sshd.stop()]);
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
