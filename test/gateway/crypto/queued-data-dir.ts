@@ -22,6 +22,8 @@ export interface QueuedDataDir {
   records: Map<string, string>;
   /** Queued rows (N when every message made one row). */
   rows: number;
+  /** Each queued row's record ids, in queue order. */
+  bundles: string[][];
   cloudKeys: ReturnType<typeof makeCloudKeys>;
 }
 
@@ -38,6 +40,14 @@ export function queuedRecords(outboxFile: string, key: Uint8Array): Map<string, 
     ids.forEach((id, i) => out.set(id, texts[i]));
   }
   return out;
+}
+
+/** Each queued row's record ids, in queue order. */
+export function queuedBundles(outboxFile: string): string[][] {
+  const d = new DatabaseSync(outboxFile, { readOnly: true });
+  const rows = d.prepare('SELECT id, record_ids AS recordIds FROM outbox ORDER BY seq').all() as Array<{ id: string; recordIds: string | null }>;
+  d.close();
+  return rows.map((r) => (r.recordIds ? (JSON.parse(r.recordIds) as string[]) : [r.id]));
 }
 
 export function rowCount(outboxFile: string): number {
@@ -62,7 +72,7 @@ export async function queuedDataDir(n: number, cloudKeys = makeCloudKeys()): Pro
     await h.stop();
   }
   const outboxFile = join(dataDir, 'outbox.db');
-  return { dataDir, acked, records: queuedRecords(outboxFile, readFileSync(join(dataDir, 'keys', 'seal.key'))), rows: rowCount(outboxFile), cloudKeys };
+  return { dataDir, acked, records: queuedRecords(outboxFile, readFileSync(join(dataDir, 'keys', 'seal.key'))), rows: rowCount(outboxFile), bundles: queuedBundles(outboxFile), cloudKeys };
 }
 
 /** A copy of the folder for one case. */
