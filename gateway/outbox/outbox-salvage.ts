@@ -267,7 +267,7 @@ function copyRows(source: DatabaseSync | undefined, target: DatabaseSync, sealer
         return;
       }
       // kept, so a person sees which record ids to have resent; it cannot be delivered
-      const stored = st.dead.run(r.id as string, 'record', now, 'salvage', 'canonical', 'GW_RECORD_UNREADABLE', 'salvaged from a damaged outbox: its sealed bytes no longer open (damaged); have the source resend it', null, r.type as string, r.partition_key as string, r.bytes as number, payload, recordIds);
+      const stored = st.dead.run(r.id as string, 'record', now, 'salvage', 'canonical', 'GW_RECORD_UNREADABLE', 'salvaged from a damaged outbox: its sealed bytes no longer open (damaged); have the source resend it', null, r.type as string, r.partition_key as string, r.bytes as number, payload, validRecordIds(recordIds));
       if (Number(stored.changes) > 0) { ob.salvaged++; ob.unreadable++; } else ob.lost++;
     }, top);
     ob.lost += w.lost;
@@ -282,7 +282,7 @@ function copyRows(source: DatabaseSync | undefined, target: DatabaseSync, sealer
         if (!readable) dl.unreadable++;
         const code = readable ? (r.code as string) : 'GW_RECORD_UNREADABLE';
         const reason = readable ? (r.reason as string) : `salvaged from a damaged outbox: its sealed bytes no longer open (first dead-lettered as ${String(r.code)})`;
-        const res = st.dead.run(r.id as string, r.kind as string, r.created_at as number, r.adapter as string, r.format as string, code, reason, (r.location as string | null) ?? null, (r.record_type as string | null) ?? null, (r.partition_key as string | null) ?? null, r.bytes as number, payload, (r.record_ids as string | null) ?? null);
+        const res = st.dead.run(r.id as string, r.kind as string, r.created_at as number, r.adapter as string, r.format as string, code, reason, (r.location as string | null) ?? null, (r.record_type as string | null) ?? null, (r.partition_key as string | null) ?? null, r.bytes as number, payload, validRecordIds(r.record_ids));
         if (Number(res.changes) > 0) dl.salvaged++; else dl.lost++;
       });
       dl.lost += wd.lost;
@@ -394,4 +394,19 @@ export function describeSalvage(r: SalvageReport, alertKey: string): string {
   }).join(', ');
   const where = r.movedTo ? `the damaged file was kept at ${r.movedTo}` : 'there was no file to keep';
   return `${describeDamage(r.reason)}: a fresh outbox was made from every readable row (${per}; "+": more may have been lost than counted). ${where}. Queued records that could not be opened are dead letters with GW_RECORD_UNREADABLE. Input is accepted. Keep the damaged file for support, check the disk, have the sources resend what was lost, then acknowledge: POST /alerts/${alertKey}/clear`;
+}
+
+/**
+ * A bundle's record-id list as stored, when it is one (a JSON array of strings); otherwise null. The
+ * column is not sealed, so on a damaged page it can hold anything; a dead letter keeps only a list
+ * that parses, so one damaged row cannot break the dead-letter listing.
+ */
+function validRecordIds(v: unknown): string | null {
+  if (typeof v !== 'string') return null;
+  try {
+    const ids = JSON.parse(v) as unknown;
+    return Array.isArray(ids) && ids.length > 0 && ids.every((x) => typeof x === 'string') ? v : null;
+  } catch {
+    return null;
+  }
 }

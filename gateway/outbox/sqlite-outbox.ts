@@ -437,6 +437,9 @@ function cleanDead(r: Record<string, unknown>): Record<string, unknown> {
   for (const [k, v] of Object.entries(r)) if (v !== null) out[k] = typeof v === 'bigint' ? Number(v) : v;
   if (out.createdAt !== undefined) out.createdAt = Number(out.createdAt);
   if (out.bytes !== undefined) out.bytes = Number(out.bytes);
-  if (typeof out.recordIds === 'string') out.recordIds = JSON.parse(out.recordIds);
+  // the column is not sealed: a list damaged on the disk is left out rather than failing the listing
+  if (typeof out.recordIds === 'string') {
+    try { out.recordIds = JSON.parse(out.recordIds); } catch { delete out.recordIds; }
+  }
   return out;
 }
