@@ -50,6 +50,16 @@ export interface SalvageReport {
   tables: Record<SalvagedTable, TableSalvage>;
 }
 
+/**
+ * Queued records were lost or cannot be opened: then the sources' positions (cursors, row hashes,
+ * resend log) are left behind on purpose, so polled sources read again from the start and resends
+ * are taken as new.
+ */
+export function sourcesRewound(tables: Record<SalvagedTable, TableSalvage>): boolean {
+  const ob = tables.outbox;
+  return ob.lost > 0 || ob.lostUnknown || ob.unreadable > 0;
+}
+
 /** Bounds of one walk: it ends, whatever the damage (a table's bad regions, the probes per region). */
 const MAX_BAD_REGIONS = 100_000;
 const MAX_ROWID = 2 ** 53;
@@ -299,6 +309,11 @@ function copyRows(source: DatabaseSync | undefined, target: DatabaseSync, sealer
       pc.lost += wp.lost;
       pc.lostUnknown = wp.lostUnknown;
     }
+    // Queued records were lost or cannot be opened: the sources' positions (cursors, row hashes, the
+    // HL7 resend log) are not carried over, so polled sources read again from the start and a resent
+    // HL7 message is taken as new instead of answered "duplicate" for a record that is gone. The
+    // cloud drops the copies by record id; a gap would be silent.
+    if (sourcesRewound(out)) { /* positions deliberately not salvaged: see above */ } else {
     if (have.has('source_cursors')) {
       const sc = out.source_cursors;
       const wc = walkRowids(source, 'source_cursors', 'key, value, updated_at', (r) => { st.cursor.run(r.key as string, r.value as string, r.updated_at as number); sc.salvaged++; });
@@ -315,6 +330,7 @@ function copyRows(source: DatabaseSync | undefined, target: DatabaseSync, sealer
       const wl = walkRowids(source, 'intake_log', 'key, hash, seen_at', (r) => { st.log.run(r.key as string, r.hash as string, r.seen_at as number); il.salvaged++; });
       il.lost += wl.lost;
       il.lostUnknown = wl.lostUnknown;
+    }
     }
     target.exec('COMMIT');
   } catch (e) {
@@ -393,7 +409,7 @@ export function describeSalvage(r: SalvageReport, alertKey: string): string {
     return `${t} ${x.salvaged} salvaged/${x.lost}${x.lostUnknown ? '+' : ''} lost${x.unreadable ? `/${x.unreadable} unreadable` : ''}`;
   }).join(', ');
   const where = r.movedTo ? `the damaged file was kept at ${r.movedTo}` : 'there was no file to keep';
-  return `${describeDamage(r.reason)}: a fresh outbox was made from every readable row (${per}; "+": more may have been lost than counted). ${where}. Queued records that could not be opened are dead letters with GW_RECORD_UNREADABLE. Input is accepted. Keep the damaged file for support, check the disk, have the sources resend what was lost, then acknowledge: POST /alerts/${alertKey}/clear`;
+  return `${describeDamage(r.reason)}: a fresh outbox was made from every readable row (${per}; "+": more may have been lost than counted). ${where}. Queued records that could not be opened are dead letters with GW_RECORD_UNREADABLE. ${sourcesRewound(r.tables) ? 'Because queued records were lost, the sources\' positions were not kept: database and file sources read again from the start and resent HL7 messages are taken as new (the cloud drops copies). ' : ''}Input is accepted. Keep the damaged file for support, check the disk, have the sources resend what was lost, then acknowledge: POST /alerts/${alertKey}/clear`;
 }
 
 /**

@@ -13,7 +13,7 @@ import { createManualClock } from '../../../gateway/clock.ts';
 import { createRecordSealer } from '../../../gateway/crypto/record-sealer.ts';
 import { isGatewayError } from '../../../gateway/errors.ts';
 import { createSqliteOutbox } from '../../../gateway/outbox/sqlite-outbox.ts';
-import type { SalvageReport } from '../../../gateway/outbox/outbox-salvage.ts';
+import { describeSalvage, sourcesRewound, type SalvageReport } from '../../../gateway/outbox/outbox-salvage.ts';
 import { mountSmallDisk, type SmallDisk } from '../../support/small-disk.ts';
 
 const N = 1500;
@@ -92,7 +92,11 @@ describe('outbox salvage at open', () => {
     const r = reports[0];
     expect(r.reason).toBe('truncated');
     expect(r.tables.outbox).toEqual({ salvaged: N - expectedLost, lost: expectedLost, lostUnknown: false, unreadable: 0 });
-    expect(r.tables.source_cursors.salvaged).toBe(1);
+    // queued rows were lost: the sources' positions are left behind, so they read again (no silent gap)
+    expect(sourcesRewound(r.tables)).toBe(true);
+    expect(r.tables.source_cursors.salvaged).toBe(0);
+    expect(box.getCursor('db/patients')).toBeUndefined();
+    expect(describeSalvage(r, 'outboxSalvaged')).toContain('read again from the start');
     expect(box.stats().pending).toBe(N - expectedLost);
     expect(await box.enqueue({ records: [{ id: 'new', type: 'patient', partitionKey: 'p', plain: '{}' }] })).toBe('accepted');
     await box.close();
