@@ -124,7 +124,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000,
     onFull: (bytes, maxBytes) => alerts.outboxFull(bytes, maxBytes),
     onWriterGone: ({ error, restartInMs, restarts }) => {
-      logger.error({ code: 'GW_OUTBOX_IO', cause: error.message, restartInMs, restarts }, 'outbox writer thread died; restarting it. Input is refused with a negative ACK until then (senders resend); nothing committed is lost');
+      logger.error({ code: 'GW_OUTBOX_IO', cause: error.code, restartInMs, restarts }, 'outbox writer thread died; restarting it. Input is refused with a negative ACK until then (senders resend); nothing committed is lost');
       bus.emit('component.failed', { component: 'outbox-writer', code: 'GW_OUTBOX_IO' });
     },
     onWriterRestarted: ({ restarts }) => logger.warn({ restarts }, 'outbox writer thread restarted; input is accepted again'),

@@ -337,7 +337,7 @@ export function createSqlSource(o: SqlSourceOptions): SourceAdapter & { progress
       try {
         if (!driver) { driver = o.driver ?? await openSqlDriver(o.connection); await checkStreams(driver); }
         if (o.realtime === 'listen' && driver.listen && !listening) {
-          await driver.listen(o.channel, () => pollNow(), (e) => { listening = false; ctx?.logger.warn({ code: 'GW_SOURCE_UNREACHABLE', cause: e.message }, 'notification connection lost; polling until it is back'); });
+          await driver.listen(o.channel, () => pollNow(), (e) => { listening = false; ctx?.logger.warn({ code: 'GW_SOURCE_UNREACHABLE', cause: errorCodeOf(e) }, 'notification connection lost; polling until it is back'); });
           listening = true;
         }
         for (const s of o.streams) { if (running && !broken.has(s.name)) await cycle(s); }
@@ -349,9 +349,10 @@ export function createSqlSource(o: SqlSourceOptions): SourceAdapter & { progress
       } catch (e) {
         failures++;
         const delay = Math.min(60_000, 1000 * 2 ** Math.min(failures, 6));
-        const msg = (e as Error).message ?? String(e);
-        health = { status: 'down', detail: { state: 'database unreachable or query failed', error: msg.slice(0, 200), retryInMs: delay } };
-        ctx?.logger.error({ code: 'GW_SOURCE_UNREACHABLE', cause: msg.slice(0, 200), retryInMs: delay }, 'database poll failed; retrying');
+        // the driver's code only (SQLSTATE, errno): a database's message text can quote row values
+        const cause = errorCodeOf(e);
+        health = { status: 'down', detail: { state: 'database unreachable or query failed (run `eyewear-gateway db check` for the full answer)', error: cause, retryInMs: delay } };
+        ctx?.logger.error({ code: 'GW_SOURCE_UNREACHABLE', cause, retryInMs: delay }, 'database poll failed; retrying');
         if (driver && !o.driver) { await driver.close().catch(() => undefined); driver = undefined; listening = false; }
         await sleep(delay);
       }
@@ -395,4 +396,11 @@ export function createSqlSource(o: SqlSourceOptions): SourceAdapter & { progress
     pollNow,
     mapRow,
   };
+}
+
+/** A driver error's code (SQLSTATE, errno name) or its class: never its message, which can quote data. */
+function errorCodeOf(e: unknown): string {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' || typeof code === 'number') return String(code);
+  return e instanceof Error ? e.name : 'unknown';
 }

@@ -201,7 +201,7 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
       // command outcomes go on up/status, not retained (the retained message stays the online state)
       offOutcome = opts.bus.on('command.outcome', (e) => { if (c.connected) c.publish(topics.status, JSON.stringify({ type: 'command-outcome', ...e, at: new Date(opts.clock.now()).toISOString() }), { qos: 1 }); });
       c.on('close', () => { if (!lastError) lastError = 'disconnected'; opts.bus.emit('sink.disconnected', { sink: 'mqtt', reason: lastError }); });
-      c.on('error', (err) => { lastError = (err as NodeJS.ErrnoException).code ?? err.message; opts.logger.warn({ code: lastError }, 'MQTT error'); });
+      c.on('error', (err) => { lastError = (err as NodeJS.ErrnoException).code ?? err.name; opts.logger.warn({ code: lastError }, 'MQTT error'); });
     },
     async stop() {
       const c = client;
