@@ -20,6 +20,7 @@ import { systemClock, type Clock } from './clock.ts';
 import { createCloudEnvelope } from './crypto/cloud-envelope.ts';
 import { createRecordSealer } from './crypto/record-sealer.ts';
 import { openSealKey } from './crypto/key-custody.ts';
+import { createPartitionKeyer } from './crypto/partition-keyer.ts';
 import { acknowledgeAlert, salvageAlert } from './salvage-alert.ts';
 import { createEventBus, type EventBus } from './event-bus.ts';
 import { createLogger } from './logger.ts';
@@ -116,6 +117,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const custody = openSealKey({ keyFile: paths.keyFile, outboxFiles: [paths.outboxFile, paths.outboundFile] });
   const sealKey = custody.key;
   const sealer = createRecordSealer(sealKey);
+  const partitionKeyer = createPartitionKeyer(sealKey);
   const token = config.admin.token ?? loadOrCreateToken(paths.tokenFile);
 
   const outbox = createSqliteOutbox({
@@ -143,7 +145,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     ? createCommandProcessor({
       verifier: createCommandVerifier({ publicKeyPem: config.cloud.commandPublicKey, gatewayId: config.gateway.id, now: () => clock.now() }),
       outbound: outbound && {
-        outbox: outbound.outbox, sealer, notify: () => outbound.relay.notify(),
+        outbox: outbound.outbox, sealer, notify: () => outbound.relay.notify(), partitionKeyer,
         identity: { sendingApplication: 'EWML', sendingFacility: config.gateway.id, receivingApplication: config.outbound.receivingApplication, receivingFacility: config.outbound.receivingFacility },
       },
       direct: { outbox, sealer, writeBackFor: (id) => writeBacks.get(id), fileWriterFor: (id) => fileWriters.get(id) },
@@ -168,6 +170,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     identity: { tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, gatewayId: config.gateway.id },
     onEnqueued: () => relay.notify(),
     diskGuard,
+    partitionKeyer,
   });
   const adapters: SourceAdapter[] = [];
   if (config.hl7.enabled) adapters.push(createMllpListener({ ...config.hl7, now: () => clock.now() }));

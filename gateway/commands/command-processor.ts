@@ -70,7 +70,7 @@ export interface DirectCommandOptions {
   retryDelayMs?: number;
 }
 
-export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?: { outbox: Outbox; sealer: RecordSealer; notify: () => void; identity: OutboundIdentity }; direct?: DirectCommandOptions; bus: EventBus; logger: Logger; now: () => number }): CommandProcessor {
+export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?: { outbox: Outbox; sealer: RecordSealer; notify: () => void; identity: OutboundIdentity; /** Partition keys as stored (a keyed hash: they name the patient). */ partitionKeyer?: (key: string) => string }; direct?: DirectCommandOptions; bus: EventBus; logger: Logger; now: () => number }): CommandProcessor {
   /** MSH-10 fixed by the command id: a resend of the queued message is a duplicate to the PMS. */
   const header = (commandId: string): OutboundHeader => ({ ...o.outbound!.identity, controlId: `EW${createHash('sha256').update(commandId).digest('hex').slice(0, 18).toUpperCase()}`, nowMs: o.now() });
   const outcome = (commandId: string | undefined, status: 'accepted' | 'refused', detail: string) => {
@@ -186,7 +186,7 @@ export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?
       const who = ((cmd.appointment ?? cmd.charge ?? cmd.order) as { patient?: { system?: string; value?: string } } | undefined)?.patient;
       const partitionKey = typeof cmd.partition === 'string' ? cmd.partition : who?.system && who.value ? `patient:${who.system}|${who.value}` : 'outbound';
       const sealed = o.outbound.sealer.seal(id, Buffer.from(JSON.stringify({ commandId: cmd.id, hl7 })));
-      const r = await o.outbound.outbox.enqueue({ records: [{ id, type: 'outbound-hl7', partitionKey, sealed }], dedupe: { key: `command|${cmd.id}`, hash: createHash('sha256').update(jws).digest('hex') } });
+      const r = await o.outbound.outbox.enqueue({ records: [{ id, type: 'outbound-hl7', partitionKey: o.outbound.partitionKeyer?.(partitionKey) ?? partitionKey, sealed }], dedupe: { key: `command|${cmd.id}`, hash: createHash('sha256').update(jws).digest('hex') } });
       if (r === 'duplicate' || r === 'conflict') return outcome(cmd.id, 'refused', 'replayed command id');
       if (r === 'full') return outcome(cmd.id, 'refused', 'outbound queue full; send again later');
       o.outbound.notify();

@@ -21,6 +21,7 @@ import { rowHash, rowJson } from '../../adapters/canonical/row-hash.ts';
 import type { RecordValidator } from '../../adapters/canonical/validator.ts';
 import { CodecError, type IntakeResult, type MapContext, type PageIntakeResult, type RawInput, type RawPage, type RawRow, type SourceCodec, type SourceLocation } from '../../adapters/contracts.ts';
 import type { Clock } from '../clock.ts';
+import { plainPartitionKeys, type PartitionKeyer } from '../crypto/partition-keyer.ts';
 import type { RecordSealer } from '../crypto/record-sealer.ts';
 import { isGatewayError, type ErrorCode } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
@@ -43,6 +44,11 @@ export interface IntakePipelineOptions {
   onEnqueued?: () => void;
   /** The disk guard (disk-guard.ts): input is refused while it does not admit it. */
   diskGuard?: { admits(): boolean; writeFailed(): void };
+  /**
+   * Turns a record's partition key (it names the patient) into what the outbox stores: the gateway
+   * passes a keyed hash (crypto/partition-keyer.ts); without one, keys are stored as they are.
+   */
+  partitionKeyer?: PartitionKeyer;
 }
 
 export interface IntakePipeline {
@@ -67,8 +73,8 @@ function locationText(l?: SourceLocation): string | undefined {
  * A message's (or source row's) records as outbox rows: records that share a partition go as one
  * bundle (their JSON joined by newlines), a record alone as itself. Order is kept within each.
  */
-function outboxRows(records: MapStageResult['records']): StoreRecord[] {
-  const one = (r: MapStageResult['records'][number]): StoreRecord => ({ id: r.record.id, type: r.record.type, partitionKey: r.draft.partitionKey, plain: JSON.stringify(r.record) });
+function outboxRows(records: MapStageResult['records'], keyOf: PartitionKeyer): StoreRecord[] {
+  const one = (r: MapStageResult['records'][number]): StoreRecord => ({ id: r.record.id, type: r.record.type, partitionKey: keyOf(r.draft.partitionKey), plain: JSON.stringify(r.record) });
   if (records.length === 1) return [one(records[0])];
   const groups = new Map<string, MapStageResult['records']>();
   for (const r of records) {
@@ -79,13 +85,14 @@ function outboxRows(records: MapStageResult['records']): StoreRecord[] {
   for (const [partitionKey, g] of groups) {
     if (g.length === 1) { out.push(one(g[0])); continue; }
     const recordIds = g.map((r) => r.record.id);
-    out.push({ id: bundleId(recordIds), type: 'bundle', partitionKey, plain: g.map((r) => JSON.stringify(r.record)).join(BUNDLE_SEPARATOR), recordIds });
+    out.push({ id: bundleId(recordIds), type: 'bundle', partitionKey: keyOf(partitionKey), plain: g.map((r) => JSON.stringify(r.record)).join(BUNDLE_SEPARATOR), recordIds });
   }
   return out;
 }
 
 export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipeline {
   const codecs = new Map(opts.codecs.map((c) => [c.format, c]));
+  const keyOf = opts.partitionKeyer ?? plainPartitionKeys;
   const log = opts.logger;
 
   const stage = createMapStage({ validator: opts.validator, clock: opts.clock, identity: opts.identity });
@@ -166,7 +173,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     if (records.length === 0) return reject(raw, 'GW_MAP_FAILED', 'message produced no records', { hash, hl7ErrorCode: '207' });
     // handed over as JSON: the outbox's writer seals them before they are written (rule 4), on the
     // writer thread when it takes the commit, so sealing does not hold up the sockets' event loop
-    const toStore = outboxRows(records);
+    const toStore = outboxRows(records, keyOf);
     const key = codec.dedupeKey(parsed);
     let outcome;
     try {
@@ -224,7 +231,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
       const first = built.invalid[0];
       return fail('GW_VALIDATION_FAILED', `${first.type} record ${first.path} ${first.problem}${built.invalid.length > 1 ? ` (+${built.invalid.length - 1} more)` : ''}`);
     }
-    entry.records = outboxRows(built.records);
+    entry.records = outboxRows(built.records, keyOf);
     return entry;
   }
 
