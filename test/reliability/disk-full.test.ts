@@ -11,7 +11,7 @@
  * every message answered AA reaches the cloud or the file: lost = 0. A polled source is paused with
  * nothing moved to processed/ and no ledger entry past what was committed.
  */
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +23,7 @@ import { makeCloudKeys } from '../support/cloud-keys.ts';
 import { startHarness, type Harness } from '../support/gateway-harness.ts';
 import { startMosquitto, type Broker } from '../support/mosquitto.ts';
 import { waitFor } from '../support/net.ts';
-import { mountSmallDisk, type SmallDisk } from '../support/small-disk.ts';
+import { fillDisk, mountSmallDisk, type SmallDisk } from '../support/small-disk.ts';
 import { startHttpReferenceCloud, startMqttReferenceCloud, type HttpReferenceCloud, type MqttReferenceCloud } from '../reference-cloud/reference-cloud.ts';
 import { report, scale } from './scale.ts';
 
@@ -56,21 +56,7 @@ function mdm(tag: string): { id: string; text: string } {
   return { id, text };
 }
 
-/** Takes every free byte of the disk (or `bytes`) in a file of its own: another program filling the disk. */
-function fill(path: string, bytes = Number.POSITIVE_INFINITY): number {
-  const fd = openSync(path, 'w');
-  const chunk = Buffer.alloc(256 * 1024, 7);
-  let written = 0;
-  try {
-    while (written < bytes) {
-      try { written += writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - written)); } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-        try { written += writeSync(fd, chunk, 0, 4096); continue; } catch { break; }
-      }
-    }
-  } finally { closeSync(fd); }
-  return written;
-}
+const fill = fillDisk;
 
 async function ready(h: Harness): Promise<{ ready: boolean; reasons: string[] }> {
   const r = await fetch(`http://127.0.0.1:${h.adminPort}/ready`);

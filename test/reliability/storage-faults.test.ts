@@ -10,7 +10,6 @@
  * - keys: the start stops with GW_KEY_MISSING; after `keys import` of the backup it starts and
  *   delivers every record.
  */
-import { DatabaseSync } from 'node:sqlite';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -26,6 +25,7 @@ import { waitFor } from '../support/net.ts';
 import { startHarness, type Harness } from '../support/gateway-harness.ts';
 import { copyDataDir, queuedDataDir, type QueuedDataDir } from '../gateway/crypto/queued-data-dir.ts';
 import { report, scale } from './scale.ts';
+import { rowsBeyond } from '../support/outbox-pages.ts';
 
 const N = scale(300, 3000);
 const PLACES = scale(6, 24);
@@ -53,20 +53,6 @@ function cli(dataDir: string) {
   return { run: (...args: string[]) => runCommand(args, io), err };
 }
 
-/** Rows of the outbox table on pages past `kept` (or under an interior page past it), from the intact file's page map. */
-function rowsBeyond(file: string, kept: number): number {
-  const d = new DatabaseSync(file, { readOnly: true });
-  const pages = d.prepare("SELECT path, pageno, pagetype, ncell FROM dbstat WHERE name = 'outbox'").all() as Array<{ path: string; pageno: number; pagetype: string; ncell: number }>;
-  d.close();
-  const byPath = new Map(pages.map((p) => [p.path, p.pageno]));
-  let lost = 0;
-  for (const p of pages) {
-    if (p.pagetype !== 'leaf') continue;
-    const ancestors = p.path.split('/').filter(Boolean).map((_, i, parts) => `/${parts.slice(0, i).join('/')}${i ? '/' : ''}`);
-    if (p.pageno > kept || ancestors.some((a) => (byPath.get(a) ?? 0) > kept)) lost += p.ncell;
-  }
-  return lost;
-}
 
 interface Counts { salvaged: number; lost: number; lostUnknown: boolean; unreadable: number }
 interface Outcome { delivered: number; deadLettered: number; altered: number; newAcked: boolean; salvage?: Counts }

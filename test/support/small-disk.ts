@@ -4,7 +4,7 @@
  * mocked write. `unmount()` removes it; call it in `afterAll`.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -24,4 +24,23 @@ export function mountSmallDisk(bytes: number): SmallDisk {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Takes every free byte of a disk (or `bytes`) in a file of its own, as another program filling the
+ * disk would; the last pages a 4 KiB block at a time. Returns what it wrote.
+ */
+export function fillDisk(path: string, bytes = Number.POSITIVE_INFINITY): number {
+  const fd = openSync(path, 'w');
+  const chunk = Buffer.alloc(256 * 1024, 7);
+  let written = 0;
+  try {
+    while (written < bytes) {
+      try { written += writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - written)); } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+        try { written += writeSync(fd, chunk, 0, 4096); continue; } catch { break; }
+      }
+    }
+  } finally { closeSync(fd); }
+  return written;
 }

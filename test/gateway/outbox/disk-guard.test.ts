@@ -2,7 +2,7 @@
  * The disk guard on a real small tmpfs (ENOSPC from the kernel, not a mock), and the outbox's
  * answer to a write that finds the disk full: GW_DISK_LOW, rolled back whole, the writer alive.
  */
-import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -13,28 +13,13 @@ import { createEventBus } from '../../../gateway/event-bus.ts';
 import { isGatewayError } from '../../../gateway/errors.ts';
 import { createDiskGuard, DISK_LOW_ALERT } from '../../../gateway/outbox/disk-guard.ts';
 import { createSqliteOutbox } from '../../../gateway/outbox/sqlite-outbox.ts';
-import { mountSmallDisk, type SmallDisk } from '../../support/small-disk.ts';
+import { fillDisk, mountSmallDisk, type SmallDisk } from '../../support/small-disk.ts';
 import { waitFor } from '../../support/net.ts';
 
 const MiB = 1024 * 1024;
 const silent = pino({ level: 'silent' });
 
-/** Writes `bytes` (or until the disk is full) into a file of its own; returns what it wrote. */
-function fill(path: string, bytes = Number.POSITIVE_INFINITY): number {
-  const fd = openSync(path, 'w');
-  const chunk = Buffer.alloc(64 * 1024, 1);
-  let written = 0;
-  try {
-    while (written < bytes) {
-      try { written += writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - written)); } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-        // the last pages, a 4 KiB block at a time
-        try { written += writeSync(fd, chunk, 0, 4096); continue; } catch { break; }
-      }
-    }
-  } finally { closeSync(fd); }
-  return written;
-}
+const fill = fillDisk;
 
 function board() {
   return createAlertBoard({ clock: systemClock, logger: silent, bus: createEventBus(() => undefined) });

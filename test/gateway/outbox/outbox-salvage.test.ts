@@ -15,6 +15,7 @@ import { isGatewayError } from '../../../gateway/errors.ts';
 import { createSqliteOutbox } from '../../../gateway/outbox/sqlite-outbox.ts';
 import { describeSalvage, sourcesRewound, type SalvageReport } from '../../../gateway/outbox/outbox-salvage.ts';
 import { mountSmallDisk, type SmallDisk } from '../../support/small-disk.ts';
+import { rowsBeyond } from '../../support/outbox-pages.ts';
 
 const N = 1500;
 const key = randomBytes(32);
@@ -40,20 +41,6 @@ const fresh = async (): Promise<string> => {
   return file;
 };
 
-/** Rows of the outbox table that live on pages past `keptPages` (or under an interior page past it), from the intact file's dbstat. */
-function rowsBeyond(file: string, keptPages: number): number {
-  const d = new DatabaseSync(file, { readOnly: true });
-  const pages = d.prepare("SELECT path, pageno, pagetype, ncell FROM dbstat WHERE name = 'outbox'").all() as Array<{ path: string; pageno: number; pagetype: string; ncell: number }>;
-  d.close();
-  const byPath = new Map(pages.map((p) => [p.path, p.pageno]));
-  let lost = 0;
-  for (const p of pages) {
-    if (p.pagetype !== 'leaf') continue;
-    const ancestors = p.path.split('/').filter(Boolean).map((_, i, parts) => `/${parts.slice(0, i).join('/')}${i ? '/' : ''}`);
-    if (p.pageno > keptPages || ancestors.some((a) => (byPath.get(a) ?? 0) > keptPages)) lost += p.ncell;
-  }
-  return lost;
-}
 
 async function openBox(file: string, o: { expectData?: boolean; sealKey?: Uint8Array } = {}) {
   const reports: SalvageReport[] = [];
