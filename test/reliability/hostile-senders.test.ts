@@ -114,6 +114,8 @@ describe('hostile senders', () => {
       expect(codes).toEqual(Array.from({ length: messages }, () => 'AA'));
       expect(st.counts).toMatchObject({ accepted: 10 + messages, duplicate: 0, rejected: 0 });
       expect(st.adapters.hl7v2.detail).toMatchObject({ closedToMakeRoom: 1, closedForPartialBytes: holders - survivors - 1, closedForPartialTimeout: 0, refused: 0, partialBytes: survivors * each });
+      // a client sees its close a moment after the gateway counts it
+      await waitFor(() => raws.filter((r) => r.closed).length >= holders - survivors, 10_000, 'the closes reach the clients');
       expect(raws.filter((r) => r.closed).length).toBe(holders - survivors);
       const growth = rssPeak - rssBefore;
       report('hostile-senders/partial-frames', { holders, bytesEach: each, messages, answeredAA: codes.filter((c) => c === 'AA').length, accepted: st.counts.accepted - 10, survivors, heldMiB: (st.adapters.hl7v2.detail.partialBytes / MiB).toFixed(1), closedForBytes: st.adapters.hl7v2.detail.closedForPartialBytes, closedToMakeRoom: st.adapters.hl7v2.detail.closedToMakeRoom, rssBeforeMiB: (rssBefore / MiB).toFixed(0), rssPeakMiB: (rssPeak / MiB).toFixed(0), rssGrowthMiB: (growth / MiB).toFixed(0) });

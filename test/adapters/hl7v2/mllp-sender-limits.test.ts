@@ -39,6 +39,8 @@ describe('MLLP sender limits', () => {
       expect(readAck(await real.send(adtA04({ mrn: `LIM${i + 1}` }))).code).toBe('AA');
     }
     await waitFor(() => detail(h!).closedForPartialBytes === 2 && detail(h!).partialBytes === 2 * held, 10_000, 'two holders closed');
+    // the client sees its close a moment after the gateway counts it (CI read one in between)
+    await waitFor(() => raws.filter((r) => r.closed).length >= 2, 10_000, 'the closes reach the clients');
     // the first two holders keep their frames; each later one is closed while it grows past the cap
     expect(raws.map((r) => r.closed)).toEqual([false, false, true, true]);
     for (let i = 5; i < 10; i++) expect(readAck(await real.send(adtA04({ mrn: `LIM${i}` }))).code).toBe('AA');
@@ -102,6 +104,7 @@ describe('MLLP sender limits', () => {
     expect(readAck(await b.send(adtA04({ mrn: 'ROOM2' }))).code).toBe('AA');
     const c = await h.client();
     expect(readAck(await c.send(adtA04({ mrn: 'ROOM3' }))).code).toBe('AA');
+    await Promise.all([idle[1].whenClosed, idle[2].whenClosed]);
     expect(idle.map((r) => r.closed)).toEqual([true, true, true]);
     // three connections, each has sent a frame just now: a fourth is refused
     const fourth = await rawConnection(h.mllpPort);
