@@ -114,7 +114,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const metrics = createMetrics();
   const bus = createEventBus((err, name) => logger.error({ err, event: name }, 'event listener threw'));
   // a missing or damaged key beside sealed rows stops here (GW_KEY_MISSING), before anything is built
-  const custody = openSealKey({ keyFile: paths.keyFile, outboxFiles: [paths.outboxFile, paths.outboundFile] });
+  const custody = openSealKey({ keyFile: paths.keyFile, outboxFiles: [paths.outboxFile, paths.outboundFile], sealedFileDirs: [paths.fileSinkDir] });
   const sealKey = custody.key;
   const sealer = createRecordSealer(sealKey);
   const partitionKeyer = createPartitionKeyer(sealKey);

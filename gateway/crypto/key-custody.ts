@@ -9,6 +9,8 @@
  * - key absent: if any outbox (`outbox.db`, `outbound.db`) holds sealed rows, or cannot be read
  *   to tell, GW_KEY_MISSING; otherwise a new key is made (atomically, 0600) and reported `created`.
  */
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { GatewayError } from '../errors.ts';
 import { sealedDataIn } from '../outbox/outbox-integrity.ts';
 import { createKeyFile, readKeyFile } from './key-file.ts';
@@ -21,7 +23,11 @@ export interface SealKeyCustody {
 
 const RESTORE = 'Restore it from its backup: eyewear-gateway keys import BACKUP [--replace] (the import checks the backup opens the outbox).';
 
-export function openSealKey(o: { keyFile: string; outboxFiles: readonly string[] }): SealKeyCustody {
+/**
+ * `sealedFileDirs`: folders of files sealed under the key (the file sink's NDJSON): a new key would
+ * leave them unreadable by `unseal` as surely as queued rows, so they too make a missing key a stop.
+ */
+export function openSealKey(o: { keyFile: string; outboxFiles: readonly string[]; sealedFileDirs?: readonly string[] }): SealKeyCustody {
   const k = readKeyFile(o.keyFile);
   if (k.state === 'present') return { key: k.key, created: false };
   if (k.state === 'damaged') {
@@ -36,5 +42,18 @@ export function openSealKey(o: { keyFile: string; outboxFiles: readonly string[]
       throw new GatewayError('GW_KEY_MISSING', `the seal key ${o.keyFile} is missing, and the outbox ${file} cannot be read to tell whether it holds records. The gateway did not start and made no new key. ${RESTORE} Only if its records are knowingly given up: move ${file} aside and start again.`, { details: { keyFile: o.keyFile, file } });
     }
   }
+  for (const dir of o.sealedFileDirs ?? []) {
+    const files = sealedFilesIn(dir);
+    if (files > 0) {
+      throw new GatewayError('GW_KEY_MISSING', `the seal key ${o.keyFile} is missing, and ${dir} holds ${files} file(s) of records sealed under it (the file sink's output, read with eyewear-gateway unseal). The gateway did not start and made no new key. ${RESTORE} Only if those files are knowingly given up: move them aside and start again.`, { details: { keyFile: o.keyFile, dir, files } });
+    }
+  }
   return { key: createKeyFile(o.keyFile), created: true };
+}
+
+/** Non-empty `.ndjson` files in `dir` (0 when it does not exist). */
+function sealedFilesIn(dir: string): number {
+  let names: string[];
+  try { names = readdirSync(dir); } catch { return 0; }
+  return names.filter((n) => n.endsWith('.ndjson') && (() => { try { return statSync(join(dir, n)).size > 0; } catch { return false; } })()).length;
 }

@@ -98,6 +98,18 @@ describe('seal key custody', () => {
     expect(readFileSync(join(h.dataDir, 'keys', 'seal.key')).length).toBe(32);
   });
 
+  it('a deleted key beside file-sink output sealed under it is GW_KEY_MISSING too: a new key would leave those files unreadable', async () => {
+    const h = await startHarness({}, { logLevel: 'warn' });
+    await h.stop();
+    const sinkDir = join(h.dataDir, 'outbound');
+    writeFileSync(join(sinkDir, 'records-2026-01-01.ndjson'), '{"id":"x"}\n');
+    rmSync(join(h.dataDir, 'keys', 'seal.key'));
+    const err = caught(() => build(h.dataDir));
+    expect(isGatewayError(err, 'GW_KEY_MISSING')).toBe(true);
+    expect((err as Error).message).toContain(`${sinkDir} holds 1 file(s) of records sealed under it`);
+    expect(existsSync(join(h.dataDir, 'keys', 'seal.key'))).toBe(false);
+  });
+
   it('the command line says the code, the path and what to do, exit 1, without a stack or SQLite text', () => {
     const dir = copyDataDir(q.dataDir);
     rmSync(join(dir, 'keys', 'seal.key'));
