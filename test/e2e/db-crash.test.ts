@@ -80,7 +80,7 @@ describe('crash safety of a database source', () => {
   const killChild = () => gw.kill();
   const jitter = (min: number, span: number) => new Promise((r) => setTimeout(r, min + Math.floor(Math.random() * span)));
 
-  it(`has every row's latest state after ${KILLS_IN_LOAD} kills in a ${ROWS.toLocaleString('en')}-row first load and ${KILLS_IN_UPDATES} during updates`, { timeout: 600_000 }, async () => {
+  it(`has every row's latest state after ${KILLS_IN_LOAD} kills in a ${ROWS.toLocaleString('en')}-row first load and ${KILLS_IN_UPDATES} during updates`, { timeout: 900_000 }, async () => {
     for (let k = 0; k < KILLS_IN_LOAD; k++) {
       await startChild();
       await jitter(2000, 4000);
@@ -120,7 +120,7 @@ describe('crash safety of a database source', () => {
     for (const r of res.rows as Array<{ charge_id: string; amount_cents: number }>) expected.set(`charges/${r.charge_id}`, r.amount_cents);
     const goneRows = Number(((await server.query('SELECT count(DISTINCT row_id)::int AS n FROM ps.deletions WHERE table_name = $1', ['charges'], 'practice')).rows[0] as { n: number }).n);
     const missing = () => { let n = 0; for (const [sid, cents] of expected) if (!ledger.versions.get(sid)?.includes(cents)) n++; return n; };
-    await waitFor(() => ledger.deleted.size >= goneRows && missing() === 0, 300_000, 'every row\'s latest state');
+    await waitFor(() => ledger.deleted.size >= goneRows && missing() === 0, 540_000, 'every row\'s latest state');
     await killChild();
     expect(expected.size).toBe(ROWS - goneRows);
     expect(missing()).toBe(0);
