@@ -20,21 +20,32 @@ export interface ActiveAlert {
   detail: string;
   /** While active, `/ready` is false with `detail` as the reason. */
   blocksReady: boolean;
+  /** It records a past event (an outbox salvaged, rows quarantined), so a person clears it; otherwise it clears itself when its condition ends. */
+  acknowledgeable: boolean;
 }
 
 export interface AlertSpec {
   code: ErrorCode;
   detail: string;
   blocksReady?: boolean;
+  /** See ActiveAlert.acknowledgeable (default false: the condition clears the alert). */
+  acknowledgeable?: boolean;
   /** Logged fields beside the code (counts, paths); never PHI. */
   fields?: Record<string, string | number | boolean>;
 }
+
+export type Acknowledgement = 'cleared' | 'not-active' | 'not-acknowledgeable';
 
 export interface AlertBoard {
   readonly active: Readonly<Record<string, ActiveAlert>>;
   raise(key: string, spec: AlertSpec): void;
   /** Clears the alert if active; `note` is logged at info level. */
   clear(key: string, note?: string): void;
+  /**
+   * A person acknowledges an alert (`POST /alerts/:key/clear`): only one that records a past event;
+   * clearing a condition still true by hand would hide it while it lasts.
+   */
+  acknowledge(key: string): Acknowledgement;
   isActive(key: string): boolean;
   /** Details of the active alerts that block readiness. */
   readyBlockers(): string[];
@@ -50,7 +61,7 @@ export function createAlertBoard(o: { clock: Clock; logger: Logger; bus: EventBu
         existing.detail = spec.detail;
         return;
       }
-      active[key] = { since: new Date(o.clock.now()).toISOString(), code: spec.code, detail: spec.detail, blocksReady: spec.blocksReady ?? false };
+      active[key] = { since: new Date(o.clock.now()).toISOString(), code: spec.code, detail: spec.detail, blocksReady: spec.blocksReady ?? false, acknowledgeable: spec.acknowledgeable ?? false };
       o.logger.error({ code: spec.code, alert: key, ...spec.fields }, spec.detail);
       o.bus.emit('alert.raised', { key, code: spec.code, detail: spec.detail });
     },
@@ -59,6 +70,13 @@ export function createAlertBoard(o: { clock: Clock; logger: Logger; bus: EventBu
       delete active[key];
       o.logger.info({ alert: key }, note ?? `alert ${key} cleared`);
       o.bus.emit('alert.cleared', { key });
+    },
+    acknowledge(key) {
+      const a = active[key];
+      if (!a) return 'not-active';
+      if (!a.acknowledgeable) return 'not-acknowledgeable';
+      this.clear(key, `alert ${key} acknowledged by an operator`);
+      return 'cleared';
     },
     isActive: (key) => key in active,
     readyBlockers: () => Object.values(active).filter((a) => a.blocksReady).map((a) => a.detail),

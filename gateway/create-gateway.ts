@@ -21,7 +21,7 @@ import { createCloudEnvelope } from './crypto/cloud-envelope.ts';
 import { createRecordSealer } from './crypto/record-sealer.ts';
 import { openSealKey } from './crypto/key-custody.ts';
 import { createPartitionKeyer } from './crypto/partition-keyer.ts';
-import { acknowledgeAlert, salvageAlert } from './salvage-alert.ts';
+import { salvageAlert } from './salvage-alert.ts';
 import { createEventBus, type EventBus } from './event-bus.ts';
 import { createLogger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -212,7 +212,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const admin = config.admin.enabled
     ? createAdminServer({
       host: config.admin.host, port: config.admin.port, token, logger: logger.child({ component: 'admin' }), metrics, outbox,
-      status, ready: () => report.ready(), replay: (id) => pipeline.replay(id), acknowledgeAlert: (key) => acknowledgeAlert(alertBoard, key),
+      status, ready: () => report.ready(), replay: (id) => pipeline.replay(id), acknowledgeAlert: (key) => alertBoard.acknowledge(key),
     })
     : undefined;
 

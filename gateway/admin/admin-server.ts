@@ -6,6 +6,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { IntakeResult } from '../../adapters/contracts.ts';
+import type { Acknowledgement } from '../alerts.ts';
 import { ErrorCodes, type ErrorCode } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Outbox } from '../outbox/outbox.ts';
@@ -23,7 +24,7 @@ export interface AdminServerOptions {
   ready: () => { ready: boolean; reasons: string[] };
   replay: (id: string) => Promise<IntakeResult | undefined>;
   /** A person acknowledges an alert that records a past event (a salvaged outbox); conditions still true clear themselves. */
-  acknowledgeAlert?: (key: string) => 'cleared' | 'not-active' | 'not-acknowledgeable';
+  acknowledgeAlert?: (key: string) => Acknowledgement;
 }
 
 export interface AdminServer {

@@ -167,7 +167,7 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
     o.bus.emit('relay.deadLettered', { sink: o.sink.kind, records, code: 'GW_RECORD_UNREADABLE' });
     log.error({ code: 'GW_RECORD_UNREADABLE', rows: list.length, records, rowIds: rowIds.slice(0, 20) }, 'queued rows could not be opened; quarantined in dead letters, not sent');
     o.alerts?.raise('recordsUnreadable', {
-      code: 'GW_RECORD_UNREADABLE', blocksReady: false, fields: { rows: unreadableRows, records: unreadableRecords },
+      code: 'GW_RECORD_UNREADABLE', blocksReady: false, acknowledgeable: true, fields: { rows: unreadableRows, records: unreadableRecords },
       detail: `${unreadableRows} queued row(s) (${unreadableRecords} record(s)) could not be opened (damaged on the disk, or sealed under another key) and were quarantined in dead letters, not sent; the rest are delivered. Check the disk; if the seal key was replaced, restore the original (eyewear-gateway keys import) and replay the dead letters with code GW_RECORD_UNREADABLE`,
     });
   }

@@ -121,6 +121,9 @@ describe('relay: rows that do not open', () => {
     expect(w.board.active.recordsUnreadable.detail).toMatch(/^3 queued row\(s\) \(5 record\(s\)\) could not be opened .* restore the original \(eyewear-gateway keys import\) and replay the dead letters/);
     expect(w.board.readyBlockers()).toEqual([]);
     expect(w.outbox.stats()).toMatchObject({ pending: 0, inFlight: 0, deadLetters: 3 });
+    // it records a past event: a person acknowledges it (POST /alerts/recordsUnreadable/clear)
+    expect(w.board.acknowledge('recordsUnreadable')).toBe('cleared');
+    expect(w.board.active.recordsUnreadable).toBeUndefined();
     await w.sink.stop();
     await w.outbox.close();
   });
