@@ -1,7 +1,7 @@
 /**
  * The message type as a metric label. A type comes from input (MSH-9, a FHIR resourceType), so a
  * sender can make any number of them; each distinct label value is a new Prometheus series that
- * is never forgotten (20,000 distinct types once made 20,128 series and a 4 MB `/metrics`). Only
+ * is never forgotten, so a flood of invented types grows `/metrics` without bound. Only
  * types the gateway knows are named — the HL7 v2 message codes and trigger events of the standard
  * (tables 0076 and 0003) for the families it maps or commonly sees, the fixed texts its mappers
  * use, and the FHIR R4 resource types — and every other type is counted under `other`.

@@ -55,5 +55,8 @@ export function openSealKey(o: { keyFile: string; outboxFiles: readonly string[]
 function sealedFilesIn(dir: string): number {
   let names: string[];
   try { names = readdirSync(dir); } catch { return 0; }
-  return names.filter((n) => n.endsWith('.ndjson') && (() => { try { return statSync(join(dir, n)).size > 0; } catch { return false; } })()).length;
+  const nonEmpty = (n: string) => {
+    try { return statSync(join(dir, n)).size > 0; } catch { return false; }
+  };
+  return names.filter((n) => n.endsWith('.ndjson') && nonEmpty(n)).length;
 }

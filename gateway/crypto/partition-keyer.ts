@@ -8,14 +8,15 @@
  * Keys already hashed (`h:` prefix — a dead letter replayed, a row moved) are left as they are, so
  * a record keeps its partition however often it passes through.
  */
-import { createHmac, hkdfSync } from 'node:crypto';
+import { createHmac, createSecretKey, hkdfSync } from 'node:crypto';
 
 export type PartitionKeyer = (key: string) => string;
 
 const PREFIX = 'h:';
 
 export function createPartitionKeyer(sealKey: Uint8Array): PartitionKeyer {
-  const k = Buffer.from(hkdfSync('sha256', sealKey, Buffer.alloc(0), 'ewml/partition-key/v1', 32));
+  // a KeyObject made once, as the sealer does: raw bytes would be imported again on every record
+  const k = createSecretKey(Buffer.from(hkdfSync('sha256', sealKey, Buffer.alloc(0), 'ewml/partition-key/v1', 32)));
   return (key) => (key.startsWith(PREFIX) ? key : `${PREFIX}${createHmac('sha256', k).update(key).digest('base64url')}`);
 }
 

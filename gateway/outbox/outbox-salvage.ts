@@ -313,24 +313,24 @@ function copyRows(source: DatabaseSync | undefined, target: DatabaseSync, sealer
     // HL7 resend log) are not carried over, so polled sources read again from the start and a resent
     // HL7 message is taken as new instead of answered "duplicate" for a record that is gone. The
     // cloud drops the copies by record id; a gap would be silent.
-    if (sourcesRewound(out)) { /* positions deliberately not salvaged: see above */ } else {
-    if (have.has('source_cursors')) {
-      const sc = out.source_cursors;
-      const wc = walkRowids(source, 'source_cursors', 'key, value, updated_at', (r) => { st.cursor.run(r.key as string, r.value as string, r.updated_at as number); sc.salvaged++; });
-      sc.lost += wc.lost;
-      sc.lostUnknown = wc.lostUnknown;
-    }
-    if (have.has('source_rows')) {
-      const sr = out.source_rows;
-      const wr = walkSourceRows(source, (r) => { st.row.run(r.stream as string, r.pk as string, r.hash as string); sr.salvaged++; });
-      sr.lostUnknown = wr.lostUnknown;
-    }
-    if (have.has('intake_log')) {
-      const il = out.intake_log;
-      const wl = walkRowids(source, 'intake_log', 'key, hash, seen_at', (r) => { st.log.run(r.key as string, r.hash as string, r.seen_at as number); il.salvaged++; });
-      il.lost += wl.lost;
-      il.lostUnknown = wl.lostUnknown;
-    }
+    if (!sourcesRewound(out)) {
+      if (have.has('source_cursors')) {
+        const sc = out.source_cursors;
+        const wc = walkRowids(source, 'source_cursors', 'key, value, updated_at', (r) => { st.cursor.run(r.key as string, r.value as string, r.updated_at as number); sc.salvaged++; });
+        sc.lost += wc.lost;
+        sc.lostUnknown = wc.lostUnknown;
+      }
+      if (have.has('source_rows')) {
+        const sr = out.source_rows;
+        const wr = walkSourceRows(source, (r) => { st.row.run(r.stream as string, r.pk as string, r.hash as string); sr.salvaged++; });
+        sr.lostUnknown = wr.lostUnknown;
+      }
+      if (have.has('intake_log')) {
+        const il = out.intake_log;
+        const wl = walkRowids(source, 'intake_log', 'key, hash, seen_at', (r) => { st.log.run(r.key as string, r.hash as string, r.seen_at as number); il.salvaged++; });
+        il.lost += wl.lost;
+        il.lostUnknown = wl.lostUnknown;
+      }
     }
     target.exec('COMMIT');
   } catch (e) {

@@ -1,6 +1,6 @@
 /**
  * Every metric label comes from a bounded set. A sender choosing MSH-9 once made one series per
- * distinct type (20,000 types: 20,128 series, a 4 MB /metrics); now unknown types share `other`.
+ * distinct type; now unknown types share `other`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frameMllp } from '../../adapters/hl7v2/mllp-framer.ts';
