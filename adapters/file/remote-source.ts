@@ -69,8 +69,9 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
         }
         seen.delete(f.name);
         const local = join(o.stagingDir, f.name);
-        await client.download(remote(f.name), local);
         try {
+          // inside the try: a download cut short (the server gone, a stop) leaves no partial copy behind
+          await client.download(remote(f.name), local);
           const st = await stat(local);
           if (st.size !== f.size) { c.logger.warn({ file: f.name }, 'file changed while downloading; taken at the next listing'); continue; }
           const r = await importFile(c, o.import, { path: local, name: f.name, size: f.size, mtimeMs: f.mtime });
@@ -94,7 +95,9 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
         } finally { await rm(local, { force: true }); }
       }
     } catch (e) {
-      lastError = (e as Error).message.slice(0, 300);
+      // the code only: a server's message can name the file, and export file names can carry a patient's name
+      const code = (e as { code?: unknown }).code;
+      lastError = typeof code === 'string' || typeof code === 'number' ? String(code) : e instanceof Error ? e.name : 'unknown';
       c.logger.warn({ code: 'GW_SOURCE_UNREACHABLE', cause: lastError }, `${label} listing failed; tried again at the next scheduled time`);
     } finally {
       await client?.close();
@@ -127,6 +130,8 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
       await task?.stop();
       task = undefined;
       await running;
+      // nothing of an export file stays in the data folder while the gateway is stopped
+      rmSync(o.stagingDir, { recursive: true, force: true });
     },
     health(): AdapterHealth {
       return { status: stopped ? 'down' : lastError ? 'degraded' : 'up', detail: { ...counts, ...(lastError ? { error: lastError } : {}), ...(lastListAt ? { lastListAt: new Date(lastListAt).toISOString() } : {}) } };

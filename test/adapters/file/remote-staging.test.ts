@@ -2,7 +2,7 @@
  * A remote (SFTP) source's staging folder holds plaintext copies of export files only while one is
  * imported. A gateway killed after moving a file on the server and before removing its copy left
  * the copy behind for good (the crash-mixed reliability case found two after 50 kills): the source
- * now clears its staging folder when it starts.
+ * now clears its staging folder when it starts and when it stops.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,5 +29,13 @@ describe('remote file sources: staging', () => {
     }, { dataDir });
     expect(existsSync(staging)).toBe(true);
     expect(readdirSync(staging)).toEqual([]);
+  });
+
+  it('leaves no staging folder behind when it stops (the PHI sweep found a copy after an orderly stop)', async () => {
+    const staging = join(dataDir, 'staging', 'ecw');
+    writeFileSync(join(staging, 'patients_1126.csv'), 'PatientID,LastName\n502,Sample\n');
+    await h?.stop();
+    h = undefined;
+    expect(existsSync(staging)).toBe(false);
   });
 });
