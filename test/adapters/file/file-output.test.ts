@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { CompactSign } from 'jose';
 import pino from 'pino';
 import { randomBytes } from 'node:crypto';
+import { systemClock } from '../../../gateway/clock.ts';
 import { createRecordSealer } from '../../../gateway/crypto/record-sealer.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFileWriter, renderFile } from '../../../adapters/file/file-output.ts';
@@ -39,7 +40,7 @@ beforeAll(async () => {
   ]);
   const bus = createEventBus(() => undefined);
   bus.on('command.outcome', (e) => outcomes.push(e));
-  const outbox = createMemoryOutbox({ maxBytes: 10_000_000, clock: { now: () => Date.now() } });
+  const outbox = createMemoryOutbox({ maxBytes: 10_000_000, clock: systemClock });
   await outbox.open();
   processor = createCommandProcessor({
     verifier: createCommandVerifier({ publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }).toString(), gatewayId: 'gw-out', now: () => Date.now() }),
@@ -69,7 +70,7 @@ describe('files for the PMS (file.write commands)', () => {
   });
 
   it('finishes after a restart what it had accepted (the command is kept until done)', async () => {
-    const outbox = createMemoryOutbox({ maxBytes: 10_000_000, clock: { now: () => Date.now() } });
+    const outbox = createMemoryOutbox({ maxBytes: 10_000_000, clock: systemClock });
     await outbox.open();
     const sealer = createRecordSealer(randomBytes(32));
     const bus = createEventBus(() => undefined);

@@ -7,6 +7,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { CompactSign } from 'jose';
 import pino from 'pino';
 import { randomBytes } from 'node:crypto';
+import { systemClock } from '../../../gateway/clock.ts';
 import { createRecordSealer } from '../../../gateway/crypto/record-sealer.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCommandProcessor, type CommandProcessor } from '../../../gateway/commands/command-processor.ts';
@@ -43,7 +44,7 @@ beforeAll(async () => {
   });
   const bus = createEventBus(() => undefined);
   bus.on('command.outcome', (e) => outcomes.push(e));
-  const outbox = createMemoryOutbox({ maxBytes: 10_000_000, clock: { now: () => Date.now() } });
+  const outbox = createMemoryOutbox({ maxBytes: 10_000_000, clock: systemClock });
   await outbox.open();
   processor = createCommandProcessor({
     verifier: createCommandVerifier({ publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }).toString(), gatewayId: 'gw-wb', now: () => Date.now() }),

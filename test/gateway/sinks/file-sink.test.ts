@@ -3,14 +3,14 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Clock } from '../../../gateway/clock.ts';
+import { createManualClock } from '../../../gateway/clock.ts';
 import { createRecordSealer } from '../../../gateway/crypto/record-sealer.ts';
 import { GatewayError } from '../../../gateway/errors.ts';
 import { createFileSink, fileSinkPath, type SinkFileHandle } from '../../../gateway/sinks/file-sink.ts';
 import type { RecordBatch } from '../../../gateway/sinks/sink.ts';
 
 const sealer = createRecordSealer(Buffer.alloc(32, 3));
-const clock: Clock = { now: () => Date.UTC(2026, 11, 2, 8, 0, 0) };
+const clock = createManualClock(Date.UTC(2026, 11, 2, 8, 0, 0));
 const dirs: string[] = [];
 afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }); });
 
