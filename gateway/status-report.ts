@@ -10,7 +10,7 @@ import type { Clock } from './clock.ts';
 import type { EventBus } from './event-bus.ts';
 import type { Metrics } from './metrics.ts';
 import type { DiskState } from './outbox/disk-guard.ts';
-import type { Outbox } from './outbox/outbox.ts';
+import type { RecordQueue } from './outbox/outbox.ts';
 import type { RelayWorker } from './relay/relay-worker.ts';
 import type { Sink } from './sinks/sink.ts';
 
@@ -18,7 +18,7 @@ export interface StatusSources {
   config: GatewayConfig;
   clock: Clock;
   version: string;
-  outbox: Outbox;
+  outbox: Pick<RecordQueue, 'stats'>;
   sink: Sink;
   relay: RelayWorker;
   adapters: readonly SourceAdapter[];
@@ -28,7 +28,7 @@ export interface StatusSources {
   /** When the gateway started (0 while stopped). */
   startedAt: () => number;
   /** The outbound direction, when enabled. */
-  outbound?: { outbox: Outbox; sink: Sink };
+  outbound?: { outbox: Pick<RecordQueue, 'stats'>; sink: Sink };
   /** Free space on the data volume as the disk guard last saw it. */
   disk?: () => DiskState;
 }
@@ -41,7 +41,7 @@ export interface Alerts {
 }
 
 /** The outbox-full alert on the board: raised when the outbox refuses input, cleared once delivery brings it under 90% of its cap. */
-export function createOutboxAlerts(o: { board: AlertBoard; bus: EventBus; outbox: () => Outbox; maxBytes: number }): Alerts {
+export function createOutboxAlerts(o: { board: AlertBoard; bus: EventBus; outbox: () => Pick<RecordQueue, 'stats'>; maxBytes: number }): Alerts {
   const { board } = o;
   o.bus.on('relay.delivered', () => {
     if (board.isActive('outboxFull') && o.outbox().stats().bytes < o.maxBytes * 0.9) {

@@ -9,7 +9,7 @@ import type { IntakeResult } from '../../adapters/contracts.ts';
 import type { Acknowledgement } from '../alerts.ts';
 import { ErrorCodes, type ErrorCode } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
-import type { Outbox } from '../outbox/outbox.ts';
+import type { DeadLetterStore, RecordQueue } from '../outbox/outbox.ts';
 import { tokenMatches } from './admin-token.ts';
 
 export interface AdminServerOptions {
@@ -18,7 +18,8 @@ export interface AdminServerOptions {
   token: string;
   logger: Logger;
   metrics: Metrics;
-  outbox: Outbox;
+  /** The dead-letter routes' store (and the queue's stats, for the total). */
+  outbox: DeadLetterStore & Pick<RecordQueue, 'stats'>;
   /** The whole status document (composed by the gateway). */
   status: () => Record<string, unknown>;
   ready: () => { ready: boolean; reasons: string[] };

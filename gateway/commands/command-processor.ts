@@ -15,7 +15,7 @@ import { parseHl7 } from '../../adapters/hl7v2/hl7-message.ts';
 import type { RecordSealer } from '../crypto/record-sealer.ts';
 import { isGatewayError } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
-import type { Outbox } from '../outbox/outbox.ts';
+import type { CommandJournal, RecordQueue } from '../outbox/outbox.ts';
 import type { CloudCommand, CommandVerifier } from './command-verifier.ts';
 import { buildDft, buildLensOrder, buildSiu, type ChargeData, type LensOrderData, type OutboundHeader } from '../../adapters/hl7v2/build-outbound.ts';
 import type { AppointmentData } from '../../adapters/canonical/types.ts';
@@ -63,14 +63,14 @@ export interface DirectCommandOptions {
   /** A configured file output target. */
   fileWriterFor(target: string): FileWriter | undefined;
   /** Durable record of command ids taken (the main outbox's resend log; a replay is refused) and of commands not yet finished. */
-  outbox: Outbox;
+  outbox: Pick<RecordQueue, 'enqueue'> & CommandJournal;
   sealer: RecordSealer;
   /** Attempts and first delay when the database cannot be reached. */
   attempts?: number;
   retryDelayMs?: number;
 }
 
-export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?: { outbox: Outbox; sealer: RecordSealer; notify: () => void; identity: OutboundIdentity; /** Partition keys as stored (a keyed hash: they name the patient). */ partitionKeyer?: (key: string) => string }; direct?: DirectCommandOptions; bus: EventBus; logger: Logger; now: () => number }): CommandProcessor {
+export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?: { outbox: Pick<RecordQueue, 'enqueue'>; sealer: RecordSealer; notify: () => void; identity: OutboundIdentity; /** Partition keys as stored (a keyed hash: they name the patient). */ partitionKeyer?: (key: string) => string }; direct?: DirectCommandOptions; bus: EventBus; logger: Logger; now: () => number }): CommandProcessor {
   /** MSH-10 fixed by the command id: a resend of the queued message is a duplicate to the PMS. */
   const header = (commandId: string): OutboundHeader => ({ ...o.outbound!.identity, controlId: `EW${createHash('sha256').update(commandId).digest('hex').slice(0, 18).toUpperCase()}`, nowMs: o.now() });
   const outcome = (commandId: string | undefined, status: 'accepted' | 'refused', detail: string) => {

@@ -6,6 +6,7 @@ import type { Clock } from '../clock.ts';
 import { GatewayError } from '../errors.ts';
 import { randomBytes } from 'node:crypto';
 import { createRecordSealer, type RecordSealer } from '../crypto/record-sealer.ts';
+import { admitDeadLetters, admitEntry, admitPage, type AdmissionTotals } from './admission.ts';
 import { DELETED_ROW_HASH, ENTRY_OVERHEAD, entryBytes, sealRecords, selectClaimable, type DeadLetterEntry, type Outbox, type QueueRow, type SealedRecord } from './outbox.ts';
 
 interface Row extends QueueRow { type: string; attempts: number; createdAt: number; bytes: number; sealed: Uint8Array; recordIds?: string[] }
@@ -34,8 +35,6 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
   let seq = 0;
   let bytes = 0;
   let open = false;
-  let heldBack = false;
-  let lastFull = false;
   let sealer = opts.sealer;
   const seal = (aad: string, plain: string | Uint8Array) => (sealer ??= createRecordSealer(randomBytes(32))).seal(aad, plain);
   /** Queues a sealed record (or bundle) as a new row. */
@@ -46,14 +45,23 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
   };
 
   const maxDead = opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4);
-  /** Bytes a dead letter adds (less the one of the same id it replaces), or undefined when it does not fit. */
-  function deadLetterGrowth(entries: readonly DeadLetterEntry[], freed = 0): number | undefined {
+  /** The totals the admission rules (admission.ts) decide on. */
+  function totals(): AdmissionTotals {
+    let deadBytes = 0;
+    for (const d of dead.values()) deadBytes += d.bytes;
+    return { bytes, deadBytes, maxBytes: opts.maxBytes, maxDeadLetterBytes: maxDead };
+  }
+  /** Bytes dead letters add (less those of the same ids they replace). */
+  function deadLetterGrowth(entries: readonly DeadLetterEntry[]): number {
     let growth = 0;
     for (const e of entries) growth += e.sealed.byteLength + ENTRY_OVERHEAD - (dead.get(e.id)?.bytes ?? 0);
-    let deadNow = 0;
-    for (const d of dead.values()) deadNow += d.bytes;
-    return bytes - freed + growth > opts.maxBytes || deadNow + growth > maxDead ? undefined : growth;
+    return growth;
   }
+  /** The resend log as admission reaches it. */
+  const resendLog = {
+    lookup: (key: string) => log.get(key),
+    claim: (key: string, hash: string) => { const prior = log.get(key); if (prior === undefined) log.set(key, hash); return prior; },
+  };
   const putDead = (e: DeadLetterEntry) => { dead.set(e.id, { ...e, bytes: e.sealed.byteLength + ENTRY_OVERHEAD }); };
 
   /** Claimed rows to the dead letters, whole (their bytes were counted already). */
@@ -87,14 +95,10 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       need();
       await Promise.resolve();
       const entry = { ...given, records: sealRecords(given.records, seal) };
-      if (entry.dedupe) {
-        const prior = log.get(entry.dedupe.key);
-        if (prior !== undefined) return prior === entry.dedupe.hash ? 'duplicate' : 'conflict';
-      }
-      const size = entryBytes(entry);
-      if (bytes + size > opts.maxBytes) { opts.onFull?.(bytes, opts.maxBytes); return 'full'; }
+      const outcome = admitEntry({ bytes: entryBytes(entry), dedupe: entry.dedupe }, totals(), resendLog);
+      if (outcome === 'full') opts.onFull?.(bytes, opts.maxBytes);
+      if (outcome !== 'accepted') return outcome;
       for (const r of entry.records) addRow(r);
-      if (entry.dedupe) log.set(entry.dedupe.key, entry.dedupe.hash);
       if (entry.command && entry.dedupe) commands.set(entry.command.id, entry.command.sealed);
       return 'accepted';
     },
@@ -103,13 +107,11 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       await Promise.resolve();
       const page = { ...given, rows: given.rows.map((r) => ({ ...r, records: sealRecords(r.records, seal) })) };
       const known = (stream: string) => { let m = sourceRows.get(stream); if (!m) sourceRows.set(stream, (m = new Map())); return m; };
-      let size = 0;
       const changed = page.trackRows === false ? page.rows : page.rows.filter((r) => known(r.stream ?? page.stream).get(r.pk) !== r.hash);
-      for (const r of changed) {
-        for (const rec of r.records) size += rec.sealed.byteLength + ENTRY_OVERHEAD;
-        if (r.deadLetter) size += r.deadLetter.sealed.byteLength + ENTRY_OVERHEAD;
-      }
-      if (bytes + size > opts.maxBytes) { opts.onFull?.(bytes, opts.maxBytes); return { outcome: 'full', written: 0, unchanged: 0, deadLettered: 0 }; }
+      let recordBytes = 0;
+      for (const r of changed) for (const rec of r.records) recordBytes += rec.sealed.byteLength + ENTRY_OVERHEAD;
+      const deadBytes = deadLetterGrowth(changed.flatMap((r) => (r.deadLetter ? [r.deadLetter] : [])));
+      if (admitPage({ bytes: recordBytes + deadBytes, deadBytes }, totals()) === 'full') { opts.onFull?.(bytes, opts.maxBytes); return { outcome: 'full', written: 0, unchanged: 0, deadLettered: 0 }; }
       let written = 0;
       let deadLettered = 0;
       for (const r of changed) {
@@ -140,11 +142,14 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       const now = opts.clock.now();
       const result = { full: false };
       const picked = selectClaimable(ordered(), inFlight, now, n, Infinity, undefined, result);
-      lastFull = result.full;
       for (const r of picked) { inFlight.add(r.id); claimed.set(r.id, r.seq); }
       const taken = new Set(picked.map((r) => r.seq));
-      heldBack = [...rows.values()].some((r) => !taken.has(r.seq) && !inFlight.has(r.id) && r.nextAttemptAt <= now);
-      return picked.map((r) => ({ seq: r.seq, id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: r.attempts, sealed: r.sealed, ...(r.recordIds ? { recordIds: r.recordIds } : {}) }));
+      const heldBack = [...rows.values()].some((r) => !taken.has(r.seq) && !inFlight.has(r.id) && r.nextAttemptAt <= now);
+      return {
+        rows: picked.map((r) => ({ seq: r.seq, id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: r.attempts, sealed: r.sealed, ...(r.recordIds ? { recordIds: r.recordIds } : {}) })),
+        full: result.full,
+        heldBack,
+      };
     },
     async ack(ids) {
       for (const id of ids) { const r = rowOf(id); if (r) { bytes -= r.bytes; rows.delete(r.seq); } release(id); }
@@ -156,8 +161,8 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
     async splitRefused(id, refused, code, reason) {
       const r = rowOf(id);
       if (!r) { release(id); return 'gone'; }
-      const growth = deadLetterGrowth(refused, r.bytes);
-      if (growth === undefined) { moveToDead([id], code, reason); opts.onFull?.(bytes, opts.maxBytes); return 'moved'; }
+      const growth = deadLetterGrowth(refused);
+      if (!admitDeadLetters(growth, totals(), r.bytes)) { moveToDead([id], code, reason); opts.onFull?.(bytes, opts.maxBytes); return 'moved'; }
       for (const e of refused) putDead(e);
       rows.delete(r.seq);
       release(id);
@@ -167,7 +172,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
     async addDeadLetter(e) {
       need();
       const growth = deadLetterGrowth([e]);
-      if (growth === undefined) { opts.onFull?.(bytes, opts.maxBytes); return 'full'; }
+      if (!admitDeadLetters(growth, totals())) { opts.onFull?.(bytes, opts.maxBytes); return 'full'; }
       putDead(e);
       bytes += growth;
       return 'stored';
@@ -190,8 +195,6 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       bytes -= d.bytes;
       return true;
     },
-    heldBack: () => heldBack,
-    lastClaimFull: () => lastFull,
     nextRetryAt() {
       const now = opts.clock.now();
       let t: number | null = null;

@@ -151,18 +151,45 @@ export interface OutboxStats {
   writerRestarts?: number;
 }
 
-export interface Outbox {
+/** What one claim hands the relay: the rows, and what it needs to decide when to claim again. */
+export interface ClaimResult {
+  /** The rows claimed, in order; they stay in flight until ack/retryLater/deadLetter/splitRefused. */
+  rows: ClaimedRow[];
+  /** The claim reached its n records: a backlog, so the relay claims again at once. */
+  full: boolean;
+  /**
+   * The claim left claimable-looking rows behind: held behind a partition in flight, or past its
+   * scan limit. A delivery that finishes may free them, so the relay claims again as soon as one
+   * does instead of waiting for new input.
+   */
+  heldBack: boolean;
+}
+
+/** Storage life cycle. */
+export interface OutboxLifecycle {
   /** Opens/migrates storage. Idempotent. */
   open(): Promise<void>;
   /** Flushes pending commits and closes. Idempotent. */
   close(): Promise<void>;
-  /** One transaction per entry (group-committed with others); resolves after the commit. */
+  /**
+   * Durable implementations: bytes free inside the storage file (space deleted rows left, reused
+   * before the file grows), which the disk guard counts as free space.
+   */
+  reusableBytes?(): number;
+}
+
+/** The record queue: what intakes put in and the relay takes out (see the row life cycle above). */
+export interface RecordQueue {
+  /**
+   * One transaction per entry (group-committed with others); resolves after the commit. The
+   * admission rule (admission.ts): a resend is `duplicate`/`conflict` first, then the byte cap.
+   */
   enqueue(entry: EnqueueEntry): Promise<EnqueueOutcome>;
   /**
    * Claimable rows in order holding up to n records (a bundle counts each of its records; a bundle
-   * larger than n is claimed alone); they stay in flight until ack/retryLater/deadLetter.
+   * larger than n is claimed alone), with whether the relay should claim again at once.
    */
-  claim(n: number): ClaimedRow[];
+  claim(n: number): ClaimResult;
   ack(ids: readonly string[]): Promise<void>;
   retryLater(ids: readonly string[], at: number, error: string): Promise<void>;
   deadLetter(ids: readonly string[], code: string, reason: string): Promise<void>;
@@ -174,39 +201,45 @@ export interface Outbox {
    * queued; nothing changed.
    */
   splitRefused(id: string, refused: readonly DeadLetterEntry[], code: string, reason: string): Promise<'split' | 'moved' | 'gone'>;
-  /** Keep input that could not be parsed, mapped or validated. */
+  /** Earliest time a waiting row becomes claimable (for the relay's sleep), or null. */
+  nextRetryAt(): number | null;
+  stats(): OutboxStats;
+}
+
+/** Dead letters: input that could not be parsed, mapped or validated, and records the cloud refused. */
+export interface DeadLetterStore {
+  /** Keep input that could not be parsed, mapped or validated (within the dead letters' share of the cap). */
   addDeadLetter(entry: DeadLetterEntry): Promise<'stored' | 'full'>;
   listDeadLetters(opts?: { limit?: number; offset?: number }): DeadLetterSummary[];
   getDeadLetter(id: string): DeadLetterEntry | undefined;
   /** Removes it (after a successful replay, or a technician's discard). */
   removeDeadLetter(id: string): Promise<boolean>;
-  /** Commands taken (`EnqueueEntry.command`) and not yet finished, oldest first. */
-  pendingCommands(): Array<{ id: string; sealed: Uint8Array }>;
-  /** A taken command is done or failed for good. */
-  finishCommand(id: string): Promise<void>;
+}
+
+/** Polled sources' positions: pages committed with their cursors, and the rows they have seen. */
+export interface SourceLedger {
   /** A page of source rows plus its cursor, in one transaction (all or nothing). */
   enqueuePage(page: PageEntry): Promise<PageOutcome>;
   /** The cursor last committed under this key. */
   getCursor(key: string): string | undefined;
   /** Known live rows of a stream in pk order after `afterPk` (for finding deletes by key-set comparison). */
   listSourceRows(stream: string, afterPk: string | undefined, limit: number): string[];
-  /** Earliest time a waiting row becomes claimable (for the relay's sleep), or null. */
-  nextRetryAt(): number | null;
-  /**
-   * Whether the last claim left claimable-looking rows behind: held behind a partition in flight,
-   * or past its scan limit. A delivery that finishes may free them, so the relay claims again at
-   * once instead of waiting for new input.
-   */
-  heldBack(): boolean;
-  /** Whether the last claim reached its n records: a backlog, so the relay claims again at once. */
-  lastClaimFull(): boolean;
-  stats(): OutboxStats;
-  /**
-   * Durable implementations: bytes free inside the storage file (space deleted rows left, reused
-   * before the file grows), which the disk guard counts as free space.
-   */
-  reusableBytes?(): number;
 }
+
+/** Cloud commands carried out here: taken through `RecordQueue.enqueue` (`EnqueueEntry.command`), kept until finished. */
+export interface CommandJournal {
+  /** Commands taken and not yet finished, oldest first. */
+  pendingCommands(): Array<{ id: string; sealed: Uint8Array }>;
+  /** A taken command is done or failed for good. */
+  finishCommand(id: string): Promise<void>;
+}
+
+/**
+ * The whole outbox, as the composition root builds it. Consumers take the narrowest role they
+ * use: the relay a `RecordQueue`, the admin dead-letter routes a `DeadLetterStore`, pollers a
+ * `SourceLedger`, the command processor a `CommandJournal` (with `enqueue` to take a command).
+ */
+export type Outbox = OutboxLifecycle & RecordQueue & DeadLetterStore & SourceLedger & CommandJournal;
 
 /** A row as both implementations keep it, for the shared claim rule. */
 export interface QueueRow {

@@ -91,8 +91,6 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
    * its partition was blocked), so claims never rescan the queue behind a blocked patient.
    */
   let claimCursor = 0;
-  let lastHeldBack = false;
-  let lastFull = false;
   const deferred = new Map<number, ScanRow>();
   const MAX_DEFERRED = 50_000;
 
@@ -359,9 +357,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         claimCursor = seq;
       }
       // rows wait behind a patient in flight, or the scan stopped at its limit with rows unread
-      lastHeldBack = deferred.size > 0 || (!budget.full && seen.rows > maxScan);
-      lastFull = budget.full;
-      return out;
+      return { rows: out, full: budget.full, heldBack: deferred.size > 0 || (!budget.full && seen.rows > maxScan) };
     },
 
     async ack(ids) {
@@ -405,8 +401,6 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       return call<boolean>({ op: 'removeDeadLetter', deadLetterId: id });
     },
 
-    heldBack: () => lastHeldBack,
-    lastClaimFull: () => lastFull,
 
     nextRetryAt() {
       need();

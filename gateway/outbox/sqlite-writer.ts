@@ -7,6 +7,7 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { createRecordSealer } from '../crypto/record-sealer.ts';
 import { GatewayError } from '../errors.ts';
+import { admitDeadLetters, admitEntry, admitPage, type AdmissionTotals, type Growth, type ResendLog } from './admission.ts';
 import { ENTRY_OVERHEAD, entryBytes, sealRecords, type DeadLetterEntry, type EnqueueEntry, type EnqueueOutcome, type PageEntry, type PageOutcome } from './outbox.ts';
 
 export interface WriterCounts { bytes: number; rows: number; commits: number }
@@ -98,6 +99,16 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
   /** Applied only after a commit: a rolled-back transaction changes no count. */
   const add = (slot: number, delta: number) => { if (delta !== 0) Atomics.add(c, slot, BigInt(delta)); };
   let lastPrune = 0;
+  /** The totals the admission rules (admission.ts) decide on, plus what this transaction added so far. */
+  const totals = (added: Growth = { bytes: 0, deadBytes: 0 }): AdmissionTotals => ({ bytes: get(BYTES) + added.bytes, deadBytes: get(DEAD) + added.deadBytes, maxBytes: o.maxBytes, maxDeadLetterBytes: o.maxDeadLetterBytes });
+  /**
+   * The resend log inside the open transaction. Claiming inserts first: a new message (the common
+   * case) costs no lookup; an entry earlier in the same group is seen, as its insert is.
+   */
+  const resendLog = (now: number): ResendLog => ({
+    lookup: (key) => (st.getLog.get(key) as { hash: string } | undefined)?.hash,
+    claim: (key, hash) => (st.addLog.run(key, hash, now).changes === 0 ? (st.getLog.get(key) as { hash: string }).hash : undefined),
+  });
 
   /** Bytes a dead letter adds (less the one of the same id it replaces). */
   function deadLetterGrowth(e: DeadLetterEntry): number {
@@ -146,25 +157,14 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       // sealed before the transaction: the write lock is held for writing only
       const entries = given.map((e) => ({ ...e, records: sealRecords(e.records, seal) }));
       const outcomes: EnqueueOutcome[] = [];
-      const seenInGroup = new Map<string, string>();
       let added = 0;
       let addedRows = 0;
+      const resends = resendLog(now);
       tx('FULL', () => {
         for (const entry of entries) {
-          const size = entryBytes(entry);
-          if (entry.dedupe) {
-            const inGroup = seenInGroup.get(entry.dedupe.key);
-            if (inGroup !== undefined) { outcomes.push(inGroup === entry.dedupe.hash ? 'duplicate' : 'conflict'); continue; }
-            if (get(BYTES) + added + size > o.maxBytes) { outcomes.push('full'); continue; }
-            // claim the key first: a new message (the common case) costs no lookup
-            if (st.addLog.run(entry.dedupe.key, entry.dedupe.hash, now).changes === 0) {
-              const prior = (st.getLog.get(entry.dedupe.key) as { hash: string }).hash;
-              outcomes.push(prior === entry.dedupe.hash ? 'duplicate' : 'conflict');
-              continue;
-            }
-            seenInGroup.set(entry.dedupe.key, entry.dedupe.hash);
-            if (entry.command) st.putCommand.run(entry.command.id, now, entry.command.sealed);
-          } else if (get(BYTES) + added + size > o.maxBytes) { outcomes.push('full'); continue; }
+          const outcome = admitEntry({ bytes: entryBytes(entry), dedupe: entry.dedupe }, totals({ bytes: added, deadBytes: 0 }), resends);
+          if (outcome !== 'accepted') { outcomes.push(outcome); continue; }
+          if (entry.dedupe && entry.command) st.putCommand.run(entry.command.id, now, entry.command.sealed);
           for (const r of entry.records) {
             if (st.insert.run(r.id, r.type, r.partitionKey, now, r.sealed.byteLength + ENTRY_OVERHEAD, r.sealed, idsColumn(r.recordIds)).changes > 0) {
               added += r.sealed.byteLength + ENTRY_OVERHEAD;
@@ -206,7 +206,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
           if (page.trackRows !== false) st.putRowHash.run(row.stream ?? page.stream, row.pk, row.hash);
         }
         // all or nothing: a page that does not fit is rolled back and the cursor stays
-        if (get(BYTES) + added + addedDead > o.maxBytes || get(DEAD) + addedDead > o.maxDeadLetterBytes) throw new PageFull();
+        if (admitPage({ bytes: added + addedDead, deadBytes: addedDead }, totals()) === 'full') throw new PageFull();
         if (page.cursor) st.putCursor.run(page.cursor.key, page.cursor.value, now);
         return false;
       }, PageFull);
@@ -273,7 +273,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
         st.delSeq.run(seq!);
         freed = Number(r.bytes);
         for (const e of entries) growth += deadLetterGrowth(e);
-        if (get(BYTES) - freed + growth > o.maxBytes || get(DEAD) + growth > o.maxDeadLetterBytes) {
+        if (!admitDeadLetters(growth, totals(), freed)) {
           replaced = moveRow(row.id, r, code, reason, now);
           outcome = 'moved';
         } else {
@@ -294,7 +294,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       tx('FULL', () => {
         for (const e of list) {
           const growth = deadLetterGrowth(e);
-          if (get(BYTES) + delta + growth > o.maxBytes || get(DEAD) + delta + growth > o.maxDeadLetterBytes) { results.push('full'); continue; }
+          if (!admitDeadLetters(growth, totals({ bytes: delta, deadBytes: delta }))) { results.push('full'); continue; }
           delta += putDeadLetter(e, growth);
           results.push('stored');
         }

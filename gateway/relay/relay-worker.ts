@@ -18,13 +18,14 @@ import type { RecordSealer } from '../crypto/record-sealer.ts';
 import { GatewayError, isGatewayError } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { Metrics } from '../metrics.ts';
-import type { ClaimedRow, DeadLetterEntry, Outbox } from '../outbox/outbox.ts';
+import type { ClaimResult, ClaimedRow, DeadLetterEntry, RecordQueue } from '../outbox/outbox.ts';
 import type { Sink } from '../sinks/sink.ts';
 import { backoffDelay } from './backoff.ts';
 import { openClaimedRows, type UnreadableRow } from './open-rows.ts';
 
 export interface RelayWorkerOptions {
-  outbox: Outbox;
+  /** The record queue it drains (the relay needs no other role of the outbox). */
+  outbox: RecordQueue;
   sink: Sink;
   sealer: RecordSealer;
   clock: Clock;
@@ -83,19 +84,20 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
     if (now < pausedUntil) { schedule(pausedUntil); return; }
     let claimedAny = false;
     while (inFlight.size < o.maxInFlight) {
-      let rows: ClaimedRow[];
-      try { rows = o.outbox.claim(o.batchSize); } catch (err) { log.error({ err }, 'outbox claim failed'); schedule(now + o.idlePollMs); return; }
-      if (rows.length === 0) break;
+      let claim: ClaimResult;
+      try { claim = o.outbox.claim(o.batchSize); } catch (err) { log.error({ err }, 'outbox claim failed'); schedule(now + o.idlePollMs); return; }
+      if (claim.rows.length === 0) break;
       claimedAny = true;
       // short: the claim did not reach its records (bundles count each of theirs)
-      const short = !o.outbox.lastClaimFull();
-      const p = deliver(rows).catch((err: unknown) => log.error({ err }, 'relay delivery bookkeeping failed')).finally(() => {
+      const short = !claim.full;
+      const { heldBack } = claim;
+      const p = deliver(claim.rows).catch((err: unknown) => log.error({ err }, 'relay delivery bookkeeping failed')).finally(() => {
         inFlight.delete(p);
         // a full batch means a backlog, and rows held behind this batch's patients may be free
         // now: go on at once; otherwise gather for the linger time first (measured: re-pumping at
         // once sent one batch, one write and one fsync per message under steady single-connection load)
         if (!running) return;
-        if (!short || o.outbox.heldBack()) pump(); else linger();
+        if (!short || heldBack) pump(); else linger();
       });
       inFlight.add(p);
       // a short batch means nothing else is claimable now: another scan would find nothing

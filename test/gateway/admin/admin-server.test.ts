@@ -75,7 +75,7 @@ describe('admin API', () => {
     const c = await h.client();
     expect(readAck(await c.send(adtA04({ id: 'RP1', mrn: 'RP1' }))).code).toBe('AA');
     // one bundle row (patient and provider share the patient's partition)
-    const rows = ob.claim(1000);
+    const rows = ob.claim(1000).rows;
     expect(rows.map((r) => r.recordIds?.length)).toEqual([2]);
     await ob.deadLetter(rows.map((r) => r.id), 'GW_SINK_REJECTED', 'test');
     const dl = ob.listDeadLetters({ limit: 1000 }).filter((d) => d.kind === 'record');
@@ -84,7 +84,7 @@ describe('admin API', () => {
     expect(r.statusCode).toBe(200);
     expect(r.json()).toMatchObject({ removed: true, result: { status: 'accepted' } });
     // back in the outbox as the same bundle
-    expect(ob.claim(1000).find((x) => x.id === dl[0].id)?.recordIds).toEqual(rows[0].recordIds);
+    expect(ob.claim(1000).rows.find((x) => x.id === dl[0].id)?.recordIds).toEqual(rows[0].recordIds);
     await h.gw.parts.relay.start();
   });
 });

@@ -116,7 +116,7 @@ describe('outbox write on a full disk', () => {
       const again = createSqliteOutbox({ file, maxBytes: 64 * MiB, clock: systemClock, writer: 'inline' });
       await again.open();
       try {
-        expect(again.claim(10).map((r) => [r.id, r.sealed.byteLength])).toEqual([['r1', 1000], ['r2', 300_000]]);
+        expect(again.claim(10).rows.map((r) => [r.id, r.sealed.byteLength])).toEqual([['r1', 1000], ['r2', 300_000]]);
       } finally { await again.close(); }
       rmSync(dir, { recursive: true, force: true });
     });

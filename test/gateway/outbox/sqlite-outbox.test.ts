@@ -30,12 +30,12 @@ describe('SQLite outbox', () => {
     const a = createSqliteOutbox({ file, maxBytes: 1 << 20, clock });
     await a.open();
     await a.enqueue({ records: [rec('a'), rec('b'), rec('c')], dedupe: { key: 'k', hash: 'h' } });
-    a.claim(2);
+    a.claim(2).rows;
     await a.ack(['a']);
     await a.close();
     const b = createSqliteOutbox({ file, maxBytes: 1 << 20, clock });
     await b.open();
-    expect(b.claim(10).map((r) => r.id)).toEqual(['b', 'c']);
+    expect(b.claim(10).rows.map((r) => r.id)).toEqual(['b', 'c']);
     expect(b.stats().bytes).toBe(2 * (100 + 64));
     expect(await b.enqueue({ records: [rec('a')], dedupe: { key: 'k', hash: 'h' } })).toBe('duplicate');
     await b.close();
@@ -50,7 +50,7 @@ describe('SQLite outbox', () => {
     const commits = (box.stats().commits ?? 0) - before;
     expect(commits).toBeGreaterThanOrEqual(1);
     expect(commits).toBeLessThan(20);
-    expect(box.claim(1000)).toHaveLength(200);
+    expect(box.claim(1000).rows).toHaveLength(200);
     await box.close();
   });
 
@@ -86,13 +86,13 @@ describe('SQLite outbox', () => {
     expect((c2.commits ?? 0) - (c1.commits ?? 0)).toBeLessThanOrEqual(2);
     expect(box.stats()).toMatchObject({ bytes: 6 * size, pending: 6 });
     // committed in the order they arrived, whichever writer took each
-    expect(box.claim(10).map((r) => r.id)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+    expect(box.claim(10).rows.map((r) => r.id)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
     await box.retryLater(['a', 'b', 'c', 'd', 'e', 'f'], 0, 'test: back to the queue');
     // a resend is recognised whichever writer took the first copy
     expect(await Promise.all([box.enqueue({ records: [rec('b')], dedupe: { key: 'k1', hash: 'h' } }), box.enqueue({ records: [rec('x')] })])).toEqual(['duplicate', 'accepted']);
     expect(await box.enqueue({ records: [rec('b2')], dedupe: { key: 'k1', hash: 'other' } })).toBe('conflict');
     // deletes by the thread, intakes inline: the cap sees both
-    const claimed = box.claim(3);
+    const claimed = box.claim(3).rows;
     await box.ack(claimed.map((r) => r.id));
     expect(box.stats().bytes).toBe(4 * size);
     const more = await Promise.all(Array.from({ length: 8 }, (_, i) => box.enqueue({ records: [rec(`m${i}`)] })));
@@ -119,7 +119,7 @@ describe('SQLite outbox', () => {
       expect(await box.enqueue({ records: [plain('a')] })).toBe('accepted');
       expect(await Promise.all([box.enqueue({ records: [plain('b')] }), box.enqueue({ records: [plain('c')] })])).toEqual(['accepted', 'accepted']);
       expect(await box.enqueuePage({ stream: 's', rows: [{ pk: '1', hash: 'h1', records: [{ ...plain('d'), partitionKey: 'p2' }] }] })).toMatchObject({ outcome: 'accepted', written: 1 });
-      const rows = [...box.claim(10)];
+      const rows = [...box.claim(10).rows];
       expect(rows.map((r) => r.id).sort()).toEqual(['a', 'b', 'c', 'd']);
       for (const r of rows) expect(JSON.parse(sealer.open(r.id, r.sealed).toString('utf8'))).toEqual({ id: r.id, name: 'Plaintext-Marker' });
       // the bytes counted are the sealed bytes (29 bytes of header and tag on each)
@@ -147,7 +147,7 @@ describe('SQLite outbox', () => {
       const restart = () => new Promise<void>((r) => { restarted = r; });
       await box.open();
       expect(await box.enqueue({ records: [rec('a', 'p1'), rec('b', 'p1')] })).toBe('accepted');
-      expect(box.claim(1).map((r) => r.id)).toEqual(['a']);
+      expect(box.claim(1).rows.map((r) => r.id)).toEqual(['a']);
 
       let back = restart();
       await thread!.terminate();
@@ -158,7 +158,7 @@ describe('SQLite outbox', () => {
       await back;
       expect(box.stats()).toMatchObject({ writer: 'running', writerRestarts: 1 });
       expect(await box.enqueue({ records: [rec('e', 'p2')] })).toBe('accepted');
-      expect(box.claim(10).map((r) => r.id)).toEqual(['a', 'b', 'e']);
+      expect(box.claim(10).rows.map((r) => r.id)).toEqual(['a', 'b', 'e']);
       await box.ack(['a', 'b']);
 
       // a second death in a row waits twice as long before the restart
@@ -174,7 +174,7 @@ describe('SQLite outbox', () => {
       await box.close();
       const again = createSqliteOutbox({ file, maxBytes: 1 << 20, clock: createManualClock() });
       await again.open();
-      expect(again.claim(10).map((r) => r.id)).toEqual(['e', 'f']);
+      expect(again.claim(10).rows.map((r) => r.id)).toEqual(['e', 'f']);
       await again.close();
     });
   }

@@ -40,7 +40,7 @@ describe('intake pipeline', () => {
     const r2 = await after.replay(dl[0].id);
     expect(r2).toMatchObject({ status: 'accepted' });
     expect(outbox.listDeadLetters()).toHaveLength(0);
-    const claimed = outbox.claim(10);
+    const claimed = outbox.claim(10).rows;
     expect(claimed.length).toBeGreaterThanOrEqual(1);
     // stored sealed: no name in the bytes; a row opens with the gateway's key under its own id —
     // a bundle to its records' JSON, one per line, in the order of its record ids

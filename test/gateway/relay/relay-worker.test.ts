@@ -35,7 +35,9 @@ function scriptedSink(script: Array<'ok' | GatewayError | ((b: RecordBatch) => D
 async function setup(sink: Sink, o: { maxInFlight?: number; batchSize?: number; lingerMs?: number; heldBack?: () => boolean; maxDeadLetterBytes?: number } = {}) {
   const memory = createMemoryOutbox({ maxBytes: 1 << 24, maxDeadLetterBytes: o.maxDeadLetterBytes, clock: systemClock });
   await memory.open();
-  const outbox = { ...memory, ...(o.heldBack ? { heldBack: o.heldBack } : {}) };
+  // a forced answer to "were rows held back?" on every claim
+  const heldBack = o.heldBack;
+  const outbox = { ...memory, ...(heldBack ? { claim: (n: number) => ({ ...memory.claim(n), heldBack: heldBack() }) } : {}) };
   const relay = createRelayWorker({
     outbox, sink, sealer, clock: systemClock, logger: createSilentLogger(), bus: createEventBus(), metrics: createMetrics(),
     batchSize: o.batchSize ?? 3, maxInFlight: o.maxInFlight ?? 2, backoffInitialMs: 10, backoffMaxMs: 40, idlePollMs: o.lingerMs ? 60_000 : 20, lingerMs: o.lingerMs,
