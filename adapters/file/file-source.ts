@@ -8,12 +8,20 @@
  * Safe pickup: a file is read only when complete — its size and mtime unchanged for `stableMs`, or,
  * with `marker` set (e.g. `.done`), once `<file><marker>` appears beside it (the marker is removed
  * with the file).
+ *
+ * A folder that does not exist is not created: it is most often a share not mounted yet, and
+ * creating it would hide that (exports written into the empty mount point, then covered by the
+ * mount). The source reports itself `down` with GW_SOURCE_FOLDER_MISSING, looks again every
+ * `pollMs`, and starts reading once the folder is there.
+ *
+ * States: stopped → (start) → waiting-for-folder ⇄ … → watching → (stop) → stopped.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { AdapterHealth, IntakeContext, SourceAdapter } from '../contracts.ts';
+import { systemClock, type Clock, type TimerHandle } from '../../gateway/clock.ts';
 import { importFile, type FileImportOptions, type ImportOutcome } from './file-import.ts';
 
 export interface PickupOptions {
@@ -34,6 +42,15 @@ export interface FolderFileSourceOptions extends PickupOptions {
   pollMs: number;
   import: FileImportOptions;
   retryMs?: number;
+  /** Timers for retries and the look for a missing folder (default systemClock). */
+  clock?: Clock;
+}
+
+/** The code a folder source reports while its folder does not exist (gateway/errors.ts). */
+export const FOLDER_MISSING = 'GW_SOURCE_FOLDER_MISSING';
+
+function isFolder(dir: string): boolean {
+  try { return statSync(dir).isDirectory(); } catch { return false; }
 }
 
 export interface FileCounts { files: number; rows: number; alreadyImported: number; errorFiles: number; retries: number; deadLettered: number }
@@ -54,8 +71,14 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
   const counts: FileCounts = { files: 0, rows: 0, alreadyImported: 0, errorFiles: 0, retries: 0, deadLettered: 0 };
   const queue: string[] = [];
   const queued = new Set<string>();
-  const retryTimers = new Set<NodeJS.Timeout>();
+  const clock = o.clock ?? systemClock;
+  const retryTimers = new Set<TimerHandle>();
   let watcher: FSWatcher | undefined;
+  /** Set while the folder is missing: the timer of the next look. */
+  let lookTimer: TimerHandle | undefined;
+  let missing = false;
+  /** The watch being set up (start or a folder that appeared), so stop waits for it. */
+  let opening: Promise<void> | undefined;
   let ctx: IntakeContext | undefined;
   let working: Promise<void> | undefined;
   let stopped = true;
@@ -91,7 +114,11 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
     }
     counts.retries++;
     c.logger.warn({ file: name, reason: r.reason }, 'file import paused (it resumes where it stopped)');
-    const t = setTimeout(() => { retryTimers.delete(t); enqueue(file); }, o.retryMs ?? 5000);
+    retry(file);
+  }
+
+  function retry(file: string): void {
+    const t = clock.setTimeout(() => { retryTimers.delete(t); enqueue(file); }, o.retryMs ?? 5000);
     retryTimers.add(t);
   }
 
@@ -108,8 +135,7 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
         if (!stopped) await settle(file, r, ctx!);
       } catch (e) {
         ctx!.logger.error({ file: basename(file), err: e }, 'file import failed; it stays and is tried again');
-        const t = setTimeout(() => { retryTimers.delete(t); enqueue(file); }, o.retryMs ?? 5000);
-        retryTimers.add(t);
+        retry(file);
       } finally { current = undefined; }
     }
   }
@@ -139,36 +165,79 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
     enqueue(path);
   }
 
-  return {
-    id: o.id,
-    async start(c) {
-      if (!stopped) return;
-      mkdirSync(processed, { recursive: true });
-      mkdirSync(errors, { recursive: true });
-      ctx = c;
-      stopped = false;
-      const w = watch(o.dir, {
+  /** Creates processed/ and error/ inside the (existing) folder and watches it. */
+  async function openWatch(c: IntakeContext): Promise<void> {
+    mkdirSync(processed, { recursive: true });
+    mkdirSync(errors, { recursive: true });
+    const w = watch(o.dir, {
         depth: 0, ignoreInitial: false, usePolling: o.polling, interval: o.pollMs, binaryInterval: o.pollMs,
         // with a marker the marker says when; otherwise size and mtime must hold still
         awaitWriteFinish: o.marker || o.stableMs === 0 ? false : { stabilityThreshold: o.stableMs, pollInterval: Math.max(20, Math.min(200, Math.floor(o.stableMs / 4))) },
         ignored: (p: string) => p === processed || p === errors || p.startsWith(processed + '/') || p.startsWith(errors + '/'),
       });
-      w.on('add', onFile);
-      w.on('change', onFile);
-      w.on('error', (e) => c.logger.warn({ err: e }, 'folder watch error'));
-      await new Promise<void>((resolve) => w.once('ready', () => resolve()));
-      watcher = w;
-      c.logger.info({ dir: o.dir, polling: o.polling }, 'watching folder for export files');
+    w.on('add', onFile);
+    w.on('change', onFile);
+    w.on('error', (e) => c.logger.warn({ err: e }, 'folder watch error'));
+    await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+    // a stop that came while the watch was being set up: it must not outlive the stop
+    if (stopped) { await w.close(); return; }
+    watcher = w;
+    c.logger.info({ dir: o.dir, polling: o.polling }, 'watching folder for export files');
+  }
+
+  /** While the folder is missing: look again every pollMs; open the watch once it is there. */
+  function lookLater(c: IntakeContext): void {
+    lookTimer = clock.setTimeout(() => {
+      lookTimer = undefined;
+      if (stopped) return;
+      if (!isFolder(o.dir)) { lookLater(c); return; }
+      missing = false;
+      c.logger.info({ code: FOLDER_MISSING, id: o.id }, 'export folder is there now; reading it');
+      opening = openWatch(c).catch((e: unknown) => {
+        // e.g. processed/ cannot be created: report it and look again, as for a missing folder
+        missing = true;
+        c.logger.error({ code: (e as NodeJS.ErrnoException).code ?? 'unknown', id: o.id }, 'export folder could not be opened; looking again');
+        if (!stopped) lookLater(c);
+      }).finally(() => { opening = undefined; });
+    }, o.pollMs);
+  }
+
+  return {
+    id: o.id,
+    async start(c) {
+      if (!stopped) return;
+      ctx = c;
+      if (!isFolder(o.dir)) {
+        // not created: an unmounted share must show as one, not as an empty folder
+        stopped = false;
+        missing = true;
+        c.logger.error({ code: FOLDER_MISSING, id: o.id, pollMs: o.pollMs }, 'export folder does not exist (share not mounted?); not created, looked for again');
+        lookLater(c);
+        return;
+      }
+      // processed/ and error/ first: a folder they cannot be made in rejects the start, and the
+      // source stays stopped so the composition root's retry starts it afresh
+      mkdirSync(processed, { recursive: true });
+      mkdirSync(errors, { recursive: true });
+      stopped = false;
+      missing = false;
+      opening = openWatch(c).finally(() => { opening = undefined; });
+      try { await opening; } catch (e) { stopped = true; throw e; }
     },
     async stop() {
       stopped = true;
-      for (const t of retryTimers) clearTimeout(t);
+      clock.clearTimeout(lookTimer);
+      lookTimer = undefined;
+      for (const t of retryTimers) clock.clearTimeout(t);
       retryTimers.clear();
+      await opening?.catch(() => undefined);
       await watcher?.close();
       watcher = undefined;
       await working;
+      missing = false;
     },
     health(): AdapterHealth {
+      if (!stopped && missing) return { status: 'down', detail: { code: FOLDER_MISSING, state: 'folder missing (share not mounted?)', ...counts } };
       return { status: stopped ? 'down' : 'up', detail: { ...counts, queued: queue.length, ...(current ? { importing: basename(current) } : {}) } };
     },
   };

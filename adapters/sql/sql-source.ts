@@ -22,6 +22,7 @@ import type { AdapterHealth, IntakeContext, MapResult, RawRow, SourceAdapter } f
 import { openSqlDriver, type SqlConnectionOptions, type SqlDriver, type SqlRow } from './sql-driver.ts';
 import { countQuery, decodeValue, encodeValue, keysQuery, pageQuery, shapeQuery, type Position, type StreamSource, type WatermarkKind } from './sql-query.ts';
 import { columnsOf } from '../canonical/field-mapping.ts';
+import { systemClock, type Clock } from '../../gateway/clock.ts';
 
 export interface SqlStreamConfig {
   name: string;
@@ -52,7 +53,10 @@ export interface SqlSourceOptions {
   /** `listen`: PostgreSQL LISTEN on `channel` (triggers installed with consent) wakes the poller. */
   realtime: 'off' | 'listen';
   channel: string;
-  now: () => number;
+  /** The gateway's time (default: the clock's). */
+  now?: () => number;
+  /** Where the poll waits and back-offs take their timers (default systemClock), so tests move them by hand. */
+  clock?: Clock;
   /** IANA zone of timestamps the database stores without an offset. */
   timezone?: string;
   /** For tests: a driver instead of a connection. */
@@ -138,7 +142,9 @@ export function pkOf(v: unknown): string {
 }
 const pkValue = (pk: string): unknown => (pk.startsWith('x:') ? Buffer.from(pk.slice(2), 'hex') : pk);
 
-export function createSqlSource(o: SqlSourceOptions): SourceAdapter & { progress(): Record<string, StreamProgress>; pollNow(): void; mapRow(stream: string, row: RawRow): MapResult } {
+export function createSqlSource(opts: SqlSourceOptions): SourceAdapter & { progress(): Record<string, StreamProgress>; pollNow(): void; mapRow(stream: string, row: RawRow): MapResult } {
+  const clock = opts.clock ?? systemClock;
+  const o = { ...opts, now: opts.now ?? (() => clock.now()) };
   const byName = new Map(o.streams.map((s) => [s.name, s]));
   const streamKey = (s: SqlStreamConfig) => `${o.id}/${s.name}`;
   const progress = new Map<string, StreamProgress & { runStartedAt: number; runStartDone: number }>();
@@ -148,6 +154,8 @@ export function createSqlSource(o: SqlSourceOptions): SourceAdapter & { progress
   let wake: (() => void) | undefined;
   let woken = false;
   let loop: Promise<void> | undefined;
+  /** A start in progress (its first connection): a second start waits for it rather than starting another loop. */
+  let starting: Promise<void> | undefined;
   let health: AdapterHealth = { status: 'down', detail: { state: 'not started' } };
   let failures = 0;
   const broken = new Map<string, string>();
@@ -207,8 +215,8 @@ export function createSqlSource(o: SqlSourceOptions): SourceAdapter & { progress
   const sleep = (ms: number) => new Promise<void>((resolve) => {
     if (!running) { resolve(); return; }
     if (woken) { woken = false; resolve(); return; }
-    const t = setTimeout(() => { wake = undefined; resolve(); }, ms);
-    wake = () => { clearTimeout(t); wake = undefined; resolve(); };
+    const t = clock.setTimeout(() => { wake = undefined; resolve(); }, ms);
+    wake = () => { clock.clearTimeout(t); wake = undefined; resolve(); };
   });
 
   /** Commits a page, waiting (cursor kept) while the outbox is full. Returns false when stopping. */
@@ -366,19 +374,45 @@ export function createSqlSource(o: SqlSourceOptions): SourceAdapter & { progress
 
   return {
     id: o.id,
+    /**
+     * Opens the first connection and checks the streams before the poll loop starts: a database
+     * that cannot be reached rejects the start (with the driver's code), so the composition root
+     * reports it and retries; later failures are the loop's to retry. A second start while
+     * running (or starting) starts no second loop.
+     */
     async start(c) {
-      ctx = c;
-      running = true;
-      health = { status: 'degraded', detail: { state: 'starting' } };
-      loop = run();
+      if (running) return;
+      if (starting) return starting;
+      starting = (async () => {
+        ctx = c;
+        woken = false;
+        health = { status: 'degraded', detail: { state: 'starting' } };
+        try {
+          if (!driver) { driver = o.driver ?? await openSqlDriver(o.connection); await checkStreams(driver); }
+        } catch (e) {
+          if (driver && !o.driver) await driver.close().catch(() => undefined);
+          driver = undefined;
+          const cause = errorCodeOf(e);
+          health = { status: 'down', detail: { state: 'database unreachable at start (run `eyewear-gateway db check` for the full answer)', error: cause } };
+          // the driver's code only: a database's message text can quote row values
+          throw Object.assign(new Error(`database ${o.id} unreachable at start (${cause})`, { cause: e }), { code: cause });
+        }
+        running = true;
+        loop = run();
+      })().finally(() => { starting = undefined; });
+      return starting;
     },
     async stop() {
+      if (starting) await starting.catch(() => undefined);
       running = false;
       pollNow();
       await loop;
+      loop = undefined;
+      woken = false;
       if (driver && !o.driver) await driver.close().catch(() => undefined);
       driver = undefined;
       listening = false;
+      health = { status: 'down', detail: { state: 'stopped' } };
     },
     health() {
       const streams: Record<string, number | string | boolean> = {};
