@@ -7,6 +7,7 @@
  * message to canonical records plus issues.
  */
 import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config/schema.ts';
 import type { CanonicalRecord, RecordType } from './canonical/types.ts';
 
 export const IntakeStatus = { accepted: 'accepted', duplicate: 'duplicate', ignored: 'ignored', rejected: 'rejected' } as const;
@@ -152,7 +153,11 @@ export interface MapContext {
 
 export type Mapper<P> = (parsed: P, ctx: MapContext) => MapResult;
 
-/** A source format: how to parse it, spot resends, and map it. */
+/**
+ * A source format: how to parse it, spot resends, and map it. Its members are methods, so a codec
+ * of one parsed form is a `SourceCodec<unknown>` in the pipeline's list: the pipeline only ever
+ * hands a codec what that same codec's `parse` returned.
+ */
 export interface SourceCodec<P> {
   readonly format: string;
   /** Throws a CodecError when the input is not well-formed. */
@@ -161,7 +166,48 @@ export interface SourceCodec<P> {
   dedupeKey(parsed: P): string | undefined;
   /** Message kind and id for logs and counts: PHI-free. */
   describe(parsed: P): { kind: string; messageId?: string };
-  map: Mapper<P>;
+  map(parsed: P, ctx: MapContext): MapResult;
+}
+
+/** What the composition root hands every source kind when it builds that kind's adapters. */
+export interface SourceDeps {
+  /** The practice's IANA zone, for source times without an offset. */
+  timezone: string;
+  now: () => number;
+  /** A folder of the data folder for one adapter's scratch files (e.g. remote downloads); not yet created. */
+  workDir(adapterId: string): string;
+}
+
+/** What one source kind builds from its config section: its adapters, and the codecs that map what they read. */
+export interface SourceParts {
+  adapters: SourceAdapter[];
+  codecs: SourceCodec<unknown>[];
+}
+
+/**
+ * A source kind as the composition root sees it (adapters/registry.ts lists them): its name, the
+ * config section it reads, and how to build its parts from the whole config. Made with
+ * `defineSource`, which types `create`'s argument as that section.
+ */
+export interface SourceKind {
+  readonly kind: string;
+  readonly section: keyof GatewayConfig;
+  build(config: GatewayConfig, deps: SourceDeps): SourceParts;
+}
+
+export function defineSource<K extends keyof GatewayConfig>(d: {
+  kind: string;
+  section: K;
+  create(section: GatewayConfig[K], deps: SourceDeps, config: GatewayConfig): Partial<SourceParts>;
+}): SourceKind {
+  return {
+    kind: d.kind,
+    section: d.section,
+    build(config, deps) {
+      const parts = d.create(config[d.section], deps, config);
+      return { adapters: parts.adapters ?? [], codecs: parts.codecs ?? [] };
+    },
+  };
 }
 
 /** Thrown by a codec's parse: the input is not a well-formed message. */

@@ -10,7 +10,7 @@ import { createRecordValidator } from '../adapters/canonical/validator.ts';
 import { CodecError, type SourceCodec } from '../adapters/contracts.ts';
 import { connectMllp, createHl7Codec, frameMllp, readAck, splitHl7Messages, type Hl7CodecOptions, type MllpClient } from '../adapters/hl7v2/index.ts';
 import { HL7_PROFILES } from '../adapters/hl7v2/profiles.ts';
-import { FILE_PROFILE_NAMES, importOptionsOf, type FilesConfig } from '../adapters/file/index.ts';
+import { FILE_PROFILE_NAMES, importOptionsOf, isFileProfileName, type FileReadConfig } from '../adapters/file/index.ts';
 import { detectFileFormat, FILE_FORMATS, FileFormatError, type FileFormat } from '../adapters/file/file-formats.ts';
 import { kindsFor, mapFileRow, rowsOf } from '../adapters/file/file-import.ts';
 import { basename } from 'node:path';
@@ -214,7 +214,7 @@ async function preview(files: string[], o: { profile?: string; format?: string; 
   const fileProfiles: readonly string[] = FILE_PROFILE_NAMES;
   if (o.profile && !(o.profile in HL7_PROFILES) && !fileProfiles.includes(o.profile)) { io.err(`unknown profile "${o.profile}"; HL7: ${Object.keys(HL7_PROFILES).join(', ')}; files: ${fileProfiles.join(', ')}`); return 2; }
   if (o.format && !(FILE_FORMATS as readonly string[]).includes(o.format)) { io.err(`unknown format "${o.format}"; one of: ${FILE_FORMATS.join(', ')}`); return 2; }
-  const source = o.source ? (config.files as unknown as FilesConfig[]).find((f) => f.id === o.source) : undefined;
+  const source = o.source ? config.files.find((f) => f.id === o.source) : undefined;
   if (o.source && !source) { io.err(`no files entry "${o.source}" in the config`); return 2; }
   const timezone = resolveTimezone(config.gateway.timezone);
   const hl7 = createHl7Codec({ profile: hl7Profile, timezone, overrides: config.hl7.profileOverrides as Hl7CodecOptions['overrides'] }) as SourceCodec<unknown>;
@@ -249,9 +249,10 @@ async function preview(files: string[], o: { profile?: string; format?: string; 
       continue;
     }
     // export files: the profile's kinds that read this file name (or FHIR), row by row
-    const entry: FilesConfig = source ?? { id: 'preview', profile: o.profile && fileProfiles.includes(o.profile) ? o.profile : format === 'fhir' ? 'fhir-r4' : 'generic', system: '', kinds: [], csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' }, format: 'auto', maxWholeFileBytes: 64 * 1024 * 1024, pageSize: 500 } as unknown as FilesConfig;
+    const asked = o.profile && isFileProfileName(o.profile) ? o.profile : undefined;
+    const entry: FileReadConfig = source ?? { id: 'preview', profile: asked ?? (format === 'fhir' ? 'fhir-r4' : 'generic'), system: '', kinds: [], csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' }, format: 'auto', maxWholeFileBytes: 64 * 1024 * 1024, pageSize: 500 };
     let imp;
-    try { imp = importOptionsOf({ ...entry, ...(o.profile && fileProfiles.includes(o.profile) ? { profile: o.profile } : {}) }, { timezone, now: () => Date.now() }); } catch (e) { io.err(`${file}: ${(e as Error).message} (use --profile ${fileProfiles.join('|')} or --source ID)`); failed++; continue; }
+    try { imp = importOptionsOf({ ...entry, ...(asked ? { profile: asked } : {}) }, { timezone, now: () => Date.now() }); } catch (e) { io.err(`${file}: ${(e as Error).message} (use --profile ${fileProfiles.join('|')} or --source ID)`); failed++; continue; }
     const profile = imp.profile;
     const kinds = typeof profile === 'string' ? ['fhir' as const] : kindsFor(profile, basename(file));
     if (kinds.length === 0) { io.err(`${file}: no kind of profile ${typeof profile === 'string' ? profile : profile.name} reads this file name`); failed++; continue; }

@@ -31,7 +31,7 @@ Usage:
 `;
 
 function pick(config: GatewayConfig, id: string | undefined, io: CliIo): DatabaseConfig[] | undefined {
-  const all = config.databases as unknown as DatabaseConfig[];
+  const all: DatabaseConfig[] = config.databases;
   if (all.length === 0) { io.err('no databases in the config (section `databases`)'); return undefined; }
   if (!id) return all;
   const one = all.filter((d) => d.id === id);

@@ -16,7 +16,9 @@ import { hl7Instant } from '../hl7v2/hl7-datetime.ts';
 import { normaliseEye, parseDiopter, type EyeRx } from './rx-normalize.ts';
 import type { RecordType } from './types.ts';
 
-export type Transform = 'trim' | 'upper' | 'lower' | 'number' | 'integer' | 'boolean' | 'date' | 'datetime' | 'diopter' | 'string';
+/** The transforms a field spec may name (the config schema takes its list from here). */
+export const TRANSFORMS = ['trim', 'upper', 'lower', 'number', 'integer', 'boolean', 'date', 'datetime', 'diopter', 'string'] as const;
+export type Transform = (typeof TRANSFORMS)[number];
 
 export type FieldSpec = string | {
   column?: string;

@@ -1,45 +1,31 @@
-import { parseStoredRow, type SourceCodec, type StoredRow } from '../contracts.ts';
-import type { CsvOptions, FileFormat } from './file-formats.ts';
+import type { GatewayConfig } from '../../config/schema.ts';
+import { defineSource, parseStoredRow, type SourceCodec, type StoredRow } from '../contracts.ts';
 import { mapFileRow, type FileImportOptions } from './file-import.ts';
-import { FILE_PROFILES, type FileKind, type FileProfile } from './file-profiles.ts';
+import { FILE_PROFILE_NAMES, FILE_PROFILES, type FileProfile } from './file-profiles.ts';
 import { createFolderFileSource } from './file-source.ts';
 import { createRemoteFileSource } from './remote-source.ts';
-import type { FtpsConnection, SftpConnection } from './remote-folder.ts';
 
 export { createFolderFileSource } from './file-source.ts';
 export { FILE_PROFILES, FILE_PROFILE_NAMES } from './file-profiles.ts';
 
 /** The `files[]` entry, as the config schema gives it. */
-export interface FilesConfig {
-  id: string;
-  source: 'folder' | 'sftp' | 'ftps';
-  dir: string;
-  polling: boolean;
-  pollMs: number;
-  sftp: SftpConnection;
-  ftps: FtpsConnection;
-  profile: string;
-  system: string;
-  kinds: FileKind[];
-  format: FileFormat | 'auto';
-  csv: CsvOptions;
-  extensions: string[];
-  stableMs: number;
-  marker: string;
-  after: 'move' | 'delete';
-  pageSize: number;
-  maxWholeFileBytes: number;
-}
+export type FilesConfig = GatewayConfig['files'][number];
+
+/** What reading a file takes from a `files[]` entry (`preview` builds one without a config). */
+export type FileReadConfig = Pick<FilesConfig, 'id' | 'profile' | 'system' | 'kinds' | 'format' | 'csv' | 'maxWholeFileBytes' | 'pageSize'>;
+
+export type FileProfileName = FilesConfig['profile'];
+export const isFileProfileName = (s: string): s is FileProfileName => (FILE_PROFILE_NAMES as readonly string[]).includes(s);
 
 /** The profile a `files[]` entry reads with: its own kinds first, then the built-in profile's. */
-export function profileOf(c: FilesConfig): FileProfile | 'fhir-r4' | 'hl7v2' {
+export function profileOf(c: FileReadConfig): FileProfile | 'fhir-r4' | 'hl7v2' {
   if (c.profile === 'fhir-r4' || c.profile === 'hl7v2') return c.profile;
   const base = FILE_PROFILES[c.profile];
   if (!base && c.kinds.length === 0) throw new Error(`files.${c.id}: profile generic needs \`kinds\``);
   return { name: base?.name ?? 'generic', system: c.system || base?.system || c.id.toUpperCase(), kinds: [...c.kinds, ...(base?.kinds ?? [])] };
 }
 
-export function importOptionsOf(c: FilesConfig, o: { timezone: string; now: () => number }): FileImportOptions {
+export function importOptionsOf(c: FileReadConfig, o: { timezone: string; now: () => number }): FileImportOptions {
   return { adapterId: c.id, profile: profileOf(c), format: c.format, csv: c.csv, maxWholeFileBytes: c.maxWholeFileBytes, pageSize: c.pageSize, timezone: o.timezone, now: o.now };
 }
 
@@ -67,3 +53,30 @@ export function createFileRowCodec(c: FilesConfig, o: { timezone: string; now: (
     },
   };
 }
+
+/** The `files[]` source kind: one folder, SFTP or FTPS source per entry, with the codec that replays its dead-lettered rows. */
+export const fileSources = defineSource({
+  kind: 'file',
+  section: 'files',
+  create(entries, deps) {
+    const env = { timezone: deps.timezone, now: deps.now };
+    return {
+      adapters: entries.map((f) => createFileSource(f, { ...env, stagingDir: deps.workDir(f.id) })),
+      codecs: entries.map((f) => createFileRowCodec(f, env)),
+    };
+  },
+});
+
+/** `folders[]`, the first form of a file source (HL7 files only): the same folder source, profile hl7v2, polled. */
+export const hl7FolderSources = defineSource({
+  kind: 'hl7-folder',
+  section: 'folders',
+  create(entries, deps) {
+    return {
+      adapters: entries.map((f) => createFolderFileSource({
+        id: f.id, dir: f.dir, polling: true, pollMs: f.pollMs, extensions: f.extensions.map((x) => x.toLowerCase()), stableMs: f.stableMs, marker: '', after: 'move',
+        import: { adapterId: f.id, profile: 'hl7v2', format: 'hl7v2', csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' }, maxWholeFileBytes: 64 * 1024 * 1024, pageSize: 500, timezone: deps.timezone, now: deps.now },
+      })),
+    };
+  },
+});

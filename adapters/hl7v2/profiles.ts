@@ -25,7 +25,10 @@ export interface Hl7Profile {
 }
 
 /** A profile with a site's overrides (config `hl7.profileOverrides`) laid over it. */
-export function withOverrides(base: Hl7Profile, o: Partial<Omit<Hl7Profile, 'name'>> | undefined): Hl7Profile {
+/** A site's overrides: any field of a profile, and any part of its validity months. */
+export type Hl7ProfileOverrides = Partial<Omit<Hl7Profile, 'name' | 'rxValidityMonths'>> & { readonly rxValidityMonths?: Partial<Hl7Profile['rxValidityMonths']> };
+
+export function withOverrides(base: Hl7Profile, o: Hl7ProfileOverrides | undefined): Hl7Profile {
   if (!o) return base;
   return {
     ...base,

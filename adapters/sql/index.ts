@@ -2,10 +2,11 @@
  * Database sources: a config entry (config/schema.ts `databases[]`) made into a SQL source with
  * its profile's streams, and the codec that lets a dead-lettered row be replayed after a mapping fix.
  */
-import { parseStoredRow, type SourceCodec, type StoredRow } from '../contracts.ts';
+import type { GatewayConfig } from '../../config/schema.ts';
+import { defineSource, parseStoredRow, type SourceCodec, type StoredRow } from '../contracts.ts';
 import type { RecordMapping } from '../canonical/field-mapping.ts';
 import { PRACTICE_STUDIO_SYSTEM, practiceStudioStreams } from './profiles/practice-studio.ts';
-import type { SqlConnectionOptions, SqlEngine } from './sql-driver.ts';
+import type { SqlConnectionOptions } from './sql-driver.ts';
 import { createSqlSource, type SqlSourceOptions, type SqlStreamConfig } from './sql-source.ts';
 
 export { createSqlSource, pkOf, type SqlSourceOptions, type SqlStreamConfig, type StreamProgress } from './sql-source.ts';
@@ -13,29 +14,7 @@ export { openSqlDriver, type SqlDriver, type SqlEngine, type SqlConnectionOption
 export { practiceStudioStreams, PRACTICE_STUDIO_SYSTEM } from './profiles/practice-studio.ts';
 
 /** The `databases[]` entry, as the config schema gives it. */
-export interface DatabaseConfig {
-  id: string;
-  engine: SqlEngine;
-  profile: 'practice-studio' | 'generic';
-  schema: string;
-  system: string;
-  host: string;
-  port?: number;
-  database: string;
-  user: string;
-  password?: string;
-  file?: string;
-  ssl: boolean;
-  poolSize: number;
-  statementTimeoutMs: number;
-  pageSize: number;
-  pollIntervalMs: number;
-  overlapSeconds: number;
-  keysetIntervalMinutes: number;
-  realtime: 'off' | 'listen';
-  streams: Array<Omit<SqlStreamConfig, 'records'> & { records: unknown[] }>;
-  writeBack: { enabled: boolean; user: string; password?: string; statements: Record<string, { sql: string; params: string[] }> };
-}
+export type DatabaseConfig = GatewayConfig['databases'][number];
 
 export function connectionOf(c: DatabaseConfig, writable = false): SqlConnectionOptions {
   return {
@@ -74,3 +53,13 @@ export function createSqlRowCodec(source: ReturnType<typeof createSqlSource>): S
     map: (r) => source.mapRow(r.stream.split('/').slice(1).join('/'), { pk: r.pk, data: r.data }),
   };
 }
+
+/** The `databases[]` source kind: one SQL source per entry, with the codec that replays its dead-lettered rows. */
+export const databaseSources = defineSource({
+  kind: 'database',
+  section: 'databases',
+  create(entries, deps) {
+    const adapters = entries.map((d) => createDatabaseSource(d, deps.now, { timezone: deps.timezone }));
+    return { adapters, codecs: adapters.map((a) => createSqlRowCodec(a)) };
+  },
+});

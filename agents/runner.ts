@@ -1,0 +1,110 @@
+/**
+ * Runs the configured agents under the gateway's supervisor: each is started with its own context,
+ * isolated (one that throws at start is reported and retried; one that throws later in a listener
+ * is logged by the bus), and on stop every listener it added is dropped. Findings and proposals are
+ * kept (bounded) for status.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config/schema.ts';
+import type { Clock } from '../gateway/clock.ts';
+import { ownedBus, type EventBus } from '../gateway/event-bus.ts';
+import type { Supervisor } from '../gateway/supervisor.ts';
+import type { Agent, AgentContext, AgentHealth, AgentKind, ConfigProposal, Finding, SourceView } from './contract.ts';
+
+/** Findings and proposals kept for status, newest last; older ones are dropped (they were on the bus and in the log). */
+const KEEP = 100;
+
+export interface AgentRunnerDeps {
+  config: GatewayConfig;
+  clock: Clock;
+  logger: Logger;
+  bus: EventBus;
+  /** Where the agents themselves run (beside the admin API). */
+  supervisor: Supervisor;
+  /** The source adapters' supervisor: what `restartSource` and friends act on, by adapter id. */
+  sourceSupervisor: Supervisor;
+  outboxStats: AgentContext['outboxStats'];
+  sources(): SourceView[];
+}
+
+export interface AgentRunner {
+  readonly agents: readonly Agent[];
+  status(): { agents: Array<{ id: string; state: string; health: AgentHealth; error?: string }>; findings: Array<Finding & { agent: string; at: number }>; proposals: Array<ConfigProposal & { id: string; agent: string; at: number }> };
+}
+
+export const agentOwner = (id: string) => `agent:${id}`;
+
+/** Builds the agents the kinds make from the config and adds each to the supervisor. */
+export function createAgentRunner(kinds: readonly AgentKind[], d: AgentRunnerDeps): AgentRunner {
+  const agents = kinds.map((k) => k.create(d.config)).filter((a): a is Agent => a !== undefined);
+  const findings: Array<Finding & { agent: string; at: number }> = [];
+  const proposals: Array<ConfigProposal & { id: string; agent: string; at: number }> = [];
+  const keep = <T>(list: T[], x: T) => { list.push(x); if (list.length > KEEP) list.shift(); };
+  const known = (id: string) => {
+    const ids = d.sourceSupervisor.ids();
+    if (!ids.includes(id)) throw new Error(`no source "${id}" (sources: ${ids.join(', ') || 'none'})`);
+  };
+
+  for (const agent of agents) {
+    const owner = agentOwner(agent.id);
+    const logger = d.logger.child({ component: owner });
+    const control = (action: 'restart' | 'pause' | 'resume', id: string, run: () => Promise<void>) => async () => {
+      known(id);
+      try {
+        await run();
+        d.bus.emit('component.control', { component: `adapter:${id}`, action, by: owner, outcome: 'done' });
+      } catch (err) {
+        d.bus.emit('component.control', { component: `adapter:${id}`, action, by: owner, outcome: 'failed', code: (err as NodeJS.ErrnoException).code ?? 'unknown' });
+        throw err;
+      }
+    };
+    const ctx: AgentContext = {
+      agentId: agent.id,
+      logger,
+      clock: d.clock,
+      config: d.config,
+      events: ownedBus(d.bus, owner),
+      outboxStats: d.outboxStats,
+      sources: d.sources,
+      restartSource: (id) => control('restart', id, () => d.sourceSupervisor.restart(id))(),
+      pauseSource: (id) => control('pause', id, () => d.sourceSupervisor.pause(id))(),
+      resumeSource: (id) => control('resume', id, () => d.sourceSupervisor.resume(id))(),
+      proposeConfigChange(p) {
+        const id = randomUUID();
+        keep(proposals, { ...p, id, agent: agent.id, at: d.clock.now() });
+        d.bus.emit('agent.proposal', { agent: agent.id, id, path: p.path, value: p.value, reason: p.reason });
+        logger.info({ proposal: id, path: p.path }, 'config change proposed; nothing is applied until it is accepted');
+        return id;
+      },
+      publishFinding(f) {
+        keep(findings, { ...f, agent: agent.id, at: d.clock.now() });
+        d.bus.emit('agent.finding', { agent: agent.id, ...f });
+      },
+    };
+    d.supervisor.add({
+      id: owner,
+      start: async () => {
+        try { await agent.start(ctx); } catch (err) { d.bus.dropOwner(owner); throw err; }
+      },
+      stop: async () => {
+        try { await agent.stop(); } finally { d.bus.dropOwner(owner); }
+      },
+    });
+  }
+
+  return {
+    agents,
+    status: () => ({
+      agents: agents.map((a) => {
+        const id = agentOwner(a.id);
+        const error = d.supervisor.errors.get(id);
+        let health: AgentHealth;
+        try { health = a.health(); } catch { health = { status: 'down', detail: { code: 'GW_AGENT_HEALTH_FAILED' } }; }
+        return { id: a.id, state: d.supervisor.state(id) ?? 'stopped', health, ...(error ? { error } : {}) };
+      }),
+      findings: [...findings],
+      proposals: [...proposals],
+    }),
+  };
+}
