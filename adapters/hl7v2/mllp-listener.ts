@@ -215,27 +215,37 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
     });
   }
 
+  let starting: Promise<void> | undefined;
+
+  async function listen(c: IntakeContext): Promise<void> {
+    ctx = c;
+    // connections over hl7.maxConnections are taken and then closed (room made or refused) by the guard
+    const s = createServer({ noDelay: true }, (sock) => onConnection(sock, c));
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(opts.port, opts.host, () => { s.off('error', reject); resolve(); });
+    });
+    s.on('error', (err) => c.logger.error({ err }, 'MLLP server error'));
+    const a = s.address();
+    bound = a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+    server = s;
+    sweeper = setInterval(() => guard.sweep(), Math.min(1000, Math.max(25, Math.floor(partialFrameTimeoutMs / 4))));
+    sweeper.unref();
+    c.logger.info({ host: bound?.host, port: bound?.port }, 'MLLP listener started');
+  }
+
   return {
     id,
     address: () => bound,
-    async start(c) {
-      if (server) return;
-      ctx = c;
-      // connections over hl7.maxConnections are taken and then closed (room made or refused) by the guard
-      const s = createServer({ noDelay: true }, (sock) => onConnection(sock, c));
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(opts.port, opts.host, () => { s.off('error', reject); resolve(); });
-      });
-      s.on('error', (err) => c.logger.error({ err }, 'MLLP server error'));
-      const a = s.address();
-      bound = a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
-      server = s;
-      sweeper = setInterval(() => guard.sweep(), Math.min(1000, Math.max(25, Math.floor(partialFrameTimeoutMs / 4))));
-      sweeper.unref();
-      c.logger.info({ host: bound?.host, port: bound?.port }, 'MLLP listener started');
+    /** A second start while listening, or while the first is still binding, binds nothing more. */
+    start(c) {
+      if (server) return Promise.resolve();
+      starting ??= listen(c).finally(() => { starting = undefined; });
+      return starting;
     },
     async stop() {
+      // a stop during the bind waits for it, so the socket it opens is closed too
+      if (starting) await starting.catch(() => undefined);
       const s = server;
       if (!s) return;
       server = undefined;
