@@ -56,4 +56,9 @@ export const OUTBOX_MIGRATIONS: readonly string[] = [
   // 6: the seal key's check value (an HMAC of a constant under the key, never the key), so a start
   // with another key is refused before anything is accepted (outbox-key-binding.ts)
   'CREATE TABLE seal_key_check (id INTEGER PRIMARY KEY CHECK (id = 1), kcv TEXT NOT NULL, set_at INTEGER NOT NULL);',
+  // 7: resend-log and cursor keys are stored as keyed hashes and cursor values sealed
+  // (stored-keys.ts); this marker asks the first open with the seal key to rewrite the rows kept
+  // in plaintext before, once (hashPlainKeys removes it)
+  `CREATE TABLE plain_keys_pending (id INTEGER PRIMARY KEY CHECK (id = 1));
+   INSERT INTO plain_keys_pending (id) VALUES (1);`,
 ];

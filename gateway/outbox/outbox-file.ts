@@ -22,7 +22,8 @@ export function openOutboxDatabase(file: string): DatabaseSync {
   chmodSync(file, 0o600);
   const d = new DatabaseSync(file);
   try {
-    d.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
+    // secure_delete: freed space keeps no old value (rule 4); per connection, so every one sets it
+    d.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON;');
     const version = Number((d.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
     for (let v = version; v < OUTBOX_MIGRATIONS.length; v++) {
       d.exec('BEGIN IMMEDIATE');

@@ -14,6 +14,7 @@ import type { Worker } from 'node:worker_threads';
 import { GatewayError, isGatewayError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { openCheckedOutbox } from './outbox-file.ts';
+import { createStoredKeys, hashPlainKeys } from './stored-keys.ts';
 import type { SalvageReport } from './outbox-salvage.ts';
 import { selectClaimable, type ClaimedRow, type DeadLetterEntry, type DeadLetterSummary, type EnqueueOutcome, type Outbox, type PageOutcome, type OutboxStats, type QueueRow } from './outbox.ts';
 import type { WriterCounts } from './sqlite-writer.ts';
@@ -75,6 +76,8 @@ interface ScanRow extends QueueRow { type: string; attempts: number; bytes: numb
 type WriterRequestBody = WriterRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
+  /** Cursor keys hashed and values sealed as the writer stores them (stored-keys.ts). */
+  const keys = createStoredKeys(opts.sealKey);
   let db: DatabaseSync | undefined;
   let st: Record<string, StatementSync> = {};
   let channel: WriterChannel | undefined;
@@ -216,6 +219,8 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     async open() {
       if (db) return;
       const d = openCheckedOutbox({ file: opts.file, sealKey: opts.sealKey, keyFile: opts.keyFile, expectData: opts.expectData, absentIsFresh: opts.absentIsFresh, damagedDir: opts.damagedDir, now: () => opts.clock.now(), onSalvaged: opts.onSalvaged });
+      // keys kept in plaintext before they were hashed are rewritten once, before any writer opens the file
+      try { hashPlainKeys(d, keys, opts.sealKey !== undefined); } catch (e) { d.close(); throw new GatewayError('GW_OUTBOX_IO', 'outbox key migration failed', { cause: e }); }
       const onReply = (m: WriterReply) => {
         counts = m.counts;
         for (const item of m.items) {
@@ -315,7 +320,12 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
 
     getCursor(key) {
       need();
-      return (st.getCursor.get(key) as { value: string } | undefined)?.value;
+      const stored = keys.key(key);
+      const value = (st.getCursor.get(stored) as { value: string } | undefined)?.value;
+      if (value === undefined) return undefined;
+      try { return keys.openValue(stored, value); } catch (e) {
+        throw new GatewayError('GW_STORE_CORRUPT', 'a source position kept in the outbox could not be opened (damaged on the disk, or sealed under another key): restore the seal key from its backup', { cause: e });
+      }
     },
 
     listSourceRows(stream, afterPk, limit) {

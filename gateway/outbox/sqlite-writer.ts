@@ -6,6 +6,7 @@
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { createRecordSealer } from '../crypto/record-sealer.ts';
+import { createStoredKeys } from './stored-keys.ts';
 import { GatewayError } from '../errors.ts';
 import { admitDeadLetters, admitEntry, admitPage, type AdmissionTotals, type Growth, type ResendLog } from './admission.ts';
 import { ENTRY_OVERHEAD, entryBytes, sealRecords, type DeadLetterEntry, type EnqueueEntry, type EnqueueOutcome, type PageEntry, type PageOutcome } from './outbox.ts';
@@ -63,8 +64,10 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
     if (!sealer) throw new GatewayError('GW_OUTBOX_IO', 'outbox has no seal key for plain records');
     return sealer.seal(aad, plain);
   };
+  const keys = createStoredKeys(o.sealKey);
   const db = new DatabaseSync(file);
-  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
+  // secure_delete: a deleted row's bytes are zeroed, so freed space keeps no old value (rule 4)
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON;');
   let syncMode: 'FULL' | 'NORMAL' = 'FULL';
   const setSync = (mode: 'FULL' | 'NORMAL') => { if (syncMode !== mode) { db.exec(`PRAGMA synchronous = ${mode}`); syncMode = mode; } };
   const st: Record<string, StatementSync> = {
@@ -106,8 +109,11 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
    * case) costs no lookup; an entry earlier in the same group is seen, as its insert is.
    */
   const resendLog = (now: number): ResendLog => ({
-    lookup: (key) => (st.getLog.get(key) as { hash: string } | undefined)?.hash,
-    claim: (key, hash) => (st.addLog.run(key, hash, now).changes === 0 ? (st.getLog.get(key) as { hash: string }).hash : undefined),
+    lookup: (key) => (st.getLog.get(keys.key(key)) as { hash: string } | undefined)?.hash,
+    claim: (key, hash) => {
+      const stored = keys.key(key);
+      return st.addLog.run(stored, hash, now).changes === 0 ? (st.getLog.get(stored) as { hash: string }).hash : undefined;
+    },
   });
 
   /** Bytes a dead letter adds (less the one of the same id it replaces). */
@@ -207,7 +213,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
         }
         // all or nothing: a page that does not fit is rolled back and the cursor stays
         if (admitPage({ bytes: added + addedDead, deadBytes: addedDead }, totals()) === 'full') throw new PageFull();
-        if (page.cursor) st.putCursor.run(page.cursor.key, page.cursor.value, now);
+        if (page.cursor) { const stored = keys.key(page.cursor.key); st.putCursor.run(stored, keys.sealValue(stored, page.cursor.value), now); }
         return false;
       }, PageFull);
       if (full) return { outcome: 'full', written: 0, unchanged: 0, deadLettered: 0 };
