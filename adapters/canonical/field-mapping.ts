@@ -12,7 +12,7 @@
  *     amount: { column: amount_cents, transform: number, scale: 0.01 }
  *     reason: { template: "{visit_code} {visit_note}" }
  */
-import { hl7Instant } from '../hl7v2/hl7-datetime.ts';
+import { compactInstant } from './local-time.ts';
 import { normaliseEye, parseDiopter, type EyeRx } from './rx-normalize.ts';
 import type { RecordType } from './types.ts';
 
@@ -108,7 +108,7 @@ export function toInstant(v: unknown, format?: string, timezone = 'UTC'): string
 function local(date: string, time: string, timezone: string): string | undefined {
   const [hms, frac] = time.split('.');
   const [h, mi, s = '00'] = hms.split(':');
-  return hl7Instant(`${date.replaceAll('-', '')}${h}${mi}${s}${frac ? `.${frac.slice(0, 4)}` : ''}`, timezone);
+  return compactInstant(`${date.replaceAll('-', '')}${h}${mi}${s}${frac ? `.${frac.slice(0, 4)}` : ''}`, timezone);
 }
 
 function applyTransform(v: unknown, t: Transform, spec: Exclude<FieldSpec, string>, timezone: string): unknown {

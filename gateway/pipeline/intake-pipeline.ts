@@ -1,6 +1,8 @@
 /**
- * The record path inside the gateway: parse → map → validate → outbox (its writer seals each record,
- * then commits).
+ * The record path inside the gateway, one file per step: parse (parse.ts) → map (map.ts) →
+ * validate (validate.ts) → outbox rows (partition keys hashed, a message's records of one patient
+ * bundled; below) → the outbox, whose writer seals each row (crypto/record-sealer.ts, rule 4) and
+ * commits. Delivery is the relay's (relay/), from the outbox to the sink.
  *
  * `intake(raw)` resolves only when the outcome is durable: records committed (accepted), a resend
  * recognised (duplicate), the input in dead letters (rejected, permanent), or nothing written and
@@ -19,7 +21,7 @@ import type { Logger } from 'pino';
 import { deterministicId } from '../../adapters/canonical/record-id.ts';
 import { rowHash, rowJson } from '../../adapters/canonical/row-hash.ts';
 import type { RecordValidator } from '../../adapters/canonical/validator.ts';
-import { CodecError, type IntakeResult, type MapContext, type PageIntakeResult, type RawInput, type RawPage, type RawRow, type SourceCodec, type SourceLocation } from '../../adapters/contracts.ts';
+import { type IntakeResult, type MapContext, type PageIntakeResult, type RawInput, type RawPage, type RawRow, type SourceCodec, type SourceLocation } from '../../adapters/contracts.ts';
 import type { Clock } from '../clock.ts';
 import { plainPartitionKeys, type PartitionKeyer } from '../crypto/partition-keyer.ts';
 import type { RecordSealer } from '../crypto/record-sealer.ts';
@@ -29,6 +31,7 @@ import { messageTypeLabel } from '../message-type-label.ts';
 import type { Metrics } from '../metrics.ts';
 import { BUNDLE_SEPARATOR, bundleId, type DeadLetterEntry, type Outbox, type SourceRowEntry, type StoreRecord } from '../outbox/outbox.ts';
 import { createMapStage, type MapStageResult } from './map-stage.ts';
+import { parseInput } from './parse.ts';
 
 export interface IntakePipelineOptions {
   codecs: ReadonlyArray<SourceCodec<unknown>>;
@@ -141,16 +144,10 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
 
   async function intake(raw: RawInput): Promise<IntakeResult> {
     if (opts.diskGuard && !opts.diskGuard.admits()) return diskLow(raw.adapter);
-    const codec = codecs.get(raw.format);
     const hash = contentHash(raw.text);
-    if (!codec) return reject(raw, 'GW_UNSUPPORTED_MESSAGE', `no codec for format ${raw.format}`, { hash });
-    let parsed = raw.parsed;
-    if (parsed === undefined) {
-      try { parsed = codec.parse(raw.text); } catch (e) {
-        if (e instanceof CodecError) return reject(raw, 'GW_PARSE_FAILED', e.message, { location: e.location, hl7ErrorCode: e.hl7ErrorCode ?? '100', hash });
-        throw e;
-      }
-    }
+    const p = parseInput(codecs, raw);
+    if (!p.ok) return reject(raw, p.code, p.reason, { location: p.location, hl7ErrorCode: p.hl7ErrorCode, hash });
+    const { codec, parsed } = p;
     const { kind, messageId } = codec.describe(parsed);
     let built: MapStageResult;
     try { built = stage.run(codec, parsed); } catch (e) {

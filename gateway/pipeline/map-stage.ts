@@ -1,15 +1,16 @@
 /**
- * parse → map → validate, without storage: shared by the intake pipeline and the CLI's `preview`.
- * The envelope fields the mapper does not know (tenant, practice, gateway, observedAt) are added here.
+ * Steps 2 and 3 together — map (map.ts) then validate (validate.ts) — without storage: shared by the
+ * intake pipeline and the CLI's `preview`.
  */
 import type { CanonicalRecord } from '../../adapters/canonical/types.ts';
-import { SCHEMA_VERSION } from '../../adapters/canonical/types.ts';
 import type { RecordValidator } from '../../adapters/canonical/validator.ts';
-import type { DraftRecord, MapContext, MapResult, SourceCodec, SourceLocation } from '../../adapters/contracts.ts';
+import type { MapContext, MapResult, SourceCodec, SourceLocation } from '../../adapters/contracts.ts';
 import type { Clock } from '../clock.ts';
+import { envelopeAll, mapParsed, type MappedRecord } from './map.ts';
+import { validateRecords, type InvalidRecord } from './validate.ts';
 
-export interface MappedRecord { draft: DraftRecord; record: CanonicalRecord }
-export interface InvalidRecord { id: string; type: string; path: string; problem: string }
+export type { MappedRecord } from './map.ts';
+export type { InvalidRecord } from './validate.ts';
 export interface MapStageResult { mapped: MapResult; records: MappedRecord[]; invalid: InvalidRecord[] }
 
 export interface PreviewResult {
@@ -29,22 +30,12 @@ export interface MapStage {
 }
 
 export function createMapStage(o: { validator: RecordValidator; clock: Clock; identity: MapContext }): MapStage {
-  function envelope(d: DraftRecord, observedAt: string): CanonicalRecord {
-    return {
-      id: d.id, type: d.type, schemaVersion: SCHEMA_VERSION, op: d.op,
-      tenantId: o.identity.tenantId, practiceId: o.identity.practiceId, gatewayId: o.identity.gatewayId,
-      source: d.source, occurredAt: d.occurredAt, observedAt, data: d.data,
-    };
-  }
   function run(codec: SourceCodec<unknown>, parsed: unknown): MapStageResult {
-    return finish(codec.map(parsed, o.identity));
+    return finish(mapParsed(codec, parsed, o.identity));
   }
   function finish(mapped: MapResult): MapStageResult {
-    const observedAt = new Date(o.clock.now()).toISOString();
-    const records = mapped.records.map((draft) => ({ draft, record: envelope(draft, observedAt) }));
-    const invalid: InvalidRecord[] = [];
-    for (const { record } of records) for (const p of o.validator.validate(record)) invalid.push({ id: record.id, type: record.type, path: p.path, problem: p.problem });
-    return { mapped, records, invalid };
+    const records = envelopeAll(mapped, o.identity, o.clock.now());
+    return { mapped, records, invalid: validateRecords(o.validator, records) };
   }
   return {
     run,
