@@ -3,15 +3,15 @@
  * no crash, every frame answered, each answer AA (mapped or ignored) or AE/AR with a reason.
  * Prints a count per message type and answer.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseHl7, readAck, splitHl7Messages } from '../../adapters/hl7v2/index.ts';
+import { corpus as sharedCorpus } from '../support/corpus.ts';
 import { startHarness, type Harness } from '../support/gateway-harness.ts';
 
-const corpus = new URL('../../../shared/corpus/hl7v2', import.meta.url).pathname;
-const present = existsSync(corpus);
-if (!present) console.log(`skipped: corpus not found at ${corpus}`);
+const corpus = sharedCorpus.path('hl7v2');
+const present = sharedCorpus.present;
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => { const p = join(dir, n); return statSync(p).isDirectory() ? files(p) : [p]; });

@@ -10,11 +10,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CanonicalRecord } from '../../../adapters/canonical/types.ts';
 import { makeCloudKeys } from '../../support/cloud-keys.ts';
+import { corpus as sharedCorpus } from '../../support/corpus.ts';
 import { startHarness, type Harness } from '../../support/gateway-harness.ts';
 import { waitFor } from '../../support/net.ts';
 import { startHttpReferenceCloud, type HttpReferenceCloud } from '../../reference-cloud/reference-cloud.ts';
 
-const corpus = new URL('../../../../shared/corpus/fhir/', import.meta.url).pathname;
+const corpus = sharedCorpus.path('fhir');
 const keys = makeCloudKeys();
 const root = mkdtempSync(join(tmpdir(), 'ewml-files-'));
 const dirs = { optical: join(root, 'optical'), om: join(root, 'om'), fhir: join(root, 'fhir'), hl7: join(root, 'hl7'), marker: join(root, 'marker') };
@@ -125,7 +126,7 @@ describe('file sources: folders', () => {
     expect(bySource('FrameLensRx/O-55')[0].data).toMatchObject({ upc: '066600000001', collection: 'Kids', eyeSize: 46, lensMaterial: 'Polycarbonate' });
   });
 
-  it('reads FHIR R4 from the public corpus: a bundle of Patient, Appointment and VisionPrescription, and bulk NDJSON', async () => {
+  it.skipIf(!sharedCorpus.present)('reads FHIR R4 from the public corpus: a bundle of Patient, Appointment and VisionPrescription, and bulk NDJSON', async () => {
     const read = (p: string) => JSON.parse(readFileSync(join(corpus, p), 'utf8'));
     const bundle = { resourceType: 'Bundle', type: 'collection', entry: ['fhir-r4-examples/Patient-f001.json', 'fhir-r4-examples/Appointment-example.json', 'fhir-r4-examples/VisionPrescription-33123.json', 'fhir-r4-examples/VisionPrescription-33124.json', 'fhir-eyecare-ig/patient-ophthal-0.json'].map((p) => ({ resource: read(p) })) };
     writeFileSync(join(dirs.fhir, 'bundle.json'), JSON.stringify(bundle));

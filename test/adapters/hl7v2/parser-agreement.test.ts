@@ -2,15 +2,15 @@
  * Our HL7 parser against a published one (@medplum/core's Hl7Message) on the public corpus: every
  * message both accept must agree segment by segment, field by field (raw field text).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Hl7Message } from '@medplum/core';
 import { describe, expect, it } from 'vitest';
 import { parseHl7, splitHl7Messages } from '../../../adapters/hl7v2/index.ts';
+import { corpus as sharedCorpus } from '../../support/corpus.ts';
 
-const corpus = new URL('../../../../shared/corpus/hl7v2', import.meta.url).pathname;
-const present = existsSync(corpus);
-if (!present) console.log(`skipped: corpus not found at ${corpus}`);
+const corpus = sharedCorpus.path('hl7v2');
+const present = sharedCorpus.present;
 const files = (d: string): string[] => readdirSync(d).flatMap((n) => { const p = join(d, n); return statSync(p).isDirectory() ? files(p) : [p]; });
 
 describe.skipIf(!present)('HL7 parser agreement with @medplum/core on the corpus', () => {
