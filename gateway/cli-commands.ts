@@ -5,7 +5,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { GatewayConfig } from '../config/schema.ts';
-import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';
 import { createRecordValidator } from '../adapters/canonical/validator.ts';
 import { CodecError, type SourceCodec } from '../adapters/contracts.ts';
 import { connectMllp, createHl7Codec, frameMllp, readAck, splitHl7Messages, type Hl7CodecOptions, type MllpClient } from '../adapters/hl7v2/index.ts';
@@ -15,13 +14,17 @@ import { detectFileFormat, FILE_FORMATS, FileFormatError, type FileFormat } from
 import { kindsFor, mapFileRow, rowsOf } from '../adapters/file/file-import.ts';
 import { basename } from 'node:path';
 import { systemClock } from './clock.ts';
-import { createRecordSealer } from './crypto/record-sealer.ts';
-import { ErrorCodes, isGatewayError } from './errors.ts';
-import { createGateway, gatewayPaths, resolveTimezone } from './create-gateway.ts';
+import { ErrorCodes, isGatewayError, type GatewayError } from './errors.ts';
+import { createGateway, gatewayPaths, resolveTimezone, type Gateway } from './create-gateway.ts';
+import { acquireDataLease, HANDOVER_ENV, pidAlive, readDataLease, type DataLease } from './data-lease.ts';
+import { GATEWAY_HEADER } from './admin/admin-server.ts';
+import { deriveStartReport, startProblem, type StartReport } from './status-report.ts';
 import { createMapStage } from './pipeline/map-stage.ts';
 import { gatewayVersion } from './version.ts';
 import { DB_HELP, dbCheck, dbRealtime } from './cli-db.ts';
 import { KEYS_HELP, keysCommand } from './cli-keys.ts';
+import { CHECK_CONFIG_HELP, checkConfig, MIGRATE_CONFIG_HELP, migrateConfig } from './cli-check-config.ts';
+import { UNSEAL_HELP, unseal } from './cli-unseal.ts';
 
 export interface CliIo {
   out(s: string): void;
@@ -42,7 +45,9 @@ Usage: eyewear-gateway <command> [options]
 
 Commands:
   start [--config FILE]              Run the gateway in the foreground (embedded defaults without --config).
-  check-config FILE                  Validate a config file; list every bad field.
+  check-config FILE [--offline]      Validate a config file as start would; list every bad field
+                                     (--offline: without reading secret files or variables).
+  migrate-config FILE                Upgrade an older config file to the current version (keeps a backup).
   status [--config FILE] [--json]    Ask the running gateway (admin API) how it is doing.
   preview FILE... [--profile NAME] [--format F] [--source ID] [--config FILE]
                                      Parse, map and validate source files (HL7, CSV, XML, JSON/NDJSON, FHIR);
@@ -50,7 +55,7 @@ Commands:
                                      Touches neither outbox nor network.
   send FILE... [--host H] [--port P] Send the HL7 messages in FILE(s) over MLLP and print each answer's MSA
                                      (a technician's check that the listener is reachable and maps).
-  unseal FILE [--config FILE]        Decrypt a file-sink NDJSON file (records-YYYY-MM-DD.ndjson) to JSON lines.
+  unseal FILE... [--config FILE]     Decrypt file-sink NDJSON files (records-YYYY-MM-DD.ndjson) to JSON lines.
   keys export|import FILE [--passphrase-env VAR] [--replace]
                                      Back up the seal key under a passphrase, or restore it (checked against the outbox).
   db check|realtime ...              Database sources: check streams before use (EXPLAIN, columns, first row);
@@ -62,11 +67,12 @@ Exit codes: 0 ok · 1 runtime failure · 2 usage error · 3 invalid config · 4 
 Docs: README.md, config/REFERENCE.md, docs/ERRORS.md`;
 
 const HELP: Record<string, string> = {
-  start: 'eyewear-gateway start [--config FILE]\n\nRuns the gateway until SIGINT/SIGTERM. Without --config it uses the embedded defaults:\nMLLP on 127.0.0.1:2575, admin API on 127.0.0.1:8480, local file sink, data in ./data.\nEnvironment overrides: EWML__SECTION__FIELD=value (e.g. EWML__HL7__PORT=2576).',
-  'check-config': 'eyewear-gateway check-config FILE\n\nValidates FILE against the config schema (config/REFERENCE.md). Exit 0 when valid, 3 when not,\nwith every bad field\'s path, what was expected and what was found.',
-  status: 'eyewear-gateway status [--config FILE] [--json]\n\nReads /status from the running gateway\'s admin API, using the token in <dataDir>/admin.token.\nExit 4 when the gateway cannot be reached.',
+  start: 'eyewear-gateway start [--config FILE]\n\nRuns the gateway until SIGINT/SIGTERM. Without --config it uses the embedded defaults:\nMLLP on 127.0.0.1:2575, admin API on 127.0.0.1:8480, local file sink, data in ./data.\nEnvironment overrides: EWML__SECTION__FIELD=value (e.g. EWML__HL7__PORT=2576).\n\nOne gateway per data folder: a second start on the same folder stops with GW_DATA_DIR_IN_USE, naming\nthe running one\'s pid (the lease is <dataDir>/gateway.lock; a killed gateway\'s lease is taken over).\nThe banner names every listener or source that did not start, its cause (EADDRINUSE: port in use) and\nwhat to do; those are retried. Exit 1 when nothing could start (no source and no admin API).',
+  'check-config': CHECK_CONFIG_HELP,
+  'migrate-config': MIGRATE_CONFIG_HELP,
+  status: 'eyewear-gateway status [--config FILE] [--json]\n\nReads /status from the running gateway\'s admin API, using the token in <dataDir>/admin.token,\nand shows whether it is ready (and why not: a listener that could not bind its port).\nIt checks it talks to this config\'s gateway (same id, data folder and lease holder), not another\nprogram or another gateway on the port. Exit 4 when the gateway cannot be reached or is not this one.',
   preview: `eyewear-gateway preview FILE... [--profile NAME] [--format F] [--source ID] [--config FILE]\n\nRuns parse → map → validate on each message or row of each file: HL7 v2 (several messages or a\nFHS/BHS batch per file), CSV, XML, JSON, NDJSON, FHIR R4 (bundle, resource or NDJSON). The format\nis picked by name and content, or --format ${FILE_FORMATS.join('|')}. Prints canonical records as JSON\nlines on stdout; issues go to stderr (with file#row).\nHL7 profiles: ${Object.keys(HL7_PROFILES).join(', ')}.\nFile profiles: ${FILE_PROFILE_NAMES.join(', ')}; --source ID uses a files[] entry of the config\n(its profile, kinds and CSV settings). Exit 5 when any message or row failed.`,
-  unseal: 'eyewear-gateway unseal FILE [--config FILE]\n\nDecrypts the file sink\'s sealed NDJSON with this gateway\'s key (<dataDir>/keys/seal.key) and\nprints the canonical records. The output holds PHI: keep it on the practice\'s machines.',
+  unseal: UNSEAL_HELP,
   send: 'eyewear-gateway send FILE... [--host H] [--port P] [--config FILE]\n\nSends every HL7 message in FILE(s) over MLLP (default: the configured listener, 127.0.0.1:2575)\nand prints one line per answer: control id, MSA-1 code, and the ERR text if any. Exit 1 if any\nanswer was not AA/CA or none came.',
   version: 'eyewear-gateway version\n\nPrints the version.',
   db: DB_HELP,
@@ -89,7 +95,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number | nu
       options: {
         help: { type: 'boolean', short: 'h' }, config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, profile: { type: 'string' }, format: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' },
         database: { type: 'string' }, source: { type: 'string' }, 'admin-user': { type: 'string' }, 'admin-password-env': { type: 'string' }, yes: { type: 'boolean' },
-        'passphrase-env': { type: 'string' }, replace: { type: 'boolean' },
+        'passphrase-env': { type: 'string' }, replace: { type: 'boolean' }, offline: { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -99,7 +105,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number | nu
   if (args.values.help) { io.out(HELP[command]); return 0; }
   const configFile = args.values.config as string | undefined;
   switch (command) {
-    case 'check-config': return checkConfig(args.positionals, io);
+    case 'check-config': return checkConfig(args.positionals, { offline: Boolean(args.values.offline) }, io);
+    case 'migrate-config': return migrateConfig(args.positionals, io);
     case 'start': return start(configFile, io);
     case 'status': return status(configFile, Boolean(args.values.json), io);
     case 'preview': return preview(args.positionals, { profile: args.values.profile as string | undefined, format: args.values.format as string | undefined, source: args.values.source as string | undefined, configFile }, io);
@@ -118,28 +125,38 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number | nu
   }
 }
 
-function checkConfig(files: string[], io: CliIo): number {
-  if (files.length !== 1) { io.err(`check-config takes one FILE\n\n${HELP['check-config']}`); return 2; }
-  try {
-    const cfg = loadConfig({ file: files[0] });
-    io.out(`${files[0]}: valid (sink ${cfg.relay.sink}, MLLP ${cfg.hl7.enabled ? `${cfg.hl7.host}:${cfg.hl7.port}` : 'off'}, admin ${cfg.admin.enabled ? `${cfg.admin.host}:${cfg.admin.port}` : 'off'})`);
-    return 0;
-  } catch (e) {
-    if (e instanceof ConfigError) { io.err(formatConfigError(e)); return 3; }
-    throw e;
-  }
-}
-
 async function start(configFile: string | undefined, io: CliIo): Promise<number | null> {
   const config = io.loadConfig(configFile);
-  let gw: ReturnType<typeof createGateway>;
+  // a start that must stop (GW_DATA_DIR_IN_USE, GW_KEY_MISSING, GW_OUTBOX_IO…) says its code, the path and what to do: no stack, no SQLite text
+  const refused = (e: GatewayError) => { io.err(`error ${e.code}: ${e.message}\nwhat to do: ${ErrorCodes[e.code].action}`); return 1; };
+  // the data folder's lease before anything reads or writes the folder: a second gateway on it stops here
+  let lease: DataLease;
+  try { lease = acquireDataLease(gatewayPaths(config).dataDir, { handOverToken: io.env?.[HANDOVER_ENV] }); } catch (e) {
+    if (!isGatewayError(e)) throw e;
+    return refused(e);
+  }
+  // an exit by a crash frees it too; a SIGKILL leaves it stale, for the next start to take over
+  const releaseOnExit = () => { lease.release(); };
+  process.once('exit', releaseOnExit);
+  const letGo = () => { lease.release(); process.removeListener('exit', releaseOnExit); };
+  let gw: Gateway;
   try {
-    gw = createGateway({ config });
+    // `lease` is GatewayOptions.lease once the composition root takes one: it uses this lease rather than taking its own
+    const options = { config, lease };
+    gw = createGateway(options);
     await gw.start();
   } catch (e) {
-    // a start that must stop (GW_KEY_MISSING, GW_OUTBOX_IO…) says its code, the path and what to do: no stack, no SQLite text
+    letGo();
     if (!isGatewayError(e)) throw e;
-    io.err(`error ${e.code}: ${e.message}\nwhat to do: ${ErrorCodes[e.code].action}`);
+    return refused(e);
+  }
+  const report = (gw as Gateway & { startReport?: () => StartReport }).startReport?.() ?? deriveStartReport(config, gw);
+  const failed = report.components.filter((c) => c.state === 'failed');
+  const problems = failed.map((c) => `  ${startProblem(c)}`);
+  if (report.nothingRunning) {
+    io.err(`eyewear-gateway ${gatewayVersion()} did not start: nothing could run (no source and no admin API)\n${problems.join('\n')}\nstopping (exit 1)`);
+    await gw.stop().catch((err: unknown) => io.err(`stop failed: ${(err as Error).message}`));
+    letGo();
     return 1;
   }
   let stopping = false;
@@ -147,35 +164,62 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
     if (stopping) return;
     stopping = true;
     io.err(`received ${signal}; stopping (in-flight messages finish first)`);
-    gw.stop().then(() => { process.exitCode = 0; }, (err: unknown) => { io.err(`stop failed: ${(err as Error).message}`); process.exitCode = 1; });
+    gw.stop().then(() => { letGo(); process.exitCode = 0; }, (err: unknown) => { letGo(); io.err(`stop failed: ${(err as Error).message}`); process.exitCode = 1; });
   };
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
-  const hl7 = gw.parts.adapters[0]?.health().detail;
-  io.err(`eyewear-gateway ${gatewayVersion()} running — MLLP ${config.hl7.enabled ? `${config.hl7.host}:${String(hl7?.port ?? config.hl7.port)}` : 'off'}, admin ${config.admin.enabled ? `http://${config.admin.host}:${config.admin.port} (token ${config.admin.token ? 'from the config' : `in ${gw.parts.paths.tokenFile}`})` : 'off'}, sink ${config.relay.sink}${config.relay.sink === 'file' ? ` → ${gw.parts.paths.fileSinkDir}` : ''}. Ctrl-C stops.`);
+  const one = (component: string) => report.components.find((c) => c.component === component);
+  const hl7 = one('adapter:hl7v2');
+  const hl7Port = gw.parts.adapters.find((a) => a.id === 'hl7v2')?.health().detail?.port;
+  const mllp = !config.hl7.enabled ? 'off' : hl7?.state === 'failed' ? 'NOT listening' : `${config.hl7.host}:${String(hl7Port ?? config.hl7.port)}`;
+  const adminState = one('admin')?.state;
+  const admin = !config.admin.enabled ? 'off' : adminState === 'failed' ? 'NOT listening' : `http://${config.admin.host}:${config.admin.port} (token ${config.admin.token ? 'from the config' : `in ${gw.parts.paths.tokenFile}`})`;
+  const parts = `MLLP ${mllp}, admin ${admin}, sink ${config.relay.sink}${config.relay.sink === 'file' ? ` → ${gw.parts.paths.fileSinkDir}` : ''}`;
+  if (failed.length === 0) io.err(`eyewear-gateway ${gatewayVersion()} running — ${parts}. Ctrl-C stops.`);
+  else io.err(`eyewear-gateway ${gatewayVersion()} started, but not all of it — ${parts}\n${problems.join('\n')}\n  Sources that did not start are retried; \`eyewear-gateway status\` and /ready show them. Ctrl-C stops.`);
   return null;
 }
 
 async function status(configFile: string | undefined, json: boolean, io: CliIo): Promise<number> {
   const config = io.loadConfig(configFile);
   const paths = gatewayPaths(config);
+  const holder = readDataLease(paths.dataDir);
   let token = config.admin.token;
   if (!token) {
     try { token = readFileSync(paths.tokenFile, 'utf8').trim(); } catch { io.err(`no admin token at ${paths.tokenFile}: has the gateway run with this data directory?`); return 4; }
   }
   const host = config.admin.host === '0.0.0.0' ? '127.0.0.1' : config.admin.host;
+  const base = `http://${host.includes(':') ? `[${host}]` : host}:${config.admin.port}`;
   let res: Response;
   try {
-    res = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${config.admin.port}/status`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
+    res = await fetch(`${base}/status`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
   } catch {
-    io.err(`gateway not reachable at http://${host}:${config.admin.port} — is it running? (eyewear-gateway start${configFile ? ` --config ${configFile}` : ''})`);
+    const held = holder && pidAlive(holder.pid) ? ` The data folder's lease names process ${holder.pid}: a gateway may run on this folder without its admin API (see its start banner: port in use?).` : '';
+    io.err(`gateway not reachable at ${base} — is it running? (eyewear-gateway start${configFile ? ` --config ${configFile}` : ''})${held}`);
+    return 4;
+  }
+  // the port may be held by another program, or by another gateway: say so rather than print its answer as ours
+  const servedBy = res.headers.get(GATEWAY_HEADER);
+  if (servedBy === null) {
+    io.err(`something answers at ${base} (HTTP ${res.status}) but it is not an eyewear gateway: another program holds admin.port ${config.admin.port}, so this gateway's admin API is not listening there. Free the port or change admin.port, then restart the gateway.`);
+    return 4;
+  }
+  if (res.status === 401) {
+    io.err(`an eyewear gateway (id ${servedBy}) answers at ${base}, but not the one using the data folder ${paths.dataDir}: it refused that folder's admin token. Are two gateways set to the same admin.port? Check --config.`);
     return 4;
   }
   if (!res.ok) { io.err(`admin API answered ${res.status}: ${await res.text()}`); return 1; }
   const s = (await res.json()) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- a JSON document printed as is
+  const other = s.gateway?.dataDir !== undefined && s.gateway.dataDir !== paths.dataDir ? `uses the data folder ${String(s.gateway.dataDir)}, not ${paths.dataDir}`
+    : s.gateway?.id !== config.gateway.id ? `is gateway ${String(s.gateway?.id)}, not ${config.gateway.id}`
+      : holder && s.gateway?.pid !== undefined && s.gateway.pid !== holder.pid ? `is process ${String(s.gateway.pid)}, but the data folder's lease names process ${holder.pid}`
+        : undefined;
+  if (other) { io.err(`the gateway answering at ${base} ${other}: it is not the gateway of this config. Check --config and admin.port.`); return 4; }
   if (json) { io.out(JSON.stringify(s, null, 2)); return 0; }
+  const ready = s.ready as { ready: boolean; reasons: string[] } | undefined;
   const lines = [
     `gateway ${s.gateway.id} (tenant ${s.gateway.tenantId}, practice ${s.gateway.practiceId}) v${s.gateway.version}, up ${s.gateway.uptimeSeconds}s`,
+    ...(ready ? [ready.ready ? 'ready: yes' : `NOT ready: ${ready.reasons.join('; ')}`] : []),
     ...Object.entries(s.adapters as Record<string, { status: string; error?: string; detail?: Record<string, unknown> }>).flatMap(([id, a]) => adapterLines(id, a)),
     `outbox: ${s.outbox.pending} pending, ${s.outbox.inFlight} in flight, ${s.outbox.waitingRetry} waiting retry, ${s.outbox.deadLetters} dead letters, ${s.outbox.bytes}/${s.outbox.maxBytes} bytes${s.outbox.oldestAgeSeconds !== null ? `, oldest ${s.outbox.oldestAgeSeconds}s` : ''}`,
     `sink ${s.sink.kind}: ${s.sink.connected ? 'connected' : 'NOT connected'}${s.relay.lastError ? ` (last error ${s.relay.lastError})` : ''}`,
@@ -317,25 +361,5 @@ async function send(files: string[], o: { host?: string; port?: string; configFi
     }
   } finally { await client.close(); }
   return bad ? 1 : 0;
-}
-
-function unseal(files: string[], configFile: string | undefined, io: CliIo): number {
-  if (files.length !== 1) { io.err(`unseal takes one FILE\n\n${HELP.unseal}`); return 2; }
-  const config = io.loadConfig(configFile);
-  const paths = gatewayPaths(config);
-  let key: Buffer;
-  try { key = readFileSync(paths.keyFile); } catch { io.err(`no key at ${paths.keyFile}: use --config with this gateway's data directory`); return 1; }
-  const sealer = createRecordSealer(key);
-  let bad = 0;
-  for (const line of io.readFile(files[0]).split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const row = JSON.parse(line) as { id: string; sealed: string };
-      // a bundle's records are its JSON texts, one per line: printed one record per line as well
-      io.out(sealer.open(row.id, Buffer.from(row.sealed, 'base64')).toString('utf8'));
-    } catch { bad++; }
-  }
-  if (bad) { io.err(`${bad} line(s) could not be opened (another gateway's key, or damaged)`); return 1; }
-  return 0;
 }
 

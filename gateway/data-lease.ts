@@ -329,3 +329,9 @@ export function acquireDataLease(dataDir: string, opts: AcquireOptions = {}): Da
     ? inUse(dataDir, file, last, 'the lease kept changing hands while this process tried to take it')
     : new GatewayError('GW_DATA_DIR_IN_USE', `the lease of the data folder ${dataDir} could not be taken: it kept changing while this process tried (${file})`);
 }
+
+/** The lease file's holder as written, if there is a readable one (for `status`, which checks whom it talks to). */
+export function readDataLease(dataDir: string): LeaseHolder | undefined {
+  const r = readLease(join(dataDir, LEASE_FILE), Date.now());
+  return r.kind === 'holder' ? r.holder : undefined;
+}

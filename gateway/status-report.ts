@@ -1,8 +1,11 @@
 /**
  * What `/status`, `/ready` and `/metrics` report, composed from the components' own health and
  * the metrics: ids, counts and ages only. Also the outbox-full alert: raised when the outbox
- * refuses input, cleared once delivery brings it under 90% of its cap.
+ * refuses input, cleared once delivery brings it under 90% of its cap; and what a start reports
+ * (which listeners and sources run, which did not and why), so the banner, `/ready` and `status`
+ * say the same thing.
  */
+import { resolve } from 'node:path';
 import type { AlertBoard } from './alerts.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { SourceAdapter } from '../adapters/contracts.ts';
@@ -31,7 +34,88 @@ export interface StatusSources {
   outbound?: { outbox: Pick<RecordQueue, 'stats'>; sink: Sink };
   /** Free space on the data volume as the disk guard last saw it. */
   disk?: () => DiskState;
+  /** Where a source listens, for the advice when it could not bind (default {@link listenerOf}). */
+  listenOf?: (adapterId: string) => Listen | undefined;
+  /** The process serving (default this one's), so `status` can check it against the data folder's lease. */
+  pid?: number;
 }
+
+/** Where a listener binds, and the setting that moves it. */
+export interface Listen {
+  host: string;
+  port: number;
+  /** The config field of the port (`hl7.port`, `admin.port`). */
+  setting: string;
+}
+
+/** What one component did at start. */
+export interface ComponentStart {
+  /** `adapter:<id>` or `admin`. */
+  component: string;
+  role: 'source' | 'admin';
+  state: 'running' | 'failed';
+  /** When failed: the cause's code (EADDRINUSE, EACCES, ECONNREFUSED, a GW_ code, or 'unknown'). */
+  cause?: string;
+  /** For listeners: where it listens or tried to. */
+  listen?: Listen;
+}
+
+/**
+ * What a start brought up. `nothingRunning`: sources or the admin API were asked for and not one
+ * of them runs, so the process would sit there doing nothing anyone can see; `start` in the
+ * foreground then stops and exits 1 (a gateway with neither, by config, only relays its outbox).
+ */
+export interface StartReport {
+  components: ComponentStart[];
+  nothingRunning: boolean;
+}
+
+export function startReportOf(components: ComponentStart[]): StartReport {
+  return { components, nothingRunning: components.length > 0 && components.every((c) => c.state === 'failed') };
+}
+
+/** The listener a config gives a source, where it has one (the MLLP listener). */
+export function listenerOf(config: GatewayConfig, adapterId: string): Listen | undefined {
+  return adapterId === 'hl7v2' && config.hl7.enabled ? { host: config.hl7.host, port: config.hl7.port, setting: 'hl7.port' } : undefined;
+}
+
+/**
+ * The start report from what a gateway exposes today: adapters' start errors (the status
+ * document's `adapters[id].error`) and whether the admin API bound an address. A gateway that
+ * offers `startReport()` itself is asked that instead.
+ */
+export function deriveStartReport(config: GatewayConfig, gw: {
+  status(): Record<string, unknown>;
+  parts: { adapters: readonly { id: string }[]; admin?: { address(): { host: string; port: number } | undefined; lastError?(): string | undefined } };
+}): StartReport {
+  const adapters = (gw.status().adapters ?? {}) as Record<string, { error?: string }>;
+  const components: ComponentStart[] = gw.parts.adapters.map((a) => {
+    const cause = adapters[a.id]?.error;
+    const listen = listenerOf(config, a.id);
+    return { component: `adapter:${a.id}`, role: 'source', state: cause ? 'failed' : 'running', ...(cause ? { cause } : {}), ...(listen ? { listen } : {}) };
+  });
+  if (config.admin.enabled) {
+    const bound = gw.parts.admin?.address();
+    const listen = { host: config.admin.host, port: config.admin.port, setting: 'admin.port' };
+    components.push(bound ? { component: 'admin', role: 'admin', state: 'running', listen } : { component: 'admin', role: 'admin', state: 'failed', cause: gw.parts.admin?.lastError?.() ?? 'unknown', listen });
+  }
+  return startReportOf(components);
+}
+
+/** One failed component in words: what did not start, the code and cause, and what to do. PHI-free (ids, addresses, codes). */
+export function startProblem(c: ComponentStart): string {
+  const what = c.role === 'admin' ? 'admin API' : c.listen ? `listener ${c.component.replace(/^adapter:/, '')}` : `source ${c.component.replace(/^adapter:/, '')}`;
+  const cause = c.cause ?? 'unknown';
+  const l = c.listen;
+  const hostSetting = l ? l.setting.replace(/\.port$/, '.host') : '';
+  const advice = !l ? 'see the log for the cause and fix what it names'
+    : cause === 'EADDRINUSE' ? `${l.host}:${l.port} is already in use by another program (or another gateway): free the port or change ${l.setting}`
+      : cause === 'EACCES' ? `not allowed to listen on ${l.host}:${l.port} (ports below 1024 need privileges): choose another ${l.setting}`
+        : cause === 'EADDRNOTAVAIL' ? `${l.host} is not an address of this machine: change ${hostSetting}`
+          : `could not listen on ${l.host}:${l.port}: see the log; free the port or change ${l.setting}`;
+  return `${what} not started: GW_START_FAILED (${cause}) — ${advice}`;
+}
+
 
 export interface Alerts {
   readonly board: AlertBoard;
@@ -89,13 +173,25 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
   metrics.gauge('ewml_outbox_oldest_age_seconds', 'Age of the oldest record in the outbox.', () => { const o = outbox.stats().oldestCreatedAt; return o === null ? 0 : Math.max(0, (clock.now() - o) / 1000); });
   metrics.gauge('ewml_sink_connected', 'Whether the sink is connected (1) or not (0).', () => (sink.health().connected ? 1 : 0));
 
+  function ready(): { ready: boolean; reasons: string[] } {
+    const listenOf = s.listenOf ?? ((id: string) => listenerOf(config, id));
+    const reasons = [...s.adapterErrors].map(([id, cause]) => {
+      const listen = listenOf(id);
+      return startProblem({ component: `adapter:${id}`, role: 'source', state: 'failed', cause, ...(listen ? { listen } : {}) });
+    });
+    if (!s.startedAt()) reasons.push('gateway not running');
+    reasons.push(...alerts.board.readyBlockers());
+    if (s.startedAt() && outbox.stats().writer === 'restarting') reasons.push('outbox writer restarting');
+    return { ready: reasons.length === 0, reasons };
+  }
+
   return {
     status(): Record<string, unknown> {
       const st = outbox.stats();
       const startedAt = s.startedAt();
       const count = (outcome: string) => s.adapters.reduce((t, a) => t + metrics.counter('ewml_intake_total', { adapter: a.id, outcome }), 0);
       return {
-        gateway: { id: config.gateway.id, tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, version: s.version, startedAt: startedAt ? new Date(startedAt).toISOString() : null, uptimeSeconds: startedAt ? Math.round((clock.now() - startedAt) / 1000) : 0 },
+        gateway: { id: config.gateway.id, pid: s.pid ?? process.pid, dataDir: resolve(config.gateway.dataDir), tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, version: s.version, startedAt: startedAt ? new Date(startedAt).toISOString() : null, uptimeSeconds: startedAt ? Math.round((clock.now() - startedAt) / 1000) : 0 },
         adapters: Object.fromEntries(s.adapters.map((a) => [a.id, { ...a.health(), ...(s.adapterErrors.has(a.id) ? { status: 'down', error: s.adapterErrors.get(a.id) } : {}) }])),
         outbox: { ...st, oldestAgeSeconds: st.oldestCreatedAt === null ? null : Math.round((clock.now() - st.oldestCreatedAt) / 1000) },
         sink: { kind: sink.kind, ...sink.health() },
@@ -109,14 +205,9 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
         ...(s.disk ? { disk: s.disk() } : {}),
         ...(s.outbound ? { outbound: { ...s.outbound.outbox.stats(), sink: s.outbound.sink.health() } } : {}),
         alerts: alerts.active,
+        ready: ready(),
       };
     },
-    ready(): { ready: boolean; reasons: string[] } {
-      const reasons = [...s.adapterErrors].map(([id, code]) => `adapter ${id} not started (${code})`);
-      if (!s.startedAt()) reasons.push('gateway not running');
-      reasons.push(...alerts.board.readyBlockers());
-      if (s.startedAt() && outbox.stats().writer === 'restarting') reasons.push('outbox writer restarting');
-      return { ready: reasons.length === 0, reasons };
-    },
+    ready,
   };
 }

@@ -2,6 +2,10 @@
  * The local admin API (Fastify), on 127.0.0.1 by default. `/health` and `/ready` are open (for
  * service managers and probes); everything else needs `Authorization: Bearer <token>`.
  * Responses carry ids, counts and codes — never record contents.
+ *
+ * Every response (a 401 and a 404 too) carries {@link GATEWAY_HEADER} with the gateway's id, so a
+ * client (`eyewear-gateway status`) can tell this gateway from another program on the same port, and
+ * from another gateway whose token is not the one in its data folder.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -26,12 +30,19 @@ export interface AdminServerOptions {
   replay: (id: string) => Promise<IntakeResult | undefined>;
   /** A person acknowledges an alert that records a past event (a salvaged outbox); conditions still true clear themselves. */
   acknowledgeAlert?: (key: string) => Acknowledgement;
+  /** The gateway's id for {@link GATEWAY_HEADER} (default: `gateway.id` of the status document, read once). */
+  gatewayId?: string;
 }
+
+/** The response header naming the gateway that answers. */
+export const GATEWAY_HEADER = 'x-ewml-gateway';
 
 export interface AdminServer {
   start(): Promise<void>;
   stop(): Promise<void>;
   address(): { host: string; port: number } | undefined;
+  /** The code of the last failed `start()` (EADDRINUSE, EACCES…), until one succeeds. */
+  lastError(): string | undefined;
   /** For in-process tests (`inject`). */
   readonly app: FastifyInstance;
 }
@@ -46,7 +57,16 @@ export function createAdminServer(o: AdminServerOptions): AdminServer {
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
   let bound: { host: string; port: number } | undefined;
   let started = false;
+  let lastError: string | undefined;
+  let gatewayId = o.gatewayId;
+  const idOf = (): string => {
+    if (gatewayId === undefined) gatewayId = String((o.status().gateway as { id?: unknown } | undefined)?.id ?? '');
+    return gatewayId;
+  };
 
+  app.addHook('onRequest', async (_req, reply) => {
+    reply.header(GATEWAY_HEADER, idOf());
+  });
   app.addHook('onRequest', async (req, reply) => {
     const path = req.url.split('?')[0];
     if (OPEN_ROUTES.has(path)) return;
@@ -99,9 +119,16 @@ export function createAdminServer(o: AdminServerOptions): AdminServer {
   return {
     app,
     address: () => bound,
+    lastError: () => lastError,
     async start() {
       if (started) return;
-      await app.listen({ host: o.host, port: o.port });
+      try {
+        await app.listen({ host: o.host, port: o.port });
+      } catch (err) {
+        lastError = (err as NodeJS.ErrnoException).code ?? 'unknown';
+        throw err;
+      }
+      lastError = undefined;
       started = true;
       const a = app.server.address();
       bound = a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
