@@ -13,6 +13,7 @@ import { deterministicId } from '../../adapters/canonical/record-id.ts';
 import { CodecError } from '../../adapters/contracts.ts';
 import { parseHl7 } from '../../adapters/hl7v2/hl7-message.ts';
 import type { RecordSealer } from '../crypto/record-sealer.ts';
+import { sleepOn, systemClock, type Clock } from '../clock.ts';
 import { isGatewayError } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { CommandJournal, RecordQueue } from '../outbox/outbox.ts';
@@ -70,9 +71,11 @@ export interface DirectCommandOptions {
   retryDelayMs?: number;
 }
 
-export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?: { outbox: Pick<RecordQueue, 'enqueue'>; sealer: RecordSealer; notify: () => void; identity: OutboundIdentity; /** Partition keys as stored (a keyed hash: they name the patient). */ partitionKeyer?: (key: string) => string }; direct?: DirectCommandOptions; bus: EventBus; logger: Logger; now: () => number }): CommandProcessor {
+export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?: { outbox: Pick<RecordQueue, 'enqueue'>; sealer: RecordSealer; notify: () => void; identity: OutboundIdentity; /** Partition keys as stored (a keyed hash: they name the patient). */ partitionKeyer?: (key: string) => string }; direct?: DirectCommandOptions; bus: EventBus; logger: Logger; now?: () => number; /** Timers of the retries (and the time, when `now` is not given); default systemClock. */ clock?: Clock }): CommandProcessor {
+  const clock = o.clock ?? systemClock;
+  const now = o.now ?? (() => clock.now());
   /** MSH-10 fixed by the command id: a resend of the queued message is a duplicate to the PMS. */
-  const header = (commandId: string): OutboundHeader => ({ ...o.outbound!.identity, controlId: `EW${createHash('sha256').update(commandId).digest('hex').slice(0, 18).toUpperCase()}`, nowMs: o.now() });
+  const header = (commandId: string): OutboundHeader => ({ ...o.outbound!.identity, controlId: `EW${createHash('sha256').update(commandId).digest('hex').slice(0, 18).toUpperCase()}`, nowMs: now() });
   const outcome = (commandId: string | undefined, status: 'accepted' | 'refused', detail: string) => {
     o.bus.emit('command.outcome', { commandId: commandId ?? '(unknown)', status, detail });
     (status === 'refused' ? o.logger.warn.bind(o.logger) : o.logger.info.bind(o.logger))({ commandId, status, detail }, 'cloud command');
@@ -121,7 +124,7 @@ export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?
           o.logger.warn({ commandId: cmd.id, what: job.what, detail }, 'command failed');
           break;
         }
-        await new Promise((r) => setTimeout(r, first * 2 ** (i - 1)));
+        await sleepOn(clock, first * 2 ** (i - 1));
       }
     }
     await o.direct!.outbox.finishCommand(cmd.id).catch((err: unknown) => o.logger.error({ err, commandId: cmd.id }, 'could not mark the command finished; it runs again after a restart'));
