@@ -28,7 +28,8 @@ describe('command retries on the clock', () => {
         if (attemptsAt.length < 4) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
         return 1;
       },
-    } as WriteBack;
+      async close() { /* nothing held */ },
+    };
     const outcomes: Array<{ commandId: string; status: string }> = [];
     const bus = createEventBus(() => undefined);
     bus.on('command.outcome', (e) => outcomes.push(e));
