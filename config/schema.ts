@@ -4,10 +4,31 @@
  * `npm run docs`; a test fails when it drifts).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { secretPaths } from './schema-walk.ts';
+import { TRANSFORMS } from '../adapters/canonical/field-mapping.ts';
+import { RecordType } from '../adapters/canonical/types.ts';
+import { FILE_PROFILE_NAMES } from '../adapters/file/file-profiles.ts';
+
+/**
+ * Field metadata beside `description` and `default` (read by config/schema-walk.ts):
+ * - `secret: true` — the value is never printed, logged or shown in a problem (SECRET_PATHS is a walk of these);
+ * - `restart: true` — a change takes effect only when the gateway restarts (on a node: everything under it);
+ * - `reload: 'adapter'` — on a source section: a change re-creates that one source (by its `id`), the rest runs on.
+ * Unmarked fields take effect live on reload (config/reload-plan.ts).
+ */
+export interface FieldMeta {
+  readonly secret?: true;
+  readonly restart?: true;
+  readonly reload?: 'adapter';
+}
+
+/** The config file format version this gateway writes and reads; older files are upgraded by config/migrate.ts. */
+export const CONFIG_VERSION = 2;
 
 const port = (def: number, description: string) => Type.Integer({ minimum: 0, maximum: 65535, default: def, description });
-const obj = <T extends Record<string, TSchema>>(props: T, description: string) =>
-  Type.Object(props, { additionalProperties: false, default: {}, description });
+const obj = <T extends Record<string, TSchema>>(props: T, description: string, meta: FieldMeta = {}) =>
+  Type.Object(props, { additionalProperties: false, default: {}, description, ...meta });
+const secretString = (description: string) => Type.Optional(Type.String({ description, secret: true }));
 
 export const SinkKind = { file: 'file', mqtt: 'mqtt', https: 'https' } as const;
 export type SinkKind = (typeof SinkKind)[keyof typeof SinkKind];
@@ -21,7 +42,7 @@ export type Hl7ProfileName = (typeof Hl7ProfileName)[keyof typeof Hl7ProfileName
 const tlsFields = {
   ca: Type.Optional(Type.String({ description: 'PEM of the CA that signed the server certificate (default: system CAs). Accepts `${file:PATH}`.' })),
   cert: Type.Optional(Type.String({ description: 'PEM client certificate for mutual TLS. Accepts `${file:PATH}`.' })),
-  key: Type.Optional(Type.String({ description: 'PEM private key of the client certificate. Secret: use `${file:PATH}` or `${env:NAME}`.' })),
+  key: secretString('PEM private key of the client certificate. Secret: use `${file:PATH}` or `${env:NAME}`.'),
   rejectUnauthorized: Type.Boolean({ default: true, description: 'Verify the server certificate. Turn off only on a test bench.' }),
 };
 
@@ -31,7 +52,7 @@ const fieldSpec = Type.Union([
     column: Type.Optional(Type.String({ minLength: 1 })),
     value: Type.Optional(Type.Union([Type.String(), Type.Number(), Type.Boolean()])),
     template: Type.Optional(Type.String({ minLength: 1 })),
-    transform: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
+    transform: Type.Optional(Type.Union([Type.Union(TRANSFORMS.map((x) => Type.Literal(x))), Type.Array(Type.Union(TRANSFORMS.map((x) => Type.Literal(x))))])),
     dateFormat: Type.Optional(Type.String()),
     codes: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean()]))),
     scale: Type.Optional(Type.Number()),
@@ -40,7 +61,7 @@ const fieldSpec = Type.Union([
 ]);
 
 const recordMapping = Type.Object({
-  type: Type.Union(['patient', 'coverage', 'spectacle-rx', 'contact-lens-rx', 'eye-exam-observation', 'appointment', 'provider', 'charge', 'payment', 'claim', 'inventory-item', 'clinical-document'].map((x) => Type.Literal(x))),
+  type: Type.Union(Object.values(RecordType).map((x) => Type.Literal(x))),
   sourceIdSuffix: Type.Optional(Type.String()),
   patient: Type.Optional(Type.Object({ system: Type.String({ minLength: 1 }), id: fieldSpec }, { additionalProperties: false })),
   occurredAt: Type.Optional(fieldSpec),
@@ -52,9 +73,9 @@ const sftpSettings = Type.Object({
   host: Type.String({ default: '127.0.0.1' }),
   port: port(22, 'SFTP port.'),
   username: Type.String({ default: '' }),
-  password: Type.Optional(Type.String({ description: 'Secret: `${env:NAME}` or `${file:PATH}`.' })),
-  privateKey: Type.Optional(Type.String({ description: 'PEM/OpenSSH private key. Secret: `${file:PATH}`.' })),
-  passphrase: Type.Optional(Type.String({ description: 'The private key\'s passphrase. Secret.' })),
+  password: secretString('Secret: `${env:NAME}` or `${file:PATH}`.'),
+  privateKey: secretString('PEM/OpenSSH private key. Secret: `${file:PATH}`.'),
+  passphrase: secretString('The private key\'s passphrase. Secret.'),
   hostKeySha256: Type.String({ default: '', description: 'The server\'s host key fingerprint as `ssh-keygen -lf` prints it (`SHA256:…`). Required: a server with another key is refused.' }),
   schedule: Type.String({ default: '*/30 * * * * *', description: 'When to list the folder (cron, with an optional seconds field; node-cron).' }),
 }, { additionalProperties: false, default: {}, description: 'SFTP server (for `source: sftp`).' });
@@ -63,7 +84,7 @@ const ftpsSettings = Type.Object({
   host: Type.String({ default: '127.0.0.1' }),
   port: port(21, 'FTPS port (explicit TLS: AUTH TLS on the control port).'),
   username: Type.String({ default: '' }),
-  password: Type.Optional(Type.String({ description: 'Secret: `${env:NAME}` or `${file:PATH}`.' })),
+  password: secretString('Secret: `${env:NAME}` or `${file:PATH}`.'),
   ca: Type.Optional(Type.String({ description: 'PEM of the CA that signed the server\'s certificate. Accepts `${file:PATH}`.' })),
   certSha256: Type.String({ default: '', description: 'Or: the server certificate\'s SHA-256 fingerprint (`openssl x509 -fingerprint -sha256`), pinned — for self-signed servers. One of `ca` and `certSha256` is required.' }),
   schedule: Type.String({ default: '*/30 * * * * *', description: 'When to list the folder (cron, with an optional seconds field).' }),
@@ -81,13 +102,14 @@ const sqlStream = Type.Object({
 }, { additionalProperties: false });
 
 export const ConfigSchema = Type.Object({
+  version: Type.Integer({ minimum: 1, maximum: CONFIG_VERSION, default: CONFIG_VERSION, description: `The config file format version (current: ${CONFIG_VERSION}). An older file is upgraded in memory with a warning; \`eyewear-gateway migrate-config FILE\` upgrades it on disk (keeping a backup).` }),
   gateway: obj({
     id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', default: 'gw-local', description: 'This gateway\'s id (MQTT client id, topic segment, record `gatewayId`).' }),
     tenantId: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', default: 'local', description: 'The eyewear-ML tenant (topic segment, record `tenantId`).' }),
     practiceId: Type.String({ minLength: 1, default: 'local', description: 'The practice this gateway serves (record `practiceId`).' }),
     timezone: Type.String({ default: '', description: 'IANA time zone of the practice (e.g. `America/Chicago`), for source times without an offset. Empty: the machine\'s zone.' }),
     dataDir: Type.String({ minLength: 1, default: './data', description: 'Where the outbox, keys, admin token and file-sink output live. Relative paths are taken from the working directory.' }),
-  }, 'Identity of this gateway and where it keeps its state.'),
+  }, 'Identity of this gateway and where it keeps its state.', { restart: true }),
   log: obj({
     level: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info', description: 'Log level. Logs are JSON lines on stdout and never carry PHI.' }),
   }, 'Logging.'),
@@ -95,7 +117,7 @@ export const ConfigSchema = Type.Object({
     enabled: Type.Boolean({ default: true, description: 'Listen for HL7 v2 over MLLP.' }),
     host: Type.String({ default: '127.0.0.1', description: 'Address to listen on. Use the practice LAN address (or 0.0.0.0) so the PMS can reach it.' }),
     port: port(2575, 'MLLP port.'),
-    profile: Type.Union(Object.values(Hl7ProfileName).map((n) => Type.Literal(n)), { default: 'generic', description: 'The PMS/EHR profile that shapes mapping (identifier types, vendor fields).' }),
+    profile: Type.Union(Object.values(Hl7ProfileName).map((n) => Type.Literal(n)), { default: 'generic', restart: true, description: 'The PMS/EHR profile that shapes mapping (identifier types, vendor fields).' }),
     maxFrameBytes: Type.Integer({ minimum: 1024, default: 10 * 1024 * 1024, description: 'Largest MLLP frame accepted; a larger one is answered AR and the connection closed.' }),
     idleTimeoutMs: Type.Integer({ minimum: 1000, default: 600_000, description: 'Close a connection idle this long.' }),
     maxConnections: Type.Integer({ minimum: 1, default: 64, description: 'Concurrent connections. One more makes room by closing a connection with nothing in progress that has sent no complete frame (the longest quiet first), else one quiet longer than `hl7.partialFrameTimeoutMs`; with none such it is refused (GW_SENDER_LIMIT).' }),
@@ -104,26 +126,26 @@ export const ConfigSchema = Type.Object({
     profileOverrides: Type.Object({
       patientIdTypes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'PID-3 identifier types (table 0203) tried in order for the chart number.' })),
       visitTypeFrom: Type.Optional(Type.Array(Type.Union([Type.Literal('AIS-3'), Type.Literal('SCH-8'), Type.Literal('SCH-7')]), { description: 'Fields read, in order, for an appointment\'s visit type.' })),
-      fillerStatus: Type.Optional(Type.Record(Type.String(), Type.Union(['booked', 'arrived', 'fulfilled', 'cancelled', 'noshow', 'pending'].map((x) => Type.Literal(x))), { description: 'Extra SCH-25 filler status codes → appointment status.' })),
+      fillerStatus: Type.Optional(Type.Record(Type.String(), Type.Union((['booked', 'arrived', 'fulfilled', 'cancelled', 'noshow', 'pending'] as const).map((x) => Type.Literal(x))), { description: 'Extra SCH-25 filler status codes → appointment status.' })),
       cylinderConvention: Type.Optional(Type.Union([Type.Literal('minus'), Type.Literal('plus')], { description: 'The cylinder convention prescriptions are stored in.' })),
       rxValidityMonths: Type.Optional(Type.Object({ spectacle: Type.Optional(Type.Integer({ minimum: 0, maximum: 120 })), contactLens: Type.Optional(Type.Integer({ minimum: 0, maximum: 120 })) }, { additionalProperties: false, description: 'Validity of a prescription when the PMS sends no expiry (default 24 months spectacle, 12 contact lens; 0: none).' })),
       eyeCodes: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.Object({
         display: Type.String({ minLength: 1 }),
         system: Type.Optional(Type.String()),
-        rx: Type.Optional(Type.Union(['sphere', 'cylinder', 'axis', 'add', 'prism', 'prismBase', 'pd', 'baseCurve', 'diameter'].map((x) => Type.Literal(x)))),
+        rx: Type.Optional(Type.Union((['sphere', 'cylinder', 'axis', 'add', 'prism', 'prismBase', 'pd', 'baseCurve', 'diameter'] as const).map((x) => Type.Literal(x)))),
       }, { additionalProperties: false }), { description: 'More OBX-3 codes that are eye-exam data (a vendor\'s own codes), each with what it means; `rx` makes it part of a prescription.' })),
-    }, { additionalProperties: false, default: {}, description: 'This site\'s changes to the profile, field by field (the rest stays as the profile says).' }),
+    }, { additionalProperties: false, default: {}, restart: true, description: 'This site\'s changes to the profile, field by field (the rest stays as the profile says).' }),
     unmappedAck: Type.Union([Type.Literal('AA'), Type.Literal('AE')], { default: 'AA', description: 'How message types the gateway does not map are answered: `AA` (taken, counted as ignored) or `AE` with ERR 200 (for senders that should stop sending them).' }),
     acknowledgements: Type.Union([Type.Literal('as-requested'), Type.Literal('original')], { default: 'as-requested', description: '`as-requested`: original mode (AA/AE/AR), or enhanced mode (CA/CE/CR then the application ACK) when MSH-15/16 ask for it. `original`: always AA/AE/AR, for senders that fill MSH-15/16 but expect original-mode ACKs.' }),
-    dedupeWindowDays: Type.Integer({ minimum: 1, default: 30, description: 'How long a message\'s control id (MSH-3/4/10) and content hash are remembered to spot resends.' }),
-  }, 'HL7 v2 MLLP listener.'),
+    dedupeWindowDays: Type.Integer({ minimum: 1, default: 30, restart: true, description: 'How long a message\'s control id (MSH-3/4/10) and content hash are remembered to spot resends.' }),
+  }, 'HL7 v2 MLLP listener.', { reload: 'adapter' }),
   folders: Type.Array(Type.Object({
     id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, dead letters).' }),
     dir: Type.String({ minLength: 1, description: 'The folder the PMS exports into (local or a mounted share). `processed/` and `error/` are made inside it.' }),
     extensions: Type.Array(Type.String({ minLength: 1 }), { default: ['.hl7', '.txt', '.dat'], description: 'File name endings taken.' }),
     stableMs: Type.Integer({ minimum: 0, default: 2000, description: 'A file is read only once its size and mtime stayed the same this long.' }),
     pollMs: Type.Integer({ minimum: 50, default: 1000, description: 'How often the folder is listed.' }),
-  }, { additionalProperties: false }), { default: [], description: 'Folders of HL7 v2 files to import (message by message, exactly once; then moved to `processed/`).' }),
+  }, { additionalProperties: false }), { default: [], reload: 'adapter', description: 'Config version 1 only: folders of HL7 v2 files. Version 2 reads them as `files[]` entries with `profile: hl7v2` (migrated on load; after load this list is always empty).' }),
   databases: Type.Array(Type.Object({
     id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, cursors).' }),
     engine: Type.Union([Type.Literal('postgres'), Type.Literal('mariadb'), Type.Literal('mssql'), Type.Literal('sqlite')], { description: 'Database engine (`mariadb` also serves MySQL).' }),
@@ -134,7 +156,7 @@ export const ConfigSchema = Type.Object({
     port: Type.Optional(port(0, 'Port (default: the engine\'s).')),
     database: Type.String({ default: '', description: 'Database name.' }),
     user: Type.String({ default: '', description: 'A read-only user (the gateway only reads, in READ COMMITTED, and sets its sessions read-only).' }),
-    password: Type.Optional(Type.String({ description: 'Password. Secret: use `${env:NAME}` or `${file:PATH}`.' })),
+    password: secretString('Password. Secret: use `${env:NAME}` or `${file:PATH}`.'),
     file: Type.Optional(Type.String({ description: 'SQLite: the database file (opened read-only).' })),
     ssl: Type.Boolean({ default: false, description: 'TLS to the database server.' }),
     poolSize: Type.Integer({ minimum: 1, maximum: 8, default: 2, description: 'Connections at most: the practice\'s database is never crowded.' }),
@@ -148,13 +170,13 @@ export const ConfigSchema = Type.Object({
     writeBack: Type.Object({
       enabled: Type.Boolean({ default: false, description: 'Carry out `db.write` cloud commands on this database.' }),
       user: Type.String({ default: '', description: 'A user allowed exactly these statements (default: `user`).' }),
-      password: Type.Optional(Type.String({ description: 'Its password. Secret.' })),
+      password: secretString('Its password. Secret.'),
       statements: Type.Record(Type.String({ pattern: '^[A-Za-z0-9._-]+$' }), Type.Object({
         sql: Type.String({ minLength: 1, description: 'One parameterised statement ($1… for PostgreSQL, ? otherwise).' }),
         params: Type.Array(Type.String({ minLength: 1 }), { description: 'Command value names bound, in order.' }),
       }, { additionalProperties: false }), { default: {}, description: 'The only statements a command can run, by name. Values are always bound, never spliced into SQL.' }),
-    }, { additionalProperties: false, default: {}, description: 'Write-back of statuses the cloud sends (off by default).' }),
-  }, { additionalProperties: false }), { default: [], description: 'PMS databases read incrementally (PostgreSQL, MariaDB/MySQL, SQL Server, SQLite).' }),
+    }, { additionalProperties: false, default: {}, restart: true, description: 'Write-back of statuses the cloud sends (off by default).' }),
+  }, { additionalProperties: false }), { default: [], reload: 'adapter', description: 'PMS databases read incrementally (PostgreSQL, MariaDB/MySQL, SQL Server, SQLite).' }),
   files: Type.Array(Type.Object({
     id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, ledger, dead letters).' }),
     source: Type.Union([Type.Literal('folder'), Type.Literal('sftp'), Type.Literal('ftps')], { default: 'folder', description: '`folder`: a local folder or mounted share; `sftp` or `ftps`: a folder on such a server.' }),
@@ -163,18 +185,18 @@ export const ConfigSchema = Type.Object({
     pollMs: Type.Integer({ minimum: 50, default: 1000, description: 'Folder polling interval.' }),
     sftp: sftpSettings,
     ftps: ftpsSettings,
-    profile: Type.Union(['optical-csv', 'officemate-xml', 'allscripts-legacy', 'eclinicalworks', 'fhir-r4', 'hl7v2', 'generic'].map((x) => Type.Literal(x)), { default: 'generic', description: 'The export layout: a built-in profile, `fhir-r4` (Patient, Appointment, VisionPrescription), `hl7v2` (HL7 files), or `generic` with `kinds`.' }),
+    profile: Type.Union(FILE_PROFILE_NAMES.map((x) => Type.Literal(x)), { default: 'generic', description: 'The export layout: a built-in profile, `fhir-r4` (Patient, Appointment, VisionPrescription), `hl7v2` (HL7 files), or `generic` with `kinds`.' }),
     system: Type.String({ default: '', description: '`source.system` of the records (default: the profile\'s).' }),
     kinds: Type.Array(Type.Object({
       name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$' }),
       match: Type.String({ minLength: 1, description: 'Regular expression on the file name (case-insensitive).' }),
-      format: Type.Optional(Type.Union(['csv', 'json', 'ndjson', 'xml', 'hl7v2', 'fhir'].map((x) => Type.Literal(x)))),
+      format: Type.Optional(Type.Union((['csv', 'json', 'ndjson', 'xml', 'hl7v2', 'fhir'] as const).map((x) => Type.Literal(x)))),
       csv: Type.Optional(Type.Object({ delimiter: Type.Optional(Type.String({ minLength: 1 })), quote: Type.Optional(Type.String({ minLength: 1, maxLength: 1 })), header: Type.Optional(Type.Union([Type.Boolean(), Type.Array(Type.String())])), encoding: Type.Optional(Type.String()) }, { additionalProperties: false })),
       rowPath: Type.Optional(Type.String({ description: 'JSON/XML: dotted path of one row.' })),
       key: Type.Optional(Type.String({ description: 'The row\'s identity: a column or `{col}` template.' })),
       records: Type.Array(recordMapping),
     }, { additionalProperties: false }), { default: [], description: 'Generic profile: kinds of file and how their rows map (also added to a built-in profile\'s, tried first).' }),
-    format: Type.Union(['auto', 'csv', 'json', 'ndjson', 'xml', 'hl7v2', 'fhir'].map((x) => Type.Literal(x)), { default: 'auto', description: 'The files\' format; `auto`: the kind\'s, else by name and content.' }),
+    format: Type.Union((['auto', 'csv', 'json', 'ndjson', 'xml', 'hl7v2', 'fhir'] as const).map((x) => Type.Literal(x)), { default: 'auto', description: 'The files\' format; `auto`: the kind\'s, else by name and content.' }),
     csv: Type.Object({
       delimiter: Type.String({ minLength: 1, default: 'auto', description: '`auto` (the most frequent of , ; | tab in the first line) or the character.' }),
       quote: Type.String({ minLength: 1, maxLength: 1, default: '"' }),
@@ -187,7 +209,7 @@ export const ConfigSchema = Type.Object({
     after: Type.Union([Type.Literal('move'), Type.Literal('delete')], { default: 'move', description: 'After import: move to `processed/`, or delete.' }),
     pageSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 500, description: 'Rows per outbox transaction (with the ledger entry).' }),
     maxWholeFileBytes: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024, description: 'JSON, XML and FHIR bundles are read whole up to this size (CSV and NDJSON stream at any size).' }),
-  }, { additionalProperties: false }), { default: [], description: 'Export files (CSV, XML, JSON/NDJSON, HL7 v2, FHIR R4) from folders and SFTP, imported exactly once per file and row.' }),
+  }, { additionalProperties: false }), { default: [], reload: 'adapter', description: 'Export files (CSV, XML, JSON/NDJSON, HL7 v2, FHIR R4) from folders and SFTP, imported exactly once per file and row.' }),
   fileOutputs: Type.Array(Type.Object({
     id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'The target name `file.write` commands use.' }),
     kind: Type.Union([Type.Literal('folder'), Type.Literal('sftp'), Type.Literal('ftps')], { default: 'folder', description: 'A local folder (or mounted share), or a folder on an SFTP or FTPS server.' }),
@@ -195,7 +217,7 @@ export const ConfigSchema = Type.Object({
     sftp: sftpSettings,
     ftps: ftpsSettings,
     csvDelimiter: Type.String({ minLength: 1, maxLength: 1, default: ',', description: 'CSV field separator.' }),
-  }, { additionalProperties: false }), { default: [], description: 'Where cloud `file.write` commands put files for the PMS (CSV, XML, HL7), atomically: a temporary name, then a rename.' }),
+  }, { additionalProperties: false }), { default: [], restart: true, description: 'Where cloud `file.write` commands put files for the PMS (CSV, XML, HL7), atomically: a temporary name, then a rename.' }),
   outbox: obj({
     maxBytes: Type.Integer({ minimum: 1024 * 1024, default: 1024 * 1024 * 1024, description: 'Byte cap of sealed records and dead letters. At the cap new input is refused (negative ACK) and an alert raised; nothing accepted is dropped.' }),
     maxDeadLetterBytes: Type.Integer({ minimum: 1024 * 1024, default: 256 * 1024 * 1024, description: 'Part of `maxBytes` that dead letters may take, so a flood of bad input cannot crowd out good records. Past it, bad input is answered "busy, retry later" (nothing is lost) and an alert raised.' }),
@@ -203,7 +225,7 @@ export const ConfigSchema = Type.Object({
     writer: Type.Union([Type.Literal('auto'), Type.Literal('inline'), Type.Literal('thread')], { default: 'auto', description: 'Where outbox commits run. `auto`: an intake that arrives alone while the writer thread is idle commits on the main thread (its ACK waits for no hand-off between threads); concurrent intakes and relay bookkeeping go to the writer thread, which groups them into one commit. `inline`: every commit on the main thread, grouped per event-loop turn. `thread`: every commit in the writer thread (an fsync never blocks socket reads).' }),
     diskReserveBytes: Type.Integer({ minimum: 0, default: 256 * 1024 * 1024, description: 'Free space kept on the data volume: below it new input is refused ("busy, retry later" ACK, polls paused), `/ready` is false and the alert `diskLow` (GW_DISK_LOW) raised, so the outbox can still commit acks and deletes; input resumes by itself once space is back above it. Space the outbox holds free inside its file counts as free. 0 turns the guard off (a write that fails for lack of space is still refused and reported).' }),
     diskCheckMs: Type.Integer({ minimum: 50, default: 1000, description: 'How often free space on the data volume is sampled (statfs, microseconds a call); a write that fails for lack of space samples at once.' }),
-  }, 'The on-disk outbox (SQLite, WAL, synchronous FULL, sealed with AES-256-GCM).'),
+  }, 'The on-disk outbox (SQLite, WAL, synchronous FULL, sealed with AES-256-GCM).', { restart: true }),
   relay: obj({
     sink: Type.Union([Type.Literal('file'), Type.Literal('mqtt'), Type.Literal('https')], { default: 'file', description: 'Where records go: `file` (local sealed NDJSON, for setup before enrolment), `mqtt` or `https` (the cloud).' }),
     batchSize: Type.Integer({ minimum: 1, maximum: 5000, default: 200, description: 'Records per batch.' }),
@@ -213,11 +235,11 @@ export const ConfigSchema = Type.Object({
     backoffMaxMs: Type.Integer({ minimum: 1, default: 60_000, description: 'Longest retry delay.' }),
     lingerMs: Type.Integer({ minimum: 0, maximum: 1000, default: 20, description: 'After new records arrive, wait this long so a batch carries many of them (fewer transactions and fsyncs).' }),
     idlePollMs: Type.Integer({ minimum: 10, default: 1000, description: 'How often to look for work when nothing signalled new records.' }),
-  }, 'Delivery from the outbox to the sink.'),
+  }, 'Delivery from the outbox to the sink.', { restart: true }),
   cloud: obj({
     publicKey: Type.Optional(Type.String({ description: 'The cloud\'s public key (PEM, EC P-256 or RSA) that payloads are encrypted to (JWE). Required for `mqtt` and `https` sinks. Accepts `${file:PATH}`.' })),
     commandPublicKey: Type.Optional(Type.String({ description: 'The cloud\'s Ed25519 command key (PEM), pinned: commands (JWS on `down/commands`) signed with anything else are refused. Without it, no command is accepted. Accepts `${file:PATH}`.' })),
-  }, 'The eyewear-ML cloud.'),
+  }, 'The eyewear-ML cloud.', { restart: true }),
   outbound: obj({
     enabled: Type.Boolean({ default: false, description: 'Send HL7 messages that cloud commands ask for to the PMS over MLLP.' }),
     host: Type.String({ default: '127.0.0.1', description: 'The PMS\'s MLLP listener.' }),
@@ -227,35 +249,64 @@ export const ConfigSchema = Type.Object({
     receivingApplication: Type.String({ default: '', description: 'MSH-5 of messages we send (the PMS\'s application name, if it checks it).' }),
     receivingFacility: Type.String({ default: '', description: 'MSH-6 of messages we send.' }),
     retryOn: Type.Array(Type.Union([Type.Literal('AE'), Type.Literal('AR'), Type.Literal('CE'), Type.Literal('CR')]), { default: ['CE'], description: 'PMS answers that are retried with backoff; the others besides AA/CA move the message to dead letters.' }),
-  }, 'Outbound HL7 to the PMS (cloud commands of type `hl7.send`), queued durably in `<dataDir>/outbound.db`.'),
+  }, 'Outbound HL7 to the PMS (cloud commands of type `hl7.send`), queued durably in `<dataDir>/outbound.db`.', { restart: true }),
   mqtt: obj({
     url: Type.String({ default: 'mqtts://localhost:8883', description: 'Broker URL (`mqtts://` for TLS, `mqtt://` only on a test bench).' }),
     username: Type.Optional(Type.String({ description: 'Broker user name.' })),
-    password: Type.Optional(Type.String({ description: 'Broker password. Secret: use `${env:NAME}` or `${file:PATH}`.' })),
+    password: secretString('Broker password. Secret: use `${env:NAME}` or `${file:PATH}`.'),
     sessionExpirySeconds: Type.Integer({ minimum: 0, default: 7 * 24 * 3600, description: 'MQTT v5 session expiry: the broker keeps our subscription and queued acks this long while we are away.' }),
     keepaliveSeconds: Type.Integer({ minimum: 5, default: 30, description: 'MQTT keepalive.' }),
     maxPacketBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 268_435_460, description: 'Largest MQTT packet the gateway sends, for a broker that enforces a limit without announcing it in CONNACK (AWS IoT Core: 131072). A batch that would be larger goes as several publishes; a record larger on its own goes to dead letters (`GW_SINK_REJECTED`). Unset: the limit the broker announces, if any; with both, the smaller wins.' })),
     ...tlsFields,
-  }, 'MQTT v5 sink (used when `relay.sink` is `mqtt`).'),
+  }, 'MQTT v5 sink (used when `relay.sink` is `mqtt`).', { restart: true }),
   https: obj({
     url: Type.String({ default: 'https://localhost:8443', description: 'Base URL of the cloud ingest API; records are POSTed to `/v1/gateways/{gateway}/records`.' }),
-    token: Type.Optional(Type.String({ description: 'Bearer token for the cloud API. Secret: use `${env:NAME}` or `${file:PATH}`.' })),
+    token: secretString('Bearer token for the cloud API. Secret: use `${env:NAME}` or `${file:PATH}`.'),
     timeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'Request timeout (a timeout is ambiguous: the batch is resent).' }),
     ...tlsFields,
-  }, 'HTTPS sink (used when `relay.sink` is `https`).'),
+  }, 'HTTPS sink (used when `relay.sink` is `https`).', { restart: true }),
   fileSink: obj({
     dir: Type.String({ default: 'outbound', description: 'Folder (relative to `gateway.dataDir`) for sealed NDJSON, one file per day.' }),
-  }, 'Local file sink (used when `relay.sink` is `file`).'),
+  }, 'Local file sink (used when `relay.sink` is `file`).', { restart: true }),
   admin: obj({
     enabled: Type.Boolean({ default: true, description: 'Serve the local admin API.' }),
     host: Type.String({ default: '127.0.0.1', description: 'Admin API address. Keep it on loopback unless a firewall protects it.' }),
     port: port(8480, 'Admin API port.'),
-    token: Type.Optional(Type.String({ description: 'Bearer token. Default: generated on first run and stored 0600 in `<dataDir>/admin.token`. Secret.' })),
-  }, 'Local admin API (Fastify): health, status, metrics, dead letters.'),
+    token: secretString('Bearer token. Default: generated on first run and stored 0600 in `<dataDir>/admin.token`. Secret.'),
+  }, 'Local admin API (Fastify): health, status, metrics, dead letters.', { restart: true }),
 }, { additionalProperties: false, description: 'eyewear-ML edge gateway configuration.' });
 
 /** The validated, defaulted configuration. */
 export type GatewayConfig = Static<typeof ConfigSchema>;
 
-/** Config field paths whose values are secrets: never printed, never logged. */
-export const SECRET_PATHS: readonly string[] = ['mqtt.password', 'mqtt.key', 'https.token', 'https.key', 'admin.token', 'databases[].password', 'databases[].writeBack.password', 'files[].sftp.password', 'files[].sftp.privateKey', 'files[].sftp.passphrase', 'fileOutputs[].sftp.password', 'fileOutputs[].sftp.privateKey', 'fileOutputs[].sftp.passphrase', 'files[].ftps.password', 'fileOutputs[].ftps.password'];
+/** One `databases[]` entry, validated and defaulted: what the SQL source takes. */
+export type DatabaseConfig = GatewayConfig['databases'][number];
+/** One stream of a database entry (`databases[].streams[]`). */
+export type SqlStreamConfig = DatabaseConfig['streams'][number];
+/** A database entry's write-back settings (`databases[].writeBack`). */
+export type WriteBackConfig = DatabaseConfig['writeBack'];
+/** One record mapping (`databases[].streams[].records[]`, `files[].kinds[].records[]`). */
+export type RecordMappingConfig = SqlStreamConfig['records'][number];
+/** One `files[]` entry: what the file source takes. */
+export type FilesConfig = GatewayConfig['files'][number];
+/** One kind of file of a `files[]` entry (`files[].kinds[]`). */
+export type FileKindConfig = FilesConfig['kinds'][number];
+/** SFTP connection settings (`files[].sftp`, `fileOutputs[].sftp`). */
+export type SftpConfig = FilesConfig['sftp'];
+/** FTPS connection settings (`files[].ftps`, `fileOutputs[].ftps`). */
+export type FtpsConfig = FilesConfig['ftps'];
+/** One `fileOutputs[]` entry: a target of `file.write` commands. */
+export type FileOutputConfig = GatewayConfig['fileOutputs'][number];
+/** The MLLP listener's section. */
+export type Hl7Config = GatewayConfig['hl7'];
+/** The MQTT sink's section. */
+export type MqttConfig = GatewayConfig['mqtt'];
+/** The HTTPS sink's section. */
+export type HttpsConfig = GatewayConfig['https'];
+/** Outbound HL7 to the PMS. */
+export type OutboundConfig = GatewayConfig['outbound'];
+/** The file profile names `files[].profile` takes (one list: adapters/file/file-profiles.ts `FILE_PROFILE_NAMES`). */
+export type FileProfileName = FilesConfig['profile'];
+
+/** Config field paths whose values are secrets (`secret: true` in the schema): never printed, never logged. */
+export const SECRET_PATHS: readonly string[] = secretPaths(ConfigSchema);

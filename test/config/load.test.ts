@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -64,10 +65,13 @@ describe('config loading', () => {
 describe('example configs', () => {
   it.each(['practice-mqtt.yaml', 'practice-https.yaml'])('%s is valid once its secrets exist', (name) => {
     const d = mkdtempSync(join(tmpdir(), 'ewml-ex-'));
-    const text = readFileSync(new URL(`../../config/examples/${name}`, import.meta.url), 'utf8').replace(/\$\{file:[^}]+\}/g, '${file:' + join(d, 'secret.pem') + '}');
+    // the cloud key is parsed at load (config/rules.ts), so it must be a real public key
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    writeFileSync(join(d, 'cloud-public.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
     writeFileSync(join(d, 'secret.pem'), 'x');
+    const text = readFileSync(new URL(`../../config/examples/${name}`, import.meta.url), 'utf8').replace(/\$\{file:[^}]+\}/g, (ref) => '${file:' + join(d, ref.includes('cloud-public') ? 'cloud-public.pem' : 'secret.pem') + '}');
     const p = join(d, name);
     writeFileSync(p, text);
-    expect(() => loadConfig({ file: p, env: { EWML_CLOUD_TOKEN: 't' } })).not.toThrow();
+    expect(loadConfig({ file: p, env: { EWML_CLOUD_TOKEN: 't' } }).version).toBe(2);
   });
 });
