@@ -37,6 +37,13 @@ describe('eyewear-gateway CLI', () => {
     expect(cli('version').out.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
+  it('start --help says one gateway per data folder and exit 1 when nothing could start', () => {
+    const r = cli('start', '--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('a second start on the same folder stops with GW_DATA_DIR_IN_USE');
+    expect(r.out).toContain('Exit 1 when nothing could start (no source and no admin API).');
+  });
+
   it('exits 2 on usage errors', () => {
     expect(cli('frobnicate').code).toBe(2);
     expect(cli('check-config').code).toBe(2);
@@ -110,6 +117,15 @@ describe('eyewear-gateway CLI', () => {
       expect(r.out).toMatch(/counts: accepted \d+/);
       const j = JSON.parse((await cliAsync('status', '--json', '--config', cfg)).out) as { sink: { kind: string } };
       expect(j.sink.kind).toBe('file');
+    });
+
+    it('status says the gateway is ready, and that it checked it is this config\'s gateway (its id, data folder and the x-ewml-gateway header)', async () => {
+      const r = await cliAsync('status', '--config', cfg);
+      expect(r.code).toBe(0);
+      expect(r.out.split('\n')[1]).toBe('ready: yes');
+      const j = JSON.parse((await cliAsync('status', '--json', '--config', cfg)).out) as { gateway: { dataDir: string; pid: number }; ready: unknown };
+      expect(j.gateway).toMatchObject({ dataDir: h.dataDir, pid: process.pid });
+      expect(j.ready).toEqual({ ready: true, reasons: [] });
     });
 
     it('unseal turns the file sink output back into canonical records', async () => {

@@ -180,3 +180,44 @@ process.stdin.on('end', () => process.exit(0));
     }
   }, 60_000);
 });
+
+describe('two gateways on one data folder', () => {
+  it('a second `start` on the folder exits 1 naming the first one\'s pid; after the first is killed (SIGKILL) a start takes its stale lease over', async () => {
+    const { childGateway } = await import('../support/child-gateway.ts');
+    const { freePort, waitFor } = await import('../support/net.ts');
+    const dir = tempDir();
+    const dataDir = join(dir, 'data');
+    const config = async (name: string) => {
+      const [hl7, admin] = [await freePort(), await freePort()];
+      const f = join(dir, `${name}.yaml`);
+      writeFileSync(f, `gateway:\n  dataDir: ${dataDir}\n  timezone: UTC\nhl7:\n  port: ${hl7}\nadmin:\n  port: ${admin}\n`);
+      return { f, hl7 };
+    };
+    const a = await config('a');
+    const b = await config('b');
+    const first = childGateway(() => a.f, () => a.hl7);
+    const second = { err: '', exit: undefined as { code: number | null } | undefined };
+    const secondGw = childGateway(() => b.f, () => b.hl7, { onOutput: (s, d) => { if (s === 'stderr') second.err += d; }, onExit: (e) => { second.exit = e; } });
+    try {
+      await first.start();
+      const pid = first.pid()!;
+      expect(onDisk(dataDir).pid).toBe(pid);
+      secondGw.spawn();
+      await waitFor(() => second.exit !== undefined, 30_000, 'the second gateway to exit');
+      expect(second.exit).toMatchObject({ code: 1, signal: null });
+      expect(second.err).toContain(`error GW_DATA_DIR_IN_USE: the data folder ${dataDir} is in use by the gateway process ${pid} on ${hostname()}`);
+      expect(second.err).toContain('what to do: Stop the other gateway');
+      expect(first.running()).toBe(true);
+      expect(onDisk(dataDir).pid).toBe(pid);
+      await first.kill();
+      // the killed gateway's lease is stale: the next start takes it over and runs
+      await secondGw.start();
+      expect(onDisk(dataDir).pid).toBe(secondGw.pid());
+      expect(await secondGw.terminate(15_000)).toMatchObject({ code: 0, signal: null });
+      expect(existsSync(join(dataDir, LEASE_FILE))).toBe(false);
+    } finally {
+      await first.kill();
+      await secondGw.kill();
+    }
+  }, 90_000);
+});
