@@ -81,6 +81,8 @@ export function createFileSink(opts: FileSinkOptions): Sink {
   let writeFailures = 0;
   let lastError: string | undefined;
   let started = false;
+  /** Set by stop(): a send after it is refused, so no file is opened again behind the stop. */
+  let stopped = false;
   // the day's file stays open between batches (one open per day, not per batch), with the size
   // its whole batches make: the length a failed batch is cut back to
   let current: { path: string; fh: SinkFileHandle; size: number } | undefined;
@@ -178,13 +180,16 @@ export function createFileSink(opts: FileSinkOptions): Sink {
   return {
     kind: 'file',
     takesSealed: true,
-    async start() { mkdirSync(opts.dir, { recursive: true, mode: 0o700 }); started = true; },
+    async start() { mkdirSync(opts.dir, { recursive: true, mode: 0o700 }); started = true; stopped = false; },
+    /** Waits for the write in progress (and the batches queued behind it: local I/O, they finish), then closes the file. */
     async stop() {
       started = false;
+      stopped = true;
       await draining;
       await closeCurrent();
     },
     deliver(batch: RecordBatch): Promise<DeliveryResult> {
+      if (stopped) return Promise.reject(new GatewayError('GW_SINK_UNREACHABLE', 'file sink stopped; the batch stays queued and is written after the next start'));
       const at = opts.clock.now();
       const sealedAt = new Date(at).toISOString();
       if (!batch.sealed) return Promise.reject(new GatewayError('GW_SINK_REJECTED', 'file sink needs the sealed rows of the batch'));
