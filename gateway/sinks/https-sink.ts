@@ -5,9 +5,14 @@
  * our credentials or URL are wrong (records stay queued: dead-lettering them would punish the
  * records for a config mistake), other 4xx = permanent,
  * network errors = unreachable, timeouts = ambiguous.
+ *
+ * `stop()` cuts the requests still waiting for the cloud's answer: each rejects as ambiguous (the
+ * cloud may have the batch; the relay resends and the cloud drops copies by record id), so a stop
+ * never waits out a slow cloud and never reports a batch delivered that was not answered. A send
+ * after stop is refused until the next start.
  */
 import { request as httpsRequest } from 'node:https';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import type { Clock } from '../clock.ts';
 import type { CloudEnvelope } from '../crypto/cloud-envelope.ts';
 import { GatewayError } from '../errors.ts';
@@ -32,6 +37,8 @@ export function createHttpsSink(opts: HttpsSinkOptions): Sink {
   const secure = endpoint.protocol === 'https:';
   let lastOk = false;
   let lastError = '';
+  let stopped = false;
+  const inflight = new Set<ClientRequest>();
 
   function post(body: string, batchId: string): Promise<{ status: number; headers: IncomingMessage['headers']; text: string }> {
     return new Promise((resolve, reject) => {
@@ -48,17 +55,27 @@ export function createHttpsSink(opts: HttpsSinkOptions): Sink {
       });
       req.on('timeout', () => req.destroy(new GatewayError('GW_SINK_TIMEOUT', `no answer from ${endpoint.host} within ${opts.timeoutMs} ms`)));
       req.on('error', reject);
+      inflight.add(req);
+      req.on('close', () => inflight.delete(req));
       req.end(body);
     });
   }
 
   return {
     kind: 'https',
-    async start() { /* connection per request; keep-alive via the global agent */ },
-    async stop() { /* nothing held */ },
+    async start() { stopped = false; /* connection per request; keep-alive via the global agent */ },
+    async stop() {
+      stopped = true;
+      const cut = [...inflight];
+      inflight.clear();
+      // each request's own 'error' handler rejects its deliver with this, before stop resolves
+      for (const req of cut) req.destroy(new GatewayError('GW_SINK_UNREACHABLE', `HTTPS sink stopped before ${endpoint.host} answered; the batch is resent (the cloud drops copies by record id)`, { retry: 'ambiguous' }));
+    },
     async deliver(batch: RecordBatch): Promise<DeliveryResult> {
+      if (stopped) throw new GatewayError('GW_SINK_UNREACHABLE', 'HTTPS sink stopped; the batch stays queued and is sent after the next start');
       const env = envelopeJson(batch, { gatewayId: opts.gatewayId, tenantId: opts.tenantId, sentAt: new Date(opts.clock.now()).toISOString() });
       const jwe = await opts.envelope.encrypt(Buffer.from(env), { bid: batch.batchId });
+      if (stopped) throw new GatewayError('GW_SINK_UNREACHABLE', 'HTTPS sink stopped; the batch stays queued and is sent after the next start');
       let res;
       try {
         res = await post(jwe, batch.batchId);
