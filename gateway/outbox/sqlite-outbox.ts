@@ -12,7 +12,7 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Worker } from 'node:worker_threads';
 import { GatewayError, isGatewayError } from '../errors.ts';
-import type { Clock } from '../clock.ts';
+import type { Clock, TimerHandle } from '../clock.ts';
 import { openCheckedOutbox } from './outbox-file.ts';
 import { createStoredKeys, hashPlainKeys } from './stored-keys.ts';
 import type { SalvageReport } from './outbox-salvage.ts';
@@ -183,7 +183,8 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   let openings = 0;
   /** Deaths in a row (a writer that ran a minute resets it), the pending restart, when the last writer started. */
   let deathsInRow = 0;
-  let restartTimer: NodeJS.Timeout | undefined;
+  /** On the clock's timers, so a test with a manual clock drives the restart delay. */
+  let restartTimer: TimerHandle | undefined;
   let writerStartedAt = 0;
   /**
    * Set while close() runs. The writer thread exits once it has answered `close`, and under load
@@ -199,10 +200,10 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     failAll(e);
     void gone?.dispose();
     if (!db || closing) return;
-    deathsInRow = !failedToStart && performance.now() - writerStartedAt > WRITER_STABLE_MS ? 1 : deathsInRow + 1;
+    deathsInRow = !failedToStart && opts.clock.now() - writerStartedAt > WRITER_STABLE_MS ? 1 : deathsInRow + 1;
     const delay = Math.min(WRITER_RESTART_MAX_MS, WRITER_RESTART_FIRST_MS * 2 ** (deathsInRow - 1));
     opts.onWriterGone?.({ error: e, restartInMs: delay, restarts: writerRestarts });
-    restartTimer = setTimeout(() => {
+    restartTimer = opts.clock.setTimeout(() => {
       restartTimer = undefined;
       start().then((kept) => {
         if (!kept) return;
@@ -211,8 +212,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         rescan();
         opts.onWriterRestarted?.({ restarts: writerRestarts });
       }, (err: unknown) => writerGone(isGatewayError(err) ? err : new GatewayError('GW_OUTBOX_IO', 'outbox writer failed to start', { cause: err }), start, true));
-    }, delay);
-    restartTimer.unref?.();
+    }, delay, { unref: true });
   }
 
   return {
@@ -244,7 +244,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         if (opening !== openings) { await gen.dispose(); return false; }
         counts = started.counts;
         channel = gen;
-        writerStartedAt = performance.now();
+        writerStartedAt = opts.clock.now();
         return true;
       };
       try {
@@ -281,7 +281,8 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       const ch = channel;
       if (!db) return;
       openings++;
-      if (restartTimer) { clearTimeout(restartTimer); restartTimer = undefined; }
+      opts.clock.clearTimeout(restartTimer);
+      restartTimer = undefined;
       if (ch) {
         closing = true;
         try {

@@ -13,7 +13,7 @@
 import type { Logger } from 'pino';
 import type { AlertBoard } from '../alerts.ts';
 import { deterministicId } from '../../adapters/canonical/record-id.ts';
-import type { Clock } from '../clock.ts';
+import type { Clock, TimerHandle } from '../clock.ts';
 import type { RecordSealer } from '../crypto/record-sealer.ts';
 import { GatewayError, isGatewayError } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
@@ -59,9 +59,11 @@ export interface RelayWorker {
 export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
   const log = o.logger;
   let running = false;
-  let timer: NodeJS.Timeout | undefined;
+  // its waits (the idle poll, the back-off pause, the linger) run on the clock's timers, so a test
+  // with a manual clock drives them; the stop grace is a real bound on real I/O and stays on Node's
+  let timer: TimerHandle | undefined;
   let immediate: NodeJS.Immediate | undefined;
-  let lingerTimer: NodeJS.Timeout | undefined;
+  let lingerTimer: TimerHandle | undefined;
   let pausedUntil = 0;
   let failures = 0;
   let lastError: string | undefined;
@@ -73,9 +75,8 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
 
   function schedule(atMs: number): void {
     if (!running) return;
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(() => { timer = undefined; pump(); }, Math.max(0, atMs - o.clock.now()));
-    timer.unref?.();
+    o.clock.clearTimeout(timer);
+    timer = o.clock.setTimeout(() => { timer = undefined; pump(); }, Math.max(0, atMs - o.clock.now()), { unref: true });
   }
 
   function pump(): void {
@@ -114,8 +115,7 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
     if (immediate || lingerTimer) return;
     const ms = o.lingerMs ?? 0;
     if (ms > 0) {
-      lingerTimer = setTimeout(() => { lingerTimer = undefined; pump(); }, ms);
-      lingerTimer.unref?.();
+      lingerTimer = o.clock.setTimeout(() => { lingerTimer = undefined; pump(); }, ms, { unref: true });
     } else {
       immediate = setImmediate(() => { immediate = undefined; pump(); });
     }
@@ -242,9 +242,9 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
     async stop() {
       if (!running) return;
       running = false;
-      if (timer) clearTimeout(timer);
+      o.clock.clearTimeout(timer);
       if (immediate) clearImmediate(immediate);
-      if (lingerTimer) clearTimeout(lingerTimer);
+      o.clock.clearTimeout(lingerTimer);
       timer = undefined;
       lingerTimer = undefined;
       immediate = undefined;

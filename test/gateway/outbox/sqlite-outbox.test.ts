@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { createManualClock } from '../../../gateway/clock.ts';
 import { createSqliteOutbox } from '../../../gateway/outbox/sqlite-outbox.ts';
 import { outboxContract, rec } from './outbox-contract.ts';
+import { waitFor } from '../../support/net.ts';
 
 const tmp = () => join(mkdtempSync(join(tmpdir(), 'ewml-outbox-')), 'outbox.db');
 
@@ -140,8 +141,10 @@ describe('SQLite outbox', () => {
       const gone: number[] = [];
       let restarted: () => void = () => undefined;
       const file = tmp();
+      // the restart delay runs on the outbox's clock: the test moves it
+      const clock = createManualClock();
       const box = createSqliteOutbox({
-        file, maxBytes: 1 << 20, clock: createManualClock(), writer, onWriterThread: (w) => { thread = w; },
+        file, maxBytes: 1 << 20, clock, writer, onWriterThread: (w) => { thread = w; },
         onWriterGone: (e) => gone.push(e.restartInMs), onWriterRestarted: () => restarted(),
       });
       const restart = () => new Promise<void>((r) => { restarted = r; });
@@ -155,6 +158,10 @@ describe('SQLite outbox', () => {
       expect(box.stats()).toMatchObject({ writer: 'restarting', writerRestarts: 0 });
       // the claimed row's ack fails with the writer: the row stays queued and is claimed again, first
       await expect(box.ack(['a'])).rejects.toMatchObject({ code: 'GW_OUTBOX_IO' });
+      await waitFor(() => gone.length === 1, 5000, 'the writer thread reported gone');
+      clock.advance(249);
+      expect(box.stats()).toMatchObject({ writer: 'restarting', writerRestarts: 0 });
+      clock.advance(1);
       await back;
       expect(box.stats()).toMatchObject({ writer: 'running', writerRestarts: 1 });
       expect(await box.enqueue({ records: [rec('e', 'p2')] })).toBe('accepted');
@@ -164,6 +171,8 @@ describe('SQLite outbox', () => {
       // a second death in a row waits twice as long before the restart
       back = restart();
       await thread!.terminate();
+      await waitFor(() => gone.length === 2, 5000, 'the writer thread reported gone again');
+      clock.advance(500);
       await back;
       expect(gone).toEqual([250, 500]);
       expect(await box.enqueue({ records: [rec('f')] })).toBe('accepted');

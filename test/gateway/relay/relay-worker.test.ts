@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createRecordSealer } from '../../../gateway/crypto/record-sealer.ts';
-import { systemClock } from '../../../gateway/clock.ts';
+import { createManualClock, systemClock } from '../../../gateway/clock.ts';
 import { createEventBus } from '../../../gateway/event-bus.ts';
 import { createSilentLogger } from '../../../gateway/logger.ts';
 import { createMetrics } from '../../../gateway/metrics.ts';
@@ -299,5 +299,30 @@ describe('relay worker', () => {
     expect(backoffDelay(1, { initialMs: 100, maxMs: 1000, random: () => 1 })).toBe(100);
     expect(backoffDelay(3, { initialMs: 100, maxMs: 1000, random: () => 1 })).toBe(400);
     expect(backoffDelay(30, { initialMs: 100, maxMs: 1000, random: () => 0.5 })).toBe(750);
+  });
+
+  it('waits out a failed delivery\'s back-off on its clock: the rows go again only when the clock reaches their retry time', async () => {
+    const clock = createManualClock();
+    const sink = scriptedSink([new GatewayError('GW_SINK_UNREACHABLE', 'down')]);
+    const outbox = createMemoryOutbox({ maxBytes: 1 << 24, clock });
+    await outbox.open();
+    const relay = createRelayWorker({
+      outbox, sink, sealer, clock, logger: createSilentLogger(), bus: createEventBus(), metrics: createMetrics(),
+      batchSize: 3, maxInFlight: 1, backoffInitialMs: 1000, backoffMaxMs: 1000, idlePollMs: 60_000, random: () => 1,
+    });
+    await outbox.enqueue({ records: [{ id: 'a', type: 'patient', partitionKey: 'P', sealed: sealer.seal('a', Buffer.from('{"id":"a"}')) }] });
+    const t0 = clock.now();
+    await relay.start();
+    await waitFor(() => relay.health().consecutiveFailures === 1 && clock.nextDue() === t0 + 1000, 2000, 'the failed delivery and its pause on the clock');
+    expect(relay.health().pausedUntil).toBe(t0 + 1000);
+    clock.advance(999);
+    expect(sink.batches).toHaveLength(1);
+    clock.advance(1);
+    await waitFor(() => outbox.stats().bytes === 0, 2000, 'the retried delivery acked');
+    expect(delivered(sink)).toEqual(['a', 'a']);
+    expect(relay.health()).toMatchObject({ consecutiveFailures: 0, pausedUntil: null });
+    await relay.stop();
+    // stop leaves no timer of the relay's on the clock
+    expect(clock.pending()).toBe(0);
   });
 });
