@@ -245,6 +245,8 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
         counts.oversized += refused.length;
         opts.logger.warn({ batchId: batch.batchId, records: refused.length, limit }, 'records larger than the broker\'s maximum packet size refused; they go to dead letters');
       }
+      // a stop while the parts were sealed: its waiters are gone, so no ack would ever be awaited here
+      if (client !== c) throw new GatewayError('GW_SINK_UNREACHABLE', 'MQTT sink stopped while the batch was sealed; it stays queued and is resent');
       const pending = sealed.map((p) => ({ ...p, ...awaitAck(p.bid) }));
       for (const p of pending) publish(c, p.bid, p.jwe);
       try {

@@ -20,6 +20,8 @@ import type { DeliveryResult, RecordBatch, Sink } from '../../gateway/sinks/sink
 
 export interface SinkFixture {
   sink: Sink;
+  /** Resolves once a started sink can send (e.g. its broker connection is up); default: at once. */
+  ready?(): Promise<void>;
   /** The record ids the receiving end holds (the file's lines, the cloud's store, the PMS's messages). */
   received(): Promise<Set<string>>;
   /** The receiving end takes the next sends but does not answer until `release` (or cleanup). */
@@ -91,7 +93,7 @@ export function sinkContract(s: SinkSubject): void {
     it('start() is idempotent: after three starts a batch is received once', async () => {
       const f = await make();
       await Promise.all([f.sink.start(), f.sink.start()]);
-      await f.sink.start();
+      await f.ready?.();
       const b = s.batch(3);
       const r = await f.sink.deliver(b);
       expect(r.rejected).toEqual([]);
@@ -113,6 +115,7 @@ export function sinkContract(s: SinkSubject): void {
     it('a batch yields exactly one outcome per record id, with the refused ones in rejected', async () => {
       const f = await make();
       await f.sink.start();
+      await f.ready?.();
       const b = s.batch(4);
       if (f.refuse) f.refuse([b.ids[1], b.ids[3]]);
       const r = await f.sink.deliver(b);
@@ -124,6 +127,7 @@ export function sinkContract(s: SinkSubject): void {
     it('a stop right after a send settles the send by the time stop resolves, never as a loss', async () => {
       const f = await make();
       await f.sink.start();
+      await f.ready?.();
       const b = s.batch(2);
       const t = track(f.sink.deliver(b));
       await f.sink.stop();
@@ -138,6 +142,7 @@ export function sinkContract(s: SinkSubject): void {
       const f = await make();
       if (!f.stall) { ctx.skip(); return; }
       await f.sink.start();
+      await f.ready?.();
       const held = f.stall();
       const b = s.batch(2);
       const t = track(f.sink.deliver(b));
@@ -170,6 +175,7 @@ export function sinkContract(s: SinkSubject): void {
       await f.sink.start();
       await f.sink.stop();
       await f.sink.start();
+      await f.ready?.();
       const b = s.batch(2);
       const r = await f.sink.deliver(b);
       expect(r.rejected).toEqual([]);
