@@ -141,10 +141,15 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
   const letGo = () => { lease.release(); process.removeListener('exit', releaseOnExit); };
   let gw: Gateway;
   try {
-    // `lease` is GatewayOptions.lease once the composition root takes one: it uses this lease rather than taking its own
-    const options = { config, lease };
-    gw = createGateway(options);
-    await gw.start();
+    gw = createGateway({ config });
+    // a gateway that takes its own lease in start() is handed this one (the updater's hand-over, within
+    // one process): the folder was never without an owner while the gateway was built
+    if (typeof (gw.parts as { lease?: unknown }).lease === 'function') {
+      const { token } = lease.handOver({ toPid: process.pid });
+      process.env[HANDOVER_ENV] = token;
+    }
+    // the updater's token (if any) was spent on this process's lease above; ours is spent by the gateway's start
+    try { await gw.start(); } finally { delete process.env[HANDOVER_ENV]; }
   } catch (e) {
     letGo();
     if (!isGatewayError(e)) throw e;
