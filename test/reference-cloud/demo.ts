@@ -15,7 +15,7 @@ import { startHttpReferenceCloud } from './reference-cloud.ts';
 import { makeCloudKeys } from '../support/cloud-keys.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
-const say = (s: string) => process.stdout.write(s + '\n');
+const say = (s: string) => process.stdout.write(`${s}\n`);
 
 const keys = makeCloudKeys();
 const cloud = await startHttpReferenceCloud({ privateKey: keys.privateKey });

@@ -1,6 +1,7 @@
 /**
  * The reference cloud receiver: what the eyewear-ML cloud does with a gateway's batches, small
- * enough to read. It decrypts each JWE with the cloud's private key, validates every record against
+ * enough to read. It decrypts each JWE with the cloud's private key as strictly as
+ * docs/CLOUD-CONTRACT.md asks (registered header parameters only), validates every record against
  * the canonical JSON Schema, drops duplicates by record id, acknowledges, and keeps what it got.
  * Used by the end-to-end tests and the demo (`npm run demo`).
  */
