@@ -2,6 +2,8 @@
 /**
  * `eyewear-gateway` — the command line. Exit codes (documented in README "CLI"):
  *   0 ok · 1 runtime failure · 2 usage error · 3 invalid config · 4 gateway not reachable · 5 preview found errors
+ * `start` exits 1 when its data folder is another gateway's (GW_DATA_DIR_IN_USE) or when nothing could start
+ * (no source and no admin API); `status` exits 4 too when what answers on the admin port is not this config's gateway.
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';

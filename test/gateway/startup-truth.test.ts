@@ -4,15 +4,15 @@
  * says so when the port it reaches is not this config's gateway.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GATEWAY_HEADER } from '../../gateway/admin/admin-server.ts';
 import { LEASE_FILE } from '../../gateway/data-lease.ts';
-import { deriveStartReport } from '../../gateway/status-report.ts';
+import { deriveStartReport, startProblem, startReportOf } from '../../gateway/status-report.ts';
 import { childGateway, type ChildExit, type ChildGateway } from '../support/child-gateway.ts';
 import { startHarness, type Harness } from '../support/gateway-harness.ts';
 import { freePort, waitFor, waitForPort } from '../support/net.ts';
@@ -123,7 +123,6 @@ describe('start-up that tells the truth', () => {
     cleanups.push(() => new Promise((r) => other.close(r)));
     const dataDir = join(dir, 'data');
     const cfg = configFile(dir, { dataDir, hl7Port: await freePort(), adminPort: port });
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(dataDir);
     writeFileSync(join(dataDir, 'admin.token'), 'some-token\n');
     const r = await cliAsync('status', '--config', cfg);
@@ -139,7 +138,6 @@ describe('start-up that tells the truth', () => {
     const dir = tempDir();
     const dataDir = join(dir, 'data');
     const cfg = configFile(dir, { dataDir, hl7Port: await freePort(), adminPort: h.adminPort });
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(dataDir);
     writeFileSync(join(dataDir, 'admin.token'), 'not-that-gateways-token\n');
     const r = await cliAsync('status', '--config', cfg);
@@ -151,5 +149,40 @@ describe('start-up that tells the truth', () => {
     const r2 = await cliAsync('status', '--config', cfg2);
     expect(r2.code).toBe(4);
     expect(r2.err).toContain(`the gateway answering at http://127.0.0.1:${h.adminPort} uses the data folder ${h.dataDir}, not ${dataDir}: it is not the gateway of this config`);
+  }, 30_000);
+
+  it('says what to do for each bind failure, and "nothing running" only when every asked-for component failed', () => {
+    const listen = { host: '127.0.0.1', port: 104, setting: 'hl7.port' };
+    expect(startProblem({ component: 'adapter:hl7v2', role: 'source', state: 'failed', cause: 'EACCES', listen }))
+      .toBe('listener hl7v2 not started: GW_START_FAILED (EACCES) — not allowed to listen on 127.0.0.1:104 (ports below 1024 need privileges): choose another hl7.port');
+    expect(startProblem({ component: 'admin', role: 'admin', state: 'failed', cause: 'EADDRNOTAVAIL', listen: { host: '10.9.9.9', port: 8480, setting: 'admin.port' } }))
+      .toBe('admin API not started: GW_START_FAILED (EADDRNOTAVAIL) — 10.9.9.9 is not an address of this machine: change admin.host');
+    expect(startProblem({ component: 'adapter:pms', role: 'source', state: 'failed', cause: 'ECONNREFUSED' }))
+      .toBe('source pms not started: GW_START_FAILED (ECONNREFUSED) — see the log for the cause and fix what it names');
+    const failed = { component: 'adapter:hl7v2', role: 'source', state: 'failed', cause: 'EADDRINUSE' } as const;
+    const running = { component: 'admin', role: 'admin', state: 'running' } as const;
+    expect(startReportOf([failed, running]).nothingRunning).toBe(false);
+    expect(startReportOf([failed, { ...running, state: 'failed', cause: 'EADDRINUSE' }]).nothingRunning).toBe(true);
+    // no source and no admin API by config: the gateway only relays its outbox, and that is not a failure
+    expect(startReportOf([]).nothingRunning).toBe(false);
+  });
+
+  it('status says so when the gateway answering is not the process the data folder\'s lease names', async () => {
+    const h = await startHarness({});
+    cleanups.push(() => h.stop());
+    const dir = tempDir();
+    const cfg = configFile(dir, { dataDir: h.dataDir, hl7Port: h.mllpPort, adminPort: h.adminPort });
+    expect((await cliAsync('status', '--config', cfg)).code).toBe(0);
+    // another live process named as the folder's owner (as if this gateway ran on a folder it does not own)
+    const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    cleanups.push(() => { other.kill('SIGKILL'); });
+    await new Promise((r) => other.once('spawn', r));
+    const leaseFile = join(h.dataDir, LEASE_FILE);
+    const before = existsSync(leaseFile) ? readFileSync(leaseFile, 'utf8') : undefined;
+    writeFileSync(leaseFile, JSON.stringify({ pid: other.pid, startedAt: new Date().toISOString(), host: hostname(), token: 'c'.repeat(32) }));
+    cleanups.push(() => { if (before !== undefined) writeFileSync(leaseFile, before); else rmSync(leaseFile, { force: true }); });
+    const r = await cliAsync('status', '--config', cfg);
+    expect(r.code).toBe(4);
+    expect(r.err).toContain(`the gateway answering at http://127.0.0.1:${h.adminPort} is process ${process.pid}, but the data folder's lease names process ${other.pid}: it is not the gateway of this config`);
   }, 30_000);
 });
