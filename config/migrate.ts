@@ -7,7 +7,7 @@
  * Shipped migrations are never edited: a change of format is a new version and a new migration.
  */
 import { constants, copyFileSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { Document, isMap, isSeq, parseDocument, YAMLMap } from 'yaml';
+import { Document, isMap, isScalar, isSeq, parseDocument, YAMLMap } from 'yaml';
 import { CONFIG_VERSION } from './schema.ts';
 
 export interface Migration {
@@ -100,7 +100,14 @@ function setVersionFirst(doc: Document, version: number): void {
   if (!isMap(doc.contents)) { doc.contents = new YAMLMap(); }
   const map = doc.contents as YAMLMap;
   map.delete('version');
-  map.items.unshift(doc.createPair('version', version));
+  const pair = doc.createPair('version', version);
+  // a comment above the first field heads the file: it stays at the top, above `version`
+  const first = map.items[0];
+  if (first && isScalar(first.key) && first.key.commentBefore && isScalar(pair.key)) {
+    pair.key.commentBefore = first.key.commentBefore;
+    first.key.commentBefore = undefined;
+  }
+  map.items.unshift(pair);
 }
 
 /** Upgrades a config given as a value (tests, the harness, a reload's proposed config) to CONFIG_VERSION. */
