@@ -185,13 +185,19 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
   return null;
 }
 
-async function status(configFile: string | undefined, json: boolean, io: CliIo): Promise<number> {
-  const config = io.loadConfig(configFile);
+/**
+ * This config's gateway's `/status`, or the exit code after saying why not: no token, nothing on
+ * the admin port (4), another program there (4), another gateway there (4: its token, id, data
+ * folder or lease holder is not this config's), or an error answer (1). `send` can use it to check
+ * that the configured MLLP port is this gateway's before sending to it.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a JSON document printed as is
+export async function ownGatewayStatus(config: GatewayConfig, configFile: string | undefined, io: Pick<CliIo, 'err'>): Promise<{ status: Record<string, any> } | { exit: number }> {
   const paths = gatewayPaths(config);
   const holder = readDataLease(paths.dataDir);
   let token = config.admin.token;
   if (!token) {
-    try { token = readFileSync(paths.tokenFile, 'utf8').trim(); } catch { io.err(`no admin token at ${paths.tokenFile}: has the gateway run with this data directory?`); return 4; }
+    try { token = readFileSync(paths.tokenFile, 'utf8').trim(); } catch { io.err(`no admin token at ${paths.tokenFile}: has the gateway run with this data directory?`); return { exit: 4 }; }
   }
   const host = config.admin.host === '0.0.0.0' ? '127.0.0.1' : config.admin.host;
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${config.admin.port}`;
@@ -201,25 +207,32 @@ async function status(configFile: string | undefined, json: boolean, io: CliIo):
   } catch {
     const held = holder && pidAlive(holder.pid) ? ` The data folder's lease names process ${holder.pid}: a gateway may run on this folder without its admin API (see its start banner: port in use?).` : '';
     io.err(`gateway not reachable at ${base} — is it running? (eyewear-gateway start${configFile ? ` --config ${configFile}` : ''})${held}`);
-    return 4;
+    return { exit: 4 };
   }
   // the port may be held by another program, or by another gateway: say so rather than print its answer as ours
   const servedBy = res.headers.get(GATEWAY_HEADER);
   if (servedBy === null) {
     io.err(`something answers at ${base} (HTTP ${res.status}) but it is not an eyewear gateway: another program holds admin.port ${config.admin.port}, so this gateway's admin API is not listening there. Free the port or change admin.port, then restart the gateway.`);
-    return 4;
+    return { exit: 4 };
   }
   if (res.status === 401) {
     io.err(`an eyewear gateway (id ${servedBy}) answers at ${base}, but not the one using the data folder ${paths.dataDir}: it refused that folder's admin token. Are two gateways set to the same admin.port? Check --config.`);
-    return 4;
+    return { exit: 4 };
   }
-  if (!res.ok) { io.err(`admin API answered ${res.status}: ${await res.text()}`); return 1; }
+  if (!res.ok) { io.err(`admin API answered ${res.status}: ${await res.text()}`); return { exit: 1 }; }
   const s = (await res.json()) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- a JSON document printed as is
   const other = s.gateway?.dataDir !== undefined && s.gateway.dataDir !== paths.dataDir ? `uses the data folder ${String(s.gateway.dataDir)}, not ${paths.dataDir}`
     : s.gateway?.id !== config.gateway.id ? `is gateway ${String(s.gateway?.id)}, not ${config.gateway.id}`
       : holder && s.gateway?.pid !== undefined && s.gateway.pid !== holder.pid ? `is process ${String(s.gateway.pid)}, but the data folder's lease names process ${holder.pid}`
         : undefined;
-  if (other) { io.err(`the gateway answering at ${base} ${other}: it is not the gateway of this config. Check --config and admin.port.`); return 4; }
+  if (other) { io.err(`the gateway answering at ${base} ${other}: it is not the gateway of this config. Check --config and admin.port.`); return { exit: 4 }; }
+  return { status: s };
+}
+
+async function status(configFile: string | undefined, json: boolean, io: CliIo): Promise<number> {
+  const got = await ownGatewayStatus(io.loadConfig(configFile), configFile, io);
+  if ('exit' in got) return got.exit;
+  const s = got.status;
   if (json) { io.out(JSON.stringify(s, null, 2)); return 0; }
   const ready = s.ready as { ready: boolean; reasons: string[] } | undefined;
   const lines = [
