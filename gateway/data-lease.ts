@@ -37,7 +37,7 @@
  *   has exited it is stale like any other.
  */
 import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { GatewayError } from './errors.ts';
@@ -296,10 +296,27 @@ export function acquireDataLease(dataDir: string, opts: AcquireOptions = {}): Da
     },
   };
 
+  /** Temporary files of takers killed mid-write (a SIGKILL during a start); a live taker's are milliseconds old. */
+  const sweep = (): DataLease => {
+    try {
+      for (const n of readdirSync(dataDir)) {
+        if (!n.startsWith(`${LEASE_FILE}.`) || !n.endsWith('.tmp')) continue;
+        try {
+          if (now() - statSync(join(dataDir, n)).mtimeMs > GUARD_STALE_MS) unlinkSync(join(dataDir, n));
+        } catch {
+          // gone already
+        }
+      }
+    } catch {
+      // the folder cannot be listed: litter stays, the lease holds
+    }
+    return lease;
+  };
+
   // bounded: each round either settles or waits a little for another taker's few milliseconds of work
   let last: LeaseHolder | undefined;
   for (let round = 0; round < 100; round++) {
-    if (createExclusive(file, text, token)) return lease;
+    if (createExclusive(file, text, token)) return sweep();
     const r = readLease(file, now());
     if (r.kind === 'absent') continue;
     if (r.kind === 'damaged') {
@@ -309,20 +326,20 @@ export function acquireDataLease(dataDir: string, opts: AcquireOptions = {}): Da
         continue;
       }
       const t = takeOver('damaged');
-      if (t === 'won') return lease;
+      if (t === 'won') return sweep();
       if (t === 'busy') sleepSync(20);
       continue;
     }
     const h = r.holder;
     last = h;
-    if (h.token === token) return lease;
+    if (h.token === token) return sweep();
     const promisedToUs = opts.handOverToken !== undefined && h.handOver?.token === opts.handOverToken && (h.handOver.toPid === undefined || h.handOver.toPid === pid);
     if (!promisedToUs) {
       if (!sameHost(h)) throw inUse(dataDir, file, h, `it was taken on another machine, whose processes cannot be checked from here; if no gateway runs there on this folder, delete the lease file`);
       if (!gone(h)) throw inUse(dataDir, file, h, 'a second gateway on one data folder would send and delete the same records');
     }
     const t = takeOver(h);
-    if (t === 'won') return lease;
+    if (t === 'won') return sweep();
     if (t === 'busy') sleepSync(20);
   }
   throw last

@@ -120,6 +120,18 @@ describe('data folder lease', () => {
     expect(existsSync(join(dir, `${LEASE_FILE}.takeover`))).toBe(false);
   });
 
+  it('temporary files of a taker killed mid-write are swept once old; a fresh one (a live taker\'s) is left', () => {
+    const dir = tempDir();
+    const old = join(dir, `${LEASE_FILE}.${'d'.repeat(32)}.tmp`);
+    const fresh = join(dir, `${LEASE_FILE}.${'e'.repeat(32)}.tmp`);
+    writeFileSync(old, '{}');
+    writeFileSync(fresh, '{}');
+    utimesSync(old, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    take(dir);
+    expect(existsSync(old)).toBe(false);
+    expect(existsSync(fresh)).toBe(true);
+  });
+
   it('hand-over: the new process takes the lease while the old one still runs, with the token; without it, it is refused', () => {
     const dir = tempDir();
     const old = take(dir);
