@@ -62,8 +62,16 @@ describe.skipIf(!present)('HL7 corpus through the MLLP listener', () => {
       }
     }
     const s = h.gw.status() as { counts: Record<string, number> };
-    console.log(`HL7 corpus: ${total} messages from ${files(corpus).length} files\n` + [...counts].sort().map(([k, v]) => `  ${k}: ${v}`).join('\n') + `\n  gateway counts: ${JSON.stringify(s.counts)}`);
-    expect(total).toBeGreaterThan(150);
-    expect(s.counts.accepted + s.counts.duplicate + s.counts.ignored + s.counts.rejected).toBe(total);
+    const perType = [...counts].sort().map(([k, v]) => `  ${k}: ${v}`).join('\n');
+    console.log(`HL7 corpus: ${total} messages from ${files(corpus).length} files\n${perType}\n  gateway counts: ${JSON.stringify(s.counts)}`);
+    // The answers per message type, pinned (CONVENTIONS 13): a mapping that starts refusing a kind
+    // it mapped fails here. When the corpus grows or a change rightly moves an answer, run with
+    // CORPUS_VERBOSE=1 to see each non-AA answer's reason, then update these numbers.
+    expect(Object.fromEntries([...counts].sort())).toEqual({
+      '? AR': 2, 'ADT AA': 62, 'ADT AE': 1, 'BAR AA': 7, 'DFT AA': 6, 'MDM AA': 13, 'MFN AA': 1, 'OMG AA': 2, 'OML AA': 4, 'ORM AA': 9,
+      'ORU AA': 26, 'OUL AA': 6, 'PPR AA': 3, 'RDE AA': 4, 'RDS AA': 2, 'REF AA': 4, 'SIU AA': 16, 'SIU AE': 1, 'VXU AA': 4,
+    });
+    expect(total).toBe(173);
+    expect({ accepted: s.counts.accepted, duplicate: s.counts.duplicate, ignored: s.counts.ignored, rejected: s.counts.rejected }).toEqual({ accepted: 73, duplicate: 0, ignored: 96, rejected: 4 });
   });
 });
