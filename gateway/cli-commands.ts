@@ -181,7 +181,7 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
   const admin = !config.admin.enabled ? 'off' : adminState === 'failed' ? 'NOT listening' : `http://${config.admin.host}:${config.admin.port} (token ${config.admin.token ? 'from the config' : `in ${gw.parts.paths.tokenFile}`})`;
   const parts = `MLLP ${mllp}, admin ${admin}, sink ${config.relay.sink}${config.relay.sink === 'file' ? ` → ${gw.parts.paths.fileSinkDir}` : ''}`;
   if (failed.length === 0) io.err(`eyewear-gateway ${gatewayVersion()} running — ${parts}. Ctrl-C stops.`);
-  else io.err(`eyewear-gateway ${gatewayVersion()} started, but not all of it — ${parts}\n${problems.join('\n')}\n  Sources that did not start are retried; \`eyewear-gateway status\` and /ready show them. Ctrl-C stops.`);
+  else io.err(`eyewear-gateway ${gatewayVersion()} started, but not all of it — ${parts}\n${problems.join('\n')}\n  What did not start is retried; \`eyewear-gateway status\` and /ready show it. Ctrl-C stops.`);
   return null;
 }
 
