@@ -151,7 +151,7 @@ function dedupeProblems(problems: ConfigProblem[]): ConfigProblem[] {
 /** Load, migrate, override, resolve, default, validate and check the rules. Throws ConfigError listing every problem. */
 export function loadConfig(opts: LoadOptions = {}): GatewayConfig {
   const report = loadConfigReport(opts);
-  const warn = opts.onWarning ?? ((w: ConfigProblem) => process.emitWarning(`${w.path}: ${w.expected}; found ${w.found}${w.todo ? `; what to do: ${w.todo}` : ''}`, { code: 'GW_CONFIG_MIGRATED' }));
+  const warn = opts.onWarning ?? ((w: ConfigProblem) => process.emitWarning(`${w.path}: ${w.found}${w.todo ? `; what to do: ${w.todo}` : ''}`, 'ConfigWarning'));
   for (const w of report.warnings) warn(w);
   return report.config;
 }

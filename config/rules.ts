@@ -166,6 +166,14 @@ function databaseRules(d: DatabaseConfig, at: string, add: Add): void {
     if (!s.table && !s.query) add(`${sp}.table`, 'a table, or a query', 'neither', 'set table: (schema.table allowed) or query: (one SELECT)');
     if (s.query && s.query.includes(';')) add(`${sp}.query`, 'one SELECT statement, without ;', 'a ;', 'remove the ; (and any second statement): the query is wrapped as a subquery');
   });
+  // a deletion log names the stream whose rows it deletes; a generic database's streams are all given here
+  if (d.profile === 'generic') {
+    d.streams.forEach((s, j) => {
+      for (const [table, target] of Object.entries(s.tombstone?.targets ?? {})) {
+        if (!names.has(target)) add(`${at}.streams[${j}].tombstone.targets.${table}`, `the name of a stream of ${d.id} (${[...names.keys()].join(', ')})`, show(target), 'name the stream whose rows this deletion log removes');
+      }
+    });
+  }
   if (d.realtime === 'listen' && d.engine !== 'postgres') add(`${at}.realtime`, '"off" (real time is PostgreSQL LISTEN/NOTIFY)', show(d.realtime), `set realtime: off; ${d.engine} is polled every pollIntervalMs`);
   if (d.writeBack.enabled && Object.keys(d.writeBack.statements).length === 0) add(`${at}.writeBack.statements`, 'at least one statement when write-back is enabled', '{}', 'name the statements db.write commands may run, or set writeBack.enabled: false');
 }
@@ -173,11 +181,18 @@ function databaseRules(d: DatabaseConfig, at: string, add: Add): void {
 /** adapters/file: profileOf (kinds), remote-source (cron), remote-folder (pinned host key / certificate). */
 function fileRules(f: FilesConfig, at: string, add: Add): void {
   if (f.profile === 'generic' && f.kinds.length === 0) add(`${at}.kinds`, 'at least one kind (profile generic reads only the kinds given)', '[]', 'add kinds: (name, match, records each), or pick a built-in profile');
+  encodingRule(f.csv.encoding, `${at}.csv.encoding`, add);
   f.kinds.forEach((k, j) => {
     try { new RegExp(k.match, 'i'); } catch { add(`${at}.kinds[${j}].match`, 'a regular expression on the file name', show(k.match), 'fix the expression (e.g. ^patients.*\\.csv$)'); }
+    if (k.csv?.encoding !== undefined) encodingRule(k.csv.encoding, `${at}.kinds[${j}].csv.encoding`, add);
   });
   if (f.source === 'sftp') sftpRules(f.sftp, `${at}.sftp`, add, true);
   if (f.source === 'ftps') ftpsRules(f.ftps, `${at}.ftps`, add, true);
+}
+
+/** adapters/file/file-formats.ts decodes with TextDecoder: an encoding it does not know sends every file to error/. */
+function encodingRule(encoding: string, path: string, add: Add): void {
+  try { new TextDecoder(encoding); } catch { add(path, 'a text encoding (utf-8, windows-1252, iso-8859-1, utf-16le …)', show(encoding), 'use the encoding the PMS exports in (the WHATWG Encoding names)'); }
 }
 
 function scheduleRule(schedule: string, path: string, add: Add): void {

@@ -156,6 +156,17 @@ describe('config rules (start and check-config refuse the same configs)', () => 
     only(refused({ files: [{ id: 'exp', dir: '/a', kinds: [{ ...csvKinds[0], match: '(unclosed' }] }] }), 'files[0].kinds[0].match');
   });
 
+  it('a CSV encoding must be one the decoder knows (else every file goes to error/)', () => {
+    only(refused({ files: [{ id: 'exp', dir: '/a', profile: 'optical-csv', csv: { encoding: 'ebcdic-martian' } }] }), 'files[0].csv.encoding');
+    only(refused({ files: [{ id: 'exp', dir: '/a', kinds: [{ ...csvKinds[0], csv: { encoding: 'nope' } }] }] }), 'files[0].kinds[0].csv.encoding');
+  });
+
+  it('a deletion log\'s targets name streams of the same database', () => {
+    const log = { name: 'deleted', table: 'deletions', key: 'id', records: [], tombstone: { keyColumn: 'row_id', tableColumn: 'tbl', targets: { patient: 'patients', appt: 'appointments' } } };
+    const p = only(refused({ databases: [{ ...sqliteDb, streams: [sqliteDb.streams[0], log] }] }), 'databases[0].streams[1].tombstone.targets.appt');
+    expect(p.found).toBe('"appointments"');
+  });
+
   it('a config that breaks several rules lists them all', () => {
     const problems = refused({ gateway: { timezone: 'Mars/Olympus' }, https: { url: 'ftp://x' }, hl7: { port: 8480 } });
     expect(problems.map((p) => p.path).sort()).toEqual(['gateway.timezone', 'hl7.port', 'https.url']);
