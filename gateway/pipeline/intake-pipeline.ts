@@ -29,13 +29,14 @@ import { isGatewayError, type ErrorCode } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
 import { messageTypeLabel } from '../message-type-label.ts';
 import type { Metrics } from '../metrics.ts';
-import { BUNDLE_SEPARATOR, bundleId, type DeadLetterEntry, type Outbox, type SourceRowEntry, type StoreRecord } from '../outbox/outbox.ts';
+import { BUNDLE_SEPARATOR, bundleId, type DeadLetterEntry, type DeadLetterStore, type RecordQueue, type SourceLedger, type SourceRowEntry, type StoreRecord } from '../outbox/outbox.ts';
 import { createMapStage, type MapStageResult } from './map-stage.ts';
 import { parseInput } from './parse.ts';
 
 export interface IntakePipelineOptions {
   codecs: ReadonlyArray<SourceCodec<unknown>>;
-  outbox: Outbox;
+  /** Intakes enqueue, pages commit with their cursors, what cannot be used is kept (and replayed) as dead letters. */
+  outbox: Pick<RecordQueue, 'enqueue'> & Pick<SourceLedger, 'enqueuePage'> & Omit<DeadLetterStore, 'listDeadLetters'>;
   sealer: RecordSealer;
   validator: RecordValidator;
   clock: Clock;
