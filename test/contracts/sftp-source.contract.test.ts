@@ -29,6 +29,8 @@ function remoteSource(s: SshServer, dir: string, stagingDir: string) {
 sourceAdapterContract({
   name: 'SFTP file source',
   whileStopped: 'queued',
+  // the first case starts sshd (and may install it, as .ci/run would)
+  timeoutMs: 90_000,
   async make() {
     const s = await sshd();
     const dir = s.mkdir(`export-${++folders}`);

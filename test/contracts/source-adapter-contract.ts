@@ -48,6 +48,8 @@ export interface SourceSubject {
   whileStopped: 'queued' | 'refused';
   /** An adapter whose start fails for a cause `fix()` removes. */
   failing(): Promise<FailingFixture>;
+  /** Each case's time limit, for sources whose every listing is slow (default: vitest's). */
+  timeoutMs?: number;
 }
 
 export interface RecordingContext extends IntakeContext {
@@ -90,17 +92,19 @@ export function recordingContext(): RecordingContext {
 }
 
 /** Waits until input `n` has been taken at least once, kicking the adapter's poll as it goes. */
-async function untilTaken(f: SourceFixture, ctx: RecordingContext, n: number, what: string): Promise<void> {
-  await waitFor(() => { f.kick?.(); return ctx.taken(n) >= 1; }, 20_000, `${what}: input ${tagOf(n)} taken`);
+async function untilTaken(f: SourceFixture, ctx: RecordingContext, n: number, what: string, limitMs: number): Promise<void> {
+  await waitFor(() => { f.kick?.(); return ctx.taken(n) >= 1; }, limitMs, `${what}: input ${tagOf(n)} taken`);
 }
 
 export function sourceAdapterContract(s: SourceSubject): void {
   describe(`SourceAdapter contract: ${s.name}`, () => {
+    const limit = s.timeoutMs;
+    const take = (f: SourceFixture, ctx: RecordingContext, n: number, what: string) => untilTaken(f, ctx, n, what, limit ? Math.floor(limit / 3) : 20_000);
     const open: Array<{ cleanup(): Promise<void> }> = [];
     afterEach(async () => { for (const f of open.splice(0).reverse()) await f.cleanup(); });
     const make = async () => { const f = await s.make(); open.push(f); return f; };
 
-    it('is down before start, and a stop() before start resolves and leaves it down', async () => {
+    it('is down before start, and a stop() before start resolves and leaves it down', { timeout: limit }, async () => {
       const f = await make();
       expect(f.adapter.health().status).toBe('down');
       await f.adapter.stop();
@@ -109,31 +113,31 @@ export function sourceAdapterContract(s: SourceSubject): void {
       expect(f.adapter.id.length).toBeGreaterThan(0);
     });
 
-    it('takes input once started, and is not down while running', async () => {
+    it('takes input once started, and is not down while running', { timeout: limit }, async () => {
       const f = await make();
       const ctx = recordingContext();
       if (s.whileStopped === 'queued') await f.feed(1);
       await f.adapter.start(ctx);
       expect(f.adapter.health().status).not.toBe('down');
       if (s.whileStopped === 'refused') await f.feed(1);
-      await untilTaken(f, ctx, 1, 'after start');
+      await take(f, ctx, 1, 'after start');
       await f.feed(2);
-      await untilTaken(f, ctx, 2, 'while running');
+      await take(f, ctx, 2, 'while running');
       await f.adapter.stop();
       expect(ctx.taken(1)).toBe(1);
       expect(ctx.taken(2)).toBe(1);
     });
 
-    it('starts no second loop on a second start(): each input is taken once and stop() leaves no timer', async () => {
+    it('starts no second loop on a second start(): each input is taken once and stop() leaves no timer', { timeout: limit }, async () => {
       const f = await make();
       const ctx = recordingContext();
       if (s.whileStopped === 'queued') await f.feed(1);
       await Promise.all([f.adapter.start(ctx), f.adapter.start(ctx)]);
       await f.adapter.start(ctx);
       if (s.whileStopped === 'refused') await f.feed(1);
-      await untilTaken(f, ctx, 1, 'after three starts');
+      await take(f, ctx, 1, 'after three starts');
       await f.feed(2);
-      await untilTaken(f, ctx, 2, 'after three starts');
+      await take(f, ctx, 2, 'after three starts');
       await f.adapter.stop();
       expect(ctx.taken(1)).toBe(1);
       expect(ctx.taken(2)).toBe(1);
@@ -141,12 +145,12 @@ export function sourceAdapterContract(s: SourceSubject): void {
       expect(f.adapter.health().status).toBe('down');
     });
 
-    it('stop() is idempotent and nothing is taken after it resolves; a new start takes up again', async () => {
+    it('stop() is idempotent and nothing is taken after it resolves; a new start takes up again', { timeout: limit }, async () => {
       const f = await make();
       const ctx = recordingContext();
       await f.adapter.start(ctx);
       await f.feed(1);
-      await untilTaken(f, ctx, 1, 'before the stop');
+      await take(f, ctx, 1, 'before the stop');
       await Promise.all([f.adapter.stop(), f.adapter.stop()]);
       await f.adapter.stop();
       ctx.stopped = true;
@@ -163,16 +167,16 @@ export function sourceAdapterContract(s: SourceSubject): void {
       ctx.stopped = false;
       await f.adapter.start(ctx);
       expect(f.adapter.health().status).not.toBe('down');
-      if (s.whileStopped === 'queued') await untilTaken(f, ctx, 2, 'after the restart');
+      if (s.whileStopped === 'queued') await take(f, ctx, 2, 'after the restart');
       await f.feed(3);
-      await untilTaken(f, ctx, 3, 'after the restart');
+      await take(f, ctx, 3, 'after the restart');
       await f.adapter.stop();
       expect(ctx.taken(1)).toBe(1);
       expect(ctx.taken(2)).toBe(s.whileStopped === 'queued' ? 1 : 0);
       expect(ctx.taken(3)).toBe(1);
     });
 
-    it('a start that fails rejects and leaves it stopped; a start after the cause is gone succeeds', async () => {
+    it('a start that fails rejects and leaves it stopped; a start after the cause is gone succeeds', { timeout: limit }, async () => {
       const f = await s.failing();
       open.push(f);
       const ctx = recordingContext();
