@@ -115,7 +115,9 @@ export function migrateValue(input: unknown): MigrationResult & { value: unknown
   if (input === null || typeof input !== 'object' || Array.isArray(input)) return { from: CONFIG_VERSION, to: CONFIG_VERSION, notes: [], value: input };
   const doc = new Document(input);
   const r = migrateDocument(doc);
-  return { ...r, value: r.from === r.to ? input : doc.toJS() };
+  // the YAML round trip only where a migration changed something: a value with nothing to move stays as given
+  const value = r.notes.length ? doc.toJS() : r.from === r.to ? input : { ...(input as Record<string, unknown>), version: r.to };
+  return { ...r, value };
 }
 
 export interface FileMigration extends MigrationResult {

@@ -141,9 +141,11 @@ function publicKeyOf(pem: string): { ok: true; type: string; curve: string } | {
 /** The sinks build their endpoint from these (https-sink: `new URL`; mqtt-sink: mqtt.connect). */
 function urlRules(c: GatewayConfig, add: Add): void {
   const check = (path: string, v: string, protocols: string[], todo: string) => {
+    // a URL may carry a user and password: never shown
+    const shown = show(v.replace(/\/\/[^/@]*@/, '//(credentials not shown)@'));
     let u: URL;
-    try { u = new URL(v); } catch { add(path, `a URL (${protocols.map((p) => `${p}//`).join(' or ')}host…)`, show(v), todo); return; }
-    if (!protocols.includes(u.protocol)) add(path, `a URL starting ${protocols.map((p) => `${p}//`).join(' or ')}`, show(v), todo);
+    try { u = new URL(v); } catch { add(path, `a URL (${protocols.map((p) => `${p}//`).join(' or ')}host…)`, shown, todo); return; }
+    if (!protocols.includes(u.protocol)) add(path, `a URL starting ${protocols.map((p) => `${p}//`).join(' or ')}`, shown, todo);
   };
   check('https.url', c.https.url, ['https:', 'http:'], 'use the cloud ingest URL, https://… (http:// only on a test bench)');
   check('mqtt.url', c.mqtt.url, ['mqtts:', 'mqtt:', 'wss:', 'ws:'], 'use the broker URL, mqtts://host:8883 (mqtt:// only on a test bench)');

@@ -101,8 +101,9 @@ describe('config rules (start and check-config refuse the same configs)', () => 
     only(refused({ https: { url: 'not a url' } }), 'https.url');
   });
 
-  it('mqtt.url must be an MQTT URL', () => {
+  it('mqtt.url must be an MQTT URL, and a password in it is not shown', () => {
     only(refused({ mqtt: { url: 'https://broker:8883' } }), 'mqtt.url');
+    expect(only(refused({ mqtt: { url: 'ftp://gw:hunter2@broker' } }), 'mqtt.url').found).toBe('"ftp://(credentials not shown)@broker"');
   });
 
   it('gateway.timezone must be an IANA zone', () => {
