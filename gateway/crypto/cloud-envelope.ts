@@ -9,8 +9,8 @@
  * key across a rotation) and, for EC keys, `epk`. The batch id is inside the encrypted payload
  * (`batchId`), not in the header. docs/CLOUD-CONTRACT.md lists every parameter and what the cloud checks.
  *
- * Encryption is written on node:crypto directly (jose's JavaScript base64 was a measurable share of
- * relay CPU on large batches: BENCHMARKS.md); decryption — the cloud's side, and our tests' — uses
+ * Encryption is written on node:crypto directly (jose's JavaScript base64 was a visible share of
+ * the relay's CPU on large batches); decryption — the cloud's side, and our tests' — uses
  * jose, so every test that opens a batch checks this implementation against an independent one.
  */
 import { createCipheriv, createHash, createPublicKey, diffieHellman, generateKeyPairSync, publicEncrypt, randomBytes, constants, type KeyObject } from 'node:crypto';
