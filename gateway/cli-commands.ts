@@ -140,16 +140,36 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
   process.once('exit', releaseOnExit);
   const letGo = () => { lease.release(); process.removeListener('exit', releaseOnExit); };
   let gw: Gateway;
+  try { gw = createGateway({ config }); } catch (e) {
+    letGo();
+    if (!isGatewayError(e)) throw e;
+    return refused(e);
+  }
+  // a signal during the start (its first listeners may already accept) stops the gateway once the start has settled
+  let starting: Promise<unknown> = Promise.resolve();
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    io.err(`received ${signal}; stopping (in-flight messages finish first)`);
+    starting.then(() => gw.stop()).then(
+      () => { letGo(); if (process.exitCode === undefined) process.exitCode = 0; },
+      (err: unknown) => { letGo(); io.err(`stop failed: ${(err as Error).message}`); process.exitCode = 1; },
+    );
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
   try {
-    gw = createGateway({ config });
     // a gateway that takes its own lease in start() is handed this one (the updater's hand-over, within
     // one process): the folder was never without an owner while the gateway was built
     if (typeof (gw.parts as { lease?: unknown }).lease === 'function') {
       const { token } = lease.handOver({ toPid: process.pid });
       process.env[HANDOVER_ENV] = token;
     }
+    const started = gw.start();
+    starting = started.catch(() => undefined);
     // the updater's token (if any) was spent on this process's lease above; ours is spent by the gateway's start
-    try { await gw.start(); } finally { delete process.env[HANDOVER_ENV]; }
+    try { await started; } finally { delete process.env[HANDOVER_ENV]; }
   } catch (e) {
     letGo();
     if (!isGatewayError(e)) throw e;
@@ -164,15 +184,6 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
     letGo();
     return 1;
   }
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    io.err(`received ${signal}; stopping (in-flight messages finish first)`);
-    gw.stop().then(() => { letGo(); process.exitCode = 0; }, (err: unknown) => { letGo(); io.err(`stop failed: ${(err as Error).message}`); process.exitCode = 1; });
-  };
-  process.once('SIGINT', () => shutdown('SIGINT'));
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
   const one = (component: string) => report.components.find((c) => c.component === component);
   const hl7 = one('adapter:hl7v2');
   const hl7Port = gw.parts.adapters.find((a) => a.id === 'hl7v2')?.health().detail?.port;
