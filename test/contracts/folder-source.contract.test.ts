@@ -3,7 +3,7 @@
  * and the unmounted-share case: a folder that does not exist is reported down with
  * GW_SOURCE_FOLDER_MISSING, is not created, and is read once it appears.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -26,8 +26,7 @@ function folderSource(dir: string, clock: ManualClock = createManualClock()) {
 function dropFile(dir: string, n: number): void {
   const tmp = join(dir, `${tagOf(n)}.hl7.tmp`);
   writeFileSync(tmp, adtA04({ id: tagOf(n) }));
-  writeFileSync(join(dir, `${tagOf(n)}.hl7`), adtA04({ id: tagOf(n) }));
-  rmSync(tmp);
+  renameSync(tmp, join(dir, `${tagOf(n)}.hl7`));
 }
 
 sourceAdapterContract({
@@ -103,5 +102,43 @@ describe('folder source on a folder that does not exist (an unmounted share)', (
     expect(adapter.health().status).toBe('up');
     expect(existsSync(join(dir, 'processed'))).toBe(true);
     await adapter.stop();
+  });
+});
+
+describe('folder source retries on its clock', () => {
+  it('a file the outbox cannot take now is tried again after retryMs of clock time, not before', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ewml-folder-retry-'));
+    const clock = createManualClock();
+    const adapter = createFolderFileSource({
+      id: 'folder-retry', dir, polling: false, pollMs: POLL_MS, extensions: ['.hl7'], stableMs: 0, marker: '', after: 'move', clock, retryMs: 5000,
+      import: { adapterId: 'folder-retry', profile: 'hl7v2', format: 'hl7v2', csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' }, maxWholeFileBytes: 1 << 20, pageSize: 50, timezone: 'UTC', now: () => clock.now() },
+    });
+    const ctx = recordingContext();
+    const take = ctx.intake.bind(ctx);
+    let full = true;
+    let tries = 0;
+    ctx.intake = async (raw) => {
+      tries++;
+      if (full) return { status: 'rejected', code: 'GW_OUTBOX_FULL', retry: 'transient', reason: 'outbox full' };
+      return take(raw);
+    };
+    try {
+      await adapter.start(ctx);
+      dropFile(dir, 9);
+      await waitFor(() => tries === 1 && clock.pending() === 1, 10_000, 'the refused file and its retry timer');
+      expect(clock.nextDue()).toBe(clock.now() + 5000);
+      full = false;
+      clock.advance(4999);
+      expect(tries).toBe(1);
+      clock.advance(1);
+      await waitFor(() => ctx.taken(9) === 1, 10_000, 'the file taken on its retry');
+      await waitFor(() => existsSync(join(dir, 'processed', `${tagOf(9)}.hl7`)), 10_000, 'the file moved to processed/');
+      expect(tries).toBe(2);
+      await adapter.stop();
+      expect(clock.pending()).toBe(0);
+    } finally {
+      await adapter.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
