@@ -149,13 +149,27 @@ export function sinkContract(s: SinkSubject): void {
       // the send is outstanding: the receiver has it and does not answer
       for (let i = 0; i < 20 && !t.settled(); i++) await turn();
       expect(t.settled(), 'the send settled although the receiver never answered').toBeUndefined();
-      await f.sink.stop();
+      if (s.atStop === 'rejects') {
+        await f.sink.stop();
+        await turn();
+        const out = t.settled();
+        held.release();
+        expect(out, 'the send was still outstanding after stop() resolved').toBeDefined();
+        expectRetryable(out!, 'send outstanding at stop');
+        return;
+      }
+      // local I/O: stop waits for the write in progress, which then completes and is received
+      let stopped = false;
+      const stopping = f.sink.stop().then(() => { stopped = true; });
+      for (let i = 0; i < 20; i++) await turn();
+      expect(stopped, 'stop() resolved while a write was still in progress').toBe(false);
+      held.release();
+      await stopping;
       await turn();
       const out = t.settled();
-      held.release();
       expect(out, 'the send was still outstanding after stop() resolved').toBeDefined();
-      if (s.atStop === 'rejects') expectRetryable(out!, 'send outstanding at stop');
-      else if (out!.ok) await expectOneOutcomeEach(f, b, out!.value);
+      expect(out!.ok, 'the write stop waited for was not reported delivered').toBe(true);
+      if (out!.ok) await expectOneOutcomeEach(f, b, out!.value);
     });
 
     it('a send after stop is refused as retryable, and stop() is idempotent', async () => {
