@@ -4,13 +4,12 @@
  * holds no per-kind code.
  */
 import type { SourceKind } from './contracts.ts';
-import { fileSources, hl7FolderSources } from './file/index.ts';
+import { fileSources } from './file/index.ts';
 import { hl7Sources } from './hl7v2/index.ts';
 import { databaseSources } from './sql/index.ts';
 
 export const sourceKinds: readonly SourceKind[] = [
   hl7Sources,
-  hl7FolderSources,
   databaseSources,
   fileSources,
 ];

@@ -18,7 +18,7 @@ import { ErrorCodes, isGatewayError, type GatewayError } from './errors.ts';
 import { createGateway, gatewayPaths, resolveTimezone, type Gateway } from './create-gateway.ts';
 import { acquireDataLease, HANDOVER_ENV, pidAlive, readDataLease, type DataLease } from './data-lease.ts';
 import { GATEWAY_HEADER } from './admin/admin-server.ts';
-import { deriveStartReport, startProblem, type StartReport } from './status-report.ts';
+import { startProblem } from './status-report.ts';
 import { createMapStage } from './pipeline/map-stage.ts';
 import { gatewayVersion } from './version.ts';
 import { DB_HELP, dbCheck, dbRealtime } from './cli-db.ts';
@@ -140,7 +140,7 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
   process.once('exit', releaseOnExit);
   const letGo = () => { lease.release(); process.removeListener('exit', releaseOnExit); };
   let gw: Gateway;
-  try { gw = createGateway({ config }); } catch (e) {
+  try { gw = createGateway({ config, lease }); } catch (e) {
     letGo();
     if (!isGatewayError(e)) throw e;
     return refused(e);
@@ -160,22 +160,15 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   try {
-    // a gateway that takes its own lease in start() is handed this one (the updater's hand-over, within
-    // one process): the folder was never without an owner while the gateway was built
-    if (typeof (gw.parts as { lease?: unknown }).lease === 'function') {
-      const { token } = lease.handOver({ toPid: process.pid });
-      process.env[HANDOVER_ENV] = token;
-    }
     const started = gw.start();
     starting = started.catch(() => undefined);
-    // the updater's token (if any) was spent on this process's lease above; ours is spent by the gateway's start
-    try { await started; } finally { delete process.env[HANDOVER_ENV]; }
+    await started;
   } catch (e) {
     letGo();
     if (!isGatewayError(e)) throw e;
     return refused(e);
   }
-  const report = (gw as Gateway & { startReport?: () => StartReport }).startReport?.() ?? deriveStartReport(config, gw);
+  const report = gw.startReport();
   const failed = report.components.filter((c) => c.state === 'failed');
   const problems = failed.map((c) => `  ${startProblem(c)}`);
   if (report.nothingRunning) {

@@ -38,8 +38,9 @@ import { createReturnPath, type Outbound } from './return-path/index.ts';
 import { buildSink, type SinkKind } from './sinks/index.ts';
 import type { Sink } from './sinks/sink.ts';
 import { createSupervisor, type Supervisor } from './supervisor.ts';
+import { acquireDataLease, HANDOVER_ENV, type DataLease } from './data-lease.ts';
 import { gatewayVersion } from './version.ts';
-import { createOutboxAlerts, createStatusReport } from './status-report.ts';
+import { createOutboxAlerts, createStatusReport, listenerOf, startReportOf, type ComponentStart, type StartReport } from './status-report.ts';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -51,6 +52,10 @@ export interface GatewayOptions {
   sources?: readonly SourceKind[];
   sinks?: readonly SinkKind[];
   agents?: readonly AgentKind[];
+  /** The data folder's lease when the caller took it first (the CLI does, before anything reads the folder). */
+  lease?: DataLease;
+  /** The updater's hand-over token (default: `process.env[HANDOVER_ENV]`). */
+  handOverToken?: string;
 }
 
 export interface GatewayPaths { dataDir: string; outboxFile: string; outboundFile: string; damagedDir: string; keyFile: string; tokenFile: string; fileSinkDir: string }
@@ -68,10 +73,14 @@ export interface Gateway {
   start(): Promise<void>;
   stop(): Promise<void>;
   status(): Record<string, unknown>;
+  /** What started and what did not (with its cause and, for listeners, the address), for the start banner and `/ready`. */
+  startReport(): StartReport;
   readonly parts: {
     outbox: Outbox; pipeline: IntakePipeline; relay: RelayWorker; sink: Sink; adapters: SourceAdapter[]; admin?: AdminServer; metrics: Metrics; bus: EventBus; paths: GatewayPaths; token: string; outbound?: Outbound;
     /** The source adapters' supervisor (by adapter id) and the services' (`admin`, `agent:<id>`). */
     sources: Supervisor; services: Supervisor; agents: AgentRunner;
+    /** The data folder's lease while running (the updater hands it to the next process). */
+    lease(): DataLease | undefined;
   };
 }
 
@@ -83,12 +92,23 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const paths = gatewayPaths(config);
   const metrics = createMetrics();
   const bus = createEventBus((err, name) => logger.error({ err, event: name }, 'event listener threw'));
-  // a missing or damaged key beside sealed rows stops here (GW_KEY_MISSING), before anything is built
-  const custody = openSealKey({ keyFile: paths.keyFile, outboxFiles: [paths.outboxFile, paths.outboundFile], sealedFileDirs: [paths.fileSinkDir] });
+  // one owner per data folder, before anything reads or writes it: a second gateway on the folder
+  // stops here (GW_DATA_DIR_IN_USE, naming the holder's pid); the lease is released at stop
+  const takeLease = () => acquireDataLease(paths.dataDir, { handOverToken: opts.handOverToken ?? process.env[HANDOVER_ENV] });
+  let lease: DataLease | undefined = opts.lease ?? takeLease();
+  let custody: ReturnType<typeof openSealKey>;
+  let token: string;
+  try {
+    // a missing or damaged key beside sealed rows stops here (GW_KEY_MISSING), before anything is built
+    custody = openSealKey({ keyFile: paths.keyFile, outboxFiles: [paths.outboxFile, paths.outboundFile], sealedFileDirs: [paths.fileSinkDir] });
+    token = config.admin.token ?? loadOrCreateToken(paths.tokenFile);
+  } catch (err) {
+    lease.release();
+    throw err;
+  }
   const sealKey = custody.key;
   const sealer = createRecordSealer(sealKey);
   const partitionKeyer = createPartitionKeyer(sealKey);
-  const token = config.admin.token ?? loadOrCreateToken(paths.tokenFile);
 
   const outbox = createSqliteOutbox({
     file: paths.outboxFile, maxBytes: config.outbox.maxBytes, maxDeadLetterBytes: Math.min(config.outbox.maxDeadLetterBytes, config.outbox.maxBytes), clock, groupCommitMaxRecords: config.outbox.groupCommitMaxRecords, writer: config.outbox.writer, sealKey,
@@ -167,7 +187,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   };
   const admin = config.admin.enabled
     ? createAdminServer({
-      host: config.admin.host, port: config.admin.port, token, logger: logger.child({ component: 'admin' }), metrics, outbox,
+      host: config.admin.host, port: config.admin.port, token, gatewayId: config.gateway.id, logger: logger.child({ component: 'admin' }), metrics, outbox,
       status, ready: () => report.ready(), replay: (id) => pipeline.replay(id), acknowledgeAlert: (key) => alertBoard.acknowledge(key),
     })
     : undefined;
@@ -175,15 +195,23 @@ export function createGateway(opts: GatewayOptions): Gateway {
   if (admin) services.add({ id: 'admin', start: () => admin.start(), stop: () => admin.stop() });
 
   return {
-    parts: { outbox, pipeline, relay, sink, adapters, admin, metrics, bus, paths, token, outbound, sources, services, agents },
+    parts: { outbox, pipeline, relay, sink, adapters, admin, metrics, bus, paths, token, outbound, sources, services, agents, lease: () => lease },
     status,
     async start() {
       if (running) return;
-      await outbox.open();
-      // before any source starts: a disk already below its reserve refuses the first input
-      await diskGuard.start();
-      // a start that must stop (GW_KEY_MISSING on the outbound file) leaves nothing open behind it
-      await returnPath.open().catch(async (err: unknown) => { await diskGuard.stop(); await outbox.close(); throw err; });
+      // a gateway started again after a stop takes the lease again
+      lease ??= takeLease();
+      try {
+        await outbox.open();
+        // before any source starts: a disk already below its reserve refuses the first input
+        await diskGuard.start();
+        // a start that must stop (GW_KEY_MISSING on the outbound file) leaves nothing open behind it
+        await returnPath.open().catch(async (err: unknown) => { await diskGuard.stop(); await outbox.close(); throw err; });
+      } catch (err) {
+        lease.release();
+        lease = undefined;
+        throw err;
+      }
       running = true;
       startedAt = clock.now();
       try { await sink.start(); } catch (err) { logger.error({ err, code: 'GW_START_FAILED' }, 'sink failed to start; records stay queued'); }
@@ -193,8 +221,26 @@ export function createGateway(opts: GatewayOptions): Gateway {
       await services.startAll();
       logger.info({ version, sink: sink.kind, dataDir: paths.dataDir, adapters: adapters.map((a) => a.id), agents: agents.agents.map((a) => a.id) }, 'gateway started');
     },
+    startReport() {
+      const components: ComponentStart[] = adapters.map((a) => {
+        const cause = sources.errors.get(a.id);
+        const listen = listenerOf(config, a.id);
+        return { component: `adapter:${a.id}`, role: 'source', state: cause ? 'failed' : 'running', ...(cause ? { cause } : {}), ...(listen ? { listen } : {}) };
+      });
+      if (admin) {
+        const cause = services.errors.get('admin');
+        const listen = { host: config.admin.host, port: config.admin.port, setting: 'admin.port' };
+        components.push({ component: 'admin', role: 'admin', state: cause ? 'failed' : 'running', ...(cause ? { cause } : {}), listen });
+      }
+      return startReportOf(components);
+    },
     async stop() {
-      if (!running) return;
+      if (!running) {
+        // built (or failed to start) and never running: the folder is free again
+        lease?.release();
+        lease = undefined;
+        return;
+      }
       running = false;
       await services.stopAll();
       await sources.stopAll();
@@ -203,6 +249,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
       await diskGuard.stop();
       await outbox.close();
       await returnPath.close();
+      lease?.release();
+      lease = undefined;
       logger.info('gateway stopped');
       logger.flush?.();
     },

@@ -79,29 +79,6 @@ export function listenerOf(config: GatewayConfig, adapterId: string): Listen | u
   return adapterId === 'hl7v2' && config.hl7.enabled ? { host: config.hl7.host, port: config.hl7.port, setting: 'hl7.port' } : undefined;
 }
 
-/**
- * The start report from what a gateway exposes today: adapters' start errors (the status
- * document's `adapters[id].error`) and whether the admin API bound an address. A gateway that
- * offers `startReport()` itself is asked that instead.
- */
-export function deriveStartReport(config: GatewayConfig, gw: {
-  status(): Record<string, unknown>;
-  parts: { adapters: readonly { id: string }[]; admin?: { address(): { host: string; port: number } | undefined; lastError?(): string | undefined } };
-}): StartReport {
-  const adapters = (gw.status().adapters ?? {}) as Record<string, { error?: string }>;
-  const components: ComponentStart[] = gw.parts.adapters.map((a) => {
-    const cause = adapters[a.id]?.error;
-    const listen = listenerOf(config, a.id);
-    return { component: `adapter:${a.id}`, role: 'source', state: cause ? 'failed' : 'running', ...(cause ? { cause } : {}), ...(listen ? { listen } : {}) };
-  });
-  if (config.admin.enabled) {
-    const bound = gw.parts.admin?.address();
-    const listen = { host: config.admin.host, port: config.admin.port, setting: 'admin.port' };
-    components.push(bound ? { component: 'admin', role: 'admin', state: 'running', listen } : { component: 'admin', role: 'admin', state: 'failed', cause: gw.parts.admin?.lastError?.() ?? 'unknown', listen });
-  }
-  return startReportOf(components);
-}
-
 /** One failed component in words: what did not start, the code and cause, and what to do. PHI-free (ids, addresses, codes). */
 export function startProblem(c: ComponentStart): string {
   const what = c.role === 'admin' ? 'admin API' : c.listen ? `listener ${c.component.replace(/^adapter:/, '')}` : `source ${c.component.replace(/^adapter:/, '')}`;
@@ -163,12 +140,12 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
   });
   metrics.gauge('ewml_outbox_bytes', 'Bytes held by the outbox (records and dead letters).', () => outbox.stats().bytes);
   metrics.gauge('ewml_outbox_max_bytes', 'The outbox byte cap.', () => config.outbox.maxBytes);
-  metrics.gauge('ewml_outbox_commits', 'Outbox transactions committed since start, by writer (a commit carries every intake that arrived while the previous one ran).', () => {
+  metrics.observedCounter('ewml_outbox_commits_total', 'Outbox transactions committed since start, by writer (a commit carries every intake that arrived while the previous one ran).', () => {
     const st = outbox.stats();
     const inline = st.inlineCommits ?? 0;
     return [{ labels: { writer: 'thread' }, value: (st.commits ?? 0) - inline }, { labels: { writer: 'inline' }, value: inline }];
   });
-  metrics.gauge('ewml_outbox_writer_restarts', 'Times the outbox writer thread died and was restarted since start (writes are refused while it restarts).', () => outbox.stats().writerRestarts ?? 0);
+  metrics.observedCounter('ewml_outbox_writer_restarts_total', 'Times the outbox writer thread died and was restarted since start (writes are refused while it restarts).', () => outbox.stats().writerRestarts ?? 0);
   metrics.gauge('ewml_dead_letters', 'Dead letters waiting for a replay or discard.', () => outbox.stats().deadLetters);
   metrics.gauge('ewml_outbox_oldest_age_seconds', 'Age of the oldest record in the outbox.', () => { const o = outbox.stats().oldestCreatedAt; return o === null ? 0 : Math.max(0, (clock.now() - o) / 1000); });
   metrics.gauge('ewml_sink_connected', 'Whether the sink is connected (1) or not (0).', () => (sink.health().connected ? 1 : 0));

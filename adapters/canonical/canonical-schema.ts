@@ -1,7 +1,7 @@
 /**
  * The canonical JSON Schema (draft-07). The cloud and the gateway validate against this same
  * document; `adapters/canonical/canonical.schema.json` is its published copy (a test keeps the two
- * identical; `npm run docs:config` rewrites it).
+ * identical; `npm run docs` rewrites it).
  */
 import { SCHEMA_VERSION } from './types.ts';
 

@@ -66,17 +66,3 @@ export const fileSources = defineSource({
     };
   },
 });
-
-/** `folders[]`, the first form of a file source (HL7 files only): the same folder source, profile hl7v2, polled. */
-export const hl7FolderSources = defineSource({
-  kind: 'hl7-folder',
-  section: 'folders',
-  create(entries, deps) {
-    return {
-      adapters: entries.map((f) => createFolderFileSource({
-        id: f.id, dir: f.dir, polling: true, pollMs: f.pollMs, extensions: f.extensions.map((x) => x.toLowerCase()), stableMs: f.stableMs, marker: '', after: 'move',
-        import: { adapterId: f.id, profile: 'hl7v2', format: 'hl7v2', csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' }, maxWholeFileBytes: 64 * 1024 * 1024, pageSize: 500, timezone: deps.timezone, now: deps.now },
-      })),
-    };
-  },
-});

@@ -201,7 +201,6 @@ export function component(raw: string, d: Delimiters, c = 1, s = 1): string {
   const comps = v.split(d.component);
   let comp = comps[c - 1] ?? '';
   if (comp.indexOf(d.subcomponent) !== -1 || s > 1) comp = comp.split(d.subcomponent)[s - 1] ?? '';
-  else if (s > 1) comp = '';
   return unescapeHl7(comp, d);
 }
 

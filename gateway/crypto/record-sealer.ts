@@ -33,7 +33,7 @@ function createIvSource(): () => Buffer {
 
 export function createRecordSealer(key: Uint8Array): RecordSealer {
   if (key.byteLength !== 32) throw new GatewayError('GW_STORE_CORRUPT', 'seal key must be 32 bytes');
-  // a KeyObject made once: passing raw bytes makes Node re-import the key on every call (measured: ~12% of ingest CPU)
+  // a KeyObject made once: passing raw bytes makes Node re-import the key on every call (measured: BENCHMARKS.md, "Measured design choices")
   const k = createSecretKey(key);
   const nextIv = createIvSource();
   return {

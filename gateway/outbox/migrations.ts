@@ -5,7 +5,7 @@
  * Every index costs pages in each commit's WAL write, and a commit is what an ACK waits for. So
  * the outbox has no index on the record id (rows are found by seq; a record id enqueued twice is
  * delivered twice and the cloud drops the copy), and the resend log is pruned from its oldest
- * rowids instead of through an index on the time (measured: 331 → 231 µs per commit).
+ * rowids instead of through an index on the time (measured: BENCHMARKS.md, "Measured design choices").
  */
 export const OUTBOX_MIGRATIONS: readonly string[] = [
   `CREATE TABLE outbox (

@@ -13,8 +13,8 @@
  * A row holds one record, or a *bundle*: the records of one message that share a partition (an
  * ADT's patient, coverage and provider) as one sealed blob — their JSON texts joined by newlines
  * (JSON.stringify never writes a raw newline), with `recordIds` naming them in order. One row
- * instead of three is a third of the seals, inserts, claims and deletes (measured: 8 connections
- * +8–9% msg/s, −8–11% CPU per message, interleaved). A bundle is claimed, acked, retried and moved
+ * instead of three is a third of the seals, inserts, claims and deletes (measured: BENCHMARKS.md,
+ * "Measured design choices"). A bundle is claimed, acked, retried and moved
  * to dead letters whole; the records of it the cloud refuses become dead letters of their own as the
  * row goes, in one transaction (`splitRefused`, called by the relay).
  */

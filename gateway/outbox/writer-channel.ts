@@ -34,8 +34,8 @@ function spawnWriter(workerData: WriterOptions): Worker {
 /**
  * A request for the writer thread with all its bytes — sealed blobs, and plain records' JSON as
  * UTF-8 — in one new buffer, which is transferred rather than cloned. (A sealed blob is usually a
- * slice of Node's shared 8 KiB buffer pool, and cloning a slice copies its whole pool buffer:
- * measured at ~36 µs per message; strings would be copied into the writer thread's heap.)
+ * slice of Node's shared 8 KiB buffer pool, and cloning a slice copies its whole pool buffer,
+ * measured in BENCHMARKS.md; strings would be copied into the writer thread's heap.)
  */
 function packForThread(r: WriterRequest): { message: WriterRequest; transfer: ArrayBuffer[] } {
   const parts: Array<Uint8Array | string> = [];

@@ -11,7 +11,7 @@
  *
  * Sizes are computed, not guessed: the envelope's JSON is known byte for byte, AES-GCM keeps the
  * plaintext length, base64url adds a third, and the JWE's other parts (header, wrapped key, IV,
- * tag) have a fixed length for a given key and batch-id length — measured once by sealing an
+ * tag) have a fixed length for a given key — measured once by sealing an
  * empty plaintext (`jweOverhead`). The sink still checks each sealed part's real size before it
  * publishes it.
  */

@@ -28,7 +28,7 @@ describe('schema metadata', () => {
 
   it('record types and file profile names come from the adapters\' lists', () => {
     const byPath = new Map(walkSchema(ConfigSchema).map((f) => [f.path, f]));
-    const consts = (p: string) => (byPath.get(p)?.schema.anyOf as Array<{ const: string }>).map((b) => b.const);
+    const consts = (p: string) => ((byPath.get(p)?.schema.anyOf ?? []) as Array<{ const: string }>).map((b) => b.const);
     expect(consts('databases[].streams[].records[].type')).toEqual(Object.values(RecordType));
     expect(consts('files[].kinds[].records[].type')).toEqual(Object.values(RecordType));
     expect(consts('files[].profile')).toEqual([...FILE_PROFILE_NAMES]);

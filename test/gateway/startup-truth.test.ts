@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GATEWAY_HEADER } from '../../gateway/admin/admin-server.ts';
 import { LEASE_FILE } from '../../gateway/data-lease.ts';
-import { deriveStartReport, startProblem, startReportOf } from '../../gateway/status-report.ts';
+import { startProblem, startReportOf } from '../../gateway/status-report.ts';
 import { childGateway, type ChildExit, type ChildGateway } from '../support/child-gateway.ts';
 import { startHarness, type Harness } from '../support/gateway-harness.ts';
 import { freePort, waitFor, waitForPort } from '../support/net.ts';
@@ -61,7 +61,7 @@ describe('start-up that tells the truth', () => {
     const ready = await app.inject({ url: '/ready' });
     expect(ready.statusCode).toBe(503);
     expect(ready.json()).toEqual({ ready: false, reasons: [`listener hl7v2 ${inUse(busy, 'hl7.port')}`] });
-    const report = deriveStartReport(h.config, h.gw);
+    const report = h.gw.startReport();
     expect(report).toEqual({
       nothingRunning: false,
       components: [
