@@ -340,10 +340,27 @@ export function createSqlSource(opts: SqlSourceOptions): SourceAdapter & { progr
     for (const [name, why] of broken) ctx?.logger.error({ code: 'GW_CONFIG_INVALID', stream: name, cause: why }, 'stream not read: it does not fit the database (fix databases[].streams, check with `eyewear-gateway db check`)');
   }
 
+  /**
+   * Opens the driver and proves the database answers (a pool connects lazily, so without the
+   * probe a database that is not there would pass as streams that do not fit it, never read
+   * again), then checks the streams.
+   */
+  async function connect(): Promise<SqlDriver> {
+    const d = o.driver ?? await openSqlDriver(o.connection);
+    try {
+      await d.query('SELECT 1 AS ok');
+    } catch (e) {
+      if (!o.driver) await d.close().catch(() => undefined);
+      throw e;
+    }
+    await checkStreams(d);
+    return d;
+  }
+
   async function run(): Promise<void> {
     while (running) {
       try {
-        if (!driver) { driver = o.driver ?? await openSqlDriver(o.connection); await checkStreams(driver); }
+        if (!driver) driver = await connect();
         if (o.realtime === 'listen' && driver.listen && !listening) {
           await driver.listen(o.channel, () => pollNow(), (e) => { listening = false; ctx?.logger.warn({ code: 'GW_SOURCE_UNREACHABLE', cause: errorCodeOf(e) }, 'notification connection lost; polling until it is back'); });
           listening = true;
@@ -388,7 +405,7 @@ export function createSqlSource(opts: SqlSourceOptions): SourceAdapter & { progr
         woken = false;
         health = { status: 'degraded', detail: { state: 'starting' } };
         try {
-          if (!driver) { driver = o.driver ?? await openSqlDriver(o.connection); await checkStreams(driver); }
+          if (!driver) driver = await connect();
         } catch (e) {
           if (driver && !o.driver) await driver.close().catch(() => undefined);
           driver = undefined;
