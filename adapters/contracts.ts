@@ -8,6 +8,7 @@
  */
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.ts';
+import type { Clock } from '../gateway/clock.ts';
 import type { CanonicalRecord, RecordType } from './canonical/types.ts';
 
 export const IntakeStatus = { accepted: 'accepted', duplicate: 'duplicate', ignored: 'ignored', rejected: 'rejected' } as const;
@@ -174,6 +175,8 @@ export interface SourceDeps {
   /** The practice's IANA zone, for source times without an offset. */
   timezone: string;
   now: () => number;
+  /** Time and timers (pollers, retries): the gateway's clock, so tests drive schedules by hand. */
+  clock: Clock;
   /** A folder of the data folder for one adapter's scratch files (e.g. remote downloads); not yet created. */
   workDir(adapterId: string): string;
 }

@@ -82,7 +82,7 @@ export function createAgentRunner(kinds: readonly AgentKind[], d: AgentRunnerDep
         d.bus.emit('agent.finding', { agent: agent.id, ...f });
       },
     };
-    d.supervisor.add({
+    void d.supervisor.add({
       id: owner,
       start: async () => {
         try { await agent.start(ctx); } catch (err) { d.bus.dropOwner(owner); throw err; }

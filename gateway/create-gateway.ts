@@ -12,6 +12,8 @@ import type { Worker } from 'node:worker_threads';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.ts';
+import type { ConfigError, ConfigProblem } from '../config/load.ts';
+import { prepareReload, type ReloadPlan } from '../config/reload-plan.ts';
 import { createRecordValidator } from '../adapters/canonical/validator.ts';
 import type { SourceAdapter, SourceCodec, SourceKind } from '../adapters/contracts.ts';
 import { sourceKinds } from '../adapters/registry.ts';
@@ -56,7 +58,13 @@ export interface GatewayOptions {
   lease?: DataLease;
   /** The updater's hand-over token (default: `process.env[HANDOVER_ENV]`). */
   handOverToken?: string;
+  /** Reads the config as `start` did (the CLI: the same file and environment), for a reload while running. */
+  loadConfig?: () => GatewayConfig;
 }
+
+export type ReloadOutcome =
+  | { ok: true; plan: ReloadPlan; waitingForRestart: string[] }
+  | { ok: false; code: ConfigError['code'] | 'GW_RELOAD_UNAVAILABLE'; problems: readonly ConfigProblem[] };
 
 export interface GatewayPaths { dataDir: string; outboxFile: string; outboundFile: string; damagedDir: string; keyFile: string; tokenFile: string; fileSinkDir: string }
 
@@ -75,6 +83,8 @@ export interface Gateway {
   status(): Record<string, unknown>;
   /** What started and what did not (with its cause and, for listeners, the address), for the start banner and `/ready`. */
   startReport(): StartReport;
+  /** Reads the config again (`GatewayOptions.loadConfig`) and applies what can be applied while running. */
+  reloadConfig(): Promise<ReloadOutcome>;
   readonly parts: {
     outbox: Outbox; pipeline: IntakePipeline; relay: RelayWorker; sink: Sink; adapters: SourceAdapter[]; admin?: AdminServer; metrics: Metrics; bus: EventBus; paths: GatewayPaths; token: string; outbound?: Outbound;
     /** The source adapters' supervisor (by adapter id) and the services' (`admin`, `agent:<id>`). */
@@ -141,14 +151,17 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
 
   // every source kind builds its adapters and codecs from its own config section
-  const sourceDeps = { timezone: resolveTimezone(config.gateway.timezone), now: () => clock.now(), workDir: (id: string) => join(paths.dataDir, 'staging', id) };
-  const adapters: SourceAdapter[] = [];
-  const codecs: SourceCodec<unknown>[] = [];
-  for (const kind of opts.sources ?? sourceKinds) {
-    const parts = kind.build(config, sourceDeps);
-    adapters.push(...parts.adapters);
-    codecs.push(...parts.codecs);
-  }
+  const sourceDeps = { timezone: resolveTimezone(config.gateway.timezone), now: () => clock.now(), clock, workDir: (id: string) => join(paths.dataDir, 'staging', id) };
+  const buildSources = (c: GatewayConfig) => {
+    const built = { adapters: [] as SourceAdapter[], codecs: [] as SourceCodec<unknown>[] };
+    for (const kind of opts.sources ?? sourceKinds) {
+      const parts = kind.build(c, sourceDeps);
+      built.adapters.push(...parts.adapters);
+      built.codecs.push(...parts.codecs);
+    }
+    return built;
+  };
+  const { adapters, codecs } = buildSources(config);
   const pipeline = createIntakePipeline({
     codecs, outbox, sealer, validator: createRecordValidator(), clock, bus, metrics, logger: logger.child({ component: 'pipeline' }),
     identity: { tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, gatewayId: config.gateway.id },
@@ -158,9 +171,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
 
   const sources = createSupervisor({ clock, logger, bus, label: (id) => `adapter:${id}` });
-  for (const a of adapters) {
+  const supervise = (a: SourceAdapter) => {
     const alog = logger.child({ component: `adapter:${a.id}`, adapterId: a.id });
-    sources.add({
+    return sources.add({
       id: a.id,
       start: () => a.start({
         intake: (raw) => pipeline.intake(raw), intakePage: (page) => pipeline.intakePage(page),
@@ -168,11 +181,50 @@ export function createGateway(opts: GatewayOptions): Gateway {
       }),
       stop: () => a.stop(),
     });
-  }
+  };
+  for (const a of adapters) void supervise(a);
   let startedAt = 0;
   let running = false;
+  /** The config in effect (after reloads); fields that need a restart keep their old effect until then. */
+  let current = config;
+  const waitingForRestart = new Set<string>();
+  let lastReload: { at: string; changes: number; restartRequired: boolean } | undefined;
 
-  const report = createStatusReport({ config, clock, version, outbox, sink, relay, adapters, adapterErrors: sources.errors, metrics, startedAt: () => (running ? startedAt : 0), outbound, disk: () => diskGuard.state() }, alerts, bus);
+  /** Validate → plan → apply (config/reload-plan.ts). Nothing changes when the new config does not load or its sources cannot be built. */
+  async function reloadConfig(): Promise<ReloadOutcome> {
+    if (!opts.loadConfig) return { ok: false, code: 'GW_RELOAD_UNAVAILABLE', problems: [] };
+    const prepared = prepareReload(current, opts.loadConfig);
+    if (!prepared.ok) {
+      logger.warn({ code: prepared.code, problems: prepared.problems.length }, 'config reload refused: the new config does not validate; nothing changed');
+      return prepared;
+    }
+    const { plan, config: next } = prepared;
+    const { add, remove, recreate } = plan.apply.adapters;
+    // built before anything stops: a source that cannot be built leaves the running ones as they are
+    const rebuilt = buildSources(next);
+    for (const id of [...remove, ...recreate]) {
+      if (!sources.ids().includes(id)) continue;
+      await sources.remove(id);
+      const i = adapters.findIndex((a) => a.id === id);
+      if (i >= 0) adapters.splice(i, 1);
+    }
+    // codecs are pure functions of their config: the new set serves the kept sources as well
+    pipeline.setCodecs(rebuilt.codecs);
+    for (const id of [...recreate, ...add]) {
+      const a = rebuilt.adapters.find((x) => x.id === id);
+      if (!a) continue;
+      adapters.push(a);
+      await supervise(a);
+    }
+    if (plan.apply.live.includes('log.level')) logger.level = next.log.level;
+    for (const p of plan.apply.restart) waitingForRestart.add(p);
+    current = next;
+    lastReload = { at: new Date(clock.now()).toISOString(), changes: plan.changes.length, restartRequired: waitingForRestart.size > 0 };
+    logger.info({ changes: plan.changes.length, added: add.length, removed: remove.length, recreated: recreate.length, live: plan.apply.live.length, waitingForRestart: plan.apply.restart.length }, 'config reloaded');
+    return { ok: true, plan, waitingForRestart: [...waitingForRestart] };
+  }
+
+  const report = createStatusReport({ config, clock, version, outbox, sink, relay, adapters, adapterErrors: sources.errors, listenOf: (id) => listenerOf(current, id), metrics, startedAt: () => (running ? startedAt : 0), outbound, disk: () => diskGuard.state() }, alerts, bus);
   const services = createSupervisor({ clock, logger, bus });
   const agents = createAgentRunner(opts.agents ?? agentKinds, {
     config, clock, logger, bus, supervisor: services, sourceSupervisor: sources, outboxStats: () => outbox.stats(),
@@ -183,16 +235,18 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
   const status = () => {
     const base = report.status();
-    return agents.agents.length > 0 ? { ...base, agents: agents.status() } : base;
+    const reload = lastReload ? { config: { ...lastReload, waitingForRestart: [...waitingForRestart] } } : {};
+    return { ...base, ...reload, ...(agents.agents.length > 0 ? { agents: agents.status() } : {}) };
   };
   const admin = config.admin.enabled
     ? createAdminServer({
       host: config.admin.host, port: config.admin.port, token, gatewayId: config.gateway.id, logger: logger.child({ component: 'admin' }), metrics, outbox,
       status, ready: () => report.ready(), replay: (id) => pipeline.replay(id), acknowledgeAlert: (key) => alertBoard.acknowledge(key),
+      reloadConfig: opts.loadConfig ? reloadConfig : undefined,
     })
     : undefined;
   // the admin API first among the services: agents start after it, and a port taken is retried like a source
-  if (admin) services.add({ id: 'admin', start: () => admin.start(), stop: () => admin.stop() });
+  if (admin) void services.add({ id: 'admin', start: () => admin.start(), stop: () => admin.stop() });
 
   return {
     parts: { outbox, pipeline, relay, sink, adapters, admin, metrics, bus, paths, token, outbound, sources, services, agents, lease: () => lease },
@@ -221,15 +275,16 @@ export function createGateway(opts: GatewayOptions): Gateway {
       await services.startAll();
       logger.info({ version, sink: sink.kind, dataDir: paths.dataDir, adapters: adapters.map((a) => a.id), agents: agents.agents.map((a) => a.id) }, 'gateway started');
     },
+    reloadConfig,
     startReport() {
       const components: ComponentStart[] = adapters.map((a) => {
         const cause = sources.errors.get(a.id);
-        const listen = listenerOf(config, a.id);
+        const listen = listenerOf(current, a.id);
         return { component: `adapter:${a.id}`, role: 'source', state: cause ? 'failed' : 'running', ...(cause ? { cause } : {}), ...(listen ? { listen } : {}) };
       });
       if (admin) {
         const cause = services.errors.get('admin');
-        const listen = { host: config.admin.host, port: config.admin.port, setting: 'admin.port' };
+        const listen = { host: current.admin.host, port: current.admin.port, setting: 'admin.port' };
         components.push({ component: 'admin', role: 'admin', state: cause ? 'failed' : 'running', ...(cause ? { cause } : {}), listen });
       }
       return startReportOf(components);

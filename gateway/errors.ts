@@ -23,6 +23,7 @@ interface CodeInfo {
 /** Every error code the gateway raises. */
 export const ErrorCodes = {
   GW_CONFIG_INVALID: { retry: 'permanent', summary: 'The configuration failed validation.', action: 'Fix every field listed (path, expected, found), then run `eyewear-gateway check-config FILE`.' },
+  GW_RELOAD_UNAVAILABLE: { retry: 'permanent', summary: 'This gateway cannot reload its config while running: it was not started from a config file (`eyewear-gateway start --config FILE`).', action: 'Restart the gateway to apply the new config, or start it with --config FILE so later changes can be reloaded.' },
   GW_CONFIG_UNREADABLE: { retry: 'permanent', summary: 'The configuration file (or a secret file it names) could not be read or parsed.', action: 'Check the path, permissions and YAML syntax.' },
   GW_SECRET_MISSING: { retry: 'permanent', summary: 'A `${env:NAME}` or `${file:PATH}` reference in the config could not be resolved.', action: 'Set the environment variable or create the file, readable by the service account.' },
   GW_OUTBOX_FULL: { retry: 'transient', summary: 'The outbox reached its byte cap; new input is refused until the relay drains it.', action: 'Check cloud connectivity (`eyewear-gateway status`); raise `outbox.maxBytes` only if the disk allows.' },

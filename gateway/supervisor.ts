@@ -18,8 +18,8 @@ export interface Supervised {
 export type SupervisedState = 'stopped' | 'starting' | 'running' | 'failed' | 'paused';
 
 export interface Supervisor {
-  /** Adds a component; started by `startAll` (or at once when the supervisor already runs). */
-  add(c: Supervised): void;
+  /** Adds a component; started by `startAll`, or at once when the supervisor already runs (the promise settles when that first start did; a failure is retried, never thrown). */
+  add(c: Supervised): Promise<void>;
   /** Starts every component in the order added; failures are retried, never thrown. */
   startAll(): Promise<void>;
   /** Stops every component in reverse order and cancels pending retries. */
@@ -29,6 +29,8 @@ export interface Supervisor {
   /** Stops one component and keeps it stopped (no retries) until `resume`. */
   pause(id: string): Promise<void>;
   resume(id: string): Promise<void>;
+  /** Stops one component and forgets it (a source a config reload removes or re-creates). */
+  remove(id: string): Promise<void>;
   state(id: string): SupervisedState | undefined;
   /** Components that failed to start, with the error code of the last attempt (status, `/ready`). */
   readonly errors: ReadonlyMap<string, string>;
@@ -94,7 +96,7 @@ export function createSupervisor(o: { clock: Clock; logger: Logger; bus: EventBu
     add(c) {
       if (entries.has(c.id)) throw new Error(`two components with the id "${c.id}"`);
       entries.set(c.id, { c, state: 'stopped', attempt: 0, gen: 0 });
-      if (running) void startOne(c.id);
+      return running ? startOne(c.id) : Promise.resolve();
     },
     async startAll() {
       running = true;
@@ -121,6 +123,11 @@ export function createSupervisor(o: { clock: Clock; logger: Logger; bus: EventBu
       e.state = 'stopped';
       e.attempt = 0;
       if (running) await startOne(id);
+    },
+    async remove(id) {
+      await stopOne(id, 'stopped');
+      entries.delete(id);
+      errors.delete(id);
     },
     state: (id) => entries.get(id)?.state,
     errors,

@@ -1,4 +1,5 @@
 import type { GatewayConfig } from '../../config/schema.ts';
+import type { Clock } from '../../gateway/clock.ts';
 import { defineSource, parseStoredRow, type SourceCodec, type StoredRow } from '../contracts.ts';
 import { mapFileRow, type FileImportOptions } from './file-import.ts';
 import { FILE_PROFILE_NAMES, FILE_PROFILES, type FileProfile } from './file-profiles.ts';
@@ -29,12 +30,12 @@ export function importOptionsOf(c: FileReadConfig, o: { timezone: string; now: (
   return { adapterId: c.id, profile: profileOf(c), format: c.format, csv: c.csv, maxWholeFileBytes: c.maxWholeFileBytes, pageSize: c.pageSize, timezone: o.timezone, now: o.now };
 }
 
-export function createFileSource(c: FilesConfig, o: { timezone: string; now: () => number; stagingDir: string }) {
+export function createFileSource(c: FilesConfig, o: { timezone: string; now: () => number; stagingDir: string; clock?: Clock }) {
   const imp = importOptionsOf(c, o);
   const pickup = { extensions: c.extensions.map((x) => x.toLowerCase()), stableMs: c.stableMs, marker: c.marker, after: c.after };
   if (c.source === 'sftp') return createRemoteFileSource({ id: c.id, dir: c.dir, remote: { kind: 'sftp', sftp: c.sftp }, ...pickup, import: imp, stagingDir: o.stagingDir });
   if (c.source === 'ftps') return createRemoteFileSource({ id: c.id, dir: c.dir, remote: { kind: 'ftps', ftps: c.ftps }, ...pickup, import: imp, stagingDir: o.stagingDir });
-  return createFolderFileSource({ id: c.id, dir: c.dir, polling: c.polling, pollMs: c.pollMs, ...pickup, import: imp });
+  return createFolderFileSource({ id: c.id, dir: c.dir, polling: c.polling, pollMs: c.pollMs, ...pickup, import: imp, clock: o.clock });
 }
 
 /** Replays a dead-lettered file row (`{stream, pk: "<kind>#<n>", data}`) through its kind's mapping. */
@@ -61,7 +62,7 @@ export const fileSources = defineSource({
   create(entries, deps) {
     const env = { timezone: deps.timezone, now: deps.now };
     return {
-      adapters: entries.map((f) => createFileSource(f, { ...env, stagingDir: deps.workDir(f.id) })),
+      adapters: entries.map((f) => createFileSource(f, { ...env, stagingDir: deps.workDir(f.id), clock: deps.clock })),
       codecs: entries.map((f) => createFileRowCodec(f, env)),
     };
   },

@@ -59,7 +59,7 @@ export const databaseSources = defineSource({
   kind: 'database',
   section: 'databases',
   create(entries, deps) {
-    const adapters = entries.map((d) => createDatabaseSource(d, deps.now, { timezone: deps.timezone }));
+    const adapters = entries.map((d) => createDatabaseSource(d, deps.now, { timezone: deps.timezone, clock: deps.clock }));
     return { adapters, codecs: adapters.map((a) => createSqlRowCodec(a)) };
   },
 });

@@ -7,6 +7,7 @@
  * client (`eyewear-gateway status`) can tell this gateway from another program on the same port, and
  * from another gateway whose token is not the one in its data folder.
  */
+import type { ReloadOutcome } from '../create-gateway.ts';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { IntakeResult } from '../../adapters/contracts.ts';
@@ -32,6 +33,8 @@ export interface AdminServerOptions {
   acknowledgeAlert?: (key: string) => Acknowledgement;
   /** The gateway's id for {@link GATEWAY_HEADER} (default: `gateway.id` of the status document, read once). */
   gatewayId?: string;
+  /** Reads the config file again and applies it (validate → plan → apply); absent when the gateway has no file to read. */
+  reloadConfig?: () => Promise<ReloadOutcome>;
 }
 
 /** The response header naming the gateway that answers. */
@@ -107,6 +110,19 @@ export function createAdminServer(o: AdminServerOptions): AdminServer {
     if (!removed) return reply.code(404).send(problem('GW_NOT_FOUND', `no dead letter ${req.params.id}`));
     o.logger.info({ deadLetterId: req.params.id }, 'dead letter discarded by an operator');
     return { id: req.params.id, discarded: true };
+  });
+
+  // validate → plan → apply: a config that does not validate changes nothing (422, every problem);
+  // the answer says what was applied live, which sources were started again, and what waits for a restart
+  app.post('/config/reload', async (_req, reply) => {
+    if (!o.reloadConfig) return reply.code(409).send(problem('GW_RELOAD_UNAVAILABLE', 'this gateway was not started from a config file'));
+    const r = await o.reloadConfig();
+    if (!r.ok) {
+      if (r.code === 'GW_RELOAD_UNAVAILABLE') return reply.code(409).send(problem(r.code, 'this gateway was not started from a config file'));
+      return reply.code(422).send({ ...problem(r.code, 'the config file does not validate; nothing was changed'), problems: r.problems });
+    }
+    o.logger.info({ changes: r.plan.changes.length }, 'config reloaded by an operator');
+    return { applied: r.plan.apply, changes: r.plan.changes, restartRequired: r.waitingForRestart.length > 0, waitingForRestart: r.waitingForRestart };
   });
 
   app.post<{ Params: { key: string } }>('/alerts/:key/clear', async (req, reply) => {

@@ -20,11 +20,8 @@ import { compactDecrypt } from 'jose';
 export const JWE_HEADER_PARAMETERS = ['alg', 'enc', 'cty', 'kid', 'epk'] as const;
 
 export interface CloudEnvelope {
-  /**
-   * Encrypts one batch. `legacy.bid` is accepted and ignored: it used to be a private `bid` header
-   * parameter, which strict JOSE libraries refuse; the batch id is in the payload (`batchId`).
-   */
-  encrypt(plaintext: Uint8Array, legacy?: { bid?: string }): Promise<string>;
+  /** Encrypts one batch (its id is in the payload, `batchId`; the header holds registered parameters only). */
+  encrypt(plaintext: Uint8Array): Promise<string>;
   /** The `kid` every JWE carries: the RFC 7638 SHA-256 thumbprint of the cloud's public key. */
   readonly kid: string;
 }

@@ -61,6 +61,8 @@ export interface IntakePipeline {
   intakePage(page: RawPage): Promise<PageIntakeResult>;
   /** Runs a dead letter through again (after a mapping fix); removes it when it goes through. */
   replay(deadLetterId: string): Promise<IntakeResult | undefined>;
+  /** Replaces the codecs (a config reload re-created sources); inputs already parsed finish with the codec they began with. */
+  setCodecs(list: ReadonlyArray<SourceCodec<unknown>>): void;
 }
 
 /** Canonical text for resend detection: segment ends normalised, trailing space ignored. */
@@ -95,7 +97,7 @@ function outboxRows(records: MapStageResult['records'], keyOf: PartitionKeyer): 
 }
 
 export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipeline {
-  const codecs = new Map(opts.codecs.map((c) => [c.format, c]));
+  let codecs = new Map(opts.codecs.map((c) => [c.format, c]));
   const keyOf = opts.partitionKeyer ?? plainPartitionKeys;
   const log = opts.logger;
 
@@ -263,6 +265,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
   return {
     intake,
     intakePage,
+    setCodecs(list) { codecs = new Map(list.map((c) => [c.format, c])); },
     async replay(id) {
       const dl = opts.outbox.getDeadLetter(id);
       if (!dl) return undefined;

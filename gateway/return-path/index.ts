@@ -65,7 +65,8 @@ function buildOutbound(config: GatewayConfig, d: ReturnPathDeps): Outbound {
     // the outbound direction may be switched on long after the first run: a missing file is new, an empty one damaged
     sealKey: d.sealKey.key, keyFile: d.keyFile, expectData: !d.sealKey.created, absentIsFresh: true, damagedDir: d.damagedDir, onSalvaged: d.onOutboundSalvaged,
   });
-  const sender = createMllpSender({ host: config.outbound.host, port: config.outbound.port, poolSize: config.outbound.poolSize, ackTimeoutMs: config.outbound.ackTimeoutMs });
+  // a factory: the sink can be started again after a stop (a closed sender stays closed)
+  const sender = () => createMllpSender({ host: config.outbound.host, port: config.outbound.port, poolSize: config.outbound.poolSize, ackTimeoutMs: config.outbound.ackTimeoutMs });
   const sink = createMllpOutboundSink({ sender, retryOn: config.outbound.retryOn, onOutcome: (x) => d.bus.emit('command.outcome', x) });
   const relay = createRelayWorker({
     outbox, sink, sealer: d.sealer, clock: d.clock, bus: d.bus, metrics: d.metrics, logger: d.logger.child({ component: 'outbound' }),
@@ -86,7 +87,7 @@ export function createReturnPath(config: GatewayConfig, d: ReturnPathDeps): Retu
         identity: { sendingApplication: 'EWML', sendingFacility: config.gateway.id, receivingApplication: config.outbound.receivingApplication, receivingFacility: config.outbound.receivingFacility },
       },
       direct: { outbox: d.outbox, sealer: d.sealer, writeBackFor: (id) => writeBacks.get(id), fileWriterFor: (id) => fileWriters.get(id) },
-      bus: d.bus, logger: d.logger.child({ component: 'commands' }), now: () => d.clock.now(),
+      bus: d.bus, logger: d.logger.child({ component: 'commands' }), clock: d.clock,
     })
     : undefined;
   const onCommand = commands && ((jws: string) => { void commands.handle(jws).catch((err: unknown) => d.logger.error({ err }, 'command handling failed')); });

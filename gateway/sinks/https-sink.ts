@@ -74,7 +74,7 @@ export function createHttpsSink(opts: HttpsSinkOptions): Sink {
     async deliver(batch: RecordBatch): Promise<DeliveryResult> {
       if (stopped) throw new GatewayError('GW_SINK_UNREACHABLE', 'HTTPS sink stopped; the batch stays queued and is sent after the next start');
       const env = envelopeJson(batch, { gatewayId: opts.gatewayId, tenantId: opts.tenantId, sentAt: new Date(opts.clock.now()).toISOString() });
-      const jwe = await opts.envelope.encrypt(Buffer.from(env), { bid: batch.batchId });
+      const jwe = await opts.envelope.encrypt(Buffer.from(env));
       if (stopped) throw new GatewayError('GW_SINK_UNREACHABLE', 'HTTPS sink stopped; the batch stays queued and is sent after the next start');
       let res;
       try {

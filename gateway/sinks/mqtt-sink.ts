@@ -82,7 +82,7 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
   /** Maximum Packet Size from the last CONNACK (undefined: the broker announced none). */
   let brokerMaxPacket: number | undefined;
   /** Length of the JWE of an empty plaintext, by batch-id length (constant for one key). */
-  const jweOverheads = new Map<number, number>();
+  let jweOverheadBytes: number | undefined;
   const status = (state: string) => JSON.stringify({ state, gatewayId: opts.gatewayId, version: opts.version, at: new Date(opts.clock.now()).toISOString() });
 
   function onAck(payload: Buffer): void {
@@ -104,13 +104,10 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
 
   const shapeFor = (bid: string): PublishShape => ({ topic: topics.records, contentType: CONTENT_TYPE, userProperties: { bid } });
 
-  async function jweOverhead(bidLength: number): Promise<number> {
-    let n = jweOverheads.get(bidLength);
-    if (n === undefined) {
-      n = (await opts.envelope.encrypt(Buffer.alloc(0), { bid: 'x'.repeat(bidLength) })).length;
-      jweOverheads.set(bidLength, n);
-    }
-    return n;
+  /** The JWE's length around its ciphertext: fixed for a key (the header holds no batch id). */
+  async function jweOverhead(): Promise<number> {
+    jweOverheadBytes ??= (await opts.envelope.encrypt(Buffer.alloc(0))).length;
+    return jweOverheadBytes;
   }
 
   /** Waits for the cloud's ack of one published batch id (or times out: ambiguous). */
@@ -147,7 +144,7 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
     const plan = planPackets({
       recordBytes: batch.json.map((j) => Buffer.byteLength(j)),
       emptyEnvelopeBytes: Buffer.byteLength(envelopeJson({ batchId: sizingId, ids: [], json: [] }, meta)),
-      jweOverhead: await jweOverhead(bidLength),
+      jweOverhead: await jweOverhead(),
       shape: shapeFor(sizingId),
       maxPacketBytes: limit,
     });
@@ -230,7 +227,7 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
       while (queue.length) {
         const p = queue.shift()!;
         const env = envelopeJson({ batchId: p.bid, ids: [], json: p.indexes.map((k) => batch.json[k]) }, meta);
-        const jwe = await opts.envelope.encrypt(Buffer.from(env), { bid: p.bid });
+        const jwe = await opts.envelope.encrypt(Buffer.from(env));
         const bytes = limit === undefined ? 0 : publishPacketBytes(shapeFor(p.bid), jwe.length);
         if (limit !== undefined && bytes > limit) {
           if (p.indexes.length === 1) { refused.push({ id: batch.ids[p.indexes[0]], reason: oversizeReason(limit, bytes) }); continue; }

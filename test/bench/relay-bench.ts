@@ -53,7 +53,7 @@ export async function relayBench(o: { records: number; batchSize: number; maxInF
     const payloads: string[] = [];
     for (let i = 0; i < records.length; i += o.batchSize) {
       const batch = records.slice(i, i + o.batchSize);
-      payloads.push(await envelope.encrypt(Buffer.from(JSON.stringify({ batchId: `raw${i}`, gatewayId: 'raw', tenantId: 'bench', sentAt: new Date().toISOString(), records: batch })), { bid: `raw${i}` }));
+      payloads.push(await envelope.encrypt(Buffer.from(JSON.stringify({ batchId: `raw${i}`, gatewayId: 'raw', tenantId: 'bench', sentAt: new Date().toISOString(), records: batch }))));
     }
     const raw = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'raw-bench' });
     (raw.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
