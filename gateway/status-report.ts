@@ -70,8 +70,13 @@ export interface StartReport {
   nothingRunning: boolean;
 }
 
+/**
+ * Nothing could run: every component failed, and each is a listener (a port taken is a setup
+ * mistake a person must fix). A polled source that could not reach its database or server at start
+ * keeps the gateway up: it is retried, as after a reboot where the gateway starts before the PMS.
+ */
 export function startReportOf(components: ComponentStart[]): StartReport {
-  return { components, nothingRunning: components.length > 0 && components.every((c) => c.state === 'failed') };
+  return { components, nothingRunning: components.length > 0 && components.every((c) => c.state === 'failed' && c.listen !== undefined) };
 }
 
 /** The listener a config gives a source, where it has one (the MLLP listener). */

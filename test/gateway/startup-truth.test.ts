@@ -35,7 +35,7 @@ function configFile(dir: string, o: { dataDir: string; hl7Port: number; adminPor
   return f;
 }
 const cliAsync = (...args: string[]) => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-  const c = spawn(process.execPath, [join(root, 'gateway/cli.ts'), ...args]);
+  const c = spawn(process.execPath, [join(root, 'bin/eyewear-gateway.js'), ...args]);
   let out = '';
   let err = '';
   c.stdout.on('data', (d: Buffer) => { out += d.toString(); });
@@ -151,7 +151,7 @@ describe('start-up that tells the truth', () => {
     expect(r2.err).toContain(`the gateway answering at http://127.0.0.1:${h.adminPort} uses the data folder ${h.dataDir}, not ${dataDir}: it is not the gateway of this config`);
   }, 30_000);
 
-  it('says what to do for each bind failure, and "nothing running" only when every asked-for component failed', () => {
+  it('says what to do for each bind failure, and "nothing running" only when every asked-for component is a listener that failed', () => {
     const listen = { host: '127.0.0.1', port: 104, setting: 'hl7.port' };
     expect(startProblem({ component: 'adapter:hl7v2', role: 'source', state: 'failed', cause: 'EACCES', listen }))
       .toBe('listener hl7v2 not started: GW_START_FAILED (EACCES) — not allowed to listen on 127.0.0.1:104 (ports below 1024 need privileges): choose another hl7.port');
@@ -159,10 +159,14 @@ describe('start-up that tells the truth', () => {
       .toBe('admin API not started: GW_START_FAILED (EADDRNOTAVAIL) — 10.9.9.9 is not an address of this machine: change admin.host');
     expect(startProblem({ component: 'adapter:pms', role: 'source', state: 'failed', cause: 'ECONNREFUSED' }))
       .toBe('source pms not started: GW_START_FAILED (ECONNREFUSED) — see the log for the cause and fix what it names');
-    const failed = { component: 'adapter:hl7v2', role: 'source', state: 'failed', cause: 'EADDRINUSE' } as const;
-    const running = { component: 'admin', role: 'admin', state: 'running' } as const;
+    const failed = { component: 'adapter:hl7v2', role: 'source', state: 'failed', cause: 'EADDRINUSE', listen } as const;
+    const running = { component: 'admin', role: 'admin', state: 'running', listen: { host: '127.0.0.1', port: 8480, setting: 'admin.port' } } as const;
     expect(startReportOf([failed, running]).nothingRunning).toBe(false);
     expect(startReportOf([failed, { ...running, state: 'failed', cause: 'EADDRINUSE' }]).nothingRunning).toBe(true);
+    // a database not reachable yet (the PC booted the gateway before the PMS) is retried: the gateway stays up
+    const dbDown = { component: 'adapter:pms', role: 'source', state: 'failed', cause: 'ECONNREFUSED' } as const;
+    expect(startReportOf([{ ...failed }, dbDown]).nothingRunning).toBe(false);
+    expect(startReportOf([dbDown]).nothingRunning).toBe(false);
     // no source and no admin API by config: the gateway only relays its outbox, and that is not a failure
     expect(startReportOf([]).nothingRunning).toBe(false);
   });
