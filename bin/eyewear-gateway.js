@@ -1,3 +1,8 @@
 #!/usr/bin/env node
-// Node 24 runs the TypeScript sources directly (type stripping); the single executable bundles them.
-import '../gateway/cli.ts';
+// `eyewear-gateway`: the command list assembled here. Node 24 runs the TypeScript sources directly
+// (type stripping); installer/build-binary.ts bundles this file as the single executable's entry.
+// installer/ and updater/ add their commands (install, doctor, update) to this list, one import each.
+import { main } from '../cli/main.ts';
+import { coreCommands } from '../cli/commands/index.ts';
+
+main([...coreCommands]);

@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     },
   };
 
-  step('1/4 bundling gateway/cli.ts with esbuild (and the outbox writer thread, embedded as code)');
+  step('1/4 bundling bin/eyewear-gateway.js (the CLI, cli/) with esbuild (and the outbox writer thread, embedded as code)');
   // a single executable has no files to load a worker from: the writer thread's bundle rides along as a string
   const writer = await build({
     entryPoints: [join(root, 'gateway/outbox/sqlite-writer-worker.ts')], bundle: true, platform: 'node', target: 'node24', format: 'cjs',
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   });
   const writerCode = writer.outputFiles[0].text;
   await build({
-    entryPoints: [join(root, 'gateway/cli.ts')], bundle: true, platform: 'node', target: 'node24', format: 'cjs',
+    entryPoints: [join(root, 'bin/eyewear-gateway.js')], bundle: true, platform: 'node', target: 'node24', format: 'cjs',
     outfile: join(sea, 'gateway.cjs'), define: { __GATEWAY_VERSION__: JSON.stringify(version), __OUTBOX_WRITER_CODE__: JSON.stringify(writerCode), 'import.meta.url': '__import_meta_url' },
     banner: { js: 'const __import_meta_url = require("url").pathToFileURL(__filename).href;' },
     logLevel: 'warning', legalComments: 'none', minify: false,

@@ -41,7 +41,7 @@ export async function csvBench(o: { rows: number; root: string }): Promise<CsvBe
   const adminPort = await freePort();
   const cfg = join(dir, 'gw.yaml');
   writeFileSync(cfg, `gateway:\n  dataDir: ${dir}/data\nlog:\n  level: warn\nhl7:\n  enabled: false\nadmin:\n  port: ${adminPort}\nfiles:\n  - id: bench\n    dir: ${exportDir}\n    profile: optical-csv\n    stableMs: 0\n    pageSize: 1000\n`);
-  const child = await spawnGateway(join(o.root, 'gateway/cli.ts'), cfg, adminPort);
+  const child = await spawnGateway(join(o.root, 'bin/eyewear-gateway.js'), cfg, adminPort);
   try {
     await new Promise((r) => setTimeout(r, 500));
     const idle = rssOf(child.pid!).rss;

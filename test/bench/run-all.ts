@@ -82,7 +82,7 @@ async function mllpSection(): Promise<void> {
         const dir = mkdtempSync(join(tmpdir(), 'ewml-bench-gw-'));
         const cfg = join(dir, 'gw.yaml');
         writeFileSync(cfg, `gateway:\n  dataDir: ${dir}/data\n  timezone: UTC\nlog:\n  level: warn\nhl7:\n  port: ${port}\nadmin:\n  enabled: false\n`);
-        const c = await spawnGateway(join(root, 'gateway/cli.ts'), cfg, port);
+        const c = await spawnGateway(join(root, 'bin/eyewear-gateway.js'), cfg, port);
         return { stop: () => stopChild(c) };
       },
     },

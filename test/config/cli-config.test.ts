@@ -10,7 +10,7 @@ import { createRecordSealer } from '../../gateway/crypto/record-sealer.ts';
 const root = new URL('../../', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'ewml-cli-cfg-'));
 const cli = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [join(root, 'gateway/cli.ts'), ...args], { encoding: 'utf8', cwd: dir, timeout: 30_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+  const r = spawnSync(process.execPath, [join(root, 'bin/eyewear-gateway.js'), ...args], { encoding: 'utf8', cwd: dir, timeout: 30_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
 const file = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text); return p; };

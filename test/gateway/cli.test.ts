@@ -11,12 +11,12 @@ import { adtA04, siu } from '../support/hl7-fixtures.ts';
 const root = new URL('../../', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'ewml-cli-'));
 const cli = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [join(root, 'gateway/cli.ts'), ...args], { encoding: 'utf8', cwd: dir, timeout: 30_000 });
+  const r = spawnSync(process.execPath, [join(root, 'bin/eyewear-gateway.js'), ...args], { encoding: 'utf8', cwd: dir, timeout: 30_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
 /** Async, for commands that talk to a gateway running in this same process (spawnSync would block it). */
 const cliAsync = (...args: string[]) => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-  const c = spawn(process.execPath, [join(root, 'gateway/cli.ts'), ...args], { cwd: dir });
+  const c = spawn(process.execPath, [join(root, 'bin/eyewear-gateway.js'), ...args], { cwd: dir });
   let out = ''; let err = '';
   c.stdout.on('data', (d: Buffer) => { out += d.toString(); });
   c.stderr.on('data', (d: Buffer) => { err += d.toString(); });
@@ -144,6 +144,43 @@ describe('eyewear-gateway CLI', () => {
     });
   });
 
+  it('send to the configured port exits 4 and sends nothing when another program holds it (and the admin port)', async () => {
+    const { createServer } = await import('node:net');
+    const { createServer: createHttpServer } = await import('node:http');
+    const { mkdirSync } = await import('node:fs');
+    const { freePort } = await import('../support/net.ts');
+    // another program: a TCP listener on the MLLP port (counting connections) and a plain HTTP server on the admin port
+    let connections = 0;
+    const mllp = createServer((sock) => { connections++; sock.destroy(); });
+    const http = createHttpServer((_req, res) => { res.end('{}'); });
+    const [mllpPort, adminPort] = [await freePort(), await freePort()];
+    await new Promise<void>((r) => mllp.listen(mllpPort, '127.0.0.1', r));
+    await new Promise<void>((r) => http.listen(adminPort, '127.0.0.1', r));
+    try {
+      const dataDir = join(dir, 'other-program');
+      mkdirSync(dataDir, { recursive: true });
+      writeFileSync(join(dataDir, 'admin.token'), 'a-token-of-this-config\n');
+      const cfg = file('other.yaml', `gateway:\n  dataDir: ${dataDir}\nhl7:\n  port: ${mllpPort}\nadmin:\n  port: ${adminPort}\n`);
+      const r = await cliAsync('send', file('o.hl7', adtA04({ id: 'OTHER1' })), '--config', cfg);
+      expect(r.code).toBe(4);
+      expect(r.err).toContain(`something answers at http://127.0.0.1:${adminPort} (HTTP 200) but it is not an eyewear gateway`);
+      expect(r.err).toContain(`nothing was sent. To send to 127.0.0.1:${mllpPort} without this check, give --host and --port.`);
+      expect(r.out).toBe('');
+      expect(connections).toBe(0);
+    } finally {
+      await new Promise((r) => mllp.close(r));
+      await new Promise((r) => http.close(r));
+    }
+  });
+
+  it('send to the configured port exits 4 when no gateway of this config runs', () => {
+    const cfg = file('none-send.yaml', `gateway:\n  dataDir: ${dir}/nodata-send\nadmin:\n  port: 1\n`);
+    const r = cli('send', file('n.hl7', adtA04({ id: 'NONE1' })), '--config', cfg);
+    expect(r.code).toBe(4);
+    expect(r.err).toContain(`no admin token at ${dir}/nodata-send/admin.token`);
+    expect(r.err).toContain('nothing was sent.');
+  });
+
   it('status exits 4 with advice when no gateway runs', () => {
     const cfg = file('none.yaml', `gateway:\n  dataDir: ${dir}/nodata\nadmin:\n  port: 1\n`);
     const r = cli('status', '--config', cfg);
@@ -154,7 +191,7 @@ describe('eyewear-gateway CLI', () => {
 
 describe('status lines for a database source', () => {
   it('shows each stream\'s first-load progress: rows done of total, rate, time left', async () => {
-    const { adapterLines } = await import('../../gateway/cli-commands.ts');
+    const { adapterLines } = await import('../../cli/index.ts');
     const lines = adapterLines('ps', { status: 'up', detail: { state: 'first load', 'charges.phase': 'initial', 'charges.rowsDone': 250000, 'charges.rowsTotal': 1000000, 'charges.rowsPerSecond': 20000, 'charges.secondsLeft': 38, 'patients.phase': 'incremental', 'patients.rowsDone': 5000 } });
     expect(lines).toEqual([
       'adapter ps: up {"state":"first load"}',

@@ -39,7 +39,7 @@ async function childGateway(hl7: Record<string, unknown>): Promise<{ child: Chil
   const token = 'hostile-senders-token';
   const config = { gateway: { dataDir: join(dir, 'data'), timezone: 'UTC' }, log: { level: 'warn' }, hl7: { port: mllpPort, ...hl7 }, admin: { port: adminPort, token } };
   writeFileSync(join(dir, 'config.yaml'), JSON.stringify(config));
-  const child = spawn(process.execPath, [join(root, 'gateway/cli.ts'), 'start', '--config', join(dir, 'config.yaml')], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const child = spawn(process.execPath, [join(root, 'bin/eyewear-gateway.js'), 'start', '--config', join(dir, 'config.yaml')], { stdio: ['ignore', 'ignore', 'ignore'] });
   await waitForPort(adminPort, 20_000);
   await waitForPort(mllpPort, 20_000);
   return {

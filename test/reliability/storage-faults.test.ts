@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAck } from '../../adapters/hl7v2/mllp-client.ts';
 import { validateConfig } from '../../config/load.ts';
-import { runCommand, type CliIo } from '../../gateway/cli-commands.ts';
+import { runCommand, type CliIo } from '../../cli/index.ts';
 import { isGatewayError } from '../../gateway/errors.ts';
 import type { Outbox } from '../../gateway/outbox/outbox.ts';
 import { startHttpReferenceCloud, type HttpReferenceCloud } from '../reference-cloud/reference-cloud.ts';

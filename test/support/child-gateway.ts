@@ -41,7 +41,7 @@ export function childGateway(configFile: () => string, readyPort: () => number, 
   let child: ChildProcess | undefined;
   let signalled = false;
   const spawnChild = (): ChildProcess => {
-    const c = spawn(process.execPath, [join(root, 'gateway/cli.ts'), 'start', '--config', configFile()], {
+    const c = spawn(process.execPath, [join(root, 'bin/eyewear-gateway.js'), 'start', '--config', configFile()], {
       stdio: ['ignore', opts.onOutput ? 'pipe' : 'ignore', 'pipe'],
       env: opts.env ? { ...process.env, ...opts.env } : process.env,
     });

@@ -33,7 +33,7 @@ describe('MLLP listener under hostile input', () => {
     port = await freePort();
     const cfg = join(dir, 'gw.yaml');
     writeFileSync(cfg, `gateway:\n  dataDir: ${dir}/data\n  timezone: UTC\nlog:\n  level: error\nhl7:\n  port: ${port}\n  acknowledgements: original\nadmin:\n  enabled: false\noutbox:\n  maxBytes: 268435456\n  maxDeadLetterBytes: 67108864\n`);
-    child = spawn(process.execPath, [join(root, 'gateway/cli.ts'), 'start', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn(process.execPath, [join(root, 'bin/eyewear-gateway.js'), 'start', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.resume();
     await waitForPort(port, 20_000);
   });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../config/load.ts';
-import { runCommand, type CliIo } from '../../../gateway/cli-commands.ts';
+import { runCommand, type CliIo } from '../../../cli/index.ts';
 import { makeCloudKeys } from '../../support/cloud-keys.ts';
 import { startHarness } from '../../support/gateway-harness.ts';
 import { waitFor } from '../../support/net.ts';

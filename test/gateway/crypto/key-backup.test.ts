@@ -10,7 +10,7 @@ import { decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../config/load.ts';
 import type { GatewayConfig } from '../../../config/schema.ts';
-import { runCommand, type CliIo } from '../../../gateway/cli-commands.ts';
+import { runCommand, type CliIo } from '../../../cli/index.ts';
 import { keyCheckValue } from '../../../gateway/crypto/key-check.ts';
 import { mountSmallDisk, type SmallDisk } from '../../support/small-disk.ts';
 import { copyDataDir, queuedDataDir, queuedRecords, type QueuedDataDir } from './queued-data-dir.ts';

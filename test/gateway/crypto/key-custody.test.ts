@@ -115,7 +115,7 @@ describe('seal key custody', () => {
     rmSync(join(dir, 'keys', 'seal.key'));
     const cfg = join(dir, 'gateway.yaml');
     writeFileSync(cfg, `gateway:\n  dataDir: ${dir}\n  timezone: UTC\nhl7:\n  port: 0\nadmin:\n  enabled: false\nlog:\n  level: warn\n`);
-    const r = spawnSync(process.execPath, [join(root, 'gateway/cli.ts'), 'start', '--config', cfg], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, [join(root, 'bin/eyewear-gateway.js'), 'start', '--config', cfg], { encoding: 'utf8', timeout: 30_000 });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`error GW_KEY_MISSING: the seal key ${join(dir, 'keys', 'seal.key')} is missing`);
     expect(r.stderr).toContain('what to do: Restore `<dataDir>/keys/seal.key` from its backup');

@@ -7,14 +7,15 @@
  * with neither, a usage error — never an empty passphrase.
  */
 import { existsSync, readFileSync, renameSync } from 'node:fs';
-import type { GatewayConfig } from '../config/schema.ts';
-import { keyCheckMatches, keyCheckValue } from './crypto/key-check.ts';
-import { MIN_PASSPHRASE_CHARS, unwrapSealKey, wrapSealKey } from './crypto/key-backup.ts';
-import { readKeyFile, writeFileAtomic } from './crypto/key-file.ts';
-import { gatewayPaths } from './create-gateway.ts';
-import { ErrorCodes, isGatewayError } from './errors.ts';
-import { opens } from './outbox/outbox-key-binding.ts';
-import { sealedDataIn } from './outbox/outbox-integrity.ts';
+import type { GatewayConfig } from '../../config/schema.ts';
+import type { CliCommand } from '../command.ts';
+import { keyCheckMatches, keyCheckValue } from '../../gateway/crypto/key-check.ts';
+import { MIN_PASSPHRASE_CHARS, unwrapSealKey, wrapSealKey } from '../../gateway/crypto/key-backup.ts';
+import { readKeyFile, writeFileAtomic } from '../../gateway/crypto/key-file.ts';
+import { gatewayPaths } from '../../gateway/create-gateway.ts';
+import { ErrorCodes, isGatewayError } from '../../gateway/errors.ts';
+import { opens } from '../../gateway/outbox/outbox-key-binding.ts';
+import { sealedDataIn } from '../../gateway/outbox/outbox-integrity.ts';
 
 export const KEYS_HELP = `eyewear-gateway keys export FILE [--passphrase-env VAR] [--config FILE]
 eyewear-gateway keys import FILE [--passphrase-env VAR] [--replace] [--config FILE]
@@ -57,7 +58,7 @@ async function passphrase(o: KeysOptions, io: KeysIo, confirm: boolean): Promise
   return p;
 }
 
-export async function keysCommand(positionals: string[], o: KeysOptions, io: KeysIo): Promise<number> {
+export async function keys(positionals: string[], o: KeysOptions, io: KeysIo): Promise<number> {
   const [action, file, ...extra] = positionals;
   if ((action !== 'export' && action !== 'import') || !file || extra.length) { io.err(KEYS_HELP); return 2; }
   const paths = gatewayPaths(io.loadConfig(o.configFile));
@@ -113,28 +114,11 @@ async function importKey(file: string, keyFile: string, outboxes: string[], o: K
   return 0;
 }
 
-/** Reads a line from the terminal without echoing it (raw mode: each key is seen, none is shown). */
-export function askHidden(prompt: string): Promise<string> {
-  const input = process.stdin;
-  process.stderr.write(prompt);
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const done = (err?: Error) => {
-      input.off('data', onData);
-      input.setRawMode(false);
-      input.pause();
-      process.stderr.write('\n');
-      if (err) reject(err); else resolve(text);
-    };
-    const onData = (chunk: Buffer) => {
-      for (const ch of chunk.toString('utf8')) {
-        if (ch === '\r' || ch === '\n') return done();
-        if (ch === '\u0003' || ch === '\u0004') return done(new Error('cancelled'));
-        if (ch === '\u007f' || ch === '\b') text = text.slice(0, -1); else text += ch;
-      }
-    };
-    input.setRawMode(true);
-    input.resume();
-    input.on('data', onData);
-  });
-}
+export const keysCommand: CliCommand = {
+  name: 'keys',
+  synopsis: 'keys export|import FILE [--passphrase-env VAR] [--replace]',
+  summary: 'Back up the seal key under a passphrase, or restore it (checked against the outbox).',
+  help: KEYS_HELP,
+  options: { 'passphrase-env': { type: 'string' }, replace: { type: 'boolean' } },
+  run: ({ positionals, values, configFile }, io) => keys(positionals, { passphraseEnv: values['passphrase-env'] as string | undefined, replace: Boolean(values.replace), configFile }, io),
+};

@@ -5,9 +5,10 @@
  */
 import { createReadStream, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import type { GatewayConfig } from '../config/schema.ts';
-import { gatewayPaths } from './create-gateway.ts';
-import { createRecordSealer } from './crypto/record-sealer.ts';
+import type { GatewayConfig } from '../../config/schema.ts';
+import { gatewayPaths } from '../../gateway/create-gateway.ts';
+import { createRecordSealer } from '../../gateway/crypto/record-sealer.ts';
+import type { CliCommand } from '../command.ts';
 
 interface Io {
   out(s: string): void;
@@ -55,3 +56,11 @@ export async function unseal(files: string[], configFile: string | undefined, io
   }
   return failed ? 1 : 0;
 }
+
+export const unsealCommand: CliCommand = {
+  name: 'unseal',
+  synopsis: 'unseal FILE... [--config FILE]',
+  summary: 'Decrypt file-sink NDJSON files (records-YYYY-MM-DD.ndjson) to JSON lines.',
+  help: UNSEAL_HELP,
+  run: ({ positionals, configFile }, io) => unseal(positionals, configFile, io),
+};

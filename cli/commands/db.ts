@@ -5,16 +5,15 @@
  *                 index to create), row count, and the first row mapped and validated.
  *   db realtime install|remove|status — PostgreSQL NOTIFY triggers, only with explicit consent.
  */
-import { createInterface } from 'node:readline/promises';
-import { createRecordValidator } from '../adapters/canonical/validator.ts';
-import { connectionOf, createDatabaseSource, openSqlDriver, pkOf, realtimeChannel, streamsOf, type DatabaseConfig, type SqlDriver } from '../adapters/sql/index.ts';
-import { inspectStream } from '../adapters/sql/sql-source.ts';
-import { installRealtime, realtimeInstallSql, realtimeRemoveSql, realtimeStatus, removeRealtime } from '../adapters/sql/realtime.ts';
-import { rowHash } from '../adapters/canonical/row-hash.ts';
-import type { GatewayConfig } from '../config/schema.ts';
-import type { CliIo } from './cli-commands.ts';
-import { systemClock } from './clock.ts';
-import { createMapStage } from './pipeline/map-stage.ts';
+import { createRecordValidator } from '../../adapters/canonical/validator.ts';
+import { connectionOf, createDatabaseSource, openSqlDriver, pkOf, realtimeChannel, streamsOf, type DatabaseConfig, type SqlDriver } from '../../adapters/sql/index.ts';
+import { inspectStream } from '../../adapters/sql/sql-source.ts';
+import { installRealtime, realtimeInstallSql, realtimeRemoveSql, realtimeStatus, removeRealtime } from '../../adapters/sql/realtime.ts';
+import { rowHash } from '../../adapters/canonical/row-hash.ts';
+import type { GatewayConfig } from '../../config/schema.ts';
+import type { CliCommand, CliIo } from '../command.ts';
+import { systemClock } from '../../gateway/clock.ts';
+import { createMapStage } from '../../gateway/pipeline/map-stage.ts';
 
 export const DB_HELP = `eyewear-gateway db — database sources
 
@@ -120,8 +119,17 @@ export async function dbRealtime(config: GatewayConfig, action: string | undefin
   } finally { await d.close(); }
 }
 
-/** Asks on the terminal (the consent prompt). */
-export async function askTerminal(question: string): Promise<string> {
-  const rl = createInterface({ input: process.stdin, output: process.stdout });
-  try { return await rl.question(question); } finally { rl.close(); }
-}
+export const dbCommand: CliCommand = {
+  name: 'db',
+  synopsis: 'db check|realtime ...',
+  summary: 'Database sources: check streams before use (EXPLAIN, columns, first row);\nPostgreSQL real-time triggers, installed only with consent (db --help).',
+  help: DB_HELP,
+  options: { database: { type: 'string' }, 'admin-user': { type: 'string' }, 'admin-password-env': { type: 'string' }, yes: { type: 'boolean' } },
+  run({ positionals, values: v, configFile }, io) {
+    const [sub, action] = positionals;
+    if (sub === 'check') return dbCheck(io.loadConfig(configFile), v.database as string | undefined, io);
+    if (sub === 'realtime') return dbRealtime(io.loadConfig(configFile), action, { database: v.database as string | undefined, adminUser: v['admin-user'] as string | undefined, adminPasswordEnv: v['admin-password-env'] as string | undefined, yes: Boolean(v.yes), confirm: io.confirm }, io);
+    io.err(`db needs check or realtime\n\n${DB_HELP}`);
+    return 2;
+  },
+};

@@ -2,10 +2,11 @@
  * `check-config` and `migrate-config`: a config file checked by the same load as `start`
  * (schema, then config/rules.ts), and an older file upgraded on disk with a backup.
  */
-import { ConfigError, formatConfigError, loadConfigReport } from '../config/load.ts';
-import { migrateConfigFile } from '../config/migrate.ts';
-import { ConfigVersionError } from '../config/migrate.ts';
-import { CONFIG_VERSION } from '../config/schema.ts';
+import { ConfigError, formatConfigError, loadConfigReport } from '../../config/load.ts';
+import { migrateConfigFile } from '../../config/migrate.ts';
+import { ConfigVersionError } from '../../config/migrate.ts';
+import { CONFIG_VERSION } from '../../config/schema.ts';
+import type { CliCommand } from '../command.ts';
 
 interface Io {
   out(s: string): void;
@@ -66,3 +67,20 @@ export function migrateConfig(files: string[], io: Io): number {
   io.out(`check it with: eyewear-gateway check-config ${file}`);
   return 0;
 }
+
+export const checkConfigCommand: CliCommand = {
+  name: 'check-config',
+  synopsis: 'check-config FILE [--offline]',
+  summary: 'Validate a config file as start would; list every bad field\n(--offline: without reading secret files or variables).',
+  help: CHECK_CONFIG_HELP,
+  options: { offline: { type: 'boolean' } },
+  run: ({ positionals, values }, io) => checkConfig(positionals, { offline: Boolean(values.offline) }, io),
+};
+
+export const migrateConfigCommand: CliCommand = {
+  name: 'migrate-config',
+  synopsis: 'migrate-config FILE',
+  summary: 'Upgrade an older config file to the current version (keeps a backup).',
+  help: MIGRATE_CONFIG_HELP,
+  run: ({ positionals }, io) => migrateConfig(positionals, io),
+};
