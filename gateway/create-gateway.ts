@@ -24,9 +24,8 @@ import { createAlertBoard } from './alerts.ts';
 import { createAdminServer, type AdminServer } from './admin/admin-server.ts';
 import { loadOrCreateToken } from './admin/admin-token.ts';
 import { systemClock, type Clock } from './clock.ts';
-import { createRecordSealer } from './crypto/record-sealer.ts';
 import { openSealKey } from './crypto/key-custody.ts';
-import { createPartitionKeyer } from './crypto/partition-keyer.ts';
+import { createKeyring } from './crypto/keyring.ts';
 import { salvageAlert } from './salvage-alert.ts';
 import { createEventBus, type EventBus } from './event-bus.ts';
 import { createLogger } from './logger.ts';
@@ -116,13 +115,12 @@ export function createGateway(opts: GatewayOptions): Gateway {
     lease.release();
     throw err;
   }
-  const sealKey = custody.key;
-  const sealer = createRecordSealer(sealKey);
-  const partitionKeyer = createPartitionKeyer(sealKey);
+  const keyring = createKeyring(custody);
+  const { sealer, partitionKeyer } = keyring;
 
   const outbox = createSqliteOutbox({
-    file: paths.outboxFile, maxBytes: config.outbox.maxBytes, maxDeadLetterBytes: Math.min(config.outbox.maxDeadLetterBytes, config.outbox.maxBytes), clock, groupCommitMaxRecords: config.outbox.groupCommitMaxRecords, writer: config.outbox.writer, sealKey,
-    keyFile: paths.keyFile, expectData: !custody.created, damagedDir: paths.damagedDir, onSalvaged: salvageAlert(() => alertBoard, 'outboxSalvaged'),
+    file: paths.outboxFile, maxBytes: config.outbox.maxBytes, maxDeadLetterBytes: Math.min(config.outbox.maxDeadLetterBytes, config.outbox.maxBytes), clock, groupCommitMaxRecords: config.outbox.groupCommitMaxRecords, writer: config.outbox.writer, sealKey: keyring.key,
+    keyFile: paths.keyFile, expectData: !keyring.created, damagedDir: paths.damagedDir, onSalvaged: salvageAlert(() => alertBoard, 'outboxSalvaged'),
     dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000,
     onFull: (bytes, maxBytes) => alerts.outboxFull(bytes, maxBytes),
     onWriterGone: ({ error, restartInMs, restarts }) => {
@@ -139,8 +137,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
     reusableBytes: () => outbox.reusableBytes?.() ?? 0,
   });
   const returnPath = createReturnPath(config, {
-    clock, logger, bus, metrics, sealer, partitionKeyer, outbox, outboundFile: paths.outboundFile, keyFile: paths.keyFile, damagedDir: paths.damagedDir,
-    sealKey: custody, onOutboundSalvaged: salvageAlert(() => alertBoard, 'outboundSalvaged'),
+    clock, logger, bus, metrics, keyring, outbox, outboundFile: paths.outboundFile, keyFile: paths.keyFile, damagedDir: paths.damagedDir,
+    onOutboundSalvaged: salvageAlert(() => alertBoard, 'outboundSalvaged'),
   });
   const outbound = returnPath.outbound;
   const sink = buildSink(config, { clock, logger, bus, fileSinkDir: paths.fileSinkDir, version, onCommand: returnPath.onCommand }, opts.sinks);

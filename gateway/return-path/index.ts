@@ -16,8 +16,7 @@ import { createWriteBack } from '../../adapters/sql/write-back.ts';
 import type { Clock } from '../clock.ts';
 import { createCommandProcessor, type CommandProcessor } from '../commands/command-processor.ts';
 import { createCommandVerifier } from '../commands/command-verifier.ts';
-import type { createRecordSealer } from '../crypto/record-sealer.ts';
-import type { PartitionKeyer } from '../crypto/partition-keyer.ts';
+import type { Keyring } from '../crypto/keyring.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Outbox } from '../outbox/outbox.ts';
@@ -26,8 +25,6 @@ import { createSqliteOutbox } from '../outbox/sqlite-outbox.ts';
 import { createRelayWorker, type RelayWorker } from '../relay/relay-worker.ts';
 import type { Sink } from '../sinks/sink.ts';
 
-type Sealer = ReturnType<typeof createRecordSealer>;
-
 export interface Outbound { outbox: Outbox; sink: Sink; relay: RelayWorker }
 
 export interface ReturnPathDeps {
@@ -35,14 +32,13 @@ export interface ReturnPathDeps {
   logger: Logger;
   bus: EventBus;
   metrics: Metrics;
-  sealer: Sealer;
-  partitionKeyer: PartitionKeyer;
+  /** The seal key's derived keys (crypto/keyring.ts): the outbound outbox's key, the sealer, the partition keyer. */
+  keyring: Keyring;
   /** The intake outbox: its command journal keeps commands taken until they are done. */
   outbox: Outbox;
   outboundFile: string;
   keyFile: string;
   damagedDir: string;
-  sealKey: { key: Buffer; created: boolean };
   onOutboundSalvaged: (r: SalvageReport) => void;
 }
 
@@ -63,13 +59,13 @@ function buildOutbound(config: GatewayConfig, d: ReturnPathDeps): Outbound {
   const outbox = createSqliteOutbox({
     file: d.outboundFile, maxBytes: Math.max(16 * 1024 * 1024, Math.floor(config.outbox.maxBytes / 8)), clock: d.clock, dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000,
     // the outbound direction may be switched on long after the first run: a missing file is new, an empty one damaged
-    sealKey: d.sealKey.key, keyFile: d.keyFile, expectData: !d.sealKey.created, absentIsFresh: true, damagedDir: d.damagedDir, onSalvaged: d.onOutboundSalvaged,
+    sealKey: d.keyring.key, keyFile: d.keyFile, expectData: !d.keyring.created, absentIsFresh: true, damagedDir: d.damagedDir, onSalvaged: d.onOutboundSalvaged,
   });
   // a factory: the sink can be started again after a stop (a closed sender stays closed)
   const sender = () => createMllpSender({ host: config.outbound.host, port: config.outbound.port, poolSize: config.outbound.poolSize, ackTimeoutMs: config.outbound.ackTimeoutMs });
   const sink = createMllpOutboundSink({ sender, retryOn: config.outbound.retryOn, onOutcome: (x) => d.bus.emit('command.outcome', x) });
   const relay = createRelayWorker({
-    outbox, sink, sealer: d.sealer, clock: d.clock, bus: d.bus, metrics: d.metrics, logger: d.logger.child({ component: 'outbound' }),
+    outbox, sink, sealer: d.keyring.sealer, clock: d.clock, bus: d.bus, metrics: d.metrics, logger: d.logger.child({ component: 'outbound' }),
     batchSize: 1, maxInFlight: config.outbound.poolSize, backoffInitialMs: config.relay.backoffInitialMs, backoffMaxMs: config.relay.backoffMaxMs, idlePollMs: config.relay.idlePollMs, lingerMs: 0,
   });
   return { outbox, sink, relay };
@@ -83,10 +79,10 @@ export function createReturnPath(config: GatewayConfig, d: ReturnPathDeps): Retu
     ? createCommandProcessor({
       verifier: createCommandVerifier({ publicKeyPem: config.cloud.commandPublicKey, gatewayId: config.gateway.id, now: () => d.clock.now() }),
       outbound: outbound && {
-        outbox: outbound.outbox, sealer: d.sealer, notify: () => outbound.relay.notify(), partitionKeyer: d.partitionKeyer,
+        outbox: outbound.outbox, sealer: d.keyring.sealer, notify: () => outbound.relay.notify(), partitionKeyer: d.keyring.partitionKeyer,
         identity: { sendingApplication: 'EWML', sendingFacility: config.gateway.id, receivingApplication: config.outbound.receivingApplication, receivingFacility: config.outbound.receivingFacility },
       },
-      direct: { outbox: d.outbox, sealer: d.sealer, writeBackFor: (id) => writeBacks.get(id), fileWriterFor: (id) => fileWriters.get(id) },
+      direct: { outbox: d.outbox, sealer: d.keyring.sealer, writeBackFor: (id) => writeBacks.get(id), fileWriterFor: (id) => fileWriters.get(id) },
       bus: d.bus, logger: d.logger.child({ component: 'commands' }), clock: d.clock,
     })
     : undefined;
