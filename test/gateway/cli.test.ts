@@ -173,12 +173,49 @@ describe('eyewear-gateway CLI', () => {
     }
   });
 
+  it('send exits 4 with /ready\'s reasons, sending nothing, when this config\'s gateway runs without its MLLP listener', async () => {
+    const { createServer: createHttpServer } = await import('node:http');
+    const { mkdirSync } = await import('node:fs');
+    const { freePort } = await import('../support/net.ts');
+    const dataDir = join(dir, 'no-mllp');
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(join(dataDir, 'admin.token'), 'tok-no-mllp\n');
+    // this config's gateway as its admin API shows it: same id and data folder, adapter hl7v2 down (its port was taken)
+    const reason = 'hl7v2: EADDRINUSE (port in use)';
+    const admin = createHttpServer((req, res) => {
+      res.setHeader('x-ewml-gateway', 'gw-no-mllp');
+      if (req.headers.authorization !== 'Bearer tok-no-mllp') { res.statusCode = 401; res.end(); return; }
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ gateway: { id: 'gw-no-mllp', dataDir }, ready: { ready: false, reasons: [reason] }, adapters: { hl7v2: { status: 'down', error: 'EADDRINUSE' } } }));
+    });
+    const [adminPort, mllpPort] = [await freePort(), await freePort()];
+    await new Promise<void>((r) => admin.listen(adminPort, '127.0.0.1', r));
+    try {
+      const cfg = file('no-mllp.yaml', `gateway:\n  id: gw-no-mllp\n  dataDir: ${dataDir}\nhl7:\n  port: ${mllpPort}\nadmin:\n  port: ${adminPort}\n`);
+      const r = await cliAsync('send', file('m.hl7', adtA04({ id: 'NOMLLP1' })), '--config', cfg);
+      expect(r.code).toBe(4);
+      expect(r.err).toContain(`this config's gateway runs, but its MLLP listener (adapter hl7v2) is not up (down): ${reason}. Nothing was sent`);
+      expect(r.out).toBe('');
+    } finally {
+      await new Promise((r) => admin.close(r));
+    }
+  });
+
   it('send to the configured port exits 4 when no gateway of this config runs', () => {
     const cfg = file('none-send.yaml', `gateway:\n  dataDir: ${dir}/nodata-send\nadmin:\n  port: 1\n`);
     const r = cli('send', file('n.hl7', adtA04({ id: 'NONE1' })), '--config', cfg);
     expect(r.code).toBe(4);
     expect(r.err).toContain(`no admin token at ${dir}/nodata-send/admin.token`);
     expect(r.err).toContain('nothing was sent.');
+  });
+
+  it('a config upgraded in memory is a warning on the terminal with what to do, not a Node process warning', () => {
+    const old = file('v1-preview.yaml', 'folders:\n  - id: drop\n    dir: /srv/drop\n');
+    const r = cli('preview', file('w.hl7', adtA04({ id: 'WARN1' })), '--config', old);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/^warning version: version 1, upgraded in memory \(.+\)\n {2}what to do: run `eyewear-gateway migrate-config .+v1-preview\.yaml` to upgrade the file \(it keeps a backup\)\n/);
+    expect(r.err).not.toContain('ConfigWarning');
+    expect(r.err).not.toContain('(node:');
   });
 
   it('status exits 4 with advice when no gateway runs', () => {
