@@ -4,6 +4,7 @@ import { checkConfigCommand, migrateConfigCommand } from './check-config.ts';
 import { dbCommand } from './db.ts';
 import { keysCommand } from './keys.ts';
 import { previewCommand } from './preview.ts';
+import { reloadCommand } from './reload.ts';
 import { sendCommand } from './send.ts';
 import { startCommand } from './start.ts';
 import { statusCommand } from './status.ts';
@@ -11,5 +12,5 @@ import { unsealCommand } from './unseal.ts';
 import { versionCommand } from './version.ts';
 
 export const coreCommands: readonly CliCommand[] = [
-  startCommand, checkConfigCommand, migrateConfigCommand, statusCommand, previewCommand, sendCommand, unsealCommand, keysCommand, dbCommand, versionCommand,
+  startCommand, checkConfigCommand, migrateConfigCommand, statusCommand, reloadCommand, previewCommand, sendCommand, unsealCommand, keysCommand, dbCommand, versionCommand,
 ];

@@ -35,7 +35,8 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
   process.once('exit', releaseOnExit);
   const letGo = () => { lease.release(); process.removeListener('exit', releaseOnExit); };
   let gw: Gateway;
-  try { gw = createGateway({ config, lease }); } catch (e) {
+  // with a config file, POST /config/reload (or `eyewear-gateway reload`) reads it again while running
+  try { gw = createGateway({ config, lease, loadConfig: configFile === undefined ? undefined : () => io.loadConfig(configFile) }); } catch (e) {
     letGo();
     if (!isGatewayError(e)) throw e;
     return refused(e);

@@ -28,10 +28,10 @@ describe('cloud envelope (JWE)', () => {
     expect(Object.keys(opened.header).every((k) => (JWE_HEADER_PARAMETERS as readonly string[]).includes(k))).toBe(true);
   });
 
-  it('keeps the batch id out of the header: a caller still passing { bid } gets registered parameters only', async () => {
+  it('keeps the batch id out of the header: registered parameters only', async () => {
     const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const env = createCloudEnvelope(publicKey.export({ type: 'spki', format: 'pem' }).toString());
-    const jwe = await env.encrypt(Buffer.from('{"batchId":"batch-1"}'), { bid: 'batch-1' });
+    const jwe = await env.encrypt(Buffer.from('{"batchId":"batch-1"}'));
     expect(Object.keys(decodeProtectedHeader(jwe)).sort()).toEqual(['alg', 'cty', 'enc', 'epk', 'kid']);
     expect(Buffer.from((await openCloudEnvelope(jwe, privateKey)).plaintext).toString()).toBe('{"batchId":"batch-1"}');
   });
@@ -102,7 +102,7 @@ describe.skipIf(!joserfc)('cloud envelope against a strict JOSE library (joserfc
     const body = Buffer.from(JSON.stringify({ batchId: 'batch-1', records: [] }));
     const withBid = await new CompactEncrypt(body).setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', cty: 'application/json', bid: 'batch-1' }).encrypt(ec.publicKey);
     const results = openWithJoserfc([
-      { jwe: await createCloudEnvelope(pem(ec.publicKey)).encrypt(body, { bid: 'batch-1' }), privateKey: ec.privateKey },
+      { jwe: await createCloudEnvelope(pem(ec.publicKey)).encrypt(body), privateKey: ec.privateKey },
       { jwe: await createCloudEnvelope(pem(rsa.publicKey)).encrypt(body), privateKey: rsa.privateKey },
       { jwe: withBid, privateKey: ec.privateKey },
     ]);
