@@ -81,12 +81,21 @@ export interface RawPage {
 }
 
 /** A polled source's row as its dead letter keeps it (`{stream, pk, data}`), for a replay after a mapping fix. */
-export interface StoredRow { stream: string; pk: string; data: Record<string, unknown> }
+export interface StoredRow {
+  stream: string;
+  pk: string;
+  data: Record<string, unknown>;
+}
 
 export function parseStoredRow(text: string, what: string): StoredRow {
   let v: StoredRow;
-  try { v = JSON.parse(text) as StoredRow; } catch { throw new CodecError(`not a stored ${what}`); }
-  if (!v || typeof v.stream !== 'string' || typeof v.pk !== 'string' || !v.data || typeof v.data !== 'object') throw new CodecError(`not a stored ${what}`);
+  try {
+    v = JSON.parse(text) as StoredRow;
+  } catch {
+    throw new CodecError(`not a stored ${what}`);
+  }
+  if (!v || typeof v.stream !== 'string' || typeof v.pk !== 'string' || !v.data || typeof v.data !== 'object')
+    throw new CodecError(`not a stored ${what}`);
   return v;
 }
 

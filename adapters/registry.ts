@@ -8,8 +8,4 @@ import { fileSources } from './file/index.ts';
 import { hl7Sources } from './hl7v2/index.ts';
 import { databaseSources } from './sql/index.ts';
 
-export const sourceKinds: readonly SourceKind[] = [
-  hl7Sources,
-  databaseSources,
-  fileSources,
-];
+export const sourceKinds: readonly SourceKind[] = [hl7Sources, databaseSources, fileSources];

@@ -30,7 +30,11 @@ export interface AgentRunnerDeps {
 
 export interface AgentRunner {
   readonly agents: readonly Agent[];
-  status(): { agents: Array<{ id: string; state: string; health: AgentHealth; error?: string }>; findings: Array<Finding & { agent: string; at: number }>; proposals: Array<ConfigProposal & { id: string; agent: string; at: number }> };
+  status(): {
+    agents: Array<{ id: string; state: string; health: AgentHealth; error?: string }>;
+    findings: Array<Finding & { agent: string; at: number }>;
+    proposals: Array<ConfigProposal & { id: string; agent: string; at: number }>;
+  };
 }
 
 export const agentOwner = (id: string) => `agent:${id}`;
@@ -40,7 +44,10 @@ export function createAgentRunner(kinds: readonly AgentKind[], d: AgentRunnerDep
   const agents = kinds.map((k) => k.create(d.config)).filter((a): a is Agent => a !== undefined);
   const findings: Array<Finding & { agent: string; at: number }> = [];
   const proposals: Array<ConfigProposal & { id: string; agent: string; at: number }> = [];
-  const keep = <T>(list: T[], x: T) => { list.push(x); if (list.length > KEEP) list.shift(); };
+  const keep = <T>(list: T[], x: T) => {
+    list.push(x);
+    if (list.length > KEEP) list.shift();
+  };
   const known = (id: string) => {
     const ids = d.sourceSupervisor.ids();
     if (!ids.includes(id)) throw new Error(`no source "${id}" (sources: ${ids.join(', ') || 'none'})`);
@@ -55,7 +62,13 @@ export function createAgentRunner(kinds: readonly AgentKind[], d: AgentRunnerDep
         await run();
         d.bus.emit('component.control', { component: `adapter:${id}`, action, by: owner, outcome: 'done' });
       } catch (err) {
-        d.bus.emit('component.control', { component: `adapter:${id}`, action, by: owner, outcome: 'failed', code: (err as NodeJS.ErrnoException).code ?? 'unknown' });
+        d.bus.emit('component.control', {
+          component: `adapter:${id}`,
+          action,
+          by: owner,
+          outcome: 'failed',
+          code: (err as NodeJS.ErrnoException).code ?? 'unknown',
+        });
         throw err;
       }
     };
@@ -85,10 +98,19 @@ export function createAgentRunner(kinds: readonly AgentKind[], d: AgentRunnerDep
     void d.supervisor.add({
       id: owner,
       start: async () => {
-        try { await agent.start(ctx); } catch (err) { d.bus.dropOwner(owner); throw err; }
+        try {
+          await agent.start(ctx);
+        } catch (err) {
+          d.bus.dropOwner(owner);
+          throw err;
+        }
       },
       stop: async () => {
-        try { await agent.stop(); } finally { d.bus.dropOwner(owner); }
+        try {
+          await agent.stop();
+        } finally {
+          d.bus.dropOwner(owner);
+        }
       },
     });
   }
@@ -100,7 +122,11 @@ export function createAgentRunner(kinds: readonly AgentKind[], d: AgentRunnerDep
         const id = agentOwner(a.id);
         const error = d.supervisor.errors.get(id);
         let health: AgentHealth;
-        try { health = a.health(); } catch { health = { status: 'down', detail: { code: 'GW_AGENT_HEALTH_FAILED' } }; }
+        try {
+          health = a.health();
+        } catch {
+          health = { status: 'down', detail: { code: 'GW_AGENT_HEALTH_FAILED' } };
+        }
         return { id: a.id, state: d.supervisor.state(id) ?? 'stopped', health, ...(error ? { error } : {}) };
       }),
       findings: [...findings],

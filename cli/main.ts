@@ -21,21 +21,34 @@ export function main(commands: readonly CliCommand[]): void {
     err: (s) => process.stderr.write(s.endsWith('\n') ? s : s + '\n'),
     readFile: (p) => readFileSync(p, 'utf8'),
     // an old config upgraded in memory is said on the terminal, with what to do, not as a Node process warning
-    loadConfig: (file?: string): GatewayConfig => loadConfig({ file, onWarning: (w) => io.err(`warning ${w.path}: ${w.found}${w.todo ? `\n  what to do: ${w.todo}` : ''}`) }),
+    loadConfig: (file?: string): GatewayConfig =>
+      loadConfig({ file, onWarning: (w) => io.err(`warning ${w.path}: ${w.found}${w.todo ? `\n  what to do: ${w.todo}` : ''}`) }),
     env: process.env,
     ...(process.stdin.isTTY ? { confirm: askTerminal, askSecret: askHidden } : {}),
   };
 
   // `… | head` closes stdout early: that is the reader's choice, not an error
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); throw e; });
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
 
   // no top-level await: the single executable is bundled as CommonJS
   runCli(process.argv.slice(2), io, commands).then(
-    (code) => { if (code !== null) process.exitCode = code; },
+    (code) => {
+      if (code !== null) process.exitCode = code;
+    },
     (e: unknown) => {
-      if (e instanceof ConfigError) { io.err(formatConfigError(e)); process.exitCode = EXIT.config; }
-      else if (isGatewayError(e)) { io.err(`error ${e.code}: ${e.message}\nwhat to do: ${ErrorCodes[e.code].action}`); process.exitCode = EXIT.failure; }
-      else { io.err(`error: ${(e as Error).message}`); process.exitCode = EXIT.failure; }
+      if (e instanceof ConfigError) {
+        io.err(formatConfigError(e));
+        process.exitCode = EXIT.config;
+      } else if (isGatewayError(e)) {
+        io.err(`error ${e.code}: ${e.message}\nwhat to do: ${ErrorCodes[e.code].action}`);
+        process.exitCode = EXIT.failure;
+      } else {
+        io.err(`error: ${(e as Error).message}`);
+        process.exitCode = EXIT.failure;
+      }
     },
   );
 }

@@ -17,7 +17,8 @@ function byName(commands: readonly CliCommand[]): Map<string, CliCommand> {
   const map = new Map<string, CliCommand>();
   for (const c of commands) {
     if (c.name === 'help' || c.name.startsWith('-')) throw new Error(`CLI command name "${c.name}" is reserved (help, options)`);
-    if (map.has(c.name)) throw new Error(`two CLI commands are named "${c.name}": each name once in the list bin/eyewear-gateway.js assembles`);
+    if (map.has(c.name))
+      throw new Error(`two CLI commands are named "${c.name}": each name once in the list bin/eyewear-gateway.js assembles`);
     map.set(c.name, c);
   }
   return map;
@@ -44,7 +45,10 @@ export async function runCli(argv: readonly string[], io: CliIo, commands: reado
     return 0;
   }
   const command = map.get(first === '--version' ? 'version' : first);
-  if (!command) { io.err(`unknown command "${first}"\n\n${usage}`); return 2; }
+  if (!command) {
+    io.err(`unknown command "${first}"\n\n${usage}`);
+    return 2;
+  }
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: [...rest], allowPositionals: true, strict: true, options: { ...command.options, ...COMMON } });
@@ -53,7 +57,10 @@ export async function runCli(argv: readonly string[], io: CliIo, commands: reado
     return 2;
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
-  if (values.help) { io.out(command.help); return 0; }
+  if (values.help) {
+    io.out(command.help);
+    return 0;
+  }
   const configFile = typeof values.config === 'string' ? values.config : undefined;
   return command.run({ positionals: parsed.positionals, values, ...(configFile !== undefined ? { configFile } : {}) }, io);
 }

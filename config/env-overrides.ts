@@ -23,7 +23,14 @@ export function envSegmentOf(field: string): string {
 
 /** The variable that sets a field: `gateway.dataDir` → `EWML__GATEWAY__DATA_DIR`, `files[0].dir` → `EWML__FILES__0__DIR`. */
 export function envNameOf(path: string): string {
-  return ENV_PREFIX + path.replace(/\[(\d+)\]/g, '.$1').split('.').map((s) => (/^\d+$/.test(s) ? s : envSegmentOf(s))).join('__');
+  return (
+    ENV_PREFIX +
+    path
+      .replace(/\[(\d+)\]/g, '.$1')
+      .split('.')
+      .map((s) => (/^\d+$/.test(s) ? s : envSegmentOf(s)))
+      .join('__')
+  );
 }
 
 function fieldFor(s: TSchema, segment: string): { key: string; schema: TSchema } | undefined {
@@ -47,13 +54,26 @@ function valueFor(s: TSchema, raw: string): unknown {
  * Sets each `EWML__…` variable's field in `doc` (the file's content, already migrated), in name
  * order. Values are never shown in a problem: an override is often a secret.
  */
-export function applyEnvOverrides(doc: Record<string, unknown>, env: Readonly<Record<string, string | undefined>>, root: TSchema): ConfigProblem[] {
+export function applyEnvOverrides(
+  doc: Record<string, unknown>,
+  env: Readonly<Record<string, string | undefined>>,
+  root: TSchema,
+): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  for (const name of Object.keys(env).filter((n) => n.startsWith(ENV_PREFIX)).sort()) {
+  for (const name of Object.keys(env)
+    .filter((n) => n.startsWith(ENV_PREFIX))
+    .sort()) {
     const raw = env[name];
     if (raw === undefined) continue;
     const segments = name.slice(ENV_PREFIX.length).split('__');
-    const fail = (found: string) => problems.push({ path: `environment ${name}`, expected: 'EWML__ and a config field path, one segment per level in SCREAMING_SNAKE or as spelt in config/REFERENCE.md (e.g. EWML__GATEWAY__DATA_DIR sets gateway.dataDir; EWML__FILES__0__DIR sets files[0].dir)', found, todo: 'correct the name, or unset the variable' });
+    const fail = (found: string) =>
+      problems.push({
+        path: `environment ${name}`,
+        expected:
+          'EWML__ and a config field path, one segment per level in SCREAMING_SNAKE or as spelt in config/REFERENCE.md (e.g. EWML__GATEWAY__DATA_DIR sets gateway.dataDir; EWML__FILES__0__DIR sets files[0].dir)',
+        found,
+        todo: 'correct the name, or unset the variable',
+      });
     let schema = root;
     let node: Record<string, unknown> | unknown[] = doc;
     let path = '';
@@ -67,7 +87,11 @@ export function applyEnvOverrides(doc: Record<string, unknown>, env: Readonly<Re
       if (child?.kind === 'array') {
         const list = node as unknown[];
         const n = /^\d+$/.test(seg) ? Number(seg) : NaN;
-        if (!Array.isArray(list) || !(n < list.length)) { fail(`${path} has no entry ${seg}${Array.isArray(list) ? ` (it has ${list.length})` : ''}`); bad = true; break; }
+        if (!Array.isArray(list) || !(n < list.length)) {
+          fail(`${path} has no entry ${seg}${Array.isArray(list) ? ` (it has ${list.length})` : ''}`);
+          bad = true;
+          break;
+        }
         key = n;
         next = child.schema;
         path += `[${n}]`;
@@ -77,15 +101,23 @@ export function applyEnvOverrides(doc: Record<string, unknown>, env: Readonly<Re
         path += `.${seg}`;
       } else {
         const f = seg === '' ? undefined : fieldFor(schema, seg);
-        if (!f) { fail(`no field "${seg}"${path ? ` in ${path}` : ' at the top level'}`); bad = true; break; }
+        if (!f) {
+          fail(`no field "${seg}"${path ? ` in ${path}` : ' at the top level'}`);
+          bad = true;
+          break;
+        }
         key = f.key;
         next = f.schema;
         path += path ? `.${f.key}` : f.key;
       }
       const container = node as Record<string | number, unknown>;
-      if (last) { container[key] = valueFor(next, raw); break; }
+      if (last) {
+        container[key] = valueFor(next, raw);
+        break;
+      }
       const existing = container[key];
-      if (existing === undefined || existing === null || typeof existing !== 'object') container[key] = childOf(next)?.kind === 'array' ? [] : {};
+      if (existing === undefined || existing === null || typeof existing !== 'object')
+        container[key] = childOf(next)?.kind === 'array' ? [] : {};
       node = container[key] as Record<string, unknown> | unknown[];
       schema = next;
     }

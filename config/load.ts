@@ -64,7 +64,11 @@ export interface ConfigReport {
 const REF = /\$\{(env|file):([^}]+)\}/g;
 
 /** Replace `${env:NAME}` and `${file:PATH}` in every string; collects what cannot be resolved. */
-function resolveRefs(node: unknown, path: string, ctx: { env: NodeJS.ProcessEnv; baseDir: string; problems: ConfigProblem[]; offline?: string[] }): unknown {
+function resolveRefs(
+  node: unknown,
+  path: string,
+  ctx: { env: NodeJS.ProcessEnv; baseDir: string; problems: ConfigProblem[]; offline?: string[] },
+): unknown {
   if (typeof node === 'string') {
     if (ctx.offline) {
       if (new RegExp(REF.source).test(node)) ctx.offline.push(path);
@@ -73,7 +77,10 @@ function resolveRefs(node: unknown, path: string, ctx: { env: NodeJS.ProcessEnv;
     return node.replace(REF, (_m, kind: string, ref: string) => {
       if (kind === 'env') {
         const v = ctx.env[ref];
-        if (v === undefined) { ctx.problems.push({ path, expected: `environment variable ${ref} to be set`, found: 'unset' }); return ''; }
+        if (v === undefined) {
+          ctx.problems.push({ path, expected: `environment variable ${ref} to be set`, found: 'unset' });
+          return '';
+        }
         return v;
       }
       try {
@@ -112,7 +119,9 @@ function describe(v: unknown): string {
 /** Validate an already-merged object; returns the defaulted config or every problem. */
 export function validateConfig(input: unknown): { ok: true; config: GatewayConfig } | { ok: false; problems: ConfigProblem[] } {
   let migrated: unknown;
-  try { migrated = migrateValue(input ?? {}).value; } catch (e) {
+  try {
+    migrated = migrateValue(input ?? {}).value;
+  } catch (e) {
     if (!(e instanceof ConfigVersionError)) throw e;
     return { ok: false, problems: [{ path: 'version', expected: e.expected, found: e.found }] };
   }
@@ -129,7 +138,10 @@ export function validateConfig(input: unknown): { ok: true; config: GatewayConfi
 
 /** `/databases/0/host` (a JSON pointer, as validation reports it) → `databases[0].host`. */
 function valuePath(pointer: string): string {
-  const parts = pointer.split('/').slice(1).map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'));
+  const parts = pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'));
   return parts.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '') || '(root)';
 }
 
@@ -138,7 +150,13 @@ function expectedOf(schema: TSchema, message: string): string {
     return `one of ${schema.anyOf.map((b: TSchema) => JSON.stringify(b.const)).join(', ')}`;
   }
   if (message === 'Unexpected property') return 'no such field (check the spelling against config/REFERENCE.md)';
-  const bounds = [schema.minimum !== undefined ? `>= ${schema.minimum}` : '', schema.maximum !== undefined ? `<= ${schema.maximum}` : '', schema.pattern ? `matching ${schema.pattern}` : ''].filter(Boolean).join(', ');
+  const bounds = [
+    schema.minimum !== undefined ? `>= ${schema.minimum}` : '',
+    schema.maximum !== undefined ? `<= ${schema.maximum}` : '',
+    schema.pattern ? `matching ${schema.pattern}` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
   return `${message.replace(/^Expected /, '')}${bounds && !message.includes('Expected') ? '' : bounds ? ` (${bounds})` : ''}`;
 }
 
@@ -151,7 +169,9 @@ function dedupeProblems(problems: ConfigProblem[]): ConfigProblem[] {
 /** Load, migrate, override, resolve, default, validate and check the rules. Throws ConfigError listing every problem. */
 export function loadConfig(opts: LoadOptions = {}): GatewayConfig {
   const report = loadConfigReport(opts);
-  const warn = opts.onWarning ?? ((w: ConfigProblem) => process.emitWarning(`${w.path}: ${w.found}${w.todo ? `; what to do: ${w.todo}` : ''}`, 'ConfigWarning'));
+  const warn =
+    opts.onWarning ??
+    ((w: ConfigProblem) => process.emitWarning(`${w.path}: ${w.found}${w.todo ? `; what to do: ${w.todo}` : ''}`, 'ConfigWarning'));
   for (const w of report.warnings) warn(w);
   return report.config;
 }
@@ -167,20 +187,37 @@ export function loadConfigReport(opts: LoadOptions = {}): ConfigReport {
     try {
       text = readFileSync(opts.file, 'utf8');
     } catch (e) {
-      throw new ConfigError('GW_CONFIG_UNREADABLE', `cannot read config file ${opts.file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, [], e);
+      throw new ConfigError(
+        'GW_CONFIG_UNREADABLE',
+        `cannot read config file ${opts.file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+        [],
+        e,
+      );
     }
     const doc = parseDocument(text);
     if (doc.errors.length) {
-      throw new ConfigError('GW_CONFIG_UNREADABLE', `config file ${opts.file} is not valid YAML: ${doc.errors[0].message}`, [], doc.errors[0]);
+      throw new ConfigError(
+        'GW_CONFIG_UNREADABLE',
+        `config file ${opts.file} is not valid YAML: ${doc.errors[0].message}`,
+        [],
+        doc.errors[0],
+      );
     }
     const top: unknown = doc.toJS() ?? {};
     if (typeof top !== 'object' || Array.isArray(top)) {
-      throw new ConfigError('GW_CONFIG_INVALID', `config file ${opts.file} must hold a mapping at the top level`, [{ path: '(root)', expected: 'a mapping', found: describe(top) }]);
+      throw new ConfigError('GW_CONFIG_INVALID', `config file ${opts.file} must hold a mapping at the top level`, [
+        { path: '(root)', expected: 'a mapping', found: describe(top) },
+      ]);
     }
     try {
       const m = migrateDocument(doc);
       if (m.notes.length) {
-        warnings.push({ path: 'version', expected: `version ${m.to}`, found: `version ${m.from}, upgraded in memory (${m.notes.join('; ')})`, todo: `run \`eyewear-gateway migrate-config ${opts.file}\` to upgrade the file (it keeps a backup)` });
+        warnings.push({
+          path: 'version',
+          expected: `version ${m.to}`,
+          found: `version ${m.from}, upgraded in memory (${m.notes.join('; ')})`,
+          todo: `run \`eyewear-gateway migrate-config ${opts.file}\` to upgrade the file (it keeps a backup)`,
+        });
       }
     } catch (e) {
       if (!(e instanceof ConfigVersionError)) throw e;
@@ -206,6 +243,7 @@ export function loadConfigReport(opts: LoadOptions = {}): ConfigReport {
 /** Human-readable listing for the CLI. */
 export function formatConfigError(e: ConfigError): string {
   const lines = [`${e.code}: ${e.message}`];
-  for (const p of e.problems) lines.push(`  - ${p.path}: expected ${p.expected}; found ${p.found}${p.todo ? `\n    what to do: ${p.todo}` : ''}`);
+  for (const p of e.problems)
+    lines.push(`  - ${p.path}: expected ${p.expected}; found ${p.found}${p.todo ? `\n    what to do: ${p.todo}` : ''}`);
   return lines.join('\n');
 }

@@ -84,8 +84,13 @@ export class ConfigVersionError extends Error {
 /** Upgrades `doc` in place to CONFIG_VERSION. */
 export function migrateDocument(doc: Document): MigrationResult {
   const from = versionOf(doc);
-  if (Number.isNaN(from) || from < 1) throw new ConfigVersionError(JSON.stringify(doc.get('version')), `a whole number from 1 to ${CONFIG_VERSION}`);
-  if (from > CONFIG_VERSION) throw new ConfigVersionError(String(from), `at most ${CONFIG_VERSION}: the file was written for a newer gateway; update this gateway, or use a config written for it`);
+  if (Number.isNaN(from) || from < 1)
+    throw new ConfigVersionError(JSON.stringify(doc.get('version')), `a whole number from 1 to ${CONFIG_VERSION}`);
+  if (from > CONFIG_VERSION)
+    throw new ConfigVersionError(
+      String(from),
+      `at most ${CONFIG_VERSION}: the file was written for a newer gateway; update this gateway, or use a config written for it`,
+    );
   const notes: string[] = [];
   for (let v = from; v < CONFIG_VERSION; v++) {
     const m = MIGRATIONS.find((x) => x.from === v);
@@ -97,7 +102,9 @@ export function migrateDocument(doc: Document): MigrationResult {
 }
 
 function setVersionFirst(doc: Document, version: number): void {
-  if (!isMap(doc.contents)) { doc.contents = new YAMLMap(); }
+  if (!isMap(doc.contents)) {
+    doc.contents = new YAMLMap();
+  }
   const map = doc.contents as YAMLMap;
   map.delete('version');
   const pair = doc.createPair('version', version);
@@ -112,7 +119,8 @@ function setVersionFirst(doc: Document, version: number): void {
 
 /** Upgrades a config given as a value (tests, the harness, a reload's proposed config) to CONFIG_VERSION. */
 export function migrateValue(input: unknown): MigrationResult & { value: unknown } {
-  if (input === null || typeof input !== 'object' || Array.isArray(input)) return { from: CONFIG_VERSION, to: CONFIG_VERSION, notes: [], value: input };
+  if (input === null || typeof input !== 'object' || Array.isArray(input))
+    return { from: CONFIG_VERSION, to: CONFIG_VERSION, notes: [], value: input };
   const doc = new Document(input);
   const r = migrateDocument(doc);
   // the YAML round trip only where a migration changed something: a value with nothing to move stays as given

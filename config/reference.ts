@@ -9,7 +9,8 @@ import { walkSchema, type SchemaField } from './schema-walk.ts';
 import { ConfigSchema } from './schema.ts';
 
 function typeOf(s: TSchema): string {
-  if (s.anyOf) return (s.anyOf as TSchema[]).map((b) => (b.const !== undefined ? `\`${JSON.stringify(b.const)}\`` : typeOf(b))).join(' \\| ');
+  if (s.anyOf)
+    return (s.anyOf as TSchema[]).map((b) => (b.const !== undefined ? `\`${JSON.stringify(b.const)}\`` : typeOf(b))).join(' \\| ');
   if (s.type === 'array') {
     const item = s.items ? typeOf(s.items as TSchema) : 'any';
     return `list of ${item.includes(' \\| ') ? `(${item})` : item}`;
@@ -38,7 +39,8 @@ function defaultOf(f: SchemaField): string {
 
 function reloadNote(section: SchemaField): string {
   if (section.restart) return 'A change takes effect when the gateway restarts.';
-  if (section.reload === 'adapter') return 'A change on reload re-creates the source it belongs to (fields marked **Needs restart.** wait for a restart).';
+  if (section.reload === 'adapter')
+    return 'A change on reload re-creates the source it belongs to (fields marked **Needs restart.** wait for a restart).';
   return 'A change takes effect on reload.';
 }
 
@@ -60,7 +62,16 @@ export function renderConfigReference(): string {
   ];
   const fields = walkSchema(ConfigSchema);
   for (const section of fields.filter((f) => f.depth === 1)) {
-    out.push(`## \`${section.path}\``, '', cell(String(section.schema.description ?? '')), '', reloadNote(section), '', '| field | type | default | meaning |', '|---|---|---|---|');
+    out.push(
+      `## \`${section.path}\``,
+      '',
+      cell(String(section.schema.description ?? '')),
+      '',
+      reloadNote(section),
+      '',
+      '| field | type | default | meaning |',
+      '|---|---|---|---|',
+    );
     const rows = section.schema.type === 'object' && section.schema.properties ? [] : [section];
     rows.push(...fields.filter((f) => f.path.startsWith(`${section.path}.`) || f.path.startsWith(`${section.path}[]`)));
     for (const f of rows) out.push(`| \`${f.path}\` | ${typeOf(f.schema)} | ${defaultOf(f)} | ${cell(meaningOf(f, section.restart))} |`);

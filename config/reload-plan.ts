@@ -49,7 +49,11 @@ function fieldAt(valuePath: string): SchemaField | undefined {
 const same = (a: unknown, b: unknown) => canonical(a) === canonical(b);
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v !== null && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  if (v !== null && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   return JSON.stringify(v) ?? 'undefined';
 }
 
@@ -81,12 +85,16 @@ export function planReload(current: GatewayConfig, next: GatewayConfig): ReloadP
       const after = new Map((b as Array<{ id: string }>).map((e, i) => [e.id, { e, i }]));
       for (const [id, { e, i }] of after) {
         const old = before.get(id);
-        if (!old) { changes.push({ path: `${section}[${i}]`, kind: 'added', restart: false, adapter: id }); continue; }
+        if (!old) {
+          changes.push({ path: `${section}[${i}]`, kind: 'added', restart: false, adapter: id });
+          continue;
+        }
         const paths: string[] = [];
         diff(old.e, e, `${section}[${i}]`, paths);
         for (const p of paths) changes.push({ path: p, kind: 'changed', restart: restartOf(p), adapter: id });
       }
-      for (const [id, { i }] of before) if (!after.has(id)) changes.push({ path: `${section}[${i}]`, kind: 'removed', restart: false, adapter: id });
+      for (const [id, { i }] of before)
+        if (!after.has(id)) changes.push({ path: `${section}[${i}]`, kind: 'removed', restart: false, adapter: id });
       continue;
     }
     const paths: string[] = [];
@@ -123,12 +131,20 @@ export function planReload(current: GatewayConfig, next: GatewayConfig): ReloadP
  * Validate, then plan: `load` is the same load as `start` (loadConfig with the running gateway's
  * file and environment). A config that does not load gives its problems and no plan.
  */
-export function prepareReload(current: GatewayConfig, load: () => GatewayConfig): { ok: true; config: GatewayConfig; plan: ReloadPlan } | { ok: false; code: ConfigError['code']; problems: readonly ConfigProblem[] } {
+export function prepareReload(
+  current: GatewayConfig,
+  load: () => GatewayConfig,
+): { ok: true; config: GatewayConfig; plan: ReloadPlan } | { ok: false; code: ConfigError['code']; problems: readonly ConfigProblem[] } {
   let config: GatewayConfig;
   try {
     config = load();
   } catch (e) {
-    if (e instanceof ConfigError) return { ok: false, code: e.code, problems: e.problems.length ? e.problems : [{ path: '(file)', expected: 'a readable config', found: e.message }] };
+    if (e instanceof ConfigError)
+      return {
+        ok: false,
+        code: e.code,
+        problems: e.problems.length ? e.problems : [{ path: '(file)', expected: 'a readable config', found: e.message }],
+      };
     throw e;
   }
   return { ok: true, config, plan: planReload(current, config) };

@@ -64,13 +64,22 @@ const show = (v: unknown) => {
 
 /** Version 2 reads HL7 folders as `files[]` (config/migrate.ts moves a version 1 file's `folders[]` there). */
 function folderRules(c: GatewayConfig, add: Add): void {
-  if (c.folders.length > 0) add('folders', 'no entries (config version 2 reads HL7 folders as files[] entries with profile hl7v2)', `${c.folders.length} entr${c.folders.length === 1 ? 'y' : 'ies'}`, 'run `eyewear-gateway migrate-config FILE`, or remove `version: 2` so the file is read as version 1 and migrated on load');
+  if (c.folders.length > 0)
+    add(
+      'folders',
+      'no entries (config version 2 reads HL7 folders as files[] entries with profile hl7v2)',
+      `${c.folders.length} entr${c.folders.length === 1 ? 'y' : 'ies'}`,
+      'run `eyewear-gateway migrate-config FILE`, or remove `version: 2` so the file is read as version 1 and migrated on load',
+    );
 }
 
 /** Source ids name adapters in status, logs, cursors and dead letters: one id, one source. */
 function idRules(c: GatewayConfig, add: Add): void {
   const seen = new Map<string, string>([[HL7_ADAPTER_ID, 'the HL7 listener']]);
-  const lists: Array<[string, ReadonlyArray<{ id: string }>]> = [['databases', c.databases], ['files', c.files]];
+  const lists: Array<[string, ReadonlyArray<{ id: string }>]> = [
+    ['databases', c.databases],
+    ['files', c.files],
+  ];
   for (const [name, list] of lists) {
     list.forEach((e, i) => {
       const path = `${name}[${i}].id`;
@@ -83,7 +92,13 @@ function idRules(c: GatewayConfig, add: Add): void {
   c.fileOutputs.forEach((t, i) => {
     const path = `fileOutputs[${i}].id`;
     const first = targets.get(t.id);
-    if (first) add(path, `an id no other file output has (${first} has "${t.id}")`, show(t.id), 'give each file output its own id: file.write commands pick the target by it');
+    if (first)
+      add(
+        path,
+        `an id no other file output has (${first} has "${t.id}")`,
+        show(t.id),
+        'give each file output its own id: file.write commands pick the target by it',
+      );
     else targets.set(t.id, path);
   });
 }
@@ -93,7 +108,12 @@ function portRules(c: GatewayConfig, add: Add): void {
   if (!c.hl7.enabled || !c.admin.enabled || c.hl7.port === 0 || c.hl7.port !== c.admin.port) return;
   const wildcard = (h: string) => h === '0.0.0.0' || h === '::' || h === '';
   if (c.hl7.host === c.admin.host || wildcard(c.hl7.host) || wildcard(c.admin.host)) {
-    add('hl7.port', `a port other than admin.port (${c.admin.port}) on ${c.hl7.host}`, String(c.hl7.port), 'move the MLLP listener or the admin API to another port (defaults: 2575 and 8480)');
+    add(
+      'hl7.port',
+      `a port other than admin.port (${c.admin.port}) on ${c.hl7.host}`,
+      String(c.hl7.port),
+      'move the MLLP listener or the admin API to another port (defaults: 2575 and 8480)',
+    );
   }
 }
 
@@ -103,7 +123,12 @@ function timezoneRule(tz: string, add: Add): void {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
   } catch {
-    add('gateway.timezone', 'an IANA time zone (e.g. America/Chicago, Europe/Berlin, UTC)', show(tz), 'use the practice\'s zone from the IANA list, or leave it empty for the machine\'s zone');
+    add(
+      'gateway.timezone',
+      'an IANA time zone (e.g. America/Chicago, Europe/Berlin, UTC)',
+      show(tz),
+      "use the practice's zone from the IANA list, or leave it empty for the machine's zone",
+    );
   }
 }
 
@@ -111,18 +136,47 @@ function timezoneRule(tz: string, add: Add): void {
 function cloudRules(c: GatewayConfig, add: Add, skip: (v: unknown) => boolean): void {
   const pk = c.cloud.publicKey;
   if (c.relay.sink !== 'file' && !pk) {
-    add('cloud.publicKey', `the cloud public key (PEM) when relay.sink is ${c.relay.sink}`, 'nothing', 'set cloud.publicKey: ${file:/path/cloud-public.pem} (the key the eyewear-ML cloud gave at enrolment)');
+    add(
+      'cloud.publicKey',
+      `the cloud public key (PEM) when relay.sink is ${c.relay.sink}`,
+      'nothing',
+      'set cloud.publicKey: ${file:/path/cloud-public.pem} (the key the eyewear-ML cloud gave at enrolment)',
+    );
   }
   if (pk && !skip(pk)) {
     const k = publicKeyOf(pk);
-    if (!k.ok) add('cloud.publicKey', 'a PEM public key (-----BEGIN PUBLIC KEY-----), EC P-256/P-384/P-521 or RSA', k.found, 'point it at the cloud\'s public key file: cloud.publicKey: ${file:/path/cloud-public.pem}');
-    else if (k.type === 'ec' ? !CLOUD_CURVES.includes(k.curve) : k.type !== 'rsa') add('cloud.publicKey', 'an EC (P-256, P-384, P-521) or RSA public key', k.type === 'ec' ? `an EC key on ${k.curve}` : `a ${k.type} key`, 'use the encryption key the cloud gave at enrolment (not its command key)');
+    if (!k.ok)
+      add(
+        'cloud.publicKey',
+        'a PEM public key (-----BEGIN PUBLIC KEY-----), EC P-256/P-384/P-521 or RSA',
+        k.found,
+        "point it at the cloud's public key file: cloud.publicKey: ${file:/path/cloud-public.pem}",
+      );
+    else if (k.type === 'ec' ? !CLOUD_CURVES.includes(k.curve) : k.type !== 'rsa')
+      add(
+        'cloud.publicKey',
+        'an EC (P-256, P-384, P-521) or RSA public key',
+        k.type === 'ec' ? `an EC key on ${k.curve}` : `a ${k.type} key`,
+        'use the encryption key the cloud gave at enrolment (not its command key)',
+      );
   }
   const ck = c.cloud.commandPublicKey;
   if (ck && !skip(ck)) {
     const k = publicKeyOf(ck);
-    if (!k.ok) add('cloud.commandPublicKey', 'a PEM Ed25519 public key (-----BEGIN PUBLIC KEY-----)', k.found, 'point it at the cloud\'s command key file: cloud.commandPublicKey: ${file:/path/cloud-command.pem}');
-    else if (k.type !== 'ed25519') add('cloud.commandPublicKey', 'an Ed25519 public key', `a ${k.type} key`, 'use the command-signing key the cloud gave at enrolment (not its encryption key)');
+    if (!k.ok)
+      add(
+        'cloud.commandPublicKey',
+        'a PEM Ed25519 public key (-----BEGIN PUBLIC KEY-----)',
+        k.found,
+        "point it at the cloud's command key file: cloud.commandPublicKey: ${file:/path/cloud-command.pem}",
+      );
+    else if (k.type !== 'ed25519')
+      add(
+        'cloud.commandPublicKey',
+        'an Ed25519 public key',
+        `a ${k.type} key`,
+        'use the command-signing key the cloud gave at enrolment (not its encryption key)',
+      );
   }
 }
 
@@ -134,7 +188,14 @@ function publicKeyOf(pem: string): { ok: true; type: string; curve: string } | {
     return { ok: true, type, curve };
   } catch {
     // never the text itself: a private key pasted here by mistake must not reach the screen
-    return { ok: false, found: pem.includes('PRIVATE KEY') ? 'a private key (give the public key only)' : pem.includes('-----BEGIN') ? 'a PEM block that does not parse as a public key' : `text that is not PEM (${pem.length} characters)` };
+    return {
+      ok: false,
+      found: pem.includes('PRIVATE KEY')
+        ? 'a private key (give the public key only)'
+        : pem.includes('-----BEGIN')
+          ? 'a PEM block that does not parse as a public key'
+          : `text that is not PEM (${pem.length} characters)`,
+    };
   }
 }
 
@@ -144,7 +205,12 @@ function urlRules(c: GatewayConfig, add: Add): void {
     // a URL may carry a user and password: never shown
     const shown = show(v.replace(/\/\/[^/@]*@/, '//(credentials not shown)@'));
     let u: URL;
-    try { u = new URL(v); } catch { add(path, `a URL (${protocols.map((p) => `${p}//`).join(' or ')}host…)`, shown, todo); return; }
+    try {
+      u = new URL(v);
+    } catch {
+      add(path, `a URL (${protocols.map((p) => `${p}//`).join(' or ')}host…)`, shown, todo);
+      return;
+    }
     if (!protocols.includes(u.protocol)) add(path, `a URL starting ${protocols.map((p) => `${p}//`).join(' or ')}`, shown, todo);
   };
   check('https.url', c.https.url, ['https:', 'http:'], 'use the cloud ingest URL, https://… (http:// only on a test bench)');
@@ -156,36 +222,95 @@ function databaseRules(d: DatabaseConfig, at: string, add: Add): void {
   if (d.engine === 'sqlite') {
     if (!d.file) add(`${at}.file`, 'the SQLite database file (engine sqlite)', 'nothing', 'set file: to the path of the PMS database file');
   } else {
-    if (!d.host) add(`${at}.host`, `the ${d.engine} server's address`, show(d.host), 'set host: to the database server (name or IP address)');
-    if (!d.user) add(`${at}.user`, `a read-only ${d.engine} user`, show(d.user), 'set user: to a user that may read the PMS tables (and password: ${env:NAME})');
+    if (!d.host)
+      add(`${at}.host`, `the ${d.engine} server's address`, show(d.host), 'set host: to the database server (name or IP address)');
+    if (!d.user)
+      add(
+        `${at}.user`,
+        `a read-only ${d.engine} user`,
+        show(d.user),
+        'set user: to a user that may read the PMS tables (and password: ${env:NAME})',
+      );
   }
-  if (d.profile === 'generic' && d.streams.length === 0) add(`${at}.streams`, 'at least one stream (profile generic reads only the streams given)', '[]', 'add streams: (table, key and records each), or set profile: practice-studio');
+  if (d.profile === 'generic' && d.streams.length === 0)
+    add(
+      `${at}.streams`,
+      'at least one stream (profile generic reads only the streams given)',
+      '[]',
+      'add streams: (table, key and records each), or set profile: practice-studio',
+    );
   const names = new Map<string, number>();
   d.streams.forEach((s, j) => {
     const sp = `${at}.streams[${j}]`;
-    if (names.has(s.name)) add(`${sp}.name`, `a name no other stream of ${d.id} has (streams[${names.get(s.name)}] has it)`, show(s.name), 'give each stream its own name: it keys the stream\'s cursor');
+    if (names.has(s.name))
+      add(
+        `${sp}.name`,
+        `a name no other stream of ${d.id} has (streams[${names.get(s.name)}] has it)`,
+        show(s.name),
+        "give each stream its own name: it keys the stream's cursor",
+      );
     else names.set(s.name, j);
-    if (!s.table && !s.query) add(`${sp}.table`, 'a table, or a query', 'neither', 'set table: (schema.table allowed) or query: (one SELECT)');
-    if (s.query && s.query.includes(';')) add(`${sp}.query`, 'one SELECT statement, without ;', 'a ;', 'remove the ; (and any second statement): the query is wrapped as a subquery');
+    if (!s.table && !s.query)
+      add(`${sp}.table`, 'a table, or a query', 'neither', 'set table: (schema.table allowed) or query: (one SELECT)');
+    if (s.query && s.query.includes(';'))
+      add(
+        `${sp}.query`,
+        'one SELECT statement, without ;',
+        'a ;',
+        'remove the ; (and any second statement): the query is wrapped as a subquery',
+      );
   });
   // a deletion log names the stream whose rows it deletes; a generic database's streams are all given here
   if (d.profile === 'generic') {
     d.streams.forEach((s, j) => {
       for (const [table, target] of Object.entries(s.tombstone?.targets ?? {})) {
-        if (!names.has(target)) add(`${at}.streams[${j}].tombstone.targets.${table}`, `the name of a stream of ${d.id} (${[...names.keys()].join(', ')})`, show(target), 'name the stream whose rows this deletion log removes');
+        if (!names.has(target))
+          add(
+            `${at}.streams[${j}].tombstone.targets.${table}`,
+            `the name of a stream of ${d.id} (${[...names.keys()].join(', ')})`,
+            show(target),
+            'name the stream whose rows this deletion log removes',
+          );
       }
     });
   }
-  if (d.realtime === 'listen' && d.engine !== 'postgres') add(`${at}.realtime`, '"off" (real time is PostgreSQL LISTEN/NOTIFY)', show(d.realtime), `set realtime: off; ${d.engine} is polled every pollIntervalMs`);
-  if (d.writeBack.enabled && Object.keys(d.writeBack.statements).length === 0) add(`${at}.writeBack.statements`, 'at least one statement when write-back is enabled', '{}', 'name the statements db.write commands may run, or set writeBack.enabled: false');
+  if (d.realtime === 'listen' && d.engine !== 'postgres')
+    add(
+      `${at}.realtime`,
+      '"off" (real time is PostgreSQL LISTEN/NOTIFY)',
+      show(d.realtime),
+      `set realtime: off; ${d.engine} is polled every pollIntervalMs`,
+    );
+  if (d.writeBack.enabled && Object.keys(d.writeBack.statements).length === 0)
+    add(
+      `${at}.writeBack.statements`,
+      'at least one statement when write-back is enabled',
+      '{}',
+      'name the statements db.write commands may run, or set writeBack.enabled: false',
+    );
 }
 
 /** adapters/file: profileOf (kinds), remote-source (cron), remote-folder (pinned host key / certificate). */
 function fileRules(f: FilesConfig, at: string, add: Add): void {
-  if (f.profile === 'generic' && f.kinds.length === 0) add(`${at}.kinds`, 'at least one kind (profile generic reads only the kinds given)', '[]', 'add kinds: (name, match, records each), or pick a built-in profile');
+  if (f.profile === 'generic' && f.kinds.length === 0)
+    add(
+      `${at}.kinds`,
+      'at least one kind (profile generic reads only the kinds given)',
+      '[]',
+      'add kinds: (name, match, records each), or pick a built-in profile',
+    );
   encodingRule(f.csv.encoding, `${at}.csv.encoding`, add);
   f.kinds.forEach((k, j) => {
-    try { new RegExp(k.match, 'i'); } catch { add(`${at}.kinds[${j}].match`, 'a regular expression on the file name', show(k.match), 'fix the expression (e.g. ^patients.*\\.csv$)'); }
+    try {
+      new RegExp(k.match, 'i');
+    } catch {
+      add(
+        `${at}.kinds[${j}].match`,
+        'a regular expression on the file name',
+        show(k.match),
+        'fix the expression (e.g. ^patients.*\\.csv$)',
+      );
+    }
     if (k.csv?.encoding !== undefined) encodingRule(k.csv.encoding, `${at}.kinds[${j}].csv.encoding`, add);
   });
   if (f.source === 'sftp') sftpRules(f.sftp, `${at}.sftp`, add, true);
@@ -194,21 +319,60 @@ function fileRules(f: FilesConfig, at: string, add: Add): void {
 
 /** adapters/file/file-formats.ts decodes with TextDecoder: an encoding it does not know sends every file to error/. */
 function encodingRule(encoding: string, path: string, add: Add): void {
-  try { new TextDecoder(encoding); } catch { add(path, 'a text encoding (utf-8, windows-1252, iso-8859-1, utf-16le …)', show(encoding), 'use the encoding the PMS exports in (the WHATWG Encoding names)'); }
+  try {
+    new TextDecoder(encoding);
+  } catch {
+    add(
+      path,
+      'a text encoding (utf-8, windows-1252, iso-8859-1, utf-16le …)',
+      show(encoding),
+      'use the encoding the PMS exports in (the WHATWG Encoding names)',
+    );
+  }
 }
 
 function scheduleRule(schedule: string, path: string, add: Add): void {
-  if (!cron.validate(schedule)) add(path, 'a cron schedule (5 fields, or 6 with seconds first), e.g. */30 * * * * *', show(schedule), 'fix the schedule (node-cron syntax)');
+  if (!cron.validate(schedule))
+    add(
+      path,
+      'a cron schedule (5 fields, or 6 with seconds first), e.g. */30 * * * * *',
+      show(schedule),
+      'fix the schedule (node-cron syntax)',
+    );
 }
 
 function sftpRules(s: SftpConfig, at: string, add: Add, polled: boolean): void {
-  if (!s.hostKeySha256) add(`${at}.hostKeySha256`, 'the server\'s pinned host key fingerprint (SHA256:…)', 'nothing', 'run `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the server (or `ssh-keyscan HOST | ssh-keygen -lf -`) and paste the SHA256:… value');
-  else if (!SSH_FINGERPRINT.test(s.hostKeySha256)) add(`${at}.hostKeySha256`, 'a fingerprint as ssh-keygen -lf prints it: SHA256: and 43 characters', show(s.hostKeySha256), 'copy the SHA256:… value exactly, without the key type or comment');
+  if (!s.hostKeySha256)
+    add(
+      `${at}.hostKeySha256`,
+      "the server's pinned host key fingerprint (SHA256:…)",
+      'nothing',
+      'run `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the server (or `ssh-keyscan HOST | ssh-keygen -lf -`) and paste the SHA256:… value',
+    );
+  else if (!SSH_FINGERPRINT.test(s.hostKeySha256))
+    add(
+      `${at}.hostKeySha256`,
+      'a fingerprint as ssh-keygen -lf prints it: SHA256: and 43 characters',
+      show(s.hostKeySha256),
+      'copy the SHA256:… value exactly, without the key type or comment',
+    );
   if (polled) scheduleRule(s.schedule, `${at}.schedule`, add);
 }
 
 function ftpsRules(s: FtpsConfig, at: string, add: Add, polled: boolean): void {
-  if (!s.ca && !s.certSha256) add(`${at}.certSha256`, 'ca (the CA of the server certificate) or certSha256 (its pinned fingerprint)', 'neither', 'run `openssl s_client -starttls ftp -connect HOST:21 | openssl x509 -noout -fingerprint -sha256` and paste the fingerprint');
-  else if (s.certSha256 && !CERT_FINGERPRINT.test(s.certSha256)) add(`${at}.certSha256`, 'a SHA-256 fingerprint (64 hex digits, colons allowed)', show(s.certSha256), 'copy the fingerprint openssl x509 -fingerprint -sha256 prints');
+  if (!s.ca && !s.certSha256)
+    add(
+      `${at}.certSha256`,
+      'ca (the CA of the server certificate) or certSha256 (its pinned fingerprint)',
+      'neither',
+      'run `openssl s_client -starttls ftp -connect HOST:21 | openssl x509 -noout -fingerprint -sha256` and paste the fingerprint',
+    );
+  else if (s.certSha256 && !CERT_FINGERPRINT.test(s.certSha256))
+    add(
+      `${at}.certSha256`,
+      'a SHA-256 fingerprint (64 hex digits, colons allowed)',
+      show(s.certSha256),
+      'copy the fingerprint openssl x509 -fingerprint -sha256 prints',
+    );
   if (polled) scheduleRule(s.schedule, `${at}.schedule`, add);
 }

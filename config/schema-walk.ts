@@ -44,7 +44,11 @@ export function walkSchema(root: TSchema): SchemaField[] {
   const out: SchemaField[] = [];
   const seen = new Set<string>();
   const visit = (s: TSchema, path: string, depth: number, inherited: { secret: boolean; restart: boolean; reload?: 'adapter' }) => {
-    const meta = { secret: inherited.secret || s.secret === true, restart: inherited.restart || s.restart === true, reload: (s.reload as 'adapter' | undefined) ?? inherited.reload };
+    const meta = {
+      secret: inherited.secret || s.secret === true,
+      restart: inherited.restart || s.restart === true,
+      reload: (s.reload as 'adapter' | undefined) ?? inherited.reload,
+    };
     if (path !== '') {
       // a union of two object branches names a field once
       if (seen.has(path)) return;
@@ -55,12 +59,14 @@ export function walkSchema(root: TSchema): SchemaField[] {
     if (child) {
       // array items and record values: the item's own fields, and any union branches among them
       const itemPath = child.kind === 'array' ? `${path}[]` : `${path}.<key>`;
-      for (const b of objectBranches(child.schema)) for (const [k, f] of Object.entries(b.properties as Record<string, TSchema>)) visit(f, `${itemPath}.${k}`, depth + 1, meta);
+      for (const b of objectBranches(child.schema))
+        for (const [k, f] of Object.entries(b.properties as Record<string, TSchema>)) visit(f, `${itemPath}.${k}`, depth + 1, meta);
       if (child.kind === 'record' && objectBranches(child.schema).length === 0) visit(child.schema, itemPath, depth + 1, meta);
       return;
     }
     for (const b of objectBranches(s)) {
-      for (const [k, f] of Object.entries(b.properties as Record<string, TSchema>)) visit(f, path === '' ? k : `${path}.${k}`, depth + 1, meta);
+      for (const [k, f] of Object.entries(b.properties as Record<string, TSchema>))
+        visit(f, path === '' ? k : `${path}.${k}`, depth + 1, meta);
     }
   };
   visit(root, '', 0, { secret: false, restart: false });
@@ -69,7 +75,9 @@ export function walkSchema(root: TSchema): SchemaField[] {
 
 /** The paths of every `secret: true` field (`mqtt.password`, `databases[].writeBack.password`). */
 export function secretPaths(root: TSchema): string[] {
-  return walkSchema(root).filter((f) => f.schema.secret === true).map((f) => f.path);
+  return walkSchema(root)
+    .filter((f) => f.schema.secret === true)
+    .map((f) => f.path);
 }
 
 /** `files.0.sftp.password` (a value's path, as validation reports it) → `files[].sftp.password` (its schema path). */

@@ -34,13 +34,23 @@ export const SinkKind = { file: 'file', mqtt: 'mqtt', https: 'https' } as const;
 export type SinkKind = (typeof SinkKind)[keyof typeof SinkKind];
 
 export const Hl7ProfileName = {
-  generic: 'generic', epic: 'epic', cerner: 'cerner', allscripts: 'allscripts', athenahealth: 'athenahealth',
-  eclinicalworks: 'eclinicalworks', nextgen: 'nextgen', meditech: 'meditech', drchrono: 'drchrono', practiceStudio: 'practice-studio',
+  generic: 'generic',
+  epic: 'epic',
+  cerner: 'cerner',
+  allscripts: 'allscripts',
+  athenahealth: 'athenahealth',
+  eclinicalworks: 'eclinicalworks',
+  nextgen: 'nextgen',
+  meditech: 'meditech',
+  drchrono: 'drchrono',
+  practiceStudio: 'practice-studio',
 } as const;
 export type Hl7ProfileName = (typeof Hl7ProfileName)[keyof typeof Hl7ProfileName];
 
 const tlsFields = {
-  ca: Type.Optional(Type.String({ description: 'PEM of the CA that signed the server certificate (default: system CAs). Accepts `${file:PATH}`.' })),
+  ca: Type.Optional(
+    Type.String({ description: 'PEM of the CA that signed the server certificate (default: system CAs). Accepts `${file:PATH}`.' }),
+  ),
   cert: Type.Optional(Type.String({ description: 'PEM client certificate for mutual TLS. Accepts `${file:PATH}`.' })),
   key: secretString('PEM private key of the client certificate. Secret: use `${file:PATH}` or `${env:NAME}`.'),
   rejectUnauthorized: Type.Boolean({ default: true, description: 'Verify the server certificate. Turn off only on a test bench.' }),
@@ -48,233 +58,765 @@ const tlsFields = {
 
 const fieldSpec = Type.Union([
   Type.String({ minLength: 1, description: 'a column' }),
-  Type.Object({
-    column: Type.Optional(Type.String({ minLength: 1 })),
-    value: Type.Optional(Type.Union([Type.String(), Type.Number(), Type.Boolean()])),
-    template: Type.Optional(Type.String({ minLength: 1 })),
-    transform: Type.Optional(Type.Union([Type.Union(TRANSFORMS.map((x) => Type.Literal(x))), Type.Array(Type.Union(TRANSFORMS.map((x) => Type.Literal(x))))])),
-    dateFormat: Type.Optional(Type.String()),
-    codes: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean()]))),
-    scale: Type.Optional(Type.Number()),
-    default: Type.Optional(Type.Union([Type.String(), Type.Number(), Type.Boolean()])),
-  }, { additionalProperties: false }),
+  Type.Object(
+    {
+      column: Type.Optional(Type.String({ minLength: 1 })),
+      value: Type.Optional(Type.Union([Type.String(), Type.Number(), Type.Boolean()])),
+      template: Type.Optional(Type.String({ minLength: 1 })),
+      transform: Type.Optional(
+        Type.Union([Type.Union(TRANSFORMS.map((x) => Type.Literal(x))), Type.Array(Type.Union(TRANSFORMS.map((x) => Type.Literal(x))))]),
+      ),
+      dateFormat: Type.Optional(Type.String()),
+      codes: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean()]))),
+      scale: Type.Optional(Type.Number()),
+      default: Type.Optional(Type.Union([Type.String(), Type.Number(), Type.Boolean()])),
+    },
+    { additionalProperties: false },
+  ),
 ]);
 
-const recordMapping = Type.Object({
-  type: Type.Union(Object.values(RecordType).map((x) => Type.Literal(x))),
-  sourceIdSuffix: Type.Optional(Type.String()),
-  patient: Type.Optional(Type.Object({ system: Type.String({ minLength: 1 }), id: fieldSpec }, { additionalProperties: false })),
-  occurredAt: Type.Optional(fieldSpec),
-  when: Type.Optional(Type.Object({ column: Type.String({ minLength: 1 }), in: Type.Array(Type.Union([Type.String(), Type.Number(), Type.Boolean()]), { minItems: 1 }) }, { additionalProperties: false })),
-  fields: Type.Record(Type.String({ minLength: 1 }), fieldSpec),
-}, { additionalProperties: false });
+const recordMapping = Type.Object(
+  {
+    type: Type.Union(Object.values(RecordType).map((x) => Type.Literal(x))),
+    sourceIdSuffix: Type.Optional(Type.String()),
+    patient: Type.Optional(Type.Object({ system: Type.String({ minLength: 1 }), id: fieldSpec }, { additionalProperties: false })),
+    occurredAt: Type.Optional(fieldSpec),
+    when: Type.Optional(
+      Type.Object(
+        {
+          column: Type.String({ minLength: 1 }),
+          in: Type.Array(Type.Union([Type.String(), Type.Number(), Type.Boolean()]), { minItems: 1 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    fields: Type.Record(Type.String({ minLength: 1 }), fieldSpec),
+  },
+  { additionalProperties: false },
+);
 
-const sftpSettings = Type.Object({
-  host: Type.String({ default: '127.0.0.1' }),
-  port: port(22, 'SFTP port.'),
-  username: Type.String({ default: '' }),
-  password: secretString('Secret: `${env:NAME}` or `${file:PATH}`.'),
-  privateKey: secretString('PEM/OpenSSH private key. Secret: `${file:PATH}`.'),
-  passphrase: secretString('The private key\'s passphrase. Secret.'),
-  hostKeySha256: Type.String({ default: '', description: 'The server\'s host key fingerprint as `ssh-keygen -lf` prints it (`SHA256:…`). Required: a server with another key is refused.' }),
-  schedule: Type.String({ default: '*/30 * * * * *', description: 'When to list the folder (cron, with an optional seconds field; node-cron).' }),
-}, { additionalProperties: false, default: {}, description: 'SFTP server (for `source: sftp`).' });
+const sftpSettings = Type.Object(
+  {
+    host: Type.String({ default: '127.0.0.1' }),
+    port: port(22, 'SFTP port.'),
+    username: Type.String({ default: '' }),
+    password: secretString('Secret: `${env:NAME}` or `${file:PATH}`.'),
+    privateKey: secretString('PEM/OpenSSH private key. Secret: `${file:PATH}`.'),
+    passphrase: secretString("The private key's passphrase. Secret."),
+    hostKeySha256: Type.String({
+      default: '',
+      description:
+        "The server's host key fingerprint as `ssh-keygen -lf` prints it (`SHA256:…`). Required: a server with another key is refused.",
+    }),
+    schedule: Type.String({
+      default: '*/30 * * * * *',
+      description: 'When to list the folder (cron, with an optional seconds field; node-cron).',
+    }),
+  },
+  { additionalProperties: false, default: {}, description: 'SFTP server (for `source: sftp`).' },
+);
 
-const ftpsSettings = Type.Object({
-  host: Type.String({ default: '127.0.0.1' }),
-  port: port(21, 'FTPS port (explicit TLS: AUTH TLS on the control port).'),
-  username: Type.String({ default: '' }),
-  password: secretString('Secret: `${env:NAME}` or `${file:PATH}`.'),
-  ca: Type.Optional(Type.String({ description: 'PEM of the CA that signed the server\'s certificate. Accepts `${file:PATH}`.' })),
-  certSha256: Type.String({ default: '', description: 'Or: the server certificate\'s SHA-256 fingerprint (`openssl x509 -fingerprint -sha256`), pinned — for self-signed servers. One of `ca` and `certSha256` is required.' }),
-  schedule: Type.String({ default: '*/30 * * * * *', description: 'When to list the folder (cron, with an optional seconds field).' }),
-}, { additionalProperties: false, default: {}, description: 'FTPS server (for `source: ftps`). TLS is required; plain FTP is not offered.' });
+const ftpsSettings = Type.Object(
+  {
+    host: Type.String({ default: '127.0.0.1' }),
+    port: port(21, 'FTPS port (explicit TLS: AUTH TLS on the control port).'),
+    username: Type.String({ default: '' }),
+    password: secretString('Secret: `${env:NAME}` or `${file:PATH}`.'),
+    ca: Type.Optional(Type.String({ description: "PEM of the CA that signed the server's certificate. Accepts `${file:PATH}`." })),
+    certSha256: Type.String({
+      default: '',
+      description:
+        "Or: the server certificate's SHA-256 fingerprint (`openssl x509 -fingerprint -sha256`), pinned — for self-signed servers. One of `ca` and `certSha256` is required.",
+    }),
+    schedule: Type.String({ default: '*/30 * * * * *', description: 'When to list the folder (cron, with an optional seconds field).' }),
+  },
+  { additionalProperties: false, default: {}, description: 'FTPS server (for `source: ftps`). TLS is required; plain FTP is not offered.' },
+);
 
-const sqlStream = Type.Object({
-  name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Stream name (cursor key, status, record source ids).' }),
-  table: Type.Optional(Type.String({ minLength: 1, description: 'Table to read (schema.table allowed).' })),
-  query: Type.Optional(Type.String({ minLength: 1, description: 'Or one SELECT whose rows are read (it is wrapped as a subquery and EXPLAINed by `check-sql` before use).' })),
-  key: Type.String({ minLength: 1, description: 'Primary key column: the row\'s identity and the watermark\'s tie-breaker.' }),
-  watermark: Type.Optional(Type.Object({ column: Type.String({ minLength: 1 }), kind: Type.Union([Type.Literal('timestamp'), Type.Literal('rowversion'), Type.Literal('key')]) }, { additionalProperties: false, description: 'The column that grows with each change (updated-at time, SQL Server rowversion, or an increasing key). Default: the key.' })),
-  records: Type.Array(recordMapping, { default: [], description: 'What each row becomes (see README "Database sources").' }),
-  deletes: Type.Union([Type.Literal('none'), Type.Literal('keyset')], { default: 'none', description: '`keyset`: find deleted rows by comparing keys every `keysetIntervalMinutes`.' }),
-  tombstone: Type.Optional(Type.Object({ keyColumn: Type.String({ minLength: 1 }), tableColumn: Type.Optional(Type.String({ minLength: 1 })), targets: Type.Record(Type.String(), Type.String()) }, { additionalProperties: false, description: 'This stream is the PMS\'s deletion log: `keyColumn` names the deleted row; `tableColumn` its table, mapped by `targets` to a stream.' })),
-}, { additionalProperties: false });
+const sqlStream = Type.Object(
+  {
+    name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Stream name (cursor key, status, record source ids).' }),
+    table: Type.Optional(Type.String({ minLength: 1, description: 'Table to read (schema.table allowed).' })),
+    query: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'Or one SELECT whose rows are read (it is wrapped as a subquery and EXPLAINed by `check-sql` before use).',
+      }),
+    ),
+    key: Type.String({ minLength: 1, description: "Primary key column: the row's identity and the watermark's tie-breaker." }),
+    watermark: Type.Optional(
+      Type.Object(
+        {
+          column: Type.String({ minLength: 1 }),
+          kind: Type.Union([Type.Literal('timestamp'), Type.Literal('rowversion'), Type.Literal('key')]),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'The column that grows with each change (updated-at time, SQL Server rowversion, or an increasing key). Default: the key.',
+        },
+      ),
+    ),
+    records: Type.Array(recordMapping, { default: [], description: 'What each row becomes (see README "Database sources").' }),
+    deletes: Type.Union([Type.Literal('none'), Type.Literal('keyset')], {
+      default: 'none',
+      description: '`keyset`: find deleted rows by comparing keys every `keysetIntervalMinutes`.',
+    }),
+    tombstone: Type.Optional(
+      Type.Object(
+        {
+          keyColumn: Type.String({ minLength: 1 }),
+          tableColumn: Type.Optional(Type.String({ minLength: 1 })),
+          targets: Type.Record(Type.String(), Type.String()),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "This stream is the PMS's deletion log: `keyColumn` names the deleted row; `tableColumn` its table, mapped by `targets` to a stream.",
+        },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
 
-export const ConfigSchema = Type.Object({
-  version: Type.Integer({ minimum: 1, maximum: CONFIG_VERSION, default: CONFIG_VERSION, description: `The config file format version (current: ${CONFIG_VERSION}). An older file is upgraded in memory with a warning; \`eyewear-gateway migrate-config FILE\` upgrades it on disk (keeping a backup).` }),
-  gateway: obj({
-    id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', default: 'gw-local', description: 'This gateway\'s id (MQTT client id, topic segment, record `gatewayId`).' }),
-    tenantId: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', default: 'local', description: 'The eyewear-ML tenant (topic segment, record `tenantId`).' }),
-    practiceId: Type.String({ minLength: 1, default: 'local', description: 'The practice this gateway serves (record `practiceId`).' }),
-    timezone: Type.String({ default: '', description: 'IANA time zone of the practice (e.g. `America/Chicago`), for source times without an offset. Empty: the machine\'s zone.' }),
-    dataDir: Type.String({ minLength: 1, default: './data', description: 'Where the outbox, keys, admin token and file-sink output live. Relative paths are taken from the working directory.' }),
-  }, 'Identity of this gateway and where it keeps its state.', { restart: true }),
-  log: obj({
-    level: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info', description: 'Log level. Logs are JSON lines on stdout and never carry PHI.' }),
-  }, 'Logging.'),
-  hl7: obj({
-    enabled: Type.Boolean({ default: true, description: 'Listen for HL7 v2 over MLLP.' }),
-    host: Type.String({ default: '127.0.0.1', description: 'Address to listen on. Use the practice LAN address (or 0.0.0.0) so the PMS can reach it.' }),
-    port: port(2575, 'MLLP port.'),
-    profile: Type.Union(Object.values(Hl7ProfileName).map((n) => Type.Literal(n)), { default: 'generic', restart: true, description: 'The PMS/EHR profile that shapes mapping (identifier types, vendor fields).' }),
-    maxFrameBytes: Type.Integer({ minimum: 1024, default: 10 * 1024 * 1024, description: 'Largest MLLP frame accepted; a larger one is answered AR and the connection closed.' }),
-    idleTimeoutMs: Type.Integer({ minimum: 1000, default: 600_000, description: 'Close a connection idle this long.' }),
-    maxConnections: Type.Integer({ minimum: 1, default: 64, description: 'Concurrent connections. One more makes room by closing a connection with nothing in progress that has sent no complete frame (the longest quiet first), else one quiet longer than `hl7.partialFrameTimeoutMs`; with none such it is refused (GW_SENDER_LIMIT).' }),
-    maxPartialBytesTotal: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024, description: 'Bytes all connections together may hold in MLLP frames begun and not yet ended (one connection\'s frame is capped by `hl7.maxFrameBytes`; at least that is used here). Past it, the connection holding the most such bytes — one that has sent no complete frame first, the newest among equals — is closed (GW_SENDER_LIMIT), so senders of complete frames go on.' }),
-    partialFrameTimeoutMs: Type.Integer({ minimum: 100, default: 60_000, description: 'A frame begun and not ended this long after its first byte closes its connection (GW_SENDER_LIMIT), however slowly bytes keep arriving, so a slow sender cannot hold a connection. At most `hl7.idleTimeoutMs` is used.' }),
-    profileOverrides: Type.Object({
-      patientIdTypes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'PID-3 identifier types (table 0203) tried in order for the chart number.' })),
-      visitTypeFrom: Type.Optional(Type.Array(Type.Union([Type.Literal('AIS-3'), Type.Literal('SCH-8'), Type.Literal('SCH-7')]), { description: 'Fields read, in order, for an appointment\'s visit type.' })),
-      fillerStatus: Type.Optional(Type.Record(Type.String(), Type.Union((['booked', 'arrived', 'fulfilled', 'cancelled', 'noshow', 'pending'] as const).map((x) => Type.Literal(x))), { description: 'Extra SCH-25 filler status codes → appointment status.' })),
-      cylinderConvention: Type.Optional(Type.Union([Type.Literal('minus'), Type.Literal('plus')], { description: 'The cylinder convention prescriptions are stored in.' })),
-      rxValidityMonths: Type.Optional(Type.Object({ spectacle: Type.Optional(Type.Integer({ minimum: 0, maximum: 120 })), contactLens: Type.Optional(Type.Integer({ minimum: 0, maximum: 120 })) }, { additionalProperties: false, description: 'Validity of a prescription when the PMS sends no expiry (default 24 months spectacle, 12 contact lens; 0: none).' })),
-      eyeCodes: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.Object({
-        display: Type.String({ minLength: 1 }),
-        system: Type.Optional(Type.String()),
-        rx: Type.Optional(Type.Union((['sphere', 'cylinder', 'axis', 'add', 'prism', 'prismBase', 'pd', 'baseCurve', 'diameter'] as const).map((x) => Type.Literal(x)))),
-      }, { additionalProperties: false }), { description: 'More OBX-3 codes that are eye-exam data (a vendor\'s own codes), each with what it means; `rx` makes it part of a prescription.' })),
-    }, { additionalProperties: false, default: {}, restart: true, description: 'This site\'s changes to the profile, field by field (the rest stays as the profile says).' }),
-    unmappedAck: Type.Union([Type.Literal('AA'), Type.Literal('AE')], { default: 'AA', description: 'How message types the gateway does not map are answered: `AA` (taken, counted as ignored) or `AE` with ERR 200 (for senders that should stop sending them).' }),
-    acknowledgements: Type.Union([Type.Literal('as-requested'), Type.Literal('original')], { default: 'as-requested', description: '`as-requested`: original mode (AA/AE/AR), or enhanced mode (CA/CE/CR then the application ACK) when MSH-15/16 ask for it. `original`: always AA/AE/AR, for senders that fill MSH-15/16 but expect original-mode ACKs.' }),
-    dedupeWindowDays: Type.Integer({ minimum: 1, default: 30, restart: true, description: 'How long a message\'s control id (MSH-3/4/10) and content hash are remembered to spot resends.' }),
-  }, 'HL7 v2 MLLP listener.', { reload: 'adapter' }),
-  folders: Type.Array(Type.Object({
-    id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, dead letters).' }),
-    dir: Type.String({ minLength: 1, description: 'The folder the PMS exports into (local or a mounted share). `processed/` and `error/` are made inside it.' }),
-    extensions: Type.Array(Type.String({ minLength: 1 }), { default: ['.hl7', '.txt', '.dat'], description: 'File name endings taken.' }),
-    stableMs: Type.Integer({ minimum: 0, default: 2000, description: 'A file is read only once its size and mtime stayed the same this long.' }),
-    pollMs: Type.Integer({ minimum: 50, default: 1000, description: 'How often the folder is listed.' }),
-  }, { additionalProperties: false }), { default: [], reload: 'adapter', description: 'Config version 1 only: folders of HL7 v2 files. Version 2 reads them as `files[]` entries with `profile: hl7v2` (migrated on load; after load this list is always empty).' }),
-  databases: Type.Array(Type.Object({
-    id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, cursors).' }),
-    engine: Type.Union([Type.Literal('postgres'), Type.Literal('mariadb'), Type.Literal('mssql'), Type.Literal('sqlite')], { description: 'Database engine (`mariadb` also serves MySQL).' }),
-    profile: Type.Union([Type.Literal('practice-studio'), Type.Literal('generic')], { default: 'generic', description: '`practice-studio`: its schema, mapped built in; `generic`: the `streams` given here.' }),
-    schema: Type.String({ default: 'ps', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Practice Studio: the schema (PostgreSQL) or database prefix its tables live in.' }),
-    system: Type.String({ default: '', description: '`source.system` of the records (default: the profile\'s, e.g. `PRACTICE-STUDIO`, or the id).' }),
-    host: Type.String({ default: '127.0.0.1', description: 'Database server.' }),
-    port: Type.Optional(port(0, 'Port (default: the engine\'s).')),
-    database: Type.String({ default: '', description: 'Database name.' }),
-    user: Type.String({ default: '', description: 'A read-only user (the gateway only reads, in READ COMMITTED, and sets its sessions read-only).' }),
-    password: secretString('Password. Secret: use `${env:NAME}` or `${file:PATH}`.'),
-    file: Type.Optional(Type.String({ description: 'SQLite: the database file (opened read-only).' })),
-    ssl: Type.Boolean({ default: false, description: 'TLS to the database server.' }),
-    poolSize: Type.Integer({ minimum: 1, maximum: 8, default: 2, description: 'Connections at most: the practice\'s database is never crowded.' }),
-    statementTimeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'A query running longer is cancelled by the server.' }),
-    pageSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 500, description: 'Rows per keyset page (one outbox transaction each).' }),
-    pollIntervalMs: Type.Integer({ minimum: 100, default: 5000, description: 'How often the streams are polled (real time, where on, wakes it sooner).' }),
-    overlapSeconds: Type.Integer({ minimum: 0, default: 120, description: 'Each poll re-reads what changed in this window before the last position (rows committed late with an older watermark); unchanged rows are skipped by content hash.' }),
-    keysetIntervalMinutes: Type.Integer({ minimum: 0, default: 60, description: 'How often streams with `deletes: keyset` compare keys to find deleted rows (0: after every poll; for small tables only).' }),
-    realtime: Type.Union([Type.Literal('off'), Type.Literal('listen')], { default: 'off', description: '`listen` (PostgreSQL): wake on NOTIFY from triggers installed with `eyewear-gateway db realtime install` (the technician\'s consent). The watermark stays the source of truth.' }),
-    streams: Type.Array(sqlStream, { default: [], description: 'Generic profile: the tables/queries to read and how rows map (Practice Studio: extra streams beside its own).' }),
-    writeBack: Type.Object({
-      enabled: Type.Boolean({ default: false, description: 'Carry out `db.write` cloud commands on this database.' }),
-      user: Type.String({ default: '', description: 'A user allowed exactly these statements (default: `user`).' }),
-      password: secretString('Its password. Secret.'),
-      statements: Type.Record(Type.String({ pattern: '^[A-Za-z0-9._-]+$' }), Type.Object({
-        sql: Type.String({ minLength: 1, description: 'One parameterised statement ($1… for PostgreSQL, ? otherwise).' }),
-        params: Type.Array(Type.String({ minLength: 1 }), { description: 'Command value names bound, in order.' }),
-      }, { additionalProperties: false }), { default: {}, description: 'The only statements a command can run, by name. Values are always bound, never spliced into SQL.' }),
-    }, { additionalProperties: false, default: {}, restart: true, description: 'Write-back of statuses the cloud sends (off by default).' }),
-  }, { additionalProperties: false }), { default: [], reload: 'adapter', description: 'PMS databases read incrementally (PostgreSQL, MariaDB/MySQL, SQL Server, SQLite).' }),
-  files: Type.Array(Type.Object({
-    id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, ledger, dead letters).' }),
-    source: Type.Union([Type.Literal('folder'), Type.Literal('sftp'), Type.Literal('ftps')], { default: 'folder', description: '`folder`: a local folder or mounted share; `sftp` or `ftps`: a folder on such a server.' }),
-    dir: Type.String({ minLength: 1, description: 'The export folder (local path, or the remote path for `sftp`). `processed/` and `error/` are made inside it.' }),
-    polling: Type.Boolean({ default: false, description: 'Folder: poll instead of change events (use for SMB/NFS mounts).' }),
-    pollMs: Type.Integer({ minimum: 50, default: 1000, description: 'Folder polling interval.' }),
-    sftp: sftpSettings,
-    ftps: ftpsSettings,
-    profile: Type.Union(FILE_PROFILE_NAMES.map((x) => Type.Literal(x)), { default: 'generic', description: 'The export layout: a built-in profile, `fhir-r4` (Patient, Appointment, VisionPrescription), `hl7v2` (HL7 files), or `generic` with `kinds`.' }),
-    system: Type.String({ default: '', description: '`source.system` of the records (default: the profile\'s).' }),
-    kinds: Type.Array(Type.Object({
-      name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$' }),
-      match: Type.String({ minLength: 1, description: 'Regular expression on the file name (case-insensitive).' }),
-      format: Type.Optional(Type.Union((['csv', 'json', 'ndjson', 'xml', 'hl7v2', 'fhir'] as const).map((x) => Type.Literal(x)))),
-      csv: Type.Optional(Type.Object({ delimiter: Type.Optional(Type.String({ minLength: 1 })), quote: Type.Optional(Type.String({ minLength: 1, maxLength: 1 })), header: Type.Optional(Type.Union([Type.Boolean(), Type.Array(Type.String())])), encoding: Type.Optional(Type.String()) }, { additionalProperties: false })),
-      rowPath: Type.Optional(Type.String({ description: 'JSON/XML: dotted path of one row.' })),
-      key: Type.Optional(Type.String({ description: 'The row\'s identity: a column or `{col}` template.' })),
-      records: Type.Array(recordMapping),
-    }, { additionalProperties: false }), { default: [], description: 'Generic profile: kinds of file and how their rows map (also added to a built-in profile\'s, tried first).' }),
-    format: Type.Union((['auto', 'csv', 'json', 'ndjson', 'xml', 'hl7v2', 'fhir'] as const).map((x) => Type.Literal(x)), { default: 'auto', description: 'The files\' format; `auto`: the kind\'s, else by name and content.' }),
-    csv: Type.Object({
-      delimiter: Type.String({ minLength: 1, default: 'auto', description: '`auto` (the most frequent of , ; | tab in the first line) or the character.' }),
-      quote: Type.String({ minLength: 1, maxLength: 1, default: '"' }),
-      header: Type.Union([Type.Boolean(), Type.Array(Type.String())], { default: true, description: '`true`: the first line names the columns; a list: the column names of a file without a header.' }),
-      encoding: Type.String({ default: 'utf-8', description: 'Text encoding: utf-8, windows-1252, iso-8859-1, utf-16le …' }),
-    }, { additionalProperties: false, default: {}, description: 'CSV defaults (a kind may override them).' }),
-    extensions: Type.Array(Type.String({ minLength: 1 }), { default: ['.csv', '.txt', '.tsv', '.psv', '.dat', '.xml', '.json', '.ndjson', '.jsonl', '.hl7'], description: 'File name endings taken.' }),
-    stableMs: Type.Integer({ minimum: 0, default: 2000, description: 'A file is read once its size and mtime held still this long.' }),
-    marker: Type.String({ default: '', description: 'Instead: a file is ready when `<file><marker>` (e.g. `.done`) appears beside it.' }),
-    after: Type.Union([Type.Literal('move'), Type.Literal('delete')], { default: 'move', description: 'After import: move to `processed/`, or delete.' }),
-    pageSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 500, description: 'Rows per outbox transaction (with the ledger entry).' }),
-    maxWholeFileBytes: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024, description: 'JSON, XML and FHIR bundles are read whole up to this size (CSV and NDJSON stream at any size).' }),
-  }, { additionalProperties: false }), { default: [], reload: 'adapter', description: 'Export files (CSV, XML, JSON/NDJSON, HL7 v2, FHIR R4) from folders and SFTP, imported exactly once per file and row.' }),
-  fileOutputs: Type.Array(Type.Object({
-    id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'The target name `file.write` commands use.' }),
-    kind: Type.Union([Type.Literal('folder'), Type.Literal('sftp'), Type.Literal('ftps')], { default: 'folder', description: 'A local folder (or mounted share), or a folder on an SFTP or FTPS server.' }),
-    dir: Type.String({ minLength: 1, description: 'Where the PMS picks files up.' }),
-    sftp: sftpSettings,
-    ftps: ftpsSettings,
-    csvDelimiter: Type.String({ minLength: 1, maxLength: 1, default: ',', description: 'CSV field separator.' }),
-  }, { additionalProperties: false }), { default: [], restart: true, description: 'Where cloud `file.write` commands put files for the PMS (CSV, XML, HL7), atomically: a temporary name, then a rename.' }),
-  outbox: obj({
-    maxBytes: Type.Integer({ minimum: 1024 * 1024, default: 1024 * 1024 * 1024, description: 'Byte cap of sealed records and dead letters. At the cap new input is refused (negative ACK) and an alert raised; nothing accepted is dropped.' }),
-    maxDeadLetterBytes: Type.Integer({ minimum: 1024 * 1024, default: 256 * 1024 * 1024, description: 'Part of `maxBytes` that dead letters may take, so a flood of bad input cannot crowd out good records. Past it, bad input is answered "busy, retry later" (nothing is lost) and an alert raised.' }),
-    groupCommitMaxRecords: Type.Integer({ minimum: 1, default: 2000, description: 'Most records committed in one transaction (group commit).' }),
-    writer: Type.Union([Type.Literal('auto'), Type.Literal('inline'), Type.Literal('thread')], { default: 'auto', description: 'Where outbox commits run. `auto`: an intake that arrives alone while the writer thread is idle commits on the main thread (its ACK waits for no hand-off between threads); concurrent intakes and relay bookkeeping go to the writer thread, which groups them into one commit. `inline`: every commit on the main thread, grouped per event-loop turn. `thread`: every commit in the writer thread (an fsync never blocks socket reads).' }),
-    diskReserveBytes: Type.Integer({ minimum: 0, default: 256 * 1024 * 1024, description: 'Free space kept on the data volume: below it new input is refused ("busy, retry later" ACK, polls paused), `/ready` is false and the alert `diskLow` (GW_DISK_LOW) raised, so the outbox can still commit acks and deletes; input resumes by itself once space is back above it. Space the outbox holds free inside its file counts as free. 0 turns the guard off (a write that fails for lack of space is still refused and reported).' }),
-    diskCheckMs: Type.Integer({ minimum: 50, default: 1000, description: 'How often free space on the data volume is sampled (statfs, microseconds a call); a write that fails for lack of space samples at once.' }),
-  }, 'The on-disk outbox (SQLite, WAL, synchronous FULL, sealed with AES-256-GCM).', { restart: true }),
-  relay: obj({
-    sink: Type.Union([Type.Literal('file'), Type.Literal('mqtt'), Type.Literal('https')], { default: 'file', description: 'Where records go: `file` (local sealed NDJSON, for setup before enrolment), `mqtt` or `https` (the cloud).' }),
-    batchSize: Type.Integer({ minimum: 1, maximum: 5000, default: 200, description: 'Records per batch.' }),
-    maxInFlight: Type.Integer({ minimum: 1, maximum: 64, default: 4, description: 'Batches awaiting the cloud\'s ack at once. Records of one patient are never in two batches in flight.' }),
-    ackTimeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'How long to wait for the cloud\'s ack before resending (ambiguous; the cloud dedupes).' }),
-    backoffInitialMs: Type.Integer({ minimum: 1, default: 500, description: 'First retry delay; doubles per failure, with full jitter.' }),
-    backoffMaxMs: Type.Integer({ minimum: 1, default: 60_000, description: 'Longest retry delay.' }),
-    lingerMs: Type.Integer({ minimum: 0, maximum: 1000, default: 20, description: 'After new records arrive, wait this long so a batch carries many of them (fewer transactions and fsyncs).' }),
-    idlePollMs: Type.Integer({ minimum: 10, default: 1000, description: 'How often to look for work when nothing signalled new records.' }),
-  }, 'Delivery from the outbox to the sink.', { restart: true }),
-  cloud: obj({
-    publicKey: Type.Optional(Type.String({ description: 'The cloud\'s public key (PEM, EC P-256 or RSA) that payloads are encrypted to (JWE). Required for `mqtt` and `https` sinks. Accepts `${file:PATH}`.' })),
-    commandPublicKey: Type.Optional(Type.String({ description: 'The cloud\'s Ed25519 command key (PEM), pinned: commands (JWS on `down/commands`) signed with anything else are refused. Without it, no command is accepted. Accepts `${file:PATH}`.' })),
-  }, 'The eyewear-ML cloud.', { restart: true }),
-  outbound: obj({
-    enabled: Type.Boolean({ default: false, description: 'Send HL7 messages that cloud commands ask for to the PMS over MLLP.' }),
-    host: Type.String({ default: '127.0.0.1', description: 'The PMS\'s MLLP listener.' }),
-    port: port(2576, 'The PMS\'s MLLP port.'),
-    poolSize: Type.Integer({ minimum: 1, maximum: 16, default: 2, description: 'Connections to the PMS at most (one message in flight on each).' }),
-    ackTimeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'How long to wait for the PMS\'s ACK (a timeout is retried: the PMS dedupes by MSH-10).' }),
-    receivingApplication: Type.String({ default: '', description: 'MSH-5 of messages we send (the PMS\'s application name, if it checks it).' }),
-    receivingFacility: Type.String({ default: '', description: 'MSH-6 of messages we send.' }),
-    retryOn: Type.Array(Type.Union([Type.Literal('AE'), Type.Literal('AR'), Type.Literal('CE'), Type.Literal('CR')]), { default: ['CE'], description: 'PMS answers that are retried with backoff; the others besides AA/CA move the message to dead letters.' }),
-  }, 'Outbound HL7 to the PMS (cloud commands of type `hl7.send`), queued durably in `<dataDir>/outbound.db`.', { restart: true }),
-  mqtt: obj({
-    url: Type.String({ default: 'mqtts://localhost:8883', description: 'Broker URL (`mqtts://` for TLS, `mqtt://` only on a test bench).' }),
-    username: Type.Optional(Type.String({ description: 'Broker user name.' })),
-    password: secretString('Broker password. Secret: use `${env:NAME}` or `${file:PATH}`.'),
-    sessionExpirySeconds: Type.Integer({ minimum: 0, default: 7 * 24 * 3600, description: 'MQTT v5 session expiry: the broker keeps our subscription and queued acks this long while we are away.' }),
-    keepaliveSeconds: Type.Integer({ minimum: 5, default: 30, description: 'MQTT keepalive.' }),
-    maxPacketBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 268_435_460, description: 'Largest MQTT packet the gateway sends, for a broker that enforces a limit without announcing it in CONNACK (AWS IoT Core: 131072). A batch that would be larger goes as several publishes; a record larger on its own goes to dead letters (`GW_SINK_REJECTED`). Unset: the limit the broker announces, if any; with both, the smaller wins.' })),
-    ...tlsFields,
-  }, 'MQTT v5 sink (used when `relay.sink` is `mqtt`).', { restart: true }),
-  https: obj({
-    url: Type.String({ default: 'https://localhost:8443', description: 'Base URL of the cloud ingest API; records are POSTed to `/v1/gateways/{gateway}/records`.' }),
-    token: secretString('Bearer token for the cloud API. Secret: use `${env:NAME}` or `${file:PATH}`.'),
-    timeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'Request timeout (a timeout is ambiguous: the batch is resent).' }),
-    ...tlsFields,
-  }, 'HTTPS sink (used when `relay.sink` is `https`).', { restart: true }),
-  fileSink: obj({
-    dir: Type.String({ default: 'outbound', description: 'Folder (relative to `gateway.dataDir`) for sealed NDJSON, one file per day.' }),
-  }, 'Local file sink (used when `relay.sink` is `file`).', { restart: true }),
-  admin: obj({
-    enabled: Type.Boolean({ default: true, description: 'Serve the local admin API.' }),
-    host: Type.String({ default: '127.0.0.1', description: 'Admin API address. Keep it on loopback unless a firewall protects it.' }),
-    port: port(8480, 'Admin API port.'),
-    token: secretString('Bearer token. Default: generated on first run and stored 0600 in `<dataDir>/admin.token`. Secret.'),
-  }, 'Local admin API (Fastify): health, status, metrics, dead letters.', { restart: true }),
-}, { additionalProperties: false, description: 'eyewear-ML edge gateway configuration.' });
+export const ConfigSchema = Type.Object(
+  {
+    version: Type.Integer({
+      minimum: 1,
+      maximum: CONFIG_VERSION,
+      default: CONFIG_VERSION,
+      description: `The config file format version (current: ${CONFIG_VERSION}). An older file is upgraded in memory with a warning; \`eyewear-gateway migrate-config FILE\` upgrades it on disk (keeping a backup).`,
+    }),
+    gateway: obj(
+      {
+        id: Type.String({
+          minLength: 1,
+          pattern: '^[A-Za-z0-9._-]+$',
+          default: 'gw-local',
+          description: "This gateway's id (MQTT client id, topic segment, record `gatewayId`).",
+        }),
+        tenantId: Type.String({
+          minLength: 1,
+          pattern: '^[A-Za-z0-9._-]+$',
+          default: 'local',
+          description: 'The eyewear-ML tenant (topic segment, record `tenantId`).',
+        }),
+        practiceId: Type.String({ minLength: 1, default: 'local', description: 'The practice this gateway serves (record `practiceId`).' }),
+        timezone: Type.String({
+          default: '',
+          description:
+            "IANA time zone of the practice (e.g. `America/Chicago`), for source times without an offset. Empty: the machine's zone.",
+        }),
+        dataDir: Type.String({
+          minLength: 1,
+          default: './data',
+          description:
+            'Where the outbox, keys, admin token and file-sink output live. Relative paths are taken from the working directory.',
+        }),
+      },
+      'Identity of this gateway and where it keeps its state.',
+      { restart: true },
+    ),
+    log: obj(
+      {
+        level: Type.Union(
+          [
+            Type.Literal('fatal'),
+            Type.Literal('error'),
+            Type.Literal('warn'),
+            Type.Literal('info'),
+            Type.Literal('debug'),
+            Type.Literal('trace'),
+            Type.Literal('silent'),
+          ],
+          { default: 'info', description: 'Log level. Logs are JSON lines on stdout and never carry PHI.' },
+        ),
+      },
+      'Logging.',
+    ),
+    hl7: obj(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Listen for HL7 v2 over MLLP.' }),
+        host: Type.String({
+          default: '127.0.0.1',
+          description: 'Address to listen on. Use the practice LAN address (or 0.0.0.0) so the PMS can reach it.',
+        }),
+        port: port(2575, 'MLLP port.'),
+        profile: Type.Union(
+          Object.values(Hl7ProfileName).map((n) => Type.Literal(n)),
+          { default: 'generic', restart: true, description: 'The PMS/EHR profile that shapes mapping (identifier types, vendor fields).' },
+        ),
+        maxFrameBytes: Type.Integer({
+          minimum: 1024,
+          default: 10 * 1024 * 1024,
+          description: 'Largest MLLP frame accepted; a larger one is answered AR and the connection closed.',
+        }),
+        idleTimeoutMs: Type.Integer({ minimum: 1000, default: 600_000, description: 'Close a connection idle this long.' }),
+        maxConnections: Type.Integer({
+          minimum: 1,
+          default: 64,
+          description:
+            'Concurrent connections. One more makes room by closing a connection with nothing in progress that has sent no complete frame (the longest quiet first), else one quiet longer than `hl7.partialFrameTimeoutMs`; with none such it is refused (GW_SENDER_LIMIT).',
+        }),
+        maxPartialBytesTotal: Type.Integer({
+          minimum: 1024,
+          default: 64 * 1024 * 1024,
+          description:
+            "Bytes all connections together may hold in MLLP frames begun and not yet ended (one connection's frame is capped by `hl7.maxFrameBytes`; at least that is used here). Past it, the connection holding the most such bytes — one that has sent no complete frame first, the newest among equals — is closed (GW_SENDER_LIMIT), so senders of complete frames go on.",
+        }),
+        partialFrameTimeoutMs: Type.Integer({
+          minimum: 100,
+          default: 60_000,
+          description:
+            'A frame begun and not ended this long after its first byte closes its connection (GW_SENDER_LIMIT), however slowly bytes keep arriving, so a slow sender cannot hold a connection. At most `hl7.idleTimeoutMs` is used.',
+        }),
+        profileOverrides: Type.Object(
+          {
+            patientIdTypes: Type.Optional(
+              Type.Array(Type.String({ minLength: 1 }), {
+                description: 'PID-3 identifier types (table 0203) tried in order for the chart number.',
+              }),
+            ),
+            visitTypeFrom: Type.Optional(
+              Type.Array(Type.Union([Type.Literal('AIS-3'), Type.Literal('SCH-8'), Type.Literal('SCH-7')]), {
+                description: "Fields read, in order, for an appointment's visit type.",
+              }),
+            ),
+            fillerStatus: Type.Optional(
+              Type.Record(
+                Type.String(),
+                Type.Union((['booked', 'arrived', 'fulfilled', 'cancelled', 'noshow', 'pending'] as const).map((x) => Type.Literal(x))),
+                { description: 'Extra SCH-25 filler status codes → appointment status.' },
+              ),
+            ),
+            cylinderConvention: Type.Optional(
+              Type.Union([Type.Literal('minus'), Type.Literal('plus')], {
+                description: 'The cylinder convention prescriptions are stored in.',
+              }),
+            ),
+            rxValidityMonths: Type.Optional(
+              Type.Object(
+                {
+                  spectacle: Type.Optional(Type.Integer({ minimum: 0, maximum: 120 })),
+                  contactLens: Type.Optional(Type.Integer({ minimum: 0, maximum: 120 })),
+                },
+                {
+                  additionalProperties: false,
+                  description:
+                    'Validity of a prescription when the PMS sends no expiry (default 24 months spectacle, 12 contact lens; 0: none).',
+                },
+              ),
+            ),
+            eyeCodes: Type.Optional(
+              Type.Record(
+                Type.String({ minLength: 1 }),
+                Type.Object(
+                  {
+                    display: Type.String({ minLength: 1 }),
+                    system: Type.Optional(Type.String()),
+                    rx: Type.Optional(
+                      Type.Union(
+                        (['sphere', 'cylinder', 'axis', 'add', 'prism', 'prismBase', 'pd', 'baseCurve', 'diameter'] as const).map((x) =>
+                          Type.Literal(x),
+                        ),
+                      ),
+                    ),
+                  },
+                  { additionalProperties: false },
+                ),
+                {
+                  description:
+                    "More OBX-3 codes that are eye-exam data (a vendor's own codes), each with what it means; `rx` makes it part of a prescription.",
+                },
+              ),
+            ),
+          },
+          {
+            additionalProperties: false,
+            default: {},
+            restart: true,
+            description: "This site's changes to the profile, field by field (the rest stays as the profile says).",
+          },
+        ),
+        unmappedAck: Type.Union([Type.Literal('AA'), Type.Literal('AE')], {
+          default: 'AA',
+          description:
+            'How message types the gateway does not map are answered: `AA` (taken, counted as ignored) or `AE` with ERR 200 (for senders that should stop sending them).',
+        }),
+        acknowledgements: Type.Union([Type.Literal('as-requested'), Type.Literal('original')], {
+          default: 'as-requested',
+          description:
+            '`as-requested`: original mode (AA/AE/AR), or enhanced mode (CA/CE/CR then the application ACK) when MSH-15/16 ask for it. `original`: always AA/AE/AR, for senders that fill MSH-15/16 but expect original-mode ACKs.',
+        }),
+        dedupeWindowDays: Type.Integer({
+          minimum: 1,
+          default: 30,
+          restart: true,
+          description: "How long a message's control id (MSH-3/4/10) and content hash are remembered to spot resends.",
+        }),
+      },
+      'HL7 v2 MLLP listener.',
+      { reload: 'adapter' },
+    ),
+    folders: Type.Array(
+      Type.Object(
+        {
+          id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, dead letters).' }),
+          dir: Type.String({
+            minLength: 1,
+            description: 'The folder the PMS exports into (local or a mounted share). `processed/` and `error/` are made inside it.',
+          }),
+          extensions: Type.Array(Type.String({ minLength: 1 }), {
+            default: ['.hl7', '.txt', '.dat'],
+            description: 'File name endings taken.',
+          }),
+          stableMs: Type.Integer({
+            minimum: 0,
+            default: 2000,
+            description: 'A file is read only once its size and mtime stayed the same this long.',
+          }),
+          pollMs: Type.Integer({ minimum: 50, default: 1000, description: 'How often the folder is listed.' }),
+        },
+        { additionalProperties: false },
+      ),
+      {
+        default: [],
+        reload: 'adapter',
+        description:
+          'Config version 1 only: folders of HL7 v2 files. Version 2 reads them as `files[]` entries with `profile: hl7v2` (migrated on load; after load this list is always empty).',
+      },
+    ),
+    databases: Type.Array(
+      Type.Object(
+        {
+          id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, cursors).' }),
+          engine: Type.Union([Type.Literal('postgres'), Type.Literal('mariadb'), Type.Literal('mssql'), Type.Literal('sqlite')], {
+            description: 'Database engine (`mariadb` also serves MySQL).',
+          }),
+          profile: Type.Union([Type.Literal('practice-studio'), Type.Literal('generic')], {
+            default: 'generic',
+            description: '`practice-studio`: its schema, mapped built in; `generic`: the `streams` given here.',
+          }),
+          schema: Type.String({
+            default: 'ps',
+            pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+            description: 'Practice Studio: the schema (PostgreSQL) or database prefix its tables live in.',
+          }),
+          system: Type.String({
+            default: '',
+            description: "`source.system` of the records (default: the profile's, e.g. `PRACTICE-STUDIO`, or the id).",
+          }),
+          host: Type.String({ default: '127.0.0.1', description: 'Database server.' }),
+          port: Type.Optional(port(0, "Port (default: the engine's).")),
+          database: Type.String({ default: '', description: 'Database name.' }),
+          user: Type.String({
+            default: '',
+            description: 'A read-only user (the gateway only reads, in READ COMMITTED, and sets its sessions read-only).',
+          }),
+          password: secretString('Password. Secret: use `${env:NAME}` or `${file:PATH}`.'),
+          file: Type.Optional(Type.String({ description: 'SQLite: the database file (opened read-only).' })),
+          ssl: Type.Boolean({ default: false, description: 'TLS to the database server.' }),
+          poolSize: Type.Integer({
+            minimum: 1,
+            maximum: 8,
+            default: 2,
+            description: "Connections at most: the practice's database is never crowded.",
+          }),
+          statementTimeoutMs: Type.Integer({
+            minimum: 100,
+            default: 30_000,
+            description: 'A query running longer is cancelled by the server.',
+          }),
+          pageSize: Type.Integer({
+            minimum: 1,
+            maximum: 10_000,
+            default: 500,
+            description: 'Rows per keyset page (one outbox transaction each).',
+          }),
+          pollIntervalMs: Type.Integer({
+            minimum: 100,
+            default: 5000,
+            description: 'How often the streams are polled (real time, where on, wakes it sooner).',
+          }),
+          overlapSeconds: Type.Integer({
+            minimum: 0,
+            default: 120,
+            description:
+              'Each poll re-reads what changed in this window before the last position (rows committed late with an older watermark); unchanged rows are skipped by content hash.',
+          }),
+          keysetIntervalMinutes: Type.Integer({
+            minimum: 0,
+            default: 60,
+            description:
+              'How often streams with `deletes: keyset` compare keys to find deleted rows (0: after every poll; for small tables only).',
+          }),
+          realtime: Type.Union([Type.Literal('off'), Type.Literal('listen')], {
+            default: 'off',
+            description:
+              "`listen` (PostgreSQL): wake on NOTIFY from triggers installed with `eyewear-gateway db realtime install` (the technician's consent). The watermark stays the source of truth.",
+          }),
+          streams: Type.Array(sqlStream, {
+            default: [],
+            description: 'Generic profile: the tables/queries to read and how rows map (Practice Studio: extra streams beside its own).',
+          }),
+          writeBack: Type.Object(
+            {
+              enabled: Type.Boolean({ default: false, description: 'Carry out `db.write` cloud commands on this database.' }),
+              user: Type.String({ default: '', description: 'A user allowed exactly these statements (default: `user`).' }),
+              password: secretString('Its password. Secret.'),
+              statements: Type.Record(
+                Type.String({ pattern: '^[A-Za-z0-9._-]+$' }),
+                Type.Object(
+                  {
+                    sql: Type.String({ minLength: 1, description: 'One parameterised statement ($1… for PostgreSQL, ? otherwise).' }),
+                    params: Type.Array(Type.String({ minLength: 1 }), { description: 'Command value names bound, in order.' }),
+                  },
+                  { additionalProperties: false },
+                ),
+                {
+                  default: {},
+                  description: 'The only statements a command can run, by name. Values are always bound, never spliced into SQL.',
+                },
+              ),
+            },
+            {
+              additionalProperties: false,
+              default: {},
+              restart: true,
+              description: 'Write-back of statuses the cloud sends (off by default).',
+            },
+          ),
+        },
+        { additionalProperties: false },
+      ),
+      { default: [], reload: 'adapter', description: 'PMS databases read incrementally (PostgreSQL, MariaDB/MySQL, SQL Server, SQLite).' },
+    ),
+    files: Type.Array(
+      Type.Object(
+        {
+          id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, ledger, dead letters).' }),
+          source: Type.Union([Type.Literal('folder'), Type.Literal('sftp'), Type.Literal('ftps')], {
+            default: 'folder',
+            description: '`folder`: a local folder or mounted share; `sftp` or `ftps`: a folder on such a server.',
+          }),
+          dir: Type.String({
+            minLength: 1,
+            description: 'The export folder (local path, or the remote path for `sftp`). `processed/` and `error/` are made inside it.',
+          }),
+          polling: Type.Boolean({ default: false, description: 'Folder: poll instead of change events (use for SMB/NFS mounts).' }),
+          pollMs: Type.Integer({ minimum: 50, default: 1000, description: 'Folder polling interval.' }),
+          sftp: sftpSettings,
+          ftps: ftpsSettings,
+          profile: Type.Union(
+            FILE_PROFILE_NAMES.map((x) => Type.Literal(x)),
+            {
+              default: 'generic',
+              description:
+                'The export layout: a built-in profile, `fhir-r4` (Patient, Appointment, VisionPrescription), `hl7v2` (HL7 files), or `generic` with `kinds`.',
+            },
+          ),
+          system: Type.String({ default: '', description: "`source.system` of the records (default: the profile's)." }),
+          kinds: Type.Array(
+            Type.Object(
+              {
+                name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$' }),
+                match: Type.String({ minLength: 1, description: 'Regular expression on the file name (case-insensitive).' }),
+                format: Type.Optional(Type.Union((['csv', 'json', 'ndjson', 'xml', 'hl7v2', 'fhir'] as const).map((x) => Type.Literal(x)))),
+                csv: Type.Optional(
+                  Type.Object(
+                    {
+                      delimiter: Type.Optional(Type.String({ minLength: 1 })),
+                      quote: Type.Optional(Type.String({ minLength: 1, maxLength: 1 })),
+                      header: Type.Optional(Type.Union([Type.Boolean(), Type.Array(Type.String())])),
+                      encoding: Type.Optional(Type.String()),
+                    },
+                    { additionalProperties: false },
+                  ),
+                ),
+                rowPath: Type.Optional(Type.String({ description: 'JSON/XML: dotted path of one row.' })),
+                key: Type.Optional(Type.String({ description: "The row's identity: a column or `{col}` template." })),
+                records: Type.Array(recordMapping),
+              },
+              { additionalProperties: false },
+            ),
+            {
+              default: [],
+              description: "Generic profile: kinds of file and how their rows map (also added to a built-in profile's, tried first).",
+            },
+          ),
+          format: Type.Union(
+            (['auto', 'csv', 'json', 'ndjson', 'xml', 'hl7v2', 'fhir'] as const).map((x) => Type.Literal(x)),
+            { default: 'auto', description: "The files' format; `auto`: the kind's, else by name and content." },
+          ),
+          csv: Type.Object(
+            {
+              delimiter: Type.String({
+                minLength: 1,
+                default: 'auto',
+                description: '`auto` (the most frequent of , ; | tab in the first line) or the character.',
+              }),
+              quote: Type.String({ minLength: 1, maxLength: 1, default: '"' }),
+              header: Type.Union([Type.Boolean(), Type.Array(Type.String())], {
+                default: true,
+                description: '`true`: the first line names the columns; a list: the column names of a file without a header.',
+              }),
+              encoding: Type.String({ default: 'utf-8', description: 'Text encoding: utf-8, windows-1252, iso-8859-1, utf-16le …' }),
+            },
+            { additionalProperties: false, default: {}, description: 'CSV defaults (a kind may override them).' },
+          ),
+          extensions: Type.Array(Type.String({ minLength: 1 }), {
+            default: ['.csv', '.txt', '.tsv', '.psv', '.dat', '.xml', '.json', '.ndjson', '.jsonl', '.hl7'],
+            description: 'File name endings taken.',
+          }),
+          stableMs: Type.Integer({
+            minimum: 0,
+            default: 2000,
+            description: 'A file is read once its size and mtime held still this long.',
+          }),
+          marker: Type.String({
+            default: '',
+            description: 'Instead: a file is ready when `<file><marker>` (e.g. `.done`) appears beside it.',
+          }),
+          after: Type.Union([Type.Literal('move'), Type.Literal('delete')], {
+            default: 'move',
+            description: 'After import: move to `processed/`, or delete.',
+          }),
+          pageSize: Type.Integer({
+            minimum: 1,
+            maximum: 10_000,
+            default: 500,
+            description: 'Rows per outbox transaction (with the ledger entry).',
+          }),
+          maxWholeFileBytes: Type.Integer({
+            minimum: 1024,
+            default: 64 * 1024 * 1024,
+            description: 'JSON, XML and FHIR bundles are read whole up to this size (CSV and NDJSON stream at any size).',
+          }),
+        },
+        { additionalProperties: false },
+      ),
+      {
+        default: [],
+        reload: 'adapter',
+        description: 'Export files (CSV, XML, JSON/NDJSON, HL7 v2, FHIR R4) from folders and SFTP, imported exactly once per file and row.',
+      },
+    ),
+    fileOutputs: Type.Array(
+      Type.Object(
+        {
+          id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'The target name `file.write` commands use.' }),
+          kind: Type.Union([Type.Literal('folder'), Type.Literal('sftp'), Type.Literal('ftps')], {
+            default: 'folder',
+            description: 'A local folder (or mounted share), or a folder on an SFTP or FTPS server.',
+          }),
+          dir: Type.String({ minLength: 1, description: 'Where the PMS picks files up.' }),
+          sftp: sftpSettings,
+          ftps: ftpsSettings,
+          csvDelimiter: Type.String({ minLength: 1, maxLength: 1, default: ',', description: 'CSV field separator.' }),
+        },
+        { additionalProperties: false },
+      ),
+      {
+        default: [],
+        restart: true,
+        description:
+          'Where cloud `file.write` commands put files for the PMS (CSV, XML, HL7), atomically: a temporary name, then a rename.',
+      },
+    ),
+    outbox: obj(
+      {
+        maxBytes: Type.Integer({
+          minimum: 1024 * 1024,
+          default: 1024 * 1024 * 1024,
+          description:
+            'Byte cap of sealed records and dead letters. At the cap new input is refused (negative ACK) and an alert raised; nothing accepted is dropped.',
+        }),
+        maxDeadLetterBytes: Type.Integer({
+          minimum: 1024 * 1024,
+          default: 256 * 1024 * 1024,
+          description:
+            'Part of `maxBytes` that dead letters may take, so a flood of bad input cannot crowd out good records. Past it, bad input is answered "busy, retry later" (nothing is lost) and an alert raised.',
+        }),
+        groupCommitMaxRecords: Type.Integer({
+          minimum: 1,
+          default: 2000,
+          description: 'Most records committed in one transaction (group commit).',
+        }),
+        writer: Type.Union([Type.Literal('auto'), Type.Literal('inline'), Type.Literal('thread')], {
+          default: 'auto',
+          description:
+            'Where outbox commits run. `auto`: an intake that arrives alone while the writer thread is idle commits on the main thread (its ACK waits for no hand-off between threads); concurrent intakes and relay bookkeeping go to the writer thread, which groups them into one commit. `inline`: every commit on the main thread, grouped per event-loop turn. `thread`: every commit in the writer thread (an fsync never blocks socket reads).',
+        }),
+        diskReserveBytes: Type.Integer({
+          minimum: 0,
+          default: 256 * 1024 * 1024,
+          description:
+            'Free space kept on the data volume: below it new input is refused ("busy, retry later" ACK, polls paused), `/ready` is false and the alert `diskLow` (GW_DISK_LOW) raised, so the outbox can still commit acks and deletes; input resumes by itself once space is back above it. Space the outbox holds free inside its file counts as free. 0 turns the guard off (a write that fails for lack of space is still refused and reported).',
+        }),
+        diskCheckMs: Type.Integer({
+          minimum: 50,
+          default: 1000,
+          description:
+            'How often free space on the data volume is sampled (statfs, microseconds a call); a write that fails for lack of space samples at once.',
+        }),
+      },
+      'The on-disk outbox (SQLite, WAL, synchronous FULL, sealed with AES-256-GCM).',
+      { restart: true },
+    ),
+    relay: obj(
+      {
+        sink: Type.Union([Type.Literal('file'), Type.Literal('mqtt'), Type.Literal('https')], {
+          default: 'file',
+          description: 'Where records go: `file` (local sealed NDJSON, for setup before enrolment), `mqtt` or `https` (the cloud).',
+        }),
+        batchSize: Type.Integer({ minimum: 1, maximum: 5000, default: 200, description: 'Records per batch.' }),
+        maxInFlight: Type.Integer({
+          minimum: 1,
+          maximum: 64,
+          default: 4,
+          description: "Batches awaiting the cloud's ack at once. Records of one patient are never in two batches in flight.",
+        }),
+        ackTimeoutMs: Type.Integer({
+          minimum: 100,
+          default: 30_000,
+          description: "How long to wait for the cloud's ack before resending (ambiguous; the cloud dedupes).",
+        }),
+        backoffInitialMs: Type.Integer({
+          minimum: 1,
+          default: 500,
+          description: 'First retry delay; doubles per failure, with full jitter.',
+        }),
+        backoffMaxMs: Type.Integer({ minimum: 1, default: 60_000, description: 'Longest retry delay.' }),
+        lingerMs: Type.Integer({
+          minimum: 0,
+          maximum: 1000,
+          default: 20,
+          description: 'After new records arrive, wait this long so a batch carries many of them (fewer transactions and fsyncs).',
+        }),
+        idlePollMs: Type.Integer({
+          minimum: 10,
+          default: 1000,
+          description: 'How often to look for work when nothing signalled new records.',
+        }),
+      },
+      'Delivery from the outbox to the sink.',
+      { restart: true },
+    ),
+    cloud: obj(
+      {
+        publicKey: Type.Optional(
+          Type.String({
+            description:
+              "The cloud's public key (PEM, EC P-256 or RSA) that payloads are encrypted to (JWE). Required for `mqtt` and `https` sinks. Accepts `${file:PATH}`.",
+          }),
+        ),
+        commandPublicKey: Type.Optional(
+          Type.String({
+            description:
+              "The cloud's Ed25519 command key (PEM), pinned: commands (JWS on `down/commands`) signed with anything else are refused. Without it, no command is accepted. Accepts `${file:PATH}`.",
+          }),
+        ),
+      },
+      'The eyewear-ML cloud.',
+      { restart: true },
+    ),
+    outbound: obj(
+      {
+        enabled: Type.Boolean({ default: false, description: 'Send HL7 messages that cloud commands ask for to the PMS over MLLP.' }),
+        host: Type.String({ default: '127.0.0.1', description: "The PMS's MLLP listener." }),
+        port: port(2576, "The PMS's MLLP port."),
+        poolSize: Type.Integer({
+          minimum: 1,
+          maximum: 16,
+          default: 2,
+          description: 'Connections to the PMS at most (one message in flight on each).',
+        }),
+        ackTimeoutMs: Type.Integer({
+          minimum: 100,
+          default: 30_000,
+          description: "How long to wait for the PMS's ACK (a timeout is retried: the PMS dedupes by MSH-10).",
+        }),
+        receivingApplication: Type.String({
+          default: '',
+          description: "MSH-5 of messages we send (the PMS's application name, if it checks it).",
+        }),
+        receivingFacility: Type.String({ default: '', description: 'MSH-6 of messages we send.' }),
+        retryOn: Type.Array(Type.Union([Type.Literal('AE'), Type.Literal('AR'), Type.Literal('CE'), Type.Literal('CR')]), {
+          default: ['CE'],
+          description: 'PMS answers that are retried with backoff; the others besides AA/CA move the message to dead letters.',
+        }),
+      },
+      'Outbound HL7 to the PMS (cloud commands of type `hl7.send`), queued durably in `<dataDir>/outbound.db`.',
+      { restart: true },
+    ),
+    mqtt: obj(
+      {
+        url: Type.String({
+          default: 'mqtts://localhost:8883',
+          description: 'Broker URL (`mqtts://` for TLS, `mqtt://` only on a test bench).',
+        }),
+        username: Type.Optional(Type.String({ description: 'Broker user name.' })),
+        password: secretString('Broker password. Secret: use `${env:NAME}` or `${file:PATH}`.'),
+        sessionExpirySeconds: Type.Integer({
+          minimum: 0,
+          default: 7 * 24 * 3600,
+          description: 'MQTT v5 session expiry: the broker keeps our subscription and queued acks this long while we are away.',
+        }),
+        keepaliveSeconds: Type.Integer({ minimum: 5, default: 30, description: 'MQTT keepalive.' }),
+        maxPacketBytes: Type.Optional(
+          Type.Integer({
+            minimum: 1024,
+            maximum: 268_435_460,
+            description:
+              'Largest MQTT packet the gateway sends, for a broker that enforces a limit without announcing it in CONNACK (AWS IoT Core: 131072). A batch that would be larger goes as several publishes; a record larger on its own goes to dead letters (`GW_SINK_REJECTED`). Unset: the limit the broker announces, if any; with both, the smaller wins.',
+          }),
+        ),
+        ...tlsFields,
+      },
+      'MQTT v5 sink (used when `relay.sink` is `mqtt`).',
+      { restart: true },
+    ),
+    https: obj(
+      {
+        url: Type.String({
+          default: 'https://localhost:8443',
+          description: 'Base URL of the cloud ingest API; records are POSTed to `/v1/gateways/{gateway}/records`.',
+        }),
+        token: secretString('Bearer token for the cloud API. Secret: use `${env:NAME}` or `${file:PATH}`.'),
+        timeoutMs: Type.Integer({
+          minimum: 100,
+          default: 30_000,
+          description: 'Request timeout (a timeout is ambiguous: the batch is resent).',
+        }),
+        ...tlsFields,
+      },
+      'HTTPS sink (used when `relay.sink` is `https`).',
+      { restart: true },
+    ),
+    fileSink: obj(
+      {
+        dir: Type.String({
+          default: 'outbound',
+          description: 'Folder (relative to `gateway.dataDir`) for sealed NDJSON, one file per day.',
+        }),
+      },
+      'Local file sink (used when `relay.sink` is `file`).',
+      { restart: true },
+    ),
+    admin: obj(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Serve the local admin API.' }),
+        host: Type.String({ default: '127.0.0.1', description: 'Admin API address. Keep it on loopback unless a firewall protects it.' }),
+        port: port(8480, 'Admin API port.'),
+        token: secretString('Bearer token. Default: generated on first run and stored 0600 in `<dataDir>/admin.token`. Secret.'),
+      },
+      'Local admin API (Fastify): health, status, metrics, dead letters.',
+      { restart: true },
+    ),
+  },
+  { additionalProperties: false, description: 'eyewear-ML edge gateway configuration.' },
+);
 
 /** The validated, defaulted configuration. */
 export type GatewayConfig = Static<typeof ConfigSchema>;

@@ -61,7 +61,13 @@ export function createAlertBoard(o: { clock: Clock; logger: Logger; bus: EventBu
         existing.detail = spec.detail;
         return;
       }
-      active[key] = { since: new Date(o.clock.now()).toISOString(), code: spec.code, detail: spec.detail, blocksReady: spec.blocksReady ?? false, acknowledgeable: spec.acknowledgeable ?? false };
+      active[key] = {
+        since: new Date(o.clock.now()).toISOString(),
+        code: spec.code,
+        detail: spec.detail,
+        blocksReady: spec.blocksReady ?? false,
+        acknowledgeable: spec.acknowledgeable ?? false,
+      };
       o.logger.error({ code: spec.code, alert: key, ...spec.fields }, spec.detail);
       o.bus.emit('alert.raised', { key, code: spec.code, detail: spec.detail });
     },
@@ -79,6 +85,9 @@ export function createAlertBoard(o: { clock: Clock; logger: Logger; bus: EventBu
       return 'cleared';
     },
     isActive: (key) => key in active,
-    readyBlockers: () => Object.values(active).filter((a) => a.blocksReady).map((a) => a.detail),
+    readyBlockers: () =>
+      Object.values(active)
+        .filter((a) => a.blocksReady)
+        .map((a) => a.detail),
   };
 }

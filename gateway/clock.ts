@@ -84,7 +84,9 @@ export function createManualClock(start = Date.UTC(2026, 0, 1)): ManualClock {
       const id = earliest(target);
       if (id === undefined) break;
       if (fired >= MAX_FIRINGS_PER_ADVANCE) {
-        throw new Error(`manual clock: more than ${MAX_FIRINGS_PER_ADVANCE} timers fell due in one advance; a callback probably re-arms itself at 0 ms`);
+        throw new Error(
+          `manual clock: more than ${MAX_FIRINGS_PER_ADVANCE} timers fell due in one advance; a callback probably re-arms itself at 0 ms`,
+        );
       }
       const e = timers.get(id);
       if (!e) continue;

@@ -41,7 +41,14 @@ import type { Sink } from './sinks/sink.ts';
 import { createSupervisor, type Supervisor } from './supervisor.ts';
 import { acquireDataLease, HANDOVER_ENV, type DataLease } from './data-lease.ts';
 import { gatewayVersion } from './version.ts';
-import { createOutboxAlerts, createStatusReport, listenerOf, startReportOf, type ComponentStart, type StartReport } from './status-report.ts';
+import {
+  createOutboxAlerts,
+  createStatusReport,
+  listenerOf,
+  startReportOf,
+  type ComponentStart,
+  type StartReport,
+} from './status-report.ts';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -65,11 +72,27 @@ export type ReloadOutcome =
   | { ok: true; plan: ReloadPlan; waitingForRestart: string[] }
   | { ok: false; code: ConfigError['code'] | 'GW_RELOAD_UNAVAILABLE'; problems: readonly ConfigProblem[] };
 
-export interface GatewayPaths { dataDir: string; outboxFile: string; outboundFile: string; damagedDir: string; keyFile: string; tokenFile: string; fileSinkDir: string }
+export interface GatewayPaths {
+  dataDir: string;
+  outboxFile: string;
+  outboundFile: string;
+  damagedDir: string;
+  keyFile: string;
+  tokenFile: string;
+  fileSinkDir: string;
+}
 
 export function gatewayPaths(config: GatewayConfig): GatewayPaths {
   const dataDir = resolve(config.gateway.dataDir);
-  return { dataDir, outboxFile: join(dataDir, 'outbox.db'), outboundFile: join(dataDir, 'outbound.db'), damagedDir: join(dataDir, 'damaged'), keyFile: join(dataDir, 'keys', 'seal.key'), tokenFile: join(dataDir, 'admin.token'), fileSinkDir: resolve(dataDir, config.fileSink.dir) };
+  return {
+    dataDir,
+    outboxFile: join(dataDir, 'outbox.db'),
+    outboundFile: join(dataDir, 'outbound.db'),
+    damagedDir: join(dataDir, 'damaged'),
+    keyFile: join(dataDir, 'keys', 'seal.key'),
+    tokenFile: join(dataDir, 'admin.token'),
+    fileSinkDir: resolve(dataDir, config.fileSink.dir),
+  };
 }
 
 export function resolveTimezone(tz: string): string {
@@ -85,9 +108,21 @@ export interface Gateway {
   /** Reads the config again (`GatewayOptions.loadConfig`) and applies what can be applied while running. */
   reloadConfig(): Promise<ReloadOutcome>;
   readonly parts: {
-    outbox: Outbox; pipeline: IntakePipeline; relay: RelayWorker; sink: Sink; adapters: SourceAdapter[]; admin?: AdminServer; metrics: Metrics; bus: EventBus; paths: GatewayPaths; token: string; outbound?: Outbound;
+    outbox: Outbox;
+    pipeline: IntakePipeline;
+    relay: RelayWorker;
+    sink: Sink;
+    adapters: SourceAdapter[];
+    admin?: AdminServer;
+    metrics: Metrics;
+    bus: EventBus;
+    paths: GatewayPaths;
+    token: string;
+    outbound?: Outbound;
     /** The source adapters' supervisor (by adapter id) and the services' (`admin`, `agent:<id>`). */
-    sources: Supervisor; services: Supervisor; agents: AgentRunner;
+    sources: Supervisor;
+    services: Supervisor;
+    agents: AgentRunner;
     /** The data folder's lease while running (the updater hands it to the next process). */
     lease(): DataLease | undefined;
   };
@@ -109,7 +144,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
   let token: string;
   try {
     // a missing or damaged key beside sealed rows stops here (GW_KEY_MISSING), before anything is built
-    custody = openSealKey({ keyFile: paths.keyFile, outboxFiles: [paths.outboxFile, paths.outboundFile], sealedFileDirs: [paths.fileSinkDir] });
+    custody = openSealKey({
+      keyFile: paths.keyFile,
+      outboxFiles: [paths.outboxFile, paths.outboundFile],
+      sealedFileDirs: [paths.fileSinkDir],
+    });
     token = config.admin.token ?? loadOrCreateToken(paths.tokenFile);
   } catch (err) {
     lease.release();
@@ -119,12 +158,24 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const { sealer, partitionKeyer } = keyring;
 
   const outbox = createSqliteOutbox({
-    file: paths.outboxFile, maxBytes: config.outbox.maxBytes, maxDeadLetterBytes: Math.min(config.outbox.maxDeadLetterBytes, config.outbox.maxBytes), clock, groupCommitMaxRecords: config.outbox.groupCommitMaxRecords, writer: config.outbox.writer, sealKey: keyring.key,
-    keyFile: paths.keyFile, expectData: !keyring.created, damagedDir: paths.damagedDir, onSalvaged: salvageAlert(() => alertBoard, 'outboxSalvaged'),
+    file: paths.outboxFile,
+    maxBytes: config.outbox.maxBytes,
+    maxDeadLetterBytes: Math.min(config.outbox.maxDeadLetterBytes, config.outbox.maxBytes),
+    clock,
+    groupCommitMaxRecords: config.outbox.groupCommitMaxRecords,
+    writer: config.outbox.writer,
+    sealKey: keyring.key,
+    keyFile: paths.keyFile,
+    expectData: !keyring.created,
+    damagedDir: paths.damagedDir,
+    onSalvaged: salvageAlert(() => alertBoard, 'outboxSalvaged'),
     dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000,
     onFull: (bytes, maxBytes) => alerts.outboxFull(bytes, maxBytes),
     onWriterGone: ({ error, restartInMs, restarts }) => {
-      logger.error({ code: 'GW_OUTBOX_IO', cause: error.code, restartInMs, restarts }, 'outbox writer thread died; restarting it. Input is refused with a negative ACK until then (senders resend); nothing committed is lost');
+      logger.error(
+        { code: 'GW_OUTBOX_IO', cause: error.code, restartInMs, restarts },
+        'outbox writer thread died; restarting it. Input is refused with a negative ACK until then (senders resend); nothing committed is lost',
+      );
       bus.emit('component.failed', { component: 'outbox-writer', code: 'GW_OUTBOX_IO' });
     },
     onWriterRestarted: ({ restarts }) => logger.warn({ restarts }, 'outbox writer thread restarted; input is accepted again'),
@@ -133,23 +184,56 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const alertBoard = createAlertBoard({ clock, logger: logger.child({ component: 'alerts' }), bus });
   const alerts = createOutboxAlerts({ board: alertBoard, bus, outbox: () => outbox, maxBytes: config.outbox.maxBytes });
   const diskGuard = createDiskGuard({
-    dir: paths.dataDir, reserveBytes: config.outbox.diskReserveBytes, intervalMs: config.outbox.diskCheckMs, clock, logger: logger.child({ component: 'disk-guard' }), alerts: alertBoard,
+    dir: paths.dataDir,
+    reserveBytes: config.outbox.diskReserveBytes,
+    intervalMs: config.outbox.diskCheckMs,
+    clock,
+    logger: logger.child({ component: 'disk-guard' }),
+    alerts: alertBoard,
     reusableBytes: () => outbox.reusableBytes?.() ?? 0,
   });
   const returnPath = createReturnPath(config, {
-    clock, logger, bus, metrics, keyring, outbox, outboundFile: paths.outboundFile, keyFile: paths.keyFile, damagedDir: paths.damagedDir,
+    clock,
+    logger,
+    bus,
+    metrics,
+    keyring,
+    outbox,
+    outboundFile: paths.outboundFile,
+    keyFile: paths.keyFile,
+    damagedDir: paths.damagedDir,
     onOutboundSalvaged: salvageAlert(() => alertBoard, 'outboundSalvaged'),
   });
   const outbound = returnPath.outbound;
-  const sink = buildSink(config, { clock, logger, bus, fileSinkDir: paths.fileSinkDir, version, onCommand: returnPath.onCommand }, opts.sinks);
+  const sink = buildSink(
+    config,
+    { clock, logger, bus, fileSinkDir: paths.fileSinkDir, version, onCommand: returnPath.onCommand },
+    opts.sinks,
+  );
   const relay = createRelayWorker({
-    outbox, sink, sealer, clock, bus, metrics, logger: logger.child({ component: 'relay', sink: sink.kind }),
-    batchSize: config.relay.batchSize, maxInFlight: config.relay.maxInFlight, backoffInitialMs: config.relay.backoffInitialMs,
-    backoffMaxMs: config.relay.backoffMaxMs, idlePollMs: config.relay.idlePollMs, lingerMs: config.relay.lingerMs, alerts: alertBoard,
+    outbox,
+    sink,
+    sealer,
+    clock,
+    bus,
+    metrics,
+    logger: logger.child({ component: 'relay', sink: sink.kind }),
+    batchSize: config.relay.batchSize,
+    maxInFlight: config.relay.maxInFlight,
+    backoffInitialMs: config.relay.backoffInitialMs,
+    backoffMaxMs: config.relay.backoffMaxMs,
+    idlePollMs: config.relay.idlePollMs,
+    lingerMs: config.relay.lingerMs,
+    alerts: alertBoard,
   });
 
   // every source kind builds its adapters and codecs from its own config section
-  const sourceDeps = { timezone: resolveTimezone(config.gateway.timezone), now: () => clock.now(), clock, workDir: (id: string) => join(paths.dataDir, 'staging', id) };
+  const sourceDeps = {
+    timezone: resolveTimezone(config.gateway.timezone),
+    now: () => clock.now(),
+    clock,
+    workDir: (id: string) => join(paths.dataDir, 'staging', id),
+  };
   const buildSources = (c: GatewayConfig) => {
     const built = { adapters: [] as SourceAdapter[], codecs: [] as SourceCodec<unknown>[] };
     for (const kind of opts.sources ?? sourceKinds) {
@@ -161,7 +245,14 @@ export function createGateway(opts: GatewayOptions): Gateway {
   };
   const { adapters, codecs } = buildSources(config);
   const pipeline = createIntakePipeline({
-    codecs, outbox, sealer, validator: createRecordValidator(), clock, bus, metrics, logger: logger.child({ component: 'pipeline' }),
+    codecs,
+    outbox,
+    sealer,
+    validator: createRecordValidator(),
+    clock,
+    bus,
+    metrics,
+    logger: logger.child({ component: 'pipeline' }),
     identity: { tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, gatewayId: config.gateway.id },
     onEnqueued: () => relay.notify(),
     diskGuard,
@@ -173,10 +264,14 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const alog = logger.child({ component: `adapter:${a.id}`, adapterId: a.id });
     return sources.add({
       id: a.id,
-      start: () => a.start({
-        intake: (raw) => pipeline.intake(raw), intakePage: (page) => pipeline.intakePage(page),
-        cursor: (key) => outbox.getCursor(key), knownRows: (stream, after, limit) => outbox.listSourceRows(stream, after, limit), logger: alog,
-      }),
+      start: () =>
+        a.start({
+          intake: (raw) => pipeline.intake(raw),
+          intakePage: (page) => pipeline.intakePage(page),
+          cursor: (key) => outbox.getCursor(key),
+          knownRows: (stream, after, limit) => outbox.listSourceRows(stream, after, limit),
+          logger: alog,
+        }),
       stop: () => a.stop(),
     });
   };
@@ -193,7 +288,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
     if (!opts.loadConfig) return { ok: false, code: 'GW_RELOAD_UNAVAILABLE', problems: [] };
     const prepared = prepareReload(current, opts.loadConfig);
     if (!prepared.ok) {
-      logger.warn({ code: prepared.code, problems: prepared.problems.length }, 'config reload refused: the new config does not validate; nothing changed');
+      logger.warn(
+        { code: prepared.code, problems: prepared.problems.length },
+        'config reload refused: the new config does not validate; nothing changed',
+      );
       return prepared;
     }
     const { plan, config: next } = prepared;
@@ -218,18 +316,53 @@ export function createGateway(opts: GatewayOptions): Gateway {
     for (const p of plan.apply.restart) waitingForRestart.add(p);
     current = next;
     lastReload = { at: new Date(clock.now()).toISOString(), changes: plan.changes.length, restartRequired: waitingForRestart.size > 0 };
-    logger.info({ changes: plan.changes.length, added: add.length, removed: remove.length, recreated: recreate.length, live: plan.apply.live.length, waitingForRestart: plan.apply.restart.length }, 'config reloaded');
+    logger.info(
+      {
+        changes: plan.changes.length,
+        added: add.length,
+        removed: remove.length,
+        recreated: recreate.length,
+        live: plan.apply.live.length,
+        waitingForRestart: plan.apply.restart.length,
+      },
+      'config reloaded',
+    );
     return { ok: true, plan, waitingForRestart: [...waitingForRestart] };
   }
 
-  const report = createStatusReport({ config, clock, version, outbox, sink, relay, adapters, adapterErrors: sources.errors, listenOf: (id) => listenerOf(current, id), metrics, startedAt: () => (running ? startedAt : 0), outbound, disk: () => diskGuard.state() }, alerts, bus);
+  const report = createStatusReport(
+    {
+      config,
+      clock,
+      version,
+      outbox,
+      sink,
+      relay,
+      adapters,
+      adapterErrors: sources.errors,
+      listenOf: (id) => listenerOf(current, id),
+      metrics,
+      startedAt: () => (running ? startedAt : 0),
+      outbound,
+      disk: () => diskGuard.state(),
+    },
+    alerts,
+    bus,
+  );
   const services = createSupervisor({ clock, logger, bus });
   const agents = createAgentRunner(opts.agents ?? agentKinds, {
-    config, clock, logger, bus, supervisor: services, sourceSupervisor: sources, outboxStats: () => outbox.stats(),
-    sources: () => adapters.map((a) => {
-      const error = sources.errors.get(a.id);
-      return { id: a.id, state: sources.state(a.id) ?? 'stopped', health: a.health(), ...(error ? { error } : {}) };
-    }),
+    config,
+    clock,
+    logger,
+    bus,
+    supervisor: services,
+    sourceSupervisor: sources,
+    outboxStats: () => outbox.stats(),
+    sources: () =>
+      adapters.map((a) => {
+        const error = sources.errors.get(a.id);
+        return { id: a.id, state: sources.state(a.id) ?? 'stopped', health: a.health(), ...(error ? { error } : {}) };
+      }),
   });
   const status = () => {
     const base = report.status();
@@ -238,16 +371,41 @@ export function createGateway(opts: GatewayOptions): Gateway {
   };
   const admin = config.admin.enabled
     ? createAdminServer({
-      host: config.admin.host, port: config.admin.port, token, gatewayId: config.gateway.id, logger: logger.child({ component: 'admin' }), metrics, outbox,
-      status, ready: () => report.ready(), replay: (id) => pipeline.replay(id), acknowledgeAlert: (key) => alertBoard.acknowledge(key),
-      reloadConfig: opts.loadConfig ? reloadConfig : undefined,
-    })
+        host: config.admin.host,
+        port: config.admin.port,
+        token,
+        gatewayId: config.gateway.id,
+        logger: logger.child({ component: 'admin' }),
+        metrics,
+        outbox,
+        status,
+        ready: () => report.ready(),
+        replay: (id) => pipeline.replay(id),
+        acknowledgeAlert: (key) => alertBoard.acknowledge(key),
+        reloadConfig: opts.loadConfig ? reloadConfig : undefined,
+      })
     : undefined;
   // the admin API first among the services: agents start after it, and a port taken is retried like a source
   if (admin) void services.add({ id: 'admin', start: () => admin.start(), stop: () => admin.stop() });
 
   return {
-    parts: { outbox, pipeline, relay, sink, adapters, admin, metrics, bus, paths, token, outbound, sources, services, agents, lease: () => lease },
+    parts: {
+      outbox,
+      pipeline,
+      relay,
+      sink,
+      adapters,
+      admin,
+      metrics,
+      bus,
+      paths,
+      token,
+      outbound,
+      sources,
+      services,
+      agents,
+      lease: () => lease,
+    },
     status,
     async start() {
       if (running) return;
@@ -258,7 +416,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
         // before any source starts: a disk already below its reserve refuses the first input
         await diskGuard.start();
         // a start that must stop (GW_KEY_MISSING on the outbound file) leaves nothing open behind it
-        await returnPath.open().catch(async (err: unknown) => { await diskGuard.stop(); await outbox.close(); throw err; });
+        await returnPath.open().catch(async (err: unknown) => {
+          await diskGuard.stop();
+          await outbox.close();
+          throw err;
+        });
       } catch (err) {
         lease.release();
         lease = undefined;
@@ -266,19 +428,32 @@ export function createGateway(opts: GatewayOptions): Gateway {
       }
       running = true;
       startedAt = clock.now();
-      try { await sink.start(); } catch (err) { logger.error({ err, code: 'GW_START_FAILED' }, 'sink failed to start; records stay queued'); }
+      try {
+        await sink.start();
+      } catch (err) {
+        logger.error({ err, code: 'GW_START_FAILED' }, 'sink failed to start; records stay queued');
+      }
       await relay.start();
       await returnPath.resume();
       await sources.startAll();
       await services.startAll();
-      logger.info({ version, sink: sink.kind, dataDir: paths.dataDir, adapters: adapters.map((a) => a.id), agents: agents.agents.map((a) => a.id) }, 'gateway started');
+      logger.info(
+        { version, sink: sink.kind, dataDir: paths.dataDir, adapters: adapters.map((a) => a.id), agents: agents.agents.map((a) => a.id) },
+        'gateway started',
+      );
     },
     reloadConfig,
     startReport() {
       const components: ComponentStart[] = adapters.map((a) => {
         const cause = sources.errors.get(a.id);
         const listen = listenerOf(current, a.id);
-        return { component: `adapter:${a.id}`, role: 'source', state: cause ? 'failed' : 'running', ...(cause ? { cause } : {}), ...(listen ? { listen } : {}) };
+        return {
+          component: `adapter:${a.id}`,
+          role: 'source',
+          state: cause ? 'failed' : 'running',
+          ...(cause ? { cause } : {}),
+          ...(listen ? { listen } : {}),
+        };
       });
       if (admin) {
         const cause = services.errors.get('admin');

@@ -211,9 +211,13 @@ function sleepSync(ms: number): void {
 }
 
 function inUse(dataDir: string, file: string, h: LeaseHolder, why: string): GatewayError {
-  return new GatewayError('GW_DATA_DIR_IN_USE', `the data folder ${dataDir} is in use by the gateway process ${h.pid} on ${h.host} (since ${h.startedAt}); ${why}. Lease file: ${file}`, {
-    details: { pid: h.pid, host: h.host, startedAt: h.startedAt, dataDir, file },
-  });
+  return new GatewayError(
+    'GW_DATA_DIR_IN_USE',
+    `the data folder ${dataDir} is in use by the gateway process ${h.pid} on ${h.host} (since ${h.startedAt}); ${why}. Lease file: ${file}`,
+    {
+      details: { pid: h.pid, host: h.host, startedAt: h.startedAt, dataDir, file },
+    },
+  );
 }
 
 /**
@@ -231,7 +235,13 @@ export function acquireDataLease(dataDir: string, opts: AcquireOptions = {}): Da
   const guard = `${file}.takeover`;
   const token = randomBytes(16).toString('hex');
   const processStart = processStartOf(pid);
-  const mine: LeaseHolder = { pid, startedAt: new Date(now()).toISOString(), host, token, ...(processStart !== undefined ? { processStart } : {}) };
+  const mine: LeaseHolder = {
+    pid,
+    startedAt: new Date(now()).toISOString(),
+    host,
+    token,
+    ...(processStart !== undefined ? { processStart } : {}),
+  };
   const text = `${JSON.stringify(mine)}\n`;
 
   const sameHost = (h: LeaseHolder) => h.host.toLowerCase() === host.toLowerCase();
@@ -249,7 +259,10 @@ export function acquireDataLease(dataDir: string, opts: AcquireOptions = {}): Da
     const guardText = `${JSON.stringify({ ...mine, startedAt: new Date(now()).toISOString() })}\n`;
     if (!createExclusive(guard, guardText, `${token}.guard`)) {
       const g = readLease(guard, now());
-      const left = g.kind === 'damaged' ? g.ageMs > GUARD_STALE_MS : g.kind === 'holder' && (gone(g.holder) || now() - Date.parse(g.holder.startedAt) > GUARD_STALE_MS);
+      const left =
+        g.kind === 'damaged'
+          ? g.ageMs > GUARD_STALE_MS
+          : g.kind === 'holder' && (gone(g.holder) || now() - Date.parse(g.holder.startedAt) > GUARD_STALE_MS);
       if (left) {
         try {
           unlinkSync(guard);
@@ -287,9 +300,16 @@ export function acquireDataLease(dataDir: string, opts: AcquireOptions = {}): Da
       return removeIfToken(file, token, now());
     },
     handOver(o = {}) {
-      if (released || handedOver || !lease.held()) throw new GatewayError('GW_DATA_DIR_IN_USE', `cannot hand over the lease of ${dataDir}: this process (pid ${pid}) no longer holds it`);
+      if (released || handedOver || !lease.held())
+        throw new GatewayError(
+          'GW_DATA_DIR_IN_USE',
+          `cannot hand over the lease of ${dataDir}: this process (pid ${pid}) no longer holds it`,
+        );
       const handToken = randomBytes(16).toString('hex');
-      const promised: LeaseHolder = { ...mine, handOver: { ...(o.toPid !== undefined ? { toPid: o.toPid } : {}), token: handToken, at: new Date(now()).toISOString() } };
+      const promised: LeaseHolder = {
+        ...mine,
+        handOver: { ...(o.toPid !== undefined ? { toPid: o.toPid } : {}), token: handToken, at: new Date(now()).toISOString() },
+      };
       replaceAtomically(file, `${JSON.stringify(promised)}\n`, `${token}.handover`);
       handedOver = true;
       return { token: handToken };
@@ -333,9 +353,18 @@ export function acquireDataLease(dataDir: string, opts: AcquireOptions = {}): Da
     const h = r.holder;
     last = h;
     if (h.token === token) return sweep();
-    const promisedToUs = opts.handOverToken !== undefined && h.handOver?.token === opts.handOverToken && (h.handOver.toPid === undefined || h.handOver.toPid === pid);
+    const promisedToUs =
+      opts.handOverToken !== undefined &&
+      h.handOver?.token === opts.handOverToken &&
+      (h.handOver.toPid === undefined || h.handOver.toPid === pid);
     if (!promisedToUs) {
-      if (!sameHost(h)) throw inUse(dataDir, file, h, `it was taken on another machine, whose processes cannot be checked from here; if no gateway runs there on this folder, delete the lease file`);
+      if (!sameHost(h))
+        throw inUse(
+          dataDir,
+          file,
+          h,
+          `it was taken on another machine, whose processes cannot be checked from here; if no gateway runs there on this folder, delete the lease file`,
+        );
       if (!gone(h)) throw inUse(dataDir, file, h, 'a second gateway on one data folder would send and delete the same records');
     }
     const t = takeOver(h);
@@ -344,7 +373,10 @@ export function acquireDataLease(dataDir: string, opts: AcquireOptions = {}): Da
   }
   throw last
     ? inUse(dataDir, file, last, 'the lease kept changing hands while this process tried to take it')
-    : new GatewayError('GW_DATA_DIR_IN_USE', `the lease of the data folder ${dataDir} could not be taken: it kept changing while this process tried (${file})`);
+    : new GatewayError(
+        'GW_DATA_DIR_IN_USE',
+        `the lease of the data folder ${dataDir} could not be taken: it kept changing while this process tried (${file})`,
+      );
 }
 
 /** The lease file's holder as written, if there is a readable one (for `status`, which checks whom it talks to). */

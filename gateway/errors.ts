@@ -22,39 +22,185 @@ interface CodeInfo {
 
 /** Every error code the gateway raises. */
 export const ErrorCodes = {
-  GW_CONFIG_INVALID: { retry: 'permanent', summary: 'The configuration failed validation.', action: 'Fix every field listed (path, expected, found), then run `eyewear-gateway check-config FILE`.' },
-  GW_RELOAD_UNAVAILABLE: { retry: 'permanent', summary: 'This gateway cannot reload its config while running: it was not started from a config file (`eyewear-gateway start --config FILE`).', action: 'Restart the gateway to apply the new config, or start it with --config FILE so later changes can be reloaded.' },
-  GW_CONFIG_UNREADABLE: { retry: 'permanent', summary: 'The configuration file (or a secret file it names) could not be read or parsed.', action: 'Check the path, permissions and YAML syntax.' },
-  GW_SECRET_MISSING: { retry: 'permanent', summary: 'A `${env:NAME}` or `${file:PATH}` reference in the config could not be resolved.', action: 'Set the environment variable or create the file, readable by the service account.' },
-  GW_OUTBOX_FULL: { retry: 'transient', summary: 'The outbox reached its byte cap; new input is refused until the relay drains it.', action: 'Check cloud connectivity (`eyewear-gateway status`); raise `outbox.maxBytes` only if the disk allows.' },
-  GW_OUTBOX_IO: { retry: 'transient', summary: 'The outbox database could not be written.', action: 'Check free disk space and permissions of the data directory.' },
-  GW_STORE_CORRUPT: { retry: 'permanent', summary: 'A sealed record could not be decrypted (wrong key or damaged data).', action: 'Restore the key file from backup; never delete the key while records are queued.' },
-  GW_KEY_MISSING: { retry: 'permanent', summary: 'The seal key is missing or damaged while the outbox still holds sealed records; the gateway will not start rather than make a new key that cannot open them.', action: 'Restore `<dataDir>/keys/seal.key` from its backup (`eyewear-gateway keys import FILE`). Only if the queued records are knowingly given up: move the outbox aside and start again.' },
-  GW_KEY_IMPORT: { retry: 'permanent', summary: 'A key backup could not be written or read: wrong passphrase, a damaged or foreign backup file, or a key already in place.', action: 'Check the passphrase and the file; `keys import` refuses to replace an existing key unless told with `--replace`.' },
-  GW_OUTBOX_DAMAGED: { retry: 'permanent', summary: 'The outbox file was found damaged at start (truncated, zeroed or failing its integrity check). It was moved aside, every readable row was salvaged into a fresh outbox, and the gateway started.', action: 'Read the salvage counts in `/status` (`alerts.outboxSalvaged`) and the log; keep the moved-aside file for support; check the disk (SMART, file system). Acknowledge with `POST /alerts/outboxSalvaged/clear`.' },
-  GW_DISK_LOW: { retry: 'transient', summary: 'Free space on the data volume is below `outbox.diskReserveBytes`: new input is refused (negative ACK, polls pause) so the outbox can still commit its acks and deletes.', action: 'Free disk space on the data volume; intake resumes by itself once free space is above the reserve.' },
-  GW_SINK_WRITE_FAILED: { retry: 'transient', summary: 'The sink could not write a whole batch (disk full, short write, I/O error); nothing was reported delivered and nothing was deleted.', action: 'Free disk space or fix the sink folder\'s permissions; delivery resumes with backoff.' },
-  GW_RECORD_UNREADABLE: { retry: 'permanent', summary: 'A queued row could not be opened (its authentication tag failed: damaged bytes or the wrong key). It was not sent; it is quarantined in dead letters with the reason.', action: 'Check the disk; if the key was replaced, restore the original one (`eyewear-gateway keys import`) and replay the dead letters.' },
-  GW_SENDER_LIMIT: { retry: 'transient', summary: 'An MLLP connection was closed or refused by a sender limit: its unfinished frame held the most bytes when all unfinished frames together passed `hl7.maxPartialBytesTotal`, or a frame it began was not ended within `hl7.partialFrameTimeoutMs`, or it was closed to make room at `hl7.maxConnections` (it had sent no complete frame, or had been quiet longest), or it was refused there because every connection was busy.', action: 'None for a healthy sender (it reconnects and resends what was not acknowledged). If it repeats, check the sender: a slow link may need a longer `hl7.partialFrameTimeoutMs`, many legitimate large messages a larger `hl7.maxPartialBytesTotal`, many senders a larger `hl7.maxConnections`.' },
-  GW_PARSE_FAILED: { retry: 'permanent', summary: 'The input is not a well-formed message of its format.', action: 'The sender must fix the message; it is kept in dead letters with the reason.' },
-  GW_MAP_FAILED: { retry: 'permanent', summary: 'The message parsed but could not be mapped to canonical records.', action: 'Fix the mapping profile, then replay the dead letter.' },
-  GW_VALIDATION_FAILED: { retry: 'permanent', summary: 'A mapped record does not satisfy the canonical schema.', action: 'Fix the mapping or the source data, then replay the dead letter.' },
-  GW_UNSUPPORTED_MESSAGE: { retry: 'permanent', summary: 'The message type or event is not one the gateway maps.', action: 'None needed unless the message should be mapped; it is counted as ignored.' },
-  GW_CONTROL_ID_CONFLICT: { retry: 'permanent', summary: 'A message reused a control id (MSH-10) already seen with different content.', action: 'The sender must use a new MSH-10 for a new message; the conflicting message is in dead letters.' },
-  GW_SEQUENCE_GAP: { retry: 'transient', summary: 'A message\'s MSH-13 sequence number skipped ahead of the one expected (sequence number protocol); it was not taken.', action: 'None: the sender resends from the number in MSA-4.' },
-  GW_FRAME_TOO_LARGE: { retry: 'permanent', summary: 'An MLLP frame exceeded `hl7.maxFrameBytes`; the connection was closed.', action: 'Raise the limit if such messages are legitimate.' },
-  GW_SINK_UNREACHABLE: { retry: 'transient', summary: 'The sink (broker or endpoint) could not be reached.', action: 'Records stay queued; check network, DNS, TLS and credentials.' },
-  GW_SINK_TIMEOUT: { retry: 'ambiguous', summary: 'The cloud did not acknowledge a batch in time.', action: 'The batch is resent; the cloud drops duplicates by record id.' },
-  GW_SINK_RETRY_LATER: { retry: 'transient', summary: 'The cloud asked to retry later (HTTP 429 or 5xx).', action: 'None; delivery resumes with backoff.' },
-  GW_SINK_AUTH: { retry: 'transient', summary: 'The cloud refused the gateway\'s credentials or does not know this gateway (HTTP 401/403/404/407). A config problem, not a record problem: records stay queued.', action: 'Check `https.token`/`https.url` (or re-enrol the gateway); delivery resumes by itself once fixed.' },
-  GW_SINK_REJECTED: { retry: 'permanent', summary: 'The cloud rejected a record permanently (HTTP 4xx or a reject ack).', action: 'The record is in dead letters with the reason; fix and replay.' },
-  GW_COMMAND_REFUSED: { retry: 'permanent', summary: 'A cloud command was refused: unsigned or wrongly signed, expired, for another gateway, replayed, or of an unknown type. It was audited and not carried out.', action: 'Check the pinned `cloud.commandPublicKey` and the gateway clock; the cloud must sign each command with a fresh id.' },
-  GW_ADMIN_UNAUTHORIZED: { retry: 'permanent', summary: 'The admin API request had no or a wrong bearer token.', action: 'Use the token in `<dataDir>/admin.token`.' },
+  GW_CONFIG_INVALID: {
+    retry: 'permanent',
+    summary: 'The configuration failed validation.',
+    action: 'Fix every field listed (path, expected, found), then run `eyewear-gateway check-config FILE`.',
+  },
+  GW_RELOAD_UNAVAILABLE: {
+    retry: 'permanent',
+    summary:
+      'This gateway cannot reload its config while running: it was not started from a config file (`eyewear-gateway start --config FILE`).',
+    action: 'Restart the gateway to apply the new config, or start it with --config FILE so later changes can be reloaded.',
+  },
+  GW_CONFIG_UNREADABLE: {
+    retry: 'permanent',
+    summary: 'The configuration file (or a secret file it names) could not be read or parsed.',
+    action: 'Check the path, permissions and YAML syntax.',
+  },
+  GW_SECRET_MISSING: {
+    retry: 'permanent',
+    summary: 'A `${env:NAME}` or `${file:PATH}` reference in the config could not be resolved.',
+    action: 'Set the environment variable or create the file, readable by the service account.',
+  },
+  GW_OUTBOX_FULL: {
+    retry: 'transient',
+    summary: 'The outbox reached its byte cap; new input is refused until the relay drains it.',
+    action: 'Check cloud connectivity (`eyewear-gateway status`); raise `outbox.maxBytes` only if the disk allows.',
+  },
+  GW_OUTBOX_IO: {
+    retry: 'transient',
+    summary: 'The outbox database could not be written.',
+    action: 'Check free disk space and permissions of the data directory.',
+  },
+  GW_STORE_CORRUPT: {
+    retry: 'permanent',
+    summary: 'A sealed record could not be decrypted (wrong key or damaged data).',
+    action: 'Restore the key file from backup; never delete the key while records are queued.',
+  },
+  GW_KEY_MISSING: {
+    retry: 'permanent',
+    summary:
+      'The seal key is missing or damaged while the outbox still holds sealed records; the gateway will not start rather than make a new key that cannot open them.',
+    action:
+      'Restore `<dataDir>/keys/seal.key` from its backup (`eyewear-gateway keys import FILE`). Only if the queued records are knowingly given up: move the outbox aside and start again.',
+  },
+  GW_KEY_IMPORT: {
+    retry: 'permanent',
+    summary: 'A key backup could not be written or read: wrong passphrase, a damaged or foreign backup file, or a key already in place.',
+    action: 'Check the passphrase and the file; `keys import` refuses to replace an existing key unless told with `--replace`.',
+  },
+  GW_OUTBOX_DAMAGED: {
+    retry: 'permanent',
+    summary:
+      'The outbox file was found damaged at start (truncated, zeroed or failing its integrity check). It was moved aside, every readable row was salvaged into a fresh outbox, and the gateway started.',
+    action:
+      'Read the salvage counts in `/status` (`alerts.outboxSalvaged`) and the log; keep the moved-aside file for support; check the disk (SMART, file system). Acknowledge with `POST /alerts/outboxSalvaged/clear`.',
+  },
+  GW_DISK_LOW: {
+    retry: 'transient',
+    summary:
+      'Free space on the data volume is below `outbox.diskReserveBytes`: new input is refused (negative ACK, polls pause) so the outbox can still commit its acks and deletes.',
+    action: 'Free disk space on the data volume; intake resumes by itself once free space is above the reserve.',
+  },
+  GW_SINK_WRITE_FAILED: {
+    retry: 'transient',
+    summary:
+      'The sink could not write a whole batch (disk full, short write, I/O error); nothing was reported delivered and nothing was deleted.',
+    action: "Free disk space or fix the sink folder's permissions; delivery resumes with backoff.",
+  },
+  GW_RECORD_UNREADABLE: {
+    retry: 'permanent',
+    summary:
+      'A queued row could not be opened (its authentication tag failed: damaged bytes or the wrong key). It was not sent; it is quarantined in dead letters with the reason.',
+    action:
+      'Check the disk; if the key was replaced, restore the original one (`eyewear-gateway keys import`) and replay the dead letters.',
+  },
+  GW_SENDER_LIMIT: {
+    retry: 'transient',
+    summary:
+      'An MLLP connection was closed or refused by a sender limit: its unfinished frame held the most bytes when all unfinished frames together passed `hl7.maxPartialBytesTotal`, or a frame it began was not ended within `hl7.partialFrameTimeoutMs`, or it was closed to make room at `hl7.maxConnections` (it had sent no complete frame, or had been quiet longest), or it was refused there because every connection was busy.',
+    action:
+      'None for a healthy sender (it reconnects and resends what was not acknowledged). If it repeats, check the sender: a slow link may need a longer `hl7.partialFrameTimeoutMs`, many legitimate large messages a larger `hl7.maxPartialBytesTotal`, many senders a larger `hl7.maxConnections`.',
+  },
+  GW_PARSE_FAILED: {
+    retry: 'permanent',
+    summary: 'The input is not a well-formed message of its format.',
+    action: 'The sender must fix the message; it is kept in dead letters with the reason.',
+  },
+  GW_MAP_FAILED: {
+    retry: 'permanent',
+    summary: 'The message parsed but could not be mapped to canonical records.',
+    action: 'Fix the mapping profile, then replay the dead letter.',
+  },
+  GW_VALIDATION_FAILED: {
+    retry: 'permanent',
+    summary: 'A mapped record does not satisfy the canonical schema.',
+    action: 'Fix the mapping or the source data, then replay the dead letter.',
+  },
+  GW_UNSUPPORTED_MESSAGE: {
+    retry: 'permanent',
+    summary: 'The message type or event is not one the gateway maps.',
+    action: 'None needed unless the message should be mapped; it is counted as ignored.',
+  },
+  GW_CONTROL_ID_CONFLICT: {
+    retry: 'permanent',
+    summary: 'A message reused a control id (MSH-10) already seen with different content.',
+    action: 'The sender must use a new MSH-10 for a new message; the conflicting message is in dead letters.',
+  },
+  GW_SEQUENCE_GAP: {
+    retry: 'transient',
+    summary: "A message's MSH-13 sequence number skipped ahead of the one expected (sequence number protocol); it was not taken.",
+    action: 'None: the sender resends from the number in MSA-4.',
+  },
+  GW_FRAME_TOO_LARGE: {
+    retry: 'permanent',
+    summary: 'An MLLP frame exceeded `hl7.maxFrameBytes`; the connection was closed.',
+    action: 'Raise the limit if such messages are legitimate.',
+  },
+  GW_SINK_UNREACHABLE: {
+    retry: 'transient',
+    summary: 'The sink (broker or endpoint) could not be reached.',
+    action: 'Records stay queued; check network, DNS, TLS and credentials.',
+  },
+  GW_SINK_TIMEOUT: {
+    retry: 'ambiguous',
+    summary: 'The cloud did not acknowledge a batch in time.',
+    action: 'The batch is resent; the cloud drops duplicates by record id.',
+  },
+  GW_SINK_RETRY_LATER: {
+    retry: 'transient',
+    summary: 'The cloud asked to retry later (HTTP 429 or 5xx).',
+    action: 'None; delivery resumes with backoff.',
+  },
+  GW_SINK_AUTH: {
+    retry: 'transient',
+    summary:
+      "The cloud refused the gateway's credentials or does not know this gateway (HTTP 401/403/404/407). A config problem, not a record problem: records stay queued.",
+    action: 'Check `https.token`/`https.url` (or re-enrol the gateway); delivery resumes by itself once fixed.',
+  },
+  GW_SINK_REJECTED: {
+    retry: 'permanent',
+    summary: 'The cloud rejected a record permanently (HTTP 4xx or a reject ack).',
+    action: 'The record is in dead letters with the reason; fix and replay.',
+  },
+  GW_COMMAND_REFUSED: {
+    retry: 'permanent',
+    summary:
+      'A cloud command was refused: unsigned or wrongly signed, expired, for another gateway, replayed, or of an unknown type. It was audited and not carried out.',
+    action: 'Check the pinned `cloud.commandPublicKey` and the gateway clock; the cloud must sign each command with a fresh id.',
+  },
+  GW_ADMIN_UNAUTHORIZED: {
+    retry: 'permanent',
+    summary: 'The admin API request had no or a wrong bearer token.',
+    action: 'Use the token in `<dataDir>/admin.token`.',
+  },
   GW_NOT_FOUND: { retry: 'permanent', summary: 'The requested item does not exist.', action: 'Check the id.' },
-  GW_SOURCE_UNREACHABLE: { retry: 'transient', summary: 'A polled source (a PMS database) could not be reached or a query failed; reads pause, nothing is skipped.', action: 'Check the database host, port, credentials and `eyewear-gateway db check`; polling resumes by itself from the stored cursor.' },
-  GW_SOURCE_FOLDER_MISSING: { retry: 'transient', summary: 'A file source\'s folder does not exist (an unmounted share, a typo in `files[].dir`): the source is unhealthy and does not create it, so files are never written into an empty mount point; it starts reading by itself once the folder appears.', action: 'Mount the share (or create the folder, or fix `files[].dir`); nothing else is needed.' },
-  GW_DATA_DIR_IN_USE: { retry: 'permanent', summary: 'Another gateway process holds the data folder\'s lease (`<dataDir>/gateway.lock`): two gateways on one folder would send and delete the same records, so this one did not start.', action: 'Stop the other gateway (the message names its pid and host), or give this one its own `gateway.dataDir`. Only if that pid is no gateway (a reused pid on Windows) or the host named no longer runs one on this folder: delete the lease file.' },
-  GW_START_FAILED: { retry: 'transient', summary: 'A component failed to start; the others keep running. A listener that cannot bind its port (EADDRINUSE: in use; EACCES: not allowed; EADDRNOTAVAIL: no such address here) shows in the start banner, `/ready` and `status`; when no source and no admin API could start, `start` exits 1.', action: 'Read the cause: free the port or change `hl7.port` / `admin.port` (or the host); for other causes (unreachable host) fix what the log names. The component is retried.' },
+  GW_SOURCE_UNREACHABLE: {
+    retry: 'transient',
+    summary: 'A polled source (a PMS database) could not be reached or a query failed; reads pause, nothing is skipped.',
+    action: 'Check the database host, port, credentials and `eyewear-gateway db check`; polling resumes by itself from the stored cursor.',
+  },
+  GW_SOURCE_FOLDER_MISSING: {
+    retry: 'transient',
+    summary:
+      "A file source's folder does not exist (an unmounted share, a typo in `files[].dir`): the source is unhealthy and does not create it, so files are never written into an empty mount point; it starts reading by itself once the folder appears.",
+    action: 'Mount the share (or create the folder, or fix `files[].dir`); nothing else is needed.',
+  },
+  GW_DATA_DIR_IN_USE: {
+    retry: 'permanent',
+    summary:
+      "Another gateway process holds the data folder's lease (`<dataDir>/gateway.lock`): two gateways on one folder would send and delete the same records, so this one did not start.",
+    action:
+      'Stop the other gateway (the message names its pid and host), or give this one its own `gateway.dataDir`. Only if that pid is no gateway (a reused pid on Windows) or the host named no longer runs one on this folder: delete the lease file.',
+  },
+  GW_START_FAILED: {
+    retry: 'transient',
+    summary:
+      'A component failed to start; the others keep running. A listener that cannot bind its port (EADDRINUSE: in use; EACCES: not allowed; EADDRNOTAVAIL: no such address here) shows in the start banner, `/ready` and `status`; when no source and no admin API could start, `start` exits 1.',
+    action:
+      'Read the cause: free the port or change `hl7.port` / `admin.port` (or the host); for other causes (unreachable host) fix what the log names. The component is retried.',
+  },
   GW_USAGE: { retry: 'permanent', summary: 'The command line was not understood.', action: 'Run with `--help`.' },
 } as const satisfies Record<string, CodeInfo>;
 export type ErrorCode = keyof typeof ErrorCodes;
@@ -80,5 +226,14 @@ export function isGatewayError(e: unknown, code?: ErrorCode): e is GatewayError 
 /** Markdown for docs/ERRORS.md: one row per code. */
 export function renderErrorCatalogue(): string {
   const rows = Object.entries(ErrorCodes).map(([code, info]) => `| \`${code}\` | ${info.retry} | ${info.summary} | ${info.action} |`);
-  return ['# Error codes', '', 'Generated from `gateway/errors.ts` (`npm run docs` regenerates it; a test fails when it drifts).', '', '| code | retry class | meaning | what to do |', '|---|---|---|---|', ...rows, ''].join('\n');
+  return [
+    '# Error codes',
+    '',
+    'Generated from `gateway/errors.ts` (`npm run docs` regenerates it; a test fails when it drifts).',
+    '',
+    '| code | retry class | meaning | what to do |',
+    '|---|---|---|---|',
+    ...rows,
+    '',
+  ].join('\n');
 }

@@ -61,7 +61,11 @@ export function createEventBus(onListenerError: (err: unknown, name: string) => 
       const set = listeners.get(name);
       if (!set) return;
       for (const l of set) {
-        try { l(payload); } catch (err) { onListenerError(err, name); }
+        try {
+          l(payload);
+        } catch (err) {
+          onListenerError(err, name);
+        }
       }
     },
     on(name, listener, owner) {
@@ -75,7 +79,10 @@ export function createEventBus(onListenerError: (err: unknown, name: string) => 
         offs = owned.get(owner);
         if (!offs) owned.set(owner, (offs = new Set()));
       }
-      const off = () => { set.delete(l); offs?.delete(off); };
+      const off = () => {
+        set.delete(l);
+        offs?.delete(off);
+      };
       offs?.add(off);
       return off;
     },

@@ -12,7 +12,31 @@ import { serializeLoggedError } from './log-error.ts';
 export type { Logger };
 
 /** Field names that must never reach a log line, wherever a caller puts them. */
-export const PHI_FIELDS = ['name', 'family', 'given', 'birthDate', 'dob', 'address', 'addresses', 'phone', 'phones', 'email', 'emails', 'ssn', 'data', 'raw', 'message', 'body', 'payload', 'rx', 'right', 'left', 'sphere', 'cylinder', 'axis'] as const;
+export const PHI_FIELDS = [
+  'name',
+  'family',
+  'given',
+  'birthDate',
+  'dob',
+  'address',
+  'addresses',
+  'phone',
+  'phones',
+  'email',
+  'emails',
+  'ssn',
+  'data',
+  'raw',
+  'message',
+  'body',
+  'payload',
+  'rx',
+  'right',
+  'left',
+  'sphere',
+  'cylinder',
+  'axis',
+] as const;
 
 const redactPaths = PHI_FIELDS.flatMap((f) => [f, `*.${f}`, `*.*.${f}`]).filter((p) => p !== 'message');
 
@@ -28,12 +52,17 @@ export function createLogger(opts: LoggerOptions): Logger {
       level: opts.level,
       base: { pid: process.pid },
       redact: { paths: redactPaths, censor: '[redacted]' },
-      serializers: { err: serializeLoggedError, error: serializeLoggedError, cause: (c: unknown) => (c instanceof Error ? serializeLoggedError(c) : c) },
+      serializers: {
+        err: serializeLoggedError,
+        error: serializeLoggedError,
+        cause: (c: unknown) => (c instanceof Error ? serializeLoggedError(c) : c),
+      },
       hooks: {
         // log.error(err) alone would take err.message as the line's message: name the class instead
         logMethod(args, method) {
           const [first, second] = args as unknown[];
-          if (first instanceof Error && typeof second !== 'string') return method.apply(this, [{ err: first }, `${first.constructor?.name || 'Error'} (message not logged)`]);
+          if (first instanceof Error && typeof second !== 'string')
+            return method.apply(this, [{ err: first }, `${first.constructor?.name || 'Error'} (message not logged)`]);
           return method.apply(this, args);
         },
       },

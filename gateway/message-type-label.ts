@@ -7,7 +7,8 @@
  * use, and the FHIR R4 resource types — and every other type is counted under `other`.
  */
 
-const range = (prefix: string, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `${prefix}${String(from + i).padStart(2, '0')}`);
+const range = (prefix: string, from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => `${prefix}${String(from + i).padStart(2, '0')}`);
 
 /** Standard trigger events (table 0003) per message code (table 0076). */
 const HL7_EVENTS: Record<string, readonly string[]> = {
@@ -40,10 +41,45 @@ const HL7_EVENTS: Record<string, readonly string[]> = {
 
 /** FHIR R4 resource types a practice system may send. */
 const FHIR_TYPES = [
-  'Patient', 'Appointment', 'VisionPrescription', 'Practitioner', 'PractitionerRole', 'Organization', 'Location', 'Encounter', 'Observation',
-  'Condition', 'Procedure', 'Coverage', 'Claim', 'ClaimResponse', 'ExplanationOfBenefit', 'Invoice', 'ChargeItem', 'Account', 'Schedule', 'Slot',
-  'DocumentReference', 'DiagnosticReport', 'ServiceRequest', 'MedicationRequest', 'AllergyIntolerance', 'Immunization', 'CarePlan', 'Device',
-  'RelatedPerson', 'Person', 'Bundle', 'OperationOutcome', 'Provenance', 'AuditEvent', 'Consent', 'Communication', 'Task', 'Questionnaire', 'QuestionnaireResponse',
+  'Patient',
+  'Appointment',
+  'VisionPrescription',
+  'Practitioner',
+  'PractitionerRole',
+  'Organization',
+  'Location',
+  'Encounter',
+  'Observation',
+  'Condition',
+  'Procedure',
+  'Coverage',
+  'Claim',
+  'ClaimResponse',
+  'ExplanationOfBenefit',
+  'Invoice',
+  'ChargeItem',
+  'Account',
+  'Schedule',
+  'Slot',
+  'DocumentReference',
+  'DiagnosticReport',
+  'ServiceRequest',
+  'MedicationRequest',
+  'AllergyIntolerance',
+  'Immunization',
+  'CarePlan',
+  'Device',
+  'RelatedPerson',
+  'Person',
+  'Bundle',
+  'OperationOutcome',
+  'Provenance',
+  'AuditEvent',
+  'Consent',
+  'Communication',
+  'Task',
+  'Questionnaire',
+  'QuestionnaireResponse',
 ];
 
 /** Fixed texts the mappers give as the unmapped kind. */

@@ -43,7 +43,9 @@ export const MAX_SERIES = 2000;
 
 function key(labels?: Record<string, string>): string {
   if (!labels) return '';
-  const parts = Object.keys(labels).sort().map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
+  const parts = Object.keys(labels)
+    .sort()
+    .map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
   return parts.length ? `{${parts.join(',')}}` : '';
 }
 

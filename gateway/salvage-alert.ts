@@ -11,8 +11,22 @@ export function salvageAlert(board: () => AlertBoard, key: string): (r: SalvageR
   return (r) => {
     const t = salvageTotals(r);
     board().raise(key, {
-      code: 'GW_OUTBOX_DAMAGED', blocksReady: false, acknowledgeable: true, detail: describeSalvage(r, key),
-      fields: { reason: r.reason, movedTo: r.movedTo ?? '', salvaged: t.salvaged, lost: t.lost, lostUnknown: t.lostUnknown, unreadable: t.unreadable, queuedSalvaged: r.tables.outbox.salvaged, queuedLost: r.tables.outbox.lost, queuedLostUnknown: r.tables.outbox.lostUnknown, queuedUnreadable: r.tables.outbox.unreadable },
+      code: 'GW_OUTBOX_DAMAGED',
+      blocksReady: false,
+      acknowledgeable: true,
+      detail: describeSalvage(r, key),
+      fields: {
+        reason: r.reason,
+        movedTo: r.movedTo ?? '',
+        salvaged: t.salvaged,
+        lost: t.lost,
+        lostUnknown: t.lostUnknown,
+        unreadable: t.unreadable,
+        queuedSalvaged: r.tables.outbox.salvaged,
+        queuedLost: r.tables.outbox.lost,
+        queuedLostUnknown: r.tables.outbox.lostUnknown,
+        queuedUnreadable: r.tables.outbox.unreadable,
+      },
     });
   };
 }

@@ -86,18 +86,26 @@ export function listenerOf(config: GatewayConfig, adapterId: string): Listen | u
 
 /** One failed component in words: what did not start, the code and cause, and what to do. PHI-free (ids, addresses, codes). */
 export function startProblem(c: ComponentStart): string {
-  const what = c.role === 'admin' ? 'admin API' : c.listen ? `listener ${c.component.replace(/^adapter:/, '')}` : `source ${c.component.replace(/^adapter:/, '')}`;
+  const what =
+    c.role === 'admin'
+      ? 'admin API'
+      : c.listen
+        ? `listener ${c.component.replace(/^adapter:/, '')}`
+        : `source ${c.component.replace(/^adapter:/, '')}`;
   const cause = c.cause ?? 'unknown';
   const l = c.listen;
   const hostSetting = l ? l.setting.replace(/\.port$/, '.host') : '';
-  const advice = !l ? 'see the log for the cause and fix what it names'
-    : cause === 'EADDRINUSE' ? `${l.host}:${l.port} is already in use by another program (or another gateway): free the port or change ${l.setting}`
-      : cause === 'EACCES' ? `not allowed to listen on ${l.host}:${l.port} (ports below 1024 need privileges): choose another ${l.setting}`
-        : cause === 'EADDRNOTAVAIL' ? `${l.host} is not an address of this machine: change ${hostSetting}`
+  const advice = !l
+    ? 'see the log for the cause and fix what it names'
+    : cause === 'EADDRINUSE'
+      ? `${l.host}:${l.port} is already in use by another program (or another gateway): free the port or change ${l.setting}`
+      : cause === 'EACCES'
+        ? `not allowed to listen on ${l.host}:${l.port} (ports below 1024 need privileges): choose another ${l.setting}`
+        : cause === 'EADDRNOTAVAIL'
+          ? `${l.host} is not an address of this machine: change ${hostSetting}`
           : `could not listen on ${l.host}:${l.port}: see the log; free the port or change ${l.setting}`;
   return `${what} not started: GW_START_FAILED (${cause}) — ${advice}`;
 }
-
 
 export interface Alerts {
   readonly board: AlertBoard;
@@ -107,7 +115,12 @@ export interface Alerts {
 }
 
 /** The outbox-full alert on the board: raised when the outbox refuses input, cleared once delivery brings it under 90% of its cap. */
-export function createOutboxAlerts(o: { board: AlertBoard; bus: EventBus; outbox: () => Pick<RecordQueue, 'stats'>; maxBytes: number }): Alerts {
+export function createOutboxAlerts(o: {
+  board: AlertBoard;
+  bus: EventBus;
+  outbox: () => Pick<RecordQueue, 'stats'>;
+  maxBytes: number;
+}): Alerts {
   const { board } = o;
   o.bus.on('relay.delivered', () => {
     if (board.isActive('outboxFull') && o.outbox().stats().bytes < o.maxBytes * 0.9) {
@@ -120,7 +133,9 @@ export function createOutboxAlerts(o: { board: AlertBoard; bus: EventBus; outbox
     active: board.active,
     outboxFull(bytes, maxBytes) {
       board.raise('outboxFull', {
-        code: 'GW_OUTBOX_FULL', blocksReady: true, fields: { bytes, maxBytes },
+        code: 'GW_OUTBOX_FULL',
+        blocksReady: true,
+        fields: { bytes, maxBytes },
         detail: `outbox full (${bytes} of ${maxBytes} bytes): new input refused until the relay drains it; check cloud connectivity`,
       });
       o.bus.emit('outbox.full', { bytes, maxBytes });
@@ -141,18 +156,36 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
   });
   metrics.gauge('ewml_outbox_records', 'Records in the outbox, by state.', () => {
     const st = outbox.stats();
-    return [{ labels: { state: 'pending' }, value: st.pending }, { labels: { state: 'in_flight' }, value: st.inFlight }, { labels: { state: 'waiting_retry' }, value: st.waitingRetry }];
+    return [
+      { labels: { state: 'pending' }, value: st.pending },
+      { labels: { state: 'in_flight' }, value: st.inFlight },
+      { labels: { state: 'waiting_retry' }, value: st.waitingRetry },
+    ];
   });
   metrics.gauge('ewml_outbox_bytes', 'Bytes held by the outbox (records and dead letters).', () => outbox.stats().bytes);
   metrics.gauge('ewml_outbox_max_bytes', 'The outbox byte cap.', () => config.outbox.maxBytes);
-  metrics.observedCounter('ewml_outbox_commits_total', 'Outbox transactions committed since start, by writer (a commit carries every intake that arrived while the previous one ran).', () => {
-    const st = outbox.stats();
-    const inline = st.inlineCommits ?? 0;
-    return [{ labels: { writer: 'thread' }, value: (st.commits ?? 0) - inline }, { labels: { writer: 'inline' }, value: inline }];
-  });
-  metrics.observedCounter('ewml_outbox_writer_restarts_total', 'Times the outbox writer thread died and was restarted since start (writes are refused while it restarts).', () => outbox.stats().writerRestarts ?? 0);
+  metrics.observedCounter(
+    'ewml_outbox_commits_total',
+    'Outbox transactions committed since start, by writer (a commit carries every intake that arrived while the previous one ran).',
+    () => {
+      const st = outbox.stats();
+      const inline = st.inlineCommits ?? 0;
+      return [
+        { labels: { writer: 'thread' }, value: (st.commits ?? 0) - inline },
+        { labels: { writer: 'inline' }, value: inline },
+      ];
+    },
+  );
+  metrics.observedCounter(
+    'ewml_outbox_writer_restarts_total',
+    'Times the outbox writer thread died and was restarted since start (writes are refused while it restarts).',
+    () => outbox.stats().writerRestarts ?? 0,
+  );
   metrics.gauge('ewml_dead_letters', 'Dead letters waiting for a replay or discard.', () => outbox.stats().deadLetters);
-  metrics.gauge('ewml_outbox_oldest_age_seconds', 'Age of the oldest record in the outbox.', () => { const o = outbox.stats().oldestCreatedAt; return o === null ? 0 : Math.max(0, (clock.now() - o) / 1000); });
+  metrics.gauge('ewml_outbox_oldest_age_seconds', 'Age of the oldest record in the outbox.', () => {
+    const o = outbox.stats().oldestCreatedAt;
+    return o === null ? 0 : Math.max(0, (clock.now() - o) / 1000);
+  });
   metrics.gauge('ewml_sink_connected', 'Whether the sink is connected (1) or not (0).', () => (sink.health().connected ? 1 : 0));
 
   function ready(): { ready: boolean; reasons: string[] } {
@@ -171,17 +204,36 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
     status(): Record<string, unknown> {
       const st = outbox.stats();
       const startedAt = s.startedAt();
-      const count = (outcome: string) => s.adapters.reduce((t, a) => t + metrics.counter('ewml_intake_total', { adapter: a.id, outcome }), 0);
+      const count = (outcome: string) =>
+        s.adapters.reduce((t, a) => t + metrics.counter('ewml_intake_total', { adapter: a.id, outcome }), 0);
       return {
-        gateway: { id: config.gateway.id, pid: s.pid ?? process.pid, dataDir: resolve(config.gateway.dataDir), tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, version: s.version, startedAt: startedAt ? new Date(startedAt).toISOString() : null, uptimeSeconds: startedAt ? Math.round((clock.now() - startedAt) / 1000) : 0 },
-        adapters: Object.fromEntries(s.adapters.map((a) => [a.id, { ...a.health(), ...(s.adapterErrors.has(a.id) ? { status: 'down', error: s.adapterErrors.get(a.id) } : {}) }])),
+        gateway: {
+          id: config.gateway.id,
+          pid: s.pid ?? process.pid,
+          dataDir: resolve(config.gateway.dataDir),
+          tenantId: config.gateway.tenantId,
+          practiceId: config.gateway.practiceId,
+          version: s.version,
+          startedAt: startedAt ? new Date(startedAt).toISOString() : null,
+          uptimeSeconds: startedAt ? Math.round((clock.now() - startedAt) / 1000) : 0,
+        },
+        adapters: Object.fromEntries(
+          s.adapters.map((a) => [
+            a.id,
+            { ...a.health(), ...(s.adapterErrors.has(a.id) ? { status: 'down', error: s.adapterErrors.get(a.id) } : {}) },
+          ]),
+        ),
         outbox: { ...st, oldestAgeSeconds: st.oldestCreatedAt === null ? null : Math.round((clock.now() - st.oldestCreatedAt) / 1000) },
         sink: { kind: sink.kind, ...sink.health() },
         relay: s.relay.health(),
         counts: {
-          accepted: count('accepted'), duplicate: count('duplicate'), ignored: count('ignored'),
-          rejected: metrics.total('ewml_intake_rejected_total'), delivered: metrics.counter('ewml_records_delivered_total', { sink: sink.kind }),
-          enqueuedRecords: metrics.total('ewml_records_enqueued_total'), deadLettered: metrics.total('ewml_records_dead_lettered_total'),
+          accepted: count('accepted'),
+          duplicate: count('duplicate'),
+          ignored: count('ignored'),
+          rejected: metrics.total('ewml_intake_rejected_total'),
+          delivered: metrics.counter('ewml_records_delivered_total', { sink: sink.kind }),
+          enqueuedRecords: metrics.total('ewml_records_enqueued_total'),
+          deadLettered: metrics.total('ewml_records_dead_lettered_total'),
         },
         ignoredByType: Object.fromEntries([...ignoredByType].sort((a, b) => b[1] - a[1])),
         ...(s.disk ? { disk: s.disk() } : {}),

@@ -38,10 +38,20 @@ export interface Supervisor {
 }
 
 export class UnknownComponentError extends Error {
-  constructor(id: string) { super(`no component "${id}"`); this.name = 'UnknownComponentError'; }
+  constructor(id: string) {
+    super(`no component "${id}"`);
+    this.name = 'UnknownComponentError';
+  }
 }
 
-export function createSupervisor(o: { clock: Clock; logger: Logger; bus: EventBus; retryBaseMs?: number; retryMaxMs?: number; label?: (id: string) => string }): Supervisor {
+export function createSupervisor(o: {
+  clock: Clock;
+  logger: Logger;
+  bus: EventBus;
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  label?: (id: string) => string;
+}): Supervisor {
   const base = o.retryBaseMs ?? 2000;
   const max = o.retryMaxMs ?? 60_000;
   const entries = new Map<string, { c: Supervised; state: SupervisedState; attempt: number; timer?: TimerHandle; gen: number }>();
@@ -75,9 +85,20 @@ export function createSupervisor(o: { clock: Clock; logger: Logger; bus: EventBu
       e.state = 'failed';
       const delay = Math.min(max, base * 2 ** Math.min(e.attempt, 5));
       e.attempt++;
-      log.error({ code: 'GW_START_FAILED', cause: code, retryInMs: delay }, `${o.label?.(id) ?? id} failed to start; the rest of the gateway runs on, and it is tried again`);
+      log.error(
+        { code: 'GW_START_FAILED', cause: code, retryInMs: delay },
+        `${o.label?.(id) ?? id} failed to start; the rest of the gateway runs on, and it is tried again`,
+      );
       o.bus.emit('component.failed', { component: o.label?.(id) ?? id, code });
-      if (running) e.timer = o.clock.setTimeout(() => { e.timer = undefined; if (running && e.state === 'failed') void startOne(id); }, delay, { unref: true });
+      if (running)
+        e.timer = o.clock.setTimeout(
+          () => {
+            e.timer = undefined;
+            if (running && e.state === 'failed') void startOne(id);
+          },
+          delay,
+          { unref: true },
+        );
     }
   }
 
@@ -89,7 +110,8 @@ export function createSupervisor(o: { clock: Clock; logger: Logger; bus: EventBu
     const was = e.state;
     e.state = next;
     // a component that failed to start may still hold what it opened before failing: stop it too
-    if (was !== 'stopped' && was !== 'paused') await e.c.stop().catch((err: unknown) => o.logger.error({ err, component: id }, 'stop failed'));
+    if (was !== 'stopped' && was !== 'paused')
+      await e.c.stop().catch((err: unknown) => o.logger.error({ err, component: id }, 'stop failed'));
   }
 
   return {

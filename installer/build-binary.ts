@@ -19,7 +19,8 @@ const step = (s: string) => process.stderr.write(`build:binary: ${s}\n`);
 const require = createRequire(import.meta.url);
 
 async function main(): Promise<void> {
-  if (process.platform !== 'linux' || process.arch !== 'x64') step(`warning: building on ${process.platform}-${process.arch}; the executable is for this platform`);
+  if (process.platform !== 'linux' || process.arch !== 'x64')
+    step(`warning: building on ${process.platform}-${process.arch}; the executable is for this platform`);
   const nodeBin = realpathSync(process.execPath);
   const major = Number(process.versions.node.split('.')[0]);
   if (major < 24) throw new Error(`run with Node 24 (npm run build:binary uses the pinned devDependency); this is ${process.version}`);
@@ -31,30 +32,61 @@ async function main(): Promise<void> {
   // to JavaScript: in the executable they are modules that throw, so the fallback is taken
   const nativeAddonsOut = {
     name: 'native-addons-out',
-    setup(b: { onResolve: (o: { filter: RegExp }, f: (a: { path: string }) => { path: string; namespace: string }) => void; onLoad: (o: { filter: RegExp; namespace: string }, f: () => { contents: string }) => void }) {
+    setup(b: {
+      onResolve: (o: { filter: RegExp }, f: (a: { path: string }) => { path: string; namespace: string }) => void;
+      onLoad: (o: { filter: RegExp; namespace: string }, f: () => { contents: string }) => void;
+    }) {
       b.onResolve({ filter: /\.node$|^cpu-features$/ }, (a) => ({ path: a.path, namespace: 'native-addon' }));
-      b.onLoad({ filter: /.*/, namespace: 'native-addon' }, () => ({ contents: 'throw new Error("native addons are not part of the single executable");' }));
+      b.onLoad({ filter: /.*/, namespace: 'native-addon' }, () => ({
+        contents: 'throw new Error("native addons are not part of the single executable");',
+      }));
     },
   };
 
   step('1/4 bundling bin/eyewear-gateway.js (the CLI, cli/) with esbuild (and the outbox writer thread, embedded as code)');
   // a single executable has no files to load a worker from: the writer thread's bundle rides along as a string
   const writer = await build({
-    entryPoints: [join(root, 'gateway/outbox/sqlite-writer-worker.ts')], bundle: true, platform: 'node', target: 'node24', format: 'cjs',
-    write: false, logLevel: 'warning', legalComments: 'none',
+    entryPoints: [join(root, 'gateway/outbox/sqlite-writer-worker.ts')],
+    bundle: true,
+    platform: 'node',
+    target: 'node24',
+    format: 'cjs',
+    write: false,
+    logLevel: 'warning',
+    legalComments: 'none',
   });
   const writerCode = writer.outputFiles[0].text;
   await build({
-    entryPoints: [join(root, 'bin/eyewear-gateway.js')], bundle: true, platform: 'node', target: 'node24', format: 'cjs',
-    outfile: join(sea, 'gateway.cjs'), define: { __GATEWAY_VERSION__: JSON.stringify(version), __OUTBOX_WRITER_CODE__: JSON.stringify(writerCode), 'import.meta.url': '__import_meta_url' },
+    entryPoints: [join(root, 'bin/eyewear-gateway.js')],
+    bundle: true,
+    platform: 'node',
+    target: 'node24',
+    format: 'cjs',
+    outfile: join(sea, 'gateway.cjs'),
+    define: {
+      __GATEWAY_VERSION__: JSON.stringify(version),
+      __OUTBOX_WRITER_CODE__: JSON.stringify(writerCode),
+      'import.meta.url': '__import_meta_url',
+    },
     banner: { js: 'const __import_meta_url = require("url").pathToFileURL(__filename).href;' },
-    logLevel: 'warning', legalComments: 'none', minify: false,
+    logLevel: 'warning',
+    legalComments: 'none',
+    minify: false,
     plugins: [nativeAddonsOut],
   });
 
   step('2/4 preparing the SEA blob');
   const seaConfig = join(sea, 'sea-config.json');
-  writeFileSync(seaConfig, JSON.stringify({ main: join(sea, 'gateway.cjs'), output: join(sea, 'sea-prep.blob'), disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false }));
+  writeFileSync(
+    seaConfig,
+    JSON.stringify({
+      main: join(sea, 'gateway.cjs'),
+      output: join(sea, 'sea-prep.blob'),
+      disableExperimentalSEAWarning: true,
+      useCodeCache: false,
+      useSnapshot: false,
+    }),
+  );
   execFileSync(nodeBin, ['--experimental-sea-config', seaConfig], { stdio: 'inherit' });
 
   step(`3/4 copying the Node ${process.versions.node} binary`);
@@ -67,7 +99,11 @@ async function main(): Promise<void> {
   const postject = require.resolve('postject/dist/cli.js');
   try {
     // postject (LIEF) prints harmless "Can't find string offset for section name '.note…'" warnings: show them only on failure
-    execFileSync(nodeBin, [postject, exe, 'NODE_SEA_BLOB', join(sea, 'sea-prep.blob'), '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], { stdio: 'pipe' });
+    execFileSync(
+      nodeBin,
+      [postject, exe, 'NODE_SEA_BLOB', join(sea, 'sea-prep.blob'), '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'],
+      { stdio: 'pipe' },
+    );
   } catch (e) {
     process.stderr.write(String((e as { stderr?: Buffer }).stderr ?? ''));
     throw e;
@@ -76,4 +112,7 @@ async function main(): Promise<void> {
   step(`done: ${exe} (${Math.round(statSync(exe).size / 1e6)} MB), reports version ${v}`);
 }
 
-main().catch((e: unknown) => { process.stderr.write(`build:binary failed: ${(e as Error).message}\n`); process.exitCode = 1; });
+main().catch((e: unknown) => {
+  process.stderr.write(`build:binary failed: ${(e as Error).message}\n`);
+  process.exitCode = 1;
+});

@@ -8,69 +8,204 @@ import { SCHEMA_VERSION } from './types.ts';
 const str = { type: 'string', minLength: 1 } as const;
 const date = { type: 'string', pattern: '^\\d{4}(-\\d{2}(-\\d{2})?)?$' } as const;
 const instant = { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}:\\d{2}))?$' } as const;
-const ref = { type: 'object', required: ['system', 'value'], additionalProperties: false, properties: { system: str, value: str, display: str } } as const;
-const identifier = { type: 'object', required: ['system', 'value'], additionalProperties: false, properties: { system: str, value: str, type: str } } as const;
-const coding = { type: 'object', required: ['code'], additionalProperties: false, properties: { system: str, code: str, display: str } } as const;
+const ref = {
+  type: 'object',
+  required: ['system', 'value'],
+  additionalProperties: false,
+  properties: { system: str, value: str, display: str },
+} as const;
+const identifier = {
+  type: 'object',
+  required: ['system', 'value'],
+  additionalProperties: false,
+  properties: { system: str, value: str, type: str },
+} as const;
+const coding = {
+  type: 'object',
+  required: ['code'],
+  additionalProperties: false,
+  properties: { system: str, code: str, display: str },
+} as const;
 const quarterDiopter = { type: 'number', minimum: -40, maximum: 40, multipleOf: 0.25 } as const;
 
 const eyeRx = {
-  type: 'object', required: ['sphere'], additionalProperties: false,
+  type: 'object',
+  required: ['sphere'],
+  additionalProperties: false,
   properties: {
-    sphere: quarterDiopter, cylinder: quarterDiopter, axis: { type: 'integer', minimum: 1, maximum: 180 }, add: { type: 'number', minimum: 0, maximum: 6, multipleOf: 0.25 },
-    prisms: { type: 'array', items: { type: 'object', required: ['amount', 'base'], additionalProperties: false, properties: { amount: { type: 'number', minimum: 0, maximum: 30 }, base: { enum: ['up', 'down', 'in', 'out'] } } } },
-    pd: { type: 'number', minimum: 10, maximum: 50 }, baseCurve: { type: 'number', minimum: 5, maximum: 12 }, diameter: { type: 'number', minimum: 5, maximum: 25 }, brand: str,
+    sphere: quarterDiopter,
+    cylinder: quarterDiopter,
+    axis: { type: 'integer', minimum: 1, maximum: 180 },
+    add: { type: 'number', minimum: 0, maximum: 6, multipleOf: 0.25 },
+    prisms: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['amount', 'base'],
+        additionalProperties: false,
+        properties: { amount: { type: 'number', minimum: 0, maximum: 30 }, base: { enum: ['up', 'down', 'in', 'out'] } },
+      },
+    },
+    pd: { type: 'number', minimum: 10, maximum: 50 },
+    baseCurve: { type: 'number', minimum: 5, maximum: 12 },
+    diameter: { type: 'number', minimum: 5, maximum: 25 },
+    brand: str,
   },
 } as const;
 
 const rxData = {
-  type: 'object', required: ['patient', 'issuedAt', 'cylinderConvention', 'right', 'left'],
-  properties: { patient: ref, issuedAt: date, expiresAt: date, prescriber: ref, cylinderConvention: { enum: ['minus', 'plus'] }, right: eyeRx, left: eyeRx, binocularPd: { type: 'number', minimum: 20, maximum: 90 } },
+  type: 'object',
+  required: ['patient', 'issuedAt', 'cylinderConvention', 'right', 'left'],
+  properties: {
+    patient: ref,
+    issuedAt: date,
+    expiresAt: date,
+    prescriber: ref,
+    cylinderConvention: { enum: ['minus', 'plus'] },
+    right: eyeRx,
+    left: eyeRx,
+    binocularPd: { type: 'number', minimum: 20, maximum: 90 },
+  },
 } as const;
 
 const dataByType: Record<string, object> = {
   patient: {
-    type: 'object', required: ['identifiers'],
+    type: 'object',
+    required: ['identifiers'],
     properties: {
       identifiers: { type: 'array', minItems: 1, items: identifier },
-      name: { type: 'object', additionalProperties: false, properties: { family: str, given: { type: 'array', items: str }, prefix: str, suffix: str } },
+      name: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { family: str, given: { type: 'array', items: str }, prefix: str, suffix: str },
+      },
       birthDate: date,
       sex: { enum: ['female', 'male', 'other', 'unknown'] },
-      addresses: { type: 'array', items: { type: 'object', additionalProperties: false, properties: { use: str, lines: { type: 'array', items: str }, city: str, state: str, postalCode: str, country: str } } },
-      phones: { type: 'array', items: { type: 'object', required: ['value'], additionalProperties: false, properties: { use: str, value: str } } },
+      addresses: {
+        type: 'array',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { use: str, lines: { type: 'array', items: str }, city: str, state: str, postalCode: str, country: str },
+        },
+      },
+      phones: {
+        type: 'array',
+        items: { type: 'object', required: ['value'], additionalProperties: false, properties: { use: str, value: str } },
+      },
       emails: { type: 'array', items: str },
       deceased: { type: 'boolean' },
       mergedFrom: { type: 'array', items: ref },
     },
   },
   coverage: {
-    type: 'object', required: ['patient', 'payer'],
-    properties: { patient: ref, payer: { type: 'object', required: ['name'], properties: { id: str, name: str } }, planName: str, memberId: str, groupNumber: str, subscriberRelationship: str, priority: { type: 'integer', minimum: 1 }, start: date, end: date },
+    type: 'object',
+    required: ['patient', 'payer'],
+    properties: {
+      patient: ref,
+      payer: { type: 'object', required: ['name'], properties: { id: str, name: str } },
+      planName: str,
+      memberId: str,
+      groupNumber: str,
+      subscriberRelationship: str,
+      priority: { type: 'integer', minimum: 1 },
+      start: date,
+      end: date,
+    },
   },
   provider: {
-    type: 'object', required: ['identifiers'],
-    properties: { identifiers: { type: 'array', minItems: 1, items: identifier }, name: { type: 'object', properties: { family: str, given: { type: 'array', items: str }, prefix: str, suffix: str } }, role: str },
+    type: 'object',
+    required: ['identifiers'],
+    properties: {
+      identifiers: { type: 'array', minItems: 1, items: identifier },
+      name: { type: 'object', properties: { family: str, given: { type: 'array', items: str }, prefix: str, suffix: str } },
+      role: str,
+    },
   },
   appointment: {
-    type: 'object', required: ['patient', 'status', 'start', 'visitType'],
+    type: 'object',
+    required: ['patient', 'status', 'start', 'visitType'],
     properties: {
-      appointmentId: identifier, patient: ref, status: { enum: ['booked', 'arrived', 'fulfilled', 'cancelled', 'noshow', 'pending'] }, start: instant, end: instant,
-      durationMinutes: { type: 'number', minimum: 0 }, visitType: coding, provider: ref, location: coding, reason: str,
+      appointmentId: identifier,
+      patient: ref,
+      status: { enum: ['booked', 'arrived', 'fulfilled', 'cancelled', 'noshow', 'pending'] },
+      start: instant,
+      end: instant,
+      durationMinutes: { type: 'number', minimum: 0 },
+      visitType: coding,
+      provider: ref,
+      location: coding,
+      reason: str,
     },
   },
   'spectacle-rx': rxData,
   'contact-lens-rx': rxData,
   'eye-exam-observation': {
-    type: 'object', required: ['patient', 'code', 'eye', 'value', 'observedAt'],
-    properties: { patient: ref, code: coding, eye: { enum: ['right', 'left', 'both'] }, value: { type: ['number', 'string'] }, unit: str, observedAt: instant },
+    type: 'object',
+    required: ['patient', 'code', 'eye', 'value', 'observedAt'],
+    properties: {
+      patient: ref,
+      code: coding,
+      eye: { enum: ['right', 'left', 'both'] },
+      value: { type: ['number', 'string'] },
+      unit: str,
+      observedAt: instant,
+    },
   },
-  charge: { type: 'object', required: ['patient', 'code'], properties: { patient: ref, code: coding, transactionType: str, amount: { type: 'number' }, currency: str, quantity: { type: 'number' }, serviceDate: date } },
-  payment: { type: 'object', required: ['patient', 'amount'], properties: { patient: ref, amount: { type: 'number' }, currency: str, method: str, receivedAt: instant } },
-  claim: { type: 'object', required: ['patient', 'status'], properties: { patient: ref, status: str, total: { type: 'number' }, payer: str } },
+  charge: {
+    type: 'object',
+    required: ['patient', 'code'],
+    properties: {
+      patient: ref,
+      code: coding,
+      transactionType: str,
+      amount: { type: 'number' },
+      currency: str,
+      quantity: { type: 'number' },
+      serviceDate: date,
+    },
+  },
+  payment: {
+    type: 'object',
+    required: ['patient', 'amount'],
+    properties: { patient: ref, amount: { type: 'number' }, currency: str, method: str, receivedAt: instant },
+  },
+  claim: {
+    type: 'object',
+    required: ['patient', 'status'],
+    properties: { patient: ref, status: str, total: { type: 'number' }, payer: str },
+  },
   'clinical-document': {
-    type: 'object', required: ['patient', 'documentId', 'documentType'],
-    properties: { patient: ref, documentId: identifier, documentType: coding, status: str, availability: str, confidentiality: str, authoredAt: instant, author: ref, parentDocumentId: identifier, contentType: str, contentEncoding: str, content: { type: 'string' } },
+    type: 'object',
+    required: ['patient', 'documentId', 'documentType'],
+    properties: {
+      patient: ref,
+      documentId: identifier,
+      documentType: coding,
+      status: str,
+      availability: str,
+      confidentiality: str,
+      authoredAt: instant,
+      author: ref,
+      parentDocumentId: identifier,
+      contentType: str,
+      contentEncoding: str,
+      content: { type: 'string' },
+    },
   },
-  'inventory-item': { type: 'object', required: ['sku', 'kind'], properties: { sku: str, kind: { enum: ['frame', 'lens', 'contact-lens', 'accessory'] }, upc: str, manufacturer: str, model: str, quantity: { type: 'number' }, price: { type: 'number' } } },
+  'inventory-item': {
+    type: 'object',
+    required: ['sku', 'kind'],
+    properties: {
+      sku: str,
+      kind: { enum: ['frame', 'lens', 'contact-lens', 'accessory'] },
+      upc: str,
+      manufacturer: str,
+      model: str,
+      quantity: { type: 'number' },
+      price: { type: 'number' },
+    },
+  },
 };
 
 /** One schema for every record: the envelope plus `data` chosen by `type`. */
@@ -86,12 +221,22 @@ export const canonicalRecordSchema = {
     type: { enum: Object.keys(dataByType) },
     schemaVersion: { const: SCHEMA_VERSION },
     op: { enum: ['upsert', 'delete', 'merge'] },
-    tenantId: str, practiceId: str, gatewayId: str,
-    source: { type: 'object', required: ['system', 'adapter', 'sourceId'], additionalProperties: false, properties: { system: str, adapter: str, sourceId: str, messageId: str } },
+    tenantId: str,
+    practiceId: str,
+    gatewayId: str,
+    source: {
+      type: 'object',
+      required: ['system', 'adapter', 'sourceId'],
+      additionalProperties: false,
+      properties: { system: str, adapter: str, sourceId: str, messageId: str },
+    },
     occurredAt: instant,
     observedAt: instant,
     data: { type: 'object' },
   },
   // a delete names its record by type, source.system and source.sourceId; its data may be empty
-  allOf: Object.entries(dataByType).map(([type, data]) => ({ if: { properties: { type: { const: type }, op: { enum: ['upsert', 'merge'] } } }, then: { properties: { data } } })),
+  allOf: Object.entries(dataByType).map(([type, data]) => ({
+    if: { properties: { type: { const: type }, op: { enum: ['upsert', 'merge'] } } },
+    then: { properties: { data } },
+  })),
 } as const;

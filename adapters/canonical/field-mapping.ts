@@ -20,20 +20,22 @@ import type { RecordType } from './types.ts';
 export const TRANSFORMS = ['trim', 'upper', 'lower', 'number', 'integer', 'boolean', 'date', 'datetime', 'diopter', 'string'] as const;
 export type Transform = (typeof TRANSFORMS)[number];
 
-export type FieldSpec = string | {
-  column?: string;
-  value?: string | number | boolean;
-  /** Columns in braces: `{first} {last}`. */
-  template?: string;
-  transform?: Transform | Transform[];
-  /** Input formats for `date`/`datetime` when the text is not ISO: YYYYMMDD, MM/DD/YYYY, DD/MM/YYYY, DD.MM.YYYY, YYYY/MM/DD. */
-  dateFormat?: string;
-  /** A code table: source value → canonical value (looked up after transforms, as text). */
-  codes?: Record<string, string | number | boolean>;
-  /** Multiplies a number (unit conversion: cents → 0.01, mm → 1). */
-  scale?: number;
-  default?: string | number | boolean;
-};
+export type FieldSpec =
+  | string
+  | {
+      column?: string;
+      value?: string | number | boolean;
+      /** Columns in braces: `{first} {last}`. */
+      template?: string;
+      transform?: Transform | Transform[];
+      /** Input formats for `date`/`datetime` when the text is not ISO: YYYYMMDD, MM/DD/YYYY, DD/MM/YYYY, DD.MM.YYYY, YYYY/MM/DD. */
+      dateFormat?: string;
+      /** A code table: source value → canonical value (looked up after transforms, as text). */
+      codes?: Record<string, string | number | boolean>;
+      /** Multiplies a number (unit conversion: cents → 0.01, mm → 1). */
+      scale?: number;
+      default?: string | number | boolean;
+    };
 
 export interface RecordMapping {
   type: RecordType;
@@ -49,7 +51,10 @@ export interface RecordMapping {
   fields: Record<string, FieldSpec>;
 }
 
-export interface FieldProblem { field: string; problem: string }
+export interface FieldProblem {
+  field: string;
+  problem: string;
+}
 
 type Row = Record<string, unknown>;
 
@@ -101,7 +106,11 @@ export function toInstant(v: unknown, format?: string, timezone = 'UTC'): string
   const tm = /(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?\s*$/.exec(t.replace(/^\S+/, ''));
   if (!tm) return local(d, '00:00:00', timezone);
   let h = Number(tm[1]);
-  if (tm[4]) { const pm = tm[4].toLowerCase() === 'pm'; if (h === 12) h = pm ? 12 : 0; else if (pm) h += 12; }
+  if (tm[4]) {
+    const pm = tm[4].toLowerCase() === 'pm';
+    if (h === 12) h = pm ? 12 : 0;
+    else if (pm) h += 12;
+  }
   return local(d, `${String(h).padStart(2, '0')}:${tm[2]}:${tm[3] ?? '00'}`, timezone);
 }
 
@@ -114,12 +123,22 @@ function local(date: string, time: string, timezone: string): string | undefined
 function applyTransform(v: unknown, t: Transform, spec: Exclude<FieldSpec, string>, timezone: string): unknown {
   if (isBlank(v)) return undefined;
   switch (t) {
-    case 'trim': return text(v).trim();
-    case 'upper': return text(v).toUpperCase();
-    case 'lower': return text(v).toLowerCase();
-    case 'string': return text(v);
-    case 'number': { const n = typeof v === 'number' ? v : Number(text(v).trim().replace(',', '.')); return Number.isFinite(n) ? n : new Error('is not a number'); }
-    case 'integer': { const n = typeof v === 'number' ? v : Number(text(v).trim()); return Number.isInteger(n) ? n : new Error('is not an integer'); }
+    case 'trim':
+      return text(v).trim();
+    case 'upper':
+      return text(v).toUpperCase();
+    case 'lower':
+      return text(v).toLowerCase();
+    case 'string':
+      return text(v);
+    case 'number': {
+      const n = typeof v === 'number' ? v : Number(text(v).trim().replace(',', '.'));
+      return Number.isFinite(n) ? n : new Error('is not a number');
+    }
+    case 'integer': {
+      const n = typeof v === 'number' ? v : Number(text(v).trim());
+      return Number.isInteger(n) ? n : new Error('is not an integer');
+    }
     case 'boolean': {
       if (typeof v === 'boolean') return v;
       const s = text(v).trim().toLowerCase();
@@ -127,10 +146,16 @@ function applyTransform(v: unknown, t: Transform, spec: Exclude<FieldSpec, strin
       if (['0', 'n', 'no', 'f', 'false'].includes(s)) return false;
       return new Error('is not a yes/no value');
     }
-    case 'date': return toDate(v, spec.dateFormat) ?? new Error('is not a date');
-    case 'datetime': return toInstant(v, spec.dateFormat, timezone) ?? new Error('is not a date and time');
-    case 'diopter': { const n = typeof v === 'number' ? v : parseDiopter(text(v)); return n ?? new Error('is not a diopter value'); }
-    default: return t satisfies never;
+    case 'date':
+      return toDate(v, spec.dateFormat) ?? new Error('is not a date');
+    case 'datetime':
+      return toInstant(v, spec.dateFormat, timezone) ?? new Error('is not a date and time');
+    case 'diopter': {
+      const n = typeof v === 'number' ? v : parseDiopter(text(v));
+      return n ?? new Error('is not a diopter value');
+    }
+    default:
+      return t satisfies never;
   }
 }
 
@@ -141,7 +166,13 @@ export function readField(row: Row, spec: FieldSpec, timezone = 'UTC'): unknown 
   if (s.value !== undefined) v = s.value;
   else if (s.template !== undefined) {
     let blank = true;
-    v = s.template.replace(/\{([A-Za-z0-9_$ .-]+)\}/g, (_, c: string) => { const x = row[c]; if (!isBlank(x)) blank = false; return isBlank(x) ? '' : text(x); }).trim();
+    v = s.template
+      .replace(/\{([A-Za-z0-9_$ .-]+)\}/g, (_, c: string) => {
+        const x = row[c];
+        if (!isBlank(x)) blank = false;
+        return isBlank(x) ? '' : text(x);
+      })
+      .trim();
     if (blank) v = undefined;
   } else if (s.column !== undefined) v = row[s.column];
   for (const t of Array.isArray(s.transform) ? s.transform : s.transform ? [s.transform] : []) {
@@ -154,7 +185,8 @@ export function readField(row: Row, spec: FieldSpec, timezone = 'UTC'): unknown 
     const hit = s.codes[text(v)] ?? s.codes[text(v).toUpperCase()];
     v = hit;
   }
-  if (v !== undefined && s.scale !== undefined) v = typeof v === 'number' ? Math.round(v * s.scale * 1e6) / 1e6 : new Error('scale needs a number (add transform: number)');
+  if (v !== undefined && s.scale !== undefined)
+    v = typeof v === 'number' ? Math.round(v * s.scale * 1e6) / 1e6 : new Error('scale needs a number (add transform: number)');
   return v === undefined ? s.default : v;
 }
 
@@ -192,10 +224,19 @@ function hasParent(target: Record<string, unknown>, path: string): boolean {
 
 /** Drops sparse array holes and empty objects left by fields that had no value. */
 function prune(v: unknown): unknown {
-  if (Array.isArray(v)) { const a = v.filter((x) => x !== undefined).map(prune).filter((x) => x !== undefined); return a.length ? a : undefined; }
+  if (Array.isArray(v)) {
+    const a = v
+      .filter((x) => x !== undefined)
+      .map(prune)
+      .filter((x) => x !== undefined);
+    return a.length ? a : undefined;
+  }
   if (v && typeof v === 'object' && !Buffer.isBuffer(v)) {
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) { const p = prune(x); if (p !== undefined) out[k] = p; }
+    for (const [k, x] of Object.entries(v)) {
+      const p = prune(x);
+      if (p !== undefined) out[k] = p;
+    }
     return Object.keys(out).length ? out : undefined;
   }
   return v;
@@ -207,9 +248,15 @@ export function buildData(row: Row, m: RecordMapping, timezone = 'UTC'): { data:
   const data: Record<string, unknown> = {};
   const constants: Array<[string, unknown]> = [];
   for (const [path, spec] of Object.entries(m.fields)) {
-    if (typeof spec === 'object' && spec.value !== undefined) { constants.push([path, spec.value]); continue; }
+    if (typeof spec === 'object' && spec.value !== undefined) {
+      constants.push([path, spec.value]);
+      continue;
+    }
     const v = readField(row, spec, timezone);
-    if (v instanceof Error) { problems.push({ field: path, problem: v.message }); continue; }
+    if (v instanceof Error) {
+      problems.push({ field: path, problem: v.message });
+      continue;
+    }
     if (v !== undefined) setPath(data, path, v);
   }
   // a constant (an identifier's system, a phone's use) only joins an object that has data from the row

@@ -47,4 +47,3 @@ export function compactInstant(v: string, zone: string): string | undefined {
   }
   return local + fmtOffset(offMin);
 }
-

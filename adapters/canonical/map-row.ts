@@ -31,21 +31,36 @@ export function recordsFromRow(row: Record<string, unknown>, mappings: readonly 
   for (const [i, m] of mappings.entries()) {
     if (!rowMatches(row, m)) continue;
     const { data, problems } = buildData(row, m, o.timezone);
-    for (const p of problems) issues.push({ severity: p.problem.endsWith('rounded') ? 'warning' : 'error', code: 'GW_MAP_FAILED', message: `${o.where}.${p.field} ${p.problem}` });
+    for (const p of problems)
+      issues.push({
+        severity: p.problem.endsWith('rounded') ? 'warning' : 'error',
+        code: 'GW_MAP_FAILED',
+        message: `${o.where}.${p.field} ${p.problem}`,
+      });
     let partitionKey = o.partition;
     if (m.patient) {
       const pid = readField(row, m.patient.id, o.timezone);
-      if (pid === undefined || pid instanceof Error) { issues.push({ severity: 'error', code: 'GW_MAP_FAILED', message: `${o.where}: no patient id` }); continue; }
+      if (pid === undefined || pid instanceof Error) {
+        issues.push({ severity: 'error', code: 'GW_MAP_FAILED', message: `${o.where}: no patient id` });
+        continue;
+      }
       const ref = { system: m.patient.system, value: String(pid) };
       data.patient = ref;
       partitionKey = `patient:${ref.system}|${ref.value}`;
     }
     const occ = m.occurredAt ? readField(row, m.occurredAt, o.timezone) : undefined;
-    const occurredAt = (typeof occ === 'string' ? toInstant(occ, undefined, o.timezone) : undefined) ?? o.occurredFallback ?? new Date(o.now()).toISOString();
+    const occurredAt =
+      (typeof occ === 'string' ? toInstant(occ, undefined, o.timezone) : undefined) ??
+      o.occurredFallback ??
+      new Date(o.now()).toISOString();
     records.push({
       id: deterministicId(...o.idParts, String(i), o.rowHash),
-      type: m.type, op: 'upsert', source: { system: o.system, adapter: o.adapter, sourceId: `${o.sourceId}${m.sourceIdSuffix ?? ''}` },
-      occurredAt, partitionKey, data,
+      type: m.type,
+      op: 'upsert',
+      source: { system: o.system, adapter: o.adapter, sourceId: `${o.sourceId}${m.sourceIdSuffix ?? ''}` },
+      occurredAt,
+      partitionKey,
+      data,
     });
   }
   return { records, issues };

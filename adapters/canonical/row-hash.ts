@@ -8,11 +8,18 @@ import { hash } from 'node:crypto';
 export function rowJson(data: Record<string, unknown>): string {
   // most rows hold only text, numbers and nulls: no replacer needed (faster: see BENCHMARKS.md, "Measured design choices")
   let plain = true;
-  for (const k in data) { const v = data[k]; if (v !== null && typeof v === 'object' || typeof v === 'bigint') { plain = false; break; } }
+  for (const k in data) {
+    const v = data[k];
+    if ((v !== null && typeof v === 'object') || typeof v === 'bigint') {
+      plain = false;
+      break;
+    }
+  }
   if (plain) return JSON.stringify(data);
   return JSON.stringify(data, function (this: unknown, _k, v: unknown) {
     if (typeof v === 'bigint') return v.toString();
-    if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) return Buffer.from((v as { data: number[] }).data).toString('hex');
+    if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data))
+      return Buffer.from((v as { data: number[] }).data).toString('hex');
     if (v instanceof Uint8Array) return Buffer.from(v).toString('hex');
     return v;
   });

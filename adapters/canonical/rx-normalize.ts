@@ -22,7 +22,10 @@ export interface EyeRx {
   brand?: string;
 }
 
-export interface RxProblem { field: string; problem: string }
+export interface RxProblem {
+  field: string;
+  problem: string;
+}
 
 /** Rounds to the nearest 0.25 D; returns the value and whether it moved (a sign of a typo or a non-standard lens). */
 export function quarterDiopter(v: number): number {
@@ -38,7 +41,12 @@ export function normaliseAxis(axis: number): number {
 /** Writes an eye's Rx in the other cylinder convention. Without a cylinder there is nothing to transpose. */
 export function transpose(eye: EyeRx): EyeRx {
   if (eye.cylinder === undefined || eye.cylinder === 0 || eye.axis === undefined) return { ...eye };
-  return { ...eye, sphere: quarterDiopter(eye.sphere + eye.cylinder), cylinder: quarterDiopter(-eye.cylinder), axis: normaliseAxis(eye.axis + 90) };
+  return {
+    ...eye,
+    sphere: quarterDiopter(eye.sphere + eye.cylinder),
+    cylinder: quarterDiopter(-eye.cylinder),
+    axis: normaliseAxis(eye.axis + 90),
+  };
 }
 
 /** Puts an eye's Rx into the wanted convention (from whatever its cylinder sign says). */
@@ -49,13 +57,33 @@ export function toConvention(eye: EyeRx, want: CylinderConvention): EyeRx {
 }
 
 const BASES: Record<string, PrismBase> = {
-  U: 'up', UP: 'up', BU: 'up', SUP: 'up', D: 'down', DOWN: 'down', DN: 'down', BD: 'down', INF: 'down',
-  I: 'in', IN: 'in', BI: 'in', NASAL: 'in', O: 'out', OUT: 'out', BO: 'out', TEMPORAL: 'out',
+  U: 'up',
+  UP: 'up',
+  BU: 'up',
+  SUP: 'up',
+  D: 'down',
+  DOWN: 'down',
+  DN: 'down',
+  BD: 'down',
+  INF: 'down',
+  I: 'in',
+  IN: 'in',
+  BI: 'in',
+  NASAL: 'in',
+  O: 'out',
+  OUT: 'out',
+  BO: 'out',
+  TEMPORAL: 'out',
 };
 
 /** Reads a prism base as PMSs write it: BU/BD/BI/BO, UP/DOWN/IN/OUT, U/D/I/O, nasal/temporal. */
 export function parsePrismBase(text: string): PrismBase | undefined {
-  return BASES[text.trim().toUpperCase().replace(/^BASE\s*/, '')];
+  return BASES[
+    text
+      .trim()
+      .toUpperCase()
+      .replace(/^BASE\s*/, '')
+  ];
 }
 
 /** Parses a diopter value as written on an Rx: "+1.25", "-0.50", "PL"/"plano"/"sph" (0), "1,25". */
@@ -78,8 +106,10 @@ export function normaliseEye(raw: EyeRx, want: CylinderConvention): { eye: EyeRx
   if (raw.cylinder !== undefined) {
     eye.cylinder = quarterDiopter(raw.cylinder);
     if (eye.cylinder !== raw.cylinder) problems.push({ field: 'cylinder', problem: 'not a multiple of 0.25 D; rounded' });
-    if (eye.cylinder === 0) { delete eye.cylinder; delete eye.axis; }
-    else if (raw.axis === undefined) problems.push({ field: 'axis', problem: 'cylinder without an axis' });
+    if (eye.cylinder === 0) {
+      delete eye.cylinder;
+      delete eye.axis;
+    } else if (raw.axis === undefined) problems.push({ field: 'axis', problem: 'cylinder without an axis' });
     else eye.axis = normaliseAxis(raw.axis);
   } else if (raw.axis !== undefined) {
     delete eye.axis;

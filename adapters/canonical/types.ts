@@ -4,9 +4,18 @@
  */
 
 export const RecordType = {
-  patient: 'patient', coverage: 'coverage', spectacleRx: 'spectacle-rx', contactLensRx: 'contact-lens-rx',
-  eyeExamObservation: 'eye-exam-observation', appointment: 'appointment', provider: 'provider', charge: 'charge',
-  payment: 'payment', claim: 'claim', inventoryItem: 'inventory-item', clinicalDocument: 'clinical-document',
+  patient: 'patient',
+  coverage: 'coverage',
+  spectacleRx: 'spectacle-rx',
+  contactLensRx: 'contact-lens-rx',
+  eyeExamObservation: 'eye-exam-observation',
+  appointment: 'appointment',
+  provider: 'provider',
+  charge: 'charge',
+  payment: 'payment',
+  claim: 'claim',
+  inventoryItem: 'inventory-item',
+  clinicalDocument: 'clinical-document',
 } as const;
 export type RecordType = (typeof RecordType)[keyof typeof RecordType];
 
@@ -15,8 +24,15 @@ export type RecordOp = (typeof RecordOp)[keyof typeof RecordOp];
 
 export const SCHEMA_VERSION = '1.0';
 
-export interface Identifier { system: string; value: string; type?: string }
-export interface Reference { system: string; value: string }
+export interface Identifier {
+  system: string;
+  value: string;
+  type?: string;
+}
+export interface Reference {
+  system: string;
+  value: string;
+}
 
 export interface RecordSource {
   /** The sending system, e.g. `EPIC^HOSP` from MSH-3/MSH-4. */

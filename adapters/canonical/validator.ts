@@ -3,7 +3,10 @@ import { Ajv } from 'ajv';
 import { canonicalRecordSchema } from './canonical-schema.ts';
 import type { CanonicalRecord } from './types.ts';
 
-export interface RecordProblem { path: string; problem: string }
+export interface RecordProblem {
+  path: string;
+  problem: string;
+}
 
 export interface RecordValidator {
   validate(record: unknown): RecordProblem[];

@@ -24,17 +24,28 @@ export interface CsvOptions {
   encoding: string;
 }
 
-export interface FileRow { n: number; data: Record<string, unknown> }
+export interface FileRow {
+  n: number;
+  data: Record<string, unknown>;
+}
 
 export class FileFormatError extends Error {
   readonly row: number | undefined;
-  constructor(message: string, row?: number) { super(row !== undefined ? `row ${row}: ${message}` : message); this.name = 'FileFormatError'; this.row = row; }
+  constructor(message: string, row?: number) {
+    super(row !== undefined ? `row ${row}: ${message}` : message);
+    this.name = 'FileFormatError';
+    this.row = row;
+  }
 }
 
 /** Decoded text of a file, chunk by chunk (a BOM dropped; bytes split between chunks joined right). */
 async function* textChunks(path: string, encoding: string): AsyncGenerator<string> {
   let decoder: TextDecoder;
-  try { decoder = new TextDecoder(encoding, { fatal: false, ignoreBOM: false }); } catch { throw new FileFormatError(`unknown text encoding "${encoding}"`); }
+  try {
+    decoder = new TextDecoder(encoding, { fatal: false, ignoreBOM: false });
+  } catch {
+    throw new FileFormatError(`unknown text encoding "${encoding}"`);
+  }
   for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 })) {
     const s = decoder.decode(chunk as Buffer, { stream: true });
     if (s) yield s;
@@ -65,19 +76,48 @@ export async function* csvRecords(chunks: AsyncIterable<string>, o: { delimiter:
     let start = 0;
     for (let i = 0; i < chunk.length; i++) {
       const c = chunk[i];
-      if (pendingCR) { pendingCR = false; if (c === '\n') { start = i + 1; continue; } }
+      if (pendingCR) {
+        pendingCR = false;
+        if (c === '\n') {
+          start = i + 1;
+          continue;
+        }
+      }
       if (inQuotes) {
         if (c === q) {
           field += chunk.slice(start, i);
           start = i + 1;
-          if (chunk[i + 1] === q) { field += q; i++; start = i + 1; continue; }
-          if (i + 1 === chunk.length) { quoteSeen = true; inQuotes = false; continue; }
+          if (chunk[i + 1] === q) {
+            field += q;
+            i++;
+            start = i + 1;
+            continue;
+          }
+          if (i + 1 === chunk.length) {
+            quoteSeen = true;
+            inQuotes = false;
+            continue;
+          }
           inQuotes = false;
         } else if (c === '\n') line++;
         continue;
       }
-      if (quoteSeen) { quoteSeen = false; if (c === q) { field += q; inQuotes = true; start = i + 1; continue; } }
-      if (c === delim) { row.push(field + chunk.slice(start, i)); field = ''; start = i + 1; any = true; continue; }
+      if (quoteSeen) {
+        quoteSeen = false;
+        if (c === q) {
+          field += q;
+          inQuotes = true;
+          start = i + 1;
+          continue;
+        }
+      }
+      if (c === delim) {
+        row.push(field + chunk.slice(start, i));
+        field = '';
+        start = i + 1;
+        any = true;
+        continue;
+      }
       if (c === '\n' || c === '\r') {
         row.push(field + chunk.slice(start, i));
         field = '';
@@ -89,20 +129,32 @@ export async function* csvRecords(chunks: AsyncIterable<string>, o: { delimiter:
         line++;
         continue;
       }
-      if (c === q && field === '' && start === i) { inQuotes = true; quoteLine = line; start = i + 1; any = true; continue; }
+      if (c === q && field === '' && start === i) {
+        inQuotes = true;
+        quoteLine = line;
+        start = i + 1;
+        any = true;
+        continue;
+      }
       any = true;
     }
     field += chunk.slice(start);
   }
   if (inQuotes) throw new FileFormatError(`a quoted field opened on line ${quoteLine} is never closed`);
-  if (any || field !== '' || row.length) { row.push(field); if (row.length > 1 || row[0] !== '') yield row; }
+  if (any || field !== '' || row.length) {
+    row.push(field);
+    if (row.length > 1 || row[0] !== '') yield row;
+  }
 }
 
 export async function* readCsv(path: string, o: CsvOptions): AsyncGenerator<FileRow> {
   let names: string[] | undefined = Array.isArray(o.header) ? o.header : undefined;
   let n = 0;
   for await (const rec of csvRecords(textChunks(path, o.encoding), o)) {
-    if (!names) { names = rec.map((h, i) => h.trim() || `c${i + 1}`); continue; }
+    if (!names) {
+      names = rec.map((h, i) => h.trim() || `c${i + 1}`);
+      continue;
+    }
     n++;
     const data: Record<string, unknown> = {};
     for (let i = 0; i < rec.length; i++) data[names[i] ?? `c${i + 1}`] = rec[i];
@@ -118,14 +170,22 @@ export async function* readNdjson(path: string, encoding = 'utf-8'): AsyncGenera
     lineNo++;
     if (line.trim() === '') return undefined;
     let v: unknown;
-    try { v = JSON.parse(line); } catch { throw new FileFormatError('not a JSON value', lineNo); }
+    try {
+      v = JSON.parse(line);
+    } catch {
+      throw new FileFormatError('not a JSON value', lineNo);
+    }
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new FileFormatError('each line must be a JSON object', lineNo);
     return { n: ++n, data: v as Record<string, unknown> };
   };
   for await (const chunk of textChunks(path, encoding)) {
     buf += chunk;
     let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) { const r = emit(buf.slice(0, nl).replace(/\r$/, '')); buf = buf.slice(nl + 1); if (r) yield r; }
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const r = emit(buf.slice(0, nl).replace(/\r$/, ''));
+      buf = buf.slice(nl + 1);
+      if (r) yield r;
+    }
   }
   const r = emit(buf);
   if (r) yield r;
@@ -133,7 +193,10 @@ export async function* readNdjson(path: string, encoding = 'utf-8'): AsyncGenera
 
 async function wholeText(path: string, max: number, encoding = 'utf-8'): Promise<string> {
   const st = await stat(path);
-  if (st.size > max) throw new FileFormatError(`the file is ${st.size} bytes; JSON, XML and FHIR bundles are read whole up to ${max} bytes (files.maxWholeFileBytes) — export NDJSON or CSV for larger ones`);
+  if (st.size > max)
+    throw new FileFormatError(
+      `the file is ${st.size} bytes; JSON, XML and FHIR bundles are read whole up to ${max} bytes (files.maxWholeFileBytes) — export NDJSON or CSV for larger ones`,
+    );
   let s = '';
   for await (const c of textChunks(path, encoding)) s += c;
   return s;
@@ -146,7 +209,8 @@ export function atPath(v: unknown, path: string): unknown[] {
     const next: unknown[] = [];
     for (const x of cur) {
       const y = x && typeof x === 'object' ? (x as Record<string, unknown>)[p] : undefined;
-      if (Array.isArray(y)) next.push(...y); else if (y !== undefined) next.push(y);
+      if (Array.isArray(y)) next.push(...y);
+      else if (y !== undefined) next.push(y);
     }
     cur = next;
   }
@@ -168,7 +232,12 @@ export function flatten(v: unknown, prefix = '', out: Record<string, unknown> = 
 
 export async function* readJson(path: string, rowPath: string, max: number, encoding = 'utf-8'): AsyncGenerator<FileRow> {
   let doc: unknown;
-  try { doc = JSON.parse(await wholeText(path, max, encoding)); } catch (e) { if (e instanceof FileFormatError) throw e; throw new FileFormatError(`not JSON: ${(e as Error).message}`); }
+  try {
+    doc = JSON.parse(await wholeText(path, max, encoding));
+  } catch (e) {
+    if (e instanceof FileFormatError) throw e;
+    throw new FileFormatError(`not JSON: ${(e as Error).message}`);
+  }
   const items = rowPath ? atPath(doc, rowPath) : Array.isArray(doc) ? doc : [doc];
   let n = 0;
   for (const it of items) yield { n: ++n, data: flatten(it) };
@@ -176,9 +245,21 @@ export async function* readJson(path: string, rowPath: string, max: number, enco
 
 export async function* readXml(path: string, rowPath: string, max: number, encoding = 'utf-8'): AsyncGenerator<FileRow> {
   const text = await wholeText(path, max, encoding);
-  const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', parseTagValue: false, parseAttributeValue: false, trimValues: true, processEntities: true, isArray: () => false });
+  const parser = new XMLParser({
+    ignoreAttributes: false,
+    attributeNamePrefix: '@',
+    parseTagValue: false,
+    parseAttributeValue: false,
+    trimValues: true,
+    processEntities: true,
+    isArray: () => false,
+  });
   let doc: unknown;
-  try { doc = parser.parse(text, true); } catch (e) { throw new FileFormatError(`not well-formed XML: ${(e as Error).message}`); }
+  try {
+    doc = parser.parse(text, true);
+  } catch (e) {
+    throw new FileFormatError(`not well-formed XML: ${(e as Error).message}`);
+  }
   if (!rowPath) throw new FileFormatError('an XML file needs `rowPath`: the element path of one row (e.g. Export.EWSpecRx)');
   let n = 0;
   for (const it of atPath(doc, rowPath)) yield { n: ++n, data: flatten(it) };
@@ -189,8 +270,16 @@ export async function* readFhir(path: string, max: number): AsyncGenerator<FileR
   const head = (await wholeHead(path)).trimStart();
   if (head.startsWith('{') && !/\}\s*\r?\n\s*\{/.test(head)) {
     let doc: Record<string, unknown>;
-    try { doc = JSON.parse(await wholeText(path, max)) as Record<string, unknown>; } catch (e) { if (e instanceof FileFormatError) throw e; throw new FileFormatError('not a FHIR JSON resource or bundle'); }
-    const resources = doc.resourceType === 'Bundle' ? ((doc.entry as Array<{ resource?: unknown }> | undefined) ?? []).map((e) => e.resource).filter(Boolean) : [doc];
+    try {
+      doc = JSON.parse(await wholeText(path, max)) as Record<string, unknown>;
+    } catch (e) {
+      if (e instanceof FileFormatError) throw e;
+      throw new FileFormatError('not a FHIR JSON resource or bundle');
+    }
+    const resources =
+      doc.resourceType === 'Bundle'
+        ? ((doc.entry as Array<{ resource?: unknown }> | undefined) ?? []).map((e) => e.resource).filter(Boolean)
+        : [doc];
     let n = 0;
     for (const r of resources) yield { n: ++n, data: r as Record<string, unknown> };
     return;
@@ -216,7 +305,8 @@ export async function detectFileFormat(path: string): Promise<FileFormat | undef
   const head = (await wholeHead(path)).replace(/^\uFEFF/, '').trimStart();
   if (/^(MSH|FHS|BHS)/.test(head)) return 'hl7v2';
   if (head.startsWith('<')) return 'xml';
-  if (head.startsWith('{') || head.startsWith('[')) return /"resourceType"\s*:/.test(head) ? 'fhir' : head.startsWith('{') && /\}\s*\r?\n\s*\{/.test(head) ? 'ndjson' : 'json';
+  if (head.startsWith('{') || head.startsWith('['))
+    return /"resourceType"\s*:/.test(head) ? 'fhir' : head.startsWith('{') && /\}\s*\r?\n\s*\{/.test(head) ? 'ndjson' : 'json';
   if (lower.endsWith('.json')) return 'json';
   return head.includes(',') || head.includes(';') || head.includes('|') || head.includes('\t') ? 'csv' : undefined;
 }

@@ -21,7 +21,18 @@ import type { IntakeContext, MapResult, RawRow } from '../contracts.ts';
 import { mapFhirResource } from '../fhir/map-fhir.ts';
 import { splitHl7Messages } from '../hl7v2/hl7-batch.ts';
 import { decodeHl7Bytes } from '../hl7v2/hl7-charset.ts';
-import { detectFileFormat, FileFormatError, readCsv, readFhir, readJson, readNdjson, readXml, type CsvOptions, type FileFormat, type FileRow } from './file-formats.ts';
+import {
+  detectFileFormat,
+  FileFormatError,
+  readCsv,
+  readFhir,
+  readJson,
+  readNdjson,
+  readXml,
+  type CsvOptions,
+  type FileFormat,
+  type FileRow,
+} from './file-formats.ts';
 import type { FileKind, FileProfile } from './file-profiles.ts';
 
 export interface FileImportOptions {
@@ -37,7 +48,12 @@ export interface FileImportOptions {
   now: () => number;
 }
 
-export interface FileRef { path: string; name: string; size: number; mtimeMs: number }
+export interface FileRef {
+  path: string;
+  name: string;
+  size: number;
+  mtimeMs: number;
+}
 
 export type ImportOutcome =
   | { status: 'imported'; rows: number; deadLettered: number; resumedAfter: number }
@@ -45,7 +61,14 @@ export type ImportOutcome =
   | { status: 'retry'; reason: string }
   | { status: 'failed'; code: string; reason: string };
 
-interface Ledger { name: string; size: number; mtimeMs: number; sha256: string; rows: number; done: boolean }
+interface Ledger {
+  name: string;
+  size: number;
+  mtimeMs: number;
+  sha256: string;
+  rows: number;
+  done: boolean;
+}
 
 export async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256');
@@ -61,26 +84,48 @@ export function kindsFor(profile: FileProfile, name: string): FileKind[] {
 }
 
 /** The rows one kind reads from a file. */
-export function rowsOf(path: string, format: FileFormat, kind: FileKind | undefined, o: Pick<FileImportOptions, 'csv' | 'maxWholeFileBytes'>): AsyncGenerator<FileRow> {
+export function rowsOf(
+  path: string,
+  format: FileFormat,
+  kind: FileKind | undefined,
+  o: Pick<FileImportOptions, 'csv' | 'maxWholeFileBytes'>,
+): AsyncGenerator<FileRow> {
   const csv = { ...o.csv, ...(kind?.csv ?? {}) };
   switch (format) {
-    case 'csv': return readCsv(path, csv);
-    case 'ndjson': return readNdjson(path, csv.encoding);
-    case 'json': return readJson(path, kind?.rowPath ?? '', o.maxWholeFileBytes, csv.encoding);
-    case 'xml': return readXml(path, kind?.rowPath ?? '', o.maxWholeFileBytes, csv.encoding);
-    case 'fhir': return readFhir(path, o.maxWholeFileBytes);
-    default: throw new FileFormatError(`${format} files are not read as rows`);
+    case 'csv':
+      return readCsv(path, csv);
+    case 'ndjson':
+      return readNdjson(path, csv.encoding);
+    case 'json':
+      return readJson(path, kind?.rowPath ?? '', o.maxWholeFileBytes, csv.encoding);
+    case 'xml':
+      return readXml(path, kind?.rowPath ?? '', o.maxWholeFileBytes, csv.encoding);
+    case 'fhir':
+      return readFhir(path, o.maxWholeFileBytes);
+    default:
+      throw new FileFormatError(`${format} files are not read as rows`);
   }
 }
 
 /** The records of one file row of a kind (or a FHIR resource). */
-export function mapFileRow(o: { adapterId: string; system: string; timezone: string; now: () => number }, kind: FileKind | 'fhir', row: RawRow): MapResult {
+export function mapFileRow(
+  o: { adapterId: string; system: string; timezone: string; now: () => number },
+  kind: FileKind | 'fhir',
+  row: RawRow,
+): MapResult {
   const hash = row.hash ?? rowHash(row.data);
   if (kind === 'fhir') return mapFhirResource(row.data, { system: o.system, adapter: 'file', now: o.now }, hash);
   const key = kind.key ? String(recordKey(row.data, kind.key) ?? '') : '';
   return recordsFromRow(row.data, kind.records, {
-    idParts: ['file', o.adapterId, kind.name], rowHash: hash, system: o.system, adapter: 'file',
-    sourceId: `${kind.name}/${key || row.pk}`, partition: `${o.adapterId}:${kind.name}:${key || row.pk}`, where: kind.name, timezone: o.timezone, now: o.now,
+    idParts: ['file', o.adapterId, kind.name],
+    rowHash: hash,
+    system: o.system,
+    adapter: 'file',
+    sourceId: `${kind.name}/${key || row.pk}`,
+    partition: `${o.adapterId}:${kind.name}:${key || row.pk}`,
+    where: kind.name,
+    timezone: o.timezone,
+    now: o.now,
   });
 }
 
@@ -96,7 +141,10 @@ export async function importFile(ctx: IntakeContext, o: FileImportOptions, file:
   const prior = priorText ? (JSON.parse(priorText) as Ledger) : undefined;
   if (prior?.done) return { status: 'already' };
   const resumeAfter = prior?.rows ?? 0;
-  const ledger = (rows: number, done: boolean) => ({ key, value: JSON.stringify({ name: file.name, size: file.size, mtimeMs: file.mtimeMs, sha256: sha, rows, done } satisfies Ledger) });
+  const ledger = (rows: number, done: boolean) => ({
+    key,
+    value: JSON.stringify({ name: file.name, size: file.size, mtimeMs: file.mtimeMs, sha256: sha, rows, done } satisfies Ledger),
+  });
   const system = typeof o.profile === 'string' ? (o.profile === 'fhir-r4' ? 'FHIR' : 'HL7') : o.profile.system;
   const stream = `file:${o.adapterId}`;
 
@@ -109,11 +157,17 @@ export async function importFile(ctx: IntakeContext, o: FileImportOptions, file:
     kinds = ['fhir'];
   } else {
     const ks = kindsFor(o.profile, file.name);
-    if (ks.length === 0) return { status: 'failed', code: 'GW_UNSUPPORTED_MESSAGE', reason: `no kind of profile ${o.profile.name} reads a file named ${file.name} (kinds: ${o.profile.kinds.map((k) => `${k.name} /${k.match}/`).join(', ')})` };
+    if (ks.length === 0)
+      return {
+        status: 'failed',
+        code: 'GW_UNSUPPORTED_MESSAGE',
+        reason: `no kind of profile ${o.profile.name} reads a file named ${file.name} (kinds: ${o.profile.kinds.map((k) => `${k.name} /${k.match}/`).join(', ')})`,
+      };
     kinds = ks;
-    format ??= ks[0].format ?? await detectFileFormat(file.path);
+    format ??= ks[0].format ?? (await detectFileFormat(file.path));
   }
-  if (!format) return { status: 'failed', code: 'GW_PARSE_FAILED', reason: 'the file\'s format could not be recognised (set files[].format)' };
+  if (!format)
+    return { status: 'failed', code: 'GW_PARSE_FAILED', reason: "the file's format could not be recognised (set files[].format)" };
 
   if (format === 'hl7v2') return importHl7(ctx, o, file, resumeAfter, ledger);
 
@@ -123,7 +177,12 @@ export async function importFile(ctx: IntakeContext, o: FileImportOptions, file:
   const kindOf = new Map<string, FileKind | 'fhir'>();
   const flush = async (done: boolean): Promise<ImportOutcome | undefined> => {
     const r = await ctx.intakePage({
-      adapter: o.adapterId, format: stream, stream, rows: page, cursor: ledger(g, done), trackRows: false,
+      adapter: o.adapterId,
+      format: stream,
+      stream,
+      rows: page,
+      cursor: ledger(g, done),
+      trackRows: false,
       map: (row) => mapFileRow({ ...o, system }, kindOf.get(row.pk.slice(0, row.pk.lastIndexOf('#')))!, row),
     });
     page = [];
@@ -139,13 +198,19 @@ export async function importFile(ctx: IntakeContext, o: FileImportOptions, file:
         g++;
         if (g <= resumeAfter) continue;
         page.push({ pk: `${kindName}#${g}`, data: row.data, hash: rowHash(row.data) });
-        if (page.length >= o.pageSize) { const stop = await flush(false); if (stop) return stop; }
+        if (page.length >= o.pageSize) {
+          const stop = await flush(false);
+          if (stop) return stop;
+        }
       }
     }
   } catch (e) {
     if (e instanceof FileFormatError) {
       // rows before the fault stay committed (the ledger says how many); the file goes to error/
-      if (page.length) { const stop = await flush(false); if (stop) return stop; }
+      if (page.length) {
+        const stop = await flush(false);
+        if (stop) return stop;
+      }
       return { status: 'failed', code: 'GW_PARSE_FAILED', reason: e.message };
     }
     throw e;
@@ -155,17 +220,35 @@ export async function importFile(ctx: IntakeContext, o: FileImportOptions, file:
   return { status: 'imported', rows: g, deadLettered, resumedAfter: resumeAfter };
 }
 
-async function importHl7(ctx: IntakeContext, o: FileImportOptions, file: FileRef, resumeAfter: number, ledger: (rows: number, done: boolean) => { key: string; value: string }): Promise<ImportOutcome> {
+async function importHl7(
+  ctx: IntakeContext,
+  o: FileImportOptions,
+  file: FileRef,
+  resumeAfter: number,
+  ledger: (rows: number, done: boolean) => { key: string; value: string },
+): Promise<ImportOutcome> {
   const messages = splitHl7Messages(decodeHl7Bytes(await readFile(file.path)));
-  if (messages.length === 0 || !messages[0].startsWith('MSH')) return { status: 'failed', code: 'GW_PARSE_FAILED', reason: 'the file holds no HL7 v2 message (no MSH segment)' };
+  if (messages.length === 0 || !messages[0].startsWith('MSH'))
+    return { status: 'failed', code: 'GW_PARSE_FAILED', reason: 'the file holds no HL7 v2 message (no MSH segment)' };
   let rejected = 0;
   const mark = async (n: number, done: boolean) => {
-    const r = await ctx.intakePage({ adapter: o.adapterId, format: 'hl7v2', stream: `file:${o.adapterId}`, rows: [], map: () => ({ records: [], issues: [] }), cursor: ledger(n, done), trackRows: false });
+    const r = await ctx.intakePage({
+      adapter: o.adapterId,
+      format: 'hl7v2',
+      stream: `file:${o.adapterId}`,
+      rows: [],
+      map: () => ({ records: [], issues: [] }),
+      cursor: ledger(n, done),
+      trackRows: false,
+    });
     return r.status === 'accepted';
   };
   for (let i = resumeAfter; i < messages.length; i++) {
     const r = await ctx.intake({ adapter: o.adapterId, format: 'hl7v2', text: messages[i] });
-    if (r.status === 'rejected' && r.retry !== 'permanent') { await mark(i, false); return { status: 'retry', reason: `${r.code}: ${r.reason}` }; }
+    if (r.status === 'rejected' && r.retry !== 'permanent') {
+      await mark(i, false);
+      return { status: 'retry', reason: `${r.code}: ${r.reason}` };
+    }
     if (r.status === 'rejected') rejected++;
     if ((i + 1) % 100 === 0 && !(await mark(i + 1, false))) return { status: 'retry', reason: 'outbox full' };
   }

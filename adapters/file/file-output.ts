@@ -13,7 +13,14 @@ import { connectFtps, connectSftp, type FtpsConnection, type SftpConnection } fr
 
 export type OutputFormat = 'csv' | 'xml' | 'hl7v2';
 
-export interface FileOutputTarget { id: string; kind: 'folder' | 'sftp' | 'ftps'; dir: string; sftp?: SftpConnection; ftps?: FtpsConnection; csvDelimiter: string }
+export interface FileOutputTarget {
+  id: string;
+  kind: 'folder' | 'sftp' | 'ftps';
+  dir: string;
+  sftp?: SftpConnection;
+  ftps?: FtpsConnection;
+  csvDelimiter: string;
+}
 
 export interface FileWriteRequest {
   name: string;
@@ -42,20 +49,28 @@ function scalar(v: unknown, where: string): string {
 
 /** The bytes of the file a request asks for; refuses what cannot be written safely. */
 export function renderFile(r: FileWriteRequest, csvDelimiter = ','): Buffer {
-  if (typeof r.name !== 'string' || !SAFE_NAME.test(r.name)) throw new FileWriteRefused('name must be a plain file name (letters, digits, . _ -; no folders)');
+  if (typeof r.name !== 'string' || !SAFE_NAME.test(r.name))
+    throw new FileWriteRefused('name must be a plain file name (letters, digits, . _ -; no folders)');
   if (r.format === 'hl7v2') {
     if (typeof r.hl7 !== 'string' || !r.hl7.trim()) throw new FileWriteRefused('an hl7v2 file needs `hl7`');
     const text = r.hl7.replace(/\r\n|\n/g, '\r').replace(/\r*$/, '\r');
     const messages = splitHl7Messages(text);
     if (messages.length === 0) throw new FileWriteRefused('no HL7 v2 message in `hl7`');
-    try { for (const m of messages) parseHl7(m); } catch (e) { throw new FileWriteRefused(`not an HL7 v2 message: ${(e as Error).message}`); }
+    try {
+      for (const m of messages) parseHl7(m);
+    } catch (e) {
+      throw new FileWriteRefused(`not an HL7 v2 message: ${(e as Error).message}`);
+    }
     return Buffer.from(text, 'utf8');
   }
   if (!Array.isArray(r.rows)) throw new FileWriteRefused(`a ${r.format} file needs \`rows\``);
   const columns = r.columns ?? Object.keys(r.rows[0] ?? {});
   if (r.format === 'csv') {
     const q = (s: string) => (/[",\r\n]/.test(s) || s.includes(csvDelimiter) ? `"${s.replaceAll('"', '""')}"` : s);
-    const lines = [columns.map(q).join(csvDelimiter), ...r.rows.map((row, i) => columns.map((c) => q(scalar(row[c], `rows[${i}].${c}`))).join(csvDelimiter))];
+    const lines = [
+      columns.map(q).join(csvDelimiter),
+      ...r.rows.map((row, i) => columns.map((c) => q(scalar(row[c], `rows[${i}].${c}`))).join(csvDelimiter)),
+    ];
     return Buffer.from(lines.join('\r\n') + '\r\n', 'utf8');
   }
   if (r.format === 'xml') {
@@ -63,13 +78,17 @@ export function renderFile(r: FileWriteRequest, csvDelimiter = ','): Buffer {
     const el = r.rowElement ?? 'Row';
     for (const n of [root, el, ...columns]) if (!XML_NAME.test(n)) throw new FileWriteRefused(`"${n}" is not an XML element name`);
     const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-    const body = r.rows.map((row, i) => `  <${el}>${columns.map((c) => `<${c}>${esc(scalar(row[c], `rows[${i}].${c}`))}</${c}>`).join('')}</${el}>`).join('\n');
+    const body = r.rows
+      .map((row, i) => `  <${el}>${columns.map((c) => `<${c}>${esc(scalar(row[c], `rows[${i}].${c}`))}</${c}>`).join('')}</${el}>`)
+      .join('\n');
     return Buffer.from(`<?xml version="1.0" encoding="UTF-8"?>\n<${root}>\n${body}\n</${root}>\n`, 'utf8');
   }
   throw new FileWriteRefused(`format must be csv, xml or hl7v2 (got ${String(r.format)})`);
 }
 
-export interface FileWriter { write(r: FileWriteRequest): Promise<{ path: string; bytes: number }> }
+export interface FileWriter {
+  write(r: FileWriteRequest): Promise<{ path: string; bytes: number }>;
+}
 
 export function createFileWriter(t: FileOutputTarget): FileWriter {
   return {
@@ -80,8 +99,18 @@ export function createFileWriter(t: FileOutputTarget): FileWriter {
         mkdirSync(t.dir, { recursive: true });
         const tmp = join(t.dir, tmpName);
         const fh = await open(tmp, 'wx', 0o640);
-        try { await fh.writeFile(bytes); await fh.sync(); } finally { await fh.close(); }
-        try { await rename(tmp, join(t.dir, r.name)); } catch (e) { await rm(tmp, { force: true }); throw e; }
+        try {
+          await fh.writeFile(bytes);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        try {
+          await rename(tmp, join(t.dir, r.name));
+        } catch (e) {
+          await rm(tmp, { force: true });
+          throw e;
+        }
         return { path: join(t.dir, r.name), bytes: bytes.length };
       }
       const client = t.kind === 'sftp' ? await connectSftp(t.sftp!) : await connectFtps(t.ftps!);
@@ -92,7 +121,9 @@ export function createFileWriter(t: FileOutputTarget): FileWriter {
         // an existing file of that name is replaced in one step where the server can (OpenSSH's posix-rename)
         await client.replace(tmp, target);
         return { path: target, bytes: bytes.length };
-      } finally { await client.close(); }
+      } finally {
+        await client.close();
+      }
     },
   };
 }

@@ -50,15 +50,27 @@ export interface FolderFileSourceOptions extends PickupOptions {
 export const FOLDER_MISSING = 'GW_SOURCE_FOLDER_MISSING';
 
 function isFolder(dir: string): boolean {
-  try { return statSync(dir).isDirectory(); } catch { return false; }
+  try {
+    return statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
-export interface FileCounts { files: number; rows: number; alreadyImported: number; errorFiles: number; retries: number; deadLettered: number }
+export interface FileCounts {
+  files: number;
+  rows: number;
+  alreadyImported: number;
+  errorFiles: number;
+  retries: number;
+  deadLettered: number;
+}
 
 /** Whether a name is one the source takes (not a marker, temp file or hidden file). */
 export function takes(name: string, p: PickupOptions): boolean {
   const lower = name.toLowerCase();
-  if (name.startsWith('.') || lower.endsWith('.tmp') || lower.endsWith('.part') || lower.endsWith('.reason.txt') || lower.endsWith('~')) return false;
+  if (name.startsWith('.') || lower.endsWith('.tmp') || lower.endsWith('.part') || lower.endsWith('.reason.txt') || lower.endsWith('~'))
+    return false;
   if (p.marker && lower.endsWith(p.marker.toLowerCase())) return false;
   return p.extensions.some((x) => lower.endsWith(x));
 }
@@ -86,7 +98,12 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
 
   async function moveTo(folder: string, file: string): Promise<string> {
     let target = join(folder, basename(file));
-    try { await stat(target); target = join(folder, `${o.import.now()}-${basename(file)}`); } catch { /* free */ }
+    try {
+      await stat(target);
+      target = join(folder, `${o.import.now()}-${basename(file)}`);
+    } catch {
+      /* free */
+    }
     await rename(file, target);
     return target;
   }
@@ -95,11 +112,22 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
     const name = basename(file);
     const marker = o.marker ? file + o.marker : undefined;
     if (r.status === 'imported' || r.status === 'already') {
-      if (r.status === 'imported') { counts.files++; counts.rows += r.rows - r.resumedAfter; counts.deadLettered += r.deadLettered; }
-      else counts.alreadyImported++;
-      if (o.after === 'delete') await rm(file, { force: true }); else await moveTo(processed, file);
+      if (r.status === 'imported') {
+        counts.files++;
+        counts.rows += r.rows - r.resumedAfter;
+        counts.deadLettered += r.deadLettered;
+      } else counts.alreadyImported++;
+      if (o.after === 'delete') await rm(file, { force: true });
+      else await moveTo(processed, file);
       if (marker) await rm(marker, { force: true });
-      c.logger.info({ file: name, outcome: r.status, ...(r.status === 'imported' ? { rows: r.rows, resumedAfter: r.resumedAfter, deadLettered: r.deadLettered } : {}) }, r.status === 'imported' ? 'file imported' : 'file already imported (same content); not imported again');
+      c.logger.info(
+        {
+          file: name,
+          outcome: r.status,
+          ...(r.status === 'imported' ? { rows: r.rows, resumedAfter: r.resumedAfter, deadLettered: r.deadLettered } : {}),
+        },
+        r.status === 'imported' ? 'file imported' : 'file already imported (same content); not imported again',
+      );
       return;
     }
     if (r.status === 'failed') {
@@ -118,7 +146,10 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
   }
 
   function retry(file: string): void {
-    const t = clock.setTimeout(() => { retryTimers.delete(t); enqueue(file); }, o.retryMs ?? 5000);
+    const t = clock.setTimeout(() => {
+      retryTimers.delete(t);
+      enqueue(file);
+    }, o.retryMs ?? 5000);
     retryTimers.add(t);
   }
 
@@ -129,14 +160,20 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
       current = file;
       try {
         let st;
-        try { st = await stat(file); } catch { continue; } // gone (moved by hand, or a duplicate event)
+        try {
+          st = await stat(file);
+        } catch {
+          continue;
+        } // gone (moved by hand, or a duplicate event)
         if (!st.isFile()) continue;
         const r = await importFile(ctx!, o.import, { path: file, name: basename(file), size: st.size, mtimeMs: st.mtimeMs });
         if (!stopped) await settle(file, r, ctx!);
       } catch (e) {
         ctx!.logger.error({ file: basename(file), err: e }, 'file import failed; it stays and is tried again');
         retry(file);
-      } finally { current = undefined; }
+      } finally {
+        current = undefined;
+      }
     }
   }
 
@@ -148,7 +185,10 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
   }
 
   function kick(): void {
-    working ??= work().finally(() => { working = undefined; if (queue.length && !stopped) kick(); });
+    working ??= work().finally(() => {
+      working = undefined;
+      if (queue.length && !stopped) kick();
+    });
   }
 
   function onFile(p: string): void {
@@ -157,11 +197,21 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
     const name = basename(path);
     if (o.marker && name.toLowerCase().endsWith(o.marker.toLowerCase())) {
       const target = path.slice(0, -o.marker.length);
-      if (takes(basename(target), o)) void stat(target).then(() => enqueue(target), () => undefined);
+      if (takes(basename(target), o))
+        void stat(target).then(
+          () => enqueue(target),
+          () => undefined,
+        );
       return;
     }
     if (!takes(name, o)) return;
-    if (o.marker) { void stat(path + o.marker).then(() => enqueue(path), () => undefined); return; }
+    if (o.marker) {
+      void stat(path + o.marker).then(
+        () => enqueue(path),
+        () => undefined,
+      );
+      return;
+    }
     enqueue(path);
   }
 
@@ -170,17 +220,27 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
     mkdirSync(processed, { recursive: true });
     mkdirSync(errors, { recursive: true });
     const w = watch(o.dir, {
-        depth: 0, ignoreInitial: false, usePolling: o.polling, interval: o.pollMs, binaryInterval: o.pollMs,
-        // with a marker the marker says when; otherwise size and mtime must hold still
-        awaitWriteFinish: o.marker || o.stableMs === 0 ? false : { stabilityThreshold: o.stableMs, pollInterval: Math.max(20, Math.min(200, Math.floor(o.stableMs / 4))) },
-        ignored: (p: string) => p === processed || p === errors || p.startsWith(processed + '/') || p.startsWith(errors + '/'),
-      });
+      depth: 0,
+      ignoreInitial: false,
+      usePolling: o.polling,
+      interval: o.pollMs,
+      binaryInterval: o.pollMs,
+      // with a marker the marker says when; otherwise size and mtime must hold still
+      awaitWriteFinish:
+        o.marker || o.stableMs === 0
+          ? false
+          : { stabilityThreshold: o.stableMs, pollInterval: Math.max(20, Math.min(200, Math.floor(o.stableMs / 4))) },
+      ignored: (p: string) => p === processed || p === errors || p.startsWith(processed + '/') || p.startsWith(errors + '/'),
+    });
     w.on('add', onFile);
     w.on('change', onFile);
     w.on('error', (e) => c.logger.warn({ err: e }, 'folder watch error'));
     await new Promise<void>((resolve) => w.once('ready', () => resolve()));
     // a stop that came while the watch was being set up: it must not outlive the stop
-    if (stopped) { await w.close(); return; }
+    if (stopped) {
+      await w.close();
+      return;
+    }
     watcher = w;
     c.logger.info({ dir: o.dir, polling: o.polling }, 'watching folder for export files');
   }
@@ -190,15 +250,25 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
     lookTimer = clock.setTimeout(() => {
       lookTimer = undefined;
       if (stopped) return;
-      if (!isFolder(o.dir)) { lookLater(c); return; }
+      if (!isFolder(o.dir)) {
+        lookLater(c);
+        return;
+      }
       missing = false;
       c.logger.info({ code: FOLDER_MISSING, id: o.id }, 'export folder is there now; reading it');
-      opening = openWatch(c).catch((e: unknown) => {
-        // e.g. processed/ cannot be created: report it and look again, as for a missing folder
-        missing = true;
-        c.logger.error({ code: (e as NodeJS.ErrnoException).code ?? 'unknown', id: o.id }, 'export folder could not be opened; looking again');
-        if (!stopped) lookLater(c);
-      }).finally(() => { opening = undefined; });
+      opening = openWatch(c)
+        .catch((e: unknown) => {
+          // e.g. processed/ cannot be created: report it and look again, as for a missing folder
+          missing = true;
+          c.logger.error(
+            { code: (e as NodeJS.ErrnoException).code ?? 'unknown', id: o.id },
+            'export folder could not be opened; looking again',
+          );
+          if (!stopped) lookLater(c);
+        })
+        .finally(() => {
+          opening = undefined;
+        });
     }, o.pollMs);
   }
 
@@ -211,7 +281,10 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
         // not created: an unmounted share must show as one, not as an empty folder
         stopped = false;
         missing = true;
-        c.logger.error({ code: FOLDER_MISSING, id: o.id, pollMs: o.pollMs }, 'export folder does not exist (share not mounted?); not created, looked for again');
+        c.logger.error(
+          { code: FOLDER_MISSING, id: o.id, pollMs: o.pollMs },
+          'export folder does not exist (share not mounted?); not created, looked for again',
+        );
         lookLater(c);
         return;
       }
@@ -221,8 +294,15 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
       mkdirSync(errors, { recursive: true });
       stopped = false;
       missing = false;
-      opening = openWatch(c).finally(() => { opening = undefined; });
-      try { await opening; } catch (e) { stopped = true; throw e; }
+      opening = openWatch(c).finally(() => {
+        opening = undefined;
+      });
+      try {
+        await opening;
+      } catch (e) {
+        stopped = true;
+        throw e;
+      }
     },
     async stop() {
       stopped = true;
@@ -237,8 +317,12 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
       missing = false;
     },
     health(): AdapterHealth {
-      if (!stopped && missing) return { status: 'down', detail: { code: FOLDER_MISSING, state: 'folder missing (share not mounted?)', ...counts } };
-      return { status: stopped ? 'down' : 'up', detail: { ...counts, queued: queue.length, ...(current ? { importing: basename(current) } : {}) } };
+      if (!stopped && missing)
+        return { status: 'down', detail: { code: FOLDER_MISSING, state: 'folder missing (share not mounted?)', ...counts } };
+      return {
+        status: stopped ? 'down' : 'up',
+        detail: { ...counts, queued: queue.length, ...(current ? { importing: basename(current) } : {}) },
+      };
     },
   };
 }

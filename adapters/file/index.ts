@@ -23,18 +23,47 @@ export function profileOf(c: FileReadConfig): FileProfile | 'fhir-r4' | 'hl7v2' 
   if (c.profile === 'fhir-r4' || c.profile === 'hl7v2') return c.profile;
   const base = FILE_PROFILES[c.profile];
   if (!base && c.kinds.length === 0) throw new Error(`files.${c.id}: profile generic needs \`kinds\``);
-  return { name: base?.name ?? 'generic', system: c.system || base?.system || c.id.toUpperCase(), kinds: [...c.kinds, ...(base?.kinds ?? [])] };
+  return {
+    name: base?.name ?? 'generic',
+    system: c.system || base?.system || c.id.toUpperCase(),
+    kinds: [...c.kinds, ...(base?.kinds ?? [])],
+  };
 }
 
 export function importOptionsOf(c: FileReadConfig, o: { timezone: string; now: () => number }): FileImportOptions {
-  return { adapterId: c.id, profile: profileOf(c), format: c.format, csv: c.csv, maxWholeFileBytes: c.maxWholeFileBytes, pageSize: c.pageSize, timezone: o.timezone, now: o.now };
+  return {
+    adapterId: c.id,
+    profile: profileOf(c),
+    format: c.format,
+    csv: c.csv,
+    maxWholeFileBytes: c.maxWholeFileBytes,
+    pageSize: c.pageSize,
+    timezone: o.timezone,
+    now: o.now,
+  };
 }
 
 export function createFileSource(c: FilesConfig, o: { timezone: string; now: () => number; stagingDir: string; clock?: Clock }) {
   const imp = importOptionsOf(c, o);
   const pickup = { extensions: c.extensions.map((x) => x.toLowerCase()), stableMs: c.stableMs, marker: c.marker, after: c.after };
-  if (c.source === 'sftp') return createRemoteFileSource({ id: c.id, dir: c.dir, remote: { kind: 'sftp', sftp: c.sftp }, ...pickup, import: imp, stagingDir: o.stagingDir });
-  if (c.source === 'ftps') return createRemoteFileSource({ id: c.id, dir: c.dir, remote: { kind: 'ftps', ftps: c.ftps }, ...pickup, import: imp, stagingDir: o.stagingDir });
+  if (c.source === 'sftp')
+    return createRemoteFileSource({
+      id: c.id,
+      dir: c.dir,
+      remote: { kind: 'sftp', sftp: c.sftp },
+      ...pickup,
+      import: imp,
+      stagingDir: o.stagingDir,
+    });
+  if (c.source === 'ftps')
+    return createRemoteFileSource({
+      id: c.id,
+      dir: c.dir,
+      remote: { kind: 'ftps', ftps: c.ftps },
+      ...pickup,
+      import: imp,
+      stagingDir: o.stagingDir,
+    });
   return createFolderFileSource({ id: c.id, dir: c.dir, polling: c.polling, pollMs: c.pollMs, ...pickup, import: imp, clock: o.clock });
 }
 
@@ -48,9 +77,18 @@ export function createFileRowCodec(c: FilesConfig, o: { timezone: string; now: (
     describe: (r) => ({ kind: `file-row:${r.pk.split('#')[0]}` }),
     map(r) {
       const kindName = r.pk.slice(0, r.pk.lastIndexOf('#'));
-      const kind = typeof profile === 'string' ? 'fhir' as const : profile.kinds.find((k) => k.name === kindName);
+      const kind = typeof profile === 'string' ? ('fhir' as const) : profile.kinds.find((k) => k.name === kindName);
       if (!kind) return { records: [], issues: [{ severity: 'error', code: 'GW_MAP_FAILED', message: `no kind ${kindName} in profile` }] };
-      return mapFileRow({ adapterId: c.id, system: typeof profile === 'string' ? (profile === 'fhir-r4' ? 'FHIR' : 'HL7') : profile.system, timezone: o.timezone, now: o.now }, kind, { pk: r.pk, data: r.data });
+      return mapFileRow(
+        {
+          adapterId: c.id,
+          system: typeof profile === 'string' ? (profile === 'fhir-r4' ? 'FHIR' : 'HL7') : profile.system,
+          timezone: o.timezone,
+          now: o.now,
+        },
+        kind,
+        { pk: r.pk, data: r.data },
+      );
     },
   };
 }

@@ -10,10 +10,32 @@ import type { TLSSocket } from 'node:tls';
 import { Client as FtpClient } from 'basic-ftp';
 import SftpClient from 'ssh2-sftp-client';
 
-export interface SftpConnection { host: string; port: number; username: string; password?: string; privateKey?: string; passphrase?: string; hostKeySha256: string; schedule: string }
-export interface FtpsConnection { host: string; port: number; username: string; password?: string; ca?: string; certSha256: string; schedule: string }
+export interface SftpConnection {
+  host: string;
+  port: number;
+  username: string;
+  password?: string;
+  privateKey?: string;
+  passphrase?: string;
+  hostKeySha256: string;
+  schedule: string;
+}
+export interface FtpsConnection {
+  host: string;
+  port: number;
+  username: string;
+  password?: string;
+  ca?: string;
+  certSha256: string;
+  schedule: string;
+}
 
-export interface RemoteEntry { name: string; size: number; mtime: number; file: boolean }
+export interface RemoteEntry {
+  name: string;
+  size: number;
+  mtime: number;
+  file: boolean;
+}
 
 export interface RemoteFolder {
   list(dir: string): Promise<RemoteEntry[]>;
@@ -34,38 +56,83 @@ export function sshFingerprint(key: Buffer): string {
 }
 
 export async function connectSftp(c: SftpConnection): Promise<RemoteFolder & { raw: SftpClient }> {
-  if (!c.hostKeySha256) throw new Error('sftp.hostKeySha256 is required (the server\'s key fingerprint, from `ssh-keygen -lf` on its host key); the gateway does not trust a server it cannot identify');
+  if (!c.hostKeySha256)
+    throw new Error(
+      "sftp.hostKeySha256 is required (the server's key fingerprint, from `ssh-keygen -lf` on its host key); the gateway does not trust a server it cannot identify",
+    );
   const client = new SftpClient('eyewear-gateway');
   let seen = '';
   try {
     await client.connect({
-      host: c.host, port: c.port, username: c.username, password: c.password, privateKey: c.privateKey, passphrase: c.passphrase, readyTimeout: 10_000,
-      hostVerifier: (key: Buffer) => { seen = sshFingerprint(key); return seen === c.hostKeySha256; },
+      host: c.host,
+      port: c.port,
+      username: c.username,
+      password: c.password,
+      privateKey: c.privateKey,
+      passphrase: c.passphrase,
+      readyTimeout: 10_000,
+      hostVerifier: (key: Buffer) => {
+        seen = sshFingerprint(key);
+        return seen === c.hostKeySha256;
+      },
     } as SftpClient.ConnectOptions);
   } catch (e) {
-    if (seen && seen !== c.hostKeySha256) throw new Error(`the SFTP server's host key is ${seen}, not the pinned ${c.hostKeySha256}: refused (a different server, or its key changed — check with the practice before updating the fingerprint)`);
+    if (seen && seen !== c.hostKeySha256)
+      throw new Error(
+        `the SFTP server's host key is ${seen}, not the pinned ${c.hostKeySha256}: refused (a different server, or its key changed — check with the practice before updating the fingerprint)`,
+      );
     throw e;
   }
   return {
     raw: client,
-    async list(dir) { return (await client.list(dir)).map((f) => ({ name: f.name, size: f.size, mtime: f.modifyTime, file: f.type === '-' })); },
-    async download(remote, local) { await client.fastGet(remote, local); },
-    async put(data, remote) { await client.put(data, remote); },
-    async rename(from, to) { await client.rename(from, to); },
-    async replace(from, to) { try { await client.posixRename(from, to); } catch { if (await client.exists(to)) await client.delete(to); await client.rename(from, to); } },
-    async remove(remote) { await client.delete(remote); },
-    async mkdir(remote) { await client.mkdir(remote, true).catch(() => undefined); },
-    async exists(remote) { return Boolean(await client.exists(remote)); },
-    async close() { await client.end().catch(() => undefined); },
+    async list(dir) {
+      return (await client.list(dir)).map((f) => ({ name: f.name, size: f.size, mtime: f.modifyTime, file: f.type === '-' }));
+    },
+    async download(remote, local) {
+      await client.fastGet(remote, local);
+    },
+    async put(data, remote) {
+      await client.put(data, remote);
+    },
+    async rename(from, to) {
+      await client.rename(from, to);
+    },
+    async replace(from, to) {
+      try {
+        await client.posixRename(from, to);
+      } catch {
+        if (await client.exists(to)) await client.delete(to);
+        await client.rename(from, to);
+      }
+    },
+    async remove(remote) {
+      await client.delete(remote);
+    },
+    async mkdir(remote) {
+      await client.mkdir(remote, true).catch(() => undefined);
+    },
+    async exists(remote) {
+      return Boolean(await client.exists(remote));
+    },
+    async close() {
+      await client.end().catch(() => undefined);
+    },
   };
 }
 
 class PinMismatch extends Error {}
 
-const colonHex = (b64OrHex: string) => b64OrHex.replace(/^sha256:/i, '').replace(/:/g, '').toUpperCase();
+const colonHex = (b64OrHex: string) =>
+  b64OrHex
+    .replace(/^sha256:/i, '')
+    .replace(/:/g, '')
+    .toUpperCase();
 
 export async function connectFtps(c: FtpsConnection): Promise<RemoteFolder & { raw: FtpClient }> {
-  if (!c.ca && !c.certSha256) throw new Error('ftps needs `ca` (the CA that signed the server\'s certificate) or `certSha256` (its fingerprint): the gateway does not trust a server it cannot identify');
+  if (!c.ca && !c.certSha256)
+    throw new Error(
+      "ftps needs `ca` (the CA that signed the server's certificate) or `certSha256` (its fingerprint): the gateway does not trust a server it cannot identify",
+    );
   const client = new FtpClient(15_000);
   try {
     // step by step, so the certificate is checked before the password is sent: connect, AUTH TLS, check, log in
@@ -74,7 +141,8 @@ export async function connectFtps(c: FtpsConnection): Promise<RemoteFolder & { r
       await client.useTLS({ rejectUnauthorized: false });
       // a pinned certificate must be exactly this one (practices often run self-signed FTPS)
       const seen = (client.ftp.socket as TLSSocket).getPeerCertificate().fingerprint256 ?? '';
-      if (colonHex(seen) !== colonHex(c.certSha256)) throw new PinMismatch(`the FTPS server's certificate is ${seen}, not the pinned ${c.certSha256}: refused`);
+      if (colonHex(seen) !== colonHex(c.certSha256))
+        throw new PinMismatch(`the FTPS server's certificate is ${seen}, not the pinned ${c.certSha256}: refused`);
     } else {
       await client.useTLS({ ca: c.ca, servername: c.host === '127.0.0.1' ? 'localhost' : c.host });
     }
@@ -88,14 +156,37 @@ export async function connectFtps(c: FtpsConnection): Promise<RemoteFolder & { r
   const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
   return {
     raw: client,
-    async list(dir) { return (await client.list(dir)).map((f) => ({ name: f.name, size: f.size, mtime: f.modifiedAt?.getTime() ?? 0, file: f.isFile })); },
-    async download(remote, local) { await client.downloadTo(local, remote); },
-    async put(data, remote) { await client.uploadFrom(Readable.from(data), remote); },
-    async rename(from, to) { await client.rename(from, to); },
-    async replace(from, to) { if ((await client.list(parent(to))).some((f) => f.name === base(to))) await client.remove(to); await client.rename(from, to); },
-    async remove(remote) { await client.remove(remote); },
-    async mkdir(remote) { try { await client.send(`MKD ${remote}`); } catch { /* exists */ } },
-    async exists(remote) { return (await client.list(parent(remote))).some((f) => f.name === base(remote)); },
-    async close() { client.close(); },
+    async list(dir) {
+      return (await client.list(dir)).map((f) => ({ name: f.name, size: f.size, mtime: f.modifiedAt?.getTime() ?? 0, file: f.isFile }));
+    },
+    async download(remote, local) {
+      await client.downloadTo(local, remote);
+    },
+    async put(data, remote) {
+      await client.uploadFrom(Readable.from(data), remote);
+    },
+    async rename(from, to) {
+      await client.rename(from, to);
+    },
+    async replace(from, to) {
+      if ((await client.list(parent(to))).some((f) => f.name === base(to))) await client.remove(to);
+      await client.rename(from, to);
+    },
+    async remove(remote) {
+      await client.remove(remote);
+    },
+    async mkdir(remote) {
+      try {
+        await client.send(`MKD ${remote}`);
+      } catch {
+        /* exists */
+      }
+    },
+    async exists(remote) {
+      return (await client.list(parent(remote))).some((f) => f.name === base(remote));
+    },
+    async close() {
+      client.close();
+    },
   };
 }

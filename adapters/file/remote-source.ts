@@ -61,11 +61,14 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
       for (const f of list.filter((x) => x.file && takes(x.name, o)).sort((a, b) => a.name.localeCompare(b.name))) {
         if (stopped) return;
         const now = o.import.now();
-        if (o.marker) { if (!names.has(f.name + o.marker)) continue; }
-        else {
+        if (o.marker) {
+          if (!names.has(f.name + o.marker)) continue;
+        } else {
           const prev = seen.get(f.name);
-          if (!prev || prev.size !== f.size || prev.mtime !== f.mtime) { seen.set(f.name, { size: f.size, mtime: f.mtime, since: now }); if (o.stableMs > 0) continue; }
-          else if (now - prev.since < o.stableMs) continue;
+          if (!prev || prev.size !== f.size || prev.mtime !== f.mtime) {
+            seen.set(f.name, { size: f.size, mtime: f.mtime, since: now });
+            if (o.stableMs > 0) continue;
+          } else if (now - prev.since < o.stableMs) continue;
         }
         seen.delete(f.name);
         const local = join(o.stagingDir, f.name);
@@ -73,13 +76,24 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
           // inside the try: a download cut short (the server gone, a stop) leaves no partial copy behind
           await client.download(remote(f.name), local);
           const st = await stat(local);
-          if (st.size !== f.size) { c.logger.warn({ file: f.name }, 'file changed while downloading; taken at the next listing'); continue; }
+          if (st.size !== f.size) {
+            c.logger.warn({ file: f.name }, 'file changed while downloading; taken at the next listing');
+            continue;
+          }
           const r = await importFile(c, o.import, { path: local, name: f.name, size: f.size, mtimeMs: f.mtime });
           if (r.status === 'imported' || r.status === 'already') {
-            if (r.status === 'imported') { counts.files++; counts.rows += r.rows - r.resumedAfter; counts.deadLettered += r.deadLettered; } else counts.alreadyImported++;
-            if (o.after === 'delete') await client.remove(remote(f.name)); else await moveRemote(client, f.name, 'processed');
+            if (r.status === 'imported') {
+              counts.files++;
+              counts.rows += r.rows - r.resumedAfter;
+              counts.deadLettered += r.deadLettered;
+            } else counts.alreadyImported++;
+            if (o.after === 'delete') await client.remove(remote(f.name));
+            else await moveRemote(client, f.name, 'processed');
             if (o.marker) await client.remove(remote(f.name + o.marker)).catch(() => undefined);
-            c.logger.info({ file: f.name, outcome: r.status, ...(r.status === 'imported' ? { rows: r.rows, resumedAfter: r.resumedAfter } : {}) }, r.status === 'imported' ? `${label} file imported` : `${label} file already imported (same content); not imported again`);
+            c.logger.info(
+              { file: f.name, outcome: r.status, ...(r.status === 'imported' ? { rows: r.rows, resumedAfter: r.resumedAfter } : {}) },
+              r.status === 'imported' ? `${label} file imported` : `${label} file already imported (same content); not imported again`,
+            );
           } else if (r.status === 'failed') {
             const target = await moveRemote(client, f.name, 'error');
             // put under a temporary name and renamed: whoever sees the reason file sees all of it
@@ -87,12 +101,17 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
             await client.replace(`${target}.reason.txt.tmp`, `${target}.reason.txt`);
             if (o.marker) await client.remove(remote(f.name + o.marker)).catch(() => undefined);
             counts.errorFiles++;
-            c.logger.warn({ file: f.name, code: r.code }, `${label} file could not be imported; moved to error/ on the server with a reason file`);
+            c.logger.warn(
+              { file: f.name, code: r.code },
+              `${label} file could not be imported; moved to error/ on the server with a reason file`,
+            );
           } else {
             counts.retries++;
             c.logger.warn({ file: f.name, reason: r.reason }, `${label} file import paused; it resumes at a later listing`);
           }
-        } finally { await rm(local, { force: true }); }
+        } finally {
+          await rm(local, { force: true });
+        }
       }
     } catch (e) {
       // the code only: a server's message can name the file, and export file names can carry a patient's name
@@ -106,7 +125,9 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
 
   function tick(): void {
     if (stopped || running || !ctx) return;
-    running = once(ctx).finally(() => { running = undefined; });
+    running = once(ctx).finally(() => {
+      running = undefined;
+    });
   }
 
   return {
@@ -134,7 +155,14 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
       rmSync(o.stagingDir, { recursive: true, force: true });
     },
     health(): AdapterHealth {
-      return { status: stopped ? 'down' : lastError ? 'degraded' : 'up', detail: { ...counts, ...(lastError ? { error: lastError } : {}), ...(lastListAt ? { lastListAt: new Date(lastListAt).toISOString() } : {}) } };
+      return {
+        status: stopped ? 'down' : lastError ? 'degraded' : 'up',
+        detail: {
+          ...counts,
+          ...(lastError ? { error: lastError } : {}),
+          ...(lastListAt ? { lastListAt: new Date(lastListAt).toISOString() } : {}),
+        },
+      };
     },
   };
 }

@@ -28,17 +28,37 @@ export interface AckError {
 export const DEFAULT_DELIMITERS: Delimiters = { field: '|', component: '^', repetition: '~', escape: '\\', subcomponent: '&' };
 
 const ERR_TEXT: Record<string, string> = {
-  '0': 'Message accepted', '100': 'Segment sequence error', '101': 'Required field missing', '102': 'Data type error', '103': 'Table value not found',
-  '200': 'Unsupported message type', '201': 'Unsupported event code', '203': 'Unsupported version id', '204': 'Unknown key identifier', '205': 'Duplicate key identifier', '206': 'Application record locked', '207': 'Application internal error',
+  '0': 'Message accepted',
+  '100': 'Segment sequence error',
+  '101': 'Required field missing',
+  '102': 'Data type error',
+  '103': 'Table value not found',
+  '200': 'Unsupported message type',
+  '201': 'Unsupported event code',
+  '203': 'Unsupported version id',
+  '204': 'Unknown key identifier',
+  '205': 'Duplicate key identifier',
+  '206': 'Application record locked',
+  '207': 'Application internal error',
 };
 
-export interface AckIdSource { next(): string }
+export interface AckIdSource {
+  next(): string;
+}
 
 /** Unique control ids: a per-process prefix from the start time and a counter, ≤ 20 characters (MSH-10 in v2.3 is ST 20). */
 export function createAckIdSource(prefix = 'GW', nowMs = Date.now()): AckIdSource {
   const base = prefix + nowMs.toString(36).toUpperCase();
   let n = 0;
-  return { next: () => base + (n++).toString(36).toUpperCase().padStart(20 - base.length, '0').slice(-(20 - base.length)) };
+  return {
+    next: () =>
+      base +
+      (n++)
+        .toString(36)
+        .toUpperCase()
+        .padStart(20 - base.length, '0')
+        .slice(-(20 - base.length)),
+  };
 }
 
 function versionAtLeast(v: string, major: number, minor: number, patch = 0): boolean {
@@ -69,10 +89,17 @@ export function buildAck(o: BuildAckOptions): string {
   const version = m(12) || '2.5';
   const comp = m(9).split(d.component);
   const trigger = comp[1] ?? '';
-  const msgType = versionAtLeast(version, 2, 3, 1) ? ['ACK', trigger, 'ACK'].join(d.component) : trigger ? `ACK${d.component}${trigger}` : 'ACK';
+  const msgType = versionAtLeast(version, 2, 3, 1)
+    ? ['ACK', trigger, 'ACK'].join(d.component)
+    : trigger
+      ? `ACK${d.component}${trigger}`
+      : 'ACK';
   const f = d.field;
   const msh = ['MSH', enc, m(5), m(6), m(3), m(4), hl7Now(o.nowMs), '', msgType, o.controlId, m(11) || 'P', version];
-  if (m(18)) { while (msh.length < 18) msh.push(''); msh[17] = m(18); }
+  if (m(18)) {
+    while (msh.length < 18) msh.push('');
+    msh[17] = m(18);
+  }
   const segs = [msh.join(f)];
   const msa = ['MSA', o.code, m(10)];
   const text = o.text ?? o.error?.text;
@@ -91,7 +118,9 @@ function buildErr(e: AckError, d: Delimiters, version: string): string {
   const codeText = ERR_TEXT[e.code] ?? 'Error';
   if (versionAtLeast(version, 2, 5)) {
     // ERR-2 (ERL: segment^sequence^field^field rep^component), ERR-3 (CWE, table 0357), ERR-4 severity, ERR-8 user message
-    const erl = [loc.segment ?? '', loc.sequence ?? '', loc.field ?? '', loc.field ? 1 : '', loc.component ?? ''].join(c).replace(new RegExp(`\\${c}+$`), '');
+    const erl = [loc.segment ?? '', loc.sequence ?? '', loc.field ?? '', loc.field ? 1 : '', loc.component ?? '']
+      .join(c)
+      .replace(new RegExp(`\\${c}+$`), '');
     return ['ERR', '', erl, [e.code, codeText, 'HL70357'].join(c), 'E', '', '', '', text].join(d.field);
   }
   // v2.1–2.4: ERR-1 (ELD: segment^sequence^field^code&text&table)

@@ -44,7 +44,8 @@ export function acceptFor(result: IntakeResult): AckAnswer {
   if (result.status !== 'rejected') return { code: 'CA' };
   const app = ackFor(result);
   if (BUSY_CODES.has(result.code)) return { code: 'CE', error: app.error };
-  if (result.code === 'GW_PARSE_FAILED' || result.code === 'GW_CONTROL_ID_CONFLICT' || result.code === 'GW_SEQUENCE_GAP') return { code: 'CR', error: app.error };
+  if (result.code === 'GW_PARSE_FAILED' || result.code === 'GW_CONTROL_ID_CONFLICT' || result.code === 'GW_SEQUENCE_GAP')
+    return { code: 'CR', error: app.error };
   return { code: 'CA' }; // kept in dead letters: received safely; the application ACK says AE
 }
 
@@ -62,8 +63,14 @@ function wanted(c: AckCondition, success: boolean): boolean {
  * `mode: 'original'` (config `hl7.acknowledgements`) ignores MSH-15/16 for senders that set them
  * but expect original-mode ACKs.
  */
-export function answersFor(result: IntakeResult, header: Hl7Header | undefined, mode: 'as-requested' | 'original', unmapped: 'AA' | 'AE' = 'AA'): AckAnswer[] {
-  const enhanced = mode === 'as-requested' && header !== undefined && (header.acceptAckType !== undefined || header.applicationAckType !== undefined);
+export function answersFor(
+  result: IntakeResult,
+  header: Hl7Header | undefined,
+  mode: 'as-requested' | 'original',
+  unmapped: 'AA' | 'AE' = 'AA',
+): AckAnswer[] {
+  const enhanced =
+    mode === 'as-requested' && header !== undefined && (header.acceptAckType !== undefined || header.applicationAckType !== undefined);
   if (!enhanced) return [ackFor(result, unmapped)];
   const out: AckAnswer[] = [];
   const accept = acceptFor(result);

@@ -32,7 +32,20 @@ export function toHl7Time(iso: string): string {
 }
 
 function msh(h: OutboundHeader, type: string): string {
-  return ['MSH', '^~\\&', e(h.sendingApplication), e(h.sendingFacility), e(h.receivingApplication), e(h.receivingFacility), hl7Now(h.nowMs), '', type, e(h.controlId), 'P', '2.5.1'].join('|');
+  return [
+    'MSH',
+    '^~\\&',
+    e(h.sendingApplication),
+    e(h.sendingFacility),
+    e(h.receivingApplication),
+    e(h.receivingFacility),
+    hl7Now(h.nowMs),
+    '',
+    type,
+    e(h.controlId),
+    'P',
+    '2.5.1',
+  ].join('|');
 }
 
 function pid(patient: Reference): string {
@@ -42,7 +55,14 @@ function pid(patient: Reference): string {
 export const SIU_EVENT = { book: 'S12', update: 'S14', cancel: 'S15' } as const;
 export type AppointmentAction = keyof typeof SIU_EVENT;
 
-const FILLER_STATUS: Record<AppointmentData['status'], string> = { booked: 'Booked', arrived: 'Started', fulfilled: 'Complete', cancelled: 'Cancelled', noshow: 'Noshow', pending: 'Pending' };
+const FILLER_STATUS: Record<AppointmentData['status'], string> = {
+  booked: 'Booked',
+  arrived: 'Started',
+  fulfilled: 'Complete',
+  cancelled: 'Cancelled',
+  noshow: 'Noshow',
+  pending: 'Pending',
+};
 
 /** SIU from a canonical appointment: SCH, PID, AIS (service, start, duration), AIP, AIL. */
 export function buildSiu(h: OutboundHeader, action: AppointmentAction, a: AppointmentData): string {
@@ -57,9 +77,21 @@ export function buildSiu(h: OutboundHeader, action: AppointmentAction, a: Appoin
   sch[11] = comps('', '', duration, start, a.end ? toHl7Time(a.end) : undefined);
   sch[25] = e(action === 'cancel' ? 'Cancelled' : FILLER_STATUS[a.status]);
   const segs = [msh(h, `SIU^${event}^SIU_S12`), Array.from(sch, (x) => x ?? '').join('|'), pid(a.patient)];
-  segs.push(['AIS', '1', '', comps(a.visitType.code, a.visitType.display), start, '', '', e(duration), duration !== undefined ? 'MIN' : ''].join('|'));
+  segs.push(
+    ['AIS', '1', '', comps(a.visitType.code, a.visitType.display), start, '', '', e(duration), duration !== undefined ? 'MIN' : ''].join(
+      '|',
+    ),
+  );
   // XCN: id^family(the display name)^…^assigning authority (component 9)
-  if (a.provider) segs.push(['AIP', '1', '', comps(a.provider.value, (a.provider as { display?: string }).display ?? '', '', '', '', '', '', '', a.provider.system)].join('|'));
+  if (a.provider)
+    segs.push(
+      [
+        'AIP',
+        '1',
+        '',
+        comps(a.provider.value, (a.provider as { display?: string }).display ?? '', '', '', '', '', '', '', a.provider.system),
+      ].join('|'),
+    );
   if (a.location) segs.push(['AIL', '1', '', comps(a.location.code, '', '', '', '', '', '', '', a.location.display)].join('|'));
   return segs.join('\r');
 }
@@ -74,17 +106,26 @@ export interface ChargeData {
   transactionId?: string;
 }
 
-const SYSTEM_CODES: Record<string, string> = { 'http://www.ama-assn.org/go/cpt': 'C4', 'urn:oid:2.16.840.1.113883.6.285': 'HCPCS', 'http://snomed.info/sct': 'SCT' };
+const SYSTEM_CODES: Record<string, string> = {
+  'http://www.ama-assn.org/go/cpt': 'C4',
+  'urn:oid:2.16.840.1.113883.6.285': 'HCPCS',
+  'http://snomed.info/sct': 'SCT',
+};
 
 /** DFT^P03 with one FT1 (a charge). */
 export function buildDft(h: OutboundHeader, c: ChargeData): string {
   const ft1: string[] = ['FT1', '1', e(c.transactionId ?? h.controlId)];
   ft1[4] = c.serviceDate ? toHl7Time(c.serviceDate) : '';
   ft1[6] = 'CG';
-  ft1[7] = comps(c.code.code, c.code.display, c.code.system ? SYSTEM_CODES[c.code.system] ?? c.code.system : undefined);
+  ft1[7] = comps(c.code.code, c.code.display, c.code.system ? (SYSTEM_CODES[c.code.system] ?? c.code.system) : undefined);
   ft1[10] = e(c.quantity);
   ft1[11] = c.amount === undefined ? '' : [e(c.amount), e(c.currency)].filter(Boolean).join('&');
-  return [msh(h, 'DFT^P03^DFT_P03'), ['EVN', 'P03', hl7Now(h.nowMs)].join('|'), pid(c.patient), Array.from(ft1, (x) => x ?? '').join('|')].join('\r');
+  return [
+    msh(h, 'DFT^P03^DFT_P03'),
+    ['EVN', 'P03', hl7Now(h.nowMs)].join('|'),
+    pid(c.patient),
+    Array.from(ft1, (x) => x ?? '').join('|'),
+  ].join('\r');
 }
 
 export interface LensOrderData {
@@ -97,7 +138,14 @@ export interface LensOrderData {
   orderedAt?: string;
 }
 
-interface EyeRxLike { sphere: number; cylinder?: number; axis?: number; add?: number; prisms?: Array<{ amount: number; base: string }>; pd?: number }
+interface EyeRxLike {
+  sphere: number;
+  cylinder?: number;
+  axis?: number;
+  add?: number;
+  prisms?: Array<{ amount: number; base: string }>;
+  pd?: number;
+}
 
 const BASE_CODE: Record<string, string> = { up: 'BU', down: 'BD', in: 'BI', out: 'BO' };
 
@@ -108,7 +156,12 @@ const BASE_CODE: Record<string, string> = { up: 'BU', down: 'BD', in: 'BI', out:
  */
 export function buildLensOrder(h: OutboundHeader, o: LensOrderData): string {
   const when = o.orderedAt ? toHl7Time(o.orderedAt) : hl7Now(h.nowMs);
-  const segs = [msh(h, 'ORM^O01^ORM_O01'), pid(o.patient), ['ORC', 'NW', e(o.orderId), '', '', '', '', '', '', when].join('|'), ['OBR', '1', e(o.orderId), '', comps('LENS', 'Spectacle lens order'), '', '', when].join('|')];
+  const segs = [
+    msh(h, 'ORM^O01^ORM_O01'),
+    pid(o.patient),
+    ['ORC', 'NW', e(o.orderId), '', '', '', '', '', '', when].join('|'),
+    ['OBR', '1', e(o.orderId), '', comps('LENS', 'Spectacle lens order'), '', '', when].join('|'),
+  ];
   let n = 0;
   const obx = (code: string, display: string, type: 'NM' | 'ST', value: string | number, eye: 'OD' | 'OS' | 'OU') => {
     const f: string[] = ['OBX', String(++n), type, comps(code, display), '', e(value)];
@@ -116,13 +169,19 @@ export function buildLensOrder(h: OutboundHeader, o: LensOrderData): string {
     f[20] = eye;
     segs.push(Array.from(f, (x) => x ?? '').join('|'));
   };
-  for (const [eye, rx] of [['OD', o.rx.right], ['OS', o.rx.left]] as const) {
+  for (const [eye, rx] of [
+    ['OD', o.rx.right],
+    ['OS', o.rx.left],
+  ] as const) {
     obx('SPH', 'Sphere', 'NM', rx.sphere, eye);
     if (rx.cylinder !== undefined) obx('CYL', 'Cylinder', 'NM', rx.cylinder, eye);
     if (rx.axis !== undefined) obx('AXIS', 'Axis', 'NM', rx.axis, eye);
     if (rx.add !== undefined) obx('ADD', 'Add', 'NM', rx.add, eye);
     const prism = rx.prisms?.[0];
-    if (prism) { obx('PRISM', 'Prism', 'NM', prism.amount, eye); obx('BASE', 'Prism base', 'ST', BASE_CODE[prism.base] ?? prism.base, eye); }
+    if (prism) {
+      obx('PRISM', 'Prism', 'NM', prism.amount, eye);
+      obx('BASE', 'Prism base', 'ST', BASE_CODE[prism.base] ?? prism.base, eye);
+    }
     if (rx.pd !== undefined) obx('PD', 'Pupillary distance', 'NM', rx.pd, eye);
   }
   if (o.rx.binocularPd !== undefined) obx('PD', 'Pupillary distance', 'NM', o.rx.binocularPd, 'OU');

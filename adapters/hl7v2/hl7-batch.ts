@@ -11,7 +11,10 @@ export function splitHl7Messages(text: string): string[] {
   for (const line of lines) {
     const name = line.slice(0, 3);
     if (name === 'FHS' || name === 'BHS' || name === 'BTS' || name === 'FTS') continue;
-    if (name === 'MSH' && cur.length) { out.push(cur.join('\r')); cur = []; }
+    if (name === 'MSH' && cur.length) {
+      out.push(cur.join('\r'));
+      cur = [];
+    }
     cur.push(line);
   }
   if (cur.length) out.push(cur.join('\r'));

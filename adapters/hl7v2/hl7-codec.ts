@@ -22,13 +22,20 @@ export interface Hl7CodecOptions {
 export function mapHl7(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
   const code = msg.header.messageCode.toUpperCase();
   switch (code) {
-    case 'ADT': return mapAdt(msg, ctx);
-    case 'SIU': return mapSiu(msg, ctx);
-    case 'ORU': return mapOru(msg, ctx);
-    case 'DFT': return mapDft(msg, ctx);
-    case 'BAR': return mapBar(msg, ctx);
-    case 'MDM': return mapMdm(msg, ctx);
-    default: return { unsupported: `${code}^${msg.header.triggerEvent || '?'}`, records: [], issues: [] };
+    case 'ADT':
+      return mapAdt(msg, ctx);
+    case 'SIU':
+      return mapSiu(msg, ctx);
+    case 'ORU':
+      return mapOru(msg, ctx);
+    case 'DFT':
+      return mapDft(msg, ctx);
+    case 'BAR':
+      return mapBar(msg, ctx);
+    case 'MDM':
+      return mapMdm(msg, ctx);
+    default:
+      return { unsupported: `${code}^${msg.header.triggerEvent || '?'}`, records: [], issues: [] };
   }
 }
 

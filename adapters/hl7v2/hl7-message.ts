@@ -81,16 +81,27 @@ export function readDelimiters(msh: string): Delimiters {
     throw new CodecError('message does not start with an MSH segment', { location: { segment: 'MSH', sequence: 1 }, hl7ErrorCode: '100' });
   }
   const field = msh.charAt(3);
-  if (!field || /[A-Za-z0-9\r\n ]/.test(field)) throw new CodecError('MSH-1 field separator is missing or invalid', { location: { segment: 'MSH', sequence: 1, field: 1 }, hl7ErrorCode: '102' });
+  if (!field || /[A-Za-z0-9\r\n ]/.test(field))
+    throw new CodecError('MSH-1 field separator is missing or invalid', {
+      location: { segment: 'MSH', sequence: 1, field: 1 },
+      hl7ErrorCode: '102',
+    });
   const end = msh.indexOf(field, 4);
   let enc = end === -1 ? msh.slice(4) : msh.slice(4, end);
   // `^~\\&`: a doubled escape character, left by an export that escaped backslashes (seen in
   // public sample files); the message means `^~\&`
   if (enc.length === 5 && enc[2] === enc[3] && enc[2] === '\\') enc = enc.slice(0, 3) + enc.slice(4);
-  if (enc.length < 4 || enc.length > 5) throw new CodecError('MSH-2 encoding characters must be 4 or 5 characters', { location: { segment: 'MSH', sequence: 1, field: 2 }, hl7ErrorCode: '102' });
+  if (enc.length < 4 || enc.length > 5)
+    throw new CodecError('MSH-2 encoding characters must be 4 or 5 characters', {
+      location: { segment: 'MSH', sequence: 1, field: 2 },
+      hl7ErrorCode: '102',
+    });
   const chars = [field, ...enc];
   if (new Set(chars).size !== chars.length || chars.some((c) => /[A-Za-z0-9\r\n]/.test(c))) {
-    throw new CodecError('MSH-2 encoding characters must be distinct punctuation', { location: { segment: 'MSH', sequence: 1, field: 2 }, hl7ErrorCode: '102' });
+    throw new CodecError('MSH-2 encoding characters must be distinct punctuation', {
+      location: { segment: 'MSH', sequence: 1, field: 2 },
+      hl7ErrorCode: '102',
+    });
   }
   const d: Delimiters = { field, component: enc[0], repetition: enc[1], escape: enc[2], subcomponent: enc[3] };
   if (enc.length === 5) d.truncation = enc[4];
@@ -103,7 +114,8 @@ export function parseHl7(input: string): Hl7Message {
   const lines = splitSegments(text);
   if (lines.length === 0) throw new CodecError('empty message', { location: { segment: 'MSH', sequence: 1 }, hl7ErrorCode: '100' });
   const delimiters = readDelimiters(lines[0]);
-  if (!lines[0].startsWith('MSH')) throw new CodecError('message does not start with an MSH segment', { location: { segment: 'MSH', sequence: 1 }, hl7ErrorCode: '100' });
+  if (!lines[0].startsWith('MSH'))
+    throw new CodecError('message does not start with an MSH segment', { location: { segment: 'MSH', sequence: 1 }, hl7ErrorCode: '100' });
   const segments: Hl7Segment[] = [];
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i];
@@ -113,7 +125,11 @@ export function parseHl7(input: string): Hl7Message {
       throw new CodecError(`segment ${i + 1} has an invalid name`, { location: { sequence: i + 1 }, hl7ErrorCode: '100' });
     }
     if (name === 'MSH') {
-      if (i !== 0) throw new CodecError('MSH segment appears after the first segment', { location: { segment: 'MSH', sequence: 2 }, hl7ErrorCode: '100' });
+      if (i !== 0)
+        throw new CodecError('MSH segment appears after the first segment', {
+          location: { segment: 'MSH', sequence: 2 },
+          hl7ErrorCode: '100',
+        });
       parts.splice(1, 0, delimiters.field);
     }
     segments.push({ name, fields: parts });
@@ -125,17 +141,35 @@ export function parseHl7(input: string): Hl7Message {
 function readHeader(msh: Hl7Segment, d: Delimiters): Hl7Header {
   const f = (n: number, c = 1) => component(msh.fields[n] ?? '', d, c);
   const header: Hl7Header = {
-    sendingApplication: f(3), sendingFacility: f(4), receivingApplication: f(5), receivingFacility: f(6),
-    dateTime: f(7), messageCode: f(9, 1), triggerEvent: f(9, 2), messageStructure: f(9, 3), controlId: f(10),
-    processingId: f(11), version: f(12),
+    sendingApplication: f(3),
+    sendingFacility: f(4),
+    receivingApplication: f(5),
+    receivingFacility: f(6),
+    dateTime: f(7),
+    messageCode: f(9, 1),
+    triggerEvent: f(9, 2),
+    messageStructure: f(9, 3),
+    controlId: f(10),
+    processingId: f(11),
+    version: f(12),
   };
-  if (!header.messageCode) throw new CodecError('MSH-9 message type is missing', { location: { segment: 'MSH', sequence: 1, field: 9 }, hl7ErrorCode: '101' });
-  if (!header.controlId) throw new CodecError('MSH-10 message control id is missing', { location: { segment: 'MSH', sequence: 1, field: 10 }, hl7ErrorCode: '101' });
-  if (!header.version) throw new CodecError('MSH-12 version id is missing', { location: { segment: 'MSH', sequence: 1, field: 12 }, hl7ErrorCode: '101' });
-  const seq = f(13); if (seq) header.sequenceNumber = seq;
-  const acc = f(15); if (acc) header.acceptAckType = acc;
-  const app = f(16); if (app) header.applicationAckType = app;
-  const cs = f(18); if (cs) header.charset = cs;
+  if (!header.messageCode)
+    throw new CodecError('MSH-9 message type is missing', { location: { segment: 'MSH', sequence: 1, field: 9 }, hl7ErrorCode: '101' });
+  if (!header.controlId)
+    throw new CodecError('MSH-10 message control id is missing', {
+      location: { segment: 'MSH', sequence: 1, field: 10 },
+      hl7ErrorCode: '101',
+    });
+  if (!header.version)
+    throw new CodecError('MSH-12 version id is missing', { location: { segment: 'MSH', sequence: 1, field: 12 }, hl7ErrorCode: '101' });
+  const seq = f(13);
+  if (seq) header.sequenceNumber = seq;
+  const acc = f(15);
+  if (acc) header.acceptAckType = acc;
+  const app = f(16);
+  if (app) header.applicationAckType = app;
+  const cs = f(18);
+  if (cs) header.charset = cs;
   return header;
 }
 
@@ -146,21 +180,47 @@ export function unescapeHl7(value: string, d: Delimiters): string {
   let i = 0;
   while (i < value.length) {
     const ch = value[i];
-    if (ch !== d.escape) { out += ch; i++; continue; }
+    if (ch !== d.escape) {
+      out += ch;
+      i++;
+      continue;
+    }
     const end = value.indexOf(d.escape, i + 1);
-    if (end === -1) { out += value.slice(i); break; }
+    if (end === -1) {
+      out += value.slice(i);
+      break;
+    }
     const seq = value.slice(i + 1, end);
     switch (seq[0]) {
-      case 'F': out += d.field; break;
-      case 'S': out += d.component; break;
-      case 'T': out += d.subcomponent; break;
-      case 'R': out += d.repetition; break;
-      case 'E': out += d.escape; break;
-      case 'P': out += d.truncation ?? ''; break;
-      case 'X': out += hexToText(seq.slice(1)); break;
-      case '.': if (seq === '.br') out += '\n'; break;
-      case 'H': case 'N': break; // highlight on/off: no meaning in canonical text
-      default: out += d.escape + seq + d.escape; // \Cxxyy\, \Mxxyyzz\, \Zxx\: keep as sent
+      case 'F':
+        out += d.field;
+        break;
+      case 'S':
+        out += d.component;
+        break;
+      case 'T':
+        out += d.subcomponent;
+        break;
+      case 'R':
+        out += d.repetition;
+        break;
+      case 'E':
+        out += d.escape;
+        break;
+      case 'P':
+        out += d.truncation ?? '';
+        break;
+      case 'X':
+        out += hexToText(seq.slice(1));
+        break;
+      case '.':
+        if (seq === '.br') out += '\n';
+        break;
+      case 'H':
+      case 'N':
+        break; // highlight on/off: no meaning in canonical text
+      default:
+        out += d.escape + seq + d.escape; // \Cxxyy\, \Mxxyyzz\, \Zxx\: keep as sent
     }
     i = end + 1;
   }
@@ -222,7 +282,8 @@ export interface SegmentReader {
 export function reader(msg: Hl7Message, seg: Hl7Segment, sequence: number): SegmentReader {
   const d = msg.delimiters;
   return {
-    seg, sequence,
+    seg,
+    sequence,
     raw: (f) => seg.fields[f] ?? '',
     get: (f, c = 1, s = 1) => component(seg.fields[f] ?? '', d, c, s),
     reps: (f) => repetitions(seg.fields[f] ?? '', d).map((r) => components(r, d)),

@@ -29,7 +29,10 @@ export function mapAdt(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
   const evn = firstSegment(msg, 'EVN');
   const scope = openScope(msg, ctx, evn?.get(6) || evn?.get(2));
   const pids = segmentsNamed(msg, 'PID');
-  if (pids.length === 0) { required(scope, 'PID', 0, 'PID segment is missing', 1, '100'); return { records: [], issues: scope.issues }; }
+  if (pids.length === 0) {
+    required(scope, 'PID', 0, 'PID segment is missing', 1, '100');
+    return { records: [], issues: scope.issues };
+  }
   const sctx: SegmentMapContext = { sourceSystem: scope.sourceSystem, profile: ctx.profile, issues: scope.issues };
   if (isMerge) return mapMerges(msg, scope, sctx);
   const patient = mapPid(pids[0], sctx);
@@ -45,14 +48,24 @@ export function mapAdt(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
 }
 
 /** The patient, the PV1 providers and the IN1 coverages of a message (ADT upserts, BAR accounts). */
-export function addPatientBundle(msg: Hl7Message, scope: ReturnType<typeof openScope>, sctx: SegmentMapContext, patient: NonNullable<ReturnType<typeof mapPid>>): void {
+export function addPatientBundle(
+  msg: Hl7Message,
+  scope: ReturnType<typeof openScope>,
+  sctx: SegmentMapContext,
+  patient: NonNullable<ReturnType<typeof mapPid>>,
+): void {
   const ref = patientRef(patient.primary);
   const partition = partitionOf(ref);
   addRecord(scope, 'patient', `${ref.system}|${ref.value}`, partition, patient.data as unknown as Record<string, unknown>);
   const pv1 = firstSegment(msg, 'PV1');
   if (pv1) {
     const seen = new Set<string>();
-    for (const [field, role] of [[7, 'attending'], [8, 'referring'], [9, 'consulting'], [17, 'admitting']] as const) {
+    for (const [field, role] of [
+      [7, 'attending'],
+      [8, 'referring'],
+      [9, 'consulting'],
+      [17, 'admitting'],
+    ] as const) {
       for (const rep of pv1.reps(field)) {
         const p = mapXcn(rep, role, sctx);
         if (!p || seen.has(p.sourceId)) continue;
@@ -81,13 +94,19 @@ function mapMerges(msg: Hl7Message, scope: ReturnType<typeof openScope>, sctx: S
     const pid = reader(msg, segs[i], pidSeq);
     let j = i + 1;
     while (j < segs.length && segs[j].name !== 'MRG' && segs[j].name !== 'PID') j++;
-    if (j >= segs.length || segs[j].name !== 'MRG') { required(scope, 'MRG', 0, `MRG segment missing after PID ${pidSeq}`, pidSeq, '100'); continue; }
+    if (j >= segs.length || segs[j].name !== 'MRG') {
+      required(scope, 'MRG', 0, `MRG segment missing after PID ${pidSeq}`, pidSeq, '100');
+      continue;
+    }
     mrgSeq++;
     const mrg = reader(msg, segs[j], mrgSeq);
     const patient = mapPid(pid, sctx);
     if (!patient) continue;
     const retired = [...readIdentifiers(mrg.reps(1), sctx), ...readIdentifiers(mrg.reps(4), sctx)];
-    if (retired.length === 0) { required(scope, 'MRG', 1, 'MRG-1 prior patient identifier is missing', mrgSeq); continue; }
+    if (retired.length === 0) {
+      required(scope, 'MRG', 1, 'MRG-1 prior patient identifier is missing', mrgSeq);
+      continue;
+    }
     const ref = patientRef(patient.primary);
     const data = { ...patient.data, mergedFrom: retired.map(patientRef) };
     addRecord(scope, 'patient', `${ref.system}|${ref.value}`, partitionOf(ref), data as unknown as Record<string, unknown>, 'merge');

@@ -22,14 +22,29 @@ export function mapMdm(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
   const opened = openPatientMessage(msg, ctx);
   if (!opened.ok) return opened.result;
   const { scope, sctx, patient } = opened;
-  if (!txa) { required(scope, 'TXA', 0, 'TXA segment is missing', 1, '100'); return { records: [], issues: scope.issues }; }
+  if (!txa) {
+    required(scope, 'TXA', 0, 'TXA segment is missing', 1, '100');
+    return { records: [], issues: scope.issues };
+  }
   const ref = patientRef(patient.primary);
   const docId = readEntityIds(txa.reps(12), sctx)[0] ?? readEntityIds(txa.reps(16), sctx)[0];
-  if (!docId) { required(scope, 'TXA', 12, 'TXA-12 unique document number is missing'); return { records: [], issues: scope.issues }; }
+  if (!docId) {
+    required(scope, 'TXA', 12, 'TXA-12 unique document number is missing');
+    return { records: [], issues: scope.issues };
+  }
   const typeCode = txa.get(2, 1);
-  if (!typeCode) { required(scope, 'TXA', 2, 'TXA-2 document type is missing'); return { records: [], issues: scope.issues }; }
-  const data: Record<string, unknown> = { patient: ref, documentId: docId, documentType: txa.get(2, 2) ? { code: typeCode, display: txa.get(2, 2) } : { code: typeCode } };
-  const put = (k: string, v: string | undefined) => { if (v) data[k] = v; };
+  if (!typeCode) {
+    required(scope, 'TXA', 2, 'TXA-2 document type is missing');
+    return { records: [], issues: scope.issues };
+  }
+  const data: Record<string, unknown> = {
+    patient: ref,
+    documentId: docId,
+    documentType: txa.get(2, 2) ? { code: typeCode, display: txa.get(2, 2) } : { code: typeCode },
+  };
+  const put = (k: string, v: string | undefined) => {
+    if (v) data[k] = v;
+  };
   put('status', txa.get(17));
   put('availability', txa.get(19));
   put('confidentiality', txa.get(18));

@@ -22,7 +22,11 @@ import { partitionOf } from './map-adt.ts';
 
 type Eye = 'right' | 'left' | 'both';
 type RxField = 'sphere' | 'cylinder' | 'axis' | 'add' | 'prism' | 'prismBase' | 'pd' | 'baseCurve' | 'diameter';
-interface EyeCode { system: string; display: string; rx?: RxField }
+interface EyeCode {
+  system: string;
+  display: string;
+  rx?: RxField;
+}
 
 /** OBX-3 codes that are eye-exam data, by code (upper case). */
 export const EYE_CODES: Readonly<Record<string, EyeCode>> = {
@@ -34,21 +38,42 @@ export const EYE_CODES: Readonly<Record<string, EyeCode>> = {
   '397536007': { system: 'http://snomed.info/sct', display: 'Corrected visual acuity' },
   '419775003': { system: 'http://snomed.info/sct', display: 'Best corrected visual acuity' },
   '413078003': { system: 'http://snomed.info/sct', display: 'Visual acuity' },
-  SPH: { system: 'local', display: 'Sphere', rx: 'sphere' }, SPHERE: { system: 'local', display: 'Sphere', rx: 'sphere' },
-  CYL: { system: 'local', display: 'Cylinder', rx: 'cylinder' }, CYLINDER: { system: 'local', display: 'Cylinder', rx: 'cylinder' },
-  AXIS: { system: 'local', display: 'Axis', rx: 'axis' }, ADD: { system: 'local', display: 'Add', rx: 'add' },
-  PRISM: { system: 'local', display: 'Prism', rx: 'prism' }, BASE: { system: 'local', display: 'Prism base', rx: 'prismBase' },
-  PD: { system: 'local', display: 'Pupillary distance', rx: 'pd' }, BC: { system: 'local', display: 'Base curve', rx: 'baseCurve' },
-  DIA: { system: 'local', display: 'Diameter', rx: 'diameter' }, IOP: { system: 'local', display: 'Intraocular pressure' },
+  SPH: { system: 'local', display: 'Sphere', rx: 'sphere' },
+  SPHERE: { system: 'local', display: 'Sphere', rx: 'sphere' },
+  CYL: { system: 'local', display: 'Cylinder', rx: 'cylinder' },
+  CYLINDER: { system: 'local', display: 'Cylinder', rx: 'cylinder' },
+  AXIS: { system: 'local', display: 'Axis', rx: 'axis' },
+  ADD: { system: 'local', display: 'Add', rx: 'add' },
+  PRISM: { system: 'local', display: 'Prism', rx: 'prism' },
+  BASE: { system: 'local', display: 'Prism base', rx: 'prismBase' },
+  PD: { system: 'local', display: 'Pupillary distance', rx: 'pd' },
+  BC: { system: 'local', display: 'Base curve', rx: 'baseCurve' },
+  DIA: { system: 'local', display: 'Diameter', rx: 'diameter' },
+  IOP: { system: 'local', display: 'Intraocular pressure' },
   VA: { system: 'local', display: 'Visual acuity' },
-  EXP: { system: 'local', display: 'Prescription expiry' }, EXPIRY: { system: 'local', display: 'Prescription expiry' },
+  EXP: { system: 'local', display: 'Prescription expiry' },
+  EXPIRY: { system: 'local', display: 'Prescription expiry' },
 };
 
 /** Codes whose value is the prescription's expiry date (any laterality). */
 const EXPIRY_CODES = new Set(['EXP', 'EXPIRY']);
 
 const EYE_WORDS: Record<string, Eye> = {
-  '24028007': 'right', '7771000': 'left', '51440002': 'both', OD: 'right', OS: 'left', OU: 'both', R: 'right', L: 'left', B: 'both', RE: 'right', LE: 'left', BE: 'both', RIGHT: 'right', LEFT: 'left', BOTH: 'both',
+  '24028007': 'right',
+  '7771000': 'left',
+  '51440002': 'both',
+  OD: 'right',
+  OS: 'left',
+  OU: 'both',
+  R: 'right',
+  L: 'left',
+  B: 'both',
+  RE: 'right',
+  LE: 'left',
+  BE: 'both',
+  RIGHT: 'right',
+  LEFT: 'left',
+  BOTH: 'both',
 };
 
 function eyeOf(obx: SegmentReader): Eye | undefined {
@@ -60,13 +85,24 @@ function eyeOf(obx: SegmentReader): Eye | undefined {
   return prefix ? EYE_WORDS[prefix[1].toUpperCase()] : undefined;
 }
 
-interface Group { obr?: SegmentReader; obrIndex: number; rx: Record<'right' | 'left', Partial<Record<RxField, string>>>; at?: string; contact: boolean; binocularPd?: string; expires?: string }
+interface Group {
+  obr?: SegmentReader;
+  obrIndex: number;
+  rx: Record<'right' | 'left', Partial<Record<RxField, string>>>;
+  at?: string;
+  contact: boolean;
+  binocularPd?: string;
+  expires?: string;
+}
 
 export function mapOru(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
   if (msg.header.triggerEvent !== 'R01') return { unsupported: `ORU^${msg.header.triggerEvent || '?'}`, records: [], issues: [] };
   const scope = openScope(msg, ctx);
   const pidSeg = firstSegment(msg, 'PID');
-  if (!pidSeg) { required(scope, 'PID', 0, 'PID segment is missing', 1, '100'); return { records: [], issues: scope.issues }; }
+  if (!pidSeg) {
+    required(scope, 'PID', 0, 'PID segment is missing', 1, '100');
+    return { records: [], issues: scope.issues };
+  }
   const sctx: SegmentMapContext = { sourceSystem: scope.sourceSystem, profile: ctx.profile, issues: scope.issues };
   const groups: Group[] = [];
   let current: Group = { obrIndex: 0, rx: { right: {}, left: {} }, contact: false };
@@ -77,7 +113,12 @@ export function mapOru(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
     if (seg.name === 'OBR') {
       if (current.obr || Object.keys(current.rx.right).length || Object.keys(current.rx.left).length) groups.push(current);
       const obr = reader(msg, seg, groups.length + 1);
-      current = { obr, obrIndex: groups.length + 1, rx: { right: {}, left: {} }, contact: /CONTACT|\bCL\b/i.test(obr.get(4, 2) + ' ' + obr.get(4, 1)) };
+      current = {
+        obr,
+        obrIndex: groups.length + 1,
+        rx: { right: {}, left: {} },
+        contact: /CONTACT|\bCL\b/i.test(obr.get(4, 2) + ' ' + obr.get(4, 1)),
+      };
       continue;
     }
     if (seg.name !== 'OBX') continue;
@@ -89,17 +130,35 @@ export function mapOru(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
     patient ??= mapPid(pidSeg, sctx);
     if (!patient) return { records: [], issues: scope.issues };
     const ref = patientRef(patient.primary);
-    if (EXPIRY_CODES.has(code)) { current.expires = hl7Date(obx.get(5)); continue; }
+    if (EXPIRY_CODES.has(code)) {
+      current.expires = hl7Date(obx.get(5));
+      continue;
+    }
     const eye = eyeOf(obx);
-    if (!eye) { scope.issues.push({ severity: 'warning', code: 'GW_MAP_FAILED', message: `OBX ${obxSeq}: no laterality (OBX-20, OBX-4 or an OD/OS prefix); left out`, location: { segment: 'OBX', sequence: obxSeq, field: 20 } }); continue; }
+    if (!eye) {
+      scope.issues.push({
+        severity: 'warning',
+        code: 'GW_MAP_FAILED',
+        message: `OBX ${obxSeq}: no laterality (OBX-20, OBX-4 or an OD/OS prefix); left out`,
+        location: { segment: 'OBX', sequence: obxSeq, field: 20 },
+      });
+      continue;
+    }
     const raw = obx.get(5).trim();
     if (!raw) continue;
     const at = hl7Instant(obx.get(14) || current.obr?.get(7) || '', ctx.timezone) ?? scope.occurredAt;
     current.at ??= at;
     const num = obx.get(2).toUpperCase() === 'NM' ? Number(raw) : NaN;
     const data: Record<string, unknown> = {
-      patient: ref, code: { system: known.system === 'local' ? `${scope.sourceSystem}:codes` : known.system, code, display: obx.get(3, 2) || known.display },
-      eye, value: Number.isFinite(num) ? num : raw, observedAt: at,
+      patient: ref,
+      code: {
+        system: known.system === 'local' ? `${scope.sourceSystem}:codes` : known.system,
+        code,
+        display: obx.get(3, 2) || known.display,
+      },
+      eye,
+      value: Number.isFinite(num) ? num : raw,
+      observedAt: at,
     };
     const unit = obx.get(6, 1);
     if (unit) data.unit = unit;
@@ -146,8 +205,17 @@ function addRx(scope: ReturnType<typeof openScope>, g: Group, patient: { system:
   const want = ctx.profile.cylinderConvention;
   const r = normaliseEye(right, want);
   const l = normaliseEye(left, want);
-  for (const [side, p] of [['right', r.problems], ['left', l.problems]] as const) {
-    for (const x of p) scope.issues.push({ severity: 'warning', code: 'GW_MAP_FAILED', message: `refraction ${side} ${x.field}: ${x.problem}`, location: { segment: 'OBR', sequence: g.obrIndex } });
+  for (const [side, p] of [
+    ['right', r.problems],
+    ['left', l.problems],
+  ] as const) {
+    for (const x of p)
+      scope.issues.push({
+        severity: 'warning',
+        code: 'GW_MAP_FAILED',
+        message: `refraction ${side} ${x.field}: ${x.problem}`,
+        location: { segment: 'OBR', sequence: g.obrIndex },
+      });
   }
   const issued = hl7Date(g.obr?.get(7) ?? '') ?? (g.at ?? scope.occurredAt).slice(0, 10);
   const issuedAt = issued.length === 10 ? issued : scope.occurredAt.slice(0, 10);
@@ -156,9 +224,16 @@ function addRx(scope: ReturnType<typeof openScope>, g: Group, patient: { system:
   const months = g.contact ? ctx.profile.rxValidityMonths.contactLens : ctx.profile.rxValidityMonths.spectacle;
   const expiresAt = g.expires && g.expires.length === 10 ? g.expires : months > 0 ? addMonths(issuedAt, months) : undefined;
   if (expiresAt) data.expiresAt = expiresAt;
-  const bpd = g.binocularPd !== undefined && Number.isFinite(Number(g.binocularPd)) ? Number(g.binocularPd) : binocularPd(r.eye.pd, l.eye.pd);
+  const bpd =
+    g.binocularPd !== undefined && Number.isFinite(Number(g.binocularPd)) ? Number(g.binocularPd) : binocularPd(r.eye.pd, l.eye.pd);
   if (bpd !== undefined) data.binocularPd = bpd;
-  addRecord(scope, g.contact ? 'contact-lens-rx' : 'spectacle-rx', `${g.obrIndex}|${g.obr?.get(3) || g.obr?.get(2) || 'rx'}`, partitionOf(patient), data);
+  addRecord(
+    scope,
+    g.contact ? 'contact-lens-rx' : 'spectacle-rx',
+    `${g.obrIndex}|${g.obr?.get(3) || g.obr?.get(2) || 'rx'}`,
+    partitionOf(patient),
+    data,
+  );
 }
 
 /** `YYYY-MM-DD` plus whole months (the day clamped to the month's end). */

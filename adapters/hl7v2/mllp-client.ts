@@ -17,7 +17,10 @@ export interface MllpClient {
 
 export async function connectMllp(host: string, port: number, opts: { maxFrameBytes?: number } = {}): Promise<MllpClient> {
   const socket = connect({ host, port, noDelay: true });
-  await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject); });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
   const answers: string[] = [];
   const waiting: Array<{ resolve: (s: string) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }> = [];
   let closedError: Error | undefined;
@@ -25,16 +28,28 @@ export async function connectMllp(host: string, port: number, opts: { maxFrameBy
     frame(p) {
       const text = p.toString('utf8');
       const w = waiting.shift();
-      if (w) { if (w.timer) clearTimeout(w.timer); w.resolve(text); } else answers.push(text);
+      if (w) {
+        if (w.timer) clearTimeout(w.timer);
+        w.resolve(text);
+      } else answers.push(text);
     },
     oversize(_head, size) {
       const w = waiting.shift();
       const e = new Error(`answer of ${size} bytes exceeds the client's limit`);
-      if (w) { if (w.timer) clearTimeout(w.timer); w.reject(e); } else answers.push(`(oversize answer: ${size} bytes)`);
+      if (w) {
+        if (w.timer) clearTimeout(w.timer);
+        w.reject(e);
+      } else answers.push(`(oversize answer: ${size} bytes)`);
     },
   });
   socket.on('data', (c: Buffer) => framer.push(c));
-  const fail = (e: Error) => { closedError = e; for (const w of waiting.splice(0)) { if (w.timer) clearTimeout(w.timer); w.reject(e); } };
+  const fail = (e: Error) => {
+    closedError = e;
+    for (const w of waiting.splice(0)) {
+      if (w.timer) clearTimeout(w.timer);
+      w.reject(e);
+    }
+  };
   socket.on('error', (e) => fail(e));
   socket.on('close', () => fail(new Error('connection closed')));
 
@@ -44,17 +59,36 @@ export async function connectMllp(host: string, port: number, opts: { maxFrameBy
     if (closedError) return Promise.reject(closedError);
     return new Promise((resolve, reject) => {
       const w: (typeof waiting)[number] = { resolve, reject };
-      if (timeoutMs > 0) w.timer = setTimeout(() => { const i = waiting.indexOf(w); if (i >= 0) waiting.splice(i, 1); reject(new Error(`no answer within ${timeoutMs} ms`)); }, timeoutMs);
+      if (timeoutMs > 0)
+        w.timer = setTimeout(() => {
+          const i = waiting.indexOf(w);
+          if (i >= 0) waiting.splice(i, 1);
+          reject(new Error(`no answer within ${timeoutMs} ms`));
+        }, timeoutMs);
       waiting.push(w);
     });
   }
 
   return {
     socket,
-    send(message, timeoutMs) { socket.write(frameMllp(message)); return nextAnswer(timeoutMs); },
-    writeRaw(bytes) { socket.write(bytes); },
+    send(message, timeoutMs) {
+      socket.write(frameMllp(message));
+      return nextAnswer(timeoutMs);
+    },
+    writeRaw(bytes) {
+      socket.write(bytes);
+    },
     nextAnswer,
-    close: () => new Promise<void>((resolve) => { if (socket.destroyed) { resolve(); return; } socket.once('close', () => resolve()); socket.end(); setTimeout(() => socket.destroy(), 1000).unref(); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (socket.destroyed) {
+          resolve();
+          return;
+        }
+        socket.once('close', () => resolve());
+        socket.end();
+        setTimeout(() => socket.destroy(), 1000).unref();
+      }),
   };
 }
 

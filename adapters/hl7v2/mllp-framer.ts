@@ -51,12 +51,23 @@ export function createMllpFramer(maxFrameBytes: number, on: FramerEvents): MllpF
   let staged = 0;
   const stats = { strayBytes: 0, abandoned: 0 };
 
-  function reset(): void { parts = []; size = 0; oversize = false; head = undefined; sawFS = false; stage = undefined; staged = 0; }
+  function reset(): void {
+    parts = [];
+    size = 0;
+    oversize = false;
+    head = undefined;
+    sawFS = false;
+    stage = undefined;
+    staged = 0;
+  }
 
   /** Moves the staged bytes into `parts`: the stage itself when full, else a copy of its used part (the stage is kept for reuse). */
   function unstage(): void {
     if (!stage || staged === 0) return;
-    if (staged === stage.length) { parts.push(stage); stage = undefined; } else parts.push(Buffer.from(stage.subarray(0, staged)));
+    if (staged === stage.length) {
+      parts.push(stage);
+      stage = undefined;
+    } else parts.push(Buffer.from(stage.subarray(0, staged)));
     staged = 0;
   }
 
@@ -75,7 +86,10 @@ export function createMllpFramer(maxFrameBytes: number, on: FramerEvents): MllpF
 
   function append(b: Buffer): void {
     if (b.length === 0) return;
-    if (oversize) { size += b.length; return; }
+    if (oversize) {
+      size += b.length;
+      return;
+    }
     if (size + b.length > maxFrameBytes) {
       head = headOf(b);
       parts = [];
@@ -84,7 +98,11 @@ export function createMllpFramer(maxFrameBytes: number, on: FramerEvents): MllpF
       return;
     }
     size += b.length;
-    if (b.length >= SMALL_READ || size === b.length) { unstage(); parts.push(b); return; }
+    if (b.length >= SMALL_READ || size === b.length) {
+      unstage();
+      parts.push(b);
+      return;
+    }
     if (stage && staged + b.length > stage.length) unstage();
     stage ??= Buffer.allocUnsafe(STAGE_BYTES);
     b.copy(stage, staged);
@@ -101,15 +119,22 @@ export function createMllpFramer(maxFrameBytes: number, on: FramerEvents): MllpF
 
   return {
     stats,
-    get inFrame() { return inside; },
-    get pending() { return inside ? (oversize ? (head?.length ?? 0) : size) : 0; },
+    get inFrame() {
+      return inside;
+    },
+    get pending() {
+      return inside ? (oversize ? (head?.length ?? 0) : size) : 0;
+    },
     push(chunk) {
       let i = 0;
       const n = chunk.length;
       while (i < n) {
         if (!inside) {
           const start = chunk.indexOf(VT, i);
-          if (start === -1) { stats.strayBytes += n - i; return; }
+          if (start === -1) {
+            stats.strayBytes += n - i;
+            return;
+          }
           stats.strayBytes += start - i;
           inside = true;
           reset();
@@ -118,7 +143,11 @@ export function createMllpFramer(maxFrameBytes: number, on: FramerEvents): MllpF
         }
         if (sawFS) {
           sawFS = false;
-          if (chunk[i] === CR) { i++; finish(); continue; }
+          if (chunk[i] === CR) {
+            i++;
+            finish();
+            continue;
+          }
           append(Buffer.of(FS)); // the FS was payload after all
           continue;
         }
@@ -127,10 +156,19 @@ export function createMllpFramer(maxFrameBytes: number, on: FramerEvents): MllpF
         while (j < n && chunk[j] !== FS && chunk[j] !== VT) j++;
         append(chunk.subarray(i, j));
         if (j === n) return;
-        if (chunk[j] === VT) { stats.abandoned++; reset(); i = j + 1; continue; }
+        if (chunk[j] === VT) {
+          stats.abandoned++;
+          reset();
+          i = j + 1;
+          continue;
+        }
         // chunk[j] === FS
         if (j + 1 < n) {
-          if (chunk[j + 1] === CR) { i = j + 2; finish(); continue; }
+          if (chunk[j + 1] === CR) {
+            i = j + 2;
+            finish();
+            continue;
+          }
           append(chunk.subarray(j, j + 1));
           i = j + 1;
           continue;

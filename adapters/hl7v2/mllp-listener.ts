@@ -13,7 +13,15 @@ import type { AdapterHealth, IntakeContext, IntakeResult, SourceAdapter } from '
 import { answersFor, type AckAnswer } from './ack-policy.ts';
 import { createSequenceTracker } from './sequence-tracker.ts';
 import { CodecError } from '../contracts.ts';
-import { buildAck, createAckIdSource, headerFromSegment, salvageHeader, type AckCode, type AckError, type InboundHeaderFields } from './ack-builder.ts';
+import {
+  buildAck,
+  createAckIdSource,
+  headerFromSegment,
+  salvageHeader,
+  type AckCode,
+  type AckError,
+  type InboundHeaderFields,
+} from './ack-builder.ts';
 import { decodeHl7Bytes, encodeHl7Text } from './hl7-charset.ts';
 import { parseHl7, type Hl7Message } from './hl7-message.ts';
 import { HL7_FORMAT } from './hl7-codec.ts';
@@ -70,13 +78,23 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
   const guard = createSenderGuard({
     maxConnections: opts.maxConnections,
     maxPartialBytesTotal: Math.max(opts.maxPartialBytesTotal ?? 64 * 1024 * 1024, opts.maxFrameBytes),
-    partialFrameTimeoutMs, now, logger: () => ctx?.logger,
+    partialFrameTimeoutMs,
+    now,
+    logger: () => ctx?.logger,
   });
   let sweeper: NodeJS.Timeout | undefined;
   let connectionSeq = 0;
 
-  function answer(header: InboundHeaderFields, code: AckCode, error: AckError | undefined, charset: string | undefined, expectedSequence?: string): Buffer {
-    return frameMllp(encodeHl7Text(buildAck({ inbound: header, code, controlId: ackIds.next(), nowMs: now(), error, expectedSequence }), charset));
+  function answer(
+    header: InboundHeaderFields,
+    code: AckCode,
+    error: AckError | undefined,
+    charset: string | undefined,
+    expectedSequence?: string,
+  ): Buffer {
+    return frameMllp(
+      encodeHl7Text(buildAck({ inbound: header, code, controlId: ackIds.next(), nowMs: now(), error, expectedSequence }), charset),
+    );
   }
 
   /** Parses and checks the sequence number synchronously, in arrival order; the rest is async. */
@@ -85,7 +103,9 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
       const text = decodeHl7Bytes(payload);
       if (/^[\s\uFEFF]*(FHS|BHS)/.test(text)) return handleBatch(text, c);
       return checkAndIntake(text, c);
-    } catch (e) { return Promise.reject(e); }
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /**
@@ -106,15 +126,28 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
 
   function checkAndIntake(text: string, c: IntakeContext): Promise<Buffer> {
     let parsed: Hl7Message | undefined;
-    try { parsed = parseHl7(text); } catch (e) { if (!(e instanceof CodecError)) throw e; }
+    try {
+      parsed = parseHl7(text);
+    } catch (e) {
+      if (!(e instanceof CodecError)) throw e;
+    }
     const header = parsed ? headerFromSegment(parsed.segments[0], parsed.delimiters) : salvageHeader(text);
     const h = parsed?.header;
     const seq = h ? sequences.check(`${h.sendingApplication}|${h.sendingFacility}`, h.sequenceNumber) : { kind: 'none' as const };
     const mode = opts.acknowledgements ?? 'as-requested';
-    const reply = (answers: AckAnswer[], expected?: string) => Buffer.concat(answers.map((a) => answer(header, a.code, a.error, h?.charset, expected)));
-    if (seq.kind === 'query') return Promise.resolve(reply([{ code: answersFor({ status: 'duplicate' }, h, mode)[0]?.code ?? 'AA' }], seq.expected));
+    const reply = (answers: AckAnswer[], expected?: string) =>
+      Buffer.concat(answers.map((a) => answer(header, a.code, a.error, h?.charset, expected)));
+    if (seq.kind === 'query')
+      return Promise.resolve(reply([{ code: answersFor({ status: 'duplicate' }, h, mode)[0]?.code ?? 'AA' }], seq.expected));
     if (seq.kind === 'gap') {
-      const refused: IntakeResult = { status: 'rejected', code: 'GW_SEQUENCE_GAP', retry: 'transient', reason: `sequence number ${h?.sequenceNumber} out of order; expected ${seq.expected}`, hl7ErrorCode: '207', location: { segment: 'MSH', sequence: 1, field: 13 } };
+      const refused: IntakeResult = {
+        status: 'rejected',
+        code: 'GW_SEQUENCE_GAP',
+        retry: 'transient',
+        reason: `sequence number ${h?.sequenceNumber} out of order; expected ${seq.expected}`,
+        hl7ErrorCode: '207',
+        location: { segment: 'MSH', sequence: 1, field: 13 },
+      };
       return Promise.resolve(reply(answersFor(refused, h, mode).slice(0, 1), seq.expected));
     }
     return (async () => {
@@ -126,7 +159,10 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
         result = { status: 'rejected', code: 'GW_OUTBOX_IO', retry: 'transient', reason: 'internal error' };
       }
       if (seq.kind === 'accept' && result.status === 'rejected' && result.retry !== 'permanent') seq.rollback();
-      return reply(answersFor(result, h, mode, opts.unmappedAck ?? 'AA'), seq.kind === 'accept' ? sequences.expected(`${h?.sendingApplication}|${h?.sendingFacility}`) : undefined);
+      return reply(
+        answersFor(result, h, mode, opts.unmappedAck ?? 'AA'),
+        seq.kind === 'accept' ? sequences.expected(`${h?.sendingApplication}|${h?.sendingFacility}`) : undefined,
+      );
     })();
   }
 
@@ -136,21 +172,37 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
     let pendingBytes = 0;
     let closing = false;
     const conn: GuardedConnection = {
-      seq: ++connectionSeq, partialBytes: 0, partialSince: undefined, frames: 0, lastActivity: now(), remotePort: socket.remotePort,
+      seq: ++connectionSeq,
+      partialBytes: 0,
+      partialSince: undefined,
+      frames: 0,
+      lastActivity: now(),
+      remotePort: socket.remotePort,
       busy: () => pending > 0,
-      destroy: () => { closing = true; socket.destroy(); },
+      destroy: () => {
+        closing = true;
+        socket.destroy();
+      },
     };
     if (!guard.admit(conn)) {
       counts.refused++;
-      c.logger.warn({ code: 'GW_SENDER_LIMIT', max: opts.maxConnections }, 'MLLP connection refused: at hl7.maxConnections and every connection is busy or has sent complete frames lately');
+      c.logger.warn(
+        { code: 'GW_SENDER_LIMIT', max: opts.maxConnections },
+        'MLLP connection refused: at hl7.maxConnections and every connection is busy or has sent complete frames lately',
+      );
       socket.destroy();
       return;
     }
     sockets.add(socket);
     counts.connections++;
     socket.setNoDelay(true);
-    socket.setTimeout(opts.idleTimeoutMs, () => { c.logger.info({ remotePort: socket.remotePort }, 'closing idle MLLP connection'); socket.destroy(); });
-    const write = (buf: Buffer) => { if (buf.length && !socket.destroyed) socket.write(buf); };
+    socket.setTimeout(opts.idleTimeoutMs, () => {
+      c.logger.info({ remotePort: socket.remotePort }, 'closing idle MLLP connection');
+      socket.destroy();
+    });
+    const write = (buf: Buffer) => {
+      if (buf.length && !socket.destroyed) socket.write(buf);
+    };
     // bounded memory: stop reading while too many frames or bytes of this connection are in progress
     const over = () => pending >= maxPending || pendingBytes >= maxPendingBytes;
     const enqueue = (work: Promise<Buffer>, size: number, then?: () => void) => {
@@ -160,21 +212,27 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
       pending++;
       pendingBytes += size;
       if (over()) socket.pause();
-      const done = tail.then(() => work).then((ack) => {
-        write(ack);
-        then?.();
-      }, (err: unknown) => {
-        c.logger.error({ err }, 'MLLP frame handling failed');
-        socket.destroy();
-      }).finally(() => {
-        pending--;
-        pendingBytes -= size;
-        if (!over() && !closing && socket.isPaused()) {
-          socket.resume();
-          // the frame waited on us while reading was paused: its time starts again now
-          if (framer.inFrame) conn.partialSince = now();
-        }
-      });
+      const done = tail
+        .then(() => work)
+        .then(
+          (ack) => {
+            write(ack);
+            then?.();
+          },
+          (err: unknown) => {
+            c.logger.error({ err }, 'MLLP frame handling failed');
+            socket.destroy();
+          },
+        )
+        .finally(() => {
+          pending--;
+          pendingBytes -= size;
+          if (!over() && !closing && socket.isPaused()) {
+            socket.resume();
+            // the frame waited on us while reading was paused: its time starts again now
+            if (framer.inFrame) conn.partialSince = now();
+          }
+        });
       tail = done;
       inflight.add(done);
       void done.finally(() => inflight.delete(done));
@@ -190,7 +248,12 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
         closing = true;
         c.logger.warn({ code: 'GW_FRAME_TOO_LARGE', size, max: opts.maxFrameBytes }, 'MLLP frame over the limit; answering AR and closing');
         const header = salvageHeader(head.toString('latin1'));
-        const ack = answer(header, 'AR', { code: '207', text: `GW_FRAME_TOO_LARGE: frame of ${size} bytes exceeds ${opts.maxFrameBytes}` }, undefined);
+        const ack = answer(
+          header,
+          'AR',
+          { code: '207', text: `GW_FRAME_TOO_LARGE: frame of ${size} bytes exceeds ${opts.maxFrameBytes}` },
+          undefined,
+        );
         enqueue(Promise.resolve(ack), 0, () => socket.end());
       },
     });
@@ -204,7 +267,8 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
       if (closing) return;
       // the unfinished frame's age counts from its first byte: trickling bytes does not extend it
       if (!framer.inFrame || socket.isPaused()) conn.partialSince = undefined;
-      else if (!wasInFrame || conn.frames !== framesBefore || framer.stats.abandoned !== abandonedBefore || conn.partialSince === undefined) conn.partialSince = now();
+      else if (!wasInFrame || conn.frames !== framesBefore || framer.stats.abandoned !== abandonedBefore || conn.partialSince === undefined)
+        conn.partialSince = now();
       guard.held(conn, framer.pending);
     });
     socket.on('error', (err) => c.logger.debug({ err: { code: (err as NodeJS.ErrnoException).code } }, 'MLLP socket error'));
@@ -223,7 +287,10 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
     const s = createServer({ noDelay: true }, (sock) => onConnection(sock, c));
     await new Promise<void>((resolve, reject) => {
       s.once('error', reject);
-      s.listen(opts.port, opts.host, () => { s.off('error', reject); resolve(); });
+      s.listen(opts.port, opts.host, () => {
+        s.off('error', reject);
+        resolve();
+      });
     });
     s.on('error', (err) => c.logger.error({ err }, 'MLLP server error'));
     const a = s.address();
@@ -240,7 +307,9 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
     /** A second start while listening, or while the first is still binding, binds nothing more. */
     start(c) {
       if (server) return Promise.resolve();
-      starting ??= listen(c).finally(() => { starting = undefined; });
+      starting ??= listen(c).finally(() => {
+        starting = undefined;
+      });
       return starting;
     },
     async stop() {
@@ -249,7 +318,10 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
       const s = server;
       if (!s) return;
       server = undefined;
-      if (sweeper) { clearInterval(sweeper); sweeper = undefined; }
+      if (sweeper) {
+        clearInterval(sweeper);
+        sweeper = undefined;
+      }
       const closed = new Promise<void>((resolve) => s.close(() => resolve()));
       await Promise.allSettled([...inflight]);
       for (const sock of sockets) sock.destroy();
@@ -260,8 +332,16 @@ export function createMllpListener(opts: MllpListenerOptions): MllpListener {
       return {
         status: server ? 'up' : 'down',
         detail: {
-          openConnections: sockets.size, connections: counts.connections, frames: counts.frames, oversize: counts.oversize, refused: counts.refused, port: bound?.port ?? opts.port,
-          partialBytes: guard.partialBytes, closedForPartialBytes: guard.closed['partial-bytes'], closedForPartialTimeout: guard.closed['partial-timeout'], closedToMakeRoom: guard.closed['make-room'],
+          openConnections: sockets.size,
+          connections: counts.connections,
+          frames: counts.frames,
+          oversize: counts.oversize,
+          refused: counts.refused,
+          port: bound?.port ?? opts.port,
+          partialBytes: guard.partialBytes,
+          closedForPartialBytes: guard.closed['partial-bytes'],
+          closedForPartialTimeout: guard.closed['partial-timeout'],
+          closedToMakeRoom: guard.closed['make-room'],
         },
       };
     },

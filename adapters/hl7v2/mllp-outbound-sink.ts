@@ -14,13 +14,21 @@ export interface OutboundMessage {
   hl7: string;
 }
 
-export interface OutboundOutcome { commandId: string; status: 'done' | 'failed'; detail: string }
+export interface OutboundOutcome {
+  commandId: string;
+  status: 'done' | 'failed';
+  detail: string;
+}
 
 /**
  * `sender` is one sender (closed for good by stop(); the sink then refuses sends) or a factory:
  * with a factory, start() after stop() opens a new sender, so the sink can be restarted.
  */
-export function createMllpOutboundSink(o: { sender: MllpSender | (() => MllpSender); retryOn: readonly string[]; onOutcome: (x: OutboundOutcome) => void }): Sink {
+export function createMllpOutboundSink(o: {
+  sender: MllpSender | (() => MllpSender);
+  retryOn: readonly string[];
+  onOutcome: (x: OutboundOutcome) => void;
+}): Sink {
   const make = typeof o.sender === 'function' ? o.sender : undefined;
   let sender: MllpSender | undefined = typeof o.sender === 'function' ? undefined : o.sender;
   let stopped = false;
@@ -43,24 +51,40 @@ export function createMllpOutboundSink(o: { sender: MllpSender | (() => MllpSend
       stopped = true;
       // the sends waiting for the PMS's answer are not delivered: the relay resends them, and the
       // PMS sees the same MSH-10 (the control id is fixed by the command id)
-      const cut = new GatewayError('GW_SINK_UNREACHABLE', 'MLLP outbound sink stopped before the PMS answered; the message is resent', { retry: 'ambiguous' });
+      const cut = new GatewayError('GW_SINK_UNREACHABLE', 'MLLP outbound sink stopped before the PMS answered; the message is resent', {
+        retry: 'ambiguous',
+      });
       for (const c of cutters) c(cut);
       cutters.clear();
       await sender?.close();
     },
     async deliver(batch: RecordBatch): Promise<DeliveryResult> {
-      if (stopped) throw new GatewayError('GW_SINK_UNREACHABLE', 'MLLP outbound sink stopped; the messages stay queued and are sent after the next start');
+      if (stopped)
+        throw new GatewayError(
+          'GW_SINK_UNREACHABLE',
+          'MLLP outbound sink stopped; the messages stay queued and are sent after the next start',
+        );
       const s = current();
       const rejected: DeliveryResult['rejected'] = [];
       for (let i = 0; i < batch.json.length; i++) {
-        if (stopped) throw new GatewayError('GW_SINK_UNREACHABLE', 'MLLP outbound sink stopped; the rest of the batch is resent', { retry: 'ambiguous' });
+        if (stopped)
+          throw new GatewayError('GW_SINK_UNREACHABLE', 'MLLP outbound sink stopped; the rest of the batch is resent', {
+            retry: 'ambiguous',
+          });
         const msg = JSON.parse(batch.json[i]) as OutboundMessage;
         let cutter: ((e: Error) => void) | undefined;
-        const stoppedBefore = new Promise<never>((_, reject) => { cutter = reject; cutters.add(reject); });
-        const r = await Promise.race([s.send(msg.hl7), stoppedBefore]).catch((e: unknown) => {
-          lastError = e instanceof GatewayError ? e.code : 'error';
-          throw e;
-        }).finally(() => { if (cutter) cutters.delete(cutter); });
+        const stoppedBefore = new Promise<never>((_, reject) => {
+          cutter = reject;
+          cutters.add(reject);
+        });
+        const r = await Promise.race([s.send(msg.hl7), stoppedBefore])
+          .catch((e: unknown) => {
+            lastError = e instanceof GatewayError ? e.code : 'error';
+            throw e;
+          })
+          .finally(() => {
+            if (cutter) cutters.delete(cutter);
+          });
         if (r.code === 'AA' || r.code === 'CA') {
           sent++;
           lastError = '';
@@ -77,6 +101,9 @@ export function createMllpOutboundSink(o: { sender: MllpSender | (() => MllpSend
       }
       return { rejected };
     },
-    health: () => ({ connected: !stopped && lastError === '', detail: { sent, ...(sender?.stats() ?? {}), ...(lastError ? { lastError } : {}) } }),
+    health: () => ({
+      connected: !stopped && lastError === '',
+      detail: { sent, ...(sender?.stats() ?? {}), ...(lastError ? { lastError } : {}) },
+    }),
   };
 }

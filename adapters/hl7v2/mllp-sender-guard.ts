@@ -76,11 +76,22 @@ export function createSenderGuard(o: SenderGuardOptions): SenderGuard {
     const partialBytes = c.partialBytes;
     forget(c);
     closed[reason]++;
-    o.logger()?.warn({ code: 'GW_SENDER_LIMIT', reason, remotePort: c.remotePort, partialBytes, frames: c.frames, partialBytesTotal: total, openConnections: conns.size }, reason === 'partial-bytes'
-      ? 'MLLP connection closed: unfinished frames of all connections over hl7.maxPartialBytesTotal; this one held the most (the sender may resend)'
-      : reason === 'partial-timeout'
-        ? 'MLLP connection closed: a frame begun and not ended within hl7.partialFrameTimeoutMs (the sender may resend); check the sender if it repeats'
-        : 'MLLP connection closed to make room at hl7.maxConnections: it had sent no complete frame or had been quiet longest');
+    o.logger()?.warn(
+      {
+        code: 'GW_SENDER_LIMIT',
+        reason,
+        remotePort: c.remotePort,
+        partialBytes,
+        frames: c.frames,
+        partialBytesTotal: total,
+        openConnections: conns.size,
+      },
+      reason === 'partial-bytes'
+        ? 'MLLP connection closed: unfinished frames of all connections over hl7.maxPartialBytesTotal; this one held the most (the sender may resend)'
+        : reason === 'partial-timeout'
+          ? 'MLLP connection closed: a frame begun and not ended within hl7.partialFrameTimeoutMs (the sender may resend); check the sender if it repeats'
+          : 'MLLP connection closed to make room at hl7.maxConnections: it had sent no complete frame or had been quiet longest',
+    );
     c.destroy();
   }
 
@@ -89,14 +100,26 @@ export function createSenderGuard(o: SenderGuardOptions): SenderGuard {
     let best: GuardedConnection | undefined;
     for (const c of conns) {
       if (c.partialBytes === 0) continue;
-      if (!best) { best = c; continue; }
+      if (!best) {
+        best = c;
+        continue;
+      }
       const a = c.frames === 0 ? 1 : 0;
       const b = best.frames === 0 ? 1 : 0;
-      if (a !== b) { if (a > b) best = c; continue; }
+      if (a !== b) {
+        if (a > b) best = c;
+        continue;
+      }
       const ca = c.partialSince ?? -Infinity;
       const ba = best.partialSince ?? -Infinity;
-      if (ca !== ba) { if (ca > ba) best = c; continue; }
-      if (c.partialBytes !== best.partialBytes) { if (c.partialBytes > best.partialBytes) best = c; continue; }
+      if (ca !== ba) {
+        if (ca > ba) best = c;
+        continue;
+      }
+      if (c.partialBytes !== best.partialBytes) {
+        if (c.partialBytes > best.partialBytes) best = c;
+        continue;
+      }
       if (c.seq > best.seq) best = c;
     }
     return best;
@@ -111,7 +134,10 @@ export function createSenderGuard(o: SenderGuardOptions): SenderGuard {
       if (c.busy()) continue;
       const rank = c.frames === 0 ? 2 : c.partialBytes === 0 && t - c.lastActivity >= o.partialFrameTimeoutMs ? 1 : 0;
       if (rank === 0) continue;
-      if (!best || rank > bestRank || (rank === bestRank && c.lastActivity < best.lastActivity)) { best = c; bestRank = rank; }
+      if (!best || rank > bestRank || (rank === bestRank && c.lastActivity < best.lastActivity)) {
+        best = c;
+        bestRank = rank;
+      }
     }
     return best;
   }
@@ -140,13 +166,20 @@ export function createSenderGuard(o: SenderGuardOptions): SenderGuard {
       const t = o.now();
       let n = 0;
       for (const c of [...conns]) {
-        if (c.partialSince !== undefined && t - c.partialSince >= o.partialFrameTimeoutMs) { close(c, 'partial-timeout'); n++; }
+        if (c.partialSince !== undefined && t - c.partialSince >= o.partialFrameTimeoutMs) {
+          close(c, 'partial-timeout');
+          n++;
+        }
       }
       return n;
     },
     forget,
-    get open() { return conns.size; },
-    get partialBytes() { return total; },
+    get open() {
+      return conns.size;
+    },
+    get partialBytes() {
+      return total;
+    },
     closed,
   };
 }

@@ -67,7 +67,10 @@ export function createMllpSender(o: MllpSenderOptions): MllpSender {
     if (c.idleTimer) clearTimeout(c.idleTimer);
     const w = c.waiter;
     c.waiter = undefined;
-    if (w) { clearTimeout(w.timer); w.reject(err); }
+    if (w) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
     c.socket.destroy();
     queue.shift()?.();
   }
@@ -75,18 +78,27 @@ export function createMllpSender(o: MllpSenderOptions): MllpSender {
   function open(): Promise<Conn> {
     return new Promise((resolve, reject) => {
       const socket = connect({ host: o.host, port: o.port, noDelay: true });
-      const t = setTimeout(() => { socket.destroy(); reject(new GatewayError('GW_SINK_UNREACHABLE', `no connection to ${o.host}:${o.port} within ${connectTimeoutMs} ms`)); }, connectTimeoutMs);
+      const t = setTimeout(() => {
+        socket.destroy();
+        reject(new GatewayError('GW_SINK_UNREACHABLE', `no connection to ${o.host}:${o.port} within ${connectTimeoutMs} ms`));
+      }, connectTimeoutMs);
       const c: Conn = { socket, busy: false, staleAcks: 0 };
       const framer = createMllpFramer(1024 * 1024, {
         frame(payload) {
           const ack = readAck(payload.toString('utf8'));
           const w = c.waiter;
-          if (!w || ack.controlId !== w.controlId) { c.staleAcks++; staleAcks++; return; } // a late ACK for another message
+          if (!w || ack.controlId !== w.controlId) {
+            c.staleAcks++;
+            staleAcks++;
+            return;
+          } // a late ACK for another message
           c.waiter = undefined;
           clearTimeout(w.timer);
           w.resolve({ code: ack.code, controlId: ack.controlId, ...(ack.err ? { error: ack.err } : {}) });
         },
-        oversize() { drop(c, new GatewayError('GW_SINK_REJECTED', 'the PMS answered with an oversized frame')); },
+        oversize() {
+          drop(c, new GatewayError('GW_SINK_REJECTED', 'the PMS answered with an oversized frame'));
+        },
       });
       socket.once('connect', () => {
         clearTimeout(t);
@@ -98,20 +110,38 @@ export function createMllpSender(o: MllpSenderOptions): MllpSender {
       socket.on('data', (d: Buffer) => framer.push(d));
       socket.on('error', (e) => {
         clearTimeout(t);
-        const err = new GatewayError('GW_SINK_UNREACHABLE', `MLLP connection to ${o.host}:${o.port} failed: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { cause: e });
-        if (conns.has(c)) drop(c, err); else reject(err);
+        const err = new GatewayError(
+          'GW_SINK_UNREACHABLE',
+          `MLLP connection to ${o.host}:${o.port} failed: ${(e as NodeJS.ErrnoException).code ?? e.message}`,
+          { cause: e },
+        );
+        if (conns.has(c)) drop(c, err);
+        else reject(err);
       });
-      socket.on('close', () => { if (conns.has(c)) drop(c, new GatewayError('GW_SINK_UNREACHABLE', 'the PMS closed the connection', { retry: 'ambiguous' })); });
+      socket.on('close', () => {
+        if (conns.has(c)) drop(c, new GatewayError('GW_SINK_UNREACHABLE', 'the PMS closed the connection', { retry: 'ambiguous' }));
+      });
     });
   }
 
   async function acquire(): Promise<Conn> {
     for (;;) {
       if (closed) throw new GatewayError('GW_SINK_UNREACHABLE', 'sender closed');
-      for (const c of conns) if (!c.busy) { c.busy = true; if (c.idleTimer) clearTimeout(c.idleTimer); return c; }
+      for (const c of conns)
+        if (!c.busy) {
+          c.busy = true;
+          if (c.idleTimer) clearTimeout(c.idleTimer);
+          return c;
+        }
       if (conns.size + opening < poolSize) {
         opening++;
-        try { const c = await open(); c.busy = true; return c; } finally { opening--; }
+        try {
+          const c = await open();
+          c.busy = true;
+          return c;
+        } finally {
+          opening--;
+        }
       }
       await new Promise<void>((r) => queue.push(r));
     }
@@ -120,7 +150,9 @@ export function createMllpSender(o: MllpSenderOptions): MllpSender {
   function release(c: Conn): void {
     c.busy = false;
     if (conns.has(c)) {
-      c.idleTimer = setTimeout(() => { if (!c.busy) drop(c, new GatewayError('GW_SINK_UNREACHABLE', 'idle')); }, idleMs);
+      c.idleTimer = setTimeout(() => {
+        if (!c.busy) drop(c, new GatewayError('GW_SINK_UNREACHABLE', 'idle'));
+      }, idleMs);
       c.idleTimer.unref?.();
     }
     queue.shift()?.();

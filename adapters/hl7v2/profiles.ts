@@ -26,7 +26,9 @@ export interface Hl7Profile {
 
 /** A profile with a site's overrides (config `hl7.profileOverrides`) laid over it. */
 /** A site's overrides: any field of a profile, and any part of its validity months. */
-export type Hl7ProfileOverrides = Partial<Omit<Hl7Profile, 'name' | 'rxValidityMonths'>> & { readonly rxValidityMonths?: Partial<Hl7Profile['rxValidityMonths']> };
+export type Hl7ProfileOverrides = Partial<Omit<Hl7Profile, 'name' | 'rxValidityMonths'>> & {
+  readonly rxValidityMonths?: Partial<Hl7Profile['rxValidityMonths']>;
+};
 
 export function withOverrides(base: Hl7Profile, o: Hl7ProfileOverrides | undefined): Hl7Profile {
   if (!o) return base;
@@ -36,7 +38,10 @@ export function withOverrides(base: Hl7Profile, o: Hl7ProfileOverrides | undefin
     ...(o.visitTypeFrom ? { visitTypeFrom: o.visitTypeFrom } : {}),
     ...(o.cylinderConvention ? { cylinderConvention: o.cylinderConvention } : {}),
     ...(o.rxValidityMonths ? { rxValidityMonths: { ...base.rxValidityMonths, ...o.rxValidityMonths } } : {}),
-    fillerStatus: { ...base.fillerStatus, ...Object.fromEntries(Object.entries(o.fillerStatus ?? {}).map(([k, v]) => [k.toUpperCase(), v])) },
+    fillerStatus: {
+      ...base.fillerStatus,
+      ...Object.fromEntries(Object.entries(o.fillerStatus ?? {}).map(([k, v]) => [k.toUpperCase(), v])),
+    },
     eyeCodes: { ...base.eyeCodes, ...Object.fromEntries(Object.entries(o.eyeCodes ?? {}).map(([k, v]) => [k.toUpperCase(), v])) },
   };
 }
@@ -58,7 +63,12 @@ export const HL7_PROFILES: Readonly<Record<Hl7ProfileName, Hl7Profile>> = {
   // Epic Bridges: MRN in PID-3 with type MR (or EPI for the enterprise id); SCH-8 appointment type.
   epic: { ...generic, name: 'epic', patientIdTypes: ['MR', 'EPI', 'MRN', 'PI', 'PT'], visitTypeFrom: ['SCH-8', 'AIS-3', 'SCH-7'] },
   // Cerner/Oracle Health: MRN as type MRN; CMRN for the community MRN; AIS-3 carries the appointment type.
-  cerner: { ...generic, name: 'cerner', patientIdTypes: ['MRN', 'MR', 'CMRN', 'PI'], fillerStatus: { CHECKED_IN: 'arrived', CHECKED_OUT: 'fulfilled', CONFIRMED: 'booked' } },
+  cerner: {
+    ...generic,
+    name: 'cerner',
+    patientIdTypes: ['MRN', 'MR', 'CMRN', 'PI'],
+    fillerStatus: { CHECKED_IN: 'arrived', CHECKED_OUT: 'fulfilled', CONFIRMED: 'booked' },
+  },
   allscripts: { ...generic, name: 'allscripts' },
   athenahealth: { ...generic, name: 'athenahealth', patientIdTypes: ['MR', 'PI', 'PT', 'AN'], visitTypeFrom: ['SCH-8', 'AIS-3', 'SCH-7'] },
   eclinicalworks: { ...generic, name: 'eclinicalworks', visitTypeFrom: ['SCH-7', 'SCH-8', 'AIS-3'] },

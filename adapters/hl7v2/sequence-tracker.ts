@@ -22,7 +22,10 @@ export interface SequenceTracker {
 export function createSequenceTracker(): SequenceTracker {
   const next = new Map<string, number>();
   return {
-    expected: (sender) => { const n = next.get(sender); return n === undefined ? undefined : String(n); },
+    expected: (sender) => {
+      const n = next.get(sender);
+      return n === undefined ? undefined : String(n);
+    },
     check(sender, raw) {
       if (raw === undefined || raw.trim() === '') return { kind: 'none' };
       const n = Number(raw);
@@ -32,7 +35,13 @@ export function createSequenceTracker(): SequenceTracker {
       if (n === 0 || want === undefined || n === want) {
         const after = n === 0 ? 1 : n + 1;
         next.set(sender, after);
-        return { kind: 'accept', expected: String(after), rollback: () => { if (next.get(sender) === after) next.set(sender, n === 0 ? 0 : n); } };
+        return {
+          kind: 'accept',
+          expected: String(after),
+          rollback: () => {
+            if (next.get(sender) === after) next.set(sender, n === 0 ? 0 : n);
+          },
+        };
       }
       if (n < want) return { kind: 'accept', expected: String(want), rollback: () => undefined }; // a resend: the resend check decides
       return { kind: 'gap', expected: String(want) };

@@ -18,9 +18,17 @@ export type DatabaseConfig = GatewayConfig['databases'][number];
 
 export function connectionOf(c: DatabaseConfig, writable = false): SqlConnectionOptions {
   return {
-    engine: c.engine, host: c.host, port: c.port || undefined, database: c.database || undefined,
-    user: (writable && c.writeBack.user) || c.user || undefined, password: writable && c.writeBack.user ? c.writeBack.password : c.password,
-    file: c.file, ssl: c.ssl, poolSize: c.poolSize, statementTimeoutMs: c.statementTimeoutMs, writable,
+    engine: c.engine,
+    host: c.host,
+    port: c.port || undefined,
+    database: c.database || undefined,
+    user: (writable && c.writeBack.user) || c.user || undefined,
+    password: writable && c.writeBack.user ? c.writeBack.password : c.password,
+    file: c.file,
+    ssl: c.ssl,
+    poolSize: c.poolSize,
+    statementTimeoutMs: c.statementTimeoutMs,
+    writable,
   };
 }
 
@@ -37,9 +45,18 @@ export function createDatabaseSource(c: DatabaseConfig, now: () => number, extra
   const streams = streamsOf(c);
   if (streams.length === 0) throw new Error(`databases.${c.id}: no streams (profile generic needs \`streams\`)`);
   return createSqlSource({
-    id: c.id, system: c.system || (c.profile === 'practice-studio' ? PRACTICE_STUDIO_SYSTEM : c.id.toUpperCase()),
-    connection: connectionOf(c), streams, pageSize: c.pageSize, pollIntervalMs: c.pollIntervalMs, overlapSeconds: c.overlapSeconds,
-    keysetIntervalMinutes: c.keysetIntervalMinutes, realtime: c.realtime, channel: realtimeChannel(c.id), now, ...extra,
+    id: c.id,
+    system: c.system || (c.profile === 'practice-studio' ? PRACTICE_STUDIO_SYSTEM : c.id.toUpperCase()),
+    connection: connectionOf(c),
+    streams,
+    pageSize: c.pageSize,
+    pollIntervalMs: c.pollIntervalMs,
+    overlapSeconds: c.overlapSeconds,
+    keysetIntervalMinutes: c.keysetIntervalMinutes,
+    realtime: c.realtime,
+    channel: realtimeChannel(c.id),
+    now,
+    ...extra,
   });
 }
 

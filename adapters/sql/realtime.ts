@@ -38,7 +38,10 @@ export function realtimeInstallSql(channel: string, tables: readonly string[]): 
 export function realtimeRemoveSql(channel: string, tables: readonly string[]): string[] {
   const n = names(channel);
   return [
-    ...tables.map((t) => { identifierParts(t); return `DROP TRIGGER IF EXISTS ${n.trigger} ON ${t}`; }),
+    ...tables.map((t) => {
+      identifierParts(t);
+      return `DROP TRIGGER IF EXISTS ${n.trigger} ON ${t}`;
+    }),
     `DROP FUNCTION IF EXISTS ${n.fn}()`,
   ];
 }
@@ -64,7 +67,9 @@ export async function removeRealtime(d: SqlDriver, channel: string, tables: read
   if (d.engine !== 'postgres') throw new Error(`real-time triggers are for PostgreSQL; ${d.engine} has none to remove`);
   await inTransaction(d, realtimeRemoveSql(channel, tables));
   // the schema goes when no other gateway's function is left in it
-  const left = await d.query(`SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace WHERE s.nspname = '${REALTIME_SCHEMA}'`);
+  const left = await d.query(
+    `SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace WHERE s.nspname = '${REALTIME_SCHEMA}'`,
+  );
   if (Number(left[0].n) === 0) await d.query(`DROP SCHEMA IF EXISTS ${REALTIME_SCHEMA}`);
 }
 
@@ -72,6 +77,9 @@ export async function removeRealtime(d: SqlDriver, channel: string, tables: read
 export async function realtimeStatus(d: SqlDriver, channel: string): Promise<string[]> {
   if (d.engine !== 'postgres') return [];
   const n = names(channel);
-  const rows = await d.query(`SELECT c.relnamespace::regnamespace::text || '.' || c.relname AS t FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid WHERE g.tgname = $1 ORDER BY 1`, [n.trigger]);
+  const rows = await d.query(
+    `SELECT c.relnamespace::regnamespace::text || '.' || c.relname AS t FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid WHERE g.tgname = $1 ORDER BY 1`,
+    [n.trigger],
+  );
   return rows.map((r) => String(r.t));
 }

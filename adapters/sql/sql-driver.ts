@@ -50,17 +50,23 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_$]*$/;
 /** Validates a (possibly schema-qualified) identifier from config; returns its parts. */
 export function identifierParts(name: string): string[] {
   const parts = name.split('.');
-  if (parts.length > 3 || parts.some((p) => !IDENT.test(p))) throw new Error(`"${name}" is not a plain table or column name (letters, digits, _ and $; optionally schema.table)`);
+  if (parts.length > 3 || parts.some((p) => !IDENT.test(p)))
+    throw new Error(`"${name}" is not a plain table or column name (letters, digits, _ and $; optionally schema.table)`);
   return parts;
 }
 
 export async function openSqlDriver(o: SqlConnectionOptions): Promise<SqlDriver> {
   switch (o.engine) {
-    case 'postgres': return openPostgres(o);
-    case 'mariadb': return openMariadb(o);
-    case 'mssql': return openMssql(o);
-    case 'sqlite': return openSqlite(o);
-    default: throw new Error(`unknown database engine ${String(o.engine)}`);
+    case 'postgres':
+      return openPostgres(o);
+    case 'mariadb':
+      return openMariadb(o);
+    case 'mssql':
+      return openMssql(o);
+    case 'sqlite':
+      return openSqlite(o);
+    default:
+      throw new Error(`unknown database engine ${String(o.engine)}`);
   }
 }
 
@@ -69,27 +75,65 @@ async function openPostgres(o: SqlConnectionOptions): Promise<SqlDriver> {
   const asText = (v: string) => v;
   // timestamp, timestamptz, date, time, int8, numeric: text, exactly as the server wrote them
   const textTypes = new Set([1114, 1184, 1082, 1083, 1266, 20, 1700]);
-  const types = { getTypeParser: (oid: number, format?: 'text' | 'binary') => (textTypes.has(oid) ? asText : pg.types.getTypeParser(oid, format)) };
+  const types = {
+    getTypeParser: (oid: number, format?: 'text' | 'binary') => (textTypes.has(oid) ? asText : pg.types.getTypeParser(oid, format)),
+  };
   const timeout = o.statementTimeoutMs ?? 30_000;
-  const options = o.writable ? `-c statement_timeout=${timeout}` : `-c default_transaction_read_only=on -c default_transaction_isolation=read\\ committed -c statement_timeout=${timeout} -c lock_timeout=2000`;
+  const options = o.writable
+    ? `-c statement_timeout=${timeout}`
+    : `-c default_transaction_read_only=on -c default_transaction_isolation=read\\ committed -c statement_timeout=${timeout} -c lock_timeout=2000`;
   const pool = new pg.Pool({
-    host: o.host ?? '127.0.0.1', port: o.port ?? 5432, database: o.database, user: o.user, password: o.password,
-    ssl: o.ssl ? { rejectUnauthorized: true } : undefined, max: o.poolSize ?? 2, idleTimeoutMillis: 30_000,
-    connectionTimeoutMillis: 10_000, application_name: 'eyewear-gateway', options, types,
+    host: o.host ?? '127.0.0.1',
+    port: o.port ?? 5432,
+    database: o.database,
+    user: o.user,
+    password: o.password,
+    ssl: o.ssl ? { rejectUnauthorized: true } : undefined,
+    max: o.poolSize ?? 2,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 10_000,
+    application_name: 'eyewear-gateway',
+    options,
+    types,
   });
-  pool.on('error', () => { /* an idle client dropped by the server: the pool replaces it on the next query */ });
+  pool.on('error', () => {
+    /* an idle client dropped by the server: the pool replaces it on the next query */
+  });
   let listener: InstanceType<typeof pg.Client> | undefined;
   return {
     engine: 'postgres',
     param: (n) => `$${n}`,
-    quote: (id) => identifierParts(id).map((p) => `"${p}"`).join('.'),
-    async query(sql, params = []) { return (await pool.query(sql, params as unknown[])).rows as SqlRow[]; },
-    async execute(sql, params = []) { return (await pool.query(sql, params as unknown[])).rowCount ?? 0; },
-    async explain(sql, params = []) { return ((await pool.query(`EXPLAIN ${sql}`, params as unknown[])).rows as Array<{ 'QUERY PLAN': string }>).map((r) => r['QUERY PLAN']); },
+    quote: (id) =>
+      identifierParts(id)
+        .map((p) => `"${p}"`)
+        .join('.'),
+    async query(sql, params = []) {
+      return (await pool.query(sql, params as unknown[])).rows as SqlRow[];
+    },
+    async execute(sql, params = []) {
+      return (await pool.query(sql, params as unknown[])).rowCount ?? 0;
+    },
+    async explain(sql, params = []) {
+      return ((await pool.query(`EXPLAIN ${sql}`, params as unknown[])).rows as Array<{ 'QUERY PLAN': string }>).map(
+        (r) => r['QUERY PLAN'],
+      );
+    },
     async listen(channel, onNotify, onError) {
       identifierParts(channel);
-      const c = new pg.Client({ host: o.host ?? '127.0.0.1', port: o.port ?? 5432, database: o.database, user: o.user, password: o.password, ssl: o.ssl ? { rejectUnauthorized: true } : undefined, application_name: 'eyewear-gateway-listen', connectionTimeoutMillis: 10_000, keepAlive: true });
-      c.on('notification', (m) => { if (m.channel === channel) onNotify(m.payload ?? ''); });
+      const c = new pg.Client({
+        host: o.host ?? '127.0.0.1',
+        port: o.port ?? 5432,
+        database: o.database,
+        user: o.user,
+        password: o.password,
+        ssl: o.ssl ? { rejectUnauthorized: true } : undefined,
+        application_name: 'eyewear-gateway-listen',
+        connectionTimeoutMillis: 10_000,
+        keepAlive: true,
+      });
+      c.on('notification', (m) => {
+        if (m.channel === channel) onNotify(m.payload ?? '');
+      });
       c.on('error', (e) => onError(e));
       c.on('end', () => onError(new Error('notification connection closed')));
       await c.connect();
@@ -99,7 +143,10 @@ async function openPostgres(o: SqlConnectionOptions): Promise<SqlDriver> {
     async close() {
       const l = listener;
       listener = undefined;
-      if (l) { l.removeAllListeners('end'); await l.end().catch(() => undefined); }
+      if (l) {
+        l.removeAllListeners('end');
+        await l.end().catch(() => undefined);
+      }
       await pool.end();
     },
   };
@@ -109,19 +156,38 @@ async function openMariadb(o: SqlConnectionOptions): Promise<SqlDriver> {
   const mysql = await import('mysql2/promise');
   const timeoutS = Math.max(1, Math.round((o.statementTimeoutMs ?? 30_000) / 1000));
   const pool = mysql.createPool({
-    host: o.host ?? '127.0.0.1', port: o.port ?? 3306, database: o.database, user: o.user, password: o.password,
-    ssl: o.ssl ? {} : undefined, connectionLimit: o.poolSize ?? 2, dateStrings: true, supportBigNumbers: true, bigNumberStrings: true,
-    decimalNumbers: false, connectTimeout: 10_000, charset: 'utf8mb4',
+    host: o.host ?? '127.0.0.1',
+    port: o.port ?? 3306,
+    database: o.database,
+    user: o.user,
+    password: o.password,
+    ssl: o.ssl ? {} : undefined,
+    connectionLimit: o.poolSize ?? 2,
+    dateStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    decimalNumbers: false,
+    connectTimeout: 10_000,
+    charset: 'utf8mb4',
   });
   // every pooled connection: READ COMMITTED (InnoDB consistent non-locking reads), read only, bounded
   const setup = o.writable
     ? [`SET SESSION max_statement_time = ${timeoutS}`]
-    : ['SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', 'SET SESSION TRANSACTION READ ONLY', `SET SESSION max_statement_time = ${timeoutS}`];
-  pool.pool.on('connection', (c) => { for (const s of setup) c.query(s); });
+    : [
+        'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED',
+        'SET SESSION TRANSACTION READ ONLY',
+        `SET SESSION max_statement_time = ${timeoutS}`,
+      ];
+  pool.pool.on('connection', (c) => {
+    for (const s of setup) c.query(s);
+  });
   return {
     engine: 'mariadb',
     param: () => '?',
-    quote: (id) => identifierParts(id).map((p) => `\`${p}\``).join('.'),
+    quote: (id) =>
+      identifierParts(id)
+        .map((p) => `\`${p}\``)
+        .join('.'),
     async query(sql, params = []) {
       const [rows] = await pool.query(sql, params as unknown[]);
       return rows as SqlRow[];
@@ -132,9 +198,16 @@ async function openMariadb(o: SqlConnectionOptions): Promise<SqlDriver> {
     },
     async explain(sql, params = []) {
       const [rows] = await pool.query(`EXPLAIN ${sql}`, params as unknown[]);
-      return (rows as SqlRow[]).map((r) => Object.entries(r).filter(([, v]) => v !== null).map(([k, v]) => `${k}=${String(v)}`).join(' '));
+      return (rows as SqlRow[]).map((r) =>
+        Object.entries(r)
+          .filter(([, v]) => v !== null)
+          .map(([k, v]) => `${k}=${String(v)}`)
+          .join(' '),
+      );
     },
-    async close() { await pool.end(); },
+    async close() {
+      await pool.end();
+    },
   };
 }
 
@@ -145,9 +218,21 @@ async function openMariadb(o: SqlConnectionOptions): Promise<SqlDriver> {
 async function openMssql(o: SqlConnectionOptions): Promise<SqlDriver> {
   const mssql = (await import('mssql')).default;
   const pool = new mssql.ConnectionPool({
-    server: o.host ?? '127.0.0.1', port: o.port ?? 1433, database: o.database, user: o.user, password: o.password,
-    pool: { max: o.poolSize ?? 2, min: 0 }, requestTimeout: o.statementTimeoutMs ?? 30_000, connectionTimeout: 10_000,
-    options: { encrypt: o.ssl ?? true, trustServerCertificate: false, readOnlyIntent: !o.writable, appName: 'eyewear-gateway', useUTC: true },
+    server: o.host ?? '127.0.0.1',
+    port: o.port ?? 1433,
+    database: o.database,
+    user: o.user,
+    password: o.password,
+    pool: { max: o.poolSize ?? 2, min: 0 },
+    requestTimeout: o.statementTimeoutMs ?? 30_000,
+    connectionTimeout: 10_000,
+    options: {
+      encrypt: o.ssl ?? true,
+      trustServerCertificate: false,
+      readOnlyIntent: !o.writable,
+      appName: 'eyewear-gateway',
+      useUTC: true,
+    },
   });
   await pool.connect();
   const run = async (sql: string, params: readonly unknown[]) => {
@@ -159,7 +244,10 @@ async function openMssql(o: SqlConnectionOptions): Promise<SqlDriver> {
   return {
     engine: 'mssql',
     param: (n) => `@p${n}`,
-    quote: (id) => identifierParts(id).map((p) => `[${p}]`).join('.'),
+    quote: (id) =>
+      identifierParts(id)
+        .map((p) => `[${p}]`)
+        .join('.'),
     query: (sql, params = []) => run(sql, params),
     async execute(sql, params = []) {
       const r = pool.request();
@@ -170,7 +258,9 @@ async function openMssql(o: SqlConnectionOptions): Promise<SqlDriver> {
       const rows = await run(`SET SHOWPLAN_TEXT ON; ${sql}; SET SHOWPLAN_TEXT OFF;`, params);
       return rows.map((r) => String(Object.values(r)[0]));
     },
-    async close() { await pool.close(); },
+    async close() {
+      await pool.close();
+    },
   };
 }
 
@@ -183,10 +273,21 @@ async function openSqlite(o: SqlConnectionOptions): Promise<SqlDriver> {
   return {
     engine: 'sqlite',
     param: () => '?',
-    quote: (id) => identifierParts(id).map((p) => `"${p}"`).join('.'),
-    async query(sql, params = []) { return db.prepare(sql).all(...params.map(toParam)) as SqlRow[]; },
-    async execute(sql, params = []) { return Number(db.prepare(sql).run(...params.map(toParam)).changes); },
-    async explain(sql, params = []) { return (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params.map(toParam)) as Array<{ detail: string }>).map((r) => r.detail); },
-    async close() { db.close(); },
+    quote: (id) =>
+      identifierParts(id)
+        .map((p) => `"${p}"`)
+        .join('.'),
+    async query(sql, params = []) {
+      return db.prepare(sql).all(...params.map(toParam)) as SqlRow[];
+    },
+    async execute(sql, params = []) {
+      return Number(db.prepare(sql).run(...params.map(toParam)).changes);
+    },
+    async explain(sql, params = []) {
+      return (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params.map(toParam)) as Array<{ detail: string }>).map((r) => r.detail);
+    },
+    async close() {
+      db.close();
+    },
   };
 }

@@ -44,14 +44,20 @@ export function pageQuery(d: SqlDriver, s: StreamSource, from: Position | null, 
   const params: unknown[] = [];
   let where = '';
   if (from) {
-    if (byKey) { params.push(from[1]); where = `WHERE ${k} > ${d.param(1)}`; }
-    else {
+    if (byKey) {
+      params.push(from[1]);
+      where = `WHERE ${k} > ${d.param(1)}`;
+    } else {
       params.push(from[0], from[1]);
       // PostgreSQL compares rows with an index on (w, k); the others get the expanded form
-      where = d.engine === 'postgres'
-        ? `WHERE (${w}, ${k}) > (${d.param(1)}, ${d.param(2)})`
-        : `WHERE (${w} > ${d.param(1)} OR (${w} = ${d.param(1)} AND ${k} > ${d.param(2)}))`;
-      if (d.engine !== 'postgres' && d.param(1) === '?') { params.length = 0; params.push(from[0], from[0], from[1]); }
+      where =
+        d.engine === 'postgres'
+          ? `WHERE (${w}, ${k}) > (${d.param(1)}, ${d.param(2)})`
+          : `WHERE (${w} > ${d.param(1)} OR (${w} = ${d.param(1)} AND ${k} > ${d.param(2)}))`;
+      if (d.engine !== 'postgres' && d.param(1) === '?') {
+        params.length = 0;
+        params.push(from[0], from[0], from[1]);
+      }
     }
   }
   if (d.engine === 'mssql') return { sql: `SELECT TOP (${Math.floor(limit)}) * FROM (${base}) AS s ${where} ORDER BY ${order}`, params };

@@ -20,7 +20,17 @@ import { deterministicId } from '../canonical/record-id.ts';
 import { rowHash } from '../canonical/row-hash.ts';
 import type { AdapterHealth, IntakeContext, MapResult, RawRow, SourceAdapter } from '../contracts.ts';
 import { openSqlDriver, type SqlConnectionOptions, type SqlDriver, type SqlRow } from './sql-driver.ts';
-import { countQuery, decodeValue, encodeValue, keysQuery, pageQuery, shapeQuery, type Position, type StreamSource, type WatermarkKind } from './sql-query.ts';
+import {
+  countQuery,
+  decodeValue,
+  encodeValue,
+  keysQuery,
+  pageQuery,
+  shapeQuery,
+  type Position,
+  type StreamSource,
+  type WatermarkKind,
+} from './sql-query.ts';
 import { columnsOf } from '../canonical/field-mapping.ts';
 import { systemClock, type Clock } from '../../gateway/clock.ts';
 
@@ -85,9 +95,19 @@ export interface StreamProgress {
   lastChangeAt: number | null;
 }
 
-const streamSource = (s: SqlStreamConfig): StreamSource => ({ table: s.table, query: s.query, key: s.key, watermark: s.watermark ?? { column: s.key, kind: 'key' } });
+const streamSource = (s: SqlStreamConfig): StreamSource => ({
+  table: s.table,
+  query: s.query,
+  key: s.key,
+  watermark: s.watermark ?? { column: s.key, kind: 'key' },
+});
 
-const SORTS: Record<string, RegExp> = { postgres: /\bSort\b/, mariadb: /filesort/i, sqlite: /TEMP B-TREE FOR ORDER BY/i, mssql: /\bSort\b/ };
+const SORTS: Record<string, RegExp> = {
+  postgres: /\bSort\b/,
+  mariadb: /filesort/i,
+  sqlite: /TEMP B-TREE FOR ORDER BY/i,
+  mssql: /\bSort\b/,
+};
 /** On a small table a sort is the planner's cheapest choice and harmless; on a large one each page reads everything. */
 const SORT_MATTERS_ROWS = 10_000;
 
@@ -114,14 +134,24 @@ export async function inspectStream(d: SqlDriver, s: SqlStreamConfig, pageSize: 
   const q = pageQuery(d, src, [sample[src.watermark.column], sample[src.key]], pageSize);
   const plan = await d.explain(q.sql, q.params);
   if (!SORTS[d.engine]?.test(plan.join('\n'))) return { sample, missing, plan, rows };
-  const n = rows ?? await count();
-  return { sample, missing, plan, rows: n, needsIndex: n >= SORT_MATTERS_ROWS ? (src.watermark.kind === 'key' ? src.key : `${src.watermark.column}, ${src.key}`) : undefined };
+  const n = rows ?? (await count());
+  return {
+    sample,
+    missing,
+    plan,
+    rows: n,
+    needsIndex: n >= SORT_MATTERS_ROWS ? (src.watermark.kind === 'key' ? src.key : `${src.watermark.column}, ${src.key}`) : undefined,
+  };
 }
 
 /** Every column a stream's key, watermark, tombstone and mappings read. */
 export function streamColumns(s: SqlStreamConfig): string[] {
   const src = streamSource(s);
-  const need = new Set([src.key, src.watermark.column, ...(s.tombstone ? [s.tombstone.keyColumn, ...(s.tombstone.tableColumn ? [s.tombstone.tableColumn] : [])] : [])]);
+  const need = new Set([
+    src.key,
+    src.watermark.column,
+    ...(s.tombstone ? [s.tombstone.keyColumn, ...(s.tombstone.tableColumn ? [s.tombstone.tableColumn] : [])] : []),
+  ]);
   for (const m of s.records) {
     for (const spec of Object.values(m.fields)) for (const c of columnsOf(spec)) need.add(c);
     if (m.patient) for (const c of columnsOf(m.patient.id)) need.add(c);
@@ -142,7 +172,9 @@ export function pkOf(v: unknown): string {
 }
 const pkValue = (pk: string): unknown => (pk.startsWith('x:') ? Buffer.from(pk.slice(2), 'hex') : pk);
 
-export function createSqlSource(opts: SqlSourceOptions): SourceAdapter & { progress(): Record<string, StreamProgress>; pollNow(): void; mapRow(stream: string, row: RawRow): MapResult } {
+export function createSqlSource(
+  opts: SqlSourceOptions,
+): SourceAdapter & { progress(): Record<string, StreamProgress>; pollNow(): void; mapRow(stream: string, row: RawRow): MapResult } {
   const clock = opts.clock ?? systemClock;
   const o = { ...opts, now: opts.now ?? (() => clock.now()) };
   const byName = new Map(o.streams.map((s) => [s.name, s]));
@@ -164,8 +196,15 @@ export function createSqlSource(opts: SqlSourceOptions): SourceAdapter & { progr
     const tz = o.timezone ?? 'UTC';
     const wm = stream.watermark;
     return recordsFromRow(row.data, stream.records, {
-      idParts: ['sql', o.id, stream.name, row.pk], rowHash: row.hash ?? '', system: o.system, adapter: 'sql', sourceId: `${stream.name}/${row.pk}`,
-      partition: `${o.id}:${stream.name}:${row.pk}`, where: stream.name, timezone: tz, now: o.now,
+      idParts: ['sql', o.id, stream.name, row.pk],
+      rowHash: row.hash ?? '',
+      system: o.system,
+      adapter: 'sql',
+      sourceId: `${stream.name}/${row.pk}`,
+      partition: `${o.id}:${stream.name}:${row.pk}`,
+      where: stream.name,
+      timezone: tz,
+      now: o.now,
       occurredFallback: wm?.kind === 'timestamp' ? toInstant(row.data[wm.column], undefined, tz) : undefined,
     });
   }
@@ -177,8 +216,12 @@ export function createSqlSource(opts: SqlSourceOptions): SourceAdapter & { progr
       issues: [],
       records: stream.records.map((m, i) => ({
         id: deterministicId('sql', o.id, stream.name, pk, String(i), 'deleted', evidence),
-        type: m.type, op: 'delete' as const, source: { system: o.system, adapter: 'sql', sourceId: `${stream.name}/${pkText}${m.sourceIdSuffix ?? ''}` },
-        occurredAt: new Date(o.now()).toISOString(), partitionKey: `${o.id}:${stream.name}:${pkText}`, data: {},
+        type: m.type,
+        op: 'delete' as const,
+        source: { system: o.system, adapter: 'sql', sourceId: `${stream.name}/${pkText}${m.sourceIdSuffix ?? ''}` },
+        occurredAt: new Date(o.now()).toISOString(),
+        partitionKey: `${o.id}:${stream.name}:${pkText}`,
+        data: {},
       })),
     };
   }
@@ -200,31 +243,83 @@ export function createSqlSource(opts: SqlSourceOptions): SourceAdapter & { progr
   function noteProgress(s: SqlStreamConfig, c: StreamCursor, changed: number): void {
     const now = o.now();
     let p = progress.get(s.name);
-    if (!p) { p = { phase: c.phase, rowsDone: c.done, rowsTotal: c.total, rowsPerSecond: 0, secondsLeft: null, lastPollAt: null, lastChangeAt: null, runStartedAt: now, runStartDone: c.done }; progress.set(s.name, p); }
-    if (p.phase !== c.phase) { p.runStartedAt = now; p.runStartDone = c.done; }
+    if (!p) {
+      p = {
+        phase: c.phase,
+        rowsDone: c.done,
+        rowsTotal: c.total,
+        rowsPerSecond: 0,
+        secondsLeft: null,
+        lastPollAt: null,
+        lastChangeAt: null,
+        runStartedAt: now,
+        runStartDone: c.done,
+      };
+      progress.set(s.name, p);
+    }
+    if (p.phase !== c.phase) {
+      p.runStartedAt = now;
+      p.runStartDone = c.done;
+    }
     p.phase = c.phase;
     p.rowsDone = c.done;
     p.rowsTotal = c.total;
     const secs = (now - p.runStartedAt) / 1000;
     p.rowsPerSecond = secs > 0.5 ? Math.round((c.done - p.runStartDone) / secs) : p.rowsPerSecond;
-    p.secondsLeft = c.phase === 'initial' && c.total !== null && p.rowsPerSecond > 0 ? Math.max(0, Math.round((c.total - c.done) / p.rowsPerSecond)) : null;
+    p.secondsLeft =
+      c.phase === 'initial' && c.total !== null && p.rowsPerSecond > 0
+        ? Math.max(0, Math.round((c.total - c.done) / p.rowsPerSecond))
+        : null;
     p.lastPollAt = now;
     if (changed > 0) p.lastChangeAt = now;
   }
 
-  const sleep = (ms: number) => new Promise<void>((resolve) => {
-    if (!running) { resolve(); return; }
-    if (woken) { woken = false; resolve(); return; }
-    const t = clock.setTimeout(() => { wake = undefined; resolve(); }, ms);
-    wake = () => { clock.clearTimeout(t); wake = undefined; resolve(); };
-  });
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (!running) {
+        resolve();
+        return;
+      }
+      if (woken) {
+        woken = false;
+        resolve();
+        return;
+      }
+      const t = clock.setTimeout(() => {
+        wake = undefined;
+        resolve();
+      }, ms);
+      wake = () => {
+        clock.clearTimeout(t);
+        wake = undefined;
+        resolve();
+      };
+    });
 
   /** Commits a page, waiting (cursor kept) while the outbox is full. Returns false when stopping. */
   async function commit(stream: SqlStreamConfig, rows: RawRow[], cursor: StreamCursor): Promise<{ written: number } | false> {
     for (let attempt = 0; running; attempt++) {
-      const r = await ctx!.intakePage({ adapter: o.id, format: `sql:${o.id}`, stream: streamKey(stream), rows, map: (row) => mapRow(stream.name, row), cursor: { key: streamKey(stream), value: JSON.stringify(cursor) } });
+      const r = await ctx!.intakePage({
+        adapter: o.id,
+        format: `sql:${o.id}`,
+        stream: streamKey(stream),
+        rows,
+        map: (row) => mapRow(stream.name, row),
+        cursor: { key: streamKey(stream), value: JSON.stringify(cursor) },
+      });
       if (r.status === 'accepted') return { written: r.written + r.deadLettered };
-      health = { status: 'degraded', detail: { state: r.code === 'GW_OUTBOX_FULL' ? 'paused: outbox full' : r.code === 'GW_DISK_LOW' ? 'paused: disk low' : 'paused: outbox write failed', stream: stream.name } };
+      health = {
+        status: 'degraded',
+        detail: {
+          state:
+            r.code === 'GW_OUTBOX_FULL'
+              ? 'paused: outbox full'
+              : r.code === 'GW_DISK_LOW'
+                ? 'paused: disk low'
+                : 'paused: outbox write failed',
+          stream: stream.name,
+        },
+      };
       ctx!.logger.warn({ code: r.code, stream: stream.name }, 'page not committed; reads paused, the page will be retried');
       await sleep(Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5)));
     }
@@ -260,18 +355,27 @@ export function createSqlSource(opts: SqlSourceOptions): SourceAdapter & { progr
           const targetName = s.tombstone.tableColumn ? s.tombstone.targets[table] : Object.values(s.tombstone.targets)[0];
           const target = targetName ? byName.get(targetName) : undefined;
           raw.push({ pk: pkOf(row[s.key]), data: row, hash: rowHash(row) });
-          if (target) raw.push({ pk: pkOf(row[s.tombstone.keyColumn]), stream: streamKey(target), hash: '-', data: { evidence: `tombstone:${pkOf(row[s.key])}` } });
+          if (target)
+            raw.push({
+              pk: pkOf(row[s.tombstone.keyColumn]),
+              stream: streamKey(target),
+              hash: '-',
+              data: { evidence: `tombstone:${pkOf(row[s.key])}` },
+            });
         } else raw.push({ pk: pkOf(row[s.key]), data: row, hash: rowHash(row) });
       }
       const last = rows.at(-1) as SqlRow | undefined;
       // the position after this page (in an overlap re-read it can lie below the last one: a crash
       // then repeats more, never less)
-      const pos = last ? [encodeValue(last[wmCol]), encodeValue(last[s.key])] as [unknown, unknown] : c.pos;
+      const pos = last ? ([encodeValue(last[wmCol]), encodeValue(last[s.key])] as [unknown, unknown]) : c.pos;
       const next: StreamCursor = { ...c, pos, done: c.phase === 'initial' ? c.done + rows.length : c.done };
       if (rows.length < o.pageSize) {
         // caught up: remember where we stand now, for the next cycle's overlap (a new mark only
         // when the position moved, so an idle poll writes nothing)
-        if (next.phase === 'initial') { next.phase = 'incremental'; ctx!.logger.info({ stream: s.name, rows: next.done }, 'first load finished'); }
+        if (next.phase === 'initial') {
+          next.phase = 'incremental';
+          ctx!.logger.info({ stream: s.name, rows: next.done }, 'first load finished');
+        }
         const lastMark = next.marks.at(-1);
         if (next.pos && (!lastMark || JSON.stringify([lastMark[1], lastMark[2]]) !== JSON.stringify(next.pos))) {
           const keep = next.marks.filter((m) => m[0] > now - o.overlapSeconds * 1000);
@@ -310,7 +414,11 @@ export function createSqlSource(opts: SqlSourceOptions): SourceAdapter & { progr
       const present = new Set((await d.query(keysQuery(d, src, values.length), values)).map((r) => pkOf(r.k)));
       const missing = known.filter((k) => !present.has(k));
       if (missing.length === 0) continue;
-      const r = await commit(s, missing.map((pk) => ({ pk, stream: streamKey(s), hash: '-', data: { evidence: `keyset:${now}` } })), readCursor(s));
+      const r = await commit(
+        s,
+        missing.map((pk) => ({ pk, stream: streamKey(s), hash: '-', data: { evidence: `keyset:${now}` } })),
+        readCursor(s),
+      );
       if (r === false) return;
       gone += missing.length;
     }
@@ -331,13 +439,24 @@ export function createSqlSource(opts: SqlSourceOptions): SourceAdapter & { progr
     for (const s of o.streams) {
       try {
         const r = await inspectStream(d, s, o.pageSize, { count: false });
-        if (r.missing.length) { broken.set(s.name, `no column(s) ${r.missing.join(', ')}`); continue; }
-        if (r.needsIndex) ctx?.logger.warn({ stream: s.name, rows: r.rows, index: r.needsIndex }, 'each page of this stream sorts the whole table: create an index on the columns named (db check shows the plan)');
+        if (r.missing.length) {
+          broken.set(s.name, `no column(s) ${r.missing.join(', ')}`);
+          continue;
+        }
+        if (r.needsIndex)
+          ctx?.logger.warn(
+            { stream: s.name, rows: r.rows, index: r.needsIndex },
+            'each page of this stream sorts the whole table: create an index on the columns named (db check shows the plan)',
+          );
       } catch (e) {
         broken.set(s.name, (e as Error).message.slice(0, 200));
       }
     }
-    for (const [name, why] of broken) ctx?.logger.error({ code: 'GW_CONFIG_INVALID', stream: name, cause: why }, 'stream not read: it does not fit the database (fix databases[].streams, check with `eyewear-gateway db check`)');
+    for (const [name, why] of broken)
+      ctx?.logger.error(
+        { code: 'GW_CONFIG_INVALID', stream: name, cause: why },
+        'stream not read: it does not fit the database (fix databases[].streams, check with `eyewear-gateway db check`)',
+      );
   }
 
   /**
@@ -346,7 +465,7 @@ export function createSqlSource(opts: SqlSourceOptions): SourceAdapter & { progr
    * again), then checks the streams.
    */
   async function connect(): Promise<SqlDriver> {
-    const d = o.driver ?? await openSqlDriver(o.connection);
+    const d = o.driver ?? (await openSqlDriver(o.connection));
     try {
       await d.query('SELECT 1 AS ok');
     } catch (e) {
@@ -362,23 +481,56 @@ export function createSqlSource(opts: SqlSourceOptions): SourceAdapter & { progr
       try {
         if (!driver) driver = await connect();
         if (o.realtime === 'listen' && driver.listen && !listening) {
-          await driver.listen(o.channel, () => pollNow(), (e) => { listening = false; ctx?.logger.warn({ code: 'GW_SOURCE_UNREACHABLE', cause: errorCodeOf(e) }, 'notification connection lost; polling until it is back'); });
+          await driver.listen(
+            o.channel,
+            () => pollNow(),
+            (e) => {
+              listening = false;
+              ctx?.logger.warn(
+                { code: 'GW_SOURCE_UNREACHABLE', cause: errorCodeOf(e) },
+                'notification connection lost; polling until it is back',
+              );
+            },
+          );
           listening = true;
         }
-        for (const s of o.streams) { if (running && !broken.has(s.name)) await cycle(s); }
-        for (const s of o.streams) { if (running && !broken.has(s.name) && s.deletes === 'keyset') await keysetDeletes(s); }
+        for (const s of o.streams) {
+          if (running && !broken.has(s.name)) await cycle(s);
+        }
+        for (const s of o.streams) {
+          if (running && !broken.has(s.name) && s.deletes === 'keyset') await keysetDeletes(s);
+        }
         failures = 0;
         const initial = [...progress.values()].some((p) => p.phase === 'initial');
-        health = { status: broken.size ? 'degraded' : 'up', detail: { state: initial ? 'first load' : 'incremental', streams: o.streams.length, realtime: listening ? 'listen' : 'polling', ...Object.fromEntries([...broken].map(([n, why]) => [`${n}.error`, why])) } };
+        health = {
+          status: broken.size ? 'degraded' : 'up',
+          detail: {
+            state: initial ? 'first load' : 'incremental',
+            streams: o.streams.length,
+            realtime: listening ? 'listen' : 'polling',
+            ...Object.fromEntries([...broken].map(([n, why]) => [`${n}.error`, why])),
+          },
+        };
         await sleep(o.pollIntervalMs);
       } catch (e) {
         failures++;
         const delay = Math.min(60_000, 1000 * 2 ** Math.min(failures, 6));
         // the driver's code only (SQLSTATE, errno): a database's message text can quote row values
         const cause = errorCodeOf(e);
-        health = { status: 'down', detail: { state: 'database unreachable or query failed (run `eyewear-gateway db check` for the full answer)', error: cause, retryInMs: delay } };
+        health = {
+          status: 'down',
+          detail: {
+            state: 'database unreachable or query failed (run `eyewear-gateway db check` for the full answer)',
+            error: cause,
+            retryInMs: delay,
+          },
+        };
         ctx?.logger.error({ code: 'GW_SOURCE_UNREACHABLE', cause, retryInMs: delay }, 'database poll failed; retrying');
-        if (driver && !o.driver) { await driver.close().catch(() => undefined); driver = undefined; listening = false; }
+        if (driver && !o.driver) {
+          await driver.close().catch(() => undefined);
+          driver = undefined;
+          listening = false;
+        }
         await sleep(delay);
       }
     }
@@ -386,7 +538,8 @@ export function createSqlSource(opts: SqlSourceOptions): SourceAdapter & { progr
   let listening = false;
 
   function pollNow(): void {
-    if (wake) wake(); else woken = true;
+    if (wake) wake();
+    else woken = true;
   }
 
   return {
@@ -410,13 +563,18 @@ export function createSqlSource(opts: SqlSourceOptions): SourceAdapter & { progr
           if (driver && !o.driver) await driver.close().catch(() => undefined);
           driver = undefined;
           const cause = errorCodeOf(e);
-          health = { status: 'down', detail: { state: 'database unreachable at start (run `eyewear-gateway db check` for the full answer)', error: cause } };
+          health = {
+            status: 'down',
+            detail: { state: 'database unreachable at start (run `eyewear-gateway db check` for the full answer)', error: cause },
+          };
           // the driver's code only: a database's message text can quote row values
           throw Object.assign(new Error(`database ${o.id} unreachable at start (${cause})`, { cause: e }), { code: cause });
         }
         running = true;
         loop = run();
-      })().finally(() => { starting = undefined; });
+      })().finally(() => {
+        starting = undefined;
+      });
       return starting;
     },
     async stop() {
@@ -437,7 +595,10 @@ export function createSqlSource(opts: SqlSourceOptions): SourceAdapter & { progr
         streams[`${name}.phase`] = p.phase;
         streams[`${name}.rowsDone`] = p.rowsDone;
         if (p.rowsTotal !== null) streams[`${name}.rowsTotal`] = p.rowsTotal;
-        if (p.phase === 'initial') { streams[`${name}.rowsPerSecond`] = p.rowsPerSecond; if (p.secondsLeft !== null) streams[`${name}.secondsLeft`] = p.secondsLeft; }
+        if (p.phase === 'initial') {
+          streams[`${name}.rowsPerSecond`] = p.rowsPerSecond;
+          if (p.secondsLeft !== null) streams[`${name}.secondsLeft`] = p.secondsLeft;
+        }
       }
       return { status: health.status, detail: { ...health.detail, ...streams } };
     },

@@ -6,7 +6,10 @@
  */
 import { openSqlDriver, type SqlConnectionOptions, type SqlDriver } from './sql-driver.ts';
 
-export interface WriteBackStatement { sql: string; params: string[] }
+export interface WriteBackStatement {
+  sql: string;
+  params: string[];
+}
 
 export interface WriteBack {
   /** Runs a configured statement; resolves with the rows it changed. Throws `WriteBackRefused` for a bad request. */
@@ -16,22 +19,33 @@ export interface WriteBack {
 
 export class WriteBackRefused extends Error {}
 
-export function createWriteBack(o: { connection: SqlConnectionOptions; statements: Record<string, WriteBackStatement>; driver?: SqlDriver }): WriteBack {
+export function createWriteBack(o: {
+  connection: SqlConnectionOptions;
+  statements: Record<string, WriteBackStatement>;
+  driver?: SqlDriver;
+}): WriteBack {
   let driver: SqlDriver | undefined = o.driver;
   return {
     async run(statement, values) {
       const st = Object.hasOwn(o.statements, statement) ? o.statements[statement] : undefined;
-      if (!st) throw new WriteBackRefused(`no write-back statement "${statement}" (configured: ${Object.keys(o.statements).join(', ') || 'none'})`);
+      if (!st)
+        throw new WriteBackRefused(
+          `no write-back statement "${statement}" (configured: ${Object.keys(o.statements).join(', ') || 'none'})`,
+        );
       if (!values || typeof values !== 'object') throw new WriteBackRefused('write-back needs `values`');
       const params = st.params.map((name) => {
         if (!Object.hasOwn(values, name)) throw new WriteBackRefused(`value "${name}" is missing`);
         const v = values[name];
-        if (v !== null && !['string', 'number', 'boolean'].includes(typeof v)) throw new WriteBackRefused(`value "${name}" must be text, a number, true/false or null`);
+        if (v !== null && !['string', 'number', 'boolean'].includes(typeof v))
+          throw new WriteBackRefused(`value "${name}" must be text, a number, true/false or null`);
         return v;
       });
       driver ??= await openSqlDriver({ ...o.connection, writable: true, poolSize: 1 });
       return driver.execute(st.sql, params);
     },
-    async close() { if (driver && !o.driver) await driver.close(); driver = undefined; },
+    async close() {
+      if (driver && !o.driver) await driver.close();
+      driver = undefined;
+    },
   };
 }

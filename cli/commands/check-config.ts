@@ -31,12 +31,21 @@ Version 1 to 2: folders[] entries become files[] entries with profile hl7v2 (the
 extensions, stableMs and pollMs; polled; moved to processed/ after import).`;
 
 export function checkConfig(files: string[], o: { offline: boolean }, io: Io): number {
-  if (files.length !== 1) { io.err(`check-config takes one FILE\n\n${CHECK_CONFIG_HELP}`); return 2; }
+  if (files.length !== 1) {
+    io.err(`check-config takes one FILE\n\n${CHECK_CONFIG_HELP}`);
+    return 2;
+  }
   try {
-    const { config: cfg, warnings, unchecked } = loadConfigReport({ file: files[0], offline: o.offline, ...(io.env ? { env: io.env } : {}) });
+    const {
+      config: cfg,
+      warnings,
+      unchecked,
+    } = loadConfigReport({ file: files[0], offline: o.offline, ...(io.env ? { env: io.env } : {}) });
     for (const w of warnings) io.err(`warning ${w.path}: ${w.found}${w.todo ? `\n  what to do: ${w.todo}` : ''}`);
     const sources = cfg.databases.length + cfg.files.length;
-    io.out(`${files[0]}: valid${o.offline ? ' offline' : ''} (sink ${cfg.relay.sink}, MLLP ${cfg.hl7.enabled ? `${cfg.hl7.host}:${cfg.hl7.port}` : 'off'}, admin ${cfg.admin.enabled ? `${cfg.admin.host}:${cfg.admin.port}` : 'off'}, ${sources} other source(s))`);
+    io.out(
+      `${files[0]}: valid${o.offline ? ' offline' : ''} (sink ${cfg.relay.sink}, MLLP ${cfg.hl7.enabled ? `${cfg.hl7.host}:${cfg.hl7.port}` : 'off'}, admin ${cfg.admin.enabled ? `${cfg.admin.host}:${cfg.admin.port}` : 'off'}, ${sources} other source(s))`,
+    );
     if (unchecked.length) io.out(`not checked offline (they hold \${env:…}/\${file:…} references): ${unchecked.join(', ')}`);
     return 0;
   } catch (e) {
@@ -48,20 +57,35 @@ export function checkConfig(files: string[], o: { offline: boolean }, io: Io): n
 }
 
 export function migrateConfig(files: string[], io: Io): number {
-  if (files.length !== 1) { io.err(`migrate-config takes one FILE\n\n${MIGRATE_CONFIG_HELP}`); return 2; }
+  if (files.length !== 1) {
+    io.err(`migrate-config takes one FILE\n\n${MIGRATE_CONFIG_HELP}`);
+    return 2;
+  }
   const file = files[0];
   let r: ReturnType<typeof migrateConfigFile>;
   try {
     r = migrateConfigFile(file);
   } catch (e) {
-    if (e instanceof ConfigVersionError) { io.err(`${file}: config version ${e.found}: expected ${e.expected}`); return 3; }
+    if (e instanceof ConfigVersionError) {
+      io.err(`${file}: config version ${e.found}: expected ${e.expected}`);
+      return 3;
+    }
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') { io.err(`${file}: a backup from an earlier migration exists (${file}.v*.bak); move it aside and run again. Nothing was changed.`); return 1; }
-    if (code) { io.err(`${file}: cannot migrate (${code}). Nothing was changed.`); return 1; }
+    if (code === 'EEXIST') {
+      io.err(`${file}: a backup from an earlier migration exists (${file}.v*.bak); move it aside and run again. Nothing was changed.`);
+      return 1;
+    }
+    if (code) {
+      io.err(`${file}: cannot migrate (${code}). Nothing was changed.`);
+      return 1;
+    }
     io.err(`${file}: not valid YAML (${(e as Error).message}). Nothing was changed.`);
     return 3;
   }
-  if (!r.backup) { io.out(`${file}: already version ${r.to}; nothing to do`); return 0; }
+  if (!r.backup) {
+    io.out(`${file}: already version ${r.to}; nothing to do`);
+    return 0;
+  }
   io.out(`${file}: version ${r.from} → ${r.to}; the old file is ${r.backup}`);
   for (const n of r.notes) io.out(`  ${n}`);
   io.out(`check it with: eyewear-gateway check-config ${file}`);

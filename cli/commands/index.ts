@@ -12,5 +12,15 @@ import { unsealCommand } from './unseal.ts';
 import { versionCommand } from './version.ts';
 
 export const coreCommands: readonly CliCommand[] = [
-  startCommand, checkConfigCommand, migrateConfigCommand, statusCommand, reloadCommand, previewCommand, sendCommand, unsealCommand, keysCommand, dbCommand, versionCommand,
+  startCommand,
+  checkConfigCommand,
+  migrateConfigCommand,
+  statusCommand,
+  reloadCommand,
+  previewCommand,
+  sendCommand,
+  unsealCommand,
+  keysCommand,
+  dbCommand,
+  versionCommand,
 ];

@@ -39,28 +39,49 @@ export interface KeysIo {
   askSecret?(prompt: string): Promise<string>;
 }
 
-export interface KeysOptions { passphraseEnv?: string; replace: boolean; configFile?: string }
+export interface KeysOptions {
+  passphraseEnv?: string;
+  replace: boolean;
+  configFile?: string;
+}
 
 function fail(io: KeysIo, e: unknown): number {
-  if (isGatewayError(e)) { io.err(`error ${e.code}: ${e.message}\n${ErrorCodes[e.code].action}`); return e.code === 'GW_USAGE' ? 2 : 1; }
+  if (isGatewayError(e)) {
+    io.err(`error ${e.code}: ${e.message}\n${ErrorCodes[e.code].action}`);
+    return e.code === 'GW_USAGE' ? 2 : 1;
+  }
   throw e;
 }
 
 async function passphrase(o: KeysOptions, io: KeysIo, confirm: boolean): Promise<string | number> {
   if (o.passphraseEnv) {
     const v = io.env?.[o.passphraseEnv];
-    if (v === undefined) { io.err(`the environment variable ${o.passphraseEnv} (--passphrase-env) is not set`); return 2; }
+    if (v === undefined) {
+      io.err(`the environment variable ${o.passphraseEnv} (--passphrase-env) is not set`);
+      return 2;
+    }
     return v;
   }
-  if (!io.askSecret) { io.err(`no passphrase: name an environment variable holding it with --passphrase-env VAR, or run in a terminal to be asked\n\n${KEYS_HELP}`); return 2; }
+  if (!io.askSecret) {
+    io.err(
+      `no passphrase: name an environment variable holding it with --passphrase-env VAR, or run in a terminal to be asked\n\n${KEYS_HELP}`,
+    );
+    return 2;
+  }
   const p = await io.askSecret('Passphrase: ');
-  if (confirm && (await io.askSecret('Passphrase again: ')) !== p) { io.err('the two passphrases differ; nothing was written'); return 2; }
+  if (confirm && (await io.askSecret('Passphrase again: ')) !== p) {
+    io.err('the two passphrases differ; nothing was written');
+    return 2;
+  }
   return p;
 }
 
 export async function keys(positionals: string[], o: KeysOptions, io: KeysIo): Promise<number> {
   const [action, file, ...extra] = positionals;
-  if ((action !== 'export' && action !== 'import') || !file || extra.length) { io.err(KEYS_HELP); return 2; }
+  if ((action !== 'export' && action !== 'import') || !file || extra.length) {
+    io.err(KEYS_HELP);
+    return 2;
+  }
   const paths = gatewayPaths(io.loadConfig(o.configFile));
   const keyFile = paths.keyFile;
   const outboxes = [paths.outboxFile, paths.outboundFile];
@@ -73,19 +94,37 @@ export async function keys(positionals: string[], o: KeysOptions, io: KeysIo): P
 
 async function exportKey(file: string, keyFile: string, o: KeysOptions, io: KeysIo): Promise<number> {
   const k = readKeyFile(keyFile);
-  if (k.state !== 'present') { io.err(`no usable seal key at ${keyFile} (${k.state === 'absent' ? 'missing' : k.problem}): use --config with this gateway's data directory`); return 1; }
-  if (existsSync(file)) { io.err(`${file} exists; export writes a new file only (move the old one away first)`); return 1; }
+  if (k.state !== 'present') {
+    io.err(
+      `no usable seal key at ${keyFile} (${k.state === 'absent' ? 'missing' : k.problem}): use --config with this gateway's data directory`,
+    );
+    return 1;
+  }
+  if (existsSync(file)) {
+    io.err(`${file} exists; export writes a new file only (move the old one away first)`);
+    return 1;
+  }
   const p = await passphrase(o, io, true);
   if (typeof p === 'number') return p;
-  if (p.length < MIN_PASSPHRASE_CHARS) { io.err(`the passphrase must have at least ${MIN_PASSPHRASE_CHARS} characters; nothing was written`); return 2; }
+  if (p.length < MIN_PASSPHRASE_CHARS) {
+    io.err(`the passphrase must have at least ${MIN_PASSPHRASE_CHARS} characters; nothing was written`);
+    return 2;
+  }
   writeFileAtomic(file, Buffer.from(`${await wrapSealKey(k.key, p)}\n`));
-  io.out(`seal key exported to ${file} (key check ${keyCheckValue(k.key).slice(0, 12)}); keep it and its passphrase apart, off this machine`);
+  io.out(
+    `seal key exported to ${file} (key check ${keyCheckValue(k.key).slice(0, 12)}); keep it and its passphrase apart, off this machine`,
+  );
   return 0;
 }
 
 async function importKey(file: string, keyFile: string, outboxes: string[], o: KeysOptions, io: KeysIo): Promise<number> {
   let backup: string;
-  try { backup = readFileSync(file, 'utf8'); } catch (e) { io.err(`cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? 'error'})`); return 1; }
+  try {
+    backup = readFileSync(file, 'utf8');
+  } catch (e) {
+    io.err(`cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    return 1;
+  }
   const p = await passphrase(o, io, false);
   if (typeof p === 'number') return p;
   const key = await unwrapSealKey(backup, p);
@@ -93,21 +132,39 @@ async function importKey(file: string, keyFile: string, outboxes: string[], o: K
   // the key must open what is queued here, before anything is written
   for (const box of outboxes) {
     const held = sealedDataIn(box);
-    if (held.state === 'unreadable') { io.err(`warning: ${box} could not be read to check the key against it; the gateway checks again at start`); continue; }
+    if (held.state === 'unreadable') {
+      io.err(`warning: ${box} could not be read to check the key against it; the gateway checks again at start`);
+      continue;
+    }
     if (held.state !== 'rows') continue;
     const fits = held.keyCheck !== undefined ? keyCheckMatches(held.keyCheck, kcv) : held.sample !== undefined && opens(key, held.sample);
-    if (!fits) { io.err(`error GW_KEY_IMPORT: the key in ${file} does not open the outbox ${box} (${held.rows} sealed row(s)): it is another gateway's key, or another key of this one. Nothing was written.`); return 1; }
+    if (!fits) {
+      io.err(
+        `error GW_KEY_IMPORT: the key in ${file} does not open the outbox ${box} (${held.rows} sealed row(s)): it is another gateway's key, or another key of this one. Nothing was written.`,
+      );
+      return 1;
+    }
   }
   const current = readKeyFile(keyFile);
-  if (current.state === 'present' && keyCheckMatches(keyCheckValue(current.key), kcv)) { io.out(`the key in ${file} is already in place at ${keyFile}; nothing to do`); return 0; }
+  if (current.state === 'present' && keyCheckMatches(keyCheckValue(current.key), kcv)) {
+    io.out(`the key in ${file} is already in place at ${keyFile}; nothing to do`);
+    return 0;
+  }
   if (current.state !== 'absent') {
-    if (!o.replace) { io.err(`error GW_KEY_IMPORT: a ${current.state === 'present' ? 'different' : 'damaged'} key is already at ${keyFile}; nothing was written. Add --replace to replace it (the old one is kept beside it).`); return 1; }
+    if (!o.replace) {
+      io.err(
+        `error GW_KEY_IMPORT: a ${current.state === 'present' ? 'different' : 'damaged'} key is already at ${keyFile}; nothing was written. Add --replace to replace it (the old one is kept beside it).`,
+      );
+      return 1;
+    }
     renameSync(keyFile, `${keyFile}.replaced-${new Date().toISOString().replace(/[-:.]/g, '')}`);
   }
   try {
     writeFileAtomic(keyFile, key);
   } catch (e) {
-    io.err(`error GW_KEY_IMPORT: could not write ${keyFile} (${(e as NodeJS.ErrnoException).code ?? 'error'}); no key was written. Free disk space or fix the folder's permissions and import again.`);
+    io.err(
+      `error GW_KEY_IMPORT: could not write ${keyFile} (${(e as NodeJS.ErrnoException).code ?? 'error'}); no key was written. Free disk space or fix the folder's permissions and import again.`,
+    );
     return 1;
   }
   io.out(`seal key restored to ${keyFile} (key check ${kcv.slice(0, 12)})`);
@@ -120,5 +177,6 @@ export const keysCommand: CliCommand = {
   summary: 'Back up the seal key under a passphrase, or restore it (checked against the outbox).',
   help: KEYS_HELP,
   options: { 'passphrase-env': { type: 'string' }, replace: { type: 'boolean' } },
-  run: ({ positionals, values, configFile }, io) => keys(positionals, { passphraseEnv: values['passphrase-env'] as string | undefined, replace: Boolean(values.replace), configFile }, io),
+  run: ({ positionals, values, configFile }, io) =>
+    keys(positionals, { passphraseEnv: values['passphrase-env'] as string | undefined, replace: Boolean(values.replace), configFile }, io),
 };

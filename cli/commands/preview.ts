@@ -21,46 +21,106 @@ const PREVIEW_HELP = `eyewear-gateway preview FILE... [--profile NAME] [--format
 export const previewCommand: CliCommand = {
   name: 'preview',
   synopsis: 'preview FILE... [--profile NAME] [--format F] [--source ID] [--config FILE]',
-  summary: 'Parse, map and validate source files (HL7, CSV, XML, JSON/NDJSON, FHIR);\nprint each canonical record as one JSON line on stdout, issues on stderr.\nTouches neither outbox nor network.',
+  summary:
+    'Parse, map and validate source files (HL7, CSV, XML, JSON/NDJSON, FHIR);\nprint each canonical record as one JSON line on stdout, issues on stderr.\nTouches neither outbox nor network.',
   help: PREVIEW_HELP,
   options: { profile: { type: 'string' }, format: { type: 'string' }, source: { type: 'string' } },
-  run: ({ positionals, values, configFile }, io) => preview(positionals, { profile: values.profile as string | undefined, format: values.format as string | undefined, source: values.source as string | undefined, configFile }, io),
+  run: ({ positionals, values, configFile }, io) =>
+    preview(
+      positionals,
+      {
+        profile: values.profile as string | undefined,
+        format: values.format as string | undefined,
+        source: values.source as string | undefined,
+        configFile,
+      },
+      io,
+    ),
 };
 
-async function preview(files: string[], o: { profile?: string; format?: string; source?: string; configFile?: string }, io: CliIo): Promise<number> {
-  if (files.length === 0) { io.err(`preview needs at least one FILE\n\n${PREVIEW_HELP}`); return 2; }
+async function preview(
+  files: string[],
+  o: { profile?: string; format?: string; source?: string; configFile?: string },
+  io: CliIo,
+): Promise<number> {
+  if (files.length === 0) {
+    io.err(`preview needs at least one FILE\n\n${PREVIEW_HELP}`);
+    return 2;
+  }
   const config = io.loadConfig(o.configFile);
   const hl7Profile = (o.profile && o.profile in HL7_PROFILES ? o.profile : config.hl7.profile) as GatewayConfig['hl7']['profile'];
   const fileProfiles: readonly string[] = FILE_PROFILE_NAMES;
-  if (o.profile && !(o.profile in HL7_PROFILES) && !fileProfiles.includes(o.profile)) { io.err(`unknown profile "${o.profile}"; HL7: ${Object.keys(HL7_PROFILES).join(', ')}; files: ${fileProfiles.join(', ')}`); return 2; }
-  if (o.format && !(FILE_FORMATS as readonly string[]).includes(o.format)) { io.err(`unknown format "${o.format}"; one of: ${FILE_FORMATS.join(', ')}`); return 2; }
+  if (o.profile && !(o.profile in HL7_PROFILES) && !fileProfiles.includes(o.profile)) {
+    io.err(`unknown profile "${o.profile}"; HL7: ${Object.keys(HL7_PROFILES).join(', ')}; files: ${fileProfiles.join(', ')}`);
+    return 2;
+  }
+  if (o.format && !(FILE_FORMATS as readonly string[]).includes(o.format)) {
+    io.err(`unknown format "${o.format}"; one of: ${FILE_FORMATS.join(', ')}`);
+    return 2;
+  }
   const source = o.source ? config.files.find((f) => f.id === o.source) : undefined;
-  if (o.source && !source) { io.err(`no files entry "${o.source}" in the config`); return 2; }
+  if (o.source && !source) {
+    io.err(`no files entry "${o.source}" in the config`);
+    return 2;
+  }
   const timezone = resolveTimezone(config.gateway.timezone);
-  const hl7 = createHl7Codec({ profile: hl7Profile, timezone, overrides: config.hl7.profileOverrides as Hl7CodecOptions['overrides'] }) as SourceCodec<unknown>;
-  const stage = createMapStage({ validator: createRecordValidator(), clock: systemClock, identity: { tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, gatewayId: config.gateway.id } });
+  const hl7 = createHl7Codec({
+    profile: hl7Profile,
+    timezone,
+    overrides: config.hl7.profileOverrides as Hl7CodecOptions['overrides'],
+  }) as SourceCodec<unknown>;
+  const stage = createMapStage({
+    validator: createRecordValidator(),
+    clock: systemClock,
+    identity: { tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, gatewayId: config.gateway.id },
+  });
   let failed = 0;
   let total = 0;
   let recordsOut = 0;
   const show = (where: string, r: ReturnType<typeof stage.preview>) => {
     // a message or row with an error is rejected whole by the gateway: nothing of it is shown as a record
-    if (!r.issues.some((x) => x.severity === 'error')) for (const rec of r.records) { io.out(JSON.stringify(rec)); recordsOut++; }
+    if (!r.issues.some((x) => x.severity === 'error'))
+      for (const rec of r.records) {
+        io.out(JSON.stringify(rec));
+        recordsOut++;
+      }
     if (r.unsupported) io.err(`${where}: ${r.kind}${r.messageId ? ` (${r.messageId})` : ''}: not mapped (${r.unsupported})`);
-    for (const is of r.issues) io.err(`${where}: ${is.severity} ${is.code}: ${is.message}${is.location ? ` at ${[is.location.segment, is.location.sequence, is.location.field].filter(Boolean).join('-')}` : ''}`);
+    for (const is of r.issues)
+      io.err(
+        `${where}: ${is.severity} ${is.code}: ${is.message}${is.location ? ` at ${[is.location.segment, is.location.sequence, is.location.field].filter(Boolean).join('-')}` : ''}`,
+      );
     if (r.issues.some((x) => x.severity === 'error')) failed++;
   };
   for (const file of files) {
     let format: string | undefined = o.format;
-    try { format ??= await detectFileFormat(file); } catch (e) { io.err(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`); failed++; continue; }
-    if (!format) { io.err(`${file}: format not recognised (use --format ${FILE_FORMATS.join('|')})`); failed++; continue; }
+    try {
+      format ??= await detectFileFormat(file);
+    } catch (e) {
+      io.err(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      failed++;
+      continue;
+    }
+    if (!format) {
+      io.err(`${file}: format not recognised (use --format ${FILE_FORMATS.join('|')})`);
+      failed++;
+      continue;
+    }
     if (format === 'hl7v2') {
       let text: string;
-      try { text = io.readFile(file); } catch (e) { io.err(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`); failed++; continue; }
+      try {
+        text = io.readFile(file);
+      } catch (e) {
+        io.err(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+        failed++;
+        continue;
+      }
       const messages = splitHl7Messages(text);
       messages.forEach((m, i) => {
         total++;
         const where = `${file}${messages.length > 1 ? `#${i + 1}` : ''}`;
-        try { show(where, stage.preview(hl7, m)); } catch (e) {
+        try {
+          show(where, stage.preview(hl7, m));
+        } catch (e) {
           if (!(e instanceof CodecError)) throw e;
           failed++;
           io.err(`${where}: error GW_PARSE_FAILED: ${e.message}`);
@@ -70,23 +130,62 @@ async function preview(files: string[], o: { profile?: string; format?: string; 
     }
     // export files: the profile's kinds that read this file name (or FHIR), row by row
     const asked = o.profile && isFileProfileName(o.profile) ? o.profile : undefined;
-    const entry: FileReadConfig = source ?? { id: 'preview', profile: asked ?? (format === 'fhir' ? 'fhir-r4' : 'generic'), system: '', kinds: [], csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' }, format: 'auto', maxWholeFileBytes: 64 * 1024 * 1024, pageSize: 500 };
+    const entry: FileReadConfig = source ?? {
+      id: 'preview',
+      profile: asked ?? (format === 'fhir' ? 'fhir-r4' : 'generic'),
+      system: '',
+      kinds: [],
+      csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' },
+      format: 'auto',
+      maxWholeFileBytes: 64 * 1024 * 1024,
+      pageSize: 500,
+    };
     let imp;
-    try { imp = importOptionsOf({ ...entry, ...(asked ? { profile: asked } : {}) }, { timezone, now: () => Date.now() }); } catch (e) { io.err(`${file}: ${(e as Error).message} (use --profile ${fileProfiles.join('|')} or --source ID)`); failed++; continue; }
+    try {
+      imp = importOptionsOf({ ...entry, ...(asked ? { profile: asked } : {}) }, { timezone, now: () => Date.now() });
+    } catch (e) {
+      io.err(`${file}: ${(e as Error).message} (use --profile ${fileProfiles.join('|')} or --source ID)`);
+      failed++;
+      continue;
+    }
     const profile = imp.profile;
     const kinds = typeof profile === 'string' ? ['fhir' as const] : kindsFor(profile, basename(file));
-    if (kinds.length === 0) { io.err(`${file}: no kind of profile ${typeof profile === 'string' ? profile : profile.name} reads this file name`); failed++; continue; }
+    if (kinds.length === 0) {
+      io.err(`${file}: no kind of profile ${typeof profile === 'string' ? profile : profile.name} reads this file name`);
+      failed++;
+      continue;
+    }
     const system = typeof profile === 'string' ? 'FHIR' : profile.system;
     let g = 0;
     try {
       for (const kind of kinds) {
-        for await (const row of rowsOf(file, (kind === 'fhir' ? 'fhir' : kind.format ?? format) as FileFormat, kind === 'fhir' ? undefined : kind, imp)) {
+        for await (const row of rowsOf(
+          file,
+          (kind === 'fhir' ? 'fhir' : (kind.format ?? format)) as FileFormat,
+          kind === 'fhir' ? undefined : kind,
+          imp,
+        )) {
           g++;
           total++;
           const kindName = kind === 'fhir' ? 'fhir' : kind.name;
-          const mapped = mapFileRow({ adapterId: entry.id, system, timezone, now: () => Date.now() }, kind, { pk: `${kindName}#${g}`, data: row.data });
+          const mapped = mapFileRow({ adapterId: entry.id, system, timezone, now: () => Date.now() }, kind, {
+            pk: `${kindName}#${g}`,
+            data: row.data,
+          });
           const built = stage.finish(mapped);
-          show(`${file}#${g}`, { kind: kindName, unsupported: mapped.unsupported, records: built.records.map((x) => x.record), issues: [...mapped.issues, ...built.invalid.map((i) => ({ severity: 'error', code: 'GW_VALIDATION_FAILED', message: `${i.type} record ${i.path} ${i.problem}` }))] });
+          show(`${file}#${g}`, {
+            kind: kindName,
+            unsupported: mapped.unsupported,
+            records: built.records.map((x) => x.record),
+            issues: [
+              ...mapped.issues,
+              ...built.invalid.map((i) => ({
+                severity: 'error',
+                code: 'GW_VALIDATION_FAILED',
+                message: `${i.type} record ${i.path} ${i.problem}`,
+              })),
+            ],
+          });
         }
       }
     } catch (e) {

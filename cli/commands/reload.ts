@@ -32,28 +32,38 @@ async function reload(configFile: string | undefined, io: CliIo): Promise<number
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${config.admin.port}`;
   let res: Response;
   try {
-    res = await fetch(`${base}/config/reload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(60_000) });
+    res = await fetch(`${base}/config/reload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(60_000),
+    });
   } catch (e) {
     io.err(`gateway not reachable at ${base}: ${(e as Error).message}`);
     return 4;
   }
   const a = (await res.json().catch(() => ({}))) as ReloadAnswer;
   if (res.status === 422) {
-    io.err(`the config file does not validate; nothing was changed:\n${(a.problems ?? []).map((p) => `  ${p.path}: expected ${p.expected}, found ${p.found}${p.todo ? `\n    what to do: ${p.todo}` : ''}`).join('\n')}`);
+    io.err(
+      `the config file does not validate; nothing was changed:\n${(a.problems ?? []).map((p) => `  ${p.path}: expected ${p.expected}, found ${p.found}${p.todo ? `\n    what to do: ${p.todo}` : ''}`).join('\n')}`,
+    );
     return 3;
   }
   if (!res.ok || !a.applied) {
-    io.err(`reload refused (HTTP ${res.status}${a.code ? `, ${a.code}` : ''}): ${a.message ?? 'no reason given'}${a.action ? `\nwhat to do: ${a.action}` : ''}`);
+    io.err(
+      `reload refused (HTTP ${res.status}${a.code ? `, ${a.code}` : ''}): ${a.message ?? 'no reason given'}${a.action ? `\nwhat to do: ${a.action}` : ''}`,
+    );
     return 1;
   }
   const { live, adapters, restart } = a.applied;
   const list = (xs: string[]) => (xs.length ? xs.join(', ') : 'none');
-  io.out([
-    'config reloaded',
-    `  applied now: ${list(live)}`,
-    `  sources started again: ${list(adapters.recreate)}; added: ${list(adapters.add)}; stopped: ${list(adapters.remove)}`,
-    `  waiting for a restart: ${list(a.waitingForRestart ?? restart)}`,
-  ].join('\n'));
+  io.out(
+    [
+      'config reloaded',
+      `  applied now: ${list(live)}`,
+      `  sources started again: ${list(adapters.recreate)}; added: ${list(adapters.add)}; stopped: ${list(adapters.remove)}`,
+      `  waiting for a restart: ${list(a.waitingForRestart ?? restart)}`,
+    ].join('\n'),
+  );
   return 0;
 }
 

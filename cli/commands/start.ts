@@ -10,7 +10,8 @@ import { startProblem } from '../../gateway/status-report.ts';
 import { gatewayVersion } from '../../gateway/version.ts';
 import type { CliCommand, CliIo } from '../command.ts';
 
-const START_HELP = 'eyewear-gateway start [--config FILE]\n\nRuns the gateway until SIGINT/SIGTERM. Without --config it uses the embedded defaults:\nMLLP on 127.0.0.1:2575, admin API on 127.0.0.1:8480, local file sink, data in ./data.\nEnvironment overrides: EWML__SECTION__FIELD=value (e.g. EWML__HL7__PORT=2576).\n\nOne gateway per data folder: a second start on the same folder stops with GW_DATA_DIR_IN_USE, naming\nthe running one\'s pid (the lease is <dataDir>/gateway.lock; a killed gateway\'s lease is taken over).\nThe banner names every listener or source that did not start, its cause (EADDRINUSE: port in use) and\nwhat to do; those are retried. Exit 1 when nothing could start (no source and no admin API).';
+const START_HELP =
+  "eyewear-gateway start [--config FILE]\n\nRuns the gateway until SIGINT/SIGTERM. Without --config it uses the embedded defaults:\nMLLP on 127.0.0.1:2575, admin API on 127.0.0.1:8480, local file sink, data in ./data.\nEnvironment overrides: EWML__SECTION__FIELD=value (e.g. EWML__HL7__PORT=2576).\n\nOne gateway per data folder: a second start on the same folder stops with GW_DATA_DIR_IN_USE, naming\nthe running one's pid (the lease is <dataDir>/gateway.lock; a killed gateway's lease is taken over).\nThe banner names every listener or source that did not start, its cause (EADDRINUSE: port in use) and\nwhat to do; those are retried. Exit 1 when nothing could start (no source and no admin API).";
 
 export const startCommand: CliCommand = {
   name: 'start',
@@ -23,20 +24,32 @@ export const startCommand: CliCommand = {
 async function start(configFile: string | undefined, io: CliIo): Promise<number | null> {
   const config = io.loadConfig(configFile);
   // a start that must stop (GW_DATA_DIR_IN_USE, GW_KEY_MISSING, GW_OUTBOX_IO…) says its code, the path and what to do: no stack, no SQLite text
-  const refused = (e: GatewayError) => { io.err(`error ${e.code}: ${e.message}\nwhat to do: ${ErrorCodes[e.code].action}`); return 1; };
+  const refused = (e: GatewayError) => {
+    io.err(`error ${e.code}: ${e.message}\nwhat to do: ${ErrorCodes[e.code].action}`);
+    return 1;
+  };
   // the data folder's lease before anything reads or writes the folder: a second gateway on it stops here
   let lease: DataLease;
-  try { lease = acquireDataLease(gatewayPaths(config).dataDir, { handOverToken: io.env?.[HANDOVER_ENV] }); } catch (e) {
+  try {
+    lease = acquireDataLease(gatewayPaths(config).dataDir, { handOverToken: io.env?.[HANDOVER_ENV] });
+  } catch (e) {
     if (!isGatewayError(e)) throw e;
     return refused(e);
   }
   // an exit by a crash frees it too; a SIGKILL leaves it stale, for the next start to take over
-  const releaseOnExit = () => { lease.release(); };
+  const releaseOnExit = () => {
+    lease.release();
+  };
   process.once('exit', releaseOnExit);
-  const letGo = () => { lease.release(); process.removeListener('exit', releaseOnExit); };
+  const letGo = () => {
+    lease.release();
+    process.removeListener('exit', releaseOnExit);
+  };
   let gw: Gateway;
   // with a config file, POST /config/reload (or `eyewear-gateway reload`) reads it again while running
-  try { gw = createGateway({ config, lease, loadConfig: configFile === undefined ? undefined : () => io.loadConfig(configFile) }); } catch (e) {
+  try {
+    gw = createGateway({ config, lease, loadConfig: configFile === undefined ? undefined : () => io.loadConfig(configFile) });
+  } catch (e) {
     letGo();
     if (!isGatewayError(e)) throw e;
     return refused(e);
@@ -48,10 +61,19 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
     if (stopping) return;
     stopping = true;
     io.err(`received ${signal}; stopping (in-flight messages finish first)`);
-    starting.then(() => gw.stop()).then(
-      () => { letGo(); if (process.exitCode === undefined) process.exitCode = 0; },
-      (err: unknown) => { letGo(); io.err(`stop failed: ${(err as Error).message}`); process.exitCode = 1; },
-    );
+    starting
+      .then(() => gw.stop())
+      .then(
+        () => {
+          letGo();
+          if (process.exitCode === undefined) process.exitCode = 0;
+        },
+        (err: unknown) => {
+          letGo();
+          io.err(`stop failed: ${(err as Error).message}`);
+          process.exitCode = 1;
+        },
+      );
   };
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
@@ -68,7 +90,9 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
   const failed = report.components.filter((c) => c.state === 'failed');
   const problems = failed.map((c) => `  ${startProblem(c)}`);
   if (report.nothingRunning) {
-    io.err(`eyewear-gateway ${gatewayVersion()} did not start: nothing could run (no source and no admin API)\n${problems.join('\n')}\nstopping (exit 1)`);
+    io.err(
+      `eyewear-gateway ${gatewayVersion()} did not start: nothing could run (no source and no admin API)\n${problems.join('\n')}\nstopping (exit 1)`,
+    );
     await gw.stop().catch((err: unknown) => io.err(`stop failed: ${(err as Error).message}`));
     letGo();
     return 1;
@@ -76,11 +100,22 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
   const one = (component: string) => report.components.find((c) => c.component === component);
   const hl7 = one('adapter:hl7v2');
   const hl7Port = gw.parts.adapters.find((a) => a.id === 'hl7v2')?.health().detail?.port;
-  const mllp = !config.hl7.enabled ? 'off' : hl7?.state === 'failed' ? 'NOT listening' : `${config.hl7.host}:${String(hl7Port ?? config.hl7.port)}`;
+  const mllp = !config.hl7.enabled
+    ? 'off'
+    : hl7?.state === 'failed'
+      ? 'NOT listening'
+      : `${config.hl7.host}:${String(hl7Port ?? config.hl7.port)}`;
   const adminState = one('admin')?.state;
-  const admin = !config.admin.enabled ? 'off' : adminState === 'failed' ? 'NOT listening' : `http://${config.admin.host}:${config.admin.port} (token ${config.admin.token ? 'from the config' : `in ${gw.parts.paths.tokenFile}`})`;
+  const admin = !config.admin.enabled
+    ? 'off'
+    : adminState === 'failed'
+      ? 'NOT listening'
+      : `http://${config.admin.host}:${config.admin.port} (token ${config.admin.token ? 'from the config' : `in ${gw.parts.paths.tokenFile}`})`;
   const parts = `MLLP ${mllp}, admin ${admin}, sink ${config.relay.sink}${config.relay.sink === 'file' ? ` → ${gw.parts.paths.fileSinkDir}` : ''}`;
   if (failed.length === 0) io.err(`eyewear-gateway ${gatewayVersion()} running — ${parts}. Ctrl-C stops.`);
-  else io.err(`eyewear-gateway ${gatewayVersion()} started, but not all of it — ${parts}\n${problems.join('\n')}\n  What did not start is retried; \`eyewear-gateway status\` and /ready show it. Ctrl-C stops.`);
+  else
+    io.err(
+      `eyewear-gateway ${gatewayVersion()} started, but not all of it — ${parts}\n${problems.join('\n')}\n  What did not start is retried; \`eyewear-gateway status\` and /ready show it. Ctrl-C stops.`,
+    );
   return null;
 }

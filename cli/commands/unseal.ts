@@ -16,14 +16,23 @@ interface Io {
   loadConfig(file?: string): GatewayConfig;
 }
 
-export const UNSEAL_HELP = 'eyewear-gateway unseal FILE... [--config FILE]\n\nDecrypts the file sink\'s sealed NDJSON (records-YYYY-MM-DD.ndjson, any number of files, e.g.\ndata/outbound/*.ndjson) with this gateway\'s key (<dataDir>/keys/seal.key) and prints the canonical\nrecords, one JSON line each, file by file. Files are read line by line, at any size.\nExit 1 when a file cannot be read or a line cannot be opened (the others are still printed).\nThe output holds PHI: keep it on the practice\'s machines.';
+export const UNSEAL_HELP =
+  "eyewear-gateway unseal FILE... [--config FILE]\n\nDecrypts the file sink's sealed NDJSON (records-YYYY-MM-DD.ndjson, any number of files, e.g.\ndata/outbound/*.ndjson) with this gateway's key (<dataDir>/keys/seal.key) and prints the canonical\nrecords, one JSON line each, file by file. Files are read line by line, at any size.\nExit 1 when a file cannot be read or a line cannot be opened (the others are still printed).\nThe output holds PHI: keep it on the practice's machines.";
 
 export async function unseal(files: string[], configFile: string | undefined, io: Io): Promise<number> {
-  if (files.length === 0) { io.err(`unseal needs at least one FILE\n\n${UNSEAL_HELP}`); return 2; }
+  if (files.length === 0) {
+    io.err(`unseal needs at least one FILE\n\n${UNSEAL_HELP}`);
+    return 2;
+  }
   const config = io.loadConfig(configFile);
   const paths = gatewayPaths(config);
   let key: Buffer;
-  try { key = readFileSync(paths.keyFile); } catch { io.err(`no key at ${paths.keyFile}: use --config with this gateway's data directory`); return 1; }
+  try {
+    key = readFileSync(paths.keyFile);
+  } catch {
+    io.err(`no key at ${paths.keyFile}: use --config with this gateway's data directory`);
+    return 1;
+  }
   const sealer = createRecordSealer(key);
   let failed = false;
   for (const file of files) {
@@ -51,7 +60,9 @@ export async function unseal(files: string[], configFile: string | undefined, io
     }
     if (bad) {
       failed = true;
-      io.err(`${file}: ${bad} line(s) could not be opened (line ${firstBad.join(', ')}${bad > firstBad.length ? ', …' : ''}): another gateway's key, or damaged`);
+      io.err(
+        `${file}: ${bad} line(s) could not be opened (line ${firstBad.join(', ')}${bad > firstBad.length ? ', …' : ''}): another gateway's key, or damaged`,
+      );
     }
   }
   return failed ? 1 : 0;

@@ -7,5 +7,8 @@ export const versionCommand: CliCommand = {
   synopsis: 'version',
   summary: 'Print the version.',
   help: 'eyewear-gateway version\n\nPrints the version.',
-  run: (_args, io) => { io.out(gatewayVersion()); return 0; },
+  run: (_args, io) => {
+    io.out(gatewayVersion());
+    return 0;
+  },
 };

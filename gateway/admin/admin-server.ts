@@ -118,17 +118,28 @@ export function createAdminServer(o: AdminServerOptions): AdminServer {
     if (!o.reloadConfig) return reply.code(409).send(problem('GW_RELOAD_UNAVAILABLE', 'this gateway was not started from a config file'));
     const r = await o.reloadConfig();
     if (!r.ok) {
-      if (r.code === 'GW_RELOAD_UNAVAILABLE') return reply.code(409).send(problem(r.code, 'this gateway was not started from a config file'));
+      if (r.code === 'GW_RELOAD_UNAVAILABLE')
+        return reply.code(409).send(problem(r.code, 'this gateway was not started from a config file'));
       return reply.code(422).send({ ...problem(r.code, 'the config file does not validate; nothing was changed'), problems: r.problems });
     }
     o.logger.info({ changes: r.plan.changes.length }, 'config reloaded by an operator');
-    return { applied: r.plan.apply, changes: r.plan.changes, restartRequired: r.waitingForRestart.length > 0, waitingForRestart: r.waitingForRestart };
+    return {
+      applied: r.plan.apply,
+      changes: r.plan.changes,
+      restartRequired: r.waitingForRestart.length > 0,
+      waitingForRestart: r.waitingForRestart,
+    };
   });
 
   app.post<{ Params: { key: string } }>('/alerts/:key/clear', async (req, reply) => {
     const r = o.acknowledgeAlert?.(req.params.key) ?? 'not-active';
     if (r === 'not-active') return reply.code(404).send(problem('GW_NOT_FOUND', `no active alert ${req.params.key}`));
-    if (r === 'not-acknowledgeable') return reply.code(409).send({ key: req.params.key, cleared: false, message: `alert ${req.params.key} describes a condition that is still true; it clears itself once the condition ends` });
+    if (r === 'not-acknowledgeable')
+      return reply.code(409).send({
+        key: req.params.key,
+        cleared: false,
+        message: `alert ${req.params.key} describes a condition that is still true; it clears itself once the condition ends`,
+      });
     return { key: req.params.key, cleared: true };
   });
 

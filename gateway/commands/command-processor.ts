@@ -18,7 +18,14 @@ import { isGatewayError } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { CommandJournal, RecordQueue } from '../outbox/outbox.ts';
 import type { CloudCommand, CommandVerifier } from './command-verifier.ts';
-import { buildDft, buildLensOrder, buildSiu, type ChargeData, type LensOrderData, type OutboundHeader } from '../../adapters/hl7v2/build-outbound.ts';
+import {
+  buildDft,
+  buildLensOrder,
+  buildSiu,
+  type ChargeData,
+  type LensOrderData,
+  type OutboundHeader,
+} from '../../adapters/hl7v2/build-outbound.ts';
 import type { AppointmentData } from '../../adapters/canonical/types.ts';
 import { WriteBackRefused, type WriteBack } from '../../adapters/sql/write-back.ts';
 import { FileWriteRefused, renderFile, type FileWriter, type FileWriteRequest } from '../../adapters/file/file-output.ts';
@@ -40,13 +47,22 @@ const BUILT: Record<string, (cmd: CloudCommand, h: OutboundHeader) => string> = 
 
 function lensOrderOf(c: CloudCommand): LensOrderData {
   const o = c.order as LensOrderData | undefined;
-  if (!o || !o.orderId || !o.patient?.system || !o.patient?.value || typeof o.rx?.right?.sphere !== 'number' || typeof o.rx?.left?.sphere !== 'number') throw new Error('lens order needs orderId, patient and an Rx with a sphere for each eye');
+  if (
+    !o ||
+    !o.orderId ||
+    !o.patient?.system ||
+    !o.patient?.value ||
+    typeof o.rx?.right?.sphere !== 'number' ||
+    typeof o.rx?.left?.sphere !== 'number'
+  )
+    throw new Error('lens order needs orderId, patient and an Rx with a sphere for each eye');
   return o;
 }
 
 function appointmentOf(c: CloudCommand): AppointmentData {
   const a = c.appointment as AppointmentData | undefined;
-  if (!a || !a.patient?.system || !a.patient?.value || !a.appointmentId?.value || !a.start || !a.visitType?.code) throw new Error('appointment needs patient, appointmentId, start and visitType');
+  if (!a || !a.patient?.system || !a.patient?.value || !a.appointmentId?.value || !a.start || !a.visitType?.code)
+    throw new Error('appointment needs patient, appointmentId, start and visitType');
   return { ...a, appointmentId: { system: a.appointmentId.system ?? 'EWML', value: a.appointmentId.value }, status: a.status ?? 'booked' };
 }
 
@@ -56,7 +72,12 @@ function chargeOf(c: CloudCommand): ChargeData {
   return ch;
 }
 
-export interface OutboundIdentity { sendingApplication: string; sendingFacility: string; receivingApplication: string; receivingFacility: string }
+export interface OutboundIdentity {
+  sendingApplication: string;
+  sendingFacility: string;
+  receivingApplication: string;
+  receivingFacility: string;
+}
 
 export interface DirectCommandOptions {
   /** The write-back of a configured database, when it is enabled there. */
@@ -71,18 +92,40 @@ export interface DirectCommandOptions {
   retryDelayMs?: number;
 }
 
-export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?: { outbox: Pick<RecordQueue, 'enqueue'>; sealer: RecordSealer; notify: () => void; identity: OutboundIdentity; /** Partition keys as stored (a keyed hash: they name the patient). */ partitionKeyer?: (key: string) => string }; direct?: DirectCommandOptions; bus: EventBus; logger: Logger; now?: () => number; /** Timers of the retries (and the time, when `now` is not given); default systemClock. */ clock?: Clock }): CommandProcessor {
+export function createCommandProcessor(o: {
+  verifier: CommandVerifier;
+  outbound?: {
+    outbox: Pick<RecordQueue, 'enqueue'>;
+    sealer: RecordSealer;
+    notify: () => void;
+    identity: OutboundIdentity /** Partition keys as stored (a keyed hash: they name the patient). */;
+    partitionKeyer?: (key: string) => string;
+  };
+  direct?: DirectCommandOptions;
+  bus: EventBus;
+  logger: Logger;
+  now?: () => number /** Timers of the retries (and the time, when `now` is not given); default systemClock. */;
+  clock?: Clock;
+}): CommandProcessor {
   const clock = o.clock ?? systemClock;
   const now = o.now ?? (() => clock.now());
   /** MSH-10 fixed by the command id: a resend of the queued message is a duplicate to the PMS. */
-  const header = (commandId: string): OutboundHeader => ({ ...o.outbound!.identity, controlId: `EW${createHash('sha256').update(commandId).digest('hex').slice(0, 18).toUpperCase()}`, nowMs: now() });
+  const header = (commandId: string): OutboundHeader => ({
+    ...o.outbound!.identity,
+    controlId: `EW${createHash('sha256').update(commandId).digest('hex').slice(0, 18).toUpperCase()}`,
+    nowMs: now(),
+  });
   const outcome = (commandId: string | undefined, status: 'accepted' | 'refused', detail: string) => {
     o.bus.emit('command.outcome', { commandId: commandId ?? '(unknown)', status, detail });
     (status === 'refused' ? o.logger.warn.bind(o.logger) : o.logger.info.bind(o.logger))({ commandId, status, detail }, 'cloud command');
     return { commandId, status, detail };
   };
   /** What a direct command does, built from the command alone (so a restart can build it again). */
-  interface Job { what: string; run: () => Promise<string>; refusal: (e: unknown) => boolean }
+  interface Job {
+    what: string;
+    run: () => Promise<string>;
+    refusal: (e: unknown) => boolean;
+  }
 
   /** `db.write` {database, statement, values}: a configured statement run with the values bound. */
   function dbWriteJob(cmd: CloudCommand): Job | string {
@@ -91,7 +134,11 @@ export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?
     if (!wb) return `write-back is not enabled for database "${database}" (databases[].writeBack.enabled)`;
     const statement = typeof cmd.statement === 'string' ? cmd.statement : '';
     const values = (cmd.values && typeof cmd.values === 'object' ? cmd.values : {}) as Record<string, unknown>;
-    return { what: `write-back ${statement} on ${database}`, run: async () => `${statement}: ${await wb.run(statement, values)} row(s) changed`, refusal: (e) => e instanceof WriteBackRefused };
+    return {
+      what: `write-back ${statement} on ${database}`,
+      run: async () => `${statement}: ${await wb.run(statement, values)} row(s) changed`,
+      refusal: (e) => e instanceof WriteBackRefused,
+    };
   }
 
   /** `file.write` {target, file: {name, format, rows|hl7, …}}: a file for the PMS, written atomically. */
@@ -100,8 +147,20 @@ export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?
     const writer = o.direct?.fileWriterFor(target);
     if (!writer) return `no file output "${target}" (fileOutputs)`;
     const req = (cmd.file && typeof cmd.file === 'object' ? cmd.file : {}) as FileWriteRequest;
-    try { renderFile(req); } catch (e) { if (e instanceof FileWriteRefused) return e.message; throw e; }
-    return { what: `file ${req.name} to ${target}`, run: async () => { const w = await writer.write(req); return `${req.name}: ${w.bytes} bytes written`; }, refusal: (e) => e instanceof FileWriteRefused };
+    try {
+      renderFile(req);
+    } catch (e) {
+      if (e instanceof FileWriteRefused) return e.message;
+      throw e;
+    }
+    return {
+      what: `file ${req.name} to ${target}`,
+      run: async () => {
+        const w = await writer.write(req);
+        return `${req.name}: ${w.bytes} bytes written`;
+      },
+      refusal: (e) => e instanceof FileWriteRefused,
+    };
   }
 
   const JOBS: Record<string, (cmd: CloudCommand) => Job | string> = { 'db.write': dbWriteJob, 'file.write': fileWriteJob };
@@ -127,7 +186,11 @@ export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?
         await sleepOn(clock, first * 2 ** (i - 1));
       }
     }
-    await o.direct!.outbox.finishCommand(cmd.id).catch((err: unknown) => o.logger.error({ err, commandId: cmd.id }, 'could not mark the command finished; it runs again after a restart'));
+    await o
+      .direct!.outbox.finishCommand(cmd.id)
+      .catch((err: unknown) =>
+        o.logger.error({ err, commandId: cmd.id }, 'could not mark the command finished; it runs again after a restart'),
+      );
   }
 
   /**
@@ -139,7 +202,11 @@ export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?
     const job = JOBS[cmd.type](cmd);
     if (typeof job === 'string') return outcome(cmd.id, 'refused', job);
     const sealed = o.direct!.sealer.seal(`command:${cmd.id}`, Buffer.from(JSON.stringify(cmd)));
-    const taken = await o.direct!.outbox.enqueue({ records: [], dedupe: { key: `command|${cmd.id}`, hash: createHash('sha256').update(jws).digest('hex') }, command: { id: cmd.id, sealed } });
+    const taken = await o.direct!.outbox.enqueue({
+      records: [],
+      dedupe: { key: `command|${cmd.id}`, hash: createHash('sha256').update(jws).digest('hex') },
+      command: { id: cmd.id, sealed },
+    });
     if (taken === 'duplicate' || taken === 'conflict') return outcome(cmd.id, 'refused', 'replayed command id');
     if (taken === 'full') return outcome(cmd.id, 'refused', 'outbox full; send again later');
     const r = outcome(cmd.id, 'accepted', job.what);
@@ -153,14 +220,20 @@ export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?
       const pending = o.direct.outbox.pendingCommands();
       for (const p of pending) {
         let cmd: CloudCommand;
-        try { cmd = JSON.parse(o.direct.sealer.open(`command:${p.id}`, p.sealed).toString('utf8')) as CloudCommand; } catch {
+        try {
+          cmd = JSON.parse(o.direct.sealer.open(`command:${p.id}`, p.sealed).toString('utf8')) as CloudCommand;
+        } catch {
           o.logger.error({ commandId: p.id }, 'a pending command cannot be opened (key changed?); dropped');
           await o.direct.outbox.finishCommand(p.id);
           continue;
         }
         const job = JOBS[cmd.type]?.(cmd);
         if (!job || typeof job === 'string') {
-          o.bus.emit('command.outcome', { commandId: cmd.id, status: 'failed', detail: typeof job === 'string' ? job : `unknown command type ${cmd.type}` });
+          o.bus.emit('command.outcome', {
+            commandId: cmd.id,
+            status: 'failed',
+            detail: typeof job === 'string' ? job : `unknown command type ${cmd.type}`,
+          });
           await o.direct.outbox.finishCommand(p.id);
           continue;
         }
@@ -171,7 +244,9 @@ export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?
     },
     async handle(jws) {
       let cmd;
-      try { cmd = await o.verifier.verify(jws); } catch (e) {
+      try {
+        cmd = await o.verifier.verify(jws);
+      } catch (e) {
         return outcome(undefined, 'refused', isGatewayError(e) ? e.message : 'unverifiable');
       }
       if (JOBS[cmd.type]) return direct(cmd, jws);
@@ -182,14 +257,22 @@ export function createCommandProcessor(o: { verifier: CommandVerifier; outbound?
         hl7 = cmd.type === 'hl7.send' ? (typeof cmd.hl7 === 'string' ? cmd.hl7 : '') : BUILT[cmd.type](cmd, header(cmd.id));
         parseHl7(hl7);
       } catch (e) {
-        return outcome(cmd.id, 'refused', `cannot make an HL7 message of it: ${e instanceof CodecError || e instanceof Error ? e.message : 'invalid'}`);
+        return outcome(
+          cmd.id,
+          'refused',
+          `cannot make an HL7 message of it: ${e instanceof CodecError || e instanceof Error ? e.message : 'invalid'}`,
+        );
       }
       const id = deterministicId('outbound', cmd.id);
       // one patient's messages reach the PMS in the order the cloud sent them
       const who = ((cmd.appointment ?? cmd.charge ?? cmd.order) as { patient?: { system?: string; value?: string } } | undefined)?.patient;
-      const partitionKey = typeof cmd.partition === 'string' ? cmd.partition : who?.system && who.value ? `patient:${who.system}|${who.value}` : 'outbound';
+      const partitionKey =
+        typeof cmd.partition === 'string' ? cmd.partition : who?.system && who.value ? `patient:${who.system}|${who.value}` : 'outbound';
       const sealed = o.outbound.sealer.seal(id, Buffer.from(JSON.stringify({ commandId: cmd.id, hl7 })));
-      const r = await o.outbound.outbox.enqueue({ records: [{ id, type: 'outbound-hl7', partitionKey: o.outbound.partitionKeyer?.(partitionKey) ?? partitionKey, sealed }], dedupe: { key: `command|${cmd.id}`, hash: createHash('sha256').update(jws).digest('hex') } });
+      const r = await o.outbound.outbox.enqueue({
+        records: [{ id, type: 'outbound-hl7', partitionKey: o.outbound.partitionKeyer?.(partitionKey) ?? partitionKey, sealed }],
+        dedupe: { key: `command|${cmd.id}`, hash: createHash('sha256').update(jws).digest('hex') },
+      });
       if (r === 'duplicate' || r === 'conflict') return outcome(cmd.id, 'refused', 'replayed command id');
       if (r === 'full') return outcome(cmd.id, 'refused', 'outbound queue full; send again later');
       o.outbound.notify();

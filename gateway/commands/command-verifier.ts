@@ -29,7 +29,8 @@ const SKEW_S = 300;
 
 export function createCommandVerifier(o: { publicKeyPem: string; gatewayId: string; now: () => number }): CommandVerifier {
   const key: KeyObject = createPublicKey(o.publicKeyPem);
-  if (key.asymmetricKeyType !== 'ed25519') throw new GatewayError('GW_CONFIG_INVALID', 'cloud.commandPublicKey must be an Ed25519 public key');
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw new GatewayError('GW_CONFIG_INVALID', 'cloud.commandPublicKey must be an Ed25519 public key');
   const refuse = (why: string, cause?: unknown) => new GatewayError('GW_COMMAND_REFUSED', why, cause === undefined ? undefined : { cause });
   return {
     async verify(jws) {
@@ -41,7 +42,11 @@ export function createCommandVerifier(o: { publicKeyPem: string; gatewayId: stri
         throw refuse('signature does not verify with the pinned command key', e);
       }
       let cmd: CloudCommand;
-      try { cmd = JSON.parse(Buffer.from(payload).toString('utf8')) as CloudCommand; } catch (e) { throw refuse('payload is not JSON', e); }
+      try {
+        cmd = JSON.parse(Buffer.from(payload).toString('utf8')) as CloudCommand;
+      } catch (e) {
+        throw refuse('payload is not JSON', e);
+      }
       if (typeof cmd.id !== 'string' || !cmd.id) throw refuse('command has no id');
       if (typeof cmd.type !== 'string' || !cmd.type) throw refuse('command has no type');
       if (cmd.gatewayId !== o.gatewayId) throw refuse('command is addressed to another gateway');

@@ -13,7 +13,17 @@
  * the relay's CPU on large batches); decryption — the cloud's side, and our tests' — uses
  * jose, so every test that opens a batch checks this implementation against an independent one.
  */
-import { createCipheriv, createHash, createPublicKey, diffieHellman, generateKeyPairSync, publicEncrypt, randomBytes, constants, type KeyObject } from 'node:crypto';
+import {
+  createCipheriv,
+  createHash,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  publicEncrypt,
+  randomBytes,
+  constants,
+  type KeyObject,
+} from 'node:crypto';
 import { compactDecrypt } from 'jose';
 
 /** The header parameters the gateway sets on a batch's JWE, every one registered (RFC 7516 §4.1, RFC 7518 §4.6.1.1). */
@@ -34,7 +44,11 @@ export function algFor(key: KeyObject): 'ECDH-ES+A256KW' | 'RSA-OAEP-256' {
 }
 
 const b64u = (b: Uint8Array | string) => Buffer.from(b).toString('base64url');
-const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+};
 
 /** Concat KDF (NIST SP 800-56A, as RFC 7518 §4.6.2 uses it) for a 256-bit key wrapping key; apu/apv empty. */
 function concatKdf(z: Buffer, alg: string): Buffer {
@@ -94,7 +108,26 @@ export function createCloudEnvelope(publicKeyPem: string): CloudEnvelope {
  * as joserfc does by default.
  */
 export const REGISTERED_JWE_HEADER_PARAMETERS: ReadonlySet<string> = new Set([
-  'alg', 'enc', 'zip', 'jku', 'jwk', 'kid', 'x5u', 'x5c', 'x5t', 'x5t#S256', 'typ', 'cty', 'crit', 'epk', 'apu', 'apv', 'iv', 'tag', 'p2s', 'p2c',
+  'alg',
+  'enc',
+  'zip',
+  'jku',
+  'jwk',
+  'kid',
+  'x5u',
+  'x5c',
+  'x5t',
+  'x5t#S256',
+  'typ',
+  'cty',
+  'crit',
+  'epk',
+  'apu',
+  'apv',
+  'iv',
+  'tag',
+  'p2s',
+  'p2c',
 ]);
 
 /**
@@ -102,11 +135,21 @@ export const REGISTERED_JWE_HEADER_PARAMETERS: ReadonlySet<string> = new Set([
  * docs/CLOUD-CONTRACT.md asks of the cloud: only registered header parameters, and a `kid` that
  * names this key pair.
  */
-export async function openCloudEnvelope(jwe: string, privateKey: KeyObject): Promise<{ plaintext: Uint8Array; header: Record<string, unknown> }> {
-  const { plaintext, protectedHeader } = await compactDecrypt(jwe, privateKey, { keyManagementAlgorithms: ['ECDH-ES+A256KW', 'RSA-OAEP-256'], contentEncryptionAlgorithms: ['A256GCM'] });
+export async function openCloudEnvelope(
+  jwe: string,
+  privateKey: KeyObject,
+): Promise<{ plaintext: Uint8Array; header: Record<string, unknown> }> {
+  const { plaintext, protectedHeader } = await compactDecrypt(jwe, privateKey, {
+    keyManagementAlgorithms: ['ECDH-ES+A256KW', 'RSA-OAEP-256'],
+    contentEncryptionAlgorithms: ['A256GCM'],
+  });
   const header = protectedHeader as Record<string, unknown>;
   const unregistered = Object.keys(header).filter((k) => !REGISTERED_JWE_HEADER_PARAMETERS.has(k));
-  if (unregistered.length) throw new Error(`JWE header parameter(s) ${unregistered.join(', ')} are not registered: a strict JOSE library refuses them (docs/CLOUD-CONTRACT.md)`);
-  if (header.kid !== undefined && header.kid !== jwkThumbprint(createPublicKey(privateKey))) throw new Error('JWE kid names another key than the one it was opened with');
+  if (unregistered.length)
+    throw new Error(
+      `JWE header parameter(s) ${unregistered.join(', ')} are not registered: a strict JOSE library refuses them (docs/CLOUD-CONTRACT.md)`,
+    );
+  if (header.kid !== undefined && header.kid !== jwkThumbprint(createPublicKey(privateKey)))
+    throw new Error('JWE kid names another key than the one it was opened with');
   return { plaintext, header };
 }

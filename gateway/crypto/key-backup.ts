@@ -15,11 +15,16 @@ export const BACKUP_PBKDF2_ITERATIONS = 600_000;
 export const MIN_PASSPHRASE_CHARS = 12;
 const CONTENT_TYPE = 'ewml-seal-key+json';
 
-interface BackupContent { v: 1; key: string; kcv: string }
+interface BackupContent {
+  v: 1;
+  key: string;
+  kcv: string;
+}
 
 /** The backup's text (a JWE compact serialisation). */
 export async function wrapSealKey(key: Uint8Array, passphrase: string): Promise<string> {
-  if (passphrase.length < MIN_PASSPHRASE_CHARS) throw new GatewayError('GW_USAGE', `the passphrase must have at least ${MIN_PASSPHRASE_CHARS} characters`);
+  if (passphrase.length < MIN_PASSPHRASE_CHARS)
+    throw new GatewayError('GW_USAGE', `the passphrase must have at least ${MIN_PASSPHRASE_CHARS} characters`);
   const content: BackupContent = { v: 1, key: Buffer.from(key).toString('base64url'), kcv: keyCheckValue(key) };
   return new CompactEncrypt(new TextEncoder().encode(JSON.stringify(content)))
     .setProtectedHeader({ alg: 'PBES2-HS512+A256KW', enc: 'A256GCM', cty: CONTENT_TYPE })
@@ -33,16 +38,27 @@ export async function unwrapSealKey(backup: string, passphrase: string): Promise
   let cty: string | undefined;
   try {
     const r = await compactDecrypt(backup.trim(), new TextEncoder().encode(passphrase), {
-      keyManagementAlgorithms: ['PBES2-HS512+A256KW'], contentEncryptionAlgorithms: ['A256GCM'], maxPBES2Count: BACKUP_PBKDF2_ITERATIONS,
+      keyManagementAlgorithms: ['PBES2-HS512+A256KW'],
+      contentEncryptionAlgorithms: ['A256GCM'],
+      maxPBES2Count: BACKUP_PBKDF2_ITERATIONS,
     });
     plaintext = r.plaintext;
     cty = r.protectedHeader.cty;
   } catch (e) {
-    throw new GatewayError('GW_KEY_IMPORT', 'the backup could not be opened: wrong passphrase, or not a seal key backup made by `keys export` (damaged or foreign file)', { cause: e });
+    throw new GatewayError(
+      'GW_KEY_IMPORT',
+      'the backup could not be opened: wrong passphrase, or not a seal key backup made by `keys export` (damaged or foreign file)',
+      { cause: e },
+    );
   }
   let c: BackupContent;
-  try { c = JSON.parse(new TextDecoder().decode(plaintext)) as BackupContent; } catch (e) { throw new GatewayError('GW_KEY_IMPORT', 'the backup opened but holds no seal key', { cause: e }); }
+  try {
+    c = JSON.parse(new TextDecoder().decode(plaintext)) as BackupContent;
+  } catch (e) {
+    throw new GatewayError('GW_KEY_IMPORT', 'the backup opened but holds no seal key', { cause: e });
+  }
   const key = typeof c.key === 'string' ? Buffer.from(c.key, 'base64url') : Buffer.alloc(0);
-  if (cty !== CONTENT_TYPE || c.v !== 1 || key.length !== SEAL_KEY_BYTES || c.kcv !== keyCheckValue(key)) throw new GatewayError('GW_KEY_IMPORT', 'the backup opened but holds no valid seal key');
+  if (cty !== CONTENT_TYPE || c.v !== 1 || key.length !== SEAL_KEY_BYTES || c.kcv !== keyCheckValue(key))
+    throw new GatewayError('GW_KEY_IMPORT', 'the backup opened but holds no valid seal key');
   return key;
 }

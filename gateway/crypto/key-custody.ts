@@ -21,7 +21,8 @@ export interface SealKeyCustody {
   created: boolean;
 }
 
-const RESTORE = 'Restore it from its backup: eyewear-gateway keys import BACKUP [--replace] (the import checks the backup opens the outbox).';
+const RESTORE =
+  'Restore it from its backup: eyewear-gateway keys import BACKUP [--replace] (the import checks the backup opens the outbox).';
 
 /**
  * `sealedFileDirs`: folders of files sealed under the key (the file sink's NDJSON): a new key would
@@ -31,21 +32,37 @@ export function openSealKey(o: { keyFile: string; outboxFiles: readonly string[]
   const k = readKeyFile(o.keyFile);
   if (k.state === 'present') return { key: k.key, created: false };
   if (k.state === 'damaged') {
-    throw new GatewayError('GW_KEY_MISSING', `the seal key ${o.keyFile} is damaged (${k.problem}). The gateway did not start and will not replace it. ${RESTORE} Only if no outbox holds records: move the damaged key aside and start again to make a new one.`, { details: { keyFile: o.keyFile } });
+    throw new GatewayError(
+      'GW_KEY_MISSING',
+      `the seal key ${o.keyFile} is damaged (${k.problem}). The gateway did not start and will not replace it. ${RESTORE} Only if no outbox holds records: move the damaged key aside and start again to make a new one.`,
+      { details: { keyFile: o.keyFile } },
+    );
   }
   for (const file of o.outboxFiles) {
     const held = sealedDataIn(file);
     if (held.state === 'rows') {
-      throw new GatewayError('GW_KEY_MISSING', `the seal key ${o.keyFile} is missing, and the outbox ${file} holds ${held.rows} sealed row(s) that only that key opens. The gateway did not start and made no new key. ${RESTORE} Only if those records are knowingly given up: move ${file} aside and start again.`, { details: { keyFile: o.keyFile, file, rows: held.rows } });
+      throw new GatewayError(
+        'GW_KEY_MISSING',
+        `the seal key ${o.keyFile} is missing, and the outbox ${file} holds ${held.rows} sealed row(s) that only that key opens. The gateway did not start and made no new key. ${RESTORE} Only if those records are knowingly given up: move ${file} aside and start again.`,
+        { details: { keyFile: o.keyFile, file, rows: held.rows } },
+      );
     }
     if (held.state === 'unreadable') {
-      throw new GatewayError('GW_KEY_MISSING', `the seal key ${o.keyFile} is missing, and the outbox ${file} cannot be read to tell whether it holds records. The gateway did not start and made no new key. ${RESTORE} Only if its records are knowingly given up: move ${file} aside and start again.`, { details: { keyFile: o.keyFile, file } });
+      throw new GatewayError(
+        'GW_KEY_MISSING',
+        `the seal key ${o.keyFile} is missing, and the outbox ${file} cannot be read to tell whether it holds records. The gateway did not start and made no new key. ${RESTORE} Only if its records are knowingly given up: move ${file} aside and start again.`,
+        { details: { keyFile: o.keyFile, file } },
+      );
     }
   }
   for (const dir of o.sealedFileDirs ?? []) {
     const files = sealedFilesIn(dir);
     if (files > 0) {
-      throw new GatewayError('GW_KEY_MISSING', `the seal key ${o.keyFile} is missing, and ${dir} holds ${files} file(s) of records sealed under it (the file sink's output, read with eyewear-gateway unseal). The gateway did not start and made no new key. ${RESTORE} Only if those files are knowingly given up: move them aside and start again.`, { details: { keyFile: o.keyFile, dir, files } });
+      throw new GatewayError(
+        'GW_KEY_MISSING',
+        `the seal key ${o.keyFile} is missing, and ${dir} holds ${files} file(s) of records sealed under it (the file sink's output, read with eyewear-gateway unseal). The gateway did not start and made no new key. ${RESTORE} Only if those files are knowingly given up: move them aside and start again.`,
+        { details: { keyFile: o.keyFile, dir, files } },
+      );
     }
   }
   return { key: createKeyFile(o.keyFile), created: true };
@@ -54,9 +71,17 @@ export function openSealKey(o: { keyFile: string; outboxFiles: readonly string[]
 /** Non-empty `.ndjson` files in `dir` (0 when it does not exist). */
 function sealedFilesIn(dir: string): number {
   let names: string[];
-  try { names = readdirSync(dir); } catch { return 0; }
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
   const nonEmpty = (n: string) => {
-    try { return statSync(join(dir, n)).size > 0; } catch { return false; }
+    try {
+      return statSync(join(dir, n)).size > 0;
+    } catch {
+      return false;
+    }
   };
   return names.filter((n) => n.endsWith('.ndjson') && nonEmpty(n)).length;
 }

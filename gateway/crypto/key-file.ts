@@ -58,7 +58,11 @@ export function writeFileAtomic(file: string, bytes: Uint8Array): void {
 export function fsyncDir(dir: string): void {
   if (process.platform === 'win32' || !existsSync(dir)) return;
   const fd = openSync(dir, 'r');
-  try { fsyncSync(fd); } finally { closeSync(fd); }
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A new random key, written atomically; refuses (EEXIST) if a key file appeared meanwhile. */

@@ -25,5 +25,10 @@ export interface Keyring {
 }
 
 export function createKeyring(custody: SealKeyCustody): Keyring {
-  return { sealer: createRecordSealer(custody.key), partitionKeyer: createPartitionKeyer(custody.key), key: custody.key, created: custody.created };
+  return {
+    sealer: createRecordSealer(custody.key),
+    partitionKeyer: createPartitionKeyer(custody.key),
+    key: custody.key,
+    created: custody.created,
+  };
 }

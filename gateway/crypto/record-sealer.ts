@@ -24,7 +24,10 @@ function createIvSource(): () => Buffer {
   let pool = Buffer.alloc(0);
   let off = 0;
   return () => {
-    if (off + 12 > pool.length) { pool = randomBytes(12 * 1024); off = 0; }
+    if (off + 12 > pool.length) {
+      pool = randomBytes(12 * 1024);
+      off = 0;
+    }
     const iv = pool.subarray(off, off + 12);
     off += 12;
     return iv;

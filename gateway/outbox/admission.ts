@@ -48,7 +48,11 @@ export function fits(totals: AdmissionTotals, growth: Growth): boolean {
  * the entry is accepted (a message refused as `full` is not remembered, so its resend is taken
  * once there is room).
  */
-export function admitEntry(entry: { bytes: number; dedupe?: { key: string; hash: string } }, totals: AdmissionTotals, log: ResendLog): EnqueueOutcome {
+export function admitEntry(
+  entry: { bytes: number; dedupe?: { key: string; hash: string } },
+  totals: AdmissionTotals,
+  log: ResendLog,
+): EnqueueOutcome {
   const room = fits(totals, { bytes: entry.bytes, deadBytes: 0 });
   if (entry.dedupe) {
     const prior = room ? log.claim(entry.dedupe.key, entry.dedupe.hash) : log.lookup(entry.dedupe.key);

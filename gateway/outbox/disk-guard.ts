@@ -87,14 +87,26 @@ export function createDiskGuard(o: DiskGuardOptions): DiskGuard {
   let failedAt = 0;
   let samples = 0;
 
-  const state = (): DiskState => ({ freeBytes, reserveBytes: o.reserveBytes, low: cause !== undefined, ...(cause ? { cause } : {}), checkedAt: checkedAt === null ? null : new Date(checkedAt).toISOString() });
+  const state = (): DiskState => ({
+    freeBytes,
+    reserveBytes: o.reserveBytes,
+    low: cause !== undefined,
+    ...(cause ? { cause } : {}),
+    checkedAt: checkedAt === null ? null : new Date(checkedAt).toISOString(),
+  });
 
   function raise(): void {
     const free = freeBytes === null ? 'unknown' : mib(freeBytes);
-    const detail = cause === 'write-failed'
-      ? `disk full: an outbox write failed for lack of space on the data volume (${free} free): new input is refused (negative ACK, polls paused) until space is freed; free disk space on the data volume (${o.dir}); intake resumes by itself`
-      : `disk low: ${free} free on the data volume, below the reserve of ${mib(o.reserveBytes)} (outbox.diskReserveBytes): new input is refused (negative ACK, polls paused) so the outbox can still commit acks and deletes; free disk space on the data volume (${o.dir}); intake resumes by itself`;
-    o.alerts.raise(DISK_LOW_ALERT, { code: 'GW_DISK_LOW', blocksReady: true, detail, fields: { freeBytes: freeBytes ?? -1, reserveBytes: o.reserveBytes, cause: cause ?? 'reserve' } });
+    const detail =
+      cause === 'write-failed'
+        ? `disk full: an outbox write failed for lack of space on the data volume (${free} free): new input is refused (negative ACK, polls paused) until space is freed; free disk space on the data volume (${o.dir}); intake resumes by itself`
+        : `disk low: ${free} free on the data volume, below the reserve of ${mib(o.reserveBytes)} (outbox.diskReserveBytes): new input is refused (negative ACK, polls paused) so the outbox can still commit acks and deletes; free disk space on the data volume (${o.dir}); intake resumes by itself`;
+    o.alerts.raise(DISK_LOW_ALERT, {
+      code: 'GW_DISK_LOW',
+      blocksReady: true,
+      detail,
+      fields: { freeBytes: freeBytes ?? -1, reserveBytes: o.reserveBytes, cause: cause ?? 'reserve' },
+    });
   }
 
   function apply(volumeFree: number, reusable: number, sampleNo: number): void {
@@ -105,7 +117,10 @@ export function createDiskGuard(o: DiskGuardOptions): DiskGuard {
     if (cause === 'write-failed') {
       // held until a sample that began after the failure finds the volume itself above the reserve
       // (space inside the outbox's file did not stop that write failing)
-      if (sampleNo <= failedAt || volumeFree <= o.reserveBytes) { raise(); return; }
+      if (sampleNo <= failedAt || volumeFree <= o.reserveBytes) {
+        raise();
+        return;
+      }
       cause = below ? 'reserve' : undefined;
     } else cause = below ? 'reserve' : undefined;
     if (cause) raise();
@@ -119,13 +134,24 @@ export function createDiskGuard(o: DiskGuardOptions): DiskGuard {
     inFlight = (async () => {
       try {
         const s = await statfs(o.dir);
-        if (statfsFailing) { statfsFailing = false; o.logger.info({ dir: o.dir }, 'free disk space readable again'); }
+        if (statfsFailing) {
+          statfsFailing = false;
+          o.logger.info({ dir: o.dir }, 'free disk space readable again');
+        }
         let reusable = 0;
-        try { reusable = Math.max(0, o.reusableBytes?.() ?? 0); } catch { /* the outbox is closing: count none */ }
+        try {
+          reusable = Math.max(0, o.reusableBytes?.() ?? 0);
+        } catch {
+          /* the outbox is closing: count none */
+        }
         apply(Number(s.bavail) * Number(s.bsize), reusable, sampleNo);
       } catch (err) {
         // not knowing is no reason to refuse input: a write that finds the disk full still reports it
-        if (!statfsFailing) o.logger.warn({ code: 'GW_DISK_LOW', cause: (err as NodeJS.ErrnoException).code ?? 'unknown', dir: o.dir }, 'free disk space could not be read; the disk guard relies on write failures until it can');
+        if (!statfsFailing)
+          o.logger.warn(
+            { code: 'GW_DISK_LOW', cause: (err as NodeJS.ErrnoException).code ?? 'unknown', dir: o.dir },
+            'free disk space could not be read; the disk guard relies on write failures until it can',
+          );
         statfsFailing = true;
       } finally {
         inFlight = undefined;
@@ -139,7 +165,9 @@ export function createDiskGuard(o: DiskGuardOptions): DiskGuard {
   function arm(): void {
     const wanted = running && (o.reserveBytes > 0 || cause !== undefined);
     if (wanted && !timer) {
-      timer = setInterval(() => { void sample(); }, o.intervalMs);
+      timer = setInterval(() => {
+        void sample();
+      }, o.intervalMs);
       timer.unref?.();
     } else if (!wanted && timer) {
       clearInterval(timer);
@@ -165,7 +193,10 @@ export function createDiskGuard(o: DiskGuardOptions): DiskGuard {
       cause = 'write-failed';
       failedAt = samples;
       if (first) {
-        o.logger.warn({ code: 'GW_DISK_LOW', freeBytes: freeBytes ?? -1 }, 'an outbox write failed for lack of space; input refused, free space checked now');
+        o.logger.warn(
+          { code: 'GW_DISK_LOW', freeBytes: freeBytes ?? -1 },
+          'an outbox write failed for lack of space; input refused, free space checked now',
+        );
         raise();
       }
       arm();

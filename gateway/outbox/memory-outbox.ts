@@ -7,9 +7,26 @@ import { GatewayError } from '../errors.ts';
 import { randomBytes } from 'node:crypto';
 import { createRecordSealer, type RecordSealer } from '../crypto/record-sealer.ts';
 import { admitDeadLetters, admitEntry, admitPage, type AdmissionTotals } from './admission.ts';
-import { DELETED_ROW_HASH, ENTRY_OVERHEAD, entryBytes, sealRecords, selectClaimable, type DeadLetterEntry, type Outbox, type QueueRow, type SealedRecord } from './outbox.ts';
+import {
+  DELETED_ROW_HASH,
+  ENTRY_OVERHEAD,
+  entryBytes,
+  sealRecords,
+  selectClaimable,
+  type DeadLetterEntry,
+  type Outbox,
+  type QueueRow,
+  type SealedRecord,
+} from './outbox.ts';
 
-interface Row extends QueueRow { type: string; attempts: number; createdAt: number; bytes: number; sealed: Uint8Array; recordIds?: string[] }
+interface Row extends QueueRow {
+  type: string;
+  attempts: number;
+  createdAt: number;
+  bytes: number;
+  sealed: Uint8Array;
+  recordIds?: string[];
+}
 
 export interface MemoryOutboxOptions {
   maxBytes: number;
@@ -40,7 +57,19 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
   /** Queues a sealed record (or bundle) as a new row. */
   const addRow = (r: SealedRecord) => {
     const b = r.sealed.byteLength + ENTRY_OVERHEAD;
-    rows.set(++seq, { seq, id: r.id, type: r.type, partitionKey: r.partitionKey, nextAttemptAt: 0, attempts: 0, createdAt: opts.clock.now(), bytes: b, sealed: r.sealed, recordIds: r.recordIds, records: r.recordIds?.length ?? 1 });
+    rows.set(++seq, {
+      seq,
+      id: r.id,
+      type: r.type,
+      partitionKey: r.partitionKey,
+      nextAttemptAt: 0,
+      attempts: 0,
+      createdAt: opts.clock.now(),
+      bytes: b,
+      sealed: r.sealed,
+      recordIds: r.recordIds,
+      records: r.recordIds?.length ?? 1,
+    });
     bytes += b;
   };
 
@@ -60,9 +89,15 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
   /** The resend log as admission reaches it. */
   const resendLog = {
     lookup: (key: string) => log.get(key),
-    claim: (key: string, hash: string) => { const prior = log.get(key); if (prior === undefined) log.set(key, hash); return prior; },
+    claim: (key: string, hash: string) => {
+      const prior = log.get(key);
+      if (prior === undefined) log.set(key, hash);
+      return prior;
+    },
   };
-  const putDead = (e: DeadLetterEntry) => { dead.set(e.id, { ...e, bytes: e.sealed.byteLength + ENTRY_OVERHEAD }); };
+  const putDead = (e: DeadLetterEntry) => {
+    dead.set(e.id, { ...e, bytes: e.sealed.byteLength + ENTRY_OVERHEAD });
+  };
 
   /** Claimed rows to the dead letters, whole (their bytes were counted already). */
   function moveToDead(ids: readonly string[], code: string, reason: string): void {
@@ -73,24 +108,50 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       rows.delete(r.seq);
       // the row's bytes were counted already; a dead letter of the same id it replaces is not
       bytes -= dead.get(id)?.bytes ?? 0;
-      dead.set(id, { id, kind: 'record', createdAt: opts.clock.now(), adapter: 'relay', format: 'canonical', code, reason, recordType: r.type, partitionKey: r.partitionKey, ...(r.recordIds ? { recordIds: r.recordIds } : {}), sealed: r.sealed, bytes: r.bytes });
+      dead.set(id, {
+        id,
+        kind: 'record',
+        createdAt: opts.clock.now(),
+        adapter: 'relay',
+        format: 'canonical',
+        code,
+        reason,
+        recordType: r.type,
+        partitionKey: r.partitionKey,
+        ...(r.recordIds ? { recordIds: r.recordIds } : {}),
+        sealed: r.sealed,
+        bytes: r.bytes,
+      });
     }
   }
 
-  function ordered(): Row[] { return [...rows.values()].sort((a, b) => a.seq - b.seq); }
+  function ordered(): Row[] {
+    return [...rows.values()].sort((a, b) => a.seq - b.seq);
+  }
   /** The claimed row of an id, else its oldest row. */
   function rowOf(id: string): Row | undefined {
     const seqOf = claimed.get(id);
     if (seqOf !== undefined) return rows.get(seqOf);
     return ordered().find((r) => r.id === id);
   }
-  function release(id: string): void { inFlight.delete(id); claimed.delete(id); }
+  function release(id: string): void {
+    inFlight.delete(id);
+    claimed.delete(id);
+  }
 
-  function need(): void { if (!open) throw new GatewayError('GW_OUTBOX_IO', 'outbox is not open'); }
+  function need(): void {
+    if (!open) throw new GatewayError('GW_OUTBOX_IO', 'outbox is not open');
+  }
 
   return {
-    async open() { open = true; inFlight.clear(); claimed.clear(); },
-    async close() { open = false; },
+    async open() {
+      open = true;
+      inFlight.clear();
+      claimed.clear();
+    },
+    async close() {
+      open = false;
+    },
     async enqueue(given) {
       need();
       await Promise.resolve();
@@ -106,12 +167,19 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       need();
       await Promise.resolve();
       const page = { ...given, rows: given.rows.map((r) => ({ ...r, records: sealRecords(r.records, seal) })) };
-      const known = (stream: string) => { let m = sourceRows.get(stream); if (!m) sourceRows.set(stream, (m = new Map())); return m; };
+      const known = (stream: string) => {
+        let m = sourceRows.get(stream);
+        if (!m) sourceRows.set(stream, (m = new Map()));
+        return m;
+      };
       const changed = page.trackRows === false ? page.rows : page.rows.filter((r) => known(r.stream ?? page.stream).get(r.pk) !== r.hash);
       let recordBytes = 0;
       for (const r of changed) for (const rec of r.records) recordBytes += rec.sealed.byteLength + ENTRY_OVERHEAD;
       const deadBytes = deadLetterGrowth(changed.flatMap((r) => (r.deadLetter ? [r.deadLetter] : [])));
-      if (admitPage({ bytes: recordBytes + deadBytes, deadBytes }, totals()) === 'full') { opts.onFull?.(bytes, opts.maxBytes); return { outcome: 'full', written: 0, unchanged: 0, deadLettered: 0 }; }
+      if (admitPage({ bytes: recordBytes + deadBytes, deadBytes }, totals()) === 'full') {
+        opts.onFull?.(bytes, opts.maxBytes);
+        return { outcome: 'full', written: 0, unchanged: 0, deadLettered: 0 };
+      }
       let written = 0;
       let deadLettered = 0;
       for (const r of changed) {
@@ -129,40 +197,84 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       if (page.cursor) cursors.set(page.cursor.key, page.cursor.value);
       return { outcome: 'accepted', written, unchanged: page.rows.length - changed.length, deadLettered };
     },
-    getCursor(key) { return cursors.get(key); },
-    pendingCommands() { return [...commands].map(([id, sealed]) => ({ id, sealed })); },
-    async finishCommand(id) { commands.delete(id); },
+    getCursor(key) {
+      return cursors.get(key);
+    },
+    pendingCommands() {
+      return [...commands].map(([id, sealed]) => ({ id, sealed }));
+    },
+    async finishCommand(id) {
+      commands.delete(id);
+    },
     listSourceRows(stream, afterPk, limit) {
       const known = sourceRows.get(stream);
       if (!known) return [];
-      return [...known.entries()].filter(([pk, h]) => h !== DELETED_ROW_HASH && (afterPk === undefined || pk > afterPk)).map(([pk]) => pk).sort().slice(0, limit);
+      return [...known.entries()]
+        .filter(([pk, h]) => h !== DELETED_ROW_HASH && (afterPk === undefined || pk > afterPk))
+        .map(([pk]) => pk)
+        .sort()
+        .slice(0, limit);
     },
     claim(n) {
       need();
       const now = opts.clock.now();
       const result = { full: false };
       const picked = selectClaimable(ordered(), inFlight, now, n, Infinity, undefined, result);
-      for (const r of picked) { inFlight.add(r.id); claimed.set(r.id, r.seq); }
+      for (const r of picked) {
+        inFlight.add(r.id);
+        claimed.set(r.id, r.seq);
+      }
       const taken = new Set(picked.map((r) => r.seq));
       const heldBack = [...rows.values()].some((r) => !taken.has(r.seq) && !inFlight.has(r.id) && r.nextAttemptAt <= now);
       return {
-        rows: picked.map((r) => ({ seq: r.seq, id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: r.attempts, sealed: r.sealed, ...(r.recordIds ? { recordIds: r.recordIds } : {}) })),
+        rows: picked.map((r) => ({
+          seq: r.seq,
+          id: r.id,
+          type: r.type,
+          partitionKey: r.partitionKey,
+          attempts: r.attempts,
+          sealed: r.sealed,
+          ...(r.recordIds ? { recordIds: r.recordIds } : {}),
+        })),
         full: result.full,
         heldBack,
       };
     },
     async ack(ids) {
-      for (const id of ids) { const r = rowOf(id); if (r) { bytes -= r.bytes; rows.delete(r.seq); } release(id); }
+      for (const id of ids) {
+        const r = rowOf(id);
+        if (r) {
+          bytes -= r.bytes;
+          rows.delete(r.seq);
+        }
+        release(id);
+      }
     },
     async retryLater(ids, at) {
-      for (const id of ids) { const r = rowOf(id); if (r) { r.attempts++; r.nextAttemptAt = at; } release(id); }
+      for (const id of ids) {
+        const r = rowOf(id);
+        if (r) {
+          r.attempts++;
+          r.nextAttemptAt = at;
+        }
+        release(id);
+      }
     },
-    async deadLetter(ids, code, reason) { moveToDead(ids, code, reason); },
+    async deadLetter(ids, code, reason) {
+      moveToDead(ids, code, reason);
+    },
     async splitRefused(id, refused, code, reason) {
       const r = rowOf(id);
-      if (!r) { release(id); return 'gone'; }
+      if (!r) {
+        release(id);
+        return 'gone';
+      }
       const growth = deadLetterGrowth(refused);
-      if (!admitDeadLetters(growth, totals(), r.bytes)) { moveToDead([id], code, reason); opts.onFull?.(bytes, opts.maxBytes); return 'moved'; }
+      if (!admitDeadLetters(growth, totals(), r.bytes)) {
+        moveToDead([id], code, reason);
+        opts.onFull?.(bytes, opts.maxBytes);
+        return 'moved';
+      }
       for (const e of refused) putDead(e);
       rows.delete(r.seq);
       release(id);
@@ -172,7 +284,10 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
     async addDeadLetter(e) {
       need();
       const growth = deadLetterGrowth([e]);
-      if (!admitDeadLetters(growth, totals())) { opts.onFull?.(bytes, opts.maxBytes); return 'full'; }
+      if (!admitDeadLetters(growth, totals())) {
+        opts.onFull?.(bytes, opts.maxBytes);
+        return 'full';
+      }
       putDead(e);
       bytes += growth;
       return 'stored';
@@ -209,7 +324,15 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
         if (r.nextAttemptAt > now) waiting++;
         if (oldest === null || r.createdAt < oldest) oldest = r.createdAt;
       }
-      return { pending: rows.size - inFlight.size - waiting, inFlight: inFlight.size, waitingRetry: waiting, deadLetters: dead.size, bytes, maxBytes: opts.maxBytes, oldestCreatedAt: oldest };
+      return {
+        pending: rows.size - inFlight.size - waiting,
+        inFlight: inFlight.size,
+        waitingRetry: waiting,
+        deadLetters: dead.size,
+        bytes,
+        maxBytes: opts.maxBytes,
+        oldestCreatedAt: oldest,
+      };
     },
   };
 }

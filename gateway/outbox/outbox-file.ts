@@ -64,7 +64,13 @@ export interface CheckedOpenOptions {
 /** A key check value readable in a damaged file, if any (to refuse salvaging with another key). */
 function damagedFileKeyCheck(file: string): string | undefined {
   const d = openDamaged(file);
-  try { return d ? storedKeyCheck(d) : undefined; } catch { return undefined; } finally { d?.close(); }
+  try {
+    return d ? storedKeyCheck(d) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    d?.close();
+  }
 }
 
 export function openCheckedOutbox(o: CheckedOpenOptions): DatabaseSync {
@@ -76,7 +82,12 @@ export function openCheckedOutbox(o: CheckedOpenOptions): DatabaseSync {
       if (kcv !== undefined && !keyCheckMatches(kcv, keyCheckValue(o.sealKey))) throw otherKeyError({ file: o.file, keyFile, rows: 0 });
     }
     const report = salvageOutbox({
-      file: o.file, reason, damagedDir: o.damagedDir ?? join(dirname(o.file), 'damaged'), sealKey: o.sealKey, now: o.now(), createFresh: openOutboxDatabase,
+      file: o.file,
+      reason,
+      damagedDir: o.damagedDir ?? join(dirname(o.file), 'damaged'),
+      sealKey: o.sealKey,
+      now: o.now(),
+      createFresh: openOutboxDatabase,
       beforeReplace: (tables) => {
         const t = salvageTotals({ file: o.file, reason, tables });
         // not one record opens: far likelier another key than every row damaged; the file stays as it is
@@ -92,7 +103,8 @@ export function openCheckedOutbox(o: CheckedOpenOptions): DatabaseSync {
   try {
     d = openOutboxDatabase(o.file);
   } catch (e) {
-    if (isGatewayError(e) || !isCorruption(e)) throw isGatewayError(e) ? e : new GatewayError('GW_OUTBOX_IO', `outbox ${o.file} could not be opened`, { cause: e });
+    if (isGatewayError(e) || !isCorruption(e))
+      throw isGatewayError(e) ? e : new GatewayError('GW_OUTBOX_IO', `outbox ${o.file} could not be opened`, { cause: e });
     salvage('corrupt');
     d = openOutboxDatabase(o.file);
   }

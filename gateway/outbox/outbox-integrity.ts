@@ -33,13 +33,20 @@ export type Inspection = { state: 'fresh' } | { state: 'sound' } | { state: 'dam
 /** Words for the log and the alert (no SQLite text: it can quote content). */
 export function describeDamage(reason: DamageReason): string {
   switch (reason) {
-    case 'missing': return 'the outbox file was missing although a seal key existed (not a first run)';
-    case 'empty': return 'the outbox file was empty (0 bytes) although a seal key existed (not a first run)';
-    case 'header': return 'the outbox file does not start with the SQLite header';
-    case 'truncated': return 'the outbox file is shorter than its header says (truncated)';
-    case 'quick_check': return 'the outbox file failed SQLite\'s integrity check (quick_check)';
-    case 'corrupt': return 'SQLite reported the outbox file as malformed (SQLITE_CORRUPT / SQLITE_NOTADB)';
-    default: return reason satisfies never;
+    case 'missing':
+      return 'the outbox file was missing although a seal key existed (not a first run)';
+    case 'empty':
+      return 'the outbox file was empty (0 bytes) although a seal key existed (not a first run)';
+    case 'header':
+      return 'the outbox file does not start with the SQLite header';
+    case 'truncated':
+      return 'the outbox file is shorter than its header says (truncated)';
+    case 'quick_check':
+      return "the outbox file failed SQLite's integrity check (quick_check)";
+    case 'corrupt':
+      return 'SQLite reported the outbox file as malformed (SQLITE_CORRUPT / SQLITE_NOTADB)';
+    default:
+      return reason satisfies never;
   }
 }
 
@@ -132,7 +139,10 @@ export function sampleSealedRow(d: DatabaseSync): { aad: string; sealed: Uint8Ar
 }
 
 /** What a key decision needs to know of an outbox file, read-only: nothing there, sealed rows (with the stored check value), or unreadable. */
-export type SealedData = { state: 'none' } | { state: 'rows'; rows: number; keyCheck?: string; sample?: { aad: string; sealed: Uint8Array } } | { state: 'unreadable' };
+export type SealedData =
+  | { state: 'none' }
+  | { state: 'rows'; rows: number; keyCheck?: string; sample?: { aad: string; sealed: Uint8Array } }
+  | { state: 'unreadable' };
 
 export function sealedDataIn(file: string): SealedData {
   if (!existsSync(file) || statSync(file).size === 0) return { state: 'none' };

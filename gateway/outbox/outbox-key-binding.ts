@@ -15,7 +15,11 @@ export type KeyBinding = 'matched' | 'stored' | 'rebound';
 
 /** The GW_KEY_MISSING text for a key that is not the one an outbox was written with. */
 export function otherKeyError(o: { file: string; keyFile: string; rows: number }): GatewayError {
-  return new GatewayError('GW_KEY_MISSING', `the seal key ${o.keyFile} is not the key the outbox ${o.file} was written with (its key check value differs), and that outbox holds ${o.rows} sealed row(s). Nothing was accepted or sent. Restore the original key: eyewear-gateway keys import BACKUP --replace (the import checks the backup opens this outbox)`, { details: { file: o.file, keyFile: o.keyFile, rows: o.rows } });
+  return new GatewayError(
+    'GW_KEY_MISSING',
+    `the seal key ${o.keyFile} is not the key the outbox ${o.file} was written with (its key check value differs), and that outbox holds ${o.rows} sealed row(s). Nothing was accepted or sent. Restore the original key: eyewear-gateway keys import BACKUP --replace (the import checks the backup opens this outbox)`,
+    { details: { file: o.file, keyFile: o.keyFile, rows: o.rows } },
+  );
 }
 
 /** Compares (or stores) the key's check value in an open, migrated outbox; throws GW_KEY_MISSING on another key. */

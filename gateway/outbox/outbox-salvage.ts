@@ -77,10 +77,17 @@ function damagedName(dir: string, file: string, now: number): string {
 
 /** Keeps `from` at `to` without moving it yet: a hard link (no space needed), or a copy where links are not allowed. */
 function keep(from: string, to: string): void {
-  try { linkSync(from, to); } catch { copyFileSync(from, to); }
+  try {
+    linkSync(from, to);
+  } catch {
+    copyFileSync(from, to);
+  }
 }
 
-interface Walk { lost: number; lostUnknown: boolean }
+interface Walk {
+  lost: number;
+  lostUnknown: boolean;
+}
 
 /**
  * Visits every readable row of a rowid table in rowid order. `top` is the highest rowid known to
@@ -108,11 +115,12 @@ function walkRowids(d: DatabaseSync, table: string, columns: string, onRow: (r: 
     }
   };
   const lostToEnd = (last: number) => {
-    if (top === undefined) walk.lostUnknown = true; else walk.lost += Math.max(0, top - last);
+    if (top === undefined) walk.lostUnknown = true;
+    else walk.lost += Math.max(0, top - last);
   };
   /** The last rowid read (0: none yet; our tables' rowids start at 1). */
   let last = 0;
-  for (let regions = 0; regions < MAX_BAD_REGIONS;) {
+  for (let regions = 0; regions < MAX_BAD_REGIONS; ) {
     let n = 0;
     try {
       for (const r of scan.iterate(last + 1) as Iterable<Record<string, unknown>>) {
@@ -122,7 +130,9 @@ function walkRowids(d: DatabaseSync, table: string, columns: string, onRow: (r: 
       }
       if (n < BATCH) return walk;
       continue;
-    } catch { /* a bad page after `last`: find where reading resumes */ }
+    } catch {
+      /* a bad page after `last`: find where reading resumes */
+    }
     regions++;
     // doubling steps until a seek reads again, then halving back to the first point that reads
     let fail = last;
@@ -133,16 +143,26 @@ function walkRowids(d: DatabaseSync, table: string, columns: string, onRow: (r: 
       at = last + 1 + step;
       if (at > MAX_ROWID) break;
     }
-    if (hit === undefined) { lostToEnd(last); return walk; }
+    if (hit === undefined) {
+      lostToEnd(last);
+      return walk;
+    }
     let lo = fail;
     let hi = at;
     let found = hit;
     while (hi - lo > 1) {
       const mid = lo + Math.floor((hi - lo) / 2);
       const m = next(mid);
-      if (m === undefined) lo = mid; else { hi = mid; found = m; }
+      if (m === undefined) lo = mid;
+      else {
+        hi = mid;
+        found = m;
+      }
     }
-    if (found === null) { lostToEnd(last); return walk; }
+    if (found === null) {
+      lostToEnd(last);
+      return walk;
+    }
     walk.lost += found - last - 1;
     last = found - 1;
   }
@@ -156,7 +176,9 @@ function walkSourceRows(d: DatabaseSync, onRow: (r: Record<string, unknown>) => 
   let scan: StatementSync;
   let nextStream: StatementSync;
   try {
-    scan = d.prepare(`SELECT stream, pk, hash FROM source_rows WHERE stream > ? OR (stream = ? AND pk > ?) ORDER BY stream, pk LIMIT ${BATCH}`);
+    scan = d.prepare(
+      `SELECT stream, pk, hash FROM source_rows WHERE stream > ? OR (stream = ? AND pk > ?) ORDER BY stream, pk LIMIT ${BATCH}`,
+    );
     nextStream = d.prepare('SELECT stream, pk, hash FROM source_rows WHERE stream > ? ORDER BY stream, pk LIMIT 1');
   } catch {
     return { lost: 0, lostUnknown: true };
@@ -177,10 +199,16 @@ function walkSourceRows(d: DatabaseSync, onRow: (r: Record<string, unknown>) => 
       if (n < BATCH) return walk;
       regions--;
       continue;
-    } catch { /* skip the rest of this stream */ }
+    } catch {
+      /* skip the rest of this stream */
+    }
     walk.lostUnknown = true;
     let r: Record<string, unknown> | undefined;
-    try { r = nextStream.get(stream) as Record<string, unknown> | undefined; } catch { return walk; }
+    try {
+      r = nextStream.get(stream) as Record<string, unknown> | undefined;
+    } catch {
+      return walk;
+    }
     if (!r) return walk;
     first = false;
     stream = String(r.stream);
@@ -201,7 +229,9 @@ export function openDamaged(file: string): DatabaseSync | undefined {
     try {
       d.enableDefensive(false);
       d.exec('PRAGMA writable_schema = ON');
-    } catch { /* read what can be read without it */ }
+    } catch {
+      /* read what can be read without it */
+    }
     return d;
   } catch {
     return undefined;
@@ -235,7 +265,12 @@ function opensAs(sealer: RecordSealer | undefined, aad: string, sealed: Uint8Arr
  * Copies the readable rows of `source` (opened read-only, or undefined when it cannot be opened at
  * all) into the migrated, empty outbox `target`, in one transaction.
  */
-function copyRows(source: DatabaseSync | undefined, target: DatabaseSync, sealer: RecordSealer | undefined, now: number): Record<SalvagedTable, TableSalvage> {
+function copyRows(
+  source: DatabaseSync | undefined,
+  target: DatabaseSync,
+  sealer: RecordSealer | undefined,
+  now: number,
+): Record<SalvagedTable, TableSalvage> {
   const out = Object.fromEntries(SALVAGED_TABLES.map((t) => [t, empty()])) as Record<SalvagedTable, TableSalvage>;
   const have = tables(source);
   if (!source || !have.has('outbox')) {
@@ -246,15 +281,27 @@ function copyRows(source: DatabaseSync | undefined, target: DatabaseSync, sealer
   try {
     const s = source.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").get() as { seq: number } | undefined;
     top = s ? Number(s.seq) : 0;
-  } catch { top = undefined; }
+  } catch {
+    top = undefined;
+  }
   const hasRecordIds = (t: string) => {
-    try { return (source.prepare(`SELECT name FROM pragma_table_info('${t}')`).all() as Array<{ name: string }>).some((c) => c.name === 'record_ids'); } catch { return false; }
+    try {
+      return (source.prepare(`SELECT name FROM pragma_table_info('${t}')`).all() as Array<{ name: string }>).some(
+        (c) => c.name === 'record_ids',
+      );
+    } catch {
+      return false;
+    }
   };
   const outboxIds = hasRecordIds('outbox') ? 'record_ids' : 'NULL AS record_ids';
   const deadIds = hasRecordIds('dead_letters') ? 'record_ids' : 'NULL AS record_ids';
   const st = {
-    outbox: target.prepare('INSERT INTO outbox (seq, id, type, partition_key, created_at, attempts, next_attempt_at, last_error, bytes, payload, record_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
-    dead: target.prepare('INSERT OR IGNORE INTO dead_letters (id, kind, created_at, adapter, format, code, reason, location, record_type, partition_key, bytes, payload, record_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+    outbox: target.prepare(
+      'INSERT INTO outbox (seq, id, type, partition_key, created_at, attempts, next_attempt_at, last_error, bytes, payload, record_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    dead: target.prepare(
+      'INSERT OR IGNORE INTO dead_letters (id, kind, created_at, adapter, format, code, reason, location, record_type, partition_key, bytes, payload, record_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
     command: target.prepare('INSERT OR IGNORE INTO pending_commands (id, taken_at, payload) VALUES (?, ?, ?)'),
     cursor: target.prepare('INSERT OR REPLACE INTO source_cursors (key, value, updated_at) VALUES (?, ?, ?)'),
     row: target.prepare('INSERT OR REPLACE INTO source_rows (stream, pk, hash) VALUES (?, ?, ?)'),
@@ -264,37 +311,98 @@ function copyRows(source: DatabaseSync | undefined, target: DatabaseSync, sealer
   target.exec('BEGIN IMMEDIATE');
   try {
     const ob = out.outbox;
-    const w = walkRowids(source, 'outbox', `seq, id, type, partition_key, created_at, attempts, next_attempt_at, last_error, bytes, payload, ${outboxIds}`, (r) => {
-      const seq = Number(r.seq);
-      maxSeq = Math.max(maxSeq, seq);
-      const recordIds = typeof r.record_ids === 'string' ? r.record_ids : null;
-      let parts: number | undefined;
-      try { parts = recordIds ? (JSON.parse(recordIds) as unknown[]).length : undefined; } catch { parts = -1; }
-      const payload = r.payload as Uint8Array;
-      if (opensAs(sealer, String(r.id), payload, parts)) {
-        st.outbox.run(seq, r.id as string, r.type as string, r.partition_key as string, r.created_at as number, r.attempts as number, r.next_attempt_at as number, (r.last_error as string | null) ?? null, r.bytes as number, payload, recordIds);
-        ob.salvaged++;
-        return;
-      }
-      // kept, so a person sees which record ids to have resent; it cannot be delivered
-      const stored = st.dead.run(r.id as string, 'record', now, 'salvage', 'canonical', 'GW_RECORD_UNREADABLE', 'salvaged from a damaged outbox: its sealed bytes no longer open (damaged); have the source resend it', null, r.type as string, r.partition_key as string, r.bytes as number, payload, validRecordIds(recordIds));
-      if (Number(stored.changes) > 0) { ob.salvaged++; ob.unreadable++; } else ob.lost++;
-    }, top);
+    const w = walkRowids(
+      source,
+      'outbox',
+      `seq, id, type, partition_key, created_at, attempts, next_attempt_at, last_error, bytes, payload, ${outboxIds}`,
+      (r) => {
+        const seq = Number(r.seq);
+        maxSeq = Math.max(maxSeq, seq);
+        const recordIds = typeof r.record_ids === 'string' ? r.record_ids : null;
+        let parts: number | undefined;
+        try {
+          parts = recordIds ? (JSON.parse(recordIds) as unknown[]).length : undefined;
+        } catch {
+          parts = -1;
+        }
+        const payload = r.payload as Uint8Array;
+        if (opensAs(sealer, String(r.id), payload, parts)) {
+          st.outbox.run(
+            seq,
+            r.id as string,
+            r.type as string,
+            r.partition_key as string,
+            r.created_at as number,
+            r.attempts as number,
+            r.next_attempt_at as number,
+            (r.last_error as string | null) ?? null,
+            r.bytes as number,
+            payload,
+            recordIds,
+          );
+          ob.salvaged++;
+          return;
+        }
+        // kept, so a person sees which record ids to have resent; it cannot be delivered
+        const stored = st.dead.run(
+          r.id as string,
+          'record',
+          now,
+          'salvage',
+          'canonical',
+          'GW_RECORD_UNREADABLE',
+          'salvaged from a damaged outbox: its sealed bytes no longer open (damaged); have the source resend it',
+          null,
+          r.type as string,
+          r.partition_key as string,
+          r.bytes as number,
+          payload,
+          validRecordIds(recordIds),
+        );
+        if (Number(stored.changes) > 0) {
+          ob.salvaged++;
+          ob.unreadable++;
+        } else ob.lost++;
+      },
+      top,
+    );
     ob.lost += w.lost;
     ob.lostUnknown = w.lostUnknown;
     // later seqs stay above every seq the damaged outbox handed out
     target.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'").run(Math.max(maxSeq, top ?? 0));
     if (have.has('dead_letters')) {
       const dl = out.dead_letters;
-      const wd = walkRowids(source, 'dead_letters', `id, kind, created_at, adapter, format, code, reason, location, record_type, partition_key, bytes, payload, ${deadIds}`, (r) => {
-        const payload = r.payload as Uint8Array;
-        const readable = opensAs(sealer, String(r.id), payload);
-        if (!readable) dl.unreadable++;
-        const code = readable ? (r.code as string) : 'GW_RECORD_UNREADABLE';
-        const reason = readable ? (r.reason as string) : `salvaged from a damaged outbox: its sealed bytes no longer open (first dead-lettered as ${String(r.code)})`;
-        const res = st.dead.run(r.id as string, r.kind as string, r.created_at as number, r.adapter as string, r.format as string, code, reason, (r.location as string | null) ?? null, (r.record_type as string | null) ?? null, (r.partition_key as string | null) ?? null, r.bytes as number, payload, validRecordIds(r.record_ids));
-        if (Number(res.changes) > 0) dl.salvaged++; else dl.lost++;
-      });
+      const wd = walkRowids(
+        source,
+        'dead_letters',
+        `id, kind, created_at, adapter, format, code, reason, location, record_type, partition_key, bytes, payload, ${deadIds}`,
+        (r) => {
+          const payload = r.payload as Uint8Array;
+          const readable = opensAs(sealer, String(r.id), payload);
+          if (!readable) dl.unreadable++;
+          const code = readable ? (r.code as string) : 'GW_RECORD_UNREADABLE';
+          const reason = readable
+            ? (r.reason as string)
+            : `salvaged from a damaged outbox: its sealed bytes no longer open (first dead-lettered as ${String(r.code)})`;
+          const res = st.dead.run(
+            r.id as string,
+            r.kind as string,
+            r.created_at as number,
+            r.adapter as string,
+            r.format as string,
+            code,
+            reason,
+            (r.location as string | null) ?? null,
+            (r.record_type as string | null) ?? null,
+            (r.partition_key as string | null) ?? null,
+            r.bytes as number,
+            payload,
+            validRecordIds(r.record_ids),
+          );
+          if (Number(res.changes) > 0) dl.salvaged++;
+          else dl.lost++;
+        },
+      );
       dl.lost += wd.lost;
       dl.lostUnknown = wd.lostUnknown;
     } else out.dead_letters.lostUnknown = true;
@@ -302,7 +410,11 @@ function copyRows(source: DatabaseSync | undefined, target: DatabaseSync, sealer
       const pc = out.pending_commands;
       const wp = walkRowids(source, 'pending_commands', 'id, taken_at, payload', (r) => {
         // a command that cannot be read cannot be carried out: counted, not kept
-        if (!opensAs(sealer, `command:${String(r.id)}`, r.payload as Uint8Array)) { pc.unreadable++; pc.lost++; return; }
+        if (!opensAs(sealer, `command:${String(r.id)}`, r.payload as Uint8Array)) {
+          pc.unreadable++;
+          pc.lost++;
+          return;
+        }
         st.command.run(r.id as string, r.taken_at as number, r.payload as Uint8Array);
         pc.salvaged++;
       });
@@ -316,18 +428,27 @@ function copyRows(source: DatabaseSync | undefined, target: DatabaseSync, sealer
     if (!sourcesRewound(out)) {
       if (have.has('source_cursors')) {
         const sc = out.source_cursors;
-        const wc = walkRowids(source, 'source_cursors', 'key, value, updated_at', (r) => { st.cursor.run(r.key as string, r.value as string, r.updated_at as number); sc.salvaged++; });
+        const wc = walkRowids(source, 'source_cursors', 'key, value, updated_at', (r) => {
+          st.cursor.run(r.key as string, r.value as string, r.updated_at as number);
+          sc.salvaged++;
+        });
         sc.lost += wc.lost;
         sc.lostUnknown = wc.lostUnknown;
       }
       if (have.has('source_rows')) {
         const sr = out.source_rows;
-        const wr = walkSourceRows(source, (r) => { st.row.run(r.stream as string, r.pk as string, r.hash as string); sr.salvaged++; });
+        const wr = walkSourceRows(source, (r) => {
+          st.row.run(r.stream as string, r.pk as string, r.hash as string);
+          sr.salvaged++;
+        });
         sr.lostUnknown = wr.lostUnknown;
       }
       if (have.has('intake_log')) {
         const il = out.intake_log;
-        const wl = walkRowids(source, 'intake_log', 'key, hash, seen_at', (r) => { st.log.run(r.key as string, r.hash as string, r.seen_at as number); il.salvaged++; });
+        const wl = walkRowids(source, 'intake_log', 'key, hash, seen_at', (r) => {
+          st.log.run(r.key as string, r.hash as string, r.seen_at as number);
+          il.salvaged++;
+        });
         il.lost += wl.lost;
         il.lostUnknown = wl.lostUnknown;
       }
@@ -384,7 +505,11 @@ export function salvageOutbox(o: SalvageOptions): SalvageReport {
     for (const s of ['', '-wal', '-shm']) rmSync(tmp + s, { force: true });
     if (isGatewayError(e)) throw e;
     // a full disk or an I/O error: the damaged file is still in place and is salvaged at the next start
-    throw new GatewayError('GW_OUTBOX_IO', `the damaged outbox ${file} could not be salvaged (${(e as NodeJS.ErrnoException).code ?? 'write failed'}); it was left in place: free disk space and start again`, { cause: e });
+    throw new GatewayError(
+      'GW_OUTBOX_IO',
+      `the damaged outbox ${file} could not be salvaged (${(e as NodeJS.ErrnoException).code ?? 'write failed'}); it was left in place: free disk space and start again`,
+      { cause: e },
+    );
   } finally {
     source?.close();
   }
@@ -399,7 +524,12 @@ export function salvageOutbox(o: SalvageOptions): SalvageReport {
 /** Totals over the tables that hold records (queued rows and dead letters). */
 export function salvageTotals(r: SalvageReport): { salvaged: number; lost: number; unreadable: number; lostUnknown: boolean } {
   const t = [r.tables.outbox, r.tables.dead_letters];
-  return { salvaged: t[0].salvaged + t[1].salvaged, lost: t[0].lost + t[1].lost, unreadable: t[0].unreadable + t[1].unreadable, lostUnknown: t[0].lostUnknown || t[1].lostUnknown };
+  return {
+    salvaged: t[0].salvaged + t[1].salvaged,
+    lost: t[0].lost + t[1].lost,
+    unreadable: t[0].unreadable + t[1].unreadable,
+    lostUnknown: t[0].lostUnknown || t[1].lostUnknown,
+  };
 }
 
 /** The alert's and the log's words: what happened, the counts, where the damaged file is, what to do. Ids and counts only. */
@@ -409,7 +539,7 @@ export function describeSalvage(r: SalvageReport, alertKey: string): string {
     return `${t} ${x.salvaged} salvaged/${x.lost}${x.lostUnknown ? '+' : ''} lost${x.unreadable ? `/${x.unreadable} unreadable` : ''}`;
   }).join(', ');
   const where = r.movedTo ? `the damaged file was kept at ${r.movedTo}` : 'there was no file to keep';
-  return `${describeDamage(r.reason)}: a fresh outbox was made from every readable row (${per}; "+": more may have been lost than counted). ${where}. Queued records that could not be opened are dead letters with GW_RECORD_UNREADABLE. ${sourcesRewound(r.tables) ? 'Because queued records were lost, the sources\' positions were not kept: database and file sources read again from the start and resent HL7 messages are taken as new (the cloud drops copies). ' : ''}Input is accepted. Keep the damaged file for support, check the disk, have the sources resend what was lost, then acknowledge: POST /alerts/${alertKey}/clear`;
+  return `${describeDamage(r.reason)}: a fresh outbox was made from every readable row (${per}; "+": more may have been lost than counted). ${where}. Queued records that could not be opened are dead letters with GW_RECORD_UNREADABLE. ${sourcesRewound(r.tables) ? "Because queued records were lost, the sources' positions were not kept: database and file sources read again from the start and resent HL7 messages are taken as new (the cloud drops copies). " : ''}Input is accepted. Keep the damaged file for support, check the disk, have the sources resend what was lost, then acknowledge: POST /alerts/${alertKey}/clear`;
 }
 
 /**

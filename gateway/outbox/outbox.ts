@@ -56,7 +56,9 @@ export type StoreRecord = SealedRecord | PlainRecord;
 /** Seals the plain records of a list (the same list when all are sealed already). */
 export function sealRecords(list: StoreRecord[], seal: (aad: string, plain: string | Uint8Array) => Uint8Array): SealedRecord[] {
   if (list.every((r) => 'sealed' in r)) return list as SealedRecord[];
-  return list.map((r) => ('sealed' in r ? r : { id: r.id, type: r.type, partitionKey: r.partitionKey, sealed: seal(r.id, r.plain), recordIds: r.recordIds }));
+  return list.map((r) =>
+    'sealed' in r ? r : { id: r.id, type: r.type, partitionKey: r.partitionKey, sealed: seal(r.id, r.plain), recordIds: r.recordIds },
+  );
 }
 
 export interface EnqueueEntry {
@@ -95,7 +97,12 @@ export interface PageEntry {
   trackRows?: boolean;
 }
 
-export interface PageOutcome { outcome: 'accepted' | 'full'; written: number; unchanged: number; deadLettered: number }
+export interface PageOutcome {
+  outcome: 'accepted' | 'full';
+  written: number;
+  unchanged: number;
+  deadLettered: number;
+}
 
 /** The hash a row version holds once the row is deleted at its source. */
 export const DELETED_ROW_HASH = '-';
@@ -258,7 +265,15 @@ export interface QueueRow {
  * `blockedAlready`: partitions known to be blocked before the scan (those with rows in flight).
  * `result.full`: the claim reached its n records (more may be claimable at once).
  */
-export function selectClaimable<R extends QueueRow>(rows: Iterable<R>, inFlight: ReadonlySet<string>, now: number, n: number, maxScan = Infinity, blockedAlready?: { has(partitionKey: string): boolean }, result?: { full: boolean }): R[] {
+export function selectClaimable<R extends QueueRow>(
+  rows: Iterable<R>,
+  inFlight: ReadonlySet<string>,
+  now: number,
+  n: number,
+  maxScan = Infinity,
+  blockedAlready?: { has(partitionKey: string): boolean },
+  result?: { full: boolean },
+): R[] {
   const blocked = new Set<string>();
   const pickedIds = new Set<string>();
   const out: R[] = [];
@@ -268,10 +283,16 @@ export function selectClaimable<R extends QueueRow>(rows: Iterable<R>, inFlight:
     if (records >= n || scanned++ >= maxScan) break;
     if (blocked.has(r.partitionKey) || blockedAlready?.has(r.partitionKey)) continue;
     // a record id queued twice (a resend after the dedupe window) goes one copy at a time
-    if (inFlight.has(r.id) || pickedIds.has(r.id) || r.nextAttemptAt > now) { blocked.add(r.partitionKey); continue; }
+    if (inFlight.has(r.id) || pickedIds.has(r.id) || r.nextAttemptAt > now) {
+      blocked.add(r.partitionKey);
+      continue;
+    }
     // a bundle that would take the batch past n records waits for the next one (stopping here
     // keeps every later row of its partition behind it)
-    if (out.length > 0 && records + (r.records ?? 1) > n) { records = n; break; }
+    if (out.length > 0 && records + (r.records ?? 1) > n) {
+      records = n;
+      break;
+    }
     out.push(r);
     pickedIds.add(r.id);
     records += r.records ?? 1;

@@ -16,7 +16,17 @@ import type { Clock, TimerHandle } from '../clock.ts';
 import { openCheckedOutbox } from './outbox-file.ts';
 import { createStoredKeys, hashPlainKeys } from './stored-keys.ts';
 import type { SalvageReport } from './outbox-salvage.ts';
-import { selectClaimable, type ClaimedRow, type DeadLetterEntry, type DeadLetterSummary, type EnqueueOutcome, type Outbox, type PageOutcome, type OutboxStats, type QueueRow } from './outbox.ts';
+import {
+  selectClaimable,
+  type ClaimedRow,
+  type DeadLetterEntry,
+  type DeadLetterSummary,
+  type EnqueueOutcome,
+  type Outbox,
+  type PageOutcome,
+  type OutboxStats,
+  type QueueRow,
+} from './outbox.ts';
 import type { WriterCounts } from './sqlite-writer.ts';
 import { startWriter, type WriterChannel } from './writer-channel.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
@@ -71,7 +81,13 @@ const WRITER_RESTART_MAX_MS = 30_000;
 const WRITER_STABLE_MS = 60_000;
 
 /** A queued row as claims see it; fresh rows carry their payload (read in the same scan), others fetch it when picked. */
-interface ScanRow extends QueueRow { type: string; attempts: number; bytes: number; payload?: Uint8Array; recordIds?: string | null }
+interface ScanRow extends QueueRow {
+  type: string;
+  attempts: number;
+  bytes: number;
+  payload?: Uint8Array;
+  recordIds?: string | null;
+}
 
 type WriterRequestBody = WriterRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
@@ -125,15 +141,23 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
    * partition is claimable below one of its rows in flight).
    */
   function* rowsInOrder(scannedFresh: ScanRow[], seen: { rows: number }): Iterable<ScanRow> {
-    const retried = (st.scanRetried.iterate(claimCursor) as Iterator<ScanRow>);
+    const retried = st.scanRetried.iterate(claimCursor) as Iterator<ScanRow>;
     try {
       let r = retried.next();
       for (const d of deferred.values()) {
-        while (!r.done && Number(r.value.seq) < d.seq) { seen.rows++; yield r.value; r = retried.next(); }
+        while (!r.done && Number(r.value.seq) < d.seq) {
+          seen.rows++;
+          yield r.value;
+          r = retried.next();
+        }
         seen.rows++;
         yield d;
       }
-      while (!r.done) { seen.rows++; yield r.value; r = retried.next(); }
+      while (!r.done) {
+        seen.rows++;
+        yield r.value;
+        r = retried.next();
+      }
       for (const f of st.scanFresh.iterate(claimCursor) as Iterable<ScanRow>) {
         scannedFresh.push(f);
         seen.rows++;
@@ -174,7 +198,8 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       inFlightRows.delete(id);
       if (!row) continue;
       const left = (inFlightPartitions.get(row.partitionKey) ?? 1) - 1;
-      if (left > 0) inFlightPartitions.set(row.partitionKey, left); else inFlightPartitions.delete(row.partitionKey);
+      if (left > 0) inFlightPartitions.set(row.partitionKey, left);
+      else inFlightPartitions.delete(row.partitionKey);
     }
   }
 
@@ -203,24 +228,50 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     deathsInRow = !failedToStart && opts.clock.now() - writerStartedAt > WRITER_STABLE_MS ? 1 : deathsInRow + 1;
     const delay = Math.min(WRITER_RESTART_MAX_MS, WRITER_RESTART_FIRST_MS * 2 ** (deathsInRow - 1));
     opts.onWriterGone?.({ error: e, restartInMs: delay, restarts: writerRestarts });
-    restartTimer = opts.clock.setTimeout(() => {
-      restartTimer = undefined;
-      start().then((kept) => {
-        if (!kept) return;
-        writerRestarts++;
-        // rows claimed before are settled by calls that failed; read the queue again from the start
-        rescan();
-        opts.onWriterRestarted?.({ restarts: writerRestarts });
-      }, (err: unknown) => writerGone(isGatewayError(err) ? err : new GatewayError('GW_OUTBOX_IO', 'outbox writer failed to start', { cause: err }), start, true));
-    }, delay, { unref: true });
+    restartTimer = opts.clock.setTimeout(
+      () => {
+        restartTimer = undefined;
+        start().then(
+          (kept) => {
+            if (!kept) return;
+            writerRestarts++;
+            // rows claimed before are settled by calls that failed; read the queue again from the start
+            rescan();
+            opts.onWriterRestarted?.({ restarts: writerRestarts });
+          },
+          (err: unknown) =>
+            writerGone(
+              isGatewayError(err) ? err : new GatewayError('GW_OUTBOX_IO', 'outbox writer failed to start', { cause: err }),
+              start,
+              true,
+            ),
+        );
+      },
+      delay,
+      { unref: true },
+    );
   }
 
   return {
     async open() {
       if (db) return;
-      const d = openCheckedOutbox({ file: opts.file, sealKey: opts.sealKey, keyFile: opts.keyFile, expectData: opts.expectData, absentIsFresh: opts.absentIsFresh, damagedDir: opts.damagedDir, now: () => opts.clock.now(), onSalvaged: opts.onSalvaged });
+      const d = openCheckedOutbox({
+        file: opts.file,
+        sealKey: opts.sealKey,
+        keyFile: opts.keyFile,
+        expectData: opts.expectData,
+        absentIsFresh: opts.absentIsFresh,
+        damagedDir: opts.damagedDir,
+        now: () => opts.clock.now(),
+        onSalvaged: opts.onSalvaged,
+      });
       // keys kept in plaintext before they were hashed are rewritten once, before any writer opens the file
-      try { hashPlainKeys(d, keys, opts.sealKey !== undefined); } catch (e) { d.close(); throw new GatewayError('GW_OUTBOX_IO', 'outbox key migration failed', { cause: e }); }
+      try {
+        hashPlainKeys(d, keys, opts.sealKey !== undefined);
+      } catch (e) {
+        d.close();
+        throw new GatewayError('GW_OUTBOX_IO', 'outbox key migration failed', { cause: e });
+      }
       const onReply = (m: WriterReply) => {
         counts = m.counts;
         for (const item of m.items) {
@@ -233,15 +284,33 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
           else p.reject(new GatewayError('GW_OUTBOX_IO', `outbox write failed: ${item.error ?? 'unknown'}`));
         }
       };
-      const writerOptions = { file: opts.file, maxBytes: opts.maxBytes, maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4), dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000, groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000, sealKey: opts.sealKey };
+      const writerOptions = {
+        file: opts.file,
+        maxBytes: opts.maxBytes,
+        maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4),
+        dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000,
+        groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000,
+        sealKey: opts.sealKey,
+      };
       /** Starts a writer and makes it the outbox's; a writer that was closed meanwhile is let go. */
       const start = async (): Promise<boolean> => {
         const opening = openings;
         let gen: WriterChannel | undefined;
-        const started = await startWriter(opts.writer ?? 'auto', writerOptions, onReply, (e) => { if (channel === gen) writerGone(e, start); }, opts.onWriterThread);
+        const started = await startWriter(
+          opts.writer ?? 'auto',
+          writerOptions,
+          onReply,
+          (e) => {
+            if (channel === gen) writerGone(e, start);
+          },
+          opts.onWriterThread,
+        );
         gen = started.channel;
         // closed while this writer started: let it go
-        if (opening !== openings) { await gen.dispose(); return false; }
+        if (opening !== openings) {
+          await gen.dispose();
+          return false;
+        }
         counts = started.counts;
         channel = gen;
         writerStartedAt = opts.clock.now();
@@ -257,11 +326,19 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       writerRestarts = 0;
       deathsInRow = 0;
       st = {
-        scanRetried: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, record_ids AS recordIds, COALESCE(json_array_length(record_ids), 1) AS records FROM outbox WHERE attempts > 0 AND seq <= ? ORDER BY seq'),
-        scanFresh: d.prepare('SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, payload, record_ids AS recordIds, COALESCE(json_array_length(record_ids), 1) AS records FROM outbox WHERE seq > ? ORDER BY seq'),
+        scanRetried: d.prepare(
+          'SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, record_ids AS recordIds, COALESCE(json_array_length(record_ids), 1) AS records FROM outbox WHERE attempts > 0 AND seq <= ? ORDER BY seq',
+        ),
+        scanFresh: d.prepare(
+          'SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, payload, record_ids AS recordIds, COALESCE(json_array_length(record_ids), 1) AS records FROM outbox WHERE seq > ? ORDER BY seq',
+        ),
         payload: d.prepare('SELECT payload FROM outbox WHERE seq = ?'),
-        listDead: d.prepare('SELECT id, kind, created_at AS createdAt, adapter, format, code, reason, location, record_type AS recordType, partition_key AS partitionKey, record_ids AS recordIds, bytes FROM dead_letters ORDER BY created_at, id LIMIT ? OFFSET ?'),
-        getDead: d.prepare('SELECT id, kind, created_at AS createdAt, adapter, format, code, reason, location, record_type AS recordType, partition_key AS partitionKey, record_ids AS recordIds, payload FROM dead_letters WHERE id = ?'),
+        listDead: d.prepare(
+          'SELECT id, kind, created_at AS createdAt, adapter, format, code, reason, location, record_type AS recordType, partition_key AS partitionKey, record_ids AS recordIds, bytes FROM dead_letters ORDER BY created_at, id LIMIT ? OFFSET ?',
+        ),
+        getDead: d.prepare(
+          'SELECT id, kind, created_at AS createdAt, adapter, format, code, reason, location, record_type AS recordType, partition_key AS partitionKey, record_ids AS recordIds, payload FROM dead_letters WHERE id = ?',
+        ),
         oldest: d.prepare('SELECT created_at AS t FROM outbox ORDER BY seq LIMIT 1'),
         waiting: d.prepare('SELECT COUNT(*) AS n FROM outbox WHERE attempts > 0 AND next_attempt_at > ?'),
         countDead: d.prepare('SELECT COUNT(*) AS n FROM dead_letters'),
@@ -324,8 +401,14 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       const stored = keys.key(key);
       const value = (st.getCursor.get(stored) as { value: string } | undefined)?.value;
       if (value === undefined) return undefined;
-      try { return keys.openValue(stored, value); } catch (e) {
-        throw new GatewayError('GW_STORE_CORRUPT', 'a source position kept in the outbox could not be opened (damaged on the disk, or sealed under another key): restore the seal key from its backup', { cause: e });
+      try {
+        return keys.openValue(stored, value);
+      } catch (e) {
+        throw new GatewayError(
+          'GW_STORE_CORRUPT',
+          'a source position kept in the outbox could not be opened (damaged on the disk, or sealed under another key): restore the seal key from its backup',
+          { cause: e },
+        );
       }
     },
 
@@ -346,13 +429,29 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       let out: ClaimedRow[];
       try {
         picked = selectClaimable(rowsInOrder(scannedFresh, seen), inFlight, opts.clock.now(), n, maxScan, inFlightPartitions, budget);
-        out = picked.map((r) => ({ seq: Number(r.seq), id: r.id, type: r.type, partitionKey: r.partitionKey, attempts: Number(r.attempts), sealed: r.payload ?? (st.payload.get(r.seq) as { payload: Uint8Array }).payload, ...(r.recordIds ? { recordIds: JSON.parse(r.recordIds) as string[] } : {}) }));
+        out = picked.map((r) => ({
+          seq: Number(r.seq),
+          id: r.id,
+          type: r.type,
+          partitionKey: r.partitionKey,
+          attempts: Number(r.attempts),
+          sealed: r.payload ?? (st.payload.get(r.seq) as { payload: Uint8Array }).payload,
+          ...(r.recordIds ? { recordIds: JSON.parse(r.recordIds) as string[] } : {}),
+        }));
       } finally {
         d.exec('COMMIT');
       }
       for (const r of picked) {
         inFlight.add(r.id);
-        inFlightRows.set(r.id, { seq: Number(r.seq), id: r.id, partitionKey: r.partitionKey, nextAttemptAt: 0, type: r.type, attempts: Number(r.attempts), bytes: Number(r.bytes) });
+        inFlightRows.set(r.id, {
+          seq: Number(r.seq),
+          id: r.id,
+          partitionKey: r.partitionKey,
+          nextAttemptAt: 0,
+          type: r.type,
+          attempts: Number(r.attempts),
+          bytes: Number(r.bytes),
+        });
         inFlightPartitions.set(r.partitionKey, (inFlightPartitions.get(r.partitionKey) ?? 0) + 1);
         deferred.delete(Number(r.seq));
       }
@@ -363,7 +462,17 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         const seq = Number(f.seq);
         if (!pickedSeqs.has(seq)) {
           if (deferred.size >= MAX_DEFERRED) break;
-          deferred.set(seq, { seq, id: f.id, partitionKey: f.partitionKey, nextAttemptAt: Number(f.nextAttemptAt), type: f.type, attempts: Number(f.attempts), bytes: Number(f.bytes), recordIds: f.recordIds, records: Number(f.records ?? 1) });
+          deferred.set(seq, {
+            seq,
+            id: f.id,
+            partitionKey: f.partitionKey,
+            nextAttemptAt: Number(f.nextAttemptAt),
+            type: f.type,
+            attempts: Number(f.attempts),
+            bytes: Number(f.bytes),
+            recordIds: f.recordIds,
+            records: Number(f.records ?? 1),
+          });
         }
         claimCursor = seq;
       }
@@ -380,11 +489,24 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     },
 
     async deadLetter(ids, code, reason) {
-      await settleRows(ids, { op: 'deadLetter', rows: ids.map((id) => ({ id, seq: inFlightRows.get(id)?.seq })), code, reason, now: opts.clock.now() });
+      await settleRows(ids, {
+        op: 'deadLetter',
+        rows: ids.map((id) => ({ id, seq: inFlightRows.get(id)?.seq })),
+        code,
+        reason,
+        now: opts.clock.now(),
+      });
     },
 
     async splitRefused(id, refused, code, reason) {
-      const r = await settleRows<'split' | 'moved' | 'gone'>([id], { op: 'splitRefused', row: { id, seq: inFlightRows.get(id)?.seq }, entries: [...refused], code, reason, now: opts.clock.now() });
+      const r = await settleRows<'split' | 'moved' | 'gone'>([id], {
+        op: 'splitRefused',
+        row: { id, seq: inFlightRows.get(id)?.seq },
+        entries: [...refused],
+        code,
+        reason,
+        now: opts.clock.now(),
+      });
       if (r === 'moved') opts.onFull?.(counts.bytes, opts.maxBytes);
       return r;
     },
@@ -412,7 +534,6 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       return call<boolean>({ op: 'removeDeadLetter', deadLetterId: id });
     },
 
-
     nextRetryAt() {
       need();
       const r = st.nextRetry.get(opts.clock.now()) as { t: number | null };
@@ -424,7 +545,19 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       const oldest = st.oldest.get() as { t: number } | undefined;
       const waiting = Number((st.waiting.get(opts.clock.now()) as { n: number }).n);
       const dead = Number((st.countDead.get() as { n: number }).n);
-      return { pending: Math.max(0, counts.rows - inFlight.size - waiting), inFlight: inFlight.size, waitingRetry: waiting, deadLetters: dead, bytes: counts.bytes, maxBytes: opts.maxBytes, oldestCreatedAt: oldest ? Number(oldest.t) : null, commits: counts.commits, inlineCommits: channel?.inlineCommits() ?? 0, writer: channel ? 'running' : 'restarting', writerRestarts };
+      return {
+        pending: Math.max(0, counts.rows - inFlight.size - waiting),
+        inFlight: inFlight.size,
+        waitingRetry: waiting,
+        deadLetters: dead,
+        bytes: counts.bytes,
+        maxBytes: opts.maxBytes,
+        oldestCreatedAt: oldest ? Number(oldest.t) : null,
+        commits: counts.commits,
+        inlineCommits: channel?.inlineCommits() ?? 0,
+        writer: channel ? 'running' : 'restarting',
+        writerRestarts,
+      };
     },
 
     reusableBytes() {
@@ -444,7 +577,11 @@ function cleanDead(r: Record<string, unknown>): Record<string, unknown> {
   if (out.bytes !== undefined) out.bytes = Number(out.bytes);
   // the column is not sealed: a list damaged on the disk is left out rather than failing the listing
   if (typeof out.recordIds === 'string') {
-    try { out.recordIds = JSON.parse(out.recordIds); } catch { delete out.recordIds; }
+    try {
+      out.recordIds = JSON.parse(out.recordIds);
+    } catch {
+      delete out.recordIds;
+    }
   }
   return out;
 }

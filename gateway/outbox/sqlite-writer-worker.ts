@@ -10,6 +10,11 @@ import type { WriterRequest, WriterReply } from './writer-protocol.ts';
 const opts = workerData as SqliteWriterOptions & { file: string; groupCommitMaxRecords: number; counts?: BigInt64Array };
 const port = parentPort!;
 const writer = createSqliteWriter(opts.file, opts, opts.counts);
-const loop = createWriterLoop(writer, opts, (m) => port.postMessage(m), () => port.close());
+const loop = createWriterLoop(
+  writer,
+  opts,
+  (m) => port.postMessage(m),
+  () => port.close(),
+);
 port.on('message', (r: WriterRequest) => loop.push(r));
 port.postMessage({ items: [], counts: writer.counts(), ready: true } satisfies WriterReply);

@@ -9,12 +9,29 @@ import { createRecordSealer } from '../crypto/record-sealer.ts';
 import { createStoredKeys } from './stored-keys.ts';
 import { GatewayError } from '../errors.ts';
 import { admitDeadLetters, admitEntry, admitPage, type AdmissionTotals, type Growth, type ResendLog } from './admission.ts';
-import { ENTRY_OVERHEAD, entryBytes, sealRecords, type DeadLetterEntry, type EnqueueEntry, type EnqueueOutcome, type PageEntry, type PageOutcome } from './outbox.ts';
+import {
+  ENTRY_OVERHEAD,
+  entryBytes,
+  sealRecords,
+  type DeadLetterEntry,
+  type EnqueueEntry,
+  type EnqueueOutcome,
+  type PageEntry,
+  type PageOutcome,
+} from './outbox.ts';
 
-export interface WriterCounts { bytes: number; rows: number; commits: number }
+export interface WriterCounts {
+  bytes: number;
+  rows: number;
+  commits: number;
+}
 
 /** Slots of the counts array: bytes (outbox + dead letters), rows, dead-letter bytes, commits, and whether they were read from the file yet. */
-const BYTES = 0, ROWS = 1, DEAD = 2, COMMITS = 3, READY = 4;
+const BYTES = 0,
+  ROWS = 1,
+  DEAD = 2,
+  COMMITS = 3,
+  READY = 4;
 
 /**
  * The counts two writers of one outbox share (this thread's and the writer thread's), in shared
@@ -34,7 +51,13 @@ export interface SqliteWriter {
   retryLater(rows: Array<{ id: string; seq?: number }>, at: number, error: string): void;
   deadLetter(rows: Array<{ id: string; seq?: number }>, code: string, reason: string, now: number): void;
   /** `Outbox.splitRefused` in one transaction (`'gone'` when the row is no longer queued). */
-  splitRefused(row: { id: string; seq?: number }, entries: DeadLetterEntry[], code: string, reason: string, now: number): 'split' | 'moved' | 'gone';
+  splitRefused(
+    row: { id: string; seq?: number },
+    entries: DeadLetterEntry[],
+    code: string,
+    reason: string,
+    now: number,
+  ): 'split' | 'moved' | 'gone';
   /** One transaction for a group of dead letters (a burst of bad input shares the fsync). */
   addDeadLetters(entries: DeadLetterEntry[]): Array<'stored' | 'full'>;
   removeDeadLetter(id: string): boolean;
@@ -45,7 +68,13 @@ export interface SqliteWriter {
 class PageFull extends Error {}
 
 /** A queued row as `getRow` reads it. */
-interface QueuedRow { type: string; partitionKey: string; bytes: number; payload: Uint8Array; recordIds: string | null }
+interface QueuedRow {
+  type: string;
+  partitionKey: string;
+  bytes: number;
+  payload: Uint8Array;
+  recordIds: string | null;
+}
 
 /** A bundle's record ids as the `record_ids` column keeps them (NULL for a row of one record). */
 const idsColumn = (ids: readonly string[] | undefined): string | null => (ids ? JSON.stringify(ids) : null);
@@ -69,7 +98,12 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
   // secure_delete: a deleted row's bytes are zeroed, so freed space keeps no old value (rule 4)
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON;');
   let syncMode: 'FULL' | 'NORMAL' = 'FULL';
-  const setSync = (mode: 'FULL' | 'NORMAL') => { if (syncMode !== mode) { db.exec(`PRAGMA synchronous = ${mode}`); syncMode = mode; } };
+  const setSync = (mode: 'FULL' | 'NORMAL') => {
+    if (syncMode !== mode) {
+      db.exec(`PRAGMA synchronous = ${mode}`);
+      syncMode = mode;
+    }
+  };
   const st: Record<string, StatementSync> = {
     insert: db.prepare('INSERT INTO outbox (id, type, partition_key, created_at, bytes, payload, record_ids) VALUES (?, ?, ?, ?, ?, ?, ?)'),
     addLog: db.prepare('INSERT OR IGNORE INTO intake_log (key, hash, seen_at) VALUES (?, ?, ?)'),
@@ -82,7 +116,9 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
     retry: db.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE seq = ?'),
     getRow: db.prepare('SELECT type, partition_key AS partitionKey, bytes, payload, record_ids AS recordIds FROM outbox WHERE seq = ?'),
     findSeq: db.prepare('SELECT seq FROM outbox WHERE id = ? ORDER BY seq LIMIT 1'),
-    putDead: db.prepare('INSERT OR REPLACE INTO dead_letters (id, kind, created_at, adapter, format, code, reason, location, record_type, partition_key, bytes, payload, record_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+    putDead: db.prepare(
+      'INSERT OR REPLACE INTO dead_letters (id, kind, created_at, adapter, format, code, reason, location, record_type, partition_key, bytes, payload, record_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
     delDead: db.prepare('DELETE FROM dead_letters WHERE id = ? RETURNING bytes'),
     getDeadBytes: db.prepare('SELECT bytes FROM dead_letters WHERE id = ?'),
     getRowHash: db.prepare('SELECT hash FROM source_rows WHERE stream = ? AND pk = ?'),
@@ -93,17 +129,34 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
   };
   const c = shared ?? new BigInt64Array(5);
   if (Atomics.load(c, READY) === 0n) {
-    Atomics.store(c, BYTES, BigInt((db.prepare('SELECT (SELECT COALESCE(SUM(bytes), 0) FROM outbox) + (SELECT COALESCE(SUM(bytes), 0) FROM dead_letters) AS b').get() as { b: number | bigint }).b));
+    Atomics.store(
+      c,
+      BYTES,
+      BigInt(
+        (
+          db
+            .prepare('SELECT (SELECT COALESCE(SUM(bytes), 0) FROM outbox) + (SELECT COALESCE(SUM(bytes), 0) FROM dead_letters) AS b')
+            .get() as { b: number | bigint }
+        ).b,
+      ),
+    );
     Atomics.store(c, ROWS, BigInt((db.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number | bigint }).n));
     Atomics.store(c, DEAD, BigInt((db.prepare('SELECT COALESCE(SUM(bytes), 0) AS b FROM dead_letters').get() as { b: number | bigint }).b));
     Atomics.store(c, READY, 1n);
   }
   const get = (slot: number) => Number(Atomics.load(c, slot));
   /** Applied only after a commit: a rolled-back transaction changes no count. */
-  const add = (slot: number, delta: number) => { if (delta !== 0) Atomics.add(c, slot, BigInt(delta)); };
+  const add = (slot: number, delta: number) => {
+    if (delta !== 0) Atomics.add(c, slot, BigInt(delta));
+  };
   let lastPrune = 0;
   /** The totals the admission rules (admission.ts) decide on, plus what this transaction added so far. */
-  const totals = (added: Growth = { bytes: 0, deadBytes: 0 }): AdmissionTotals => ({ bytes: get(BYTES) + added.bytes, deadBytes: get(DEAD) + added.deadBytes, maxBytes: o.maxBytes, maxDeadLetterBytes: o.maxDeadLetterBytes });
+  const totals = (added: Growth = { bytes: 0, deadBytes: 0 }): AdmissionTotals => ({
+    bytes: get(BYTES) + added.bytes,
+    deadBytes: get(DEAD) + added.deadBytes,
+    maxBytes: o.maxBytes,
+    maxDeadLetterBytes: o.maxDeadLetterBytes,
+  });
   /**
    * The resend log inside the open transaction. Claiming inserts first: a new message (the common
    * case) costs no lookup; an entry earlier in the same group is seen, as its insert is.
@@ -124,14 +177,42 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
 
   /** Writes a dead letter (inside a transaction); returns its growth. */
   function putDeadLetter(e: DeadLetterEntry, growth: number): number {
-    st.putDead.run(e.id, e.kind, e.createdAt, e.adapter, e.format, e.code, e.reason.slice(0, 500), e.location ?? null, e.recordType ?? null, e.partitionKey ?? null, e.sealed.byteLength + ENTRY_OVERHEAD, e.sealed, idsColumn(e.recordIds));
+    st.putDead.run(
+      e.id,
+      e.kind,
+      e.createdAt,
+      e.adapter,
+      e.format,
+      e.code,
+      e.reason.slice(0, 500),
+      e.location ?? null,
+      e.recordType ?? null,
+      e.partitionKey ?? null,
+      e.sealed.byteLength + ENTRY_OVERHEAD,
+      e.sealed,
+      idsColumn(e.recordIds),
+    );
     return growth;
   }
 
   /** A queued row moves to the dead letters whole (inside a transaction); returns the bytes of a dead letter of the same id it replaced. */
   function moveRow(id: string, row: QueuedRow, code: string, reason: string, now: number): number {
     const replaced = Number((st.getDeadBytes.get(id) as { bytes: number } | undefined)?.bytes ?? 0);
-    st.putDead.run(id, 'record', now, 'relay', 'canonical', code, reason.slice(0, 500), null, row.type, row.partitionKey, row.bytes, row.payload, row.recordIds);
+    st.putDead.run(
+      id,
+      'record',
+      now,
+      'relay',
+      'canonical',
+      code,
+      reason.slice(0, 500),
+      null,
+      row.type,
+      row.partitionKey,
+      row.bytes,
+      row.payload,
+      row.recordIds,
+    );
     return replaced;
   }
 
@@ -152,7 +233,11 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       add(COMMITS, 1);
       return r;
     } catch (e) {
-      try { db.exec('ROLLBACK'); } catch { /* the transaction may already be over */ }
+      try {
+        db.exec('ROLLBACK');
+      } catch {
+        /* the transaction may already be over */
+      }
       if (soft && e instanceof soft) return true;
       throw e;
     }
@@ -169,17 +254,26 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       tx('FULL', () => {
         for (const entry of entries) {
           const outcome = admitEntry({ bytes: entryBytes(entry), dedupe: entry.dedupe }, totals({ bytes: added, deadBytes: 0 }), resends);
-          if (outcome !== 'accepted') { outcomes.push(outcome); continue; }
+          if (outcome !== 'accepted') {
+            outcomes.push(outcome);
+            continue;
+          }
           if (entry.dedupe && entry.command) st.putCommand.run(entry.command.id, now, entry.command.sealed);
           for (const r of entry.records) {
-            if (st.insert.run(r.id, r.type, r.partitionKey, now, r.sealed.byteLength + ENTRY_OVERHEAD, r.sealed, idsColumn(r.recordIds)).changes > 0) {
+            if (
+              st.insert.run(r.id, r.type, r.partitionKey, now, r.sealed.byteLength + ENTRY_OVERHEAD, r.sealed, idsColumn(r.recordIds))
+                .changes > 0
+            ) {
               added += r.sealed.byteLength + ENTRY_OVERHEAD;
               addedRows++;
             }
           }
           outcomes.push('accepted');
         }
-        if (now - lastPrune > 60_000) { st.pruneLog.run(now - o.dedupeWindowMs); lastPrune = now; }
+        if (now - lastPrune > 60_000) {
+          st.pruneLog.run(now - o.dedupeWindowMs);
+          lastPrune = now;
+        }
       });
       add(BYTES, added);
       add(ROWS, addedRows);
@@ -194,28 +288,39 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       let added = 0;
       let addedRows = 0;
       let addedDead = 0;
-      const full = tx('FULL', () => {
-        for (const row of page.rows) {
-          const prior = page.trackRows === false ? undefined : st.getRowHash.get(row.stream ?? page.stream, row.pk) as { hash: string } | undefined;
-          if (prior?.hash === row.hash) { unchanged++; continue; }
-          for (const r of row.records) {
-            const size = r.sealed.byteLength + ENTRY_OVERHEAD;
-            st.insert.run(r.id, r.type, r.partitionKey, now, size, r.sealed, idsColumn(r.recordIds));
-            added += size;
-            addedRows++;
+      const full = tx(
+        'FULL',
+        () => {
+          for (const row of page.rows) {
+            const prior =
+              page.trackRows === false ? undefined : (st.getRowHash.get(row.stream ?? page.stream, row.pk) as { hash: string } | undefined);
+            if (prior?.hash === row.hash) {
+              unchanged++;
+              continue;
+            }
+            for (const r of row.records) {
+              const size = r.sealed.byteLength + ENTRY_OVERHEAD;
+              st.insert.run(r.id, r.type, r.partitionKey, now, size, r.sealed, idsColumn(r.recordIds));
+              added += size;
+              addedRows++;
+            }
+            if (row.deadLetter) {
+              const e = row.deadLetter;
+              addedDead += putDeadLetter(e, deadLetterGrowth(e));
+              deadLettered++;
+            } else written++;
+            if (page.trackRows !== false) st.putRowHash.run(row.stream ?? page.stream, row.pk, row.hash);
           }
-          if (row.deadLetter) {
-            const e = row.deadLetter;
-            addedDead += putDeadLetter(e, deadLetterGrowth(e));
-            deadLettered++;
-          } else written++;
-          if (page.trackRows !== false) st.putRowHash.run(row.stream ?? page.stream, row.pk, row.hash);
-        }
-        // all or nothing: a page that does not fit is rolled back and the cursor stays
-        if (admitPage({ bytes: added + addedDead, deadBytes: addedDead }, totals()) === 'full') throw new PageFull();
-        if (page.cursor) { const stored = keys.key(page.cursor.key); st.putCursor.run(stored, keys.sealValue(stored, page.cursor.value), now); }
-        return false;
-      }, PageFull);
+          // all or nothing: a page that does not fit is rolled back and the cursor stays
+          if (admitPage({ bytes: added + addedDead, deadBytes: addedDead }, totals()) === 'full') throw new PageFull();
+          if (page.cursor) {
+            const stored = keys.key(page.cursor.key);
+            st.putCursor.run(stored, keys.sealValue(stored, page.cursor.value), now);
+          }
+          return false;
+        },
+        PageFull,
+      );
       if (full) return { outcome: 'full', written: 0, unchanged: 0, deadLettered: 0 };
       add(BYTES, added + addedDead);
       add(DEAD, addedDead);
@@ -224,7 +329,9 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
     },
 
     finishCommand(id) {
-      tx('FULL', () => { st.delCommand.run(id); });
+      tx('FULL', () => {
+        st.delCommand.run(id);
+      });
     },
 
     // Relay-side writes commit at synchronous NORMAL: losing one to a power cut only re-delivers a
@@ -235,15 +342,26 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       tx('NORMAL', () => {
         // one row per ack, by seq (as the memory outbox does): a second copy of the id stays queued
         const seqs: number[] = [];
-        for (const r of list) { const seq = seqOf(r); if (seq !== undefined) seqs.push(seq); }
-        for (const row of st.delSeqs.all(JSON.stringify(seqs)) as Array<{ bytes: number }>) { freed += Number(row.bytes); gone++; }
+        for (const r of list) {
+          const seq = seqOf(r);
+          if (seq !== undefined) seqs.push(seq);
+        }
+        for (const row of st.delSeqs.all(JSON.stringify(seqs)) as Array<{ bytes: number }>) {
+          freed += Number(row.bytes);
+          gone++;
+        }
       });
       add(BYTES, -freed);
       add(ROWS, -gone);
     },
 
     retryLater(list, at, error) {
-      tx('NORMAL', () => { for (const r of list) { const seq = seqOf(r); if (seq !== undefined) st.retry.run(at, error.slice(0, 200), seq); } });
+      tx('NORMAL', () => {
+        for (const r of list) {
+          const seq = seqOf(r);
+          if (seq !== undefined) st.retry.run(at, error.slice(0, 200), seq);
+        }
+      });
     },
 
     deadLetter(list, code, reason, now) {
@@ -253,7 +371,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       tx('NORMAL', () => {
         for (const r of list) {
           const seq = seqOf(r);
-          const row = seq === undefined ? undefined : st.getRow.get(seq) as QueuedRow | undefined;
+          const row = seq === undefined ? undefined : (st.getRow.get(seq) as QueuedRow | undefined);
           if (!row) continue;
           st.delSeq.run(seq!);
           moved++;
@@ -274,7 +392,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       let replaced = 0;
       tx('NORMAL', () => {
         const seq = seqOf(row);
-        const r = seq === undefined ? undefined : st.getRow.get(seq) as QueuedRow | undefined;
+        const r = seq === undefined ? undefined : (st.getRow.get(seq) as QueuedRow | undefined);
         if (!r) return;
         st.delSeq.run(seq!);
         freed = Number(r.bytes);
@@ -289,7 +407,13 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       });
       if (outcome === 'gone') return outcome;
       add(ROWS, -1);
-      if (outcome === 'moved') { add(BYTES, -replaced); add(DEAD, freed - replaced); } else { add(BYTES, growth - freed); add(DEAD, growth); }
+      if (outcome === 'moved') {
+        add(BYTES, -replaced);
+        add(DEAD, freed - replaced);
+      } else {
+        add(BYTES, growth - freed);
+        add(DEAD, growth);
+      }
       return outcome;
     },
 
@@ -300,7 +424,10 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       tx('FULL', () => {
         for (const e of list) {
           const growth = deadLetterGrowth(e);
-          if (!admitDeadLetters(growth, totals({ bytes: delta, deadBytes: delta }))) { results.push('full'); continue; }
+          if (!admitDeadLetters(growth, totals({ bytes: delta, deadBytes: delta }))) {
+            results.push('full');
+            continue;
+          }
           delta += putDeadLetter(e, growth);
           results.push('stored');
         }

@@ -46,7 +46,10 @@ export function createStoredKeys(sealKey: Uint8Array | undefined): StoredKeys {
   return {
     key: (plain) => (plain.startsWith(HASHED) ? plain : `${HASHED}${createHmac('sha256', hmacKey).update(plain).digest('base64url')}`),
     sealValue: (storedKey, value) => `${SEALED}${sealer.seal(`cursor|${storedKey}`, value).toString('base64url')}`,
-    openValue: (storedKey, stored) => (stored.startsWith(SEALED) ? sealer.open(`cursor|${storedKey}`, Buffer.from(stored.slice(SEALED.length), 'base64url')).toString('utf8') : stored),
+    openValue: (storedKey, stored) =>
+      stored.startsWith(SEALED)
+        ? sealer.open(`cursor|${storedKey}`, Buffer.from(stored.slice(SEALED.length), 'base64url')).toString('utf8')
+        : stored,
   };
 }
 
@@ -66,14 +69,20 @@ export function hashPlainKeys(db: DatabaseSync, keys: StoredKeys, hasSealKey: bo
     const putLog = db.prepare('INSERT OR IGNORE INTO intake_log (key, hash, seen_at) VALUES (?, ?, ?)');
     const delLog = db.prepare('DELETE FROM intake_log WHERE rowid = ?');
     // in rowid order, so the resend log's pruning (oldest rowids first) meets them in age order
-    for (const r of db.prepare("SELECT rowid AS id, key, hash, seen_at AS seenAt FROM intake_log WHERE key NOT LIKE 'h:%' ORDER BY rowid").all() as Array<{ id: number; key: string; hash: string; seenAt: number }>) {
+    for (const r of db
+      .prepare("SELECT rowid AS id, key, hash, seen_at AS seenAt FROM intake_log WHERE key NOT LIKE 'h:%' ORDER BY rowid")
+      .all() as Array<{ id: number; key: string; hash: string; seenAt: number }>) {
       delLog.run(r.id);
       putLog.run(keys.key(r.key), r.hash, r.seenAt);
       counts.resendKeys++;
     }
     const putCursor = db.prepare('INSERT OR REPLACE INTO source_cursors (key, value, updated_at) VALUES (?, ?, ?)');
     const delCursor = db.prepare('DELETE FROM source_cursors WHERE key = ?');
-    for (const r of db.prepare("SELECT key, value, updated_at AS updatedAt FROM source_cursors WHERE key NOT LIKE 'h:%'").all() as Array<{ key: string; value: string; updatedAt: number }>) {
+    for (const r of db.prepare("SELECT key, value, updated_at AS updatedAt FROM source_cursors WHERE key NOT LIKE 'h:%'").all() as Array<{
+      key: string;
+      value: string;
+      updatedAt: number;
+    }>) {
       delCursor.run(r.key);
       const stored = keys.key(r.key);
       putCursor.run(stored, keys.sealValue(stored, r.value), r.updatedAt);

@@ -12,7 +12,15 @@ import { createSharedCounts, createSqliteWriter, type WriterCounts } from './sql
 import { createWriterLoop } from './writer-loop.ts';
 import { failedItem, type WriterReply, type WriterRequest } from './writer-protocol.ts';
 
-export interface WriterOptions { file: string; maxBytes: number; maxDeadLetterBytes: number; dedupeWindowMs: number; groupCommitMaxRecords: number; counts?: BigInt64Array; sealKey?: Uint8Array }
+export interface WriterOptions {
+  file: string;
+  maxBytes: number;
+  maxDeadLetterBytes: number;
+  dedupeWindowMs: number;
+  groupCommitMaxRecords: number;
+  counts?: BigInt64Array;
+  sealKey?: Uint8Array;
+}
 
 /** Set by the single-executable build: the writer thread's bundled code (there are no files to load). */
 declare const __OUTBOX_WRITER_CODE__: string | undefined;
@@ -39,9 +47,17 @@ function spawnWriter(workerData: WriterOptions): Worker {
  */
 function packForThread(r: WriterRequest): { message: WriterRequest; transfer: ArrayBuffer[] } {
   const parts: Array<Uint8Array | string> = [];
-  const recs = (list: readonly StoreRecord[]) => { for (const x of list) parts.push('sealed' in x ? x.sealed : x.plain); };
-  if (r.op === 'enqueue') { recs(r.entry.records); if (r.entry.command) parts.push(r.entry.command.sealed); }
-  else if (r.op === 'page') for (const row of r.page.rows) { recs(row.records); if (row.deadLetter) parts.push(row.deadLetter.sealed); }
+  const recs = (list: readonly StoreRecord[]) => {
+    for (const x of list) parts.push('sealed' in x ? x.sealed : x.plain);
+  };
+  if (r.op === 'enqueue') {
+    recs(r.entry.records);
+    if (r.entry.command) parts.push(r.entry.command.sealed);
+  } else if (r.op === 'page')
+    for (const row of r.page.rows) {
+      recs(row.records);
+      if (row.deadLetter) parts.push(row.deadLetter.sealed);
+    }
   else if (r.op === 'addDeadLetter') parts.push(r.entry.sealed);
   else if (r.op === 'splitRefused') for (const e of r.entries) parts.push(e.sealed);
   if (parts.length === 0) return { message: r, transfer: [] };
@@ -58,10 +74,23 @@ function packForThread(r: WriterRequest): { message: WriterRequest; transfer: Ar
   }
   let k = 0;
   const next = () => views[k++];
-  const vrecs = (list: readonly StoreRecord[]): StoreRecord[] => list.map((x) => ('sealed' in x ? { ...x, sealed: next() } : { ...x, plain: next() }));
+  const vrecs = (list: readonly StoreRecord[]): StoreRecord[] =>
+    list.map((x) => ('sealed' in x ? { ...x, sealed: next() } : { ...x, plain: next() }));
   let message: WriterRequest;
-  if (r.op === 'enqueue') { const records = vrecs(r.entry.records); message = { ...r, entry: { ...r.entry, records, command: r.entry.command && { ...r.entry.command, sealed: next() } } }; }
-  else if (r.op === 'page') message = { ...r, page: { ...r.page, rows: r.page.rows.map((row) => { const records = vrecs(row.records); return { ...row, records, deadLetter: row.deadLetter && { ...row.deadLetter, sealed: next() } }; }) } };
+  if (r.op === 'enqueue') {
+    const records = vrecs(r.entry.records);
+    message = { ...r, entry: { ...r.entry, records, command: r.entry.command && { ...r.entry.command, sealed: next() } } };
+  } else if (r.op === 'page')
+    message = {
+      ...r,
+      page: {
+        ...r.page,
+        rows: r.page.rows.map((row) => {
+          const records = vrecs(row.records);
+          return { ...row, records, deadLetter: row.deadLetter && { ...row.deadLetter, sealed: next() } };
+        }),
+      },
+    };
   else if (r.op === 'addDeadLetter') message = { ...r, entry: { ...r.entry, sealed: next() } };
   else if (r.op === 'splitRefused') message = { ...r, entries: r.entries.map((e) => ({ ...e, sealed: next() })) };
   else message = r;
@@ -72,13 +101,28 @@ function packForThread(r: WriterRequest): { message: WriterRequest; transfer: Ar
 const OVERLAP_MEMORY_MS = 250;
 
 /** Starts the writer; resolves with its channel once it has opened the database and sent its counts. */
-export async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterOptions, onReply: (m: WriterReply) => void, onGone: (e: GatewayError) => void, onThread?: (w: Worker) => void): Promise<{ channel: WriterChannel; counts: WriterCounts }> {
+export async function startWriter(
+  mode: 'thread' | 'inline' | 'auto',
+  o: WriterOptions,
+  onReply: (m: WriterReply) => void,
+  onGone: (e: GatewayError) => void,
+  onThread?: (w: Worker) => void,
+): Promise<{ channel: WriterChannel; counts: WriterCounts }> {
   // replies are delivered from this thread's own turn; a throwing handler must not break the loop
-  const safeReply = (m: WriterReply) => { try { onReply(m); } catch (e) { onGone(new GatewayError('GW_OUTBOX_IO', 'outbox reply handling failed', { cause: e })); } };
+  const safeReply = (m: WriterReply) => {
+    try {
+      onReply(m);
+    } catch (e) {
+      onGone(new GatewayError('GW_OUTBOX_IO', 'outbox reply handling failed', { cause: e }));
+    }
+  };
   if (mode === 'inline') {
     const writer = createSqliteWriter(o.file, o);
     const loop = createWriterLoop(writer, o, safeReply, () => undefined);
-    return { channel: { send: (r) => loop.push(r), inlineCommits: () => writer.counts().commits, dispose: async () => undefined }, counts: writer.counts() };
+    return {
+      channel: { send: (r) => loop.push(r), inlineCommits: () => writer.counts().commits, dispose: async () => undefined },
+      counts: writer.counts(),
+    };
   }
   // auto: both writers count in shared memory (the inline one reads the file's counts first)
   const counts = mode === 'auto' ? createSharedCounts() : undefined;
@@ -88,7 +132,10 @@ export async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterO
   try {
     started = await new Promise<WriterCounts>((resolve, reject) => {
       w.once('error', reject);
-      w.once('message', (m: WriterReply) => { w.off('error', reject); resolve(m.counts); });
+      w.once('message', (m: WriterReply) => {
+        w.off('error', reject);
+        resolve(m.counts);
+      });
     });
   } catch (e) {
     local?.close();
@@ -106,10 +153,30 @@ export async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterO
     onReply(m);
   });
   w.on('error', (e) => onGone(new GatewayError('GW_OUTBOX_IO', 'outbox writer crashed', { cause: e })));
-  w.on('exit', () => { if (open) { open = false; onGone(new GatewayError('GW_OUTBOX_IO', 'outbox writer exited')); } });
+  w.on('exit', () => {
+    if (open) {
+      open = false;
+      onGone(new GatewayError('GW_OUTBOX_IO', 'outbox writer exited'));
+    }
+  });
   onThread?.(w);
-  const toThread = (r: WriterRequest) => { threadPending++; const { message, transfer } = packForThread(r); w.postMessage(message, transfer); };
-  if (!local) return { channel: { send: toThread, inlineCommits: () => 0, dispose: async () => { open = false; await w.terminate().catch(() => undefined); } }, counts: started };
+  const toThread = (r: WriterRequest) => {
+    threadPending++;
+    const { message, transfer } = packForThread(r);
+    w.postMessage(message, transfer);
+  };
+  if (!local)
+    return {
+      channel: {
+        send: toThread,
+        inlineCommits: () => 0,
+        dispose: async () => {
+          open = false;
+          await w.terminate().catch(() => undefined);
+        },
+      },
+      counts: started,
+    };
 
   // intakes of one turn are held until the turn ends, then committed here (one alone, thread idle)
   // or handed to the thread together (it groups them into one commit)
@@ -125,16 +192,27 @@ export async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterO
     if (batch.length === 1 && threadPending === 0 && open && performance.now() - lastOverlap > OVERLAP_MEMORY_MS) {
       const r = batch[0] as Extract<WriterRequest, { op: 'enqueue' }>;
       let item: WriterReply['items'][number];
-      try { item = { id: r.id, ok: true, value: local.enqueue([r.entry], r.now)[0] }; inline++; } catch (e) { item = failedItem(r.id, e); }
+      try {
+        item = { id: r.id, ok: true, value: local.enqueue([r.entry], r.now)[0] };
+        inline++;
+      } catch (e) {
+        item = failedItem(r.id, e);
+      }
       safeReply({ items: [item], counts: local.counts() });
       return;
     }
-    for (const r of batch) { intakeIds.add(r.id); toThread(r); }
+    for (const r of batch) {
+      intakeIds.add(r.id);
+      toThread(r);
+    }
   };
   return {
     channel: {
       send(r) {
-        if (r.op !== 'enqueue') { toThread(r); return; }
+        if (r.op !== 'enqueue') {
+          toThread(r);
+          return;
+        }
         const now = performance.now();
         // unanswered intakes: those held for this turn's end and those the thread has not answered
         if (intakes.length + intakeIds.size > 0) lastOverlap = now;
@@ -143,17 +221,27 @@ export async function startWriter(mode: 'thread' | 'inline' | 'auto', o: WriterO
         if (threadPending > 0 || now - lastOverlap <= OVERLAP_MEMORY_MS) {
           const held = intakes;
           intakes = [];
-          for (const h of [...held, r]) { intakeIds.add(h.id); toThread(h); }
+          for (const h of [...held, r]) {
+            intakeIds.add(h.id);
+            toThread(h);
+          }
           return;
         }
         intakes.push(r);
-        if (!flushing) { flushing = true; setImmediate(flush); }
+        if (!flushing) {
+          flushing = true;
+          setImmediate(flush);
+        }
       },
       inlineCommits: () => inline,
       dispose: async () => {
         open = false;
         await w.terminate().catch(() => undefined);
-        try { local.close(); } catch { /* closed already */ }
+        try {
+          local.close();
+        } catch {
+          /* closed already */
+        }
       },
     },
     counts: started,

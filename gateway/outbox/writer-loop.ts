@@ -14,7 +14,12 @@ export interface WriterLoop {
   push(r: WriterRequest): void;
 }
 
-export function createWriterLoop(writer: SqliteWriter, o: { groupCommitMaxRecords: number }, reply: (m: WriterReply) => void, onClosed: () => void): WriterLoop {
+export function createWriterLoop(
+  writer: SqliteWriter,
+  o: { groupCommitMaxRecords: number },
+  reply: (m: WriterReply) => void,
+  onClosed: () => void,
+): WriterLoop {
   let queue: WriterRequest[] = [];
   let scheduled = false;
   const answer = (items: WriterReply['items']) => reply({ items, counts: writer.counts() });
@@ -39,18 +44,28 @@ export function createWriterLoop(writer: SqliteWriter, o: { groupCommitMaxRecord
       if (r.op === 'enqueue') {
         const group: Enqueue[] = [];
         let n = 0;
-        while (i < work.length && work[i].op === 'enqueue' && (group.length === 0 || n + (work[i] as Enqueue).entry.records.length <= o.groupCommitMaxRecords)) {
+        while (
+          i < work.length &&
+          work[i].op === 'enqueue' &&
+          (group.length === 0 || n + (work[i] as Enqueue).entry.records.length <= o.groupCommitMaxRecords)
+        ) {
           const e = work[i] as Enqueue;
           group.push(e);
           n += e.entry.records.length;
           i++;
         }
-        settle(group, () => writer.enqueue(group.map((g) => g.entry), group[0].now));
+        settle(group, () =>
+          writer.enqueue(
+            group.map((g) => g.entry),
+            group[0].now,
+          ),
+        );
         continue;
       }
       if (r.op === 'addDeadLetter') {
         const group: AddDeadLetter[] = [];
-        while (i < work.length && work[i].op === 'addDeadLetter' && group.length < o.groupCommitMaxRecords) group.push(work[i++] as AddDeadLetter);
+        while (i < work.length && work[i].op === 'addDeadLetter' && group.length < o.groupCommitMaxRecords)
+          group.push(work[i++] as AddDeadLetter);
         settle(group, () => writer.addDeadLetters(group.map((g) => g.entry)));
         continue;
       }
@@ -58,15 +73,34 @@ export function createWriterLoop(writer: SqliteWriter, o: { groupCommitMaxRecord
       try {
         let value: unknown;
         switch (r.op) {
-          case 'page': value = writer.enqueuePage(r.page, r.now); break;
-          case 'finishCommand': writer.finishCommand(r.commandId); break;
-          case 'ack': writer.ack(r.rows); break;
-          case 'retryLater': writer.retryLater(r.rows, r.at, r.error); break;
-          case 'deadLetter': writer.deadLetter(r.rows, r.code, r.reason, r.now); break;
-          case 'splitRefused': value = writer.splitRefused(r.row, r.entries, r.code, r.reason, r.now); break;
-          case 'removeDeadLetter': value = writer.removeDeadLetter(r.deadLetterId); break;
-          case 'close': writer.close(); answer([{ id: r.id, ok: true }]); onClosed(); return;
-          default: r satisfies never;
+          case 'page':
+            value = writer.enqueuePage(r.page, r.now);
+            break;
+          case 'finishCommand':
+            writer.finishCommand(r.commandId);
+            break;
+          case 'ack':
+            writer.ack(r.rows);
+            break;
+          case 'retryLater':
+            writer.retryLater(r.rows, r.at, r.error);
+            break;
+          case 'deadLetter':
+            writer.deadLetter(r.rows, r.code, r.reason, r.now);
+            break;
+          case 'splitRefused':
+            value = writer.splitRefused(r.row, r.entries, r.code, r.reason, r.now);
+            break;
+          case 'removeDeadLetter':
+            value = writer.removeDeadLetter(r.deadLetterId);
+            break;
+          case 'close':
+            writer.close();
+            answer([{ id: r.id, ok: true }]);
+            onClosed();
+            return;
+          default:
+            r satisfies never;
         }
         answer([{ id: r.id, ok: true, value }]);
       } catch (e) {
@@ -79,7 +113,10 @@ export function createWriterLoop(writer: SqliteWriter, o: { groupCommitMaxRecord
     push(r) {
       queue.push(r);
       // setImmediate: everything that arrives in this turn of the event loop joins the group
-      if (!scheduled) { scheduled = true; setImmediate(run); }
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(run);
+      }
     },
   };
 }

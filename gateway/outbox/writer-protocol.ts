@@ -10,7 +10,15 @@ export type WriterRequest =
   | { id: number; op: 'retryLater'; rows: Array<{ id: string; seq?: number }>; at: number; error: string }
   | { id: number; op: 'deadLetter'; rows: Array<{ id: string; seq?: number }>; code: string; reason: string; now: number }
   | { id: number; op: 'addDeadLetter'; entry: DeadLetterEntry }
-  | { id: number; op: 'splitRefused'; row: { id: string; seq?: number }; entries: DeadLetterEntry[]; code: string; reason: string; now: number }
+  | {
+      id: number;
+      op: 'splitRefused';
+      row: { id: string; seq?: number };
+      entries: DeadLetterEntry[];
+      code: string;
+      reason: string;
+      now: number;
+    }
   | { id: number; op: 'removeDeadLetter'; deadLetterId: string }
   | { id: number; op: 'close' };
 

@@ -21,7 +21,16 @@ import type { Logger } from 'pino';
 import { deterministicId } from '../../adapters/canonical/record-id.ts';
 import { rowHash, rowJson } from '../../adapters/canonical/row-hash.ts';
 import type { RecordValidator } from '../../adapters/canonical/validator.ts';
-import { type IntakeResult, type MapContext, type PageIntakeResult, type RawInput, type RawPage, type RawRow, type SourceCodec, type SourceLocation } from '../../adapters/contracts.ts';
+import {
+  type IntakeResult,
+  type MapContext,
+  type PageIntakeResult,
+  type RawInput,
+  type RawPage,
+  type RawRow,
+  type SourceCodec,
+  type SourceLocation,
+} from '../../adapters/contracts.ts';
 import type { Clock } from '../clock.ts';
 import { plainPartitionKeys, type PartitionKeyer } from '../crypto/partition-keyer.ts';
 import type { RecordSealer } from '../crypto/record-sealer.ts';
@@ -29,7 +38,16 @@ import { isGatewayError, type ErrorCode } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
 import { messageTypeLabel } from '../message-type-label.ts';
 import type { Metrics } from '../metrics.ts';
-import { BUNDLE_SEPARATOR, bundleId, type DeadLetterEntry, type DeadLetterStore, type RecordQueue, type SourceLedger, type SourceRowEntry, type StoreRecord } from '../outbox/outbox.ts';
+import {
+  BUNDLE_SEPARATOR,
+  bundleId,
+  type DeadLetterEntry,
+  type DeadLetterStore,
+  type RecordQueue,
+  type SourceLedger,
+  type SourceRowEntry,
+  type StoreRecord,
+} from '../outbox/outbox.ts';
 import { createMapStage, type MapStageResult } from './map-stage.ts';
 import { parseInput } from './parse.ts';
 
@@ -67,7 +85,15 @@ export interface IntakePipeline {
 
 /** Canonical text for resend detection: segment ends normalised, trailing space ignored. */
 function contentHash(text: string): string {
-  return sha256('sha256', text.replace(/^\uFEFF/, '').replace(/\r\n|\n/g, '\r').replace(/\r+$/, '').trim(), 'hex');
+  return sha256(
+    'sha256',
+    text
+      .replace(/^\uFEFF/, '')
+      .replace(/\r\n|\n/g, '\r')
+      .replace(/\r+$/, '')
+      .trim(),
+    'hex',
+  );
 }
 
 function locationText(l?: SourceLocation): string | undefined {
@@ -80,18 +106,33 @@ function locationText(l?: SourceLocation): string | undefined {
  * bundle (their JSON joined by newlines), a record alone as itself. Order is kept within each.
  */
 function outboxRows(records: MapStageResult['records'], keyOf: PartitionKeyer): StoreRecord[] {
-  const one = (r: MapStageResult['records'][number]): StoreRecord => ({ id: r.record.id, type: r.record.type, partitionKey: keyOf(r.draft.partitionKey), plain: JSON.stringify(r.record) });
+  const one = (r: MapStageResult['records'][number]): StoreRecord => ({
+    id: r.record.id,
+    type: r.record.type,
+    partitionKey: keyOf(r.draft.partitionKey),
+    plain: JSON.stringify(r.record),
+  });
   if (records.length === 1) return [one(records[0])];
   const groups = new Map<string, MapStageResult['records']>();
   for (const r of records) {
     const g = groups.get(r.draft.partitionKey);
-    if (g) g.push(r); else groups.set(r.draft.partitionKey, [r]);
+    if (g) g.push(r);
+    else groups.set(r.draft.partitionKey, [r]);
   }
   const out: StoreRecord[] = [];
   for (const [partitionKey, g] of groups) {
-    if (g.length === 1) { out.push(one(g[0])); continue; }
+    if (g.length === 1) {
+      out.push(one(g[0]));
+      continue;
+    }
     const recordIds = g.map((r) => r.record.id);
-    out.push({ id: bundleId(recordIds), type: 'bundle', partitionKey: keyOf(partitionKey), plain: g.map((r) => JSON.stringify(r.record)).join(BUNDLE_SEPARATOR), recordIds });
+    out.push({
+      id: bundleId(recordIds),
+      type: 'bundle',
+      partitionKey: keyOf(partitionKey),
+      plain: g.map((r) => JSON.stringify(r.record)).join(BUNDLE_SEPARATOR),
+      recordIds,
+    });
   }
   return out;
 }
@@ -112,7 +153,11 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
   }
 
   /** A write that threw: nothing of it is stored (one transaction), so the source is told to retry. */
-  function writeFailed(e: unknown, adapter: string, ids: Record<string, string | undefined>): { status: 'rejected'; code: ErrorCode; retry: 'transient'; reason: string; hl7ErrorCode: string } {
+  function writeFailed(
+    e: unknown,
+    adapter: string,
+    ids: Record<string, string | undefined>,
+  ): { status: 'rejected'; code: ErrorCode; retry: 'transient'; reason: string; hl7ErrorCode: string } {
     if (isGatewayError(e, 'GW_DISK_LOW')) {
       opts.diskGuard?.writeFailed();
       log.warn({ code: 'GW_DISK_LOW', adapter, ...ids }, 'outbox write failed for lack of disk space; input refused (the source retries)');
@@ -120,16 +165,34 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     }
     log.error({ err: e, adapter, ...ids }, 'outbox commit failed');
     opts.metrics.inc('ewml_intake_rejected_total', { adapter, code: 'GW_OUTBOX_IO' });
-    return { status: 'rejected', code: isGatewayError(e) ? e.code : 'GW_OUTBOX_IO', retry: 'transient', reason: 'outbox write failed', hl7ErrorCode: '207' };
+    return {
+      status: 'rejected',
+      code: isGatewayError(e) ? e.code : 'GW_OUTBOX_IO',
+      retry: 'transient',
+      reason: 'outbox write failed',
+      hl7ErrorCode: '207',
+    };
   }
 
-  async function reject(raw: RawInput, code: ErrorCode, reason: string, extra: { location?: SourceLocation; hl7ErrorCode?: string; hash: string }): Promise<IntakeResult> {
+  async function reject(
+    raw: RawInput,
+    code: ErrorCode,
+    reason: string,
+    extra: { location?: SourceLocation; hl7ErrorCode?: string; hash: string },
+  ): Promise<IntakeResult> {
     const dlId = deterministicId('dead-letter', raw.adapter, raw.format, extra.hash, code);
     let stored;
     try {
       stored = await opts.outbox.addDeadLetter({
-        id: dlId, kind: 'input', createdAt: opts.clock.now(), adapter: raw.adapter, format: raw.format, code, reason,
-        location: locationText(extra.location), sealed: opts.sealer.seal(dlId, Buffer.from(raw.text, 'utf8')),
+        id: dlId,
+        kind: 'input',
+        createdAt: opts.clock.now(),
+        adapter: raw.adapter,
+        format: raw.format,
+        code,
+        reason,
+        location: locationText(extra.location),
+        sealed: opts.sealer.seal(dlId, Buffer.from(raw.text, 'utf8')),
       });
     } catch (e) {
       return writeFailed(e, raw.adapter, { deadLetterId: dlId });
@@ -138,11 +201,29 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     opts.bus.emit('intake.rejected', { adapter: raw.adapter, code });
     if (stored === 'full') {
       opts.metrics.inc('ewml_outbox_full_total');
-      return { status: 'rejected', code: 'GW_OUTBOX_FULL', retry: 'transient', reason: 'outbox full', location: extra.location, hl7ErrorCode: '207' };
+      return {
+        status: 'rejected',
+        code: 'GW_OUTBOX_FULL',
+        retry: 'transient',
+        reason: 'outbox full',
+        location: extra.location,
+        hl7ErrorCode: '207',
+      };
     }
     opts.metrics.inc('ewml_records_dead_lettered_total', { code });
-    log.warn({ code, deadLetterId: dlId, adapter: raw.adapter, location: locationText(extra.location) }, 'input rejected; kept in dead letters');
-    return { status: 'rejected', code, retry: 'permanent', reason, location: extra.location, hl7ErrorCode: extra.hl7ErrorCode, deadLetterId: dlId };
+    log.warn(
+      { code, deadLetterId: dlId, adapter: raw.adapter, location: locationText(extra.location) },
+      'input rejected; kept in dead letters',
+    );
+    return {
+      status: 'rejected',
+      code,
+      retry: 'permanent',
+      reason,
+      location: extra.location,
+      hl7ErrorCode: extra.hl7ErrorCode,
+      deadLetterId: dlId,
+    };
   }
 
   async function intake(raw: RawInput): Promise<IntakeResult> {
@@ -153,7 +234,9 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     const { codec, parsed } = p;
     const { kind, messageId } = codec.describe(parsed);
     let built: MapStageResult;
-    try { built = stage.run(codec, parsed); } catch (e) {
+    try {
+      built = stage.run(codec, parsed);
+    } catch (e) {
       log.error({ err: e, kind, messageId }, 'mapper threw');
       return reject(raw, 'GW_MAP_FAILED', 'mapper failed unexpectedly', { hash, hl7ErrorCode: '207' });
     }
@@ -165,10 +248,20 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
       return { status: 'ignored', reason: `${mapped.unsupported} is not mapped` };
     }
     const firstError = mapped.issues.find((i) => i.severity === 'error');
-    if (firstError) return reject(raw, 'GW_MAP_FAILED', firstError.message, { location: firstError.location, hl7ErrorCode: firstError.hl7ErrorCode ?? '207', hash });
+    if (firstError)
+      return reject(raw, 'GW_MAP_FAILED', firstError.message, {
+        location: firstError.location,
+        hl7ErrorCode: firstError.hl7ErrorCode ?? '207',
+        hash,
+      });
     if (invalid.length) {
       const first = invalid[0];
-      return reject(raw, 'GW_VALIDATION_FAILED', `${first.type} record ${first.path} ${first.problem}${invalid.length > 1 ? ` (+${invalid.length - 1} more)` : ''}`, { hash, hl7ErrorCode: '102' });
+      return reject(
+        raw,
+        'GW_VALIDATION_FAILED',
+        `${first.type} record ${first.path} ${first.problem}${invalid.length > 1 ? ` (+${invalid.length - 1} more)` : ''}`,
+        { hash, hl7ErrorCode: '102' },
+      );
     }
     if (records.length === 0) return reject(raw, 'GW_MAP_FAILED', 'message produced no records', { hash, hl7ErrorCode: '207' });
     // handed over as JSON: the outbox's writer seals them before they are written (rule 4), on the
@@ -194,7 +287,11 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
         log.info({ kind, messageId }, 'resend of an accepted message; not enqueued again');
         return { status: 'duplicate' };
       case 'conflict':
-        return reject(raw, 'GW_CONTROL_ID_CONFLICT', `control id ${messageId ?? '?'} was already used for different content`, { hash, hl7ErrorCode: '205', location: { segment: 'MSH', sequence: 1, field: 10 } });
+        return reject(raw, 'GW_CONTROL_ID_CONFLICT', `control id ${messageId ?? '?'} was already used for different content`, {
+          hash,
+          hl7ErrorCode: '205',
+          location: { segment: 'MSH', sequence: 1, field: 10 },
+        });
       case 'full':
         opts.metrics.inc('ewml_intake_rejected_total', { adapter: raw.adapter, code: 'GW_OUTBOX_FULL' });
         opts.metrics.inc('ewml_outbox_full_total');
@@ -211,17 +308,34 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     const fail = (code: ErrorCode, reason: string): SourceRowEntry => {
       const dlId = deterministicId('dead-letter', page.adapter, row.stream ?? page.stream, row.pk, hash);
       opts.metrics.inc('ewml_intake_rejected_total', { adapter: page.adapter, code });
-      log.warn({ code, deadLetterId: dlId, adapter: page.adapter, stream: row.stream ?? page.stream }, 'source row rejected; kept in dead letters');
+      log.warn(
+        { code, deadLetterId: dlId, adapter: page.adapter, stream: row.stream ?? page.stream },
+        'source row rejected; kept in dead letters',
+      );
       const deadLetter: DeadLetterEntry = {
-        id: dlId, kind: 'input', createdAt: opts.clock.now(), adapter: page.adapter, format: page.format, code, reason,
+        id: dlId,
+        kind: 'input',
+        createdAt: opts.clock.now(),
+        adapter: page.adapter,
+        format: page.format,
+        code,
+        reason,
         location: `${row.stream ?? page.stream}#${row.pk}`.slice(0, 200),
         // the row with its stream and key, so a replay after a mapping fix finds its mapper
-        sealed: opts.sealer.seal(dlId, Buffer.from(`{"stream":${JSON.stringify(row.stream ?? page.stream)},"pk":${JSON.stringify(row.pk)},"data":${rowJson(row.data)}}`, 'utf8')),
+        sealed: opts.sealer.seal(
+          dlId,
+          Buffer.from(
+            `{"stream":${JSON.stringify(row.stream ?? page.stream)},"pk":${JSON.stringify(row.pk)},"data":${rowJson(row.data)}}`,
+            'utf8',
+          ),
+        ),
       };
       return { ...entry, deadLetter };
     };
     let built: MapStageResult;
-    try { built = stage.finish(page.map(row)); } catch (e) {
+    try {
+      built = stage.finish(page.map(row));
+    } catch (e) {
       log.error({ err: e, adapter: page.adapter, stream: row.stream ?? page.stream }, 'row mapper threw');
       return fail('GW_MAP_FAILED', 'mapper failed unexpectedly');
     }
@@ -229,14 +343,20 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     if (firstError) return fail('GW_MAP_FAILED', firstError.message);
     if (built.invalid.length) {
       const first = built.invalid[0];
-      return fail('GW_VALIDATION_FAILED', `${first.type} record ${first.path} ${first.problem}${built.invalid.length > 1 ? ` (+${built.invalid.length - 1} more)` : ''}`);
+      return fail(
+        'GW_VALIDATION_FAILED',
+        `${first.type} record ${first.path} ${first.problem}${built.invalid.length > 1 ? ` (+${built.invalid.length - 1} more)` : ''}`,
+      );
     }
     entry.records = outboxRows(built.records, keyOf);
     return entry;
   }
 
   async function intakePage(page: RawPage): Promise<PageIntakeResult> {
-    if (opts.diskGuard && !opts.diskGuard.admits()) { const { hl7ErrorCode: _, ...r } = diskLow(page.adapter); return r; }
+    if (opts.diskGuard && !opts.diskGuard.admits()) {
+      const { hl7ErrorCode: _, ...r } = diskLow(page.adapter);
+      return r;
+    }
     // adapters hash their rows already: the row is serialised again only for a dead letter
     const rows = page.rows.map((r) => mapRow(page, r));
     let out;
@@ -265,13 +385,25 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
   return {
     intake,
     intakePage,
-    setCodecs(list) { codecs = new Map(list.map((c) => [c.format, c])); },
+    setCodecs(list) {
+      codecs = new Map(list.map((c) => [c.format, c]));
+    },
     async replay(id) {
       const dl = opts.outbox.getDeadLetter(id);
       if (!dl) return undefined;
       if (dl.kind === 'record') {
         if (opts.diskGuard && !opts.diskGuard.admits()) return diskLow(dl.adapter);
-        const outcome = await opts.outbox.enqueue({ records: [{ id: dl.id, type: dl.recordType ?? 'unknown', partitionKey: dl.partitionKey ?? dl.id, sealed: dl.sealed, recordIds: dl.recordIds }] });
+        const outcome = await opts.outbox.enqueue({
+          records: [
+            {
+              id: dl.id,
+              type: dl.recordType ?? 'unknown',
+              partitionKey: dl.partitionKey ?? dl.id,
+              sealed: dl.sealed,
+              recordIds: dl.recordIds,
+            },
+          ],
+        });
         if (outcome === 'full') return { status: 'rejected', code: 'GW_OUTBOX_FULL', retry: 'transient', reason: 'outbox full' };
         await opts.outbox.removeDeadLetter(id);
         opts.onEnqueued?.();

@@ -11,7 +11,11 @@ import { validateRecords, type InvalidRecord } from './validate.ts';
 
 export type { MappedRecord } from './map.ts';
 export type { InvalidRecord } from './validate.ts';
-export interface MapStageResult { mapped: MapResult; records: MappedRecord[]; invalid: InvalidRecord[] }
+export interface MapStageResult {
+  mapped: MapResult;
+  records: MappedRecord[];
+  invalid: InvalidRecord[];
+}
 
 export interface PreviewResult {
   kind: string;
@@ -45,9 +49,19 @@ export function createMapStage(o: { validator: RecordValidator; clock: Clock; id
       const { kind, messageId } = codec.describe(parsed);
       const { mapped, records, invalid } = run(codec, parsed);
       return {
-        kind, messageId, unsupported: mapped.unsupported,
+        kind,
+        messageId,
+        unsupported: mapped.unsupported,
         records: records.map((r) => r.record),
-        issues: [...mapped.issues, ...invalid.map((i) => ({ severity: 'error', code: 'GW_VALIDATION_FAILED', message: `${i.type} record ${i.path} ${i.problem}`, path: i.path }))],
+        issues: [
+          ...mapped.issues,
+          ...invalid.map((i) => ({
+            severity: 'error',
+            code: 'GW_VALIDATION_FAILED',
+            message: `${i.type} record ${i.path} ${i.problem}`,
+            path: i.path,
+          })),
+        ],
       };
     },
   };

@@ -6,13 +6,24 @@
 import { SCHEMA_VERSION, type CanonicalRecord } from '../../adapters/canonical/types.ts';
 import type { DraftRecord, MapContext, MapResult, SourceCodec } from '../../adapters/contracts.ts';
 
-export interface MappedRecord { draft: DraftRecord; record: CanonicalRecord }
+export interface MappedRecord {
+  draft: DraftRecord;
+  record: CanonicalRecord;
+}
 
 export function toCanonical(d: DraftRecord, identity: MapContext, observedAt: string): CanonicalRecord {
   return {
-    id: d.id, type: d.type, schemaVersion: SCHEMA_VERSION, op: d.op,
-    tenantId: identity.tenantId, practiceId: identity.practiceId, gatewayId: identity.gatewayId,
-    source: d.source, occurredAt: d.occurredAt, observedAt, data: d.data,
+    id: d.id,
+    type: d.type,
+    schemaVersion: SCHEMA_VERSION,
+    op: d.op,
+    tenantId: identity.tenantId,
+    practiceId: identity.practiceId,
+    gatewayId: identity.gatewayId,
+    source: d.source,
+    occurredAt: d.occurredAt,
+    observedAt,
+    data: d.data,
   };
 }
 

@@ -17,7 +17,8 @@ export function parseInput(codecs: ReadonlyMap<string, SourceCodec<unknown>>, ra
   try {
     return { ok: true, codec, parsed: codec.parse(raw.text) };
   } catch (e) {
-    if (e instanceof CodecError) return { ok: false, code: 'GW_PARSE_FAILED', reason: e.message, location: e.location, hl7ErrorCode: e.hl7ErrorCode ?? '100' };
+    if (e instanceof CodecError)
+      return { ok: false, code: 'GW_PARSE_FAILED', reason: e.message, location: e.location, hl7ErrorCode: e.hl7ErrorCode ?? '100' };
     throw e;
   }
 }

@@ -6,10 +6,16 @@
 import type { CanonicalRecord } from '../../adapters/canonical/types.ts';
 import type { RecordValidator } from '../../adapters/canonical/validator.ts';
 
-export interface InvalidRecord { id: string; type: string; path: string; problem: string }
+export interface InvalidRecord {
+  id: string;
+  type: string;
+  path: string;
+  problem: string;
+}
 
 export function validateRecords(validator: RecordValidator, records: Iterable<{ record: CanonicalRecord }>): InvalidRecord[] {
   const invalid: InvalidRecord[] = [];
-  for (const { record } of records) for (const p of validator.validate(record)) invalid.push({ id: record.id, type: record.type, path: p.path, problem: p.problem });
+  for (const { record } of records)
+    for (const p of validator.validate(record)) invalid.push({ id: record.id, type: record.type, path: p.path, problem: p.problem });
   return invalid;
 }

@@ -3,7 +3,11 @@
  * Jitter"): half the capped exponential delay fixed, half random, so retries spread out but never
  * collapse to zero.
  */
-export interface BackoffPolicy { initialMs: number; maxMs: number; random?: () => number }
+export interface BackoffPolicy {
+  initialMs: number;
+  maxMs: number;
+  random?: () => number;
+}
 
 export function backoffDelay(failures: number, p: BackoffPolicy): number {
   if (failures <= 0) return 0;

@@ -25,7 +25,8 @@ export interface OpenedRows {
   unreadable: UnreadableRow[];
 }
 
-export const UNREADABLE_TAG_REASON = 'sealed bytes failed to open (authentication failed: damaged on the disk, or sealed under another key); kept as they were, not sent';
+export const UNREADABLE_TAG_REASON =
+  'sealed bytes failed to open (authentication failed: damaged on the disk, or sealed under another key); kept as they were, not sent';
 
 const SEPARATOR_BYTE = BUNDLE_SEPARATOR.charCodeAt(0);
 
@@ -42,15 +43,26 @@ export function openClaimedRows(rows: readonly ClaimedRow[], sealer: RecordSeale
   const unreadable: UnreadableRow[] = [];
   for (const r of rows) {
     let plain: Buffer;
-    try { plain = sealer.open(r.id, r.sealed); } catch { unreadable.push({ row: r, reason: UNREADABLE_TAG_REASON }); continue; }
+    try {
+      plain = sealer.open(r.id, r.sealed);
+    } catch {
+      unreadable.push({ row: r, reason: UNREADABLE_TAG_REASON });
+      continue;
+    }
     if (r.recordIds) {
       if (keepText) {
         const parts = plain.toString('utf8').split(BUNDLE_SEPARATOR);
-        if (parts.length !== r.recordIds.length) { unreadable.push({ row: r, reason: mismatch(parts.length, r.recordIds.length) }); continue; }
+        if (parts.length !== r.recordIds.length) {
+          unreadable.push({ row: r, reason: mismatch(parts.length, r.recordIds.length) });
+          continue;
+        }
         for (const p of parts) json.push(p);
       } else {
         const n = countRecords(plain);
-        if (n !== r.recordIds.length) { unreadable.push({ row: r, reason: mismatch(n, r.recordIds.length) }); continue; }
+        if (n !== r.recordIds.length) {
+          unreadable.push({ row: r, reason: mismatch(n, r.recordIds.length) });
+          continue;
+        }
       }
     } else if (keepText) json.push(plain.toString('utf8'));
     good.push(r);

@@ -46,7 +46,16 @@ export interface RelayWorkerOptions {
   alerts?: Pick<AlertBoard, 'raise'>;
 }
 
-export interface RelayHealth { running: boolean; inFlightBatches: number; consecutiveFailures: number; pausedUntil: number | null; lastError?: string; lastDeliveryAt: number | null; unreadableRows: number; unreadableRecords: number }
+export interface RelayHealth {
+  running: boolean;
+  inFlightBatches: number;
+  consecutiveFailures: number;
+  pausedUntil: number | null;
+  lastError?: string;
+  lastDeliveryAt: number | null;
+  unreadableRows: number;
+  unreadableRecords: number;
+}
 
 export interface RelayWorker {
   start(): Promise<void>;
@@ -76,30 +85,49 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
   function schedule(atMs: number): void {
     if (!running) return;
     o.clock.clearTimeout(timer);
-    timer = o.clock.setTimeout(() => { timer = undefined; pump(); }, Math.max(0, atMs - o.clock.now()), { unref: true });
+    timer = o.clock.setTimeout(
+      () => {
+        timer = undefined;
+        pump();
+      },
+      Math.max(0, atMs - o.clock.now()),
+      { unref: true },
+    );
   }
 
   function pump(): void {
     if (!running) return;
     const now = o.clock.now();
-    if (now < pausedUntil) { schedule(pausedUntil); return; }
+    if (now < pausedUntil) {
+      schedule(pausedUntil);
+      return;
+    }
     let claimedAny = false;
     while (inFlight.size < o.maxInFlight) {
       let claim: ClaimResult;
-      try { claim = o.outbox.claim(o.batchSize); } catch (err) { log.error({ err }, 'outbox claim failed'); schedule(now + o.idlePollMs); return; }
+      try {
+        claim = o.outbox.claim(o.batchSize);
+      } catch (err) {
+        log.error({ err }, 'outbox claim failed');
+        schedule(now + o.idlePollMs);
+        return;
+      }
       if (claim.rows.length === 0) break;
       claimedAny = true;
       // short: the claim did not reach its records (bundles count each of theirs)
       const short = !claim.full;
       const { heldBack } = claim;
-      const p = deliver(claim.rows).catch((err: unknown) => log.error({ err }, 'relay delivery bookkeeping failed')).finally(() => {
-        inFlight.delete(p);
-        // a full batch means a backlog, and rows held behind this batch's patients may be free
-        // now: go on at once; otherwise gather for the linger time first (measured: re-pumping at
-        // once sent one batch, one write and one fsync per message under steady single-connection load)
-        if (!running) return;
-        if (!short || heldBack) pump(); else linger();
-      });
+      const p = deliver(claim.rows)
+        .catch((err: unknown) => log.error({ err }, 'relay delivery bookkeeping failed'))
+        .finally(() => {
+          inFlight.delete(p);
+          // a full batch means a backlog, and rows held behind this batch's patients may be free
+          // now: go on at once; otherwise gather for the linger time first (measured: re-pumping at
+          // once sent one batch, one write and one fsync per message under steady single-connection load)
+          if (!running) return;
+          if (!short || heldBack) pump();
+          else linger();
+        });
       inFlight.add(p);
       // a short batch means nothing else is claimable now: another scan would find nothing
       if (short) break;
@@ -115,9 +143,19 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
     if (immediate || lingerTimer) return;
     const ms = o.lingerMs ?? 0;
     if (ms > 0) {
-      lingerTimer = o.clock.setTimeout(() => { lingerTimer = undefined; pump(); }, ms, { unref: true });
+      lingerTimer = o.clock.setTimeout(
+        () => {
+          lingerTimer = undefined;
+          pump();
+        },
+        ms,
+        { unref: true },
+      );
     } else {
-      immediate = setImmediate(() => { immediate = undefined; pump(); });
+      immediate = setImmediate(() => {
+        immediate = undefined;
+        pump();
+      });
     }
   }
 
@@ -130,17 +168,31 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
    * accepted ones too; the cloud drops those copies).
    */
   async function deadLetterRefused(r: ClaimedRow, rejected: Map<string, string>, jsonById: Map<string, string>): Promise<void> {
-    if (!r.recordIds) { await o.outbox.deadLetter([r.id], 'GW_SINK_REJECTED', rejected.get(r.id) ?? 'refused'); return; }
+    if (!r.recordIds) {
+      await o.outbox.deadLetter([r.id], 'GW_SINK_REJECTED', rejected.get(r.id) ?? 'refused');
+      return;
+    }
     const refused = r.recordIds.filter((x) => rejected.has(x));
     const reason = refused.map((x) => `${x}: ${rejected.get(x)}`).join('; ');
     const entries: DeadLetterEntry[] = [];
     for (const id of refused) {
       const text = jsonById.get(id);
       // a sink that takes sealed rows never opened the bundle: it moves whole
-      if (text === undefined) { await o.outbox.deadLetter([r.id], 'GW_SINK_REJECTED', reason); return; }
+      if (text === undefined) {
+        await o.outbox.deadLetter([r.id], 'GW_SINK_REJECTED', reason);
+        return;
+      }
       entries.push({
-        id, kind: 'record', createdAt: o.clock.now(), adapter: 'relay', format: 'canonical', code: 'GW_SINK_REJECTED', reason: rejected.get(id)!,
-        recordType: (JSON.parse(text) as { type?: string }).type ?? 'unknown', partitionKey: r.partitionKey, sealed: o.sealer.seal(id, text),
+        id,
+        kind: 'record',
+        createdAt: o.clock.now(),
+        adapter: 'relay',
+        format: 'canonical',
+        code: 'GW_SINK_REJECTED',
+        reason: rejected.get(id)!,
+        recordType: (JSON.parse(text) as { type?: string }).type ?? 'unknown',
+        partitionKey: r.partitionKey,
+        sealed: o.sealer.seal(id, text),
       });
     }
     await o.outbox.splitRefused(r.id, entries, 'GW_SINK_REJECTED', reason);
@@ -159,7 +211,10 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
     try {
       for (const [reason, ids] of byReason) await o.outbox.deadLetter(ids, 'GW_RECORD_UNREADABLE', reason);
     } catch (err) {
-      log.error({ code: 'GW_RECORD_UNREADABLE', cause: (err as { code?: string }).code ?? 'unknown', rows: list.length }, 'rows that cannot be opened could not be moved to dead letters; they stay queued (not sent) and are checked again later');
+      log.error(
+        { code: 'GW_RECORD_UNREADABLE', cause: (err as { code?: string }).code ?? 'unknown', rows: list.length },
+        'rows that cannot be opened could not be moved to dead letters; they stay queued (not sent) and are checked again later',
+      );
       await o.outbox.retryLater(rowIds, o.clock.now() + o.backoffMaxMs, 'GW_RECORD_UNREADABLE').catch(() => undefined);
       return;
     }
@@ -167,9 +222,15 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
     unreadableRecords += records;
     o.metrics.inc('ewml_records_dead_lettered_total', { code: 'GW_RECORD_UNREADABLE' }, records);
     o.bus.emit('relay.deadLettered', { sink: o.sink.kind, records, code: 'GW_RECORD_UNREADABLE' });
-    log.error({ code: 'GW_RECORD_UNREADABLE', rows: list.length, records, rowIds: rowIds.slice(0, 20) }, 'queued rows could not be opened; quarantined in dead letters, not sent');
+    log.error(
+      { code: 'GW_RECORD_UNREADABLE', rows: list.length, records, rowIds: rowIds.slice(0, 20) },
+      'queued rows could not be opened; quarantined in dead letters, not sent',
+    );
     o.alerts?.raise('recordsUnreadable', {
-      code: 'GW_RECORD_UNREADABLE', blocksReady: false, acknowledgeable: true, fields: { rows: unreadableRows, records: unreadableRecords },
+      code: 'GW_RECORD_UNREADABLE',
+      blocksReady: false,
+      acknowledgeable: true,
+      fields: { rows: unreadableRows, records: unreadableRecords },
       detail: `${unreadableRows} queued row(s) (${unreadableRecords} record(s)) could not be opened (damaged on the disk, or sealed under another key) and were quarantined in dead letters, not sent; the rest are delivered. Check the disk; if the seal key was replaced, restore the original (eyewear-gateway keys import) and replay the dead letters with code GW_RECORD_UNREADABLE`,
     });
   }
@@ -191,7 +252,8 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
       const acceptedRows: string[] = [];
       const refusedRows: ClaimedRow[] = [];
       for (const r of good) {
-        if (rejected.size && recordsOf(r).some((id) => rejected.has(id))) refusedRows.push(r); else acceptedRows.push(r.id);
+        if (rejected.size && recordsOf(r).some((id) => rejected.has(id))) refusedRows.push(r);
+        else acceptedRows.push(r.id);
       }
       const accepted = ids.filter((id) => !rejected.has(id)).length;
       if (acceptedRows.length) await o.outbox.ack(acceptedRows);
@@ -224,12 +286,18 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
       // batches in flight together fail together: count one failure per pause, not one per batch
       if (o.clock.now() >= pausedUntil) failures++;
       const retryAfter = Number(err.details?.retryAfterMs ?? 0);
-      const delay = Math.max(backoffDelay(failures, { initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs, random: o.random }), retryAfter);
+      const delay = Math.max(
+        backoffDelay(failures, { initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs, random: o.random }),
+        retryAfter,
+      );
       const at = o.clock.now() + delay;
       pausedUntil = Math.max(pausedUntil, at);
       await o.outbox.retryLater(rowIds, at, err.code);
       o.bus.emit('relay.failed', { sink: o.sink.kind, code: err.code, retryInMs: delay });
-      log.warn({ batchId, code: err.code, retry: err.retry, records: ids.length, retryInMs: delay, failures }, 'delivery failed; will retry');
+      log.warn(
+        { batchId, code: err.code, retry: err.retry, records: ids.length, retryInMs: delay, failures },
+        'delivery failed; will retry',
+      );
     }
   }
 
@@ -248,7 +316,10 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
       timer = undefined;
       lingerTimer = undefined;
       immediate = undefined;
-      const grace = new Promise<void>((r) => { const t = setTimeout(r, o.stopGraceMs ?? 5000); t.unref?.(); });
+      const grace = new Promise<void>((r) => {
+        const t = setTimeout(r, o.stopGraceMs ?? 5000);
+        t.unref?.();
+      });
       await Promise.race([Promise.allSettled([...inFlight]), grace]);
     },
     notify() {
@@ -256,6 +327,15 @@ export function createRelayWorker(o: RelayWorkerOptions): RelayWorker {
       if (o.clock.now() < pausedUntil) return;
       linger();
     },
-    health: () => ({ running, inFlightBatches: inFlight.size, consecutiveFailures: failures, pausedUntil: pausedUntil > o.clock.now() ? pausedUntil : null, lastError, lastDeliveryAt, unreadableRows, unreadableRecords }),
+    health: () => ({
+      running,
+      inFlightBatches: inFlight.size,
+      consecutiveFailures: failures,
+      pausedUntil: pausedUntil > o.clock.now() ? pausedUntil : null,
+      lastError,
+      lastDeliveryAt,
+      unreadableRows,
+      unreadableRecords,
+    }),
   };
 }

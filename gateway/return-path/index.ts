@@ -25,7 +25,11 @@ import { createSqliteOutbox } from '../outbox/sqlite-outbox.ts';
 import { createRelayWorker, type RelayWorker } from '../relay/relay-worker.ts';
 import type { Sink } from '../sinks/sink.ts';
 
-export interface Outbound { outbox: Outbox; sink: Sink; relay: RelayWorker }
+export interface Outbound {
+  outbox: Outbox;
+  sink: Sink;
+  relay: RelayWorker;
+}
 
 export interface ReturnPathDeps {
   clock: Clock;
@@ -57,48 +61,119 @@ export interface ReturnPath {
 /** The outbound direction: its own outbox file, an MLLP sender to the PMS, and a relay draining one message at a time. */
 function buildOutbound(config: GatewayConfig, d: ReturnPathDeps): Outbound {
   const outbox = createSqliteOutbox({
-    file: d.outboundFile, maxBytes: Math.max(16 * 1024 * 1024, Math.floor(config.outbox.maxBytes / 8)), clock: d.clock, dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000,
+    file: d.outboundFile,
+    maxBytes: Math.max(16 * 1024 * 1024, Math.floor(config.outbox.maxBytes / 8)),
+    clock: d.clock,
+    dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000,
     // the outbound direction may be switched on long after the first run: a missing file is new, an empty one damaged
-    sealKey: d.keyring.key, keyFile: d.keyFile, expectData: !d.keyring.created, absentIsFresh: true, damagedDir: d.damagedDir, onSalvaged: d.onOutboundSalvaged,
+    sealKey: d.keyring.key,
+    keyFile: d.keyFile,
+    expectData: !d.keyring.created,
+    absentIsFresh: true,
+    damagedDir: d.damagedDir,
+    onSalvaged: d.onOutboundSalvaged,
   });
   // a factory: the sink can be started again after a stop (a closed sender stays closed)
-  const sender = () => createMllpSender({ host: config.outbound.host, port: config.outbound.port, poolSize: config.outbound.poolSize, ackTimeoutMs: config.outbound.ackTimeoutMs });
+  const sender = () =>
+    createMllpSender({
+      host: config.outbound.host,
+      port: config.outbound.port,
+      poolSize: config.outbound.poolSize,
+      ackTimeoutMs: config.outbound.ackTimeoutMs,
+    });
   const sink = createMllpOutboundSink({ sender, retryOn: config.outbound.retryOn, onOutcome: (x) => d.bus.emit('command.outcome', x) });
   const relay = createRelayWorker({
-    outbox, sink, sealer: d.keyring.sealer, clock: d.clock, bus: d.bus, metrics: d.metrics, logger: d.logger.child({ component: 'outbound' }),
-    batchSize: 1, maxInFlight: config.outbound.poolSize, backoffInitialMs: config.relay.backoffInitialMs, backoffMaxMs: config.relay.backoffMaxMs, idlePollMs: config.relay.idlePollMs, lingerMs: 0,
+    outbox,
+    sink,
+    sealer: d.keyring.sealer,
+    clock: d.clock,
+    bus: d.bus,
+    metrics: d.metrics,
+    logger: d.logger.child({ component: 'outbound' }),
+    batchSize: 1,
+    maxInFlight: config.outbound.poolSize,
+    backoffInitialMs: config.relay.backoffInitialMs,
+    backoffMaxMs: config.relay.backoffMaxMs,
+    idlePollMs: config.relay.idlePollMs,
+    lingerMs: 0,
   });
   return { outbox, sink, relay };
 }
 
 export function createReturnPath(config: GatewayConfig, d: ReturnPathDeps): ReturnPath {
   const outbound = config.outbound.enabled ? buildOutbound(config, d) : undefined;
-  const writeBacks = new Map(config.databases.filter((db) => db.writeBack.enabled).map((db) => [db.id, createWriteBack({ connection: connectionOf(db, true), statements: db.writeBack.statements })]));
-  const fileWriters = new Map(config.fileOutputs.map((t) => [t.id, createFileWriter({ id: t.id, kind: t.kind, dir: t.dir, sftp: t.kind === 'sftp' ? t.sftp : undefined, ftps: t.kind === 'ftps' ? t.ftps : undefined, csvDelimiter: t.csvDelimiter })]));
+  const writeBacks = new Map(
+    config.databases
+      .filter((db) => db.writeBack.enabled)
+      .map((db) => [db.id, createWriteBack({ connection: connectionOf(db, true), statements: db.writeBack.statements })]),
+  );
+  const fileWriters = new Map(
+    config.fileOutputs.map((t) => [
+      t.id,
+      createFileWriter({
+        id: t.id,
+        kind: t.kind,
+        dir: t.dir,
+        sftp: t.kind === 'sftp' ? t.sftp : undefined,
+        ftps: t.kind === 'ftps' ? t.ftps : undefined,
+        csvDelimiter: t.csvDelimiter,
+      }),
+    ]),
+  );
   const commands = config.cloud.commandPublicKey
     ? createCommandProcessor({
-      verifier: createCommandVerifier({ publicKeyPem: config.cloud.commandPublicKey, gatewayId: config.gateway.id, now: () => d.clock.now() }),
-      outbound: outbound && {
-        outbox: outbound.outbox, sealer: d.keyring.sealer, notify: () => outbound.relay.notify(), partitionKeyer: d.keyring.partitionKeyer,
-        identity: { sendingApplication: 'EWML', sendingFacility: config.gateway.id, receivingApplication: config.outbound.receivingApplication, receivingFacility: config.outbound.receivingFacility },
-      },
-      direct: { outbox: d.outbox, sealer: d.keyring.sealer, writeBackFor: (id) => writeBacks.get(id), fileWriterFor: (id) => fileWriters.get(id) },
-      bus: d.bus, logger: d.logger.child({ component: 'commands' }), clock: d.clock,
-    })
+        verifier: createCommandVerifier({
+          publicKeyPem: config.cloud.commandPublicKey,
+          gatewayId: config.gateway.id,
+          now: () => d.clock.now(),
+        }),
+        outbound: outbound && {
+          outbox: outbound.outbox,
+          sealer: d.keyring.sealer,
+          notify: () => outbound.relay.notify(),
+          partitionKeyer: d.keyring.partitionKeyer,
+          identity: {
+            sendingApplication: 'EWML',
+            sendingFacility: config.gateway.id,
+            receivingApplication: config.outbound.receivingApplication,
+            receivingFacility: config.outbound.receivingFacility,
+          },
+        },
+        direct: {
+          outbox: d.outbox,
+          sealer: d.keyring.sealer,
+          writeBackFor: (id) => writeBacks.get(id),
+          fileWriterFor: (id) => fileWriters.get(id),
+        },
+        bus: d.bus,
+        logger: d.logger.child({ component: 'commands' }),
+        clock: d.clock,
+      })
     : undefined;
-  const onCommand = commands && ((jws: string) => { void commands.handle(jws).catch((err: unknown) => d.logger.error({ err }, 'command handling failed')); });
+  const onCommand =
+    commands &&
+    ((jws: string) => {
+      void commands.handle(jws).catch((err: unknown) => d.logger.error({ err }, 'command handling failed'));
+    });
   return {
-    outbound, commands, onCommand,
+    outbound,
+    commands,
+    onCommand,
     async open() {
       if (!outbound) return;
       await outbound.outbox.open();
       await outbound.relay.start();
     },
     async resume() {
-      if (commands) await commands.resumePending().catch((err: unknown) => d.logger.error({ err }, 'pending commands could not be resumed'));
+      if (commands)
+        await commands.resumePending().catch((err: unknown) => d.logger.error({ err }, 'pending commands could not be resumed'));
     },
     async close() {
-      if (outbound) { await outbound.relay.stop(); await outbound.sink.stop().catch(() => undefined); await outbound.outbox.close(); }
+      if (outbound) {
+        await outbound.relay.stop();
+        await outbound.sink.stop().catch(() => undefined);
+        await outbound.outbox.close();
+      }
       for (const wb of writeBacks.values()) await wb.close().catch(() => undefined);
     },
   };

@@ -49,13 +49,24 @@ export function fileSinkPath(dir: string, ms: number): string {
 }
 
 /** A batch's lines, waiting to be written with the others that arrived meanwhile. */
-interface Waiting { buf: Buffer; at: number; rows: number; records: number; resolve: (r: DeliveryResult) => void; reject: (e: unknown) => void }
+interface Waiting {
+  buf: Buffer;
+  at: number;
+  rows: number;
+  records: number;
+  resolve: (r: DeliveryResult) => void;
+  reject: (e: unknown) => void;
+}
 
 const defaultOpen = (path: string): Promise<SinkFileHandle> => open(path, 'a+', 0o600);
 
 async function syncDir(dir: string): Promise<void> {
   const d = await open(dir, 'r');
-  try { await d.sync(); } finally { await d.close(); }
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
 }
 
 /** How far back open looks for the end of the last whole line (a batch is far smaller). */
@@ -104,7 +115,10 @@ export function createFileSink(opts: FileSinkOptions): Sink {
       if (cutTo < size) {
         await fh.truncate(cutTo);
         await fh.sync();
-        opts.logger?.warn({ bytes: size - cutTo }, 'file sink cut an unfinished line off the end of the day\'s file (a batch never reported delivered; it is resent)');
+        opts.logger?.warn(
+          { bytes: size - cutTo },
+          "file sink cut an unfinished line off the end of the day's file (a batch never reported delivered; it is resent)",
+        );
         size = cutTo;
       }
       pendingCut = undefined;
@@ -128,7 +142,8 @@ export function createFileSink(opts: FileSinkOptions): Sink {
     while (off < buf.length) {
       const { bytesWritten } = await fh.write(buf, off, buf.length - off);
       // no progress and no error: stop rather than spin (each turn otherwise takes at least a byte)
-      if (!(bytesWritten > 0)) throw new GatewayError('GW_SINK_WRITE_FAILED', `file sink wrote ${off} of ${buf.length} bytes (the disk took no more)`);
+      if (!(bytesWritten > 0))
+        throw new GatewayError('GW_SINK_WRITE_FAILED', `file sink wrote ${off} of ${buf.length} bytes (the disk took no more)`);
       off += bytesWritten;
     }
   }
@@ -149,13 +164,20 @@ export function createFileSink(opts: FileSinkOptions): Sink {
       writeFailures++;
       lastError = e instanceof GatewayError ? 'short-write' : ((e as NodeJS.ErrnoException).code ?? 'io');
       if (file) await cutBack(file);
-      const err = new GatewayError('GW_SINK_WRITE_FAILED', `file sink could not write ${rows} rows (${lastError}); nothing was reported delivered and the day's file is as it was before them. Free disk space or fix the sink folder's permissions; delivery resumes with backoff`, { cause: e });
+      const err = new GatewayError(
+        'GW_SINK_WRITE_FAILED',
+        `file sink could not write ${rows} rows (${lastError}); nothing was reported delivered and the day's file is as it was before them. Free disk space or fix the sink folder's permissions; delivery resumes with backoff`,
+        { cause: e },
+      );
       for (const g of group) g.reject(err);
       return;
     }
     file.size += buf.length;
     lastError = undefined;
-    for (const g of group) { written += g.records; g.resolve({ rejected: [] }); }
+    for (const g of group) {
+      written += g.records;
+      g.resolve({ rejected: [] });
+    }
   }
 
   async function drain(): Promise<void> {
@@ -180,7 +202,11 @@ export function createFileSink(opts: FileSinkOptions): Sink {
   return {
     kind: 'file',
     takesSealed: true,
-    async start() { mkdirSync(opts.dir, { recursive: true, mode: 0o700 }); started = true; stopped = false; },
+    async start() {
+      mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+      started = true;
+      stopped = false;
+    },
     /** Waits for the write in progress (and the batches queued behind it: local I/O, they finish), then closes the file. */
     async stop() {
       started = false;
@@ -189,11 +215,25 @@ export function createFileSink(opts: FileSinkOptions): Sink {
       await closeCurrent();
     },
     deliver(batch: RecordBatch): Promise<DeliveryResult> {
-      if (stopped) return Promise.reject(new GatewayError('GW_SINK_UNREACHABLE', 'file sink stopped; the batch stays queued and is written after the next start'));
+      if (stopped)
+        return Promise.reject(
+          new GatewayError('GW_SINK_UNREACHABLE', 'file sink stopped; the batch stays queued and is written after the next start'),
+        );
       const at = opts.clock.now();
       const sealedAt = new Date(at).toISOString();
       if (!batch.sealed) return Promise.reject(new GatewayError('GW_SINK_REJECTED', 'file sink needs the sealed rows of the batch'));
-      const lines = batch.sealed.map((r) => JSON.stringify({ id: r.id, type: r.type, ...(r.recordIds ? { ids: r.recordIds } : {}), sealedAt, sealed: Buffer.from(r.sealed.buffer, r.sealed.byteOffset, r.sealed.byteLength).toString('base64') })).join('\n') + '\n';
+      const lines =
+        batch.sealed
+          .map((r) =>
+            JSON.stringify({
+              id: r.id,
+              type: r.type,
+              ...(r.recordIds ? { ids: r.recordIds } : {}),
+              sealedAt,
+              sealed: Buffer.from(r.sealed.buffer, r.sealed.byteOffset, r.sealed.byteLength).toString('base64'),
+            }),
+          )
+          .join('\n') + '\n';
       return new Promise<DeliveryResult>((resolve, reject) => {
         waiting.push({ buf: Buffer.from(lines, 'utf8'), at, rows: batch.sealed!.length, records: batch.ids.length, resolve, reject });
         draining ??= drain();

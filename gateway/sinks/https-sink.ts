@@ -42,18 +42,30 @@ export function createHttpsSink(opts: HttpsSinkOptions): Sink {
 
   function post(body: string, batchId: string): Promise<{ status: number; headers: IncomingMessage['headers']; text: string }> {
     return new Promise((resolve, reject) => {
-      const headers: Record<string, string> = { 'content-type': 'application/jose', 'idempotency-key': batchId, 'content-length': String(Buffer.byteLength(body)) };
+      const headers: Record<string, string> = {
+        'content-type': 'application/jose',
+        'idempotency-key': batchId,
+        'content-length': String(Buffer.byteLength(body)),
+      };
       if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-      const req = (secure ? httpsRequest : httpRequest)(endpoint, {
-        method: 'POST', headers, timeout: opts.timeoutMs,
-        ...(secure ? { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized } : {}),
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      });
-      req.on('timeout', () => req.destroy(new GatewayError('GW_SINK_TIMEOUT', `no answer from ${endpoint.host} within ${opts.timeoutMs} ms`)));
+      const req = (secure ? httpsRequest : httpRequest)(
+        endpoint,
+        {
+          method: 'POST',
+          headers,
+          timeout: opts.timeoutMs,
+          ...(secure ? { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized } : {}),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () =>
+        req.destroy(new GatewayError('GW_SINK_TIMEOUT', `no answer from ${endpoint.host} within ${opts.timeoutMs} ms`)),
+      );
       req.on('error', reject);
       inflight.add(req);
       req.on('close', () => inflight.delete(req));
@@ -63,32 +75,54 @@ export function createHttpsSink(opts: HttpsSinkOptions): Sink {
 
   return {
     kind: 'https',
-    async start() { stopped = false; /* connection per request; keep-alive via the global agent */ },
+    async start() {
+      stopped = false; /* connection per request; keep-alive via the global agent */
+    },
     async stop() {
       stopped = true;
       const cut = [...inflight];
       inflight.clear();
       // each request's own 'error' handler rejects its deliver with this, before stop resolves
-      for (const req of cut) req.destroy(new GatewayError('GW_SINK_UNREACHABLE', `HTTPS sink stopped before ${endpoint.host} answered; the batch is resent (the cloud drops copies by record id)`, { retry: 'ambiguous' }));
+      for (const req of cut)
+        req.destroy(
+          new GatewayError(
+            'GW_SINK_UNREACHABLE',
+            `HTTPS sink stopped before ${endpoint.host} answered; the batch is resent (the cloud drops copies by record id)`,
+            { retry: 'ambiguous' },
+          ),
+        );
     },
     async deliver(batch: RecordBatch): Promise<DeliveryResult> {
-      if (stopped) throw new GatewayError('GW_SINK_UNREACHABLE', 'HTTPS sink stopped; the batch stays queued and is sent after the next start');
-      const env = envelopeJson(batch, { gatewayId: opts.gatewayId, tenantId: opts.tenantId, sentAt: new Date(opts.clock.now()).toISOString() });
+      if (stopped)
+        throw new GatewayError('GW_SINK_UNREACHABLE', 'HTTPS sink stopped; the batch stays queued and is sent after the next start');
+      const env = envelopeJson(batch, {
+        gatewayId: opts.gatewayId,
+        tenantId: opts.tenantId,
+        sentAt: new Date(opts.clock.now()).toISOString(),
+      });
       const jwe = await opts.envelope.encrypt(Buffer.from(env));
-      if (stopped) throw new GatewayError('GW_SINK_UNREACHABLE', 'HTTPS sink stopped; the batch stays queued and is sent after the next start');
+      if (stopped)
+        throw new GatewayError('GW_SINK_UNREACHABLE', 'HTTPS sink stopped; the batch stays queued and is sent after the next start');
       let res;
       try {
         res = await post(jwe, batch.batchId);
       } catch (e) {
         lastOk = false;
-        if (e instanceof GatewayError) { lastError = e.code; throw e; }
+        if (e instanceof GatewayError) {
+          lastError = e.code;
+          throw e;
+        }
         lastError = (e as NodeJS.ErrnoException).code ?? 'network';
         throw new GatewayError('GW_SINK_UNREACHABLE', `cannot reach ${endpoint.host}: ${lastError}`, { cause: e });
       }
       if (res.status >= 200 && res.status < 300) {
         lastOk = true;
         let ack: BatchAck | undefined;
-        try { ack = res.text ? (JSON.parse(res.text) as BatchAck) : undefined; } catch { ack = undefined; }
+        try {
+          ack = res.text ? (JSON.parse(res.text) as BatchAck) : undefined;
+        } catch {
+          ack = undefined;
+        }
         return { rejected: Array.isArray(ack?.rejected) ? ack.rejected : [] };
       }
       lastOk = false;
@@ -98,7 +132,9 @@ export function createHttpsSink(opts: HttpsSinkOptions): Sink {
       }
       if (res.status === 408 || res.status === 429 || res.status >= 500) {
         const retryAfter = Number(res.headers['retry-after']);
-        throw new GatewayError('GW_SINK_RETRY_LATER', `cloud answered ${res.status}`, { details: Number.isFinite(retryAfter) ? { retryAfterMs: retryAfter * 1000 } : undefined });
+        throw new GatewayError('GW_SINK_RETRY_LATER', `cloud answered ${res.status}`, {
+          details: Number.isFinite(retryAfter) ? { retryAfterMs: retryAfter * 1000 } : undefined,
+        });
       }
       throw new GatewayError('GW_SINK_REJECTED', `cloud rejected the batch with HTTP ${res.status}`);
     },

@@ -35,15 +35,31 @@ export const fileSinkKind: SinkKind = {
 
 export const mqttSinkKind: SinkKind = {
   kind: 'mqtt',
-  create: (config, d) => createMqttSink({
-    ...config.mqtt, tenantId: config.gateway.tenantId, gatewayId: config.gateway.id, ackTimeoutMs: config.relay.ackTimeoutMs, version: d.version,
-    envelope: createCloudEnvelope(config.cloud.publicKey ?? ''), clock: d.clock, logger: d.logger.child({ component: 'sink:mqtt' }), bus: d.bus, onCommand: d.onCommand,
-  }),
+  create: (config, d) =>
+    createMqttSink({
+      ...config.mqtt,
+      tenantId: config.gateway.tenantId,
+      gatewayId: config.gateway.id,
+      ackTimeoutMs: config.relay.ackTimeoutMs,
+      version: d.version,
+      envelope: createCloudEnvelope(config.cloud.publicKey ?? ''),
+      clock: d.clock,
+      logger: d.logger.child({ component: 'sink:mqtt' }),
+      bus: d.bus,
+      onCommand: d.onCommand,
+    }),
 };
 
 export const httpsSinkKind: SinkKind = {
   kind: 'https',
-  create: (config, d) => createHttpsSink({ ...config.https, tenantId: config.gateway.tenantId, gatewayId: config.gateway.id, envelope: createCloudEnvelope(config.cloud.publicKey ?? ''), clock: d.clock }),
+  create: (config, d) =>
+    createHttpsSink({
+      ...config.https,
+      tenantId: config.gateway.tenantId,
+      gatewayId: config.gateway.id,
+      envelope: createCloudEnvelope(config.cloud.publicKey ?? ''),
+      clock: d.clock,
+    }),
 };
 
 export const sinkKinds: readonly SinkKind[] = [fileSinkKind, mqttSinkKind, httpsSinkKind];

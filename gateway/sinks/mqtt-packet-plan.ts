@@ -53,7 +53,10 @@ export function publishPacketBytes(shape: PublishShape, payloadBytes: number): n
 }
 
 /** One publish of a split batch: indexes into the batch's records, in order. */
-export interface PacketPart { indexes: number[]; plaintextBytes: number }
+export interface PacketPart {
+  indexes: number[];
+  plaintextBytes: number;
+}
 
 export interface PacketPlan {
   parts: PacketPart[];
@@ -92,11 +95,18 @@ export function planPackets(i: PlanInput): PacketPlan {
     const len = i.recordBytes[k];
     if (cur) {
       const next = cur.plaintextBytes + 1 + len;
-      if (packetFor(i, next) <= i.maxPacketBytes) { cur.indexes.push(k); cur.plaintextBytes = next; continue; }
+      if (packetFor(i, next) <= i.maxPacketBytes) {
+        cur.indexes.push(k);
+        cur.plaintextBytes = next;
+        continue;
+      }
     }
     const alone = i.emptyEnvelopeBytes + len;
     const aloneBytes = packetFor(i, alone);
-    if (aloneBytes > i.maxPacketBytes) { oversized.push({ index: k, packetBytes: aloneBytes }); continue; }
+    if (aloneBytes > i.maxPacketBytes) {
+      oversized.push({ index: k, packetBytes: aloneBytes });
+      continue;
+    }
     cur = { indexes: [k], plaintextBytes: alone };
     parts.push(cur);
   }

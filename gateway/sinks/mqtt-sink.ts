@@ -55,10 +55,20 @@ export interface MqttSinkOptions {
 
 export function mqttTopics(tenantId: string, gatewayId: string) {
   const base = `ewml/v1/${tenantId}/${gatewayId}`;
-  return { records: `${base}/up/records`, status: `${base}/up/status`, health: `${base}/up/health`, acks: `${base}/down/acks`, commands: `${base}/down/commands` };
+  return {
+    records: `${base}/up/records`,
+    status: `${base}/up/status`,
+    health: `${base}/up/health`,
+    acks: `${base}/down/acks`,
+    commands: `${base}/down/commands`,
+  };
 }
 
-interface Waiter { resolve: (r: DeliveryResult) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }
+interface Waiter {
+  resolve: (r: DeliveryResult) => void;
+  reject: (e: unknown) => void;
+  timer: NodeJS.Timeout;
+}
 
 /** Length of the batch ids of split parts (deterministicId's text); the planner sizes for the longer of it and the batch's own. */
 const PART_ID_LENGTH = 36;
@@ -70,7 +80,10 @@ function oversizeReason(limit: number, packetBytes: number): string {
 }
 
 /** One publish: its batch id and the batch's records it carries (indexes, in order). */
-interface Part { bid: string; indexes: number[] }
+interface Part {
+  bid: string;
+  indexes: number[];
+}
 
 export function createMqttSink(opts: MqttSinkOptions): Sink {
   const topics = mqttTopics(opts.tenantId, opts.gatewayId);
@@ -83,13 +96,22 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
   let brokerMaxPacket: number | undefined;
   /** Length of the JWE of an empty plaintext, by batch-id length (constant for one key). */
   let jweOverheadBytes: number | undefined;
-  const status = (state: string) => JSON.stringify({ state, gatewayId: opts.gatewayId, version: opts.version, at: new Date(opts.clock.now()).toISOString() });
+  const status = (state: string) =>
+    JSON.stringify({ state, gatewayId: opts.gatewayId, version: opts.version, at: new Date(opts.clock.now()).toISOString() });
 
   function onAck(payload: Buffer): void {
     let ack: BatchAck;
-    try { ack = JSON.parse(payload.toString('utf8')) as BatchAck; } catch { opts.logger.warn('unparseable ack on down/acks ignored'); return; }
+    try {
+      ack = JSON.parse(payload.toString('utf8')) as BatchAck;
+    } catch {
+      opts.logger.warn('unparseable ack on down/acks ignored');
+      return;
+    }
     const w = typeof ack.batchId === 'string' ? waiters.get(ack.batchId) : undefined;
-    if (!w) { counts.unknownAcks++; return; }
+    if (!w) {
+      counts.unknownAcks++;
+      return;
+    }
     counts.acks++;
     waiters.delete(ack.batchId);
     clearTimeout(w.timer);
@@ -113,12 +135,20 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
   /** Waits for the cloud's ack of one published batch id (or times out: ambiguous). */
   function awaitAck(bid: string): { acked: Promise<DeliveryResult>; waiter: () => Waiter | undefined } {
     const prior = waiters.get(bid);
-    if (prior) { clearTimeout(prior.timer); prior.reject(new GatewayError('GW_SINK_TIMEOUT', 'superseded by a resend')); }
+    if (prior) {
+      clearTimeout(prior.timer);
+      prior.reject(new GatewayError('GW_SINK_TIMEOUT', 'superseded by a resend'));
+    }
     let mine: Waiter | undefined;
     const acked = new Promise<DeliveryResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (waiters.get(bid) === mine) waiters.delete(bid);
-        reject(new GatewayError('GW_SINK_TIMEOUT', `no ack for batch within ${opts.ackTimeoutMs} ms: it will be resent (the cloud drops copies by record id)`));
+        reject(
+          new GatewayError(
+            'GW_SINK_TIMEOUT',
+            `no ack for batch within ${opts.ackTimeoutMs} ms: it will be resent (the cloud drops copies by record id)`,
+          ),
+        );
       }, opts.ackTimeoutMs);
       mine = { resolve, reject, timer };
       waiters.set(bid, mine);
@@ -128,9 +158,16 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
 
   function publish(c: MqttClient, bid: string, jwe: string): void {
     c.publish(topics.records, jwe, { qos: 1, properties: { contentType: CONTENT_TYPE, userProperties: { bid } } }, (err) => {
-      if (!err) { counts.published++; return; }
+      if (!err) {
+        counts.published++;
+        return;
+      }
       const w = waiters.get(bid);
-      if (w) { waiters.delete(bid); clearTimeout(w.timer); w.reject(new GatewayError('GW_SINK_UNREACHABLE', 'publish failed; the batch stays queued and is resent', { cause: err })); }
+      if (w) {
+        waiters.delete(bid);
+        clearTimeout(w.timer);
+        w.reject(new GatewayError('GW_SINK_UNREACHABLE', 'publish failed; the batch stays queued and is resent', { cause: err }));
+      }
     });
   }
 
@@ -138,7 +175,11 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
    * The publishes for a batch under a packet limit: its parts (one, under the batch's own id, when
    * it fits) and the records refused for being too large for any packet.
    */
-  async function splitForLimit(batch: RecordBatch, meta: { gatewayId: string; tenantId: string; sentAt: string }, limit: number): Promise<{ parts: Part[]; refused: DeliveryResult['rejected'] }> {
+  async function splitForLimit(
+    batch: RecordBatch,
+    meta: { gatewayId: string; tenantId: string; sentAt: string },
+    limit: number,
+  ): Promise<{ parts: Part[]; refused: DeliveryResult['rejected'] }> {
     const bidLength = Math.max(batch.batchId.length, PART_ID_LENGTH);
     const sizingId = 'x'.repeat(bidLength);
     const plan = planPackets({
@@ -150,14 +191,20 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
     });
     if (plan.emptyPacketBytes > limit) {
       // not the records' fault: a limit this small is a broker or config mistake; keep them queued
-      throw new GatewayError('GW_SINK_UNREACHABLE', `the MQTT maximum packet size (${limit} bytes) is smaller than a batch with no record (${plan.emptyPacketBytes} bytes): raise the broker's limit or mqtt.maxPacketBytes; records stay queued`);
+      throw new GatewayError(
+        'GW_SINK_UNREACHABLE',
+        `the MQTT maximum packet size (${limit} bytes) is smaller than a batch with no record (${plan.emptyPacketBytes} bytes): raise the broker's limit or mqtt.maxPacketBytes; records stay queued`,
+      );
     }
     const refused = plan.oversized.map((o) => ({
       id: batch.ids[o.index],
       reason: oversizeReason(limit, o.packetBytes),
     }));
     const whole = plan.parts.length === 1 && plan.parts[0].indexes.length === batch.json.length;
-    const parts = plan.parts.map((p) => ({ bid: whole ? batch.batchId : deterministicId('batch', ...p.indexes.map((k) => batch.ids[k])), indexes: p.indexes }));
+    const parts = plan.parts.map((p) => ({
+      bid: whole ? batch.batchId : deterministicId('batch', ...p.indexes.map((k) => batch.ids[k])),
+      indexes: p.indexes,
+    }));
     return { parts, refused };
   }
 
@@ -175,9 +222,16 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
         connectTimeout: 10_000,
         username: opts.username,
         password: opts.password,
-        ca: opts.ca, cert: opts.cert, key: opts.key,
+        ca: opts.ca,
+        cert: opts.cert,
+        key: opts.key,
         rejectUnauthorized: opts.rejectUnauthorized,
-        will: { topic: topics.status, payload: Buffer.from(JSON.stringify({ state: 'offline', gatewayId: opts.gatewayId })), qos: 1, retain: true },
+        will: {
+          topic: topics.status,
+          payload: Buffer.from(JSON.stringify({ state: 'offline', gatewayId: opts.gatewayId })),
+          qos: 1,
+          retain: true,
+        },
       });
       client = c;
       c.on('connect', (connack) => {
@@ -188,7 +242,9 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
         lastError = '';
         opts.bus.emit('sink.connected', { sink: 'mqtt' });
         opts.logger.info({ sessionPresent: connack.sessionPresent }, 'MQTT connected');
-        c.subscribe(opts.onCommand ? [topics.acks, topics.commands] : [topics.acks], { qos: 1 }, (err) => { if (err) opts.logger.error({ err }, 'subscribe to down/ topics failed'); });
+        c.subscribe(opts.onCommand ? [topics.acks, topics.commands] : [topics.acks], { qos: 1 }, (err) => {
+          if (err) opts.logger.error({ err }, 'subscribe to down/ topics failed');
+        });
         c.publish(topics.status, status('online'), { qos: 1, retain: true });
       });
       c.on('message', (topic, payload) => {
@@ -196,29 +252,51 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
         else if (topic === topics.commands) opts.onCommand?.(payload.toString('utf8'));
       });
       // command outcomes go on up/status, not retained (the retained message stays the online state)
-      offOutcome = opts.bus.on('command.outcome', (e) => { if (c.connected) c.publish(topics.status, JSON.stringify({ type: 'command-outcome', ...e, at: new Date(opts.clock.now()).toISOString() }), { qos: 1 }); });
-      c.on('close', () => { if (!lastError) lastError = 'disconnected'; opts.bus.emit('sink.disconnected', { sink: 'mqtt', reason: lastError }); });
-      c.on('error', (err) => { lastError = (err as NodeJS.ErrnoException).code ?? err.name; opts.logger.warn({ code: lastError }, 'MQTT error'); });
+      offOutcome = opts.bus.on('command.outcome', (e) => {
+        if (c.connected)
+          c.publish(topics.status, JSON.stringify({ type: 'command-outcome', ...e, at: new Date(opts.clock.now()).toISOString() }), {
+            qos: 1,
+          });
+      });
+      c.on('close', () => {
+        if (!lastError) lastError = 'disconnected';
+        opts.bus.emit('sink.disconnected', { sink: 'mqtt', reason: lastError });
+      });
+      c.on('error', (err) => {
+        lastError = (err as NodeJS.ErrnoException).code ?? err.name;
+        opts.logger.warn({ code: lastError }, 'MQTT error');
+      });
     },
     async stop() {
       const c = client;
       if (!c) return;
       client = undefined;
       offOutcome?.();
-      for (const [id, w] of waiters) { clearTimeout(w.timer); w.reject(new GatewayError('GW_SINK_UNREACHABLE', 'sink stopped')); waiters.delete(id); }
-      if (c.connected) await new Promise<void>((resolve) => c.publish(topics.status, JSON.stringify({ state: 'offline', gatewayId: opts.gatewayId }), { qos: 1, retain: true }, () => resolve()));
+      for (const [id, w] of waiters) {
+        clearTimeout(w.timer);
+        w.reject(new GatewayError('GW_SINK_UNREACHABLE', 'sink stopped'));
+        waiters.delete(id);
+      }
+      if (c.connected)
+        await new Promise<void>((resolve) =>
+          c.publish(topics.status, JSON.stringify({ state: 'offline', gatewayId: opts.gatewayId }), { qos: 1, retain: true }, () =>
+            resolve(),
+          ),
+        );
       await c.endAsync();
     },
     async deliver(batch: RecordBatch): Promise<DeliveryResult> {
       const c = client;
-      if (!c || !c.connected) throw new GatewayError('GW_SINK_UNREACHABLE', `MQTT broker not connected${lastError ? ` (${lastError})` : ''}`);
+      if (!c || !c.connected)
+        throw new GatewayError('GW_SINK_UNREACHABLE', `MQTT broker not connected${lastError ? ` (${lastError})` : ''}`);
       const meta = { gatewayId: opts.gatewayId, tenantId: opts.tenantId, sentAt: new Date(opts.clock.now()).toISOString() };
       const limit = packetLimit();
       const all = batch.json.map((_, k) => k);
-      const { parts, refused } = limit === undefined ? { parts: [{ bid: batch.batchId, indexes: all }], refused: [] } : await splitForLimit(batch, meta, limit);
+      const { parts, refused } =
+        limit === undefined ? { parts: [{ bid: batch.batchId, indexes: all }], refused: [] } : await splitForLimit(batch, meta, limit);
       if (parts.length > 1) {
         counts.splitBatches++;
-        opts.logger.debug({ batchId: batch.batchId, parts: parts.length, limit }, 'batch split to fit the broker\'s maximum packet size');
+        opts.logger.debug({ batchId: batch.batchId, parts: parts.length, limit }, "batch split to fit the broker's maximum packet size");
       }
       // seal each part; one whose real size is over the limit (the plan is exact, so only a key or
       // header change could do it) is halved again, and a lone record over it is refused
@@ -230,9 +308,15 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
         const jwe = await opts.envelope.encrypt(Buffer.from(env));
         const bytes = limit === undefined ? 0 : publishPacketBytes(shapeFor(p.bid), jwe.length);
         if (limit !== undefined && bytes > limit) {
-          if (p.indexes.length === 1) { refused.push({ id: batch.ids[p.indexes[0]], reason: oversizeReason(limit, bytes) }); continue; }
+          if (p.indexes.length === 1) {
+            refused.push({ id: batch.ids[p.indexes[0]], reason: oversizeReason(limit, bytes) });
+            continue;
+          }
           const half = Math.ceil(p.indexes.length / 2);
-          const halves = [p.indexes.slice(0, half), p.indexes.slice(half)].map((ix) => ({ bid: deterministicId('batch', ...ix.map((k) => batch.ids[k])), indexes: ix }));
+          const halves = [p.indexes.slice(0, half), p.indexes.slice(half)].map((ix) => ({
+            bid: deterministicId('batch', ...ix.map((k) => batch.ids[k])),
+            indexes: ix,
+          }));
           queue.unshift(...halves);
           continue;
         }
@@ -240,10 +324,14 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
       }
       if (refused.length) {
         counts.oversized += refused.length;
-        opts.logger.warn({ batchId: batch.batchId, records: refused.length, limit }, 'records larger than the broker\'s maximum packet size refused; they go to dead letters');
+        opts.logger.warn(
+          { batchId: batch.batchId, records: refused.length, limit },
+          "records larger than the broker's maximum packet size refused; they go to dead letters",
+        );
       }
       // a stop while the parts were sealed: its waiters are gone, so no ack would ever be awaited here
-      if (client !== c) throw new GatewayError('GW_SINK_UNREACHABLE', 'MQTT sink stopped while the batch was sealed; it stays queued and is resent');
+      if (client !== c)
+        throw new GatewayError('GW_SINK_UNREACHABLE', 'MQTT sink stopped while the batch was sealed; it stays queued and is resent');
       const pending = sealed.map((p) => ({ ...p, ...awaitAck(p.bid) }));
       for (const p of pending) publish(c, p.bid, p.jwe);
       try {
@@ -253,14 +341,25 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
         // one part failed: the whole batch is resent, so stop waiting for the others' acks
         for (const p of pending) {
           const w = p.waiter();
-          if (w && waiters.get(p.bid) === w) { waiters.delete(p.bid); clearTimeout(w.timer); }
+          if (w && waiters.get(p.bid) === w) {
+            waiters.delete(p.bid);
+            clearTimeout(w.timer);
+          }
         }
         throw err;
       }
     },
     health: () => {
       const limit = packetLimit();
-      return { connected: client?.connected ?? false, detail: { ...counts, awaitingAck: waiters.size, ...(limit !== undefined ? { maxPacketBytes: limit } : {}), ...(lastError ? { lastError } : {}) } };
+      return {
+        connected: client?.connected ?? false,
+        detail: {
+          ...counts,
+          awaitingAck: waiters.size,
+          ...(limit !== undefined ? { maxPacketBytes: limit } : {}),
+          ...(lastError ? { lastError } : {}),
+        },
+      };
     },
   };
 }

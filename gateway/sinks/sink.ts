@@ -35,7 +35,12 @@ export function envelopeJson(batch: RecordBatch, meta: { gatewayId: string; tena
 }
 
 /** A row as the outbox keeps it: one record, or a bundle of records (`recordIds`; its sealed JSON texts are joined by newlines). */
-export interface SealedRow { id: string; type: string; sealed: Uint8Array; recordIds?: string[] }
+export interface SealedRow {
+  id: string;
+  type: string;
+  sealed: Uint8Array;
+  recordIds?: string[];
+}
 
 export interface DeliveryResult {
   /** Records the cloud refused permanently (the rest were accepted). */

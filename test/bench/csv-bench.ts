@@ -11,7 +11,14 @@ import { readCsv } from '../../adapters/file/file-formats.ts';
 import { freePort } from '../support/net.ts';
 import { spawnGateway, stopChild } from './child.ts';
 
-export interface CsvBenchResult { rows: number; bytes: number; parseRate: number; importRate: number; peakRssMiB: number; idleRssMiB: number }
+export interface CsvBenchResult {
+  rows: number;
+  bytes: number;
+  parseRate: number;
+  importRate: number;
+  peakRssMiB: number;
+  idleRssMiB: number;
+}
 
 async function writeCsv(path: string, rows: number): Promise<void> {
   const out = createWriteStream(path);
@@ -23,7 +30,10 @@ async function writeCsv(path: string, rows: number): Promise<void> {
   await new Promise<void>((r) => out.end(() => r()));
 }
 
-const rssOf = (pid: number) => { const s = readFileSync(`/proc/${pid}/status`, 'utf8'); return { hwm: Number(/VmHWM:\s+(\d+)/.exec(s)![1]) / 1024, rss: Number(/VmRSS:\s+(\d+)/.exec(s)![1]) / 1024 }; };
+const rssOf = (pid: number) => {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return { hwm: Number(/VmHWM:\s+(\d+)/.exec(s)![1]) / 1024, rss: Number(/VmRSS:\s+(\d+)/.exec(s)![1]) / 1024 };
+};
 
 export async function csvBench(o: { rows: number; root: string }): Promise<CsvBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'ewml-bench-csv-'));
@@ -40,7 +50,10 @@ export async function csvBench(o: { rows: number; root: string }): Promise<CsvBe
   mkdirSync(exportDir);
   const adminPort = await freePort();
   const cfg = join(dir, 'gw.yaml');
-  writeFileSync(cfg, `gateway:\n  dataDir: ${dir}/data\nlog:\n  level: warn\nhl7:\n  enabled: false\nadmin:\n  port: ${adminPort}\nfiles:\n  - id: bench\n    dir: ${exportDir}\n    profile: optical-csv\n    stableMs: 0\n    pageSize: 1000\n`);
+  writeFileSync(
+    cfg,
+    `gateway:\n  dataDir: ${dir}/data\nlog:\n  level: warn\nhl7:\n  enabled: false\nadmin:\n  port: ${adminPort}\nfiles:\n  - id: bench\n    dir: ${exportDir}\n    profile: optical-csv\n    stableMs: 0\n    pageSize: 1000\n`,
+  );
   const child = await spawnGateway(join(o.root, 'bin/eyewear-gateway.js'), cfg, adminPort);
   try {
     await new Promise((r) => setTimeout(r, 500));

@@ -1,9 +1,22 @@
 /** An MLLP load generator: N connections, each sending one message and waiting for its ACK (as PMS senders do). */
 import { connectMllp } from '../../adapters/hl7v2/mllp-client.ts';
 
-export interface LoadResult { messages: number; seconds: number; rate: number; p50: number; p99: number; errors: number }
+export interface LoadResult {
+  messages: number;
+  seconds: number;
+  rate: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
 
-export async function runLoad(o: { port: number; connections: number; durationMs: number; warmupMs: number; message: (conn: number, i: number) => string }): Promise<LoadResult> {
+export async function runLoad(o: {
+  port: number;
+  connections: number;
+  durationMs: number;
+  warmupMs: number;
+  message: (conn: number, i: number) => string;
+}): Promise<LoadResult> {
   const latencies: number[] = [];
   let errors = 0;
   let measuring = false;
@@ -17,8 +30,14 @@ export async function runLoad(o: { port: number; connections: number; durationMs
       try {
         const ack = await c.send(o.message(ci, i++), 10_000);
         if (!ack.includes('MSA|AA')) errors++;
-      } catch { errors++; break; }
-      if (measuring) { latencies.push(performance.now() - t0); counted++; }
+      } catch {
+        errors++;
+        break;
+      }
+      if (measuring) {
+        latencies.push(performance.now() - t0);
+        counted++;
+      }
     }
   });
   await new Promise((r) => setTimeout(r, o.warmupMs));

@@ -40,11 +40,22 @@ async function measureOnce(name: string, start: Server, connections: number): Pr
   const server = await start(port);
   try {
     let n = 0;
-    return await runLoad({ port, connections, durationMs: DURATION, warmupMs: 800, message: (c, i) => adtA04({ id: `B${process.pid}${name[0]}${connections}c${c}n${i}x${n++}`, mrn: `M${i % 1000}` }) });
-  } finally { await server.stop(); }
+    return await runLoad({
+      port,
+      connections,
+      durationMs: DURATION,
+      warmupMs: 800,
+      message: (c, i) => adtA04({ id: `B${process.pid}${name[0]}${connections}c${c}n${i}x${n++}`, mrn: `M${i % 1000}` }),
+    });
+  } finally {
+    await server.stop();
+  }
 }
 
-const median = (xs: number[]) => { const v = [...xs].sort((a, b) => a - b); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
+const median = (xs: number[]) => {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
 const range = (xs: number[], d = 0) => `${fmt(Math.min(...xs), d)}–${fmt(Math.max(...xs), d)}`;
 
 /** One small row per transaction at synchronous FULL, as one connection's messages get: the fsync floor. */
@@ -56,7 +67,11 @@ function diskFloor(): { perSecond: number; micros: number } {
   const blob = Buffer.alloc(2000);
   const n = 2000;
   const t0 = performance.now();
-  for (let i = 0; i < n; i++) { db.exec('BEGIN'); ins.run(blob); db.exec('COMMIT'); }
+  for (let i = 0; i < n; i++) {
+    db.exec('BEGIN');
+    ins.run(blob);
+    db.exec('COMMIT');
+  }
   const ms = performance.now() - t0;
   db.close();
   return { perSecond: (n / ms) * 1000, micros: (ms * 1000) / n };
@@ -74,14 +89,29 @@ async function main(): Promise<void> {
 async function mllpSection(): Promise<void> {
   log(`\n1. MLLP ingest (each connection sends one ~0.7 KB ADT^A04 and waits for its ACK); ${ROUNDS} round(s), each server once per round`);
   const servers: Array<{ name: string; start: Server }> = [
-    { name: 'bare MLLP echo (no work)', start: async (port) => { const c = await forkServer(join(root, 'test/bench/servers/echo-server.ts'), [String(port)], port); return { stop: () => stopChild(c) }; } },
-    { name: '@medplum/hl7 Hl7Server', start: async (port) => { const c = await forkServer(join(root, 'test/bench/servers/medplum-server.ts'), [String(port)], port); return { stop: () => stopChild(c) }; } },
+    {
+      name: 'bare MLLP echo (no work)',
+      start: async (port) => {
+        const c = await forkServer(join(root, 'test/bench/servers/echo-server.ts'), [String(port)], port);
+        return { stop: () => stopChild(c) };
+      },
+    },
+    {
+      name: '@medplum/hl7 Hl7Server',
+      start: async (port) => {
+        const c = await forkServer(join(root, 'test/bench/servers/medplum-server.ts'), [String(port)], port);
+        return { stop: () => stopChild(c) };
+      },
+    },
     {
       name: 'gateway (map+seal+commit)',
       start: async (port) => {
         const dir = mkdtempSync(join(tmpdir(), 'ewml-bench-gw-'));
         const cfg = join(dir, 'gw.yaml');
-        writeFileSync(cfg, `gateway:\n  dataDir: ${dir}/data\n  timezone: UTC\nlog:\n  level: warn\nhl7:\n  port: ${port}\nadmin:\n  enabled: false\n`);
+        writeFileSync(
+          cfg,
+          `gateway:\n  dataDir: ${dir}/data\n  timezone: UTC\nlog:\n  level: warn\nhl7:\n  port: ${port}\nadmin:\n  enabled: false\n`,
+        );
         const c = await spawnGateway(join(root, 'bin/eyewear-gateway.js'), cfg, port);
         return { stop: () => stopChild(c) };
       },
@@ -94,7 +124,9 @@ async function mllpSection(): Promise<void> {
       for (const connections of [1, 8] as const) {
         const r = await measureOnce(srv.name, srv.start, connections);
         results[k][connections].push(r);
-        log(`  round ${round}  ${srv.name.padEnd(28)} ${String(connections).padStart(2)} conn: ${fmt(r.rate).padStart(7)} msg/s  ACK p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms${r.errors ? `  (${r.errors} non-AA/errors)` : ''}`);
+        log(
+          `  round ${round}  ${srv.name.padEnd(28)} ${String(connections).padStart(2)} conn: ${fmt(r.rate).padStart(7)} msg/s  ACK p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms${r.errors ? `  (${r.errors} non-AA/errors)` : ''}`,
+        );
       }
     }
   }
@@ -102,7 +134,12 @@ async function mllpSection(): Promise<void> {
   for (const [k, srv] of servers.entries()) {
     for (const connections of [1, 8] as const) {
       const rs = results[k][connections];
-      log(`  ${srv.name.padEnd(28)} ${String(connections).padStart(2)} conn: ${fmt(median(rs.map((r) => r.rate))).padStart(7)} msg/s [${range(rs.map((r) => r.rate))}]  ACK p99 ${fmt(median(rs.map((r) => r.p99)), 2)} ms [${range(rs.map((r) => r.p99), 2)}]`);
+      log(
+        `  ${srv.name.padEnd(28)} ${String(connections).padStart(2)} conn: ${fmt(median(rs.map((r) => r.rate))).padStart(7)} msg/s [${range(rs.map((r) => r.rate))}]  ACK p99 ${fmt(median(rs.map((r) => r.p99)), 2)} ms [${range(
+          rs.map((r) => r.p99),
+          2,
+        )}]`,
+      );
     }
   }
   const [echo, peer, gw] = results;
@@ -110,47 +147,73 @@ async function mllpSection(): Promise<void> {
     // each ratio from runs of the same round, then the median of those
     const toPeer = gw[n].map((r, i) => r.rate / peer[n][i].rate);
     const toEcho = gw[n].map((r, i) => r.rate / echo[n][i].rate);
-    log(`  ratio ${n} conn: gateway/peer ${fmt(median(toPeer), 2)} [${range(toPeer, 2)}], gateway/echo ${fmt(median(toEcho), 2)} [${range(toEcho, 2)}]`);
+    log(
+      `  ratio ${n} conn: gateway/peer ${fmt(median(toPeer), 2)} [${range(toPeer, 2)}], gateway/echo ${fmt(median(toEcho), 2)} [${range(toEcho, 2)}]`,
+    );
   }
   const floor = diskFloor();
   log(`  disk floor: ${fmt(floor.perSecond)} SQLite commits/s at synchronous FULL (${fmt(floor.micros)} µs each)`);
   // one connection waits for its own commit: the echo's round trip plus one commit bounds it, with no other work at all
   const echoRoundTripUs = 1e6 / median(echo[1].map((r) => r.rate));
-  log(`  ceiling for one connection here: echo round trip ${fmt(echoRoundTripUs)} µs + one commit ${fmt(floor.micros)} µs = ${fmt(1e6 / (echoRoundTripUs + floor.micros))} msg/s with no parsing, mapping or sealing at all; gateway at ${fmt(median(gw[1].map((r) => r.rate)) / (1e6 / (echoRoundTripUs + floor.micros)), 2)} of it`);
+  log(
+    `  ceiling for one connection here: echo round trip ${fmt(echoRoundTripUs)} µs + one commit ${fmt(floor.micros)} µs = ${fmt(1e6 / (echoRoundTripUs + floor.micros))} msg/s with no parsing, mapping or sealing at all; gateway at ${fmt(median(gw[1].map((r) => r.rate)) / (1e6 / (echoRoundTripUs + floor.micros)), 2)} of it`,
+  );
 }
 
 function parseSection(): void {
   log('\n2. HL7 parsing on one core (ours beside @medplum/core Hl7Message.parse)');
-  for (const r of parseBench()) log(`  ${r.name.padEnd(40)} ours ${fmt(r.ours).padStart(8)} msg/s${Number.isNaN(r.peer) ? '' : `   @medplum/core ${fmt(r.peer).padStart(8)} msg/s   ratio ${fmt(r.ours / r.peer, 2)}`}`);
+  for (const r of parseBench())
+    log(
+      `  ${r.name.padEnd(40)} ours ${fmt(r.ours).padStart(8)} msg/s${Number.isNaN(r.peer) ? '' : `   @medplum/core ${fmt(r.peer).padStart(8)} msg/s   ratio ${fmt(r.ours / r.peer, 2)}`}`,
+    );
 }
 
 async function relaySection(): Promise<void> {
-  log('\n3. Relay to mosquitto (QoS 1, JWE per batch, delete on the cloud\'s ack)');
+  log("\n3. Relay to mosquitto (QoS 1, JWE per batch, delete on the cloud's ack)");
   const r = await relayBench({ records: Number(process.env.BENCH_RELAY_RECORDS ?? 60_000), batchSize: 200, maxInFlight: 4 });
   log(`  raw mqtt.js publish, all batches at once (PUBACKs only)       ${fmt(r.rawRate).padStart(8)} records/s`);
   log(`  raw mqtt.js publish, ${r.maxInFlight} batches in flight (PUBACKs only)     ${fmt(r.rawWindowRate).padStart(8)} records/s`);
-  log(`  raw mqtt.js publish, ${r.maxInFlight} batches in flight, each waiting for the reference cloud's ack ${fmt(r.rawCloudRate).padStart(8)} records/s`);
-  log(`  gateway relay, ${r.maxInFlight} batches in flight (outbox → cloud ack → delete), a row per record ${fmt(r.relayRate).padStart(8)} records/s, ${fmt(r.relayCpuShare * 100)}% of a core`);
-  log(`  gateway relay, the same, rows as intake writes them (a bundle per message)  ${fmt(r.bundledRate).padStart(8)} records/s, ${fmt(r.bundledCpuShare * 100)}% of a core`);
-  log(`  ratio relay/raw ${fmt(r.ratio, 2)}; relay/raw with the same window ${fmt(r.windowRatio, 2)}; relay/raw waiting for the same cloud acks ${fmt(r.relayRate / r.rawCloudRate, 2)} (bundles ${fmt(r.bundledRate / r.rawCloudRate, 2)}) (${r.records} records, batches of ${r.batchSize} records)`);
-  log('  (the reference cloud runs in its own process; the gateway figures are its process\'s CPU while relaying)');
+  log(
+    `  raw mqtt.js publish, ${r.maxInFlight} batches in flight, each waiting for the reference cloud's ack ${fmt(r.rawCloudRate).padStart(8)} records/s`,
+  );
+  log(
+    `  gateway relay, ${r.maxInFlight} batches in flight (outbox → cloud ack → delete), a row per record ${fmt(r.relayRate).padStart(8)} records/s, ${fmt(r.relayCpuShare * 100)}% of a core`,
+  );
+  log(
+    `  gateway relay, the same, rows as intake writes them (a bundle per message)  ${fmt(r.bundledRate).padStart(8)} records/s, ${fmt(r.bundledCpuShare * 100)}% of a core`,
+  );
+  log(
+    `  ratio relay/raw ${fmt(r.ratio, 2)}; relay/raw with the same window ${fmt(r.windowRatio, 2)}; relay/raw waiting for the same cloud acks ${fmt(r.relayRate / r.rawCloudRate, 2)} (bundles ${fmt(r.bundledRate / r.rawCloudRate, 2)}) (${r.records} records, batches of ${r.batchSize} records)`,
+  );
+  log("  (the reference cloud runs in its own process; the gateway figures are its process's CPU while relaying)");
 }
 
 async function dbSection(): Promise<void> {
   log('\n4. Database source: Practice Studio on PostgreSQL (a server the bench starts on 127.0.0.1)');
   const d = await dbBench({ rows: Number(process.env.BENCH_DB_ROWS ?? 200_000) });
   log(`  bare keyset walk of ps.charges, pages of 1000 (pg, rows dropped)   ${fmt(d.rawRate).padStart(9)} rows/s`);
-  log(`  gateway first load of ${fmt(d.rows)} rows (map, validate, seal, commit with cursor; file sink relaying meanwhile) ${fmt(d.loadRate).padStart(7)} rows/s, ${fmt(d.loadCpuShare * 100)}% of a core`);
+  log(
+    `  gateway first load of ${fmt(d.rows)} rows (map, validate, seal, commit with cursor; file sink relaying meanwhile) ${fmt(d.loadRate).padStart(7)} rows/s, ${fmt(d.loadCpuShare * 100)}% of a core`,
+  );
   log(`  ratio first load/bare walk ${fmt(d.loadRate / d.rawRate, 3)}; a million rows take ~${fmt(1_000_000 / d.loadRate / 60, 1)} min`);
-  log(`  empty poll of all ${d.streams} streams: ${fmt(d.emptyPollMs, 2)} ms wall, ${fmt(d.emptyPollCpuMs, 2)} ms CPU; ${d.streams} × SELECT 1: ${fmt(d.selectOneMs, 2)} ms (ratio ${fmt(d.emptyPollMs / d.selectOneMs, 1)}); at the default 5 s interval: ${fmt((d.emptyPollCpuMs / 5000) * 100, 2)}% of a core`);
+  log(
+    `  empty poll of all ${d.streams} streams: ${fmt(d.emptyPollMs, 2)} ms wall, ${fmt(d.emptyPollCpuMs, 2)} ms CPU; ${d.streams} × SELECT 1: ${fmt(d.selectOneMs, 2)} ms (ratio ${fmt(d.emptyPollMs / d.selectOneMs, 1)}); at the default 5 s interval: ${fmt((d.emptyPollCpuMs / 5000) * 100, 2)}% of a core`,
+  );
 }
 
 async function csvSection(): Promise<void> {
   log('\n5. File source: a CSV export of patients (optical-csv profile), gateway in its own process');
   const c = await csvBench({ rows: Number(process.env.BENCH_CSV_ROWS ?? 500_000), root });
   log(`  parse only (our streaming CSV reader, rows dropped)      ${fmt(c.parseRate).padStart(9)} rows/s`);
-  log(`  gateway import of ${fmt(c.rows)} rows, ${fmt(c.bytes / 1048576, 1)} MiB (map, validate, seal, commit with the ledger; file sink relaying) ${fmt(c.importRate).padStart(7)} rows/s`);
-  log(`  ratio import/parse ${fmt(c.importRate / c.parseRate, 3)}; peak RSS ${fmt(c.peakRssMiB)} MiB (idle ${fmt(c.idleRssMiB)} MiB) — the file is streamed, never held whole`);
+  log(
+    `  gateway import of ${fmt(c.rows)} rows, ${fmt(c.bytes / 1048576, 1)} MiB (map, validate, seal, commit with the ledger; file sink relaying) ${fmt(c.importRate).padStart(7)} rows/s`,
+  );
+  log(
+    `  ratio import/parse ${fmt(c.importRate / c.parseRate, 3)}; peak RSS ${fmt(c.peakRssMiB)} MiB (idle ${fmt(c.idleRssMiB)} MiB) — the file is streamed, never held whole`,
+  );
 }
 
-main().catch((e: unknown) => { process.stderr.write(`bench failed: ${(e as Error).stack ?? String(e)}\n`); process.exitCode = 1; });
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${(e as Error).stack ?? String(e)}\n`);
+  process.exitCode = 1;
+});

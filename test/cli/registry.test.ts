@@ -5,35 +5,65 @@ import { runCli, usageOf, type CliCommand, type CliIo } from '../../cli/index.ts
 function fakeIo() {
   const out: string[] = [];
   const err: string[] = [];
-  const io: CliIo = { out: (s) => out.push(s), err: (s) => err.push(s), readFile: () => '', loadConfig: () => { throw new Error('no config in this test'); } };
+  const io: CliIo = {
+    out: (s) => out.push(s),
+    err: (s) => err.push(s),
+    readFile: () => '',
+    loadConfig: () => {
+      throw new Error('no config in this test');
+    },
+  };
   return { io, out, err };
 }
 const seen: unknown[] = [];
 const alpha: CliCommand = {
-  name: 'alpha', synopsis: 'alpha FILE [--loud]', summary: 'Does alpha.\nSecond line.', help: 'eyewear-gateway alpha FILE [--loud]\n\nAlpha help.',
+  name: 'alpha',
+  synopsis: 'alpha FILE [--loud]',
+  summary: 'Does alpha.\nSecond line.',
+  help: 'eyewear-gateway alpha FILE [--loud]\n\nAlpha help.',
   options: { loud: { type: 'boolean' } },
-  run: (args) => { seen.push(args); return 7; },
+  run: (args) => {
+    seen.push(args);
+    return 7;
+  },
 };
-const beta: CliCommand = { name: 'beta', synopsis: 'beta --with-a-very-long-option-name VALUE', summary: 'Does beta.', help: 'Beta help.', run: () => null };
-const version: CliCommand = { name: 'version', synopsis: 'version', summary: 'Print the version.', help: 'Version help.', run: (_a, io) => { io.out('9.9.9'); return 0; } };
+const beta: CliCommand = {
+  name: 'beta',
+  synopsis: 'beta --with-a-very-long-option-name VALUE',
+  summary: 'Does beta.',
+  help: 'Beta help.',
+  run: () => null,
+};
+const version: CliCommand = {
+  name: 'version',
+  synopsis: 'version',
+  summary: 'Print the version.',
+  help: 'Version help.',
+  run: (_a, io) => {
+    io.out('9.9.9');
+    return 0;
+  },
+};
 
 describe('CLI command registry', () => {
   it('generates the usage from the commands in list order: synopsis, summary lines, help, exit codes and docs', () => {
-    expect(usageOf([alpha, beta])).toBe([
-      'eyewear-gateway — eyewear-ML edge gateway',
-      '',
-      'Usage: eyewear-gateway <command> [options]',
-      '',
-      'Commands:',
-      '  alpha FILE [--loud]                Does alpha.',
-      '                                     Second line.',
-      '  beta --with-a-very-long-option-name VALUE',
-      '                                     Does beta.',
-      '  help [COMMAND]                     This text; every command also takes --help.',
-      '',
-      'Exit codes: 0 ok · 1 runtime failure · 2 usage error · 3 invalid config · 4 gateway not reachable · 5 preview found errors',
-      'Docs: README.md, docs/operating.md, config/REFERENCE.md, docs/ERRORS.md',
-    ].join('\n'));
+    expect(usageOf([alpha, beta])).toBe(
+      [
+        'eyewear-gateway — eyewear-ML edge gateway',
+        '',
+        'Usage: eyewear-gateway <command> [options]',
+        '',
+        'Commands:',
+        '  alpha FILE [--loud]                Does alpha.',
+        '                                     Second line.',
+        '  beta --with-a-very-long-option-name VALUE',
+        '                                     Does beta.',
+        '  help [COMMAND]                     This text; every command also takes --help.',
+        '',
+        'Exit codes: 0 ok · 1 runtime failure · 2 usage error · 3 invalid config · 4 gateway not reachable · 5 preview found errors',
+        'Docs: README.md, docs/operating.md, config/REFERENCE.md, docs/ERRORS.md',
+      ].join('\n'),
+    );
   });
 
   it('runs a command with its positionals, its options and --config; returns its exit code', async () => {
@@ -44,13 +74,17 @@ describe('CLI command registry', () => {
     expect(await runCli(['beta'], io, [alpha, beta])).toBeNull();
   });
 
-  it('help, --help, -h, help COMMAND and COMMAND --help print the usage or that command\'s help', async () => {
+  it("help, --help, -h, help COMMAND and COMMAND --help print the usage or that command's help", async () => {
     for (const argv of [[], ['help'], ['--help'], ['-h'], ['help', 'nosuch']]) {
       const { io, out } = fakeIo();
       expect(await runCli(argv, io, [alpha])).toBe(0);
       expect(out).toEqual([usageOf([alpha])]);
     }
-    for (const argv of [['help', 'alpha'], ['alpha', '--help'], ['alpha', '-h', '--loud']]) {
+    for (const argv of [
+      ['help', 'alpha'],
+      ['alpha', '--help'],
+      ['alpha', '-h', '--loud'],
+    ]) {
       const { io, out } = fakeIo();
       expect(await runCli(argv, io, [alpha])).toBe(0);
       expect(out).toEqual([alpha.help]);
@@ -63,7 +97,7 @@ describe('CLI command registry', () => {
     expect(out).toEqual(['9.9.9']);
   });
 
-  it('exits 2 with the usage for an unknown command, and with the command\'s help for an option it does not take', async () => {
+  it("exits 2 with the usage for an unknown command, and with the command's help for an option it does not take", async () => {
     const u = fakeIo();
     expect(await runCli(['frobnicate'], u.io, [alpha])).toBe(2);
     expect(u.err).toEqual([`unknown command "frobnicate"\n\n${usageOf([alpha])}`]);

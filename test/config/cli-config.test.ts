@@ -10,10 +10,19 @@ import { createRecordSealer } from '../../gateway/crypto/record-sealer.ts';
 const root = new URL('../../', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'ewml-cli-cfg-'));
 const cli = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [join(root, 'bin/eyewear-gateway.js'), ...args], { encoding: 'utf8', cwd: dir, timeout: 30_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+  const r = spawnSync(process.execPath, [join(root, 'bin/eyewear-gateway.js'), ...args], {
+    encoding: 'utf8',
+    cwd: dir,
+    timeout: 30_000,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
-const file = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text); return p; };
+const file = (name: string, text: string) => {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
 
 describe('config commands', () => {
   it('check-config --offline passes the shipped example, listing what it did not check; online it names the missing secrets', () => {
@@ -21,7 +30,9 @@ describe('config commands', () => {
     const off = cli('check-config', ex, '--offline');
     expect(off.code).toBe(0);
     expect(off.out).toContain(`${ex}: valid offline (sink mqtt, MLLP 0.0.0.0:2575, admin 127.0.0.1:8480, 0 other source(s))`);
-    expect(off.out).toContain('not checked offline (they hold ${env:…}/${file:…} references): mqtt.ca, mqtt.cert, mqtt.key, cloud.publicKey');
+    expect(off.out).toContain(
+      'not checked offline (they hold ${env:…}/${file:…} references): mqtt.ca, mqtt.cert, mqtt.key, cloud.publicKey',
+    );
     const on = cli('check-config', ex);
     expect(on.code).toBe(3);
     expect(on.err).toContain('GW_SECRET_MISSING');
@@ -29,9 +40,14 @@ describe('config commands', () => {
   });
 
   it('check-config refuses what start would refuse, with the path and what to do', () => {
-    const r = cli('check-config', file('bad-rules.yaml', 'gateway:\n  timezone: Mars/Olympus\nhttps:\n  url: ftp://x\nhl7:\n  port: 8480\n'));
+    const r = cli(
+      'check-config',
+      file('bad-rules.yaml', 'gateway:\n  timezone: Mars/Olympus\nhttps:\n  url: ftp://x\nhl7:\n  port: 8480\n'),
+    );
     expect(r.code).toBe(3);
-    expect(r.err).toContain('  - gateway.timezone: expected an IANA time zone (e.g. America/Chicago, Europe/Berlin, UTC); found "Mars/Olympus"\n    what to do: ');
+    expect(r.err).toContain(
+      '  - gateway.timezone: expected an IANA time zone (e.g. America/Chicago, Europe/Berlin, UTC); found "Mars/Olympus"\n    what to do: ',
+    );
     expect(r.err).toContain('  - https.url: expected a URL starting https:// or http://; found "ftp://x"');
     expect(r.err).toContain('  - hl7.port: expected a port other than admin.port (8480) on 127.0.0.1; found 8480');
   });
@@ -58,14 +74,27 @@ describe('config commands', () => {
     const key = randomBytes(32);
     writeFileSync(join(data, 'keys', 'seal.key'), key);
     const sealer = createRecordSealer(key);
-    const day = (name: string, ids: string[]) => file(name, ids.map((id) => JSON.stringify({ id, type: 'patient', sealed: sealer.seal(id, JSON.stringify({ id, n: id.length })).toString('base64') })).join('\n') + '\n');
+    const day = (name: string, ids: string[]) =>
+      file(
+        name,
+        ids
+          .map((id) =>
+            JSON.stringify({ id, type: 'patient', sealed: sealer.seal(id, JSON.stringify({ id, n: id.length })).toString('base64') }),
+          )
+          .join('\n') + '\n',
+      );
     const a = day('records-2026-01-01.ndjson', ['r1', 'r2']);
     const b = day('records-2026-01-02.ndjson', ['r3', 'r4', 'r5']);
     const cfg = file('unseal.yaml', `gateway:\n  dataDir: ${data}\n`);
     const r = cli('unseal', a, b, '--config', cfg);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
-    expect(r.out.trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id)).toEqual(['r1', 'r2', 'r3', 'r4', 'r5']);
+    expect(
+      r.out
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { id: string }).id),
+    ).toEqual(['r1', 'r2', 'r3', 'r4', 'r5']);
     // a damaged line and a missing file are named; the rest is still printed
     const damaged = file('records-2026-01-03.ndjson', `${readFileSync(a, 'utf8')}{"id":"x","sealed":"AAAA"}\n`);
     const bad = cli('unseal', damaged, join(dir, 'nope.ndjson'), b, '--config', cfg);

@@ -6,10 +6,19 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../config/load.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ewml-cfg-'));
-const file = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text); return p; };
+const file = (name: string, text: string) => {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
 
 function problems(fn: () => unknown): ConfigError {
-  try { fn(); } catch (e) { if (e instanceof ConfigError) return e; throw e; }
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
   throw new Error('expected a ConfigError');
 }
 
@@ -22,7 +31,12 @@ describe('config loading', () => {
   });
 
   it('lists every bad field with its path, what was expected and what was found', () => {
-    const e = problems(() => loadConfig({ env: {}, file: file('bad.yaml', 'hl7:\n  port: 99999\n  profil: epic\n  profile: nope\nrelay:\n  batchSize: "many"\n') }));
+    const e = problems(() =>
+      loadConfig({
+        env: {},
+        file: file('bad.yaml', 'hl7:\n  port: 99999\n  profil: epic\n  profile: nope\nrelay:\n  batchSize: "many"\n'),
+      }),
+    );
     expect(e.code).toBe('GW_CONFIG_INVALID');
     const byPath = Object.fromEntries(e.problems.map((p) => [p.path, p]));
     expect(byPath['hl7.port']).toMatchObject({ found: '99999' });
@@ -39,7 +53,10 @@ describe('config loading', () => {
 
   it('takes secrets from ${env:NAME} and ${file:PATH}, and never shows a secret value', () => {
     file('token.txt', 's3cret-from-file\n');
-    const c = loadConfig({ env: { MQ_PASS: 'pw-from-env' }, file: file('s.yaml', 'mqtt:\n  password: ${env:MQ_PASS}\nhttps:\n  token: ${file:token.txt}\n') });
+    const c = loadConfig({
+      env: { MQ_PASS: 'pw-from-env' },
+      file: file('s.yaml', 'mqtt:\n  password: ${env:MQ_PASS}\nhttps:\n  token: ${file:token.txt}\n'),
+    });
     expect(c.mqtt.password).toBe('pw-from-env');
     expect(c.https.token).toBe('s3cret-from-file');
     const e = problems(() => loadConfig({ env: {}, file: file('s2.yaml', 'mqtt:\n  password: ${env:NOT_SET}\n') }));
@@ -50,7 +67,10 @@ describe('config loading', () => {
   });
 
   it('applies EWML__SECTION__FIELD environment overrides over the file', () => {
-    const c = loadConfig({ env: { EWML__HL7__PORT: '2600', EWML__RELAY__MAX_IN_FLIGHT: '8', EWML__ADMIN__ENABLED: 'false' }, file: file('o.yaml', 'hl7:\n  port: 2599\n') });
+    const c = loadConfig({
+      env: { EWML__HL7__PORT: '2600', EWML__RELAY__MAX_IN_FLIGHT: '8', EWML__ADMIN__ENABLED: 'false' },
+      file: file('o.yaml', 'hl7:\n  port: 2599\n'),
+    });
     expect(c.hl7.port).toBe(2600);
     expect(c.relay.maxInFlight).toBe(8);
     expect(c.admin.enabled).toBe(false);
@@ -69,7 +89,10 @@ describe('example configs', () => {
     const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     writeFileSync(join(d, 'cloud-public.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
     writeFileSync(join(d, 'secret.pem'), 'x');
-    const text = readFileSync(new URL(`../../config/examples/${name}`, import.meta.url), 'utf8').replace(/\$\{file:[^}]+\}/g, (ref) => '${file:' + join(d, ref.includes('cloud-public') ? 'cloud-public.pem' : 'secret.pem') + '}');
+    const text = readFileSync(new URL(`../../config/examples/${name}`, import.meta.url), 'utf8').replace(
+      /\$\{file:[^}]+\}/g,
+      (ref) => '${file:' + join(d, ref.includes('cloud-public') ? 'cloud-public.pem' : 'secret.pem') + '}',
+    );
     const p = join(d, name);
     writeFileSync(p, text);
     expect(loadConfig({ file: p, env: { EWML_CLOUD_TOKEN: 't' } }).version).toBe(2);

@@ -20,11 +20,38 @@ folders:
 `;
 
 const expectedFiles = [
-  { id: 'drop', source: 'folder', dir: '/srv/hl7-drop', profile: 'hl7v2', format: 'hl7v2', polling: true, pollMs: 1000, extensions: ['.hl7', '.txt', '.dat'], stableMs: 2000, after: 'move' },
-  { id: 'lab', source: 'folder', dir: '/srv/lab', profile: 'hl7v2', format: 'hl7v2', polling: true, pollMs: 250, extensions: ['.hl7'], stableMs: 500, after: 'move' },
+  {
+    id: 'drop',
+    source: 'folder',
+    dir: '/srv/hl7-drop',
+    profile: 'hl7v2',
+    format: 'hl7v2',
+    polling: true,
+    pollMs: 1000,
+    extensions: ['.hl7', '.txt', '.dat'],
+    stableMs: 2000,
+    after: 'move',
+  },
+  {
+    id: 'lab',
+    source: 'folder',
+    dir: '/srv/lab',
+    profile: 'hl7v2',
+    format: 'hl7v2',
+    polling: true,
+    pollMs: 250,
+    extensions: ['.hl7'],
+    stableMs: 500,
+    after: 'move',
+  },
 ];
 
-const fresh = (text: string) => { const d = mkdtempSync(join(tmpdir(), 'ewml-mig-')); const f = join(d, 'gateway.yaml'); writeFileSync(f, text); return f; };
+const fresh = (text: string) => {
+  const d = mkdtempSync(join(tmpdir(), 'ewml-mig-'));
+  const f = join(d, 'gateway.yaml');
+  writeFileSync(f, text);
+  return f;
+};
 
 describe('config migrations', () => {
   it('loads a version 1 file in memory: folders[] read as files[], folders empty, with one warning', () => {
@@ -51,7 +78,7 @@ describe('config migrations', () => {
     expect(r.notes).toHaveLength(2);
     expect(readFileSync(`${f}.v1.bak`, 'utf8')).toBe(V1);
     const text = readFileSync(f, 'utf8');
-    expect(text.startsWith('# the practice\'s drop folders\nversion: 2\n')).toBe(true);
+    expect(text.startsWith("# the practice's drop folders\nversion: 2\n")).toBe(true);
     expect(text).toContain('# keep this comment');
     expect(text).not.toMatch(/^folders:/m);
     const warnings: ConfigProblem[] = [];
@@ -72,12 +99,18 @@ describe('config migrations', () => {
   });
 
   it('keeps the files[] entries a version 1 file already had, the folders after them', () => {
-    const c = loadConfig({ file: fresh(`${V1}files:\n  - id: csv\n    dir: /srv/csv\n    profile: optical-csv\n`), env: {}, onWarning: () => undefined });
+    const c = loadConfig({
+      file: fresh(`${V1}files:\n  - id: csv\n    dir: /srv/csv\n    profile: optical-csv\n`),
+      env: {},
+      onWarning: () => undefined,
+    });
     expect(c.files.map((f) => f.id)).toEqual(['csv', 'drop', 'lab']);
   });
 
   it('a version 2 file with folders[] is refused, saying how to fix it', () => {
-    try { loadConfig({ file: fresh('version: 2\nfolders:\n  - id: drop\n    dir: /d\n'), env: {} }); } catch (e) {
+    try {
+      loadConfig({ file: fresh('version: 2\nfolders:\n  - id: drop\n    dir: /d\n'), env: {} });
+    } catch (e) {
       expect((e as ConfigError).problems).toEqual([expect.objectContaining({ path: 'folders', found: '1 entry' })]);
       return;
     }
@@ -85,7 +118,9 @@ describe('config migrations', () => {
   });
 
   it('a file from a newer gateway is refused with its version', () => {
-    try { loadConfig({ file: fresh('version: 3\n'), env: {} }); } catch (e) {
+    try {
+      loadConfig({ file: fresh('version: 3\n'), env: {} });
+    } catch (e) {
       expect((e as ConfigError).problems).toEqual([expect.objectContaining({ path: 'version', found: '3' })]);
       return;
     }
@@ -97,6 +132,18 @@ describe('config migrations', () => {
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.config.folders).toEqual([]);
-    expect(r.config.files).toEqual([expect.objectContaining({ id: 'drop', dir: '/d', profile: 'hl7v2', format: 'hl7v2', polling: true, stableMs: 0, pollMs: 100, extensions: ['.hl7', '.txt', '.dat'], after: 'move' })]);
+    expect(r.config.files).toEqual([
+      expect.objectContaining({
+        id: 'drop',
+        dir: '/d',
+        profile: 'hl7v2',
+        format: 'hl7v2',
+        polling: true,
+        stableMs: 0,
+        pollMs: 100,
+        extensions: ['.hl7', '.txt', '.dat'],
+        after: 'move',
+      }),
+    ]);
   });
 });

@@ -9,7 +9,11 @@ const root = new URL('../../', import.meta.url).pathname;
 /** Every YAML file under config/examples and examples/, at any depth. */
 function yamlFiles(dir: string): string[] {
   let names: string[];
-  try { names = readdirSync(dir); } catch { return []; }
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
   return names.flatMap((n) => {
     const p = join(dir, n);
     if (statSync(p).isDirectory()) return yamlFiles(p);
@@ -21,15 +25,20 @@ const examples = [...yamlFiles(join(root, 'config/examples')), ...yamlFiles(join
 
 describe('check-config --offline', () => {
   it('finds the shipped example configs', () => {
-    expect(examples.map((p) => p.slice(root.length)).sort()).toEqual(expect.arrayContaining(['config/examples/practice-https.yaml', 'config/examples/practice-mqtt.yaml']));
+    expect(examples.map((p) => p.slice(root.length)).sort()).toEqual(
+      expect.arrayContaining(['config/examples/practice-https.yaml', 'config/examples/practice-mqtt.yaml']),
+    );
   });
 
-  it.each(examples.map((p) => [p.slice(root.length), p]))('%s validates offline, its secret references listed as not checked', (_name, file) => {
-    const r = loadConfigReport({ file, env: {}, offline: true });
-    expect(r.config.version).toBe(2);
-    expect(r.warnings).toEqual([]);
-    expect(r.unchecked).toContain('cloud.publicKey');
-  });
+  it.each(examples.map((p) => [p.slice(root.length), p]))(
+    '%s validates offline, its secret references listed as not checked',
+    (_name, file) => {
+      const r = loadConfigReport({ file, env: {}, offline: true });
+      expect(r.config.version).toBe(2);
+      expect(r.warnings).toEqual([]);
+      expect(r.unchecked).toContain('cloud.publicKey');
+    },
+  );
 
   it('lists exactly the fields that hold references, and leaves them as written', () => {
     const r = loadConfigReport({ file: join(root, 'config/examples/practice-mqtt.yaml'), env: {}, offline: true });
@@ -38,7 +47,9 @@ describe('check-config --offline', () => {
   });
 
   it('online, the same file needs its secret files (and says which)', () => {
-    try { loadConfig({ file: join(root, 'config/examples/practice-https.yaml'), env: {} }); } catch (e) {
+    try {
+      loadConfig({ file: join(root, 'config/examples/practice-https.yaml'), env: {} });
+    } catch (e) {
       expect(e).toBeInstanceOf(ConfigError);
       expect((e as ConfigError).code).toBe('GW_SECRET_MISSING');
       expect((e as ConfigError).problems.map((p) => p.path)).toEqual(['https.token', 'cloud.publicKey']);
@@ -48,7 +59,13 @@ describe('check-config --offline', () => {
   });
 
   it('still applies every rule to values that are not references', () => {
-    try { loadConfigReport({ env: {}, offline: true, overrides: { gateway: { timezone: 'Mars/Olympus' }, cloud: { publicKey: '${file:/nowhere.pem}' }, relay: { sink: 'mqtt' } } }); } catch (e) {
+    try {
+      loadConfigReport({
+        env: {},
+        offline: true,
+        overrides: { gateway: { timezone: 'Mars/Olympus' }, cloud: { publicKey: '${file:/nowhere.pem}' }, relay: { sink: 'mqtt' } },
+      });
+    } catch (e) {
       expect((e as ConfigError).problems.map((p) => p.path)).toEqual(['gateway.timezone']);
       return;
     }

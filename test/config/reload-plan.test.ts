@@ -9,12 +9,22 @@ const cfg = (v: Record<string, unknown>): GatewayConfig => {
   if (!r.ok) throw new Error(JSON.stringify(r.problems));
   return r.config;
 };
-const db = (id: string, more: Record<string, unknown> = {}) => ({ id, engine: 'sqlite', file: `/srv/${id}.db`, streams: [{ name: 'p', table: 'patient', key: 'id', records: [{ type: 'patient', fields: { 'name.family': 'last' } }] }], ...more });
+const db = (id: string, more: Record<string, unknown> = {}) => ({
+  id,
+  engine: 'sqlite',
+  file: `/srv/${id}.db`,
+  streams: [{ name: 'p', table: 'patient', key: 'id', records: [{ type: 'patient', fields: { 'name.family': 'last' } }] }],
+  ...more,
+});
 
 describe('reload plan', () => {
   it('an unchanged config plans nothing', () => {
     const a = cfg({ databases: [db('a')] });
-    expect(planReload(a, cfg({ databases: [db('a')] }))).toEqual({ changes: [], restartRequired: false, apply: { live: [], adapters: { add: [], remove: [], recreate: [] }, restart: [] } });
+    expect(planReload(a, cfg({ databases: [db('a')] }))).toEqual({
+      changes: [],
+      restartRequired: false,
+      apply: { live: [], adapters: { add: [], remove: [], recreate: [] }, restart: [] },
+    });
   });
 
   it('log.level applies live', () => {
@@ -26,7 +36,10 @@ describe('reload plan', () => {
 
   it('a field marked restart says the gateway must restart', () => {
     const p = planReload(cfg({}), cfg({ admin: { port: 9000 }, outbox: { maxBytes: 2 * 1024 * 1024 * 1024 } }));
-    expect(p.changes).toEqual([{ path: 'outbox.maxBytes', kind: 'changed', restart: true }, { path: 'admin.port', kind: 'changed', restart: true }]);
+    expect(p.changes).toEqual([
+      { path: 'outbox.maxBytes', kind: 'changed', restart: true },
+      { path: 'admin.port', kind: 'changed', restart: true },
+    ]);
     expect(p.restartRequired).toBe(true);
     expect(p.apply).toEqual({ live: [], adapters: { add: [], remove: [], recreate: [] }, restart: ['outbox.maxBytes', 'admin.port'] });
   });
@@ -45,8 +58,14 @@ describe('reload plan', () => {
   });
 
   it('inside a source, a field marked restart (write-back) waits for a restart while the rest re-creates the source', () => {
-    const p = planReload(cfg({ databases: [db('a')] }), cfg({ databases: [db('a', { writeBack: { enabled: true, statements: { s: { sql: 'UPDATE x SET y = ?', params: ['y'] } } } })] }));
-    expect(p.changes.map((c) => [c.path, c.restart])).toEqual([['databases[0].writeBack.enabled', true], ['databases[0].writeBack.statements', true]]);
+    const p = planReload(
+      cfg({ databases: [db('a')] }),
+      cfg({ databases: [db('a', { writeBack: { enabled: true, statements: { s: { sql: 'UPDATE x SET y = ?', params: ['y'] } } } })] }),
+    );
+    expect(p.changes.map((c) => [c.path, c.restart])).toEqual([
+      ['databases[0].writeBack.enabled', true],
+      ['databases[0].writeBack.statements', true],
+    ]);
     expect(p.apply.adapters.recreate).toEqual([]);
     expect(p.apply.restart).toEqual(['databases[0].writeBack.enabled', 'databases[0].writeBack.statements']);
   });
@@ -58,7 +77,7 @@ describe('reload plan', () => {
     expect(p.changes).toEqual([{ path: 'hl7.profile', kind: 'changed', restart: true, adapter: 'hl7v2' }]);
   });
 
-  it('a secret\'s change is planned by path only, never its value', () => {
+  it("a secret's change is planned by path only, never its value", () => {
     const p = planReload(cfg({ mqtt: { password: 'old-pw-1' } }), cfg({ mqtt: { password: 'new-pw-2' } }));
     expect(p.changes).toEqual([{ path: 'mqtt.password', kind: 'changed', restart: true }]);
     expect(JSON.stringify(p)).not.toMatch(/pw-/);

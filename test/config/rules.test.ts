@@ -8,7 +8,15 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, type ConfigProblem } from '../../config/load.ts';
 
 const pem = (type: 'ec' | 'rsa' | 'ed25519' | 'x25519', opts: Record<string, unknown> = {}) =>
-  (generateKeyPairSync as (t: string, o: Record<string, unknown>) => { publicKey: { export(o: { type: string; format: string }): string | Buffer }; privateKey: { export(o: { type: string; format: string }): string | Buffer } })(type, opts);
+  (
+    generateKeyPairSync as (
+      t: string,
+      o: Record<string, unknown>,
+    ) => {
+      publicKey: { export(o: { type: string; format: string }): string | Buffer };
+      privateKey: { export(o: { type: string; format: string }): string | Buffer };
+    }
+  )(type, opts);
 const ecPublic = String(pem('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }));
 const FP = `SHA256:${'A'.repeat(43)}`;
 
@@ -17,7 +25,10 @@ function refused(overrides: Record<string, unknown>, env: Record<string, string>
   try {
     loadConfig({ env, overrides });
   } catch (e) {
-    if (e instanceof ConfigError) { expect(e.code).toBe('GW_CONFIG_INVALID'); return [...e.problems]; }
+    if (e instanceof ConfigError) {
+      expect(e.code).toBe('GW_CONFIG_INVALID');
+      return [...e.problems];
+    }
     throw e;
   }
   throw new Error('the config loaded; expected it refused');
@@ -30,12 +41,20 @@ function only(problems: ConfigProblem[], path: string): ConfigProblem {
   return problems[0];
 }
 
-const sqliteDb = { id: 'pms', engine: 'sqlite', file: '/srv/pms.db', streams: [{ name: 'patients', table: 'patient', key: 'id', records: [{ type: 'patient', fields: { 'name.family': 'last' } }] }] };
+const sqliteDb = {
+  id: 'pms',
+  engine: 'sqlite',
+  file: '/srv/pms.db',
+  streams: [{ name: 'patients', table: 'patient', key: 'id', records: [{ type: 'patient', fields: { 'name.family': 'last' } }] }],
+};
 const csvKinds = [{ name: 'patients', match: '^patients.*\\.csv$', records: [{ type: 'patient', fields: { 'name.family': 'last' } }] }];
 
 describe('config rules (start and check-config refuse the same configs)', () => {
   it('a database server source needs a host', () => {
-    const p = only(refused({ databases: [{ ...sqliteDb, engine: 'postgres', file: undefined, host: '', user: 'reader' }] }), 'databases[0].host');
+    const p = only(
+      refused({ databases: [{ ...sqliteDb, engine: 'postgres', file: undefined, host: '', user: 'reader' }] }),
+      'databases[0].host',
+    );
     expect(p.found).toBe('""');
   });
 
@@ -54,12 +73,23 @@ describe('config rules (start and check-config refuse the same configs)', () => 
   });
 
   it('a stream needs a table or a query, and a query is one statement', () => {
-    only(refused({ databases: [{ ...sqliteDb, streams: [{ ...sqliteDb.streams[0], table: undefined }] }] }), 'databases[0].streams[0].table');
-    only(refused({ databases: [{ ...sqliteDb, streams: [{ ...sqliteDb.streams[0], table: undefined, query: 'SELECT * FROM a; DROP TABLE a' }] }] }), 'databases[0].streams[0].query');
+    only(
+      refused({ databases: [{ ...sqliteDb, streams: [{ ...sqliteDb.streams[0], table: undefined }] }] }),
+      'databases[0].streams[0].table',
+    );
+    only(
+      refused({
+        databases: [{ ...sqliteDb, streams: [{ ...sqliteDb.streams[0], table: undefined, query: 'SELECT * FROM a; DROP TABLE a' }] }],
+      }),
+      'databases[0].streams[0].query',
+    );
   });
 
   it('two streams of one database may not share a name (it keys the cursor)', () => {
-    only(refused({ databases: [{ ...sqliteDb, streams: [sqliteDb.streams[0], { ...sqliteDb.streams[0], table: 'patient2' }] }] }), 'databases[0].streams[1].name');
+    only(
+      refused({ databases: [{ ...sqliteDb, streams: [sqliteDb.streams[0], { ...sqliteDb.streams[0], table: 'patient2' }] }] }),
+      'databases[0].streams[1].name',
+    );
   });
 
   it('real time is PostgreSQL only', () => {
@@ -77,7 +107,10 @@ describe('config rules (start and check-config refuse the same configs)', () => 
 
   it('a private key given as cloud.publicKey is refused without being shown', () => {
     const priv = String(pem('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'sec1', format: 'pem' }));
-    const p = only(refused({ relay: { sink: 'mqtt' }, cloud: { publicKey: priv.replace('EC PRIVATE', 'BROKEN PRIVATE') } }), 'cloud.publicKey');
+    const p = only(
+      refused({ relay: { sink: 'mqtt' }, cloud: { publicKey: priv.replace('EC PRIVATE', 'BROKEN PRIVATE') } }),
+      'cloud.publicKey',
+    );
     expect(p.found).toBe('a private key (give the public key only)');
   });
 
@@ -113,17 +146,33 @@ describe('config rules (start and check-config refuse the same configs)', () => 
   });
 
   it('two files[] entries may not share an id', () => {
-    const p = only(refused({ files: [{ id: 'exp', dir: '/a', profile: 'optical-csv' }, { id: 'exp', dir: '/b', profile: 'optical-csv' }] }), 'files[1].id');
+    const p = only(
+      refused({
+        files: [
+          { id: 'exp', dir: '/a', profile: 'optical-csv' },
+          { id: 'exp', dir: '/b', profile: 'optical-csv' },
+        ],
+      }),
+      'files[1].id',
+    );
     expect(p.expected).toContain('files[0].id');
   });
 
-  it('a source may not take another source\'s id, nor the HL7 listener\'s', () => {
+  it("a source may not take another source's id, nor the HL7 listener's", () => {
     only(refused({ databases: [sqliteDb], files: [{ id: 'pms', dir: '/a', profile: 'optical-csv' }] }), 'files[0].id');
     only(refused({ files: [{ id: 'hl7v2', dir: '/a', profile: 'optical-csv' }] }), 'files[0].id');
   });
 
   it('two fileOutputs[] may not share an id', () => {
-    only(refused({ fileOutputs: [{ id: 'o', dir: '/a' }, { id: 'o', dir: '/b' }] }), 'fileOutputs[1].id');
+    only(
+      refused({
+        fileOutputs: [
+          { id: 'o', dir: '/a' },
+          { id: 'o', dir: '/b' },
+        ],
+      }),
+      'fileOutputs[1].id',
+    );
   });
 
   it('hl7.port may not equal admin.port (0 is ephemeral and never clashes)', () => {
@@ -133,15 +182,38 @@ describe('config rules (start and check-config refuse the same configs)', () => 
     expect(loadConfig({ env: {}, overrides: { hl7: { port: 8480 }, admin: { enabled: false } } }).hl7.port).toBe(8480);
   });
 
-  it('a remote source\'s cron schedule must parse', () => {
-    const p = only(refused({ files: [{ id: 'r', source: 'sftp', dir: '/out', profile: 'optical-csv', sftp: { hostKeySha256: FP, schedule: 'every 5 minutes' } }] }), 'files[0].sftp.schedule');
+  it("a remote source's cron schedule must parse", () => {
+    const p = only(
+      refused({
+        files: [{ id: 'r', source: 'sftp', dir: '/out', profile: 'optical-csv', sftp: { hostKeySha256: FP, schedule: 'every 5 minutes' } }],
+      }),
+      'files[0].sftp.schedule',
+    );
     expect(p.found).toBe('"every 5 minutes"');
-    only(refused({ files: [{ id: 'r', source: 'ftps', dir: '/out', profile: 'optical-csv', ftps: { certSha256: 'AA:'.repeat(31) + 'AA', schedule: '61 * * * *' } }] }), 'files[0].ftps.schedule');
+    only(
+      refused({
+        files: [
+          {
+            id: 'r',
+            source: 'ftps',
+            dir: '/out',
+            profile: 'optical-csv',
+            ftps: { certSha256: 'AA:'.repeat(31) + 'AA', schedule: '61 * * * *' },
+          },
+        ],
+      }),
+      'files[0].ftps.schedule',
+    );
   });
 
   it('an SFTP source needs a pinned host key, as ssh-keygen -lf prints it', () => {
     only(refused({ files: [{ id: 'r', source: 'sftp', dir: '/out', profile: 'optical-csv' }] }), 'files[0].sftp.hostKeySha256');
-    only(refused({ files: [{ id: 'r', source: 'sftp', dir: '/out', profile: 'optical-csv', sftp: { hostKeySha256: '256 SHA256:abc host (ED25519)' } }] }), 'files[0].sftp.hostKeySha256');
+    only(
+      refused({
+        files: [{ id: 'r', source: 'sftp', dir: '/out', profile: 'optical-csv', sftp: { hostKeySha256: '256 SHA256:abc host (ED25519)' } }],
+      }),
+      'files[0].sftp.hostKeySha256',
+    );
     only(refused({ fileOutputs: [{ id: 'o', kind: 'sftp', dir: '/in' }] }), 'fileOutputs[0].sftp.hostKeySha256');
   });
 
@@ -153,18 +225,33 @@ describe('config rules (start and check-config refuse the same configs)', () => 
     only(refused({ files: [{ id: 'exp', dir: '/a' }] }), 'files[0].kinds');
   });
 
-  it('a kind\'s match must be a regular expression', () => {
+  it("a kind's match must be a regular expression", () => {
     only(refused({ files: [{ id: 'exp', dir: '/a', kinds: [{ ...csvKinds[0], match: '(unclosed' }] }] }), 'files[0].kinds[0].match');
   });
 
   it('a CSV encoding must be one the decoder knows (else every file goes to error/)', () => {
-    only(refused({ files: [{ id: 'exp', dir: '/a', profile: 'optical-csv', csv: { encoding: 'ebcdic-martian' } }] }), 'files[0].csv.encoding');
-    only(refused({ files: [{ id: 'exp', dir: '/a', kinds: [{ ...csvKinds[0], csv: { encoding: 'nope' } }] }] }), 'files[0].kinds[0].csv.encoding');
+    only(
+      refused({ files: [{ id: 'exp', dir: '/a', profile: 'optical-csv', csv: { encoding: 'ebcdic-martian' } }] }),
+      'files[0].csv.encoding',
+    );
+    only(
+      refused({ files: [{ id: 'exp', dir: '/a', kinds: [{ ...csvKinds[0], csv: { encoding: 'nope' } }] }] }),
+      'files[0].kinds[0].csv.encoding',
+    );
   });
 
-  it('a deletion log\'s targets name streams of the same database', () => {
-    const log = { name: 'deleted', table: 'deletions', key: 'id', records: [], tombstone: { keyColumn: 'row_id', tableColumn: 'tbl', targets: { patient: 'patients', appt: 'appointments' } } };
-    const p = only(refused({ databases: [{ ...sqliteDb, streams: [sqliteDb.streams[0], log] }] }), 'databases[0].streams[1].tombstone.targets.appt');
+  it("a deletion log's targets name streams of the same database", () => {
+    const log = {
+      name: 'deleted',
+      table: 'deletions',
+      key: 'id',
+      records: [],
+      tombstone: { keyColumn: 'row_id', tableColumn: 'tbl', targets: { patient: 'patients', appt: 'appointments' } },
+    };
+    const p = only(
+      refused({ databases: [{ ...sqliteDb, streams: [sqliteDb.streams[0], log] }] }),
+      'databases[0].streams[1].tombstone.targets.appt',
+    );
     expect(p.found).toBe('"appointments"');
   });
 
@@ -174,7 +261,18 @@ describe('config rules (start and check-config refuse the same configs)', () => 
   });
 
   it('a config that breaks none loads', () => {
-    const c = loadConfig({ env: {}, overrides: { relay: { sink: 'https' }, cloud: { publicKey: ecPublic }, databases: [sqliteDb], files: [{ id: 'exp', dir: '/a', kinds: csvKinds }, { id: 'r', source: 'sftp', dir: '/out', profile: 'optical-csv', sftp: { hostKeySha256: FP } }] } });
+    const c = loadConfig({
+      env: {},
+      overrides: {
+        relay: { sink: 'https' },
+        cloud: { publicKey: ecPublic },
+        databases: [sqliteDb],
+        files: [
+          { id: 'exp', dir: '/a', kinds: csvKinds },
+          { id: 'r', source: 'sftp', dir: '/out', profile: 'optical-csv', sftp: { hostKeySha256: FP } },
+        ],
+      },
+    });
     expect(c.files.map((f) => f.id)).toEqual(['exp', 'r']);
   });
 });

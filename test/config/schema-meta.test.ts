@@ -9,9 +9,21 @@ import { ConfigSchema, SECRET_PATHS } from '../../config/schema.ts';
 describe('schema metadata', () => {
   it('SECRET_PATHS is every field marked secret, at any depth', () => {
     expect([...SECRET_PATHS].sort()).toEqual([
-      'admin.token', 'databases[].password', 'databases[].writeBack.password', 'fileOutputs[].ftps.password', 'fileOutputs[].sftp.passphrase',
-      'fileOutputs[].sftp.password', 'fileOutputs[].sftp.privateKey', 'files[].ftps.password', 'files[].sftp.passphrase', 'files[].sftp.password',
-      'files[].sftp.privateKey', 'https.key', 'https.token', 'mqtt.key', 'mqtt.password',
+      'admin.token',
+      'databases[].password',
+      'databases[].writeBack.password',
+      'fileOutputs[].ftps.password',
+      'fileOutputs[].sftp.passphrase',
+      'fileOutputs[].sftp.password',
+      'fileOutputs[].sftp.privateKey',
+      'files[].ftps.password',
+      'files[].sftp.passphrase',
+      'files[].sftp.password',
+      'files[].sftp.privateKey',
+      'https.key',
+      'https.token',
+      'mqtt.key',
+      'mqtt.password',
     ]);
   });
 
@@ -26,7 +38,7 @@ describe('schema metadata', () => {
     expect(byPath.get('databases[].host')?.reload).toBe('adapter');
   });
 
-  it('record types and file profile names come from the adapters\' lists', () => {
+  it("record types and file profile names come from the adapters' lists", () => {
     const byPath = new Map(walkSchema(ConfigSchema).map((f) => [f.path, f]));
     const consts = (p: string) => ((byPath.get(p)?.schema.anyOf ?? []) as Array<{ const: string }>).map((b) => b.const);
     expect(consts('databases[].streams[].records[].type')).toEqual(Object.values(RecordType));
@@ -36,7 +48,17 @@ describe('schema metadata', () => {
 
   it('the reference documents nested fields of list entries, records and union branches', () => {
     const ref = renderConfigReference();
-    for (const path of ['files[].sftp.host', 'files[].sftp.hostKeySha256', 'files[].kinds[].records[].fields.<key>.column', 'databases[].streams[].name', 'databases[].streams[].records[].fields', 'databases[].streams[].watermark.kind', 'databases[].writeBack.statements.<key>.sql', 'fileOutputs[].ftps.certSha256', 'hl7.profileOverrides.eyeCodes.<key>.display']) {
+    for (const path of [
+      'files[].sftp.host',
+      'files[].sftp.hostKeySha256',
+      'files[].kinds[].records[].fields.<key>.column',
+      'databases[].streams[].name',
+      'databases[].streams[].records[].fields',
+      'databases[].streams[].watermark.kind',
+      'databases[].writeBack.statements.<key>.sql',
+      'fileOutputs[].ftps.certSha256',
+      'hl7.profileOverrides.eyeCodes.<key>.display',
+    ]) {
       expect(ref, path).toContain(`| \`${path}\` |`);
     }
     expect(ref).toContain('| `mqtt.password` | string | — | **Secret.**');

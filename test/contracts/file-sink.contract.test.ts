@@ -20,7 +20,12 @@ sinkContract({
   restartable: true,
   batch(n) {
     const ids = Array.from({ length: n }, (_, i) => deterministicId('sink-contract', 'file', String(++made), String(i)));
-    return { batchId: deterministicId('batch', ...ids), ids, json: [], sealed: ids.map((id) => ({ id, type: 'patient', sealed: new Uint8Array(Buffer.from(`sealed ${id}`)) })) } satisfies RecordBatch;
+    return {
+      batchId: deterministicId('batch', ...ids),
+      ids,
+      json: [],
+      sealed: ids.map((id) => ({ id, type: 'patient', sealed: new Uint8Array(Buffer.from(`sealed ${id}`)) })),
+    } satisfies RecordBatch;
   },
   async make() {
     const root = mkdtempSync(join(tmpdir(), 'ewml-file-sink-contract-'));
@@ -31,7 +36,10 @@ sinkContract({
     const openFile = async (path: string): Promise<SinkFileHandle> => {
       const fh = await open(path, 'a+', 0o600);
       return {
-        write: async (buf, off, len) => { if (gate) await gate; return fh.write(buf, off, len); },
+        write: async (buf, off, len) => {
+          if (gate) await gate;
+          return fh.write(buf, off, len);
+        },
         sync: () => fh.sync(),
         truncate: (n) => fh.truncate(n),
         stat: () => fh.stat(),
@@ -43,16 +51,30 @@ sinkContract({
     return {
       sink,
       stall() {
-        gate = new Promise<void>((r) => { release = () => { gate = undefined; r(); }; });
+        gate = new Promise<void>((r) => {
+          release = () => {
+            gate = undefined;
+            r();
+          };
+        });
         return { release: () => release() };
       },
       async received() {
         if (!existsSync(dir)) return new Set<string>();
-        const ids = readdirSync(dir).filter((f) => f.endsWith('.ndjson')).flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean))
-          .flatMap((l) => { const r = JSON.parse(l) as { id: string; ids?: string[] }; return r.ids ?? [r.id]; });
+        const ids = readdirSync(dir)
+          .filter((f) => f.endsWith('.ndjson'))
+          .flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean))
+          .flatMap((l) => {
+            const r = JSON.parse(l) as { id: string; ids?: string[] };
+            return r.ids ?? [r.id];
+          });
         return new Set(ids);
       },
-      async cleanup() { release(); await sink.stop(); rmSync(root, { recursive: true, force: true }); },
+      async cleanup() {
+        release();
+        await sink.stop();
+        rmSync(root, { recursive: true, force: true });
+      },
     };
   },
 });

@@ -17,8 +17,25 @@ const POLL_MS = 50;
 
 function folderSource(dir: string, clock: ManualClock = createManualClock()) {
   return createFolderFileSource({
-    id: 'folder-contract', dir, polling: false, pollMs: POLL_MS, extensions: ['.hl7'], stableMs: 0, marker: '', after: 'move', clock,
-    import: { adapterId: 'folder-contract', profile: 'hl7v2', format: 'hl7v2', csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' }, maxWholeFileBytes: 1 << 20, pageSize: 50, timezone: 'UTC', now: () => clock.now() },
+    id: 'folder-contract',
+    dir,
+    polling: false,
+    pollMs: POLL_MS,
+    extensions: ['.hl7'],
+    stableMs: 0,
+    marker: '',
+    after: 'move',
+    clock,
+    import: {
+      adapterId: 'folder-contract',
+      profile: 'hl7v2',
+      format: 'hl7v2',
+      csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' },
+      maxWholeFileBytes: 1 << 20,
+      pageSize: 50,
+      timezone: 'UTC',
+      now: () => clock.now(),
+    },
   });
 }
 
@@ -37,9 +54,15 @@ sourceAdapterContract({
     const clock = createManualClock();
     const adapter = folderSource(dir, clock);
     return {
-      adapter, clock,
-      async feed(n) { dropFile(dir, n); },
-      async cleanup() { await adapter.stop(); rmSync(dir, { recursive: true, force: true }); },
+      adapter,
+      clock,
+      async feed(n) {
+        dropFile(dir, n);
+      },
+      async cleanup() {
+        await adapter.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
     };
   },
   async failing() {
@@ -49,15 +72,22 @@ sourceAdapterContract({
     const adapter = folderSource(dir);
     return {
       adapter,
-      async fix() { rmSync(join(dir, 'processed')); },
-      async cleanup() { await adapter.stop(); rmSync(dir, { recursive: true, force: true }); },
+      async fix() {
+        rmSync(join(dir, 'processed'));
+      },
+      async cleanup() {
+        await adapter.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
     };
   },
 });
 
 describe('folder source on a folder that does not exist (an unmounted share)', () => {
   const dirs: string[] = [];
-  afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }); });
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
 
   it('is down with GW_SOURCE_FOLDER_MISSING, does not create it, and reads it once it appears', async () => {
     const parent = mkdtempSync(join(tmpdir(), 'ewml-folder-missing-'));
@@ -110,8 +140,26 @@ describe('folder source retries on its clock', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ewml-folder-retry-'));
     const clock = createManualClock();
     const adapter = createFolderFileSource({
-      id: 'folder-retry', dir, polling: false, pollMs: POLL_MS, extensions: ['.hl7'], stableMs: 0, marker: '', after: 'move', clock, retryMs: 5000,
-      import: { adapterId: 'folder-retry', profile: 'hl7v2', format: 'hl7v2', csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' }, maxWholeFileBytes: 1 << 20, pageSize: 50, timezone: 'UTC', now: () => clock.now() },
+      id: 'folder-retry',
+      dir,
+      polling: false,
+      pollMs: POLL_MS,
+      extensions: ['.hl7'],
+      stableMs: 0,
+      marker: '',
+      after: 'move',
+      clock,
+      retryMs: 5000,
+      import: {
+        adapterId: 'folder-retry',
+        profile: 'hl7v2',
+        format: 'hl7v2',
+        csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' },
+        maxWholeFileBytes: 1 << 20,
+        pageSize: 50,
+        timezone: 'UTC',
+        now: () => clock.now(),
+      },
     });
     const ctx = recordingContext();
     const take = ctx.intake.bind(ctx);

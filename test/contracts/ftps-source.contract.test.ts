@@ -15,15 +15,35 @@ import { sourceAdapterContract, tagOf } from './source-adapter-contract.ts';
 
 let server: Promise<FtpsServer> | undefined;
 const ftpd = () => (server ??= startFtps());
-afterAll(async () => { if (server) await (await server).stop(); });
+afterAll(async () => {
+  if (server) await (await server).stop();
+});
 
 let folders = 0;
 
 function remoteSource(s: FtpsServer, remoteDir: string, stagingDir: string) {
   return createRemoteFileSource({
-    id: 'ftps-contract', dir: remoteDir, extensions: ['.hl7'], stableMs: 0, marker: '', after: 'move', stagingDir,
-    remote: { kind: 'ftps', ftps: { host: '127.0.0.1', port: s.port, username: s.user, password: s.password, ca: s.ca, certSha256: '', schedule: '* * * * * *' } },
-    import: { adapterId: 'ftps-contract', profile: 'hl7v2', format: 'hl7v2', csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' }, maxWholeFileBytes: 1 << 20, pageSize: 50, timezone: 'UTC', now: () => Date.now() },
+    id: 'ftps-contract',
+    dir: remoteDir,
+    extensions: ['.hl7'],
+    stableMs: 0,
+    marker: '',
+    after: 'move',
+    stagingDir,
+    remote: {
+      kind: 'ftps',
+      ftps: { host: '127.0.0.1', port: s.port, username: s.user, password: s.password, ca: s.ca, certSha256: '', schedule: '* * * * * *' },
+    },
+    import: {
+      adapterId: 'ftps-contract',
+      profile: 'hl7v2',
+      format: 'hl7v2',
+      csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' },
+      maxWholeFileBytes: 1 << 20,
+      pageSize: 50,
+      timezone: 'UTC',
+      now: () => Date.now(),
+    },
   });
 }
 
@@ -48,7 +68,10 @@ sourceAdapterContract({
         chownSync(tmp, uid, uid);
         execFileSync('mv', [tmp, join(local, `${tagOf(n)}.hl7`)]);
       },
-      async cleanup() { await adapter.stop(); rmSync(scratch, { recursive: true, force: true }); },
+      async cleanup() {
+        await adapter.stop();
+        rmSync(scratch, { recursive: true, force: true });
+      },
     };
   },
   async failing() {
@@ -61,8 +84,13 @@ sourceAdapterContract({
     const adapter = remoteSource(s, `/${name}`, join(scratch, 'data', 'staging'));
     return {
       adapter,
-      async fix() { rmSync(join(scratch, 'data')); },
-      async cleanup() { await adapter.stop(); rmSync(scratch, { recursive: true, force: true }); },
+      async fix() {
+        rmSync(join(scratch, 'data'));
+      },
+      async cleanup() {
+        await adapter.stop();
+        rmSync(scratch, { recursive: true, force: true });
+      },
     };
   },
 });

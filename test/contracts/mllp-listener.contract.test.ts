@@ -7,7 +7,8 @@ import { adtA04 } from '../support/hl7-fixtures.ts';
 import { freePort } from '../support/net.ts';
 import { sourceAdapterContract, tagOf } from './source-adapter-contract.ts';
 
-const listener = (port: number) => createMllpListener({ id: 'hl7v2-contract', host: '127.0.0.1', port, maxFrameBytes: 1 << 20, idleTimeoutMs: 30_000, maxConnections: 8 });
+const listener = (port: number) =>
+  createMllpListener({ id: 'hl7v2-contract', host: '127.0.0.1', port, maxFrameBytes: 1 << 20, idleTimeoutMs: 30_000, maxConnections: 8 });
 
 sourceAdapterContract({
   name: 'MLLP listener',
@@ -22,7 +23,9 @@ sourceAdapterContract({
         try {
           const ack = readAck(await c.send(adtA04({ id: tagOf(n) }), 10_000));
           if (ack.code !== 'AA') throw new Error(`MLLP listener answered ${ack.code} for ${tagOf(n)}`);
-        } finally { await c.close(); }
+        } finally {
+          await c.close();
+        }
       },
       cleanup: () => adapter.stop(),
     };
@@ -32,7 +35,21 @@ sourceAdapterContract({
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.1', () => resolve()));
     const adapter = listener(port);
-    const free = () => new Promise<void>((resolve) => { if (!blocker.listening) { resolve(); return; } blocker.close(() => resolve()); });
-    return { adapter, fix: free, async cleanup() { await adapter.stop(); await free(); } };
+    const free = () =>
+      new Promise<void>((resolve) => {
+        if (!blocker.listening) {
+          resolve();
+          return;
+        }
+        blocker.close(() => resolve());
+      });
+    return {
+      adapter,
+      fix: free,
+      async cleanup() {
+        await adapter.stop();
+        await free();
+      },
+    };
   },
 });

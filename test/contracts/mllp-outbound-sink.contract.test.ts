@@ -28,14 +28,25 @@ sinkContract({
   batch(n) {
     const ids = Array.from({ length: n }, (_, i) => deterministicId('sink-contract', 'mllp', String(++made), String(i)));
     for (const id of ids) recordOf.set(controlOf(id), id);
-    return { batchId: deterministicId('batch', ...ids), ids, json: ids.map((id) => JSON.stringify({ commandId: `cmd-${id}`, hl7: adtA04({ id: controlOf(id) }) })) } satisfies RecordBatch;
+    return {
+      batchId: deterministicId('batch', ...ids),
+      ids,
+      json: ids.map((id) => JSON.stringify({ commandId: `cmd-${id}`, hl7: adtA04({ id: controlOf(id) }) })),
+    } satisfies RecordBatch;
   },
   async make() {
     const port = await freePort();
     const received = new Set<string>();
     const refused = new Set<string>();
     let hold: Promise<void> | undefined;
-    const pms = createMllpListener({ id: 'pms', host: '127.0.0.1', port, maxFrameBytes: 1 << 20, idleTimeoutMs: 30_000, maxConnections: 8 });
+    const pms = createMllpListener({
+      id: 'pms',
+      host: '127.0.0.1',
+      port,
+      maxFrameBytes: 1 << 20,
+      idleTimeoutMs: 30_000,
+      maxConnections: 8,
+    });
     const ctx: IntakeContext = {
       logger: pino({ level: 'silent' }),
       cursor: () => undefined,
@@ -44,24 +55,42 @@ sinkContract({
       async intake(raw): Promise<IntakeResult> {
         if (hold) await hold;
         const control = /^MSH\|[^\r]*/.exec(raw.text)?.[0].split('|')[9] ?? '';
-        if (refused.has(control)) return { status: 'rejected', code: 'GW_MAP_FAILED', retry: 'permanent', reason: 'refused by the test PMS', hl7ErrorCode: '207' };
+        if (refused.has(control))
+          return { status: 'rejected', code: 'GW_MAP_FAILED', retry: 'permanent', reason: 'refused by the test PMS', hl7ErrorCode: '207' };
         received.add(control);
         return { status: 'accepted', recordIds: [] };
       },
     };
     await pms.start(ctx);
     // a factory: the sink opens a new sender when started again after a stop
-    const sink = createMllpOutboundSink({ sender: () => createMllpSender({ host: '127.0.0.1', port, poolSize: 2, ackTimeoutMs: 30_000 }), retryOn: ['CE'], onOutcome: () => undefined });
+    const sink = createMllpOutboundSink({
+      sender: () => createMllpSender({ host: '127.0.0.1', port, poolSize: 2, ackTimeoutMs: 30_000 }),
+      retryOn: ['CE'],
+      onOutcome: () => undefined,
+    });
     let release: (() => void) | undefined;
     return {
       sink,
-      async received() { return new Set([...received].map((c) => recordOf.get(c) ?? c)); },
+      async received() {
+        return new Set([...received].map((c) => recordOf.get(c) ?? c));
+      },
       stall() {
-        hold = new Promise<void>((r) => { release = () => { hold = undefined; r(); }; });
+        hold = new Promise<void>((r) => {
+          release = () => {
+            hold = undefined;
+            r();
+          };
+        });
         return { release: () => release?.() };
       },
-      refuse(ids) { for (const id of ids) refused.add(controlOf(id)); },
-      async cleanup() { release?.(); await sink.stop(); await pms.stop(); },
+      refuse(ids) {
+        for (const id of ids) refused.add(controlOf(id));
+      },
+      async cleanup() {
+        release?.();
+        await sink.stop();
+        await pms.stop();
+      },
     };
   },
 });

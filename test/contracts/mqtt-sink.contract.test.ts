@@ -19,7 +19,9 @@ import { sinkContract } from './sink-contract.ts';
 const keys = makeCloudKeys();
 let broker: Promise<Broker> | undefined;
 const mosquitto = () => (broker ??= startMosquitto());
-afterAll(async () => { if (broker) await (await broker).stop(); });
+afterAll(async () => {
+  if (broker) await (await broker).stop();
+});
 let made = 0;
 let gateways = 0;
 
@@ -30,23 +32,49 @@ sinkContract({
   atStop: 'rejects',
   restartable: true,
   batch(n) {
-    const recs = Array.from({ length: n }, (_, i) => fedRecord({ tag: `mqtt-contract-${++made}`, tenantId: 't-contract', gatewayId: 'gw-contract', patient: i, seq: 1 }));
+    const recs = Array.from({ length: n }, (_, i) =>
+      fedRecord({ tag: `mqtt-contract-${++made}`, tenantId: 't-contract', gatewayId: 'gw-contract', patient: i, seq: 1 }),
+    );
     return { batchId: `b-mqtt-${made}`, ids: recs.map((r) => r.id), json: recs.map((r) => r.json) } satisfies RecordBatch;
   },
   async make() {
     const b = await mosquitto();
     const cloud = await startMqttReferenceCloud({ url: b.url, privateKey: keys.privateKey, clientId: `ewml-cloud-contract-${++gateways}` });
     const sink = createMqttSink({
-      url: b.url, tenantId: 't-contract', gatewayId: `gw-contract-${gateways}`, rejectUnauthorized: true, sessionExpirySeconds: 60, keepaliveSeconds: 30,
-      ackTimeoutMs: 30_000, version: 'contract', envelope: createCloudEnvelope(keys.publicPem), clock: systemClock, logger: pino({ level: 'silent' }), bus: createEventBus(),
+      url: b.url,
+      tenantId: 't-contract',
+      gatewayId: `gw-contract-${gateways}`,
+      rejectUnauthorized: true,
+      sessionExpirySeconds: 60,
+      keepaliveSeconds: 30,
+      ackTimeoutMs: 30_000,
+      version: 'contract',
+      envelope: createCloudEnvelope(keys.publicPem),
+      clock: systemClock,
+      logger: pino({ level: 'silent' }),
+      bus: createEventBus(),
     });
     return {
       sink,
       ready: () => waitFor(() => sink.health().connected, 10_000, 'the MQTT sink connected'),
-      async received() { return new Set(cloud.store.records.keys()); },
-      stall() { cloud.controls.dropAcks = true; return { release: () => { cloud.controls.dropAcks = false; } }; },
-      refuse(ids) { for (const id of ids) cloud.controls.rejectIds.add(id); },
-      async cleanup() { await sink.stop(); await cloud.stop(); },
+      async received() {
+        return new Set(cloud.store.records.keys());
+      },
+      stall() {
+        cloud.controls.dropAcks = true;
+        return {
+          release: () => {
+            cloud.controls.dropAcks = false;
+          },
+        };
+      },
+      refuse(ids) {
+        for (const id of ids) cloud.controls.rejectIds.add(id);
+      },
+      async cleanup() {
+        await sink.stop();
+        await cloud.stop();
+      },
     };
   },
 });

@@ -14,15 +14,42 @@ import { sourceAdapterContract, tagOf } from './source-adapter-contract.ts';
 
 let server: Promise<SshServer> | undefined;
 const sshd = () => (server ??= startSshd());
-afterAll(async () => { if (server) await (await server).stop(); });
+afterAll(async () => {
+  if (server) await (await server).stop();
+});
 
 let folders = 0;
 
 function remoteSource(s: SshServer, dir: string, stagingDir: string) {
   return createRemoteFileSource({
-    id: 'sftp-contract', dir, extensions: ['.hl7'], stableMs: 0, marker: '', after: 'move', stagingDir,
-    remote: { kind: 'sftp', sftp: { host: '127.0.0.1', port: s.port, username: s.user, privateKey: s.clientKey, hostKeySha256: s.hostKeySha256, schedule: '* * * * * *' } },
-    import: { adapterId: 'sftp-contract', profile: 'hl7v2', format: 'hl7v2', csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' }, maxWholeFileBytes: 1 << 20, pageSize: 50, timezone: 'UTC', now: () => Date.now() },
+    id: 'sftp-contract',
+    dir,
+    extensions: ['.hl7'],
+    stableMs: 0,
+    marker: '',
+    after: 'move',
+    stagingDir,
+    remote: {
+      kind: 'sftp',
+      sftp: {
+        host: '127.0.0.1',
+        port: s.port,
+        username: s.user,
+        privateKey: s.clientKey,
+        hostKeySha256: s.hostKeySha256,
+        schedule: '* * * * * *',
+      },
+    },
+    import: {
+      adapterId: 'sftp-contract',
+      profile: 'hl7v2',
+      format: 'hl7v2',
+      csv: { delimiter: 'auto', quote: '"', header: true, encoding: 'utf-8' },
+      maxWholeFileBytes: 1 << 20,
+      pageSize: 50,
+      timezone: 'UTC',
+      now: () => Date.now(),
+    },
   });
 }
 
@@ -46,7 +73,10 @@ sourceAdapterContract({
         chownSync(tmp, uid, uid);
         execFileSync('mv', [tmp, join(dir, `${tagOf(n)}.hl7`)]);
       },
-      async cleanup() { await adapter.stop(); rmSync(local, { recursive: true, force: true }); },
+      async cleanup() {
+        await adapter.stop();
+        rmSync(local, { recursive: true, force: true });
+      },
     };
   },
   async failing() {
@@ -58,8 +88,13 @@ sourceAdapterContract({
     const adapter = remoteSource(s, dir, join(local, 'data', 'staging'));
     return {
       adapter,
-      async fix() { rmSync(join(local, 'data')); },
-      async cleanup() { await adapter.stop(); rmSync(local, { recursive: true, force: true }); },
+      async fix() {
+        rmSync(join(local, 'data'));
+      },
+      async cleanup() {
+        await adapter.stop();
+        rmSync(local, { recursive: true, force: true });
+      },
     };
   },
 });

@@ -49,7 +49,10 @@ type Settled = { ok: true; value: DeliveryResult } | { ok: false; error: unknown
 
 function track(p: Promise<DeliveryResult>): { settled(): Settled | undefined; done: Promise<Settled> } {
   let s: Settled | undefined;
-  const done = p.then((value) => (s = { ok: true, value }), (error: unknown) => (s = { ok: false, error }));
+  const done = p.then(
+    (value) => (s = { ok: true, value }),
+    (error: unknown) => (s = { ok: false, error }),
+  );
   return { settled: () => s, done };
 }
 
@@ -78,8 +81,14 @@ async function expectOneOutcomeEach(f: SinkFixture, batch: RecordBatch, r: Deliv
 export function sinkContract(s: SinkSubject): void {
   describe(`Sink contract: ${s.name}`, () => {
     const open: SinkFixture[] = [];
-    afterEach(async () => { for (const f of open.splice(0)) await f.cleanup(); });
-    const make = async () => { const f = await s.make(); open.push(f); return f; };
+    afterEach(async () => {
+      for (const f of open.splice(0)) await f.cleanup();
+    });
+    const make = async () => {
+      const f = await s.make();
+      open.push(f);
+      return f;
+    };
 
     it('has its kind, and health() answers before start and after stop', async () => {
       const f = await make();
@@ -140,7 +149,10 @@ export function sinkContract(s: SinkSubject): void {
 
     it('a stop while the receiver holds its answer settles the send as not delivered (or, for local I/O, delivered)', async (ctx) => {
       const f = await make();
-      if (!f.stall) { ctx.skip(); return; }
+      if (!f.stall) {
+        ctx.skip();
+        return;
+      }
       await f.sink.start();
       await f.ready?.();
       const held = f.stall();
@@ -160,7 +172,9 @@ export function sinkContract(s: SinkSubject): void {
       }
       // local I/O: stop waits for the write in progress, which then completes and is received
       let stopped = false;
-      const stopping = f.sink.stop().then(() => { stopped = true; });
+      const stopping = f.sink.stop().then(() => {
+        stopped = true;
+      });
       for (let i = 0; i < 20; i++) await turn();
       expect(stopped, 'stop() resolved while a write was still in progress').toBe(false);
       held.release();
@@ -184,7 +198,10 @@ export function sinkContract(s: SinkSubject): void {
     });
 
     it('delivers again after stop and a new start', async (ctx) => {
-      if (!s.restartable) { ctx.skip(); return; }
+      if (!s.restartable) {
+        ctx.skip();
+        return;
+      }
       const f = await make();
       await f.sink.start();
       await f.sink.stop();

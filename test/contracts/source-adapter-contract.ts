@@ -93,16 +93,30 @@ export function recordingContext(): RecordingContext {
 
 /** Waits until input `n` has been taken at least once, kicking the adapter's poll as it goes. */
 async function untilTaken(f: SourceFixture, ctx: RecordingContext, n: number, what: string, limitMs: number): Promise<void> {
-  await waitFor(() => { f.kick?.(); return ctx.taken(n) >= 1; }, limitMs, `${what}: input ${tagOf(n)} taken`);
+  await waitFor(
+    () => {
+      f.kick?.();
+      return ctx.taken(n) >= 1;
+    },
+    limitMs,
+    `${what}: input ${tagOf(n)} taken`,
+  );
 }
 
 export function sourceAdapterContract(s: SourceSubject): void {
   describe(`SourceAdapter contract: ${s.name}`, () => {
     const limit = s.timeoutMs;
-    const take = (f: SourceFixture, ctx: RecordingContext, n: number, what: string) => untilTaken(f, ctx, n, what, limit ? Math.floor(limit / 3) : 20_000);
+    const take = (f: SourceFixture, ctx: RecordingContext, n: number, what: string) =>
+      untilTaken(f, ctx, n, what, limit ? Math.floor(limit / 3) : 20_000);
     const open: Array<{ cleanup(): Promise<void> }> = [];
-    afterEach(async () => { for (const f of open.splice(0).reverse()) await f.cleanup(); });
-    const make = async () => { const f = await s.make(); open.push(f); return f; };
+    afterEach(async () => {
+      for (const f of open.splice(0).reverse()) await f.cleanup();
+    });
+    const make = async () => {
+      const f = await s.make();
+      open.push(f);
+      return f;
+    };
 
     it('is down before start, and a stop() before start resolves and leaves it down', { timeout: limit }, async () => {
       const f = await make();

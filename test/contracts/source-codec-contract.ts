@@ -27,7 +27,23 @@ export interface CodecSubject {
 
 const ctx: MapContext = { tenantId: 't-contract', practiceId: 'p-contract', gatewayId: 'gw-contract' };
 
-const COMMON_GARBAGE = ['', ' ', 'garbage', '{', '}', 'null', '[]', '42', '"text"', '{"stream":1}', '\u0000\u0001\u0002', '\uFEFF', 'MSH', '\r\r\r', 'x'.repeat(10_000)];
+const COMMON_GARBAGE = [
+  '',
+  ' ',
+  'garbage',
+  '{',
+  '}',
+  'null',
+  '[]',
+  '42',
+  '"text"',
+  '{"stream":1}',
+  '\u0000\u0001\u0002',
+  '\uFEFF',
+  'MSH',
+  '\r\r\r',
+  'x'.repeat(10_000),
+];
 
 export function sourceCodecContract(s: CodecSubject): void {
   describe(`SourceCodec contract: ${s.name}`, () => {
@@ -42,13 +58,19 @@ export function sourceCodecContract(s: CodecSubject): void {
       const cases = [...COMMON_GARBAGE, ...(s.garbage ?? [])];
       for (const g of cases) {
         let thrown: unknown;
-        try { s.codec.parse(g); } catch (e) { thrown = e; }
+        try {
+          s.codec.parse(g);
+        } catch (e) {
+          thrown = e;
+        }
         expect(thrown, `parse(${JSON.stringify(g.slice(0, 40))}) did not throw`).toBeInstanceOf(CodecError);
       }
       // a mutated sample may still be well-formed; what it must never do is throw something else
       let refused = 0;
       for (const g of fuzzed) {
-        try { s.codec.parse(g); } catch (e) {
+        try {
+          s.codec.parse(g);
+        } catch (e) {
           expect(e, `parse of a mutated sample threw ${(e as Error).name}: ${(e as Error).message}`).toBeInstanceOf(CodecError);
           refused++;
         }
@@ -71,7 +93,10 @@ export function sourceCodecContract(s: CodecSubject): void {
         const d = JSON.stringify(s.codec.describe(s.codec.parse(x)));
         for (const v of s.phi) if (x.includes(v)) expect(d, `describe() shows "${v}"`).not.toContain(v);
       }
-      expect(s.samples.some((x) => s.phi.some((v) => x.includes(v))), 'no PHI probe value is in any sample').toBe(true);
+      expect(
+        s.samples.some((x) => s.phi.some((v) => x.includes(v))),
+        'no PHI probe value is in any sample',
+      ).toBe(true);
     });
 
     it('dedupeKey is stable for one input, and differs between messages where the format has keys', () => {

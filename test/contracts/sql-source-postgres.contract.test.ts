@@ -11,13 +11,23 @@ import { sourceAdapterContract, tagOf } from './source-adapter-contract.ts';
 
 const POLL_MS = 1000;
 const stream: SqlStreamConfig = {
-  name: 'items', table: 'items', key: 'id',
-  records: [{ type: 'patient', patient: { system: 'CONTRACT', id: 'tag' }, fields: { 'identifiers[0].system': { value: 'CONTRACT' }, 'identifiers[0].value': 'tag' } }] as SqlStreamConfig['records'],
+  name: 'items',
+  table: 'items',
+  key: 'id',
+  records: [
+    {
+      type: 'patient',
+      patient: { system: 'CONTRACT', id: 'tag' },
+      fields: { 'identifiers[0].system': { value: 'CONTRACT' }, 'identifiers[0].value': 'tag' },
+    },
+  ] as SqlStreamConfig['records'],
 };
 
 let server: Promise<PgServer> | undefined;
 const pg = () => (server ??= startPostgres());
-afterAll(async () => { if (server) await (await server).stop(); });
+afterAll(async () => {
+  if (server) await (await server).stop();
+});
 let databases = 0;
 
 async function createDatabase(s: PgServer, name: string): Promise<void> {
@@ -27,8 +37,25 @@ async function createDatabase(s: PgServer, name: string): Promise<void> {
 
 function source(s: PgServer, database: string, clock = createManualClock()) {
   return createSqlSource({
-    id: 'pg-contract', system: 'CONTRACT', connection: { engine: 'postgres', host: '127.0.0.1', port: s.port, database, user: s.admin.user, password: s.admin.password, poolSize: 2 },
-    streams: [stream], pageSize: 50, pollIntervalMs: POLL_MS, overlapSeconds: 0, keysetIntervalMinutes: 60, realtime: 'listen', channel: `ewml_contract_${database}`, clock,
+    id: 'pg-contract',
+    system: 'CONTRACT',
+    connection: {
+      engine: 'postgres',
+      host: '127.0.0.1',
+      port: s.port,
+      database,
+      user: s.admin.user,
+      password: s.admin.password,
+      poolSize: 2,
+    },
+    streams: [stream],
+    pageSize: 50,
+    pollIntervalMs: POLL_MS,
+    overlapSeconds: 0,
+    keysetIntervalMinutes: 60,
+    realtime: 'listen',
+    channel: `ewml_contract_${database}`,
+    clock,
   });
 }
 
@@ -43,10 +70,15 @@ sourceAdapterContract({
     const clock = createManualClock();
     const adapter = source(s, name, clock);
     return {
-      adapter, clock,
-      async feed(n) { await s.query('INSERT INTO items (tag) VALUES ($1)', [tagOf(n)], name); },
+      adapter,
+      clock,
+      async feed(n) {
+        await s.query('INSERT INTO items (tag) VALUES ($1)', [tagOf(n)], name);
+      },
       kick: () => clock.advance(POLL_MS),
-      async cleanup() { await adapter.stop(); },
+      async cleanup() {
+        await adapter.stop();
+      },
     };
   },
   async failing() {

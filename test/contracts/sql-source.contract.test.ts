@@ -13,8 +13,16 @@ import { sourceAdapterContract, tagOf } from './source-adapter-contract.ts';
 
 const POLL_MS = 1000;
 const stream: SqlStreamConfig = {
-  name: 'items', table: 'items', key: 'id',
-  records: [{ type: 'patient', patient: { system: 'CONTRACT', id: 'tag' }, fields: { 'identifiers[0].system': { value: 'CONTRACT' }, 'identifiers[0].value': 'tag' } }] as SqlStreamConfig['records'],
+  name: 'items',
+  table: 'items',
+  key: 'id',
+  records: [
+    {
+      type: 'patient',
+      patient: { system: 'CONTRACT', id: 'tag' },
+      fields: { 'identifiers[0].system': { value: 'CONTRACT' }, 'identifiers[0].value': 'tag' },
+    },
+  ] as SqlStreamConfig['records'],
 };
 
 function createTable(file: string): DatabaseSync {
@@ -25,8 +33,17 @@ function createTable(file: string): DatabaseSync {
 
 function source(file: string, clock = createManualClock()) {
   return createSqlSource({
-    id: 'sql-contract', system: 'CONTRACT', connection: { engine: 'sqlite', file }, streams: [stream],
-    pageSize: 50, pollIntervalMs: POLL_MS, overlapSeconds: 0, keysetIntervalMinutes: 60, realtime: 'off', channel: 'unused', clock,
+    id: 'sql-contract',
+    system: 'CONTRACT',
+    connection: { engine: 'sqlite', file },
+    streams: [stream],
+    pageSize: 50,
+    pollIntervalMs: POLL_MS,
+    overlapSeconds: 0,
+    keysetIntervalMinutes: 60,
+    realtime: 'off',
+    channel: 'unused',
+    clock,
   });
 }
 
@@ -40,10 +57,17 @@ sourceAdapterContract({
     const clock = createManualClock();
     const adapter = source(file, clock);
     return {
-      adapter, clock,
-      async feed(n) { db.prepare('INSERT INTO items (tag) VALUES (?)').run(tagOf(n)); },
+      adapter,
+      clock,
+      async feed(n) {
+        db.prepare('INSERT INTO items (tag) VALUES (?)').run(tagOf(n));
+      },
       kick: () => clock.advance(POLL_MS),
-      async cleanup() { await adapter.stop(); db.close(); rmSync(dir, { recursive: true, force: true }); },
+      async cleanup() {
+        await adapter.stop();
+        db.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
     };
   },
   async failing() {
@@ -54,8 +78,14 @@ sourceAdapterContract({
     let db: DatabaseSync | undefined;
     return {
       adapter,
-      async fix() { db = createTable(file); },
-      async cleanup() { await adapter.stop(); db?.close(); rmSync(dir, { recursive: true, force: true }); },
+      async fix() {
+        db = createTable(file);
+      },
+      async cleanup() {
+        await adapter.stop();
+        db?.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
     };
   },
 });

@@ -22,17 +22,34 @@ describe('single executable', () => {
     execFileSync('chmod', ['755', exe]);
     expect(execFileSync(exe, ['version'], { cwd: dir, encoding: 'utf8' }).trim()).toMatch(/^\d+\.\d+\.\d+$/);
     const [mllp, admin] = [await freePort(), await freePort()];
-    const child = spawn(exe, ['start'], { cwd: dir, env: { PATH: '/usr/bin:/bin', EWML__HL7__PORT: String(mllp), EWML__ADMIN__PORT: String(admin) }, stdio: 'ignore' });
+    const child = spawn(exe, ['start'], {
+      cwd: dir,
+      env: { PATH: '/usr/bin:/bin', EWML__HL7__PORT: String(mllp), EWML__ADMIN__PORT: String(admin) },
+      stdio: 'ignore',
+    });
     try {
       await waitForPort(mllp, 20_000);
       const c = await connectMllp('127.0.0.1', mllp);
       expect(readAck(await c.send(adtA04({ id: 'BIN1' }))).code).toBe('AA');
       await c.close();
       const out = join(dir, 'data', 'outbound');
-      await waitFor(() => { try { return readdirSync(out).length > 0; } catch { return false; } }, 10_000, 'file sink output');
+      await waitFor(
+        () => {
+          try {
+            return readdirSync(out).length > 0;
+          } catch {
+            return false;
+          }
+        },
+        10_000,
+        'file sink output',
+      );
       await new Promise((r) => setTimeout(r, 200));
       const text = execFileSync(exe, ['unseal', join(out, readdirSync(out)[0])], { cwd: dir, encoding: 'utf8' });
-      const recs = text.trim().split('\n').map((l) => JSON.parse(l) as { type: string; source: { messageId: string } });
+      const recs = text
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { type: string; source: { messageId: string } });
       expect(recs.map((r) => r.type)).toContain('patient');
       expect(recs.every((r) => r.source.messageId === 'BIN1')).toBe(true);
     } finally {

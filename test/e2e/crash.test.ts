@@ -33,16 +33,43 @@ describe.each(SCENARIOS)('crash safety: $name', ({ writer, senders, kills: KILLS
     port = await freePort();
     writeFileSync(join(dir, 'pub.pem'), keys.publicPem);
     config = join(dir, 'gateway.yaml');
-    writeFileSync(config, [
-      'gateway:', `  dataDir: ${dir}/data`, '  timezone: UTC', 'log:', '  level: warn',
-      'hl7:', `  port: ${port}`, 'admin:', '  enabled: false', 'outbox:', `  writer: ${writer}`,
-      'relay:', '  sink: https', '  batchSize: 100', '  backoffInitialMs: 50', '  backoffMaxMs: 500', '  idlePollMs: 100',
-      'https:', `  url: ${cloud.url}`, 'cloud:', '  publicKey: ${file:pub.pem}', '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'gateway:',
+        `  dataDir: ${dir}/data`,
+        '  timezone: UTC',
+        'log:',
+        '  level: warn',
+        'hl7:',
+        `  port: ${port}`,
+        'admin:',
+        '  enabled: false',
+        'outbox:',
+        `  writer: ${writer}`,
+        'relay:',
+        '  sink: https',
+        '  batchSize: 100',
+        '  backoffInitialMs: 50',
+        '  backoffMaxMs: 500',
+        '  idlePollMs: 100',
+        'https:',
+        `  url: ${cloud.url}`,
+        'cloud:',
+        '  publicKey: ${file:pub.pem}',
+        '',
+      ].join('\n'),
+    );
   });
-  afterAll(async () => { await gw.kill(); await cloud.stop(); });
+  afterAll(async () => {
+    await gw.kill();
+    await cloud.stop();
+  });
 
-  const gw = childGateway(() => config, () => port);
+  const gw = childGateway(
+    () => config,
+    () => port,
+  );
   const startChild = () => gw.start();
   const killChild = () => gw.kill();
 
@@ -62,7 +89,11 @@ describe.each(SCENARIOS)('crash safety: $name', ({ writer, senders, kills: KILLS
             const ack = readAck(await c.send(adtA04({ id, mrn: `K${sent % 50}` }), 5000));
             if (ack.code === 'AA' && ack.controlId === id) acked.push(id);
           }
-        } catch { /* the gateway died under us: whatever was not answered AA was not acknowledged */ } finally { c?.socket.destroy(); }
+        } catch {
+          /* the gateway died under us: whatever was not answered AA was not acknowledged */
+        } finally {
+          c?.socket.destroy();
+        }
       };
       const loaders = Array.from({ length: senders }, () => load());
       await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 600)));
@@ -73,12 +104,23 @@ describe.each(SCENARIOS)('crash safety: $name', ({ writer, senders, kills: KILLS
     await startChild();
     try {
       const delivered = () => new Set([...cloud.store.records.values()].filter((r) => r.type === 'patient').map((r) => r.source.messageId));
-      await waitFor(() => { const d = delivered(); return acked.every((id) => d.has(id)); }, 60_000, 'every acknowledged message at the cloud');
+      await waitFor(
+        () => {
+          const d = delivered();
+          return acked.every((id) => d.has(id));
+        },
+        60_000,
+        'every acknowledged message at the cloud',
+      );
       const d = delivered();
       const missing = acked.filter((id) => !d.has(id));
       expect(missing).toEqual([]);
       expect(acked.length).toBeGreaterThan(KILLS * 10);
-      console.log(`crash test: ${KILLS} kills, ${sent} sent, ${acked.length} acknowledged AA, all delivered; ${cloud.store.duplicates} duplicate deliveries dropped by the cloud`);
-    } finally { await killChild(); }
+      console.log(
+        `crash test: ${KILLS} kills, ${sent} sent, ${acked.length} acknowledged AA, all delivered; ${cloud.store.duplicates} duplicate deliveries dropped by the cloud`,
+      );
+    } finally {
+      await killChild();
+    }
   });
 });

@@ -36,7 +36,8 @@ class ChargeLedger extends Map<string, CanonicalRecord> {
     else {
       const v = this.versions.get(rec.source.sourceId);
       const cents = Math.round((rec.data as { amount: number }).amount * 100);
-      if (v) v.push(cents); else this.versions.set(rec.source.sourceId, [cents]);
+      if (v) v.push(cents);
+      else this.versions.set(rec.source.sourceId, [cents]);
     }
     return this;
   }
@@ -56,7 +57,11 @@ describe('crash safety of a database source', () => {
     server = await startPostgres();
     db = await createPracticeStudio(server, 'postgres', { patients: 200 });
     const t0 = Date.now();
-    await server.query(`INSERT INTO ps.charges (patient_id, service_date, cpt_code, amount_cents, quantity) SELECT n % 200 + 1, DATE '2025-01-01' + (n % 300), '92014', 1000 + n % 5000, 1 FROM generate_series(1, ${ROWS - 800}) AS g(n)`, [], 'practice');
+    await server.query(
+      `INSERT INTO ps.charges (patient_id, service_date, cpt_code, amount_cents, quantity) SELECT n % 200 + 1, DATE '2025-01-01' + (n % 300), '92014', 1000 + n % 5000, 1 FROM generate_series(1, ${ROWS - 800}) AS g(n)`,
+      [],
+      'practice',
+    );
     await server.query('ANALYZE ps.charges', [], 'practice');
     console.log(`seeded ${ROWS} charges in ${Date.now() - t0} ms`);
     const store: ReceivedStore = { ...newStore(), records: ledger, order: { push: () => 0 } as unknown as string[] };
@@ -64,23 +69,60 @@ describe('crash safety of a database source', () => {
     adminPort = await freePort();
     writeFileSync(join(dir, 'pub.pem'), keys.publicPem);
     config = join(dir, 'gateway.yaml');
-    writeFileSync(config, [
-      'gateway:', `  dataDir: ${dir}/data`, '  timezone: UTC', 'log:', '  level: warn',
-      'hl7:', '  enabled: false', 'admin:', `  port: ${adminPort}`,
-      'relay:', '  sink: https', '  batchSize: 1000', '  backoffInitialMs: 50', '  backoffMaxMs: 500', '  idlePollMs: 100',
-      'https:', `  url: ${cloud.url}`, 'cloud:', '  publicKey: ${file:pub.pem}',
-      'databases:', '  - id: ps', '    engine: postgres', '    profile: practice-studio', `    port: ${server.port}`, `    database: ${db.database}`,
-      `    user: ${db.user}`, `    password: ${db.password}`, '    pageSize: 1000', '    pollIntervalMs: 200', '    overlapSeconds: 5', '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'gateway:',
+        `  dataDir: ${dir}/data`,
+        '  timezone: UTC',
+        'log:',
+        '  level: warn',
+        'hl7:',
+        '  enabled: false',
+        'admin:',
+        `  port: ${adminPort}`,
+        'relay:',
+        '  sink: https',
+        '  batchSize: 1000',
+        '  backoffInitialMs: 50',
+        '  backoffMaxMs: 500',
+        '  idlePollMs: 100',
+        'https:',
+        `  url: ${cloud.url}`,
+        'cloud:',
+        '  publicKey: ${file:pub.pem}',
+        'databases:',
+        '  - id: ps',
+        '    engine: postgres',
+        '    profile: practice-studio',
+        `    port: ${server.port}`,
+        `    database: ${db.database}`,
+        `    user: ${db.user}`,
+        `    password: ${db.password}`,
+        '    pageSize: 1000',
+        '    pollIntervalMs: 200',
+        '    overlapSeconds: 5',
+        '',
+      ].join('\n'),
+    );
   }, 180_000);
-  afterAll(async () => { await gw.kill(); await cloud?.stop(); await server?.stop(); });
+  afterAll(async () => {
+    await gw.kill();
+    await cloud?.stop();
+    await server?.stop();
+  });
 
-  const gw = childGateway(() => config, () => adminPort);
+  const gw = childGateway(
+    () => config,
+    () => adminPort,
+  );
   const startChild = () => gw.start();
   const killChild = () => gw.kill();
   const jitter = (min: number, span: number) => new Promise((r) => setTimeout(r, min + Math.floor(Math.random() * span)));
 
-  it(`has every row's latest state after ${KILLS_IN_LOAD} kills in a ${ROWS.toLocaleString('en')}-row first load and ${KILLS_IN_UPDATES} during updates`, { timeout: 900_000 }, async () => {
+  it(`has every row's latest state after ${KILLS_IN_LOAD} kills in a ${ROWS.toLocaleString('en')}-row first load and ${KILLS_IN_UPDATES} during updates`, {
+    timeout: 900_000,
+  }, async () => {
     for (let k = 0; k < KILLS_IN_LOAD; k++) {
       await startChild();
       await jitter(2000, 4000);
@@ -98,8 +140,10 @@ describe('crash safety of a database source', () => {
     const writer = (async () => {
       while (!stop) {
         const id = 1 + Math.floor(Math.random() * ROWS);
-        if (updates % 10 === 9) { await pms.query('DELETE FROM ps.charges WHERE charge_id = $1', [id]); deletes++; }
-        else await pms.query('UPDATE ps.charges SET amount_cents = amount_cents + 1 WHERE charge_id = $1', [id]);
+        if (updates % 10 === 9) {
+          await pms.query('DELETE FROM ps.charges WHERE charge_id = $1', [id]);
+          deletes++;
+        } else await pms.query('UPDATE ps.charges SET amount_cents = amount_cents + 1 WHERE charge_id = $1', [id]);
         updates++;
         await new Promise((r) => setTimeout(r, 2));
       }
@@ -118,13 +162,23 @@ describe('crash safety of a database source', () => {
     const expected = new Map<string, number>();
     const res = await server.query('SELECT charge_id, amount_cents FROM ps.charges', [], 'practice');
     for (const r of res.rows as Array<{ charge_id: string; amount_cents: number }>) expected.set(`charges/${r.charge_id}`, r.amount_cents);
-    const goneRows = Number(((await server.query('SELECT count(DISTINCT row_id)::int AS n FROM ps.deletions WHERE table_name = $1', ['charges'], 'practice')).rows[0] as { n: number }).n);
-    const missing = () => { let n = 0; for (const [sid, cents] of expected) if (!ledger.versions.get(sid)?.includes(cents)) n++; return n; };
-    await waitFor(() => ledger.deleted.size >= goneRows && missing() === 0, 540_000, 'every row\'s latest state');
+    const goneRows = Number(
+      (
+        (await server.query('SELECT count(DISTINCT row_id)::int AS n FROM ps.deletions WHERE table_name = $1', ['charges'], 'practice'))
+          .rows[0] as { n: number }
+      ).n,
+    );
+    const missing = () => {
+      let n = 0;
+      for (const [sid, cents] of expected) if (!ledger.versions.get(sid)?.includes(cents)) n++;
+      return n;
+    };
+    await waitFor(() => ledger.deleted.size >= goneRows && missing() === 0, 540_000, "every row's latest state");
     await killChild();
     expect(expected.size).toBe(ROWS - goneRows);
     expect(missing()).toBe(0);
-    const deletedIds = (await server.query("SELECT DISTINCT row_id FROM ps.deletions WHERE table_name = 'charges'", [], 'practice')).rows as Array<{ row_id: string }>;
+    const deletedIds = (await server.query("SELECT DISTINCT row_id FROM ps.deletions WHERE table_name = 'charges'", [], 'practice'))
+      .rows as Array<{ row_id: string }>;
     for (const d of deletedIds) expect(ledger.deleted.has(`charges/${d.row_id}`)).toBe(true);
     console.log(`cloud: ${ledger.versions.size} charges, ${ledger.deleted.size} deletes, ${cloud.store.duplicates} duplicates dropped`);
   });

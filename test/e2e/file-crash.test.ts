@@ -23,7 +23,8 @@ class RowLedger extends Map<string, CanonicalRecord> {
   override set(id: string, rec: CanonicalRecord): this {
     super.set(id, { id } as CanonicalRecord);
     const s = this.idsByRow.get(rec.source.sourceId);
-    if (s) s.add(id); else this.idsByRow.set(rec.source.sourceId, new Set([id]));
+    if (s) s.add(id);
+    else this.idsByRow.set(rec.source.sourceId, new Set([id]));
     return this;
   }
 }
@@ -43,25 +44,60 @@ describe('crash safety of a file source', () => {
     adminPort = await freePort();
     mkdirSync(exportDir);
     writeFileSync(join(dir, 'pub.pem'), keys.publicPem);
-    writeFileSync(config, [
-      'gateway:', `  dataDir: ${dir}/data`, '  timezone: UTC', 'log:', '  level: warn',
-      'hl7:', '  enabled: false', 'admin:', `  port: ${adminPort}`,
-      'relay:', '  sink: https', '  batchSize: 500', '  backoffInitialMs: 50', '  backoffMaxMs: 500', '  idlePollMs: 100',
-      'https:', `  url: ${cloud.url}`, 'cloud:', '  publicKey: ${file:pub.pem}',
-      'files:', '  - id: export', `    dir: ${exportDir}`, '    profile: optical-csv', '    stableMs: 200', '    pageSize: 500', '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'gateway:',
+        `  dataDir: ${dir}/data`,
+        '  timezone: UTC',
+        'log:',
+        '  level: warn',
+        'hl7:',
+        '  enabled: false',
+        'admin:',
+        `  port: ${adminPort}`,
+        'relay:',
+        '  sink: https',
+        '  batchSize: 500',
+        '  backoffInitialMs: 50',
+        '  backoffMaxMs: 500',
+        '  idlePollMs: 100',
+        'https:',
+        `  url: ${cloud.url}`,
+        'cloud:',
+        '  publicKey: ${file:pub.pem}',
+        'files:',
+        '  - id: export',
+        `    dir: ${exportDir}`,
+        '    profile: optical-csv',
+        '    stableMs: 200',
+        '    pageSize: 500',
+        '',
+      ].join('\n'),
+    );
     // written elsewhere and moved in: the file appears whole, as a PMS export should
     const lines = ['patient_id,last_name,first_name,birth_date,sex,city,state,zip'];
-    for (let i = 1; i <= ROWS; i++) lines.push(`P${i},Synth${i % 997},Test${i % 89},${String((i % 12) + 1).padStart(2, '0')}/${String((i % 28) + 1).padStart(2, '0')}/19${50 + (i % 50)},${i % 2 ? 'F' : 'M'},Testville,TX,7${String(i % 10000).padStart(4, '0')}`);
+    for (let i = 1; i <= ROWS; i++)
+      lines.push(
+        `P${i},Synth${i % 997},Test${i % 89},${String((i % 12) + 1).padStart(2, '0')}/${String((i % 28) + 1).padStart(2, '0')}/19${50 + (i % 50)},${i % 2 ? 'F' : 'M'},Testville,TX,7${String(i % 10000).padStart(4, '0')}`,
+      );
     writeFileSync(join(dir, 'patients_full.csv'), lines.join('\n') + '\n');
   }, 60_000);
-  afterAll(async () => { await gw.kill(); await cloud?.stop(); });
+  afterAll(async () => {
+    await gw.kill();
+    await cloud?.stop();
+  });
 
-  const gw = childGateway(() => config, () => adminPort);
+  const gw = childGateway(
+    () => config,
+    () => adminPort,
+  );
   const startChild = () => gw.start();
   const killChild = () => gw.kill();
 
-  it(`has every row of a ${ROWS.toLocaleString('en')}-row file exactly once after ${KILLS} kills mid-file`, { timeout: 300_000 }, async () => {
+  it(`has every row of a ${ROWS.toLocaleString('en')}-row file exactly once after ${KILLS} kills mid-file`, {
+    timeout: 300_000,
+  }, async () => {
     const { renameSync } = await import('node:fs');
     renameSync(join(dir, 'patients_full.csv'), join(exportDir, 'patients_full.csv'));
     let midFile = 0;
@@ -75,12 +111,20 @@ describe('crash safety of a file source', () => {
     }
     expect(midFile).toBeGreaterThanOrEqual(3); // most kills fell inside the file
     await startChild();
-    await waitFor(() => ledger.idsByRow.size >= ROWS && existsSync(join(exportDir, 'processed', 'patients_full.csv')), 240_000, 'every row and the file processed');
+    await waitFor(
+      () => ledger.idsByRow.size >= ROWS && existsSync(join(exportDir, 'processed', 'patients_full.csv')),
+      240_000,
+      'every row and the file processed',
+    );
     await new Promise((r) => setTimeout(r, 1000));
     await killChild();
     let missing = 0;
     let twice = 0;
-    for (let i = 1; i <= ROWS; i++) { const ids = ledger.idsByRow.get(`patients/P${i}`); if (!ids) missing++; else if (ids.size > 1) twice++; }
+    for (let i = 1; i <= ROWS; i++) {
+      const ids = ledger.idsByRow.get(`patients/P${i}`);
+      if (!ids) missing++;
+      else if (ids.size > 1) twice++;
+    }
     expect(missing).toBe(0);
     expect(twice).toBe(0);
     expect(ledger.idsByRow.size).toBe(ROWS);

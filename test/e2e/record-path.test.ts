@@ -24,9 +24,18 @@ describe('record path over MQTT', () => {
   beforeAll(async () => {
     broker = await startMosquitto();
     cloud = await startMqttReferenceCloud({ url: broker.url, privateKey: keys.privateKey });
-    h = await startHarness({ relay: { sink: 'mqtt', batchSize: 50, ackTimeoutMs: 2000 }, mqtt: { url: broker.url }, cloud: { publicKey: keys.publicPem }, gateway: { id: 'gw-e2e', tenantId: 'tenant-e2e' } });
+    h = await startHarness({
+      relay: { sink: 'mqtt', batchSize: 50, ackTimeoutMs: 2000 },
+      mqtt: { url: broker.url },
+      cloud: { publicKey: keys.publicPem },
+      gateway: { id: 'gw-e2e', tenantId: 'tenant-e2e' },
+    });
   });
-  afterAll(async () => { await h.stop(); await cloud.stop(); await broker.stop(); });
+  afterAll(async () => {
+    await h.stop();
+    await cloud.stop();
+    await broker.stop();
+  });
 
   it('delivers every acknowledged message as valid canonical records, and the outbox empties', async () => {
     const c = await h.client();
@@ -37,16 +46,25 @@ describe('record path over MQTT', () => {
       c.writeRaw(frameMllp(i % 2 ? adtA04({ id, mrn: `E${i % 20}` }) : siu({ id, mrn: `E${i % 20}`, appt: `AP${i}` })));
     }
     for (let i = 0; i < ids.length; i++) expect(readAck(await c.nextAnswer(10_000)).code).toBe('AA');
-    await waitFor(() => { const s = h.gw.parts.outbox.stats(); return s.pending + s.inFlight + s.waitingRetry === 0; }, 20_000, 'outbox drained');
+    await waitFor(
+      () => {
+        const s = h.gw.parts.outbox.stats();
+        return s.pending + s.inFlight + s.waitingRetry === 0;
+      },
+      20_000,
+      'outbox drained',
+    );
     const got = [...cloud.store.records.values()];
     const byMessage = new Set(got.map((r) => r.source.messageId));
     for (const id of ids) expect(byMessage.has(id)).toBe(true);
     expect(cloud.store.invalid).toEqual([]);
     expect(got.every((r) => r.gatewayId === 'gw-e2e' && r.tenantId === 'tenant-e2e')).toBe(true);
-    expect((h.gw.status() as { counts: { delivered: number } }).counts.delivered).toBe(h.gw.parts.metrics.total('ewml_records_enqueued_total'));
+    expect((h.gw.status() as { counts: { delivered: number } }).counts.delivered).toBe(
+      h.gw.parts.metrics.total('ewml_records_enqueued_total'),
+    );
   });
 
-  it('delivers one patient\'s records to the cloud in the order they were accepted', async () => {
+  it("delivers one patient's records to the cloud in the order they were accepted", async () => {
     const c = await h.client();
     const sent: string[] = [];
     for (let i = 0; i < 30; i++) {
@@ -54,8 +72,15 @@ describe('record path over MQTT', () => {
       sent.push(id);
       expect(readAck(await c.send(adtA04({ id, mrn: 'ORDER1' }))).code).toBe('AA');
     }
-    await waitFor(() => sent.every((id) => [...cloud.store.records.values()].some((r) => r.source.messageId === id)), 20_000, 'all arrived');
-    const order = cloud.store.order.map((rid) => cloud.store.records.get(rid)!).filter((r) => r.type === 'patient' && r.source.sourceId === 'CLINIC|ORDER1').map((r) => r.source.messageId);
+    await waitFor(
+      () => sent.every((id) => [...cloud.store.records.values()].some((r) => r.source.messageId === id)),
+      20_000,
+      'all arrived',
+    );
+    const order = cloud.store.order
+      .map((rid) => cloud.store.records.get(rid)!)
+      .filter((r) => r.type === 'patient' && r.source.sourceId === 'CLINIC|ORDER1')
+      .map((r) => r.source.messageId);
     expect(order).toEqual(sent);
   });
 
@@ -64,10 +89,20 @@ describe('record path over MQTT', () => {
     await waitFor(() => !h.gw.parts.sink.health().connected, 5000, 'sink sees broker down');
     const c = await h.client();
     const ids: string[] = [];
-    for (let i = 0; i < 20; i++) { const id = controlId('B'); ids.push(id); expect(readAck(await c.send(adtA04({ id, mrn: `B${i}` }))).code).toBe('AA'); }
-    expect(h.gw.parts.outbox.stats().pending + h.gw.parts.outbox.stats().waitingRetry + h.gw.parts.outbox.stats().inFlight).toBeGreaterThan(0);
+    for (let i = 0; i < 20; i++) {
+      const id = controlId('B');
+      ids.push(id);
+      expect(readAck(await c.send(adtA04({ id, mrn: `B${i}` }))).code).toBe('AA');
+    }
+    expect(h.gw.parts.outbox.stats().pending + h.gw.parts.outbox.stats().waitingRetry + h.gw.parts.outbox.stats().inFlight).toBeGreaterThan(
+      0,
+    );
     await broker.start();
-    await waitFor(() => ids.every((id) => [...cloud.store.records.values()].some((r) => r.source.messageId === id)), 30_000, 'delivery resumed');
+    await waitFor(
+      () => ids.every((id) => [...cloud.store.records.values()].some((r) => r.source.messageId === id)),
+      30_000,
+      'delivery resumed',
+    );
   });
 
   it('keeps a record the cloud refuses in dead letters on its own, delivers the rest of its message, and delivers it on replay once the cloud takes it', async () => {
@@ -78,7 +113,11 @@ describe('record path over MQTT', () => {
     const c = await h.client();
     const id = controlId('RJ');
     expect(readAck(await c.send(adtA04({ id, mrn: 'RJ1' }))).code).toBe('AA');
-    await waitFor(() => refusedNow().length > before && ob.stats().inFlight + ob.stats().pending === 0, 10_000, 'refused record dead-lettered');
+    await waitFor(
+      () => refusedNow().length > before && ob.stats().inFlight + ob.stats().pending === 0,
+      10_000,
+      'refused record dead-lettered',
+    );
     const fromCloud = () => [...cloud.store.records.values()].filter((r) => r.source.messageId === id);
     // the message's patient record reached the cloud; its provider record waits alone, sealed on its own
     expect(fromCloud().map((r) => r.type)).toEqual(['patient']);
@@ -88,10 +127,18 @@ describe('record path over MQTT', () => {
     expect(dl[0].recordIds).toBeUndefined();
     // fixed on the cloud's side: the technician replays it through the admin API
     cloud.controls.rejectTypes.clear();
-    const replay = await h.gw.parts.admin!.app.inject({ method: 'POST', url: `/dead-letters/${encodeURIComponent(dl[0].id)}/replay`, headers: { authorization: `Bearer ${h.gw.parts.token}` } });
+    const replay = await h.gw.parts.admin!.app.inject({
+      method: 'POST',
+      url: `/dead-letters/${encodeURIComponent(dl[0].id)}/replay`,
+      headers: { authorization: `Bearer ${h.gw.parts.token}` },
+    });
     expect(replay.statusCode).toBe(200);
     await waitFor(() => fromCloud().length === 2, 10_000, 'replayed record delivered');
-    expect(fromCloud().map((r) => r.type).sort()).toEqual(['patient', 'provider']);
+    expect(
+      fromCloud()
+        .map((r) => r.type)
+        .sort(),
+    ).toEqual(['patient', 'provider']);
     expect(refusedNow()).toHaveLength(before);
   });
 
@@ -123,12 +170,22 @@ describe('record path over HTTPS (HTTP on loopback here; TLS is covered by the s
       await waitFor(() => [...cloud.store.records.values()].some((r) => r.source.messageId === id), 10_000, 'delivered');
       expect(h.gw.parts.metrics.total('ewml_relay_failures_total')).toBe(3);
       expect(new Set(cloud.store.idempotencyKeys).size).toBe(1);
-    } finally { await h.stop(); await cloud.stop(); }
+    } finally {
+      await h.stop();
+      await cloud.stop();
+    }
   });
 
   it('refuses input with a busy AR while the outbox writer thread restarts, takes it again after, and delivers every message answered AA', async () => {
     let thread: import('node:worker_threads').Worker | undefined;
-    const h = await startHarness({}, { onOutboxWriterThread: (w) => { thread = w; } });
+    const h = await startHarness(
+      {},
+      {
+        onOutboxWriterThread: (w) => {
+          thread = w;
+        },
+      },
+    );
     try {
       const c = await h.client();
       expect(readAck(await c.send(adtA04({ id: 'WT1', mrn: 'MWT1' }))).code).toBe('AA');
@@ -146,11 +203,17 @@ describe('record path over HTTPS (HTTP on loopback here; TLS is covered by the s
       expect(h.gw.status()).toMatchObject({ outbox: { writer: 'running', writerRestarts: 1 } });
       // three messages answered AA, each record delivered (the file sink), none left behind
       const counts = () => (h.gw.status() as { counts: { accepted: number; enqueuedRecords: number; delivered: number } }).counts;
-      await waitFor(() => counts().delivered === counts().enqueuedRecords && h.gw.parts.outbox.stats().pending === 0, 10_000, 'all delivered');
+      await waitFor(
+        () => counts().delivered === counts().enqueuedRecords && h.gw.parts.outbox.stats().pending === 0,
+        10_000,
+        'all delivered',
+      );
       expect(counts()).toMatchObject({ accepted: 3 });
       expect(counts().delivered).toBeGreaterThanOrEqual(6);
       expect(h.gw.parts.outbox.stats()).toMatchObject({ pending: 0, inFlight: 0 });
-    } finally { await h.stop(); }
+    } finally {
+      await h.stop();
+    }
   });
 
   it('writes sealed NDJSON with the local file sink (the embedded default)', async () => {
@@ -158,7 +221,17 @@ describe('record path over HTTPS (HTTP on loopback here; TLS is covered by the s
     try {
       const c = await h.client();
       expect(readAck(await c.send(adtA04())).code).toBe('AA');
-      await waitFor(() => { try { return readdirSync(h.gw.parts.paths.fileSinkDir).length > 0; } catch { return false; } }, 10_000, 'file written');
+      await waitFor(
+        () => {
+          try {
+            return readdirSync(h.gw.parts.paths.fileSinkDir).length > 0;
+          } catch {
+            return false;
+          }
+        },
+        10_000,
+        'file written',
+      );
       const file = join(h.gw.parts.paths.fileSinkDir, readdirSync(h.gw.parts.paths.fileSinkDir)[0]);
       // the file is created before its first line is written: wait for a whole line
       await waitFor(() => readFileSync(file, 'utf8').endsWith('\n'), 5000, 'a whole line');
@@ -170,8 +243,14 @@ describe('record path over HTTPS (HTTP on loopback here; TLS is covered by the s
       expect(line.ids).toHaveLength(2);
       const { createRecordSealer } = await import('../../gateway/crypto/record-sealer.ts');
       const sealer = createRecordSealer(readFileSync(h.gw.parts.paths.keyFile));
-      const records = sealer.open(line.id, Buffer.from(line.sealed, 'base64')).toString().split('\n').map((l) => JSON.parse(l) as { id: string });
+      const records = sealer
+        .open(line.id, Buffer.from(line.sealed, 'base64'))
+        .toString()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { id: string });
       expect(records.map((r) => r.id)).toEqual(line.ids);
-    } finally { await h.stop(); }
+    } finally {
+      await h.stop();
+    }
   });
 });

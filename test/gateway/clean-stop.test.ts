@@ -25,7 +25,11 @@ function answerCloseAtExit(w: Worker, seen: { held: number }): void {
     post(message, transfer as never);
   }) as Worker['postMessage'];
   w.emit = ((event: string | symbol, ...args: unknown[]) => {
-    if (event === 'message' && closeSent && !held) { held = args; seen.held++; return true; }
+    if (event === 'message' && closeSent && !held) {
+      held = args;
+      seen.held++;
+      return true;
+    }
     if (event === 'exit' && held) emit('message', ...held);
     return emit(event, ...args);
   }) as Worker['emit'];

@@ -15,14 +15,24 @@ const cli = (...args: string[]) => {
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
 /** Async, for commands that talk to a gateway running in this same process (spawnSync would block it). */
-const cliAsync = (...args: string[]) => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-  const c = spawn(process.execPath, [join(root, 'bin/eyewear-gateway.js'), ...args], { cwd: dir });
-  let out = ''; let err = '';
-  c.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  c.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  c.on('close', (code) => resolve({ code, out, err }));
-});
-const file = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text); return p; };
+const cliAsync = (...args: string[]) =>
+  new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    const c = spawn(process.execPath, [join(root, 'bin/eyewear-gateway.js'), ...args], { cwd: dir });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    c.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    c.on('close', (code) => resolve({ code, out, err }));
+  });
+const file = (name: string, text: string) => {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
 
 describe('eyewear-gateway CLI', () => {
   it('prints help for every command and the version', () => {
@@ -58,29 +68,46 @@ describe('eyewear-gateway CLI', () => {
     expect(bad.err).toContain('admin.hots');
   });
 
-  it.skipIf(!corpus.present)('preview reads export files too: CSV by the profile\'s kinds, FHIR from the corpus, XML through a files[] entry; bad rows named by file#row', () => {
-    const csv = file('patients_x.csv', 'patient_id,last_name,first_name,birth_date,sex\nQ1,Sample,Ivy,05/06/1970,F\nQ2,Sample,Jon,99/99/1970,M\n');
-    const r = cli('preview', csv, '--profile', 'optical-csv');
-    expect(r.code).toBe(5);
-    expect(r.out.trim().split('\n').map((l) => (JSON.parse(l) as { source: { sourceId: string } }).source.sourceId)).toEqual(['patients/Q1']);
-    expect(r.err).toContain(`${csv}#2: error GW_MAP_FAILED: patients.birthDate is not a date`);
-    expect(r.err).toContain('preview: 2 message(s)/row(s), 1 record(s), 1 with errors');
-    const fhir = cli('preview', corpus.path('fhir', 'fhir-r4-examples', 'VisionPrescription-33123.json'));
-    expect(fhir.code).toBe(0);
-    expect((JSON.parse(fhir.out.trim()) as { type: string }).type).toBe('spectacle-rx');
-    const xml = file('om.xml', '<EWExport><EWSpecRx RxID="X1" RxType="Final"><PatientID>7</PatientID><RxDate>2026-01-02</RxDate><OD><Sphere>-1.00</Sphere></OD><OS><Sphere>-1.25</Sphere></OS></EWSpecRx></EWExport>');
-    const cfg = file('om.yaml', `files:\n  - id: om\n    dir: ${dir}\n    profile: officemate-xml\n`);
-    const x = cli('preview', xml, '--source', 'om', '--config', cfg);
-    expect(x.code).toBe(0);
-    expect(JSON.parse(x.out.trim())).toMatchObject({ type: 'spectacle-rx', source: { system: 'OFFICEMATE', sourceId: 'EWSpecRx/X1' } });
-    expect(cli('preview', csv, '--profile', 'nonsense').code).toBe(2);
-  });
+  it.skipIf(!corpus.present)(
+    "preview reads export files too: CSV by the profile's kinds, FHIR from the corpus, XML through a files[] entry; bad rows named by file#row",
+    () => {
+      const csv = file(
+        'patients_x.csv',
+        'patient_id,last_name,first_name,birth_date,sex\nQ1,Sample,Ivy,05/06/1970,F\nQ2,Sample,Jon,99/99/1970,M\n',
+      );
+      const r = cli('preview', csv, '--profile', 'optical-csv');
+      expect(r.code).toBe(5);
+      expect(
+        r.out
+          .trim()
+          .split('\n')
+          .map((l) => (JSON.parse(l) as { source: { sourceId: string } }).source.sourceId),
+      ).toEqual(['patients/Q1']);
+      expect(r.err).toContain(`${csv}#2: error GW_MAP_FAILED: patients.birthDate is not a date`);
+      expect(r.err).toContain('preview: 2 message(s)/row(s), 1 record(s), 1 with errors');
+      const fhir = cli('preview', corpus.path('fhir', 'fhir-r4-examples', 'VisionPrescription-33123.json'));
+      expect(fhir.code).toBe(0);
+      expect((JSON.parse(fhir.out.trim()) as { type: string }).type).toBe('spectacle-rx');
+      const xml = file(
+        'om.xml',
+        '<EWExport><EWSpecRx RxID="X1" RxType="Final"><PatientID>7</PatientID><RxDate>2026-01-02</RxDate><OD><Sphere>-1.00</Sphere></OD><OS><Sphere>-1.25</Sphere></OS></EWSpecRx></EWExport>',
+      );
+      const cfg = file('om.yaml', `files:\n  - id: om\n    dir: ${dir}\n    profile: officemate-xml\n`);
+      const x = cli('preview', xml, '--source', 'om', '--config', cfg);
+      expect(x.code).toBe(0);
+      expect(JSON.parse(x.out.trim())).toMatchObject({ type: 'spectacle-rx', source: { system: 'OFFICEMATE', sourceId: 'EWSpecRx/X1' } });
+      expect(cli('preview', csv, '--profile', 'nonsense').code).toBe(2);
+    },
+  );
 
   it('preview prints one canonical record per line and touches no outbox', () => {
     const f = file('two.hl7', `${adtA04({ id: 'PV1' })}\n${siu({ id: 'PV2' })}\n`);
     const r = cli('preview', f, '--profile', 'practice-studio');
     expect(r.code).toBe(0);
-    const lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    const lines = r.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string });
     expect(lines.map((l) => l.type)).toEqual(['patient', 'provider', 'provider', 'appointment']);
     expect(r.err).toContain('2 message(s)/row(s), 4 record(s), 0 with errors');
     expect(spawnSync('ls', [dir]).stdout.toString()).not.toContain('data');
@@ -102,9 +129,11 @@ describe('eyewear-gateway CLI', () => {
       h = await startHarness({});
       cfg = file('running.yaml', `gateway:\n  dataDir: ${h.dataDir}\nhl7:\n  port: ${h.mllpPort}\nadmin:\n  port: ${h.adminPort}\n`);
     });
-    afterAll(async () => { await h.stop(); });
+    afterAll(async () => {
+      await h.stop();
+    });
 
-    it('send delivers a file\'s messages over MLLP and prints the answers', async () => {
+    it("send delivers a file's messages over MLLP and prints the answers", async () => {
       const r = await cliAsync('send', file('s.hl7', adtA04({ id: 'SEND1' })), '--config', cfg);
       expect(r.code).toBe(0);
       expect(r.out.trim()).toBe('SEND1 AA');
@@ -119,11 +148,14 @@ describe('eyewear-gateway CLI', () => {
       expect(j.sink.kind).toBe('file');
     });
 
-    it('status says the gateway is ready, and that it checked it is this config\'s gateway (its id, data folder and the x-ewml-gateway header)', async () => {
+    it("status says the gateway is ready, and that it checked it is this config's gateway (its id, data folder and the x-ewml-gateway header)", async () => {
       const r = await cliAsync('status', '--config', cfg);
       expect(r.code).toBe(0);
       expect(r.out.split('\n')[1]).toBe('ready: yes');
-      const j = JSON.parse((await cliAsync('status', '--json', '--config', cfg)).out) as { gateway: { dataDir: string; pid: number }; ready: unknown };
+      const j = JSON.parse((await cliAsync('status', '--json', '--config', cfg)).out) as {
+        gateway: { dataDir: string; pid: number };
+        ready: unknown;
+      };
       expect(j.gateway).toMatchObject({ dataDir: h.dataDir, pid: process.pid });
       expect(j.ready).toEqual({ ready: true, reasons: [] });
     });
@@ -131,14 +163,33 @@ describe('eyewear-gateway CLI', () => {
     it('unseal turns the file sink output back into canonical records', async () => {
       const { readdirSync } = await import('node:fs');
       const { waitFor } = await import('../support/net.ts');
-      await waitFor(() => { try { return readdirSync(h.gw.parts.paths.fileSinkDir).length > 0; } catch { return false; } }, 10_000, 'file sink output');
+      await waitFor(
+        () => {
+          try {
+            return readdirSync(h.gw.parts.paths.fileSinkDir).length > 0;
+          } catch {
+            return false;
+          }
+        },
+        10_000,
+        'file sink output',
+      );
       const f = join(h.gw.parts.paths.fileSinkDir, readdirSync(h.gw.parts.paths.fileSinkDir)[0]);
       const r = cli('unseal', f, '--config', cfg);
       expect(r.code).toBe(0);
       // one canonical record per output line: a bundle's line gives each of its records
       const { readFileSync } = await import('node:fs');
-      const expected = readFileSync(f, 'utf8').trim().split('\n').flatMap((l) => { const row = JSON.parse(l) as { id: string; ids?: string[] }; return row.ids ?? [row.id]; });
-      const records = r.out.trim().split('\n').map((l) => JSON.parse(l) as { id: string; schemaVersion: string });
+      const expected = readFileSync(f, 'utf8')
+        .trim()
+        .split('\n')
+        .flatMap((l) => {
+          const row = JSON.parse(l) as { id: string; ids?: string[] };
+          return row.ids ?? [row.id];
+        });
+      const records = r.out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { id: string; schemaVersion: string });
       expect(records.map((x) => x.id)).toEqual(expected);
       expect(records.every((x) => x.schemaVersion === '1.0')).toBe(true);
     });
@@ -151,8 +202,13 @@ describe('eyewear-gateway CLI', () => {
     const { freePort } = await import('../support/net.ts');
     // another program: a TCP listener on the MLLP port (counting connections) and a plain HTTP server on the admin port
     let connections = 0;
-    const mllp = createServer((sock) => { connections++; sock.destroy(); });
-    const http = createHttpServer((_req, res) => { res.end('{}'); });
+    const mllp = createServer((sock) => {
+      connections++;
+      sock.destroy();
+    });
+    const http = createHttpServer((_req, res) => {
+      res.end('{}');
+    });
     const [mllpPort, adminPort] = [await freePort(), await freePort()];
     await new Promise<void>((r) => mllp.listen(mllpPort, '127.0.0.1', r));
     await new Promise<void>((r) => http.listen(adminPort, '127.0.0.1', r));
@@ -173,7 +229,7 @@ describe('eyewear-gateway CLI', () => {
     }
   });
 
-  it('send exits 4 with /ready\'s reasons, sending nothing, when this config\'s gateway runs without its MLLP listener', async () => {
+  it("send exits 4 with /ready's reasons, sending nothing, when this config's gateway runs without its MLLP listener", async () => {
     const { createServer: createHttpServer } = await import('node:http');
     const { mkdirSync } = await import('node:fs');
     const { freePort } = await import('../support/net.ts');
@@ -184,17 +240,32 @@ describe('eyewear-gateway CLI', () => {
     const reason = 'hl7v2: EADDRINUSE (port in use)';
     const admin = createHttpServer((req, res) => {
       res.setHeader('x-ewml-gateway', 'gw-no-mllp');
-      if (req.headers.authorization !== 'Bearer tok-no-mllp') { res.statusCode = 401; res.end(); return; }
+      if (req.headers.authorization !== 'Bearer tok-no-mllp') {
+        res.statusCode = 401;
+        res.end();
+        return;
+      }
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ gateway: { id: 'gw-no-mllp', dataDir }, ready: { ready: false, reasons: [reason] }, adapters: { hl7v2: { status: 'down', error: 'EADDRINUSE' } } }));
+      res.end(
+        JSON.stringify({
+          gateway: { id: 'gw-no-mllp', dataDir },
+          ready: { ready: false, reasons: [reason] },
+          adapters: { hl7v2: { status: 'down', error: 'EADDRINUSE' } },
+        }),
+      );
     });
     const [adminPort, mllpPort] = [await freePort(), await freePort()];
     await new Promise<void>((r) => admin.listen(adminPort, '127.0.0.1', r));
     try {
-      const cfg = file('no-mllp.yaml', `gateway:\n  id: gw-no-mllp\n  dataDir: ${dataDir}\nhl7:\n  port: ${mllpPort}\nadmin:\n  port: ${adminPort}\n`);
+      const cfg = file(
+        'no-mllp.yaml',
+        `gateway:\n  id: gw-no-mllp\n  dataDir: ${dataDir}\nhl7:\n  port: ${mllpPort}\nadmin:\n  port: ${adminPort}\n`,
+      );
       const r = await cliAsync('send', file('m.hl7', adtA04({ id: 'NOMLLP1' })), '--config', cfg);
       expect(r.code).toBe(4);
-      expect(r.err).toContain(`this config's gateway runs, but its MLLP listener (adapter hl7v2) is not up (down): ${reason}. Nothing was sent`);
+      expect(r.err).toContain(
+        `this config's gateway runs, but its MLLP listener (adapter hl7v2) is not up (down): ${reason}. Nothing was sent`,
+      );
       expect(r.out).toBe('');
     } finally {
       await new Promise((r) => admin.close(r));
@@ -213,7 +284,9 @@ describe('eyewear-gateway CLI', () => {
     const old = file('v1-preview.yaml', 'folders:\n  - id: drop\n    dir: /srv/drop\n');
     const r = cli('preview', file('w.hl7', adtA04({ id: 'WARN1' })), '--config', old);
     expect(r.code).toBe(0);
-    expect(r.err).toMatch(/^warning version: version 1, upgraded in memory \(.+\)\n {2}what to do: run `eyewear-gateway migrate-config .+v1-preview\.yaml` to upgrade the file \(it keeps a backup\)\n/);
+    expect(r.err).toMatch(
+      /^warning version: version 1, upgraded in memory \(.+\)\n {2}what to do: run `eyewear-gateway migrate-config .+v1-preview\.yaml` to upgrade the file \(it keeps a backup\)\n/,
+    );
     expect(r.err).not.toContain('ConfigWarning');
     expect(r.err).not.toContain('(node:');
   });
@@ -227,9 +300,21 @@ describe('eyewear-gateway CLI', () => {
 });
 
 describe('status lines for a database source', () => {
-  it('shows each stream\'s first-load progress: rows done of total, rate, time left', async () => {
+  it("shows each stream's first-load progress: rows done of total, rate, time left", async () => {
     const { adapterLines } = await import('../../cli/index.ts');
-    const lines = adapterLines('ps', { status: 'up', detail: { state: 'first load', 'charges.phase': 'initial', 'charges.rowsDone': 250000, 'charges.rowsTotal': 1000000, 'charges.rowsPerSecond': 20000, 'charges.secondsLeft': 38, 'patients.phase': 'incremental', 'patients.rowsDone': 5000 } });
+    const lines = adapterLines('ps', {
+      status: 'up',
+      detail: {
+        state: 'first load',
+        'charges.phase': 'initial',
+        'charges.rowsDone': 250000,
+        'charges.rowsTotal': 1000000,
+        'charges.rowsPerSecond': 20000,
+        'charges.secondsLeft': 38,
+        'patients.phase': 'incremental',
+        'patients.rowsDone': 5000,
+      },
+    });
     expect(lines).toEqual([
       'adapter ps: up {"state":"first load"}',
       '  charges: first load 250,000 / 1,000,000 rows, 20,000 rows/s, ~38 s left',

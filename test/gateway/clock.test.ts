@@ -48,7 +48,10 @@ describe('manual clock timers', () => {
     const c = createManualClock(0);
     const seen: string[] = [];
     const later = c.setTimeout(() => seen.push('later'), 200);
-    c.setTimeout(() => { seen.push('first'); c.clearTimeout(later); }, 100);
+    c.setTimeout(() => {
+      seen.push('first');
+      c.clearTimeout(later);
+    }, 100);
     c.advance(500);
     expect(seen).toEqual(['first']);
   });
@@ -56,7 +59,9 @@ describe('manual clock timers', () => {
   it('clearTimeout ignores undefined, a handle already run and a handle already cleared', () => {
     const c = createManualClock(0);
     let runs = 0;
-    const h = c.setTimeout(() => { runs++; }, 5);
+    const h = c.setTimeout(() => {
+      runs++;
+    }, 5);
     c.advance(5);
     c.clearTimeout(h);
     c.clearTimeout(h);
@@ -88,7 +93,9 @@ describe('manual clock timers', () => {
 
   it('stops a callback that re-arms itself at 0 ms for ever with an error that says so', () => {
     const c = createManualClock(0);
-    const spin = () => { c.setTimeout(spin, 0); };
+    const spin = () => {
+      c.setTimeout(spin, 0);
+    };
     c.setTimeout(spin, 0);
     expect(() => c.advance(1)).toThrow(/re-arms itself at 0 ms/);
   });
@@ -96,7 +103,9 @@ describe('manual clock timers', () => {
   it('sleepOn resolves on the manual clock when time passes, and at once when aborted', async () => {
     const c = createManualClock(0);
     let done = false;
-    const p = sleepOn(c, 1000).then(() => { done = true; });
+    const p = sleepOn(c, 1000).then(() => {
+      done = true;
+    });
     c.advance(999);
     await Promise.resolve();
     expect(done).toBe(false);
@@ -115,9 +124,13 @@ describe('manual clock timers', () => {
 describe('system clock timers', () => {
   it('runs a real timer and clears one', async () => {
     let cleared = false;
-    const h = systemClock.setTimeout(() => { cleared = true; }, 1);
+    const h = systemClock.setTimeout(() => {
+      cleared = true;
+    }, 1);
     systemClock.clearTimeout(h);
-    await new Promise<void>((resolve) => { systemClock.setTimeout(resolve, 1, { unref: true }); });
+    await new Promise<void>((resolve) => {
+      systemClock.setTimeout(resolve, 1, { unref: true });
+    });
     await sleepOn(systemClock, 5);
     expect(cleared).toBe(false);
   });

@@ -13,14 +13,21 @@ import { createGateway, type Gateway } from '../../gateway/create-gateway.ts';
 import { createLogger } from '../../gateway/logger.ts';
 import { freePort } from '../support/net.ts';
 
-const listening = (port: number) => new Promise<boolean>((resolve) => {
-  const s = connect(port, '127.0.0.1');
-  s.once('connect', () => { s.destroy(); resolve(true); });
-  s.once('error', () => resolve(false));
-});
+const listening = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 
 let gw: Gateway | undefined;
-afterEach(async () => { await gw?.stop(); gw = undefined; });
+afterEach(async () => {
+  await gw?.stop();
+  gw = undefined;
+});
 
 function setup() {
   const dir = mkdtempSync(join(tmpdir(), 'ewml-reload-'));
@@ -28,16 +35,22 @@ function setup() {
   mkdirSync(drops.a);
   mkdirSync(drops.b);
   const file = join(dir, 'gateway.yaml');
-  const write = (o: { hl7Port: number; files: Array<[string, string]>; level?: string; maxBytes?: number; extra?: string }) => writeFileSync(file, [
-    'version: 2',
-    `gateway:\n  dataDir: ${join(dir, 'data')}\n  timezone: UTC`,
-    `log:\n  level: ${o.level ?? 'silent'}`,
-    `hl7:\n  port: ${o.hl7Port}`,
-    'admin:\n  port: 0',
-    `outbox:\n  maxBytes: ${o.maxBytes ?? 1073741824}`,
-    o.files.length ? `files:\n${o.files.map(([id, d]) => `  - id: ${id}\n    dir: ${d}\n    profile: hl7v2\n    polling: true\n    pollMs: 100`).join('\n')}` : '',
-    o.extra ?? '',
-  ].join('\n'));
+  const write = (o: { hl7Port: number; files: Array<[string, string]>; level?: string; maxBytes?: number; extra?: string }) =>
+    writeFileSync(
+      file,
+      [
+        'version: 2',
+        `gateway:\n  dataDir: ${join(dir, 'data')}\n  timezone: UTC`,
+        `log:\n  level: ${o.level ?? 'silent'}`,
+        `hl7:\n  port: ${o.hl7Port}`,
+        'admin:\n  port: 0',
+        `outbox:\n  maxBytes: ${o.maxBytes ?? 1073741824}`,
+        o.files.length
+          ? `files:\n${o.files.map(([id, d]) => `  - id: ${id}\n    dir: ${d}\n    profile: hl7v2\n    polling: true\n    pollMs: 100`).join('\n')}`
+          : '',
+        o.extra ?? '',
+      ].join('\n'),
+    );
   return { dir, drops, file, write };
 }
 
@@ -57,7 +70,11 @@ describe('config reload while running', () => {
     const auth = { authorization: `Bearer ${gw.parts.token}` };
     const r = await app.inject({ method: 'POST', url: '/config/reload', headers: auth });
     expect(r.statusCode).toBe(200);
-    const body = r.json() as { applied: { live: string[]; adapters: { add: string[]; remove: string[]; recreate: string[] }; restart: string[] }; restartRequired: boolean; waitingForRestart: string[] };
+    const body = r.json() as {
+      applied: { live: string[]; adapters: { add: string[]; remove: string[]; recreate: string[] }; restart: string[] };
+      restartRequired: boolean;
+      waitingForRestart: string[];
+    };
     expect(body.applied.adapters).toEqual({ add: ['drop-b'], remove: ['drop-a'], recreate: ['hl7v2'] });
     expect(body.applied.live).toEqual(['log.level']);
     expect([body.restartRequired, body.waitingForRestart]).toEqual([true, ['outbox.maxBytes']]);
@@ -65,7 +82,11 @@ describe('config reload while running', () => {
     expect(gw.parts.adapters.map((a) => a.id)).toEqual(['hl7v2', 'drop-b']);
     expect(await listening(p2)).toBe(true);
     expect(await listening(p1)).toBe(false);
-    expect([gw.parts.sources.state('hl7v2'), gw.parts.sources.state('drop-b'), gw.parts.sources.state('drop-a')]).toEqual(['running', 'running', undefined]);
+    expect([gw.parts.sources.state('hl7v2'), gw.parts.sources.state('drop-b'), gw.parts.sources.state('drop-a')]).toEqual([
+      'running',
+      'running',
+      undefined,
+    ]);
     expect((gw.status() as { config?: { waitingForRestart: string[] } }).config?.waitingForRestart).toEqual(['outbox.maxBytes']);
 
     // a config that does not validate changes nothing
@@ -80,7 +101,11 @@ describe('config reload while running', () => {
     // the same config again: nothing to do
     s.write({ hl7Port: p2, files: [['drop-b', s.drops.b]], level: 'debug', maxBytes: 2147483648 });
     const same = await app.inject({ method: 'POST', url: '/config/reload', headers: auth });
-    expect(same.json()).toMatchObject({ applied: { live: [], adapters: { add: [], remove: [], recreate: [] }, restart: [] }, changes: [], waitingForRestart: ['outbox.maxBytes'] });
+    expect(same.json()).toMatchObject({
+      applied: { live: [], adapters: { add: [], remove: [], recreate: [] }, restart: [] },
+      changes: [],
+      waitingForRestart: ['outbox.maxBytes'],
+    });
   });
 
   it('answers 409 when the gateway has no config file to read again, and the route needs the token', async () => {

@@ -14,11 +14,17 @@ afterEach(() => {
   for (const l of leases.splice(0)) l.release();
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
-const take = (dir: string, opts?: Parameters<typeof acquireDataLease>[1]) => { const l = acquireDataLease(dir, opts); leases.push(l); return l; };
+const take = (dir: string, opts?: Parameters<typeof acquireDataLease>[1]) => {
+  const l = acquireDataLease(dir, opts);
+  leases.push(l);
+  return l;
+};
 const tempDir = () => mkdtempSync(join(tmpdir(), 'ewml-lease-'));
 const onDisk = (dir: string) => JSON.parse(readFileSync(join(dir, LEASE_FILE), 'utf8')) as LeaseHolder;
 const refusal = (f: () => unknown) => {
-  try { f(); } catch (e) {
+  try {
+    f();
+  } catch (e) {
     if (isGatewayError(e, 'GW_DATA_DIR_IN_USE')) return e;
     throw e;
   }
@@ -29,7 +35,10 @@ const refusal = (f: () => unknown) => {
 async function idleChild(): Promise<ChildProcess> {
   const c = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   children.push(c);
-  await new Promise<void>((r, j) => { c.once('spawn', () => r()); c.once('error', j); });
+  await new Promise<void>((r, j) => {
+    c.once('spawn', () => r());
+    c.once('error', j);
+  });
   return c;
 }
 async function killed(c: ChildProcess): Promise<void> {
@@ -39,7 +48,7 @@ async function killed(c: ChildProcess): Promise<void> {
 }
 
 describe('data folder lease', () => {
-  it('a second acquire on one folder is refused with GW_DATA_DIR_IN_USE naming the holder\'s pid and the folder', () => {
+  it("a second acquire on one folder is refused with GW_DATA_DIR_IN_USE naming the holder's pid and the folder", () => {
     const dir = tempDir();
     const first = take(dir);
     expect(first.holder.pid).toBe(process.pid);
@@ -70,17 +79,26 @@ describe('data folder lease', () => {
     expect(mine.release()).toBe(false);
   });
 
-  it.runIf(process.platform === 'linux')('a lease whose pid now belongs to a process started at another time (pid reuse) is taken over', () => {
-    const dir = tempDir();
-    const ourStart = linuxProcessStart(process.pid);
-    expect(ourStart).toMatch(/^\d+$/);
-    // this very pid, as if written by an earlier process that had it (another start time)
-    const earlier: LeaseHolder = { pid: process.pid, startedAt: '2026-01-01T00:00:00.000Z', host: hostname(), token: 'e'.repeat(32), processStart: String(Number(ourStart) - 1) };
-    writeFileSync(join(dir, LEASE_FILE), JSON.stringify(earlier));
-    const mine = take(dir);
-    expect(onDisk(dir).token).toBe(mine.holder.token);
-    expect(mine.holder.processStart).toBe(ourStart);
-  });
+  it.runIf(process.platform === 'linux')(
+    'a lease whose pid now belongs to a process started at another time (pid reuse) is taken over',
+    () => {
+      const dir = tempDir();
+      const ourStart = linuxProcessStart(process.pid);
+      expect(ourStart).toMatch(/^\d+$/);
+      // this very pid, as if written by an earlier process that had it (another start time)
+      const earlier: LeaseHolder = {
+        pid: process.pid,
+        startedAt: '2026-01-01T00:00:00.000Z',
+        host: hostname(),
+        token: 'e'.repeat(32),
+        processStart: String(Number(ourStart) - 1),
+      };
+      writeFileSync(join(dir, LEASE_FILE), JSON.stringify(earlier));
+      const mine = take(dir);
+      expect(onDisk(dir).token).toBe(mine.holder.token);
+      expect(mine.holder.processStart).toBe(ourStart);
+    },
+  );
 
   it('release leaves a lease that is no longer its own', () => {
     const dir = tempDir();
@@ -94,7 +112,10 @@ describe('data folder lease', () => {
 
   it('a lease taken on another host is refused (its processes cannot be checked from here), saying what to do', () => {
     const dir = tempDir();
-    writeFileSync(join(dir, LEASE_FILE), JSON.stringify({ pid: 4242, startedAt: '2026-01-01T00:00:00.000Z', host: 'other-pc', token: 'a'.repeat(32) }));
+    writeFileSync(
+      join(dir, LEASE_FILE),
+      JSON.stringify({ pid: 4242, startedAt: '2026-01-01T00:00:00.000Z', host: 'other-pc', token: 'a'.repeat(32) }),
+    );
     const e = refusal(() => take(dir));
     expect(e.message).toContain('in use by the gateway process 4242 on other-pc');
     expect(e.message).toContain('delete the lease file');
@@ -113,14 +134,17 @@ describe('data folder lease', () => {
     const dir = tempDir();
     const c = await idleChild();
     acquireDataLease(dir, { pid: c.pid });
-    writeFileSync(join(dir, `${LEASE_FILE}.takeover`), JSON.stringify({ pid: c.pid, startedAt: new Date().toISOString(), host: hostname(), token: 'b'.repeat(32) }));
+    writeFileSync(
+      join(dir, `${LEASE_FILE}.takeover`),
+      JSON.stringify({ pid: c.pid, startedAt: new Date().toISOString(), host: hostname(), token: 'b'.repeat(32) }),
+    );
     await killed(c);
     const mine = take(dir);
     expect(onDisk(dir).token).toBe(mine.holder.token);
     expect(existsSync(join(dir, `${LEASE_FILE}.takeover`))).toBe(false);
   });
 
-  it('temporary files of a taker killed mid-write are swept once old; a fresh one (a live taker\'s) is left', () => {
+  it("temporary files of a taker killed mid-write are swept once old; a fresh one (a live taker's) is left", () => {
     const dir = tempDir();
     const old = join(dir, `${LEASE_FILE}.${'d'.repeat(32)}.tmp`);
     const fresh = join(dir, `${LEASE_FILE}.${'e'.repeat(32)}.tmp`);
@@ -152,7 +176,9 @@ describe('data folder lease', () => {
 
   it('of several processes racing for one stale lease, exactly one takes it; every other is refused naming the winner', async () => {
     const script = join(tempDir(), 'taker.ts');
-    writeFileSync(script, `
+    writeFileSync(
+      script,
+      `
 import { existsSync } from 'node:fs';
 import { acquireDataLease } from ${JSON.stringify(join(root, 'gateway/data-lease.ts'))};
 const [dir, go] = process.argv.slice(2);
@@ -165,7 +191,8 @@ try { acquireDataLease(dir, { beforeTakeOver: pause }); line = { pid: process.pi
 process.stdout.write(JSON.stringify(line) + '\\n');
 process.stdin.resume();
 process.stdin.on('end', () => process.exit(0));
-`);
+`,
+    );
     for (let round = 0; round < 3; round++) {
       const dir = tempDir();
       const dead = await idleChild();
@@ -177,11 +204,17 @@ process.stdin.on('end', () => process.exit(0));
         children.push(c);
         return c;
       });
-      const lines = takers.map((c) => new Promise<{ pid: number; won: boolean; code?: string; holder?: number }>((resolve, reject) => {
-        let out = '';
-        c.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; if (out.includes('\n')) resolve(JSON.parse(out)); });
-        c.once('exit', (code) => reject(new Error(`a taker exited (${code}) before answering: ${out}`)));
-      }));
+      const lines = takers.map(
+        (c) =>
+          new Promise<{ pid: number; won: boolean; code?: string; holder?: number }>((resolve, reject) => {
+            let out = '';
+            c.stdout!.setEncoding('utf8').on('data', (d: string) => {
+              out += d;
+              if (out.includes('\n')) resolve(JSON.parse(out));
+            });
+            c.once('exit', (code) => reject(new Error(`a taker exited (${code}) before answering: ${out}`)));
+          }),
+      );
       writeFileSync(go, '');
       const answers = await Promise.all(lines);
       const winners = answers.filter((a) => a.won);
@@ -194,7 +227,7 @@ process.stdin.on('end', () => process.exit(0));
 });
 
 describe('two gateways on one data folder', () => {
-  it('a second `start` on the folder exits 1 naming the first one\'s pid; after the first is killed (SIGKILL) a start takes its stale lease over', async () => {
+  it("a second `start` on the folder exits 1 naming the first one's pid; after the first is killed (SIGKILL) a start takes its stale lease over", async () => {
     const { childGateway } = await import('../support/child-gateway.ts');
     const { freePort, waitFor } = await import('../support/net.ts');
     const dir = tempDir();
@@ -207,9 +240,23 @@ describe('two gateways on one data folder', () => {
     };
     const a = await config('a');
     const b = await config('b');
-    const first = childGateway(() => a.f, () => a.hl7);
+    const first = childGateway(
+      () => a.f,
+      () => a.hl7,
+    );
     const second = { err: '', exit: undefined as { code: number | null } | undefined };
-    const secondGw = childGateway(() => b.f, () => b.hl7, { onOutput: (s, d) => { if (s === 'stderr') second.err += d; }, onExit: (e) => { second.exit = e; } });
+    const secondGw = childGateway(
+      () => b.f,
+      () => b.hl7,
+      {
+        onOutput: (s, d) => {
+          if (s === 'stderr') second.err += d;
+        },
+        onExit: (e) => {
+          second.exit = e;
+        },
+      },
+    );
     try {
       await first.start();
       const pid = first.pid()!;
@@ -217,7 +264,9 @@ describe('two gateways on one data folder', () => {
       secondGw.spawn();
       await waitFor(() => second.exit !== undefined, 30_000, 'the second gateway to exit');
       expect(second.exit).toMatchObject({ code: 1, signal: null });
-      expect(second.err).toContain(`error GW_DATA_DIR_IN_USE: the data folder ${dataDir} is in use by the gateway process ${pid} on ${hostname()}`);
+      expect(second.err).toContain(
+        `error GW_DATA_DIR_IN_USE: the data folder ${dataDir} is in use by the gateway process ${pid} on ${hostname()}`,
+      );
       expect(second.err).toContain('what to do: Stop the other gateway');
       expect(first.running()).toBe(true);
       expect(onDisk(dataDir).pid).toBe(pid);

@@ -10,19 +10,31 @@ import { messageTypeLabel, MESSAGE_TYPE_LABELS } from '../../gateway/message-typ
 import { startHarness, type Harness } from '../support/gateway-harness.ts';
 
 const UNKNOWN = 2000;
-const msg = (id: string, type: string) => `MSH|^~\\&|PMS|CLINIC|EWML|GW|20261125093000-0500||${type}|${id}|P|2.5.1\rEVN||20261125093000-0500`;
+const msg = (id: string, type: string) =>
+  `MSH|^~\\&|PMS|CLINIC|EWML|GW|20261125093000-0500||${type}|${id}|P|2.5.1\rEVN||20261125093000-0500`;
 
 describe('metric labels', () => {
   let h: Harness;
-  beforeAll(async () => { h = await startHarness({}, { logLevel: 'warn' }); });
-  afterAll(async () => { await h.stop(); });
+  beforeAll(async () => {
+    h = await startHarness({}, { logLevel: 'warn' });
+  });
+  afterAll(async () => {
+    await h.stop();
+  });
 
   it(`counts ${UNKNOWN} distinct unknown message types under one label, known unmapped ones under their names`, async () => {
     const c = await h.client();
-    const types = ['ADT^A09^ADT_A09', 'ORM^O01^ORM_O01', ...Array.from({ length: UNKNOWN }, (_, i) => `Z${i.toString(36).toUpperCase()}^Q${i}`)];
+    const types = [
+      'ADT^A09^ADT_A09',
+      'ORM^O01^ORM_O01',
+      ...Array.from({ length: UNKNOWN }, (_, i) => `Z${i.toString(36).toUpperCase()}^Q${i}`),
+    ];
     for (let i = 0; i < types.length; i++) c.writeRaw(frameMllp(msg(`MT${i}`, types[i])));
     const codes = new Map<string, number>();
-    for (let i = 0; i < types.length; i++) { const a = readAck(await c.nextAnswer(20_000)); codes.set(a.code, (codes.get(a.code) ?? 0) + 1); }
+    for (let i = 0; i < types.length; i++) {
+      const a = readAck(await c.nextAnswer(20_000));
+      codes.set(a.code, (codes.get(a.code) ?? 0) + 1);
+    }
     expect([...codes]).toEqual([['AA', UNKNOWN + 2]]);
 
     const r = await fetch(`http://127.0.0.1:${h.adminPort}/metrics`, { headers: { authorization: `Bearer ${h.gw.parts.token}` } });
@@ -47,8 +59,17 @@ describe('metric labels', () => {
   });
 
   it('names the types it maps and the standard ones, nothing else', () => {
-    expect(['ADT^A09', 'ADT^A62', 'SIU^S26', 'MDM^T11', 'ORU^R01 (no eye-exam results)', 'Observation', 'ADT^?'].map(messageTypeLabel)).toEqual(['ADT^A09', 'ADT^A62', 'SIU^S26', 'MDM^T11', 'ORU^R01 (no eye-exam results)', 'Observation', 'ADT^?']);
-    expect(['ADT^A63', 'ZZZ^Z01', 'adt^a01', 'Patient ', 'ADT^A01^ADT_A01', ''].map(messageTypeLabel)).toEqual(['other', 'other', 'other', 'other', 'other', 'other']);
+    expect(
+      ['ADT^A09', 'ADT^A62', 'SIU^S26', 'MDM^T11', 'ORU^R01 (no eye-exam results)', 'Observation', 'ADT^?'].map(messageTypeLabel),
+    ).toEqual(['ADT^A09', 'ADT^A62', 'SIU^S26', 'MDM^T11', 'ORU^R01 (no eye-exam results)', 'Observation', 'ADT^?']);
+    expect(['ADT^A63', 'ZZZ^Z01', 'adt^a01', 'Patient ', 'ADT^A01^ADT_A01', ''].map(messageTypeLabel)).toEqual([
+      'other',
+      'other',
+      'other',
+      'other',
+      'other',
+      'other',
+    ]);
     expect(MESSAGE_TYPE_LABELS).toBeLessThan(400);
   });
 
@@ -56,7 +77,10 @@ describe('metric labels', () => {
     const m = createMetrics();
     for (let i = 0; i < MAX_SERIES + 500; i++) m.inc('ewml_test_total', { adapter: 'a', code: `C${i}` });
     m.inc('ewml_test_total', { adapter: 'a', code: 'C0' }, 2);
-    const lines = m.render().split('\n').filter((l) => l.startsWith('ewml_test_total{'));
+    const lines = m
+      .render()
+      .split('\n')
+      .filter((l) => l.startsWith('ewml_test_total{'));
     expect(lines.length).toBe(MAX_SERIES + 1);
     expect(lines).toContain('ewml_test_total{adapter="other",code="other"} 500');
     expect(lines).toContain('ewml_test_total{adapter="a",code="C0"} 3');

@@ -21,7 +21,9 @@ describe('metrics registry', () => {
     const m = createMetrics();
     m.inc('ewml_intake_total', { adapter: 'hl7v2', outcome: 'accepted' }, 3);
     let commits = 7;
-    m.observedCounter('ewml_test_commits_total', 'Commits since start, by writer.', () => [{ labels: { writer: 'thread' }, value: commits }]);
+    m.observedCounter('ewml_test_commits_total', 'Commits since start, by writer.', () => [
+      { labels: { writer: 'thread' }, value: commits },
+    ]);
     m.gauge('ewml_test_queued', 'Records queued.', () => 2);
     commits = 9;
     const text = m.render();
@@ -41,8 +43,12 @@ describe('metrics registry', () => {
   it('refuses a counter not named …_total and a gauge named like one, naming the metric', () => {
     const m = createMetrics();
     expect(() => m.inc('ewml_intake')).toThrow('counter ewml_intake must end in _total (Prometheus naming)');
-    expect(() => m.observedCounter('ewml_outbox_commits', 'x', () => 1)).toThrow('counter ewml_outbox_commits must end in _total (Prometheus naming)');
-    expect(() => m.gauge('ewml_queued_total', 'x', () => 1)).toThrow('gauge ewml_queued_total must not end in _total: that suffix marks a counter');
+    expect(() => m.observedCounter('ewml_outbox_commits', 'x', () => 1)).toThrow(
+      'counter ewml_outbox_commits must end in _total (Prometheus naming)',
+    );
+    expect(() => m.gauge('ewml_queued_total', 'x', () => 1)).toThrow(
+      'gauge ewml_queued_total must not end in _total: that suffix marks a counter',
+    );
     expect(() => m.gauge('ewml queued', 'x', () => 1)).toThrow('metric name "ewml queued" is not a Prometheus name');
   });
 

@@ -19,12 +19,17 @@ import { freePort, waitFor, waitForPort } from '../support/net.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
 
 /** Something else on a port: a bare TCP listener. */
 async function occupy(port: number): Promise<Server> {
   const s = createServer((c) => c.destroy());
-  await new Promise<void>((r, j) => { s.once('error', j); s.listen(port, '127.0.0.1', () => r()); });
+  await new Promise<void>((r, j) => {
+    s.once('error', j);
+    s.listen(port, '127.0.0.1', () => r());
+  });
   cleanups.push(() => new Promise((r) => s.close(r)));
   return s;
 }
@@ -34,22 +39,37 @@ function configFile(dir: string, o: { dataDir: string; hl7Port: number; adminPor
   writeFileSync(f, `gateway:\n  dataDir: ${o.dataDir}\n  timezone: UTC\nhl7:\n  port: ${o.hl7Port}\nadmin:\n  port: ${o.adminPort}\n`);
   return f;
 }
-const cliAsync = (...args: string[]) => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-  const c = spawn(process.execPath, [join(root, 'bin/eyewear-gateway.js'), ...args]);
-  let out = '';
-  let err = '';
-  c.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  c.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  c.on('close', (code) => resolve({ code, out, err }));
-});
+const cliAsync = (...args: string[]) =>
+  new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    const c = spawn(process.execPath, [join(root, 'bin/eyewear-gateway.js'), ...args]);
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    c.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    c.on('close', (code) => resolve({ code, out, err }));
+  });
 /** A CLI `start` child whose stderr and exit are kept. */
 function child(cfg: string, readyPort: number) {
   const seen = { err: '', exits: [] as ChildExit[] };
-  const g: ChildGateway = childGateway(() => cfg, () => readyPort, { onOutput: (stream, d) => { if (stream === 'stderr') seen.err += d; }, onExit: (e) => seen.exits.push(e) });
+  const g: ChildGateway = childGateway(
+    () => cfg,
+    () => readyPort,
+    {
+      onOutput: (stream, d) => {
+        if (stream === 'stderr') seen.err += d;
+      },
+      onExit: (e) => seen.exits.push(e),
+    },
+  );
   cleanups.push(() => g.terminate(10_000));
   return { g, seen };
 }
-const inUse = (port: number, setting: string) => `not started: GW_START_FAILED (EADDRINUSE) — 127.0.0.1:${port} is already in use by another program (or another gateway): free the port or change ${setting}`;
+const inUse = (port: number, setting: string) =>
+  `not started: GW_START_FAILED (EADDRINUSE) — 127.0.0.1:${port} is already in use by another program (or another gateway): free the port or change ${setting}`;
 
 describe('start-up that tells the truth', () => {
   it('an MLLP port in use: /ready is false naming the listener, the cause and the setting; the admin API still runs and says who it is', async () => {
@@ -65,13 +85,23 @@ describe('start-up that tells the truth', () => {
     expect(report).toEqual({
       nothingRunning: false,
       components: [
-        { component: 'adapter:hl7v2', role: 'source', state: 'failed', cause: 'EADDRINUSE', listen: { host: '127.0.0.1', port: busy, setting: 'hl7.port' } },
+        {
+          component: 'adapter:hl7v2',
+          role: 'source',
+          state: 'failed',
+          cause: 'EADDRINUSE',
+          listen: { host: '127.0.0.1', port: busy, setting: 'hl7.port' },
+        },
         { component: 'admin', role: 'admin', state: 'running', listen: { host: '127.0.0.1', port: 0, setting: 'admin.port' } },
       ],
     });
-    const s = (await app.inject({ url: '/status', headers: { authorization: `Bearer ${h.gw.parts.token}` } }));
+    const s = await app.inject({ url: '/status', headers: { authorization: `Bearer ${h.gw.parts.token}` } });
     expect(s.headers[GATEWAY_HEADER]).toBe(h.config.gateway.id);
-    expect(s.json()).toMatchObject({ gateway: { id: h.config.gateway.id, pid: process.pid, dataDir: h.dataDir }, ready: { ready: false }, adapters: { hl7v2: { status: 'down', error: 'EADDRINUSE' } } });
+    expect(s.json()).toMatchObject({
+      gateway: { id: h.config.gateway.id, pid: process.pid, dataDir: h.dataDir },
+      ready: { ready: false },
+      adapters: { hl7v2: { status: 'down', error: 'EADDRINUSE' } },
+    });
     // a refused request names the gateway too, so a client can tell "another gateway" from "another program"
     expect((await app.inject({ url: '/status' })).headers[GATEWAY_HEADER]).toBe(h.config.gateway.id);
   });
@@ -118,7 +148,10 @@ describe('start-up that tells the truth', () => {
   it('status refuses to print what another program on the admin port answers', async () => {
     const dir = tempDir();
     const port = await freePort();
-    const other: HttpServer = createHttpServer((_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"status":"ok"}'); });
+    const other: HttpServer = createHttpServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end('{"status":"ok"}');
+    });
     await new Promise<void>((r) => other.listen(port, '127.0.0.1', () => r()));
     cleanups.push(() => new Promise((r) => other.close(r)));
     const dataDir = join(dir, 'data');
@@ -128,10 +161,12 @@ describe('start-up that tells the truth', () => {
     const r = await cliAsync('status', '--config', cfg);
     expect(r.code).toBe(4);
     expect(r.out).toBe('');
-    expect(r.err).toContain(`something answers at http://127.0.0.1:${port} (HTTP 200) but it is not an eyewear gateway: another program holds admin.port ${port}`);
+    expect(r.err).toContain(
+      `something answers at http://127.0.0.1:${port} (HTTP 200) but it is not an eyewear gateway: another program holds admin.port ${port}`,
+    );
   }, 30_000);
 
-  it('status says so when the admin port is another gateway\'s (one with another data folder)', async () => {
+  it("status says so when the admin port is another gateway's (one with another data folder)", async () => {
     const h = await startHarness({});
     cleanups.push(() => h.stop());
     await waitForPort(h.adminPort, 5000);
@@ -142,25 +177,43 @@ describe('start-up that tells the truth', () => {
     writeFileSync(join(dataDir, 'admin.token'), 'not-that-gateways-token\n');
     const r = await cliAsync('status', '--config', cfg);
     expect(r.code).toBe(4);
-    expect(r.err).toContain(`an eyewear gateway (id ${h.config.gateway.id}) answers at http://127.0.0.1:${h.adminPort}, but not the one using the data folder ${dataDir}: it refused that folder's admin token`);
+    expect(r.err).toContain(
+      `an eyewear gateway (id ${h.config.gateway.id}) answers at http://127.0.0.1:${h.adminPort}, but not the one using the data folder ${dataDir}: it refused that folder's admin token`,
+    );
     // the same token (a token set in the config) but another data folder: still not this one
     const cfg2 = join(dir, 'same-token.yaml');
     writeFileSync(cfg2, `gateway:\n  dataDir: ${dataDir}\nadmin:\n  port: ${h.adminPort}\n  token: ${h.gw.parts.token}\n`);
     const r2 = await cliAsync('status', '--config', cfg2);
     expect(r2.code).toBe(4);
-    expect(r2.err).toContain(`the gateway answering at http://127.0.0.1:${h.adminPort} uses the data folder ${h.dataDir}, not ${dataDir}: it is not the gateway of this config`);
+    expect(r2.err).toContain(
+      `the gateway answering at http://127.0.0.1:${h.adminPort} uses the data folder ${h.dataDir}, not ${dataDir}: it is not the gateway of this config`,
+    );
   }, 30_000);
 
   it('says what to do for each bind failure, and "nothing running" only when every asked-for component is a listener that failed', () => {
     const listen = { host: '127.0.0.1', port: 104, setting: 'hl7.port' };
-    expect(startProblem({ component: 'adapter:hl7v2', role: 'source', state: 'failed', cause: 'EACCES', listen }))
-      .toBe('listener hl7v2 not started: GW_START_FAILED (EACCES) — not allowed to listen on 127.0.0.1:104 (ports below 1024 need privileges): choose another hl7.port');
-    expect(startProblem({ component: 'admin', role: 'admin', state: 'failed', cause: 'EADDRNOTAVAIL', listen: { host: '10.9.9.9', port: 8480, setting: 'admin.port' } }))
-      .toBe('admin API not started: GW_START_FAILED (EADDRNOTAVAIL) — 10.9.9.9 is not an address of this machine: change admin.host');
-    expect(startProblem({ component: 'adapter:pms', role: 'source', state: 'failed', cause: 'ECONNREFUSED' }))
-      .toBe('source pms not started: GW_START_FAILED (ECONNREFUSED) — see the log for the cause and fix what it names');
+    expect(startProblem({ component: 'adapter:hl7v2', role: 'source', state: 'failed', cause: 'EACCES', listen })).toBe(
+      'listener hl7v2 not started: GW_START_FAILED (EACCES) — not allowed to listen on 127.0.0.1:104 (ports below 1024 need privileges): choose another hl7.port',
+    );
+    expect(
+      startProblem({
+        component: 'admin',
+        role: 'admin',
+        state: 'failed',
+        cause: 'EADDRNOTAVAIL',
+        listen: { host: '10.9.9.9', port: 8480, setting: 'admin.port' },
+      }),
+    ).toBe('admin API not started: GW_START_FAILED (EADDRNOTAVAIL) — 10.9.9.9 is not an address of this machine: change admin.host');
+    expect(startProblem({ component: 'adapter:pms', role: 'source', state: 'failed', cause: 'ECONNREFUSED' })).toBe(
+      'source pms not started: GW_START_FAILED (ECONNREFUSED) — see the log for the cause and fix what it names',
+    );
     const failed = { component: 'adapter:hl7v2', role: 'source', state: 'failed', cause: 'EADDRINUSE', listen } as const;
-    const running = { component: 'admin', role: 'admin', state: 'running', listen: { host: '127.0.0.1', port: 8480, setting: 'admin.port' } } as const;
+    const running = {
+      component: 'admin',
+      role: 'admin',
+      state: 'running',
+      listen: { host: '127.0.0.1', port: 8480, setting: 'admin.port' },
+    } as const;
     expect(startReportOf([failed, running]).nothingRunning).toBe(false);
     expect(startReportOf([failed, { ...running, state: 'failed', cause: 'EADDRINUSE' }]).nothingRunning).toBe(true);
     // a database not reachable yet (the PC booted the gateway before the PMS) is retried: the gateway stays up
@@ -171,7 +224,7 @@ describe('start-up that tells the truth', () => {
     expect(startReportOf([]).nothingRunning).toBe(false);
   });
 
-  it('status says so when the gateway answering is not the process the data folder\'s lease names', async () => {
+  it("status says so when the gateway answering is not the process the data folder's lease names", async () => {
     const h = await startHarness({});
     cleanups.push(() => h.stop());
     const dir = tempDir();
@@ -179,14 +232,24 @@ describe('start-up that tells the truth', () => {
     expect((await cliAsync('status', '--config', cfg)).code).toBe(0);
     // another live process named as the folder's owner (as if this gateway ran on a folder it does not own)
     const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-    cleanups.push(() => { other.kill('SIGKILL'); });
+    cleanups.push(() => {
+      other.kill('SIGKILL');
+    });
     await new Promise((r) => other.once('spawn', r));
     const leaseFile = join(h.dataDir, LEASE_FILE);
     const before = existsSync(leaseFile) ? readFileSync(leaseFile, 'utf8') : undefined;
-    writeFileSync(leaseFile, JSON.stringify({ pid: other.pid, startedAt: new Date().toISOString(), host: hostname(), token: 'c'.repeat(32) }));
-    cleanups.push(() => { if (before !== undefined) writeFileSync(leaseFile, before); else rmSync(leaseFile, { force: true }); });
+    writeFileSync(
+      leaseFile,
+      JSON.stringify({ pid: other.pid, startedAt: new Date().toISOString(), host: hostname(), token: 'c'.repeat(32) }),
+    );
+    cleanups.push(() => {
+      if (before !== undefined) writeFileSync(leaseFile, before);
+      else rmSync(leaseFile, { force: true });
+    });
     const r = await cliAsync('status', '--config', cfg);
     expect(r.code).toBe(4);
-    expect(r.err).toContain(`the gateway answering at http://127.0.0.1:${h.adminPort} is process ${process.pid}, but the data folder's lease names process ${other.pid}: it is not the gateway of this config`);
+    expect(r.err).toContain(
+      `the gateway answering at http://127.0.0.1:${h.adminPort} is process ${process.pid}, but the data folder's lease names process ${other.pid}: it is not the gateway of this config`,
+    );
   }, 30_000);
 });

@@ -22,8 +22,11 @@ const cloud = await startHttpReferenceCloud({ privateKey: keys.privateKey });
 say(`reference cloud listening on ${cloud.url}`);
 const v = validateConfig({
   gateway: { dataDir: mkdtempSync(join(tmpdir(), 'ewml-demo-')), id: 'gw-demo', tenantId: 'demo' },
-  hl7: { port: 0 }, admin: { enabled: false },
-  relay: { sink: 'https' }, https: { url: cloud.url }, cloud: { publicKey: keys.publicPem },
+  hl7: { port: 0 },
+  admin: { enabled: false },
+  relay: { sink: 'https' },
+  https: { url: cloud.url },
+  cloud: { publicKey: keys.publicPem },
 });
 if (!v.ok) throw new Error(JSON.stringify(v.problems));
 const gw = createGateway({ config: v.config, logger: createLogger({ level: 'warn' }) });

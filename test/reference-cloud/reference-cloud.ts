@@ -52,7 +52,12 @@ export function newStore(): ReceivedStore {
 }
 
 /** Decrypt, validate, dedupe; returns the ack. */
-export async function receiveBatch(jwe: string, privateKey: KeyObject, store: ReceivedStore, controls: ReceiverControls): Promise<BatchAck> {
+export async function receiveBatch(
+  jwe: string,
+  privateKey: KeyObject,
+  store: ReceivedStore,
+  controls: ReceiverControls,
+): Promise<BatchAck> {
   const validator = cachedValidator();
   const { plaintext } = await openCloudEnvelope(jwe, privateKey);
   const env = JSON.parse(Buffer.from(plaintext).toString('utf8')) as BatchEnvelope;
@@ -68,21 +73,47 @@ export async function receiveBatch(jwe: string, privateKey: KeyObject, store: Re
       continue;
     }
     if (store.records.has(rec.id)) store.duplicates++;
-    else { store.records.set(rec.id, rec); store.order.push(rec.id); }
+    else {
+      store.records.set(rec.id, rec);
+      store.order.push(rec.id);
+    }
     accepted.push(rec.id);
   }
   return { batchId: env.batchId, accepted, rejected };
 }
 
 let validatorSingleton: ReturnType<typeof createRecordValidator> | undefined;
-function cachedValidator() { return (validatorSingleton ??= createRecordValidator()); }
+function cachedValidator() {
+  return (validatorSingleton ??= createRecordValidator());
+}
 
-export interface MqttReferenceCloud { store: ReceivedStore; controls: ReceiverControls; stop(): Promise<void>; client: MqttClient }
+export interface MqttReferenceCloud {
+  store: ReceivedStore;
+  controls: ReceiverControls;
+  stop(): Promise<void>;
+  client: MqttClient;
+}
 
-export async function startMqttReferenceCloud(o: { url: string; privateKey: KeyObject; clientId?: string; ca?: string; cert?: string; key?: string }): Promise<MqttReferenceCloud> {
+export async function startMqttReferenceCloud(o: {
+  url: string;
+  privateKey: KeyObject;
+  clientId?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+}): Promise<MqttReferenceCloud> {
   const store = newStore();
   const controls = defaultControls();
-  const client = await mqtt.connectAsync(o.url, { protocolVersion: 5, clientId: o.clientId ?? `ewml-cloud-${process.pid}-${Date.now()}`, clean: false, properties: { sessionExpiryInterval: 3600 }, reconnectPeriod: 500, ca: o.ca, cert: o.cert, key: o.key });
+  const client = await mqtt.connectAsync(o.url, {
+    protocolVersion: 5,
+    clientId: o.clientId ?? `ewml-cloud-${process.pid}-${Date.now()}`,
+    clean: false,
+    properties: { sessionExpiryInterval: 3600 },
+    reconnectPeriod: 500,
+    ca: o.ca,
+    cert: o.cert,
+    key: o.key,
+  });
   const noDelay = () => (client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   noDelay();
   client.on('connect', noDelay);
@@ -90,31 +121,57 @@ export async function startMqttReferenceCloud(o: { url: string; privateKey: KeyO
   client.on('message', (topic, payload) => {
     const m = /^ewml\/v1\/([^/]+)\/([^/]+)\/up\/records$/.exec(topic);
     if (!m) return;
-    void receiveBatch(payload.toString('utf8'), o.privateKey, store, controls).then((ack) => {
-      if (controls.dropAcks) return;
-      const send = () => { for (let k = 0; k < controls.ackCopies; k++) client.publish(`ewml/v1/${m[1]}/${m[2]}/down/acks`, JSON.stringify(ack), { qos: 1 }); };
-      if (controls.ackDelayMs > 0) setTimeout(send, controls.ackDelayMs); else send();
-    }, () => { store.invalid.push({ id: '(batch)', problems: ['could not decrypt or parse'] }); });
+    void receiveBatch(payload.toString('utf8'), o.privateKey, store, controls).then(
+      (ack) => {
+        if (controls.dropAcks) return;
+        const send = () => {
+          for (let k = 0; k < controls.ackCopies; k++) client.publish(`ewml/v1/${m[1]}/${m[2]}/down/acks`, JSON.stringify(ack), { qos: 1 });
+        };
+        if (controls.ackDelayMs > 0) setTimeout(send, controls.ackDelayMs);
+        else send();
+      },
+      () => {
+        store.invalid.push({ id: '(batch)', problems: ['could not decrypt or parse'] });
+      },
+    );
   });
   return { store, controls, client, stop: () => client.endAsync() };
 }
 
-export interface HttpReferenceCloud { store: ReceivedStore; controls: ReceiverControls; url: string; port: number; stop(): Promise<void> }
+export interface HttpReferenceCloud {
+  store: ReceivedStore;
+  controls: ReceiverControls;
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
 
-export async function startHttpReferenceCloud(o: { privateKey: KeyObject; tls?: { cert: string; key: string }; port?: number; token?: string; store?: ReceivedStore }): Promise<HttpReferenceCloud> {
+export async function startHttpReferenceCloud(o: {
+  privateKey: KeyObject;
+  tls?: { cert: string; key: string };
+  port?: number;
+  token?: string;
+  store?: ReceivedStore;
+}): Promise<HttpReferenceCloud> {
   const store = o.store ?? newStore();
   const controls = defaultControls();
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const send = (status: number, body: unknown) => { res.writeHead(status, { 'content-type': 'application/json' }); res.end(JSON.stringify(body)); };
+      const send = (status: number, body: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
       if (req.method !== 'POST' || !/^\/v1\/gateways\/[^/]+\/records$/.test(req.url ?? '')) return send(404, { error: 'not found' });
       if (o.token && req.headers.authorization !== `Bearer ${o.token}`) return send(401, { error: 'unauthorized' });
       const fail = controls.failNext.shift();
       if (fail !== undefined) return send(fail, { error: `test control ${fail}` });
       store.idempotencyKeys.push(String(req.headers['idempotency-key'] ?? ''));
-      receiveBatch(Buffer.concat(chunks).toString('utf8'), o.privateKey, store, controls).then((ack) => send(200, ack), () => send(400, { error: 'cannot decrypt' }));
+      receiveBatch(Buffer.concat(chunks).toString('utf8'), o.privateKey, store, controls).then(
+        (ack) => send(200, ack),
+        () => send(400, { error: 'cannot decrypt' }),
+      );
     });
   };
   const server: Server = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }, handler) : createHttpServer(handler);
@@ -122,7 +179,14 @@ export async function startHttpReferenceCloud(o: { privateKey: KeyObject; tls?: 
   const a = server.address();
   const port = typeof a === 'object' && a ? a.port : 0;
   return {
-    store, controls, port, url: `${o.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
-    stop: () => new Promise<void>((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
+    store,
+    controls,
+    port,
+    url: `${o.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections?.();
+        server.close(() => r());
+      }),
   };
 }

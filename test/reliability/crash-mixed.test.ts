@@ -30,14 +30,31 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('crash safety with every source kind at once', () => {
   let rig: MixedRig;
-  beforeAll(async () => { rig = await startMixedRig({ name: 'crash-mixed' }); }, 120_000);
-  afterAll(async () => { await rig?.stop(); });
+  beforeAll(async () => {
+    rig = await startMixedRig({ name: 'crash-mixed' });
+  }, 120_000);
+  afterAll(async () => {
+    await rig?.stop();
+  });
 
-  it(`loses no acknowledged record across ${KILLS} kills while running, starting and stopping`, { timeout: KILLS * 8_000 + 180_000 }, async () => {
+  it(`loses no acknowledged record across ${KILLS} kills while running, starting and stopping`, {
+    timeout: KILLS * 8_000 + 180_000,
+  }, async () => {
     const ledger = createLedger();
-    const load = startLoad(rig.targets, ledger, {
-      mllpPerSecond: scale(60, 150), mllpSenders: 2, filesPerSecond: 2, sftpFilesPerSecond: 1, rowsPerFile: 10, dbPerSecond: 20, rxEvery: 10,
-    }, { seconds: KILLS * 8 + 60, maxUnits: 1_000_000 });
+    const load = startLoad(
+      rig.targets,
+      ledger,
+      {
+        mllpPerSecond: scale(60, 150),
+        mllpSenders: 2,
+        filesPerSecond: 2,
+        sftpFilesPerSecond: 1,
+        rowsPerFile: 10,
+        dbPerSecond: 20,
+        rxEvery: 10,
+      },
+      { seconds: KILLS * 8 + 60, maxUnits: 1_000_000 },
+    );
     const moments: Record<Moment, number> = { running: 0, startup: 0, shutdown: 0 };
     const notReady: string[] = [];
     const damage: string[] = [];
@@ -81,13 +98,30 @@ describe('crash safety with every source kind at once', () => {
     } finally {
       await load.stop();
     }
-    await waitFor(() => { load.settleFiles(); return load.pendingFiles() === 0 && allDelivered(ledger, rig.received); }, 120_000, 'every file processed and every acknowledged record at the cloud').catch(() => undefined);
+    await waitFor(
+      () => {
+        load.settleFiles();
+        return load.pendingFiles() === 0 && allDelivered(ledger, rig.received);
+      },
+      120_000,
+      'every file processed and every acknowledged record at the cloud',
+    ).catch(() => undefined);
     const status = (await rig.admin('/status'))?.body as { counts: Record<string, number> } | undefined;
     await rig.gateway.terminate(10_000);
     const r = check(ledger, rig.received);
     const phi = sweepRig(rig);
     report('crash-mixed-phi', sweepFigures(phi));
-    report('crash-mixed', { kills: KILLS, ...moments, startupKillDelaysMs: delays.join('/'), startupMsMin: Math.min(...startups), startupMsMax: Math.max(...startups), ...checkFigures(r), pendingFiles: load.pendingFiles(), deadLettered: status?.counts.deadLettered ?? -1, alertsSeen: [...allAlerts].join(',') || 'none' });
+    report('crash-mixed', {
+      kills: KILLS,
+      ...moments,
+      startupKillDelaysMs: delays.join('/'),
+      startupMsMin: Math.min(...startups),
+      startupMsMax: Math.max(...startups),
+      ...checkFigures(r),
+      pendingFiles: load.pendingFiles(),
+      deadLettered: status?.counts.deadLettered ?? -1,
+      alertsSeen: [...allAlerts].join(',') || 'none',
+    });
     for (const k of Object.keys(r.perKind) as Array<keyof typeof r.perKind>) expect(r.perKind[k].missing.slice(0, 10), k).toEqual([]);
     expect(r.missing).toBe(0);
     expect(r.invalid).toBe(0);

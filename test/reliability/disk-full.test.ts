@@ -24,7 +24,12 @@ import { startHarness, type Harness } from '../support/gateway-harness.ts';
 import { startMosquitto, type Broker } from '../support/mosquitto.ts';
 import { waitFor } from '../support/net.ts';
 import { fillDisk, mountSmallDisk, type SmallDisk } from '../support/small-disk.ts';
-import { startHttpReferenceCloud, startMqttReferenceCloud, type HttpReferenceCloud, type MqttReferenceCloud } from '../reference-cloud/reference-cloud.ts';
+import {
+  startHttpReferenceCloud,
+  startMqttReferenceCloud,
+  type HttpReferenceCloud,
+  type MqttReferenceCloud,
+} from '../reference-cloud/reference-cloud.ts';
 import { report, scale } from './scale.ts';
 
 const MiB = 1024 * 1024;
@@ -48,8 +53,10 @@ function mdm(tag: string): { id: string; text: string } {
   const n = seq++;
   const id = `DF${tag}${n}`;
   const text = [
-    `MSH|^~\\&|EMR|CLINIC|EWML|GW|20261125093000||MDM^T02^MDM_T02|${id}|P|2.5.1`, 'EVN|T02|20261125093000',
-    `PID|1||MRN${tag}${n}^^^CLINIC^MR||Synthetic^Pat`, 'PV1|1|O',
+    `MSH|^~\\&|EMR|CLINIC|EWML|GW|20261125093000||MDM^T02^MDM_T02|${id}|P|2.5.1`,
+    'EVN|T02|20261125093000',
+    `PID|1||MRN${tag}${n}^^^CLINIC^MR||Synthetic^Pat`,
+    'PV1|1|O',
     `TXA|1|OPN^Optometry note|TX|20261125090000||20261125091500|||D100^Provider^Paula^^^Dr|||DOC-${tag}-${n}^EMR|||||AU||AV`,
     `OBX|1|TX|NOTE^Note||${NOTE}|`,
   ].join('\r');
@@ -60,10 +67,11 @@ const fill = fillDisk;
 
 async function ready(h: Harness): Promise<{ ready: boolean; reasons: string[] }> {
   const r = await fetch(`http://127.0.0.1:${h.adminPort}/ready`);
-  return await r.json() as { ready: boolean; reasons: string[] };
+  return (await r.json()) as { ready: boolean; reasons: string[] };
 }
 
-const diskAlert = (h: Harness) => (h.gw.status().alerts as Record<string, { code: string; blocksReady: boolean; detail: string }>)[DISK_LOW_ALERT];
+const diskAlert = (h: Harness) =>
+  (h.gw.status().alerts as Record<string, { code: string; blocksReady: boolean; detail: string }>)[DISK_LOW_ALERT];
 
 /** Sends one message; its MSA-1 and ERR segment. */
 async function send(c: MllpClient, m: { text: string }): Promise<{ code: string; err?: string }> {
@@ -93,7 +101,14 @@ interface Rig {
 async function gatewayOn(disk: SmallDisk, over: Record<string, unknown>, reserve = RESERVE): Promise<Harness> {
   const dataDir = join(disk.dir, 'data');
   mkdirSync(dataDir, { recursive: true });
-  return startHarness({ ...over, outbox: { diskReserveBytes: reserve, diskCheckMs: 50 }, relay: { batchSize: 20, ackTimeoutMs: 1000, ...(over.relay as object) } } as Parameters<typeof startHarness>[0], { dataDir, logLevel: 'info' });
+  return startHarness(
+    {
+      ...over,
+      outbox: { diskReserveBytes: reserve, diskCheckMs: 50 },
+      relay: { batchSize: 20, ackTimeoutMs: 1000, ...(over.relay as object) },
+    } as Parameters<typeof startHarness>[0],
+    { dataDir, logLevel: 'info' },
+  );
 }
 
 /** The file sink's NDJSON, opened with the gateway's key: the control ids of every record in it. */
@@ -115,9 +130,13 @@ function fileSinkMessages(h: Harness): Set<string> {
   return out;
 }
 
-const cloudMessages = (store: { records: Map<string, { source: { messageId?: string } }> }) => new Set([...store.records.values()].map((r) => r.source.messageId).filter((x): x is string => !!x));
+const cloudMessages = (store: { records: Map<string, { source: { messageId?: string } }> }) =>
+  new Set([...store.records.values()].map((r) => r.source.messageId).filter((x): x is string => !!x));
 
-const drained = (h: Harness) => { const s = h.gw.parts.outbox.stats(); return s.pending + s.inFlight + s.waitingRetry === 0; };
+const drained = (h: Harness) => {
+  const s = h.gw.parts.outbox.stats();
+  return s.pending + s.inFlight + s.waitingRetry === 0;
+};
 
 /** Another program fills the disk: refused while full, everything resumes once the filler goes. */
 async function filledByAnotherWriter(rig: Rig): Promise<void> {
@@ -134,7 +153,9 @@ async function filledByAnotherWriter(rig: Rig): Promise<void> {
   await waitFor(async () => !(await ready(h)).ready, 10_000, '/ready false');
   const r = await ready(h);
   expect(r.reasons).toHaveLength(1);
-  expect(r.reasons[0]).toMatch(/^disk (low: \d+\.\d MiB free on the data volume, below the reserve of \d+\.0 MiB|full: an outbox write failed for lack of space)/);
+  expect(r.reasons[0]).toMatch(
+    /^disk (low: \d+\.\d MiB free on the data volume, below the reserve of \d+\.0 MiB|full: an outbox write failed for lack of space)/,
+  );
   expect(diskAlert(h)).toMatchObject({ code: 'GW_DISK_LOW', blocksReady: true });
   const probes = Array.from({ length: PROBES }, () => mdm(`${rig.name}a`));
   for (const m of probes) expectBusy(await send(c, m));
@@ -142,12 +163,30 @@ async function filledByAnotherWriter(rig: Rig): Promise<void> {
   await waitFor(async () => (await ready(h)).ready, 10_000, '/ready true');
   expect(diskAlert(h)).toBeUndefined();
   // the senders' resends are taken
-  for (const m of probes) { expect((await send(c, m)).code).toBe('AA'); acked.push(m.id); }
+  for (const m of probes) {
+    expect((await send(c, m)).code).toBe('AA');
+    acked.push(m.id);
+  }
   await waitFor(() => drained(h), 30_000, 'outbox drained');
-  await waitFor(() => { const d = rig.delivered(); return acked.every((id) => d.has(id)); }, 30_000, 'every AA delivered');
+  await waitFor(
+    () => {
+      const d = rig.delivered();
+      return acked.every((id) => d.has(id));
+    },
+    30_000,
+    'every AA delivered',
+  );
   const d = rig.delivered();
   const lost = acked.filter((id) => !d.has(id)).length;
-  report(`disk-full ${rig.name} filler`, { diskBytes: DISK, fillerBytes: filled, acked: acked.length, refused: probes.length, resentAccepted: probes.length, delivered: acked.filter((id) => d.has(id)).length, lost });
+  report(`disk-full ${rig.name} filler`, {
+    diskBytes: DISK,
+    fillerBytes: filled,
+    acked: acked.length,
+    refused: probes.length,
+    resentAccepted: probes.length,
+    delivered: acked.filter((id) => d.has(id)).length,
+    lost,
+  });
   expect(lost).toBe(0);
 }
 
@@ -162,29 +201,57 @@ async function filledByOwnIntake(rig: Rig): Promise<void> {
   for (let i = 0; i < MAX_FILL_MESSAGES && performance.now() - t0 < FILL_TIME_MS; i++) {
     const m = mdm(`${rig.name}b`);
     const a = await send(c, m);
-    if (a.code === 'AA') { acked.push(m.id); continue; }
+    if (a.code === 'AA') {
+      acked.push(m.id);
+      continue;
+    }
     expectBusy(a);
     refused.push(m);
     break;
   }
   expect(refused).toHaveLength(1);
-  for (let i = 1; i < PROBES; i++) { const m = mdm(`${rig.name}b`); expectBusy(await send(c, m)); refused.push(m); }
+  for (let i = 1; i < PROBES; i++) {
+    const m = mdm(`${rig.name}b`);
+    expectBusy(await send(c, m));
+    refused.push(m);
+  }
   const r = await ready(h);
   expect(r.ready).toBe(false);
   expect(r.reasons).toHaveLength(1);
-  expect(r.reasons[0]).toMatch(/^disk low: \d+\.\d MiB free on the data volume, below the reserve of \d+\.0 MiB \(outbox\.diskReserveBytes\): new input is refused/);
+  expect(r.reasons[0]).toMatch(
+    /^disk low: \d+\.\d MiB free on the data volume, below the reserve of \d+\.0 MiB \(outbox\.diskReserveBytes\): new input is refused/,
+  );
   expect(diskAlert(h)).toMatchObject({ code: 'GW_DISK_LOW', blocksReady: true });
   const queuedAtRefusal = h.gw.parts.outbox.stats().pending;
   await rig.restore();
   // no one frees space by hand here but what restore() does; the guard sees it by itself
   await waitFor(async () => (await ready(h)).ready, 30_000, '/ready true');
   expect(diskAlert(h)).toBeUndefined();
-  for (const m of refused) { expect((await send(c, m)).code).toBe('AA'); acked.push(m.id); }
+  for (const m of refused) {
+    expect((await send(c, m)).code).toBe('AA');
+    acked.push(m.id);
+  }
   await waitFor(() => drained(h), 60_000, 'outbox drained');
-  await waitFor(() => { const d = rig.delivered(); return acked.every((id) => d.has(id)); }, 30_000, 'every AA delivered');
+  await waitFor(
+    () => {
+      const d = rig.delivered();
+      return acked.every((id) => d.has(id));
+    },
+    30_000,
+    'every AA delivered',
+  );
   const d = rig.delivered();
   const lost = acked.filter((id) => !d.has(id)).length;
-  report(`disk-full ${rig.name} own intake`, { diskBytes: DISK, reserveBytes: RESERVE, acked: acked.length, refused: refused.length, resentAccepted: refused.length, queuedAtRefusal, delivered: acked.filter((id) => d.has(id)).length, lost });
+  report(`disk-full ${rig.name} own intake`, {
+    diskBytes: DISK,
+    reserveBytes: RESERVE,
+    acked: acked.length,
+    refused: refused.length,
+    resentAccepted: refused.length,
+    queuedAtRefusal,
+    delivered: acked.filter((id) => d.has(id)).length,
+    lost,
+  });
   expect(lost).toBe(0);
 }
 
@@ -195,22 +262,39 @@ describe('disk full: file sink (its files on the same small disk)', () => {
     const disk = mountSmallDisk(DISK);
     const h = await gatewayOn(disk, {});
     rig = {
-      name: 'file', h, disk, delivered: () => fileSinkMessages(h),
+      name: 'file',
+      h,
+      disk,
+      delivered: () => fileSinkMessages(h),
       // the sink's own files fill the disk: a ballast file takes part of it, and its removal gives space back
-      outage: () => { ballast = join(disk.dir, 'ballast'); fill(ballast, Math.floor((DISK - RESERVE) / 2)); },
+      outage: () => {
+        ballast = join(disk.dir, 'ballast');
+        fill(ballast, Math.floor((DISK - RESERVE) / 2));
+      },
       restore: () => rmSync(ballast),
-      stop: async () => { await h.stop(); disk.unmount(); },
+      stop: async () => {
+        await h.stop();
+        disk.unmount();
+      },
     };
   });
   afterAll(async () => rig?.stop());
 
-  it('another program fills the disk: AR 207 and /ready false with the reason while full, then every resend AA and every AA in the file', async () => {
-    await filledByAnotherWriter(rig);
-  }, CASE_MS);
+  it(
+    'another program fills the disk: AR 207 and /ready false with the reason while full, then every resend AA and every AA in the file',
+    async () => {
+      await filledByAnotherWriter(rig);
+    },
+    CASE_MS,
+  );
 
-  it('the gateway\'s own output fills the disk to the reserve: refused there while the relay goes on, resumes when space is freed, nothing lost', async () => {
-    await filledByOwnIntake(rig);
-  }, CASE_MS);
+  it(
+    "the gateway's own output fills the disk to the reserve: refused there while the relay goes on, resumes when space is freed, nothing lost",
+    async () => {
+      await filledByOwnIntake(rig);
+    },
+    CASE_MS,
+  );
 });
 
 describe('disk full: MQTT sink (mosquitto)', () => {
@@ -223,22 +307,42 @@ describe('disk full: MQTT sink (mosquitto)', () => {
     const disk = mountSmallDisk(DISK);
     const h = await gatewayOn(disk, { relay: { sink: 'mqtt' }, mqtt: { url: broker.url }, cloud: { publicKey: keys.publicPem } });
     rig = {
-      name: 'mqtt', h, disk, delivered: () => cloudMessages(cloud.store),
+      name: 'mqtt',
+      h,
+      disk,
+      delivered: () => cloudMessages(cloud.store),
       // the cloud stops acking: the outbox holds everything and grows to the reserve
-      outage: () => { cloud.controls.dropAcks = true; },
-      restore: () => { cloud.controls.dropAcks = false; },
-      stop: async () => { await h.stop(); disk.unmount(); await cloud.stop(); await broker.stop(); },
+      outage: () => {
+        cloud.controls.dropAcks = true;
+      },
+      restore: () => {
+        cloud.controls.dropAcks = false;
+      },
+      stop: async () => {
+        await h.stop();
+        disk.unmount();
+        await cloud.stop();
+        await broker.stop();
+      },
     };
   });
   afterAll(async () => rig?.stop());
 
-  it('another program fills the disk: AR 207 and /ready false with the reason while full, then every resend AA and every AA at the cloud', async () => {
-    await filledByAnotherWriter(rig);
-  }, CASE_MS);
+  it(
+    'another program fills the disk: AR 207 and /ready false with the reason while full, then every resend AA and every AA at the cloud',
+    async () => {
+      await filledByAnotherWriter(rig);
+    },
+    CASE_MS,
+  );
 
-  it('the outbox grows to the reserve while the cloud does not ack: refused there; the cloud back, the relay drains it and intake resumes by itself', async () => {
-    await filledByOwnIntake(rig);
-  }, CASE_MS);
+  it(
+    'the outbox grows to the reserve while the cloud does not ack: refused there; the cloud back, the relay drains it and intake resumes by itself',
+    async () => {
+      await filledByOwnIntake(rig);
+    },
+    CASE_MS,
+  );
 });
 
 describe('disk full: HTTPS sink (reference cloud)', () => {
@@ -249,21 +353,40 @@ describe('disk full: HTTPS sink (reference cloud)', () => {
     const disk = mountSmallDisk(DISK);
     const h = await gatewayOn(disk, { relay: { sink: 'https' }, https: { url: cloud.url }, cloud: { publicKey: keys.publicPem } });
     rig = {
-      name: 'https', h, disk, delivered: () => cloudMessages(cloud.store),
-      outage: () => { cloud.controls.failNext = new Array<number>(1_000_000).fill(503); },
-      restore: () => { cloud.controls.failNext.splice(0); },
-      stop: async () => { await h.stop(); disk.unmount(); await cloud.stop(); },
+      name: 'https',
+      h,
+      disk,
+      delivered: () => cloudMessages(cloud.store),
+      outage: () => {
+        cloud.controls.failNext = new Array<number>(1_000_000).fill(503);
+      },
+      restore: () => {
+        cloud.controls.failNext.splice(0);
+      },
+      stop: async () => {
+        await h.stop();
+        disk.unmount();
+        await cloud.stop();
+      },
     };
   });
   afterAll(async () => rig?.stop());
 
-  it('another program fills the disk: AR 207 and /ready false with the reason while full, then every resend AA and every AA at the cloud', async () => {
-    await filledByAnotherWriter(rig);
-  }, CASE_MS);
+  it(
+    'another program fills the disk: AR 207 and /ready false with the reason while full, then every resend AA and every AA at the cloud',
+    async () => {
+      await filledByAnotherWriter(rig);
+    },
+    CASE_MS,
+  );
 
-  it('the outbox grows to the reserve while the cloud answers 503: refused there; the cloud back, the relay drains it and intake resumes by itself', async () => {
-    await filledByOwnIntake(rig);
-  }, CASE_MS);
+  it(
+    'the outbox grows to the reserve while the cloud answers 503: refused there; the cloud back, the relay drains it and intake resumes by itself',
+    async () => {
+      await filledByOwnIntake(rig);
+    },
+    CASE_MS,
+  );
 });
 
 describe('disk full: an HL7 drop folder (polled source)', () => {
@@ -275,7 +398,11 @@ describe('disk full: an HL7 drop folder (polled source)', () => {
     drop = mkdtempSync(join(tmpdir(), 'ewml-disk-full-drop-'));
     h = await gatewayOn(disk, { folders: [{ id: 'drop', dir: drop, stableMs: 0, pollMs: 100 }] });
   });
-  afterAll(async () => { await h?.stop(); disk?.unmount(); rmSync(drop, { recursive: true, force: true }); });
+  afterAll(async () => {
+    await h?.stop();
+    disk?.unmount();
+    rmSync(drop, { recursive: true, force: true });
+  });
 
   const hl7File = (tag: string, n: number) => Array.from({ length: n }, () => mdm(tag));
   /** Dropped whole (written under a name the source does not take, then renamed), as a PMS export should be. */
@@ -285,35 +412,45 @@ describe('disk full: an HL7 drop folder (polled source)', () => {
   };
   const folderHealth = () => h.gw.parts.adapters.find((a) => a.id === 'drop')!.health().detail as { files: number; retries: number };
 
-  it('pauses while the disk is full (the file stays, no ledger entry, nothing of it committed) and imports it once space returns', async () => {
-    const perFile = scale(5, 50);
-    const first = hl7File('fa', perFile);
-    drop1('first.hl7', first);
-    await waitFor(() => existsSync(join(drop, 'processed', 'first.hl7')), 20_000, 'first file processed');
-    const filler = join(disk.dir, 'filler');
-    fill(filler);
-    await waitFor(async () => !(await ready(h)).ready, 10_000, '/ready false');
-    const second = hl7File('fb', perFile);
-    const secondPath = join(drop, 'second.hl7');
-    drop1('second.hl7', second);
-    const sha = await sha256File(secondPath);
-    await waitFor(() => folderHealth().retries >= 1, 20_000, 'import paused');
-    expect(existsSync(secondPath)).toBe(true);
-    expect(existsSync(join(drop, 'processed', 'second.hl7'))).toBe(false);
-    // the ledger (the outbox's cursor table) holds nothing for it: nothing of it was committed
-    expect(h.gw.parts.outbox.getCursor(ledgerKey('drop', sha))).toBeUndefined();
-    expect(diskAlert(h)).toMatchObject({ code: 'GW_DISK_LOW', blocksReady: true });
-    rmSync(filler);
-    await waitFor(() => existsSync(join(drop, 'processed', 'second.hl7')), 30_000, 'second file processed');
-    expect(JSON.parse(h.gw.parts.outbox.getCursor(ledgerKey('drop', sha))!)).toMatchObject({ rows: perFile, done: true });
-    await waitFor(() => drained(h), 30_000, 'outbox drained');
-    const d = fileSinkMessages(h);
-    const all = [...first, ...second].map((m) => m.id);
-    const lost = all.filter((id) => !d.has(id)).length;
-    report('disk-full drop folder', { files: 2, messages: all.length, pausedRetries: folderHealth().retries, delivered: all.length - lost, lost });
-    expect(lost).toBe(0);
-    expect(folderHealth().files).toBe(2);
-  }, CASE_MS);
+  it(
+    'pauses while the disk is full (the file stays, no ledger entry, nothing of it committed) and imports it once space returns',
+    async () => {
+      const perFile = scale(5, 50);
+      const first = hl7File('fa', perFile);
+      drop1('first.hl7', first);
+      await waitFor(() => existsSync(join(drop, 'processed', 'first.hl7')), 20_000, 'first file processed');
+      const filler = join(disk.dir, 'filler');
+      fill(filler);
+      await waitFor(async () => !(await ready(h)).ready, 10_000, '/ready false');
+      const second = hl7File('fb', perFile);
+      const secondPath = join(drop, 'second.hl7');
+      drop1('second.hl7', second);
+      const sha = await sha256File(secondPath);
+      await waitFor(() => folderHealth().retries >= 1, 20_000, 'import paused');
+      expect(existsSync(secondPath)).toBe(true);
+      expect(existsSync(join(drop, 'processed', 'second.hl7'))).toBe(false);
+      // the ledger (the outbox's cursor table) holds nothing for it: nothing of it was committed
+      expect(h.gw.parts.outbox.getCursor(ledgerKey('drop', sha))).toBeUndefined();
+      expect(diskAlert(h)).toMatchObject({ code: 'GW_DISK_LOW', blocksReady: true });
+      rmSync(filler);
+      await waitFor(() => existsSync(join(drop, 'processed', 'second.hl7')), 30_000, 'second file processed');
+      expect(JSON.parse(h.gw.parts.outbox.getCursor(ledgerKey('drop', sha))!)).toMatchObject({ rows: perFile, done: true });
+      await waitFor(() => drained(h), 30_000, 'outbox drained');
+      const d = fileSinkMessages(h);
+      const all = [...first, ...second].map((m) => m.id);
+      const lost = all.filter((id) => !d.has(id)).length;
+      report('disk-full drop folder', {
+        files: 2,
+        messages: all.length,
+        pausedRetries: folderHealth().retries,
+        delivered: all.length - lost,
+        lost,
+      });
+      expect(lost).toBe(0);
+      expect(folderHealth().files).toBe(2);
+    },
+    CASE_MS,
+  );
 });
 
 describe('disk full with the reserve off (0): the write that finds the disk full', () => {
@@ -323,39 +460,55 @@ describe('disk full with the reserve off (0): the write that finds the disk full
     disk = mountSmallDisk(DISK);
     h = await gatewayOn(disk, {}, 0);
   });
-  afterAll(async () => { await h?.stop(); disk?.unmount(); });
+  afterAll(async () => {
+    await h?.stop();
+    disk?.unmount();
+  });
 
-  it('is answered AR 207 GW_DISK_LOW with nothing of it stored, raises diskLow (not a dead writer), and the resend is AA once space returns', async () => {
-    const c = await h.client();
-    const first = mdm('z');
-    expect((await send(c, first)).code).toBe('AA');
-    await waitFor(() => drained(h), 10_000, 'outbox drained');
-    const filler = join(disk.dir, 'filler');
-    fill(filler);
-    // reserve 0: no sample refuses it; the write itself meets SQLITE_FULL (the WAL must grow for it)
-    expect(await ready(h)).toEqual({ ready: true, reasons: [] });
-    const m = mdm('z');
-    expectBusy(await send(c, m));
-    const st = h.gw.parts.outbox.stats();
-    expect(st).toMatchObject({ pending: 0, inFlight: 0, writer: 'running', writerRestarts: 0 });
-    expect(fileSinkMessages(h).has(m.id)).toBe(false);
-    expect(diskAlert(h)).toMatchObject({ code: 'GW_DISK_LOW', blocksReady: true });
-    expect(diskAlert(h).detail).toMatch(/^disk full: an outbox write failed for lack of space on the data volume/);
-    expect((await ready(h)).ready).toBe(false);
-    // refused at once from now on, without another write
-    const probes = Array.from({ length: PROBES }, () => mdm('z'));
-    for (const p of probes) expectBusy(await send(c, p));
-    rmSync(filler);
-    await waitFor(async () => (await ready(h)).ready, 10_000, '/ready true');
-    expect(diskAlert(h)).toBeUndefined();
-    const acked = [first.id];
-    for (const p of [m, ...probes]) { expect((await send(c, p)).code).toBe('AA'); acked.push(p.id); }
-    // each resend was new to the outbox: the refused write left no resend-log entry behind
-    expect(h.gw.status().counts).toMatchObject({ accepted: acked.length, duplicate: 0 });
-    await waitFor(() => drained(h), 30_000, 'outbox drained');
-    const d = fileSinkMessages(h);
-    const lost = acked.filter((id) => !d.has(id)).length;
-    report('disk-full reserve off, SQLITE_FULL', { acked: acked.length, refused: 1 + probes.length, writerRestarts: h.gw.parts.outbox.stats().writerRestarts ?? 0, delivered: acked.length - lost, lost });
-    expect(lost).toBe(0);
-  }, CASE_MS);
+  it(
+    'is answered AR 207 GW_DISK_LOW with nothing of it stored, raises diskLow (not a dead writer), and the resend is AA once space returns',
+    async () => {
+      const c = await h.client();
+      const first = mdm('z');
+      expect((await send(c, first)).code).toBe('AA');
+      await waitFor(() => drained(h), 10_000, 'outbox drained');
+      const filler = join(disk.dir, 'filler');
+      fill(filler);
+      // reserve 0: no sample refuses it; the write itself meets SQLITE_FULL (the WAL must grow for it)
+      expect(await ready(h)).toEqual({ ready: true, reasons: [] });
+      const m = mdm('z');
+      expectBusy(await send(c, m));
+      const st = h.gw.parts.outbox.stats();
+      expect(st).toMatchObject({ pending: 0, inFlight: 0, writer: 'running', writerRestarts: 0 });
+      expect(fileSinkMessages(h).has(m.id)).toBe(false);
+      expect(diskAlert(h)).toMatchObject({ code: 'GW_DISK_LOW', blocksReady: true });
+      expect(diskAlert(h).detail).toMatch(/^disk full: an outbox write failed for lack of space on the data volume/);
+      expect((await ready(h)).ready).toBe(false);
+      // refused at once from now on, without another write
+      const probes = Array.from({ length: PROBES }, () => mdm('z'));
+      for (const p of probes) expectBusy(await send(c, p));
+      rmSync(filler);
+      await waitFor(async () => (await ready(h)).ready, 10_000, '/ready true');
+      expect(diskAlert(h)).toBeUndefined();
+      const acked = [first.id];
+      for (const p of [m, ...probes]) {
+        expect((await send(c, p)).code).toBe('AA');
+        acked.push(p.id);
+      }
+      // each resend was new to the outbox: the refused write left no resend-log entry behind
+      expect(h.gw.status().counts).toMatchObject({ accepted: acked.length, duplicate: 0 });
+      await waitFor(() => drained(h), 30_000, 'outbox drained');
+      const d = fileSinkMessages(h);
+      const lost = acked.filter((id) => !d.has(id)).length;
+      report('disk-full reserve off, SQLITE_FULL', {
+        acked: acked.length,
+        refused: 1 + probes.length,
+        writerRestarts: h.gw.parts.outbox.stats().writerRestarts ?? 0,
+        delivered: acked.length - lost,
+        lost,
+      });
+      expect(lost).toBe(0);
+    },
+    CASE_MS,
+  );
 });

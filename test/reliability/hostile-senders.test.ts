@@ -23,7 +23,14 @@ const root = new URL('../../', import.meta.url).pathname;
 const MiB = 1024 * 1024;
 const VT = Buffer.of(0x0b);
 
-type Hl7Detail = { partialBytes: number; closedForPartialBytes: number; closedForPartialTimeout: number; closedToMakeRoom: number; refused: number; openConnections: number };
+type Hl7Detail = {
+  partialBytes: number;
+  closedForPartialBytes: number;
+  closedForPartialTimeout: number;
+  closedToMakeRoom: number;
+  refused: number;
+  openConnections: number;
+};
 type Status = { counts: { accepted: number; duplicate: number; rejected: number }; adapters: { hl7v2: { detail: Hl7Detail } } };
 
 /** Resident memory of a process, in bytes (Linux /proc). */
@@ -33,27 +40,44 @@ function rssOf(pid: number): number {
 }
 
 /** The gateway as shipped: the CLI in its own process, so its RSS is the gateway's alone. */
-async function childGateway(hl7: Record<string, unknown>): Promise<{ child: ChildProcess; mllpPort: number; status(): Promise<Status>; stop(): Promise<number | null> }> {
+async function childGateway(
+  hl7: Record<string, unknown>,
+): Promise<{ child: ChildProcess; mllpPort: number; status(): Promise<Status>; stop(): Promise<number | null> }> {
   const dir = mkdtempSync(join(tmpdir(), 'ewml-hostile-'));
   const [mllpPort, adminPort] = [await freePort(), await freePort()];
   const token = 'hostile-senders-token';
-  const config = { gateway: { dataDir: join(dir, 'data'), timezone: 'UTC' }, log: { level: 'warn' }, hl7: { port: mllpPort, ...hl7 }, admin: { port: adminPort, token } };
+  const config = {
+    gateway: { dataDir: join(dir, 'data'), timezone: 'UTC' },
+    log: { level: 'warn' },
+    hl7: { port: mllpPort, ...hl7 },
+    admin: { port: adminPort, token },
+  };
   writeFileSync(join(dir, 'config.yaml'), JSON.stringify(config));
-  const child = spawn(process.execPath, [join(root, 'bin/eyewear-gateway.js'), 'start', '--config', join(dir, 'config.yaml')], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const child = spawn(process.execPath, [join(root, 'bin/eyewear-gateway.js'), 'start', '--config', join(dir, 'config.yaml')], {
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
   await waitForPort(adminPort, 20_000);
   await waitForPort(mllpPort, 20_000);
   return {
-    child, mllpPort,
+    child,
+    mllpPort,
     async status() {
       const r = await fetch(`http://127.0.0.1:${adminPort}/status`, { headers: { authorization: `Bearer ${token}` } });
       return (await r.json()) as Status;
     },
-    stop: () => new Promise<number | null>((resolve) => {
-      if (child.exitCode !== null) { resolve(child.exitCode); return; }
-      const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      child.once('exit', (code) => { clearTimeout(kill); resolve(code); });
-      child.kill('SIGTERM');
-    }),
+    stop: () =>
+      new Promise<number | null>((resolve) => {
+        if (child.exitCode !== null) {
+          resolve(child.exitCode);
+          return;
+        }
+        const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        child.once('exit', (code) => {
+          clearTimeout(kill);
+          resolve(code);
+        });
+        child.kill('SIGTERM');
+      }),
   };
 }
 
@@ -98,13 +122,25 @@ describe('hostile senders', () => {
       const real = await connectMllp('127.0.0.1', gw.mllpPort);
       let rssPeak = rssBefore;
       let sampling = true;
-      const sampler = (async () => { while (sampling) { rssPeak = Math.max(rssPeak, rssOf(gw.child.pid!)); await new Promise((r) => setTimeout(r, 20)); } })();
+      const sampler = (async () => {
+        while (sampling) {
+          rssPeak = Math.max(rssPeak, rssOf(gw.child.pid!));
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
       const attack = Promise.all(raws.map((r) => holdUnfinished(r, each)));
       const codes: string[] = [];
       for (let i = 0; i < messages; i++) codes.push(readAck(await real.send(adtA04({ mrn: `HR${i}` }), 30_000)).code);
       await attack;
       const survivors = Math.floor((64 * MiB) / each);
-      await waitFor(async () => { const d = (await gw.status()).adapters.hl7v2.detail; return d.partialBytes === survivors * each && d.closedForPartialBytes + d.closedToMakeRoom === holders - survivors; }, 30_000, 'the holders over the cap closed');
+      await waitFor(
+        async () => {
+          const d = (await gw.status()).adapters.hl7v2.detail;
+          return d.partialBytes === survivors * each && d.closedForPartialBytes + d.closedToMakeRoom === holders - survivors;
+        },
+        30_000,
+        'the holders over the cap closed',
+      );
       rssPeak = Math.max(rssPeak, rssOf(gw.child.pid!));
       sampling = false;
       await sampler;
@@ -113,12 +149,31 @@ describe('hostile senders', () => {
 
       expect(codes).toEqual(Array.from({ length: messages }, () => 'AA'));
       expect(st.counts).toMatchObject({ accepted: 10 + messages, duplicate: 0, rejected: 0 });
-      expect(st.adapters.hl7v2.detail).toMatchObject({ closedToMakeRoom: 1, closedForPartialBytes: holders - survivors - 1, closedForPartialTimeout: 0, refused: 0, partialBytes: survivors * each });
+      expect(st.adapters.hl7v2.detail).toMatchObject({
+        closedToMakeRoom: 1,
+        closedForPartialBytes: holders - survivors - 1,
+        closedForPartialTimeout: 0,
+        refused: 0,
+        partialBytes: survivors * each,
+      });
       // a client sees its close a moment after the gateway counts it
       await waitFor(() => raws.filter((r) => r.closed).length >= holders - survivors, 10_000, 'the closes reach the clients');
       expect(raws.filter((r) => r.closed).length).toBe(holders - survivors);
       const growth = rssPeak - rssBefore;
-      report('hostile-senders/partial-frames', { holders, bytesEach: each, messages, answeredAA: codes.filter((c) => c === 'AA').length, accepted: st.counts.accepted - 10, survivors, heldMiB: (st.adapters.hl7v2.detail.partialBytes / MiB).toFixed(1), closedForBytes: st.adapters.hl7v2.detail.closedForPartialBytes, closedToMakeRoom: st.adapters.hl7v2.detail.closedToMakeRoom, rssBeforeMiB: (rssBefore / MiB).toFixed(0), rssPeakMiB: (rssPeak / MiB).toFixed(0), rssGrowthMiB: (growth / MiB).toFixed(0) });
+      report('hostile-senders/partial-frames', {
+        holders,
+        bytesEach: each,
+        messages,
+        answeredAA: codes.filter((c) => c === 'AA').length,
+        accepted: st.counts.accepted - 10,
+        survivors,
+        heldMiB: (st.adapters.hl7v2.detail.partialBytes / MiB).toFixed(1),
+        closedForBytes: st.adapters.hl7v2.detail.closedForPartialBytes,
+        closedToMakeRoom: st.adapters.hl7v2.detail.closedToMakeRoom,
+        rssBeforeMiB: (rssBefore / MiB).toFixed(0),
+        rssPeakMiB: (rssPeak / MiB).toFixed(0),
+        rssGrowthMiB: (growth / MiB).toFixed(0),
+      });
       // what is held stays under the cap; the rest is reads in passing and the frames of closed
       // connections not yet collected (the unbounded code grew by every holder's whole frame: RELIABILITY.md has the figures)
       expect(growth).toBeLessThan(4 * 64 * MiB);
@@ -132,10 +187,21 @@ describe('hostile senders', () => {
     const lorises = scale(8, 32);
     const messages = scale(40, 200);
     h = await startHarness({ hl7: { maxConnections: lorises, partialFrameTimeoutMs: 1000 } }, { logLevel: 'info' });
-    for (let i = 0; i < lorises; i++) { const r = await rawConnection(h.mllpPort); raws.push(r); await r.write(Buffer.concat([VT, Buffer.from('MSH|^~\\&|SLOW')])); }
+    for (let i = 0; i < lorises; i++) {
+      const r = await rawConnection(h.mllpPort);
+      raws.push(r);
+      await r.write(Buffer.concat([VT, Buffer.from('MSH|^~\\&|SLOW')]));
+    }
     let trickling = true;
     // a byte every 25 ms on each, until the gateway closes it (bounded in count)
-    const trickle = Promise.all(raws.map(async (r) => { for (let k = 0; k < 2000 && trickling && !r.closed; k++) { await r.write('.'); await new Promise((x) => setTimeout(x, 25)); } }));
+    const trickle = Promise.all(
+      raws.map(async (r) => {
+        for (let k = 0; k < 2000 && trickling && !r.closed; k++) {
+          await r.write('.');
+          await new Promise((x) => setTimeout(x, 25));
+        }
+      }),
+    );
     const real = await h.client();
     const codes: string[] = [];
     for (let i = 0; i < messages; i++) codes.push(readAck(await real.send(adtA04({ mrn: `LR${i}` }))).code);
@@ -144,7 +210,14 @@ describe('hostile senders', () => {
     await trickle;
     const d = h.gw.parts.adapters.find((a) => a.id === 'hl7v2')!.health().detail as unknown as Hl7Detail;
     const counts = (h.gw.status() as Status).counts;
-    report('hostile-senders/slow-loris', { lorises, messages, answeredAA: codes.filter((c) => c === 'AA').length, accepted: counts.accepted, closedForPartialTimeout: d.closedForPartialTimeout, closedToMakeRoom: d.closedToMakeRoom });
+    report('hostile-senders/slow-loris', {
+      lorises,
+      messages,
+      answeredAA: codes.filter((c) => c === 'AA').length,
+      accepted: counts.accepted,
+      closedForPartialTimeout: d.closedForPartialTimeout,
+      closedToMakeRoom: d.closedToMakeRoom,
+    });
     expect(codes).toEqual(Array.from({ length: messages }, () => 'AA'));
     expect(counts).toMatchObject({ accepted: messages, duplicate: 0, rejected: 0 });
     // the real sender's arrival closed one (or none, had their time run out first); time closed the rest
@@ -166,15 +239,32 @@ describe('hostile senders', () => {
       codes.push(readAck(await real.send(adtA04({ mrn: `IR${i}` }))).code);
       // more idle connections between the real sender's messages, each taking a slot
       const due = Math.round(((i + 1) * more) / messages);
-      while (opened < due) { raws.push(await rawConnection(h.mllpPort)); opened++; }
+      while (opened < due) {
+        raws.push(await rawConnection(h.mllpPort));
+        opened++;
+      }
     }
     await waitFor(() => raws.filter((r) => r.closed).length === 1 + more, 10_000, 'the idle connections that made room closed');
     const d = h.gw.parts.adapters.find((a) => a.id === 'hl7v2')!.health().detail as unknown as Hl7Detail;
     const counts = (h.gw.status() as Status).counts;
-    report('hostile-senders/idle-connections', { slots, opened: slots + more, messages, answeredAA: codes.filter((c) => c === 'AA').length, accepted: counts.accepted, closedToMakeRoom: d.closedToMakeRoom, refused: d.refused });
+    report('hostile-senders/idle-connections', {
+      slots,
+      opened: slots + more,
+      messages,
+      answeredAA: codes.filter((c) => c === 'AA').length,
+      accepted: counts.accepted,
+      closedToMakeRoom: d.closedToMakeRoom,
+      refused: d.refused,
+    });
     expect(codes).toEqual(Array.from({ length: messages }, () => 'AA'));
     expect(counts).toMatchObject({ accepted: messages, duplicate: 0, rejected: 0 });
-    expect(d).toMatchObject({ closedToMakeRoom: 1 + more, refused: 0, openConnections: slots, closedForPartialBytes: 0, closedForPartialTimeout: 0 });
+    expect(d).toMatchObject({
+      closedToMakeRoom: 1 + more,
+      refused: 0,
+      openConnections: slots,
+      closedForPartialBytes: 0,
+      closedForPartialTimeout: 0,
+    });
     // the oldest idle ones made room: the last slots - 1 opened are still open
     expect(raws.map((r) => r.closed).lastIndexOf(true)).toBe(more);
   }, 120_000);

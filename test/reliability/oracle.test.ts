@@ -16,8 +16,12 @@ const SECONDS = scale(8, 120);
 
 describe('the oracle: every source kind at once, against the reference cloud', () => {
   let rig: MixedRig;
-  beforeAll(async () => { rig = await startMixedRig({ name: 'oracle' }); }, 120_000);
-  afterAll(async () => { await rig?.stop(); });
+  beforeAll(async () => {
+    rig = await startMixedRig({ name: 'oracle' });
+  }, 120_000);
+  afterAll(async () => {
+    await rig?.stop();
+  });
 
   it('the checker reports an acknowledged record the cloud never got, and one it got twice', async () => {
     const ledger = createLedger();
@@ -34,21 +38,47 @@ describe('the oracle: every source kind at once, against the reference cloud', (
     expect(allDelivered(ledger, cloud)).toBe(false);
   });
 
-  it(`delivers every acknowledged record of ${SECONDS} s of mixed load: the ledger and the cloud hold the same sets`, { timeout: SECONDS * 1000 + 120_000 }, async () => {
+  it(`delivers every acknowledged record of ${SECONDS} s of mixed load: the ledger and the cloud hold the same sets`, {
+    timeout: SECONDS * 1000 + 120_000,
+  }, async () => {
     await rig.gateway.start();
     expect(await waitReady(rig)).toEqual({ ready: true, reasons: [] });
     const ledger = createLedger();
-    const load = startLoad(rig.targets, ledger, {
-      mllpPerSecond: scale(60, 200), mllpSenders: 2, filesPerSecond: 2, sftpFilesPerSecond: 1, rowsPerFile: scale(10, 50), dbPerSecond: scale(20, 50), rxEvery: 10,
-    }, { seconds: SECONDS, maxUnits: 1_000_000 });
+    const load = startLoad(
+      rig.targets,
+      ledger,
+      {
+        mllpPerSecond: scale(60, 200),
+        mllpSenders: 2,
+        filesPerSecond: 2,
+        sftpFilesPerSecond: 1,
+        rowsPerFile: scale(10, 50),
+        dbPerSecond: scale(20, 50),
+        rxEvery: 10,
+      },
+      { seconds: SECONDS, maxUnits: 1_000_000 },
+    );
     await new Promise((r) => setTimeout(r, SECONDS * 1000));
     await load.stop();
-    await waitFor(() => { load.settleFiles(); return load.pendingFiles() === 0 && allDelivered(ledger, rig.received); }, 90_000, 'every file processed and every acknowledged record at the cloud');
+    await waitFor(
+      () => {
+        load.settleFiles();
+        return load.pendingFiles() === 0 && allDelivered(ledger, rig.received);
+      },
+      90_000,
+      'every file processed and every acknowledged record at the cloud',
+    );
     const status = (await rig.admin('/status'))?.body as { counts: Record<string, number>; outbox: Record<string, number> };
     const alerts = await activeAlerts(rig);
     await rig.gateway.terminate(10_000);
     const r = check(ledger, rig.received);
-    report('oracle', { seconds: SECONDS, ...checkFigures(r), rxRecords: rig.received.markers.byType.get('spectacle-rx') ?? 0, deadLettered: status.counts.deadLettered, batches: rig.cloud.store.batches });
+    report('oracle', {
+      seconds: SECONDS,
+      ...checkFigures(r),
+      rxRecords: rig.received.markers.byType.get('spectacle-rx') ?? 0,
+      deadLettered: status.counts.deadLettered,
+      batches: rig.cloud.store.batches,
+    });
     expect(r.missing).toBe(0);
     expect(r.invalid).toBe(0);
     // no fault: every record sent was acknowledged, and the cloud has exactly those

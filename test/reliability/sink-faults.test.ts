@@ -51,29 +51,43 @@ function fill(dir: string, leaveBytes: number): string {
  * not ending in a newline (a torn last line), are counted as `bad` (the tests require none; the
  * count is reported so a run against old code shows the damage).
  */
-function readSinkFiles(dir: string, key: Buffer): { lines: number; bad: number; records: Array<{ id: string; type?: string; source?: { messageId?: string } }> } {
+function readSinkFiles(
+  dir: string,
+  key: Buffer,
+): { lines: number; bad: number; records: Array<{ id: string; type?: string; source?: { messageId?: string } }> } {
   const sealer = createRecordSealer(key);
   const records: Array<{ id: string; type?: string; source?: { messageId?: string } }> = [];
   let lines = 0;
   let bad = 0;
-  for (const name of readdirSync(dir).filter((n) => n.endsWith('.ndjson')).sort()) {
+  for (const name of readdirSync(dir)
+    .filter((n) => n.endsWith('.ndjson'))
+    .sort()) {
     const text = readFileSync(join(dir, name), 'utf8');
     if (text.length && !text.endsWith('\n')) bad++;
     for (const l of text.split('\n').filter(Boolean)) {
       lines++;
       try {
         const row = JSON.parse(l) as { id: string; ids?: string[]; sealed: string };
-        const recs = sealer.open(row.id, Buffer.from(row.sealed, 'base64')).toString('utf8').split('\n').map((t) => JSON.parse(t) as { id: string; source?: { messageId?: string } });
-        if (recs.map((r) => r.id).join() !== (row.ids ?? [row.id]).join()) { bad++; continue; }
+        const recs = sealer
+          .open(row.id, Buffer.from(row.sealed, 'base64'))
+          .toString('utf8')
+          .split('\n')
+          .map((t) => JSON.parse(t) as { id: string; source?: { messageId?: string } });
+        if (recs.map((r) => r.id).join() !== (row.ids ?? [row.id]).join()) {
+          bad++;
+          continue;
+        }
         records.push(...recs);
-      } catch { bad++; }
+      } catch {
+        bad++;
+      }
     }
   }
   return { lines, bad, records };
 }
 
 describe('sink faults: the file sink on a disk that fills', () => {
-  it('loses no message answered AA when the file sink\'s disk fills and frees, again and again (HL7 over MLLP → outbox → relay → file)', async () => {
+  it("loses no message answered AA when the file sink's disk fills and frees, again and again (HL7 over MLLP → outbox → relay → file)", async () => {
     const cycles = scale(2, 6);
     const perCycle = scale(250, 2000);
     // room for every line of the run (~2 KB a message) plus the filler's share
@@ -92,13 +106,16 @@ describe('sink faults: the file sink on a disk that fills', () => {
         // a little room: the first batches fit, the next ones are cut short by the kernel
         const filler = fill(disk.dir, 48 * 1024);
         const before = failures();
-        await Promise.all(clients.map(async (client, k) => {
-          for (let i = k; i < perCycle; i += clients.length) {
-            const id = `SF${c}-${i}`;
-            const a = readAck(await client.send(adtA04({ id, mrn: `M${c}-${i}` }), 10_000));
-            if (a.code === 'AA') acked.push(id); else refused++;
-          }
-        }));
+        await Promise.all(
+          clients.map(async (client, k) => {
+            for (let i = k; i < perCycle; i += clients.length) {
+              const id = `SF${c}-${i}`;
+              const a = readAck(await client.send(adtA04({ id, mrn: `M${c}-${i}` }), 10_000));
+              if (a.code === 'AA') acked.push(id);
+              else refused++;
+            }
+          }),
+        );
         // the disk is full now: the sink failed, and the records wait in the outbox
         await waitFor(() => failures() > before, 10_000, 'file sink writes failing on the full disk');
         failuresSeen = failures();
@@ -111,10 +128,22 @@ describe('sink faults: the file sink on a disk that fills', () => {
       const { lines, bad, records } = readSinkFiles(sinkDir, readFileSync(h.gw.parts.paths.keyFile));
       const perMessage = new Map<string, number>();
       // the patient record names the message; count how often each message's patient is in the file
-      for (const r of records) if (r.type === 'patient' && r.source?.messageId) perMessage.set(r.source.messageId, (perMessage.get(r.source.messageId) ?? 0) + 1);
+      for (const r of records)
+        if (r.type === 'patient' && r.source?.messageId) perMessage.set(r.source.messageId, (perMessage.get(r.source.messageId) ?? 0) + 1);
       const missing = acked.filter((id) => !perMessage.has(id));
       const duplicates = [...perMessage.values()].filter((n) => n > 1).length;
-      report('sink-faults/file-disk-full-mllp', { cycles, messages: cycles * perCycle, acked: acked.length, refused, lines, badLines: bad, badLinesWhileFull: badWhileFull, missing: missing.length, duplicates, failedDeliveries: failuresSeen });
+      report('sink-faults/file-disk-full-mllp', {
+        cycles,
+        messages: cycles * perCycle,
+        acked: acked.length,
+        refused,
+        lines,
+        badLines: bad,
+        badLinesWhileFull: badWhileFull,
+        missing: missing.length,
+        duplicates,
+        failedDeliveries: failuresSeen,
+      });
       expect(badWhileFull).toBe(0);
       expect(bad).toBe(0);
       expect(refused).toBe(0);
@@ -131,7 +160,7 @@ describe('sink faults: the file sink on a disk that fills', () => {
     }
   }, 180_000);
 
-  it('counts the kernel\'s own short writes on a filling disk, and still writes every committed row exactly once (SQLite outbox → relay → file sink)', async () => {
+  it("counts the kernel's own short writes on a filling disk, and still writes every committed row exactly once (SQLite outbox → relay → file sink)", async () => {
     const rows = scale(3000, 60_000);
     // room for every line of the run (~0.7 KB a row) plus the filler's share
     const disk = mountSmallDisk(scale(6, 64) * 1024 * 1024);
@@ -160,15 +189,28 @@ describe('sink faults: the file sink on a disk that fills', () => {
             throw e;
           }
         },
-        sync: () => fh.sync(), truncate: (n) => fh.truncate(n), stat: () => fh.stat(),
-        read: (b, o, l, p) => fh.read(b, o, l, p), close: () => fh.close(),
+        sync: () => fh.sync(),
+        truncate: (n) => fh.truncate(n),
+        stat: () => fh.stat(),
+        read: (b, o, l, p) => fh.read(b, o, l, p),
+        close: () => fh.close(),
       };
     };
     const sink = createFileSink({ dir: sinkDir, clock: systemClock, openFile });
     const metrics = createMetrics();
     const relay = createRelayWorker({
-      outbox, sink, sealer, clock: systemClock, logger: createSilentLogger(), bus: createEventBus(), metrics,
-      batchSize: 100, maxInFlight: 2, backoffInitialMs: 10, backoffMaxMs: 50, idlePollMs: 20,
+      outbox,
+      sink,
+      sealer,
+      clock: systemClock,
+      logger: createSilentLogger(),
+      bus: createEventBus(),
+      metrics,
+      batchSize: 100,
+      maxInFlight: 2,
+      backoffInitialMs: 10,
+      backoffMaxMs: 50,
+      idlePollMs: 20,
     });
     const committed: string[] = [];
     const cycles = scale(3, 10);
@@ -182,7 +224,12 @@ describe('sink faults: the file sink on a disk that fills', () => {
         for (let i = 0; i < n; i += 50) {
           const page = Array.from({ length: Math.min(50, n - i) }, (_, k) => {
             const id = `r${c}-${i + k}`;
-            return { id, type: 'patient', partitionKey: `P${(i + k) % 97}`, sealed: sealer.seal(id, JSON.stringify({ id, type: 'patient', pad: 'p'.repeat(100 + ((i + k) % 400)) })) };
+            return {
+              id,
+              type: 'patient',
+              partitionKey: `P${(i + k) % 97}`,
+              sealed: sealer.seal(id, JSON.stringify({ id, type: 'patient', pad: 'p'.repeat(100 + ((i + k) % 400)) })),
+            };
           });
           expect(await outbox.enqueue({ records: page })).toBe('accepted');
           committed.push(...page.map((r) => r.id));
@@ -190,14 +237,32 @@ describe('sink faults: the file sink on a disk that fills', () => {
         }
         await waitFor(() => metrics.total('ewml_relay_failures_total') > before, 10_000, 'deliveries failing on the full disk');
         rmSync(filler);
-        await waitFor(() => { const st = outbox.stats(); return st.pending + st.inFlight + st.waitingRetry === 0; }, 30_000, 'drained once space came back');
+        await waitFor(
+          () => {
+            const st = outbox.stats();
+            return st.pending + st.inFlight + st.waitingRetry === 0;
+          },
+          30_000,
+          'drained once space came back',
+        );
       }
       await relay.stop();
       const { lines, bad, records } = readSinkFiles(sinkDir, key);
       const ids = records.map((r) => r.id);
       const seen = new Set(ids);
       const missing = committed.filter((id) => !seen.has(id));
-      report('sink-faults/file-disk-full-relay', { cycles, rows: committed.length, lines, badLines: bad, missing: missing.length, duplicates: ids.length - seen.size, writeCalls: writes.calls, kernelShortWrites: writes.short, enospc: writes.enospc, failedDeliveries: metrics.total('ewml_relay_failures_total') });
+      report('sink-faults/file-disk-full-relay', {
+        cycles,
+        rows: committed.length,
+        lines,
+        badLines: bad,
+        missing: missing.length,
+        duplicates: ids.length - seen.size,
+        writeCalls: writes.calls,
+        kernelShortWrites: writes.short,
+        enospc: writes.enospc,
+        failedDeliveries: metrics.total('ewml_relay_failures_total'),
+      });
       expect(bad).toBe(0);
       expect(missing).toEqual([]);
       expect(ids.length).toBe(committed.length);
@@ -231,10 +296,21 @@ describe('sink faults: the file sink on a disk that fills', () => {
       if (i % 5 === 0) {
         const ids = [`p${i}`, `c${i}`, `v${i}`];
         const id = `${ids[0]}+3`;
-        rows.push({ id, type: 'bundle', partitionKey: `P${i}`, recordIds: ids, sealed: s.seal(id, ids.map((x) => JSON.stringify({ id: x, type: 'patient', n: i })).join('\n')) });
+        rows.push({
+          id,
+          type: 'bundle',
+          partitionKey: `P${i}`,
+          recordIds: ids,
+          sealed: s.seal(id, ids.map((x) => JSON.stringify({ id: x, type: 'patient', n: i })).join('\n')),
+        });
       } else {
         const id = `r${i}`;
-        rows.push({ id, type: 'patient', partitionKey: `P${i}`, sealed: s.seal(id, JSON.stringify({ id, type: 'patient', n: i, pad: 'q'.repeat(40 + (i % 60)) })) });
+        rows.push({
+          id,
+          type: 'patient',
+          partitionKey: `P${i}`,
+          sealed: s.seal(id, JSON.stringify({ id, type: 'patient', n: i, pad: 'q'.repeat(40 + (i % 60)) })),
+        });
       }
     }
     for (let i = 0; i < rows.length; i += 200) expect(await outbox.enqueue({ records: rows.slice(i, i + 200) })).toBe('accepted');
@@ -251,7 +327,10 @@ describe('sink faults: the file sink on a disk that fills', () => {
       const at = [0, 1 + (k % 12), 13 + (k % 16), 29, 29 + Math.floor((sealed.length - 29) / 2), sealed.length - 1][k % 6];
       // a b-tree page split can leave a stale copy of a cell in a page's unused space: flip every copy
       let copies = 0;
-      for (let pos = bytes.indexOf(sealed); pos >= 0; pos = bytes.indexOf(sealed, pos + 1)) { bytes[pos + at] ^= 1 << (k % 8); copies++; }
+      for (let pos = bytes.indexOf(sealed); pos >= 0; pos = bytes.indexOf(sealed, pos + 1)) {
+        bytes[pos + at] ^= 1 << (k % 8);
+        copies++;
+      }
       expect(copies).toBeGreaterThan(0);
       flipped.push(r.id);
     }
@@ -263,21 +342,47 @@ describe('sink faults: the file sink on a disk that fills', () => {
     const bus = createEventBus();
     const board = createAlertBoard({ clock: systemClock, logger: createSilentLogger(), bus });
     const relay = createRelayWorker({
-      outbox, sink, sealer, clock: systemClock, logger: createSilentLogger(), bus, metrics, alerts: board,
-      batchSize: 200, maxInFlight: 2, backoffInitialMs: 10, backoffMaxMs: 50, idlePollMs: 20,
+      outbox,
+      sink,
+      sealer,
+      clock: systemClock,
+      logger: createSilentLogger(),
+      bus,
+      metrics,
+      alerts: board,
+      batchSize: 200,
+      maxInFlight: 2,
+      backoffInitialMs: 10,
+      backoffMaxMs: 50,
+      idlePollMs: 20,
     });
     try {
       await outbox.open();
       await sink.start();
       await relay.start();
-      await waitFor(() => { const st = outbox.stats(); return st.pending + st.inFlight + st.waitingRetry === 0; }, 60_000, 'drained');
+      await waitFor(
+        () => {
+          const st = outbox.stats();
+          return st.pending + st.inFlight + st.waitingRetry === 0;
+        },
+        60_000,
+        'drained',
+      );
       await relay.stop();
       const { lines, bad, records } = readSinkFiles(sinkDir, key);
       const written = new Set(records.map((r) => r.id));
       const expected = rows.filter((r) => !unreadable.has(r.id)).flatMap((r) => r.recordIds ?? [r.id]);
       const unreadableRecords = rows.filter((r) => unreadable.has(r.id)).reduce((n, r) => n + (r.recordIds?.length ?? 1), 0);
       const dls = [...unreadable].map((id) => outbox.getDeadLetter(id));
-      report('sink-faults/flipped-bytes', { rows: rowCount, flippedPlaces: flipped.length, foreignKeyRows: foreign, quarantined: outbox.stats().deadLetters, lines, badLines: bad, recordsWritten: records.length });
+      report('sink-faults/flipped-bytes', {
+        rows: rowCount,
+        flippedPlaces: flipped.length,
+        foreignKeyRows: foreign,
+        quarantined: outbox.stats().deadLetters,
+        lines,
+        badLines: bad,
+        recordsWritten: records.length,
+      });
       expect(bad).toBe(0);
       expect(lines).toBe(rowCount - unreadable.size);
       expect(records.map((r) => r.id)).toHaveLength(expected.length);
@@ -286,7 +391,11 @@ describe('sink faults: the file sink on a disk that fills', () => {
       expect(outbox.stats().deadLetters).toBe(unreadable.size);
       expect(dls.every((d) => d?.code === 'GW_RECORD_UNREADABLE')).toBe(true);
       expect(relay.health()).toMatchObject({ unreadableRows: unreadable.size, unreadableRecords });
-      expect(board.active.recordsUnreadable?.detail.startsWith(`${unreadable.size} queued row(s) (${unreadableRecords} record(s)) could not be opened`)).toBe(true);
+      expect(
+        board.active.recordsUnreadable?.detail.startsWith(
+          `${unreadable.size} queued row(s) (${unreadableRecords} record(s)) could not be opened`,
+        ),
+      ).toBe(true);
       expect(metrics.counter('ewml_records_delivered_total', { sink: 'file' })).toBe(expected.length);
     } finally {
       await relay.stop();

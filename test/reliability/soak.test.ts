@@ -33,10 +33,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('soak: steady mixed load', () => {
   let rig: MixedRig;
-  beforeAll(async () => { rig = await startMixedRig({ name: 'soak' }); }, 120_000);
-  afterAll(async () => { await rig?.stop(); });
+  beforeAll(async () => {
+    rig = await startMixedRig({ name: 'soak' });
+  }, 120_000);
+  afterAll(async () => {
+    await rig?.stop();
+  });
 
-  it(`keeps every acknowledged record and its file descriptors over ${SECONDS} s of steady mixed load`, { timeout: SECONDS * 1000 + 180_000 }, async () => {
+  it(`keeps every acknowledged record and its file descriptors over ${SECONDS} s of steady mixed load`, {
+    timeout: SECONDS * 1000 + 180_000,
+  }, async () => {
     await rig.gateway.start();
     expect(await waitReady(rig)).toEqual({ ready: true, reasons: [] });
     const pid = rig.gateway.pid()!;
@@ -44,13 +50,31 @@ describe('soak: steady mixed load', () => {
     const baseline = sampleProc(pid, 0)!;
     const sampler = startProcSampler(pid, SAMPLE_MS);
     const ledger = createLedger();
-    const load = startLoad(rig.targets, ledger, {
-      mllpPerSecond: scale(100, 150), mllpSenders: 2, filesPerSecond: 2, sftpFilesPerSecond: 1, rowsPerFile: 20, dbPerSecond: 30, rxEvery: 10,
-    }, { seconds: SECONDS, maxUnits: 10_000_000 });
+    const load = startLoad(
+      rig.targets,
+      ledger,
+      {
+        mllpPerSecond: scale(100, 150),
+        mllpSenders: 2,
+        filesPerSecond: 2,
+        sftpFilesPerSecond: 1,
+        rowsPerFile: 20,
+        dbPerSecond: 30,
+        rxEvery: 10,
+      },
+      { seconds: SECONDS, maxUnits: 10_000_000 },
+    );
     await sleep(SECONDS * 1000);
     await load.stop();
     const underLoad = [...sampler.samples];
-    await waitFor(() => { load.settleFiles(); return load.pendingFiles() === 0 && allDelivered(ledger, rig.received); }, 120_000, 'every file processed and every acknowledged record at the cloud');
+    await waitFor(
+      () => {
+        load.settleFiles();
+        return load.pendingFiles() === 0 && allDelivered(ledger, rig.received);
+      },
+      120_000,
+      'every file processed and every acknowledged record at the cloud',
+    );
     await sleep(IDLE_BEFORE_LAST_MS);
     sampler.stop();
     const after = sampleProc(pid, Date.now())!;
@@ -62,9 +86,19 @@ describe('soak: steady mixed load', () => {
     report('soak-phi', sweepFigures(phi));
     const mib = (k: number) => Math.round(k / 1024);
     report('soak', {
-      seconds: SECONDS, samples: underLoad.length, ...checkFigures(r),
-      ...summarise(underLoad, 'fds', (s) => s.fds), ...summarise(underLoad, 'sockets', (s) => s.sockets), ...summarise(underLoad, 'rssMiB', (s) => mib(s.rssKiB)), ...summarise(underLoad, 'threads', (s) => s.threads),
-      fdsIdleBefore: baseline.fds, fdsIdleAfter: after.fds, socketsIdleBefore: baseline.sockets, socketsIdleAfter: after.sockets, rssMiBIdleBefore: mib(baseline.rssKiB), rssMiBIdleAfter: mib(after.rssKiB),
+      seconds: SECONDS,
+      samples: underLoad.length,
+      ...checkFigures(r),
+      ...summarise(underLoad, 'fds', (s) => s.fds),
+      ...summarise(underLoad, 'sockets', (s) => s.sockets),
+      ...summarise(underLoad, 'rssMiB', (s) => mib(s.rssKiB)),
+      ...summarise(underLoad, 'threads', (s) => s.threads),
+      fdsIdleBefore: baseline.fds,
+      fdsIdleAfter: after.fds,
+      socketsIdleBefore: baseline.sockets,
+      socketsIdleAfter: after.sockets,
+      rssMiBIdleBefore: mib(baseline.rssKiB),
+      rssMiBIdleAfter: mib(after.rssKiB),
     });
     expect(r.missing).toBe(0);
     expect(r.invalid).toBe(0);

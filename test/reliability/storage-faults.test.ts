@@ -10,7 +10,19 @@
  * - keys: the start stops with GW_KEY_MISSING; after `keys import` of the backup it starts and
  *   delivers every record.
  */
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -47,42 +59,78 @@ afterAll(() => rmSync(backup, { force: true }));
 function cli(dataDir: string) {
   const err: string[] = [];
   const io: CliIo = {
-    out: () => undefined, err: (s) => err.push(s), readFile: (p) => readFileSync(p, 'utf8'), env: { PASS },
-    loadConfig: () => { const v = validateConfig({ gateway: { dataDir } }); if (!v.ok) throw new Error('bad config'); return v.config; },
+    out: () => undefined,
+    err: (s) => err.push(s),
+    readFile: (p) => readFileSync(p, 'utf8'),
+    env: { PASS },
+    loadConfig: () => {
+      const v = validateConfig({ gateway: { dataDir } });
+      if (!v.ok) throw new Error('bad config');
+      return v.config;
+    },
   };
   return { run: (...args: string[]) => runCommand(args, io), err };
 }
 
-
-interface Counts { salvaged: number; lost: number; lostUnknown: boolean; unreadable: number }
-interface Outcome { delivered: number; deadLettered: number; altered: number; newAcked: boolean; salvage?: Counts }
+interface Counts {
+  salvaged: number;
+  lost: number;
+  lostUnknown: boolean;
+  unreadable: number;
+}
+interface Outcome {
+  delivered: number;
+  deadLettered: number;
+  altered: number;
+  newAcked: boolean;
+  salvage?: Counts;
+}
 
 /** The queued rows' salvage counts from the gateway's own error line (the alert's fields). */
 function loggedSalvage(logs: string[]): Counts | undefined {
-  const line = logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.code === 'GW_OUTBOX_DAMAGED' && l.alert === 'outboxSalvaged');
+  const line = logs
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .find((l) => l.code === 'GW_OUTBOX_DAMAGED' && l.alert === 'outboxSalvaged');
   if (!line) return undefined;
   expect(line.level).toBe('error');
-  return { salvaged: Number(line.queuedSalvaged), lost: Number(line.queuedLost), lostUnknown: Boolean(line.queuedLostUnknown), unreadable: Number(line.queuedUnreadable) };
+  return {
+    salvaged: Number(line.queuedSalvaged),
+    lost: Number(line.queuedLost),
+    lostUnknown: Boolean(line.queuedLostUnknown),
+    unreadable: Number(line.queuedUnreadable),
+  };
 }
 
 /** Starts the gateway on `dataDir` against a fresh reference cloud, sends one new message, and waits until the outbox is drained. */
 async function runOn(dataDir: string, check: (h: Harness) => void | Promise<void> = () => undefined): Promise<Outcome> {
   const cloud: HttpReferenceCloud = await startHttpReferenceCloud({ privateKey: q.cloudKeys.privateKey });
-  const h = await startHarness({ relay: { sink: 'https', batchSize: 200 }, https: { url: cloud.url }, cloud: { publicKey: q.cloudKeys.publicPem } }, { dataDir, logLevel: 'warn' });
+  const h = await startHarness(
+    { relay: { sink: 'https', batchSize: 200 }, https: { url: cloud.url }, cloud: { publicKey: q.cloudKeys.publicPem } },
+    { dataDir, logLevel: 'warn' },
+  );
   try {
     await check(h);
     const c = await h.client();
     const id = controlId('NEW');
     const newAcked = readAck(await c.send(adtA04({ id, mrn: 'NEW1' }), 10_000)).code === 'AA';
     const box: Outbox = h.gw.parts.outbox;
-    await waitFor(() => { const s = box.stats(); return s.pending + s.inFlight + s.waitingRetry === 0; }, 60_000, 'the outbox drained');
+    await waitFor(
+      () => {
+        const s = box.stats();
+        return s.pending + s.inFlight + s.waitingRetry === 0;
+      },
+      60_000,
+      'the outbox drained',
+    );
     let altered = 0;
     for (const [rid, rec] of cloud.store.records) {
       const orig = q.records.get(rid);
       if (orig !== undefined && JSON.stringify(rec) !== JSON.stringify(JSON.parse(orig))) altered++;
     }
     const deliveredRows = q.bundles.filter((ids) => ids.every((r) => cloud.store.records.has(r))).length;
-    const dead = box.listDeadLetters({ limit: 10_000 }).filter((d) => d.code === 'GW_RECORD_UNREADABLE' || d.code === 'GW_STORE_CORRUPT').length;
+    const dead = box
+      .listDeadLetters({ limit: 10_000 })
+      .filter((d) => d.code === 'GW_RECORD_UNREADABLE' || d.code === 'GW_STORE_CORRUPT').length;
     return { delivered: deliveredRows, deadLettered: dead, altered, newAcked, salvage: loggedSalvage(h.logs) };
   } finally {
     await h.stop();
@@ -90,7 +138,8 @@ async function runOn(dataDir: string, check: (h: Harness) => void | Promise<void
   }
 }
 
-const salvageAlert = (h: Harness) => (h.gw.status().alerts as Record<string, { code: string; detail: string; blocksReady: boolean }>).outboxSalvaged;
+const salvageAlert = (h: Harness) =>
+  (h.gw.status().alerts as Record<string, { code: string; detail: string; blocksReady: boolean }>).outboxSalvaged;
 
 /** The offsets truncation cuts at: 0, inside the header, page boundaries and mid-page points spread over the file. */
 function truncationOffsets(): number[] {
@@ -105,7 +154,9 @@ function truncationOffsets(): number[] {
 }
 
 describe('storage faults at start', () => {
-  it(`the outbox truncated at ${PLACES} offsets: starts, takes input, moves the file aside, salvages every readable row unaltered`, { timeout: 600_000 }, async () => {
+  it(`the outbox truncated at ${PLACES} offsets: starts, takes input, moves the file aside, salvages every readable row unaltered`, {
+    timeout: 600_000,
+  }, async () => {
     expect(q.rows).toBe(N);
     expect(q.acked.length).toBe(N);
     for (const offset of truncationOffsets()) {
@@ -125,7 +176,15 @@ describe('storage faults at start', () => {
       expect(o.newAcked).toBe(true);
       expect(o.altered).toBe(0);
       const counts = o.salvage!;
-      const fig = { offset, boundary, salvaged: counts.salvaged, lost: counts.lost, lostUnknown: counts.lostUnknown, unreadable: counts.unreadable, delivered: o.delivered };
+      const fig = {
+        offset,
+        boundary,
+        salvaged: counts.salvaged,
+        lost: counts.lost,
+        lostUnknown: counts.lostUnknown,
+        unreadable: counts.unreadable,
+        delivered: o.delivered,
+      };
       report('storage-faults/truncate', fig);
       // every salvaged row reached the cloud unaltered, or is an unreadable dead letter
       expect(o.delivered + o.deadLettered).toBe(counts.salvaged);
@@ -142,7 +201,9 @@ describe('storage faults at start', () => {
     }
   });
 
-  it(`bytes flipped at ${PLACES} places: starts, takes input, and every record the cloud gets is unaltered; the rest is accounted for`, { timeout: 600_000 }, async () => {
+  it(`bytes flipped at ${PLACES} places: starts, takes input, and every record the cloud gets is unaltered; the rest is accounted for`, {
+    timeout: 600_000,
+  }, async () => {
     for (let i = 0; i < PLACES; i++) {
       const dir = copyDataDir(q.dataDir);
       const file = join(dir, 'outbox.db');
@@ -155,11 +216,22 @@ describe('storage faults at start', () => {
       writeSync(fd, b, 0, 8, at);
       closeSync(fd);
       let detected = false;
-      const o = await runOn(dir, (h) => { detected = salvageAlert(h) !== undefined; });
+      const o = await runOn(dir, (h) => {
+        detected = salvageAlert(h) !== undefined;
+      });
       expect(o.newAcked).toBe(true);
       expect(o.altered).toBe(0);
       const counts = detected ? o.salvage! : { salvaged: N, lost: 0, lostUnknown: false, unreadable: 0 };
-      report('storage-faults/flip', { at, detected, salvaged: counts.salvaged, lost: counts.lost, lostUnknown: counts.lostUnknown, unreadable: counts.unreadable, delivered: o.delivered, deadLettered: o.deadLettered });
+      report('storage-faults/flip', {
+        at,
+        detected,
+        salvaged: counts.salvaged,
+        lost: counts.lost,
+        lostUnknown: counts.lostUnknown,
+        unreadable: counts.unreadable,
+        delivered: o.delivered,
+        deadLettered: o.deadLettered,
+      });
       expect(existsSync(join(dir, 'damaged'))).toBe(detected);
       // rows: delivered, or quarantined as unreadable (by the salvage or by the relay), or counted lost
       expect(o.delivered + o.deadLettered).toBe(counts.salvaged);
@@ -190,17 +262,27 @@ describe('storage faults at start', () => {
     { name: 'replaced by another key', harm: (k: string) => writeFileSync(k, randomBytes(32)), replace: true },
   ];
   for (const kc of KEY_CASES) {
-    it(`seal key ${kc.name}: stops with GW_KEY_MISSING; after keys import of the backup it starts and delivers every record`, { timeout: 120_000 }, async () => {
+    it(`seal key ${kc.name}: stops with GW_KEY_MISSING; after keys import of the backup it starts and delivers every record`, {
+      timeout: 120_000,
+    }, async () => {
       const dir = copyDataDir(q.dataDir);
       const keyFile = join(dir, 'keys', 'seal.key');
       kc.harm(keyFile);
-      const err = await startHarness({}, { dataDir: dir, logLevel: 'warn' }).then(async (h) => { await h.stop(); return undefined; }, (e: unknown) => e);
+      const err = await startHarness({}, { dataDir: dir, logLevel: 'warn' }).then(
+        async (h) => {
+          await h.stop();
+          return undefined;
+        },
+        (e: unknown) => e,
+      );
       expect(isGatewayError(err, 'GW_KEY_MISSING')).toBe(true);
       expect((err as Error).message).toContain(keyFile);
       const c = cli(dir);
       const args = ['keys', 'import', backup, '--passphrase-env', 'PASS', ...(kc.replace ? ['--replace'] : [])];
       expect(await c.run(...args)).toBe(0);
-      const o = await runOn(dir, (h) => { expect(h.gw.status().alerts).toEqual({}); });
+      const o = await runOn(dir, (h) => {
+        expect(h.gw.status().alerts).toEqual({});
+      });
       expect(o.delivered).toBe(N);
       expect(o.altered).toBe(0);
       expect(o.deadLettered).toBe(0);
@@ -208,4 +290,3 @@ describe('storage faults at start', () => {
     });
   }
 });
-

@@ -55,16 +55,19 @@ export function childGateway(configFile: () => string, readyPort: () => number, 
     child = c;
     return c;
   };
-  const waitExit = (c: ChildProcess) => new Promise<ChildExit>((r) => {
-    if (c.exitCode !== null || c.signalCode !== null) r({ code: c.exitCode, signal: c.signalCode, signalledByTest: signalled });
-    else c.once('exit', (code, signal) => r({ code, signal, signalledByTest: signalled }));
-  });
+  const waitExit = (c: ChildProcess) =>
+    new Promise<ChildExit>((r) => {
+      if (c.exitCode !== null || c.signalCode !== null) r({ code: c.exitCode, signal: c.signalCode, signalledByTest: signalled });
+      else c.once('exit', (code, signal) => r({ code, signal, signalledByTest: signalled }));
+    });
   return {
     async start() {
       spawnChild();
       await waitForPort(readyPort(), 20_000);
     },
-    spawn() { spawnChild(); },
+    spawn() {
+      spawnChild();
+    },
     async kill() {
       const c = child;
       child = undefined;
@@ -81,7 +84,9 @@ export function childGateway(configFile: () => string, readyPort: () => number, 
       signalled = true;
       const exited = waitExit(c);
       c.kill('SIGTERM');
-      const timer = setTimeout(() => { if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); }, graceMs);
+      const timer = setTimeout(() => {
+        if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      }, graceMs);
       const e = await exited;
       clearTimeout(timer);
       return e;

@@ -28,7 +28,11 @@ export interface FaultProxy {
   stop(): Promise<void>;
 }
 
-interface Pair { client: Socket; server: Socket; held: { up: Buffer[]; down: Buffer[] } }
+interface Pair {
+  client: Socket;
+  server: Socket;
+  held: { up: Buffer[]; down: Buffer[] };
+}
 
 export async function startFaultProxy(o: { targetPort: number }): Promise<FaultProxy> {
   let mode: FaultMode = 'pass';
@@ -41,19 +45,38 @@ export async function startFaultProxy(o: { targetPort: number }): Promise<FaultP
   };
 
   const server: Server = createServer((client) => {
-    if (mode === 'refuse') { client.destroy(); return; }
+    if (mode === 'refuse') {
+      client.destroy();
+      return;
+    }
     counts.accepted++;
     client.setNoDelay(true);
     const upstream = connect({ host: '127.0.0.1', port: o.targetPort });
     upstream.setNoDelay(true);
     const p: Pair = { client, server: upstream, held: { up: [], down: [] } };
     pairs.add(p);
-    const close = () => { if (!pairs.delete(p)) return; client.destroy(); upstream.destroy(); };
-    client.on('data', (b: Buffer) => { if (mode === 'stall') p.held.up.push(b); else upstream.write(b); });
-    upstream.on('data', (b: Buffer) => { if (mode === 'stall') p.held.down.push(b); else client.write(b); });
-    for (const s of [client, upstream]) { s.on('close', close); s.on('error', close); }
+    const close = () => {
+      if (!pairs.delete(p)) return;
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('data', (b: Buffer) => {
+      if (mode === 'stall') p.held.up.push(b);
+      else upstream.write(b);
+    });
+    upstream.on('data', (b: Buffer) => {
+      if (mode === 'stall') p.held.down.push(b);
+      else client.write(b);
+    });
+    for (const s of [client, upstream]) {
+      s.on('close', close);
+      s.on('error', close);
+    }
   });
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', () => resolve()); });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
   const a = server.address();
   const port = typeof a === 'object' && a ? a.port : 0;
 
@@ -67,13 +90,21 @@ export async function startFaultProxy(o: { targetPort: number }): Promise<FaultP
     mode: () => mode,
     cutAll() {
       const n = pairs.size;
-      for (const p of [...pairs]) { pairs.delete(p); p.client.destroy(); p.server.destroy(); }
+      for (const p of [...pairs]) {
+        pairs.delete(p);
+        p.client.destroy();
+        p.server.destroy();
+      }
       counts.cuts += n;
       return n;
     },
     stats: () => ({ ...counts, open: pairs.size }),
     async stop() {
-      for (const p of [...pairs]) { pairs.delete(p); p.client.destroy(); p.server.destroy(); }
+      for (const p of [...pairs]) {
+        pairs.delete(p);
+        p.client.destroy();
+        p.server.destroy();
+      }
       await new Promise<void>((r) => server.close(() => r()));
     },
   };

@@ -27,18 +27,39 @@ export interface Harness {
 
 function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out = { ...base };
-  for (const [k, v] of Object.entries(over)) out[k] = v && typeof v === 'object' && !Array.isArray(v) ? merge((out[k] as Record<string, unknown>) ?? {}, v as Record<string, unknown>) : v;
+  for (const [k, v] of Object.entries(over))
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) ? merge((out[k] as Record<string, unknown>) ?? {}, v as Record<string, unknown>) : v;
   return out;
 }
 
-export async function startHarness(overrides: DeepPartial<GatewayConfig> = {}, opts: { dataDir?: string; logLevel?: string; onOutboxWriterThread?: (w: Worker) => void } = {}): Promise<Harness> {
+export async function startHarness(
+  overrides: DeepPartial<GatewayConfig> = {},
+  opts: { dataDir?: string; logLevel?: string; onOutboxWriterThread?: (w: Worker) => void } = {},
+): Promise<Harness> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'ewml-gw-'));
-  const raw = merge({ gateway: { dataDir, timezone: 'UTC' }, hl7: { port: 0 }, admin: { port: 0 }, relay: { idlePollMs: 50, backoffInitialMs: 20, backoffMaxMs: 200 } }, overrides as Record<string, unknown>);
+  const raw = merge(
+    {
+      gateway: { dataDir, timezone: 'UTC' },
+      hl7: { port: 0 },
+      admin: { port: 0 },
+      relay: { idlePollMs: 50, backoffInitialMs: 20, backoffMaxMs: 200 },
+    },
+    overrides as Record<string, unknown>,
+  );
   const v = validateConfig(raw);
   if (!v.ok) throw new Error(`bad test config: ${JSON.stringify(v.problems)}`);
   const logs: string[] = [];
-  const dest = new Writable({ write(chunk, _enc, cb) { logs.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
-  const logger = createLogger({ level: opts.logLevel ?? 'debug', destination: dest as unknown as Parameters<typeof createLogger>[0]['destination'] });
+  const dest = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(...String(chunk).split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const logger = createLogger({
+    level: opts.logLevel ?? 'debug',
+    destination: dest as unknown as Parameters<typeof createLogger>[0]['destination'],
+  });
   const gw = createGateway({ config: v.config, logger, onOutboxWriterThread: opts.onOutboxWriterThread });
   await gw.start();
   const mllp = gw.parts.adapters.find((a) => a.id === 'hl7v2') as MllpListener | undefined;
@@ -46,8 +67,20 @@ export async function startHarness(overrides: DeepPartial<GatewayConfig> = {}, o
   const adminPort = gw.parts.admin?.address()?.port ?? 0;
   const clients: MllpClient[] = [];
   return {
-    gw, config: v.config, dataDir, mllpPort, adminPort, logs,
-    async client() { const c = await connectMllp('127.0.0.1', mllpPort); clients.push(c); return c; },
-    async stop() { await Promise.all(clients.map((c) => c.close())); await gw.stop(); },
+    gw,
+    config: v.config,
+    dataDir,
+    mllpPort,
+    adminPort,
+    logs,
+    async client() {
+      const c = await connectMllp('127.0.0.1', mllpPort);
+      clients.push(c);
+      return c;
+    },
+    async stop() {
+      await Promise.all(clients.map((c) => c.close()));
+      await gw.stop();
+    },
   };
 }

@@ -5,7 +5,9 @@ export function controlId(prefix = 'T'): string {
   return `${prefix}${process.pid}${(n++).toString(36)}`;
 }
 
-export function adtA04(o: { id?: string; mrn?: string; version?: string; event?: string; family?: string; extraPid?: string; in1?: boolean } = {}): string {
+export function adtA04(
+  o: { id?: string; mrn?: string; version?: string; event?: string; family?: string; extraPid?: string; in1?: boolean } = {},
+): string {
   const id = o.id ?? controlId();
   const v = o.version ?? '2.5.1';
   const ev = o.event ?? 'A04';

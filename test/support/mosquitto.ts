@@ -10,7 +10,14 @@ import { join } from 'node:path';
 import { ensureService } from './services.ts';
 import { freePort, waitForPort } from './net.ts';
 
-export interface Broker { url: string; port: number; stop(): Promise<void>; restart(): Promise<void>; kill(): Promise<void>; start(): Promise<void> }
+export interface Broker {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+  kill(): Promise<void>;
+  start(): Promise<void>;
+}
 
 export interface MosquittoOptions {
   tls?: { ca: string; cert: string; key: string; requireClientCert?: boolean };
@@ -29,12 +36,25 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Broke
   chmodSync(dir, 0o777);
   const port = await freePort();
   const lines = [
-    `listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence true', `persistence_location ${dir}/`, 'autosave_interval 1',
-    'max_queued_messages 0', 'max_inflight_messages 0', 'max_queued_bytes 0', 'log_dest none', 'set_tcp_nodelay true',
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous true',
+    'persistence true',
+    `persistence_location ${dir}/`,
+    'autosave_interval 1',
+    'max_queued_messages 0',
+    'max_inflight_messages 0',
+    'max_queued_bytes 0',
+    'log_dest none',
+    'set_tcp_nodelay true',
   ];
   if (opts.maxPacketSize !== undefined) lines.push(`max_packet_size ${opts.maxPacketSize}`);
   if (opts.tls) {
-    for (const [f, text] of [['ca.pem', opts.tls.ca], ['cert.pem', opts.tls.cert], ['key.pem', opts.tls.key]] as const) writeFileSync(join(dir, f), text, { mode: 0o644 });
+    for (const [f, text] of [
+      ['ca.pem', opts.tls.ca],
+      ['cert.pem', opts.tls.cert],
+      ['key.pem', opts.tls.key],
+    ] as const)
+      writeFileSync(join(dir, f), text, { mode: 0o644 });
     lines.push(`cafile ${dir}/ca.pem`, `certfile ${dir}/cert.pem`, `keyfile ${dir}/key.pem`);
     if (opts.tls.requireClientCert) lines.push('require_certificate true');
   }
@@ -46,14 +66,32 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Broke
     await waitForPort(port, 10_000);
   };
   const stop = async () => {
-    const c = child; child = undefined;
+    const c = child;
+    child = undefined;
     if (!c || c.exitCode !== null) return;
-    await new Promise<void>((r) => { c.once('exit', () => r()); c.kill('SIGTERM'); });
+    await new Promise<void>((r) => {
+      c.once('exit', () => r());
+      c.kill('SIGTERM');
+    });
   };
   await start();
   return {
-    url: `${opts.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`, port, start, stop,
-    restart: async () => { await stop(); await start(); },
-    kill: async () => { const c = child; child = undefined; if (c && c.exitCode === null) await new Promise<void>((r) => { c.once('exit', () => r()); c.kill('SIGKILL'); }); },
+    url: `${opts.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
+    port,
+    start,
+    stop,
+    restart: async () => {
+      await stop();
+      await start();
+    },
+    kill: async () => {
+      const c = child;
+      child = undefined;
+      if (c && c.exitCode === null)
+        await new Promise<void>((r) => {
+          c.once('exit', () => r());
+          c.kill('SIGKILL');
+        });
+    },
   };
 }

@@ -36,23 +36,63 @@ export async function startPostgres(): Promise<PgServer> {
   const password = 'test-superuser-pw';
   writeFileSync(pwFile, password);
   if (owner.uid !== undefined) chownSync(pwFile, owner.uid, owner.gid!);
-  execFileSync(join(bin, 'initdb'), ['-D', data, '-U', 'ewml_admin', '--pwfile', pwFile, '-A', 'scram-sha-256', '-E', 'UTF8', '--no-sync'], { stdio: 'pipe', uid: owner.uid, gid: owner.gid });
+  execFileSync(
+    join(bin, 'initdb'),
+    ['-D', data, '-U', 'ewml_admin', '--pwfile', pwFile, '-A', 'scram-sha-256', '-E', 'UTF8', '--no-sync'],
+    { stdio: 'pipe', uid: owner.uid, gid: owner.gid },
+  );
   const port = await freePort();
-  const proc: ChildProcess = spawn(join(bin, 'postgres'), ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`, '-c', 'fsync=off', '-c', 'max_connections=50', '-c', 'timezone=UTC'], { stdio: ['ignore', 'ignore', 'pipe'], uid: owner.uid, gid: owner.gid });
+  const proc: ChildProcess = spawn(
+    join(bin, 'postgres'),
+    [
+      '-D',
+      data,
+      '-p',
+      String(port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      `unix_socket_directories=${dir}`,
+      '-c',
+      'fsync=off',
+      '-c',
+      'max_connections=50',
+      '-c',
+      'timezone=UTC',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], uid: owner.uid, gid: owner.gid },
+  );
   let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+  proc.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
   const admin = { host: '127.0.0.1', port, user: 'ewml_admin', password, database: 'postgres' };
-  await waitFor(async () => {
-    if (proc.exitCode !== null) throw new Error(`postgres exited: ${stderr}`);
-    const c = new pg.Client(admin);
-    try { await c.connect(); await c.end(); return true; } catch { return false; }
-  }, 30_000, 'postgres to accept connections');
+  await waitFor(
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`postgres exited: ${stderr}`);
+      const c = new pg.Client(admin);
+      try {
+        await c.connect();
+        await c.end();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+    'postgres to accept connections',
+  );
   return {
-    port, admin,
+    port,
+    admin,
     async query(sql, params, database) {
       const c = new pg.Client({ ...admin, database: database ?? 'postgres' });
       await c.connect();
-      try { return await c.query(sql, params); } finally { await c.end(); }
+      try {
+        return await c.query(sql, params);
+      } finally {
+        await c.end();
+      }
     },
     async stop() {
       await stopProcess(proc, 'SIGINT', 10_000);

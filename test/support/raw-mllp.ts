@@ -14,16 +14,33 @@ export interface RawConnection {
 
 export async function rawConnection(port: number): Promise<RawConnection> {
   const socket = connect({ host: '127.0.0.1', port, noDelay: true });
-  await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject); });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
   let closed = false;
   socket.on('error', () => undefined);
   socket.resume();
-  const whenClosed = new Promise<void>((resolve) => socket.once('close', () => { closed = true; resolve(); }));
+  const whenClosed = new Promise<void>((resolve) =>
+    socket.once('close', () => {
+      closed = true;
+      resolve();
+    }),
+  );
   return {
     socket,
-    get closed() { return closed; },
+    get closed() {
+      return closed;
+    },
     whenClosed,
-    write: (bytes) => new Promise<void>((resolve) => { if (closed || socket.destroyed) { resolve(); return; } socket.write(bytes, () => resolve()); }),
+    write: (bytes) =>
+      new Promise<void>((resolve) => {
+        if (closed || socket.destroyed) {
+          resolve();
+          return;
+        }
+        socket.write(bytes, () => resolve());
+      }),
     destroy: () => socket.destroy(),
   };
 }

@@ -31,12 +31,20 @@ export function ensureService(name: keyof typeof CANDIDATES): string {
   const canInstall = process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v apt-get']).status === 0;
   if (canInstall) {
     try {
-      execFileSync('sh', ['-c', `apt-get update -qq >/dev/null 2>&1 || true; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkg} >/dev/null`], { stdio: 'inherit', timeout: 300_000 });
-    } catch { /* fall through to the message */ }
+      execFileSync(
+        'sh',
+        ['-c', `apt-get update -qq >/dev/null 2>&1 || true; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkg} >/dev/null`],
+        { stdio: 'inherit', timeout: 300_000 },
+      );
+    } catch {
+      /* fall through to the message */
+    }
     const again = find(name);
     if (again) return again;
   }
-  throw new Error(`${name} is needed by the tests but is not installed. Install it with: sudo apt-get install -y ${pkg} (this is what .ci/run does), then run npm test again.`);
+  throw new Error(
+    `${name} is needed by the tests but is not installed. Install it with: sudo apt-get install -y ${pkg} (this is what .ci/run does), then run npm test again.`,
+  );
 }
 
 /** Stops a service process the tests started: `signal`, then SIGKILL if it has not exited in `graceMs`. */

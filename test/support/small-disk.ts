@@ -8,10 +8,14 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export interface SmallDisk { dir: string; unmount(): void }
+export interface SmallDisk {
+  dir: string;
+  unmount(): void;
+}
 
 export function mountSmallDisk(bytes: number): SmallDisk {
-  if (process.getuid?.() !== 0) throw new Error('the disk-full tests mount a small tmpfs and need root (as .ci/run runs them); run npm test as root');
+  if (process.getuid?.() !== 0)
+    throw new Error('the disk-full tests mount a small tmpfs and need root (as .ci/run runs them); run npm test as root');
   const dir = mkdtempSync(join(tmpdir(), 'ewml-small-disk-'));
   execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes},mode=0700`, 'tmpfs', dir]);
   let mounted = true;
@@ -20,7 +24,11 @@ export function mountSmallDisk(bytes: number): SmallDisk {
     unmount() {
       if (!mounted) return;
       mounted = false;
-      try { execFileSync('umount', ['-l', dir]); } catch { /* already gone */ }
+      try {
+        execFileSync('umount', ['-l', dir]);
+      } catch {
+        /* already gone */
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -36,11 +44,20 @@ export function fillDisk(path: string, bytes = Number.POSITIVE_INFINITY): number
   let written = 0;
   try {
     while (written < bytes) {
-      try { written += writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - written)); } catch (e) {
+      try {
+        written += writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - written));
+      } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-        try { written += writeSync(fd, chunk, 0, 4096); continue; } catch { break; }
+        try {
+          written += writeSync(fd, chunk, 0, 4096);
+          continue;
+        } catch {
+          break;
+        }
       }
     }
-  } finally { closeSync(fd); }
+  } finally {
+    closeSync(fd);
+  }
   return written;
 }

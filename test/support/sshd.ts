@@ -27,12 +27,20 @@ export interface SshServer {
 
 /** The system user that owns the test servers' folders (created when missing, with no login shell). */
 export function ensureTestUser(): { uid: number; gid: number } {
-  try { execFileSync('id', [SFTP_USER], { stdio: 'ignore' }); } catch { execFileSync('useradd', ['-M', '-d', '/nonexistent', '-s', '/usr/sbin/nologin', SFTP_USER]); }
-  return { uid: Number(execFileSync('id', ['-u', SFTP_USER], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', SFTP_USER], { encoding: 'utf8' })) };
+  try {
+    execFileSync('id', [SFTP_USER], { stdio: 'ignore' });
+  } catch {
+    execFileSync('useradd', ['-M', '-d', '/nonexistent', '-s', '/usr/sbin/nologin', SFTP_USER]);
+  }
+  return {
+    uid: Number(execFileSync('id', ['-u', SFTP_USER], { encoding: 'utf8' })),
+    gid: Number(execFileSync('id', ['-g', SFTP_USER], { encoding: 'utf8' })),
+  };
 }
 
 export async function startSshd(): Promise<SshServer> {
-  if (process.getuid?.() !== 0) throw new Error('the SFTP tests start an OpenSSH sshd and need root (as .ci/run runs them); run npm test as root');
+  if (process.getuid?.() !== 0)
+    throw new Error('the SFTP tests start an OpenSSH sshd and need root (as .ci/run runs them); run npm test as root');
   const sshd = ensureService('sshd');
   const dir = mkdtempSync(join(tmpdir(), 'ewml-sshd-'));
   chmodSync(dir, 0o755);
@@ -48,18 +56,48 @@ export async function startSshd(): Promise<SshServer> {
   chownSync(home, uid, gid);
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const port = await freePort();
-  writeFileSync(join(dir, 'sshd_config'), [
-    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${join(dir, 'host_ed25519')}`, `PidFile ${join(dir, 'sshd.pid')}`,
-    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`, 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'PubkeyAuthentication yes',
-    'StrictModes no', 'UsePAM no', `AllowUsers ${SFTP_USER}`, 'Subsystem sftp internal-sftp', 'LogLevel ERROR', '',
-  ].join('\n'));
+  writeFileSync(
+    join(dir, 'sshd_config'),
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${join(dir, 'host_ed25519')}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PubkeyAuthentication yes',
+      'StrictModes no',
+      'UsePAM no',
+      `AllowUsers ${SFTP_USER}`,
+      'Subsystem sftp internal-sftp',
+      'LogLevel ERROR',
+      '',
+    ].join('\n'),
+  );
   const proc: ChildProcess = spawn(sshd, ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
-  try { await waitForPort(port, 15_000); } catch { proc.kill('SIGKILL'); throw new Error(`sshd did not start: ${stderr}`); }
+  proc.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  try {
+    await waitForPort(port, 15_000);
+  } catch {
+    proc.kill('SIGKILL');
+    throw new Error(`sshd did not start: ${stderr}`);
+  }
   return {
-    port, user: SFTP_USER, clientKey: readFileSync(join(dir, 'client_ed25519'), 'utf8'), hostKeySha256: fp, home,
-    mkdir(name) { const p = join(home, name); mkdirSync(p, { recursive: true }); chownSync(p, uid, gid); return p; },
+    port,
+    user: SFTP_USER,
+    clientKey: readFileSync(join(dir, 'client_ed25519'), 'utf8'),
+    hostKeySha256: fp,
+    home,
+    mkdir(name) {
+      const p = join(home, name);
+      mkdirSync(p, { recursive: true });
+      chownSync(p, uid, gid);
+      return p;
+    },
     async stop() {
       await stopProcess(proc, 'SIGTERM', 5000);
       rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { binocularPd, normaliseAxis, normaliseEye, parseDiopter, parsePrismBase, quarterDiopter, toConvention, transpose } from '../../../adapters/canonical/rx-normalize.ts';
+import {
+  binocularPd,
+  normaliseAxis,
+  normaliseEye,
+  parseDiopter,
+  parsePrismBase,
+  quarterDiopter,
+  toConvention,
+  transpose,
+} from '../../../adapters/canonical/rx-normalize.ts';
 
 describe('Rx normalisation', () => {
   it('transposes minus to plus cylinder and back (the same lens)', () => {
@@ -30,8 +39,25 @@ describe('Rx normalisation', () => {
   });
 
   it('reads diopters and prism bases as PMSs write them', () => {
-    expect(['+1.25', '-0.50', 'PL', 'plano', '1,75', 'SPH', '', 'abc'].map(parseDiopter)).toEqual([1.25, -0.5, 0, 0, 1.75, 0, undefined, undefined]);
-    expect(['BU', 'bd', 'Base In', 'OUT', 'nasal', 'temporal', 'x'].map(parsePrismBase)).toEqual(['up', 'down', 'in', 'out', 'in', 'out', undefined]);
+    expect(['+1.25', '-0.50', 'PL', 'plano', '1,75', 'SPH', '', 'abc'].map(parseDiopter)).toEqual([
+      1.25,
+      -0.5,
+      0,
+      0,
+      1.75,
+      0,
+      undefined,
+      undefined,
+    ]);
+    expect(['BU', 'bd', 'Base In', 'OUT', 'nasal', 'temporal', 'x'].map(parsePrismBase)).toEqual([
+      'up',
+      'down',
+      'in',
+      'out',
+      'in',
+      'out',
+      undefined,
+    ]);
     expect(quarterDiopter(-0.1)).toBe(0);
     expect(Object.is(quarterDiopter(-0.1), -0)).toBe(false);
   });

@@ -12,15 +12,33 @@ describe('folder source', () => {
   let h: Harness;
   const inbox = mkdtempSync(join(tmpdir(), 'ewml-inbox-'));
   beforeAll(async () => {
-    h = await startHarness({ folders: [{ id: 'exports', dir: inbox, stableMs: 1000, pollMs: 100 }], relay: { sink: 'https' }, https: { url: 'http://127.0.0.1:9' }, cloud: { publicKey: (await import('../../support/cloud-keys.ts')).makeCloudKeys().publicPem } });
+    h = await startHarness({
+      folders: [{ id: 'exports', dir: inbox, stableMs: 1000, pollMs: 100 }],
+      relay: { sink: 'https' },
+      https: { url: 'http://127.0.0.1:9' },
+      cloud: { publicKey: (await import('../../support/cloud-keys.ts')).makeCloudKeys().publicPem },
+    });
   });
-  afterAll(async () => { await h.stop(); });
+  afterAll(async () => {
+    await h.stop();
+  });
   const status = () => h.gw.status() as { adapters: Record<string, { detail: Record<string, number> }>; counts: Record<string, number> };
 
   it('imports every message of a file once it is stable, then moves it to processed/', async () => {
     const ids = [controlId('F'), controlId('F'), controlId('F')];
-    writeFileSync(join(inbox, 'export1.hl7'), [adtA04({ id: ids[0], mrn: 'FILE1' }), siu({ id: ids[1], mrn: 'FILE1' }), adtA04({ id: ids[2] }).replace('MRN001^^^CLINIC^MR', '')].join('\n'));
-    await waitFor(() => existsSync(join(inbox, 'processed', 'export1.hl7')) && status().adapters.exports.detail.files === 1, 10_000, 'file processed');
+    writeFileSync(
+      join(inbox, 'export1.hl7'),
+      [
+        adtA04({ id: ids[0], mrn: 'FILE1' }),
+        siu({ id: ids[1], mrn: 'FILE1' }),
+        adtA04({ id: ids[2] }).replace('MRN001^^^CLINIC^MR', ''),
+      ].join('\n'),
+    );
+    await waitFor(
+      () => existsSync(join(inbox, 'processed', 'export1.hl7')) && status().adapters.exports.detail.files === 1,
+      10_000,
+      'file processed',
+    );
     expect(existsSync(join(inbox, 'export1.hl7'))).toBe(false);
     expect(status().adapters.exports.detail).toMatchObject({ files: 1, rows: 3 });
     // the one without PID-3 is kept in dead letters, with the reason
@@ -30,7 +48,10 @@ describe('folder source', () => {
   it('does not read a file while it is still being written', async () => {
     const f = join(inbox, 'growing.hl7');
     writeFileSync(f, adtA04({ id: controlId('G') }) + '\n');
-    for (let i = 0; i < 5; i++) { await new Promise((r) => setTimeout(r, 150)); appendFileSync(f, adtA04({ id: controlId('G') }) + '\n'); }
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 150));
+      appendFileSync(f, adtA04({ id: controlId('G') }) + '\n');
+    }
     expect(existsSync(join(inbox, 'processed', 'growing.hl7'))).toBe(false);
     await waitFor(() => existsSync(join(inbox, 'processed', 'growing.hl7')), 10_000, 'growing file processed after it settled');
     expect(readFileSync(join(inbox, 'processed', 'growing.hl7'), 'utf8').match(/^MSH/gm)).toHaveLength(6);

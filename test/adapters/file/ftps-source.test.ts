@@ -28,13 +28,32 @@ beforeAll(async () => {
   exportDir = ftps.mkdir('export');
   ftps.mkdir('inbox');
   cloud = await startHttpReferenceCloud({ privateKey: keys.privateKey });
-  h = await startHarness({
-    hl7: { enabled: false }, relay: { sink: 'https' }, https: { url: cloud.url }, cloud: { publicKey: keys.publicPem },
-    files: [{ id: 'ftps', source: 'ftps', dir: '/export', profile: 'allscripts-legacy', stableMs: 0, ftps: { host: '127.0.0.1', port: ftps.port, username: ftps.user, password: ftps.password, ca: ftps.ca, schedule: '* * * * * *' } }] as never,
-  }, { logLevel: 'info' });
+  h = await startHarness(
+    {
+      hl7: { enabled: false },
+      relay: { sink: 'https' },
+      https: { url: cloud.url },
+      cloud: { publicKey: keys.publicPem },
+      files: [
+        {
+          id: 'ftps',
+          source: 'ftps',
+          dir: '/export',
+          profile: 'allscripts-legacy',
+          stableMs: 0,
+          ftps: { host: '127.0.0.1', port: ftps.port, username: ftps.user, password: ftps.password, ca: ftps.ca, schedule: '* * * * * *' },
+        },
+      ] as never,
+    },
+    { logLevel: 'info' },
+  );
 }, 60_000);
 
-afterAll(async () => { await h?.stop(); await cloud?.stop(); await ftps?.stop(); });
+afterAll(async () => {
+  await h?.stop();
+  await cloud?.stop();
+  await ftps?.stop();
+});
 
 describe('file sources: FTPS', () => {
   it('imports an Allscripts pipe-delimited export (no header) and moves it to processed/ on the server', async () => {
@@ -44,12 +63,23 @@ describe('file sources: FTPS', () => {
     chownSync(p, uid, uid);
     await waitFor(() => cloud.store.records.size >= 2, 15_000, 'two patients');
     const a100 = [...cloud.store.records.values()].find((r) => r.source.sourceId === 'demographics/A100')!;
-    expect(a100.data).toMatchObject({ identifiers: [{ system: 'ALLSCRIPTS', value: 'A100', type: 'MR' }], name: { family: 'Sample', given: ['Lea', 'Q'] }, birthDate: '1975-04-12', sex: 'female' });
+    expect(a100.data).toMatchObject({
+      identifiers: [{ system: 'ALLSCRIPTS', value: 'A100', type: 'MR' }],
+      name: { family: 'Sample', given: ['Lea', 'Q'] },
+      birthDate: '1975-04-12',
+      sex: 'female',
+    });
     await waitFor(() => existsSync(join(exportDir, 'processed', 'demographics_1125.txt')), 10_000, 'moved on the server');
   });
 
   it('uploads a file for the PMS over FTPS under its final name only when complete', async () => {
-    const w = createFileWriter({ id: 'f', kind: 'ftps', dir: '/inbox', csvDelimiter: ',', ftps: { host: '127.0.0.1', port: ftps.port, username: ftps.user, password: ftps.password, ca: ftps.ca, certSha256: '', schedule: '' } });
+    const w = createFileWriter({
+      id: 'f',
+      kind: 'ftps',
+      dir: '/inbox',
+      csvDelimiter: ',',
+      ftps: { host: '127.0.0.1', port: ftps.port, username: ftps.user, password: ftps.password, ca: ftps.ca, certSha256: '', schedule: '' },
+    });
     await w.write({ name: 'status.csv', format: 'csv', rows: [{ order: 'O-9', status: 'ready' }] });
     expect(readFileSync(join(ftps.home, 'inbox', 'status.csv'), 'utf8')).toBe('order,status\r\nO-9,ready\r\n');
     expect(readdirSync(join(ftps.home, 'inbox'))).toEqual(['status.csv']);
@@ -57,9 +87,27 @@ describe('file sources: FTPS', () => {
 
   it('accepts the server by its pinned certificate fingerprint, refuses another, and needs one of ca/pin', async () => {
     const fp = new X509Certificate(readFileSync(join(ftps.home, '..', 'cert.pem'))).fingerprint256;
-    const ok = await connectFtps({ host: '127.0.0.1', port: ftps.port, username: ftps.user, password: ftps.password, certSha256: fp, schedule: '' });
+    const ok = await connectFtps({
+      host: '127.0.0.1',
+      port: ftps.port,
+      username: ftps.user,
+      password: ftps.password,
+      certSha256: fp,
+      schedule: '',
+    });
     await ok.close();
-    await expect(connectFtps({ host: '127.0.0.1', port: ftps.port, username: ftps.user, password: ftps.password, certSha256: 'AA:'.repeat(31) + 'AA', schedule: '' })).rejects.toThrow(/not the pinned .*refused/);
-    await expect(connectFtps({ host: '127.0.0.1', port: ftps.port, username: ftps.user, password: ftps.password, certSha256: '', schedule: '' })).rejects.toThrow(/needs `ca`.*or `certSha256`/);
+    await expect(
+      connectFtps({
+        host: '127.0.0.1',
+        port: ftps.port,
+        username: ftps.user,
+        password: ftps.password,
+        certSha256: 'AA:'.repeat(31) + 'AA',
+        schedule: '',
+      }),
+    ).rejects.toThrow(/not the pinned .*refused/);
+    await expect(
+      connectFtps({ host: '127.0.0.1', port: ftps.port, username: ftps.user, password: ftps.password, certSha256: '', schedule: '' }),
+    ).rejects.toThrow(/needs `ca`.*or `certSha256`/);
   });
 });

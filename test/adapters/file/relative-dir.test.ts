@@ -12,10 +12,13 @@ it('imports from a relative folder, and from a polled one (mounted shares), dele
   const b = join(base, 'share');
   mkdirSync(a);
   mkdirSync(b);
-  const h = await startHarness({ hl7: { enabled: false }, files: [
-    { id: 'rel', dir: `./${relative(process.cwd(), a)}`, profile: 'optical-csv', stableMs: 100 },
-    { id: 'polled', dir: b, profile: 'optical-csv', polling: true, pollMs: 100, stableMs: 200, after: 'delete' },
-  ] as never });
+  const h = await startHarness({
+    hl7: { enabled: false },
+    files: [
+      { id: 'rel', dir: `./${relative(process.cwd(), a)}`, profile: 'optical-csv', stableMs: 100 },
+      { id: 'polled', dir: b, profile: 'optical-csv', polling: true, pollMs: 100, stableMs: 200, after: 'delete' },
+    ] as never,
+  });
   try {
     writeFileSync(join(a, 'patients.csv'), 'patient_id,last_name\nR1,Sample\n');
     writeFileSync(join(b, 'patients.csv'), 'patient_id,last_name\nS1,Sample\n');
@@ -23,5 +26,7 @@ it('imports from a relative folder, and from a polled one (mounted shares), dele
     await waitFor(() => !readdirSync(b).includes('patients.csv'), 10_000, 'polled file deleted after import');
     expect(readdirSync(join(b, 'processed'))).toEqual([]);
     expect(h.gw.parts.adapters.find((x) => x.id === 'polled')!.health().detail).toMatchObject({ files: 1, rows: 1 });
-  } finally { await h.stop(); }
+  } finally {
+    await h.stop();
+  }
 });

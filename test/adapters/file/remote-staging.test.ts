@@ -15,18 +15,42 @@ let sshd: SshServer;
 let h: Harness | undefined;
 const dataDir = mkdtempSync(join(tmpdir(), 'ewml-staging-'));
 
-beforeAll(async () => { sshd = await startSshd(); }, 60_000);
-afterAll(async () => { await h?.stop(); await sshd?.stop(); });
+beforeAll(async () => {
+  sshd = await startSshd();
+}, 60_000);
+afterAll(async () => {
+  await h?.stop();
+  await sshd?.stop();
+});
 
 describe('remote file sources: staging', () => {
   it('removes a copy a killed run left in its staging folder when it starts', async () => {
     const staging = join(dataDir, 'staging', 'ecw');
     mkdirSync(staging, { recursive: true });
     writeFileSync(join(staging, 'patients_1125.csv'), 'PatientID,LastName\n501,Sample\n');
-    h = await startHarness({
-      hl7: { enabled: false },
-      files: [{ id: 'ecw', source: 'sftp', dir: sshd.mkdir('export'), profile: 'eclinicalworks', stableMs: 0, sftp: { host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: sshd.clientKey, hostKeySha256: sshd.hostKeySha256, schedule: '0 0 0 1 1 *' } }] as never,
-    }, { dataDir });
+    h = await startHarness(
+      {
+        hl7: { enabled: false },
+        files: [
+          {
+            id: 'ecw',
+            source: 'sftp',
+            dir: sshd.mkdir('export'),
+            profile: 'eclinicalworks',
+            stableMs: 0,
+            sftp: {
+              host: '127.0.0.1',
+              port: sshd.port,
+              username: sshd.user,
+              privateKey: sshd.clientKey,
+              hostKeySha256: sshd.hostKeySha256,
+              schedule: '0 0 0 1 1 *',
+            },
+          },
+        ] as never,
+      },
+      { dataDir },
+    );
     expect(existsSync(staging)).toBe(true);
     expect(readdirSync(staging)).toEqual([]);
   });

@@ -31,23 +31,70 @@ beforeAll(async () => {
   sshd = await startSshd();
   exportDir = sshd.mkdir('export');
   cloud = await startHttpReferenceCloud({ privateKey: keys.privateKey });
-  h = await startHarness({
-    hl7: { enabled: false }, relay: { sink: 'https' }, https: { url: cloud.url }, cloud: { publicKey: keys.publicPem },
-    files: [{ id: 'ecw', source: 'sftp', dir: exportDir, profile: 'eclinicalworks', stableMs: 0, sftp: { host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: sshd.clientKey, hostKeySha256: sshd.hostKeySha256, schedule: '* * * * * *' } }] as never,
-  }, { logLevel: 'info' });
+  h = await startHarness(
+    {
+      hl7: { enabled: false },
+      relay: { sink: 'https' },
+      https: { url: cloud.url },
+      cloud: { publicKey: keys.publicPem },
+      files: [
+        {
+          id: 'ecw',
+          source: 'sftp',
+          dir: exportDir,
+          profile: 'eclinicalworks',
+          stableMs: 0,
+          sftp: {
+            host: '127.0.0.1',
+            port: sshd.port,
+            username: sshd.user,
+            privateKey: sshd.clientKey,
+            hostKeySha256: sshd.hostKeySha256,
+            schedule: '* * * * * *',
+          },
+        },
+      ] as never,
+    },
+    { logLevel: 'info' },
+  );
 }, 60_000);
 
-afterAll(async () => { await h?.stop(); await cloud?.stop(); await sshd?.stop(); });
+afterAll(async () => {
+  await h?.stop();
+  await cloud?.stop();
+  await sshd?.stop();
+});
 
 describe('file sources: SFTP', () => {
   it('imports an eClinicalWorks export from the server and moves it to processed/ there', async () => {
-    put('patients_1125.csv', 'PatientID,AccountNo,LastName,FirstName,DOB,Sex,HomePhone,Email\n501,A-501,Sample,Gia,03/09/1977,female,555-0105,g@example.test\n502,A-502,Fixture,Hal,11/30/1969,male,,\n');
-    put('appt_1125.csv', 'EncounterID,PatientID,ApptDate,ApptStartTime,Status,VisitType,Reason,DoctorID\nE9,501,12/02/2026,2:15 PM,PEN,EYE-EXAM,Blurry vision,D3\n');
+    put(
+      'patients_1125.csv',
+      'PatientID,AccountNo,LastName,FirstName,DOB,Sex,HomePhone,Email\n501,A-501,Sample,Gia,03/09/1977,female,555-0105,g@example.test\n502,A-502,Fixture,Hal,11/30/1969,male,,\n',
+    );
+    put(
+      'appt_1125.csv',
+      'EncounterID,PatientID,ApptDate,ApptStartTime,Status,VisitType,Reason,DoctorID\nE9,501,12/02/2026,2:15 PM,PEN,EYE-EXAM,Blurry vision,D3\n',
+    );
     await waitFor(() => cloud.store.records.size >= 3, 15_000, 'three records');
     const recs = [...cloud.store.records.values()];
-    expect(recs.find((r) => r.source.sourceId === 'patients/501')!.data).toMatchObject({ identifiers: [{ system: 'ECW', value: '501' }, { system: 'ECW-ACCOUNT', value: 'A-501' }], birthDate: '1977-03-09', sex: 'female' });
-    expect(recs.find((r) => r.source.sourceId === 'appointments/E9')!.data).toMatchObject({ start: '2026-12-02T14:15:00Z', status: 'pending', reason: 'Blurry vision' });
-    await waitFor(() => existsSync(join(exportDir, 'processed')) && readdirSync(join(exportDir, 'processed')).length === 2, 10_000, 'moved on the server');
+    expect(recs.find((r) => r.source.sourceId === 'patients/501')!.data).toMatchObject({
+      identifiers: [
+        { system: 'ECW', value: '501' },
+        { system: 'ECW-ACCOUNT', value: 'A-501' },
+      ],
+      birthDate: '1977-03-09',
+      sex: 'female',
+    });
+    expect(recs.find((r) => r.source.sourceId === 'appointments/E9')!.data).toMatchObject({
+      start: '2026-12-02T14:15:00Z',
+      status: 'pending',
+      reason: 'Blurry vision',
+    });
+    await waitFor(
+      () => existsSync(join(exportDir, 'processed')) && readdirSync(join(exportDir, 'processed')).length === 2,
+      10_000,
+      'moved on the server',
+    );
     expect(readdirSync(exportDir).filter((f) => f.endsWith('.csv'))).toEqual([]);
   });
 
@@ -59,9 +106,27 @@ describe('file sources: SFTP', () => {
   });
 
   it('refuses a server whose host key is not the pinned one, before authenticating', async () => {
-    await expect(connectSftp({ host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: sshd.clientKey, hostKeySha256: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', schedule: '' })).rejects.toThrow(/host key is SHA256:.* not the pinned SHA256:AAAA.*refused/);
-    await expect(connectSftp({ host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: sshd.clientKey, hostKeySha256: '', schedule: '' })).rejects.toThrow(/hostKeySha256 is required/);
-    const ok = await connectSftp({ host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: sshd.clientKey, hostKeySha256: sshd.hostKeySha256, schedule: '' });
+    await expect(
+      connectSftp({
+        host: '127.0.0.1',
+        port: sshd.port,
+        username: sshd.user,
+        privateKey: sshd.clientKey,
+        hostKeySha256: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+        schedule: '',
+      }),
+    ).rejects.toThrow(/host key is SHA256:.* not the pinned SHA256:AAAA.*refused/);
+    await expect(
+      connectSftp({ host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: sshd.clientKey, hostKeySha256: '', schedule: '' }),
+    ).rejects.toThrow(/hostKeySha256 is required/);
+    const ok = await connectSftp({
+      host: '127.0.0.1',
+      port: sshd.port,
+      username: sshd.user,
+      privateKey: sshd.clientKey,
+      hostKeySha256: sshd.hostKeySha256,
+      schedule: '',
+    });
     await ok.close();
   });
 });

@@ -5,12 +5,23 @@ import { decodeHl7Bytes, peekCharset } from '../../../adapters/hl7v2/hl7-charset
 import { splitHl7Messages } from '../../../adapters/hl7v2/hl7-batch.ts';
 import { hl7Date, hl7Instant } from '../../../adapters/hl7v2/hl7-datetime.ts';
 
-const ADT = 'MSH|^~\\&|APP|FAC|RAPP|RFAC|20260101120000||ADT^A04^ADT_A01|CTRL1|P|2.5.1\rEVN|A04|20260101120000\rPID|1||123^^^HOSP^MR~456^^^OTHER^PI||Doe^Jane^Q||19700203|F';
+const ADT =
+  'MSH|^~\\&|APP|FAC|RAPP|RFAC|20260101120000||ADT^A04^ADT_A01|CTRL1|P|2.5.1\rEVN|A04|20260101120000\rPID|1||123^^^HOSP^MR~456^^^OTHER^PI||Doe^Jane^Q||19700203|F';
 
 describe('HL7 v2 parser', () => {
   it('reads the header with MSH-n at index n', () => {
     const m = parseHl7(ADT);
-    expect(m.header).toMatchObject({ sendingApplication: 'APP', sendingFacility: 'FAC', receivingApplication: 'RAPP', messageCode: 'ADT', triggerEvent: 'A04', messageStructure: 'ADT_A01', controlId: 'CTRL1', processingId: 'P', version: '2.5.1' });
+    expect(m.header).toMatchObject({
+      sendingApplication: 'APP',
+      sendingFacility: 'FAC',
+      receivingApplication: 'RAPP',
+      messageCode: 'ADT',
+      triggerEvent: 'A04',
+      messageStructure: 'ADT_A01',
+      controlId: 'CTRL1',
+      processingId: 'P',
+      version: '2.5.1',
+    });
     expect(m.segments[0].fields[1]).toBe('|');
     expect(m.segments[0].fields[2]).toBe('^~\\&');
     expect(m.segments.map((s) => s.name)).toEqual(['MSH', 'EVN', 'PID']);
@@ -71,7 +82,10 @@ describe('HL7 v2 parser', () => {
     ['a bad segment name', 'MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rpid|1', '100'],
     ['a second MSH', 'MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rMSH|^~\\&|A', '100'],
   ])('rejects %s with a CodecError carrying an HL7 error code', (_what, text, code) => {
-    try { parseHl7(text); expect.unreachable(); } catch (e) {
+    try {
+      parseHl7(text);
+      expect.unreachable();
+    } catch (e) {
       expect(e).toBeInstanceOf(CodecError);
       expect((e as CodecError).hl7ErrorCode).toBe(code);
     }
@@ -79,7 +93,12 @@ describe('HL7 v2 parser', () => {
 });
 
 describe('HL7 charsets (MSH-18)', () => {
-  const latin = (cs: string) => Buffer.concat([Buffer.from(`MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5||||||${cs}\rPID|1||1||M`, 'latin1'), Buffer.from([0xfc]), Buffer.from('ller', 'latin1')]);
+  const latin = (cs: string) =>
+    Buffer.concat([
+      Buffer.from(`MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5||||||${cs}\rPID|1||1||M`, 'latin1'),
+      Buffer.from([0xfc]),
+      Buffer.from('ller', 'latin1'),
+    ]);
   it('decodes 8859/1 bytes as Latin-1', () => {
     expect(peekCharset(latin('8859/1'))).toBe('8859/1');
     expect(decodeHl7Bytes(latin('8859/1'))).toContain('Müller');

@@ -7,7 +7,11 @@ import type { SourceCodec } from '../../../adapters/contracts.ts';
 import { adtA04, siu } from '../../support/hl7-fixtures.ts';
 
 const codec = createHl7Codec({ profile: 'generic', timezone: 'UTC' }) as SourceCodec<unknown>;
-const stage = createMapStage({ validator: createRecordValidator(), clock: createManualClock(), identity: { tenantId: 't1', practiceId: 'p1', gatewayId: 'g1' } });
+const stage = createMapStage({
+  validator: createRecordValidator(),
+  clock: createManualClock(),
+  identity: { tenantId: 't1', practiceId: 'p1', gatewayId: 'g1' },
+});
 const run = (text: string) => stage.preview(codec, text);
 
 describe('ADT mapping', () => {
@@ -16,10 +20,28 @@ describe('ADT mapping', () => {
     expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
     expect(r.records.map((x) => x.type)).toEqual(['patient', 'provider', 'coverage']);
     const p = r.records[0];
-    expect(p).toMatchObject({ op: 'upsert', tenantId: 't1', practiceId: 'p1', gatewayId: 'g1', schemaVersion: '1.0', source: { system: 'PMS@CLINIC', adapter: 'hl7v2', sourceId: 'CLINIC|MRN001' } });
-    expect(p.data).toMatchObject({ identifiers: [{ system: 'CLINIC', value: 'MRN001', type: 'MR' }], name: { family: 'Synthetic', given: ['Pat', 'Q'] }, birthDate: '1980-01-01', sex: 'female' });
+    expect(p).toMatchObject({
+      op: 'upsert',
+      tenantId: 't1',
+      practiceId: 'p1',
+      gatewayId: 'g1',
+      schemaVersion: '1.0',
+      source: { system: 'PMS@CLINIC', adapter: 'hl7v2', sourceId: 'CLINIC|MRN001' },
+    });
+    expect(p.data).toMatchObject({
+      identifiers: [{ system: 'CLINIC', value: 'MRN001', type: 'MR' }],
+      name: { family: 'Synthetic', given: ['Pat', 'Q'] },
+      birthDate: '1980-01-01',
+      sex: 'female',
+    });
     expect(p.occurredAt).toBe('2026-11-25T09:30:00-05:00');
-    expect(r.records[2].data).toMatchObject({ patient: { system: 'CLINIC', value: 'MRN001' }, payer: { id: 'PAY1', name: 'Test Vision Plan' }, memberId: 'MEM1', start: '2026-01-01', end: '2026-12-31' });
+    expect(r.records[2].data).toMatchObject({
+      patient: { system: 'CLINIC', value: 'MRN001' },
+      payer: { id: 'PAY1', name: 'Test Vision Plan' },
+      memberId: 'MEM1',
+      start: '2026-01-01',
+      end: '2026-12-31',
+    });
   });
 
   it('gives the same ids for the same message and different ids for another control id', () => {
@@ -49,14 +71,23 @@ describe('ADT mapping', () => {
 
   it.each(['A40', 'A34', 'A39', 'A18'])('maps ADT^%s to a merge record naming the surviving and retired patient ids', (event) => {
     const msg = [
-      `MSH|^~\\&|PMS|CLINIC|EWML|GW|20261125093000||ADT^${event}^ADT_A39|M1${event}|P|2.5.1`, `EVN|${event}|20261125093000`,
-      'PID|1||KEEP1^^^CLINIC^MR||Synthetic^Pat', 'MRG|GONE1^^^CLINIC^MR~GONE1B^^^CLINIC^MR',
-      'PID|2||KEEP2^^^CLINIC^MR||Synthetic^Two', 'MRG|GONE2^^^CLINIC^MR',
+      `MSH|^~\\&|PMS|CLINIC|EWML|GW|20261125093000||ADT^${event}^ADT_A39|M1${event}|P|2.5.1`,
+      `EVN|${event}|20261125093000`,
+      'PID|1||KEEP1^^^CLINIC^MR||Synthetic^Pat',
+      'MRG|GONE1^^^CLINIC^MR~GONE1B^^^CLINIC^MR',
+      'PID|2||KEEP2^^^CLINIC^MR||Synthetic^Two',
+      'MRG|GONE2^^^CLINIC^MR',
     ].join('\r');
     const r = run(msg);
     expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
-    expect(r.records.map((x) => [x.op, x.source.sourceId])).toEqual([['merge', 'CLINIC|KEEP1'], ['merge', 'CLINIC|KEEP2']]);
-    expect(r.records[0].data.mergedFrom).toEqual([{ system: 'CLINIC', value: 'GONE1' }, { system: 'CLINIC', value: 'GONE1B' }]);
+    expect(r.records.map((x) => [x.op, x.source.sourceId])).toEqual([
+      ['merge', 'CLINIC|KEEP1'],
+      ['merge', 'CLINIC|KEEP2'],
+    ]);
+    expect(r.records[0].data.mergedFrom).toEqual([
+      { system: 'CLINIC', value: 'GONE1' },
+      { system: 'CLINIC', value: 'GONE1B' },
+    ]);
   });
 
   it('reports a merge without MRG as an error at MRG', () => {
@@ -68,7 +99,11 @@ describe('ADT mapping', () => {
   it('maps ADT^A23 to a patient delete record', () => {
     const r = run(adtA04({ event: 'A23' }));
     expect(r.records).toHaveLength(1);
-    expect(r.records[0]).toMatchObject({ type: 'patient', op: 'delete', data: { identifiers: [{ system: 'CLINIC', value: 'MRN001', type: 'MR' }] } });
+    expect(r.records[0]).toMatchObject({
+      type: 'patient',
+      op: 'delete',
+      data: { identifiers: [{ system: 'CLINIC', value: 'MRN001', type: 'MR' }] },
+    });
   });
 
   it('uses the profile to choose the chart identifier', () => {
@@ -81,13 +116,24 @@ describe('ADT mapping', () => {
 });
 
 describe('SIU mapping', () => {
-  it.each([['S12', 'booked'], ['S13', 'booked'], ['S14', 'booked'], ['S15', 'cancelled']])('maps SIU^%s to an appointment with status %s', (event, status) => {
+  it.each([
+    ['S12', 'booked'],
+    ['S13', 'booked'],
+    ['S14', 'booked'],
+    ['S15', 'cancelled'],
+  ])('maps SIU^%s to an appointment with status %s', (event, status) => {
     const r = run(siu({ event }));
     expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
     const appt = r.records.find((x) => x.type === 'appointment')!;
     expect(appt.data).toMatchObject({
-      appointmentId: { system: 'PMS', value: 'A1' }, patient: { system: 'CLINIC', value: 'MRN001' }, status, start: '2026-12-01T10:00:00-05:00',
-      durationMinutes: 30, visitType: { code: 'EYEEXAM', display: 'Comprehensive eye exam' }, provider: { system: 'NPI', value: 'D100' }, location: { code: 'ROOM2', display: 'Exam room 2' },
+      appointmentId: { system: 'PMS', value: 'A1' },
+      patient: { system: 'CLINIC', value: 'MRN001' },
+      status,
+      start: '2026-12-01T10:00:00-05:00',
+      durationMinutes: 30,
+      visitType: { code: 'EYEEXAM', display: 'Comprehensive eye exam' },
+      provider: { system: 'NPI', value: 'D100' },
+      location: { code: 'ROOM2', display: 'Exam room 2' },
     });
     expect(r.records.find((x) => x.type === 'provider')).toBeDefined();
   });

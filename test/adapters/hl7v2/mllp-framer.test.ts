@@ -4,7 +4,10 @@ import { createMllpFramer, frameMllp } from '../../../adapters/hl7v2/mllp-framer
 function collect(max = 1024) {
   const frames: string[] = [];
   const oversize: Array<{ head: string; size: number }> = [];
-  const f = createMllpFramer(max, { frame: (p) => frames.push(p.toString('latin1')), oversize: (h, size) => oversize.push({ head: h.toString('latin1'), size }) });
+  const f = createMllpFramer(max, {
+    frame: (p) => frames.push(p.toString('latin1')),
+    oversize: (h, size) => oversize.push({ head: h.toString('latin1'), size }),
+  });
   return { f, frames, oversize };
 }
 
@@ -77,12 +80,16 @@ describe('MLLP framer', () => {
   it('reassembles a frame trickled a byte at a time among larger reads, byte for byte', () => {
     const { f, frames } = collect(1 << 20);
     const payload = Buffer.alloc(200_000);
-    for (let i = 0; i < payload.length; i++) payload[i] = 0x20 + (i * 7) % 90;
+    for (let i = 0; i < payload.length; i++) payload[i] = 0x20 + ((i * 7) % 90);
     const framed = frameMllp(payload);
     // reads of 1 byte and of 1,500 bytes, alternately (the staging of small reads is crossed by large ones)
     let i = 0;
     let k = 0;
-    while (i < framed.length) { const n = k++ % 2 === 0 ? 1 : 1500; f.push(framed.subarray(i, i + n)); i += n; }
+    while (i < framed.length) {
+      const n = k++ % 2 === 0 ? 1 : 1500;
+      f.push(framed.subarray(i, i + n));
+      i += n;
+    }
     expect(frames).toHaveLength(1);
     expect(frames[0]).toBe(payload.toString('latin1'));
   });

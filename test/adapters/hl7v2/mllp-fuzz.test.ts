@@ -32,16 +32,27 @@ describe('MLLP listener under hostile input', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ewml-fuzz-'));
     port = await freePort();
     const cfg = join(dir, 'gw.yaml');
-    writeFileSync(cfg, `gateway:\n  dataDir: ${dir}/data\n  timezone: UTC\nlog:\n  level: error\nhl7:\n  port: ${port}\n  acknowledgements: original\nadmin:\n  enabled: false\noutbox:\n  maxBytes: 268435456\n  maxDeadLetterBytes: 67108864\n`);
-    child = spawn(process.execPath, [join(root, 'bin/eyewear-gateway.js'), 'start', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+    writeFileSync(
+      cfg,
+      `gateway:\n  dataDir: ${dir}/data\n  timezone: UTC\nlog:\n  level: error\nhl7:\n  port: ${port}\n  acknowledgements: original\nadmin:\n  enabled: false\noutbox:\n  maxBytes: 268435456\n  maxDeadLetterBytes: 67108864\n`,
+    );
+    child = spawn(process.execPath, [join(root, 'bin/eyewear-gateway.js'), 'start', '--config', cfg], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     child.stderr?.resume();
     await waitForPort(port, 20_000);
   });
-  afterAll(() => { child.kill('SIGKILL'); });
+  afterAll(() => {
+    child.kill('SIGKILL');
+  });
 
   it(`answers all of ${TOTAL.toLocaleString('en-US')} mutated messages and keeps serving valid traffic`, { timeout: 600_000 }, async () => {
     const rnd = prng(20261125);
-    const bases = [Buffer.from(adtA04({ id: 'FZ', in1: true })), Buffer.from(siu({ id: 'FZS' })), Buffer.from(adtA04({ id: 'FZ2', version: '2.3' }))];
+    const bases = [
+      Buffer.from(adtA04({ id: 'FZ', in1: true })),
+      Buffer.from(siu({ id: 'FZS' })),
+      Buffer.from(adtA04({ id: 'FZ2', version: '2.3' })),
+    ];
     let made = 0;
     const next = (): Buffer | undefined => (made < TOTAL ? mutate(bases[made++ % bases.length], rnd) : undefined);
     const codes = new Map<string, number>();
@@ -58,32 +69,46 @@ describe('MLLP listener under hostile input', () => {
       let i = 0;
       while (!stop) {
         const ack = readAck(await c.send(adtA04({ id: `VALID${i}`, mrn: `V${i++}` }), 30_000));
-        if (ack.code === 'AA') validOk++; else validBad++;
+        if (ack.code === 'AA') validOk++;
+        else validBad++;
         await new Promise((r) => setTimeout(r, 20));
       }
       await c.close();
     })();
 
-    const sampler = setInterval(() => { peakRss = Math.max(peakRss, rssKb(child.pid!)); }, 250);
-    await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
-      const c = await connectMllp('127.0.0.1', port, { maxFrameBytes: 1 << 20 });
-      let inFlight = 0;
-      const pendingAnswers: Array<Promise<void>> = [];
-      for (;;) {
-        const m = next();
-        if (!m) break;
-        c.writeRaw(frameMllp(m));
-        inFlight++;
-        pendingAnswers.push(c.nextAnswer(60_000).then((a) => { const code = readAck(a).code || '(none)'; codes.set(code, (codes.get(code) ?? 0) + 1); answered++; inFlight--; }));
-        if (inFlight >= WINDOW) await Promise.race(pendingAnswers.splice(0, 1));
-      }
-      await Promise.all(pendingAnswers);
-      await c.close();
-    }));
+    const sampler = setInterval(() => {
+      peakRss = Math.max(peakRss, rssKb(child.pid!));
+    }, 250);
+    await Promise.all(
+      Array.from({ length: CONNECTIONS }, async () => {
+        const c = await connectMllp('127.0.0.1', port, { maxFrameBytes: 1 << 20 });
+        let inFlight = 0;
+        const pendingAnswers: Array<Promise<void>> = [];
+        for (;;) {
+          const m = next();
+          if (!m) break;
+          c.writeRaw(frameMllp(m));
+          inFlight++;
+          pendingAnswers.push(
+            c.nextAnswer(60_000).then((a) => {
+              const code = readAck(a).code || '(none)';
+              codes.set(code, (codes.get(code) ?? 0) + 1);
+              answered++;
+              inFlight--;
+            }),
+          );
+          if (inFlight >= WINDOW) await Promise.race(pendingAnswers.splice(0, 1));
+        }
+        await Promise.all(pendingAnswers);
+        await c.close();
+      }),
+    );
     clearInterval(sampler);
     stop = true;
     await valid;
-    console.log(`fuzz: ${answered} answers to ${TOTAL} frames ${JSON.stringify(Object.fromEntries(codes))}; valid connection ${validOk} AA, ${validBad} other; RSS ${Math.round(baseRss / 1024)} → peak ${Math.round(peakRss / 1024)} MiB`);
+    console.log(
+      `fuzz: ${answered} answers to ${TOTAL} frames ${JSON.stringify(Object.fromEntries(codes))}; valid connection ${validOk} AA, ${validBad} other; RSS ${Math.round(baseRss / 1024)} → peak ${Math.round(peakRss / 1024)} MiB`,
+    );
     expect(child.exitCode).toBeNull();
     expect(answered).toBe(TOTAL);
     expect([...codes.keys()].every((k) => ['AA', 'AE', 'AR'].includes(k))).toBe(true);

@@ -16,19 +16,34 @@ const keys = makeCloudKeys();
 
 async function stalledGateway(over: Record<string, unknown> = {}): Promise<Harness> {
   const deadPort = await freePort();
-  return startHarness({ relay: { sink: 'https' }, https: { url: `http://127.0.0.1:${deadPort}` }, cloud: { publicKey: keys.publicPem }, ...over });
+  return startHarness({
+    relay: { sink: 'https' },
+    https: { url: `http://127.0.0.1:${deadPort}` },
+    cloud: { publicKey: keys.publicPem },
+    ...over,
+  });
 }
 
 /** The record ids in the outbox file, in order (a bundle row counts its records). */
 function outboxIds(h: Harness): string[] {
   const db = new DatabaseSync(h.gw.parts.paths.outboxFile, { readOnly: true });
-  try { return (db.prepare('SELECT id, record_ids AS ids FROM outbox ORDER BY seq').all() as Array<{ id: string; ids: string | null }>).flatMap((r) => (r.ids ? JSON.parse(r.ids) as string[] : [r.id])); } finally { db.close(); }
+  try {
+    return (db.prepare('SELECT id, record_ids AS ids FROM outbox ORDER BY seq').all() as Array<{ id: string; ids: string | null }>).flatMap(
+      (r) => (r.ids ? (JSON.parse(r.ids) as string[]) : [r.id]),
+    );
+  } finally {
+    db.close();
+  }
 }
 
 describe('MLLP listener', () => {
   let h: Harness;
-  beforeAll(async () => { h = await stalledGateway(); });
-  afterAll(async () => { await h.stop(); });
+  beforeAll(async () => {
+    h = await stalledGateway();
+  });
+  afterAll(async () => {
+    await h.stop();
+  });
 
   it('answers AA only after the records are committed (a second connection to the file sees them)', async () => {
     const c = await h.client();
@@ -62,8 +77,17 @@ describe('MLLP listener', () => {
     const got: Buffer[] = [];
     sock.on('data', (d: Buffer) => got.push(d));
     const one = frameMllp(adtA04({ id: 'SPLIT1' }));
-    for (let i = 0; i < one.length; i += 7) { sock.write(one.subarray(i, i + 7)); await new Promise((r) => setImmediate(r)); }
-    sock.write(Buffer.concat([Buffer.from('junk before'), frameMllp(adtA04({ id: 'MULTI1', mrn: 'X1' })), frameMllp(adtA04({ id: 'MULTI2', mrn: 'X2' }))]));
+    for (let i = 0; i < one.length; i += 7) {
+      sock.write(one.subarray(i, i + 7));
+      await new Promise((r) => setImmediate(r));
+    }
+    sock.write(
+      Buffer.concat([
+        Buffer.from('junk before'),
+        frameMllp(adtA04({ id: 'MULTI1', mrn: 'X1' })),
+        frameMllp(adtA04({ id: 'MULTI2', mrn: 'X2' })),
+      ]),
+    );
     await waitFor(() => (Buffer.concat(got).toString('latin1').match(/MSA\|/g) ?? []).length === 3, 10_000, '3 ACKs');
     const text = Buffer.concat(got).toString('latin1');
     expect([...text.matchAll(/MSA\|(\w+)\|(\w+)/g)].map((m) => `${m[1]} ${m[2]}`)).toEqual(['AA SPLIT1', 'AA MULTI1', 'AA MULTI2']);
@@ -133,10 +157,21 @@ describe('MLLP listener', () => {
 
   it('follows the sequence number protocol (MSH-13): MSA-4 carries the next expected number, a gap is refused', async () => {
     const c = await h.client();
-    const withSeq = (seq: string, id: string) => adtA04({ id, mrn: `SQ${id}` }).replace(/^(MSH(?:\|[^|\r]*){11})/, `$1|${seq}`).replace('|PMS|CLINIC|', '|SEQAPP|SEQFAC|');
-    const msa = (text: string) => text.split('\r').find((x) => x.startsWith('MSA'))!.split('|');
+    const withSeq = (seq: string, id: string) =>
+      adtA04({ id, mrn: `SQ${id}` })
+        .replace(/^(MSH(?:\|[^|\r]*){11})/, `$1|${seq}`)
+        .replace('|PMS|CLINIC|', '|SEQAPP|SEQFAC|');
+    const msa = (text: string) =>
+      text
+        .split('\r')
+        .find((x) => x.startsWith('MSA'))!
+        .split('|');
     expect(msa(await c.send(withSeq('-1', 'Q0')))[4]).toBe('0');
-    expect(msa(await c.send(withSeq('0', 'S0'))).slice(1, 2).concat(msa(await c.send(withSeq('1', 'S1')))[4])).toEqual(['AA', '2']);
+    expect(
+      msa(await c.send(withSeq('0', 'S0')))
+        .slice(1, 2)
+        .concat(msa(await c.send(withSeq('1', 'S1')))[4]),
+    ).toEqual(['AA', '2']);
     const gap = msa(await c.send(withSeq('5', 'S5')));
     expect(gap[1]).toBe('AR');
     expect(gap[4]).toBe('2');
@@ -178,7 +213,9 @@ describe('MLLP listener limits', () => {
       await waitFor(() => c.socket.destroyed || c.socket.readableEnded, 5000, 'connection closed');
       const c2 = await h.client();
       expect(readAck(await c2.send(adtA04())).code).toBe('AA');
-    } finally { await h.stop(); }
+    } finally {
+      await h.stop();
+    }
   });
 
   it('closes idle connections and refuses connections beyond maxConnections while every connection has sent frames lately', async () => {
@@ -189,13 +226,18 @@ describe('MLLP listener limits', () => {
       expect(readAck(await a.send(adtA04())).code).toBe('AA');
       expect(readAck(await b.send(adtA04())).code).toBe('AA');
       const third = connect({ host: '127.0.0.1', port: h.mllpPort });
-      const closed = await new Promise<boolean>((resolve) => { third.once('close', () => resolve(true)); setTimeout(() => resolve(false), 3000); });
+      const closed = await new Promise<boolean>((resolve) => {
+        third.once('close', () => resolve(true));
+        setTimeout(() => resolve(false), 3000);
+      });
       expect(closed).toBe(true);
       expect(h.gw.parts.adapters.find((x) => x.id === 'hl7v2')!.health().detail).toMatchObject({ refused: 1, closedToMakeRoom: 0 });
       await waitFor(() => a.socket.destroyed && b.socket.destroyed, 5000, 'idle connections closed');
       const c = await h.client();
       expect(readAck(await c.send(adtA04())).code).toBe('AA');
-    } finally { await h.stop(); }
+    } finally {
+      await h.stop();
+    }
   });
 
   it('refuses new input with a "busy" AR at the outbox cap, raises an alert and loses nothing accepted', async () => {
@@ -207,7 +249,8 @@ describe('MLLP listener limits', () => {
       for (let i = 0; i < 5000 && !busy; i++) {
         const id = controlId('F');
         const a = readAck(await c.send(adtA04({ id, mrn: `F${i}`, in1: true })));
-        if (a.code === 'AA') accepted.push(id); else busy = a;
+        if (a.code === 'AA') accepted.push(id);
+        else busy = a;
       }
       expect(busy?.code).toBe('AR');
       expect(busy?.err).toContain('207');
@@ -217,7 +260,9 @@ describe('MLLP listener limits', () => {
       expect(s.alerts.outboxFull).toBeDefined();
       expect(outboxIds(h).length).toBe(s.counts.enqueuedRecords);
       expect(outboxIds(h).length).toBe(accepted.length * 3);
-    } finally { await h.stop(); }
+    } finally {
+      await h.stop();
+    }
   });
 
   it('maps SIU through the listener', async () => {
@@ -225,6 +270,8 @@ describe('MLLP listener limits', () => {
     try {
       const c = await h.client();
       for (const event of ['S12', 'S13', 'S14', 'S15']) expect(readAck(await c.send(siu({ event }))).code).toBe('AA');
-    } finally { await h.stop(); }
+    } finally {
+      await h.stop();
+    }
   });
 });

@@ -13,8 +13,15 @@ import { rawConnection, type RawConnection } from '../../support/raw-mllp.ts';
 const VT = Buffer.of(0x0b);
 const END = Buffer.of(0x1c, 0x0d);
 
-type Detail = { partialBytes: number; closedForPartialBytes: number; closedForPartialTimeout: number; closedToMakeRoom: number; refused: number; openConnections: number };
-const detail = (h: Harness) => (h.gw.parts.adapters.find((a) => a.id === 'hl7v2')!.health().detail as unknown as Detail);
+type Detail = {
+  partialBytes: number;
+  closedForPartialBytes: number;
+  closedForPartialTimeout: number;
+  closedToMakeRoom: number;
+  refused: number;
+  openConnections: number;
+};
+const detail = (h: Harness) => h.gw.parts.adapters.find((a) => a.id === 'hl7v2')!.health().detail as unknown as Detail;
 const counts = (h: Harness) => (h.gw.status() as { counts: { accepted: number; duplicate: number } }).counts;
 
 describe('MLLP sender limits', () => {
@@ -47,12 +54,15 @@ describe('MLLP sender limits', () => {
     expect(counts(h)).toMatchObject({ accepted: 10, duplicate: 0 });
     expect(detail(h)).toMatchObject({ closedForPartialBytes: 2, closedForPartialTimeout: 0, closedToMakeRoom: 0, partialBytes: 2 * held });
     const lines = h.logs.filter((l) => l.includes('"GW_SENDER_LIMIT"')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines.map((l) => [l.reason, l.frames])).toEqual([['partial-bytes', 0], ['partial-bytes', 0]]);
+    expect(lines.map((l) => [l.reason, l.frames])).toEqual([
+      ['partial-bytes', 0],
+      ['partial-bytes', 0],
+    ]);
     // closed while growing: each held part of its frame, never all of it
     for (const l of lines) expect([(l.partialBytes as number) > 0, (l.partialBytes as number) < held]).toEqual([true, true]);
   });
 
-  it('closes a connection that never completed a frame before a larger one that did, and the latter\'s frame is answered AA', async () => {
+  it("closes a connection that never completed a frame before a larger one that did, and the latter's frame is answered AA", async () => {
     h = await startHarness({ hl7: { maxFrameBytes: 1 << 20, maxPartialBytesTotal: 1_500_000 } }, { logLevel: 'info' });
     const proven = await h.client();
     expect(readAck(await proven.send(adtA04({ mrn: 'BIG0' }))).code).toBe('AA');
@@ -93,7 +103,11 @@ describe('MLLP sender limits', () => {
   it('at hl7.maxConnections makes room by closing a connection that sent nothing; refuses when all have sent frames lately', async () => {
     h = await startHarness({ hl7: { maxConnections: 3, partialFrameTimeoutMs: 60_000 } }, { logLevel: 'info' });
     const idle: RawConnection[] = [];
-    for (let i = 0; i < 3; i++) { const r = await rawConnection(h.mllpPort); idle.push(r); raws.push(r); }
+    for (let i = 0; i < 3; i++) {
+      const r = await rawConnection(h.mllpPort);
+      idle.push(r);
+      raws.push(r);
+    }
     await waitFor(() => detail(h!).openConnections === 3, 5000, 'three open');
     const a = await h.client();
     expect(readAck(await a.send(adtA04({ mrn: 'ROOM1' }))).code).toBe('AA');

@@ -29,31 +29,67 @@ const stream = {
   key: 'id',
   watermark: { column: 'modified', kind: 'timestamp' },
   deletes: 'keyset',
-  records: [{
-    type: 'patient',
-    patient: { system: 'OPT', id: 'mrn' },
-    fields: {
-      'identifiers[0].system': { value: 'OPT' }, 'identifiers[0].value': 'mrn',
-      'name.family': { column: 'last', transform: 'trim' }, 'name.given[0]': 'first',
-      birthDate: { column: 'dob', transform: 'date', dateFormat: 'MM/DD/YYYY' },
-      sex: { column: 'sex', codes: { 1: 'male', 2: 'female' }, default: 'unknown' },
+  records: [
+    {
+      type: 'patient',
+      patient: { system: 'OPT', id: 'mrn' },
+      fields: {
+        'identifiers[0].system': { value: 'OPT' },
+        'identifiers[0].value': 'mrn',
+        'name.family': { column: 'last', transform: 'trim' },
+        'name.given[0]': 'first',
+        birthDate: { column: 'dob', transform: 'date', dateFormat: 'MM/DD/YYYY' },
+        sex: { column: 'sex', codes: { 1: 'male', 2: 'female' }, default: 'unknown' },
+      },
     },
-  }],
+  ],
 };
 
 const now = "strftime('%Y-%m-%d %H:%M:%f', 'now')";
-const patients = () => [...cloud.store.records.values()].filter((r) => r.type === 'patient') as Array<CanonicalRecord<{ name?: { family?: string }; birthDate?: string; sex?: string }>>;
+const patients = () =>
+  [...cloud.store.records.values()].filter((r) => r.type === 'patient') as Array<
+    CanonicalRecord<{ name?: { family?: string }; birthDate?: string; sex?: string }>
+  >;
 
 beforeAll(async () => {
   pms = new DatabaseSync(file);
-  pms.exec(`PRAGMA journal_mode = WAL; CREATE TABLE pat (id INTEGER PRIMARY KEY, mrn TEXT NOT NULL, last TEXT, first TEXT, dob TEXT, sex INTEGER, active INTEGER NOT NULL DEFAULT 1, modified TEXT NOT NULL DEFAULT (${now}))`);
+  pms.exec(
+    `PRAGMA journal_mode = WAL; CREATE TABLE pat (id INTEGER PRIMARY KEY, mrn TEXT NOT NULL, last TEXT, first TEXT, dob TEXT, sex INTEGER, active INTEGER NOT NULL DEFAULT 1, modified TEXT NOT NULL DEFAULT (${now}))`,
+  );
   const ins = pms.prepare('INSERT INTO pat (mrn, last, first, dob, sex) VALUES (?, ?, ?, ?, ?)');
-  for (let i = 1; i <= 50; i++) ins.run(`M${1000 + i}`, ` Synth${i} `, 'Test', i === 13 ? '13/45/2001' : `0${(i % 9) + 1}/1${i % 10}/19${50 + (i % 40)}`, i % 3);
+  for (let i = 1; i <= 50; i++)
+    ins.run(`M${1000 + i}`, ` Synth${i} `, 'Test', i === 13 ? '13/45/2001' : `0${(i % 9) + 1}/1${i % 10}/19${50 + (i % 40)}`, i % 3);
   cloud = await startHttpReferenceCloud({ privateKey: keys.privateKey });
-  h = await startHarness({ hl7: { enabled: false }, relay: { sink: 'https' }, https: { url: cloud.url }, cloud: { publicKey: keys.publicPem }, databases: [{ id: 'optical', engine: 'sqlite', file, streams: [stream, { name: 'typo', table: 'pat', key: 'id', records: [{ type: 'patient', fields: { 'identifiers[0].value': 'mrn_typo' } }] }], pollIntervalMs: 100, overlapSeconds: 1, keysetIntervalMinutes: 0 }] as never }, { logLevel: 'info' });
+  h = await startHarness(
+    {
+      hl7: { enabled: false },
+      relay: { sink: 'https' },
+      https: { url: cloud.url },
+      cloud: { publicKey: keys.publicPem },
+      databases: [
+        {
+          id: 'optical',
+          engine: 'sqlite',
+          file,
+          streams: [
+            stream,
+            { name: 'typo', table: 'pat', key: 'id', records: [{ type: 'patient', fields: { 'identifiers[0].value': 'mrn_typo' } }] },
+          ],
+          pollIntervalMs: 100,
+          overlapSeconds: 1,
+          keysetIntervalMinutes: 0,
+        },
+      ] as never,
+    },
+    { logLevel: 'info' },
+  );
 }, 30_000);
 
-afterAll(async () => { await h?.stop(); await cloud?.stop(); pms?.close(); });
+afterAll(async () => {
+  await h?.stop();
+  await cloud?.stop();
+  pms?.close();
+});
 
 describe('generic profile on SQLite', () => {
   it('maps with the configured transforms and code table; a bad row is dead-lettered and the rest goes on', async () => {
@@ -86,7 +122,14 @@ describe('generic profile on SQLite', () => {
   it('finds deleted rows (and rows the query no longer selects) by key-set comparison', async () => {
     pms.exec('DELETE FROM pat WHERE id = 20');
     pms.exec(`UPDATE pat SET active = 0, modified = ${now} WHERE id = 21`);
-    await waitFor(() => ['patients/20', 'patients/21'].every((s) => [...cloud.store.records.values()].some((r) => r.source.sourceId === s && r.op === 'delete')), 10_000, 'two deletes');
+    await waitFor(
+      () =>
+        ['patients/20', 'patients/21'].every((s) =>
+          [...cloud.store.records.values()].some((r) => r.source.sourceId === s && r.op === 'delete'),
+        ),
+      10_000,
+      'two deletes',
+    );
     const before = cloud.store.records.size;
     await new Promise((r) => setTimeout(r, 800));
     expect(cloud.store.records.size).toBe(before); // each delete once
@@ -94,9 +137,33 @@ describe('generic profile on SQLite', () => {
 
   it('db check flags a large table whose page query would sort it every time', async () => {
     pms.exec('CREATE TABLE big (id INTEGER PRIMARY KEY, mrn TEXT, changed TEXT)');
-    pms.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12000) INSERT INTO big (mrn, changed) SELECT 'M' || i, ${now} FROM n`);
+    pms.exec(
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12000) INSERT INTO big (mrn, changed) SELECT 'M' || i, ${now} FROM n`,
+    );
     const cfg = join(dir, 'check.yaml');
-    writeFileSync(cfg, JSON.stringify({ databases: [{ id: 'optical', engine: 'sqlite', file, streams: [stream, { name: 'big', table: 'big', key: 'id', watermark: { column: 'changed', kind: 'timestamp' }, records: [{ type: 'patient', fields: { 'identifiers[0].system': { value: 'OPT' }, 'identifiers[0].value': 'mrn' } }] }, { name: 'typo', table: 'pat', key: 'id', records: [{ type: 'patient', fields: { 'identifiers[0].value': 'mrn_typo' } }] }] }] }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        databases: [
+          {
+            id: 'optical',
+            engine: 'sqlite',
+            file,
+            streams: [
+              stream,
+              {
+                name: 'big',
+                table: 'big',
+                key: 'id',
+                watermark: { column: 'changed', kind: 'timestamp' },
+                records: [{ type: 'patient', fields: { 'identifiers[0].system': { value: 'OPT' }, 'identifiers[0].value': 'mrn' } }],
+              },
+              { name: 'typo', table: 'pat', key: 'id', records: [{ type: 'patient', fields: { 'identifiers[0].value': 'mrn_typo' } }] },
+            ],
+          },
+        ],
+      }),
+    );
     const out: string[] = [];
     const err: string[] = [];
     const io: CliIo = { out: (s) => out.push(s), err: (s) => err.push(s), readFile: () => '', loadConfig: (f) => loadConfig({ file: f }) };

@@ -24,12 +24,32 @@ let configFile: string;
 function cli(opts: { answer?: string } = {}) {
   const out: string[] = [];
   const err: string[] = [];
-  const io: CliIo = { out: (s) => out.push(s), err: (s) => err.push(s), readFile: () => '', loadConfig: (f) => loadConfig({ file: f }), ...(opts.answer !== undefined ? { confirm: async () => opts.answer! } : {}) };
+  const io: CliIo = {
+    out: (s) => out.push(s),
+    err: (s) => err.push(s),
+    readFile: () => '',
+    loadConfig: (f) => loadConfig({ file: f }),
+    ...(opts.answer !== undefined ? { confirm: async () => opts.answer! } : {}),
+  };
   return { io, out, err };
 }
 
-const triggers = async () => Number(((await pg.query("SELECT count(*)::int AS n FROM pg_trigger WHERE tgname LIKE 'ewml_notify_%'", [], 'practice')).rows[0] as { n: number }).n);
-const realtimeSchema = async () => Number(((await pg.query("SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'ewml_realtime'", [], 'practice')).rows[0] as { n: number }).n);
+const triggers = async () =>
+  Number(
+    (
+      (await pg.query("SELECT count(*)::int AS n FROM pg_trigger WHERE tgname LIKE 'ewml_notify_%'", [], 'practice')).rows[0] as {
+        n: number;
+      }
+    ).n,
+  );
+const realtimeSchema = async () =>
+  Number(
+    (
+      (await pg.query("SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'ewml_realtime'", [], 'practice')).rows[0] as {
+        n: number;
+      }
+    ).n,
+  );
 
 beforeAll(async () => {
   pg = await startPostgres();
@@ -37,15 +57,33 @@ beforeAll(async () => {
   cloud = await startHttpReferenceCloud({ privateKey: keys.privateKey });
   const dir = mkdtempSync(join(tmpdir(), 'ewml-rt-'));
   configFile = join(dir, 'gateway.yaml');
-  writeFileSync(configFile, `databases:\n  - id: ps\n    engine: postgres\n    profile: practice-studio\n    port: ${pg.port}\n    database: ${db.database}\n    user: ${db.user}\n    password: \${env:EWML_TEST_DB_PW}\n`);
+  writeFileSync(
+    configFile,
+    `databases:\n  - id: ps\n    engine: postgres\n    profile: practice-studio\n    port: ${pg.port}\n    database: ${db.database}\n    user: ${db.user}\n    password: \${env:EWML_TEST_DB_PW}\n`,
+  );
   process.env.EWML_TEST_DB_PW = db.password;
   process.env.EWML_TEST_ADMIN_PW = pg.admin.password;
 }, 60_000);
 
-afterAll(async () => { await cloud?.stop(); await pg?.stop(); });
+afterAll(async () => {
+  await cloud?.stop();
+  await pg?.stop();
+});
 
 describe('PostgreSQL real time (LISTEN/NOTIFY with consent)', () => {
-  const base = () => ['db', 'realtime', 'install', '--config', configFile, '--database', 'ps', '--admin-user', pg.admin.user, '--admin-password-env', 'EWML_TEST_ADMIN_PW'];
+  const base = () => [
+    'db',
+    'realtime',
+    'install',
+    '--config',
+    configFile,
+    '--database',
+    'ps',
+    '--admin-user',
+    pg.admin.user,
+    '--admin-password-env',
+    'EWML_TEST_ADMIN_PW',
+  ];
 
   it('creates nothing without an explicit yes', async () => {
     const noTerminal = cli();
@@ -63,30 +101,100 @@ describe('PostgreSQL real time (LISTEN/NOTIFY with consent)', () => {
     expect(await runCommand(base(), yes.io)).toBe(0);
     expect(await triggers()).toBe(11);
     const status = cli();
-    expect(await runCommand(['db', 'realtime', 'status', '--config', configFile, '--database', 'ps', '--admin-user', pg.admin.user, '--admin-password-env', 'EWML_TEST_ADMIN_PW'], status.io)).toBe(0);
+    expect(
+      await runCommand(
+        [
+          'db',
+          'realtime',
+          'status',
+          '--config',
+          configFile,
+          '--database',
+          'ps',
+          '--admin-user',
+          pg.admin.user,
+          '--admin-password-env',
+          'EWML_TEST_ADMIN_PW',
+        ],
+        status.io,
+      ),
+    ).toBe(0);
     expect(status.out.join('\n')).toContain('ps.appointments');
 
-    const h = await startHarness({ hl7: { enabled: false }, relay: { sink: 'https' }, https: { url: cloud.url }, cloud: { publicKey: keys.publicPem }, databases: [{ id: 'ps', engine: 'postgres', profile: 'practice-studio', port: pg.port, database: db.database, user: db.user, password: db.password, realtime: 'listen', pollIntervalMs: 3_600_000 }] as never }, { logLevel: 'info' });
+    const h = await startHarness(
+      {
+        hl7: { enabled: false },
+        relay: { sink: 'https' },
+        https: { url: cloud.url },
+        cloud: { publicKey: keys.publicPem },
+        databases: [
+          {
+            id: 'ps',
+            engine: 'postgres',
+            profile: 'practice-studio',
+            port: pg.port,
+            database: db.database,
+            user: db.user,
+            password: db.password,
+            realtime: 'listen',
+            pollIntervalMs: 3_600_000,
+          },
+        ] as never,
+      },
+      { logLevel: 'info' },
+    );
     try {
       await waitFor(() => cloud.store.records.size >= 30, 20_000, 'first load');
       await waitFor(() => h.gw.parts.adapters[0].health().detail?.realtime === 'listen', 5000, 'listening');
       const t0 = Date.now();
       await pg.query("UPDATE ps.appointments SET status = 'ARRIVED' WHERE appt_id = 3", [], 'practice');
-      await waitFor(() => [...cloud.store.records.values()].filter((r) => r.source.sourceId === 'appointments/3').length === 2, 10_000, 'the change, woken by NOTIFY');
+      await waitFor(
+        () => [...cloud.store.records.values()].filter((r) => r.source.sourceId === 'appointments/3').length === 2,
+        10_000,
+        'the change, woken by NOTIFY',
+      );
       // with polling an hour apart, only the notification can have brought it
       console.log(`change → cloud through NOTIFY: ${Date.now() - t0} ms`);
       expect(Date.now() - t0).toBeLessThan(10_000);
-    } finally { await h.stop(); }
+    } finally {
+      await h.stop();
+    }
 
     const remove = cli();
-    expect(await runCommand(['db', 'realtime', 'remove', '--yes', '--config', configFile, '--database', 'ps', '--admin-user', pg.admin.user, '--admin-password-env', 'EWML_TEST_ADMIN_PW'], remove.io)).toBe(0);
+    expect(
+      await runCommand(
+        [
+          'db',
+          'realtime',
+          'remove',
+          '--yes',
+          '--config',
+          configFile,
+          '--database',
+          'ps',
+          '--admin-user',
+          pg.admin.user,
+          '--admin-password-env',
+          'EWML_TEST_ADMIN_PW',
+        ],
+        remove.io,
+      ),
+    ).toBe(0);
     expect(await triggers()).toBe(0);
     expect(await realtimeSchema()).toBe(0);
     // Practice Studio's own triggers are untouched
-    expect(Number(((await pg.query("SELECT count(*)::int AS n FROM pg_trigger WHERE tgname LIKE '%_deleted'", [], 'practice')).rows[0] as { n: number }).n)).toBe(10);
+    expect(
+      Number(
+        (
+          (await pg.query("SELECT count(*)::int AS n FROM pg_trigger WHERE tgname LIKE '%_deleted'", [], 'practice')).rows[0] as {
+            n: number;
+          }
+        ).n,
+      ),
+    ).toBe(10);
   }, 60_000);
 
-  it('db check passes the Practice Studio schema and reports each stream\'s plan', async () => {
+  it("db check passes the Practice Studio schema and reports each stream's plan", async () => {
     const c = cli();
     expect(await runCommand(['db', 'check', '--config', configFile], c.io)).toBe(0);
     const text = c.out.join('\n');

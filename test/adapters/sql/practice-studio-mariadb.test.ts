@@ -7,9 +7,23 @@ practiceStudioSuite({
   engine: 'mariadb',
   start: startMariadb,
   async openTransaction(server, database) {
-    const c = await mysql.createConnection({ host: '127.0.0.1', port: server.port, user: server.admin.user, password: server.admin.password, database });
+    const c = await mysql.createConnection({
+      host: '127.0.0.1',
+      port: server.port,
+      user: server.admin.user,
+      password: server.admin.password,
+      database,
+    });
     await c.query('START TRANSACTION');
-    return { run: async (sql) => { await c.query(sql); }, commit: async () => { await c.query('COMMIT'); await c.end(); } };
+    return {
+      run: async (sql) => {
+        await c.query(sql);
+      },
+      commit: async () => {
+        await c.query('COMMIT');
+        await c.end();
+      },
+    };
   },
   readOnlyError: /READ ONLY transaction/i,
   isolationQuery: 'SELECT @@tx_isolation AS i',

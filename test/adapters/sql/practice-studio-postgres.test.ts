@@ -10,7 +10,15 @@ practiceStudioSuite({
     const c = new pg.Client({ host: '127.0.0.1', port: server.port, user: server.admin.user, password: server.admin.password, database });
     await c.connect();
     await c.query('BEGIN');
-    return { run: async (sql) => { await c.query(sql); }, commit: async () => { await c.query('COMMIT'); await c.end(); } };
+    return {
+      run: async (sql) => {
+        await c.query(sql);
+      },
+      commit: async () => {
+        await c.query('COMMIT');
+        await c.end();
+      },
+    };
   },
   readOnlyError: /read-only transaction/,
   isolationQuery: 'SHOW transaction_isolation',

@@ -13,12 +13,22 @@ import { waitFor } from '../../support/net.ts';
 import { recordingContext } from '../../contracts/source-adapter-contract.ts';
 
 const stream: SqlStreamConfig = {
-  name: 'items', table: 'items', key: 'id',
-  records: [{ type: 'patient', patient: { system: 'T', id: 'tag' }, fields: { 'identifiers[0].system': { value: 'T' }, 'identifiers[0].value': 'tag' } }] as SqlStreamConfig['records'],
+  name: 'items',
+  table: 'items',
+  key: 'id',
+  records: [
+    {
+      type: 'patient',
+      patient: { system: 'T', id: 'tag' },
+      fields: { 'identifiers[0].system': { value: 'T' }, 'identifiers[0].value': 'tag' },
+    },
+  ] as SqlStreamConfig['records'],
 };
 
 const dirs: string[] = [];
-afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }); });
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 function setup() {
   const dir = mkdtempSync(join(tmpdir(), 'ewml-sql-clock-'));
@@ -28,8 +38,17 @@ function setup() {
   db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, tag TEXT NOT NULL)');
   const clock = createManualClock(Date.UTC(2026, 11, 2, 9));
   const source = createSqlSource({
-    id: 'clocked', system: 'T', connection: { engine: 'sqlite', file }, streams: [stream],
-    pageSize: 50, pollIntervalMs: 60_000, overlapSeconds: 0, keysetIntervalMinutes: 60, realtime: 'off', channel: 'unused', clock,
+    id: 'clocked',
+    system: 'T',
+    connection: { engine: 'sqlite', file },
+    streams: [stream],
+    pageSize: 50,
+    pollIntervalMs: 60_000,
+    overlapSeconds: 0,
+    keysetIntervalMinutes: 60,
+    realtime: 'off',
+    channel: 'unused',
+    clock,
   });
   return { db, clock, source };
 }
@@ -61,7 +80,10 @@ describe('database source on a manual clock', () => {
     const accept = ctx.intakePage.bind(ctx);
     let refusals = 3;
     ctx.intakePage = async (page) => {
-      if (refusals > 0) { refusals--; return { status: 'rejected', code: 'GW_OUTBOX_FULL', retry: 'transient', reason: 'outbox full' }; }
+      if (refusals > 0) {
+        refusals--;
+        return { status: 'rejected', code: 'GW_OUTBOX_FULL', retry: 'transient', reason: 'outbox full' };
+      }
       return accept(page);
     };
     await source.start(ctx);

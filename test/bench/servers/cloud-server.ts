@@ -6,6 +6,7 @@ const [url, keyPem] = [process.argv[2], Buffer.from(process.argv[3], 'base64').t
 const cloud = await startMqttReferenceCloud({ url, privateKey: createPrivateKey(keyPem), clientId: `bench-cloud-${process.pid}` });
 process.send?.('ready');
 process.on('message', (m) => {
-  if (m === 'count') process.send?.({ records: cloud.store.records.size, invalid: cloud.store.invalid.length, duplicates: cloud.store.duplicates });
+  if (m === 'count')
+    process.send?.({ records: cloud.store.records.size, invalid: cloud.store.invalid.length, duplicates: cloud.store.duplicates });
   if (m === 'stop') void cloud.stop().then(() => process.exit(0));
 });

@@ -12,7 +12,9 @@ describe('admin API', () => {
     h = await startHarness({});
     auth = { authorization: `Bearer ${h.gw.parts.token}` };
   });
-  afterAll(async () => { await h.stop(); });
+  afterAll(async () => {
+    await h.stop();
+  });
   const app = () => h.gw.parts.admin!.app;
 
   it('generates a token on first run and stores it 0600', () => {
@@ -70,14 +72,25 @@ describe('admin API', () => {
     const ob = h.gw.parts.outbox;
     // let earlier tests' records drain, hold the relay so the new rows stay put, then
     // dead-letter them as a cloud rejection would
-    await waitFor(() => { const st = ob.stats(); return st.pending + st.inFlight + st.waitingRetry === 0; }, 10_000, 'outbox drained');
+    await waitFor(
+      () => {
+        const st = ob.stats();
+        return st.pending + st.inFlight + st.waitingRetry === 0;
+      },
+      10_000,
+      'outbox drained',
+    );
     await h.gw.parts.relay.stop();
     const c = await h.client();
     expect(readAck(await c.send(adtA04({ id: 'RP1', mrn: 'RP1' }))).code).toBe('AA');
     // one bundle row (patient and provider share the patient's partition)
     const rows = ob.claim(1000).rows;
     expect(rows.map((r) => r.recordIds?.length)).toEqual([2]);
-    await ob.deadLetter(rows.map((r) => r.id), 'GW_SINK_REJECTED', 'test');
+    await ob.deadLetter(
+      rows.map((r) => r.id),
+      'GW_SINK_REJECTED',
+      'test',
+    );
     const dl = ob.listDeadLetters({ limit: 1000 }).filter((d) => d.kind === 'record');
     expect(dl.length).toBe(rows.length);
     const r = await app().inject({ method: 'POST', url: `/dead-letters/${dl[0].id}/replay`, headers: auth });

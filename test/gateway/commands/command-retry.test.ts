@@ -28,7 +28,9 @@ describe('command retries on the clock', () => {
         if (attemptsAt.length < 4) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
         return 1;
       },
-      async close() { /* nothing held */ },
+      async close() {
+        /* nothing held */
+      },
     };
     const outcomes: Array<{ commandId: string; status: string }> = [];
     const bus = createEventBus(() => undefined);
@@ -36,18 +38,49 @@ describe('command retries on the clock', () => {
     const outbox = createMemoryOutbox({ maxBytes: 10_000_000, clock });
     await outbox.open();
     const processor = createCommandProcessor({
-      verifier: createCommandVerifier({ publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }).toString(), gatewayId: 'gw-retry', now: () => clock.now() }),
-      direct: { outbox, sealer: createRecordSealer(randomBytes(32)), writeBackFor: (db) => (db === 'pms' ? wb : undefined), fileWriterFor: () => undefined, attempts: 5, retryDelayMs: 1000 },
-      bus, logger: pino({ level: 'silent' }), clock,
+      verifier: createCommandVerifier({
+        publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+        gatewayId: 'gw-retry',
+        now: () => clock.now(),
+      }),
+      direct: {
+        outbox,
+        sealer: createRecordSealer(randomBytes(32)),
+        writeBackFor: (db) => (db === 'pms' ? wb : undefined),
+        fileWriterFor: () => undefined,
+        attempts: 5,
+        retryDelayMs: 1000,
+      },
+      bus,
+      logger: pino({ level: 'silent' }),
+      clock,
     });
     const iat = Math.floor(clock.now() / 1000);
-    const jws = await new CompactSign(Buffer.from(JSON.stringify({ id: 'wb-1', type: 'db.write', gatewayId: 'gw-retry', iat, exp: iat + 600, database: 'pms', statement: 'status', values: {} })))
-      .setProtectedHeader({ alg: 'EdDSA' }).sign(keys.privateKey);
+    const jws = await new CompactSign(
+      Buffer.from(
+        JSON.stringify({
+          id: 'wb-1',
+          type: 'db.write',
+          gatewayId: 'gw-retry',
+          iat,
+          exp: iat + 600,
+          database: 'pms',
+          statement: 'status',
+          values: {},
+        }),
+      ),
+    )
+      .setProtectedHeader({ alg: 'EdDSA' })
+      .sign(keys.privateKey);
     const start = clock.now();
     expect((await processor.handle(jws)).status).toBe('accepted');
     await waitFor(() => attemptsAt.length === 1 && clock.pending() === 1, 5000, 'the first attempt and its retry timer');
     expect(clock.nextDue()).toBe(start + 1000);
-    for (const [n, wait] of [[2, 1000], [3, 2000], [4, 4000]] as const) {
+    for (const [n, wait] of [
+      [2, 1000],
+      [3, 2000],
+      [4, 4000],
+    ] as const) {
       clock.advance(wait - 1);
       expect(attemptsAt.length).toBe(n - 1);
       clock.advance(1);

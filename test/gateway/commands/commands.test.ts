@@ -38,16 +38,27 @@ describe('cloud commands', () => {
     cloud = await startMqttReferenceCloud({ url: broker.url, privateKey: keys.privateKey });
     pms = await startHarness({});
     gw = await startHarness({
-      gateway: { id: 'gw-cmd', tenantId: 't-cmd' }, relay: { sink: 'mqtt' }, mqtt: { url: broker.url },
+      gateway: { id: 'gw-cmd', tenantId: 't-cmd' },
+      relay: { sink: 'mqtt' },
+      mqtt: { url: broker.url },
       cloud: { publicKey: keys.publicPem, commandPublicKey: commandKeys.publicKey.export({ type: 'spki', format: 'pem' }).toString() },
       outbound: { enabled: true, port: pms.mllpPort, ackTimeoutMs: 2000 },
     });
     watcher = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
-    watcher.on('message', (_t, p) => { const m = JSON.parse(p.toString()) as { type?: string; commandId: string; status: string; detail: string }; if (m.type === 'command-outcome') outcomes.push(m); });
+    watcher.on('message', (_t, p) => {
+      const m = JSON.parse(p.toString()) as { type?: string; commandId: string; status: string; detail: string };
+      if (m.type === 'command-outcome') outcomes.push(m);
+    });
     await watcher.subscribeAsync('ewml/v1/t-cmd/gw-cmd/up/status', { qos: 1 });
     await waitFor(() => gw.gw.parts.sink.health().connected, 10_000, 'gateway connected');
   });
-  afterAll(async () => { await watcher.endAsync(); await gw.stop(); await pms.stop(); await cloud.stop(); await broker.stop(); });
+  afterAll(async () => {
+    await watcher.endAsync();
+    await gw.stop();
+    await pms.stop();
+    await cloud.stop();
+    await broker.stop();
+  });
 
   const publish = (jws: string) => cloud.client.publishAsync('ewml/v1/t-cmd/gw-cmd/down/commands', jws, { qos: 1 });
   const outcomesOf = (id: string) => outcomes.filter((o) => o.commandId === id).map((o) => o.status);
@@ -61,7 +72,14 @@ describe('cloud commands', () => {
   });
 
   it('builds an SIU from a canonical appointment (appointment.book) and the PMS maps it back', async () => {
-    const appointment = { appointmentId: { system: 'EWML', value: 'CLOUD-A1' }, patient: { system: 'CLINIC', value: 'MRN777' }, status: 'booked', start: '2026-12-02T09:30:00-05:00', durationMinutes: 20, visitType: { code: 'CLFIT', display: 'Contact lens fitting' } };
+    const appointment = {
+      appointmentId: { system: 'EWML', value: 'CLOUD-A1' },
+      patient: { system: 'CLINIC', value: 'MRN777' },
+      status: 'booked',
+      start: '2026-12-02T09:30:00-05:00',
+      durationMinutes: 20,
+      visitType: { code: 'CLFIT', display: 'Contact lens fitting' },
+    };
     await publish(await sign({ ...base(), id: 'cmd-appt', type: 'appointment.book', appointment }));
     await waitFor(() => outcomesOf('cmd-appt').includes('done'), 10_000, 'appointment sent');
     expect(outcomesOf('cmd-appt')).toEqual(['accepted', 'done']);
@@ -70,9 +88,14 @@ describe('cloud commands', () => {
   });
 
   it('refuses an appointment command without the fields an SIU needs', async () => {
-    await publish(await sign({ ...base(), id: 'cmd-bad-appt', type: 'appointment.book', appointment: { patient: { system: 'C', value: '1' } } }));
+    await publish(
+      await sign({ ...base(), id: 'cmd-bad-appt', type: 'appointment.book', appointment: { patient: { system: 'C', value: '1' } } }),
+    );
     await waitFor(() => outcomesOf('cmd-bad-appt').length > 0, 10_000, 'outcome');
-    expect(outcomes.find((o) => o.commandId === 'cmd-bad-appt')).toMatchObject({ status: 'refused', detail: expect.stringContaining('appointment needs') });
+    expect(outcomes.find((o) => o.commandId === 'cmd-bad-appt')).toMatchObject({
+      status: 'refused',
+      detail: expect.stringContaining('appointment needs'),
+    });
   });
 
   it.each([

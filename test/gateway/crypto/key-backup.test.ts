@@ -17,14 +17,23 @@ import { copyDataDir, queuedDataDir, queuedRecords, type QueuedDataDir } from '.
 
 const PASS = 'correct horse battery';
 let q: QueuedDataDir;
-beforeAll(async () => { q = await queuedDataDir(10); }, 60_000);
+beforeAll(async () => {
+  q = await queuedDataDir(10);
+}, 60_000);
 
 function cli(dataDir: string, o: { env?: Record<string, string>; askSecret?: (p: string) => Promise<string> } = {}) {
   const out: string[] = [];
   const err: string[] = [];
   const v = validateConfig({ gateway: { dataDir } });
   if (!v.ok) throw new Error('bad config');
-  const io: CliIo = { out: (s) => out.push(s), err: (s) => err.push(s), readFile: (p) => readFileSync(p, 'utf8'), loadConfig: (): GatewayConfig => v.config, env: o.env ?? { PASS }, ...(o.askSecret ? { askSecret: o.askSecret } : {}) };
+  const io: CliIo = {
+    out: (s) => out.push(s),
+    err: (s) => err.push(s),
+    readFile: (p) => readFileSync(p, 'utf8'),
+    loadConfig: (): GatewayConfig => v.config,
+    env: o.env ?? { PASS },
+    ...(o.askSecret ? { askSecret: o.askSecret } : {}),
+  };
   return { run: (...args: string[]) => runCommand(args, io), out, err };
 }
 
@@ -46,7 +55,13 @@ describe('keys export / import', () => {
     expect(existsSync(file)).toBe(false);
     // on a terminal: asked twice, without echo (the prompt function is the terminal's)
     const asked: string[] = [];
-    const tty = cli(dir, { env: {}, askSecret: async (p) => { asked.push(p); return PASS; } });
+    const tty = cli(dir, {
+      env: {},
+      askSecret: async (p) => {
+        asked.push(p);
+        return PASS;
+      },
+    });
     expect(await tty.run('keys', 'export', file)).toBe(0);
     expect(asked).toEqual(['Passphrase: ', 'Passphrase again: ']);
   });
@@ -60,7 +75,12 @@ describe('keys export / import', () => {
     expect(c.out[0]).toContain(`key check ${keyCheckValue(key).slice(0, 12)}`);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const text = readFileSync(file, 'utf8').trim();
-    expect(decodeProtectedHeader(text)).toMatchObject({ alg: 'PBES2-HS512+A256KW', enc: 'A256GCM', p2c: 600_000, cty: 'ewml-seal-key+json' });
+    expect(decodeProtectedHeader(text)).toMatchObject({
+      alg: 'PBES2-HS512+A256KW',
+      enc: 'A256GCM',
+      p2c: 600_000,
+      cty: 'ewml-seal-key+json',
+    });
     for (const enc of ['base64url', 'base64', 'hex'] as const) expect(text).not.toContain(key.toString(enc));
     // never over an existing file
     expect(await c.run('keys', 'export', file, '--passphrase-env', 'PASS')).toBe(1);
@@ -95,7 +115,7 @@ describe('keys export / import', () => {
     expect(existsSync(join(dir, 'keys', 'seal.key'))).toBe(false);
   });
 
-  it('another gateway\'s backup is refused when it does not open this outbox; a key in place is replaced only with --replace', async () => {
+  it("another gateway's backup is refused when it does not open this outbox; a key in place is replaced only with --replace", async () => {
     const other = copyDataDir(q.dataDir);
     writeFileSync(join(other, 'keys', 'seal.key'), randomBytes(32));
     const foreign = join(other, 'foreign.jwe');
@@ -129,10 +149,16 @@ describe('keys export / import', () => {
       expect(await cli(dir).run('keys', 'export', backup, '--passphrase-env', 'PASS')).toBe(0);
       disk = mountSmallDisk(64 * 1024);
       // fill the disk completely
-      try { writeFileSync(join(disk.dir, 'filler'), Buffer.alloc(128 * 1024)); } catch { /* ENOSPC: full, as wanted */ }
+      try {
+        writeFileSync(join(disk.dir, 'filler'), Buffer.alloc(128 * 1024));
+      } catch {
+        /* ENOSPC: full, as wanted */
+      }
       const c = cli(disk.dir);
       expect(await c.run('keys', 'import', backup, '--passphrase-env', 'PASS')).toBe(1);
-      expect(c.err.join('\n')).toContain(`error GW_KEY_IMPORT: could not write ${join(disk.dir, 'keys', 'seal.key')} (ENOSPC); no key was written`);
+      expect(c.err.join('\n')).toContain(
+        `error GW_KEY_IMPORT: could not write ${join(disk.dir, 'keys', 'seal.key')} (ENOSPC); no key was written`,
+      );
       expect(existsSync(join(disk.dir, 'keys', 'seal.key'))).toBe(false);
       expect(readdirSync(join(disk.dir, 'keys'))).toEqual([]);
       rmSync(join(disk.dir, 'filler'), { force: true });

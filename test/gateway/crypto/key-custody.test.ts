@@ -20,15 +20,30 @@ import { copyDataDir, queuedDataDir, rowCount, type QueuedDataDir } from './queu
 const root = new URL('../../../', import.meta.url).pathname;
 const N = 20;
 let q: QueuedDataDir;
-beforeAll(async () => { q = await queuedDataDir(N); }, 60_000);
+beforeAll(async () => {
+  q = await queuedDataDir(N);
+}, 60_000);
 
 function build(dataDir: string, over: Record<string, unknown> = {}) {
-  const v = validateConfig({ gateway: { dataDir, timezone: 'UTC' }, hl7: { port: 0 }, admin: { port: 0 }, log: { level: 'silent' }, ...over });
+  const v = validateConfig({
+    gateway: { dataDir, timezone: 'UTC' },
+    hl7: { port: 0 },
+    admin: { port: 0 },
+    log: { level: 'silent' },
+    ...over,
+  });
   if (!v.ok) throw new Error(JSON.stringify(v.problems));
   return createGateway({ config: v.config, logger: createLogger({ level: 'silent' }) });
 }
 
-const caught = (f: () => unknown) => { try { f(); return undefined; } catch (e) { return e; } };
+const caught = (f: () => unknown) => {
+  try {
+    f();
+    return undefined;
+  } catch (e) {
+    return e;
+  }
+};
 
 describe('seal key custody', () => {
   it('a first run makes the key (32 bytes, 0600) and binds the new outbox to it', async () => {
@@ -50,7 +65,9 @@ describe('seal key custody', () => {
     rmSync(keyFile);
     const err = caught(() => build(dir));
     expect(isGatewayError(err, 'GW_KEY_MISSING')).toBe(true);
-    expect((err as Error).message).toContain(`the seal key ${keyFile} is missing, and the outbox ${join(dir, 'outbox.db')} holds ${N} sealed row(s)`);
+    expect((err as Error).message).toContain(
+      `the seal key ${keyFile} is missing, and the outbox ${join(dir, 'outbox.db')} holds ${N} sealed row(s)`,
+    );
     expect((err as Error).message).toContain('eyewear-gateway keys import BACKUP');
     expect(existsSync(keyFile)).toBe(false);
     expect(rowCount(join(dir, 'outbox.db'))).toBe(N);
@@ -71,9 +88,14 @@ describe('seal key custody', () => {
     const keyFile = join(dir, 'keys', 'seal.key');
     writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
     const gw = build(dir);
-    const err = await gw.start().then(() => undefined, (e: unknown) => e);
+    const err = await gw.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isGatewayError(err, 'GW_KEY_MISSING')).toBe(true);
-    expect((err as Error).message).toContain(`the seal key ${keyFile} is not the key the outbox ${join(dir, 'outbox.db')} was written with`);
+    expect((err as Error).message).toContain(
+      `the seal key ${keyFile} is not the key the outbox ${join(dir, 'outbox.db')} was written with`,
+    );
     expect(gw.parts.adapters[0].health().status).not.toBe('up');
     expect(rowCount(join(dir, 'outbox.db'))).toBe(N);
   });
@@ -115,7 +137,10 @@ describe('seal key custody', () => {
     rmSync(join(dir, 'keys', 'seal.key'));
     const cfg = join(dir, 'gateway.yaml');
     writeFileSync(cfg, `gateway:\n  dataDir: ${dir}\n  timezone: UTC\nhl7:\n  port: 0\nadmin:\n  enabled: false\nlog:\n  level: warn\n`);
-    const r = spawnSync(process.execPath, [join(root, 'bin/eyewear-gateway.js'), 'start', '--config', cfg], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, [join(root, 'bin/eyewear-gateway.js'), 'start', '--config', cfg], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`error GW_KEY_MISSING: the seal key ${join(dir, 'keys', 'seal.key')} is missing`);
     expect(r.stderr).toContain('what to do: Restore `<dataDir>/keys/seal.key` from its backup');

@@ -31,7 +31,11 @@ export interface QueuedDataDir {
 export function queuedRecords(outboxFile: string, key: Uint8Array): Map<string, string> {
   const sealer = createRecordSealer(key);
   const d = new DatabaseSync(outboxFile, { readOnly: true });
-  const rows = d.prepare('SELECT id, payload, record_ids AS recordIds FROM outbox ORDER BY seq').all() as Array<{ id: string; payload: Uint8Array; recordIds: string | null }>;
+  const rows = d.prepare('SELECT id, payload, record_ids AS recordIds FROM outbox ORDER BY seq').all() as Array<{
+    id: string;
+    payload: Uint8Array;
+    recordIds: string | null;
+  }>;
   d.close();
   const out = new Map<string, string>();
   for (const r of rows) {
@@ -45,21 +49,31 @@ export function queuedRecords(outboxFile: string, key: Uint8Array): Map<string, 
 /** Each queued row's record ids, in queue order. */
 export function queuedBundles(outboxFile: string): string[][] {
   const d = new DatabaseSync(outboxFile, { readOnly: true });
-  const rows = d.prepare('SELECT id, record_ids AS recordIds FROM outbox ORDER BY seq').all() as Array<{ id: string; recordIds: string | null }>;
+  const rows = d.prepare('SELECT id, record_ids AS recordIds FROM outbox ORDER BY seq').all() as Array<{
+    id: string;
+    recordIds: string | null;
+  }>;
   d.close();
   return rows.map((r) => (r.recordIds ? (JSON.parse(r.recordIds) as string[]) : [r.id]));
 }
 
 export function rowCount(outboxFile: string): number {
   const d = new DatabaseSync(outboxFile, { readOnly: true });
-  try { return Number((d.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n); } finally { d.close(); }
+  try {
+    return Number((d.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n);
+  } finally {
+    d.close();
+  }
 }
 
 /** Builds the folder once (N messages over MLLP, every answer AA). */
 export async function queuedDataDir(n: number, cloudKeys = makeCloudKeys()): Promise<QueuedDataDir> {
   const dataDir = mkdtempSync(join(tmpdir(), 'ewml-queued-'));
   const closed = await freePort();
-  const h = await startHarness({ relay: { sink: 'https' }, https: { url: `http://127.0.0.1:${closed}` }, cloud: { publicKey: cloudKeys.publicPem } }, { dataDir, logLevel: 'warn' });
+  const h = await startHarness(
+    { relay: { sink: 'https' }, https: { url: `http://127.0.0.1:${closed}` }, cloud: { publicKey: cloudKeys.publicPem } },
+    { dataDir, logLevel: 'warn' },
+  );
   const acked: string[] = [];
   try {
     const c = await h.client();
@@ -72,7 +86,14 @@ export async function queuedDataDir(n: number, cloudKeys = makeCloudKeys()): Pro
     await h.stop();
   }
   const outboxFile = join(dataDir, 'outbox.db');
-  return { dataDir, acked, records: queuedRecords(outboxFile, readFileSync(join(dataDir, 'keys', 'seal.key'))), rows: rowCount(outboxFile), bundles: queuedBundles(outboxFile), cloudKeys };
+  return {
+    dataDir,
+    acked,
+    records: queuedRecords(outboxFile, readFileSync(join(dataDir, 'keys', 'seal.key'))),
+    rows: rowCount(outboxFile),
+    bundles: queuedBundles(outboxFile),
+    cloudKeys,
+  };
 }
 
 /** A copy of the folder for one case. */

@@ -6,8 +6,16 @@ function log(held: Record<string, string> = {}) {
   const calls: string[] = [];
   const map = new Map(Object.entries(held));
   const l: ResendLog = {
-    lookup: (k) => { calls.push(`lookup ${k}`); return map.get(k); },
-    claim: (k, h) => { calls.push(`claim ${k}`); const p = map.get(k); if (p === undefined) map.set(k, h); return p; },
+    lookup: (k) => {
+      calls.push(`lookup ${k}`);
+      return map.get(k);
+    },
+    claim: (k, h) => {
+      calls.push(`claim ${k}`);
+      const p = map.get(k);
+      if (p === undefined) map.set(k, h);
+      return p;
+    },
   };
   return { l, calls, map };
 }

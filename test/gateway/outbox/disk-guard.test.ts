@@ -27,7 +27,9 @@ function board() {
 
 describe('disk guard', () => {
   let disk: SmallDisk;
-  beforeAll(() => { disk = mountSmallDisk(4 * MiB); });
+  beforeAll(() => {
+    disk = mountSmallDisk(4 * MiB);
+  });
   afterAll(() => disk.unmount());
   afterEach(() => rmSync(join(disk.dir, 'filler'), { force: true }));
 
@@ -43,13 +45,17 @@ describe('disk guard', () => {
       expect(low).toMatchObject({ freeBytes: 0.5 * MiB, low: true, cause: 'reserve' });
       expect(guard.admits()).toBe(false);
       expect(alerts.active[DISK_LOW_ALERT]).toMatchObject({ code: 'GW_DISK_LOW', blocksReady: true });
-      expect(alerts.readyBlockers()).toEqual([`disk low: 0.5 MiB free on the data volume, below the reserve of 1.0 MiB (outbox.diskReserveBytes): new input is refused (negative ACK, polls paused) so the outbox can still commit acks and deletes; free disk space on the data volume (${disk.dir}); intake resumes by itself`]);
+      expect(alerts.readyBlockers()).toEqual([
+        `disk low: 0.5 MiB free on the data volume, below the reserve of 1.0 MiB (outbox.diskReserveBytes): new input is refused (negative ACK, polls paused) so the outbox can still commit acks and deletes; free disk space on the data volume (${disk.dir}); intake resumes by itself`,
+      ]);
       rmSync(join(disk.dir, 'filler'));
       // no sample asked for: the timer finds the space
       await waitFor(() => guard.admits(), 5000, 'guard admits again');
       expect(alerts.isActive(DISK_LOW_ALERT)).toBe(false);
       expect(guard.state()).toMatchObject({ freeBytes: 4 * MiB, low: false });
-    } finally { await guard.stop(); }
+    } finally {
+      await guard.stop();
+    }
   });
 
   it('a write that failed for lack of space refuses at once, even with the reserve off, until a later sample finds space', async () => {
@@ -69,24 +75,38 @@ describe('disk guard', () => {
       rmSync(join(disk.dir, 'filler'));
       await waitFor(() => guard.admits(), 5000, 'guard admits again');
       expect(alerts.isActive(DISK_LOW_ALERT)).toBe(false);
-    } finally { await guard.stop(); }
+    } finally {
+      await guard.stop();
+    }
   });
 
   it('counts the space the outbox holds free inside its file as free', async () => {
     const alerts = board();
-    const guard = createDiskGuard({ dir: disk.dir, reserveBytes: 1 * MiB, intervalMs: 50, clock: systemClock, logger: silent, alerts, reusableBytes: () => 2 * MiB });
+    const guard = createDiskGuard({
+      dir: disk.dir,
+      reserveBytes: 1 * MiB,
+      intervalMs: 50,
+      clock: systemClock,
+      logger: silent,
+      alerts,
+      reusableBytes: () => 2 * MiB,
+    });
     await guard.start();
     try {
       fill(join(disk.dir, 'filler'), 3.5 * MiB);
       expect(await guard.sample()).toMatchObject({ freeBytes: 2.5 * MiB, low: false });
       expect(guard.admits()).toBe(true);
-    } finally { await guard.stop(); }
+    } finally {
+      await guard.stop();
+    }
   });
 });
 
 describe('outbox write on a full disk', () => {
   let disk: SmallDisk;
-  beforeAll(() => { disk = mountSmallDisk(4 * MiB); });
+  beforeAll(() => {
+    disk = mountSmallDisk(4 * MiB);
+  });
   afterAll(() => disk.unmount());
 
   for (const writer of ['inline', 'thread', 'auto'] as const) {
@@ -102,7 +122,10 @@ describe('outbox write on a full disk', () => {
         expect(await outbox.enqueue({ records: [rec('r1', 1000)], dedupe: { key: 'k1', hash: 'h1' } })).toBe('accepted');
         fill(filler);
         const big = { records: [rec('r2', 300_000)], dedupe: { key: 'k2', hash: 'h2' } };
-        const err = await outbox.enqueue(big).then(() => undefined, (e: unknown) => e);
+        const err = await outbox.enqueue(big).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         expect(isGatewayError(err, 'GW_DISK_LOW')).toBe(true);
         expect(outbox.stats()).toMatchObject({ pending: 1, writer: 'running', writerRestarts: 0 });
         rmSync(filler);
@@ -116,8 +139,13 @@ describe('outbox write on a full disk', () => {
       const again = createSqliteOutbox({ file, maxBytes: 64 * MiB, clock: systemClock, writer: 'inline' });
       await again.open();
       try {
-        expect(again.claim(10).rows.map((r) => [r.id, r.sealed.byteLength])).toEqual([['r1', 1000], ['r2', 300_000]]);
-      } finally { await again.close(); }
+        expect(again.claim(10).rows.map((r) => [r.id, r.sealed.byteLength])).toEqual([
+          ['r1', 1000],
+          ['r2', 300_000],
+        ]);
+      } finally {
+        await again.close();
+      }
       rmSync(dir, { recursive: true, force: true });
     });
   }

@@ -21,7 +21,9 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       box = factory({ maxBytes: 1024 * 1024, clock });
       await box.open();
     });
-    afterEach(async () => { await box.close(); });
+    afterEach(async () => {
+      await box.close();
+    });
 
     it('claims enqueued records in order and deletes them only on ack', async () => {
       expect(await box.enqueue({ records: [rec('a'), rec('b')] })).toBe('accepted');
@@ -38,7 +40,14 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
     });
 
     it('commits a source page with its cursor; unchanged rows write nothing, changed rows a new version', async () => {
-      const page = (hash: string, cursor: string) => ({ stream: 's/t', rows: [{ pk: '1', hash, records: [rec(`r1-${hash}`)] }, { pk: '2', hash: 'h2', records: [rec('r2')] }], cursor: { key: 's/t', value: cursor } });
+      const page = (hash: string, cursor: string) => ({
+        stream: 's/t',
+        rows: [
+          { pk: '1', hash, records: [rec(`r1-${hash}`)] },
+          { pk: '2', hash: 'h2', records: [rec('r2')] },
+        ],
+        cursor: { key: 's/t', value: cursor },
+      });
       expect(box.getCursor('s/t')).toBeUndefined();
       expect(await box.enqueuePage(page('h1', 'c1'))).toEqual({ outcome: 'accepted', written: 2, unchanged: 0, deadLettered: 0 });
       expect(box.getCursor('s/t')).toBe('c1');
@@ -48,14 +57,38 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       expect(box.claim(10).rows.map((r) => r.id)).toEqual(['r1-h1', 'r2', 'r1-h1b']);
       expect(box.listSourceRows('s/t', undefined, 10)).toEqual(['1', '2']);
       // a row marked deleted (in another stream's page, as a tombstone does) leaves the live set
-      await box.enqueuePage({ stream: 's/log', rows: [{ pk: '9', hash: 'x', records: [] }, { pk: '1', stream: 's/t', hash: '-', records: [rec('del-1')] }] });
+      await box.enqueuePage({
+        stream: 's/log',
+        rows: [
+          { pk: '9', hash: 'x', records: [] },
+          { pk: '1', stream: 's/t', hash: '-', records: [rec('del-1')] },
+        ],
+      });
       expect(box.listSourceRows('s/t', undefined, 10)).toEqual(['2']);
       expect(box.listSourceRows('s/t', '1', 10)).toEqual(['2']);
     });
 
     it('keeps a row that cannot be mapped as a dead letter in the same page, and moves the cursor past it', async () => {
-      const dl = { id: 'dl-1', kind: 'input' as const, createdAt: 1, adapter: 'db', format: 'sql:db', code: 'GW_MAP_FAILED', reason: 'x is not a date', sealed: Buffer.alloc(50) };
-      expect(await box.enqueuePage({ stream: 's/t', rows: [{ pk: '1', hash: 'h', records: [], deadLetter: dl }, { pk: '2', hash: 'h', records: [rec('ok')] }], cursor: { key: 'k', value: 'after-2' } })).toEqual({ outcome: 'accepted', written: 1, unchanged: 0, deadLettered: 1 });
+      const dl = {
+        id: 'dl-1',
+        kind: 'input' as const,
+        createdAt: 1,
+        adapter: 'db',
+        format: 'sql:db',
+        code: 'GW_MAP_FAILED',
+        reason: 'x is not a date',
+        sealed: Buffer.alloc(50),
+      };
+      expect(
+        await box.enqueuePage({
+          stream: 's/t',
+          rows: [
+            { pk: '1', hash: 'h', records: [], deadLetter: dl },
+            { pk: '2', hash: 'h', records: [rec('ok')] },
+          ],
+          cursor: { key: 'k', value: 'after-2' },
+        }),
+      ).toEqual({ outcome: 'accepted', written: 1, unchanged: 0, deadLettered: 1 });
       expect(box.listDeadLetters().map((d) => d.id)).toEqual(['dl-1']);
       expect(box.getCursor('k')).toBe('after-2');
     });
@@ -64,16 +97,37 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       const small = factory({ maxBytes: 1000, clock });
       await small.open();
       try {
-        expect((await small.enqueuePage({ stream: 's', rows: [{ pk: '1', hash: 'a', records: [rec('a', 'p', 300)] }, { pk: '2', hash: 'b', records: [rec('b', 'p', 800)] }], cursor: { key: 'k', value: 'v' } })).outcome).toBe('full');
+        expect(
+          (
+            await small.enqueuePage({
+              stream: 's',
+              rows: [
+                { pk: '1', hash: 'a', records: [rec('a', 'p', 300)] },
+                { pk: '2', hash: 'b', records: [rec('b', 'p', 800)] },
+              ],
+              cursor: { key: 'k', value: 'v' },
+            })
+          ).outcome,
+        ).toBe('full');
         expect(small.getCursor('k')).toBeUndefined();
         expect(small.claim(10).rows).toEqual([]);
         expect(small.listSourceRows('s', undefined, 10)).toEqual([]);
-      } finally { await small.close(); }
+      } finally {
+        await small.close();
+      }
     });
 
     it('keeps a taken command, with its replay guard, until it is finished — across a reopen', async () => {
-      expect(await box.enqueue({ records: [], dedupe: { key: 'command|c1', hash: 'h' }, command: { id: 'c1', sealed: Buffer.from('sealed-cmd') } })).toBe('accepted');
-      expect(await box.enqueue({ records: [], dedupe: { key: 'command|c1', hash: 'h' }, command: { id: 'c1', sealed: Buffer.from('again') } })).toBe('duplicate');
+      expect(
+        await box.enqueue({
+          records: [],
+          dedupe: { key: 'command|c1', hash: 'h' },
+          command: { id: 'c1', sealed: Buffer.from('sealed-cmd') },
+        }),
+      ).toBe('accepted');
+      expect(
+        await box.enqueue({ records: [], dedupe: { key: 'command|c1', hash: 'h' }, command: { id: 'c1', sealed: Buffer.from('again') } }),
+      ).toBe('duplicate');
       await box.close();
       await box.open();
       expect(box.pendingCommands().map((c) => [c.id, Buffer.from(c.sealed).toString()])).toEqual([['c1', 'sealed-cmd']]);
@@ -85,14 +139,22 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       const bundle: SealedRecord = { ...rec('b1+2', 'p-x'), type: 'bundle', recordIds: ['b1', 'b2'] };
       expect(await box.enqueue({ records: [rec('a', 'p-x'), bundle, rec('c', 'p-x')] })).toBe('accepted');
       const claimed = box.claim(10).rows;
-      expect(claimed.map((r) => [r.id, r.recordIds])).toEqual([['a', undefined], ['b1+2', ['b1', 'b2']], ['c', undefined]]);
+      expect(claimed.map((r) => [r.id, r.recordIds])).toEqual([
+        ['a', undefined],
+        ['b1+2', ['b1', 'b2']],
+        ['c', undefined],
+      ]);
       await box.ack(['a']);
       await box.deadLetter(['b1+2'], 'GW_SINK_REJECTED', 'b2: refused');
       const dl = box.getDeadLetter('b1+2');
       expect(dl).toMatchObject({ kind: 'record', recordType: 'bundle', partitionKey: 'p-x', recordIds: ['b1', 'b2'] });
       expect(box.listDeadLetters()).toMatchObject([{ id: 'b1+2', recordIds: ['b1', 'b2'] }]);
       // a replay enqueues it as it was
-      expect(await box.enqueue({ records: [{ id: dl!.id, type: dl!.recordType!, partitionKey: dl!.partitionKey!, sealed: dl!.sealed, recordIds: dl!.recordIds }] })).toBe('accepted');
+      expect(
+        await box.enqueue({
+          records: [{ id: dl!.id, type: dl!.recordType!, partitionKey: dl!.partitionKey!, sealed: dl!.sealed, recordIds: dl!.recordIds }],
+        }),
+      ).toBe('accepted');
       // held behind `c` of its partition while that is in flight, then claimed whole
       expect(box.claim(10).rows).toEqual([]);
       await box.ack(['c']);
@@ -103,13 +165,29 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       const bundle: SealedRecord = { ...rec('b1+3', 'p-x'), type: 'bundle', recordIds: ['b1', 'b2', 'b3'] };
       await box.enqueue({ records: [bundle, rec('c', 'p-x')] });
       expect(box.claim(3).rows.map((r) => r.id)).toEqual(['b1+3']);
-      const refused = { id: 'b2', kind: 'record' as const, createdAt: clock.now(), adapter: 'relay', format: 'canonical', code: 'GW_SINK_REJECTED', reason: 'bad coverage', recordType: 'coverage', partitionKey: 'p-x', sealed: Buffer.alloc(50, 7) };
+      const refused = {
+        id: 'b2',
+        kind: 'record' as const,
+        createdAt: clock.now(),
+        adapter: 'relay',
+        format: 'canonical',
+        code: 'GW_SINK_REJECTED',
+        reason: 'bad coverage',
+        recordType: 'coverage',
+        partitionKey: 'p-x',
+        sealed: Buffer.alloc(50, 7),
+      };
       expect(await box.splitRefused('b1+3', [refused], 'GW_SINK_REJECTED', 'b2: bad coverage')).toBe('split');
-      expect(box.getDeadLetter('b2')).toMatchObject({ kind: 'record', reason: 'bad coverage', recordType: 'coverage', partitionKey: 'p-x' });
+      expect(box.getDeadLetter('b2')).toMatchObject({
+        kind: 'record',
+        reason: 'bad coverage',
+        recordType: 'coverage',
+        partitionKey: 'p-x',
+      });
       expect(box.getDeadLetter('b2')!.recordIds).toBeUndefined();
       expect(box.getDeadLetter('b1+3')).toBeUndefined();
       // the row's bytes left with it; the dead letter's came in
-      expect(box.stats()).toMatchObject({ pending: 1, inFlight: 0, deadLetters: 1, bytes: (100 + 64) + (50 + 64) });
+      expect(box.stats()).toMatchObject({ pending: 1, inFlight: 0, deadLetters: 1, bytes: 100 + 64 + (50 + 64) });
       // its partition is free again
       expect(box.claim(10).rows.map((r) => r.id)).toEqual(['c']);
       expect(await box.splitRefused('nothing+2', [refused], 'GW_SINK_REJECTED', 'x')).toBe('gone');
@@ -118,21 +196,57 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
 
     it('moves a bundle whole, and stores none of its records alone, when the dead letters cannot take all its refused records', async () => {
       // dead letters may take a quarter of the cap (256 KiB here): fill most of it
-      expect(await box.addDeadLetter({ id: 'in1', kind: 'input', createdAt: clock.now(), adapter: 'hl7v2', format: 'hl7v2', code: 'GW_PARSE_FAILED', reason: 'bad', sealed: Buffer.alloc(250 * 1024) })).toBe('stored');
+      expect(
+        await box.addDeadLetter({
+          id: 'in1',
+          kind: 'input',
+          createdAt: clock.now(),
+          adapter: 'hl7v2',
+          format: 'hl7v2',
+          code: 'GW_PARSE_FAILED',
+          reason: 'bad',
+          sealed: Buffer.alloc(250 * 1024),
+        }),
+      ).toBe('stored');
       await box.enqueue({ records: [{ ...rec('d1+2', 'p-y'), type: 'bundle', recordIds: ['d1', 'd2'] }] });
       box.claim(10).rows;
-      const entry = (id: string, bytes: number) => ({ id, kind: 'record' as const, createdAt: clock.now(), adapter: 'relay', format: 'canonical', code: 'GW_SINK_REJECTED', reason: 'refused', recordType: 'patient', partitionKey: 'p-y', sealed: Buffer.alloc(bytes, 1) });
+      const entry = (id: string, bytes: number) => ({
+        id,
+        kind: 'record' as const,
+        createdAt: clock.now(),
+        adapter: 'relay',
+        format: 'canonical',
+        code: 'GW_SINK_REJECTED',
+        reason: 'refused',
+        recordType: 'patient',
+        partitionKey: 'p-y',
+        sealed: Buffer.alloc(bytes, 1),
+      });
       // the first would fit alone, the second not
-      expect(await box.splitRefused('d1+2', [entry('d1', 1000), entry('d2', 8 * 1024)], 'GW_SINK_REJECTED', 'd1: refused; d2: refused')).toBe('moved');
+      expect(
+        await box.splitRefused('d1+2', [entry('d1', 1000), entry('d2', 8 * 1024)], 'GW_SINK_REJECTED', 'd1: refused; d2: refused'),
+      ).toBe('moved');
       expect(box.getDeadLetter('d1')).toBeUndefined();
       expect(box.getDeadLetter('d2')).toBeUndefined();
-      expect(box.getDeadLetter('d1+2')).toMatchObject({ code: 'GW_SINK_REJECTED', reason: 'd1: refused; d2: refused', recordIds: ['d1', 'd2'] });
+      expect(box.getDeadLetter('d1+2')).toMatchObject({
+        code: 'GW_SINK_REJECTED',
+        reason: 'd1: refused; d2: refused',
+        recordIds: ['d1', 'd2'],
+      });
       expect(box.stats()).toMatchObject({ pending: 0, inFlight: 0, deadLetters: 2 });
     });
 
-    it('counts a bundle\'s records against the claim size: stops before a bundle that does not fit, takes one larger than the size alone', async () => {
+    it("counts a bundle's records against the claim size: stops before a bundle that does not fit, takes one larger than the size alone", async () => {
       const bundle = (id: string, ids: string[], p: string): SealedRecord => ({ ...rec(id, p), type: 'bundle', recordIds: ids });
-      await box.enqueue({ records: [rec('a', 'p1'), bundle('b+3', ['b', 'b2', 'b3'], 'p2'), rec('c', 'p3'), bundle('d+5', ['d', 'd2', 'd3', 'd4', 'd5'], 'p4'), rec('e', 'p5')] });
+      await box.enqueue({
+        records: [
+          rec('a', 'p1'),
+          bundle('b+3', ['b', 'b2', 'b3'], 'p2'),
+          rec('c', 'p3'),
+          bundle('d+5', ['d', 'd2', 'd3', 'd4', 'd5'], 'p4'),
+          rec('e', 'p5'),
+        ],
+      });
       const ids = (c: ClaimResult) => ({ ids: c.rows.map((r) => r.id), full: c.full });
       expect(ids(box.claim(4))).toEqual({ ids: ['a', 'b+3'], full: true });
       expect(ids(box.claim(3))).toEqual({ ids: ['c'], full: true });
@@ -226,13 +340,33 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
         expect(rows.map((r) => r.id)).toEqual(['a']);
         await small.ack(['a']);
         expect(await small.enqueue({ records: [rec('b', 'p', 800)], dedupe: { key: 'SYS|FAC|MSG-2', hash: 'h2' } })).toBe('accepted');
-      } finally { await small.close(); }
+      } finally {
+        await small.close();
+      }
     });
 
     it('refuses a page whose dead letter would take the dead letters past their share of the cap: no record, no dead letter, no cursor', async () => {
       // dead letters may take a quarter of the cap (256 KiB here); the page's dead letter is larger
-      const dl = { id: 'dl-big', kind: 'input' as const, createdAt: 1, adapter: 'db', format: 'sql:db', code: 'GW_MAP_FAILED', reason: 'x is not a date', sealed: Buffer.alloc(300 * 1024) };
-      expect(await box.enqueuePage({ stream: 's/t', rows: [{ pk: '1', hash: 'h', records: [], deadLetter: dl }, { pk: '2', hash: 'h', records: [rec('ok')] }], cursor: { key: 'k', value: 'after-2' } })).toEqual({ outcome: 'full', written: 0, unchanged: 0, deadLettered: 0 });
+      const dl = {
+        id: 'dl-big',
+        kind: 'input' as const,
+        createdAt: 1,
+        adapter: 'db',
+        format: 'sql:db',
+        code: 'GW_MAP_FAILED',
+        reason: 'x is not a date',
+        sealed: Buffer.alloc(300 * 1024),
+      };
+      expect(
+        await box.enqueuePage({
+          stream: 's/t',
+          rows: [
+            { pk: '1', hash: 'h', records: [], deadLetter: dl },
+            { pk: '2', hash: 'h', records: [rec('ok')] },
+          ],
+          cursor: { key: 'k', value: 'after-2' },
+        }),
+      ).toEqual({ outcome: 'full', written: 0, unchanged: 0, deadLettered: 0 });
       expect(box.getCursor('k')).toBeUndefined();
       expect(box.listDeadLetters()).toEqual([]);
       expect(box.claim(10).rows).toEqual([]);
@@ -248,9 +382,28 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       await box.deadLetter(['a'], 'GW_SINK_REJECTED', 'schema: /data/sex');
       expect(box.stats()).toMatchObject({ pending: 0, inFlight: 0, deadLetters: 1 });
       const d = box.getDeadLetter('a');
-      expect(d).toMatchObject({ id: 'a', kind: 'record', code: 'GW_SINK_REJECTED', reason: 'schema: /data/sex', recordType: 'patient', partitionKey: 'P' });
+      expect(d).toMatchObject({
+        id: 'a',
+        kind: 'record',
+        code: 'GW_SINK_REJECTED',
+        reason: 'schema: /data/sex',
+        recordType: 'patient',
+        partitionKey: 'P',
+      });
       expect(Buffer.from(d!.sealed)).toEqual(Buffer.alloc(100, 'a'.charCodeAt(0)));
-      expect(await box.addDeadLetter({ id: 'in1', kind: 'input', createdAt: clock.now() + 1, adapter: 'hl7v2', format: 'hl7v2', code: 'GW_PARSE_FAILED', reason: 'bad', location: 'MSH-1-9', sealed: Buffer.from('x') })).toBe('stored');
+      expect(
+        await box.addDeadLetter({
+          id: 'in1',
+          kind: 'input',
+          createdAt: clock.now() + 1,
+          adapter: 'hl7v2',
+          format: 'hl7v2',
+          code: 'GW_PARSE_FAILED',
+          reason: 'bad',
+          location: 'MSH-1-9',
+          sealed: Buffer.from('x'),
+        }),
+      ).toBe('stored');
       expect(box.listDeadLetters().map((x) => x.id)).toEqual(['a', 'in1']);
       expect(box.listDeadLetters({ limit: 1, offset: 1 }).map((x) => x.id)).toEqual(['in1']);
       expect(await box.removeDeadLetter('in1')).toBe(true);
@@ -269,10 +422,28 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       await box.removeDeadLetter('a');
       expect(box.stats()).toMatchObject({ deadLetters: 0, bytes: 0 });
       // and through a bundle moved whole
-      await box.addDeadLetter({ id: 'b+2', kind: 'record', createdAt: clock.now(), adapter: 'relay', format: 'canonical', code: 'GW_SINK_REJECTED', reason: 'old', sealed: Buffer.alloc(10) });
+      await box.addDeadLetter({
+        id: 'b+2',
+        kind: 'record',
+        createdAt: clock.now(),
+        adapter: 'relay',
+        format: 'canonical',
+        code: 'GW_SINK_REJECTED',
+        reason: 'old',
+        sealed: Buffer.alloc(10),
+      });
       await box.enqueue({ records: [{ ...rec('b+2', 'Q'), type: 'bundle', recordIds: ['b', 'b2'] }] });
       box.claim(10).rows;
-      const big = { id: 'b2', kind: 'record' as const, createdAt: clock.now(), adapter: 'relay', format: 'canonical', code: 'GW_SINK_REJECTED', reason: 'x', sealed: Buffer.alloc(300 * 1024) };
+      const big = {
+        id: 'b2',
+        kind: 'record' as const,
+        createdAt: clock.now(),
+        adapter: 'relay',
+        format: 'canonical',
+        code: 'GW_SINK_REJECTED',
+        reason: 'x',
+        sealed: Buffer.alloc(300 * 1024),
+      };
       expect(await box.splitRefused('b+2', [big], 'GW_SINK_REJECTED', 'b2: x')).toBe('moved');
       expect(box.stats()).toMatchObject({ deadLetters: 1, bytes: 100 + 64 });
     });

@@ -5,7 +5,21 @@
  */
 import { DatabaseSync } from 'node:sqlite';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -27,8 +41,19 @@ async function filledOutbox(): Promise<string> {
   const file = join(mkdtempSync(join(tmpdir(), 'ewml-salvage-')), 'outbox.db');
   const box = createSqliteOutbox({ file, maxBytes: 1 << 30, clock: createManualClock(), writer: 'inline', sealKey: key });
   await box.open();
-  for (let i = 0; i < N; i++) await box.enqueue({ records: [{ id: `r${i}`, type: 'patient', partitionKey: `p${i % 40}`, plain: plain(i) }], dedupe: { key: `m${i}`, hash: `h${i}` } });
-  await box.enqueuePage({ stream: 'db/patients', rows: [{ pk: 'k1', hash: 'a', records: [] }, { pk: 'k2', hash: 'b', records: [] }], cursor: { key: 'db/patients', value: 'w42' } });
+  for (let i = 0; i < N; i++)
+    await box.enqueue({
+      records: [{ id: `r${i}`, type: 'patient', partitionKey: `p${i % 40}`, plain: plain(i) }],
+      dedupe: { key: `m${i}`, hash: `h${i}` },
+    });
+  await box.enqueuePage({
+    stream: 'db/patients',
+    rows: [
+      { pk: 'k1', hash: 'a', records: [] },
+      { pk: 'k2', hash: 'b', records: [] },
+    ],
+    cursor: { key: 'db/patients', value: 'w42' },
+  });
   await box.close();
   return file;
 }
@@ -41,10 +66,18 @@ const fresh = async (): Promise<string> => {
   return file;
 };
 
-
 async function openBox(file: string, o: { expectData?: boolean; sealKey?: Uint8Array } = {}) {
   const reports: SalvageReport[] = [];
-  const box = createSqliteOutbox({ file, maxBytes: 1 << 30, clock: createManualClock(), writer: 'inline', sealKey: o.sealKey ?? key, keyFile: '/k/seal.key', expectData: o.expectData ?? true, onSalvaged: (r) => reports.push(r) });
+  const box = createSqliteOutbox({
+    file,
+    maxBytes: 1 << 30,
+    clock: createManualClock(),
+    writer: 'inline',
+    sealKey: o.sealKey ?? key,
+    keyFile: '/k/seal.key',
+    expectData: o.expectData ?? true,
+    onSalvaged: (r) => reports.push(r),
+  });
   await box.open();
   return { box, reports };
 }
@@ -52,7 +85,11 @@ async function openBox(file: string, o: { expectData?: boolean; sealKey?: Uint8A
 /** Every queued row of a (closed) outbox, unsealed: seq → text. */
 function queued(file: string): Map<number, string> {
   const d = new DatabaseSync(file, { readOnly: true });
-  const rows = d.prepare('SELECT seq, id, payload FROM outbox ORDER BY seq').all() as Array<{ seq: number; id: string; payload: Uint8Array }>;
+  const rows = d.prepare('SELECT seq, id, payload FROM outbox ORDER BY seq').all() as Array<{
+    seq: number;
+    id: string;
+    payload: Uint8Array;
+  }>;
   d.close();
   return new Map(rows.map((r) => [Number(r.seq), sealer.open(r.id, r.payload).toString('utf8')]));
 }
@@ -97,10 +134,12 @@ describe('outbox salvage at open', () => {
     expect(Math.max(...rows.keys())).toBeGreaterThan(N);
   });
 
-  it('one zeroed page in the middle: loses that page\'s rows and reads on after it', async () => {
+  it("one zeroed page in the middle: loses that page's rows and reads on after it", async () => {
     const file = await fresh();
     const d = new DatabaseSync(file, { readOnly: true });
-    const leaves = d.prepare("SELECT pageno, ncell FROM dbstat WHERE name = 'outbox' AND pagetype = 'leaf' ORDER BY pageno").all() as Array<{ pageno: number; ncell: number }>;
+    const leaves = d
+      .prepare("SELECT pageno, ncell FROM dbstat WHERE name = 'outbox' AND pagetype = 'leaf' ORDER BY pageno")
+      .all() as Array<{ pageno: number; ncell: number }>;
     d.close();
     const victim = leaves[Math.floor(leaves.length / 2)];
     const fd = openSync(file, 'r+');
@@ -167,8 +206,18 @@ describe('outbox salvage at open', () => {
   it('another key beside queued rows is GW_KEY_MISSING, and nothing is moved or changed', async () => {
     const file = await fresh();
     const before = readFileSync(file);
-    const box = createSqliteOutbox({ file, maxBytes: 1 << 30, clock: createManualClock(), writer: 'inline', sealKey: randomBytes(32), keyFile: '/k/seal.key' });
-    const err = await box.open().then(() => undefined, (e: unknown) => e);
+    const box = createSqliteOutbox({
+      file,
+      maxBytes: 1 << 30,
+      clock: createManualClock(),
+      writer: 'inline',
+      sealKey: randomBytes(32),
+      keyFile: '/k/seal.key',
+    });
+    const err = await box.open().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isGatewayError(err, 'GW_KEY_MISSING')).toBe(true);
     expect((err as Error).message).toContain('/k/seal.key');
     expect((err as Error).message).toContain(`${N} sealed row(s)`);
@@ -176,8 +225,23 @@ describe('outbox salvage at open', () => {
     // damaged as well: still refused, and the damaged file stays where it was
     truncateSync(file, Math.floor(statSync(file).size / 8192) * 4096);
     const damaged = readFileSync(file);
-    const box2 = createSqliteOutbox({ file, maxBytes: 1 << 30, clock: createManualClock(), writer: 'inline', sealKey: randomBytes(32), expectData: true });
-    expect(isGatewayError(await box2.open().then(() => undefined, (e: unknown) => e), 'GW_KEY_MISSING')).toBe(true);
+    const box2 = createSqliteOutbox({
+      file,
+      maxBytes: 1 << 30,
+      clock: createManualClock(),
+      writer: 'inline',
+      sealKey: randomBytes(32),
+      expectData: true,
+    });
+    expect(
+      isGatewayError(
+        await box2.open().then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+        'GW_KEY_MISSING',
+      ),
+    ).toBe(true);
     expect(readFileSync(file).equals(damaged)).toBe(true);
     expect(readdirSync(join(file, '..')).filter((f) => f.includes('.salvage'))).toEqual([]);
   });
@@ -204,10 +268,23 @@ describe('outbox salvage at open', () => {
       truncateSync(file, Math.floor(size / 8192) * 4096);
       const damaged = readFileSync(file);
       // leave less room than the salvaged copy needs
-      const free = () => { const s = statfsSync(disk!.dir); return s.bavail * s.bsize; };
+      const free = () => {
+        const s = statfsSync(disk!.dir);
+        return s.bavail * s.bsize;
+      };
       writeFileSync(join(disk.dir, 'filler'), Buffer.alloc(Math.max(0, free() - Math.floor(size / 8))));
-      const box = createSqliteOutbox({ file, maxBytes: 1 << 30, clock: createManualClock(), writer: 'inline', sealKey: key, expectData: true });
-      const err = await box.open().then(() => undefined, (e: unknown) => e);
+      const box = createSqliteOutbox({
+        file,
+        maxBytes: 1 << 30,
+        clock: createManualClock(),
+        writer: 'inline',
+        sealKey: key,
+        expectData: true,
+      });
+      const err = await box.open().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(isGatewayError(err, 'GW_OUTBOX_IO')).toBe(true);
       expect((err as Error).message).toContain('left in place');
       expect(readFileSync(file).equals(damaged)).toBe(true);
@@ -215,7 +292,15 @@ describe('outbox salvage at open', () => {
       // room again: the next open salvages
       rmSync(join(disk.dir, 'filler'));
       const reports: SalvageReport[] = [];
-      const again = createSqliteOutbox({ file, maxBytes: 1 << 30, clock: createManualClock(), writer: 'inline', sealKey: key, expectData: true, onSalvaged: (r) => reports.push(r) });
+      const again = createSqliteOutbox({
+        file,
+        maxBytes: 1 << 30,
+        clock: createManualClock(),
+        writer: 'inline',
+        sealKey: key,
+        expectData: true,
+        onSalvaged: (r) => reports.push(r),
+      });
       await again.open();
       expect(reports).toHaveLength(1);
       expect(reports[0].tables.outbox.salvaged + reports[0].tables.outbox.lost).toBe(N);

@@ -90,7 +90,9 @@ describe('SQLite outbox', () => {
     expect(box.claim(10).rows.map((r) => r.id)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
     await box.retryLater(['a', 'b', 'c', 'd', 'e', 'f'], 0, 'test: back to the queue');
     // a resend is recognised whichever writer took the first copy
-    expect(await Promise.all([box.enqueue({ records: [rec('b')], dedupe: { key: 'k1', hash: 'h' } }), box.enqueue({ records: [rec('x')] })])).toEqual(['duplicate', 'accepted']);
+    expect(
+      await Promise.all([box.enqueue({ records: [rec('b')], dedupe: { key: 'k1', hash: 'h' } }), box.enqueue({ records: [rec('x')] })]),
+    ).toEqual(['duplicate', 'accepted']);
     expect(await box.enqueue({ records: [rec('b2')], dedupe: { key: 'k1', hash: 'other' } })).toBe('conflict');
     // deletes by the thread, intakes inline: the cap sees both
     const claimed = box.claim(3).rows;
@@ -118,11 +120,17 @@ describe('SQLite outbox', () => {
       await box.open();
       const plain = (id: string) => ({ id, type: 'patient', partitionKey: 'p1', plain: JSON.stringify({ id, name: 'Plaintext-Marker' }) });
       expect(await box.enqueue({ records: [plain('a')] })).toBe('accepted');
-      expect(await Promise.all([box.enqueue({ records: [plain('b')] }), box.enqueue({ records: [plain('c')] })])).toEqual(['accepted', 'accepted']);
-      expect(await box.enqueuePage({ stream: 's', rows: [{ pk: '1', hash: 'h1', records: [{ ...plain('d'), partitionKey: 'p2' }] }] })).toMatchObject({ outcome: 'accepted', written: 1 });
+      expect(await Promise.all([box.enqueue({ records: [plain('b')] }), box.enqueue({ records: [plain('c')] })])).toEqual([
+        'accepted',
+        'accepted',
+      ]);
+      expect(
+        await box.enqueuePage({ stream: 's', rows: [{ pk: '1', hash: 'h1', records: [{ ...plain('d'), partitionKey: 'p2' }] }] }),
+      ).toMatchObject({ outcome: 'accepted', written: 1 });
       const rows = [...box.claim(10).rows];
       expect(rows.map((r) => r.id).sort()).toEqual(['a', 'b', 'c', 'd']);
-      for (const r of rows) expect(JSON.parse(sealer.open(r.id, r.sealed).toString('utf8'))).toEqual({ id: r.id, name: 'Plaintext-Marker' });
+      for (const r of rows)
+        expect(JSON.parse(sealer.open(r.id, r.sealed).toString('utf8'))).toEqual({ id: r.id, name: 'Plaintext-Marker' });
       // the bytes counted are the sealed bytes (29 bytes of header and tag on each)
       expect(box.stats().bytes).toBe(rows.reduce((n, r) => n + r.sealed.byteLength + 64, 0));
       await box.close();
@@ -144,17 +152,29 @@ describe('SQLite outbox', () => {
       // the restart delay runs on the outbox's clock: the test moves it
       const clock = createManualClock();
       const box = createSqliteOutbox({
-        file, maxBytes: 1 << 20, clock, writer, onWriterThread: (w) => { thread = w; },
-        onWriterGone: (e) => gone.push(e.restartInMs), onWriterRestarted: () => restarted(),
+        file,
+        maxBytes: 1 << 20,
+        clock,
+        writer,
+        onWriterThread: (w) => {
+          thread = w;
+        },
+        onWriterGone: (e) => gone.push(e.restartInMs),
+        onWriterRestarted: () => restarted(),
       });
-      const restart = () => new Promise<void>((r) => { restarted = r; });
+      const restart = () =>
+        new Promise<void>((r) => {
+          restarted = r;
+        });
       await box.open();
       expect(await box.enqueue({ records: [rec('a', 'p1'), rec('b', 'p1')] })).toBe('accepted');
       expect(box.claim(1).rows.map((r) => r.id)).toEqual(['a']);
 
       let back = restart();
       await thread!.terminate();
-      await expect(Promise.all([box.enqueue({ records: [rec('c')] }), box.enqueue({ records: [rec('d')] })])).rejects.toMatchObject({ code: 'GW_OUTBOX_IO' });
+      await expect(Promise.all([box.enqueue({ records: [rec('c')] }), box.enqueue({ records: [rec('d')] })])).rejects.toMatchObject({
+        code: 'GW_OUTBOX_IO',
+      });
       expect(box.stats()).toMatchObject({ writer: 'restarting', writerRestarts: 0 });
       // the claimed row's ack fails with the writer: the row stays queued and is claimed again, first
       await expect(box.ack(['a'])).rejects.toMatchObject({ code: 'GW_OUTBOX_IO' });

@@ -36,7 +36,16 @@ const cursor = { key: `file:exports:${FILE_NAME}`, value: JSON.stringify({ name:
 /** Writes a message with its resend key and a page with its cursor, then acks every row. */
 async function seed(box: ReturnType<typeof createSqliteOutbox>): Promise<void> {
   expect(await box.enqueue({ records: [rec('m1', 'h:p1')], dedupe })).toBe('accepted');
-  expect((await box.enqueuePage({ stream: 'file:exports', rows: [{ pk: '1', hash: 'r', records: [rec('r1', 'h:p2')] }], cursor, trackRows: false })).outcome).toBe('accepted');
+  expect(
+    (
+      await box.enqueuePage({
+        stream: 'file:exports',
+        rows: [{ pk: '1', hash: 'r', records: [rec('r1', 'h:p2')] }],
+        cursor,
+        trackRows: false,
+      })
+    ).outcome,
+  ).toBe('accepted');
   const { rows } = box.claim(10);
   expect(rows.map((r) => r.id)).toEqual(['m1', 'r1']);
   await box.ack(rows.map((r) => r.id));
@@ -92,7 +101,8 @@ describe('outbox keys and cursors at rest', () => {
     const box = createSqliteOutbox({ file, maxBytes: 1 << 20, clock: createManualClock(), sealKey: randomBytes(32), writer: 'inline' });
     await box.open();
     // rows as an outbox from before the partition keyer holds them: the key names the patient
-    for (let i = 0; i < 20; i++) expect(await box.enqueue({ records: [rec(`old${i}`, `patient:CLINIC|${CONTROL_ID}-${i}`)] })).toBe('accepted');
+    for (let i = 0; i < 20; i++)
+      expect(await box.enqueue({ records: [rec(`old${i}`, `patient:CLINIC|${CONTROL_ID}-${i}`)] })).toBe('accepted');
     const { rows } = box.claim(100);
     expect(rows).toHaveLength(20);
     await box.ack(rows.map((r) => r.id));
@@ -100,7 +110,7 @@ describe('outbox keys and cursors at rest', () => {
     expect(scan(file)).toEqual([]);
   });
 
-  it('hashes a key once (a stored key stays as it is), under its own key: not the partition keyer\'s', () => {
+  it("hashes a key once (a stored key stays as it is), under its own key: not the partition keyer's", () => {
     const sealKey = Buffer.alloc(32, 9);
     const keys = createStoredKeys(sealKey);
     const stored = keys.key(dedupe.key);

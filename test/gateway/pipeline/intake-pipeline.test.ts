@@ -18,10 +18,18 @@ describe('intake pipeline', () => {
     const sealer = createRecordSealer(Buffer.alloc(32, 5));
     const outbox = createMemoryOutbox({ maxBytes: 1 << 24, clock, sealer });
     await outbox.open();
-    const make = (codec: SourceCodec<unknown>) => createIntakePipeline({
-      codecs: [codec], outbox, sealer, validator: createRecordValidator(), clock, bus: createEventBus(), metrics: createMetrics(), logger: createSilentLogger(),
-      identity: { tenantId: 't', practiceId: 'p', gatewayId: 'g' },
-    });
+    const make = (codec: SourceCodec<unknown>) =>
+      createIntakePipeline({
+        codecs: [codec],
+        outbox,
+        sealer,
+        validator: createRecordValidator(),
+        clock,
+        bus: createEventBus(),
+        metrics: createMetrics(),
+        logger: createSilentLogger(),
+        identity: { tenantId: 't', practiceId: 'p', gatewayId: 'g' },
+      });
     // a message without any patient identifier cannot be mapped
     const msg = adtA04({ id: 'RPL1' }).replace('MRN001^^^CLINIC^MR', '');
     const before = make(createHl7Codec({ profile: 'generic', timezone: 'UTC' }) as SourceCodec<unknown>);
@@ -46,7 +54,11 @@ describe('intake pipeline', () => {
     // a bundle to its records' JSON, one per line, in the order of its record ids
     for (const row of claimed) {
       expect(Buffer.from(row.sealed).toString('latin1')).not.toContain('Synthetic');
-      const lines = sealer.open(row.id, row.sealed).toString('utf8').split('\n').map((l) => JSON.parse(l) as { id: string; type: string });
+      const lines = sealer
+        .open(row.id, row.sealed)
+        .toString('utf8')
+        .split('\n')
+        .map((l) => JSON.parse(l) as { id: string; type: string });
       if (row.recordIds) {
         expect(row.type).toBe('bundle');
         expect(lines.map((l) => l.id)).toEqual(row.recordIds);

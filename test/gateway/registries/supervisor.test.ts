@@ -8,7 +8,18 @@ const logger = createLogger({ level: 'silent' });
 const flush = () => new Promise((r) => setImmediate(r));
 
 function part(id: string, failures: number) {
-  const p = { id, starts: 0, stops: 0, async start() { p.starts++; if (failures-- > 0) throw Object.assign(new Error('down'), { code: 'EADDRINUSE' }); }, async stop() { p.stops++; } };
+  const p = {
+    id,
+    starts: 0,
+    stops: 0,
+    async start() {
+      p.starts++;
+      if (failures-- > 0) throw Object.assign(new Error('down'), { code: 'EADDRINUSE' });
+    },
+    async stop() {
+      p.stops++;
+    },
+  };
   return p;
 }
 
@@ -25,13 +36,17 @@ describe('supervisor', () => {
     sup.add(b);
     await sup.startAll();
     expect([a.starts, b.starts, sup.state('a'), sup.state('b'), sup.errors.get('a')]).toEqual([1, 1, 'failed', 'running', 'EADDRINUSE']);
-    clock.advance(999); await flush();
+    clock.advance(999);
+    await flush();
     expect(a.starts).toBe(1);
-    clock.advance(1); await flush();
+    clock.advance(1);
+    await flush();
     expect(a.starts).toBe(2); // after 1000 ms
-    clock.advance(2000); await flush();
+    clock.advance(2000);
+    await flush();
     expect(a.starts).toBe(3); // after 2000 more
-    clock.advance(3000); await flush();
+    clock.advance(3000);
+    await flush();
     expect(a.starts).toBe(4); // capped at 3000
     expect([sup.state('a'), sup.errors.has('a')]).toEqual(['running', false]);
     expect(failed).toEqual(['a:EADDRINUSE', 'a:EADDRINUSE', 'a:EADDRINUSE']);
@@ -46,14 +61,16 @@ describe('supervisor', () => {
     expect(sup.state('a')).toBe('failed');
     await sup.pause('a');
     expect([sup.state('a'), sup.errors.has('a'), clock.pending()]).toEqual(['paused', false, 0]);
-    clock.advance(10_000); await flush();
+    clock.advance(10_000);
+    await flush();
     expect(a.starts).toBe(1);
     await sup.resume('a');
     expect([a.starts, sup.state('a')]).toEqual([2, 'running']);
     await sup.restart('a');
     expect([a.starts, a.stops, sup.state('a')]).toEqual([3, 2, 'running']);
     const c = part('c', 5);
-    sup.add(c); await flush();
+    sup.add(c);
+    await flush();
     expect([sup.state('c'), clock.pending()]).toEqual(['failed', 1]);
     await sup.stopAll();
     expect([sup.state('a'), sup.state('c'), clock.pending(), sup.errors.size]).toEqual(['stopped', 'stopped', 0, 0]);

@@ -17,19 +17,32 @@ import { adtA04 } from '../../support/hl7-fixtures.ts';
 
 const quiet = createLogger({ level: 'silent' });
 
-interface ToyAdapter extends SourceAdapter { results: IntakeResult[]; starts: number; stops: number; running: boolean }
+interface ToyAdapter extends SourceAdapter {
+  results: IntakeResult[];
+  starts: number;
+  stops: number;
+  running: boolean;
+}
 
 function toyAdapter(id: string, o: { failStarts?: number; send?: string[] } = {}): ToyAdapter {
   let failures = o.failStarts ?? 0;
   const a: ToyAdapter = {
-    id, results: [], starts: 0, stops: 0, running: false,
+    id,
+    results: [],
+    starts: 0,
+    stops: 0,
+    running: false,
     async start(ctx: IntakeContext) {
       a.starts++;
       if (failures-- > 0) throw Object.assign(new Error('toy source down'), { code: 'TOY_DOWN' });
       a.running = true;
-      for (const text of o.send ?? []) a.results.push(await ctx.intake({ adapter: id, format: text.startsWith('MSH') ? 'hl7v2' : 'toy', text }));
+      for (const text of o.send ?? [])
+        a.results.push(await ctx.intake({ adapter: id, format: text.startsWith('MSH') ? 'hl7v2' : 'toy', text }));
     },
-    async stop() { a.stops++; a.running = false; },
+    async stop() {
+      a.stops++;
+      a.running = false;
+    },
     health: () => ({ status: a.running ? 'up' : 'down' }),
   };
   return a;
@@ -44,27 +57,42 @@ const toyCodec: SourceCodec<string> = {
   map: () => ({ unsupported: 'toy', records: [], issues: [] }),
 };
 
-interface ToyAgent extends Agent { seen: number; ctx?: AgentContext; stops: number }
+interface ToyAgent extends Agent {
+  seen: number;
+  ctx?: AgentContext;
+  stops: number;
+}
 
 function toyAgent(id: string, o: { failStart?: boolean } = {}): ToyAgent {
   const agent: ToyAgent = {
-    id, seen: 0, stops: 0,
+    id,
+    seen: 0,
+    stops: 0,
     async start(ctx) {
       if (o.failStart) throw Object.assign(new Error('toy agent broken'), { code: 'TOY_AGENT_BROKEN' });
       agent.ctx = ctx;
       // listeners it never removes itself: the runner drops them at stop
-      ctx.events.on('intake.accepted', () => { agent.seen++; });
-      ctx.events.on('intake.ignored', () => { agent.seen++; });
+      ctx.events.on('intake.accepted', () => {
+        agent.seen++;
+      });
+      ctx.events.on('intake.ignored', () => {
+        agent.seen++;
+      });
       ctx.publishFinding({ code: 'TOY_FOUND', severity: 'info', summary: 'the toy agent runs' });
     },
-    async stop() { agent.stops++; },
+    async stop() {
+      agent.stops++;
+    },
     health: () => ({ status: 'up', detail: { seen: agent.seen } }),
   };
   return agent;
 }
 
 let gw: Gateway | undefined;
-afterEach(async () => { await gw?.stop(); gw = undefined; });
+afterEach(async () => {
+  await gw?.stop();
+  gw = undefined;
+});
 
 function configFor(dataDir: string) {
   const v = validateConfig({ gateway: { dataDir, timezone: 'UTC' }, hl7: { enabled: false }, admin: { enabled: false } });
@@ -83,7 +111,12 @@ describe('registries: a toy source kind and a toy agent kind, added by one regis
     const toyAgents: AgentKind = { kind: 'toy', create: () => agentGood };
     const brokenAgents: AgentKind = { kind: 'toy-broken', create: () => agentBad };
 
-    gw = createGateway({ config: configFor(dataDir), logger: quiet, sources: [...sourceKinds, toySources], agents: [toyAgents, brokenAgents] });
+    gw = createGateway({
+      config: configFor(dataDir),
+      logger: quiet,
+      sources: [...sourceKinds, toySources],
+      agents: [toyAgents, brokenAgents],
+    });
     await gw.start();
 
     // the toy source ran: its HL7 input went through the HL7 kind's codec, its own format through its own codec
@@ -93,19 +126,28 @@ describe('registries: a toy source kind and a toy agent kind, added by one regis
     expect(bad.starts).toBe(1);
     expect(gw.parts.sources.state('toy-bad')).toBe('failed');
     expect(gw.parts.sources.errors.get('toy-bad')).toBe('TOY_DOWN');
-    const st = gw.status() as { adapters: Record<string, { status: string; error?: string }>; agents?: { agents: Array<{ id: string; state: string; error?: string }>; findings: Array<{ code: string; agent: string }> } };
+    const st = gw.status() as {
+      adapters: Record<string, { status: string; error?: string }>;
+      agents?: { agents: Array<{ id: string; state: string; error?: string }>; findings: Array<{ code: string; agent: string }> };
+    };
     expect(st.adapters['toy-good']?.status).toBe('up');
     expect(st.adapters['toy-bad']).toMatchObject({ status: 'down', error: 'TOY_DOWN' });
     // the agents: one runs and has seen both intakes; the broken one is isolated with its code
     expect(agentGood.seen).toBe(0); // it started after the sources: their intakes came before it listened
-    expect(st.agents?.agents.map((a) => [a.id, a.state, a.error])).toEqual([['toy-agent', 'running', undefined], ['toy-agent-broken', 'failed', 'TOY_AGENT_BROKEN']]);
+    expect(st.agents?.agents.map((a) => [a.id, a.state, a.error])).toEqual([
+      ['toy-agent', 'running', undefined],
+      ['toy-agent-broken', 'failed', 'TOY_AGENT_BROKEN'],
+    ]);
     expect(st.agents?.findings.map((f) => [f.agent, f.code])).toEqual([['toy-agent', 'TOY_FOUND']]);
     expect(gw.parts.bus.listenerCount('agent:toy-agent')).toBe(2);
     expect(gw.parts.bus.listenerCount('agent:toy-agent-broken')).toBe(0);
 
     // the agent's control surface: pause and resume a source, restart one
     const ctx = agentGood.ctx!;
-    expect(ctx.sources().map((s) => [s.id, s.state])).toEqual([['toy-good', 'running'], ['toy-bad', 'failed']]);
+    expect(ctx.sources().map((s) => [s.id, s.state])).toEqual([
+      ['toy-good', 'running'],
+      ['toy-bad', 'failed'],
+    ]);
     await ctx.pauseSource('toy-good');
     expect([good.running, good.stops, gw.parts.sources.state('toy-good')]).toEqual([false, 1, 'paused']);
     await ctx.resumeSource('toy-good');
@@ -118,10 +160,12 @@ describe('registries: a toy source kind and a toy agent kind, added by one regis
     expect([good.running, good.stops >= 2, bad.stops >= 1, agentGood.stops]).toEqual([false, true, true, 1]);
   });
 
-  it('drops an agent\'s listeners at stop even when its own stop throws', async () => {
+  it("drops an agent's listeners at stop even when its own stop throws", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'ewml-toy-'));
     const agent = toyAgent('leaky');
-    agent.stop = async () => { throw new Error('stop failed'); };
+    agent.stop = async () => {
+      throw new Error('stop failed');
+    };
     const g = createGateway({ config: configFor(dataDir), logger: quiet, agents: [{ kind: 'leaky', create: () => agent }] });
     await g.start();
     expect(g.parts.bus.listenerCount('agent:leaky')).toBe(2);

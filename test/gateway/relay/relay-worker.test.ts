@@ -17,8 +17,10 @@ const sealer = createRecordSealer(Buffer.alloc(32, 7));
 function scriptedSink(script: Array<'ok' | GatewayError | ((b: RecordBatch) => DeliveryResult)> = [], delayMs = 0) {
   const batches: RecordBatch[] = [];
   const sink: Sink & { batches: RecordBatch[] } = {
-    kind: 'test', batches,
-    async start() {}, async stop() {},
+    kind: 'test',
+    batches,
+    async start() {},
+    async stop() {},
     async deliver(b) {
       batches.push(b);
       if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
@@ -32,15 +34,29 @@ function scriptedSink(script: Array<'ok' | GatewayError | ((b: RecordBatch) => D
   return sink;
 }
 
-async function setup(sink: Sink, o: { maxInFlight?: number; batchSize?: number; lingerMs?: number; heldBack?: () => boolean; maxDeadLetterBytes?: number } = {}) {
+async function setup(
+  sink: Sink,
+  o: { maxInFlight?: number; batchSize?: number; lingerMs?: number; heldBack?: () => boolean; maxDeadLetterBytes?: number } = {},
+) {
   const memory = createMemoryOutbox({ maxBytes: 1 << 24, maxDeadLetterBytes: o.maxDeadLetterBytes, clock: systemClock });
   await memory.open();
   // a forced answer to "were rows held back?" on every claim
   const heldBack = o.heldBack;
   const outbox = { ...memory, ...(heldBack ? { claim: (n: number) => ({ ...memory.claim(n), heldBack: heldBack() }) } : {}) };
   const relay = createRelayWorker({
-    outbox, sink, sealer, clock: systemClock, logger: createSilentLogger(), bus: createEventBus(), metrics: createMetrics(),
-    batchSize: o.batchSize ?? 3, maxInFlight: o.maxInFlight ?? 2, backoffInitialMs: 10, backoffMaxMs: 40, idlePollMs: o.lingerMs ? 60_000 : 20, lingerMs: o.lingerMs,
+    outbox,
+    sink,
+    sealer,
+    clock: systemClock,
+    logger: createSilentLogger(),
+    bus: createEventBus(),
+    metrics: createMetrics(),
+    batchSize: o.batchSize ?? 3,
+    maxInFlight: o.maxInFlight ?? 2,
+    backoffInitialMs: 10,
+    backoffMaxMs: 40,
+    idlePollMs: o.lingerMs ? 60_000 : 20,
+    lingerMs: o.lingerMs,
   });
   const put = async (id: string, patient: string) => {
     const rec = { id, type: 'patient', partitionKey: patient, sealed: sealer.seal(id, Buffer.from(JSON.stringify({ id, patient }))) };
@@ -58,8 +74,15 @@ describe('relay worker', () => {
     const batches: RecordBatch[] = [];
     const gates: Array<() => void> = [];
     const sink: Sink & { batches: RecordBatch[]; release(): void } = {
-      kind: 'test', batches, async start() {}, async stop() {},
-      async deliver(b) { batches.push(b); await new Promise<void>((r) => gates.push(r)); return { rejected: [] }; },
+      kind: 'test',
+      batches,
+      async start() {},
+      async stop() {},
+      async deliver(b) {
+        batches.push(b);
+        await new Promise<void>((r) => gates.push(r));
+        return { rejected: [] };
+      },
       health: () => ({ connected: true }),
       release: () => gates.shift()?.(),
     };
@@ -67,28 +90,36 @@ describe('relay worker', () => {
   }
 
   for (const heldBack of [false, true]) {
-    it(heldBack
-      ? 'after a short batch, claims at once when the outbox held rows back behind it (a patient in flight)'
-      : 'after a short batch with nothing held back, gathers for the linger time instead of claiming per message', async () => {
-      const sink = gatedSink();
-      const { outbox, relay } = await setup(sink, { lingerMs: 60_000, heldBack: () => heldBack });
-      const rec = (id: string) => ({ id, type: 'patient', partitionKey: 'P', sealed: sealer.seal(id, Buffer.from(JSON.stringify({ id }))) });
-      await outbox.enqueue({ records: [rec('p0')] });
-      await relay.start();
-      await waitFor(() => sink.batches.length === 1, 2000, 'first batch');
-      await outbox.enqueue({ records: [rec('p1')] });
-      sink.release();
-      if (heldBack) {
-        await waitFor(() => sink.batches.length === 2, 2000, 'the held-back row claimed when the batch finished');
-        expect(delivered(sink)).toEqual(['p0', 'p1']);
-      } else {
-        // the linger is a minute: a re-claim per finished batch would have sent p1 within milliseconds
-        await new Promise((r) => setTimeout(r, 300));
-        expect(delivered(sink)).toEqual(['p0']);
-      }
-      sink.release();
-      await relay.stop();
-    });
+    it(
+      heldBack
+        ? 'after a short batch, claims at once when the outbox held rows back behind it (a patient in flight)'
+        : 'after a short batch with nothing held back, gathers for the linger time instead of claiming per message',
+      async () => {
+        const sink = gatedSink();
+        const { outbox, relay } = await setup(sink, { lingerMs: 60_000, heldBack: () => heldBack });
+        const rec = (id: string) => ({
+          id,
+          type: 'patient',
+          partitionKey: 'P',
+          sealed: sealer.seal(id, Buffer.from(JSON.stringify({ id }))),
+        });
+        await outbox.enqueue({ records: [rec('p0')] });
+        await relay.start();
+        await waitFor(() => sink.batches.length === 1, 2000, 'first batch');
+        await outbox.enqueue({ records: [rec('p1')] });
+        sink.release();
+        if (heldBack) {
+          await waitFor(() => sink.batches.length === 2, 2000, 'the held-back row claimed when the batch finished');
+          expect(delivered(sink)).toEqual(['p0', 'p1']);
+        } else {
+          // the linger is a minute: a re-claim per finished batch would have sent p1 within milliseconds
+          await new Promise((r) => setTimeout(r, 300));
+          expect(delivered(sink)).toEqual(['p0']);
+        }
+        sink.release();
+        await relay.stop();
+      },
+    );
   }
 
   it('takes a backlog of bundles in batches of at most batchSize records, claiming again at once (not after the linger) while batches fill', async () => {
@@ -97,7 +128,17 @@ describe('relay worker', () => {
     for (let i = 0; i < 6; i++) {
       const ids = [`p${i}`, `c${i}`, `v${i}`];
       const id = `${ids[0]}+3`;
-      await outbox.enqueue({ records: [{ id, type: 'bundle', partitionKey: `P${i}`, sealed: sealer.seal(id, Buffer.from(ids.map((x) => JSON.stringify({ id: x })).join('\n'))), recordIds: ids }] });
+      await outbox.enqueue({
+        records: [
+          {
+            id,
+            type: 'bundle',
+            partitionKey: `P${i}`,
+            sealed: sealer.seal(id, Buffer.from(ids.map((x) => JSON.stringify({ id: x })).join('\n'))),
+            recordIds: ids,
+          },
+        ],
+      });
     }
     await relay.start();
     // a minute's linger: only claims made at once can deliver all six within the wait
@@ -131,10 +172,12 @@ describe('relay worker', () => {
   it('dead-letters a batch the cloud rejects permanently, and single records it rejects', async () => {
     const sink = scriptedSink([new GatewayError('GW_SINK_REJECTED', '400'), (b) => ({ rejected: [{ id: b.ids[0], reason: 'schema' }] })]);
     const { outbox, relay, put } = await setup(sink, { batchSize: 2, maxInFlight: 1 });
-    await put('a', 'P1'); await put('b', 'P2');
+    await put('a', 'P1');
+    await put('b', 'P2');
     await relay.start();
     await waitFor(() => outbox.stats().deadLetters === 2, 5000, 'first batch dead-lettered');
-    await put('c', 'P3'); await put('d', 'P4');
+    await put('c', 'P3');
+    await put('d', 'P4');
     await waitFor(() => outbox.stats().deadLetters === 3 && outbox.stats().pending + outbox.stats().inFlight === 0, 5000, 'second batch');
     expect(outbox.getDeadLetter('c')).toMatchObject({ code: 'GW_SINK_REJECTED', reason: 'schema' });
     await relay.stop();
@@ -146,10 +189,18 @@ describe('relay worker', () => {
     return { id, type: 'bundle', partitionKey: patient, sealed: sealer.seal(id, Buffer.from(json)), recordIds: ids };
   };
 
-  it('sends a bundle\'s records to the cloud one by one, acks the bundle, and moves only a refused record to dead letters, sealed on its own', async () => {
-    const sink = scriptedSink(['ok', (b) => ({ rejected: [{ id: b.ids[1], reason: 'bad coverage' }] }), new GatewayError('GW_SINK_UNREACHABLE', 'down'), 'ok']);
+  it("sends a bundle's records to the cloud one by one, acks the bundle, and moves only a refused record to dead letters, sealed on its own", async () => {
+    const sink = scriptedSink([
+      'ok',
+      (b) => ({ rejected: [{ id: b.ids[1], reason: 'bad coverage' }] }),
+      new GatewayError('GW_SINK_UNREACHABLE', 'down'),
+      'ok',
+    ]);
     const { outbox, relay } = await setup(sink, { batchSize: 5, maxInFlight: 1 });
-    const putBundle = async (ids: string[], patient: string) => { await outbox.enqueue({ records: [bundleOf(ids, patient)] }); relay.notify(); };
+    const putBundle = async (ids: string[], patient: string) => {
+      await outbox.enqueue({ records: [bundleOf(ids, patient)] });
+      relay.notify();
+    };
     await putBundle(['p1', 'c1', 'v1'], 'P1');
     await relay.start();
     await waitFor(() => outbox.stats().pending + outbox.stats().inFlight === 0, 5000, 'first bundle');
@@ -161,13 +212,23 @@ describe('relay worker', () => {
     await putBundle(['p2', 'c2'], 'P2');
     await waitFor(() => outbox.stats().deadLetters === 1 && outbox.stats().inFlight === 0, 5000, 'refused record');
     const dl = outbox.getDeadLetter('c2')!;
-    expect(dl).toMatchObject({ kind: 'record', code: 'GW_SINK_REJECTED', reason: 'bad coverage', recordType: 'coverage', partitionKey: 'P2' });
+    expect(dl).toMatchObject({
+      kind: 'record',
+      code: 'GW_SINK_REJECTED',
+      reason: 'bad coverage',
+      recordType: 'coverage',
+      partitionKey: 'P2',
+    });
     expect(dl.recordIds).toBeUndefined();
     expect(JSON.parse(sealer.open('c2', dl.sealed).toString())).toEqual({ id: 'c2', type: 'coverage', patient: 'P2' });
     expect(outbox.getDeadLetter('p2+2')).toBeUndefined();
     // a failed delivery retries the bundle (by its row id), then delivers it
     await putBundle(['p3', 'c3'], 'P3');
-    await waitFor(() => sink.batches.length === 4 && outbox.stats().pending + outbox.stats().inFlight + outbox.stats().waitingRetry === 0, 5000, 'retried bundle');
+    await waitFor(
+      () => sink.batches.length === 4 && outbox.stats().pending + outbox.stats().inFlight + outbox.stats().waitingRetry === 0,
+      5000,
+      'retried bundle',
+    );
     expect(sink.batches[3].ids).toEqual(['p3', 'c3']);
     expect(outbox.stats()).toMatchObject({ deadLetters: 1, bytes: dl.sealed.byteLength + 64 });
     await relay.stop();
@@ -184,8 +245,15 @@ describe('relay worker', () => {
     await relay.stop();
   });
 
-  it('stores none of a bundle\'s refused records alone when the dead letters can take only some: the bundle moves whole, so a replay sends each record once', async () => {
-    const sink = scriptedSink([(b) => ({ rejected: [{ id: b.ids[1], reason: 'bad coverage' }, { id: b.ids[2], reason: 'bad provider' }] })]);
+  it("stores none of a bundle's refused records alone when the dead letters can take only some: the bundle moves whole, so a replay sends each record once", async () => {
+    const sink = scriptedSink([
+      (b) => ({
+        rejected: [
+          { id: b.ids[1], reason: 'bad coverage' },
+          { id: b.ids[2], reason: 'bad provider' },
+        ],
+      }),
+    ]);
     // room for one refused record sealed alone (~180 bytes with the entry overhead), not two
     const { outbox, relay } = await setup(sink, { maxDeadLetterBytes: 250 });
     await outbox.enqueue({ records: [bundleOf(['p1', 'c1', 'v1'], 'P1')] });
@@ -201,15 +269,28 @@ describe('relay worker', () => {
   it('dead-letters a bundle whose sealed text does not hold as many records as it names', async () => {
     const sink = scriptedSink();
     const { outbox, relay } = await setup(sink);
-    await outbox.enqueue({ records: [{ id: 'x+2', type: 'bundle', partitionKey: 'P', sealed: sealer.seal('x+2', Buffer.from(JSON.stringify({ id: 'x' }))), recordIds: ['x', 'y'] }] });
+    await outbox.enqueue({
+      records: [
+        {
+          id: 'x+2',
+          type: 'bundle',
+          partitionKey: 'P',
+          sealed: sealer.seal('x+2', Buffer.from(JSON.stringify({ id: 'x' }))),
+          recordIds: ['x', 'y'],
+        },
+      ],
+    });
     await relay.start();
     await waitFor(() => outbox.stats().deadLetters === 1, 5000, 'dead-lettered');
-    expect(outbox.getDeadLetter('x+2')).toMatchObject({ code: 'GW_RECORD_UNREADABLE', reason: 'bundle opens to 1 records but its row names 2; kept as it was, not sent' });
+    expect(outbox.getDeadLetter('x+2')).toMatchObject({
+      code: 'GW_RECORD_UNREADABLE',
+      reason: 'bundle opens to 1 records but its row names 2; kept as it was, not sent',
+    });
     expect(sink.batches).toHaveLength(0);
     await relay.stop();
   });
 
-  it('delivers one patient\'s records in the order they were accepted, even across failures', async () => {
+  it("delivers one patient's records in the order they were accepted, even across failures", async () => {
     const script: Array<'ok' | GatewayError> = [];
     for (let i = 0; i < 30; i++) script.push(i % 4 === 1 ? new GatewayError('GW_SINK_TIMEOUT', 'x') : 'ok');
     const sink = scriptedSink(script, 2);
@@ -230,14 +311,21 @@ describe('relay worker', () => {
   });
 
   it('never has two batches of one patient in flight at once', async () => {
-    let inflight = 0; let maxSeenSamePatient = 0;
+    let inflight = 0;
+    let maxSeenSamePatient = 0;
     const active = new Map<string, number>();
     const sink: Sink = {
-      kind: 'probe', async start() {}, async stop() {}, health: () => ({ connected: true }),
+      kind: 'probe',
+      async start() {},
+      async stop() {},
+      health: () => ({ connected: true }),
       async deliver(b) {
         inflight++;
         const parts = new Set(batchRecords(b).map((r) => (r as unknown as { patient: string }).patient));
-        for (const p of parts) { active.set(p, (active.get(p) ?? 0) + 1); maxSeenSamePatient = Math.max(maxSeenSamePatient, active.get(p)!); }
+        for (const p of parts) {
+          active.set(p, (active.get(p) ?? 0) + 1);
+          maxSeenSamePatient = Math.max(maxSeenSamePatient, active.get(p)!);
+        }
         await new Promise((r) => setTimeout(r, 5));
         for (const p of parts) active.set(p, active.get(p)! - 1);
         inflight--;
@@ -257,7 +345,11 @@ describe('relay worker', () => {
     const sink = scriptedSink();
     const { outbox, relay, put } = await setup(sink);
     await put('good', 'P1');
-    await outbox.enqueue({ records: [{ id: 'bad', type: 'patient', partitionKey: 'P2', sealed: createRecordSealer(Buffer.alloc(32, 8)).seal('bad', Buffer.from('{}')) }] });
+    await outbox.enqueue({
+      records: [
+        { id: 'bad', type: 'patient', partitionKey: 'P2', sealed: createRecordSealer(Buffer.alloc(32, 8)).seal('bad', Buffer.from('{}')) },
+      ],
+    });
     await relay.start();
     await waitFor(() => outbox.stats().deadLetters === 1 && outbox.stats().pending + outbox.stats().inFlight === 0, 5000, 'settled');
     expect(outbox.getDeadLetter('bad')).toMatchObject({ code: 'GW_RECORD_UNREADABLE' });
@@ -278,17 +370,38 @@ describe('relay worker', () => {
         if (deadLetterFails-- > 0) throw new GatewayError('GW_OUTBOX_IO', 'disk full');
         await memory.deadLetter(ids, code, reason);
       },
-      async retryLater(ids: readonly string[], at: number, error: string) { calls.push(`retryLater ${ids.join(',')} ${error}`); await memory.retryLater(ids, at, error); },
+      async retryLater(ids: readonly string[], at: number, error: string) {
+        calls.push(`retryLater ${ids.join(',')} ${error}`);
+        await memory.retryLater(ids, at, error);
+      },
     };
     const relay = createRelayWorker({
-      outbox, sink, sealer, clock: systemClock, logger: createSilentLogger(), bus: createEventBus(), metrics: createMetrics(),
-      batchSize: 3, maxInFlight: 1, backoffInitialMs: 10, backoffMaxMs: 40, idlePollMs: 20,
+      outbox,
+      sink,
+      sealer,
+      clock: systemClock,
+      logger: createSilentLogger(),
+      bus: createEventBus(),
+      metrics: createMetrics(),
+      batchSize: 3,
+      maxInFlight: 1,
+      backoffInitialMs: 10,
+      backoffMaxMs: 40,
+      idlePollMs: 20,
     });
-    await outbox.enqueue({ records: [{ id: 'bad', type: 'patient', partitionKey: 'P2', sealed: createRecordSealer(Buffer.alloc(32, 8)).seal('bad', Buffer.from('{}')) }] });
+    await outbox.enqueue({
+      records: [
+        { id: 'bad', type: 'patient', partitionKey: 'P2', sealed: createRecordSealer(Buffer.alloc(32, 8)).seal('bad', Buffer.from('{}')) },
+      ],
+    });
     await relay.start();
     await waitFor(() => outbox.stats().deadLetters === 1, 5000, 'quarantined on the second claim');
     await relay.stop();
-    expect(calls).toEqual(['deadLetter bad GW_RECORD_UNREADABLE', 'retryLater bad GW_RECORD_UNREADABLE', 'deadLetter bad GW_RECORD_UNREADABLE']);
+    expect(calls).toEqual([
+      'deadLetter bad GW_RECORD_UNREADABLE',
+      'retryLater bad GW_RECORD_UNREADABLE',
+      'deadLetter bad GW_RECORD_UNREADABLE',
+    ]);
     expect(sink.batches).toHaveLength(0);
     expect(relay.health()).toMatchObject({ unreadableRows: 1, unreadableRecords: 1 });
   });
@@ -301,19 +414,36 @@ describe('relay worker', () => {
     expect(backoffDelay(30, { initialMs: 100, maxMs: 1000, random: () => 0.5 })).toBe(750);
   });
 
-  it('waits out a failed delivery\'s back-off on its clock: the rows go again only when the clock reaches their retry time', async () => {
+  it("waits out a failed delivery's back-off on its clock: the rows go again only when the clock reaches their retry time", async () => {
     const clock = createManualClock();
     const sink = scriptedSink([new GatewayError('GW_SINK_UNREACHABLE', 'down')]);
     const outbox = createMemoryOutbox({ maxBytes: 1 << 24, clock });
     await outbox.open();
     const relay = createRelayWorker({
-      outbox, sink, sealer, clock, logger: createSilentLogger(), bus: createEventBus(), metrics: createMetrics(),
-      batchSize: 3, maxInFlight: 1, backoffInitialMs: 1000, backoffMaxMs: 1000, idlePollMs: 60_000, random: () => 1,
+      outbox,
+      sink,
+      sealer,
+      clock,
+      logger: createSilentLogger(),
+      bus: createEventBus(),
+      metrics: createMetrics(),
+      batchSize: 3,
+      maxInFlight: 1,
+      backoffInitialMs: 1000,
+      backoffMaxMs: 1000,
+      idlePollMs: 60_000,
+      random: () => 1,
     });
-    await outbox.enqueue({ records: [{ id: 'a', type: 'patient', partitionKey: 'P', sealed: sealer.seal('a', Buffer.from('{"id":"a"}')) }] });
+    await outbox.enqueue({
+      records: [{ id: 'a', type: 'patient', partitionKey: 'P', sealed: sealer.seal('a', Buffer.from('{"id":"a"}')) }],
+    });
     const t0 = clock.now();
     await relay.start();
-    await waitFor(() => relay.health().consecutiveFailures === 1 && clock.nextDue() === t0 + 1000, 2000, 'the failed delivery and its pause on the clock');
+    await waitFor(
+      () => relay.health().consecutiveFailures === 1 && clock.nextDue() === t0 + 1000,
+      2000,
+      'the failed delivery and its pause on the clock',
+    );
     expect(relay.health().pausedUntil).toBe(t0 + 1000);
     clock.advance(999);
     expect(sink.batches).toHaveLength(1);

@@ -28,15 +28,28 @@ const OTHER_KEY = Buffer.alloc(32, 12);
 const sealer = createRecordSealer(KEY);
 const otherSealer = createRecordSealer(OTHER_KEY);
 const dirs: string[] = [];
-afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }); });
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 function record(id: string, s: RecordSealer = sealer): SealedRecord {
-  return { id, type: 'patient', partitionKey: `P-${id}`, sealed: s.seal(id, JSON.stringify({ id, type: 'patient', pad: 'y'.repeat(200) })) };
+  return {
+    id,
+    type: 'patient',
+    partitionKey: `P-${id}`,
+    sealed: s.seal(id, JSON.stringify({ id, type: 'patient', pad: 'y'.repeat(200) })),
+  };
 }
 
 function bundle(ids: string[], s: RecordSealer = sealer): SealedRecord {
   const id = `${ids[0]}+${ids.length}`;
-  return { id, type: 'bundle', partitionKey: `P-${id}`, recordIds: ids, sealed: s.seal(id, ids.map((x) => JSON.stringify({ id: x, type: 'patient', pad: 'z'.repeat(100) })).join('\n')) };
+  return {
+    id,
+    type: 'bundle',
+    partitionKey: `P-${id}`,
+    recordIds: ids,
+    sealed: s.seal(id, ids.map((x) => JSON.stringify({ id: x, type: 'patient', pad: 'z'.repeat(100) })).join('\n')),
+  };
 }
 
 /** Flips one byte inside a stored sealed blob, in the outbox file itself (the outbox closed: no WAL). */
@@ -63,20 +76,34 @@ async function world(o: { relaySealer?: RecordSealer } = {}) {
   const sinkDir = join(dir, 'outbound');
   const sink = createFileSink({ dir: sinkDir, clock: systemClock });
   const relay = createRelayWorker({
-    outbox, sink, sealer: o.relaySealer ?? sealer, clock: systemClock, logger, bus, metrics, alerts: board,
-    batchSize: 50, maxInFlight: 2, backoffInitialMs: 10, backoffMaxMs: 40, idlePollMs: 20,
+    outbox,
+    sink,
+    sealer: o.relaySealer ?? sealer,
+    clock: systemClock,
+    logger,
+    bus,
+    metrics,
+    alerts: board,
+    batchSize: 50,
+    maxInFlight: 2,
+    backoffInitialMs: 10,
+    backoffMaxMs: 40,
+    idlePollMs: 20,
   });
   const sinkFile = () => fileSinkPath(sinkDir, systemClock.now());
   /** The record ids in the sink's file; every line must parse and open under `s`. */
   const written = (s: RecordSealer = sealer): string[] => {
     if (!existsSync(sinkFile())) return [];
-    return readFileSync(sinkFile(), 'utf8').split('\n').filter(Boolean).flatMap((l) => {
-      const row = JSON.parse(l) as { id: string; ids?: string[]; sealed: string };
-      const text = s.open(row.id, Buffer.from(row.sealed, 'base64')).toString('utf8');
-      const ids = text.split('\n').map((t) => (JSON.parse(t) as { id: string }).id);
-      expect(ids).toEqual(row.ids ?? [row.id]);
-      return ids;
-    });
+    return readFileSync(sinkFile(), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .flatMap((l) => {
+        const row = JSON.parse(l) as { id: string; ids?: string[]; sealed: string };
+        const text = s.open(row.id, Buffer.from(row.sealed, 'base64')).toString('utf8');
+        const ids = text.split('\n').map((t) => (JSON.parse(t) as { id: string }).id);
+        expect(ids).toEqual(row.ids ?? [row.id]);
+        return ids;
+      });
   };
   return { dir, file, bus, metrics, board, outbox, sink, relay, written, logger };
 }
@@ -95,7 +122,11 @@ describe('relay: rows that do not open', () => {
     await w.outbox.close();
     // damage r1 and the first bundle at the start of their ciphertext, r4 deeper in
     const damaged = new Map<string, Buffer>();
-    for (const [k, at] of [[1, 0], [2, 5], [4, 31]] as const) {
+    for (const [k, at] of [
+      [1, 0],
+      [2, 5],
+      [4, 31],
+    ] as const) {
       flipInFile(w.file, rows[k].sealed, at);
       const b = Buffer.from(rows[k].sealed);
       b[29 + at] ^= 0x5a;
@@ -109,7 +140,12 @@ describe('relay: rows that do not open', () => {
     expect(w.written()).toEqual(['r0', 'r3', 'c0', 'c1', 'r6']);
     for (const [id, bytes] of damaged) {
       const dl = w.outbox.getDeadLetter(id)!;
-      expect(dl).toMatchObject({ kind: 'record', code: 'GW_RECORD_UNREADABLE', reason: 'sealed bytes failed to open (authentication failed: damaged on the disk, or sealed under another key); kept as they were, not sent' });
+      expect(dl).toMatchObject({
+        kind: 'record',
+        code: 'GW_RECORD_UNREADABLE',
+        reason:
+          'sealed bytes failed to open (authentication failed: damaged on the disk, or sealed under another key); kept as they were, not sent',
+      });
       // the sealed bytes as they were in the outbox (damaged): never replaced
       expect(Buffer.from(dl.sealed).equals(bytes)).toBe(true);
     }
@@ -118,7 +154,9 @@ describe('relay: rows that do not open', () => {
     expect(w.metrics.counter('ewml_records_dead_lettered_total', { code: 'GW_RECORD_UNREADABLE' })).toBe(5);
     expect(w.metrics.counter('ewml_records_delivered_total', { sink: 'file' })).toBe(5);
     expect(w.board.active.recordsUnreadable).toMatchObject({ code: 'GW_RECORD_UNREADABLE', blocksReady: false });
-    expect(w.board.active.recordsUnreadable.detail).toMatch(/^3 queued row\(s\) \(5 record\(s\)\) could not be opened .* restore the original \(eyewear-gateway keys import\) and replay the dead letters/);
+    expect(w.board.active.recordsUnreadable.detail).toMatch(
+      /^3 queued row\(s\) \(5 record\(s\)\) could not be opened .* restore the original \(eyewear-gateway keys import\) and replay the dead letters/,
+    );
     expect(w.board.readyBlockers()).toEqual([]);
     expect(w.outbox.stats()).toMatchObject({ pending: 0, inFlight: 0, deadLetters: 3 });
     // it records a past event: a person acknowledges it (POST /alerts/recordsUnreadable/clear)
@@ -145,21 +183,42 @@ describe('relay: rows that do not open', () => {
 
     // the key those rows were sealed under is back: the dead letters replay as they are and go out
     const pipeline = createIntakePipeline({
-      codecs: [], outbox: w.outbox, sealer: otherSealer, validator: createRecordValidator(), clock: systemClock,
-      identity: { tenantId: 't', practiceId: 'p', gatewayId: 'g' }, logger: w.logger, bus: w.bus, metrics: w.metrics,
+      codecs: [],
+      outbox: w.outbox,
+      sealer: otherSealer,
+      validator: createRecordValidator(),
+      clock: systemClock,
+      identity: { tenantId: 't', practiceId: 'p', gatewayId: 'g' },
+      logger: w.logger,
+      bus: w.bus,
+      metrics: w.metrics,
     });
     expect(await pipeline.replay('x0')).toMatchObject({ status: 'accepted' });
     expect(await pipeline.replay('x1+2')).toMatchObject({ status: 'accepted' });
     const restored = createRelayWorker({
-      outbox: w.outbox, sink: w.sink, sealer: otherSealer, clock: systemClock, logger: w.logger, bus: w.bus, metrics: createMetrics(), alerts: w.board,
-      batchSize: 50, maxInFlight: 1, backoffInitialMs: 10, backoffMaxMs: 40, idlePollMs: 20,
+      outbox: w.outbox,
+      sink: w.sink,
+      sealer: otherSealer,
+      clock: systemClock,
+      logger: w.logger,
+      bus: w.bus,
+      metrics: createMetrics(),
+      alerts: w.board,
+      batchSize: 50,
+      maxInFlight: 1,
+      backoffInitialMs: 10,
+      backoffMaxMs: 40,
+      idlePollMs: 20,
     });
     await w.sink.start();
     await restored.start();
     await waitFor(() => settled(w) && w.outbox.stats().deadLetters === 0, 5000, 'replayed');
     await restored.stop();
     await w.sink.stop();
-    const lines = readFileSync(fileSinkPath(join(w.dir, 'outbound'), systemClock.now()), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string });
+    const lines = readFileSync(fileSinkPath(join(w.dir, 'outbound'), systemClock.now()), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { id: string });
     expect(lines.map((l) => l.id)).toEqual(['k0', 'k1', 'x0', 'x1+2']);
     expect(restored.health()).toMatchObject({ unreadableRows: 0 });
     await w.outbox.close();

@@ -12,7 +12,9 @@ import type { RecordBatch } from '../../../gateway/sinks/sink.ts';
 const sealer = createRecordSealer(Buffer.alloc(32, 3));
 const clock = createManualClock(Date.UTC(2026, 11, 2, 8, 0, 0));
 const dirs: string[] = [];
-afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }); });
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'ewml-file-sink-'));
@@ -33,12 +35,15 @@ function batch(prefix: string, n: number, pad = 1500): RecordBatch {
 function linesOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
   expect(text.endsWith('\n')).toBe(true);
-  return text.slice(0, -1).split('\n').map((l) => {
-    const row = JSON.parse(l) as { id: string; sealed: string };
-    const rec = JSON.parse(sealer.open(row.id, Buffer.from(row.sealed, 'base64')).toString('utf8')) as { id: string };
-    expect(rec.id).toBe(row.id);
-    return row.id;
-  });
+  return text
+    .slice(0, -1)
+    .split('\n')
+    .map((l) => {
+      const row = JSON.parse(l) as { id: string; sealed: string };
+      const rec = JSON.parse(sealer.open(row.id, Buffer.from(row.sealed, 'base64')).toString('utf8')) as { id: string };
+      expect(rec.id).toBe(row.id);
+      return row.id;
+    });
 }
 
 const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
@@ -50,7 +55,12 @@ type WriteStep = number | 'ENOSPC' | 'pass';
  * many bytes, for real, and report them; `ENOSPC`: fail), then passes through; each fsync takes
  * the next of `syncs` (then passes); truncate fails as many times as told first.
  */
-function faultyOpen(plan: { writes?: WriteStep[]; syncs?: Array<'ok' | 'EIO'>; truncateFails?: number; firstWriteWaitsFor?: Promise<void> }) {
+function faultyOpen(plan: {
+  writes?: WriteStep[];
+  syncs?: Array<'ok' | 'EIO'>;
+  truncateFails?: number;
+  firstWriteWaitsFor?: Promise<void>;
+}) {
   const seen = { writes: [] as number[], opens: 0, truncates: [] as number[], syncs: 0 };
   let held = plan.firstWriteWaitsFor;
   const writes = [...(plan.writes ?? [])];
@@ -61,7 +71,11 @@ function faultyOpen(plan: { writes?: WriteStep[]; syncs?: Array<'ok' | 'EIO'>; t
     const fh = await open(path, 'a+', 0o600);
     return {
       async write(buffer, offset, length) {
-        if (held) { const h = held; held = undefined; await h; }
+        if (held) {
+          const h = held;
+          held = undefined;
+          await h;
+        }
         const step = writes.shift() ?? 'pass';
         if (step === 'ENOSPC') throw enospc();
         const n = step === 'pass' ? length : Math.min(step, length);
@@ -69,8 +83,19 @@ function faultyOpen(plan: { writes?: WriteStep[]; syncs?: Array<'ok' | 'EIO'>; t
         seen.writes.push(r.bytesWritten);
         return r;
       },
-      async sync() { seen.syncs++; if (syncs.shift() === 'EIO') throw eio(); await fh.sync(); },
-      async truncate(len) { if (truncateFails > 0) { truncateFails--; throw eio(); } seen.truncates.push(len); await fh.truncate(len); },
+      async sync() {
+        seen.syncs++;
+        if (syncs.shift() === 'EIO') throw eio();
+        await fh.sync();
+      },
+      async truncate(len) {
+        if (truncateFails > 0) {
+          truncateFails--;
+          throw eio();
+        }
+        seen.truncates.push(len);
+        await fh.truncate(len);
+      },
       stat: () => fh.stat(),
       read: (buffer, offset, length, position) => fh.read(buffer, offset, length, position),
       close: () => fh.close(),
@@ -80,7 +105,10 @@ function faultyOpen(plan: { writes?: WriteStep[]; syncs?: Array<'ok' | 'EIO'>; t
 }
 
 async function expectWriteFailed(p: Promise<unknown>): Promise<GatewayError> {
-  const e = await p.then(() => undefined, (x: unknown) => x);
+  const e = await p.then(
+    () => undefined,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(GatewayError);
   expect(e).toMatchObject({ code: 'GW_SINK_WRITE_FAILED', retry: 'transient' });
   return e as GatewayError;
@@ -175,7 +203,7 @@ describe('file sink', () => {
     await sink.stop();
   });
 
-  it('cuts a half line off the end of a day\'s file found at open (a crash between write and fsync) before appending', async () => {
+  it("cuts a half line off the end of a day's file found at open (a crash between write and fsync) before appending", async () => {
     const dir = tempDir();
     const first = createFileSink({ dir, clock });
     await first.start();
@@ -212,7 +240,12 @@ describe('file sink', () => {
   it('writes the batches that arrived during a write together, in one write and one fsync; a group that fails fails all its batches and leaves none of their bytes', async () => {
     const dir = tempDir();
     let release!: () => void;
-    const f = faultyOpen({ firstWriteWaitsFor: new Promise<void>((r) => { release = r; }), writes: ['pass', 8192, 'ENOSPC'] });
+    const f = faultyOpen({
+      firstWriteWaitsFor: new Promise<void>((r) => {
+        release = r;
+      }),
+      writes: ['pass', 8192, 'ENOSPC'],
+    });
     const sink = createFileSink({ dir, clock, openFile: f.openFile });
     await sink.start();
     const file = fileSinkPath(dir, clock.now());

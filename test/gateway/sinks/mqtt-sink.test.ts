@@ -19,8 +19,16 @@ const keys = makeCloudKeys();
 
 function patient(n: number): CanonicalRecord {
   return {
-    id: deterministicId('mqtt-test', String(n)), type: 'patient', schemaVersion: '1.0', op: 'upsert', tenantId: 't1', practiceId: 'p1', gatewayId: 'gw1',
-    source: { system: 'PMS@X', adapter: 'hl7v2', sourceId: `X|${n}` }, occurredAt: '2026-11-25T10:00:00Z', observedAt: '2026-11-25T10:00:01Z',
+    id: deterministicId('mqtt-test', String(n)),
+    type: 'patient',
+    schemaVersion: '1.0',
+    op: 'upsert',
+    tenantId: 't1',
+    practiceId: 'p1',
+    gatewayId: 'gw1',
+    source: { system: 'PMS@X', adapter: 'hl7v2', sourceId: `X|${n}` },
+    occurredAt: '2026-11-25T10:00:00Z',
+    observedAt: '2026-11-25T10:00:01Z',
     data: { identifiers: [{ system: 'X', value: String(n) }] },
   };
 }
@@ -32,12 +40,26 @@ describe('MQTT sink', () => {
     broker = await startMosquitto();
     cloud = await startMqttReferenceCloud({ url: broker.url, privateKey: keys.privateKey });
   });
-  afterAll(async () => { await cloud.stop(); await broker.stop(); });
-
-  const makeSink = (ackTimeoutMs = 3000, gatewayId = 'gw1') => createMqttSink({
-    url: broker.url, tenantId: 't1', gatewayId, rejectUnauthorized: true, sessionExpirySeconds: 600, keepaliveSeconds: 30, ackTimeoutMs, version: 'test',
-    envelope: createCloudEnvelope(keys.publicPem), clock: systemClock, logger: createSilentLogger(), bus: createEventBus(),
+  afterAll(async () => {
+    await cloud.stop();
+    await broker.stop();
   });
+
+  const makeSink = (ackTimeoutMs = 3000, gatewayId = 'gw1') =>
+    createMqttSink({
+      url: broker.url,
+      tenantId: 't1',
+      gatewayId,
+      rejectUnauthorized: true,
+      sessionExpirySeconds: 600,
+      keepaliveSeconds: 30,
+      ackTimeoutMs,
+      version: 'test',
+      envelope: createCloudEnvelope(keys.publicPem),
+      clock: systemClock,
+      logger: createSilentLogger(),
+      bus: createEventBus(),
+    });
 
   it('delivers a batch as a JWE the cloud can open, and resolves on the cloud ack', async () => {
     const sink = makeSink();
@@ -55,7 +77,10 @@ describe('MQTT sink', () => {
     await sink.start();
     await waitFor(() => sink.health().connected, 5000, 'connected');
     const probe = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
-    const status = await new Promise<string>((resolve) => { probe.on('message', (_t, p) => resolve(p.toString())); void probe.subscribeAsync('ewml/v1/t1/gw-status/up/status'); });
+    const status = await new Promise<string>((resolve) => {
+      probe.on('message', (_t, p) => resolve(p.toString()));
+      void probe.subscribeAsync('ewml/v1/t1/gw-status/up/status');
+    });
     expect(JSON.parse(status)).toMatchObject({ state: 'online', gatewayId: 'gw-status' });
     await sink.stop();
     await probe.endAsync();
@@ -96,10 +121,27 @@ describe('MQTT sink over TLS with a client certificate', () => {
     const { makeTestPki } = await import('../../support/tls.ts');
     const pki = makeTestPki();
     const broker = await startMosquitto({ tls: { ca: pki.ca, cert: pki.cert, key: pki.key, requireClientCert: true } });
-    const cloud = await startMqttReferenceCloud({ url: broker.url, privateKey: keys.privateKey, ca: pki.ca, cert: pki.clientCert, key: pki.clientKey });
+    const cloud = await startMqttReferenceCloud({
+      url: broker.url,
+      privateKey: keys.privateKey,
+      ca: pki.ca,
+      cert: pki.clientCert,
+      key: pki.clientKey,
+    });
     const base = {
-      url: broker.url, tenantId: 't1', gatewayId: 'gw-tls', rejectUnauthorized: true, sessionExpirySeconds: 600, keepaliveSeconds: 30, ackTimeoutMs: 3000, version: 'test',
-      envelope: createCloudEnvelope(keys.publicPem), clock: systemClock, logger: createSilentLogger(), bus: createEventBus(), ca: pki.ca,
+      url: broker.url,
+      tenantId: 't1',
+      gatewayId: 'gw-tls',
+      rejectUnauthorized: true,
+      sessionExpirySeconds: 600,
+      keepaliveSeconds: 30,
+      ackTimeoutMs: 3000,
+      version: 'test',
+      envelope: createCloudEnvelope(keys.publicPem),
+      clock: systemClock,
+      logger: createSilentLogger(),
+      bus: createEventBus(),
+      ca: pki.ca,
     };
     const withCert = createMqttSink({ ...base, cert: pki.clientCert, key: pki.clientKey });
     const withoutCert = createMqttSink({ ...base, gatewayId: 'gw-nocert' });
@@ -114,7 +156,10 @@ describe('MQTT sink over TLS with a client certificate', () => {
       expect(withoutCert.health().connected).toBe(false);
       await expect(withoutCert.deliver(batchOf('tls-2', [patient(98)]))).rejects.toMatchObject({ code: 'GW_SINK_UNREACHABLE' });
     } finally {
-      await withCert.stop(); await withoutCert.stop(); await cloud.stop(); await broker.stop();
+      await withCert.stop();
+      await withoutCert.stop();
+      await cloud.stop();
+      await broker.stop();
     }
   });
 });
@@ -127,19 +172,42 @@ describe('MQTT sink under a broker maximum packet size', () => {
     broker = await startMosquitto({ maxPacketSize: LIMIT });
     cloud = await startMqttReferenceCloud({ url: broker.url, privateKey: keys.privateKey });
   });
-  afterAll(async () => { await cloud.stop(); await broker.stop(); });
+  afterAll(async () => {
+    await cloud.stop();
+    await broker.stop();
+  });
 
   /** A patient record whose JSON is about `bytes` long (an address line pads it). */
-  const sized = (n: number, bytes: number): CanonicalRecord => ({ ...patient(n), id: deterministicId('mqtt-size', String(n)), data: { identifiers: [{ system: 'X', value: String(n) }], addresses: [{ lines: ['a'.repeat(bytes)] }] } });
-
-  const sinkFor = (gatewayId: string, bus = createEventBus(), maxPacketBytes?: number, url = broker.url) => createMqttSink({
-    url, tenantId: 't1', gatewayId, rejectUnauthorized: true, sessionExpirySeconds: 600, keepaliveSeconds: 30, ackTimeoutMs: 3000, version: 'test', maxPacketBytes,
-    envelope: createCloudEnvelope(keys.publicPem), clock: systemClock, logger: createSilentLogger(), bus,
+  const sized = (n: number, bytes: number): CanonicalRecord => ({
+    ...patient(n),
+    id: deterministicId('mqtt-size', String(n)),
+    data: { identifiers: [{ system: 'X', value: String(n) }], addresses: [{ lines: ['a'.repeat(bytes)] }] },
   });
+
+  const sinkFor = (gatewayId: string, bus = createEventBus(), maxPacketBytes?: number, url = broker.url) =>
+    createMqttSink({
+      url,
+      tenantId: 't1',
+      gatewayId,
+      rejectUnauthorized: true,
+      sessionExpirySeconds: 600,
+      keepaliveSeconds: 30,
+      ackTimeoutMs: 3000,
+      version: 'test',
+      maxPacketBytes,
+      envelope: createCloudEnvelope(keys.publicPem),
+      clock: systemClock,
+      logger: createSilentLogger(),
+      bus,
+    });
 
   it('sizes packets as the broker does: a publish of exactly the limit is taken, a larger one closes the connection', async () => {
     const shape = { topic: 'ewml/v1/t1/gw-edge/up/records', contentType: 'application/jose', userProperties: { bid: 'x'.repeat(36) } };
-    const payloadFor = (packetBytes: number) => { let n = packetBytes - 1000; while (publishPacketBytes(shape, n) < packetBytes) n++; return n; };
+    const payloadFor = (packetBytes: number) => {
+      let n = packetBytes - 1000;
+      while (publishPacketBytes(shape, n) < packetBytes) n++;
+      return n;
+    };
     const exact = payloadFor(LIMIT);
     expect(publishPacketBytes(shape, exact)).toBe(LIMIT);
     const c = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 });
@@ -158,7 +226,9 @@ describe('MQTT sink under a broker maximum packet size', () => {
   it('splits a batch larger than the announced maximum into publishes under it, resolves when all are acked, and is never disconnected', async () => {
     const bus = createEventBus();
     let disconnects = 0;
-    bus.on('sink.disconnected', () => { disconnects++; });
+    bus.on('sink.disconnected', () => {
+      disconnects++;
+    });
     const sink = sinkFor('gw-pkt', bus);
     await sink.start();
     await waitFor(() => sink.health().connected, 5000, 'connected');
@@ -184,7 +254,9 @@ describe('MQTT sink under a broker maximum packet size', () => {
     const res = await sink.deliver(batchOf('big-2', [small[0], huge, small[1]]));
     expect(res.rejected).toHaveLength(1);
     expect(res.rejected[0].id).toBe(huge.id);
-    expect(res.rejected[0].reason).toMatch(/^larger than the broker's maximum packet size 16384 bytes \(this record alone needs a \d+-byte packet\); raise the broker's limit \(or mqtt\.maxPacketBytes\), then replay this dead letter$/);
+    expect(res.rejected[0].reason).toMatch(
+      /^larger than the broker's maximum packet size 16384 bytes \(this record alone needs a \d+-byte packet\); raise the broker's limit \(or mqtt\.maxPacketBytes\), then replay this dead letter$/,
+    );
     expect(cloud.store.records.has(huge.id)).toBe(false);
     for (const r of small) expect(cloud.store.records.get(r.id)).toEqual(r);
     expect(sink.health().detail?.oversized).toBe(1);
@@ -201,14 +273,28 @@ describe('MQTT sink with a configured maximum packet size (a broker that announc
     probe.on('message', (_t, p) => sizes.push(p.length));
     await probe.subscribeAsync('ewml/v1/t1/gw-cfg/up/records', { qos: 1 });
     const sink = createMqttSink({
-      url: broker.url, tenantId: 't1', gatewayId: 'gw-cfg', rejectUnauthorized: true, sessionExpirySeconds: 600, keepaliveSeconds: 30, ackTimeoutMs: 3000, version: 'test', maxPacketBytes: 4096,
-      envelope: createCloudEnvelope(keys.publicPem), clock: systemClock, logger: createSilentLogger(), bus: createEventBus(),
+      url: broker.url,
+      tenantId: 't1',
+      gatewayId: 'gw-cfg',
+      rejectUnauthorized: true,
+      sessionExpirySeconds: 600,
+      keepaliveSeconds: 30,
+      ackTimeoutMs: 3000,
+      version: 'test',
+      maxPacketBytes: 4096,
+      envelope: createCloudEnvelope(keys.publicPem),
+      clock: systemClock,
+      logger: createSilentLogger(),
+      bus: createEventBus(),
     });
     try {
       await sink.start();
       await waitFor(() => sink.health().connected, 5000, 'connected');
       expect(sink.health().detail?.maxPacketBytes).toBe(4096);
-      const records = Array.from({ length: 30 }, (_, k) => ({ ...patient(3000 + k), data: { identifiers: [{ system: 'X', value: String(k) }], addresses: [{ lines: ['b'.repeat(600)] }] } }));
+      const records = Array.from({ length: 30 }, (_, k) => ({
+        ...patient(3000 + k),
+        data: { identifiers: [{ system: 'X', value: String(k) }], addresses: [{ lines: ['b'.repeat(600)] }] },
+      }));
       expect(await sink.deliver(batchOf('cfg-1', records))).toEqual({ rejected: [] });
       expect([...cloud.store.records.keys()].sort()).toEqual(records.map((r) => r.id).sort());
       await waitFor(() => sizes.length === sink.health().detail?.published, 5000, 'probe saw every publish');
@@ -217,7 +303,10 @@ describe('MQTT sink with a configured maximum packet size (a broker that announc
       expect(sizes.length).toBeGreaterThan(5);
       for (const s of sizes) expect(s + topicAndProps).toBeLessThanOrEqual(4096);
     } finally {
-      await sink.stop(); await probe.endAsync(); await cloud.stop(); await broker.stop();
+      await sink.stop();
+      await probe.endAsync();
+      await cloud.stop();
+      await broker.stop();
     }
   });
 });

@@ -31,7 +31,10 @@ class MarkerMap extends Map<string, CanonicalRecord> {
   }
 }
 
-export interface MarkerStore { store: ReceivedStore; markers: MarkerMap }
+export interface MarkerStore {
+  store: ReceivedStore;
+  markers: MarkerMap;
+}
 
 /** A reference-cloud store that keeps markers instead of whole records. */
 export function markerStore(): MarkerStore {
@@ -40,7 +43,13 @@ export function markerStore(): MarkerStore {
   return { store, markers };
 }
 
-export interface KindResult { sent: number; acked: number; delivered: number; missing: string[]; unackedDelivered: number }
+export interface KindResult {
+  sent: number;
+  acked: number;
+  delivered: number;
+  missing: string[];
+  unackedDelivered: number;
+}
 
 export interface CheckResult {
   perKind: Record<SourceKind, KindResult>;
@@ -83,7 +92,13 @@ export function allDelivered(ledger: Ledger, cloud: MarkerStore): boolean {
 
 /** The figures of a check, flat, for `report()`. */
 export function checkFigures(r: CheckResult): Record<string, number> {
-  const out: Record<string, number> = { acked: r.acked, missing: r.missing, duplicateDeliveries: r.duplicateDeliveries, markersUnderManyIds: r.markersUnderManyIds, invalid: r.invalid };
+  const out: Record<string, number> = {
+    acked: r.acked,
+    missing: r.missing,
+    duplicateDeliveries: r.duplicateDeliveries,
+    markersUnderManyIds: r.markersUnderManyIds,
+    invalid: r.invalid,
+  };
   for (const k of SOURCE_KINDS) {
     out[`${k}Sent`] = r.perKind[k].sent;
     out[`${k}Acked`] = r.perKind[k].acked;

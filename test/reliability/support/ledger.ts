@@ -31,8 +31,12 @@ export function createLedger(): Ledger {
   return {
     sent,
     acked,
-    noteSent(kind, markers) { for (const m of markers) sent[kind].add(m); },
-    noteAcked(kind, markers) { for (const m of markers) acked[kind].add(m); },
+    noteSent(kind, markers) {
+      for (const m of markers) sent[kind].add(m);
+    },
+    noteAcked(kind, markers) {
+      for (const m of markers) acked[kind].add(m);
+    },
     allAcked() {
       const all = new Set<string>();
       for (const k of SOURCE_KINDS) for (const m of acked[k]) all.add(m);

@@ -68,7 +68,13 @@ let runSeq = 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One paced, bounded loop. `unit` returns false to end the loop early. */
-async function paced(perSecond: number, stopped: () => boolean, deadline: number, maxUnits: number, unit: () => Promise<boolean | void>): Promise<number> {
+async function paced(
+  perSecond: number,
+  stopped: () => boolean,
+  deadline: number,
+  maxUnits: number,
+  unit: () => Promise<boolean | void>,
+): Promise<number> {
   if (perSecond <= 0) return 0;
   const gap = 1000 / perSecond;
   let n = 0;
@@ -101,18 +107,29 @@ export function oruRefraction(controlId: string, mrn: string): string {
     `MSH|^~\\&|EXAM|CLINIC|EWML|GW|20261125093000-0500||ORU^R01^ORU_R01|${controlId}|P|2.5.1`,
     `PID|1||${mrn}^^^CLINIC^MR||${p.family}^${p.given}||${p.birthDate.hl7}|F`,
     'OBR|1|ORD1|RX1|REFR^Final spectacle Rx|||20261125090000-0500',
-    obx(1, p.sphere.right, 'OD'), obx(2, p.sphere.left, 'OS'),
+    obx(1, p.sphere.right, 'OD'),
+    obx(2, p.sphere.left, 'OS'),
   ].join('\r');
 }
 
 function patientsCsv(markers: string[]): string {
   const p = SYNTHETIC_PHI;
-  return ['patient_id,last_name,first_name,birth_date,sex,city,state,zip', ...markers.map((m) => `${m},${p.family},${p.given},${p.birthDate.us},F,Testville,TX,70000`)].join('\n') + '\n';
+  return (
+    [
+      'patient_id,last_name,first_name,birth_date,sex,city,state,zip',
+      ...markers.map((m) => `${m},${p.family},${p.given},${p.birthDate.us},F,Testville,TX,70000`),
+    ].join('\n') + '\n'
+  );
 }
 
 function rxCsv(markers: string[]): string {
   const p = SYNTHETIC_PHI;
-  return ['patient_id,rx_date,expires,doctor_npi,OD_sph,OD_cyl,OD_axis,OS_sph,OS_cyl,OS_axis', ...markers.map((m) => `${m},11/20/2026,11/20/2028,1234567893,${p.sphere.right},-0.50,90,${p.sphere.left},-0.75,85`)].join('\n') + '\n';
+  return (
+    [
+      'patient_id,rx_date,expires,doctor_npi,OD_sph,OD_cyl,OD_axis,OS_sph,OS_cyl,OS_axis',
+      ...markers.map((m) => `${m},11/20/2026,11/20/2028,1234567893,${p.sphere.right},-0.50,90,${p.sphere.left},-0.75,85`),
+    ].join('\n') + '\n'
+  );
 }
 
 /** A watched folder fed with whole files (written aside, then renamed in) and the files' acknowledgement in `processed/`. */
@@ -205,21 +222,34 @@ export function startLoad(t: LoadTargets, ledger: Ledger, rates: Rates, bounds: 
         const p = SYNTHETIC_PHI;
         ledger.noteSent('db', [m]);
         await client.query('BEGIN');
-        const r = await client.query<{ patient_id: string }>('INSERT INTO ps.patients (chart_no, first_name, last_name, dob, gender, city, state, zip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING patient_id', [m, p.given, p.family, p.birthDate.iso, 'F', 'Testville', 'TX', '70000']);
+        const r = await client.query<{ patient_id: string }>(
+          'INSERT INTO ps.patients (chart_no, first_name, last_name, dob, gender, city, state, zip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING patient_id',
+          [m, p.given, p.family, p.birthDate.iso, 'F', 'Testville', 'TX', '70000'],
+        );
         if (++n % 5 === 0) {
-          await client.query('INSERT INTO ps.spectacle_rx (patient_id, exam_date, expires, prescriber_npi, od_sphere, od_cylinder, od_axis, os_sphere, os_cylinder, os_axis) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)', [r.rows[0].patient_id, '2026-11-20', '2028-11-20', '1234567893', p.sphere.right, '-0.50', 90, p.sphere.left, '-0.75', 85]);
+          await client.query(
+            'INSERT INTO ps.spectacle_rx (patient_id, exam_date, expires, prescriber_npi, od_sphere, od_cylinder, od_axis, os_sphere, os_cylinder, os_axis) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
+            [r.rows[0].patient_id, '2026-11-20', '2028-11-20', '1234567893', p.sphere.right, '-0.50', 90, p.sphere.left, '-0.75', 85],
+          );
         }
         await client.query('COMMIT');
         ledger.noteAcked('db', [m]);
         if (n % 5 === 0) rx++;
       });
-    } finally { await client.end(); }
+    } finally {
+      await client.end();
+    }
   };
 
-  const settleTimer = setInterval(() => { drop.settle(); sftp.settle(); }, 100);
+  const settleTimer = setInterval(() => {
+    drop.settle();
+    sftp.settle();
+  }, 100);
   const loops = [
     ...Array.from({ length: rates.mllpPerSecond > 0 ? rates.mllpSenders : 0 }, (_, i) => mllpLoop(i)),
-    fileLoop('file', rates.filesPerSecond), fileLoop('sftp', rates.sftpFilesPerSecond), dbLoop(),
+    fileLoop('file', rates.filesPerSecond),
+    fileLoop('sftp', rates.sftpFilesPerSecond),
+    dbLoop(),
   ];
   const all = Promise.allSettled(loops);
   return {
@@ -232,7 +262,10 @@ export function startLoad(t: LoadTargets, ledger: Ledger, rates: Rates, bounds: 
       const failed = results.find((r) => r.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;
     },
-    settleFiles() { drop.settle(); sftp.settle(); },
+    settleFiles() {
+      drop.settle();
+      sftp.settle();
+    },
     pendingFiles: () => drop.pending() + sftp.pending(),
     errorFiles: () => [...drop.errors(), ...sftp.errors()],
     units: () => ({ ...units }),

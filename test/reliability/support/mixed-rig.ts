@@ -75,48 +75,123 @@ export async function startMixedRig(o: { name: string; logLevel?: string; batchS
   writeFileSync(join(dir, 'sftp_key'), sshd.clientKey, { mode: 0o600 });
   const config = join(dir, 'gateway.yaml');
   // JSON is YAML: no quoting to get wrong
-  writeFileSync(config, JSON.stringify({
-    gateway: { dataDir, timezone: 'UTC' },
-    log: { level: o.logLevel ?? 'info' },
-    hl7: { port: mllpPort },
-    admin: { port: adminPort, token },
-    relay: { sink: 'https', batchSize: o.batchSize ?? 200, backoffInitialMs: 50, backoffMaxMs: 500, idlePollMs: 100 },
-    https: { url: cloud.url, ca: `\${file:${join(dir, 'ca.pem')}}` },
-    cloud: { publicKey: `\${file:${join(dir, 'pub.pem')}}` },
-    files: [
-      { id: 'drop', dir: dropDir, profile: 'optical-csv', stableMs: 200, pageSize: 100 },
-      { id: 'sftp', source: 'sftp', dir: sftpDir, profile: 'optical-csv', stableMs: 0, pageSize: 100, sftp: { host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: `\${file:${join(dir, 'sftp_key')}}`, hostKeySha256: sshd.hostKeySha256, schedule: '* * * * * *' } },
-    ],
-    databases: [{ id: 'ps', engine: 'postgres', profile: 'practice-studio', port: pg.port, database: db.database, user: db.user, password: db.password, pageSize: 500, pollIntervalMs: 200, overlapSeconds: 2 }],
-  }, null, 2));
+  writeFileSync(
+    config,
+    JSON.stringify(
+      {
+        gateway: { dataDir, timezone: 'UTC' },
+        log: { level: o.logLevel ?? 'info' },
+        hl7: { port: mllpPort },
+        admin: { port: adminPort, token },
+        relay: { sink: 'https', batchSize: o.batchSize ?? 200, backoffInitialMs: 50, backoffMaxMs: 500, idlePollMs: 100 },
+        https: { url: cloud.url, ca: `\${file:${join(dir, 'ca.pem')}}` },
+        cloud: { publicKey: `\${file:${join(dir, 'pub.pem')}}` },
+        files: [
+          { id: 'drop', dir: dropDir, profile: 'optical-csv', stableMs: 200, pageSize: 100 },
+          {
+            id: 'sftp',
+            source: 'sftp',
+            dir: sftpDir,
+            profile: 'optical-csv',
+            stableMs: 0,
+            pageSize: 100,
+            sftp: {
+              host: '127.0.0.1',
+              port: sshd.port,
+              username: sshd.user,
+              privateKey: `\${file:${join(dir, 'sftp_key')}}`,
+              hostKeySha256: sshd.hostKeySha256,
+              schedule: '* * * * * *',
+            },
+          },
+        ],
+        databases: [
+          {
+            id: 'ps',
+            engine: 'postgres',
+            profile: 'practice-studio',
+            port: pg.port,
+            database: db.database,
+            user: db.user,
+            password: db.password,
+            pageSize: 500,
+            pollIntervalMs: 200,
+            overlapSeconds: 2,
+          },
+        ],
+      },
+      null,
+      2,
+    ),
+  );
   const output: string[] = [];
   let bytes = 0;
   const unexpectedExits: ChildExit[] = [];
-  const gateway = childGateway(() => config, () => adminPort, {
-    env: { TMPDIR: tmpDir },
-    onOutput: (_stream, chunk) => { if (bytes < OUTPUT_CAP_BYTES) { output.push(chunk); bytes += chunk.length; } },
-    onExit: (e) => { if (!e.signalledByTest) unexpectedExits.push(e); },
-  });
+  const gateway = childGateway(
+    () => config,
+    () => adminPort,
+    {
+      env: { TMPDIR: tmpDir },
+      onOutput: (_stream, chunk) => {
+        if (bytes < OUTPUT_CAP_BYTES) {
+          output.push(chunk);
+          bytes += chunk.length;
+        }
+      },
+      onExit: (e) => {
+        if (!e.signalledByTest) unexpectedExits.push(e);
+      },
+    },
+  );
   const uid = Number(execFileSync('id', ['-u', SFTP_USER], { encoding: 'utf8' }));
   const gid = Number(execFileSync('id', ['-g', SFTP_USER], { encoding: 'utf8' }));
   const targets: LoadTargets = {
-    mllpPort, dropDir, sftpDir, sftpOwner: { uid, gid }, stagingDir: join(dir, 'drop-staging'), sftpStagingDir: sftpStaging,
+    mllpPort,
+    dropDir,
+    sftpDir,
+    sftpOwner: { uid, gid },
+    stagingDir: join(dir, 'drop-staging'),
+    sftpStagingDir: sftpStaging,
     db: { ...pg.admin, database: db.database },
   };
   return {
-    dir, dataDir, tmpDir, dropDir, sftpDir, mllpPort, adminPort, cloud, received, pg, sshd, gateway, targets, output, unexpectedExits,
+    dir,
+    dataDir,
+    tmpDir,
+    dropDir,
+    sftpDir,
+    mllpPort,
+    adminPort,
+    cloud,
+    received,
+    pg,
+    sshd,
+    gateway,
+    targets,
+    output,
+    unexpectedExits,
     outputBytes: () => bytes,
     async admin(path) {
       try {
-        const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
+        const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, {
+          headers: { authorization: `Bearer ${token}` },
+          signal: AbortSignal.timeout(5000),
+        });
         return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-      } catch { return undefined; }
+      } catch {
+        return undefined;
+      }
     },
     async adminText(path) {
       try {
-        const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
+        const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, {
+          headers: { authorization: `Bearer ${token}` },
+          signal: AbortSignal.timeout(5000),
+        });
         return await res.text();
-      } catch { return undefined; }
+      } catch {
+        return undefined;
+      }
     },
     async stop() {
       await gateway.kill();

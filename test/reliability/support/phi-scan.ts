@@ -10,17 +10,29 @@ import { SYNTHETIC_PHI } from './load-driver.ts';
 
 export type PhiField = 'name' | 'mrn' | 'birthDate' | 'rx';
 
-interface Needle { field: PhiField; text: string }
+interface Needle {
+  field: PhiField;
+  text: string;
+}
 
 const P = SYNTHETIC_PHI;
 const NEEDLES: Needle[] = [
-  { field: 'name', text: P.family.toLowerCase() }, { field: 'name', text: P.given.toLowerCase() },
+  { field: 'name', text: P.family.toLowerCase() },
+  { field: 'name', text: P.given.toLowerCase() },
   { field: 'mrn', text: MARKER_PREFIX.toLowerCase() },
-  { field: 'birthDate', text: P.birthDate.iso }, { field: 'birthDate', text: P.birthDate.hl7 }, { field: 'birthDate', text: P.birthDate.us },
-  { field: 'rx', text: P.sphere.right }, { field: 'rx', text: P.sphere.left },
+  { field: 'birthDate', text: P.birthDate.iso },
+  { field: 'birthDate', text: P.birthDate.hl7 },
+  { field: 'birthDate', text: P.birthDate.us },
+  { field: 'rx', text: P.sphere.right },
+  { field: 'rx', text: P.sphere.left },
 ];
 
-export interface PhiHit { where: string; field: PhiField; needle: string; count: number }
+export interface PhiHit {
+  where: string;
+  field: PhiField;
+  needle: string;
+  count: number;
+}
 
 function count(hay: string, needle: string): number {
   let n = 0;
@@ -48,7 +60,11 @@ export function filesUnder(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
     let names: string[];
-    try { names = readdirSync(d); } catch { return; }
+    try {
+      names = readdirSync(d);
+    } catch {
+      return;
+    }
     for (const n of names) {
       const p = join(d, n);
       const st = lstatSync(p);
@@ -76,7 +92,14 @@ export function perField(hits: PhiHit[]): Record<PhiField, number> {
 /** The files of a data folder that are the SQLite outbox (its MRN partition keys are expected there until issue 13 point 7). */
 export const OUTBOX_FILES: ReadonlySet<string> = new Set(['outbox.db', 'outbox.db-wal', 'outbox.db-shm']);
 
-export interface RigSweep { logHits: PhiHit[]; tmpHits: PhiHit[]; dataHits: PhiHit[]; dataFiles: string[]; outboxHits: PhiHit[]; outboxFiles: string[] }
+export interface RigSweep {
+  logHits: PhiHit[];
+  tmpHits: PhiHit[];
+  dataHits: PhiHit[];
+  dataFiles: string[];
+  outboxHits: PhiHit[];
+  outboxFiles: string[];
+}
 
 /** Sweeps what a rig's gateway left: its output, its temporary files, its data folder (the outbox files apart). */
 export function sweepRig(r: { output: string[]; tmpDir: string; dataDir: string }): RigSweep {
@@ -84,8 +107,12 @@ export function sweepRig(r: { output: string[]; tmpDir: string; dataDir: string 
   const outbox = scanTree(r.dataDir, (p) => OUTBOX_FILES.has(basename(p)));
   const rel = (f: string) => f.slice(r.dataDir.length + 1);
   return {
-    logHits: findPhi(r.output.join(''), 'child stdout/stderr'), tmpHits: scanTree(r.tmpDir).hits,
-    dataHits: data.hits, dataFiles: data.files.map(rel), outboxHits: outbox.hits, outboxFiles: outbox.files.map(rel),
+    logHits: findPhi(r.output.join(''), 'child stdout/stderr'),
+    tmpHits: scanTree(r.tmpDir).hits,
+    dataHits: data.hits,
+    dataFiles: data.files.map(rel),
+    outboxHits: outbox.hits,
+    outboxFiles: outbox.files.map(rel),
   };
 }
 
@@ -93,8 +120,15 @@ export function sweepRig(r: { output: string[]; tmpDir: string; dataDir: string 
 export function sweepFigures(s: RigSweep): Record<string, string | number> {
   const o = perField(s.outboxHits);
   return {
-    logHits: s.logHits.length, tmpHits: s.tmpHits.length, dataHits: s.dataHits.length, dataFiles: s.dataFiles.join(',') || 'none', outboxFiles: s.outboxFiles.join(',') || 'none',
-    outboxName: o.name, outboxMrn: o.mrn, outboxBirthDate: o.birthDate, outboxRx: o.rx,
+    logHits: s.logHits.length,
+    tmpHits: s.tmpHits.length,
+    dataHits: s.dataHits.length,
+    dataFiles: s.dataFiles.join(',') || 'none',
+    outboxFiles: s.outboxFiles.join(',') || 'none',
+    outboxName: o.name,
+    outboxMrn: o.mrn,
+    outboxBirthDate: o.birthDate,
+    outboxRx: o.rx,
   };
 }
 
