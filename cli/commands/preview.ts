@@ -16,7 +16,15 @@ import { resolveTimezone } from '../../gateway/create-gateway.ts';
 import { createMapStage } from '../../gateway/pipeline/map-stage.ts';
 import type { CliCommand, CliIo } from '../command.ts';
 
-const PREVIEW_HELP = `eyewear-gateway preview FILE... [--profile NAME] [--format F] [--source ID] [--config FILE]\n\nRuns parse → map → validate on each message or row of each file: HL7 v2 (several messages or a\nFHS/BHS batch per file), CSV, XML, JSON, NDJSON, FHIR R4 (bundle, resource or NDJSON). The format\nis picked by name and content, or --format ${FILE_FORMATS.join('|')}. Prints canonical records as JSON\nlines on stdout; issues go to stderr (with file#row).\nHL7 profiles: ${Object.keys(HL7_PROFILES).join(', ')}.\nFile profiles: ${FILE_PROFILE_NAMES.join(', ')}; --source ID uses a files[] entry of the config\n(its profile, kinds and CSV settings). Exit 5 when any message or row failed.`;
+const PREVIEW_HELP = `eyewear-gateway preview FILE... [--profile NAME] [--format F] [--source ID] [--config FILE]
+
+Runs parse → map → validate on each message or row of each file: HL7 v2 (several messages or a
+FHS/BHS batch per file), CSV, XML, JSON, NDJSON, FHIR R4 (bundle, resource or NDJSON). The format
+is picked by name and content, or --format ${FILE_FORMATS.join('|')}. Prints canonical records as JSON
+lines on stdout; issues go to stderr (with file#row).
+HL7 profiles: ${Object.keys(HL7_PROFILES).join(', ')}.
+File profiles: ${FILE_PROFILE_NAMES.join(', ')}; --source ID uses a files[] entry of the config
+(its profile, kinds and CSV settings). Exit 5 when any message or row failed.`;
 
 export const previewCommand: CliCommand = {
   name: 'preview',

@@ -8,14 +8,20 @@ import { connectMllp, frameMllp, readAck, splitHl7Messages, type MllpClient } fr
 import type { CliCommand, CliIo } from '../command.ts';
 import { ownGatewayStatus } from './status.ts';
 
-const SEND_HELP =
-  "eyewear-gateway send FILE... [--host H] [--port P] [--config FILE]\n\nSends every HL7 message in FILE(s) over MLLP (default: the configured listener, 127.0.0.1:2575)\nand prints one line per answer: control id, MSA-1 code, and the ERR text if any. Exit 1 if any\nanswer was not AA/CA or none came.\nTo the configured listener it first asks the admin API, as status does, that this config's gateway\nruns there and its MLLP listener (adapter hl7v2) is up; if not, it says why and exits 4, sending\nnothing. With --host or --port it sends where told, without that check.";
+const SEND_HELP = `eyewear-gateway send FILE... [--host H] [--port P] [--config FILE]
+
+Sends every HL7 message in FILE(s) over MLLP (default: the configured listener, 127.0.0.1:2575)
+and prints one line per answer: control id, MSA-1 code, and the ERR text if any. Exit 1 if any
+answer was not AA/CA or none came.
+To the configured listener it first asks the admin API, as status does, that this config's gateway
+runs there and its MLLP listener (adapter hl7v2) is up; if not, it says why and exits 4, sending
+nothing. With --host or --port it sends where told, without that check.`;
 
 export const sendCommand: CliCommand = {
   name: 'send',
   synopsis: 'send FILE... [--host H] [--port P]',
-  summary:
-    "Send the HL7 messages in FILE(s) over MLLP and print each answer's MSA\n(a technician's check that the listener is reachable and maps).",
+  summary: `Send the HL7 messages in FILE(s) over MLLP and print each answer's MSA
+(a technician's check that the listener is reachable and maps).`,
   help: SEND_HELP,
   options: { host: { type: 'string' }, port: { type: 'string' } },
   run: ({ positionals, values, configFile }, io) =>

@@ -10,8 +10,16 @@ import { startProblem } from '../../gateway/status-report.ts';
 import { gatewayVersion } from '../../gateway/version.ts';
 import type { CliCommand, CliIo } from '../command.ts';
 
-const START_HELP =
-  "eyewear-gateway start [--config FILE]\n\nRuns the gateway until SIGINT/SIGTERM. Without --config it uses the embedded defaults:\nMLLP on 127.0.0.1:2575, admin API on 127.0.0.1:8480, local file sink, data in ./data.\nEnvironment overrides: EWML__SECTION__FIELD=value (e.g. EWML__HL7__PORT=2576).\n\nOne gateway per data folder: a second start on the same folder stops with GW_DATA_DIR_IN_USE, naming\nthe running one's pid (the lease is <dataDir>/gateway.lock; a killed gateway's lease is taken over).\nThe banner names every listener or source that did not start, its cause (EADDRINUSE: port in use) and\nwhat to do; those are retried. Exit 1 when nothing could start (no source and no admin API).";
+const START_HELP = `eyewear-gateway start [--config FILE]
+
+Runs the gateway until SIGINT/SIGTERM. Without --config it uses the embedded defaults:
+MLLP on 127.0.0.1:2575, admin API on 127.0.0.1:8480, local file sink, data in ./data.
+Environment overrides: EWML__SECTION__FIELD=value (e.g. EWML__HL7__PORT=2576).
+
+One gateway per data folder: a second start on the same folder stops with GW_DATA_DIR_IN_USE, naming
+the running one's pid (the lease is <dataDir>/gateway.lock; a killed gateway's lease is taken over).
+The banner names every listener or source that did not start, its cause (EADDRINUSE: port in use) and
+what to do; those are retried. Exit 1 when nothing could start (no source and no admin API).`;
 
 export const startCommand: CliCommand = {
   name: 'start',

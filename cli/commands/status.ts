@@ -9,8 +9,12 @@ import { pidAlive, readDataLease } from '../../gateway/data-lease.ts';
 import { GATEWAY_HEADER } from '../../gateway/admin/admin-server.ts';
 import type { CliCommand, CliIo } from '../command.ts';
 
-const STATUS_HELP =
-  "eyewear-gateway status [--config FILE] [--json]\n\nReads /status from the running gateway's admin API, using the token in <dataDir>/admin.token,\nand shows whether it is ready (and why not: a listener that could not bind its port).\nIt checks it talks to this config's gateway (same id, data folder and lease holder), not another\nprogram or another gateway on the port. Exit 4 when the gateway cannot be reached or is not this one.";
+const STATUS_HELP = `eyewear-gateway status [--config FILE] [--json]
+
+Reads /status from the running gateway's admin API, using the token in <dataDir>/admin.token,
+and shows whether it is ready (and why not: a listener that could not bind its port).
+It checks it talks to this config's gateway (same id, data folder and lease holder), not another
+program or another gateway on the port. Exit 4 when the gateway cannot be reached or is not this one.`;
 
 export const statusCommand: CliCommand = {
   name: 'status',

@@ -16,8 +16,13 @@ interface Io {
   loadConfig(file?: string): GatewayConfig;
 }
 
-export const UNSEAL_HELP =
-  "eyewear-gateway unseal FILE... [--config FILE]\n\nDecrypts the file sink's sealed NDJSON (records-YYYY-MM-DD.ndjson, any number of files, e.g.\ndata/outbound/*.ndjson) with this gateway's key (<dataDir>/keys/seal.key) and prints the canonical\nrecords, one JSON line each, file by file. Files are read line by line, at any size.\nExit 1 when a file cannot be read or a line cannot be opened (the others are still printed).\nThe output holds PHI: keep it on the practice's machines.";
+export const UNSEAL_HELP = `eyewear-gateway unseal FILE... [--config FILE]
+
+Decrypts the file sink's sealed NDJSON (records-YYYY-MM-DD.ndjson, any number of files, e.g.
+data/outbound/*.ndjson) with this gateway's key (<dataDir>/keys/seal.key) and prints the canonical
+records, one JSON line each, file by file. Files are read line by line, at any size.
+Exit 1 when a file cannot be read or a line cannot be opened (the others are still printed).
+The output holds PHI: keep it on the practice's machines.`;
 
 export async function unseal(files: string[], configFile: string | undefined, io: Io): Promise<number> {
   if (files.length === 0) {
