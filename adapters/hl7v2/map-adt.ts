@@ -56,7 +56,7 @@ export function addPatientBundle(
 ): void {
   const ref = patientRef(patient.primary);
   const partition = partitionOf(ref);
-  addRecord(scope, 'patient', `${ref.system}|${ref.value}`, partition, patient.data as unknown as Record<string, unknown>);
+  addRecord(scope, 'patient', `${ref.system}|${ref.value}`, partition, patient.data);
   const pv1 = firstSegment(msg, 'PV1');
   if (pv1) {
     const seen = new Set<string>();
@@ -109,7 +109,7 @@ function mapMerges(msg: Hl7Message, scope: ReturnType<typeof openScope>, sctx: S
     }
     const ref = patientRef(patient.primary);
     const data = { ...patient.data, mergedFrom: retired.map(patientRef) };
-    addRecord(scope, 'patient', `${ref.system}|${ref.value}`, partitionOf(ref), data as unknown as Record<string, unknown>, 'merge');
+    addRecord(scope, 'patient', `${ref.system}|${ref.value}`, partitionOf(ref), data, 'merge');
   }
   return { records: scope.issues.some((x) => x.severity === 'error') ? [] : scope.records, issues: scope.issues };
 }

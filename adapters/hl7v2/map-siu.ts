@@ -132,13 +132,6 @@ export function mapSiu(msg: Hl7Message, ctx: Hl7MapContext): MapResult {
     const locName = ail?.get(3, 9) || ail?.get(3, 2);
     if (locName) data.location.display = locName;
   }
-  addRecord(
-    scope,
-    'appointment',
-    `${apptId.system}|${apptId.value}`,
-    partition,
-    data as unknown as Record<string, unknown>,
-    event === 'S17' ? 'delete' : 'upsert',
-  );
+  addRecord(scope, 'appointment', `${apptId.system}|${apptId.value}`, partition, data, event === 'S17' ? 'delete' : 'upsert');
   return { records: scope.records, issues: scope.issues };
 }

@@ -43,7 +43,8 @@ export function addRecord(
   type: RecordType,
   sourceId: string,
   partitionKey: string,
-  data: Record<string, unknown>,
+  /** One of the canonical data shapes (adapters/canonical/types.ts: PatientData, AppointmentData…). */
+  data: object,
   op: DraftRecord['op'] = 'upsert',
 ): DraftRecord {
   const { ctx, msg, sourceSystem } = scope;
@@ -54,7 +55,8 @@ export function addRecord(
     op,
     occurredAt: scope.occurredAt,
     partitionKey,
-    data,
+    // the data interfaces have no index signature; a record's data is any of them
+    data: data as Record<string, unknown>,
     source: { system: sourceSystem, adapter: 'hl7v2', sourceId, messageId: msg.header.controlId },
   };
   scope.records.push(rec);

@@ -238,7 +238,9 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
         const announced = connack.properties?.maximumPacketSize;
         brokerMaxPacket = typeof announced === 'number' && announced > 0 ? announced : undefined;
         // mqtt.js leaves Nagle on; with small acks and PUBACKs that costs ~40 ms per round trip
-        (c.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+        // (a TCP or TLS socket has setNoDelay; a WebSocket stream does not)
+        const stream: object = c.stream;
+        if ('setNoDelay' in stream && typeof stream.setNoDelay === 'function') stream.setNoDelay(true);
         lastError = '';
         opts.bus.emit('sink.connected', { sink: 'mqtt' });
         opts.logger.info({ sessionPresent: connack.sessionPresent }, 'MQTT connected');
