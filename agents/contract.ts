@@ -48,8 +48,8 @@ export interface AgentContext {
   readonly logger: Logger;
   /** Time and timers: an agent schedules through this clock, so tests drive it by hand. */
   readonly clock: Clock;
-  /** The config the gateway runs with (read only; secrets included: never log it). */
-  readonly config: Readonly<GatewayConfig>;
+  /** The config in effect now (after reloads), without its secret fields (passwords, keys, tokens). */
+  config(): Readonly<GatewayConfig>;
   /** Events on the gateway's bus; listeners added here are owned by the agent and dropped at its stop. */
   readonly events: OwnedBus;
   outboxStats(): OutboxStats;
@@ -59,7 +59,7 @@ export interface AgentContext {
   /** Stops one source and keeps it stopped (not retried) until `resumeSource`. */
   pauseSource(id: string): Promise<void>;
   resumeSource(id: string): Promise<void>;
-  /** Records a proposed config change; returns its id. Nothing is applied here. */
+  /** Records a proposed config change; returns its id. Nothing is applied here. A secret field cannot be proposed (it throws). */
   proposeConfigChange(p: ConfigProposal): string;
   /** Publishes a finding on the bus (`agent.finding`) and in status. */
   publishFinding(f: Finding): void;

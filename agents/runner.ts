@@ -6,7 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from '../config/schema.ts';
+import { schemaPathOf } from '../config/schema-walk.ts';
+import { SECRET_PATHS, type GatewayConfig } from '../config/schema.ts';
 import type { Clock } from '../gateway/clock.ts';
 import { ownedBus, type EventBus } from '../gateway/event-bus.ts';
 import type { Supervisor } from '../gateway/supervisor.ts';
@@ -16,7 +17,10 @@ import type { Agent, AgentContext, AgentHealth, AgentKind, ConfigProposal, Findi
 const KEEP = 100;
 
 export interface AgentRunnerDeps {
+  /** The config the agents are built from. */
   config: GatewayConfig;
+  /** The config in effect now (after reloads). */
+  current?: () => GatewayConfig;
   clock: Clock;
   logger: Logger;
   bus: EventBus;
@@ -76,7 +80,7 @@ export function createAgentRunner(kinds: readonly AgentKind[], d: AgentRunnerDep
       agentId: agent.id,
       logger,
       clock: d.clock,
-      config: d.config,
+      config: () => withoutSecrets((d.current ?? (() => d.config))()),
       events: ownedBus(d.bus, owner),
       outboxStats: d.outboxStats,
       sources: d.sources,
@@ -84,6 +88,7 @@ export function createAgentRunner(kinds: readonly AgentKind[], d: AgentRunnerDep
       pauseSource: (id) => control('pause', id, () => d.sourceSupervisor.pause(id))(),
       resumeSource: (id) => control('resume', id, () => d.sourceSupervisor.resume(id))(),
       proposeConfigChange(p) {
+        if (SECRET_PATHS.includes(schemaPathOf(p.path))) throw new Error(`${p.path} is a secret field: an agent cannot propose its value`);
         const id = randomUUID();
         keep(proposals, { ...p, id, agent: agent.id, at: d.clock.now() });
         d.bus.emit('agent.proposal', { agent: agent.id, id, path: p.path, value: p.value, reason: p.reason });
@@ -133,4 +138,23 @@ export function createAgentRunner(kinds: readonly AgentKind[], d: AgentRunnerDep
       proposals: [...proposals],
     }),
   };
+}
+
+/** The config without its secret fields (SECRET_PATHS: `mqtt.password`, `databases[].password`…), for agents. */
+export function withoutSecrets(c: GatewayConfig): GatewayConfig {
+  const out = structuredClone(c);
+  const drop = (node: unknown, parts: readonly string[]): void => {
+    if (typeof node !== 'object' || node === null || parts.length === 0) return;
+    const [head, ...rest] = parts;
+    const list = head.endsWith('[]');
+    const key = list ? head.slice(0, -2) : head;
+    const tree = node as Record<string, unknown>;
+    if (list) {
+      const items = tree[key];
+      if (Array.isArray(items)) for (const item of items) drop(item, rest);
+    } else if (rest.length === 0) delete tree[key];
+    else drop(tree[key], rest);
+  };
+  for (const p of SECRET_PATHS) drop(out, p.split('.'));
+  return out;
 }

@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { ConfigError, ConfigProblem } from '../config/load.ts';
-import { prepareReload, type ReloadPlan } from '../config/reload-plan.ts';
+import { planReload, prepareReload, type ReloadPlan } from '../config/reload-plan.ts';
 import { createRecordValidator } from '../adapters/canonical/validator.ts';
 import type { SourceAdapter, SourceCodec, SourceKind } from '../adapters/contracts.ts';
 import { sourceKinds } from '../adapters/registry.ts';
@@ -129,31 +129,35 @@ export interface Gateway {
 }
 
 export function createGateway(opts: GatewayOptions): Gateway {
-  const { config } = opts;
-  const clock = opts.clock ?? systemClock;
-  const logger = opts.logger ?? createLogger({ level: config.log.level });
-  const version = gatewayVersion();
-  const paths = gatewayPaths(config);
-  const metrics = createMetrics();
-  const bus = createEventBus((err, name) => logger.error({ err, event: name }, 'event listener threw'));
+  const paths = gatewayPaths(opts.config);
   // one owner per data folder, before anything reads or writes it: a second gateway on the folder
-  // stops here (GW_DATA_DIR_IN_USE, naming the holder's pid); the lease is released at stop
+  // stops here (GW_DATA_DIR_IN_USE, naming the holder's pid); the lease is released at stop, and
+  // here when the gateway cannot be built (a key missing, a source that cannot be made)
   const takeLease = () => acquireDataLease(paths.dataDir, { handOverToken: opts.handOverToken ?? process.env[HANDOVER_ENV] });
-  let lease: DataLease | undefined = opts.lease ?? takeLease();
-  let custody: ReturnType<typeof openSealKey>;
-  let token: string;
+  const lease = opts.lease ?? takeLease();
   try {
-    // a missing or damaged key beside sealed rows stops here (GW_KEY_MISSING), before anything is built
-    custody = openSealKey({
-      keyFile: paths.keyFile,
-      outboxFiles: [paths.outboxFile, paths.outboundFile],
-      sealedFileDirs: [paths.fileSinkDir],
-    });
-    token = config.admin.token ?? loadOrCreateToken(paths.tokenFile);
+    return assembleGateway(opts, paths, lease, takeLease);
   } catch (err) {
     lease.release();
     throw err;
   }
+}
+
+function assembleGateway(opts: GatewayOptions, paths: GatewayPaths, firstLease: DataLease, takeLease: () => DataLease): Gateway {
+  const { config } = opts;
+  const clock = opts.clock ?? systemClock;
+  const logger = opts.logger ?? createLogger({ level: config.log.level });
+  const version = gatewayVersion();
+  const metrics = createMetrics();
+  const bus = createEventBus((err, name) => logger.error({ err, event: name }, 'event listener threw'));
+  let lease: DataLease | undefined = firstLease;
+  // a missing or damaged key beside sealed rows stops here (GW_KEY_MISSING), before anything is built
+  const custody = openSealKey({
+    keyFile: paths.keyFile,
+    outboxFiles: [paths.outboxFile, paths.outboundFile],
+    sealedFileDirs: [paths.fileSinkDir],
+  });
+  const token = config.admin.token ?? loadOrCreateToken(paths.tokenFile);
   const keyring = createKeyring(custody);
   const { sealer, partitionKeyer } = keyring;
 
@@ -260,32 +264,49 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
 
   const sources = createSupervisor({ clock, logger, bus, label: (id) => `adapter:${id}` });
-  const supervise = (a: SourceAdapter) => {
+  const supervise = (a: SourceAdapter, paused = false) => {
     const alog = logger.child({ component: `adapter:${a.id}`, adapterId: a.id });
-    return sources.add({
-      id: a.id,
-      start: () =>
-        a.start({
-          intake: (raw) => pipeline.intake(raw),
-          intakePage: (page) => pipeline.intakePage(page),
-          cursor: (key) => outbox.getCursor(key),
-          knownRows: (stream, after, limit) => outbox.listSourceRows(stream, after, limit),
-          logger: alog,
-        }),
-      stop: () => a.stop(),
-    });
+    return sources.add(
+      {
+        id: a.id,
+        start: () =>
+          a.start({
+            intake: (raw) => pipeline.intake(raw),
+            intakePage: (page) => pipeline.intakePage(page),
+            cursor: (key) => outbox.getCursor(key),
+            knownRows: (stream, after, limit) => outbox.listSourceRows(stream, after, limit),
+            logger: alog,
+          }),
+        stop: () => a.stop(),
+      },
+      { paused },
+    );
   };
   for (const a of adapters) void supervise(a);
   let startedAt = 0;
   let running = false;
-  /** The config in effect (after reloads); fields that need a restart keep their old effect until then. */
+  /** The config in effect (after reloads): a field that needs a restart keeps its old value here until then. */
   let current = config;
-  const waitingForRestart = new Set<string>();
-  let lastReload: { at: string; changes: number; restartRequired: boolean } | undefined;
+  let waitingForRestart: readonly string[] = [];
+  let lastReload: { at: string; changes: number } | undefined;
+  /** Reloads run one at a time, and a stop waits for the one under way. */
+  let reloading: Promise<unknown> = Promise.resolve();
 
   /** Validate → plan → apply (config/reload-plan.ts). Nothing changes when the new config does not load or its sources cannot be built. */
-  async function reloadConfig(): Promise<ReloadOutcome> {
+  function reloadConfig(): Promise<ReloadOutcome> {
+    const r = reloading.then(applyReload);
+    reloading = r.catch(() => undefined);
+    return r;
+  }
+
+  async function applyReload(): Promise<ReloadOutcome> {
     if (!opts.loadConfig) return { ok: false, code: 'GW_RELOAD_UNAVAILABLE', problems: [] };
+    if (!running)
+      return {
+        ok: false,
+        code: 'GW_RELOAD_UNAVAILABLE',
+        problems: [{ path: '(gateway)', expected: 'a running gateway', found: 'stopped' }],
+      };
     const prepared = prepareReload(current, opts.loadConfig);
     if (!prepared.ok) {
       logger.warn(
@@ -295,9 +316,12 @@ export function createGateway(opts: GatewayOptions): Gateway {
       return prepared;
     }
     const { plan, config: next } = prepared;
+    // what takes effect now: the new config, but every field that needs a restart as it was
+    const effective = keepFields(next, current, plan.apply.restart);
     const { add, remove, recreate } = plan.apply.adapters;
     // built before anything stops: a source that cannot be built leaves the running ones as they are
-    const rebuilt = buildSources(next);
+    const rebuilt = buildSources(effective);
+    const paused = new Set([...remove, ...recreate].filter((id) => sources.state(id) === 'paused'));
     for (const id of [...remove, ...recreate]) {
       if (!sources.ids().includes(id)) continue;
       await sources.remove(id);
@@ -308,14 +332,15 @@ export function createGateway(opts: GatewayOptions): Gateway {
     pipeline.setCodecs(rebuilt.codecs);
     for (const id of [...recreate, ...add]) {
       const a = rebuilt.adapters.find((x) => x.id === id);
-      if (!a) continue;
+      if (!a || sources.ids().includes(id)) continue;
       adapters.push(a);
-      await supervise(a);
+      // a source an agent or a person paused stays paused with its new settings
+      await supervise(a, paused.has(id));
     }
-    if (plan.apply.live.includes('log.level')) logger.level = next.log.level;
-    for (const p of plan.apply.restart) waitingForRestart.add(p);
-    current = next;
-    lastReload = { at: new Date(clock.now()).toISOString(), changes: plan.changes.length, restartRequired: waitingForRestart.size > 0 };
+    if (plan.apply.live.includes('log.level')) logger.level = effective.log.level;
+    current = effective;
+    waitingForRestart = planReload(current, next).apply.restart;
+    lastReload = { at: new Date(clock.now()).toISOString(), changes: plan.changes.length };
     logger.info(
       {
         changes: plan.changes.length,
@@ -323,7 +348,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
         removed: remove.length,
         recreated: recreate.length,
         live: plan.apply.live.length,
-        waitingForRestart: plan.apply.restart.length,
+        waitingForRestart: waitingForRestart.length,
       },
       'config reloaded',
     );
@@ -352,6 +377,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const services = createSupervisor({ clock, logger, bus });
   const agents = createAgentRunner(opts.agents ?? agentKinds, {
     config,
+    current: () => current,
     clock,
     logger,
     bus,
@@ -413,14 +439,16 @@ export function createGateway(opts: GatewayOptions): Gateway {
       lease ??= takeLease();
       try {
         await outbox.open();
-        // before any source starts: a disk already below its reserve refuses the first input
-        await diskGuard.start();
-        // a start that must stop (GW_KEY_MISSING on the outbound file) leaves nothing open behind it
-        await returnPath.open().catch(async (err: unknown) => {
-          await diskGuard.stop();
+        try {
+          // before any source starts: a disk already below its reserve refuses the first input
+          await diskGuard.start();
+          await returnPath.open();
+        } catch (err) {
+          // a start that must stop (GW_KEY_MISSING on the outbound file) leaves nothing open behind it
+          await diskGuard.stop().catch(() => undefined);
           await outbox.close();
           throw err;
-        });
+        }
       } catch (err) {
         lease.release();
         lease = undefined;
@@ -436,6 +464,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
       await relay.start();
       await returnPath.resume();
       await sources.startAll();
+      // a stop while the sources started: it has stopped them; nothing more starts
+      if (!running) return;
       await services.startAll();
       logger.info(
         { version, sink: sink.kind, dataDir: paths.dataDir, adapters: adapters.map((a) => a.id), agents: agents.agents.map((a) => a.id) },
@@ -463,6 +493,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       return startReportOf(components);
     },
     async stop() {
+      await reloading;
       if (!running) {
         // built (or failed to start) and never running: the folder is free again
         lease?.release();
@@ -483,4 +514,47 @@ export function createGateway(opts: GatewayOptions): Gateway {
       logger.flush?.();
     },
   };
+}
+
+type Tree = Record<string, unknown>;
+const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * `next` with each of `paths` (as config/reload-plan.ts names them: `hl7.profile`,
+ * `databases[1].host`) set back to its value in `current`; a list entry is matched by its `id`, so a
+ * reordered list keeps each source's own old value.
+ */
+export function keepFields(next: GatewayConfig, current: GatewayConfig, paths: readonly string[]): GatewayConfig {
+  if (paths.length === 0) return next;
+  const out = structuredClone(next);
+  for (const path of paths) {
+    let d: unknown = out;
+    let s: unknown = current;
+    const parts = path.split('.');
+    for (const [k, part] of parts.entries()) {
+      const m = /^([^[\]]+)\[(\d+)\]$/.exec(part);
+      const key = m ? m[1] : part;
+      if (!isTree(d)) break;
+      const last = k === parts.length - 1;
+      if (m) {
+        const list = d[key];
+        const entry = Array.isArray(list) ? list[Number(m[2])] : undefined;
+        const id = isTree(entry) ? entry.id : undefined;
+        const olds = isTree(s) ? s[key] : undefined;
+        const old = Array.isArray(olds) ? olds.find((e) => isTree(e) && e.id === id) : undefined;
+        if (last || old === undefined) break; // a whole entry is never a restart field
+        d = entry;
+        s = old;
+        continue;
+      }
+      if (last) {
+        if (isTree(s) && key in s) d[key] = structuredClone(s[key]);
+        else delete d[key];
+        break;
+      }
+      d = d[key];
+      s = isTree(s) ? s[key] : undefined;
+    }
+  }
+  return out;
 }

@@ -19,7 +19,7 @@ export type SupervisedState = 'stopped' | 'starting' | 'running' | 'failed' | 'p
 
 export interface Supervisor {
   /** Adds a component; started by `startAll`, or at once when the supervisor already runs (the promise settles when that first start did; a failure is retried, never thrown). */
-  add(c: Supervised): Promise<void>;
+  add(c: Supervised, opts?: { paused?: boolean }): Promise<void>;
   /** Starts every component in the order added; failures are retried, never thrown. */
   startAll(): Promise<void>;
   /** Stops every component in reverse order and cancels pending retries. */
@@ -54,7 +54,10 @@ export function createSupervisor(o: {
 }): Supervisor {
   const base = o.retryBaseMs ?? 2000;
   const max = o.retryMaxMs ?? 60_000;
-  const entries = new Map<string, { c: Supervised; state: SupervisedState; attempt: number; timer?: TimerHandle; gen: number }>();
+  const entries = new Map<
+    string,
+    { c: Supervised; state: SupervisedState; attempt: number; timer?: TimerHandle; gen: number; stopping?: Promise<void> }
+  >();
   const errors = new Map<string, string>();
   let running = false;
 
@@ -110,19 +113,27 @@ export function createSupervisor(o: {
     const was = e.state;
     e.state = next;
     // a component that failed to start may still hold what it opened before failing: stop it too
-    if (was !== 'stopped' && was !== 'paused')
-      await e.c.stop().catch((err: unknown) => o.logger.error({ err, component: id }, 'stop failed'));
+    if (was !== 'stopped' && was !== 'paused') {
+      e.stopping = e.c.stop().catch((err: unknown) => o.logger.error({ err, component: id }, 'stop failed'));
+    }
+    // a stop already under way (a pause, then a remove) is waited for too: what replaces the
+    // component must not start while it still holds its port or files
+    await e.stopping;
   }
 
   return {
-    add(c) {
+    add(c, opts) {
       if (entries.has(c.id)) throw new Error(`two components with the id "${c.id}"`);
-      entries.set(c.id, { c, state: 'stopped', attempt: 0, gen: 0 });
+      entries.set(c.id, { c, state: opts?.paused ? 'paused' : 'stopped', attempt: 0, gen: 0 });
       return running ? startOne(c.id) : Promise.resolve();
     },
     async startAll() {
       running = true;
-      for (const id of entries.keys()) await startOne(id);
+      for (const id of [...entries.keys()]) {
+        // a stopAll while this loop runs: the rest stay stopped
+        if (!running) break;
+        await startOne(id);
+      }
     },
     async stopAll() {
       running = false;

@@ -25,7 +25,13 @@ async function reload(configFile: string | undefined, io: CliIo): Promise<number
   const config = io.loadConfig(configFile);
   // the same checks as status: this config's gateway, not another program or gateway on the port
   const own = await ownGatewayStatus(config, configFile, io);
-  if ('exit' in own) return own.exit;
+  if ('exit' in own) {
+    // the file's admin address is the new one: a gateway still running on the old one is not found
+    io.err(
+      'If FILE changes admin.host or admin.port (they need a restart), the running gateway still listens where it started: put the old values back to reload the rest, or restart the gateway to apply all of it.',
+    );
+    return own.exit;
+  }
   const paths = gatewayPaths(config);
   const token = config.admin.token ?? readFileSync(paths.tokenFile, 'utf8').trim();
   const host = config.admin.host === '0.0.0.0' ? '127.0.0.1' : config.admin.host;

@@ -57,7 +57,6 @@ function problem(code: ErrorCode, message: string) {
 }
 
 export function createAdminServer(o: AdminServerOptions): AdminServer {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
   let bound: { host: string; port: number } | undefined;
   let started = false;
   let lastError: string | undefined;
@@ -67,88 +66,102 @@ export function createAdminServer(o: AdminServerOptions): AdminServer {
     return gatewayId;
   };
 
-  app.addHook('onRequest', async (_req, reply) => {
-    reply.header(GATEWAY_HEADER, idOf());
-  });
-  app.addHook('onRequest', async (req, reply) => {
-    const path = req.url.split('?')[0];
-    if (OPEN_ROUTES.has(path)) return;
-    const h = req.headers.authorization ?? '';
-    const given = h.startsWith('Bearer ') ? h.slice(7).trim() : '';
-    if (!given || !tokenMatches(given, o.token)) {
-      return reply.code(401).header('www-authenticate', 'Bearer').send(problem('GW_ADMIN_UNAUTHORIZED', 'missing or wrong bearer token'));
-    }
-  });
+  /** A Fastify instance cannot listen again once closed: a start after a stop builds a new one. */
+  function buildApp(): FastifyInstance {
+    const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
 
-  app.get('/health', async () => ({ status: 'ok' }));
-  app.get('/ready', async (_req, reply) => {
-    const r = o.ready();
-    return reply.code(r.ready ? 200 : 503).send(r);
-  });
-  app.get('/status', async () => o.status());
-  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(o.metrics.render()));
+    app.addHook('onRequest', async (_req, reply) => {
+      reply.header(GATEWAY_HEADER, idOf());
+    });
+    app.addHook('onRequest', async (req, reply) => {
+      const path = req.url.split('?')[0];
+      if (OPEN_ROUTES.has(path)) return;
+      const h = req.headers.authorization ?? '';
+      const given = h.startsWith('Bearer ') ? h.slice(7).trim() : '';
+      if (!given || !tokenMatches(given, o.token)) {
+        return reply.code(401).header('www-authenticate', 'Bearer').send(problem('GW_ADMIN_UNAUTHORIZED', 'missing or wrong bearer token'));
+      }
+    });
 
-  app.get<{ Querystring: { limit?: string; offset?: string } }>('/dead-letters', async (req) => {
-    const limit = Math.min(Math.max(Number(req.query.limit ?? 100) || 100, 1), 1000);
-    const offset = Math.max(Number(req.query.offset ?? 0) || 0, 0);
-    return { items: o.outbox.listDeadLetters({ limit, offset }), total: o.outbox.stats().deadLetters, limit, offset };
-  });
-  app.get<{ Params: { id: string } }>('/dead-letters/:id', async (req, reply) => {
-    const d = o.outbox.getDeadLetter(req.params.id);
-    if (!d) return reply.code(404).send(problem('GW_NOT_FOUND', `no dead letter ${req.params.id}`));
-    const { sealed, ...meta } = d;
-    return { ...meta, bytes: sealed.byteLength };
-  });
-  app.post<{ Params: { id: string } }>('/dead-letters/:id/replay', async (req, reply) => {
-    const result = await o.replay(req.params.id);
-    if (!result) return reply.code(404).send(problem('GW_NOT_FOUND', `no dead letter ${req.params.id}`));
-    const ok = result.status !== 'rejected';
-    return reply.code(ok ? 200 : 409).send({ id: req.params.id, result, removed: !o.outbox.getDeadLetter(req.params.id) });
-  });
-  app.delete<{ Params: { id: string } }>('/dead-letters/:id', async (req, reply) => {
-    const removed = await o.outbox.removeDeadLetter(req.params.id);
-    if (!removed) return reply.code(404).send(problem('GW_NOT_FOUND', `no dead letter ${req.params.id}`));
-    o.logger.info({ deadLetterId: req.params.id }, 'dead letter discarded by an operator');
-    return { id: req.params.id, discarded: true };
-  });
+    app.get('/health', async () => ({ status: 'ok' }));
+    app.get('/ready', async (_req, reply) => {
+      const r = o.ready();
+      return reply.code(r.ready ? 200 : 503).send(r);
+    });
+    app.get('/status', async () => o.status());
+    app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(o.metrics.render()));
 
-  // validate → plan → apply: a config that does not validate changes nothing (422, every problem);
-  // the answer says what was applied live, which sources were started again, and what waits for a restart
-  app.post('/config/reload', async (_req, reply) => {
-    if (!o.reloadConfig) return reply.code(409).send(problem('GW_RELOAD_UNAVAILABLE', 'this gateway was not started from a config file'));
-    const r = await o.reloadConfig();
-    if (!r.ok) {
-      if (r.code === 'GW_RELOAD_UNAVAILABLE')
-        return reply.code(409).send(problem(r.code, 'this gateway was not started from a config file'));
-      return reply.code(422).send({ ...problem(r.code, 'the config file does not validate; nothing was changed'), problems: r.problems });
-    }
-    o.logger.info({ changes: r.plan.changes.length }, 'config reloaded by an operator');
-    return {
-      applied: r.plan.apply,
-      changes: r.plan.changes,
-      restartRequired: r.waitingForRestart.length > 0,
-      waitingForRestart: r.waitingForRestart,
-    };
-  });
+    app.get<{ Querystring: { limit?: string; offset?: string } }>('/dead-letters', async (req) => {
+      const limit = Math.min(Math.max(Number(req.query.limit ?? 100) || 100, 1), 1000);
+      const offset = Math.max(Number(req.query.offset ?? 0) || 0, 0);
+      return { items: o.outbox.listDeadLetters({ limit, offset }), total: o.outbox.stats().deadLetters, limit, offset };
+    });
+    app.get<{ Params: { id: string } }>('/dead-letters/:id', async (req, reply) => {
+      const d = o.outbox.getDeadLetter(req.params.id);
+      if (!d) return reply.code(404).send(problem('GW_NOT_FOUND', `no dead letter ${req.params.id}`));
+      const { sealed, ...meta } = d;
+      return { ...meta, bytes: sealed.byteLength };
+    });
+    app.post<{ Params: { id: string } }>('/dead-letters/:id/replay', async (req, reply) => {
+      const result = await o.replay(req.params.id);
+      if (!result) return reply.code(404).send(problem('GW_NOT_FOUND', `no dead letter ${req.params.id}`));
+      const ok = result.status !== 'rejected';
+      return reply.code(ok ? 200 : 409).send({ id: req.params.id, result, removed: !o.outbox.getDeadLetter(req.params.id) });
+    });
+    app.delete<{ Params: { id: string } }>('/dead-letters/:id', async (req, reply) => {
+      const removed = await o.outbox.removeDeadLetter(req.params.id);
+      if (!removed) return reply.code(404).send(problem('GW_NOT_FOUND', `no dead letter ${req.params.id}`));
+      o.logger.info({ deadLetterId: req.params.id }, 'dead letter discarded by an operator');
+      return { id: req.params.id, discarded: true };
+    });
 
-  app.post<{ Params: { key: string } }>('/alerts/:key/clear', async (req, reply) => {
-    const r = o.acknowledgeAlert?.(req.params.key) ?? 'not-active';
-    if (r === 'not-active') return reply.code(404).send(problem('GW_NOT_FOUND', `no active alert ${req.params.key}`));
-    if (r === 'not-acknowledgeable')
-      return reply.code(409).send({
-        key: req.params.key,
-        cleared: false,
-        message: `alert ${req.params.key} describes a condition that is still true; it clears itself once the condition ends`,
-      });
-    return { key: req.params.key, cleared: true };
-  });
+    // validate → plan → apply: a config that does not validate changes nothing (422, every problem);
+    // the answer says what was applied live, which sources were started again, and what waits for a restart
+    app.post('/config/reload', async (_req, reply) => {
+      if (!o.reloadConfig) return reply.code(409).send(problem('GW_RELOAD_UNAVAILABLE', 'this gateway was not started from a config file'));
+      const r = await o.reloadConfig();
+      if (!r.ok) {
+        if (r.code === 'GW_RELOAD_UNAVAILABLE')
+          return reply.code(409).send(problem(r.code, 'this gateway was not started from a config file'));
+        return reply.code(422).send({ ...problem(r.code, 'the config file does not validate; nothing was changed'), problems: r.problems });
+      }
+      o.logger.info({ changes: r.plan.changes.length }, 'config reloaded by an operator');
+      return {
+        applied: r.plan.apply,
+        changes: r.plan.changes,
+        restartRequired: r.waitingForRestart.length > 0,
+        waitingForRestart: r.waitingForRestart,
+      };
+    });
+
+    app.post<{ Params: { key: string } }>('/alerts/:key/clear', async (req, reply) => {
+      const r = o.acknowledgeAlert?.(req.params.key) ?? 'not-active';
+      if (r === 'not-active') return reply.code(404).send(problem('GW_NOT_FOUND', `no active alert ${req.params.key}`));
+      if (r === 'not-acknowledgeable')
+        return reply.code(409).send({
+          key: req.params.key,
+          cleared: false,
+          message: `alert ${req.params.key} describes a condition that is still true; it clears itself once the condition ends`,
+        });
+      return { key: req.params.key, cleared: true };
+    });
+    return app;
+  }
+  let app = buildApp();
+  let closed = false;
 
   return {
-    app,
+    get app() {
+      return app;
+    },
     address: () => bound,
     lastError: () => lastError,
     async start() {
       if (started) return;
+      if (closed) {
+        app = buildApp();
+        closed = false;
+      }
       try {
         await app.listen({ host: o.host, port: o.port });
       } catch (err) {
@@ -164,6 +177,8 @@ export function createAdminServer(o: AdminServerOptions): AdminServer {
     async stop() {
       if (!started) return;
       started = false;
+      closed = true;
+      bound = undefined;
       await app.close();
     },
   };

@@ -35,14 +35,21 @@ function setup() {
   mkdirSync(drops.a);
   mkdirSync(drops.b);
   const file = join(dir, 'gateway.yaml');
-  const write = (o: { hl7Port: number; files: Array<[string, string]>; level?: string; maxBytes?: number; extra?: string }) =>
+  const write = (o: {
+    hl7Port: number;
+    files: Array<[string, string]>;
+    level?: string;
+    maxBytes?: number;
+    extra?: string;
+    profile?: string;
+  }) =>
     writeFileSync(
       file,
       [
         'version: 2',
         `gateway:\n  dataDir: ${join(dir, 'data')}\n  timezone: UTC`,
         `log:\n  level: ${o.level ?? 'silent'}`,
-        `hl7:\n  port: ${o.hl7Port}`,
+        `hl7:\n  port: ${o.hl7Port}${o.profile ? `\n  profile: ${o.profile}` : ''}`,
         'admin:\n  port: 0',
         `outbox:\n  maxBytes: ${o.maxBytes ?? 1073741824}`,
         o.files.length
@@ -98,14 +105,74 @@ describe('config reload while running', () => {
     expect(await listening(p2)).toBe(true);
     expect(await listening(p1)).toBe(false);
 
-    // the same config again: nothing to do
+    // the same config again: only the field still waiting for its restart differs from what runs
     s.write({ hl7Port: p2, files: [['drop-b', s.drops.b]], level: 'debug', maxBytes: 2147483648 });
     const same = await app.inject({ method: 'POST', url: '/config/reload', headers: auth });
     expect(same.json()).toMatchObject({
-      applied: { live: [], adapters: { add: [], remove: [], recreate: [] }, restart: [] },
-      changes: [],
+      applied: { live: [], adapters: { add: [], remove: [], recreate: [] }, restart: ['outbox.maxBytes'] },
+      changes: [{ path: 'outbox.maxBytes', kind: 'changed', restart: true }],
       waitingForRestart: ['outbox.maxBytes'],
     });
+    // put back as it runs: nothing waits any more
+    s.write({ hl7Port: p2, files: [['drop-b', s.drops.b]], level: 'debug' });
+    const back = await app.inject({ method: 'POST', url: '/config/reload', headers: auth });
+    expect(back.json()).toMatchObject({ changes: [], waitingForRestart: [] });
+  });
+
+  it('keeps a field that needs a restart (hl7.profile) at its running value: the listener is not started again with it', async () => {
+    const s = setup();
+    const p = await freePort();
+    s.write({ hl7Port: p, files: [] });
+    gw = createGateway({
+      config: loadConfig({ file: s.file, env: {} }),
+      logger: createLogger({ level: 'silent' }),
+      loadConfig: () => loadConfig({ file: s.file, env: {} }),
+    });
+    await gw.start();
+    s.write({ hl7Port: p, files: [], profile: 'epic' });
+    const r = await gw.reloadConfig();
+    expect(r).toMatchObject({ ok: true, waitingForRestart: ['hl7.profile'] });
+    expect(r.ok && r.plan.apply.adapters.recreate).toEqual([]);
+    // a second change beside it re-creates the listener, still with the running profile
+    s.write({ hl7Port: await freePort(), files: [], profile: 'epic' });
+    const r2 = await gw.reloadConfig();
+    expect(r2).toMatchObject({ ok: true, waitingForRestart: ['hl7.profile'] });
+    expect(r2.ok && r2.plan.apply.adapters.recreate).toEqual(['hl7v2']);
+    expect((gw.status() as { config?: { waitingForRestart: string[] } }).config?.waitingForRestart).toEqual(['hl7.profile']);
+  });
+
+  it('runs two reloads at once one after the other: a source added once, not twice', async () => {
+    const s = setup();
+    s.write({ hl7Port: 0, files: [] });
+    gw = createGateway({
+      config: loadConfig({ file: s.file, env: {} }),
+      logger: createLogger({ level: 'silent' }),
+      loadConfig: () => loadConfig({ file: s.file, env: {} }),
+    });
+    await gw.start();
+    s.write({ hl7Port: 0, files: [['drop-a', s.drops.a]] });
+    const [a, b] = await Promise.all([gw.reloadConfig(), gw.reloadConfig()]);
+    expect([a.ok && a.plan.apply.adapters.add, b.ok && b.plan.apply.adapters.add]).toEqual([['drop-a'], []]);
+    expect(gw.parts.adapters.map((x) => x.id)).toEqual(['hl7v2', 'drop-a']);
+    expect(gw.parts.sources.ids()).toEqual(['hl7v2', 'drop-a']);
+  });
+
+  it('keeps a paused source paused when a reload re-creates it', async () => {
+    const s = setup();
+    s.write({ hl7Port: 0, files: [['drop-a', s.drops.a]] });
+    gw = createGateway({
+      config: loadConfig({ file: s.file, env: {} }),
+      logger: createLogger({ level: 'silent' }),
+      loadConfig: () => loadConfig({ file: s.file, env: {} }),
+    });
+    await gw.start();
+    await gw.parts.sources.pause('drop-a');
+    s.write({ hl7Port: 0, files: [['drop-a', s.drops.b]] });
+    const r = await gw.reloadConfig();
+    expect(r.ok && r.plan.apply.adapters.recreate).toEqual(['drop-a']);
+    expect(gw.parts.sources.state('drop-a')).toBe('paused');
+    await gw.parts.sources.resume('drop-a');
+    expect(gw.parts.sources.state('drop-a')).toBe('running');
   });
 
   it('answers 409 when the gateway has no config file to read again, and the route needs the token', async () => {

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../config/load.ts';
 import { defineSource, type IntakeContext, type IntakeResult, type SourceAdapter, type SourceCodec } from '../../../adapters/contracts.ts';
 import { sourceKinds } from '../../../adapters/registry.ts';
+import { withoutSecrets } from '../../../agents/runner.ts';
 import type { Agent, AgentContext, AgentKind } from '../../../agents/contract.ts';
 import { createGateway, type Gateway } from '../../../gateway/create-gateway.ts';
 import { createLogger } from '../../../gateway/logger.ts';
@@ -154,6 +155,13 @@ describe('registries: a toy source kind and a toy agent kind, added by one regis
     expect([good.running, good.starts, gw.parts.sources.state('toy-good')]).toEqual([true, 2, 'running']);
     expect(agentGood.seen).toBe(1); // the restarted source sent its HL7 again: a duplicate (not counted), and its toy input: ignored
     await expect(ctx.restartSource('no-such')).rejects.toThrow('no source "no-such"');
+    // the agent sees the config in effect without secrets, and cannot propose a secret's value
+    expect(ctx.config().gateway.dataDir).toBe(dataDir);
+    expect(() => ctx.proposeConfigChange({ path: 'mqtt.password', value: 'x', reason: 'r' })).toThrow('mqtt.password is a secret field');
+    const pid = ctx.proposeConfigChange({ path: 'databases[0].pollIntervalMs', value: 30_000, reason: 'the PMS is idle at night' });
+    expect(
+      (gw.status() as { agents: { proposals: Array<{ id: string; path: string }> } }).agents.proposals.map((p) => [p.id, p.path]),
+    ).toEqual([[pid, 'databases[0].pollIntervalMs']]);
 
     await gw.stop();
     gw = undefined;
@@ -171,5 +179,65 @@ describe('registries: a toy source kind and a toy agent kind, added by one regis
     expect(g.parts.bus.listenerCount('agent:leaky')).toBe(2);
     await g.stop();
     expect(g.parts.bus.listenerCount('agent:leaky')).toBe(0);
+  });
+});
+
+describe('a gateway that cannot be built, or is started again', () => {
+  it('releases the data folder when a source kind cannot be built, so the next gateway on it starts', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ewml-toy-'));
+    const broken = defineSource({
+      kind: 'broken',
+      section: 'gateway',
+      create: () => {
+        throw new Error('cannot build');
+      },
+    });
+    expect(() => createGateway({ config: configFor(dataDir), logger: quiet, sources: [...sourceKinds, broken] })).toThrow('cannot build');
+    gw = createGateway({ config: configFor(dataDir), logger: quiet });
+    await gw.start();
+    expect(gw.parts.lease()?.holder.pid).toBe(process.pid);
+  });
+
+  it('starts its admin API and sources again after a stop', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ewml-toy-'));
+    const v = validateConfig({ gateway: { dataDir, timezone: 'UTC' }, hl7: { port: 0 }, admin: { port: 0 } });
+    if (!v.ok) throw new Error(JSON.stringify(v.problems));
+    gw = createGateway({ config: v.config, logger: quiet });
+    await gw.start();
+    await gw.stop();
+    expect(gw.parts.admin?.address()).toBeUndefined();
+    await gw.start();
+    expect(gw.startReport()).toMatchObject({
+      nothingRunning: false,
+      components: [
+        { component: 'adapter:hl7v2', state: 'running' },
+        { component: 'admin', state: 'running' },
+      ],
+    });
+    const port = gw.parts.admin?.address()?.port;
+    expect(typeof port).toBe('number');
+    const res = await fetch(`http://127.0.0.1:${port}/health`);
+    expect(res.status).toBe(200);
+  });
+});
+
+describe('withoutSecrets', () => {
+  it('drops every secret field, in lists too, and nothing else', () => {
+    const v = validateConfig({
+      gateway: { dataDir: '/d' },
+      mqtt: { password: 'pw', username: 'u' },
+      admin: { token: 'tok' },
+      databases: [{ id: 'pms', engine: 'postgres', host: 'h', user: 'u', database: 'db', password: 'dbpw', profile: 'practice-studio' }],
+    });
+    if (!v.ok) throw new Error(JSON.stringify(v.problems));
+    const c = withoutSecrets(v.config);
+    expect([c.mqtt.password, c.mqtt.username, c.admin.token, c.databases[0].password, c.databases[0].user]).toEqual([
+      undefined,
+      'u',
+      undefined,
+      undefined,
+      'u',
+    ]);
+    expect(v.config.mqtt.password).toBe('pw');
   });
 });
