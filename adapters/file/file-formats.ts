@@ -6,7 +6,7 @@
  * header or position; JSON/XML: the object at the configured path, flattened to dotted keys;
  * FHIR: the resource).
  */
-import { createReadStream } from 'node:fs';
+import { openRead } from './staged-file.ts';
 import { TextDecoder } from 'node:util';
 import { stat } from 'node:fs/promises';
 import { XMLParser } from 'fast-xml-parser';
@@ -46,7 +46,7 @@ async function* textChunks(path: string, encoding: string): AsyncGenerator<strin
   } catch {
     throw new FileFormatError(`unknown text encoding "${encoding}"`);
   }
-  for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 })) {
+  for await (const chunk of openRead(path, { highWaterMark: 256 * 1024 })) {
     const s = decoder.decode(chunk as Buffer, { stream: true });
     if (s) yield s;
   }

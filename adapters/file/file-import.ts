@@ -12,8 +12,6 @@
  * ledger); the file's entry records progress and completion.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { recordsFromRow } from '../canonical/map-row.ts';
 import { rowHash } from '../canonical/row-hash.ts';
@@ -34,6 +32,7 @@ import {
   type FileRow,
 } from './file-formats.ts';
 import type { FileKind, FileProfile } from './file-profiles.ts';
+import { openRead, readWhole } from './staged-file.ts';
 
 export interface FileImportOptions {
   adapterId: string;
@@ -72,7 +71,7 @@ interface Ledger {
 
 export async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256');
-  for await (const c of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(c as Buffer);
+  for await (const c of openRead(path, { highWaterMark: 1024 * 1024 })) h.update(c as Buffer);
   return h.digest('hex');
 }
 
@@ -227,7 +226,7 @@ async function importHl7(
   resumeAfter: number,
   ledger: (rows: number, done: boolean) => { key: string; value: string },
 ): Promise<ImportOutcome> {
-  const messages = splitHl7Messages(decodeHl7Bytes(await readFile(file.path)));
+  const messages = splitHl7Messages(decodeHl7Bytes(await readWhole(file.path)));
   if (messages.length === 0 || !messages[0].startsWith('MSH'))
     return { status: 'failed', code: 'GW_PARSE_FAILED', reason: 'the file holds no HL7 v2 message (no MSH segment)' };
   let rejected = 0;

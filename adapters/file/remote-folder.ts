@@ -5,7 +5,7 @@
  * fingerprint). Plain FTP is not offered: PHI never crosses the network unencrypted.
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { Client as FtpClient } from 'basic-ftp';
 import SftpClient from 'ssh2-sftp-client';
@@ -39,7 +39,8 @@ export interface RemoteEntry {
 
 export interface RemoteFolder {
   list(dir: string): Promise<RemoteEntry[]>;
-  download(remote: string, local: string): Promise<void>;
+  /** Writes the remote file into `dest` (ended by the caller). */
+  download(remote: string, dest: Writable): Promise<void>;
   put(data: Buffer, remote: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   /** Replaces `to` if it exists (atomically where the server can). */
@@ -88,8 +89,9 @@ export async function connectSftp(c: SftpConnection): Promise<RemoteFolder & { r
     async list(dir) {
       return (await client.list(dir)).map((f) => ({ name: f.name, size: f.size, mtime: f.modifyTime, file: f.type === '-' }));
     },
-    async download(remote, local) {
-      await client.fastGet(remote, local);
+    async download(remote, dest) {
+      // get ends dest when the remote stream ends (the caller's done() then waits for the disk)
+      await client.get(remote, dest);
     },
     async put(data, remote) {
       await client.put(data, remote);
@@ -159,8 +161,8 @@ export async function connectFtps(c: FtpsConnection): Promise<RemoteFolder & { r
     async list(dir) {
       return (await client.list(dir)).map((f) => ({ name: f.name, size: f.size, mtime: f.modifiedAt?.getTime() ?? 0, file: f.isFile }));
     },
-    async download(remote, local) {
-      await client.downloadTo(local, remote);
+    async download(remote, dest) {
+      await client.downloadTo(dest, remote);
     },
     async put(data, remote) {
       await client.uploadFrom(Readable.from(data), remote);

@@ -14,6 +14,7 @@ import { join, posix } from 'node:path';
 import cron from 'node-cron';
 import type { AdapterHealth, IntakeContext, SourceAdapter } from '../contracts.ts';
 import { importFile, type FileImportOptions } from './file-import.ts';
+import { forgetStaged, stagedWriter } from './staged-file.ts';
 import { takes, type FileCounts, type PickupOptions } from './file-source.ts';
 import { connectFtps, connectSftp, type FtpsConnection, type RemoteFolder, type SftpConnection } from './remote-folder.ts';
 
@@ -73,8 +74,14 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
         seen.delete(f.name);
         const local = join(o.stagingDir, f.name);
         try {
-          // inside the try: a download cut short (the server gone, a stop) leaves no partial copy behind
-          await client.download(remote(f.name), local);
+          // inside the try: a download cut short (the server gone, a stop) leaves no partial copy behind;
+          // it is written encrypted under a key only this process holds, so a kill leaves no plaintext
+          const staged = stagedWriter(local);
+          try {
+            await client.download(remote(f.name), staged.stream);
+          } finally {
+            await staged.done();
+          }
           const st = await stat(local);
           if (st.size !== f.size) {
             c.logger.warn({ file: f.name }, 'file changed while downloading; taken at the next listing');
@@ -111,6 +118,7 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
           }
         } finally {
           await rm(local, { force: true });
+          forgetStaged(local);
         }
       }
     } catch (e) {
