@@ -25,6 +25,7 @@ import { fsyncDir } from '../crypto/key-file.ts';
 import { GatewayError, isGatewayError } from '../errors.ts';
 import { BUNDLE_SEPARATOR } from './outbox.ts';
 import { describeDamage, type DamageReason } from './outbox-integrity.ts';
+import { scanTableLeaves, type LeafRow, type LeafValue } from './leaf-scan.ts';
 
 /** The tables salvaged, in the order they are walked. */
 export const SALVAGED_TABLES = ['outbox', 'dead_letters', 'pending_commands', 'source_cursors', 'source_rows', 'intake_log'] as const;
@@ -48,6 +49,8 @@ export interface SalvageReport {
   movedTo?: string;
   reason: DamageReason;
   tables: Record<SalvagedTable, TableSalvage>;
+  /** What the leaf-page scan of the damaged file read and added (absent: it did not run — no seal key, no file, or an empty one). */
+  leafScan?: LeafScanReport;
 }
 
 /**
@@ -84,9 +87,22 @@ function keep(from: string, to: string): void {
   }
 }
 
+/**
+ * A rowid range the walk could not read: rowids lo..hi (hi may be Infinity: to the table's end).
+ * Rowids up to `countedHi` are in the walk's lost count; those above were not counted (the end of
+ * a table whose top rowid is unknown).
+ */
+export interface Gap {
+  lo: number;
+  hi: number;
+  countedHi: number;
+}
+
 interface Walk {
   lost: number;
   lostUnknown: boolean;
+  /** The ranges the walk could not read, in rowid order: the only place the leaf scan may add rows. */
+  gaps: Gap[];
 }
 
 /**
@@ -95,7 +111,7 @@ interface Walk {
  * unreadable end is `lostUnknown`.
  */
 function walkRowids(d: DatabaseSync, table: string, columns: string, onRow: (r: Record<string, unknown>) => void, top?: number): Walk {
-  const walk: Walk = { lost: 0, lostUnknown: false };
+  const walk: Walk = { lost: 0, lostUnknown: false, gaps: [] };
   let scan: StatementSync;
   let probe: StatementSync;
   try {
@@ -103,7 +119,7 @@ function walkRowids(d: DatabaseSync, table: string, columns: string, onRow: (r: 
     scan = d.prepare(`SELECT rowid AS _rowid, ${columns} FROM ${table} WHERE rowid >= ? ORDER BY rowid LIMIT ${BATCH}`);
     probe = d.prepare(`SELECT rowid AS r FROM ${table} WHERE rowid >= ? ORDER BY rowid LIMIT 1`);
   } catch {
-    return { lost: top ?? 0, lostUnknown: top === undefined };
+    return { lost: top ?? 0, lostUnknown: top === undefined, gaps: [{ lo: 1, hi: Infinity, countedHi: top ?? 0 }] };
   }
   /** The first rowid at or after x, when a seek there reads: undefined when it fails, null when nothing follows. */
   const next = (x: number): number | null | undefined => {
@@ -117,6 +133,7 @@ function walkRowids(d: DatabaseSync, table: string, columns: string, onRow: (r: 
   const lostToEnd = (last: number) => {
     if (top === undefined) walk.lostUnknown = true;
     else walk.lost += Math.max(0, top - last);
+    walk.gaps.push({ lo: last + 1, hi: Infinity, countedHi: Math.max(last, top ?? last) });
   };
   /** The last rowid read (0: none yet; our tables' rowids start at 1). */
   let last = 0;
@@ -164,15 +181,17 @@ function walkRowids(d: DatabaseSync, table: string, columns: string, onRow: (r: 
       return walk;
     }
     walk.lost += found - last - 1;
+    if (found - 1 > last) walk.gaps.push({ lo: last + 1, hi: found - 1, countedHi: found - 1 });
     last = found - 1;
   }
   walk.lostUnknown = true;
+  walk.gaps.push({ lo: last + 1, hi: Infinity, countedHi: last });
   return walk;
 }
 
 /** source_rows has no rowid (WITHOUT ROWID): walked by its key; a bad page skips to the next stream. */
 function walkSourceRows(d: DatabaseSync, onRow: (r: Record<string, unknown>) => void): Walk {
-  const walk: Walk = { lost: 0, lostUnknown: false };
+  const walk: Walk = { lost: 0, lostUnknown: false, gaps: [] };
   let scan: StatementSync;
   let nextStream: StatementSync;
   try {
@@ -181,7 +200,7 @@ function walkSourceRows(d: DatabaseSync, onRow: (r: Record<string, unknown>) => 
     );
     nextStream = d.prepare('SELECT stream, pk, hash FROM source_rows WHERE stream > ? ORDER BY stream, pk LIMIT 1');
   } catch {
-    return { lost: 0, lostUnknown: true };
+    return { lost: 0, lostUnknown: true, gaps: [] };
   }
   let stream = '';
   let pk = '';
@@ -263,38 +282,40 @@ function opensAs(sealer: RecordSealer | undefined, aad: string, sealed: Uint8Arr
 
 /**
  * Copies the readable rows of `source` (opened read-only, or undefined when it cannot be opened at
- * all) into the migrated, empty outbox `target`, in one transaction.
+ * all) into the migrated, empty outbox `target`, in one transaction. Then, with a seal key, the
+ * damaged file itself (`scanFile`) is read leaf page by leaf page (leaf-scan.ts) for queued rows
+ * and dead letters the walk could not reach (below a lost interior page): see `addLeafRows`.
  */
 function copyRows(
   source: DatabaseSync | undefined,
   target: DatabaseSync,
   sealer: RecordSealer | undefined,
   now: number,
-): Record<SalvagedTable, TableSalvage> {
+  scanFile: string | undefined,
+): { tables: Record<SalvagedTable, TableSalvage>; leafScan?: LeafScanReport } {
   const out = Object.fromEntries(SALVAGED_TABLES.map((t) => [t, empty()])) as Record<SalvagedTable, TableSalvage>;
   const have = tables(source);
-  if (!source || !have.has('outbox')) {
-    for (const t of SALVAGED_TABLES) out[t].lostUnknown = true;
-    return out;
-  }
+  const readable = source !== undefined && have.has('outbox');
   let top: number | undefined;
-  try {
-    const s = source.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").get() as { seq: number } | undefined;
-    top = s ? Number(s.seq) : 0;
-  } catch {
-    top = undefined;
+  if (readable) {
+    try {
+      const s = source.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").get() as { seq: number } | undefined;
+      top = s ? Number(s.seq) : 0;
+    } catch {
+      top = undefined;
+    }
   }
   const hasRecordIds = (t: string) => {
     try {
-      return (source.prepare(`SELECT name FROM pragma_table_info('${t}')`).all() as Array<{ name: string }>).some(
+      return (source!.prepare(`SELECT name FROM pragma_table_info('${t}')`).all() as Array<{ name: string }>).some(
         (c) => c.name === 'record_ids',
       );
     } catch {
       return false;
     }
   };
-  const outboxIds = hasRecordIds('outbox') ? 'record_ids' : 'NULL AS record_ids';
-  const deadIds = hasRecordIds('dead_letters') ? 'record_ids' : 'NULL AS record_ids';
+  const outboxIds = readable && hasRecordIds('outbox') ? 'record_ids' : 'NULL AS record_ids';
+  const deadIds = readable && hasRecordIds('dead_letters') ? 'record_ids' : 'NULL AS record_ids';
   const st = {
     outbox: target.prepare(
       'INSERT INTO outbox (seq, id, type, partition_key, created_at, attempts, next_attempt_at, last_error, bytes, payload, record_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -307,70 +328,56 @@ function copyRows(
     row: target.prepare('INSERT OR REPLACE INTO source_rows (stream, pk, hash) VALUES (?, ?, ?)'),
     log: target.prepare('INSERT OR IGNORE INTO intake_log (key, hash, seen_at) VALUES (?, ?, ?)'),
   };
-  let maxSeq = 0;
+  const sink: RowSink = { st, sealer, queuedSeqs: new Set(), queuedIds: new Set(), maxSeq: 0 };
+  const whole = (t: number | undefined): Gap[] => [{ lo: 1, hi: Infinity, countedHi: t ?? 0 }];
+  let outboxGaps = whole(top);
+  let deadGaps = whole(undefined);
+  let leafScan: LeafScanReport | undefined;
   target.exec('BEGIN IMMEDIATE');
   try {
     const ob = out.outbox;
-    const w = walkRowids(
-      source,
-      'outbox',
-      `seq, id, type, partition_key, created_at, attempts, next_attempt_at, last_error, bytes, payload, ${outboxIds}`,
-      (r) => {
-        const seq = Number(r.seq);
-        maxSeq = Math.max(maxSeq, seq);
-        const recordIds = typeof r.record_ids === 'string' ? r.record_ids : null;
-        let parts: number | undefined;
-        try {
-          parts = recordIds ? (JSON.parse(recordIds) as unknown[]).length : undefined;
-        } catch {
-          parts = -1;
-        }
-        const payload = r.payload as Uint8Array;
-        if (opensAs(sealer, String(r.id), payload, parts)) {
-          st.outbox.run(
-            seq,
-            r.id as string,
-            r.type as string,
-            r.partition_key as string,
-            r.created_at as number,
-            r.attempts as number,
-            r.next_attempt_at as number,
-            (r.last_error as string | null) ?? null,
-            r.bytes as number,
-            payload,
-            recordIds,
+    if (readable) {
+      const w = walkRowids(
+        source,
+        'outbox',
+        `seq, id, type, partition_key, created_at, attempts, next_attempt_at, last_error, bytes, payload, ${outboxIds}`,
+        (r) => {
+          const row = queuedRow(r);
+          sink.maxSeq = Math.max(sink.maxSeq, row.seq);
+          sink.queuedSeqs.add(row.seq);
+          sink.queuedIds.add(row.id);
+          if (putQueued(sink, row)) {
+            ob.salvaged++;
+            return;
+          }
+          // kept, so a person sees which record ids to have resent; it cannot be delivered
+          const stored = st.dead.run(
+            row.id,
+            'record',
+            now,
+            'salvage',
+            'canonical',
+            'GW_RECORD_UNREADABLE',
+            'salvaged from a damaged outbox: its sealed bytes no longer open (damaged); have the source resend it',
+            null,
+            row.type,
+            row.partition_key,
+            row.bytes,
+            row.payload,
+            validRecordIds(row.record_ids),
           );
-          ob.salvaged++;
-          return;
-        }
-        // kept, so a person sees which record ids to have resent; it cannot be delivered
-        const stored = st.dead.run(
-          r.id as string,
-          'record',
-          now,
-          'salvage',
-          'canonical',
-          'GW_RECORD_UNREADABLE',
-          'salvaged from a damaged outbox: its sealed bytes no longer open (damaged); have the source resend it',
-          null,
-          r.type as string,
-          r.partition_key as string,
-          r.bytes as number,
-          payload,
-          validRecordIds(recordIds),
-        );
-        if (Number(stored.changes) > 0) {
-          ob.salvaged++;
-          ob.unreadable++;
-        } else ob.lost++;
-      },
-      top,
-    );
-    ob.lost += w.lost;
-    ob.lostUnknown = w.lostUnknown;
-    // later seqs stay above every seq the damaged outbox handed out
-    target.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'").run(Math.max(maxSeq, top ?? 0));
-    if (have.has('dead_letters')) {
+          if (Number(stored.changes) > 0) {
+            ob.salvaged++;
+            ob.unreadable++;
+          } else ob.lost++;
+        },
+        top,
+      );
+      ob.lost += w.lost;
+      ob.lostUnknown = w.lostUnknown;
+      outboxGaps = w.gaps;
+    } else ob.lostUnknown = true;
+    if (readable && have.has('dead_letters')) {
       const dl = out.dead_letters;
       const wd = walkRowids(
         source,
@@ -405,8 +412,16 @@ function copyRows(
       );
       dl.lost += wd.lost;
       dl.lostUnknown = wd.lostUnknown;
+      deadGaps = wd.gaps;
     } else out.dead_letters.lostUnknown = true;
-    if (have.has('pending_commands')) {
+    // rows below a lost interior page: read from the leaves themselves. Only with the seal key:
+    // without it a row that merely looks like one could not be told from a real one.
+    if (scanFile && sealer && (outboxGaps.length > 0 || deadGaps.length > 0)) {
+      leafScan = addLeafRows(scanFile, sink, out, outboxGaps, deadGaps, target);
+    }
+    // later seqs stay above every seq the damaged outbox handed out
+    target.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'").run(Math.max(sink.maxSeq, top ?? 0));
+    if (readable && have.has('pending_commands')) {
       const pc = out.pending_commands;
       const wp = walkRowids(source, 'pending_commands', 'id, taken_at, payload', (r) => {
         // a command that cannot be read cannot be carried out: counted, not kept
@@ -420,12 +435,14 @@ function copyRows(
       });
       pc.lost += wp.lost;
       pc.lostUnknown = wp.lostUnknown;
-    }
+    } else if (!readable) out.pending_commands.lostUnknown = true;
     // Queued records were lost or cannot be opened: the sources' positions (cursors, row hashes, the
     // HL7 resend log) are not carried over, so polled sources read again from the start and a resent
     // HL7 message is taken as new instead of answered "duplicate" for a record that is gone. The
     // cloud drops the copies by record id; a gap would be silent.
-    if (!sourcesRewound(out)) {
+    if (!readable) {
+      for (const t of ['source_cursors', 'source_rows', 'intake_log'] as const) out[t].lostUnknown = true;
+    } else if (!sourcesRewound(out)) {
       if (have.has('source_cursors')) {
         const sc = out.source_cursors;
         const wc = walkRowids(source, 'source_cursors', 'key, value, updated_at', (r) => {
@@ -458,7 +475,260 @@ function copyRows(
     target.exec('ROLLBACK');
     throw e;
   }
-  return out;
+  return { tables: out, ...(leafScan ? { leafScan } : {}) };
+}
+
+/** A queued row as the outbox stores it (record_ids NULL: one record). */
+interface QueuedRow {
+  seq: number;
+  id: string;
+  type: string;
+  partition_key: string;
+  created_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  bytes: number;
+  payload: Uint8Array;
+  record_ids: string | null;
+}
+
+function queuedRow(r: Record<string, unknown>): QueuedRow {
+  return {
+    seq: Number(r.seq),
+    id: r.id as string,
+    type: r.type as string,
+    partition_key: r.partition_key as string,
+    created_at: r.created_at as number,
+    attempts: r.attempts as number,
+    next_attempt_at: r.next_attempt_at as number,
+    last_error: (r.last_error as string | null) ?? null,
+    bytes: r.bytes as number,
+    payload: r.payload as Uint8Array,
+    record_ids: typeof r.record_ids === 'string' ? r.record_ids : null,
+  };
+}
+
+interface RowSink {
+  st: { outbox: StatementSync; dead: StatementSync };
+  sealer: RecordSealer | undefined;
+  /** Seqs and ids of queued rows already copied (or dead-lettered as unreadable): none is copied twice. */
+  queuedSeqs: Set<number>;
+  queuedIds: Set<string>;
+  maxSeq: number;
+}
+
+/** Copies a queued row whose seal opens (a bundle: into as many records as its id list names); false when it does not open. */
+function putQueued(sink: RowSink, row: QueuedRow): boolean {
+  let parts: number | undefined;
+  try {
+    parts = row.record_ids ? (JSON.parse(row.record_ids) as unknown[]).length : undefined;
+  } catch {
+    parts = -1;
+  }
+  if (!opensAs(sink.sealer, row.id, row.payload, parts)) return false;
+  sink.st.outbox.run(
+    row.seq,
+    row.id,
+    row.type,
+    row.partition_key,
+    row.created_at,
+    row.attempts,
+    row.next_attempt_at,
+    row.last_error,
+    row.bytes,
+    row.payload,
+    row.record_ids,
+  );
+  return true;
+}
+
+/** What the leaf scan read and did, per table it adds rows to. */
+export interface LeafScanTable {
+  /** Cells whose values have this table's shape. */
+  candidates: number;
+  /** Copied: in a range the walk could not read, not copied before, and its seal opened with its id. */
+  added: number;
+  /** In a range the walk read (SQLite's own b-tree is right there: a leftover copy), not copied. */
+  outsideGaps: number;
+  /** Its seq or id (dead letters: id) was copied already, not copied again. */
+  duplicates: number;
+  /** Its seal did not open with its id (damaged, or not a row of ours), not copied. */
+  unopenable: number;
+}
+
+export interface LeafScanReport {
+  pageSize: number;
+  pageSizeFromHeader: boolean;
+  leafPages: number;
+  /** Cells that decoded, of any table. */
+  rows: number;
+  /** Cells that did not decode (skipped). */
+  skippedCells: number;
+  outbox: LeafScanTable;
+  dead_letters: LeafScanTable;
+}
+
+const isInt = (v: LeafValue | undefined): v is number => typeof v === 'number' && Number.isInteger(v);
+const isText = (v: LeafValue | undefined): v is string => typeof v === 'string';
+const textOrNull = (v: LeafValue | undefined): v is string | null => v === null || typeof v === 'string';
+
+/**
+ * A leaf cell with the outbox table's shape (migrations.ts: seq INTEGER PRIMARY KEY — stored as
+ * NULL, the rowid is the seq — id, type, partition_key TEXT, created_at, attempts, next_attempt_at
+ * INTEGER, last_error TEXT?, bytes INTEGER, payload BLOB; record_ids TEXT? since migration 5, so
+ * older rows have 10 values).
+ */
+function outboxShape(r: LeafRow): QueuedRow | undefined {
+  const v = r.values;
+  if ((v.length !== 10 && v.length !== 11) || v[0] !== null || r.rowid < 1) return undefined;
+  const [, id, type, pk, createdAt, attempts, nextAt, lastError, bytes, payload, recordIds = null] = v;
+  if (!isText(id) || !isText(type) || !isText(pk) || !isInt(createdAt) || !isInt(attempts) || !isInt(nextAt) || !isInt(bytes))
+    return undefined;
+  if (!textOrNull(lastError) || !textOrNull(recordIds) || !(payload instanceof Uint8Array)) return undefined;
+  return {
+    seq: r.rowid,
+    id,
+    type,
+    partition_key: pk,
+    created_at: createdAt,
+    attempts,
+    next_attempt_at: nextAt,
+    last_error: lastError,
+    bytes,
+    payload,
+    record_ids: recordIds,
+  };
+}
+
+/**
+ * A leaf cell with the dead_letters table's shape: id, kind TEXT, created_at INTEGER, adapter,
+ * format, code, reason TEXT, location, record_type, partition_key TEXT?, bytes INTEGER, payload
+ * BLOB; record_ids TEXT? since migration 5 (12 or 13 values; the outbox's first value is NULL).
+ */
+function deadShape(r: LeafRow): LeafValue[] | undefined {
+  const v = r.values;
+  if (v.length !== 12 && v.length !== 13) return undefined;
+  const [id, kind, createdAt, adapter, format, code, reason, location, recordType, pk, bytes, payload, recordIds = null] = v;
+  if (!isText(id) || !isText(kind) || !isInt(createdAt) || !isText(adapter) || !isText(format) || !isText(code) || !isText(reason))
+    return undefined;
+  if (!textOrNull(location) || !textOrNull(recordType) || !textOrNull(pk) || !isInt(bytes) || !(payload instanceof Uint8Array))
+    return undefined;
+  if (!textOrNull(recordIds)) return undefined;
+  return [id, kind, createdAt, adapter, format, code, reason, location, recordType, pk, bytes, payload, validRecordIds(recordIds)];
+}
+
+/** The gap holding `rowid`, if any (gaps are in rowid order and do not overlap). */
+function gapOf(gaps: Gap[], rowid: number): Gap | undefined {
+  let lo = 0;
+  let hi = gaps.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const g = gaps[mid];
+    if (rowid < g.lo) hi = mid - 1;
+    else if (rowid > g.hi) lo = mid + 1;
+    else return g;
+  }
+  return undefined;
+}
+
+function scanTable(): LeafScanTable {
+  return { candidates: 0, added: 0, outsideGaps: 0, duplicates: 0, unopenable: 0 };
+}
+
+/**
+ * Adds the rows the leaf scan finds that the walk could not: rows of the shape of a queued row or
+ * a dead letter, whose rowid lies in a range the walk could not read, that were not copied
+ * already (by seq or id; a dead letter by id), and whose seal opens with their id. Two passes:
+ * dead letters first, so a queued copy of a record that is a dead letter is not queued again.
+ * A row found counts as salvaged and, where it lay in a range the walk counted lost, no longer
+ * lost. Rows of the other tables are left to the walk.
+ */
+function addLeafRows(
+  file: string,
+  sink: RowSink,
+  out: Record<SalvagedTable, TableSalvage>,
+  outboxGaps: Gap[],
+  deadGaps: Gap[],
+  target: DatabaseSync,
+): LeafScanReport | undefined {
+  const report: LeafScanReport = {
+    pageSize: 0,
+    pageSizeFromHeader: false,
+    leafPages: 0,
+    rows: 0,
+    skippedCells: 0,
+    outbox: scanTable(),
+    dead_letters: scanTable(),
+  };
+  const deadExists = target.prepare('SELECT 1 AS x FROM dead_letters WHERE id = ?');
+  const dl = out.dead_letters;
+  const ob = out.outbox;
+  const pass = (onRow: (r: LeafRow) => void) => {
+    try {
+      return scanTableLeaves(file, onRow);
+    } catch (e) {
+      // the damaged file cannot be opened or read at all: nothing more to find there
+      if ((e as NodeJS.ErrnoException).code !== undefined && !isGatewayError(e) && (e as { errcode?: unknown }).errcode === undefined)
+        return undefined;
+      throw e;
+    }
+  };
+  const first = pass((r) => {
+    const v = deadShape(r);
+    if (!v) return;
+    const t = report.dead_letters;
+    t.candidates++;
+    const gap = gapOf(deadGaps, r.rowid);
+    if (!gap) {
+      t.outsideGaps++;
+      return;
+    }
+    if (deadExists.get(v[0] as string)) {
+      t.duplicates++;
+      return;
+    }
+    if (!opensAs(sink.sealer, v[0] as string, v[11] as Uint8Array)) {
+      t.unopenable++;
+      return;
+    }
+    sink.st.dead.run(...(v as Array<string | number | null | Uint8Array>));
+    t.added++;
+    dl.salvaged++;
+    if (r.rowid <= gap.countedHi && dl.lost > 0) dl.lost--;
+  });
+  if (!first) return undefined;
+  pass((r) => {
+    const row = outboxShape(r);
+    if (!row) return;
+    const t = report.outbox;
+    t.candidates++;
+    const gap = gapOf(outboxGaps, row.seq);
+    if (!gap) {
+      t.outsideGaps++;
+      return;
+    }
+    if (sink.queuedSeqs.has(row.seq) || sink.queuedIds.has(row.id) || deadExists.get(row.id)) {
+      t.duplicates++;
+      return;
+    }
+    if (!putQueued(sink, row)) {
+      t.unopenable++;
+      return;
+    }
+    sink.queuedSeqs.add(row.seq);
+    sink.queuedIds.add(row.id);
+    sink.maxSeq = Math.max(sink.maxSeq, row.seq);
+    t.added++;
+    ob.salvaged++;
+    if (row.seq <= gap.countedHi && ob.lost > 0) ob.lost--;
+  });
+  report.pageSize = first.pageSize;
+  report.pageSizeFromHeader = first.pageSizeFromHeader;
+  report.leafPages = first.leafPages;
+  report.rows = first.rows;
+  report.skippedCells = first.skippedCells;
+  return report;
 }
 
 export interface SalvageOptions {
@@ -473,6 +743,8 @@ export interface SalvageOptions {
   createFresh: (file: string) => DatabaseSync;
   /** Sees the counts before the fresh outbox replaces the damaged one; throwing leaves the damaged file in place. */
   beforeReplace?: (tables: Record<SalvagedTable, TableSalvage>) => void;
+  /** false: the rowid walk only, no leaf-page scan (to measure what the scan adds). Default true. */
+  leafScan?: boolean;
 }
 
 /** Moves the damaged outbox aside and puts a fresh one holding every readable row in its place. */
@@ -490,13 +762,16 @@ export function salvageOutbox(o: SalvageOptions): SalvageReport {
   for (const s of ['', '-wal', '-shm']) rmSync(tmp + s, { force: true });
   let source: DatabaseSync | undefined;
   let tables: Record<SalvagedTable, TableSalvage>;
+  let leafScan: LeafScanReport | undefined;
   try {
     if (movedTo && o.reason !== 'empty' && o.reason !== 'header') {
       source = openDamaged(movedTo);
     }
     const target = o.createFresh(tmp);
     try {
-      tables = copyRows(source, target, o.sealKey ? createRecordSealer(o.sealKey) : undefined, o.now);
+      // a file without its header is still scanned: its leaves may be whole (the page size is then taken as 4096)
+      const scanFile = movedTo && o.reason !== 'empty' && o.leafScan !== false ? movedTo : undefined;
+      ({ tables, leafScan } = copyRows(source, target, o.sealKey ? createRecordSealer(o.sealKey) : undefined, o.now, scanFile));
     } finally {
       target.close();
     }
@@ -518,7 +793,7 @@ export function salvageOutbox(o: SalvageOptions): SalvageReport {
   renameSync(tmp, file);
   for (const s of ['-wal', '-shm']) rmSync(tmp + s, { force: true });
   fsyncDir(dirname(file));
-  return { file, ...(movedTo ? { movedTo } : {}), reason: o.reason, tables };
+  return { file, ...(movedTo ? { movedTo } : {}), reason: o.reason, tables, ...(leafScan ? { leafScan } : {}) };
 }
 
 /** Totals over the tables that hold records (queued rows and dead letters). */

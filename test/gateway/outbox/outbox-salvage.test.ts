@@ -173,14 +173,18 @@ describe('outbox salvage at open', () => {
     await box.close();
   });
 
-  it('a zeroed header: everything is lost (counted as unknown), the file is kept, and a fresh outbox takes input', async () => {
+  it('a zeroed header: SQLite reads nothing, the leaf scan finds every queued row (more may be lost: the top seq is unknown), the file is kept, and a fresh outbox takes input', async () => {
     const file = await fresh();
     const fd = openSync(file, 'r+');
     writeSync(fd, Buffer.alloc(100), 0, 100, 0);
     closeSync(fd);
     const { box, reports } = await openBox(file);
     expect(reports[0].reason).toBe('header');
-    expect(reports[0].tables.outbox).toEqual({ salvaged: 0, lost: 0, lostUnknown: true, unreadable: 0 });
+    expect(reports[0].tables.outbox).toEqual({ salvaged: N, lost: 0, lostUnknown: true, unreadable: 0 });
+    expect(reports[0].leafScan?.pageSizeFromHeader).toBe(false);
+    expect(box.stats().pending).toBe(N);
+    const rows = queued(file);
+    for (const [seq, text] of rows) expect(text).toBe(plain(seq - 1));
     expect(statSync(reports[0].movedTo!).size).toBe(statSync(template).size);
     expect(await box.enqueue({ records: [{ id: 'new', type: 'patient', partitionKey: 'p', plain: '{}' }] })).toBe('accepted');
     await box.close();
