@@ -17,6 +17,7 @@ import { createSqliteOutbox } from '../../../gateway/outbox/sqlite-outbox.ts';
 import { bundleId } from '../../../gateway/outbox/outbox.ts';
 import { openOutboxDatabase } from '../../../gateway/outbox/outbox-file.ts';
 import { salvageOutbox, type SalvageReport } from '../../../gateway/outbox/outbox-salvage.ts';
+import { rowidsOnKeptLeaves } from './leaf-pages.ts';
 import { decodeRecord, scanTableLeaves, type LeafRow, type LeafValue } from '../../../gateway/outbox/leaf-scan.ts';
 
 const N = 3000;
@@ -61,32 +62,6 @@ function rows(file: string, table: 'outbox' | 'dead_letters'): Map<string, Row> 
   return new Map(
     all.map((r) => [table === 'outbox' ? String(r.seq) : String(r.id), { ...r, payload: Buffer.from(r.payload as Uint8Array) }]),
   );
-}
-
-/** The rowids of `table` readable after keeping pages 1..kept, from the intact file's page map. */
-function keptRowids(file: string, table: string, kept: number): Set<number> {
-  const d = new DatabaseSync(file, { readOnly: true });
-  const pages = d.prepare('SELECT path, pageno, pagetype, ncell FROM dbstat WHERE name = ?').all(table) as Array<{
-    path: string;
-    pageno: number;
-    pagetype: string;
-    ncell: number;
-  }>;
-  const rowids = (d.prepare(`SELECT rowid AS r FROM ${table} ORDER BY rowid`).all() as Array<{ r: number }>).map((r) => Number(r.r));
-  d.close();
-  const leaves = pages.filter((p) => p.pagetype === 'leaf').sort((a, b) => (a.path < b.path ? -1 : 1));
-  const out = new Set<number>();
-  let at = 0;
-  for (const leaf of leaves) {
-    const lostCells = new Set<number>();
-    for (const o of pages)
-      if (o.pagetype === 'overflow' && o.path.startsWith(leaf.path) && o.pageno > kept)
-        lostCells.add(parseInt(o.path.slice(leaf.path.length, leaf.path.length + 3), 16));
-    for (let c = 0; c < leaf.ncell; c++) if (leaf.pageno <= kept && !lostCells.has(c)) out.add(rowids[at + c]);
-    at += leaf.ncell;
-  }
-  expect(at).toBe(rowids.length);
-  return out;
 }
 
 function pagesOf(file: string, table: string, type: string): number[] {
@@ -160,8 +135,8 @@ describe('leaf-page salvage of a damaged outbox', { timeout: 120_000 }, () => {
       await setup();
       const pages = statSync(template).size / PAGE;
       const kept = Math.floor(pages * cut);
-      const expected = keptRowids(template, 'outbox', kept);
-      const expectedDead = keptRowids(template, 'dead_letters', kept);
+      const expected = rowidsOnKeptLeaves(template, 'outbox', kept);
+      const expectedDead = rowidsOnKeptLeaves(template, 'dead_letters', kept);
       const before = copy(template);
       truncateSync(before, kept * PAGE);
       const walkOnly = salvage(before, 'truncated', false);
