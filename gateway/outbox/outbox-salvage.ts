@@ -328,7 +328,7 @@ function copyRows(
     row: target.prepare('INSERT OR REPLACE INTO source_rows (stream, pk, hash) VALUES (?, ?, ?)'),
     log: target.prepare('INSERT OR IGNORE INTO intake_log (key, hash, seen_at) VALUES (?, ?, ?)'),
   };
-  const sink: RowSink = { st, sealer, queuedSeqs: new Set(), queuedIds: new Set(), maxSeq: 0 };
+  const sink: RowSink = { st, sealer, maxSeq: 0 };
   const whole = (t: number | undefined): Gap[] => [{ lo: 1, hi: Infinity, countedHi: t ?? 0 }];
   let outboxGaps = whole(top);
   let deadGaps = whole(undefined);
@@ -344,8 +344,6 @@ function copyRows(
         (r) => {
           const row = queuedRow(r);
           sink.maxSeq = Math.max(sink.maxSeq, row.seq);
-          sink.queuedSeqs.add(row.seq);
-          sink.queuedIds.add(row.id);
           if (putQueued(sink, row)) {
             ob.salvaged++;
             return;
@@ -512,9 +510,6 @@ function queuedRow(r: Record<string, unknown>): QueuedRow {
 interface RowSink {
   st: { outbox: StatementSync; dead: StatementSync };
   sealer: RecordSealer | undefined;
-  /** Seqs and ids of queued rows already copied (or dead-lettered as unreadable): none is copied twice. */
-  queuedSeqs: Set<number>;
-  queuedIds: Set<string>;
   maxSeq: number;
 }
 
@@ -698,6 +693,12 @@ function addLeafRows(
     if (r.rowid <= gap.countedHi && dl.lost > 0) dl.lost--;
   });
   if (!first) return undefined;
+  // copied already (by the walk, as a queued row or as an unreadable dead letter, or earlier in this
+  // pass): looked up in the fresh outbox, by an index made for the pass and dropped after it, so a
+  // large outbox's ids are not held in memory
+  target.exec('CREATE INDEX salvage_outbox_id ON outbox(id)');
+  const queuedSeq = target.prepare('SELECT 1 AS x FROM outbox WHERE seq = ?');
+  const queuedId = target.prepare('SELECT 1 AS x FROM outbox WHERE id = ?');
   pass((r) => {
     const row = outboxShape(r);
     if (!row) return;
@@ -708,7 +709,7 @@ function addLeafRows(
       t.outsideGaps++;
       return;
     }
-    if (sink.queuedSeqs.has(row.seq) || sink.queuedIds.has(row.id) || deadExists.get(row.id)) {
+    if (queuedSeq.get(row.seq) || queuedId.get(row.id) || deadExists.get(row.id)) {
       t.duplicates++;
       return;
     }
@@ -716,13 +717,12 @@ function addLeafRows(
       t.unopenable++;
       return;
     }
-    sink.queuedSeqs.add(row.seq);
-    sink.queuedIds.add(row.id);
     sink.maxSeq = Math.max(sink.maxSeq, row.seq);
     t.added++;
     ob.salvaged++;
     if (row.seq <= gap.countedHi && ob.lost > 0) ob.lost--;
   });
+  target.exec('DROP INDEX salvage_outbox_id');
   report.pageSize = first.pageSize;
   report.pageSizeFromHeader = first.pageSizeFromHeader;
   report.leafPages = first.leafPages;

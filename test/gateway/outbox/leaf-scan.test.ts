@@ -200,6 +200,37 @@ describe('leaf-page salvage of a damaged outbox', { timeout: 120_000 }, () => {
     expect(got.dead.size).toBe(DEAD);
   });
 
+  it('a leaf found twice (a stray copy past the end) is copied once; rows in ranges SQLite read are left to SQLite', async () => {
+    await setup();
+    const file = copy(template);
+    const interior = pagesOf(template, 'outbox', 'internal');
+    const leaves = pagesOf(template, 'outbox', 'leaf').sort((a, b) => a - b);
+    const twice = leaves[5];
+    const fd = openSync(file, 'r+');
+    for (const p of interior) writeSync(fd, Buffer.alloc(PAGE), 0, PAGE, (p - 1) * PAGE);
+    const page = Buffer.alloc(PAGE);
+    readSync(fd, page, 0, PAGE, (twice - 1) * PAGE);
+    writeSync(fd, page, 0, PAGE, statSync(template).size);
+    closeSync(fd);
+    const r = salvage(file, 'quick_check');
+    expect(r.tables.outbox).toMatchObject({ salvaged: N, lostUnknown: false, unreadable: 0 });
+    expect(r.leafScan?.outbox.duplicates).toBe(page.readUInt16BE(3));
+    expect(expectUnaltered(file, intact, intactDead).queued.size).toBe(N);
+    // one zeroed leaf and the interior intact: SQLite reads around it; the scan adds nothing it read
+    const one = copy(template);
+    const fd2 = openSync(one, 'r+');
+    writeSync(fd2, Buffer.alloc(PAGE), 0, PAGE, (leaves[7] - 1) * PAGE);
+    closeSync(fd2);
+    const r2 = salvage(one, 'quick_check');
+    const meta = new DatabaseSync(template, { readOnly: true });
+    const lostCells = Number(
+      (meta.prepare("SELECT ncell FROM dbstat WHERE name = 'outbox' AND pageno = ?").get(leaves[7]) as { ncell: number }).ncell,
+    );
+    meta.close();
+    expect(r2.tables.outbox).toEqual({ salvaged: N - lostCells, lost: lostCells, lostUnknown: false, unreadable: 0 });
+    expect(r2.leafScan?.outbox).toMatchObject({ added: 0, outsideGaps: N - lostCells, unopenable: 0 });
+  });
+
   it('random bytes over a leaf: its bad cells are skipped, nothing throws, and no row that does not open is queued', async () => {
     await setup();
     const leaves = pagesOf(template, 'outbox', 'leaf').sort((a, b) => a - b);
