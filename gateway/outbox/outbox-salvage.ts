@@ -11,6 +11,15 @@
  * kept; one that does not open (its bytes were damaged) is kept as a GW_RECORD_UNREADABLE dead
  * letter, so a person can see which record ids to have resent.
  *
+ * SQLite cannot descend past a lost interior b-tree page (a truncation often takes them: they sit
+ * near the end of the file), so every row below one is out of the walk's reach although its leaf
+ * page is still in the file. With the seal key, the damaged file's leaf pages are then read
+ * directly (leaf-scan.ts) and queued rows and dead letters found there are added, but only rows of
+ * the table's shape, whose rowid lies in a range the walk could not read, not copied already (seq
+ * and id; a dead letter's id), and whose seal opens with their id: nothing is found twice and
+ * nothing unopenable is delivered. A row found so is salvaged and, where the walk had counted its
+ * seq lost, no longer lost. The other tables are left to the walk.
+ *
  * Crash safety: the damaged file is hard-linked into `damaged/` first (the original stays in
  * place), the fresh outbox is built under a temporary name and fsynced, and only then renamed over
  * the original (after its old WAL is moved aside, so SQLite can never replay it onto the new
@@ -742,7 +751,7 @@ export interface SalvageOptions {
   /** Creates, migrates and returns a fresh outbox at the given path. */
   createFresh: (file: string) => DatabaseSync;
   /** Sees the counts before the fresh outbox replaces the damaged one; throwing leaves the damaged file in place. */
-  beforeReplace?: (tables: Record<SalvagedTable, TableSalvage>) => void;
+  beforeReplace?: (tables: Record<SalvagedTable, TableSalvage>, leafScan?: LeafScanReport) => void;
   /** false: the rowid walk only, no leaf-page scan (to measure what the scan adds). Default true. */
   leafScan?: boolean;
 }
@@ -775,7 +784,7 @@ export function salvageOutbox(o: SalvageOptions): SalvageReport {
     } finally {
       target.close();
     }
-    o.beforeReplace?.(tables);
+    o.beforeReplace?.(tables, leafScan);
   } catch (e) {
     for (const s of ['', '-wal', '-shm']) rmSync(tmp + s, { force: true });
     if (isGatewayError(e)) throw e;

@@ -231,6 +231,27 @@ describe('leaf-page salvage of a damaged outbox', { timeout: 120_000 }, () => {
     expect(r2.leafScan?.outbox).toMatchObject({ added: 0, outsideGaps: N - lostCells, unopenable: 0 });
   });
 
+  it('another key: a row whose seal does not open is never copied, however much it looks like one (counted unopenable)', async () => {
+    await setup();
+    const file = copy(template);
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.alloc(100), 0, 100, 0);
+    closeSync(fd);
+    const r = salvageOutbox({
+      file,
+      reason: 'header',
+      damagedDir: join(file, '..', 'damaged'),
+      sealKey: randomBytes(32),
+      now: Date.now(),
+      createFresh: openOutboxDatabase,
+    });
+    expect(r.tables.outbox).toEqual({ salvaged: 0, lost: 0, lostUnknown: true, unreadable: 0 });
+    expect(r.leafScan?.outbox).toEqual({ candidates: N, added: 0, outsideGaps: 0, duplicates: 0, unopenable: N });
+    expect(r.leafScan?.dead_letters).toMatchObject({ candidates: DEAD, added: 0, unopenable: DEAD });
+    expect(rows(file, 'outbox').size).toBe(0);
+    expect(rows(file, 'dead_letters').size).toBe(0);
+  });
+
   it('random bytes over a leaf: its bad cells are skipped, nothing throws, and no row that does not open is queued', async () => {
     await setup();
     const leaves = pagesOf(template, 'outbox', 'leaf').sort((a, b) => a - b);
