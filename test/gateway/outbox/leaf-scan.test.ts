@@ -252,6 +252,40 @@ describe('leaf-page salvage of a damaged outbox', { timeout: 120_000 }, () => {
     expect(rows(file, 'dead_letters').size).toBe(0);
   });
 
+  it('acked rows stay gone: secure_delete zeroed them and the freelist is not read, so the scan brings back only rows still queued', async () => {
+    const file = join(tmp(), 'outbox.db');
+    const box = createSqliteOutbox({ file, maxBytes: 1 << 30, clock: createManualClock(), writer: 'inline', sealKey: key });
+    await box.open();
+    const M = 1200;
+    for (let i = 0; i < M; i++) await box.enqueue({ records: [{ id: `a${i}`, type: 'patient', partitionKey: `p${i}`, plain: record(i) }] });
+    // ack two rows in three, spread over the file (whole leaves emptied as well as single cells)
+    const acked = new Set<string>();
+    // rows claimed and not acked stay in flight (not claimed again) and in the file
+    for (let round = 0; round < 40; round++) {
+      const claimed = box.claim(100).rows;
+      if (claimed.length === 0) break;
+      const ids = claimed.filter((r) => Number(r.id.slice(1)) % 3 !== 0).map((r) => r.id);
+      await box.ack(ids);
+      for (const id of ids) acked.add(id);
+    }
+    await box.close();
+    expect(acked.size).toBe(M - M / 3);
+    const want = rows(file, 'outbox');
+    expect(want.size).toBe(M / 3);
+    const fd = openSync(file, 'r+');
+    const head = Buffer.alloc(100);
+    readSync(fd, head, 0, 100, 0);
+    // emptied leaves went to the freelist
+    expect(head.readUInt32BE(36)).toBeGreaterThan(0);
+    for (const p of pagesOf(file, 'outbox', 'internal')) writeSync(fd, Buffer.alloc(PAGE), 0, PAGE, (p - 1) * PAGE);
+    closeSync(fd);
+    const r = salvage(file, 'quick_check');
+    expect(r.tables.outbox).toMatchObject({ salvaged: M / 3, unreadable: 0 });
+    expect(r.leafScan?.outbox).toMatchObject({ added: M / 3, unopenable: 0, duplicates: 0 });
+    const got = rows(file, 'outbox');
+    expect([...got.values()].map((x) => x.id).sort()).toEqual([...want.values()].map((x) => x.id).sort());
+  });
+
   it('random bytes over a leaf: its bad cells are skipped, nothing throws, and no row that does not open is queued', async () => {
     await setup();
     const leaves = pagesOf(template, 'outbox', 'leaf').sort((a, b) => a - b);
