@@ -88,10 +88,15 @@ export function openCheckedOutbox(o: CheckedOpenOptions): DatabaseSync {
       sealKey: o.sealKey,
       now: o.now(),
       createFresh: openOutboxDatabase,
-      beforeReplace: (tables) => {
+      beforeReplace: (tables, leafScan) => {
         const t = salvageTotals({ file: o.file, reason, tables });
         // not one record opens: far likelier another key than every row damaged; the file stays as it is
         if (o.sealKey && t.salvaged > 0 && t.unreadable === t.salvaged) throw otherKeyError({ file: o.file, keyFile, rows: t.salvaged });
+        // nothing SQLite could read (the header gone, so no key check either), and not one row found on
+        // the leaf pages opens: the same conclusion
+        const ls = leafScan?.outbox;
+        if (o.sealKey && t.salvaged === 0 && ls && ls.added === 0 && ls.unopenable > 0)
+          throw otherKeyError({ file: o.file, keyFile, rows: ls.unopenable });
       },
     });
     o.onSalvaged?.(report);

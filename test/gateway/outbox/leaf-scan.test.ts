@@ -252,6 +252,25 @@ describe('leaf-page salvage of a damaged outbox', { timeout: 120_000 }, () => {
     expect(rows(file, 'dead_letters').size).toBe(0);
   });
 
+  it('another key beside a file whose header is gone: the open stops with GW_KEY_MISSING and keeps the file, it does not start empty', async () => {
+    await setup();
+    const file = copy(template);
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.alloc(100), 0, 100, 0);
+    closeSync(fd);
+    const before = statSync(file).size;
+    const box = createSqliteOutbox({
+      file,
+      maxBytes: 1 << 30,
+      clock: createManualClock(),
+      writer: 'inline',
+      sealKey: randomBytes(32),
+      expectData: true,
+    });
+    await expect(box.open()).rejects.toMatchObject({ code: 'GW_KEY_MISSING' });
+    expect(statSync(file).size).toBe(before);
+  });
+
   it('acked rows stay gone: secure_delete zeroed them and the freelist is not read, so the scan brings back only rows still queued', async () => {
     const file = join(tmp(), 'outbox.db');
     const box = createSqliteOutbox({ file, maxBytes: 1 << 30, clock: createManualClock(), writer: 'inline', sealKey: key });
