@@ -268,9 +268,13 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       // keys kept in plaintext before they were hashed are rewritten once, before any writer opens the file
       try {
         hashPlainKeys(d, keys, opts.sealKey !== undefined);
+        // a restart starts every retry wait afresh: no row waits on a time kept from before it. A
+        // retry time is not sealed, so a damaged one (a byte flipped in the file: a wait of
+        // centuries) would otherwise hold its row, and every later row of its patient, for ever
+        d.prepare('UPDATE outbox SET next_attempt_at = 0 WHERE next_attempt_at > ?').run(opts.clock.now());
       } catch (e) {
         d.close();
-        throw new GatewayError('GW_OUTBOX_IO', 'outbox key migration failed', { cause: e });
+        throw new GatewayError('GW_OUTBOX_IO', 'outbox open failed (key migration or retry reset)', { cause: e });
       }
       const onReply = (m: WriterReply) => {
         counts = m.counts;
