@@ -242,8 +242,8 @@ function prune(v: unknown): unknown {
   return v;
 }
 
-/** Builds one record's `data` from a row; problems name the field, never the value. */
-export function buildData(row: Row, m: RecordMapping, timezone = 'UTC'): { data: Record<string, unknown>; problems: FieldProblem[] } {
+/** Builds one record's `data` from a row, the way it was done before mappings were compiled: the fallback for the rare mappings and rows the compiled path does not take (see `compileMapping`). */
+function buildDataGeneric(row: Row, m: RecordMapping, timezone: string): { data: Record<string, unknown>; problems: FieldProblem[] } {
   const problems: FieldProblem[] = [];
   const data: Record<string, unknown> = {};
   const constants: Array<[string, unknown]> = [];
@@ -262,7 +262,11 @@ export function buildData(row: Row, m: RecordMapping, timezone = 'UTC'): { data:
   // a constant (an identifier's system, a phone's use) only joins an object that has data from the row
   for (const [path, v] of constants) if (hasParent(data, path)) setPath(data, path, v);
   const out = (prune(data) as Record<string, unknown> | undefined) ?? {};
-  if (m.type === 'spectacle-rx' || m.type === 'contact-lens-rx') {
+  return { data: normaliseRx(out, m.type, problems), problems };
+}
+
+function normaliseRx(out: Record<string, unknown>, type: RecordType, problems: FieldProblem[]): Record<string, unknown> {
+  if (type === 'spectacle-rx' || type === 'contact-lens-rx') {
     for (const side of ['right', 'left'] as const) {
       const eye = out[side] as EyeRx | undefined;
       if (eye && typeof eye.sphere === 'number') {
@@ -273,12 +277,233 @@ export function buildData(row: Row, m: RecordMapping, timezone = 'UTC'): { data:
     }
     out.cylinderConvention = 'minus';
   }
-  return { data: out, problems };
+  return out;
+}
+
+// ---- compiled mappings (issue 14: allocation per row) ----
+// A mapping is compiled once (cached per mapping object): paths split, specs resolved into readers.
+// A row's data is then built in its final shape: a field with no value is never set, so no pruning
+// copy is needed. The output is exactly the generic path's (test/adapters/canonical/compiled-mapping.test.ts
+// compares them on thousands of rows); where it could differ, the generic path is taken:
+//  - at compile time: a path naming an Object prototype member (`constructor`, `toString`,
+//    `__proto__`), an index that is not a plain array index (`[01]`), a path that is both a value
+//    and a container, or a container that is an array for one path and an object for another;
+//  - per row: a value that is an object (a Date, a Buffer, a nested JSON value: pruning
+//    changes those), or an array index written past the array's end (a hole pruning closes).
+
+/** Reads one field of a row: the value, undefined (nothing), or an Error (why it could not be read). */
+type Reader = (row: Row, timezone: string) => unknown;
+
+interface CompiledPath {
+  path: string;
+  /** The path's parts: `a.b[0].c` → a, b, 0, c. */
+  parts: string[];
+  /** Per part: its array index when its container is an array, else -1. */
+  index: number[];
+  /** Per part but the last: whether the container it names is an array. */
+  array: boolean[];
+}
+
+interface CompiledMapping {
+  fields: Record<string, FieldSpec>;
+  /** False: this mapping takes the generic path (see above). */
+  compiled: boolean;
+  read: Array<CompiledPath & { read: Reader }>;
+  constants: Array<CompiledPath & { value: unknown }>;
+}
+
+const compiledMappings = new WeakMap<RecordMapping, CompiledMapping>();
+const compiledSpecs = new WeakMap<object, Reader>();
+/** Readers of plain column specs (strings cannot key a WeakMap; bounded). */
+const columnReaders = new Map<string, Reader>();
+
+const TEMPLATE_COLUMN = /\{([A-Za-z0-9_$ .-]+)\}/;
+const PLAIN_INDEX = /^(0|[1-9]\d{0,8})$/;
+
+/** A spec as a reader: the same result as `readField(row, spec, timezone)`, without re-reading the spec each row. */
+export function compileField(spec: FieldSpec): Reader {
+  if (typeof spec === 'string') {
+    const known = columnReaders.get(spec);
+    if (known) return known;
+    const column = spec;
+    const reader: Reader = (row) => {
+      const v = row[column];
+      if (typeof v === 'string') {
+        const t = v.trim();
+        return t === '' ? undefined : t;
+      }
+      return v === null ? undefined : v;
+    };
+    if (columnReaders.size < 10_000) columnReaders.set(spec, reader);
+    return reader;
+  }
+  const hit = compiledSpecs.get(spec);
+  if (hit) return hit;
+  const s = spec;
+  const transforms: Transform[] = Array.isArray(s.transform) ? [...s.transform] : s.transform ? [s.transform] : [];
+  const trimText = !s.transform;
+  const { codes, scale } = s;
+  const dflt = s.default;
+  let source: (row: Row) => unknown;
+  if (s.value !== undefined) {
+    const value = s.value;
+    source = () => value;
+  } else if (s.template !== undefined) {
+    // split on the columns: even entries are literal text, odd ones column names (the same as the regex replace)
+    const pieces = s.template.split(new RegExp(TEMPLATE_COLUMN.source, 'g'));
+    source = (row) => {
+      let blank = true;
+      let out = '';
+      for (let i = 0; i < pieces.length; i++) {
+        if (i % 2 === 0) out += pieces[i];
+        else {
+          const x = row[pieces[i]];
+          if (!isBlank(x)) {
+            blank = false;
+            out += text(x);
+          }
+        }
+      }
+      return blank ? undefined : out.trim();
+    };
+  } else if (s.column !== undefined) {
+    const column = s.column;
+    source = (row) => row[column];
+  } else source = () => undefined;
+  const reader: Reader = (row, timezone) => {
+    let v = source(row);
+    for (let i = 0; i < transforms.length; i++) {
+      v = applyTransform(v, transforms[i], s, timezone);
+      if (v instanceof Error) return v;
+    }
+    if (typeof v === 'string' && trimText) v = v.trim();
+    if (isBlank(v)) v = undefined;
+    if (v !== undefined && codes) {
+      const t = text(v);
+      v = codes[t] ?? codes[t.toUpperCase()];
+    }
+    if (v !== undefined && scale !== undefined)
+      v = typeof v === 'number' ? Math.round(v * scale * 1e6) / 1e6 : new Error('scale needs a number (add transform: number)');
+    return v === undefined ? dflt : v;
+  };
+  compiledSpecs.set(spec, reader);
+  return reader;
+}
+
+function compilePath(path: string): CompiledPath | undefined {
+  const parts = path.replace(/\[(\d+)\]/g, '.$1').split('.');
+  const index: number[] = [];
+  const array: boolean[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const k = parts[i];
+    // an Object.prototype name (`constructor`, `__proto__`) is found on every object: the generic path's quirks
+    // (an array's own names never arise: an array is only ever indexed by digits, see compileMapping)
+    if (k in Object.prototype) return undefined;
+    const isIndex = /^\d+$/.test(k);
+    if (isIndex && !PLAIN_INDEX.test(k)) return undefined;
+    if (i > 0) array.push(isIndex);
+    index.push(isIndex && i > 0 ? Number(k) : -1);
+  }
+  return { path, parts, index, array };
+}
+
+export function compileMapping(m: RecordMapping): CompiledMapping {
+  const hit = compiledMappings.get(m);
+  if (hit && hit.fields === m.fields) return hit;
+  const c: CompiledMapping = { fields: m.fields, compiled: true, read: [], constants: [] };
+  // what each prefix is: a value ('v'), an array ('a') or an object ('o') container
+  const role = new Map<string, 'v' | 'a' | 'o'>();
+  const claim = (key: string, r: 'v' | 'a' | 'o') => {
+    const had = role.get(key);
+    if (had !== undefined && had !== r) c.compiled = false;
+    role.set(key, r);
+  };
+  for (const [path, spec] of Object.entries(m.fields)) {
+    const p = compilePath(path);
+    if (!p) {
+      c.compiled = false;
+      break;
+    }
+    let key = '';
+    for (let i = 0; i < p.parts.length; i++) {
+      key += `\u0000${p.parts[i]}`;
+      claim(key, i === p.parts.length - 1 ? 'v' : p.array[i] ? 'a' : 'o');
+    }
+    if (typeof spec === 'object' && spec.value !== undefined) {
+      // an object constant (not in the type, but YAML could hold one) is pruned by the generic path
+      if (typeof spec.value === 'object' || typeof spec.value === 'function') c.compiled = false;
+      c.constants.push({ ...p, value: spec.value });
+    } else c.read.push({ ...p, read: compileField(spec) });
+  }
+  compiledMappings.set(m, c);
+  return c;
+}
+
+/** Sets a compiled path's value; false when it wrote an array index past the end (a hole). */
+function put(data: Record<string, unknown>, p: CompiledPath, value: unknown): boolean {
+  let o = data as Record<string, unknown>;
+  let dense = true;
+  const last = p.parts.length - 1;
+  for (let i = 0; i < last; i++) {
+    const k = p.parts[i];
+    if (p.index[i] > (o as unknown as unknown[]).length) dense = false;
+    let cur = o[k];
+    if (cur === undefined || cur === null) {
+      cur = p.array[i] ? [] : {};
+      o[k] = cur;
+    }
+    o = cur as Record<string, unknown>;
+  }
+  if (p.index[last] > (o as unknown as unknown[]).length) dense = false;
+  o[p.parts[last]] = value;
+  return dense;
+}
+
+function parentOf(data: Record<string, unknown>, p: CompiledPath): boolean {
+  let o: unknown = data;
+  for (let i = 0; i < p.parts.length - 1; i++) {
+    o = (o as Record<string, unknown> | undefined)?.[p.parts[i]];
+    if (o === undefined || o === null) return false;
+  }
+  return true;
+}
+
+/** Builds one record's `data` from a row; problems name the field, never the value. */
+export function buildData(row: Row, m: RecordMapping, timezone = 'UTC'): { data: Record<string, unknown>; problems: FieldProblem[] } {
+  const c = compileMapping(m);
+  if (!c.compiled) return buildDataGeneric(row, m, timezone);
+  let problems: FieldProblem[] | undefined;
+  let data: Record<string, unknown> = {};
+  let dense = true;
+  for (let i = 0; i < c.read.length; i++) {
+    const f = c.read[i];
+    const v = f.read(row, timezone);
+    if (v === undefined) continue;
+    if (typeof v === 'object' && v !== null) {
+      if (v instanceof Error) {
+        (problems ??= []).push({ field: f.path, problem: v.message });
+        continue;
+      }
+      return buildDataGeneric(row, m, timezone);
+    }
+    if (typeof v === 'function') return buildDataGeneric(row, m, timezone);
+    if (!put(data, f, v)) dense = false;
+  }
+  // a constant (an identifier's system, a phone's use) only joins an object that has data from the row
+  for (let i = 0; i < c.constants.length; i++) {
+    const k = c.constants[i];
+    if (parentOf(data, k) && !put(data, k, k.value)) dense = false;
+  }
+  if (!dense) data = (prune(data) as Record<string, unknown> | undefined) ?? {};
+  problems ??= [];
+  return { data: normaliseRx(data, m.type, problems), problems };
 }
 
 /** Whether a row yields this record (`when`). */
 export function rowMatches(row: Row, m: RecordMapping): boolean {
   if (!m.when) return true;
   const v = row[m.when.column];
-  return m.when.in.some((x) => String(x) === (v === null || v === undefined ? '' : text(v).trim()));
+  const t = v === null || v === undefined ? '' : text(v).trim();
+  for (const x of m.when.in) if (String(x) === t) return true;
+  return false;
 }

@@ -5,7 +5,7 @@
  * a changed row is a new version.
  */
 import type { DraftRecord, MapResult } from '../contracts.ts';
-import { buildData, readField, rowMatches, toInstant, type RecordMapping } from './field-mapping.ts';
+import { buildData, compileField, rowMatches, toInstant, type RecordMapping } from './field-mapping.ts';
 import { deterministicId } from './record-id.ts';
 
 export interface RowMapOptions {
@@ -28,7 +28,8 @@ export interface RowMapOptions {
 export function recordsFromRow(row: Record<string, unknown>, mappings: readonly RecordMapping[], o: RowMapOptions): MapResult {
   const issues: MapResult['issues'] = [];
   const records: DraftRecord[] = [];
-  for (const [i, m] of mappings.entries()) {
+  for (let i = 0; i < mappings.length; i++) {
+    const m = mappings[i];
     if (!rowMatches(row, m)) continue;
     const { data, problems } = buildData(row, m, o.timezone);
     for (const p of problems)
@@ -39,7 +40,7 @@ export function recordsFromRow(row: Record<string, unknown>, mappings: readonly 
       });
     let partitionKey = o.partition;
     if (m.patient) {
-      const pid = readField(row, m.patient.id, o.timezone);
+      const pid = compileField(m.patient.id)(row, o.timezone);
       if (pid === undefined || pid instanceof Error) {
         issues.push({ severity: 'error', code: 'GW_MAP_FAILED', message: `${o.where}: no patient id` });
         continue;
@@ -48,7 +49,7 @@ export function recordsFromRow(row: Record<string, unknown>, mappings: readonly 
       data.patient = ref;
       partitionKey = `patient:${ref.system}|${ref.value}`;
     }
-    const occ = m.occurredAt ? readField(row, m.occurredAt, o.timezone) : undefined;
+    const occ = m.occurredAt ? compileField(m.occurredAt)(row, o.timezone) : undefined;
     const occurredAt =
       (typeof occ === 'string' ? toInstant(occ, undefined, o.timezone) : undefined) ??
       o.occurredFallback ??
