@@ -654,6 +654,12 @@ export const ConfigSchema = Type.Object(
           description:
             'Free space kept on the data volume: below it new input is refused ("busy, retry later" ACK, polls paused), `/ready` is false and the alert `diskLow` (GW_DISK_LOW) raised, so the outbox can still commit acks and deletes; input resumes by itself once space is back above it. Space the outbox holds free inside its file counts as free. 0 turns the guard off (a write that fails for lack of space is still refused and reported).',
         }),
+        dedupeMaxEntries: Type.Integer({
+          minimum: 1000,
+          default: 250_000,
+          description:
+            "Most entries the resend log keeps (a message's control id and content hash, to spot resends), besides `hl7.dedupeWindowDays`: past it the oldest are forgotten first. One entry takes ~190 bytes of the outbox file, so the default bounds the log at ~47 MB.",
+        }),
         diskCheckMs: Type.Integer({
           minimum: 50,
           default: 1000,

@@ -174,6 +174,7 @@ function assembleGateway(opts: GatewayOptions, paths: GatewayPaths, firstLease: 
     damagedDir: paths.damagedDir,
     onSalvaged: salvageAlert(() => alertBoard, 'outboxSalvaged'),
     dedupeWindowMs: config.hl7.dedupeWindowDays * 86_400_000,
+    dedupeMaxEntries: config.outbox.dedupeMaxEntries,
     onFull: (bytes, maxBytes) => alerts.outboxFull(bytes, maxBytes),
     onWriterGone: ({ error, restartInMs, restarts }) => {
       logger.error(

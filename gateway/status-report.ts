@@ -13,7 +13,7 @@ import type { Clock } from './clock.ts';
 import type { EventBus } from './event-bus.ts';
 import type { Metrics } from './metrics.ts';
 import type { DiskState } from './outbox/disk-guard.ts';
-import type { RecordQueue } from './outbox/outbox.ts';
+import type { OutboxLifecycle, RecordQueue } from './outbox/outbox.ts';
 import type { RelayWorker } from './relay/relay-worker.ts';
 import type { Sink } from './sinks/sink.ts';
 
@@ -21,7 +21,7 @@ export interface StatusSources {
   config: GatewayConfig;
   clock: Clock;
   version: string;
-  outbox: Pick<RecordQueue, 'stats'>;
+  outbox: Pick<RecordQueue, 'stats'> & Pick<OutboxLifecycle, 'storage'>;
   sink: Sink;
   relay: RelayWorker;
   adapters: readonly SourceAdapter[];
@@ -223,7 +223,12 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
             { ...a.health(), ...(s.adapterErrors.has(a.id) ? { status: 'down', error: s.adapterErrors.get(a.id) } : {}) },
           ]),
         ),
-        outbox: { ...st, oldestAgeSeconds: st.oldestCreatedAt === null ? null : Math.round((clock.now() - st.oldestCreatedAt) / 1000) },
+        outbox: {
+          ...st,
+          oldestAgeSeconds: st.oldestCreatedAt === null ? null : Math.round((clock.now() - st.oldestCreatedAt) / 1000),
+          // the file's footprint: its size, what it holds live, its free pages and the resend log's entries
+          ...(outbox.storage ? { storage: outbox.storage() } : {}),
+        },
         sink: { kind: sink.kind, ...sink.health() },
         relay: s.relay.health(),
         counts: {

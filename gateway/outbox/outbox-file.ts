@@ -6,7 +6,7 @@
  * comes up on the salvaged outbox and says what happened through `onSalvaged`.
  */
 import { DatabaseSync } from 'node:sqlite';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { GatewayError, isGatewayError } from '../errors.ts';
 import { OUTBOX_MIGRATIONS } from './migrations.ts';
@@ -14,16 +14,22 @@ import { bindSealKey, otherKeyError } from './outbox-key-binding.ts';
 import { inspectOutboxFile, isCorruption, storedKeyCheck, type DamageReason } from './outbox-integrity.ts';
 import { openDamaged, salvageOutbox, salvageTotals, type SalvageReport } from './outbox-salvage.ts';
 import { keyCheckMatches, keyCheckValue } from '../crypto/key-check.ts';
+import { WAL_SIZE_LIMIT_BYTES } from './outbox-vacuum.ts';
 
 /** Opens (creating it 0600) and migrates the file; returns a connection. Corruption is thrown as SQLite's error, for the caller to salvage. */
 export function openOutboxDatabase(file: string): DatabaseSync {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600));
   chmodSync(file, 0o600);
+  const fresh = statSync(file).size === 0;
   const d = new DatabaseSync(file);
   try {
+    // a new file gives disk space back as rows go (outbox-vacuum.ts): auto_vacuum is part of the
+    // header, so it is set before anything (WAL mode included) writes the first page
+    if (fresh) d.exec('PRAGMA auto_vacuum = INCREMENTAL');
     // secure_delete: freed space keeps no old value (rule 4); per connection, so every one sets it
     d.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON;');
+    d.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     const version = Number((d.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
     for (let v = version; v < OUTBOX_MIGRATIONS.length; v++) {
       d.exec('BEGIN IMMEDIATE');

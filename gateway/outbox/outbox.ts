@@ -183,6 +183,26 @@ export interface OutboxLifecycle {
    * before the file grows), which the disk guard counts as free space.
    */
   reusableBytes?(): number;
+  /** Durable implementations: the file's size and what it holds (for `/status`). */
+  storage?(): OutboxStorage;
+}
+
+/** The outbox file's footprint (issue 14: disk given back after a drain). */
+export interface OutboxStorage {
+  /** The database file's size on disk, and its WAL's. */
+  fileBytes: number;
+  walBytes: number;
+  /** Bytes in pages that hold data (the file less its free pages). */
+  liveBytes: number;
+  freePages: number;
+  pageSize: number;
+  /** `incremental`: free pages are given back to the disk as rows go; `none`: only reused. */
+  autoVacuum: 'none' | 'full' | 'incremental';
+  /** Entries in the resend log, and its count cap. */
+  resendLogEntries: number;
+  resendLogMaxEntries: number | null;
+  /** Vacuum steps run since open, pages they gave back, the last step's time, and the last failure's code. */
+  vacuum: { steps: number; pagesReturned: number; lastStepMs: number | null; failures: number; lastError: string | null };
 }
 
 /** The record queue: what intakes put in and the relay takes out (see the row life cycle above). */

@@ -10,6 +10,7 @@
  * JSON are sealed by the writer before the transaction: the file holds sealed bytes only.
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { statSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { GatewayError, isGatewayError } from '../errors.ts';
 import type { Clock, TimerHandle } from '../clock.ts';
@@ -28,6 +29,8 @@ import {
   type QueueRow,
 } from './outbox.ts';
 import type { WriterCounts } from './sqlite-writer.ts';
+import { autoVacuumMode, convertToIncremental, pageCounts, type ConversionOutcome, type VacuumStep } from './outbox-vacuum.ts';
+import type { OutboxStorage } from './outbox.ts';
 import { startWriter, type WriterChannel } from './writer-channel.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
@@ -40,6 +43,15 @@ export interface SqliteOutboxOptions {
   maxDeadLetterBytes?: number;
   /** Intake-log entries older than this are forgotten. */
   dedupeWindowMs?: number;
+  /** Most intake-log (resend log) entries kept, the oldest forgotten first (default {@link DEFAULT_DEDUPE_MAX_ENTRIES}). */
+  dedupeMaxEntries?: number;
+  /**
+   * What the outbox did with its file's space: the one-time conversion to incremental vacuum at
+   * open (or why it was not done), and a vacuum step that failed (intake goes on; logged by the caller with its code).
+   */
+  onStorage?: (e: { event: 'converted' | 'notConverted'; outcome: ConversionOutcome } | { event: 'vacuumFailed'; step: VacuumStep }) => void;
+  /** Tests only: the free disk space the conversion at open decides on (default: statfs of the data folder). */
+  freeDiskBytesForConversion?: number;
   onFull?: (bytes: number, maxBytes: number) => void;
   /**
    * Where writes run: `thread` (a writer thread; an fsync never blocks this event loop), `inline`
@@ -74,6 +86,13 @@ export interface SqliteOutboxOptions {
   /** Tests only: sees each writer thread once started (to make it fail). */
   onWriterThread?: (w: Worker) => void;
 }
+
+/**
+ * Resend-log entries kept by default: one costs ~190 bytes in the file (a 46-character keyed hash
+ * as its primary key, stored twice — row and key index — plus the content hash and the time:
+ * measured by the vacuum test), so 250,000 of them bound the log at ~47 MB.
+ */
+export const DEFAULT_DEDUPE_MAX_ENTRIES = 250_000;
 
 /** A dead writer thread is restarted after this, doubling per death in a row (one that ran a minute resets it), up to the maximum. */
 const WRITER_RESTART_FIRST_MS = 250;
@@ -203,6 +222,8 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     }
   }
 
+  const vacuumTotals: OutboxStorage['vacuum'] = { steps: 0, pagesReturned: 0, lastStepMs: null, failures: 0, lastError: null };
+
   let writerRestarts = 0;
   /** Counts closes: a writer that finishes starting after one is not kept. */
   let openings = 0;
@@ -276,8 +297,23 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         d.close();
         throw new GatewayError('GW_OUTBOX_IO', 'outbox open failed (key migration or retry reset)', { cause: e });
       }
+      // an outbox from before incremental vacuum: converted once while it is small, before the writer opens it
+      if (autoVacuumMode(d) !== 'incremental') {
+        const outcome = convertToIncremental(d, opts.file, opts.freeDiskBytesForConversion);
+        opts.onStorage?.({ event: outcome.state === 'incremental' ? 'converted' : 'notConverted', outcome });
+      }
       const onReply = (m: WriterReply) => {
         counts = m.counts;
+        if (m.vacuum) {
+          vacuumTotals.steps++;
+          vacuumTotals.pagesReturned += Math.max(0, m.vacuum.pages);
+          vacuumTotals.lastStepMs = Math.round(m.vacuum.ms * 10) / 10;
+          if (m.vacuum.error !== undefined) {
+            vacuumTotals.failures++;
+            vacuumTotals.lastError = m.vacuum.error;
+            opts.onStorage?.({ event: 'vacuumFailed', step: m.vacuum });
+          }
+        }
         for (const item of m.items) {
           const p = pending.get(item.id);
           if (!p) continue;
@@ -293,6 +329,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         maxBytes: opts.maxBytes,
         maxDeadLetterBytes: opts.maxDeadLetterBytes ?? Math.floor(opts.maxBytes / 4),
         dedupeWindowMs: opts.dedupeWindowMs ?? 30 * 86_400_000,
+        dedupeMaxEntries: opts.dedupeMaxEntries ?? DEFAULT_DEDUPE_MAX_ENTRIES,
         groupCommitMaxRecords: opts.groupCommitMaxRecords ?? 2000,
         sealKey: opts.sealKey,
       };
@@ -349,6 +386,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         pendingCommands: d.prepare('SELECT id, payload FROM pending_commands ORDER BY taken_at, id'),
         getCursor: d.prepare('SELECT value FROM source_cursors WHERE key = ?'),
         listRows: d.prepare("SELECT pk FROM source_rows WHERE stream = ? AND pk > ? AND hash <> '-' ORDER BY pk LIMIT ?"),
+        countLog: d.prepare('SELECT COUNT(*) AS n FROM intake_log'),
         nextRetry: d.prepare('SELECT MIN(next_attempt_at) AS t FROM outbox WHERE attempts > 0 AND next_attempt_at > ?'),
       };
       inFlight.clear();
@@ -561,6 +599,29 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         inlineCommits: channel?.inlineCommits() ?? 0,
         writer: channel ? 'running' : 'restarting',
         writerRestarts,
+      };
+    },
+
+    storage(): OutboxStorage {
+      const d = need();
+      const p = pageCounts(d);
+      const size = (f: string) => {
+        try {
+          return statSync(f).size;
+        } catch {
+          return 0;
+        }
+      };
+      return {
+        fileBytes: size(opts.file),
+        walBytes: size(opts.file + '-wal'),
+        liveBytes: (p.pageCount - p.freePages) * p.pageSize,
+        freePages: p.freePages,
+        pageSize: p.pageSize,
+        autoVacuum: autoVacuumMode(d),
+        resendLogEntries: Number((st.countLog.get() as { n: number | bigint }).n),
+        resendLogMaxEntries: opts.dedupeMaxEntries ?? DEFAULT_DEDUPE_MAX_ENTRIES,
+        vacuum: { ...vacuumTotals },
       };
     },
 

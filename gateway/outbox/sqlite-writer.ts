@@ -19,6 +19,7 @@ import {
   type PageEntry,
   type PageOutcome,
 } from './outbox.ts';
+import { autoVacuumMode, pageCounts, vacuumDue, VACUUM_KEEP_BYTES as VACUUM_KEEP_PAGES_BYTES, VACUUM_STEP_PAGES, WAL_SIZE_LIMIT_BYTES, type VacuumStep } from './outbox-vacuum.ts';
 
 export interface WriterCounts {
   bytes: number;
@@ -61,6 +62,12 @@ export interface SqliteWriter {
   /** One transaction for a group of dead letters (a burst of bad input shares the fsync). */
   addDeadLetters(entries: DeadLetterEntry[]): Array<'stored' | 'full'>;
   removeDeadLetter(id: string): boolean;
+  /**
+   * Returns up to VACUUM_STEP_PAGES free pages to the file system when a vacuum is due
+   * (outbox-vacuum.ts), in its own short transaction; undefined when none is. Never throws: a
+   * failed step is reported in its result and intake goes on.
+   */
+  vacuumStep(): VacuumStep | undefined;
   counts(): WriterCounts;
   close(): void;
 }
@@ -83,6 +90,8 @@ export interface SqliteWriterOptions {
   maxBytes: number;
   maxDeadLetterBytes: number;
   dedupeWindowMs: number;
+  /** Most resend-log entries kept (the oldest go first); unbounded when absent. */
+  dedupeMaxEntries?: number;
   /** The record seal key: plain records are sealed here, before the transaction that writes them. */
   sealKey?: Uint8Array;
 }
@@ -97,6 +106,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
   const db = new DatabaseSync(file);
   // secure_delete: a deleted row's bytes are zeroed, so freed space keeps no old value (rule 4)
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON;');
+  db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
   let syncMode: 'FULL' | 'NORMAL' = 'FULL';
   const setSync = (mode: 'FULL' | 'NORMAL') => {
     if (syncMode !== mode) {
@@ -110,6 +120,9 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
     getLog: db.prepare('SELECT hash FROM intake_log WHERE key = ?'),
     // rowids grow with time: the oldest entries are the lowest rowids, no index on seen_at needed
     pruneLog: db.prepare('DELETE FROM intake_log WHERE rowid IN (SELECT rowid FROM intake_log ORDER BY rowid LIMIT 5000) AND seen_at < ?'),
+    // the count cap: the newest entries have the highest rowids, and entries only ever go from the
+    // lowest end, so keeping the top `cap` rowids keeps the newest `cap` entries (two b-tree seeks)
+    capLog: db.prepare('DELETE FROM intake_log WHERE rowid <= (SELECT MAX(rowid) FROM intake_log) - ?'),
     delSeq: db.prepare('DELETE FROM outbox WHERE seq = ? RETURNING bytes'),
     // a whole batch in one statement: one call into SQLite instead of one per row
     delSeqs: db.prepare('DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?)) RETURNING bytes'),
@@ -150,6 +163,12 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
     if (delta !== 0) Atomics.add(c, slot, BigInt(delta));
   };
   let lastPrune = 0;
+  /** A vacuum under way goes on to the kept free space (outbox-vacuum.ts). */
+  let vacuuming = false;
+  /** Free pages last seen: checked again once rows were deleted, or while vacuuming. */
+  let deleted = true;
+  /** Only a file with incremental vacuum can give pages back (converted, if at all, before the writer opens it). */
+  const canVacuum = autoVacuumMode(db) === 'incremental';
   /** The totals the admission rules (admission.ts) decide on, plus what this transaction added so far. */
   const totals = (added: Growth = { bytes: 0, deadBytes: 0 }): AdmissionTotals => ({
     bytes: get(BYTES) + added.bytes,
@@ -250,7 +269,16 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       const outcomes: EnqueueOutcome[] = [];
       let added = 0;
       let addedRows = 0;
-      const resends = resendLog(now);
+      let logged = 0;
+      const log = resendLog(now);
+      const resends: ResendLog = {
+        lookup: log.lookup,
+        claim: (key, hash) => {
+          const prior = log.claim(key, hash);
+          if (prior === undefined) logged++;
+          return prior;
+        },
+      };
       tx('FULL', () => {
         for (const entry of entries) {
           const outcome = admitEntry({ bytes: entryBytes(entry), dedupe: entry.dedupe }, totals({ bytes: added, deadBytes: 0 }), resends);
@@ -270,8 +298,9 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
           }
           outcomes.push('accepted');
         }
+        if (logged > 0 && o.dedupeMaxEntries !== undefined && st.capLog.run(o.dedupeMaxEntries).changes > 0) deleted = true;
         if (now - lastPrune > 60_000) {
-          st.pruneLog.run(now - o.dedupeWindowMs);
+          if (st.pruneLog.run(now - o.dedupeWindowMs).changes > 0) deleted = true;
           lastPrune = now;
         }
       });
@@ -353,6 +382,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       });
       add(BYTES, -freed);
       add(ROWS, -gone);
+      if (gone > 0) deleted = true;
     },
 
     retryLater(list, at, error) {
@@ -380,6 +410,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
         }
       });
       // the rows' bytes were counted already; a dead letter of the same id they replace is not
+      if (moved > 0) deleted = true;
       add(ROWS, -moved);
       add(BYTES, -replacedBytes);
       add(DEAD, movedBytes - replacedBytes);
@@ -440,9 +471,52 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
     removeDeadLetter(id) {
       const gone = tx('NORMAL', () => st.delDead.get(id) as { bytes: number } | undefined);
       if (!gone) return false;
+      deleted = true;
       add(BYTES, -Number(gone.bytes));
       add(DEAD, -Number(gone.bytes));
       return true;
+    },
+
+    vacuumStep() {
+      if (!canVacuum || (!deleted && !vacuuming)) return undefined;
+      deleted = false;
+      const t = performance.now();
+      try {
+        const before = pageCounts(db);
+        if (!vacuumDue(before, vacuuming)) {
+          if (vacuuming) {
+            vacuuming = false;
+            // the file is cut to its new size when the checkpoint has copied the last step back
+            db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+          }
+          return undefined;
+        }
+        vacuuming = true;
+        setSync('NORMAL');
+        // freed pages only: no row changes, so losing a step to a power cut loses nothing but the step
+        const keep = Math.ceil(VACUUM_KEEP_PAGES_BYTES / before.pageSize);
+        const n = Math.min(VACUUM_STEP_PAGES, Math.max(1, before.freePages - keep));
+        db.exec(`PRAGMA incremental_vacuum(${n})`);
+        add(COMMITS, 1);
+        const after = pageCounts(db);
+        // a step that returned nothing would be repeated for ever
+        const more = after.pageCount < before.pageCount && vacuumDue(after, true);
+        if (!more) {
+          vacuuming = false;
+          db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+        }
+        return {
+          pages: before.pageCount - after.pageCount,
+          ms: performance.now() - t,
+          freePages: after.freePages,
+          pageCount: after.pageCount,
+          more,
+        };
+      } catch (e) {
+        vacuuming = false;
+        const x = e as { errcode?: number; code?: string };
+        return { pages: 0, ms: performance.now() - t, freePages: -1, pageCount: -1, more: false, error: String(x.errcode ?? x.code ?? 'unknown') };
+      }
     },
 
     counts: () => ({ bytes: get(BYTES), rows: get(ROWS), commits: get(COMMITS) }),

@@ -17,6 +17,7 @@ export interface WriterOptions {
   maxBytes: number;
   maxDeadLetterBytes: number;
   dedupeWindowMs: number;
+  dedupeMaxEntries?: number;
   groupCommitMaxRecords: number;
   counts?: BigInt64Array;
   sealKey?: Uint8Array;

@@ -22,6 +22,7 @@ export function createWriterLoop(
 ): WriterLoop {
   let queue: WriterRequest[] = [];
   let scheduled = false;
+  let closed = false;
   const answer = (items: WriterReply['items']) => reply({ items, counts: writer.counts() });
 
   /** Runs one grouped write and answers each request of the group with its own outcome. */
@@ -95,6 +96,7 @@ export function createWriterLoop(
             value = writer.removeDeadLetter(r.deadLetterId);
             break;
           case 'close':
+            closed = true;
             writer.close();
             answer([{ id: r.id, ok: true }]);
             onClosed();
@@ -106,6 +108,22 @@ export function createWriterLoop(
       } catch (e) {
         answer([failedItem(r.id, e)]);
       }
+    }
+    vacuum();
+  }
+
+  /**
+   * Between groups: one bounded vacuum step when one is due, then the requests that arrived
+   * meanwhile before the next step (an intake waits for one step at most).
+   */
+  function vacuum(): void {
+    if (closed) return;
+    const step = writer.vacuumStep();
+    if (!step) return;
+    reply({ items: [], counts: writer.counts(), vacuum: step });
+    if (step.more && !scheduled) {
+      scheduled = true;
+      setImmediate(run);
     }
   }
 

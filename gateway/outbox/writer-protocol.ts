@@ -1,6 +1,7 @@
 /** Messages between the outbox (main thread) and its writer thread. */
 import type { DeadLetterEntry, EnqueueEntry, PageEntry } from './outbox.ts';
 import type { WriterCounts } from './sqlite-writer.ts';
+import type { VacuumStep } from './outbox-vacuum.ts';
 
 export type WriterRequest =
   | { id: number; op: 'enqueue'; entry: EnqueueEntry; now: number }
@@ -27,6 +28,8 @@ export interface WriterReply {
   items: Array<{ id: number; ok: boolean; value?: unknown; error?: string; diskFull?: boolean }>;
   counts: WriterCounts;
   ready?: boolean;
+  /** A vacuum step the writer ran between requests (outbox-vacuum.ts). */
+  vacuum?: VacuumStep;
 }
 
 /** SQLite's primary result code for "database or disk is full" (extended codes keep it in the low byte). */
