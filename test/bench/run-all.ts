@@ -8,6 +8,8 @@
  *      and the cost of an empty poll beside the same number of SELECT 1 round trips.
  *   5. File source: a 500,000-row CSV imported by a gateway process (rows/s, peak RSS) beside
  *      parsing the same file with the same reader.
+ *   6. Mapping allocation: heap bytes and rows/s per CSV row through the compiled record mappings
+ *      beside the old mapping code, ABBA in one process (test/bench/alloc-bench.ts).
  * Bounded: every load runs for a fixed time on 127.0.0.1 only.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -22,11 +24,12 @@ import { relayBench } from './relay-bench.ts';
 import { parseBench } from './parse-bench.ts';
 import { dbBench } from './db-bench.ts';
 import { csvBench } from './csv-bench.ts';
+import { allocBench, allocLines } from './alloc-bench.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const DURATION = Number(process.env.BENCH_SECONDS ?? 4) * 1000;
-/** `BENCH_SECTIONS=1,3` runs only those sections (default: all five). */
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5').split(',').map((s) => Number(s.trim())));
+/** `BENCH_SECTIONS=1,3` runs only those sections (default: all six). */
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5,6').split(',').map((s) => Number(s.trim())));
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const log = (s: string) => process.stdout.write(s + '\n');
 
@@ -84,6 +87,7 @@ async function main(): Promise<void> {
   if (SECTIONS.has(3)) await relaySection();
   if (SECTIONS.has(4)) await dbSection();
   if (SECTIONS.has(5)) await csvSection();
+  if (SECTIONS.has(6)) allocSection();
 }
 
 async function mllpSection(): Promise<void> {
@@ -211,6 +215,11 @@ async function csvSection(): Promise<void> {
   log(
     `  ratio import/parse ${fmt(c.importRate / c.parseRate, 3)}; peak RSS ${fmt(c.peakRssMiB)} MiB (idle ${fmt(c.idleRssMiB)} MiB) — the file is streamed, never held whole`,
   );
+}
+
+function allocSection(): void {
+  log('\n6. Mapping allocation: optical-csv patient rows through the compiled mappings beside the old mapping code (heap bytes via v8.GCProfiler)');
+  for (const line of allocLines(allocBench({ rows: Number(process.env.ALLOC_ROWS ?? 100_000), rounds: 2 }))) log(line);
 }
 
 main().catch((e: unknown) => {
