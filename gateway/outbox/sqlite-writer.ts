@@ -92,6 +92,8 @@ export interface SqliteWriterOptions {
   dedupeWindowMs: number;
   /** Most resend-log entries kept (the oldest go first); unbounded when absent. */
   dedupeMaxEntries?: number;
+  /** After a vacuum step failed, the next is tried no sooner than this (default 10 s; tests set 0). */
+  vacuumRetryMs?: number;
   /** The record seal key: plain records are sealed here, before the transaction that writes them. */
   sealKey?: Uint8Array;
 }
@@ -169,6 +171,8 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
   let deleted = true;
   /** Only a file with incremental vacuum can give pages back (converted, if at all, before the writer opens it). */
   const canVacuum = autoVacuumMode(db) === 'incremental';
+  /** A failed step is tried again after a pause, not after every commit (a full disk would fail each one). */
+  let vacuumRetryAt = -Infinity;
   /** The totals the admission rules (admission.ts) decide on, plus what this transaction added so far. */
   const totals = (added: Growth = { bytes: 0, deadBytes: 0 }): AdmissionTotals => ({
     bytes: get(BYTES) + added.bytes,
@@ -478,9 +482,9 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
     },
 
     vacuumStep() {
-      if (!canVacuum || (!deleted && !vacuuming)) return undefined;
-      deleted = false;
       const t = performance.now();
+      if (!canVacuum || (!deleted && !vacuuming) || t < vacuumRetryAt) return undefined;
+      deleted = false;
       try {
         const before = pageCounts(db);
         if (!vacuumDue(before, vacuuming)) {
@@ -514,6 +518,9 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
         };
       } catch (e) {
         vacuuming = false;
+        // checked again after the pause: the free pages are still there
+        deleted = true;
+        vacuumRetryAt = performance.now() + (o.vacuumRetryMs ?? 10_000);
         const x = e as { errcode?: number; code?: string };
         return { pages: 0, ms: performance.now() - t, freePages: -1, pageCount: -1, more: false, error: String(x.errcode ?? x.code ?? 'unknown') };
       }

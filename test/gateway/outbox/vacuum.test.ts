@@ -2,7 +2,7 @@
  * Disk given back (issue 14): a drained outbox file shrinks by incremental-vacuum steps the writer
  * runs between commits, intake is accepted while it does, and the resend log is capped by count.
  */
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { openOutboxDatabase } from '../../../gateway/outbox/outbox-file.ts';
 import { VACUUM_KEEP_BYTES, VACUUM_START_BYTES, VACUUM_STEP_PAGES } from '../../../gateway/outbox/outbox-vacuum.ts';
 import type { SealedRecord } from '../../../gateway/outbox/outbox.ts';
 import { waitFor } from '../../support/net.ts';
+import { fillDisk, mountSmallDisk } from '../../support/small-disk.ts';
 
 const tmp = () => join(mkdtempSync(join(tmpdir(), 'ewml-vacuum-')), 'outbox.db');
 const ROWS = 20_000;
@@ -167,4 +168,57 @@ describe('outbox vacuum', () => {
     expect(c.claim(10).rows.map((r) => r.id)).toEqual(['r2']);
     await c.close();
   });
+
+  const writerOpts = { maxBytes: 1 << 30, maxDeadLetterBytes: 1 << 28, dedupeWindowMs: 86_400_000, vacuumRetryMs: 0 };
+  const fillAndAck = (w: ReturnType<typeof createSqliteWriter>, rows: number) => {
+    for (let i = 0; i < rows; i += 500) w.enqueue([{ records: Array.from({ length: 500 }, (_, k) => rec2k(i + k)) }], 1);
+    w.ack(Array.from({ length: rows }, (_, i) => ({ id: `r${i}`, seq: i + 1 })));
+  };
+
+  it('gives the space back on a full disk (the steps reuse the WAL already there), so a full outbox frees its volume', () => {
+    const disk = mountSmallDisk(40 * 1024 * 1024);
+    try {
+      const file = join(disk.dir, 'outbox.db');
+      openOutboxDatabase(file).close();
+      const w = createSqliteWriter(file, writerOpts);
+      fillAndAck(w, 5000);
+      const filler = join(disk.dir, 'filler');
+      fillDisk(filler);
+      const steps: Array<number | string> = [];
+      for (let i = 0; i < 50; i++) {
+        const s = w.vacuumStep();
+        if (!s) break;
+        steps.push(s.error ?? s.pages);
+        if (!s.more) break;
+      }
+      console.log(`vacuum on a full disk: steps ${JSON.stringify(steps)}, file ${statSync(file).size} bytes, WAL ${statSync(file + '-wal').size}`);
+      expect(steps.every((x) => typeof x === 'number')).toBe(true);
+      expect(statSync(file).size).toBeLessThanOrEqual(VACUUM_KEEP_BYTES + 128 * 1024);
+      rmSync(filler);
+      // and intake goes on once there is room
+      expect(w.enqueue([{ records: [rec2k(9000)] }], 2)).toEqual(['accepted']);
+      w.close();
+    } finally {
+      disk.unmount();
+    }
+  });
+
+  it('a step that fails (another writer holds the lock) is reported with its code; intake goes on and the vacuum resumes', () => {
+    const file = tmp();
+    openOutboxDatabase(file).close();
+    const w = createSqliteWriter(file, writerOpts);
+    fillAndAck(w, 4000);
+    const other = new DatabaseSync(file);
+    other.exec('PRAGMA busy_timeout = 0; BEGIN IMMEDIATE');
+    // the writer's busy_timeout (5 s) runs out: SQLITE_BUSY
+    const failed = w.vacuumStep();
+    other.exec('ROLLBACK');
+    other.close();
+    expect(failed).toMatchObject({ pages: 0, more: false, error: '5' });
+    expect(w.enqueue([{ records: [rec2k(9000)] }], 2)).toEqual(['accepted']);
+    const next = w.vacuumStep();
+    expect(next?.error).toBeUndefined();
+    expect(next!.pages).toBeGreaterThan(0);
+    w.close();
+  }, 30_000);
 });
