@@ -74,8 +74,20 @@ const DATE_FORMATS: Record<string, RegExp> = {
   'YYYY/MM/DD': /^(?<y>\d{4})\/(?<m>\d{1,2})\/(?<d>\d{1,2})/,
 };
 
-function toDate(v: unknown, format?: string): string | undefined {
+/** A date's text to `YYYY-MM-DD`: ISO, else the format given (or YYYYMMDD); undefined when it is not a date. */
+export function toDate(v: unknown, format?: string): string | undefined {
   const t = text(v).trim();
+  if (format !== undefined && !Object.hasOwn(FORMAT_ORDER, format)) return toDateByRegex(t, format);
+  // by hand, the same as the regular expressions above: no match arrays and group objects per row
+  const iso = isoDatePrefix(t);
+  if (iso !== undefined && !format) return iso;
+  let out = format ? datePrefix(t, FORMAT_ORDER[format as keyof typeof FORMAT_ORDER]) : undefined;
+  if (out === undefined && iso === undefined) out = datePrefix(t, 'ymd8');
+  if (out === undefined) return iso;
+  return Number.isNaN(Date.parse(out)) ? undefined : out;
+}
+
+function toDateByRegex(t: string, format?: string): string | undefined {
   const iso = /^(\d{4}-\d{2}-\d{2})/.exec(t);
   if (iso && !format) return iso[1];
   const m = (format ? DATE_FORMATS[format] : undefined)?.exec(t) ?? (iso ? undefined : DATE_FORMATS.YYYYMMDD.exec(t));
@@ -83,6 +95,52 @@ function toDate(v: unknown, format?: string): string | undefined {
   const { y, m: mo, d } = m.groups;
   const out = `${y}-${mo.padStart(2, '0')}-${d.padStart(2, '0')}`;
   return Number.isNaN(Date.parse(out)) ? undefined : out;
+}
+
+/** The order of the parts of each format in DATE_FORMATS, and its separator. */
+const FORMAT_ORDER = { YYYYMMDD: 'ymd8', 'MM/DD/YYYY': 'mdy/', 'DD/MM/YYYY': 'dmy/', 'DD.MM.YYYY': 'dmy.', 'YYYY/MM/DD': 'ymd/' } as const;
+
+/** How many ASCII digits (at most `max`) start at `from`. */
+function digitsAt(t: string, from: number, max: number): number {
+  let n = 0;
+  while (n < max && from + n < t.length) {
+    const c = t.charCodeAt(from + n);
+    if (c < 48 || c > 57) break;
+    n++;
+  }
+  return n;
+}
+
+/** `^\d{4}-\d{2}-\d{2}` */
+function isoDatePrefix(t: string): string | undefined {
+  return digitsAt(t, 0, 4) === 4 && t[4] === '-' && digitsAt(t, 5, 2) === 2 && t[7] === '-' && digitsAt(t, 8, 2) === 2 ? t.slice(0, 10) : undefined;
+}
+
+const pad2 = (s: string) => (s.length === 1 ? `0${s}` : s);
+
+/** The date at the start of `t` in one of the DATE_FORMATS (as `y-mm-dd`), or undefined: what its regular expression matches. */
+function datePrefix(t: string, order: (typeof FORMAT_ORDER)[keyof typeof FORMAT_ORDER]): string | undefined {
+  if (order === 'ymd8') return digitsAt(t, 0, 8) === 8 ? `${t.slice(0, 4)}-${t.slice(4, 6)}-${t.slice(6, 8)}` : undefined;
+  const sep = order[3];
+  if (order === 'ymd/') {
+    // ^(\d{4})\/(\d{1,2})\/(\d{1,2})
+    if (digitsAt(t, 0, 4) !== 4 || t[4] !== sep) return undefined;
+    const a = digitsAt(t, 5, 2);
+    if (a === 0 || t[5 + a] !== sep) return undefined;
+    const b = digitsAt(t, 6 + a, 2);
+    if (b === 0) return undefined;
+    return `${t.slice(0, 4)}-${pad2(t.slice(5, 5 + a))}-${pad2(t.slice(6 + a, 6 + a + b))}`;
+  }
+  // ^(\d{1,2})<sep>(\d{1,2})<sep>(\d{4}): month first (mdy) or day first (dmy)
+  const a = digitsAt(t, 0, 2);
+  if (a === 0 || t[a] !== sep) return undefined;
+  const b = digitsAt(t, a + 1, 2);
+  if (b === 0 || t[a + 1 + b] !== sep) return undefined;
+  if (digitsAt(t, a + b + 2, 4) !== 4) return undefined;
+  const first = pad2(t.slice(0, a));
+  const second = pad2(t.slice(a + 1, a + 1 + b));
+  const y = t.slice(a + b + 2, a + b + 6);
+  return order === 'mdy/' ? `${y}-${first}-${second}` : `${y}-${second}-${first}`;
 }
 
 /**
@@ -442,21 +500,46 @@ export function compileMapping(m: RecordMapping): CompiledMapping {
 /** Sets a compiled path's value; false when it wrote an array index past the end (a hole). */
 function put(data: Record<string, unknown>, p: CompiledPath, value: unknown): boolean {
   let o = data as Record<string, unknown>;
-  let dense = true;
   const last = p.parts.length - 1;
   for (let i = 0; i < last; i++) {
     const k = p.parts[i];
-    if (p.index[i] > (o as unknown as unknown[]).length) dense = false;
-    let cur = o[k];
+    const dense = !(p.index[i] > (o as unknown as unknown[]).length);
+    const cur = o[k];
     if (cur === undefined || cur === null) {
-      cur = p.array[i] ? [] : {};
-      o[k] = cur;
+      // the rest of the path is new: built inside out, each array at its final length (a literal, not grown)
+      subtreeHole = false;
+      o[k] = subtree(p, i, value);
+      return dense && !subtreeHole;
     }
     o = cur as Record<string, unknown>;
   }
-  if (p.index[last] > (o as unknown as unknown[]).length) dense = false;
+  const dense = !(p.index[last] > (o as unknown as unknown[]).length);
   o[p.parts[last]] = value;
   return dense;
+}
+
+/** Set by `subtree` when it left a hole (an index past 0 in a new array): no result object per call. */
+let subtreeHole = false;
+
+/** What goes at `parts[from]` when nothing is there yet: the containers of the rest of the path, holding the value. */
+function subtree(p: CompiledPath, from: number, value: unknown): unknown {
+  let v = value;
+  for (let j = p.parts.length - 1; j > from; j--) {
+    if (p.array[j - 1]) {
+      if (p.index[j] === 0) v = [v];
+      else {
+        const a: unknown[] = [];
+        a[p.index[j]] = v;
+        v = a;
+        subtreeHole = true;
+      }
+    } else {
+      const obj: Record<string, unknown> = {};
+      obj[p.parts[j]] = v;
+      v = obj;
+    }
+  }
+  return v;
 }
 
 function parentOf(data: Record<string, unknown>, p: CompiledPath): boolean {

@@ -8,11 +8,11 @@
  */
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { buildData, columnsOf, compileMapping, type FieldSpec, type RecordMapping } from '../../../adapters/canonical/field-mapping.ts';
+import { buildData, columnsOf, compileMapping, toDate, type FieldSpec, type RecordMapping } from '../../../adapters/canonical/field-mapping.ts';
 import { recordsFromRow, type RowMapOptions } from '../../../adapters/canonical/map-row.ts';
 import { FILE_PROFILES } from '../../../adapters/file/file-profiles.ts';
 import { practiceStudioStreams } from '../../../adapters/sql/profiles/practice-studio.ts';
-import { legacyBuildData, legacyRecordsFromRow } from './legacy-field-mapping.ts';
+import { legacyBuildData, legacyRecordsFromRow, toDate as legacyToDate } from './legacy-field-mapping.ts';
 
 const builtIn: Array<[string, RecordMapping]> = [
   ...Object.values(FILE_PROFILES).flatMap((p) => p.kinds.flatMap((k) => k.records.map((r, i) => [`${p.name}/${k.name}#${i}`, r] as [string, RecordMapping]))),
@@ -167,6 +167,27 @@ describe('compiled mappings give the old output exactly', () => {
       expect(first, `compiled output differs from the old on ${differ} rows`).toEqual([]);
     });
   }
+
+  it('reads dates by hand exactly as the regular expressions did', () => {
+    const r = rng(99);
+    const pieces = ['1', '12', '123', '1975', '19750304', '197503041', '0', '00', '13', '31', '2', '29', '2024', '/', '.', '-', ' ', 'T', ':', 'x', '٣', ''];
+    const formats = [undefined, '', 'YYYYMMDD', 'MM/DD/YYYY', 'DD/MM/YYYY', 'DD.MM.YYYY', 'YYYY/MM/DD', 'DD-MM-YYYY', 'toString'];
+    const texts = ['1975-03-04', '1975-03-04T10:00', '1975-3-4', '03/04/1975', '3/4/1975 9:05 PM', '31.12.1999', '1999/12/31', '1999/1/2x', '20240229', '20230229', '  19750304  ', '12/31/99'];
+    for (let i = 0; i < 20_000; i++) {
+      let t = '';
+      const k = 1 + Math.floor(r() * 6);
+      for (let j = 0; j < k; j++) t += pieces[Math.floor(r() * pieces.length)];
+      texts.push(t);
+    }
+    const differ: string[] = [];
+    for (const t of texts)
+      for (const f of formats) {
+        const a = outcome(() => legacyToDate(t, f));
+        const b = outcome(() => toDate(t, f));
+        if (a !== b && differ.length < 5) differ.push(`${JSON.stringify(t)} ${f}: old ${a}, new ${b}`);
+      }
+    expect(differ).toEqual([]);
+  });
 
   it('recompiles when a mapping is given new fields', () => {
     const m: RecordMapping = { type: 'patient', fields: { a: 'a' } };

@@ -66,7 +66,7 @@ const DATE_FORMATS: Record<string, RegExp> = {
   'YYYY/MM/DD': /^(?<y>\d{4})\/(?<m>\d{1,2})\/(?<d>\d{1,2})/,
 };
 
-function toDate(v: unknown, format?: string): string | undefined {
+export function toDate(v: unknown, format?: string): string | undefined {
   const t = text(v).trim();
   const iso = /^(\d{4}-\d{2}-\d{2})/.exec(t);
   if (iso && !format) return iso[1];
