@@ -115,3 +115,35 @@ export interface VacuumStep {
   /** The step failed (SQLite's error code, or the error's code): logged, never fatal to intake. */
   error?: string;
 }
+
+/** What `SqliteOutboxOptions.onStorage` reports. */
+export type StorageEvent =
+  | { event: 'converted' | 'notConverted'; outcome: ConversionOutcome }
+  | { event: 'vacuumFailed'; step: VacuumStep };
+
+/**
+ * The log line for a storage event: codes, counts and sizes only. The gateway logs it as
+ * `logger[l.level](l.fields, l.message)`.
+ */
+export function storageLogLine(e: StorageEvent): { level: 'info' | 'warn'; fields: Record<string, unknown>; message: string } {
+  if (e.event === 'vacuumFailed')
+    return {
+      level: 'warn',
+      fields: { code: 'GW_OUTBOX_IO', sqlite: e.step.error },
+      message: 'outbox vacuum step failed (freed space is still reused, only not given back yet); tried again in 10 s. Intake is not affected',
+    };
+  const o = e.outcome;
+  if (o.state === 'incremental')
+    return { level: 'info', fields: { ms: o.ms }, message: 'outbox converted to incremental vacuum: it now gives disk space back after a drain' };
+  const why =
+    o.reason === 'too-big'
+      ? `it holds more than ${CONVERT_MAX_LIVE_BYTES / 1048576} MiB (converted at the first start after a drain)`
+      : o.reason === 'no-room'
+        ? 'the data volume has no room for the copy a conversion writes (free space, then restart)'
+        : 'the conversion failed';
+  return {
+    level: 'warn',
+    fields: { reason: o.reason, liveBytes: o.liveBytes, fileBytes: o.fileBytes, ...(o.code ? { sqlite: o.code } : {}) },
+    message: `outbox file does not give disk space back (auto_vacuum off; freed space is reused only): not converted, as ${why}`,
+  };
+}

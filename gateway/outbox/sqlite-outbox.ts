@@ -29,7 +29,7 @@ import {
   type QueueRow,
 } from './outbox.ts';
 import type { WriterCounts } from './sqlite-writer.ts';
-import { autoVacuumMode, convertToIncremental, pageCounts, type ConversionOutcome, type VacuumStep } from './outbox-vacuum.ts';
+import { autoVacuumMode, convertToIncremental, pageCounts, type StorageEvent } from './outbox-vacuum.ts';
 import type { OutboxStorage } from './outbox.ts';
 import { startWriter, type WriterChannel } from './writer-channel.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
@@ -49,7 +49,7 @@ export interface SqliteOutboxOptions {
    * What the outbox did with its file's space: the one-time conversion to incremental vacuum at
    * open (or why it was not done), and a vacuum step that failed (intake goes on; logged by the caller with its code).
    */
-  onStorage?: (e: { event: 'converted' | 'notConverted'; outcome: ConversionOutcome } | { event: 'vacuumFailed'; step: VacuumStep }) => void;
+  onStorage?: (e: StorageEvent) => void;
   /** Tests only: the free disk space the conversion at open decides on (default: statfs of the data folder). */
   freeDiskBytesForConversion?: number;
   onFull?: (bytes: number, maxBytes: number) => void;

@@ -12,7 +12,7 @@ import { createManualClock } from '../../../gateway/clock.ts';
 import { createSqliteOutbox } from '../../../gateway/outbox/sqlite-outbox.ts';
 import { createSqliteWriter } from '../../../gateway/outbox/sqlite-writer.ts';
 import { openOutboxDatabase } from '../../../gateway/outbox/outbox-file.ts';
-import { VACUUM_KEEP_BYTES, VACUUM_START_BYTES, VACUUM_STEP_PAGES } from '../../../gateway/outbox/outbox-vacuum.ts';
+import { storageLogLine, VACUUM_KEEP_BYTES, VACUUM_START_BYTES, VACUUM_STEP_PAGES } from '../../../gateway/outbox/outbox-vacuum.ts';
 import type { SealedRecord } from '../../../gateway/outbox/outbox.ts';
 import { waitFor } from '../../support/net.ts';
 import { fillDisk, mountSmallDisk } from '../../support/small-disk.ts';
@@ -154,6 +154,11 @@ describe('outbox vacuum', () => {
     });
     await b.open();
     expect(events).toEqual(['notConverted:no-room']);
+    expect(storageLogLine({ event: 'notConverted', outcome: { state: 'none', reason: 'too-big', liveBytes: 1, fileBytes: 2 } }).fields).toEqual({
+      reason: 'too-big',
+      liveBytes: 1,
+      fileBytes: 2,
+    });
     expect(b.storage!().autoVacuum).toBe('none');
     // no vacuum step loops on a file that cannot give pages back
     await b.ack(b.claim(10).rows.map((r) => r.id));
@@ -215,6 +220,7 @@ describe('outbox vacuum', () => {
     other.exec('ROLLBACK');
     other.close();
     expect(failed).toMatchObject({ pages: 0, more: false, error: '5' });
+    expect(storageLogLine({ event: 'vacuumFailed', step: failed! })).toMatchObject({ level: 'warn', fields: { code: 'GW_OUTBOX_IO', sqlite: '5' } });
     expect(w.enqueue([{ records: [rec2k(9000)] }], 2)).toEqual(['accepted']);
     const next = w.vacuumStep();
     expect(next?.error).toBeUndefined();
