@@ -104,3 +104,35 @@ describe('config commands', () => {
     expect(bad.err).toContain(`${join(dir, 'nope.ndjson')}: cannot read (ENOENT)`);
   });
 });
+
+describe('check-config refuses what start refuses (the cases found by hand)', () => {
+  const cases: Array<[string, string, string]> = [
+    ['a database with no host, user or streams', 'databases:\n  - id: pms\n    engine: postgres\n    host: ""\n', 'databases[0].host'],
+    ['a cloud public key that is not a PEM', 'relay:\n  sink: https\ncloud:\n  publicKey: not a pem\n', 'cloud.publicKey'],
+    ['an https URL that is not https', 'https:\n  url: ftp://x\n', 'https.url'],
+    ['a time zone that does not exist', 'gateway:\n  timezone: Mars/Olympus\n', 'gateway.timezone'],
+    [
+      'two files[] with the same id',
+      'files:\n  - id: a\n    dir: /x\n    profile: hl7v2\n  - id: a\n    dir: /y\n    profile: hl7v2\n',
+      'files[1].id',
+    ],
+    ['hl7.port equal to admin.port', 'hl7:\n  port: 9000\nadmin:\n  port: 9000\n', 'hl7.port'],
+    [
+      'an SFTP schedule that does not parse',
+      'files:\n  - id: s\n    source: sftp\n    dir: /x\n    profile: hl7v2\n    sftp:\n      hostKeySha256: "SHA256:abc"\n      schedule: every tuesday\n',
+      'files[0].sftp.schedule',
+    ],
+    [
+      'an SFTP source without a pinned host key',
+      'files:\n  - id: s\n    source: sftp\n    dir: /x\n    profile: hl7v2\n',
+      'files[0].sftp.hostKeySha256',
+    ],
+  ];
+  for (const [what, yaml, path] of cases) {
+    it(`${what}: exit 3 naming ${path}`, () => {
+      const r = cli('check-config', file(`rule-${path.replace(/[^a-z0-9]/gi, '_')}.yaml`, `version: 2\n${yaml}`));
+      expect(r.code).toBe(3);
+      expect(r.err).toContain(`  - ${path}:`);
+    });
+  }
+});
