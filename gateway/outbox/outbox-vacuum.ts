@@ -130,11 +130,16 @@ export function storageLogLine(e: StorageEvent): { level: 'info' | 'warn'; field
     return {
       level: 'warn',
       fields: { code: 'GW_OUTBOX_IO', sqlite: e.step.error },
-      message: 'outbox vacuum step failed (freed space is still reused, only not given back yet); tried again in 10 s. Intake is not affected',
+      message:
+        'outbox vacuum step failed (freed space is still reused, only not given back yet); tried again in 10 s. Intake is not affected',
     };
   const o = e.outcome;
   if (o.state === 'incremental')
-    return { level: 'info', fields: { ms: o.ms }, message: 'outbox converted to incremental vacuum: it now gives disk space back after a drain' };
+    return {
+      level: 'info',
+      fields: { ms: o.ms },
+      message: 'outbox converted to incremental vacuum: it now gives disk space back after a drain',
+    };
   const why =
     o.reason === 'too-big'
       ? `it holds more than ${CONVERT_MAX_LIVE_BYTES / 1048576} MiB (converted at the first start after a drain)`

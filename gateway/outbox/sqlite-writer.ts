@@ -19,7 +19,15 @@ import {
   type PageEntry,
   type PageOutcome,
 } from './outbox.ts';
-import { autoVacuumMode, pageCounts, vacuumDue, VACUUM_KEEP_BYTES as VACUUM_KEEP_PAGES_BYTES, VACUUM_STEP_PAGES, WAL_SIZE_LIMIT_BYTES, type VacuumStep } from './outbox-vacuum.ts';
+import {
+  autoVacuumMode,
+  pageCounts,
+  vacuumDue,
+  VACUUM_KEEP_BYTES as VACUUM_KEEP_PAGES_BYTES,
+  VACUUM_STEP_PAGES,
+  WAL_SIZE_LIMIT_BYTES,
+  type VacuumStep,
+} from './outbox-vacuum.ts';
 
 export interface WriterCounts {
   bytes: number;
@@ -522,7 +530,14 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
         deleted = true;
         vacuumRetryAt = performance.now() + (o.vacuumRetryMs ?? 10_000);
         const x = e as { errcode?: number; code?: string };
-        return { pages: 0, ms: performance.now() - t, freePages: -1, pageCount: -1, more: false, error: String(x.errcode ?? x.code ?? 'unknown') };
+        return {
+          pages: 0,
+          ms: performance.now() - t,
+          freePages: -1,
+          pageCount: -1,
+          more: false,
+          error: String(x.errcode ?? x.code ?? 'unknown'),
+        };
       }
     },
 

@@ -43,7 +43,9 @@ describe('outbox vacuum', () => {
       expect(acked).toBe(ROWS);
       // intake during the vacuum: accepted
       const mid = box.storage!();
-      console.log(`vacuum (${writer}): at the intake after the drain ${mid.freePages} pages were still free (${mid.vacuum.steps} steps so far)`);
+      console.log(
+        `vacuum (${writer}): at the intake after the drain ${mid.freePages} pages were still free (${mid.vacuum.steps} steps so far)`,
+      );
       const during = await box.enqueue({ records: [rec2k(ROWS)] });
       expect(during).toBe('accepted');
       await waitFor(
@@ -97,7 +99,9 @@ describe('outbox vacuum', () => {
     for (const s of steps) expect(s.pages).toBeLessThanOrEqual(VACUUM_STEP_PAGES + 2);
     expect(steps.every((s) => s.error === undefined)).toBe(true);
     expect(steps.at(-1)!.freePages * 4096).toBeLessThanOrEqual(VACUUM_KEEP_BYTES);
-    console.log(`vacuum steps: ${steps.length}, pages ${steps.map((s) => s.pages).join(',')}, ms ${steps.map((s) => s.ms.toFixed(1)).join(',')}`);
+    console.log(
+      `vacuum steps: ${steps.length}, pages ${steps.map((s) => s.pages).join(',')}, ms ${steps.map((s) => s.ms.toFixed(1)).join(',')}`,
+    );
     expect(w.vacuumStep()).toBeUndefined();
     w.close();
   });
@@ -107,7 +111,8 @@ describe('outbox vacuum', () => {
     const K = 30;
     const box = createSqliteOutbox({ file: tmp(), maxBytes: 1 << 26, clock: createManualClock(), writer: 'inline', dedupeMaxEntries: N });
     await box.open();
-    for (let i = 0; i < N + K; i++) expect(await box.enqueue({ records: [rec2k(i)], dedupe: { key: `k${i}`, hash: `h${i}` } })).toBe('accepted');
+    for (let i = 0; i < N + K; i++)
+      expect(await box.enqueue({ records: [rec2k(i)], dedupe: { key: `k${i}`, hash: `h${i}` } })).toBe('accepted');
     expect(box.storage!().resendLogEntries).toBe(N);
     expect(box.storage!().resendLogMaxEntries).toBe(N);
     // the newest and the oldest kept are still known resends; the one before them is forgotten
@@ -121,17 +126,28 @@ describe('outbox vacuum', () => {
   it('an entry of the resend log costs ~190 bytes of file (the default cap bounds the log)', async () => {
     const file = tmp();
     const key = new Uint8Array(32).fill(7);
-    const box = createSqliteOutbox({ file, maxBytes: 1 << 26, clock: createManualClock(), writer: 'inline', sealKey: key, dedupeMaxEntries: 20_000 });
+    const box = createSqliteOutbox({
+      file,
+      maxBytes: 1 << 26,
+      clock: createManualClock(),
+      writer: 'inline',
+      sealKey: key,
+      dedupeMaxEntries: 20_000,
+    });
     await box.open();
     const before = box.storage!().liveBytes;
     // a real resend-log hash: sha256 hex, as the intake pipeline keeps it
     const hash = (i: number) => i.toString(16).padStart(64, '0');
     for (let i = 0; i < 20_000; i += 1000)
-      await Promise.all(Array.from({ length: 1000 }, (_, k) => box.enqueue({ records: [], dedupe: { key: `APP|FAC|MSG${i + k}`, hash: hash(i + k) } })));
+      await Promise.all(
+        Array.from({ length: 1000 }, (_, k) => box.enqueue({ records: [], dedupe: { key: `APP|FAC|MSG${i + k}`, hash: hash(i + k) } })),
+      );
     const s = box.storage!();
     expect(s.resendLogEntries).toBe(20_000);
     const perEntry = (s.liveBytes - before) / 20_000;
-    console.log(`resend log: ${perEntry.toFixed(1)} bytes of file per entry; the default cap of ${250_000} ≈ ${((perEntry * 250_000) / 1e6).toFixed(1)} MB`);
+    console.log(
+      `resend log: ${perEntry.toFixed(1)} bytes of file per entry; the default cap of ${250_000} ≈ ${((perEntry * 250_000) / 1e6).toFixed(1)} MB`,
+    );
     expect(perEntry).toBeGreaterThan(100);
     expect(perEntry).toBeLessThan(300);
     await box.close();
@@ -159,7 +175,9 @@ describe('outbox vacuum', () => {
     });
     await b.open();
     expect(events).toEqual(['notConverted:no-room']);
-    expect(storageLogLine({ event: 'notConverted', outcome: { state: 'none', reason: 'too-big', liveBytes: 1, fileBytes: 2 } }).fields).toEqual({
+    expect(
+      storageLogLine({ event: 'notConverted', outcome: { state: 'none', reason: 'too-big', liveBytes: 1, fileBytes: 2 } }).fields,
+    ).toEqual({
       reason: 'too-big',
       liveBytes: 1,
       fileBytes: 2,
@@ -171,7 +189,13 @@ describe('outbox vacuum', () => {
     expect(b.storage!().vacuum.steps).toBe(0);
     await b.close();
     events.length = 0;
-    const c = createSqliteOutbox({ file, maxBytes: 1 << 26, clock: createManualClock(), writer: 'inline', onStorage: (e) => events.push(e.event) });
+    const c = createSqliteOutbox({
+      file,
+      maxBytes: 1 << 26,
+      clock: createManualClock(),
+      writer: 'inline',
+      onStorage: (e) => events.push(e.event),
+    });
     await c.open();
     expect(events).toEqual(['converted']);
     expect(c.storage!().autoVacuum).toBe('incremental');
@@ -201,7 +225,9 @@ describe('outbox vacuum', () => {
         steps.push(s.error ?? s.pages);
         if (!s.more) break;
       }
-      console.log(`vacuum on a full disk: steps ${JSON.stringify(steps)}, file ${statSync(file).size} bytes, WAL ${statSync(file + '-wal').size}`);
+      console.log(
+        `vacuum on a full disk: steps ${JSON.stringify(steps)}, file ${statSync(file).size} bytes, WAL ${statSync(file + '-wal').size}`,
+      );
       expect(steps.every((x) => typeof x === 'number')).toBe(true);
       expect(statSync(file).size).toBeLessThanOrEqual(VACUUM_KEEP_BYTES + 128 * 1024);
       rmSync(filler);
@@ -225,7 +251,10 @@ describe('outbox vacuum', () => {
     other.exec('ROLLBACK');
     other.close();
     expect(failed).toMatchObject({ pages: 0, more: false, error: '5' });
-    expect(storageLogLine({ event: 'vacuumFailed', step: failed! })).toMatchObject({ level: 'warn', fields: { code: 'GW_OUTBOX_IO', sqlite: '5' } });
+    expect(storageLogLine({ event: 'vacuumFailed', step: failed! })).toMatchObject({
+      level: 'warn',
+      fields: { code: 'GW_OUTBOX_IO', sqlite: '5' },
+    });
     expect(w.enqueue([{ records: [rec2k(9000)] }], 2)).toEqual(['accepted']);
     const next = w.vacuumStep();
     expect(next?.error).toBeUndefined();
