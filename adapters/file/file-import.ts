@@ -174,17 +174,22 @@ export async function importFile(ctx: IntakeContext, o: FileImportOptions, file:
   let page: RawRow[] = [];
   let deadLettered = 0;
   const kindOf = new Map<string, FileKind | 'fhir'>();
+  const mapOpts = { ...o, system };
   const flush = async (done: boolean): Promise<ImportOutcome | undefined> => {
+    // the page's rows are let go before the commit is awaited (the pipeline maps them first; the
+    // outbox keeps what it commits): a page does not live through the commit into the old generation.
+    // Whatever the outcome the next page starts empty, as before; the ledger moves only with the commit.
+    const rows = page;
+    page = [];
     const r = await ctx.intakePage({
       adapter: o.adapterId,
       format: stream,
       stream,
-      rows: page,
+      rows,
       cursor: ledger(g, done),
       trackRows: false,
-      map: (row) => mapFileRow({ ...o, system }, kindOf.get(row.pk.slice(0, row.pk.lastIndexOf('#')))!, row),
+      map: (row) => mapFileRow(mapOpts, kindOf.get(row.pk.slice(0, row.pk.lastIndexOf('#')))!, row),
     });
-    page = [];
     if (r.status !== 'accepted') return { status: 'retry', reason: `${r.code}: ${r.reason}` };
     deadLettered += r.deadLettered;
     return undefined;

@@ -359,24 +359,27 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     }
     // adapters hash their rows already: the row is serialised again only for a dead letter
     const rows = page.rows.map((r) => mapRow(page, r));
+    // nothing of the page or its mapped rows is used after the commit is awaited (only these), so
+    // this frame does not keep them alive through it: the outbox holds what it commits
+    const { adapter, stream } = page;
+    const records = rows.reduce((n, r) => n + r.records.reduce((k, x) => k + (x.recordIds?.length ?? 1), 0), 0);
     let out;
     try {
-      out = await opts.outbox.enqueuePage({ stream: page.stream, rows, cursor: page.cursor, trackRows: page.trackRows });
+      out = await opts.outbox.enqueuePage({ stream, rows, cursor: page.cursor, trackRows: page.trackRows });
     } catch (e) {
-      const { hl7ErrorCode: _, ...r } = writeFailed(e, page.adapter, { stream: page.stream });
+      const { hl7ErrorCode: _, ...r } = writeFailed(e, adapter, { stream });
       return r;
     }
     if (out.outcome === 'full') {
-      opts.metrics.inc('ewml_intake_rejected_total', { adapter: page.adapter, code: 'GW_OUTBOX_FULL' });
+      opts.metrics.inc('ewml_intake_rejected_total', { adapter, code: 'GW_OUTBOX_FULL' });
       opts.metrics.inc('ewml_outbox_full_total');
       return { status: 'rejected', code: 'GW_OUTBOX_FULL', retry: 'transient', reason: 'outbox full' };
     }
-    const records = rows.reduce((n, r) => n + r.records.reduce((k, x) => k + (x.recordIds?.length ?? 1), 0), 0);
-    opts.metrics.inc('ewml_intake_total', { adapter: page.adapter, outcome: 'accepted' }, out.written);
-    opts.metrics.inc('ewml_intake_total', { adapter: page.adapter, outcome: 'duplicate' }, out.unchanged);
+    opts.metrics.inc('ewml_intake_total', { adapter, outcome: 'accepted' }, out.written);
+    opts.metrics.inc('ewml_intake_total', { adapter, outcome: 'duplicate' }, out.unchanged);
     if (out.written > 0) {
       opts.metrics.inc('ewml_records_enqueued_total', undefined, records);
-      opts.bus.emit('intake.accepted', { adapter: page.adapter, records });
+      opts.bus.emit('intake.accepted', { adapter, records });
       opts.onEnqueued?.();
     }
     return { status: 'accepted', written: out.written, unchanged: out.unchanged, deadLettered: out.deadLettered };
