@@ -32,6 +32,7 @@ import { createLogger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createDiskGuard } from './outbox/disk-guard.ts';
 import { createSqliteOutbox } from './outbox/sqlite-outbox.ts';
+import { storageLogLine } from './outbox/outbox-vacuum.ts';
 import type { Outbox } from './outbox/outbox.ts';
 import { createIntakePipeline, type IntakePipeline } from './pipeline/intake-pipeline.ts';
 import { createRelayWorker, type RelayWorker } from './relay/relay-worker.ts';
@@ -185,6 +186,10 @@ function assembleGateway(opts: GatewayOptions, paths: GatewayPaths, firstLease: 
     },
     onWriterRestarted: ({ restarts }) => logger.warn({ restarts }, 'outbox writer thread restarted; input is accepted again'),
     onWriterThread: opts.onOutboxWriterThread,
+    onStorage: (e) => {
+      const l = storageLogLine(e);
+      logger[l.level](l.fields, l.message);
+    },
   });
   const alertBoard = createAlertBoard({ clock, logger: logger.child({ component: 'alerts' }), bus });
   const alerts = createOutboxAlerts({ board: alertBoard, bus, outbox: () => outbox, maxBytes: config.outbox.maxBytes });
