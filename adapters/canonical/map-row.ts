@@ -27,7 +27,10 @@ export interface RowMapOptions {
 
 export function recordsFromRow(row: Record<string, unknown>, mappings: readonly RecordMapping[], o: RowMapOptions): MapResult {
   const issues: MapResult['issues'] = [];
-  const records: DraftRecord[] = [];
+  // most rows yield one record: it is kept aside and returned in a one-element array (an array
+  // grown by push from empty allocates room for 16)
+  let one: DraftRecord | undefined;
+  let records: DraftRecord[] | undefined;
   for (let i = 0; i < mappings.length; i++) {
     const m = mappings[i];
     if (!rowMatches(row, m)) continue;
@@ -54,7 +57,7 @@ export function recordsFromRow(row: Record<string, unknown>, mappings: readonly 
       (typeof occ === 'string' ? toInstant(occ, undefined, o.timezone) : undefined) ??
       o.occurredFallback ??
       new Date(o.now()).toISOString();
-    records.push({
+    const record: DraftRecord = {
       id: deterministicId(...o.idParts, String(i), o.rowHash),
       type: m.type,
       op: 'upsert',
@@ -62,7 +65,12 @@ export function recordsFromRow(row: Record<string, unknown>, mappings: readonly 
       occurredAt,
       partitionKey,
       data,
-    });
+    };
+    if (records) records.push(record);
+    else if (one) {
+      records = [one, record];
+      one = undefined;
+    } else one = record;
   }
-  return { records, issues };
+  return { records: records ?? (one ? [one] : []), issues };
 }
