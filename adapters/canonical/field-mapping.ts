@@ -113,7 +113,9 @@ function digitsAt(t: string, from: number, max: number): number {
 
 /** `^\d{4}-\d{2}-\d{2}` */
 function isoDatePrefix(t: string): string | undefined {
-  return digitsAt(t, 0, 4) === 4 && t[4] === '-' && digitsAt(t, 5, 2) === 2 && t[7] === '-' && digitsAt(t, 8, 2) === 2 ? t.slice(0, 10) : undefined;
+  return digitsAt(t, 0, 4) === 4 && t[4] === '-' && digitsAt(t, 5, 2) === 2 && t[7] === '-' && digitsAt(t, 8, 2) === 2
+    ? t.slice(0, 10)
+    : undefined;
 }
 
 const pad2 = (s: string) => (s.length === 1 ? `0${s}` : s);

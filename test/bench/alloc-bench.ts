@@ -84,7 +84,8 @@ function measure(impl: 'new' | 'old', map: MapFn, rows: RawRow[]): AllocPass {
   const { statistics } = profiler.stop();
   let freed = 0;
   for (const s of statistics) freed += s.beforeGC.heapStatistics.usedHeapSize - s.afterGC.heapStatistics.usedHeapSize;
-  if (records !== rows.length) throw new Error(`${impl}: ${records} records from ${rows.length} rows (expected one patient per row): the mapping changed`);
+  if (records !== rows.length)
+    throw new Error(`${impl}: ${records} records from ${rows.length} rows (expected one patient per row): the mapping changed`);
   return { impl, rows: rows.length, bytesPerRow: (used1 - used0 + freed) / rows.length, rowsPerSecond: (rows.length / ms) * 1000 };
 }
 
@@ -116,7 +117,8 @@ export function allocBench(o: { rows?: number; rounds?: number } = {}): AllocBen
     });
   };
   const same = JSON.stringify(rows.slice(0, 1000).map(next)) === JSON.stringify(rows.slice(0, 1000).map(old));
-  if (!same) throw new Error('the compiled mapping and the old one give different records: run test/adapters/canonical/compiled-mapping.test.ts');
+  if (!same)
+    throw new Error('the compiled mapping and the old one give different records: run test/adapters/canonical/compiled-mapping.test.ts');
   // warm both up (JIT) on a tenth of the rows, then A B B A per round
   measure('new', next, rows.slice(0, Math.ceil(n / 10)));
   measure('old', old, rows.slice(0, Math.ceil(n / 10)));
@@ -147,5 +149,7 @@ export function allocLines(r: AllocBenchResult): string[] {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const r = allocBench({ rows: Number(process.env.ALLOC_ROWS ?? 100_000), rounds: Number(process.env.ALLOC_ROUNDS ?? 2) });
-  process.stdout.write(`Mapping allocation, ${fmt(r.rows)} optical-csv patient rows per pass (heap bytes via v8.GCProfiler)\n${allocLines(r).join('\n')}\n`);
+  process.stdout.write(
+    `Mapping allocation, ${fmt(r.rows)} optical-csv patient rows per pass (heap bytes via v8.GCProfiler)\n${allocLines(r).join('\n')}\n`,
+  );
 }

@@ -218,7 +218,9 @@ async function csvSection(): Promise<void> {
 }
 
 function allocSection(): void {
-  log('\n6. Mapping allocation: optical-csv patient rows through the compiled mappings beside the old mapping code (heap bytes via v8.GCProfiler)');
+  log(
+    '\n6. Mapping allocation: optical-csv patient rows through the compiled mappings beside the old mapping code (heap bytes via v8.GCProfiler)',
+  );
   for (const line of allocLines(allocBench({ rows: Number(process.env.ALLOC_ROWS ?? 100_000), rounds: 2 }))) log(line);
 }
 
