@@ -9,10 +9,9 @@ export function deterministicId(...parts: readonly string[]): string {
   // one update of the joined parts: the same bytes as updating part by part, a third of the cost
   let input = '';
   for (const p of parts) input += `${p.length.toString(36)}:${p}`;
-  // the one-shot hash: no Hash object per id
-  const b = hash('sha256', input, 'buffer');
-  b[6] = (b[6] & 0x0f) | 0x80; // version 8
-  b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
-  const x = b.subarray(0, 16).toString('hex');
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
+  // the one-shot hash as hex (no Hash object, no Buffer per id); the version and variant nibbles are
+  // set in the text: byte 6's high nibble is hex digit 12, byte 8's is hex digit 16
+  const x = hash('sha256', input, 'hex');
+  const variant = ((Number.parseInt(x[16], 16) & 0x3) | 0x8).toString(16); // RFC 4122 variant
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-8${x.slice(13, 16)}-${variant}${x.slice(17, 20)}-${x.slice(20, 32)}`; // version 8
 }
