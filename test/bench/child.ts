@@ -8,9 +8,44 @@ export async function forkServer(script: string, args: string[], port: number): 
   return c;
 }
 
+/**
+ * What V8 reports with `--trace-gc`, summed over every isolate of a process (the main thread and
+ * the outbox writer thread): heap bytes freed by each collection. Bytes allocated over a window =
+ * the freed sum over it plus each isolate's heap growth across it.
+ */
+export interface GcTally {
+  /** MB freed so far, all isolates. */
+  freedMb: number;
+  /** Each isolate's heap after its last collection, MB. */
+  lastAfterMb: Map<string, number>;
+  collections: number;
+}
+
+/** A `--trace-gc` line: `[pid:0xISOLATE:…] … Scavenge 12.3 (20.1) -> 4.5 (21.0) MB, …`. */
+const GC_LINE =
+  /\[\d+:(0x[0-9a-f]+)[^\]]*\].*?(?:Scavenge|Mark-Compact|Minor Mark-Compact|Mark-Sweep)[^\d]*?([\d.]+) \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/;
+
+export function tallyGc(stdout: NodeJS.ReadableStream, tally: GcTally): void {
+  let rest = '';
+  stdout.on('data', (b: Buffer) => {
+    const lines = (rest + b.toString()).split('\n');
+    rest = lines.pop() ?? '';
+    for (const l of lines) {
+      const m = GC_LINE.exec(l);
+      if (!m) continue;
+      tally.freedMb += Math.max(0, Number(m[2]) - Number(m[3]));
+      tally.lastAfterMb.set(m[1], Number(m[3]));
+      tally.collections++;
+    }
+  });
+}
+
 /** The gateway's banner and stop lines stay out of the figures; its stderr is shown when it fails to start or dies early. */
-export async function spawnGateway(cli: string, config: string, port: number): Promise<ChildProcess> {
-  const c = spawn(process.execPath, [cli, 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+export async function spawnGateway(cli: string, config: string, port: number, o: { gc?: GcTally } = {}): Promise<ChildProcess> {
+  const c = spawn(process.execPath, [...(o.gc ? ['--trace-gc'] : []), cli, 'start', '--config', config], {
+    stdio: ['ignore', o.gc ? 'pipe' : 'ignore', 'pipe'],
+  });
+  if (o.gc) tallyGc(c.stdout!, o.gc);
   let err = '';
   c.stderr!.on('data', (b: Buffer) => {
     err = (err + b.toString()).slice(-4000);

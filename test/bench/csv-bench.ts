@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readCsv } from '../../adapters/file/file-formats.ts';
 import { freePort } from '../support/net.ts';
-import { spawnGateway, stopChild } from './child.ts';
+import { spawnGateway, stopChild, type GcTally } from './child.ts';
 
 export interface CsvBenchResult {
   rows: number;
@@ -18,6 +18,9 @@ export interface CsvBenchResult {
   importRate: number;
   peakRssMiB: number;
   idleRssMiB: number;
+  /** Heap bytes allocated per row over the import, the gateway's every isolate (from --trace-gc), and the collections counted. */
+  allocatedBytesPerRow: number;
+  collections: number;
 }
 
 async function writeCsv(path: string, rows: number): Promise<void> {
@@ -54,10 +57,14 @@ export async function csvBench(o: { rows: number; root: string }): Promise<CsvBe
     cfg,
     `gateway:\n  dataDir: ${dir}/data\nlog:\n  level: warn\nhl7:\n  enabled: false\nadmin:\n  port: ${adminPort}\nfiles:\n  - id: bench\n    dir: ${exportDir}\n    profile: optical-csv\n    stableMs: 0\n    pageSize: 1000\n`,
   );
-  const child = await spawnGateway(join(o.root, 'bin/eyewear-gateway.js'), cfg, adminPort);
+  const gc: GcTally = { freedMb: 0, lastAfterMb: new Map(), collections: 0 };
+  const child = await spawnGateway(join(o.root, 'bin/eyewear-gateway.js'), cfg, adminPort, { gc });
   try {
     await new Promise((r) => setTimeout(r, 500));
     const idle = rssOf(child.pid!).rss;
+    const freedBefore = gc.freedMb;
+    const heapBefore = new Map(gc.lastAfterMb);
+    const collectionsBefore = gc.collections;
     t0 = performance.now();
     renameSync(file, join(exportDir, 'patients_bench.csv'));
     const done = join(exportDir, 'processed', 'patients_bench.csv');
@@ -68,7 +75,20 @@ export async function csvBench(o: { rows: number; root: string }): Promise<CsvBe
     }
     const importMs = performance.now() - t0;
     const peak = rssOf(child.pid!).hwm;
-    return { rows: n, bytes, parseRate, importRate: (n / importMs) * 1000, peakRssMiB: peak, idleRssMiB: idle };
+    // allocated over the import = what was freed + how much each heap grew (an isolate new since: all of it)
+    let growthMb = 0;
+    for (const [isolate, after] of gc.lastAfterMb) growthMb += after - (heapBefore.get(isolate) ?? 0);
+    const allocatedBytesPerRow = ((gc.freedMb - freedBefore + growthMb) * 1024 * 1024) / n;
+    return {
+      rows: n,
+      bytes,
+      parseRate,
+      importRate: (n / importMs) * 1000,
+      peakRssMiB: peak,
+      idleRssMiB: idle,
+      allocatedBytesPerRow,
+      collections: gc.collections - collectionsBefore,
+    };
   } finally {
     await stopChild(child);
   }
