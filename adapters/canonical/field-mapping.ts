@@ -499,13 +499,16 @@ export function compileMapping(m: RecordMapping): CompiledMapping {
   return c;
 }
 
+/** A container's length for the hole check: an object has none (no index of it is past an end). */
+const lengthOf = (o: object): number => (Array.isArray(o) ? o.length : Number.POSITIVE_INFINITY);
+
 /** Sets a compiled path's value; false when it wrote an array index past the end (a hole). */
 function put(data: Record<string, unknown>, p: CompiledPath, value: unknown): boolean {
   let o = data as Record<string, unknown>;
   const last = p.parts.length - 1;
   for (let i = 0; i < last; i++) {
     const k = p.parts[i];
-    const dense = !(p.index[i] > (o as unknown as unknown[]).length);
+    const dense = !(p.index[i] > lengthOf(o));
     const cur = o[k];
     if (cur === undefined || cur === null) {
       // the rest of the path is new: built inside out, each array at its final length (a literal, not grown)
@@ -515,7 +518,7 @@ function put(data: Record<string, unknown>, p: CompiledPath, value: unknown): bo
     }
     o = cur as Record<string, unknown>;
   }
-  const dense = !(p.index[last] > (o as unknown as unknown[]).length);
+  const dense = !(p.index[last] > lengthOf(o));
   o[p.parts[last]] = value;
   return dense;
 }

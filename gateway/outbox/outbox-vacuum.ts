@@ -1,7 +1,7 @@
 /**
  * Giving disk space back (issue 14). SQLite never shrinks a file by itself: pages freed by acked
  * rows go to the freelist and are reused before the file grows, but a drained backlog leaves the
- * file at its peak size (1.51 GB after a 1M-row drain, 90% of it free pages).
+ * file at its peak size, mostly free pages (figures: BENCHMARKS.md, "Measured design choices").
  *
  * - New outboxes are created with `auto_vacuum = INCREMENTAL` (set before the first table: it is
  *   part of the file's header and cannot be switched on later without a full VACUUM).
@@ -21,7 +21,7 @@ import { statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 
-/** Pages returned per step: measured ~8–16 ms at 4 KiB pages on the test VM (the vacuum test prints it). */
+/** Pages returned per step (its time: BENCHMARKS.md, "Measured design choices"; the vacuum test prints it). */
 export const VACUUM_STEP_PAGES = 512;
 /** A vacuum starts when free pages are more than this share of the file ... */
 export const VACUUM_START_RATIO = 0.2;

@@ -88,9 +88,9 @@ export interface SqliteOutboxOptions {
 }
 
 /**
- * Resend-log entries kept by default: one costs ~190 bytes in the file (a 46-character keyed hash
- * as its primary key, stored twice — row and key index — plus the content hash and the time:
- * measured by the vacuum test), so 250,000 of them bound the log at ~47 MB.
+ * Resend-log entries kept by default: an entry is a keyed hash as its primary key, stored twice
+ * (row and key index), plus the content hash and the time; what that costs in the file, and so
+ * what this default bounds the log at, is in BENCHMARKS.md ("Measured design choices").
  */
 export const DEFAULT_DEDUPE_MAX_ENTRIES = 250_000;
 
