@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { ConfigError, ConfigProblem } from '../config/load.ts';
-import { planReload, prepareReload, type ReloadPlan } from '../config/reload-plan.ts';
+import { keepFields, planReload, prepareReload, type ReloadPlan } from '../config/reload-plan.ts';
 import { createRecordValidator } from '../adapters/canonical/validator.ts';
 import type { SourceAdapter, SourceCodec, SourceKind } from '../adapters/contracts.ts';
 import { sourceKinds } from '../adapters/registry.ts';
@@ -520,47 +520,4 @@ function assembleGateway(opts: GatewayOptions, paths: GatewayPaths, firstLease: 
       logger.flush?.();
     },
   };
-}
-
-type Tree = Record<string, unknown>;
-const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/**
- * `next` with each of `paths` (as config/reload-plan.ts names them: `hl7.profile`,
- * `databases[1].host`) set back to its value in `current`; a list entry is matched by its `id`, so a
- * reordered list keeps each source's own old value.
- */
-export function keepFields(next: GatewayConfig, current: GatewayConfig, paths: readonly string[]): GatewayConfig {
-  if (paths.length === 0) return next;
-  const out = structuredClone(next);
-  for (const path of paths) {
-    let d: unknown = out;
-    let s: unknown = current;
-    const parts = path.split('.');
-    for (const [k, part] of parts.entries()) {
-      const m = /^([^[\]]+)\[(\d+)\]$/.exec(part);
-      const key = m ? m[1] : part;
-      if (!isTree(d)) break;
-      const last = k === parts.length - 1;
-      if (m) {
-        const list = d[key];
-        const entry = Array.isArray(list) ? list[Number(m[2])] : undefined;
-        const id = isTree(entry) ? entry.id : undefined;
-        const olds = isTree(s) ? s[key] : undefined;
-        const old = Array.isArray(olds) ? olds.find((e) => isTree(e) && e.id === id) : undefined;
-        if (last || old === undefined) break; // a whole entry is never a restart field
-        d = entry;
-        s = old;
-        continue;
-      }
-      if (last) {
-        if (isTree(s) && key in s) d[key] = structuredClone(s[key]);
-        else delete d[key];
-        break;
-      }
-      d = d[key];
-      s = isTree(s) ? s[key] : undefined;
-    }
-  }
-  return out;
 }

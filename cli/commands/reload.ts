@@ -1,6 +1,4 @@
 /** `reload`: the running gateway reads its config file again and applies what it can while running. */
-import { readFileSync } from 'node:fs';
-import { gatewayPaths } from '../../gateway/create-gateway.ts';
 import type { CliCommand, CliIo } from '../command.ts';
 import { ownGatewayStatus } from './status.ts';
 
@@ -32,10 +30,7 @@ async function reload(configFile: string | undefined, io: CliIo): Promise<number
     );
     return own.exit;
   }
-  const paths = gatewayPaths(config);
-  const token = config.admin.token ?? readFileSync(paths.tokenFile, 'utf8').trim();
-  const host = config.admin.host === '0.0.0.0' ? '127.0.0.1' : config.admin.host;
-  const base = `http://${host.includes(':') ? `[${host}]` : host}:${config.admin.port}`;
+  const { base, token } = own;
   let res: Response;
   try {
     res = await fetch(`${base}/config/reload`, {

@@ -36,7 +36,7 @@ export async function ownGatewayStatus(
   config: GatewayConfig,
   configFile: string | undefined,
   io: Pick<CliIo, 'err'>,
-): Promise<{ status: Record<string, any> } | { exit: number }> {
+): Promise<{ status: Record<string, any>; base: string; token: string } | { exit: number }> {
   const paths = gatewayPaths(config);
   const holder = readDataLease(paths.dataDir);
   let token = config.admin.token;
@@ -94,7 +94,8 @@ export async function ownGatewayStatus(
     io.err(`the gateway answering at ${base} ${other}: it is not the gateway of this config. Check --config and admin.port.`);
     return { exit: 4 };
   }
-  return { status: s };
+  // the address and token it was reached with, for a caller that asks it more (reload)
+  return { status: s, base, token };
 }
 
 async function status(configFile: string | undefined, json: boolean, io: CliIo): Promise<number> {
