@@ -9,10 +9,12 @@
 import { openRead } from './staged-file.ts';
 import { TextDecoder } from 'node:util';
 import { stat } from 'node:fs/promises';
+import { detectXmlDocument } from '../cda/xml-root.ts';
 import { XMLParser } from 'fast-xml-parser';
 
-export type FileFormat = 'csv' | 'json' | 'ndjson' | 'xml' | 'hl7v2' | 'fhir';
-export const FILE_FORMATS: readonly FileFormat[] = ['csv', 'json', 'ndjson', 'xml', 'hl7v2', 'fhir'];
+/** `cda` and `hl7v3`: a whole CDA document or HL7 v3 message per file, mapped by adapters/cda/'s codecs. */
+export type FileFormat = 'csv' | 'json' | 'ndjson' | 'xml' | 'hl7v2' | 'fhir' | 'cda' | 'hl7v3';
+export const FILE_FORMATS: readonly FileFormat[] = ['csv', 'json', 'ndjson', 'xml', 'hl7v2', 'fhir', 'cda', 'hl7v3'];
 
 export interface CsvOptions {
   /** Field separator; `auto` picks the most frequent of , ; | and tab in the first line. */
@@ -300,11 +302,11 @@ export async function detectFileFormat(path: string): Promise<FileFormat | undef
     const head = await wholeHead(path);
     return /"resourceType"\s*:/.test(head) ? 'fhir' : 'ndjson';
   }
-  if (lower.endsWith('.xml')) return 'xml';
+  if (lower.endsWith('.xml')) return detectXmlDocument(await wholeHead(path)) ?? 'xml';
   if (/\.(csv|txt|tsv|psv)$/.test(lower) && !/^\s*(MSH|FHS|BHS)\|/.test(await wholeHead(path))) return 'csv';
   const head = (await wholeHead(path)).replace(/^\uFEFF/, '').trimStart();
   if (/^(MSH|FHS|BHS)/.test(head)) return 'hl7v2';
-  if (head.startsWith('<')) return 'xml';
+  if (head.startsWith('<')) return detectXmlDocument(head) ?? 'xml';
   if (head.startsWith('{') || head.startsWith('['))
     return /"resourceType"\s*:/.test(head) ? 'fhir' : head.startsWith('{') && /\}\s*\r?\n\s*\{/.test(head) ? 'ndjson' : 'json';
   if (lower.endsWith('.json')) return 'json';

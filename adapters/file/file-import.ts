@@ -16,6 +16,7 @@ import { basename } from 'node:path';
 import { recordsFromRow } from '../canonical/map-row.ts';
 import { rowHash } from '../canonical/row-hash.ts';
 import type { IntakeContext, MapResult, RawRow } from '../contracts.ts';
+import { decodeXmlBytes } from '../cda/xml-root.ts';
 import { mapFhirResource } from '../fhir/map-fhir.ts';
 import { splitHl7Messages } from '../hl7v2/hl7-batch.ts';
 import { decodeHl7Bytes } from '../hl7v2/hl7-charset.ts';
@@ -156,19 +157,20 @@ export async function importFile(ctx: IntakeContext, o: FileImportOptions, file:
     kinds = ['fhir'];
   } else {
     const ks = kindsFor(o.profile, file.name);
-    if (ks.length === 0)
+    format ??= ks[0]?.format ?? (await detectFileFormat(file.path));
+    // a CDA document or an HL7 v3 message is mapped whole by its codec: no kind needs to name it
+    if (ks.length === 0 && format !== 'cda' && format !== 'hl7v3')
       return {
         status: 'failed',
         code: 'GW_UNSUPPORTED_MESSAGE',
         reason: `no kind of profile ${o.profile.name} reads a file named ${file.name} (kinds: ${o.profile.kinds.map((k) => `${k.name} /${k.match}/`).join(', ')})`,
       };
     kinds = ks;
-    format ??= ks[0].format ?? (await detectFileFormat(file.path));
   }
   if (!format)
     return { status: 'failed', code: 'GW_PARSE_FAILED', reason: "the file's format could not be recognised (set files[].format)" };
 
-  if (format === 'hl7v2') return importHl7(ctx, o, file, resumeAfter, ledger);
+  if (format === 'hl7v2' || format === 'cda' || format === 'hl7v3') return importMessages(ctx, o, file, format, resumeAfter, ledger);
 
   let g = 0;
   let page: RawRow[] = [];
@@ -224,16 +226,34 @@ export async function importFile(ctx: IntakeContext, o: FileImportOptions, file:
   return { status: 'imported', rows: g, deadLettered, resumedAfter: resumeAfter };
 }
 
-async function importHl7(
+/** A file of messages for a codec: HL7 v2 (one or more, or a batch), or one whole CDA document or HL7 v3 message. */
+async function importMessages(
   ctx: IntakeContext,
   o: FileImportOptions,
   file: FileRef,
+  format: 'hl7v2' | 'cda' | 'hl7v3',
   resumeAfter: number,
   ledger: (rows: number, done: boolean) => { key: string; value: string },
 ): Promise<ImportOutcome> {
-  const messages = splitHl7Messages(decodeHl7Bytes(await readWhole(file.path)));
-  if (messages.length === 0 || !messages[0].startsWith('MSH'))
-    return { status: 'failed', code: 'GW_PARSE_FAILED', reason: 'the file holds no HL7 v2 message (no MSH segment)' };
+  let messages: string[];
+  if (format === 'hl7v2') {
+    messages = splitHl7Messages(decodeHl7Bytes(await readWhole(file.path)));
+    if (messages.length === 0 || !messages[0].startsWith('MSH'))
+      return { status: 'failed', code: 'GW_PARSE_FAILED', reason: 'the file holds no HL7 v2 message (no MSH segment)' };
+  } else {
+    if (file.size > o.maxWholeFileBytes)
+      return {
+        status: 'failed',
+        code: 'GW_PARSE_FAILED',
+        reason: `the file is ${file.size} bytes; a CDA document or HL7 v3 message is read whole up to ${o.maxWholeFileBytes} bytes (files.maxWholeFileBytes)`,
+      };
+    const bytes = await readWhole(file.path);
+    try {
+      messages = [decodeXmlBytes(bytes)];
+    } catch (e) {
+      return { status: 'failed', code: 'GW_PARSE_FAILED', reason: (e as Error).message };
+    }
+  }
   let rejected = 0;
   const mark = async (n: number, done: boolean) => {
     const r = await ctx.intakePage({
@@ -248,7 +268,7 @@ async function importHl7(
     return r.status === 'accepted';
   };
   for (let i = resumeAfter; i < messages.length; i++) {
-    const r = await ctx.intake({ adapter: o.adapterId, format: 'hl7v2', text: messages[i] });
+    const r = await ctx.intake({ adapter: o.adapterId, format, text: messages[i] });
     if (r.status === 'rejected' && r.retry !== 'permanent') {
       await mark(i, false);
       return { status: 'retry', reason: `${r.code}: ${r.reason}` };
@@ -257,6 +277,6 @@ async function importHl7(
     if ((i + 1) % 100 === 0 && !(await mark(i + 1, false))) return { status: 'retry', reason: 'outbox full' };
   }
   if (!(await mark(messages.length, true))) return { status: 'retry', reason: 'outbox full' };
-  ctx.logger.info({ file: basename(file.path), messages: messages.length, rejected }, 'HL7 file imported');
+  ctx.logger.info({ file: basename(file.path), format, messages: messages.length, rejected }, 'HL7 file imported');
   return { status: 'imported', rows: messages.length, deadLettered: rejected, resumedAfter: resumeAfter };
 }

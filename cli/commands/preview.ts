@@ -5,6 +5,7 @@
 import { basename } from 'node:path';
 import type { GatewayConfig } from '../../config/schema.ts';
 import { createRecordValidator } from '../../adapters/canonical/validator.ts';
+import { createXmlDocumentCodecs } from '../../adapters/cda/index.ts';
 import { CodecError, type SourceCodec } from '../../adapters/contracts.ts';
 import { createHl7Codec, splitHl7Messages, type Hl7CodecOptions } from '../../adapters/hl7v2/index.ts';
 import { HL7_PROFILES } from '../../adapters/hl7v2/profiles.ts';
@@ -19,7 +20,8 @@ import type { CliCommand, CliIo } from '../command.ts';
 const PREVIEW_HELP = `eyewear-gateway preview FILE... [--profile NAME] [--format F] [--source ID] [--config FILE]
 
 Runs parse → map → validate on each message or row of each file: HL7 v2 (several messages or a
-FHS/BHS batch per file), CSV, XML, JSON, NDJSON, FHIR R4 (bundle, resource or NDJSON). The format
+FHS/BHS batch per file), CSV, XML, JSON, NDJSON, FHIR R4 (bundle, resource or NDJSON), a CDA R2
+document or an HL7 v3 patient message (PRPA_IN201301/201302/201304UV02) per file. The format
 is picked by name and content, or --format ${FILE_FORMATS.join('|')}. Prints canonical records as JSON
 lines on stdout; issues go to stderr (with file#row).
 HL7 profiles: ${Object.keys(HL7_PROFILES).join(', ')}.
@@ -77,6 +79,7 @@ async function preview(
     timezone,
     overrides: config.hl7.profileOverrides as Hl7CodecOptions['overrides'],
   }) as SourceCodec<unknown>;
+  const xmlCodecs = createXmlDocumentCodecs({ timezone });
   const stage = createMapStage({
     validator: createRecordValidator(),
     clock: systemClock,
@@ -113,7 +116,7 @@ async function preview(
       failed++;
       continue;
     }
-    if (format === 'hl7v2') {
+    if (format === 'hl7v2' || format === 'cda' || format === 'hl7v3') {
       let text: string;
       try {
         text = io.readFile(file);
@@ -122,12 +125,13 @@ async function preview(
         failed++;
         continue;
       }
-      const messages = splitHl7Messages(text);
+      const messages = format === 'hl7v2' ? splitHl7Messages(text) : [text];
+      const codec = format === 'hl7v2' ? hl7 : xmlCodecs[format];
       messages.forEach((m, i) => {
         total++;
         const where = `${file}${messages.length > 1 ? `#${i + 1}` : ''}`;
         try {
-          show(where, stage.preview(hl7, m));
+          show(where, stage.preview(codec, m));
         } catch (e) {
           if (!(e instanceof CodecError)) throw e;
           failed++;
