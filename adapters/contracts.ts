@@ -197,13 +197,24 @@ export interface SourceParts {
 }
 
 /**
- * A source kind as the composition root sees it (adapters/registry.ts lists them): its name, the
- * config section it reads, and how to build its parts from the whole config. Made with
- * `defineSource`, which types `create`'s argument as that section.
+ * A source kind as the registry lists it (adapters/registry.ts): its name, the config section it
+ * reads, and how to import its folder. The composition root imports a kind only when its section is
+ * in use (`sectionInUse`), so a gateway without databases or files never loads their drivers, SFTP
+ * or FTP clients, or folder watcher (idle memory: BENCHMARKS.md).
  */
-export interface SourceKind {
+export interface SourceKindEntry {
   readonly kind: string;
   readonly section: keyof GatewayConfig;
+  load(): Promise<SourceKind>;
+}
+
+/**
+ * A source kind as the composition root builds it: its name, the config section it reads, and how
+ * to build its parts from the whole config. Made with `defineSource`, which types `create`'s
+ * argument as that section; it is its own registry entry too (`load` gives itself), so a kind
+ * already imported can stand in a list beside the registry's lazy lines.
+ */
+export interface SourceKind extends SourceKindEntry {
   build(config: GatewayConfig, deps: SourceDeps): SourceParts;
 }
 
@@ -212,14 +223,42 @@ export function defineSource<K extends keyof GatewayConfig>(d: {
   section: K;
   create(section: GatewayConfig[K], deps: SourceDeps, config: GatewayConfig): Partial<SourceParts>;
 }): SourceKind {
-  return {
+  const kind: SourceKind = {
     kind: d.kind,
     section: d.section,
+    load: async () => kind,
     build(config, deps) {
       const parts = d.create(config[d.section], deps, config);
       return { adapters: parts.adapters ?? [], codecs: parts.codecs ?? [] };
     },
   };
+  return kind;
+}
+
+/**
+ * Whether a kind's section is in use: a list section (`databases`, `files`) when it has an entry;
+ * an object section (`hl7`) always, since its kind decides what it builds from it (the HL7 codec
+ * serves HL7 files and replays with the listener off).
+ */
+export function sectionInUse(config: GatewayConfig, section: keyof GatewayConfig): boolean {
+  const v: unknown = config[section];
+  if (Array.isArray(v)) return v.length > 0;
+  return v !== undefined && v !== null;
+}
+
+/**
+ * Imports the kinds whose sections are in use, in the entries' order, and checks that each import
+ * is the kind its line names (a registry line and its folder's descriptor must agree).
+ */
+export async function loadSourceKinds(entries: readonly SourceKindEntry[], config: GatewayConfig): Promise<SourceKind[]> {
+  const used = entries.filter((e) => sectionInUse(config, e.section));
+  const kinds = await Promise.all(used.map((e) => e.load()));
+  for (const [i, k] of kinds.entries())
+    if (k.kind !== used[i].kind || k.section !== used[i].section)
+      throw new Error(
+        `source kind "${used[i].kind}" (section ${String(used[i].section)}) loaded "${k.kind}" (section ${String(k.section)}): the registry line and its folder's descriptor disagree`,
+      );
+  return kinds;
 }
 
 /** Thrown by a codec's parse: the input is not a well-formed message. */

@@ -1,11 +1,13 @@
 /**
- * Every source kind the gateway has, in start order. A new kind is a folder whose `index.ts` exports
- * a `defineSource(...)` descriptor, and one line here; the composition root (gateway/create-gateway.ts)
- * holds no per-kind code.
+ * Every source kind the gateway has, in start order: one line per kind, naming its config section
+ * and importing its folder. The composition root (gateway/create-gateway.ts) imports a kind only
+ * when that section is in use (`sectionInUse` in contracts.ts), and holds no per-kind code. A new
+ * kind is a folder whose `index.ts` exports a `defineSource(...)` descriptor, and one line here.
  */
-import type { SourceKind } from './contracts.ts';
-import { fileSources } from './file/index.ts';
-import { hl7Sources } from './hl7v2/index.ts';
-import { databaseSources } from './sql/index.ts';
+import type { SourceKindEntry } from './contracts.ts';
 
-export const sourceKinds: readonly SourceKind[] = [hl7Sources, databaseSources, fileSources];
+export const sourceKinds: readonly SourceKindEntry[] = [
+  { kind: 'hl7v2', section: 'hl7', load: () => import('./hl7v2/index.ts').then((m) => m.hl7Sources) },
+  { kind: 'database', section: 'databases', load: () => import('./sql/index.ts').then((m) => m.databaseSources) },
+  { kind: 'file', section: 'files', load: () => import('./file/index.ts').then((m) => m.fileSources) },
+];

@@ -7,6 +7,10 @@
  *
  * Start order: outbox → return path → sink → relay → sources → admin API and agents. Stop: the
  * reverse, so no source is acknowledged after the outbox closes.
+ *
+ * Building is asynchronous: a source kind or sink kind is imported only when the config uses it
+ * (a reload that adds a kind's first entry imports it then), so a gateway carries no driver or
+ * client it does not run (idle memory: BENCHMARKS.md).
  */
 import type { Worker } from 'node:worker_threads';
 import { join, resolve } from 'node:path';
@@ -15,7 +19,7 @@ import type { GatewayConfig } from '../config/schema.ts';
 import type { ConfigError, ConfigProblem } from '../config/load.ts';
 import { keepFields, planReload, prepareReload, type ReloadPlan } from '../config/reload-plan.ts';
 import { createRecordValidator } from '../adapters/canonical/validator.ts';
-import type { SourceAdapter, SourceCodec, SourceKind } from '../adapters/contracts.ts';
+import { loadSourceKinds, type SourceAdapter, type SourceCodec, type SourceKindEntry } from '../adapters/contracts.ts';
 import { sourceKinds } from '../adapters/registry.ts';
 import { agentKinds } from '../agents/index.ts';
 import type { AgentKind } from '../agents/contract.ts';
@@ -57,8 +61,8 @@ export interface GatewayOptions {
   clock?: Clock;
   /** Tests only: sees each outbox writer thread once started (to make it fail). */
   onOutboxWriterThread?: (w: Worker) => void;
-  /** The source, sink and agent kinds (default: the registries). */
-  sources?: readonly SourceKind[];
+  /** The source, sink and agent kinds (default: the registries); only the kinds the config uses are imported. */
+  sources?: readonly SourceKindEntry[];
   sinks?: readonly SinkKind[];
   agents?: readonly AgentKind[];
   /** The data folder's lease when the caller took it first (the CLI does, before anything reads the folder). */
@@ -129,7 +133,8 @@ export interface Gateway {
   };
 }
 
-export function createGateway(opts: GatewayOptions): Gateway {
+/** Builds the gateway (nothing is started or listening yet); rejects as the build fails, with the data folder's lease released. */
+export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const paths = gatewayPaths(opts.config);
   // one owner per data folder, before anything reads or writes it: a second gateway on the folder
   // stops here (GW_DATA_DIR_IN_USE, naming the holder's pid); the lease is released at stop, and
@@ -137,14 +142,19 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const takeLease = () => acquireDataLease(paths.dataDir, { handOverToken: opts.handOverToken ?? process.env[HANDOVER_ENV] });
   const lease = opts.lease ?? takeLease();
   try {
-    return assembleGateway(opts, paths, lease, takeLease);
+    return await assembleGateway(opts, paths, lease, takeLease);
   } catch (err) {
     lease.release();
     throw err;
   }
 }
 
-function assembleGateway(opts: GatewayOptions, paths: GatewayPaths, firstLease: DataLease, takeLease: () => DataLease): Gateway {
+async function assembleGateway(
+  opts: GatewayOptions,
+  paths: GatewayPaths,
+  firstLease: DataLease,
+  takeLease: () => DataLease,
+): Promise<Gateway> {
   const { config } = opts;
   const clock = opts.clock ?? systemClock;
   const logger = opts.logger ?? createLogger({ level: config.log.level });
@@ -215,7 +225,7 @@ function assembleGateway(opts: GatewayOptions, paths: GatewayPaths, firstLease: 
     onOutboundSalvaged: salvageAlert(() => alertBoard, 'outboundSalvaged'),
   });
   const outbound = returnPath.outbound;
-  const sink = buildSink(
+  const sink = await buildSink(
     config,
     { clock, logger, bus, fileSinkDir: paths.fileSinkDir, version, onCommand: returnPath.onCommand },
     opts.sinks,
@@ -244,16 +254,16 @@ function assembleGateway(opts: GatewayOptions, paths: GatewayPaths, firstLease: 
     clock,
     workDir: (id: string) => join(paths.dataDir, 'staging', id),
   };
-  const buildSources = (c: GatewayConfig) => {
+  const buildSources = async (c: GatewayConfig) => {
     const built = { adapters: [] as SourceAdapter[], codecs: [] as SourceCodec<unknown>[] };
-    for (const kind of opts.sources ?? sourceKinds) {
+    for (const kind of await loadSourceKinds(opts.sources ?? sourceKinds, c)) {
       const parts = kind.build(c, sourceDeps);
       built.adapters.push(...parts.adapters);
       built.codecs.push(...parts.codecs);
     }
     return built;
   };
-  const { adapters, codecs } = buildSources(config);
+  const { adapters, codecs } = await buildSources(config);
   const pipeline = createIntakePipeline({
     codecs,
     outbox,
@@ -326,7 +336,7 @@ function assembleGateway(opts: GatewayOptions, paths: GatewayPaths, firstLease: 
     const effective = keepFields(next, current, plan.apply.restart);
     const { add, remove, recreate } = plan.apply.adapters;
     // built before anything stops: a source that cannot be built leaves the running ones as they are
-    const rebuilt = buildSources(effective);
+    const rebuilt = await buildSources(effective);
     const paused = new Set([...remove, ...recreate].filter((id) => sources.state(id) === 'paused'));
     for (const id of [...remove, ...recreate]) {
       if (!sources.ids().includes(id)) continue;

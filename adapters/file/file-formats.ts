@@ -10,7 +10,6 @@ import { openRead } from './staged-file.ts';
 import { TextDecoder } from 'node:util';
 import { stat } from 'node:fs/promises';
 import { detectXmlDocument } from '../cda/xml-root.ts';
-import { XMLParser } from 'fast-xml-parser';
 
 /** `cda` and `hl7v3`: a whole CDA document or HL7 v3 message per file, mapped by adapters/cda/'s codecs. */
 export type FileFormat = 'csv' | 'json' | 'ndjson' | 'xml' | 'hl7v2' | 'fhir' | 'cda' | 'hl7v3';
@@ -247,6 +246,8 @@ export async function* readJson(path: string, rowPath: string, max: number, enco
 
 export async function* readXml(path: string, rowPath: string, max: number, encoding = 'utf-8'): AsyncGenerator<FileRow> {
   const text = await wholeText(path, max, encoding);
+  // imported for the first XML file, not at the top: most gateways never read one
+  const { XMLParser } = await import('fast-xml-parser');
   const parser = new XMLParser({
     ignoreAttributes: false,
     attributeNamePrefix: '@',

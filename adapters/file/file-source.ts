@@ -19,7 +19,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 import type { AdapterHealth, IntakeContext, SourceAdapter } from '../contracts.ts';
 import { systemClock, type Clock, type TimerHandle } from '../../gateway/clock.ts';
 import { importFile, type FileImportOptions, type ImportOutcome } from './file-import.ts';
@@ -219,6 +219,8 @@ export function createFolderFileSource(opts: FolderFileSourceOptions): SourceAda
   async function openWatch(c: IntakeContext): Promise<void> {
     mkdirSync(processed, { recursive: true });
     mkdirSync(errors, { recursive: true });
+    // imported here, not at the top: a gateway without a folder source never loads the watcher
+    const { watch } = await import('chokidar');
     const w = watch(o.dir, {
       depth: 0,
       ignoreInitial: false,

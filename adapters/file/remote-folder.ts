@@ -7,8 +7,9 @@
 import { createHash } from 'node:crypto';
 import { Readable, type Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { Client as FtpClient } from 'basic-ftp';
-import SftpClient from 'ssh2-sftp-client';
+// the clients are imported when a connection is made: a gateway without SFTP or FTPS never loads them (BENCHMARKS.md)
+import type { Client as FtpClient } from 'basic-ftp';
+import type SftpClient from 'ssh2-sftp-client';
 
 export interface SftpConnection {
   host: string;
@@ -61,7 +62,8 @@ export async function connectSftp(c: SftpConnection): Promise<RemoteFolder & { r
     throw new Error(
       "sftp.hostKeySha256 is required (the server's key fingerprint, from `ssh-keygen -lf` on its host key); the gateway does not trust a server it cannot identify",
     );
-  const client = new SftpClient('eyewear-gateway');
+  const { default: Sftp } = await import('ssh2-sftp-client');
+  const client = new Sftp('eyewear-gateway');
   let seen = '';
   try {
     await client.connect({
@@ -135,7 +137,8 @@ export async function connectFtps(c: FtpsConnection): Promise<RemoteFolder & { r
     throw new Error(
       "ftps needs `ca` (the CA that signed the server's certificate) or `certSha256` (its fingerprint): the gateway does not trust a server it cannot identify",
     );
-  const client = new FtpClient(15_000);
+  const { Client } = await import('basic-ftp');
+  const client = new Client(15_000);
   try {
     // step by step, so the certificate is checked before the password is sent: connect, AUTH TLS, check, log in
     await client.connect(c.host, c.port);

@@ -56,7 +56,7 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
   let gw: Gateway;
   // with a config file, POST /config/reload (or `eyewear-gateway reload`) reads it again while running
   try {
-    gw = createGateway({ config, lease, loadConfig: configFile === undefined ? undefined : () => io.loadConfig(configFile) });
+    gw = await createGateway({ config, lease, loadConfig: configFile === undefined ? undefined : () => io.loadConfig(configFile) });
   } catch (e) {
     letGo();
     if (!isGatewayError(e)) throw e;

@@ -8,7 +8,6 @@
  * Payload: { id, type, gatewayId, iat, exp, ...type-specific fields } (iat/exp in seconds, as JWT).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { compactVerify } from 'jose';
 import { GatewayError } from '../errors.ts';
 
 export interface CloudCommand {
@@ -36,6 +35,8 @@ export function createCommandVerifier(o: { publicKeyPem: string; gatewayId: stri
     async verify(jws) {
       let payload: Uint8Array;
       try {
+        // imported with the first command, not at the top: a gateway that takes no commands never loads jose
+        const { compactVerify } = await import('jose');
         const r = await compactVerify(jws.trim(), key, { algorithms: ['EdDSA', 'Ed25519'] });
         payload = r.payload;
       } catch (e) {

@@ -24,7 +24,6 @@ import {
   constants,
   type KeyObject,
 } from 'node:crypto';
-import { compactDecrypt } from 'jose';
 
 /** The header parameters the gateway sets on a batch's JWE, every one registered (RFC 7516 §4.1, RFC 7518 §4.6.1.1). */
 export const JWE_HEADER_PARAMETERS = ['alg', 'enc', 'cty', 'kid', 'epk'] as const;
@@ -139,6 +138,8 @@ export async function openCloudEnvelope(
   jwe: string,
   privateKey: KeyObject,
 ): Promise<{ plaintext: Uint8Array; header: Record<string, unknown> }> {
+  // jose only to open (the reference cloud, tests): the gateway seals with node:crypto and never loads it
+  const { compactDecrypt } = await import('jose');
   const { plaintext, protectedHeader } = await compactDecrypt(jwe, privateKey, {
     keyManagementAlgorithms: ['ECDH-ES+A256KW', 'RSA-OAEP-256'],
     contentEncryptionAlgorithms: ['A256GCM'],

@@ -6,7 +6,6 @@
  * dearly; the content carries the key's check value, so an import can prove the key opens an
  * outbox before anything is written.
  */
-import { CompactEncrypt, compactDecrypt } from 'jose';
 import { GatewayError } from '../errors.ts';
 import { keyCheckValue } from './key-check.ts';
 import { SEAL_KEY_BYTES } from './key-file.ts';
@@ -26,6 +25,8 @@ export async function wrapSealKey(key: Uint8Array, passphrase: string): Promise<
   if (passphrase.length < MIN_PASSPHRASE_CHARS)
     throw new GatewayError('GW_USAGE', `the passphrase must have at least ${MIN_PASSPHRASE_CHARS} characters`);
   const content: BackupContent = { v: 1, key: Buffer.from(key).toString('base64url'), kcv: keyCheckValue(key) };
+  // jose is imported by `keys export|import` alone, never by a running gateway
+  const { CompactEncrypt } = await import('jose');
   return new CompactEncrypt(new TextEncoder().encode(JSON.stringify(content)))
     .setProtectedHeader({ alg: 'PBES2-HS512+A256KW', enc: 'A256GCM', cty: CONTENT_TYPE })
     .setKeyManagementParameters({ p2c: BACKUP_PBKDF2_ITERATIONS })
@@ -37,6 +38,7 @@ export async function unwrapSealKey(backup: string, passphrase: string): Promise
   let plaintext: Uint8Array;
   let cty: string | undefined;
   try {
+    const { compactDecrypt } = await import('jose');
     const r = await compactDecrypt(backup.trim(), new TextEncoder().encode(passphrase), {
       keyManagementAlgorithms: ['PBES2-HS512+A256KW'],
       contentEncryptionAlgorithms: ['A256GCM'],

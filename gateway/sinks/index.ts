@@ -1,15 +1,13 @@
 /**
- * The sink kinds (`relay.sink`): each a descriptor that builds its sink from the config. A new kind
- * is a file here and one line in `sinkKinds`; the composition root picks by `relay.sink`.
+ * The sink kinds (`relay.sink`): each a descriptor that imports its sink's file and builds the sink
+ * from the config, so only the configured kind is loaded (the MQTT client and the JWE code stay out
+ * of a gateway writing to the file sink: BENCHMARKS.md). A new kind is a file here and one entry in
+ * `sinkKinds`; the composition root picks by `relay.sink`.
  */
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../config/schema.ts';
 import type { Clock } from '../clock.ts';
-import { createCloudEnvelope } from '../crypto/cloud-envelope.ts';
 import type { EventBus } from '../event-bus.ts';
-import { createFileSink } from './file-sink.ts';
-import { createHttpsSink } from './https-sink.ts';
-import { createMqttSink } from './mqtt-sink.ts';
 import type { Sink } from './sink.ts';
 
 export interface SinkDeps {
@@ -25,24 +23,33 @@ export interface SinkDeps {
 
 export interface SinkKind {
   readonly kind: GatewayConfig['relay']['sink'];
-  create(config: GatewayConfig, deps: SinkDeps): Sink;
+  /** Imports what the kind needs (a kind not configured is never imported) and builds its sink. */
+  create(config: GatewayConfig, deps: SinkDeps): Sink | Promise<Sink>;
 }
+
+const envelopeFor = async (config: GatewayConfig) =>
+  (await import('../crypto/cloud-envelope.ts')).createCloudEnvelope(config.cloud.publicKey ?? '');
 
 export const fileSinkKind: SinkKind = {
   kind: 'file',
-  create: (_config, d) => createFileSink({ dir: d.fileSinkDir, clock: d.clock, logger: d.logger.child({ component: 'file-sink' }) }),
+  create: async (_config, d) =>
+    (await import('./file-sink.ts')).createFileSink({
+      dir: d.fileSinkDir,
+      clock: d.clock,
+      logger: d.logger.child({ component: 'file-sink' }),
+    }),
 };
 
 export const mqttSinkKind: SinkKind = {
   kind: 'mqtt',
-  create: (config, d) =>
-    createMqttSink({
+  create: async (config, d) =>
+    (await import('./mqtt-sink.ts')).createMqttSink({
       ...config.mqtt,
       tenantId: config.gateway.tenantId,
       gatewayId: config.gateway.id,
       ackTimeoutMs: config.relay.ackTimeoutMs,
       version: d.version,
-      envelope: createCloudEnvelope(config.cloud.publicKey ?? ''),
+      envelope: await envelopeFor(config),
       clock: d.clock,
       logger: d.logger.child({ component: 'sink:mqtt' }),
       bus: d.bus,
@@ -52,12 +59,12 @@ export const mqttSinkKind: SinkKind = {
 
 export const httpsSinkKind: SinkKind = {
   kind: 'https',
-  create: (config, d) =>
-    createHttpsSink({
+  create: async (config, d) =>
+    (await import('./https-sink.ts')).createHttpsSink({
       ...config.https,
       tenantId: config.gateway.tenantId,
       gatewayId: config.gateway.id,
-      envelope: createCloudEnvelope(config.cloud.publicKey ?? ''),
+      envelope: await envelopeFor(config),
       clock: d.clock,
     }),
 };
@@ -65,7 +72,7 @@ export const httpsSinkKind: SinkKind = {
 export const sinkKinds: readonly SinkKind[] = [fileSinkKind, mqttSinkKind, httpsSinkKind];
 
 /** The sink `relay.sink` names, from `kinds` (default: the built-in ones). */
-export function buildSink(config: GatewayConfig, deps: SinkDeps, kinds: readonly SinkKind[] = sinkKinds): Sink {
+export async function buildSink(config: GatewayConfig, deps: SinkDeps, kinds: readonly SinkKind[] = sinkKinds): Promise<Sink> {
   const k = kinds.find((x) => x.kind === config.relay.sink);
   if (!k) throw new Error(`relay.sink: no sink kind "${config.relay.sink}" (known: ${kinds.map((x) => x.kind).join(', ')})`);
   return k.create(config, deps);

@@ -94,7 +94,7 @@ export async function dbBench(o: { rows: number }): Promise<DbBenchResult> {
       ],
     });
     if (!v.ok) throw new Error(JSON.stringify(v.problems));
-    const gw = createGateway({ config: v.config, logger: pino({ level: 'warn' }) });
+    const gw = await createGateway({ config: v.config, logger: pino({ level: 'warn' }) });
     const cpu0 = process.cpuUsage();
     t0 = performance.now();
     await gw.start();

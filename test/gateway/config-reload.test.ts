@@ -67,7 +67,11 @@ describe('config reload while running', () => {
     const [p1, p2] = [await freePort(), await freePort()];
     s.write({ hl7Port: p1, files: [['drop-a', s.drops.a]] });
     const logger = createLogger({ level: 'silent' });
-    gw = createGateway({ config: loadConfig({ file: s.file, env: {} }), logger, loadConfig: () => loadConfig({ file: s.file, env: {} }) });
+    gw = await createGateway({
+      config: loadConfig({ file: s.file, env: {} }),
+      logger,
+      loadConfig: () => loadConfig({ file: s.file, env: {} }),
+    });
     await gw.start();
     expect(await listening(p1)).toBe(true);
     expect(gw.parts.adapters.map((a) => a.id)).toEqual(['hl7v2', 'drop-a']);
@@ -123,7 +127,7 @@ describe('config reload while running', () => {
     const s = setup();
     const p = await freePort();
     s.write({ hl7Port: p, files: [] });
-    gw = createGateway({
+    gw = await createGateway({
       config: loadConfig({ file: s.file, env: {} }),
       logger: createLogger({ level: 'silent' }),
       loadConfig: () => loadConfig({ file: s.file, env: {} }),
@@ -144,7 +148,7 @@ describe('config reload while running', () => {
   it('runs two reloads at once one after the other: a source added once, not twice', async () => {
     const s = setup();
     s.write({ hl7Port: 0, files: [] });
-    gw = createGateway({
+    gw = await createGateway({
       config: loadConfig({ file: s.file, env: {} }),
       logger: createLogger({ level: 'silent' }),
       loadConfig: () => loadConfig({ file: s.file, env: {} }),
@@ -160,7 +164,7 @@ describe('config reload while running', () => {
   it('keeps a paused source paused when a reload re-creates it', async () => {
     const s = setup();
     s.write({ hl7Port: 0, files: [['drop-a', s.drops.a]] });
-    gw = createGateway({
+    gw = await createGateway({
       config: loadConfig({ file: s.file, env: {} }),
       logger: createLogger({ level: 'silent' }),
       loadConfig: () => loadConfig({ file: s.file, env: {} }),
@@ -178,7 +182,7 @@ describe('config reload while running', () => {
   it('answers 409 when the gateway has no config file to read again, and the route needs the token', async () => {
     const s = setup();
     s.write({ hl7Port: 0, files: [] });
-    gw = createGateway({ config: loadConfig({ file: s.file, env: {} }), logger: createLogger({ level: 'silent' }) });
+    gw = await createGateway({ config: loadConfig({ file: s.file, env: {} }), logger: createLogger({ level: 'silent' }) });
     await gw.start();
     const app = gw.parts.admin!.app;
     expect((await app.inject({ method: 'POST', url: '/config/reload' })).statusCode).toBe(401);

@@ -29,7 +29,7 @@ const v = validateConfig({
   cloud: { publicKey: keys.publicPem },
 });
 if (!v.ok) throw new Error(JSON.stringify(v.problems));
-const gw = createGateway({ config: v.config, logger: createLogger({ level: 'warn' }) });
+const gw = await createGateway({ config: v.config, logger: createLogger({ level: 'warn' }) });
 await gw.start();
 const port = (gw.parts.adapters[0] as MllpListener).address()!.port;
 say(`gateway listening for MLLP on 127.0.0.1:${port}, relaying to the cloud (JWE-encrypted batches)`);

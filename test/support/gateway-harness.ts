@@ -60,7 +60,7 @@ export async function startHarness(
     level: opts.logLevel ?? 'debug',
     destination: dest as unknown as Parameters<typeof createLogger>[0]['destination'],
   });
-  const gw = createGateway({ config: v.config, logger, onOutboxWriterThread: opts.onOutboxWriterThread });
+  const gw = await createGateway({ config: v.config, logger, onOutboxWriterThread: opts.onOutboxWriterThread });
   await gw.start();
   const mllp = gw.parts.adapters.find((a) => a.id === 'hl7v2') as MllpListener | undefined;
   const mllpPort = mllp?.address()?.port ?? 0;

@@ -36,9 +36,9 @@ function build(dataDir: string, over: Record<string, unknown> = {}) {
   return createGateway({ config: v.config, logger: createLogger({ level: 'silent' }) });
 }
 
-const caught = (f: () => unknown) => {
+const caught = async (f: () => Promise<unknown>) => {
   try {
-    f();
+    await f();
     return undefined;
   } catch (e) {
     return e;
@@ -58,12 +58,12 @@ describe('seal key custody', () => {
     d.close();
   });
 
-  it('a deleted key beside queued records stops the start with GW_KEY_MISSING, the path and what to restore; no key is made', () => {
+  it('a deleted key beside queued records stops the start with GW_KEY_MISSING, the path and what to restore; no key is made', async () => {
     expect(q.rows).toBe(N);
     const dir = copyDataDir(q.dataDir);
     const keyFile = join(dir, 'keys', 'seal.key');
     rmSync(keyFile);
-    const err = caught(() => build(dir));
+    const err = await caught(() => build(dir));
     expect(isGatewayError(err, 'GW_KEY_MISSING')).toBe(true);
     expect((err as Error).message).toContain(
       `the seal key ${keyFile} is missing, and the outbox ${join(dir, 'outbox.db')} holds ${N} sealed row(s)`,
@@ -73,11 +73,11 @@ describe('seal key custody', () => {
     expect(rowCount(join(dir, 'outbox.db'))).toBe(N);
   });
 
-  it('a damaged key (wrong length) is GW_KEY_MISSING and is never overwritten', () => {
+  it('a damaged key (wrong length) is GW_KEY_MISSING and is never overwritten', async () => {
     const dir = copyDataDir(q.dataDir);
     const keyFile = join(dir, 'keys', 'seal.key');
     writeFileSync(keyFile, readFileSync(keyFile).subarray(0, 31));
-    const err = caught(() => build(dir));
+    const err = await caught(() => build(dir));
     expect(isGatewayError(err, 'GW_KEY_MISSING')).toBe(true);
     expect((err as Error).message).toContain(`the seal key ${keyFile} is damaged (31 bytes instead of 32)`);
     expect(readFileSync(keyFile).length).toBe(31);
@@ -87,7 +87,7 @@ describe('seal key custody', () => {
     const dir = copyDataDir(q.dataDir);
     const keyFile = join(dir, 'keys', 'seal.key');
     writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
-    const gw = build(dir);
+    const gw = await build(dir);
     const err = await gw.start().then(
       () => undefined,
       (e: unknown) => e,
@@ -100,12 +100,12 @@ describe('seal key custody', () => {
     expect(rowCount(join(dir, 'outbox.db'))).toBe(N);
   });
 
-  it('the outbound outbox counts too: a deleted key beside queued outbound rows is GW_KEY_MISSING naming outbound.db', () => {
+  it('the outbound outbox counts too: a deleted key beside queued outbound rows is GW_KEY_MISSING naming outbound.db', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ewml-outbound-'));
     const d = new DatabaseSync(join(dir, 'outbound.db'));
     d.exec("CREATE TABLE outbox (seq INTEGER PRIMARY KEY, id TEXT, payload BLOB); INSERT INTO outbox (id, payload) VALUES ('c1', x'01')");
     d.close();
-    const err = caught(() => build(dir, { outbound: { enabled: true } }));
+    const err = await caught(() => build(dir, { outbound: { enabled: true } }));
     expect(isGatewayError(err, 'GW_KEY_MISSING')).toBe(true);
     expect((err as Error).message).toContain(`the outbox ${join(dir, 'outbound.db')} holds 1 sealed row(s)`);
   });
@@ -126,7 +126,7 @@ describe('seal key custody', () => {
     const sinkDir = join(h.dataDir, 'outbound');
     writeFileSync(join(sinkDir, 'records-2026-01-01.ndjson'), '{"id":"x"}\n');
     rmSync(join(h.dataDir, 'keys', 'seal.key'));
-    const err = caught(() => build(h.dataDir));
+    const err = await caught(() => build(h.dataDir));
     expect(isGatewayError(err, 'GW_KEY_MISSING')).toBe(true);
     expect((err as Error).message).toContain(`${sinkDir} holds 1 file(s) of records sealed under it`);
     expect(existsSync(join(h.dataDir, 'keys', 'seal.key'))).toBe(false);

@@ -112,7 +112,7 @@ describe('registries: a toy source kind and a toy agent kind, added by one regis
     const toyAgents: AgentKind = { kind: 'toy', create: () => agentGood };
     const brokenAgents: AgentKind = { kind: 'toy-broken', create: () => agentBad };
 
-    gw = createGateway({
+    gw = await createGateway({
       config: configFor(dataDir),
       logger: quiet,
       sources: [...sourceKinds, toySources],
@@ -174,7 +174,7 @@ describe('registries: a toy source kind and a toy agent kind, added by one regis
     agent.stop = async () => {
       throw new Error('stop failed');
     };
-    const g = createGateway({ config: configFor(dataDir), logger: quiet, agents: [{ kind: 'leaky', create: () => agent }] });
+    const g = await createGateway({ config: configFor(dataDir), logger: quiet, agents: [{ kind: 'leaky', create: () => agent }] });
     await g.start();
     expect(g.parts.bus.listenerCount('agent:leaky')).toBe(2);
     await g.stop();
@@ -192,8 +192,10 @@ describe('a gateway that cannot be built, or is started again', () => {
         throw new Error('cannot build');
       },
     });
-    expect(() => createGateway({ config: configFor(dataDir), logger: quiet, sources: [...sourceKinds, broken] })).toThrow('cannot build');
-    gw = createGateway({ config: configFor(dataDir), logger: quiet });
+    await expect(createGateway({ config: configFor(dataDir), logger: quiet, sources: [...sourceKinds, broken] })).rejects.toThrow(
+      'cannot build',
+    );
+    gw = await createGateway({ config: configFor(dataDir), logger: quiet });
     await gw.start();
     expect(gw.parts.lease()?.holder.pid).toBe(process.pid);
   });
@@ -202,7 +204,7 @@ describe('a gateway that cannot be built, or is started again', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'ewml-toy-'));
     const v = validateConfig({ gateway: { dataDir, timezone: 'UTC' }, hl7: { port: 0 }, admin: { port: 0 } });
     if (!v.ok) throw new Error(JSON.stringify(v.problems));
-    gw = createGateway({ config: v.config, logger: quiet });
+    gw = await createGateway({ config: v.config, logger: quiet });
     await gw.start();
     await gw.stop();
     expect(gw.parts.admin?.address()).toBeUndefined();
