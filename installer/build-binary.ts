@@ -18,6 +18,20 @@ const sea = join(out, 'sea');
 const step = (s: string) => process.stderr.write(`build:binary: ${s}\n`);
 const require = createRequire(import.meta.url);
 
+/**
+ * The executable's code is held in the main thread's heap as one string for as long as it runs (V8
+ * compiles functions from it lazily), so its size is resident memory: no comments or indentation
+ * (identifiers are kept, so stack traces still name functions), and ASCII only — a single character
+ * beyond Latin-1 anywhere (a comment's "→", a dependency's regex) makes V8 store the whole text two
+ * bytes a character. Measured in BENCHMARKS.md (idle memory).
+ */
+const compact = { minifyWhitespace: true, charset: 'ascii' } as const;
+
+/** Escapes what esbuild leaves outside ASCII (a regular expression's literal characters) as `\uXXXX`, valid in strings, templates, regular expressions and identifiers alike. */
+function asciiOnly(code: string): string {
+  return code.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 async function main(): Promise<void> {
   if (process.platform !== 'linux' || process.arch !== 'x64')
     step(`warning: building on ${process.platform}-${process.arch}; the executable is for this platform`);
@@ -54,15 +68,16 @@ async function main(): Promise<void> {
     write: false,
     logLevel: 'warning',
     legalComments: 'none',
+    ...compact,
   });
-  const writerCode = writer.outputFiles[0].text;
-  await build({
+  const writerCode = asciiOnly(writer.outputFiles[0].text);
+  const bundle = await build({
     entryPoints: [join(root, 'bin/eyewear-gateway.js')],
     bundle: true,
     platform: 'node',
     target: 'node24',
     format: 'cjs',
-    outfile: join(sea, 'gateway.cjs'),
+    write: false,
     define: {
       __GATEWAY_VERSION__: JSON.stringify(version),
       __OUTBOX_WRITER_CODE__: JSON.stringify(writerCode),
@@ -71,9 +86,10 @@ async function main(): Promise<void> {
     banner: { js: 'const __import_meta_url = require("url").pathToFileURL(__filename).href;' },
     logLevel: 'warning',
     legalComments: 'none',
-    minify: false,
+    ...compact,
     plugins: [nativeAddonsOut],
   });
+  writeFileSync(join(sea, 'gateway.cjs'), asciiOnly(bundle.outputFiles[0].text));
 
   step('2/4 preparing the SEA blob');
   const seaConfig = join(sea, 'sea-config.json');
