@@ -19,9 +19,32 @@ export interface CapabilityInput {
   now: number;
 }
 
-/** The resource types listed: the profile's list, or (generic) every type the store holds. */
+/**
+ * Types a generic R4 server supports whether or not it holds any yet: a real server's
+ * CapabilityStatement lists what it can serve, not what it happens to store (a client reading
+ * `/metadata` before the first resource arrives must still see Patient).
+ */
+const GENERIC_TYPES = [
+  'Appointment',
+  'ChargeItem',
+  'Claim',
+  'Coverage',
+  'DocumentReference',
+  'Invoice',
+  'Location',
+  'Observation',
+  'Organization',
+  'Patient',
+  'Practitioner',
+  'PractitionerRole',
+  'Schedule',
+  'Slot',
+  'VisionPrescription',
+];
+
+/** The resource types listed: the profile's list, or (generic) the usual types and every type the store holds. */
 export function listedTypes(profile: VendorProfile, store: FhirStore): string[] {
-  return profile.resourceTypes === null ? store.types() : [...profile.resourceTypes].sort();
+  return profile.resourceTypes === null ? [...new Set([...GENERIC_TYPES, ...store.types()])].sort() : [...profile.resourceTypes].sort();
 }
 
 export function capabilityStatement(c: CapabilityInput) {

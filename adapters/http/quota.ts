@@ -1,0 +1,72 @@
+/**
+ * A vendor's call budget, enforced by the gateway itself so the vendor never has to refuse us:
+ * a per-minute ceiling (a sliding window of the last minute's calls) and a daily cap that resets
+ * at midnight UTC. athenahealth publishes both; Epic publishes none, so its profile sets a
+ * conservative configurable ceiling. The window holds at most `perMinute` timestamps.
+ */
+import type { Clock } from '../../gateway/clock.ts';
+import { ApiError } from './http-error.ts';
+
+export interface QuotaLimits {
+  /** Calls in any 60 s window; 0 = no ceiling. */
+  perMinute: number;
+  /** Calls per UTC day; 0 = no cap. */
+  perDay: number;
+}
+
+export interface Quota {
+  /** Waits for a call slot (the minute's ceiling), or throws GW_API_QUOTA_EXHAUSTED when the day's cap is spent. */
+  acquire(signal?: AbortSignal): Promise<void>;
+  stats(): { callsToday: number; perDay: number; perMinute: number; waitedMs: number };
+}
+
+const DAY_MS = 86_400_000;
+
+export function createQuota(limits: QuotaLimits, clock: Clock): Quota {
+  const window: number[] = [];
+  let day = Math.floor(clock.now() / DAY_MS);
+  let today = 0;
+  let waitedMs = 0;
+
+  const wait = (ms: number, signal?: AbortSignal) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const t = clock.setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      const onAbort = () => {
+        clock.clearTimeout(t);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+
+  return {
+    async acquire(signal) {
+      for (;;) {
+        const now = clock.now();
+        const d = Math.floor(now / DAY_MS);
+        if (d !== day) {
+          day = d;
+          today = 0;
+        }
+        if (limits.perDay > 0 && today >= limits.perDay)
+          throw new ApiError('GW_API_QUOTA_EXHAUSTED', `the daily call cap (${limits.perDay}) is spent`, {
+            retryInMs: (d + 1) * DAY_MS - now,
+            detail: { perDay: limits.perDay },
+          });
+        while (window.length > 0 && window[0] <= now - 60_000) window.shift();
+        if (limits.perMinute <= 0 || window.length < limits.perMinute) {
+          if (limits.perMinute > 0) window.push(now);
+          today++;
+          return;
+        }
+        const ms = window[0] + 60_000 - now;
+        waitedMs += ms;
+        await wait(ms, signal);
+      }
+    },
+    stats: () => ({ callsToday: today, perDay: limits.perDay, perMinute: limits.perMinute, waitedMs }),
+  };
+}
