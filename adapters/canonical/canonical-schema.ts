@@ -27,6 +27,20 @@ const coding = {
   properties: { system: str, code: str, display: str },
 } as const;
 const quarterDiopter = { type: 'number', minimum: -40, maximum: 40, multipleOf: 0.25 } as const;
+const refs = { type: 'array', items: ref } as const;
+const codings = { type: 'array', items: coding } as const;
+const identifiers = { type: 'array', minItems: 1, items: identifier } as const;
+const address = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { use: str, lines: { type: 'array', items: str }, city: str, state: str, postalCode: str, country: str },
+} as const;
+const phones = {
+  type: 'array',
+  items: { type: 'object', required: ['value'], additionalProperties: false, properties: { use: str, value: str } },
+} as const;
+const emails = { type: 'array', items: str } as const;
+const money = { type: 'number' } as const;
 
 const eyeRx = {
   type: 'object',
@@ -50,6 +64,14 @@ const eyeRx = {
     baseCurve: { type: 'number', minimum: 5, maximum: 12 },
     diameter: { type: 'number', minimum: 5, maximum: 25 },
     brand: str,
+    color: str,
+    // how long a lens is worn before it is replaced (FHIR lensSpecification.duration): 1 month, 14 days
+    replacement: {
+      type: 'object',
+      required: ['value', 'unit'],
+      additionalProperties: false,
+      properties: { value: { type: 'number', exclusiveMinimum: 0 }, unit: str },
+    },
   },
 } as const;
 
@@ -65,6 +87,7 @@ const rxData = {
     right: eyeRx,
     left: eyeRx,
     binocularPd: { type: 'number', minimum: 20, maximum: 90 },
+    status: str,
   },
 } as const;
 
@@ -73,7 +96,7 @@ const dataByType: Record<string, object> = {
     type: 'object',
     required: ['identifiers'],
     properties: {
-      identifiers: { type: 'array', minItems: 1, items: identifier },
+      identifiers,
       name: {
         type: 'object',
         additionalProperties: false,
@@ -81,19 +104,9 @@ const dataByType: Record<string, object> = {
       },
       birthDate: date,
       sex: { enum: ['female', 'male', 'other', 'unknown'] },
-      addresses: {
-        type: 'array',
-        items: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { use: str, lines: { type: 'array', items: str }, city: str, state: str, postalCode: str, country: str },
-        },
-      },
-      phones: {
-        type: 'array',
-        items: { type: 'object', required: ['value'], additionalProperties: false, properties: { use: str, value: str } },
-      },
-      emails: { type: 'array', items: str },
+      addresses: { type: 'array', items: address },
+      phones,
+      emails,
       deceased: { type: 'boolean' },
       mergedFrom: { type: 'array', items: ref },
     },
@@ -103,7 +116,8 @@ const dataByType: Record<string, object> = {
     required: ['patient', 'payer'],
     properties: {
       patient: ref,
-      payer: { type: 'object', required: ['name'], properties: { id: str, name: str } },
+      // organization: the payer's organization record (FHIR payor reference), where the source names one
+      payer: { type: 'object', required: ['name'], properties: { id: str, name: str, organization: ref } },
       planName: str,
       memberId: str,
       groupNumber: str,
@@ -111,15 +125,61 @@ const dataByType: Record<string, object> = {
       priority: { type: 'integer', minimum: 1 },
       start: date,
       end: date,
+      status: str,
+      coverageType: coding,
+      selfPay: { type: 'boolean' },
     },
   },
   provider: {
     type: 'object',
     required: ['identifiers'],
     properties: {
-      identifiers: { type: 'array', minItems: 1, items: identifier },
+      identifiers,
       name: { type: 'object', properties: { family: str, given: { type: 'array', items: str }, prefix: str, suffix: str } },
       role: str,
+      active: { type: 'boolean' },
+      phones,
+      emails,
+      qualifications: codings,
+      // a practitioner's role at one organization (FHIR PractitionerRole): whose, where, as what
+      roleCodes: codings,
+      specialties: codings,
+      practitioner: ref,
+      organization: ref,
+      locations: refs,
+    },
+  },
+  organization: {
+    type: 'object',
+    required: ['identifiers'],
+    properties: {
+      identifiers,
+      name: str,
+      aliases: { type: 'array', items: str },
+      types: codings,
+      active: { type: 'boolean' },
+      phones,
+      emails,
+      addresses: { type: 'array', items: address },
+      partOf: ref,
+    },
+  },
+  location: {
+    type: 'object',
+    required: ['identifiers'],
+    properties: {
+      identifiers,
+      name: str,
+      aliases: { type: 'array', items: str },
+      status: { enum: ['active', 'suspended', 'inactive'] },
+      mode: { enum: ['instance', 'kind'] },
+      types: codings,
+      physicalType: coding,
+      phones,
+      emails,
+      address,
+      managingOrganization: ref,
+      partOf: ref,
     },
   },
   appointment: {
@@ -138,6 +198,39 @@ const dataByType: Record<string, object> = {
       reason: str,
     },
   },
+  schedule: {
+    type: 'object',
+    required: ['identifiers'],
+    properties: {
+      identifiers,
+      active: { type: 'boolean' },
+      serviceCategories: codings,
+      serviceTypes: codings,
+      specialties: codings,
+      providers: refs,
+      locations: refs,
+      planningStart: instant,
+      planningEnd: instant,
+    },
+  },
+  // a bookable (or booked) interval of a schedule; who and where are the schedule's (provider/location when the source says)
+  slot: {
+    type: 'object',
+    required: ['schedule', 'status', 'start', 'end'],
+    properties: {
+      schedule: ref,
+      status: { enum: ['busy', 'free', 'busy-unavailable', 'busy-tentative', 'entered-in-error'] },
+      start: instant,
+      end: instant,
+      serviceCategories: codings,
+      serviceTypes: codings,
+      specialties: codings,
+      appointmentType: coding,
+      overbooked: { type: 'boolean' },
+      provider: ref,
+      location: ref,
+    },
+  },
   'spectacle-rx': rxData,
   'contact-lens-rx': rxData,
   'eye-exam-observation': {
@@ -150,6 +243,8 @@ const dataByType: Record<string, object> = {
       value: { type: ['number', 'string'] },
       unit: str,
       observedAt: instant,
+      status: str,
+      method: coding,
     },
   },
   charge: {
@@ -163,6 +258,9 @@ const dataByType: Record<string, object> = {
       currency: str,
       quantity: { type: 'number' },
       serviceDate: date,
+      status: str,
+      provider: ref,
+      enteredAt: instant,
     },
   },
   payment: {
@@ -173,7 +271,40 @@ const dataByType: Record<string, object> = {
   claim: {
     type: 'object',
     required: ['patient', 'status'],
-    properties: { patient: ref, status: str, total: { type: 'number' }, payer: str },
+    properties: {
+      patient: ref,
+      status: str,
+      total: money,
+      payer: str,
+      identifiers,
+      use: str,
+      claimType: coding,
+      createdAt: date,
+      currency: str,
+      insurer: ref,
+      provider: ref,
+      coverage: ref,
+      priority: str,
+      itemCount: { type: 'integer', minimum: 1 },
+    },
+  },
+  // a bill: its totals and the charges it bills (charges are records of their own)
+  invoice: {
+    type: 'object',
+    required: ['status'],
+    properties: {
+      patient: ref,
+      status: str,
+      identifiers,
+      issuedAt: instant,
+      totalNet: money,
+      totalGross: money,
+      currency: str,
+      issuer: ref,
+      account: ref,
+      lineItemCount: { type: 'integer', minimum: 1 },
+      chargeItems: refs,
+    },
   },
   'clinical-document': {
     type: 'object',

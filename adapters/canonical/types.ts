@@ -16,6 +16,11 @@ export const RecordType = {
   claim: 'claim',
   inventoryItem: 'inventory-item',
   clinicalDocument: 'clinical-document',
+  organization: 'organization',
+  location: 'location',
+  schedule: 'schedule',
+  slot: 'slot',
+  invoice: 'invoice',
 } as const;
 export type RecordType = (typeof RecordType)[keyof typeof RecordType];
 

@@ -1,211 +1,130 @@
 /**
- * FHIR R4 resources to canonical records: Patient, Appointment and VisionPrescription (the rest of
- * FHIR comes with the FHIR API adapter). Patients are referred to by their FHIR id under the
- * source's system (`<system>/Patient`), so records from one server link up.
+ * FHIR R4 resources to canonical records: the entry points file imports (`preview`,
+ * adapters/file) and the FHIR API source call. One mapping per resource type, in the files beside
+ * this one; the table below says which canonical types each maps to, so deletes and reports need
+ * no resource in hand.
+ *
+ * Patients are referred to by their FHIR id under the source's system (`<system>/Patient`),
+ * practitioners by `<system>/Practitioner`, and so on, so records from one server link up.
+ *
+ * **Status `entered-in-error`** (R4: "this should never have existed") on an Observation,
+ * VisionPrescription, Coverage, ChargeItem, Claim or Invoice retracts it: the result is the
+ * resource's delete records, as if it had been deleted. An Appointment keeps its older mapping
+ * (`cancelled`) and a Slot states the status as such; both are what their consumers expect.
  */
-import { deterministicId } from '../canonical/record-id.ts';
-import { normaliseEye, type EyeRx, type PrismBase } from '../canonical/rx-normalize.ts';
-import type { DraftRecord, MapResult } from '../contracts.ts';
+import type { RecordType } from '../canonical/types.ts';
+import type { MapResult } from '../contracts.ts';
+import { fhirInstant, obj, str, type R, type Ref } from './fhir-refs.ts';
+import { mapChargeItem, mapClaim, mapCoverage, mapInvoice } from './map-financial.ts';
+import { mapLocation, mapOrganization, mapPractitioner, mapPractitionerRole } from './map-directory.ts';
+import { EYE_COMPONENT_CODES, isEyeExamObservation, mapObservation } from './map-observation.ts';
+import { mapPatient } from './map-patient.ts';
+import { deleteRecord, fail, resourceIdOf, type FhirMapContext } from './map-record.ts';
+import { mapAppointment, mapSchedule, mapSlot } from './map-scheduling.ts';
+import { mapVisionPrescription } from './map-vision-rx.ts';
 
-type R = Record<string, unknown>;
-const str = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined);
-const arr = (v: unknown): R[] => (Array.isArray(v) ? (v as R[]) : []);
+export type { FhirMapContext } from './map-record.ts';
 
-export const FHIR_RESOURCES = ['Patient', 'Appointment', 'VisionPrescription'] as const;
-
-export interface FhirMapContext {
-  system: string;
-  adapter: string;
-  now: () => number;
+interface FhirMapping {
+  /** The canonical types this resource type can map to. */
+  types: readonly RecordType[];
+  map: (res: R, ctx: FhirMapContext, contentHash: string) => MapResult;
+  /** Suffixes of the further records one resource can yield (`<Type>/<id>#<suffix>`), which its delete retracts too. */
+  suffixes?: readonly string[];
+  /** `status: entered-in-error` retracts the resource (see the module comment). */
+  retractsEnteredInError?: boolean;
 }
 
-function refId(ref: unknown, type: string): string | undefined {
-  const r = str((ref as R | undefined)?.reference);
-  if (!r) return undefined;
-  const m = new RegExp(`(?:^|/)${type}/([^/]+)(?:/_history/.*)?$`).exec(r);
-  return m?.[1] ?? (r.startsWith('urn:uuid:') ? r.slice(9) : undefined);
+const MAPPINGS = {
+  Patient: { types: ['patient'], map: mapPatient },
+  Practitioner: { types: ['provider'], map: mapPractitioner },
+  PractitionerRole: { types: ['provider'], map: mapPractitionerRole },
+  Organization: { types: ['organization'], map: mapOrganization },
+  Location: { types: ['location'], map: mapLocation },
+  Appointment: { types: ['appointment'], map: mapAppointment },
+  Schedule: { types: ['schedule'], map: mapSchedule },
+  Slot: { types: ['slot'], map: mapSlot },
+  // one resource, one record: which of the two depends on its lens specifications, so a delete retracts both
+  VisionPrescription: { types: ['spectacle-rx', 'contact-lens-rx'], map: mapVisionPrescription, retractsEnteredInError: true },
+  Observation: { types: ['eye-exam-observation'], map: mapObservation, suffixes: EYE_COMPONENT_CODES, retractsEnteredInError: true },
+  Coverage: { types: ['coverage'], map: mapCoverage, retractsEnteredInError: true },
+  ChargeItem: { types: ['charge'], map: mapChargeItem, retractsEnteredInError: true },
+  Claim: { types: ['claim'], map: mapClaim, retractsEnteredInError: true },
+  Invoice: { types: ['invoice'], map: mapInvoice, retractsEnteredInError: true },
+} as const satisfies Record<string, FhirMapping>;
+
+export type FhirResourceType = keyof typeof MAPPINGS;
+
+/** The resource types that map to canonical records (every other type is `unsupported`). */
+export const FHIR_RESOURCES: readonly FhirResourceType[] = Object.keys(MAPPINGS) as FhirResourceType[];
+
+function mappingOf(resourceType: unknown): FhirMapping | undefined {
+  return typeof resourceType === 'string' && Object.hasOwn(MAPPINGS, resourceType)
+    ? (MAPPINGS as Record<string, FhirMapping>)[resourceType]
+    : undefined;
 }
 
-function record(
+/** The canonical record types a resource type maps to; empty for a type that is not mapped. */
+export function canonicalTypesOf(resourceType: string): readonly RecordType[] {
+  return mappingOf(resourceType)?.types ?? [];
+}
+
+/** Options of a delete: the patient, when the caller knows whose records these were (puts the deletes in that patient's partition, behind the upserts). */
+export interface FhirDeleteOptions {
+  patient?: Ref;
+}
+
+/**
+ * The `op: delete` records for a deleted resource (a bulk export's `deleted`, a 410 on read, a
+ * history DELETE entry): one per canonical type the resource type maps to (a VisionPrescription's
+ * spectacle and contact-lens Rx both, since which one it was is not known without it), and per
+ * further record (an Observation's components). Each names its record by type, source system and
+ * source id `<Type>/<id>`, as the upserts did; `at` (an ISO instant) is its `occurredAt`. Without
+ * `opts.patient` the deletes go in the resource's own partition, so their order against the
+ * patient's earlier upserts rests on `occurredAt`.
+ */
+export function fhirDeleteRecords(
+  resourceType: string,
+  id: string,
   ctx: FhirMapContext,
-  res: R,
-  type: DraftRecord['type'],
-  data: R,
-  patientId: string | undefined,
-  contentHash: string,
-  occurredAt?: string,
-): DraftRecord {
-  const rt = String(res.resourceType);
-  const id = String(res.id ?? contentHash);
+  at: string,
+  opts: FhirDeleteOptions = {},
+): MapResult {
+  return retract(resourceType, id, ctx, at, at, opts.patient);
+}
+
+function retract(rt: string, id: string, ctx: FhirMapContext, at: string, evidence: string, patient?: Ref): MapResult {
+  const m = mappingOf(rt);
+  if (!m) return { unsupported: rt || 'unknown', records: [], issues: [] };
+  if (!str(id)) return fail(`${rt} delete has no id`);
+  if (!fhirInstant(at) || at.length <= 10) return fail(`${rt} delete has no instant (an ISO date-time with its offset)`);
+  const suffixes = [undefined, ...(m.suffixes ?? [])];
   return {
-    id: deterministicId('fhir', ctx.system, rt, id, contentHash),
-    type,
-    op: 'upsert',
-    source: { system: ctx.system, adapter: ctx.adapter, sourceId: `${rt}/${id}` },
-    occurredAt: occurredAt ?? new Date(ctx.now()).toISOString(),
-    partitionKey: patientId ? `patient:${ctx.system}/Patient|${patientId}` : `${ctx.system}:${rt}/${id}`,
-    data,
+    records: m.types.flatMap((type) => suffixes.map((s) => deleteRecord(ctx, rt, id, type, at, evidence, s, patient))),
+    issues: [],
   };
 }
 
-const GENDER: Record<string, string> = { male: 'male', female: 'female', other: 'other', unknown: 'unknown' };
-const APPT_STATUS: Record<string, string> = {
-  proposed: 'pending',
-  pending: 'pending',
-  waitlist: 'pending',
-  booked: 'booked',
-  arrived: 'arrived',
-  'checked-in': 'arrived',
-  fulfilled: 'fulfilled',
-  cancelled: 'cancelled',
-  noshow: 'noshow',
-  'entered-in-error': 'cancelled',
-};
-
-function mapPatient(res: R, ctx: FhirMapContext, hash: string): MapResult {
-  const id = str(res.id);
-  const identifiers = arr(res.identifier)
-    .map((i) => ({ system: str(i.system) ?? ctx.system, value: str(i.value), type: str(arr((i.type as R | undefined)?.coding)[0]?.code) }))
-    .filter((i) => i.value);
-  if (id) identifiers.unshift({ system: `${ctx.system}/Patient`, value: id, type: 'FHIR' });
-  if (identifiers.length === 0)
-    return { records: [], issues: [{ severity: 'error', code: 'GW_MAP_FAILED', message: 'Patient has neither id nor identifier' }] };
-  const n = arr(res.name).find((x) => x.use === 'official') ?? arr(res.name)[0];
-  const data: R = { identifiers: identifiers.map((i) => Object.fromEntries(Object.entries(i).filter(([, v]) => v !== undefined))) };
-  if (n) {
-    const name: R = {};
-    if (str(n.family)) name.family = str(n.family);
-    const given = (Array.isArray(n.given) ? n.given : []).map(str).filter(Boolean);
-    if (given.length) name.given = given;
-    if (Array.isArray(n.prefix) && str(n.prefix[0])) name.prefix = str(n.prefix[0]);
-    if (Array.isArray(n.suffix) && str(n.suffix[0])) name.suffix = str(n.suffix[0]);
-    if (Object.keys(name).length) data.name = name;
-  }
-  if (str(res.birthDate)) data.birthDate = str(res.birthDate);
-  if (str(res.gender)) data.sex = GENDER[str(res.gender)!] ?? 'unknown';
-  const addresses = arr(res.address).map((a) =>
-    Object.fromEntries(
-      Object.entries({
-        use: str(a.use),
-        lines: (Array.isArray(a.line) ? a.line : []).map(str).filter(Boolean),
-        city: str(a.city),
-        state: str(a.state),
-        postalCode: str(a.postalCode),
-        country: str(a.country),
-      }).filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0)),
-    ),
-  );
-  if (addresses.some((a) => Object.keys(a).length)) data.addresses = addresses.filter((a) => Object.keys(a).length);
-  const phones = arr(res.telecom)
-    .filter((t) => t.system === 'phone' && str(t.value))
-    .map((t) => (str(t.use) ? { use: str(t.use), value: str(t.value) } : { value: str(t.value) }));
-  if (phones.length) data.phones = phones;
-  const emails = arr(res.telecom)
-    .filter((t) => t.system === 'email' && str(t.value))
-    .map((t) => str(t.value));
-  if (emails.length) data.emails = emails;
-  if (typeof res.deceasedBoolean === 'boolean') data.deceased = res.deceasedBoolean;
-  else if (str(res.deceasedDateTime)) data.deceased = true;
-  return { records: [record(ctx, res, 'patient', data, id, hash)], issues: [] };
-}
-
-function mapAppointment(res: R, ctx: FhirMapContext, hash: string): MapResult {
-  const parts = arr(res.participant);
-  const patientId = parts.map((p) => refId(p.actor, 'Patient')).find(Boolean);
-  if (!patientId)
-    return { records: [], issues: [{ severity: 'error', code: 'GW_MAP_FAILED', message: 'Appointment has no Patient participant' }] };
-  if (!str(res.start)) return { records: [], issues: [{ severity: 'error', code: 'GW_MAP_FAILED', message: 'Appointment has no start' }] };
-  const coding = [...arr(res.serviceType), ...(res.appointmentType ? [res.appointmentType as R] : [])]
-    .flatMap((c) => arr(c.coding))
-    .find((c) => str(c.code));
-  const text = [...arr(res.serviceType), ...(res.appointmentType ? [res.appointmentType as R] : [])].map((c) => str(c.text)).find(Boolean);
-  const data: R = {
-    appointmentId: { system: `${ctx.system}/Appointment`, value: String(res.id ?? hash) },
-    patient: { system: `${ctx.system}/Patient`, value: patientId },
-    status: APPT_STATUS[String(res.status)] ?? 'pending',
-    start: str(res.start),
-    visitType: coding
-      ? Object.fromEntries(
-          Object.entries({ system: str(coding.system), code: str(coding.code), display: str(coding.display) }).filter(([, v]) => v),
-        )
-      : { code: text ?? 'unspecified' },
-  };
-  if (str(res.end)) data.end = str(res.end);
-  if (typeof res.minutesDuration === 'number') data.durationMinutes = res.minutesDuration;
-  const practitioner = parts.map((p) => refId(p.actor, 'Practitioner')).find(Boolean);
-  if (practitioner) data.provider = { system: `${ctx.system}/Practitioner`, value: practitioner };
-  const reason =
-    arr(res.reasonCode)
-      .map((c) => str(c.text) ?? str(arr(c.coding)[0]?.display))
-      .find(Boolean) ?? str(res.description);
-  if (reason) data.reason = reason;
-  return { records: [record(ctx, res, 'appointment', data, patientId, hash, str(res.start))], issues: [] };
-}
-
-function mapVisionPrescription(res: R, ctx: FhirMapContext, hash: string): MapResult {
-  const patientId = refId(res.patient, 'Patient');
-  if (!patientId)
-    return { records: [], issues: [{ severity: 'error', code: 'GW_MAP_FAILED', message: 'VisionPrescription has no patient' }] };
-  const issuedAt = str(res.dateWritten)?.slice(0, 10) ?? str(res.created)?.slice(0, 10);
-  if (!issuedAt)
-    return { records: [], issues: [{ severity: 'error', code: 'GW_MAP_FAILED', message: 'VisionPrescription has no dateWritten' }] };
-  const specs = arr(res.lensSpecification);
-  const contact = specs.some((s) => arr((s.product as R | undefined)?.coding).some((c) => c.code === 'contact'));
-  const issues: MapResult['issues'] = [];
-  const eyes: Partial<Record<'right' | 'left', EyeRx>> = {};
-  for (const s of specs) {
-    const side = s.eye === 'right' || s.eye === 'left' ? s.eye : undefined;
-    // contact lenses state their power in `power` (FHIR R4), spectacle lenses in `sphere`
-    const sphere = typeof s.sphere === 'number' ? s.sphere : typeof s.power === 'number' ? s.power : undefined;
-    if (!side || sphere === undefined) continue;
-    const raw: EyeRx = { sphere };
-    if (typeof s.cylinder === 'number') raw.cylinder = s.cylinder;
-    if (typeof s.axis === 'number') raw.axis = s.axis;
-    if (typeof s.add === 'number') raw.add = s.add;
-    const prisms = arr(s.prism)
-      .filter((p) => typeof p.amount === 'number' && ['up', 'down', 'in', 'out'].includes(String(p.base)))
-      .map((p) => ({ amount: p.amount as number, base: p.base as PrismBase }));
-    if (prisms.length) raw.prisms = prisms;
-    if (typeof s.backCurve === 'number') raw.baseCurve = s.backCurve;
-    if (typeof s.diameter === 'number') raw.diameter = s.diameter;
-    if (str(s.brand)) raw.brand = str(s.brand);
-    const n = normaliseEye(raw, 'minus');
-    for (const p of n.problems) issues.push({ severity: 'warning', code: 'GW_MAP_FAILED', message: `${side}.${p.field} ${p.problem}` });
-    eyes[side] = n.eye;
-  }
-  if (!eyes.right || !eyes.left)
-    return {
-      records: [],
-      issues: [
-        ...issues,
-        { severity: 'error', code: 'GW_MAP_FAILED', message: 'VisionPrescription needs a sphere (or contact lens power) for each eye' },
-      ],
-    };
-  const data: R = {
-    patient: { system: `${ctx.system}/Patient`, value: patientId },
-    issuedAt,
-    cylinderConvention: 'minus',
-    right: eyes.right,
-    left: eyes.left,
-  };
-  const prescriber = refId(res.prescriber, 'Practitioner');
-  if (prescriber) data.prescriber = { system: `${ctx.system}/Practitioner`, value: prescriber };
-  return {
-    records: [record(ctx, res, contact ? 'contact-lens-rx' : 'spectacle-rx', data, patientId, hash, `${issuedAt}T00:00:00Z`)],
-    issues,
-  };
-}
-
-/** Maps one FHIR resource; other resource types are `unsupported` (counted, not errors). */
+/**
+ * Maps one FHIR resource. Types not in `FHIR_RESOURCES`, and Observations that are not eye-exam
+ * data, are `unsupported` (counted as ignored, not errors). Odd input never throws: a mapping that
+ * fails is an error issue, and the resource is rejected whole.
+ */
 export function mapFhirResource(res: R, ctx: FhirMapContext, contentHash: string): MapResult {
-  switch (res.resourceType) {
-    case 'Patient':
-      return mapPatient(res, ctx, contentHash);
-    case 'Appointment':
-      return mapAppointment(res, ctx, contentHash);
-    case 'VisionPrescription':
-      return mapVisionPrescription(res, ctx, contentHash);
-    default:
-      return { unsupported: String(res.resourceType ?? 'unknown'), records: [], issues: [] };
+  if (!obj(res)) return fail('not a FHIR resource (not a JSON object)');
+  const rt = res.resourceType;
+  const m = mappingOf(rt);
+  if (!m) return { unsupported: typeof rt === 'string' && rt ? rt : 'unknown', records: [], issues: [] };
+  const type = rt as FhirResourceType;
+  if (type === 'Observation' && !isEyeExamObservation(res)) return { unsupported: 'Observation', records: [], issues: [] };
+  try {
+    if (m.retractsEnteredInError && res.status === 'entered-in-error') {
+      const at = fhirInstant(obj(res.meta)?.lastUpdated) ?? new Date(ctx.now()).toISOString();
+      return retract(type, resourceIdOf(res, contentHash), ctx, at.length > 10 ? at : `${at}T00:00:00Z`, contentHash);
+    }
+    return m.map(res, ctx, contentHash);
+  } catch (e) {
+    // a mapper bug meeting input it did not expect: rejected with the error's kind, never its text (which could quote a value)
+    return fail(`${type} could not be mapped (${e instanceof Error ? e.name : 'error'})`);
   }
 }

@@ -88,6 +88,7 @@ async function preview(
   let failed = 0;
   let total = 0;
   let recordsOut = 0;
+  let unmapped = 0;
   const show = (where: string, r: ReturnType<typeof stage.preview>) => {
     // a message or row with an error is rejected whole by the gateway: nothing of it is shown as a record
     if (!r.issues.some((x) => x.severity === 'error'))
@@ -95,6 +96,7 @@ async function preview(
         io.out(JSON.stringify(rec));
         recordsOut++;
       }
+    if (r.unsupported) unmapped++;
     if (r.unsupported) io.err(`${where}: ${r.kind}${r.messageId ? ` (${r.messageId})` : ''}: not mapped (${r.unsupported})`);
     for (const is of r.issues)
       io.err(
@@ -206,6 +208,9 @@ async function preview(
       io.err(`${file}: error GW_PARSE_FAILED: ${e.message}`);
     }
   }
-  io.err(`preview: ${total} message(s)/row(s), ${recordsOut} record(s), ${failed} with errors`);
+  // not mapped (a message kind or resource type the gateway ignores, counted as ignored at intake) is neither a record nor an error
+  io.err(
+    `preview: ${total} message(s)/row(s), ${recordsOut} record(s), ${failed} with errors${unmapped ? `, ${unmapped} not mapped` : ''}`,
+  );
   return failed ? 5 : 0;
 }
