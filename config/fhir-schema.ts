@@ -102,10 +102,12 @@ export const fhirSourceSchema = Type.Object(
           description:
             '`auto`: Bulk `$export` for the first load and the resources the profile syncs in bulk, where the server offers it; `never`: page through searches; `always`: every resource by `$export` with `_since`.',
         }),
-        level: Type.Union([Type.Literal('system'), Type.Literal('group'), Type.Literal('patient')], {
-          default: 'system',
-          description: 'The `$export` level (Bulk Data IG): the whole system, one Group (`groupId`), or all patients.',
-        }),
+        level: Type.Optional(
+          Type.Union([Type.Literal('system'), Type.Literal('group'), Type.Literal('patient')], {
+            description:
+              "The `$export` level (Bulk Data IG): the whole system, one Group (`groupId`), or all patients (default: the vendor's; Epic, Oracle Health and MEDITECH export by Group).",
+          }),
+        ),
         groupId: Type.String({ default: '', description: 'The Group exported when `level` is `group`.' }),
         intervalMinutes: Type.Integer({ minimum: 5, default: 1440, description: 'How often a `_since` export runs after the first.' }),
         maxWaitMinutes: Type.Integer({

@@ -75,6 +75,19 @@ export function supportsBulk(c: FhirCapabilities, p: VendorProfile): boolean {
   return p.bulk !== 'refused' && c.operations.includes('export');
 }
 
+/** Why bulk export cannot run with these settings (undefined when it can). */
+export function bulkProblem(
+  c: FhirCapabilities,
+  p: VendorProfile,
+  level: 'system' | 'group' | 'patient',
+  groupId: string,
+): string | undefined {
+  if (p.bulk === 'refused') return `${p.label} does not accept bulk export integrations`;
+  if (!c.operations.includes('export')) return 'the server names no $export operation';
+  if (level === 'group' && !groupId) return `${p.label} exports by Group: set bulk.groupId (the Group the practice's patients are in)`;
+  return undefined;
+}
+
 /**
  * The strategy for one resource, or the reason none fits. `bulkMode` is the config's `bulk.mode`:
  * `never` drops bulk from the list, `always` puts it first.
@@ -84,9 +97,12 @@ export function chooseStrategy(
   p: VendorProfile,
   resource: FhirResourceName,
   bulkMode: 'auto' | 'never' | 'always',
+  bulkBlocked?: string,
 ): { strategy: SyncStrategy } | { problem: string } {
   const cap = c.resources[resource];
   let list = strategiesFor(p, resource);
+  // searched only within one patient at this vendor: a backend app reads it by export alone
+  if (p.searchNeedsPatient.includes(resource)) list = list.filter((s) => s.kind === 'bulk');
   if (bulkMode === 'never') list = list.filter((s) => s.kind !== 'bulk');
   if (bulkMode === 'always') list = [{ kind: 'bulk' }, ...list.filter((s) => s.kind !== 'bulk')];
   for (const s of list) {
@@ -98,7 +114,7 @@ export function chooseStrategy(
         if (cap?.interactions.includes('search-type') && cap.searchParams.includes(s.param)) return { strategy: s };
         break;
       case 'bulk':
-        if (supportsBulk(c, p)) return { strategy: s };
+        if (supportsBulk(c, p) && !bulkBlocked) return { strategy: s };
         break;
       case 'snapshot':
         if (cap?.interactions.includes('search-type')) return { strategy: s };
@@ -108,7 +124,13 @@ export function chooseStrategy(
     }
   }
   if (!cap) return { problem: `the server's CapabilityStatement does not list ${resource}` };
-  return { problem: `${resource} cannot be searched here (${list.map((s) => s.kind).join(', ')} not supported)` };
+  if (p.searchNeedsPatient.includes(resource))
+    return {
+      problem: `${p.label} searches ${resource} only within one patient, and bulk export is not available${bulkBlocked ? `: ${bulkBlocked}` : ''}`,
+    };
+  return {
+    problem: `${resource} cannot be searched here (${list.map((s) => s.kind).join(', ')} not supported)${bulkBlocked && list.some((s) => s.kind === 'bulk') ? `; bulk: ${bulkBlocked}` : ''}`,
+  };
 }
 
 /** A strategy as `/status` shows it. */

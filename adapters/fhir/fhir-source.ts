@@ -20,7 +20,7 @@ import { ApiError } from '../http/http-error.ts';
 import { createQuota, type Quota } from '../http/quota.ts';
 import { createSmartBackendAuth, discoverSmart, type SmartBackendAuth } from '../http/smart-backend.ts';
 import { bulkDue, bulkRun, readBulkCursor, type BulkOptions } from './bulk-sync.ts';
-import { chooseStrategy, parseCapabilities, requireR4, strategyLabel, type FhirCapabilities } from './capabilities.ts';
+import { bulkProblem, chooseStrategy, parseCapabilities, requireR4, strategyLabel, type FhirCapabilities } from './capabilities.ts';
 import { createRowMapper, type RowMapper } from './fhir-rows.ts';
 import { searchRun } from './search-sync.ts';
 import type { SyncContext } from './sync-context.ts';
@@ -43,7 +43,7 @@ export interface FhirSourceOptions {
   dateWindowDays: number;
   bulk: {
     mode: 'auto' | 'never' | 'always';
-    level: 'system' | 'group' | 'patient';
+    level?: 'system' | 'group' | 'patient';
     groupId: string;
     intervalMinutes: number;
     maxWaitMinutes: number;
@@ -81,7 +81,11 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
   const baseUrl = o.baseUrl.replace(/\/+$/, '');
   const pageSize = o.pageSize ?? profile.pageSize;
   const rowMapper = createRowMapper({ system: o.system, adapter: 'fhir', now: () => clock.now() });
-  const bulkOptions: BulkOptions = { ...o.bulk, maxLineBytes: o.maxResourceBytes ?? 16 * 1024 * 1024 };
+  const bulkOptions: BulkOptions = {
+    ...o.bulk,
+    level: o.bulk.level ?? profile.bulkLevel,
+    maxLineBytes: o.maxResourceBytes ?? 16 * 1024 * 1024,
+  };
   let quota: Quota | undefined;
   let ctx: IntakeContext | undefined;
   let abort: AbortController | undefined;
@@ -125,8 +129,9 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
     const capabilities = parseCapabilities(await http.getJson(`${baseUrl}/metadata`, signal));
     requireR4(capabilities);
     const strategies = new Map<FhirResourceName, SyncStrategy | { problem: string }>();
+    const blocked = o.bulk.mode === 'never' ? undefined : bulkProblem(capabilities, profile, bulkOptions.level, o.bulk.groupId);
     for (const r of o.resources) {
-      const c = chooseStrategy(capabilities, profile, r, o.bulk.mode);
+      const c = chooseStrategy(capabilities, profile, r, o.bulk.mode, blocked);
       strategies.set(r, 'strategy' in c ? c.strategy : c);
     }
     return { http, auth, key, tokenUrl, capabilities, strategies };
@@ -244,7 +249,11 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
       conn = await connect(abort.signal);
     } catch (e) {
       const code = e instanceof ApiError ? e.code : 'GW_SOURCE_UNREACHABLE';
-      state = { status: 'down', detail: { state: 'not connected (run `eyewear-gateway fhir check`)', error: code } };
+      // the reason is the gateway's own text (codes, versions, setting names), never a server's
+      state = {
+        status: 'down',
+        detail: { state: 'not connected (run `eyewear-gateway fhir check`)', error: code, reason: (e as Error).message.slice(0, 300) },
+      };
       abort = undefined;
       throw Object.assign(new Error(`fhir ${o.id}: ${(e as Error).message}`, { cause: e }), { code });
     }

@@ -33,6 +33,10 @@ export interface VendorProfile {
   rateLimit: { perMinute: number; perDay: number };
   /** The vendor takes `$export` (and wants the first load done with it). */
   bulk: 'preferred' | 'supported' | 'refused';
+  /** The `$export` level the vendor offers backend apps (Epic, Oracle Health and MEDITECH export by Group). */
+  bulkLevel: 'system' | 'group' | 'patient';
+  /** Resources this vendor searches only within one patient (`patient=` required): read by bulk export, never by a search run. */
+  searchNeedsPatient: readonly FhirResourceName[];
   /** Strategy lists tried in order; `*` is every resource not listed. */
   strategies: Partial<Record<FhirResourceName | '*', SyncStrategy[]>>;
   /** What a technician should know (shown by `fhir check`). */
@@ -52,6 +56,17 @@ export const VENDOR_PROFILES: Record<FhirVendor, VendorProfile> = {
     // Epic publishes no rate headers; a conservative ceiling the practice can raise
     rateLimit: { perMinute: 120, perDay: 0 },
     bulk: 'preferred',
+    bulkLevel: 'group',
+    searchNeedsPatient: [
+      'Observation',
+      'Appointment',
+      'Coverage',
+      'VisionPrescription',
+      'DocumentReference',
+      'ChargeItem',
+      'Claim',
+      'Invoice',
+    ],
     strategies: {
       Appointment: [{ kind: 'lastUpdated' }, { kind: 'date', param: 'date' }, { kind: 'bulk' }],
       Slot: [{ kind: 'lastUpdated' }, { kind: 'date', param: 'start' }, { kind: 'bulk' }],
@@ -61,7 +76,7 @@ export const VENDOR_PROFILES: Record<FhirVendor, VendorProfile> = {
       '*': [{ kind: 'lastUpdated' }, { kind: 'bulk' }],
     },
     notes: [
-      "Epic's R4 CapabilityStatement lists _lastUpdated on no resource: Patient and clinical data come by Bulk $export with _since.",
+      "Epic's R4 CapabilityStatement lists _lastUpdated on no resource, and clinical searches need a patient: Patient and clinical data come by Group-level Bulk $export with _since (set bulk.groupId).",
       'Since February 2026 Epic backend apps register a hosted JWKS URL: set jwksUrl and serve `eyewear-gateway fhir jwks` there.',
     ],
   },
@@ -72,8 +87,10 @@ export const VENDOR_PROFILES: Record<FhirVendor, VendorProfile> = {
     scopeStyle: 'v1',
     rateLimit: { perMinute: 300, perDay: 0 },
     bulk: 'supported',
+    bulkLevel: 'group',
+    searchNeedsPatient: ['Observation'],
     strategies: {
-      Appointment: [{ kind: 'lastUpdated' }, { kind: 'date', param: 'date' }],
+      Appointment: [{ kind: 'lastUpdated' }, { kind: 'date', param: 'date' }, { kind: 'bulk' }],
       '*': [{ kind: 'lastUpdated' }, { kind: 'bulk' }, { kind: 'snapshot' }],
     },
     notes: ['The tenant id is part of the base URL (…/r4/<tenant-id>).'],
@@ -90,6 +107,8 @@ export const VENDOR_PROFILES: Record<FhirVendor, VendorProfile> = {
     // athenahealth publishes per-minute throttles and daily call limits per app: stay under both
     rateLimit: { perMinute: 150, perDay: 50_000 },
     bulk: 'refused',
+    bulkLevel: 'system',
+    searchNeedsPatient: [],
     strategies: { '*': lastUpdatedOrSnapshot },
     notes: [
       'The practice id is part of the base URL.',
@@ -107,6 +126,8 @@ export const VENDOR_PROFILES: Record<FhirVendor, VendorProfile> = {
     scopeStyle: 'v2',
     rateLimit: { perMinute: 120, perDay: 0 },
     bulk: 'supported',
+    bulkLevel: 'group',
+    searchNeedsPatient: [],
     strategies: { '*': [{ kind: 'lastUpdated' }, { kind: 'bulk' }, { kind: 'snapshot' }] },
     notes: ['Expanse implements US Core; searches outside it may be refused.'],
   },
@@ -117,6 +138,8 @@ export const VENDOR_PROFILES: Record<FhirVendor, VendorProfile> = {
     scopeStyle: 'v2',
     rateLimit: { perMinute: 0, perDay: 0 },
     bulk: 'supported',
+    bulkLevel: 'system',
+    searchNeedsPatient: [],
     strategies: { '*': [{ kind: 'lastUpdated' }, { kind: 'bulk' }, { kind: 'snapshot' }] },
     notes: [],
   },
