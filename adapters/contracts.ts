@@ -188,6 +188,21 @@ export interface SourceDeps {
   clock: Clock;
   /** A folder of the data folder for one adapter's scratch files (e.g. remote downloads); not yet created. */
   workDir(adapterId: string): string;
+  /** One adapter's sealed secrets and public files in the data folder (e.g. a FHIR client's key pair). */
+  secrets(adapterId: string): SecretStore;
+}
+
+/**
+ * Where a source keeps what it must not lose or leak: secrets sealed with the gateway's key (rule 4)
+ * and public files beside them, in the data folder.
+ */
+export interface SecretStore {
+  /** The opened secret, or undefined when there is none. Throws when it is there but cannot be opened. */
+  readSecret(name: string): Buffer | undefined;
+  /** Seals and writes a secret that does not exist yet; returns false (writing nothing) when one already does. */
+  createSecret(name: string, bytes: Uint8Array): boolean;
+  readPublic(name: string): string | undefined;
+  writePublic(name: string, text: string): void;
 }
 
 /** What one source kind builds from its config section: its adapters, and the codecs that map what they read. */

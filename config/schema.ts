@@ -8,6 +8,7 @@ import { secretPaths } from './schema-walk.ts';
 import { TRANSFORMS } from '../adapters/canonical/field-mapping.ts';
 import { RecordType } from '../adapters/canonical/types.ts';
 import { FILE_PROFILE_NAMES } from '../adapters/file/file-profiles.ts';
+import { fhirSourceSchema } from './fhir-schema.ts';
 
 /**
  * Field metadata beside `description` and `default` (read by config/schema-walk.ts):
@@ -602,6 +603,12 @@ export const ConfigSchema = Type.Object(
         description: 'Export files (CSV, XML, JSON/NDJSON, HL7 v2, FHIR R4) from folders and SFTP, imported exactly once per file and row.',
       },
     ),
+    fhir: Type.Array(fhirSourceSchema, {
+      default: [],
+      reload: 'adapter',
+      description:
+        'FHIR R4 servers (Epic, Oracle Health, athenahealth, MEDITECH, any R4) read with SMART Backend Services: incremental searches and Bulk Data export.',
+    }),
     fileOutputs: Type.Array(
       Type.Object(
         {

@@ -29,6 +29,7 @@ import { createAdminServer, type AdminServer } from './admin/admin-server.ts';
 import { loadOrCreateToken } from './admin/admin-token.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { openSealKey } from './crypto/key-custody.ts';
+import { createPublicStore, createSecretStore } from './crypto/secret-store.ts';
 import { createKeyring } from './crypto/keyring.ts';
 import { salvageAlert } from './salvage-alert.ts';
 import { createEventBus, type EventBus } from './event-bus.ts';
@@ -253,6 +254,7 @@ async function assembleGateway(
     now: () => clock.now(),
     clock,
     workDir: (id: string) => join(paths.dataDir, 'staging', id),
+    secrets: (id: string) => createSecretStore(paths.dataDir, id, sealer),
   };
   const buildSources = async (c: GatewayConfig) => {
     const built = { adapters: [] as SourceAdapter[], codecs: [] as SourceCodec<unknown>[] };
@@ -425,6 +427,7 @@ async function assembleGateway(
         replay: (id) => pipeline.replay(id),
         acknowledgeAlert: (key) => alertBoard.acknowledge(key),
         reloadConfig: opts.loadConfig ? reloadConfig : undefined,
+        fhirJwks: (id) => (current.fhir.some((f) => f.id === id) ? createPublicStore(paths.dataDir, id).readPublic('jwks.json') : undefined),
       })
     : undefined;
   // the admin API first among the services: agents start after it, and a port taken is retried like a source

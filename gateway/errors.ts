@@ -178,8 +178,35 @@ export const ErrorCodes = {
   GW_NOT_FOUND: { retry: 'permanent', summary: 'The requested item does not exist.', action: 'Check the id.' },
   GW_SOURCE_UNREACHABLE: {
     retry: 'transient',
-    summary: 'A polled source (a PMS database) could not be reached or a query failed; reads pause, nothing is skipped.',
+    summary: 'A polled source (a PMS database, a FHIR server) could not be reached or a query failed; reads pause, nothing is skipped.',
     action: 'Check the database host, port, credentials and `eyewear-gateway db check`; polling resumes by itself from the stored cursor.',
+  },
+  GW_API_AUTH_FAILED: {
+    retry: 'permanent',
+    summary:
+      "A FHIR or vendor API refused the gateway's credentials: the token endpoint refused the signed client assertion, or a request with a fresh token got 401/403.",
+    action:
+      'Check clientId, that the public key from `eyewear-gateway fhir jwks` is registered with the vendor (or served at jwksUrl), keyAlg, and the scopes; then `eyewear-gateway fhir check`.',
+  },
+  GW_API_REFUSED: {
+    retry: 'permanent',
+    summary: 'A FHIR or vendor API refused a request (a 4xx other than 401/403/429), or answered with something that is not what FHIR says it must be.',
+    action: "The server's OperationOutcome codes are in the log and `/status`; check baseUrl and the resources configured, then `eyewear-gateway fhir check`.",
+  },
+  GW_API_QUOTA_EXHAUSTED: {
+    retry: 'transient',
+    summary: "The source's daily call cap (its vendor's published limit, or rateLimit.perDay) is spent; reads wait for the next UTC day.",
+    action: 'Nothing is lost: reading resumes from the cursor. Raise rateLimit.perDay only if the vendor allows it, or read fewer resources.',
+  },
+  GW_FHIR_NOT_R4: {
+    retry: 'permanent',
+    summary: 'The FHIR server at baseUrl is not FHIR R4 (4.0.x): its CapabilityStatement names another version.',
+    action: "Point baseUrl at the server's R4 endpoint (vendors publish DSTU2, STU3 and R4 at different URLs).",
+  },
+  GW_FHIR_BULK_FAILED: {
+    retry: 'transient',
+    summary: 'A Bulk Data export failed: the kick-off was refused, the job was lost or failed on the server, or it ran past bulk.maxWaitMinutes.',
+    action: 'It is tried again on the next cycle from the same _since; nothing committed is lost. If it keeps failing, set bulk.mode to never to page through searches instead.',
   },
   GW_SOURCE_FOLDER_MISSING: {
     retry: 'transient',

@@ -2,6 +2,7 @@
 import type { CliCommand } from '../command.ts';
 import { checkConfigCommand, migrateConfigCommand } from './check-config.ts';
 import { dbCommand } from './db.ts';
+import { fhirCommand } from './fhir.ts';
 import { keysCommand } from './keys.ts';
 import { previewCommand } from './preview.ts';
 import { reloadCommand } from './reload.ts';
@@ -22,5 +23,6 @@ export const coreCommands: readonly CliCommand[] = [
   unsealCommand,
   keysCommand,
   dbCommand,
+  fhirCommand,
   versionCommand,
 ];

@@ -35,6 +35,8 @@ export interface AdminServerOptions {
   gatewayId?: string;
   /** Reads the config file again and applies it (validate → plan → apply); absent when the gateway has no file to read. */
   reloadConfig?: () => Promise<ReloadOutcome>;
+  /** A FHIR source's public JWKS (its client key's public half), served without a token for vendors that fetch it. */
+  fhirJwks?: (sourceId: string) => string | undefined;
 }
 
 /** The response header naming the gateway that answers. */
@@ -51,6 +53,8 @@ export interface AdminServer {
 }
 
 const OPEN_ROUTES = new Set(['/health', '/ready']);
+/** Public keys only: what a vendor fetching the gateway's JWKS URL is given. */
+const JWKS_ROUTE = /^\/fhir\/[A-Za-z0-9._-]+\/jwks\.json$/;
 
 function problem(code: ErrorCode, message: string) {
   return { code, message, action: ErrorCodes[code].action };
@@ -75,7 +79,7 @@ export function createAdminServer(o: AdminServerOptions): AdminServer {
     });
     app.addHook('onRequest', async (req, reply) => {
       const path = req.url.split('?')[0];
-      if (OPEN_ROUTES.has(path)) return;
+      if (OPEN_ROUTES.has(path) || JWKS_ROUTE.test(path)) return;
       const h = req.headers.authorization ?? '';
       const given = h.startsWith('Bearer ') ? h.slice(7).trim() : '';
       if (!given || !tokenMatches(given, o.token)) {
@@ -89,6 +93,11 @@ export function createAdminServer(o: AdminServerOptions): AdminServer {
       return reply.code(r.ready ? 200 : 503).send(r);
     });
     app.get('/status', async () => o.status());
+    app.get<{ Params: { id: string } }>('/fhir/:id/jwks.json', async (req, reply) => {
+      const jwks = o.fhirJwks?.(req.params.id);
+      if (!jwks) return reply.code(404).send(problem('GW_NOT_FOUND', `no FHIR source ${req.params.id} with a client key yet`));
+      return reply.type('application/json').header('cache-control', 'max-age=300').send(jwks);
+    });
     app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(o.metrics.render()));
 
     app.get<{ Querystring: { limit?: string; offset?: string } }>('/dead-letters', async (req) => {
