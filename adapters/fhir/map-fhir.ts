@@ -17,6 +17,7 @@ import type { MapResult } from '../contracts.ts';
 import { fhirInstant, obj, str, type R, type Ref } from './fhir-refs.ts';
 import { mapChargeItem, mapClaim, mapCoverage, mapInvoice } from './map-financial.ts';
 import { mapLocation, mapOrganization, mapPractitioner, mapPractitionerRole } from './map-directory.ts';
+import { mapDocumentReference } from './map-document.ts';
 import { EYE_COMPONENT_CODES, isEyeExamObservation, mapObservation } from './map-observation.ts';
 import { mapPatient } from './map-patient.ts';
 import { deleteRecord, fail, resourceIdOf, type FhirMapContext } from './map-record.ts';
@@ -51,6 +52,7 @@ const MAPPINGS = {
   ChargeItem: { types: ['charge'], map: mapChargeItem, retractsEnteredInError: true },
   Claim: { types: ['claim'], map: mapClaim, retractsEnteredInError: true },
   Invoice: { types: ['invoice'], map: mapInvoice, retractsEnteredInError: true },
+  DocumentReference: { types: ['clinical-document'], map: mapDocumentReference, retractsEnteredInError: true },
 } as const satisfies Record<string, FhirMapping>;
 
 export type FhirResourceType = keyof typeof MAPPINGS;

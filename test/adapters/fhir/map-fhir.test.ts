@@ -67,6 +67,7 @@ describe('FHIR resource types and canonical types', () => {
       ChargeItem: ['charge'],
       Claim: ['claim'],
       Invoice: ['invoice'],
+      DocumentReference: ['clinical-document'],
     });
     expect(canonicalTypesOf('Encounter')).toEqual([]);
     expect(canonicalTypesOf('constructor')).toEqual([]);
@@ -191,6 +192,12 @@ describe('odd input', () => {
       ChargeItem: { status: 'billable', subject: { reference: 'Patient/p1' }, code: { text: 'eye exam' } },
       Claim: { status: 'active', patient: { reference: 'Patient/p1' }, item: [] },
       Invoice: { status: 'issued', subject: { reference: 'Patient/p1' } },
+      DocumentReference: {
+        status: 'current',
+        subject: { reference: 'Patient/p1' },
+        type: { coding: [{ system: 'http://loinc.org', code: '11488-4' }] },
+        content: [{ attachment: { contentType: 'application/xml', data: 'PGEvPg==' } }],
+      },
     };
     const odd: unknown[] = [null, 42, -1, 1e6, 'x', '', true, [], {}, [null], [42], [{}], { coding: 'x' }, { reference: 42 }, { _x: 1 }];
     // every path of the resource (nested elements and array items too), each replaced by each odd value
@@ -225,7 +232,7 @@ describe('odd input', () => {
       }
     }
     expect(bad).toEqual([]);
-    expect(calls).toBe(1830);
+    expect(calls).toBe(2040);
   });
 
   it('reads an element that only has its primitive extension as absent, and keeps unknown elements out', () => {
