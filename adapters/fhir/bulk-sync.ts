@@ -146,7 +146,7 @@ export async function bulkRun(s: SyncContext, types: readonly FhirResourceName[]
   for (let i = job.file; i < manifest.files.length; i++) {
     const f = manifest.files[i];
     s.note('bulk.state', `importing file ${i + 1} of ${manifest.files.length}`);
-    const n = await importFile(s, f, i, i === job.file ? job.line : 0, manifest.requiresAccessToken, o, async (rows, line) => {
+    const n = await importFile(s, f, i, i === job.file ? job.line : 0, manifest, o, async (rows, line) => {
       job = { ...job, file: i, line };
       return save({ ...c, job }, rows, `${s.sourceId}/${f.kind === 'output' ? f.type : 'deleted'}`);
     });
@@ -168,10 +168,11 @@ async function importFile(
   f: ManifestFile,
   index: number,
   from: number,
-  withToken: boolean,
+  manifest: { transactionTime: string; requiresAccessToken: boolean },
   o: BulkOptions,
   commit: (rows: RawRow[], nextLine: number) => Promise<boolean>,
 ): Promise<number | undefined> {
+  const withToken = manifest.requiresAccessToken;
   const url = withToken ? sameOrigin(f.url, s.baseUrl, 'export file URL') : f.url;
   const res = await s.http.request({ url, anonymous: !withToken, headers: { accept: 'application/fhir+ndjson' }, signal: s.signal });
   let rows: RawRow[] = [];
@@ -188,7 +189,7 @@ async function importFile(
     if (line.text === undefined) rows.push(unreadableRow(pk, `a line longer than ${o.maxLineBytes} bytes`, undefined));
     else {
       const v = safeParse(line.text);
-      if (f.kind === 'deleted') rows.push(...deletesOf(v, pk, line.text, s.sourceId));
+      if (f.kind === 'deleted') rows.push(...deletesOf(v, pk, line.text, s.sourceId, manifest.transactionTime));
       else {
         const type = (v as R | undefined)?.resourceType;
         rows.push(
@@ -211,10 +212,15 @@ async function importFile(
   return count;
 }
 
-/** A `deleted` line: a Bundle whose entries' `request` is `DELETE <Type>/<id>` (Bulk Data IG, "deleted"). */
-function deletesOf(v: unknown, pk: string, text: string, sourceId: string): RawRow[] {
+/**
+ * A `deleted` line: a Bundle whose entries' `request` is `DELETE <Type>/<id>` (Bulk Data IG,
+ * "deleted"). The deletion's time is the Bundle's `meta.lastUpdated` where the server gives one,
+ * else the export's `transactionTime` (it happened before then, after `_since`).
+ */
+function deletesOf(v: unknown, pk: string, text: string, sourceId: string, transactionTime: string): RawRow[] {
   const b = v as R | undefined;
-  const at = typeof (b?.meta as R | undefined)?.lastUpdated === 'string' ? String((b!.meta as R).lastUpdated) : 'export';
+  const stamped = (b?.meta as R | undefined)?.lastUpdated;
+  const at = typeof stamped === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(stamped) ? stamped : transactionTime;
   const out: RawRow[] = [];
   for (const e of Array.isArray(b?.entry) ? (b.entry as R[]) : []) {
     const req = e.request as R | undefined;

@@ -55,6 +55,8 @@ export interface FhirSourceOptions {
   /** Largest NDJSON line (one resource) read; longer ones are dead-lettered as unreadable. */
   maxResourceBytes?: number;
   fetch?: typeof fetch;
+  /** The wall clock client assertions are stamped with (default Date.now; adapters/http/smart-backend.ts says why it is not `clock`). */
+  wallNow?: () => number;
 }
 
 /** What `fhir check` and the start prove: discovery, token, capabilities, and the strategy per resource. */
@@ -123,7 +125,16 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
       tokenUrl = smart.token_endpoint;
     }
     const scope = o.scope || defaultScope(profile, o.resources);
-    const auth = createSmartBackendAuth({ http: bare, clock, clientId: o.clientId, tokenUrl, scope, key, jwksUrl: o.jwksUrl || undefined });
+    const auth = createSmartBackendAuth({
+      http: bare,
+      clock,
+      clientId: o.clientId,
+      tokenUrl,
+      scope,
+      key,
+      jwksUrl: o.jwksUrl || undefined,
+      wallNow: o.wallNow,
+    });
     const http = createHttpClient({ clock, quota, auth, timeoutMs: o.timeoutMs, fetch: o.fetch });
     await auth.header(signal);
     const capabilities = parseCapabilities(await http.getJson(`${baseUrl}/metadata`, signal));

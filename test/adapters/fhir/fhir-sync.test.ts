@@ -1,0 +1,200 @@
+/**
+ * The FHIR source's sync runs on a manual clock against the test FHIR server, with a context that
+ * commits like the outbox (a page's rows and its cursor together; a row whose content hash it has
+ * seen writes nothing): a later Bulk export with `_since` brings changes and `delete` records for
+ * deleted resources; a stored next link the server no longer honours restarts the run; athenahealth
+ * pages by cursor and is kept under its per-minute limit by the gateway itself; Epic without the
+ * Group it exports by is a problem named in /status.
+ */
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { DraftRecord, IntakeContext, PageIntakeResult, RawPage } from '../../../adapters/contracts.ts';
+import { createFhirSource, type FhirSourceOptions } from '../../../adapters/fhir/fhir-source.ts';
+import { createManualClock, type ManualClock } from '../../../gateway/clock.ts';
+import { gatewayFhirKeys } from '../../support/fhir-gateway.ts';
+import { startFhirServer, syntheticPatients, type FhirServerOptions } from '../../support/fhir-server/index.ts';
+
+const CLIENT = 'ewml-sync';
+
+/** Commits like the outbox: rows and cursor together, unchanged rows (same stream, key and hash) write nothing. */
+function outboxLike() {
+  const cursors = new Map<string, string>();
+  const hashes = new Map<string, string>();
+  const records: DraftRecord[] = [];
+  const pages: RawPage[] = [];
+  const ctx: IntakeContext = {
+    logger: pino({ level: 'silent' }),
+    cursor: (k) => cursors.get(k),
+    knownRows: () => [],
+    intake: async () => ({ status: 'accepted', recordIds: [] }),
+    async intakePage(page): Promise<PageIntakeResult> {
+      pages.push(page);
+      let written = 0;
+      let unchanged = 0;
+      for (const row of page.rows) {
+        const key = `${row.stream ?? page.stream}|${row.pk}`;
+        if (hashes.get(key) === row.hash) {
+          unchanged++;
+          continue;
+        }
+        hashes.set(key, row.hash!);
+        records.push(...page.map(row).records);
+        written++;
+      }
+      if (page.cursor) cursors.set(page.cursor.key, page.cursor.value);
+      return { status: 'accepted', written, unchanged, deadLettered: 0 };
+    },
+  };
+  return { ctx, cursors, records, pages };
+}
+
+const open: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const f of open.splice(0).reverse()) await f();
+});
+
+/** `sameClock`: the server keeps time by the test's manual clock too (its quotas and token expiry move with it). */
+async function setup(server: FhirServerOptions, over: Partial<FhirSourceOptions> = {}, sameClock = false) {
+  const keys = await gatewayFhirKeys('sync', 'ES384');
+  const clock = createManualClock(Date.now());
+  const fhir = await startFhirServer({
+    ...server,
+    clients: [{ clientId: CLIENT, jwks: keys.jwks }],
+    ...(sameClock ? { clock: () => clock.now() } : {}),
+  });
+  const source = createFhirSource({
+    id: 'sync',
+    vendor: 'generic',
+    baseUrl: fhir.baseUrl,
+    clientId: CLIENT,
+    resources: ['Patient'],
+    system: 'SYNC',
+    tokenUrl: '',
+    scope: '',
+    keyAlg: 'ES384',
+    jwksUrl: '',
+    pollIntervalMs: 60_000,
+    overlapSeconds: 0,
+    dateWindowDays: 30,
+    bulk: { mode: 'never', groupId: '', intervalMinutes: 60, maxWaitMinutes: 60 },
+    rateLimit: {},
+    timeoutMs: 5000,
+    secrets: keys.secrets,
+    clock,
+    ...(sameClock ? { wallNow: () => clock.now() } : {}),
+    ...over,
+  });
+  const box = outboxLike();
+  open.push(async () => {
+    await source.stop();
+    await fhir.stop();
+  });
+  return { fhir, clock, source, box };
+}
+
+/** Moves the manual clock in steps until `cond` holds (the source's waits are on it), bounded. */
+async function until(clock: ManualClock, cond: () => boolean, what: string, stepMs = 1000, maxSteps = 400): Promise<void> {
+  for (let i = 0; i < maxSteps; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 5));
+    clock.advance(stepMs);
+  }
+  throw new Error(`not reached: ${what}`);
+}
+
+const detail = (s: { health(): { detail?: Record<string, unknown> } }) => s.health().detail ?? {};
+
+describe('Bulk export with _since', () => {
+  it('brings what changed and a delete record for each resource deleted since the last export', async () => {
+    const { fhir, clock, source, box } = await setup(
+      {
+        vendor: 'generic',
+        synthetic: [syntheticPatients(30, { seed: 3 })],
+        resources: [{ resourceType: 'Patient', id: 'kept', gender: 'female' }],
+      },
+      { bulk: { mode: 'always', groupId: '', intervalMinutes: 60, maxWaitMinutes: 60 } },
+    );
+    await source.start(box.ctx);
+    await until(clock, () => detail(source)['bulk.state'] === 'idle', 'the first export imported');
+    expect(box.records.filter((r) => r.op === 'upsert')).toHaveLength(31);
+    const first = JSON.parse(box.cursors.get('sync/$export')!) as { since: string };
+    expect(first.since).toMatch(/^\d{4}-\d{2}-\d{2}T/);
+
+    fhir.store.advance(5000);
+    fhir.store.put({ resourceType: 'Patient', id: 'kept', gender: 'male' });
+    fhir.store.put({ resourceType: 'Patient', id: 'new1', gender: 'other' });
+    fhir.store.put({ resourceType: 'Patient', id: 'gone', gender: 'unknown' });
+    fhir.store.advance(1000);
+    fhir.store.delete('Patient', 'gone');
+    const before = box.records.length;
+    const exports = () => fhir.requests.filter((r) => r.path.endsWith('/$export'));
+    // the next export waits for bulk.intervalMinutes of the gateway's clock
+    clock.advance(30 * 60_000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(exports()).toHaveLength(1);
+    const since = () => (JSON.parse(box.cursors.get('sync/$export')!) as { since: string }).since;
+    await until(clock, () => exports().length === 2 && since() !== first.since, 'the second export imported', 60_000);
+    expect(exports()[1].query._since).toBe(first.since);
+    const later = box.records.slice(before);
+    expect(later.map((r) => `${r.op} ${r.source.sourceId}`).sort()).toEqual([
+      // made and deleted between the two exports: only its deletion is in the second
+      'delete Patient/gone',
+      'upsert Patient/kept',
+      'upsert Patient/new1',
+    ]);
+  });
+});
+
+describe('search runs', () => {
+  it('starts the run again from its beginning when the server refuses a stored next link', async () => {
+    const { fhir, clock, source, box } = await setup(
+      { vendor: 'generic', synthetic: [syntheticPatients(12, { seed: 4 })] },
+      { pageSize: 5 },
+    );
+    // a run under way, as a restart finds it: its next link has expired on the server
+    box.cursors.set(
+      'sync/Patient',
+      JSON.stringify({
+        strategy: 'lastUpdated',
+        run: { start: new Date().toISOString(), next: `${fhir.baseUrl}?_getpages=expired`, pages: 1 },
+      }),
+    );
+    await source.start(box.ctx);
+    await until(clock, () => box.records.length >= 12, 'all 12 patients');
+    expect(box.records).toHaveLength(12);
+    expect(fhir.requests.filter((r) => r.query._getpages === 'expired').map((r) => r.status)).toEqual([400]);
+    const c = JSON.parse(box.cursors.get('sync/Patient')!) as { run?: unknown; since?: string };
+    expect(c.run).toBeUndefined();
+    expect(c.since).toMatch(/^\d{4}-/);
+  });
+
+  it('pages athenahealth by its cursor links and stays under its per-minute limit without one 429', async () => {
+    const { fhir, clock, source, box } = await setup(
+      { vendor: 'athenahealth', synthetic: [syntheticPatients(40, { seed: 5 })], faults: { rateLimit: { perMinute: 4 } } },
+      { vendor: 'athenahealth', pageSize: 5, rateLimit: { perMinute: 4 } },
+      true,
+    );
+    await source.start(box.ctx);
+    await until(clock, () => box.records.length >= 40, 'all 40 patients', 5000);
+    expect(box.records).toHaveLength(40);
+    expect(fhir.requests.filter((r) => r.status === 429)).toHaveLength(0);
+    expect(fhir.requests.filter((r) => typeof r.query.cursor === 'string').length).toBe(7);
+    expect(Number(detail(source).callsToday)).toBeGreaterThan(8);
+  });
+});
+
+describe('strategies that cannot run', () => {
+  it('names the missing Group for Epic in /status, and reads nothing of that resource', async () => {
+    const { source, box } = await setup(
+      { vendor: 'epic', synthetic: [syntheticPatients(3, { seed: 6 })] },
+      { vendor: 'epic', bulk: { mode: 'auto', groupId: '', intervalMinutes: 60, maxWaitMinutes: 60 } },
+    );
+    await source.start(box.ctx);
+    const d = detail(source);
+    expect(d['Patient.strategy']).toBe('none');
+    expect(d['Patient.error']).toBe(
+      "GW_API_REFUSED: Patient cannot be searched here (lastUpdated, bulk not supported); bulk: Epic exports by Group: set bulk.groupId (the Group the practice's patients are in)",
+    );
+    expect(box.records).toHaveLength(0);
+  });
+});
