@@ -11,6 +11,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import cron from 'node-cron';
+import { fhirRules } from './fhir-rules.ts';
 import type { ConfigProblem } from './load.ts';
 import type { DatabaseConfig, FilesConfig, FtpsConfig, GatewayConfig, SftpConfig } from './schema.ts';
 
@@ -46,6 +47,7 @@ export function checkRules(c: GatewayConfig, opts: RuleOptions = {}): ConfigProb
   timezoneRule(c.gateway.timezone, add);
   cloudRules(c, add, skip);
   urlRules(c, add);
+  fhirRules(c, add);
   c.databases.forEach((d, i) => databaseRules(d, `databases[${i}]`, add));
   c.files.forEach((f, i) => fileRules(f, `files[${i}]`, add));
   c.fileOutputs.forEach((t, i) => {
@@ -79,6 +81,7 @@ function idRules(c: GatewayConfig, add: Add): void {
   const lists: Array<[string, ReadonlyArray<{ id: string }>]> = [
     ['databases', c.databases],
     ['files', c.files],
+    ['fhir', c.fhir],
   ];
   for (const [name, list] of lists) {
     list.forEach((e, i) => {
