@@ -17,7 +17,7 @@ import type { AdapterHealth, IntakeContext, RawRow, SecretStore, SourceAdapter }
 import { loadOrCreateClientKey, type ClientKey } from '../http/client-keys.ts';
 import { createHttpClient, type HttpClient } from '../http/http-client.ts';
 import { ApiError } from '../http/http-error.ts';
-import { createQuota, type Quota } from '../http/quota.ts';
+import { createQuota, type Quota, type QuotaStore } from '../http/quota.ts';
 import { createSmartBackendAuth, discoverSmart, type SmartBackendAuth } from '../http/smart-backend.ts';
 import { bulkDue, bulkRun, readBulkCursor, type BulkOptions } from './bulk-sync.ts';
 import { bulkProblem, chooseStrategy, parseCapabilities, requireR4, strategyLabel, type FhirCapabilities } from './capabilities.ts';
@@ -77,6 +77,23 @@ export type FhirSource = SourceAdapter & {
   rowMapper: RowMapper;
 };
 
+/** The day's call count, kept beside the source's public files (a count, no PHI). */
+function quotaStore(secrets: SecretStore): QuotaStore {
+  return {
+    load() {
+      const t = secrets.readPublic('quota.json');
+      if (!t) return undefined;
+      try {
+        const v = JSON.parse(t) as { day?: unknown; calls?: unknown };
+        return typeof v.day === 'number' && typeof v.calls === 'number' ? { day: v.day, calls: v.calls } : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    save: (state) => secrets.writePublic('quota.json', JSON.stringify(state)),
+  };
+}
+
 export function createFhirSource(o: FhirSourceOptions): FhirSource {
   const clock = o.clock ?? systemClock;
   const profile = VENDOR_PROFILES[o.vendor];
@@ -106,6 +123,7 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
     quota ??= createQuota(
       { perMinute: o.rateLimit.perMinute ?? profile.rateLimit.perMinute, perDay: o.rateLimit.perDay ?? profile.rateLimit.perDay },
       clock,
+      quotaStore(o.secrets),
     );
     const bare = createHttpClient({ clock, quota, timeoutMs: o.timeoutMs, fetch: o.fetch, maxAttempts: 3, backoffInitialMs: 500 });
     let tokenUrl = o.tokenUrl;
@@ -295,6 +313,7 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
       if (starting) await starting.catch(() => undefined);
       abort?.abort(new Error('stopping'));
       await loop?.catch(() => undefined);
+      quota?.flush();
       loop = undefined;
       abort = undefined;
       state = { status: 'down', detail: { state: 'stopped' } };

@@ -14,19 +14,41 @@ export interface QuotaLimits {
   perDay: number;
 }
 
+/** Where the day's count is kept across restarts (a restart loop must not reset a vendor's daily cap). */
+export interface QuotaStore {
+  load(): { day: number; calls: number } | undefined;
+  save(state: { day: number; calls: number }): void;
+}
+
+/** How often the day's count is written: at most this many calls are forgotten by a crash. */
+const SAVE_EVERY = 25;
+
 export interface Quota {
   /** Waits for a call slot (the minute's ceiling), or throws GW_API_QUOTA_EXHAUSTED when the day's cap is spent. */
   acquire(signal?: AbortSignal): Promise<void>;
   stats(): { callsToday: number; perDay: number; perMinute: number; waitedMs: number };
+  /** Writes the day's count now (at stop). */
+  flush(): void;
 }
 
 const DAY_MS = 86_400_000;
 
-export function createQuota(limits: QuotaLimits, clock: Clock): Quota {
+export function createQuota(limits: QuotaLimits, clock: Clock, store?: QuotaStore): Quota {
   const window: number[] = [];
   let day = Math.floor(clock.now() / DAY_MS);
   let today = 0;
   let waitedMs = 0;
+  let unsaved = 0;
+  const kept = store?.load();
+  if (kept && kept.day === day) today = kept.calls;
+  const save = () => {
+    unsaved = 0;
+    try {
+      store?.save({ day, calls: today });
+    } catch {
+      // a count that cannot be written is a count a restart may forget: the cap still holds in this run
+    }
+  };
 
   const wait = (ms: number, signal?: AbortSignal) =>
     new Promise<void>((resolve, reject) => {
@@ -60,6 +82,7 @@ export function createQuota(limits: QuotaLimits, clock: Clock): Quota {
         if (limits.perMinute <= 0 || window.length < limits.perMinute) {
           if (limits.perMinute > 0) window.push(now);
           today++;
+          if (store && ++unsaved >= SAVE_EVERY) save();
           return;
         }
         const ms = window[0] + 60_000 - now;
@@ -68,5 +91,8 @@ export function createQuota(limits: QuotaLimits, clock: Clock): Quota {
       }
     },
     stats: () => ({ callsToday: today, perDay: limits.perDay, perMinute: limits.perMinute, waitedMs }),
+    flush: () => {
+      if (store && unsaved > 0) save();
+    },
   };
 }

@@ -146,6 +146,25 @@ describe('the call budget', () => {
   });
 });
 
+describe('the call budget across a restart', () => {
+  it("keeps the day's count in its store every 25 calls and at flush, and starts from it the same day, not another", async () => {
+    const clock = createManualClock(Date.UTC(2026, 11, 2, 10));
+    let saved: { day: number; calls: number } | undefined;
+    const store = { load: () => saved, save: (s: { day: number; calls: number }) => void (saved = { ...s }) };
+    const q = createQuota({ perMinute: 0, perDay: 40 }, clock, store);
+    for (let i = 0; i < 30; i++) await q.acquire();
+    expect(saved).toEqual({ day: Math.floor(clock.now() / 86_400_000), calls: 25 });
+    q.flush();
+    expect(saved?.calls).toBe(30);
+    const again = createQuota({ perMinute: 0, perDay: 40 }, clock, store);
+    expect(again.stats().callsToday).toBe(30);
+    for (let i = 0; i < 10; i++) await again.acquire();
+    expect(((await again.acquire().catch((x: unknown) => x)) as ApiError).code).toBe('GW_API_QUOTA_EXHAUSTED');
+    clock.advance(86_400_000);
+    expect(createQuota({ perMinute: 0, perDay: 40 }, clock, store).stats().callsToday).toBe(0);
+  });
+});
+
 function streamOf(chunks: string[]): ReadableStream<Uint8Array> {
   return new ReadableStream({
     start(c) {
