@@ -22,7 +22,8 @@ import { createSmartBackendAuth, discoverSmart, type SmartBackendAuth } from '..
 import { bulkDue, bulkRun, readBulkCursor, type BulkOptions } from './bulk-sync.ts';
 import { bulkProblem, chooseStrategy, parseCapabilities, requireR4, strategyLabel, type FhirCapabilities } from './capabilities.ts';
 import { createRowMapper, type RowMapper } from './fhir-rows.ts';
-import { searchRun } from './search-sync.ts';
+import { historyRun } from './history-sync.ts';
+import { searchCursorKey, searchRun } from './search-sync.ts';
 import type { SyncContext } from './sync-context.ts';
 import { defaultScope, VENDOR_PROFILES, type SyncStrategy, type VendorProfile } from './vendor-profiles.ts';
 
@@ -247,10 +248,19 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
       if (!('kind' in st) || st.kind === 'bulk') continue;
       try {
         const n = await searchRun(s, r, st, strategyLabel(st), { overlapMs: o.overlapSeconds * 1000, dateWindowDays: o.dateWindowDays });
-        if (n !== undefined) {
-          errors.delete(r);
-          notes.set(`${r}.lastRead`, n);
+        if (n === undefined) return 0;
+        notes.set(`${r}.lastRead`, n);
+        // a search never returns what is gone: the history's DELETE entries are the deletes
+        if (c.capabilities.resources[r]?.interactions.includes('history-type')) {
+          const ran = JSON.parse(ctx!.cursor(searchCursorKey(o.id, r)) ?? '{}') as { since?: string };
+          const gone = await historyRun(s, r, {
+            overlapMs: o.overlapSeconds * 1000,
+            firstSince: ran.since ?? new Date(clock.now()).toISOString(),
+          });
+          if (gone === undefined) return 0;
+          if (gone > 0) notes.set(`${r}.lastDeleted`, gone);
         }
+        errors.delete(r);
       } catch (e) {
         if (s.signal.aborted) return 0;
         fail(r, e);

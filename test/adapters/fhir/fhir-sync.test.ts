@@ -183,6 +183,31 @@ describe('search runs', () => {
   });
 });
 
+describe('deletes of resources kept by search', () => {
+  it("reads the type's history after each run: a deleted resource gives a delete record, one deleted and made again does not", async () => {
+    const { fhir, clock, source, box } = await setup({
+      vendor: 'generic',
+      resources: ['a', 'b', 'c'].map((id) => ({ resourceType: 'Patient', id, gender: 'female' })),
+    });
+    await source.start(box.ctx);
+    await until(clock, () => box.records.length >= 3 && box.cursors.has('sync/Patient/_history'), 'the first run');
+    fhir.store.advance(2000);
+    fhir.store.delete('Patient', 'a');
+    fhir.store.delete('Patient', 'b');
+    fhir.store.advance(1000);
+    fhir.store.put({ resourceType: 'Patient', id: 'b', gender: 'male' });
+    const history = () => fhir.requests.filter((r) => r.path.endsWith('/Patient/_history'));
+    await until(clock, () => history().length >= 1 && box.records.length >= 5, 'the deletes read', 60_000);
+    expect(box.records.slice(3).map((r) => `${r.op} ${r.source.sourceId}`)).toEqual(['upsert Patient/b', 'delete Patient/a']);
+    expect(typeof history()[0].query._since).toBe('string');
+    // the next pass reads the same window again (the overlap is 0 here: from the last pass's start) and writes nothing new
+    clock.advance(60_000);
+    await until(clock, () => history().length >= 2, 'a second history pass', 60_000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(box.records).toHaveLength(5);
+  });
+});
+
 describe('strategies that cannot run', () => {
   it('names the missing Group for Epic in /status, and reads nothing of that resource', async () => {
     const { source, box } = await setup(
