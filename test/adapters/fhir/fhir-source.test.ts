@@ -118,6 +118,17 @@ describe('a generic R4 server, paged by _lastUpdated', () => {
     expect(String(incremental.at(-1)!.query._lastUpdated)).toMatch(/^ge\d{4}-\d{2}-\d{2}T/);
   });
 
+  it('serves the public JWKS without a token for vendors that fetch it, and nothing else without one', async () => {
+    const base = `http://127.0.0.1:${h.adminPort}`;
+    const res = await fetch(`${base}/fhir/ehr/jwks.json`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { keys: Array<Record<string, unknown>> };
+    expect(body).toEqual(gk.jwks);
+    expect(body.keys[0].d).toBeUndefined();
+    expect((await fetch(`${base}/fhir/other/jwks.json`)).status).toBe(404);
+    expect((await fetch(`${base}/status`)).status).toBe(401);
+  });
+
   it('renews a revoked token once and goes on reading', async () => {
     const tokensBefore = fhir.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/token')).length;
     fhir.revokeTokens();
