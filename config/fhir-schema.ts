@@ -35,6 +35,10 @@ export const FhirResourceName = [
 ] as const;
 export type FhirResourceName = (typeof FhirResourceName)[number];
 
+/** The resource types a signed `fhir.write` command may create or update (adapters/fhir/write-back.ts). */
+export const FhirWriteResourceName = ['Appointment', 'VisionPrescription', 'DocumentReference'] as const;
+export type FhirWriteResourceName = (typeof FhirWriteResourceName)[number];
+
 const positive = (description: string, o: { minimum?: number; maximum?: number } = {}) =>
   Type.Optional(Type.Integer({ minimum: o.minimum ?? 1, maximum: o.maximum, description }));
 
@@ -126,6 +130,22 @@ export const fhirSourceSchema = Type.Object(
       { additionalProperties: false, default: {}, description: 'The gateway keeps under these itself.' },
     ),
     timeoutMs: Type.Integer({ minimum: 1000, default: 60_000, description: 'One request, until its headers arrive.' }),
+    writeBack: Type.Object(
+      {
+        enabled: Type.Boolean({
+          default: false,
+          description:
+            'Carry out signed `fhir.write` cloud commands on this server: creates with `If-None-Exist`, updates with `If-Match`, so a retry never duplicates or overwrites.',
+        }),
+        resources: Type.Array(Type.Union(FhirWriteResourceName.map((r) => Type.Literal(r))), {
+          default: [],
+          uniqueItems: true,
+          description:
+            "The types commands may create or update (`Appointment`, `VisionPrescription`, `DocumentReference`), as far as the vendor permits (docs/return-path.md). The write-back's token asks for their write scopes too (v2 `system/<Type>.cru`, v1 `.read` and `.write`), beside `scope`: register them with the vendor.",
+        }),
+      },
+      { additionalProperties: false, default: {}, restart: true, description: 'Write-back from signed cloud commands (off by default).' },
+    ),
   },
   { additionalProperties: false },
 );

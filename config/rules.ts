@@ -12,6 +12,7 @@
 import { createPublicKey } from 'node:crypto';
 import cron from 'node-cron';
 import { fhirRules } from './fhir-rules.ts';
+import { VENDOR_WRITE_BACK, vendorPermits } from '../adapters/fhir/write-back.ts';
 import type { ConfigProblem } from './load.ts';
 import type { DatabaseConfig, FilesConfig, FtpsConfig, GatewayConfig, SftpConfig } from './schema.ts';
 
@@ -50,6 +51,7 @@ export function checkRules(c: GatewayConfig, opts: RuleOptions = {}): ConfigProb
   fhirRules(c, add);
   c.databases.forEach((d, i) => databaseRules(d, `databases[${i}]`, add));
   c.files.forEach((f, i) => fileRules(f, `files[${i}]`, add));
+  c.fhir.forEach((f, i) => fhirWriteBackRules(f, `fhir[${i}]`, add));
   c.fileOutputs.forEach((t, i) => {
     if (t.kind === 'sftp') sftpRules(t.sftp, `fileOutputs[${i}].sftp`, add, false);
     if (t.kind === 'ftps') ftpsRules(t.ftps, `fileOutputs[${i}].ftps`, add, false);
@@ -290,6 +292,27 @@ function databaseRules(d: DatabaseConfig, at: string, add: Add): void {
       'at least one statement when write-back is enabled',
       '{}',
       'name the statements db.write commands may run, or set writeBack.enabled: false',
+    );
+}
+
+/** adapters/fhir/write-back.ts checkFhirWrite: the types named are ones the vendor lets a backend app write. */
+function fhirWriteBackRules(f: GatewayConfig['fhir'][number], at: string, add: Add): void {
+  if (!f.writeBack.enabled) return;
+  if (f.writeBack.resources.length === 0)
+    add(
+      `${at}.writeBack.resources`,
+      'at least one resource type when write-back is enabled',
+      '[]',
+      'name the types fhir.write commands may create or update, or set writeBack.enabled: false',
+    );
+  const permits = VENDOR_WRITE_BACK[f.vendor];
+  const refused = f.writeBack.resources.filter((r) => !vendorPermits(f.vendor, r, 'create') && !vendorPermits(f.vendor, r, 'update'));
+  if (refused.length > 0)
+    add(
+      `${at}.writeBack.resources`,
+      `types this vendor takes writes of: ${Object.keys(permits.permits).join(', ') || 'none'}`,
+      refused.join(', '),
+      `${permits.note} Remove ${refused.join(', ')}.`,
     );
 }
 

@@ -224,6 +224,7 @@ async function assembleGateway(
     keyFile: paths.keyFile,
     damagedDir: paths.damagedDir,
     onOutboundSalvaged: salvageAlert(() => alertBoard, 'outboundSalvaged'),
+    secrets: (id) => createSecretStore(paths.dataDir, id, sealer),
   });
   const outbound = returnPath.outbound;
   const sink = await buildSink(

@@ -208,6 +208,12 @@ export const ErrorCodes = {
     summary: 'A Bulk Data export failed: the kick-off was refused, the job was lost or failed on the server, or it ran past bulk.maxWaitMinutes.',
     action: 'It is tried again on the next cycle from the same _since; nothing committed is lost. If it keeps failing, set bulk.mode to never to page through searches instead.',
   },
+  GW_FHIR_WRITE_CONFLICT: {
+    retry: 'permanent',
+    summary:
+      "A `fhir.write` update was refused by the FHIR server with 412: the resource changed on the server since the version the command named in `ifMatch` (or is gone), and the gateway's read-back found other content there. Nothing was overwritten; the command is reported failed.",
+    action: 'The cloud reads the current version, decides again with it, and sends a new command with that version in `ifMatch`.',
+  },
   GW_SOURCE_FOLDER_MISSING: {
     retry: 'transient',
     summary:

@@ -19,7 +19,15 @@ export interface GatewayEvents {
   'alert.raised': { key: string; code: string; detail: string };
   'alert.cleared': { key: string };
   /** A cloud command's outcome: accepted/refused when it arrives, done/failed when carried out. */
-  'command.outcome': { commandId: string; status: 'accepted' | 'refused' | 'done' | 'failed'; detail: string };
+  'command.outcome': {
+    commandId: string;
+    status: 'accepted' | 'refused' | 'done' | 'failed';
+    detail: string;
+    /** What a done command left, PHI-free (a FHIR write-back: `resource` `<Type>/<id>`, `versionId`, `outcome`). */
+    result?: Record<string, string>;
+    /** A failed command's error code, where it has one (gateway/errors.ts): what the cloud decides on, not `detail`. */
+    code?: string;
+  };
   /** An agent found something a person or the cloud should know (agents/contract.ts). PHI-free. */
   'agent.finding': { agent: string; code: string; severity: 'info' | 'warning' | 'error'; summary: string };
   /** An agent proposes a config change; nothing is applied until a person (or the cloud) accepts it. */

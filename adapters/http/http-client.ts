@@ -55,6 +55,8 @@ export interface HttpRequest {
   anonymous?: boolean;
   /** Statuses answered to the caller rather than thrown (e.g. 202 while a bulk export runs, 410 for a deleted read, 412). */
   accept?: readonly number[];
+  /** `manual`: a redirect is answered to the caller as an error (writes: a body carrying PHI is never re-sent elsewhere). Default `follow`. */
+  redirect?: 'follow' | 'manual';
   signal?: AbortSignal;
 }
 
@@ -177,7 +179,7 @@ export function createHttpClient(o: HttpClientOptions): HttpClient {
           headers,
           body: r.body,
           signal: AbortSignal.any(signals),
-          redirect: 'follow',
+          redirect: r.redirect ?? 'follow',
         });
       } catch (e) {
         if (r.signal?.aborted) throw r.signal.reason;

@@ -3,7 +3,8 @@
  * (SIU built from a canonical appointment), `charge.post` (DFT built from a charge) and `lens.order`
  * (ORM^O01 from a spectacle Rx and frame/lens notes) queue an HL7
  * message for the PMS in the outbound outbox (durably, before the command is reported accepted); the outbound relay then
- * reports `done` or `failed`. A command id is taken once: the outbox's resend check on the id
+ * reports `done` or `failed`. `db.write`, `file.write` and `fhir.write` are carried out here (the
+ * JOBS table), journalled first so a restart finishes them. A command id is taken once: the outbox's resend check on the id
  * refuses a replay. Every outcome — including refusals — goes on the event bus (the MQTT sink
  * reports it on `up/status`) and to the audit log, with ids and reasons only.
  */
@@ -29,6 +30,7 @@ import {
 import type { AppointmentData } from '../../adapters/canonical/types.ts';
 import { WriteBackRefused, type WriteBack } from '../../adapters/sql/write-back.ts';
 import { FileWriteRefused, renderFile, type FileWriter, type FileWriteRequest } from '../../adapters/file/file-output.ts';
+import { FhirWriteRefused, type FhirWriteBack } from '../../adapters/fhir/write-back.ts';
 
 export interface CommandProcessor {
   handle(jws: string): Promise<{ commandId?: string; status: 'accepted' | 'refused'; detail: string }>;
@@ -72,6 +74,12 @@ function chargeOf(c: CloudCommand): ChargeData {
   return ch;
 }
 
+/** A failure's error code, where it carries one (FhirWriteRefused, ApiError, GatewayError): `GW_…`. */
+function codeOf(e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | undefined)?.code ?? (e as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  return typeof code === 'string' && code.startsWith('GW_') ? code : undefined;
+}
+
 export interface OutboundIdentity {
   sendingApplication: string;
   sendingFacility: string;
@@ -84,6 +92,8 @@ export interface DirectCommandOptions {
   writeBackFor(database: string): WriteBack | undefined;
   /** A configured file output target. */
   fileWriterFor(target: string): FileWriter | undefined;
+  /** The write-back of a `fhir[]` source, when it is enabled there. */
+  fhirWriteBackFor?(source: string): FhirWriteBack | undefined;
   /** Durable record of command ids taken (the main outbox's resend log; a replay is refused) and of commands not yet finished. */
   outbox: Pick<RecordQueue, 'enqueue'> & CommandJournal;
   sealer: RecordSealer;
@@ -123,7 +133,8 @@ export function createCommandProcessor(o: {
   /** What a direct command does, built from the command alone (so a restart can build it again). */
   interface Job {
     what: string;
-    run: () => Promise<string>;
+    /** The outcome's detail, or the detail with what the command left (`result`). */
+    run: () => Promise<string | { detail: string; result: Record<string, string> }>;
     refusal: (e: unknown) => boolean;
   }
 
@@ -163,7 +174,36 @@ export function createCommandProcessor(o: {
     };
   }
 
-  const JOBS: Record<string, (cmd: CloudCommand) => Job | string> = { 'db.write': dbWriteJob, 'file.write': fileWriteJob };
+  /**
+   * `fhir.write` {source, resourceType, operation: create|update, resource, conditional | ifMatch}:
+   * a resource created (If-None-Exist) or updated (If-Match) on a FHIR server (adapters/fhir/write-back.ts).
+   */
+  function fhirWriteJob(cmd: CloudCommand): Job | string {
+    const source = typeof cmd.source === 'string' ? cmd.source : '';
+    const wb = o.direct?.fhirWriteBackFor?.(source);
+    if (!wb) return `write-back is not enabled for FHIR source "${source}" (fhir[].writeBack.enabled)`;
+    const req = wb.check(cmd);
+    if (typeof req === 'string') return req;
+    return {
+      what: `fhir ${req.operation} of ${req.resourceType} on ${source}`,
+      run: async () => {
+        const r = await wb.write(req);
+        const result: Record<string, string> = {
+          outcome: r.outcome,
+          resource: r.resource,
+          ...(r.versionId ? { versionId: r.versionId } : {}),
+        };
+        return { detail: `${r.resource}${r.versionId ? ` version ${r.versionId}` : ''} ${r.outcome}`, result };
+      },
+      refusal: (e) => e instanceof FhirWriteRefused,
+    };
+  }
+
+  const JOBS: Record<string, (cmd: CloudCommand) => Job | string> = {
+    'db.write': dbWriteJob,
+    'file.write': fileWriteJob,
+    'fhir.write': fhirWriteJob,
+  };
 
   /** Runs a taken job to done or failed (retried while the target cannot be reached), then lets it go. */
   async function carryOut(cmd: CloudCommand, job: Job): Promise<void> {
@@ -171,15 +211,16 @@ export function createCommandProcessor(o: {
     const first = o.direct!.retryDelayMs ?? 1000;
     for (let i = 1; ; i++) {
       try {
-        const detail = await job.run();
-        o.bus.emit('command.outcome', { commandId: cmd.id, status: 'done', detail });
+        const done = await job.run();
+        o.bus.emit('command.outcome', { commandId: cmd.id, status: 'done', ...(typeof done === 'string' ? { detail: done } : done) });
         o.logger.info({ commandId: cmd.id, what: job.what }, 'command done');
         break;
       } catch (e) {
         const refused = job.refusal(e);
         if (refused || i >= attempts) {
           const detail = refused ? (e as Error).message : `${job.what} failed after ${i} attempt(s): ${(e as Error).message.slice(0, 200)}`;
-          o.bus.emit('command.outcome', { commandId: cmd.id, status: 'failed', detail });
+          const code = codeOf(e);
+          o.bus.emit('command.outcome', { commandId: cmd.id, status: 'failed', detail, ...(code ? { code } : {}) });
           o.logger.warn({ commandId: cmd.id, what: job.what, detail }, 'command failed');
           break;
         }

@@ -2,7 +2,8 @@
  * The return path: what the cloud sends back to the practice. Signed cloud commands (JWS, verified
  * against the pinned command key) are taken into the outbox's command journal and carried out: HL7
  * messages to the PMS over MLLP (their own outbox file, `outbound.db`, and relay, one message at a
- * time), status write-back to a PMS database, and files put where the PMS picks them up.
+ * time), status write-back to a PMS database, files put where the PMS picks them up, and FHIR
+ * resources created or updated on a `fhir[]` source's server.
  *
  * Built from the config by the composition root; without `cloud.commandPublicKey` no command is taken.
  */
@@ -13,6 +14,8 @@ import { createMllpSender } from '../../adapters/hl7v2/mllp-sender.ts';
 import { createFileWriter } from '../../adapters/file/file-output.ts';
 import { connectionOf } from '../../adapters/sql/index.ts';
 import { createWriteBack } from '../../adapters/sql/write-back.ts';
+import type { SecretStore } from '../../adapters/contracts.ts';
+import { createFhirWriteBack } from '../../adapters/fhir/write-back.ts';
 import type { Clock } from '../clock.ts';
 import { createCommandProcessor, type CommandProcessor } from '../commands/command-processor.ts';
 import { createCommandVerifier } from '../commands/command-verifier.ts';
@@ -44,6 +47,8 @@ export interface ReturnPathDeps {
   keyFile: string;
   damagedDir: string;
   onOutboundSalvaged: (r: SalvageReport) => void;
+  /** A source's sealed secrets (its FHIR client key): a FHIR write-back signs with the source's own key. */
+  secrets: (sourceId: string) => SecretStore;
 }
 
 export interface ReturnPath {
@@ -120,6 +125,11 @@ export function createReturnPath(config: GatewayConfig, d: ReturnPathDeps): Retu
       }),
     ]),
   );
+  const fhirWriteBacks = new Map(
+    config.fhir
+      .filter((f) => f.writeBack.enabled)
+      .map((f) => [f.id, createFhirWriteBack({ config: f, clock: d.clock, secrets: d.secrets(f.id) })]),
+  );
   const commands = config.cloud.commandPublicKey
     ? createCommandProcessor({
         verifier: createCommandVerifier({
@@ -144,6 +154,7 @@ export function createReturnPath(config: GatewayConfig, d: ReturnPathDeps): Retu
           sealer: d.keyring.sealer,
           writeBackFor: (id) => writeBacks.get(id),
           fileWriterFor: (id) => fileWriters.get(id),
+          fhirWriteBackFor: (id) => fhirWriteBacks.get(id),
         },
         bus: d.bus,
         logger: d.logger.child({ component: 'commands' }),

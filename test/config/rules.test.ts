@@ -100,6 +100,27 @@ describe('config rules (start and check-config refuse the same configs)', () => 
     only(refused({ databases: [{ ...sqliteDb, writeBack: { enabled: true } }] }), 'databases[0].writeBack.statements');
   });
 
+  it('FHIR write-back enabled needs resource types, each one the vendor takes writes of', () => {
+    const fhir = (vendor: string, resources: string[]) => ({
+      fhir: [
+        {
+          id: 'ehr',
+          vendor,
+          baseUrl: 'https://ehr.example/fhir/r4',
+          clientId: 'c',
+          resources: ['Patient'],
+          bulk: { groupId: 'g' },
+          writeBack: { enabled: true, resources },
+        },
+      ],
+    });
+    only(refused(fhir('generic', [])), 'fhir[0].writeBack.resources');
+    const p = only(refused(fhir('epic', ['Appointment', 'DocumentReference', 'VisionPrescription'])), 'fhir[0].writeBack.resources');
+    expect(p.expected).toBe('types this vendor takes writes of: DocumentReference');
+    expect(p.found).toBe('Appointment, VisionPrescription');
+    expect(() => loadConfig({ env: {}, overrides: fhir('epic', ['DocumentReference']) })).not.toThrow();
+  });
+
   it('cloud.publicKey must be a PEM public key (not a bare OpenSSL error at start)', () => {
     const p = only(refused({ relay: { sink: 'https' }, cloud: { publicKey: 'not a pem' } }), 'cloud.publicKey');
     expect(p.found).toBe('text that is not PEM (9 characters)');

@@ -331,7 +331,7 @@ describe('vendor profiles', () => {
       expect(meta.software).toEqual({ name: 'Epic', version: 'November 2024' });
       const params = (type: string) => meta.rest[0].resource.find((r: Json) => r.type === type).searchParam.map((p: Json) => p.name);
       expect(meta.rest[0].resource.flatMap((r: Json) => r.searchParam.map((p: Json) => p.name))).not.toContain('_lastUpdated');
-      expect(params('Appointment')).toEqual(['_id', 'patient', 'date']);
+      expect(params('Appointment')).toEqual(['_id', 'patient', 'date', 'identifier']);
       expect(meta.rest[0].resource.map((r: Json) => r.type)).not.toContain('VisionPrescription');
       const refused = await getJson(`${fhir.baseUrl}/Patient?_lastUpdated=gt2025-01-01T00:00:00Z`);
       expect(refused.status).toBe(400);

@@ -18,6 +18,8 @@ export interface Faults {
   next(): FaultDecision | undefined;
   /** API requests counted so far. */
   count(): number;
+  /** Cuts the response of the API request with this ordinal too (a test that knows only now which one it is). */
+  dropAt(ordinal: number): void;
 }
 
 const MINUTE = 60_000;
@@ -25,6 +27,7 @@ const DAY = 86_400_000;
 
 export function createFaults(o: FaultOptions, clock: () => number): Faults {
   let n = 0;
+  const drops = new Set(o.dropConnectionAt ?? []);
   const minute = { window: -1, used: 0 };
   const day = { window: -1, used: 0 };
   const every = (k: number | undefined) => k !== undefined && k > 0 && n % k === 0;
@@ -53,11 +56,12 @@ export function createFaults(o: FaultOptions, clock: () => number): Faults {
 
   return {
     count: () => n,
+    dropAt: (k) => void drops.add(k),
     next: () => {
       n++;
       const q = quota();
       if (q) return q;
-      if (o.dropConnectionAt?.includes(n)) return { kind: 'drop' };
+      if (drops.has(n)) return { kind: 'drop' };
       const f = o.failures;
       if (f && (f.at?.includes(n) || every(f.every))) {
         return f.status === 503

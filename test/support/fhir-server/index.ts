@@ -70,6 +70,10 @@ export interface FhirServer {
   store: FhirStore;
   /** Revokes every access token issued so far. */
   revokeTokens(): void;
+  /** API requests so far (the ordinals faults count: under the base URL, the token endpoint not counted). */
+  apiRequests(): number;
+  /** Cuts the response of API request `ordinal` after part of it was sent (the write done, its answer lost). */
+  dropConnectionAt(ordinal: number): void;
   stop(): Promise<void>;
 }
 
@@ -218,6 +222,8 @@ export async function startFhirServer(opts: FhirServerOptions = {}): Promise<Fhi
     requests,
     store,
     revokeTokens: auth.revokeTokens,
+    apiRequests: () => faults.count(),
+    dropConnectionAt: (ordinal) => faults.dropAt(ordinal),
     stop: async () => {
       if (!server.listening) return;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

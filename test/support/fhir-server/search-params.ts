@@ -2,7 +2,8 @@
  * The search parameters the test server understands and how each matches (FHIR R4 §3.1.1 Search):
  * `_id` (token), `_lastUpdated` and `date` (date: prefixes eq/ne/gt/lt/ge/le over ranges set by
  * the value's precision, §3.1.1.4.2), `patient` (reference) on the patient-compartment types,
- * `identifier` (token `system|value`) on Patient. Comma-separated values are ORed and repeated
+ * `identifier` (token `system|value`) on Patient and the types the gateway writes back (Appointment,
+ * VisionPrescription, DocumentReference: its conditional creates). Comma-separated values are ORed and repeated
  * parameters ANDed (§3.1.1.5.2).
  */
 import { FhirHttpError } from './http-util.ts';
@@ -139,7 +140,7 @@ export function supportedSearchParams(p: VendorProfile, type: string): { name: s
   if (lastUpdatedOn(p, type)) out.push({ name: '_lastUpdated', type: 'date' });
   if (PATIENT_REFERENCES[type]) out.push({ name: 'patient', type: 'reference' });
   if (DATE_PATHS[type]) out.push({ name: 'date', type: 'date' });
-  if (type === 'Patient') out.push({ name: 'identifier', type: 'token' });
+  if (['Patient', 'Appointment', 'VisionPrescription', 'DocumentReference'].includes(type)) out.push({ name: 'identifier', type: 'token' });
   return out;
 }
 
