@@ -11,6 +11,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import cron from 'node-cron';
+import { cdsHooksRules } from './cds-hooks-rules.ts';
 import { fhirRules } from './fhir-rules.ts';
 import { VENDOR_WRITE_BACK, vendorPermits } from '../adapters/fhir/write-back.ts';
 import type { ConfigProblem } from './load.ts';
@@ -48,6 +49,7 @@ export function checkRules(c: GatewayConfig, opts: RuleOptions = {}): ConfigProb
   timezoneRule(c.gateway.timezone, add);
   cloudRules(c, add, skip);
   urlRules(c, add);
+  cdsHooksRules(c, add, skip);
   fhirRules(c, add);
   c.databases.forEach((d, i) => databaseRules(d, `databases[${i}]`, add));
   c.files.forEach((f, i) => fileRules(f, `files[${i}]`, add));

@@ -267,6 +267,19 @@ async function assembleGateway(
     return built;
   };
   const { adapters, codecs } = await buildSources(config);
+  // the CDS Hooks service (off by default, imported only when on): its read model sees each commit
+  const cds = config.cdsHooks.enabled
+    ? (await import('./cds-hooks/index.ts')).createCdsHooksService({
+        config: config.cdsHooks,
+        timezone: sourceDeps.timezone,
+        dataDir: paths.dataDir,
+        sealer,
+        partitionKeyer,
+        clock,
+        logger: logger.child({ component: 'cds-hooks' }),
+        metrics,
+      })
+    : undefined;
   const pipeline = createIntakePipeline({
     codecs,
     outbox,
@@ -278,6 +291,7 @@ async function assembleGateway(
     logger: logger.child({ component: 'pipeline' }),
     identity: { tenantId: config.gateway.tenantId, practiceId: config.gateway.practiceId, gatewayId: config.gateway.id },
     onEnqueued: () => relay.notify(),
+    onCommitted: cds?.onCommitted,
     diskGuard,
     partitionKeyer,
   });
@@ -412,7 +426,12 @@ async function assembleGateway(
   const status = () => {
     const base = report.status();
     const reload = lastReload ? { config: { ...lastReload, waitingForRestart: [...waitingForRestart] } } : {};
-    return { ...base, ...reload, ...(agents.agents.length > 0 ? { agents: agents.status() } : {}) };
+    return {
+      ...base,
+      ...reload,
+      ...(agents.agents.length > 0 ? { agents: agents.status() } : {}),
+      ...(cds ? { cdsHooks: cds.status() } : {}),
+    };
   };
   const admin = config.admin.enabled
     ? createAdminServer({
@@ -433,6 +452,7 @@ async function assembleGateway(
     : undefined;
   // the admin API first among the services: agents start after it, and a port taken is retried like a source
   if (admin) void services.add({ id: 'admin', start: () => admin.start(), stop: () => admin.stop() });
+  if (cds) void services.add({ id: 'cds-hooks', start: () => cds.start(), stop: () => cds.stop() });
 
   return {
     parts: {
@@ -483,6 +503,8 @@ async function assembleGateway(
       }
       await relay.start();
       await returnPath.resume();
+      // open before any source runs and closed after the last stops: no commit goes unseen
+      cds?.openReadModel();
       await sources.startAll();
       // a stop while the sources started: it has stopped them; nothing more starts
       if (!running) return;
@@ -523,6 +545,7 @@ async function assembleGateway(
       running = false;
       await services.stopAll();
       await sources.stopAll();
+      cds?.closeReadModel();
       await relay.stop();
       await sink.stop().catch((err: unknown) => logger.error({ err }, 'sink stop failed'));
       await diskGuard.stop();

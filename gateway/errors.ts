@@ -175,6 +175,30 @@ export const ErrorCodes = {
     summary: 'The admin API request had no or a wrong bearer token.',
     action: 'Use the token in `<dataDir>/admin.token`.',
   },
+  GW_CDS_TOKEN_REFUSED: {
+    retry: 'permanent',
+    summary:
+      "A CDS Hooks request's JWT was refused (401): none sent, an issuer or `jku` not in `cdsHooks.issuers`, an algorithm other than RS256/RS384/ES256/ES384 (HS* never), a signature that does not verify, an `aud` other than the service URL, expired or valid longer than 5 minutes, no `iat`/`jti`, or a `jti` already used. Logged with the reason, counted in `/status`.",
+    action:
+      "Compare the EHR's CDS Hooks client settings with `cdsHooks.issuers` (iss, jku) and `cdsHooks.publicUrl` (aud is it plus `/cds-services/{id}`), and check both clocks. Many `replay` or `algorithm` refusals are not a misconfiguration: treat them as an attack on the port.",
+  },
+  GW_CDS_KEYS_UNAVAILABLE: {
+    retry: 'transient',
+    summary:
+      "The EHR's JWK Set (its `jku`) could not be fetched or read, so a CDS Hooks request could not be checked; it was answered 503 and no card was shown.",
+    action: 'Check that this machine reaches the jku URL (DNS, firewall, proxy); requests are checked again as soon as it answers.',
+  },
+  GW_CDS_BAD_REQUEST: {
+    retry: 'permanent',
+    summary:
+      'A CDS Hooks call was not a CDS Hooks 2.0 request for that service (another hook, no `context.patientId`, not JSON, too large): answered 400.',
+    action: "Check the EHR's CDS Hooks client: each service's hook is in `GET /cds-services`.",
+  },
+  GW_CDS_UNAVAILABLE: {
+    retry: 'transient',
+    summary: 'The CDS service could not answer a verified request (its read model could not be read): answered 500, no card shown.',
+    action: "Read the log line's cause; check the data folder's free space and permissions. The next request is tried afresh.",
+  },
   GW_NOT_FOUND: { retry: 'permanent', summary: 'The requested item does not exist.', action: 'Check the id.' },
   GW_SOURCE_UNREACHABLE: {
     retry: 'transient',

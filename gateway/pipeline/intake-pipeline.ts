@@ -19,6 +19,7 @@
 import { hash as sha256 } from 'node:crypto';
 import type { Logger } from 'pino';
 import { deterministicId } from '../../adapters/canonical/record-id.ts';
+import type { CanonicalRecord } from '../../adapters/canonical/types.ts';
 import { rowHash, rowJson } from '../../adapters/canonical/row-hash.ts';
 import type { RecordValidator } from '../../adapters/canonical/validator.ts';
 import {
@@ -64,6 +65,12 @@ export interface IntakePipelineOptions {
   metrics: Metrics;
   /** Called after each commit that added records (wakes the relay). */
   onEnqueued?: () => void;
+  /**
+   * Sees the canonical records of each commit, in plaintext, once the commit resolved (the CDS
+   * read model, gateway/cds-hooks/). A page's unchanged rows are seen again. Must not throw or keep
+   * the event loop. Absent (the default), nothing is collected for it.
+   */
+  onCommitted?: (records: readonly CanonicalRecord[]) => void;
   /** The disk guard (disk-guard.ts): input is refused while it does not admit it. */
   diskGuard?: { admits(): boolean; writeFailed(): void };
   /**
@@ -143,6 +150,15 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
   const log = opts.logger;
 
   const stage = createMapStage({ validator: opts.validator, clock: opts.clock, identity: opts.identity });
+
+  /** The commit stands whatever the hook does: a throw is logged, never the source's answer. */
+  function seeCommitted(list: readonly CanonicalRecord[]): void {
+    try {
+      opts.onCommitted?.(list);
+    } catch (e) {
+      log.error({ err: e, records: list.length }, 'onCommitted hook threw; the records are committed');
+    }
+  }
 
   const DISK_LOW = { status: 'rejected', code: 'GW_DISK_LOW', retry: 'transient', reason: 'disk low', hl7ErrorCode: '207' } as const;
 
@@ -280,6 +296,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
         opts.metrics.inc('ewml_records_enqueued_total', undefined, records.length);
         opts.bus.emit('intake.accepted', { adapter: raw.adapter, records: records.length });
         opts.onEnqueued?.();
+        if (opts.onCommitted) seeCommitted(records.map((r) => r.record));
         return { status: 'accepted', recordIds: records.map((r) => r.record.id) };
       case 'duplicate':
         opts.metrics.inc('ewml_intake_total', { adapter: raw.adapter, outcome: 'duplicate' });
@@ -301,8 +318,8 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     }
   }
 
-  /** Maps one row: its records (the outbox seals them), or the dead letter that keeps it (sealed here). */
-  function mapRow(page: RawPage, row: RawRow): SourceRowEntry {
+  /** Maps one row: its records (the outbox seals them), or the dead letter that keeps it (sealed here); `committed` collects them for `onCommitted`. */
+  function mapRow(page: RawPage, row: RawRow, committed?: CanonicalRecord[]): SourceRowEntry {
     const hash = row.hash ?? rowHash(row.data);
     const entry: SourceRowEntry = { pk: row.pk, stream: row.stream, hash, records: [] };
     const fail = (code: ErrorCode, reason: string): SourceRowEntry => {
@@ -349,6 +366,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
       );
     }
     entry.records = outboxRows(built.records, keyOf);
+    if (committed) for (const r of built.records) committed.push(r.record);
     return entry;
   }
 
@@ -358,9 +376,11 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
       return r;
     }
     // adapters hash their rows already: the row is serialised again only for a dead letter
-    const rows = page.rows.map((r) => mapRow(page, r));
-    // nothing of the page or its mapped rows is used after the commit is awaited (only these), so
-    // this frame does not keep them alive through it: the outbox holds what it commits
+    const committed: CanonicalRecord[] | undefined = opts.onCommitted ? [] : undefined;
+    const rows = page.rows.map((r) => mapRow(page, r, committed));
+    // nothing of the page or its mapped rows is used after the commit is awaited (only these, and
+    // the records for onCommitted when it is set), so this frame does not keep them alive through
+    // it: the outbox holds what it commits
     const { adapter, stream } = page;
     const records = rows.reduce((n, r) => n + r.records.reduce((k, x) => k + (x.recordIds?.length ?? 1), 0), 0);
     let out;
@@ -382,6 +402,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
       opts.bus.emit('intake.accepted', { adapter, records });
       opts.onEnqueued?.();
     }
+    if (committed && committed.length > 0) seeCommitted(committed);
     return { status: 'accepted', written: out.written, unchanged: out.unchanged, deadLettered: out.deadLettered };
   }
 

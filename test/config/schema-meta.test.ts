@@ -10,6 +10,7 @@ describe('schema metadata', () => {
   it('SECRET_PATHS is every field marked secret, at any depth', () => {
     expect([...SECRET_PATHS].sort()).toEqual([
       'admin.token',
+      'cdsHooks.tls.key',
       'databases[].password',
       'databases[].writeBack.password',
       'fileOutputs[].ftps.password',
