@@ -9,6 +9,7 @@ import { TRANSFORMS } from '../adapters/canonical/field-mapping.ts';
 import { RecordType } from '../adapters/canonical/types.ts';
 import { FILE_PROFILE_NAMES } from '../adapters/file/file-profiles.ts';
 import { fhirSourceSchema } from './fhir-schema.ts';
+import { cdsHooksSchema } from './cds-hooks-schema.ts';
 
 /**
  * Field metadata beside `description` and `default` (read by config/schema-walk.ts):
@@ -609,6 +610,7 @@ export const ConfigSchema = Type.Object(
       description:
         'FHIR R4 servers (Epic, Oracle Health, athenahealth, MEDITECH, any R4) read with SMART Backend Services: incremental searches and Bulk Data export.',
     }),
+    cdsHooks: cdsHooksSchema,
     fileOutputs: Type.Array(
       Type.Object(
         {
