@@ -9,7 +9,7 @@ type Add = (path: string, expected: string, found: string, todo: string) => void
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
-function urlProblem(v: string): string | undefined {
+export function urlProblem(v: string): string | undefined {
   let u: URL;
   try {
     u = new URL(v);
@@ -42,12 +42,14 @@ export function fhirRules(config: GatewayConfig, add: Add): void {
             : 'use an https:// URL without credentials in it',
         );
     }
-    if (f.bulk.level === 'group' && !f.bulk.groupId && f.bulk.mode !== 'never')
+    // Epic, Oracle Health and MEDITECH export by Group (adapters/fhir/vendor-profiles.ts bulkLevel); generic and athenahealth do not
+    const level = f.bulk.level ?? (['epic', 'cerner', 'meditech'].includes(f.vendor) ? 'group' : 'system');
+    if (level === 'group' && !f.bulk.groupId && f.bulk.mode !== 'never')
       add(
         `${at}.bulk.groupId`,
-        'the Group to export (bulk.level is group)',
+        `the Group to export (${f.bulk.level ? 'bulk.level is group' : `${f.vendor} exports by Group`})`,
         'nothing',
-        'set bulk.groupId to the Group id the vendor gave for the practice',
+        'set bulk.groupId to the Group id the vendor gave for the practice (or bulk.mode: never to page through searches only)',
       );
   });
 }

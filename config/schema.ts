@@ -137,7 +137,7 @@ const ftpsSettings = Type.Object(
 
 const sqlStream = Type.Object(
   {
-    name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Stream name (cursor key, status, record source ids).' }),
+    name: Type.String({ minLength: 1, pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$', description: 'Stream name (cursor key, status, record source ids).' }),
     table: Type.Optional(Type.String({ minLength: 1, description: 'Table to read (schema.table allowed).' })),
     query: Type.Optional(
       Type.String({
@@ -194,13 +194,13 @@ export const ConfigSchema = Type.Object(
       {
         id: Type.String({
           minLength: 1,
-          pattern: '^[A-Za-z0-9._-]+$',
+          pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$',
           default: 'gw-local',
           description: "This gateway's id (MQTT client id, topic segment, record `gatewayId`).",
         }),
         tenantId: Type.String({
           minLength: 1,
-          pattern: '^[A-Za-z0-9._-]+$',
+          pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$',
           default: 'local',
           description: 'The eyewear-ML tenant (topic segment, record `tenantId`).',
         }),
@@ -364,7 +364,7 @@ export const ConfigSchema = Type.Object(
     folders: Type.Array(
       Type.Object(
         {
-          id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, dead letters).' }),
+          id: Type.String({ minLength: 1, pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, dead letters).' }),
           dir: Type.String({
             minLength: 1,
             description: 'The folder the PMS exports into (local or a mounted share). `processed/` and `error/` are made inside it.',
@@ -392,7 +392,7 @@ export const ConfigSchema = Type.Object(
     databases: Type.Array(
       Type.Object(
         {
-          id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, cursors).' }),
+          id: Type.String({ minLength: 1, pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, cursors).' }),
           engine: Type.Union([Type.Literal('postgres'), Type.Literal('mariadb'), Type.Literal('mssql'), Type.Literal('sqlite')], {
             description: 'Database engine (`mariadb` also serves MySQL).',
           }),
@@ -468,7 +468,7 @@ export const ConfigSchema = Type.Object(
               user: Type.String({ default: '', description: 'A user allowed exactly these statements (default: `user`).' }),
               password: secretString('Its password. Secret.'),
               statements: Type.Record(
-                Type.String({ pattern: '^[A-Za-z0-9._-]+$' }),
+                Type.String({ pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$' }),
                 Type.Object(
                   {
                     sql: Type.String({ minLength: 1, description: 'One parameterised statement ($1… for PostgreSQL, ? otherwise).' }),
@@ -497,7 +497,7 @@ export const ConfigSchema = Type.Object(
     files: Type.Array(
       Type.Object(
         {
-          id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, ledger, dead letters).' }),
+          id: Type.String({ minLength: 1, pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, ledger, dead letters).' }),
           source: Type.Union([Type.Literal('folder'), Type.Literal('sftp'), Type.Literal('ftps')], {
             default: 'folder',
             description: '`folder`: a local folder or mounted share; `sftp` or `ftps`: a folder on such a server.',
@@ -522,7 +522,7 @@ export const ConfigSchema = Type.Object(
           kinds: Type.Array(
             Type.Object(
               {
-                name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$' }),
+                name: Type.String({ minLength: 1, pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$' }),
                 match: Type.String({ minLength: 1, description: 'Regular expression on the file name (case-insensitive).' }),
                 format: Type.Optional(Type.Union((['csv', 'json', 'ndjson', 'xml', 'hl7v2', 'fhir'] as const).map((x) => Type.Literal(x)))),
                 csv: Type.Optional(
@@ -614,7 +614,7 @@ export const ConfigSchema = Type.Object(
     fileOutputs: Type.Array(
       Type.Object(
         {
-          id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'The target name `file.write` commands use.' }),
+          id: Type.String({ minLength: 1, pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$', description: 'The target name `file.write` commands use.' }),
           kind: Type.Union([Type.Literal('folder'), Type.Literal('sftp'), Type.Literal('ftps')], {
             default: 'folder',
             description: 'A local folder (or mounted share), or a folder on an SFTP or FTPS server.',

@@ -5,15 +5,22 @@
  * The job's life, every step kept in the cursor (`<id>/$export`) so a restart goes on where it was:
  * 1. kick-off: `GET [base]/$export` (or `Patient/$export`, `Group/[id]/$export`) with
  *    `Prefer: respond-async`, `_type` and `_since`; the server answers `202` with the status URL in
- *    `Content-Location`, which is committed before anything else is done (no second job on restart);
- * 2. status: polled honouring `Retry-After` (and showing `X-Progress`) until `200` and its manifest
- *    (`transactionTime`, `requiresAccessToken`, `output`, `deleted`, `error`), which is committed;
- * 3. files: each NDJSON file streamed line by line, a page of resources committed with the file and
- *    line after it; a restart re-reads the file and skips to that line. `deleted` files (Bundles of
- *    `DELETE` entries) become delete records; `error` files' OperationOutcomes are counted;
- * 4. done: the next run's `_since` is the manifest's `transactionTime`; the job is deleted on the
- *    server (`DELETE` on the status URL) so it can free the files.
- * A job past `maxWaitMinutes`, or one the server fails, is cancelled and the next cycle starts anew.
+ *    `Content-Location`, which is committed before anything else is done (no second job on restart).
+ *    `_since` is kept per resource type: a type exported for the first time (added to `resources`,
+ *    or moved to bulk) goes in a job of its own without `_since`, so its history is never skipped;
+ * 2. status: asked once per cycle (the searches of the other resources go on meanwhile), honouring
+ *    `Retry-After` and showing `X-Progress`, until `200` and its manifest (`transactionTime`, which
+ *    is required, `requiresAccessToken`, `output`, `deleted`, `error`, and further manifest pages
+ *    by `link` next), which is committed under its own key, once;
+ * 3. files: each NDJSON file streamed line by line, a page of resources (by count and by bytes)
+ *    committed with the file and line after it; a restart re-reads the file and skips to that line.
+ *    `deleted` files (Bundles of `DELETE` entries) become delete records; `error` files'
+ *    OperationOutcomes are counted. A file the server no longer has (404/410/403: the job expired)
+ *    cancels the job: the next cycle exports again from the same `_since`;
+ * 4. done: each exported type's `_since` becomes the manifest's `transactionTime`; the job is
+ *    deleted on the server (`DELETE` on the status URL) so it can free the files.
+ * A job still running past `maxWaitMinutes`, or one the server fails, is cancelled and the next
+ * cycle starts anew.
  */
 import type { FhirResourceName } from '../../config/fhir-schema.ts';
 import type { RawRow } from '../contracts.ts';
@@ -31,13 +38,24 @@ interface ManifestFile {
   kind: 'output' | 'deleted' | 'error';
 }
 
+interface Manifest {
+  transactionTime: string;
+  requiresAccessToken: boolean;
+  files: ManifestFile[];
+}
+
 export interface BulkCursor {
-  since?: string;
+  /** The `_since` of each type exported before: the transactionTime of its last finished export. */
+  sinceByType?: Record<string, string>;
   finishedAt?: number;
   job?: {
     status: string;
     kickedOffAt: number;
-    manifest?: { transactionTime: string; requiresAccessToken: boolean; files: ManifestFile[] };
+    types: string[];
+    /** The job's `_since` (absent: everything). */
+    since?: string;
+    /** The manifest is committed under its own key (written once, not with every page). */
+    manifest?: true;
     file: number;
     line: number;
   };
@@ -51,7 +69,13 @@ export interface BulkOptions {
   maxLineBytes: number;
 }
 
+/** A page is committed at this many bytes of NDJSON even before `pageSize` resources (inline attachments are large). */
+const PAGE_BYTES = 8 * 1024 * 1024;
+/** Manifest pages followed at most (IG v3 paged manifests). */
+const MAX_MANIFEST_PAGES = 1000;
+
 export const bulkCursorKey = (sourceId: string) => `${sourceId}/$export`;
+const manifestKey = (sourceId: string) => `${sourceId}/$export/manifest`;
 
 export function readBulkCursor(s: Pick<SyncContext, 'cursor' | 'sourceId'>): BulkCursor {
   const t = s.cursor(bulkCursorKey(s.sourceId));
@@ -71,8 +95,25 @@ function kickOffUrl(s: SyncContext, types: readonly string[], since: string | un
   return `${s.baseUrl}/${path}?${q.toString()}`;
 }
 
-/** Runs (or resumes) one export of `types`. Returns the resources committed, or undefined when stopped. */
-export async function bulkRun(s: SyncContext, types: readonly FhirResourceName[], o: BulkOptions): Promise<number | undefined> {
+/**
+ * The next job's types and `_since`: types never exported first, on their own and without `_since`;
+ * otherwise all, from the earliest of their bounds (re-read resources are unchanged and write nothing).
+ */
+function nextJob(types: readonly string[], sinceByType: Record<string, string>): { types: string[]; since?: string } {
+  const fresh = types.filter((t) => sinceByType[t] === undefined);
+  if (fresh.length) return { types: fresh };
+  const since = types.map((t) => sinceByType[t]).sort()[0];
+  return { types: [...types], since };
+}
+
+export type BulkRunResult = number | { pendingMs: number } | undefined;
+
+/**
+ * Moves the export on by one step: kicks off, asks the status once (`{ pendingMs }` while the
+ * server is still exporting), or imports the files to the end (the resources committed). Undefined
+ * when stopped.
+ */
+export async function bulkRun(s: SyncContext, types: readonly FhirResourceName[], o: BulkOptions): Promise<BulkRunResult> {
   const key = bulkCursorKey(s.sourceId);
   let c = readBulkCursor(s);
   const save = async (next: BulkCursor, rows: RawRow[] = [], stream = key) => {
@@ -80,10 +121,12 @@ export async function bulkRun(s: SyncContext, types: readonly FhirResourceName[]
     if (ok) c = next;
     return ok;
   };
+  const reset = () => save({ sinceByType: c.sinceByType, finishedAt: c.finishedAt });
 
   if (!c.job) {
+    const plan = nextJob(types, c.sinceByType ?? {});
     const res = await s.http.request({
-      url: kickOffUrl(s, types, c.since, o),
+      url: kickOffUrl(s, plan.types, plan.since, o),
       headers: { accept: 'application/fhir+json', prefer: 'respond-async' },
       accept: [202],
       signal: s.signal,
@@ -93,16 +136,16 @@ export async function bulkRun(s: SyncContext, types: readonly FhirResourceName[]
     if (res.status !== 202 || !loc)
       throw new ApiError('GW_FHIR_BULK_FAILED', `the export kick-off answered ${res.status} without a status URL`, { status: res.status });
     const status = sameOrigin(loc, s.baseUrl, 'export status URL');
-    if (!(await save({ ...c, job: { status, kickedOffAt: s.clock.now(), file: 0, line: 0 } }))) return undefined;
-    s.logger.info({ types: types.join(','), since: c.since ?? 'all', status: safeUrl(status) }, 'bulk export started');
+    const job = { status, kickedOffAt: s.clock.now(), types: plan.types, ...(plan.since ? { since: plan.since } : {}), file: 0, line: 0 };
+    if (!(await save({ ...c, job }))) return undefined;
+    s.logger.info({ types: plan.types.join(','), since: plan.since ?? 'all', status: safeUrl(status) }, 'bulk export started');
   }
 
   let job = c.job!;
-  while (!job.manifest) {
-    if (s.signal.aborted) return undefined;
+  if (!job.manifest) {
     if (s.clock.now() - job.kickedOffAt > o.maxWaitMinutes * 60_000) {
       await cancel(s, job.status);
-      await save({ since: c.since, finishedAt: c.finishedAt });
+      await reset();
       throw new ApiError('GW_FHIR_BULK_FAILED', `the export ran longer than ${o.maxWaitMinutes} minutes and was cancelled`, {
         retry: 'transient',
       });
@@ -115,60 +158,99 @@ export async function bulkRun(s: SyncContext, types: readonly FhirResourceName[]
     });
     if (res.status === 202) {
       await res.stream().cancel();
-      const progress = (res.headers.get('x-progress') ?? 'in progress').replace(/[^\w %.,:/()-]/g, '').slice(0, 60);
+      const progress = (res.headers.get('x-progress') ?? 'in progress').replace(/[^\w %.,:/()-]/g, '').slice(0, 40);
       s.note('bulk.state', `exporting: ${progress}`);
-      const wait = Math.min(retryAfterMs(res.headers.get('retry-after'), s.clock.now()) ?? 10_000, 300_000);
-      if (!(await sleep(s, Math.max(1000, wait)))) return undefined;
-      continue;
+      return { pendingMs: Math.max(1000, Math.min(retryAfterMs(res.headers.get('retry-after'), s.clock.now()) ?? 10_000, 300_000)) };
     }
     if (res.status === 404 || res.status === 410) {
-      // the server forgot the job (it expired): start a new one next cycle, from the same _since
+      // the server forgot the job (it expired): a new one starts next cycle, from the same bounds
       await res.stream().cancel();
-      await save({ since: c.since, finishedAt: c.finishedAt });
+      await reset();
       throw new ApiError('GW_FHIR_BULK_FAILED', `the export's status URL answered ${res.status}; a new export starts next cycle`, {
         status: res.status,
         retry: 'transient',
       });
     }
-    const m = (await res.json()) as R | undefined;
-    const files: ManifestFile[] = [];
-    for (const kind of ['output', 'deleted', 'error'] as const)
-      for (const f of Array.isArray(m?.[kind]) ? (m[kind] as R[]) : [])
-        if (typeof f.url === 'string') files.push({ kind, type: String(f.type ?? ''), url: f.url });
-    const transactionTime = typeof m?.transactionTime === 'string' ? m.transactionTime : new Date(job.kickedOffAt).toISOString();
-    job = { ...job, manifest: { transactionTime, requiresAccessToken: m?.requiresAccessToken === true, files }, file: 0, line: 0 };
+    const manifest = await readManifest(s, (await res.json()) as R | undefined);
+    if (!(await s.commit(key, [], { key: manifestKey(s.sourceId), value: JSON.stringify(manifest) }))) return undefined;
+    job = { ...job, manifest: true, file: 0, line: 0 };
     if (!(await save({ ...c, job }))) return undefined;
-    s.logger.info({ files: files.length, transactionTime }, 'bulk export ready; importing its files');
+    s.logger.info({ files: manifest.files.length, transactionTime: manifest.transactionTime }, 'bulk export ready; importing its files');
   }
 
-  const manifest = job.manifest!;
+  const text = s.cursor(manifestKey(s.sourceId));
+  if (!text) {
+    // the job's manifest was never committed (a cursor from before it was kept apart): ask for it again
+    await save({ ...c, job: { ...job, manifest: undefined, file: 0, line: 0 } });
+    return { pendingMs: 1000 };
+  }
+  const manifest = JSON.parse(text) as Manifest;
   let imported = 0;
   for (let i = job.file; i < manifest.files.length; i++) {
     const f = manifest.files[i];
     s.note('bulk.state', `importing file ${i + 1} of ${manifest.files.length}`);
-    const n = await importFile(s, f, i, i === job.file ? job.line : 0, manifest, o, async (rows, line) => {
-      job = { ...job, file: i, line };
-      return save({ ...c, job }, rows, `${s.sourceId}/${f.kind === 'output' ? f.type : 'deleted'}`);
-    });
+    let n: number | undefined;
+    try {
+      n = await importFile(s, f, i, i === job.file ? job.line : 0, manifest, job.kickedOffAt, o, async (rows, line) => {
+        job = { ...job, file: i, line };
+        return save({ ...c, job }, rows, `${s.sourceId}/${f.kind === 'output' ? f.type : 'deleted'}`);
+      });
+    } catch (e) {
+      const status = e instanceof ApiError ? e.status : undefined;
+      if (status === 403 || status === 404 || status === 410) {
+        // the job's files are gone (expired on the server): export again, from the same bounds
+        await cancel(s, job.status);
+        await reset();
+        throw new ApiError('GW_FHIR_BULK_FAILED', `an export file answered ${status}; the export starts again next cycle`, {
+          status,
+          retry: 'transient',
+        });
+      }
+      throw e;
+    }
     if (n === undefined) return undefined;
     imported += n;
     job = { ...job, file: i + 1, line: 0 };
     if (!(await save({ ...c, job }))) return undefined;
   }
   await cancel(s, job.status);
-  if (!(await save({ since: manifest.transactionTime, finishedAt: s.clock.now() }))) return undefined;
+  const sinceByType = { ...c.sinceByType };
+  for (const t of job.types) sinceByType[t] = manifest.transactionTime;
+  if (!(await save({ sinceByType, finishedAt: s.clock.now() }))) return undefined;
   s.note('bulk.state', 'idle');
   s.note('bulk.lastExportAt', manifest.transactionTime);
   return imported;
 }
 
-/** Streams one manifest file from line `from`; commits every `pageSize` rows. */
+/** The manifest and its further pages (`link` next, Bulk Data IG v3), as one list of files. */
+async function readManifest(s: SyncContext, first: R | undefined): Promise<Manifest> {
+  const transactionTime = first?.transactionTime;
+  if (typeof transactionTime !== 'string' || !/^\d{4}-\d{2}-\d{2}T/.test(transactionTime))
+    throw new ApiError('GW_FHIR_BULK_FAILED', 'the export manifest has no transactionTime: the next _since could not be known', {
+      retry: 'permanent',
+    });
+  const files: ManifestFile[] = [];
+  let page: R | undefined = first;
+  for (let n = 0; page && n < MAX_MANIFEST_PAGES; n++) {
+    for (const kind of ['output', 'deleted', 'error'] as const)
+      for (const f of Array.isArray(page[kind]) ? (page[kind] as R[]) : [])
+        if (typeof f.url === 'string') files.push({ kind, type: String(f.type ?? '').slice(0, 64), url: f.url });
+    const next = (Array.isArray(page.link) ? (page.link as R[]) : []).find((l) => l.relation === 'next')?.url;
+    if (typeof next !== 'string' || next === '')
+      return { transactionTime, requiresAccessToken: first?.requiresAccessToken === true, files };
+    page = (await s.http.getJson(sameOrigin(next, s.baseUrl, 'manifest next link'), s.signal)) as R | undefined;
+  }
+  throw new ApiError('GW_FHIR_BULK_FAILED', `the export manifest has more than ${MAX_MANIFEST_PAGES} pages`, { retry: 'permanent' });
+}
+
+/** Streams one manifest file from line `from`; commits every `pageSize` rows or PAGE_BYTES. */
 async function importFile(
   s: SyncContext,
   f: ManifestFile,
   index: number,
   from: number,
-  manifest: { transactionTime: string; requiresAccessToken: boolean },
+  manifest: Manifest,
+  jobId: number,
   o: BulkOptions,
   commit: (rows: RawRow[], nextLine: number) => Promise<boolean>,
 ): Promise<number | undefined> {
@@ -176,6 +258,7 @@ async function importFile(
   const url = withToken ? sameOrigin(f.url, s.baseUrl, 'export file URL') : f.url;
   const res = await s.http.request({ url, anonymous: !withToken, headers: { accept: 'application/fhir+ndjson' }, signal: s.signal });
   let rows: RawRow[] = [];
+  let bytes = 0;
   let count = 0;
   let last = from - 1;
   for await (const line of ndjsonLines(res.stream(), o.maxLineBytes)) {
@@ -185,9 +268,11 @@ async function importFile(
       if (line.text) s.outcome(outcomeCodes(safeParse(line.text)));
       continue;
     }
-    const pk = `line/${index}/${line.n}`;
+    // the job in the key: another export's bad line at the same place is a dead letter of its own
+    const pk = `line/${jobId}/${index}/${line.n}`;
     if (line.text === undefined) rows.push(unreadableRow(pk, `a line longer than ${o.maxLineBytes} bytes`, undefined));
     else {
+      bytes += line.text.length;
       const v = safeParse(line.text);
       if (f.kind === 'deleted') rows.push(...deletesOf(v, pk, line.text, s.sourceId, manifest.transactionTime));
       else {
@@ -198,10 +283,11 @@ async function importFile(
         );
       }
     }
-    if (rows.length >= s.pageSize) {
+    if (rows.length >= s.pageSize || bytes >= PAGE_BYTES) {
       count += rows.length;
       const page = rows;
       rows = [];
+      bytes = 0;
       if (!(await commit(page, last + 1))) return undefined;
     }
   }
@@ -248,19 +334,4 @@ async function cancel(s: SyncContext, status: string): Promise<void> {
       'the export job could not be deleted on the server (it expires there by itself)',
     );
   }
-}
-
-function sleep(s: SyncContext, ms: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (s.signal.aborted) return resolve(false);
-    const t = s.clock.setTimeout(() => {
-      s.signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    const onAbort = () => {
-      s.clock.clearTimeout(t);
-      resolve(false);
-    };
-    s.signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -32,7 +32,9 @@ export function deletedRow(resourceType: string, id: string, at: string, stream?
 
 /** A line that was not a resource: kept so its dead letter says so and holds the text for a look. */
 export function unreadableRow(pk: string, why: string, text: string | undefined): RawRow {
-  return { pk, data: { __unreadable: why, ...(text !== undefined ? { text: text.slice(0, 1_000_000) } : {}) }, hash: `unreadable:${pk}` };
+  const data = { __unreadable: why, ...(text !== undefined ? { text: text.slice(0, 1_000_000) } : {}) };
+  // hashed by content: another bad line at the same place later is a dead letter of its own
+  return { pk, data, hash: `unreadable:${rowHash(data)}` };
 }
 
 export interface RowMapper {
@@ -53,7 +55,9 @@ export function createRowMapper(ctx: FhirMapContext): RowMapper {
       if (typeof d.__unreadable === 'string')
         return { records: [], issues: [{ severity: 'error', code: 'GW_MAP_FAILED', message: `not a FHIR resource: ${d.__unreadable}` }] };
       const out = mapFhirResource(d, ctx, row.hash ?? rowHash(d));
-      if (out.unsupported) unmapped.set(out.unsupported, (unmapped.get(out.unsupported) ?? 0) + 1);
+      // bounded: the type names come from the server
+      if (out.unsupported && (unmapped.has(out.unsupported) || unmapped.size < 50))
+        unmapped.set(out.unsupported, (unmapped.get(out.unsupported) ?? 0) + 1);
       return out;
     },
     unmapped: () => Object.fromEntries(unmapped),

@@ -214,8 +214,15 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
       commit,
       note: (k, v) => notes.set(k, v),
       outcome: (codes) => {
-        for (const code of codes) outcomes.set(code, (outcomes.get(code) ?? 0) + 1);
-        if (codes.length) logger.warn({ outcome: codes.join(',') }, 'the server returned OperationOutcome issues');
+        for (const code of codes) {
+          const seen = outcomes.get(code);
+          // bounded: codes come from the server (a value set, but not trusted to be one)
+          if (seen === undefined && outcomes.size >= 50) continue;
+          outcomes.set(code, (seen ?? 0) + 1);
+          // one log line per code, not one per error-file line
+          if (seen === undefined)
+            logger.warn({ outcome: code }, 'the server returned an OperationOutcome issue (counted in /status from now on)');
+        }
       },
     };
   }
@@ -230,12 +237,17 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
       if (e instanceof ApiError && e.retryInMs !== undefined) wait = Math.max(wait, Math.min(e.retryInMs, 86_400_000));
     };
     const bulkTypes = [...c.strategies].filter(([, st]) => 'kind' in st && st.kind === 'bulk').map(([r]) => r);
-    if (bulkTypes.length && bulkDue(readBulkCursor(s), bulkOptions, clock.now())) {
+    if (bulkTypes.length) {
       try {
-        const n = await bulkRun(s, bulkTypes, bulkOptions);
-        if (n !== undefined) {
-          errors.delete('bulk');
-          notes.set('bulk.lastImported', n);
+        if (bulkDue(readBulkCursor(s), bulkOptions, clock.now())) {
+          const n = await bulkRun(s, bulkTypes, bulkOptions);
+          if (n === undefined) return 0;
+          // an export still running on the server: the searches go on, and its status is asked again soon
+          if (typeof n === 'object') wait = Math.min(wait, n.pendingMs);
+          else {
+            errors.delete('bulk');
+            notes.set('bulk.lastImported', n);
+          }
         }
       } catch (e) {
         if (s.signal.aborted) return 0;
@@ -269,11 +281,25 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
     return wait;
   }
 
+  /** The loop never rejects: whatever a cycle throws (a damaged cursor, a closed outbox) is reported and tried again, the rest of the gateway runs on. */
   async function run(c: FhirConnection, signal: AbortSignal): Promise<void> {
     const s = syncContext(c, ctx!.logger, signal);
+    let failures = 0;
     while (!signal.aborted) {
       notes.set('state', 'reading');
-      const wait = await cycle(c, s);
+      let wait: number;
+      try {
+        wait = await cycle(c, s);
+        failures = 0;
+        errors.delete('cycle');
+      } catch (e) {
+        if (signal.aborted) break;
+        failures++;
+        wait = Math.min(o.pollIntervalMs, 1000 * 2 ** Math.min(failures, 6));
+        const code = (e as { code?: unknown }).code;
+        errors.set('cycle', `${typeof code === 'string' ? code : 'GW_SOURCE_UNREACHABLE'}: ${(e as Error).message}`.slice(0, 300));
+        ctx!.logger.error({ code: typeof code === 'string' ? code : undefined, err: e }, 'FHIR sync cycle failed; tried again');
+      }
       notes.set('state', 'idle');
       notes.set('lastCycleAt', new Date(clock.now()).toISOString());
       if (!(await sleep(wait))) break;
@@ -320,6 +346,8 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
       return starting;
     },
     async stop() {
+      // abort first: a start still connecting (its retries, a Retry-After) gives up at once
+      abort?.abort(new Error('stopping'));
       if (starting) await starting.catch(() => undefined);
       abort?.abort(new Error('stopping'));
       await loop?.catch(() => undefined);

@@ -61,7 +61,9 @@ export async function historyRun(
       rows.push(deletedRow(resource, id, /^\d{4}-\d{2}-\d{2}T/.test(at) ? at : start, stream));
     }
     const nextLink = (Array.isArray(bundle.link) ? (bundle.link as R[]) : []).find((l) => l.relation === 'next')?.url;
-    if (typeof nextLink !== 'string' || nextLink === '' || pages > 10_000) break;
+    if (typeof nextLink !== 'string' || nextLink === '') break;
+    // the bound never moves on a partial pass: a history too long to read is an error, read again next cycle
+    if (pages >= 100_000) throw new ApiError('GW_API_REFUSED', `${resource} history has more than 100,000 pages since the last pass`);
     url = sameOrigin(nextLink, s.baseUrl, 'history next link');
     // deletions found so far are committed with the old bound: a crash repeats this pass, never skips it
     if (rows.length >= s.pageSize) {

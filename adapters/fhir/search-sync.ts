@@ -13,7 +13,7 @@
 import type { FhirResourceName } from '../../config/fhir-schema.ts';
 import type { RawRow } from '../contracts.ts';
 import { ApiError, outcomeCodes } from '../http/http-error.ts';
-import { resourceRow } from './fhir-rows.ts';
+import { resourceRow, unreadableRow } from './fhir-rows.ts';
 import { sameOrigin, type SyncContext } from './sync-context.ts';
 import type { SyncStrategy } from './vendor-profiles.ts';
 
@@ -84,8 +84,9 @@ export async function searchRun(
   const stream = key;
   const text = s.cursor(key);
   let c: SearchCursor = text ? (JSON.parse(text) as SearchCursor) : { strategy: label };
-  // a strategy that changed (the server's capabilities did) starts afresh from its own bound
-  if (c.strategy !== label) c = { strategy: label, since: c.since };
+  // a strategy that changed (the server's capabilities did) starts afresh: the old one's bound
+  // says nothing of what the new one would have read (a date window never saw older resources)
+  if (c.strategy !== label) c = { strategy: label };
   let url = c.run?.next ?? firstPageUrl(s, resource, strategy, c.since, o, s.clock.now());
   let start = c.run?.start;
   let pages = c.run?.pages ?? 0;
@@ -117,7 +118,8 @@ export async function searchRun(
       });
     start ??= serverTime(bundle, res.headers, s.clock.now());
     const rows: RawRow[] = [];
-    for (const e of Array.isArray(bundle.entry) ? (bundle.entry as R[]) : []) {
+    const entries = Array.isArray(bundle.entry) ? (bundle.entry as R[]) : [];
+    for (const [i, e] of entries.entries()) {
       const mode = (e.search as R | undefined)?.mode;
       const r = e.resource as R | undefined;
       if (mode === 'outcome' || r?.resourceType === 'OperationOutcome') {
@@ -125,8 +127,10 @@ export async function searchRun(
         continue;
       }
       if (mode === 'include' || r?.resourceType !== resource) continue;
-      const row = resourceRow(r, undefined);
-      if (row) rows.push(row);
+      // a match without an id cannot be tracked: it is a dead letter, never dropped in silence (rule 3)
+      rows.push(
+        resourceRow(r, undefined) ?? unreadableRow(`${resource}/entry/${pages}/${i}`, 'a search match without an id', JSON.stringify(r)),
+      );
     }
     const nextLink = (Array.isArray(bundle.link) ? (bundle.link as R[]) : []).find((l) => l.relation === 'next')?.url;
     const next = typeof nextLink === 'string' && nextLink !== '' ? sameOrigin(nextLink, s.baseUrl, 'next link') : undefined;

@@ -114,7 +114,8 @@ export async function fhirCheck(config: GatewayConfig, id: string | undefined, i
       }
       const notes = [`strategy ${strategyLabel(st)}`];
       const problems: string[] = [];
-      if (conn.capabilities.resources[r]?.interactions.includes('search-type')) {
+      if (st.kind === 'bulk') notes.push('read by Bulk export (a page is not searched: the vendor searches it only within a patient)');
+      else if (conn.capabilities.resources[r]?.interactions.includes('search-type')) {
         try {
           const bundle = (await conn.http.getJson(
             `${c.baseUrl.replace(/\/+$/, '')}/${r}?_count=${Math.min(c.pageSize ?? source.profile.pageSize, 50)}`,

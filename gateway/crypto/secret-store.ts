@@ -16,7 +16,8 @@ import { GatewayError } from '../errors.ts';
 import { fsyncDir, writeFileAtomic } from './key-file.ts';
 import type { RecordSealer } from './record-sealer.ts';
 
-const SAFE = /^[A-Za-z0-9._-]+$/;
+/** A file or folder name: letters, digits, `.`, `_`, `-`, and not `.` or `..` (which would name the folder above). */
+const SAFE = /^(?!\.+$)[A-Za-z0-9._-]+$/;
 
 function readOrUndefined(file: string): Buffer | undefined {
   try {

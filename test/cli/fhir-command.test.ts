@@ -104,6 +104,20 @@ describe('fhir check', () => {
   });
 });
 
+describe('source ids', () => {
+  it("refuse '.' and '..': an id names folders in the data folder (a remote source's staging folder is emptied at start, so '..' would have emptied the data folder itself)", () => {
+    for (const id of ['.', '..', '...']) {
+      const v = validateConfig({
+        files: [{ id, source: 'sftp', dir: '/out', sftp: { host: '127.0.0.1', username: 'u' } }],
+        fhir: [{ id, baseUrl: 'https://ehr.example/fhir', clientId: 'c', resources: ['Patient'] }],
+      });
+      expect(v.ok).toBe(false);
+      expect(v.ok ? [] : v.problems.map((p) => p.path).sort()).toEqual(['fhir[0].id', 'files[0].id']);
+    }
+    expect(validateConfig({ fhir: [{ id: 'a.b', baseUrl: 'https://ehr.example/fhir', clientId: 'c', resources: ['Patient'] }] }).ok).toBe(true);
+  });
+});
+
 describe('fhir config rules', () => {
   it('refuses a base URL in clear to another machine, and credentials in a URL', () => {
     const v = validateConfig({

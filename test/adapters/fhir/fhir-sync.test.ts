@@ -117,8 +117,8 @@ describe('Bulk export with _since', () => {
     await source.start(box.ctx);
     await until(clock, () => detail(source)['bulk.state'] === 'idle', 'the first export imported');
     expect(box.records.filter((r) => r.op === 'upsert')).toHaveLength(31);
-    const first = JSON.parse(box.cursors.get('sync/$export')!) as { since: string };
-    expect(first.since).toMatch(/^\d{4}-\d{2}-\d{2}T/);
+    const first = JSON.parse(box.cursors.get('sync/$export')!) as { sinceByType: Record<string, string> };
+    expect(first.sinceByType.Patient).toMatch(/^\d{4}-\d{2}-\d{2}T/);
 
     fhir.store.advance(5000);
     fhir.store.put({ resourceType: 'Patient', id: 'kept', gender: 'male' });
@@ -132,9 +132,9 @@ describe('Bulk export with _since', () => {
     clock.advance(30 * 60_000);
     await new Promise((r) => setTimeout(r, 50));
     expect(exports()).toHaveLength(1);
-    const since = () => (JSON.parse(box.cursors.get('sync/$export')!) as { since: string }).since;
-    await until(clock, () => exports().length === 2 && since() !== first.since, 'the second export imported', 60_000);
-    expect(exports()[1].query._since).toBe(first.since);
+    const since = () => (JSON.parse(box.cursors.get('sync/$export')!) as { sinceByType: Record<string, string> }).sinceByType.Patient;
+    await until(clock, () => exports().length === 2 && since() !== first.sinceByType.Patient, 'the second export imported', 60_000);
+    expect(exports()[1].query._since).toBe(first.sinceByType.Patient);
     const later = box.records.slice(before);
     expect(later.map((r) => `${r.op} ${r.source.sourceId}`).sort()).toEqual([
       // made and deleted between the two exports: only its deletion is in the second
