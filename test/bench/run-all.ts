@@ -88,6 +88,7 @@ async function main(): Promise<void> {
   if (SECTIONS.has(4)) await dbSection();
   if (SECTIONS.has(5)) await csvSection();
   if (SECTIONS.has(6)) allocSection();
+  if (SECTIONS.has(8) || !process.env.BENCH_SECTIONS) await (await import('./fhir-bench.ts')).fhirSection(root, log); // 8. FHIR source (test/bench/fhir-bench.ts)
 }
 
 async function mllpSection(): Promise<void> {
