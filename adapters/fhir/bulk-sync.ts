@@ -82,9 +82,11 @@ export function readBulkCursor(s: Pick<SyncContext, 'cursor' | 'sourceId'>): Bul
   return t ? (JSON.parse(t) as BulkCursor) : {};
 }
 
-/** Whether an export is due: one under way, none done yet, or the interval passed since the last. */
-export function bulkDue(c: BulkCursor, o: BulkOptions, now: number): boolean {
-  return c.job !== undefined || c.finishedAt === undefined || now - c.finishedAt >= o.intervalMinutes * 60_000;
+/** Whether an export is due: one under way, a type never exported (none yet, or one new to bulk), or the interval passed since the last. */
+export function bulkDue(c: BulkCursor, types: readonly string[], o: BulkOptions, now: number): boolean {
+  if (c.job !== undefined || c.finishedAt === undefined) return true;
+  if (types.some((t) => c.sinceByType?.[t] === undefined)) return true;
+  return now - c.finishedAt >= o.intervalMinutes * 60_000;
 }
 
 function kickOffUrl(s: SyncContext, types: readonly string[], since: string | undefined, o: BulkOptions): string {

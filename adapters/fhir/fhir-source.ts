@@ -239,7 +239,7 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
     const bulkTypes = [...c.strategies].filter(([, st]) => 'kind' in st && st.kind === 'bulk').map(([r]) => r);
     if (bulkTypes.length) {
       try {
-        if (bulkDue(readBulkCursor(s), bulkOptions, clock.now())) {
+        if (bulkDue(readBulkCursor(s), bulkTypes, bulkOptions, clock.now())) {
           const n = await bulkRun(s, bulkTypes, bulkOptions);
           if (n === undefined) return 0;
           // an export still running on the server: the searches go on, and its status is asked again soon

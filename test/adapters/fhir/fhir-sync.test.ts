@@ -6,101 +6,11 @@
  * pages by cursor and is kept under its per-minute limit by the gateway itself; Epic without the
  * Group it exports by is a problem named in /status.
  */
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DraftRecord, IntakeContext, PageIntakeResult, RawPage } from '../../../adapters/contracts.ts';
-import { createFhirSource, type FhirSourceOptions } from '../../../adapters/fhir/fhir-source.ts';
-import { createManualClock, type ManualClock } from '../../../gateway/clock.ts';
-import { gatewayFhirKeys } from '../../support/fhir-gateway.ts';
-import { startFhirServer, syntheticPatients, type FhirServerOptions } from '../../support/fhir-server/index.ts';
+import { syntheticPatients } from '../../support/fhir-server/index.ts';
+import { closeAll, setupSync as setup, until } from '../../support/fhir-sync-harness.ts';
 
-const CLIENT = 'ewml-sync';
-
-/** Commits like the outbox: rows and cursor together, unchanged rows (same stream, key and hash) write nothing. */
-function outboxLike() {
-  const cursors = new Map<string, string>();
-  const hashes = new Map<string, string>();
-  const records: DraftRecord[] = [];
-  const pages: RawPage[] = [];
-  const ctx: IntakeContext = {
-    logger: pino({ level: 'silent' }),
-    cursor: (k) => cursors.get(k),
-    knownRows: () => [],
-    intake: async () => ({ status: 'accepted', recordIds: [] }),
-    async intakePage(page): Promise<PageIntakeResult> {
-      pages.push(page);
-      let written = 0;
-      let unchanged = 0;
-      for (const row of page.rows) {
-        const key = `${row.stream ?? page.stream}|${row.pk}`;
-        if (hashes.get(key) === row.hash) {
-          unchanged++;
-          continue;
-        }
-        hashes.set(key, row.hash!);
-        records.push(...page.map(row).records);
-        written++;
-      }
-      if (page.cursor) cursors.set(page.cursor.key, page.cursor.value);
-      return { status: 'accepted', written, unchanged, deadLettered: 0 };
-    },
-  };
-  return { ctx, cursors, records, pages };
-}
-
-const open: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const f of open.splice(0).reverse()) await f();
-});
-
-/** `sameClock`: the server keeps time by the test's manual clock too (its quotas and token expiry move with it). */
-async function setup(server: FhirServerOptions, over: Partial<FhirSourceOptions> = {}, sameClock = false) {
-  const keys = await gatewayFhirKeys('sync', 'ES384');
-  const clock = createManualClock(Date.now());
-  const fhir = await startFhirServer({
-    ...server,
-    clients: [{ clientId: CLIENT, jwks: keys.jwks }],
-    ...(sameClock ? { clock: () => clock.now() } : {}),
-  });
-  const source = createFhirSource({
-    id: 'sync',
-    vendor: 'generic',
-    baseUrl: fhir.baseUrl,
-    clientId: CLIENT,
-    resources: ['Patient'],
-    system: 'SYNC',
-    tokenUrl: '',
-    scope: '',
-    keyAlg: 'ES384',
-    jwksUrl: '',
-    pollIntervalMs: 60_000,
-    overlapSeconds: 0,
-    dateWindowDays: 30,
-    bulk: { mode: 'never', groupId: '', intervalMinutes: 60, maxWaitMinutes: 60 },
-    rateLimit: {},
-    timeoutMs: 5000,
-    secrets: keys.secrets,
-    clock,
-    ...(sameClock ? { wallNow: () => clock.now() } : {}),
-    ...over,
-  });
-  const box = outboxLike();
-  open.push(async () => {
-    await source.stop();
-    await fhir.stop();
-  });
-  return { fhir, clock, source, box };
-}
-
-/** Moves the manual clock in steps until `cond` holds (the source's waits are on it), bounded. */
-async function until(clock: ManualClock, cond: () => boolean, what: string, stepMs = 1000, maxSteps = 400): Promise<void> {
-  for (let i = 0; i < maxSteps; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 5));
-    clock.advance(stepMs);
-  }
-  throw new Error(`not reached: ${what}`);
-}
+afterEach(closeAll);
 
 const detail = (s: { health(): { detail?: Record<string, unknown> } }) => s.health().detail ?? {};
 
