@@ -70,9 +70,11 @@ export const VENDOR_PROFILES: Record<FhirVendor, VendorProfile> = {
     strategies: {
       Appointment: [{ kind: 'lastUpdated' }, { kind: 'date', param: 'date' }, { kind: 'bulk' }],
       Slot: [{ kind: 'lastUpdated' }, { kind: 'date', param: 'start' }, { kind: 'bulk' }],
-      Practitioner: [{ kind: 'lastUpdated' }, { kind: 'bulk' }, { kind: 'snapshot' }],
-      Location: [{ kind: 'lastUpdated' }, { kind: 'bulk' }, { kind: 'snapshot' }],
-      Organization: [{ kind: 'lastUpdated' }, { kind: 'bulk' }, { kind: 'snapshot' }],
+      // outside the patient compartment: a Group export may refuse them (Bulk Data IG), and one refused type fails the whole job
+      Practitioner: [{ kind: 'lastUpdated' }, { kind: 'snapshot' }],
+      Location: [{ kind: 'lastUpdated' }, { kind: 'snapshot' }],
+      Organization: [{ kind: 'lastUpdated' }, { kind: 'snapshot' }],
+      PractitionerRole: [{ kind: 'lastUpdated' }, { kind: 'snapshot' }],
       '*': [{ kind: 'lastUpdated' }, { kind: 'bulk' }],
     },
     notes: [
