@@ -10,6 +10,10 @@
  *      parsing the same file with the same reader.
  *   6. Mapping allocation: heap bytes and rows/s per CSV row through the compiled record mappings
  *      beside the old mapping code, ABBA in one process (test/bench/alloc-bench.ts).
+ *   7. CDS Hooks: patient-view answer latency (JWT, read-model lookup, cards) over TLS beside the
+ *      same server's discovery, on a read model of 100,000 patients (test/bench/cds-hooks-bench.ts).
+ *   8. FHIR source: resources/s paging and by Bulk export through a gateway process, peak RSS of a
+ *      100,000-resource Bulk import, beside the same NDJSON only parsed (test/bench/fhir-bench.ts).
  * Bounded: every load runs for a fixed time on 127.0.0.1 only.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -25,11 +29,12 @@ import { parseBench } from './parse-bench.ts';
 import { dbBench } from './db-bench.ts';
 import { csvBench } from './csv-bench.ts';
 import { allocBench, allocLines } from './alloc-bench.ts';
+import { cdsHooksBench } from './cds-hooks-bench.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const DURATION = Number(process.env.BENCH_SECONDS ?? 4) * 1000;
-/** `BENCH_SECTIONS=1,3` runs only those sections (default: all six). */
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5,6').split(',').map((s) => Number(s.trim())));
+/** `BENCH_SECTIONS=1,3` runs only those sections (default: all eight). */
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5,6,7,8').split(',').map((s) => Number(s.trim())));
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const log = (s: string) => process.stdout.write(s + '\n');
 
@@ -88,7 +93,11 @@ async function main(): Promise<void> {
   if (SECTIONS.has(4)) await dbSection();
   if (SECTIONS.has(5)) await csvSection();
   if (SECTIONS.has(6)) allocSection();
-  if (SECTIONS.has(8) || !process.env.BENCH_SECTIONS) await (await import('./fhir-bench.ts')).fhirSection(root, log); // 8. FHIR source (test/bench/fhir-bench.ts)
+  if (SECTIONS.has(7)) {
+    log("\n7. CDS Hooks patient-view answer latency over TLS (JWT check, read-model lookup, cards) beside the same server's discovery");
+    await cdsHooksBench(log);
+  }
+  if (SECTIONS.has(8)) await (await import('./fhir-bench.ts')).fhirSection(root, log); // 8. FHIR source (test/bench/fhir-bench.ts)
 }
 
 async function mllpSection(): Promise<void> {
