@@ -27,8 +27,21 @@ export interface ClientKey {
 const secretName = (alg: ClientKeyAlg) => `client-key-${alg.toLowerCase()}.jwk`;
 const JWKS_FILE = 'jwks.json';
 
+/**
+ * The public members of a key (RFC 7518 §6.2.1 for EC, §6.3.1 for RSA), copied by name: an
+ * allow-list, so a member this code does not know (a private one from another tool, `oth`,
+ * `key_ops`, a vendor's extension) never reaches the published JWKS. kid/alg/use are added by
+ * the caller.
+ */
 function publicPart(jwk: JWK): JWK {
-  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = jwk;
+  const names = jwk.kty === 'RSA' ? (['kty', 'n', 'e'] as const) : jwk.kty === 'EC' ? (['kty', 'crv', 'x', 'y'] as const) : undefined;
+  if (!names) throw new Error(`the client key is of type ${String(jwk.kty)}, not RSA or EC`);
+  const pub: JWK = {};
+  for (const k of names) {
+    const v = jwk[k];
+    if (typeof v !== 'string' || v === '') throw new Error(`the client key (${jwk.kty}) has no ${k}`);
+    pub[k] = v;
+  }
   return pub;
 }
 

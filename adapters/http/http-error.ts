@@ -51,14 +51,93 @@ export function safeUrl(url: string): string {
   }
 }
 
+/** OperationOutcome `issue.severity` (FHIR R4 value set issue-severity). */
+const SEVERITIES: ReadonlySet<string> = new Set(['fatal', 'error', 'warning', 'information']);
+
+/** OperationOutcome `issue.code` (FHIR R4 value set issue-type, every level of its hierarchy). */
+const ISSUE_TYPES: ReadonlySet<string> = new Set([
+  'invalid',
+  'structure',
+  'required',
+  'value',
+  'invariant',
+  'security',
+  'login',
+  'unknown',
+  'expired',
+  'forbidden',
+  'suppressed',
+  'processing',
+  'not-supported',
+  'duplicate',
+  'multiple-matches',
+  'not-found',
+  'deleted',
+  'too-long',
+  'code-invalid',
+  'extension',
+  'too-costly',
+  'business-rule',
+  'conflict',
+  'transient',
+  'lock-error',
+  'no-store',
+  'exception',
+  'timeout',
+  'incomplete',
+  'throttled',
+  'informational',
+]);
+
+const member = (set: ReadonlySet<string>, v: unknown): string => (typeof v === 'string' && set.has(v) ? v : 'other');
+
 /**
  * The issue codes of a FHIR OperationOutcome (`issue[].severity` and `.code`, e.g. `error:throttled`),
  * never its `diagnostics` or `details.text`, which are free text a server may fill with patient data.
+ * Both halves are mapped onto their FHIR value sets (anything else is `other`), because the
+ * server chooses these strings too and they reach `/status`, metric names and logs.
  */
 export function outcomeCodes(body: unknown): string[] {
   const b = body as { resourceType?: unknown; issue?: unknown } | undefined;
   if (b?.resourceType !== 'OperationOutcome' || !Array.isArray(b.issue)) return [];
   return b.issue
     .slice(0, 10)
-    .map((i: { severity?: unknown; code?: unknown }) => `${String(i?.severity ?? '?')}:${String(i?.code ?? '?')}`.slice(0, 60));
+    .map((i: { severity?: unknown; code?: unknown } | null) => `${member(SEVERITIES, i?.severity)}:${member(ISSUE_TYPES, i?.code)}`);
+}
+
+const LOOPBACK: ReadonlySet<string> = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/** Whether a URL's host is this machine (the only place plain http is allowed: tests, a local proxy). */
+export function isLoopback(u: URL): boolean {
+  return LOOPBACK.has(u.hostname);
+}
+
+/**
+ * Checks a URL the gateway will send a credential or PHI to (a token endpoint, a bulk file URL
+ * a server handed over) and returns it parsed: https, or http only to this machine; no user or
+ * password in it (they would be sent, and logged by whoever proxies it). A server's discovery
+ * document or manifest is its own say-so, so the gateway checks what it is told before sending
+ * a signed client assertion (usable for minutes by whoever receives it) to it.
+ * Throws GW_API_REFUSED naming `what` and what to do; only the origin is shown.
+ */
+export function checkEndpointUrl(url: string, what: string): URL {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ApiError('GW_API_REFUSED', `${what} is not a URL: give an https:// URL`);
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:')
+    throw new ApiError('GW_API_REFUSED', `${what} is a ${u.protocol} URL: give an https:// URL`, { detail: { protocol: u.protocol } });
+  if (u.username || u.password)
+    throw new ApiError('GW_API_REFUSED', `${what} carries a user or password in the URL: remove it (the gateway authenticates otherwise)`, {
+      detail: { origin: u.origin },
+    });
+  if (u.protocol === 'http:' && !isLoopback(u))
+    throw new ApiError(
+      'GW_API_REFUSED',
+      `${what} (${u.origin}) is plain http to another machine, so what is sent there would cross the network in clear: use its https:// address (http is only for this machine)`,
+      { detail: { origin: u.origin } },
+    );
+  return u;
 }
