@@ -13,4 +13,5 @@ export const sourceKinds: readonly SourceKindEntry[] = [
   // CDA documents and HL7 v3 messages arrive as files: their codecs serve the file sources (and replays)
   { kind: 'hl7v3', section: 'files', load: () => import('./cda/index.ts').then((m) => m.hl7v3Sources) },
   { kind: 'fhir', section: 'fhir', load: () => import('./fhir/index.ts').then((m) => m.fhirSources) },
+  { kind: 'api', section: 'apis', load: () => import('./api/index.ts').then((m) => m.apiSources) },
 ];

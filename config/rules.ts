@@ -12,6 +12,7 @@
 import { createPublicKey } from 'node:crypto';
 import cron from 'node-cron';
 import { cdsHooksRules } from './cds-hooks-rules.ts';
+import { apiRules } from './api-rules.ts';
 import { fhirRules } from './fhir-rules.ts';
 import { VENDOR_WRITE_BACK, vendorPermits } from '../adapters/fhir/write-back.ts';
 import type { ConfigProblem } from './load.ts';
@@ -51,6 +52,7 @@ export function checkRules(c: GatewayConfig, opts: RuleOptions = {}): ConfigProb
   urlRules(c, add);
   cdsHooksRules(c, add, skip);
   fhirRules(c, add);
+  apiRules(c, add);
   c.databases.forEach((d, i) => databaseRules(d, `databases[${i}]`, add));
   c.files.forEach((f, i) => fileRules(f, `files[${i}]`, add));
   c.fhir.forEach((f, i) => fhirWriteBackRules(f, `fhir[${i}]`, add));
@@ -86,6 +88,7 @@ function idRules(c: GatewayConfig, add: Add): void {
     ['databases', c.databases],
     ['files', c.files],
     ['fhir', c.fhir],
+    ['apis', c.apis],
   ];
   for (const [name, list] of lists) {
     list.forEach((e, i) => {

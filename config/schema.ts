@@ -9,6 +9,7 @@ import { TRANSFORMS } from '../adapters/canonical/field-mapping.ts';
 import { RecordType } from '../adapters/canonical/types.ts';
 import { FILE_PROFILE_NAMES } from '../adapters/file/file-profiles.ts';
 import { fhirSourceSchema } from './fhir-schema.ts';
+import { apiSourceSchema } from './api-schema.ts';
 import { cdsHooksSchema } from './cds-hooks-schema.ts';
 
 /**
@@ -609,6 +610,11 @@ export const ConfigSchema = Type.Object(
       reload: 'adapter',
       description:
         'FHIR R4 servers (Epic, Oracle Health, athenahealth, MEDITECH, any R4) read with SMART Backend Services: incremental searches and Bulk Data export.',
+    }),
+    apis: Type.Array(apiSourceSchema(recordMapping), {
+      default: [],
+      reload: 'adapter',
+      description: "Vendors' own REST APIs (athenahealth, DrChrono, any JSON API) read declaratively: paged, incremental, mapped like database streams.",
     }),
     cdsHooks: cdsHooksSchema,
     fileOutputs: Type.Array(

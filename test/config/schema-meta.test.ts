@@ -10,6 +10,9 @@ describe('schema metadata', () => {
   it('SECRET_PATHS is every field marked secret, at any depth', () => {
     expect([...SECRET_PATHS].sort()).toEqual([
       'admin.token',
+      'apis[].auth.clientSecret',
+      'apis[].auth.key',
+      'apis[].auth.refreshToken',
       'cdsHooks.tls.key',
       'databases[].password',
       'databases[].writeBack.password',

@@ -146,6 +146,38 @@ describe('the call budget', () => {
   });
 });
 
+describe('the call budget per second and per hour', () => {
+  it('holds a call until the second has room, and the hour as well when it is spent, waiting for the longer of the two', async () => {
+    const clock = createManualClock(Date.UTC(2026, 11, 2, 10));
+    const q = createQuota({ perSecond: 2, perMinute: 0, perHour: 3, perDay: 0 }, clock);
+    await q.acquire();
+    await q.acquire();
+    let third = false;
+    const p3 = q.acquire().then(() => {
+      third = true;
+    });
+    await Promise.resolve();
+    expect(third).toBe(false);
+    clock.advance(999);
+    await Promise.resolve();
+    expect(third).toBe(false);
+    clock.advance(1);
+    await p3;
+    // the hour has had three: the fourth waits until the first leaves the hour, not one second
+    let fourth = false;
+    const p4 = q.acquire().then(() => {
+      fourth = true;
+    });
+    clock.advance(1000);
+    await Promise.resolve();
+    expect(fourth).toBe(false);
+    clock.advance(3_600_000 - 2000);
+    await p4;
+    expect(fourth).toBe(true);
+    expect(q.stats()).toMatchObject({ callsToday: 4, perSecond: 2, perHour: 3, waitedMs: 1000 + 3_600_000 - 1000 });
+  });
+});
+
 describe('the call budget across a restart', () => {
   it("keeps the day's count in its store every 25 calls and at flush, and starts from it the same day, not another", async () => {
     const clock = createManualClock(Date.UTC(2026, 11, 2, 10));
