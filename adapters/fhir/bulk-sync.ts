@@ -24,7 +24,7 @@
  */
 import type { FhirResourceName } from '../../config/fhir-schema.ts';
 import type { RawRow } from '../contracts.ts';
-import { ApiError, outcomeCodes, safeUrl } from '../http/http-error.ts';
+import { ApiError, checkEndpointUrl, outcomeCodes, safeUrl } from '../http/http-error.ts';
 import { retryAfterMs } from '../http/http-client.ts';
 import { ndjsonLines } from '../http/ndjson-lines.ts';
 import { deletedRow, resourceRow, unreadableRow } from './fhir-rows.ts';
@@ -257,7 +257,8 @@ async function importFile(
   commit: (rows: RawRow[], nextLine: number) => Promise<boolean>,
 ): Promise<number | undefined> {
   const withToken = manifest.requiresAccessToken;
-  const url = withToken ? sameOrigin(f.url, s.baseUrl, 'export file URL') : f.url;
+  // with the token: the server's own origin only; without (presigned storage): any https origin, never clear text
+  const url = withToken ? sameOrigin(f.url, s.baseUrl, 'export file URL') : checkEndpointUrl(f.url, 'an export file URL').toString();
   const res = await s.http.request({ url, anonymous: !withToken, headers: { accept: 'application/fhir+ndjson' }, signal: s.signal });
   let rows: RawRow[] = [];
   let bytes = 0;

@@ -26,6 +26,15 @@ import type { ClientKey } from './client-keys.ts';
 import { ApiError, checkEndpointUrl, safeUrl } from './http-error.ts';
 import { sleepOn, type AuthProvider, type HttpClient } from './http-client.ts';
 
+const OAUTH_ERRORS = new Set([
+  'invalid_request',
+  'invalid_client',
+  'invalid_grant',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_scope',
+]);
+
 export interface SmartConfiguration {
   token_endpoint?: string;
   token_endpoint_auth_methods_supported?: string[];
@@ -144,7 +153,13 @@ export function createSmartBackendAuth(o: SmartBackendOptions): SmartBackendAuth
       | undefined;
     if (res.status !== 200 || typeof body?.access_token !== 'string') {
       // the OAuth error is a registered code (RFC 6749 §5.2); its description is the server's text, not kept
-      const error = typeof body?.error === 'string' ? body.error.slice(0, 40) : `status ${res.status}`;
+      // RFC 6749 §5.2's registered codes only: anything else the server says is its own text, not kept
+      const error =
+        typeof body?.error === 'string' && OAUTH_ERRORS.has(body.error)
+          ? body.error
+          : typeof body?.error === 'string'
+            ? 'other'
+            : `status ${res.status}`;
       throw new ApiError('GW_API_AUTH_FAILED', `the token endpoint refused the client assertion (${error})`, {
         status: res.status,
         detail: { error, tokenUrl: safeUrl(o.tokenUrl) },

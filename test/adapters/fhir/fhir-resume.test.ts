@@ -65,7 +65,14 @@ describe('after a crash in a Bulk export', () => {
     const again = restart({ resources: ['Patient', 'Practitioner'] });
     await again.start(box.ctx);
     // at once, not after bulk.intervalMinutes: a type never exported is due
-    await until(clock, () => box.records.some((r) => r.type === 'provider'), 'the Practitioner', 1000, 30);
+    const exported = () => (JSON.parse(box.cursors.get('sync/$export')!) as { sinceByType?: Record<string, string> }).sinceByType ?? {};
+    await until(
+      clock,
+      () => box.records.some((r) => r.type === 'provider') && exported().Practitioner !== undefined,
+      'the Practitioner',
+      1000,
+      30,
+    );
     const kickOffs = fhir.requests.filter((r) => r.path.endsWith('/$export'));
     expect(kickOffs.map((r) => [r.query._type, r.query._since])).toEqual([
       ['Patient', undefined],
