@@ -11,6 +11,7 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, wri
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
+import { GATEWAY_NODE_FLAGS } from '../gateway/node-flags.ts';
 
 const root = join(dirname(new URL(import.meta.url).pathname), '..');
 const out = join(root, 'dist');
@@ -99,6 +100,8 @@ async function main(): Promise<void> {
       main: join(sea, 'gateway.cjs'),
       output: join(sea, 'sea-prep.blob'),
       disableExperimentalSEAWarning: true,
+      // the heap settings every gateway process runs with (V8 reads them before any code runs)
+      execArgv: GATEWAY_NODE_FLAGS,
       useCodeCache: false,
       useSnapshot: false,
     }),

@@ -1,5 +1,6 @@
 /** Starts a server under test in its own process (the load generator shares the 2 cores, not the event loop). */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { GATEWAY_NODE_FLAGS } from '../../gateway/node-flags.ts';
 import { waitForPort } from '../support/net.ts';
 
 export async function forkServer(script: string, args: string[], port: number): Promise<ChildProcess> {
@@ -40,9 +41,12 @@ export function tallyGc(stdout: NodeJS.ReadableStream, tally: GcTally): void {
   });
 }
 
-/** The gateway's banner and stop lines stay out of the figures; its stderr is shown when it fails to start or dies early. */
+/**
+ * A gateway as `npm start` runs it (with its heap flags). The gateway's banner and stop lines stay
+ * out of the figures; its stderr is shown when it fails to start or dies early.
+ */
 export async function spawnGateway(cli: string, config: string, port: number, o: { gc?: GcTally } = {}): Promise<ChildProcess> {
-  const c = spawn(process.execPath, [...(o.gc ? ['--trace-gc'] : []), cli, 'start', '--config', config], {
+  const c = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, ...(o.gc ? ['--trace-gc'] : []), cli, 'start', '--config', config], {
     stdio: ['ignore', o.gc ? 'pipe' : 'ignore', 'pipe'],
   });
   if (o.gc) tallyGc(c.stdout!, o.gc);

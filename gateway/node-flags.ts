@@ -1,0 +1,17 @@
+/**
+ * The V8 heap settings the gateway process runs with, however it is started: the single executable
+ * has them built in (installer/build-binary.ts writes them as its `execArgv`), and `npm start` /
+ * `npm run gateway` pass them on the command line (package.json; test/gateway/node-flags.test.ts
+ * keeps the two the same). V8 reads them once, when the heap is made, so they cannot be set from
+ * code that is already running; they hold for the outbox writer thread as well (over its own
+ * `resourceLimits`). What each costs and saves, measured: BENCHMARKS.md (footprint).
+ *
+ * - `--max-semi-space-size=1`: a young generation of ~3 MB instead of the 16–64 MB V8 grows it to
+ *   on a large machine, whose pages stay resident once touched (idle and peak alike).
+ * - `--max-old-space-size=1536`: V8 lets the old generation grow to four times what survived its
+ *   last full collection when the heap may reach 2 GB or more, and less below that; the gateway's
+ *   live heap is 20–35 MB, so this bound is never reached, and it halves how far the heap grows
+ *   between collections during an import. (A bound near the live size saves little more and costs
+ *   much more CPU.)
+ */
+export const GATEWAY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--max-old-space-size=1536'];
