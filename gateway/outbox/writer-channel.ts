@@ -35,9 +35,21 @@ export interface WriterChannel {
   dispose(): Promise<void>;
 }
 
+/**
+ * The writer thread's heap bounds, for a process started without the gateway's heap flags
+ * (gateway/node-flags.ts: `node bin/eyewear-gateway.js start`, tests). V8 flags given to the
+ * process apply to every thread and take precedence over these, so the single executable and `npm
+ * start` run the thread with those instead (a young generation as small, the old one bounded
+ * higher). Its live heap is 5–11 MB under load (requests arrive as transferred bytes, outside the
+ * heap); 64 MB is six times that, and a thread that still ran out would die and be restarted like
+ * any writer death, losing nothing committed. Measured: BENCHMARKS.md (footprint).
+ */
+export const WRITER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 3, maxOldGenerationSizeMb: 64 } as const;
+
 function spawnWriter(workerData: WriterOptions): Worker {
-  if (typeof __OUTBOX_WRITER_CODE__ === 'string') return new Worker(__OUTBOX_WRITER_CODE__, { eval: true, workerData });
-  return new Worker(new URL('./sqlite-writer-worker.ts', import.meta.url), { workerData });
+  const resourceLimits = WRITER_RESOURCE_LIMITS;
+  if (typeof __OUTBOX_WRITER_CODE__ === 'string') return new Worker(__OUTBOX_WRITER_CODE__, { eval: true, workerData, resourceLimits });
+  return new Worker(new URL('./sqlite-writer-worker.ts', import.meta.url), { workerData, resourceLimits });
 }
 
 /**
