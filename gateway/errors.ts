@@ -210,7 +210,7 @@ export const ErrorCodes = {
     summary:
       "A FHIR or vendor API refused the gateway's credentials: the token endpoint refused the signed client assertion, or a request with a fresh token got 401/403.",
     action:
-      'Check clientId, that the public key from `eyewear-gateway fhir jwks` is registered with the vendor (or served at jwksUrl), keyAlg, and the scopes; then `eyewear-gateway fhir check`.',
+      'Check clientId, that the public key from `eyewear-gateway fhir jwks` is registered with the vendor (or served at jwksUrl), keyAlg, and the scopes; then `eyewear-gateway fhir check`. For an `apis[]` source: the client id and secret or API key, and `eyewear-gateway api check`; a refused refresh token (`invalid_grant`) needs the practice to authorize the gateway again (the new token in auth.refreshToken).',
   },
   GW_API_REFUSED: {
     retry: 'permanent',

@@ -3,6 +3,7 @@ import type { CliCommand } from '../command.ts';
 import { checkConfigCommand, migrateConfigCommand } from './check-config.ts';
 import { dbCommand } from './db.ts';
 import { fhirCommand } from './fhir.ts';
+import { apiCommand } from './api.ts';
 import { keysCommand } from './keys.ts';
 import { previewCommand } from './preview.ts';
 import { reloadCommand } from './reload.ts';
@@ -24,5 +25,6 @@ export const coreCommands: readonly CliCommand[] = [
   keysCommand,
   dbCommand,
   fhirCommand,
+  apiCommand,
   versionCommand,
 ];

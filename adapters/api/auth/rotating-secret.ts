@@ -10,6 +10,9 @@
  * config holds another value — the practice authorized the gateway again — the configured one
  * wins and a new line of generations begins from it. Until then the newest stored one wins.
  *
+ * The newest is read again at each use, so another process that rotated it (`api check` beside
+ * the running gateway) is followed rather than overwritten with a revoked value.
+ *
  * Superseded generations stay on disk, sealed (the store has no delete); the vendor has revoked
  * them. The one window a crash can cost: between the token endpoint's answer and this write; the
  * write happens before the new access token is used, so the window is one file write long.
@@ -54,27 +57,23 @@ export function createRotatingSecret(store: SecretStore, name: string, configure
     return g;
   }
 
-  let gen = newest();
-  let value = configured;
-  let using = 0;
-  const top = gen > 0 ? read(gen) : undefined;
-  if (top && top.seed === seed) {
-    value = top.value;
-    using = gen;
+  /** The newest stored value of this line, or the configured one: read each time, so a second process's rotation (`api check` beside a running gateway) is seen. */
+  function load(): { gen: number; value: string; using: number } {
+    const gen = newest();
+    const top = gen > 0 ? read(gen) : undefined;
+    return top && top.seed === seed ? { gen, value: top.value, using: gen } : { gen, value: configured, using: 0 };
   }
 
   return {
-    current: () => value,
-    generation: () => using,
+    current: () => load().value,
+    generation: () => load().using,
     rotate(next) {
-      if (next === value) return;
+      const now = load();
+      if (next === now.value) return;
       const bytes = Buffer.from(JSON.stringify({ value: next, seed } satisfies Stored), 'utf8');
-      let g = gen + 1;
+      let g = now.gen + 1;
       while (!store.createSecret(secretName(g), bytes)) g++;
       store.writePublic(pointer, String(g));
-      gen = g;
-      using = g;
-      value = next;
     },
   };
 }
