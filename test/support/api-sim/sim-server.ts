@@ -49,8 +49,17 @@ export interface SimContext {
   origin: string;
 }
 
+/** Called around each API call (not token requests): a crash test kills the gateway there. */
+export interface SimHooks {
+  /** Before the call is answered (the gateway waits for this page). */
+  before?(call: { n: number; path: string }): void;
+  /** Once the answer is written (the gateway is reading, mapping or committing it). */
+  after?(call: { n: number; path: string }): void;
+}
+
 export interface SimServer {
   origin: string;
+  hooks: SimHooks;
   clock: SimClock;
   requests: SimRequest[];
   faults: SimFaults;
@@ -113,6 +122,7 @@ export async function startSimServer(o: SimOptions): Promise<SimServer> {
   const recent: number[] = [];
   let apiCalls = 0;
   let origin = '';
+  const hooks: SimHooks = {};
 
   const send = (res: ServerResponse, r: SimReply) => {
     const text = r.body === undefined ? '' : JSON.stringify(r.body);
@@ -148,9 +158,11 @@ export async function startSimServer(o: SimOptions): Promise<SimServer> {
           token,
         });
       let reply: SimReply;
+      let n = 0;
       if (token) reply = o.token(ctx, tokens);
       else {
-        const n = ++apiCalls;
+        n = ++apiCalls;
+        hooks.before?.({ n, path: ctx.path });
         const now = clock.now();
         while (recent.length && recent[0] <= now - 1000) recent.shift();
         recent.push(now);
@@ -163,12 +175,14 @@ export async function startSimServer(o: SimOptions): Promise<SimServer> {
       }
       log(reply.status);
       send(res, reply);
+      if (n > 0) hooks.after?.({ n, path: ctx.path });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     origin,
+    hooks,
     clock,
     requests,
     faults,
