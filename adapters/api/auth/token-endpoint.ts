@@ -4,12 +4,22 @@
  * least 30 s before, never later than half-way), callers at once share one request, and
  * `invalidate()` (after a 401) forces a renewal.
  *
- * The token endpoint's `error` is a registered code (RFC 6749 §5.2) and is kept; its
- * `error_description` is the server's free text and is not.
+ * The token endpoint's `error` is kept when it is a registered code (RFC 6749 §5.2), else shown as
+ * `other`; its `error_description` is the server's free text and is never kept.
  */
 import type { Clock } from '../../../gateway/clock.ts';
 import type { AuthProvider, HttpClient } from '../../http/http-client.ts';
 import { ApiError, safeUrl } from '../../http/http-error.ts';
+
+/** RFC 6749 §5.2's error codes: a server's `error` is kept only when it is one of them (anything else could be its own text). */
+const OAUTH_ERRORS = new Set([
+  'invalid_request',
+  'invalid_client',
+  'invalid_grant',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_scope',
+]);
 
 export interface TokenAnswer {
   accessToken: string;
@@ -56,7 +66,7 @@ export async function requestToken(r: TokenRequest): Promise<TokenAnswer> {
   });
   const body = (await res.json().catch(() => undefined)) as Record<string, unknown> | undefined;
   if (res.status !== 200 || typeof body?.access_token !== 'string' || body.access_token === '') {
-    const error = typeof body?.error === 'string' ? body.error.slice(0, 40) : `status ${res.status}`;
+    const error = typeof body?.error !== 'string' ? `status ${res.status}` : OAUTH_ERRORS.has(body.error) ? body.error : 'other';
     throw new ApiError('GW_API_AUTH_FAILED', `the token endpoint refused the gateway (${error})`, {
       status: res.status,
       detail: { error, tokenUrl: safeUrl(r.tokenUrl), grant: r.form.grant_type ?? '?' },
