@@ -44,7 +44,11 @@ const positive = (description: string, o: { minimum?: number; maximum?: number }
 
 export const fhirSourceSchema = Type.Object(
   {
-    id: Type.String({ minLength: 1, pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, cursors, its key pair).' }),
+    id: Type.String({
+      minLength: 1,
+      pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$',
+      description: 'Adapter id (logs, status, cursors, its key pair).',
+    }),
     vendor: Type.Union(
       Object.values(FhirVendor).map((v) => Type.Literal(v)),
       {

@@ -138,7 +138,11 @@ const ftpsSettings = Type.Object(
 
 const sqlStream = Type.Object(
   {
-    name: Type.String({ minLength: 1, pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$', description: 'Stream name (cursor key, status, record source ids).' }),
+    name: Type.String({
+      minLength: 1,
+      pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$',
+      description: 'Stream name (cursor key, status, record source ids).',
+    }),
     table: Type.Optional(Type.String({ minLength: 1, description: 'Table to read (schema.table allowed).' })),
     query: Type.Optional(
       Type.String({
@@ -498,7 +502,11 @@ export const ConfigSchema = Type.Object(
     files: Type.Array(
       Type.Object(
         {
-          id: Type.String({ minLength: 1, pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$', description: 'Adapter id (logs, status, ledger, dead letters).' }),
+          id: Type.String({
+            minLength: 1,
+            pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$',
+            description: 'Adapter id (logs, status, ledger, dead letters).',
+          }),
           source: Type.Union([Type.Literal('folder'), Type.Literal('sftp'), Type.Literal('ftps')], {
             default: 'folder',
             description: '`folder`: a local folder or mounted share; `sftp` or `ftps`: a folder on such a server.',
@@ -614,13 +622,18 @@ export const ConfigSchema = Type.Object(
     apis: Type.Array(apiSourceSchema(recordMapping), {
       default: [],
       reload: 'adapter',
-      description: "Vendors' own REST APIs (athenahealth, DrChrono, any JSON API) read declaratively: paged, incremental, mapped like database streams.",
+      description:
+        "Vendors' own REST APIs (athenahealth, DrChrono, any JSON API) read declaratively: paged, incremental, mapped like database streams.",
     }),
     cdsHooks: cdsHooksSchema,
     fileOutputs: Type.Array(
       Type.Object(
         {
-          id: Type.String({ minLength: 1, pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$', description: 'The target name `file.write` commands use.' }),
+          id: Type.String({
+            minLength: 1,
+            pattern: '^(?!\\.+$)[A-Za-z0-9._-]+$',
+            description: 'The target name `file.write` commands use.',
+          }),
           kind: Type.Union([Type.Literal('folder'), Type.Literal('sftp'), Type.Literal('ftps')], {
             default: 'folder',
             description: 'A local folder (or mounted share), or a folder on an SFTP or FTPS server.',

@@ -447,7 +447,8 @@ async function assembleGateway(
         replay: (id) => pipeline.replay(id),
         acknowledgeAlert: (key) => alertBoard.acknowledge(key),
         reloadConfig: opts.loadConfig ? reloadConfig : undefined,
-        fhirJwks: (id) => (current.fhir.some((f) => f.id === id) ? createPublicStore(paths.dataDir, id).readPublic('jwks.json') : undefined),
+        fhirJwks: (id) =>
+          current.fhir.some((f) => f.id === id) ? createPublicStore(paths.dataDir, id).readPublic('jwks.json') : undefined,
       })
     : undefined;
   // the admin API first among the services: agents start after it, and a port taken is retried like a source

@@ -214,13 +214,16 @@ export const ErrorCodes = {
   },
   GW_API_REFUSED: {
     retry: 'permanent',
-    summary: 'A FHIR or vendor API refused a request (a 4xx other than 401/403/429), or answered with something that is not what FHIR says it must be.',
-    action: "The server's OperationOutcome codes are in the log and `/status`; check baseUrl and the resources configured, then `eyewear-gateway fhir check`.",
+    summary:
+      'A FHIR or vendor API refused a request (a 4xx other than 401/403/429), or answered with something that is not what FHIR says it must be.',
+    action:
+      "The server's OperationOutcome codes are in the log and `/status`; check baseUrl and the resources configured, then `eyewear-gateway fhir check`.",
   },
   GW_API_QUOTA_EXHAUSTED: {
     retry: 'transient',
     summary: "The source's daily call cap (its vendor's published limit, or rateLimit.perDay) is spent; reads wait for the next UTC day.",
-    action: 'Nothing is lost: reading resumes from the cursor. Raise rateLimit.perDay only if the vendor allows it, or read fewer resources.',
+    action:
+      'Nothing is lost: reading resumes from the cursor. Raise rateLimit.perDay only if the vendor allows it, or read fewer resources.',
   },
   GW_FHIR_NOT_R4: {
     retry: 'permanent',
@@ -229,8 +232,10 @@ export const ErrorCodes = {
   },
   GW_FHIR_BULK_FAILED: {
     retry: 'transient',
-    summary: 'A Bulk Data export failed: the kick-off was refused, the job was lost or failed on the server, or it ran past bulk.maxWaitMinutes.',
-    action: 'It is tried again on the next cycle from the same _since; nothing committed is lost. If it keeps failing, set bulk.mode to never to page through searches instead.',
+    summary:
+      'A Bulk Data export failed: the kick-off was refused, the job was lost or failed on the server, or it ran past bulk.maxWaitMinutes.',
+    action:
+      'It is tried again on the next cycle from the same _since; nothing committed is lost. If it keeps failing, set bulk.mode to never to page through searches instead.',
   },
   GW_FHIR_WRITE_CONFLICT: {
     retry: 'permanent',

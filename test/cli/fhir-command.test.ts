@@ -114,7 +114,9 @@ describe('source ids', () => {
       expect(v.ok).toBe(false);
       expect(v.ok ? [] : v.problems.map((p) => p.path).sort()).toEqual(['fhir[0].id', 'files[0].id']);
     }
-    expect(validateConfig({ fhir: [{ id: 'a.b', baseUrl: 'https://ehr.example/fhir', clientId: 'c', resources: ['Patient'] }] }).ok).toBe(true);
+    expect(validateConfig({ fhir: [{ id: 'a.b', baseUrl: 'https://ehr.example/fhir', clientId: 'c', resources: ['Patient'] }] }).ok).toBe(
+      true,
+    );
   });
 });
 

@@ -90,8 +90,18 @@ describe('crash safety of a FHIR source', () => {
     const store = (l: PatientLedger): ReceivedStore => ({ ...newStore(), records: l, order: { push: () => 0 } as unknown as string[] });
     bulkCloud = await startHttpReferenceCloud({ privateKey: cloudKeys.privateKey, store: store(bulkLedger) });
     pageCloud = await startHttpReferenceCloud({ privateKey: cloudKeys.privateKey, store: store(pageLedger) });
-    bulkSide = await setup('bulk', 'always', () => bulkFhir, () => bulkCloud.url);
-    pageSide = await setup('page', 'never', () => pageFhir, () => pageCloud.url);
+    bulkSide = await setup(
+      'bulk',
+      'always',
+      () => bulkFhir,
+      () => bulkCloud.url,
+    );
+    pageSide = await setup(
+      'page',
+      'never',
+      () => pageFhir,
+      () => pageCloud.url,
+    );
     bulkFhir = await startFhirServer({
       vendor: 'generic',
       synthetic: [syntheticPatients(PATIENTS, { seed: 7 })],
@@ -128,7 +138,9 @@ describe('crash safety of a FHIR source', () => {
     await pageFhir?.stop();
   });
 
-  it(`has every one of ${PATIENTS.toLocaleString('en')} patients after ${KILLS} kills inside a Bulk export's files`, { timeout: 300_000 }, async () => {
+  it(`has every one of ${PATIENTS.toLocaleString('en')} patients after ${KILLS} kills inside a Bulk export's files`, {
+    timeout: 300_000,
+  }, async () => {
     for (let k = 0; k < KILLS; k++) {
       await bulkGw.start();
       // the first kill lands while the export is still being polled or its first file read
@@ -145,7 +157,9 @@ describe('crash safety of a FHIR source', () => {
     expect(bulkFhir.requests.filter((r) => r.path.endsWith('/$export'))).toHaveLength(1);
   });
 
-  it(`has every one of ${PATIENTS.toLocaleString('en')} patients after ${KILLS} kills while paging through a search`, { timeout: 300_000 }, async () => {
+  it(`has every one of ${PATIENTS.toLocaleString('en')} patients after ${KILLS} kills while paging through a search`, {
+    timeout: 300_000,
+  }, async () => {
     for (let k = 0; k < KILLS; k++) {
       await pageGw.start();
       await jitter(150, 400);
