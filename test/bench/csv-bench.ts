@@ -1,7 +1,8 @@
 /**
  * File source figures: a 500,000-row CSV export imported by a gateway process (parse, map,
- * validate, seal, commit with the ledger; the file sink relaying meanwhile) — rows/s and the
- * process's peak RSS — beside parsing the same file with the same CSV reader and doing nothing
+ * validate, seal, commit with the ledger; the file sink relaying meanwhile) — rows/s, the process's
+ * peak RSS over the import and over the whole job (until the relay has drained the outbox), and
+ * what it gives back after — beside parsing the same file with the same CSV reader and doing nothing
  * else (the parsing floor).
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, statSync, writeFileSync, createWriteStream } from 'node:fs';
@@ -16,7 +17,14 @@ export interface CsvBenchResult {
   bytes: number;
   parseRate: number;
   importRate: number;
+  /** Peak RSS while the file was imported (until it was moved to processed/). */
   peakRssMiB: number;
+  /** Peak RSS over the whole job: the import and the relay's drain of what it queued. */
+  jobPeakRssMiB: number;
+  /** From the file's arrival until the outbox was empty again. */
+  jobMs: number;
+  /** RSS 5 s after the drain: what the process gives back after the peak. */
+  afterRssMiB: number;
   idleRssMiB: number;
   /** Heap bytes allocated per row over the import, the gateway's every isolate (from --trace-gc), and the collections counted. */
   allocatedBytesPerRow: number;
@@ -78,16 +86,36 @@ export async function csvBench(o: { rows: number; root: string }): Promise<CsvBe
     // allocated over the import = what was freed + how much each heap grew (an isolate new since: all of it)
     let growthMb = 0;
     for (const [isolate, after] of gc.lastAfterMb) growthMb += after - (heapBefore.get(isolate) ?? 0);
+    const collections = gc.collections - collectionsBefore;
     const allocatedBytesPerRow = ((gc.freedMb - freedBefore + growthMb) * 1024 * 1024) / n;
+    // the job goes on until the relay has delivered what the import queued (bounded like the import)
+    const token = readFileSync(join(dir, 'data', 'admin.token'), 'utf8').trim();
+    for (;;) {
+      const st = (await (
+        await fetch(`http://127.0.0.1:${adminPort}/status`, { headers: { authorization: `Bearer ${token}` } })
+      ).json()) as {
+        outbox: { pending: number; inFlight: number; waitingRetry: number };
+      };
+      if (st.outbox.pending + st.outbox.inFlight + st.outbox.waitingRetry === 0) break;
+      if (Date.now() > deadline) throw new Error('the relay did not drain the outbox in 10 minutes');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const jobMs = performance.now() - t0;
+    const jobPeak = rssOf(child.pid!).hwm;
+    await new Promise((r) => setTimeout(r, 5000));
+    const after = rssOf(child.pid!).rss;
     return {
       rows: n,
       bytes,
       parseRate,
       importRate: (n / importMs) * 1000,
       peakRssMiB: peak,
+      jobPeakRssMiB: jobPeak,
+      jobMs,
+      afterRssMiB: after,
       idleRssMiB: idle,
       allocatedBytesPerRow,
-      collections: gc.collections - collectionsBefore,
+      collections,
     };
   } finally {
     await stopChild(child);

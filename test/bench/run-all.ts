@@ -6,8 +6,10 @@
  *   3. Relay throughput to mosquitto beside raw mqtt.js publishing the same payloads.
  *   4. Database source (PostgreSQL, Practice Studio): first-load rows/s beside a bare keyset walk,
  *      and the cost of an empty poll beside the same number of SELECT 1 round trips.
- *   5. File source: a 500,000-row CSV imported by a gateway process (rows/s, peak RSS) beside
- *      parsing the same file with the same reader.
+ *   5. Footprint and file source: idle RSS of a gateway built up part by part (what each part
+ *      costs, test/bench/footprint-bench.ts), then a 500,000-row CSV imported by a gateway process
+ *      (rows/s, peak RSS over the import and the relay's drain, RSS after) beside parsing the same
+ *      file with the same reader.
  *   6. Mapping allocation: heap bytes and rows/s per CSV row through the compiled record mappings
  *      beside the old mapping code, ABBA in one process (test/bench/alloc-bench.ts).
  *   7. CDS Hooks: patient-view answer latency (JWT, read-model lookup, cards) over TLS beside the
@@ -29,6 +31,7 @@ import { parseBench } from './parse-bench.ts';
 import { dbBench } from './db-bench.ts';
 import { csvBench } from './csv-bench.ts';
 import { allocBench, allocLines } from './alloc-bench.ts';
+import { footprintBench, footprintLines, footprintSubject } from './footprint-bench.ts';
 import { cdsHooksBench } from './cds-hooks-bench.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -216,7 +219,10 @@ async function dbSection(): Promise<void> {
 }
 
 async function csvSection(): Promise<void> {
-  log('\n5. File source: a CSV export of patients (optical-csv profile), gateway in its own process');
+  const exe = join(root, 'dist/eyewear-gateway');
+  log(`\n5. Footprint: idle RSS, each part added to the one above (gateways run as ${footprintSubject({ root, exe })})`);
+  for (const line of footprintLines(await footprintBench({ root, exe }))) log(line);
+  log('  File source: a CSV export of patients (optical-csv profile), gateway (from source, with its heap flags) in its own process');
   const c = await csvBench({ rows: Number(process.env.BENCH_CSV_ROWS ?? 500_000), root });
   log(`  parse only (our streaming CSV reader, rows dropped)      ${fmt(c.parseRate).padStart(9)} rows/s`);
   log(
@@ -224,6 +230,9 @@ async function csvSection(): Promise<void> {
   );
   log(
     `  ratio import/parse ${fmt(c.importRate / c.parseRate, 3)}; peak RSS ${fmt(c.peakRssMiB)} MiB (idle ${fmt(c.idleRssMiB)} MiB) — the file is streamed, never held whole`,
+  );
+  log(
+    `  the whole job (import, then the relay's drain: ${fmt(c.jobMs / 1000, 1)} s): peak RSS ${fmt(c.jobPeakRssMiB)} MiB (goal ≤ 150); 5 s after it ${fmt(c.afterRssMiB)} MiB`,
   );
   log(
     `  heap allocated per row over the import, every isolate of the gateway (--trace-gc: freed + heap growth) ${fmt(c.allocatedBytesPerRow)} B/row in ${fmt(c.collections)} collections (goal ≤ 3,000 B/row)`,
