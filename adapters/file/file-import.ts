@@ -3,7 +3,8 @@
  *
  * The ledger is the outbox's cursor table (same SQLite file): under `file:<source>:<sha256>` it
  * keeps the file's name, size, mtime, hash and how many rows are committed, written in the same
- * transaction as those rows' records (pages of `pageSize` rows). So:
+ * transaction as those rows' records (pages of `pageSize` rows, or fewer when the rows are wide:
+ * `PAGE_MAX_CHARS`). So:
  *  - the same content seen again (a re-export, a copy, a file put back) is not imported twice;
  *  - a crash in the middle of a file resumes after the last committed row: no gap, no duplicate;
  *  - record ids are deterministic from each row's content, so even a repeated row (or a daily
@@ -14,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { recordsFromRow } from '../canonical/map-row.ts';
-import { rowHash } from '../canonical/row-hash.ts';
+import { hashRowJson, rowHash, rowJson } from '../canonical/row-hash.ts';
 import type { IntakeContext, MapResult, RawRow } from '../contracts.ts';
 import { decodeXmlBytes } from '../cda/xml-root.ts';
 import { mapFhirResource } from '../fhir/map-fhir.ts';
@@ -174,6 +175,8 @@ export async function importFile(ctx: IntakeContext, o: FileImportOptions, file:
 
   let g = 0;
   let page: RawRow[] = [];
+  /** The page's rows measured as their JSON text (what they are hashed by), in characters. */
+  let pageChars = 0;
   let deadLettered = 0;
   const kindOf = new Map<string, FileKind | 'fhir'>();
   const mapOpts = { ...o, system };
@@ -183,6 +186,7 @@ export async function importFile(ctx: IntakeContext, o: FileImportOptions, file:
     // Whatever the outcome the next page starts empty, as before; the ledger moves only with the commit.
     const rows = page;
     page = [];
+    pageChars = 0;
     const r = await ctx.intakePage({
       adapter: o.adapterId,
       format: stream,
@@ -203,8 +207,10 @@ export async function importFile(ctx: IntakeContext, o: FileImportOptions, file:
       for await (const row of rowsOf(file.path, format, kind === 'fhir' ? undefined : kind, o)) {
         g++;
         if (g <= resumeAfter) continue;
-        page.push({ pk: `${kindName}#${g}`, data: row.data, hash: rowHash(row.data) });
-        if (page.length >= o.pageSize) {
+        const json = rowJson(row.data);
+        pageChars += json.length;
+        page.push({ pk: `${kindName}#${g}`, data: row.data, hash: hashRowJson(json) });
+        if (page.length >= o.pageSize || pageChars >= PAGE_MAX_CHARS) {
           const stop = await flush(false);
           if (stop) return stop;
         }
@@ -225,6 +231,14 @@ export async function importFile(ctx: IntakeContext, o: FileImportOptions, file:
   if (stop) return stop;
   return { status: 'imported', rows: g, deadLettered, resumedAfter: resumeAfter };
 }
+
+/**
+ * A page also ends once its rows' text reaches this (characters of their JSON), whatever
+ * `pageSize` says: a page is held whole until it is mapped, so 1,000 rows of 64 KB would be 64 MB
+ * at once. Narrow rows never reach it (1,000 CSV rows of ~100 bytes are ~0.15 M characters). The
+ * peak it saves and the commits it adds: BENCHMARKS.md (footprint).
+ */
+export const PAGE_MAX_CHARS = 1 << 20;
 
 /** A file of messages for a codec: HL7 v2 (one or more, or a batch), or one whole CDA document or HL7 v3 message. */
 async function importMessages(
