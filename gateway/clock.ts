@@ -139,3 +139,22 @@ export function sleepOn(clock: Clock, ms: number, signal?: AbortSignal): Promise
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * Waits `ms` on `clock`; resolves true when the time passed, false at once when `signal` is (or
+ * becomes) aborted — a poller's wait that a stop ends without a timer left behind.
+ */
+export function sleepUnlessAborted(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (!signal || signal.aborted) return resolve(false);
+    const t = clock.setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    const onAbort = () => {
+      clock.clearTimeout(t);
+      resolve(false);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -6,13 +6,13 @@
  * code that is already running; they hold for the outbox writer thread as well (over its own
  * `resourceLimits`). What each costs and saves, measured: BENCHMARKS.md (footprint).
  *
- * - `--max-semi-space-size=4`: a young generation of ~8 MB instead of the 16–128 MB V8 grows it to
- *   under an import on a large machine, whose pages stay resident once touched. Smaller (1 MB)
- *   saved a little more memory but cost CPU per record (more young collections, more promoted).
+ * - `--max-semi-space-size=4`: a small young generation instead of the one V8 grows under an
+ *   import on a large machine, whose pages stay resident once touched. Smaller saved a little more
+ *   memory but cost CPU per record (more young collections, more promoted).
  * - `--max-old-space-size=1536`: V8 lets the old generation grow to four times what survived its
  *   last full collection when the heap may reach 2 GB or more, and less below that; the gateway's
- *   live heap is 20–35 MB, so this bound is never reached, and it halves how far the heap grows
- *   between collections during an import. (A bound near the live size saves little more and costs
+ *   live heap is far below this bound, so it is never reached, and it limits how far the heap
+ *   grows between collections during an import. (A bound near the live size saves little more and costs
  *   much more CPU.)
  */
 export const GATEWAY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--max-old-space-size=1536'];

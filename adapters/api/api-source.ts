@@ -17,7 +17,8 @@
  * cursor kept.
  */
 import type { Logger } from 'pino';
-import { systemClock, type Clock } from '../../gateway/clock.ts';
+import { sleepUnlessAborted, systemClock, type Clock } from '../../gateway/clock.ts';
+import { commitPage } from '../page-commit.ts';
 import type { AdapterHealth, IntakeContext, MapResult, RawRow, SecretStore, SourceAdapter } from '../contracts.ts';
 import { createHttpClient, type HttpClient } from '../http/http-client.ts';
 import { ApiError } from '../http/http-error.ts';
@@ -75,9 +76,6 @@ function quotaStore(secrets: SecretStore): QuotaStore {
   };
 }
 
-const pauseState = (code: string) =>
-  code === 'GW_OUTBOX_FULL' ? 'paused: outbox full' : code === 'GW_DISK_LOW' ? 'paused: disk low' : 'paused: outbox write failed';
-
 export function createApiSource(o: ApiSourceOptions): ApiSource {
   const clock = o.clock ?? systemClock;
   const src = o.source;
@@ -124,43 +122,15 @@ export function createApiSource(o: ApiSourceOptions): ApiSource {
     return { http: counted, auth };
   }
 
-  async function commit(stream: string, rows: RawRow[], cursor: { key: string; value: string }): Promise<boolean> {
-    const signal = abort!.signal;
-    for (let attempt = 0; !signal.aborted; attempt++) {
-      const r = await ctx!.intakePage({
-        adapter: src.id,
-        format: `api:${src.id}`,
-        stream,
-        rows,
-        map: (row) => mapper.map(stream, row),
-        cursor,
-      });
-      if (r.status === 'accepted') {
-        if (attempt > 0) notes.set('state', 'reading');
-        return true;
-      }
-      notes.set('state', pauseState(r.code));
-      ctx!.logger.warn({ code: r.code, stream }, 'page not committed; reads paused, the page will be retried');
-      if (!(await sleep(Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5))))) return false;
-    }
-    return false;
+  function commit(stream: string, rows: RawRow[], cursor: { key: string; value: string }): Promise<boolean> {
+    return commitPage(
+      ctx!,
+      { adapter: src.id, format: `api:${src.id}`, stream, rows, map: (row) => mapper.map(stream, row), cursor },
+      { clock, signal: abort!.signal, onState: (st) => notes.set('state', st) },
+    );
   }
 
-  function sleep(ms: number): Promise<boolean> {
-    const signal = abort?.signal;
-    return new Promise((resolve) => {
-      if (!signal || signal.aborted) return resolve(false);
-      const t = clock.setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(true);
-      }, ms);
-      const onAbort = () => {
-        clock.clearTimeout(t);
-        resolve(false);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-  }
+  const sleep = (ms: number) => sleepUnlessAborted(clock, ms, abort?.signal);
 
   function syncContext(c: ApiConnection, logger: Logger, signal: AbortSignal): SyncContext {
     return {

@@ -11,12 +11,11 @@ import { fhirDeleteRecords, mapFhirResource, type FhirMapContext } from './map-f
 
 type R = Record<string, unknown>;
 
-export interface DeletedMarker {
-  __deleted: true;
-  resourceType: string;
-  id: string;
-  at: string;
-}
+/** A deleted resource's row data: a marker no FHIR JSON can carry, its type, id and when it went. */
+export type DeletedMarker = R & { __deleted: true; resourceType: string; id: string; at: string };
+
+const isDeleted = (d: R): d is DeletedMarker =>
+  d.__deleted === true && typeof d.resourceType === 'string' && typeof d.id === 'string' && typeof d.at === 'string';
 
 /** A row for a resource that has a type and an id; undefined for anything else. */
 export function resourceRow(res: unknown, stream: string | undefined): RawRow | undefined {
@@ -27,7 +26,7 @@ export function resourceRow(res: unknown, stream: string | undefined): RawRow | 
 
 export function deletedRow(resourceType: string, id: string, at: string, stream?: string): RawRow {
   const data: DeletedMarker = { __deleted: true, resourceType, id, at };
-  return { pk: `${resourceType}/${id}`, data: data as unknown as R, hash: `deleted:${at}`, ...(stream ? { stream } : {}) };
+  return { pk: `${resourceType}/${id}`, data, hash: `deleted:${at}`, ...(stream ? { stream } : {}) };
 }
 
 /** A line that was not a resource: kept so its dead letter says so and holds the text for a look. */
@@ -48,10 +47,7 @@ export function createRowMapper(ctx: FhirMapContext): RowMapper {
   return {
     map(row) {
       const d = row.data;
-      if (d.__deleted === true) {
-        const m = d as unknown as DeletedMarker;
-        return fhirDeleteRecords(m.resourceType, m.id, ctx, m.at);
-      }
+      if (isDeleted(d)) return fhirDeleteRecords(d.resourceType, d.id, ctx, d.at);
       if (typeof d.__unreadable === 'string')
         return { records: [], issues: [{ severity: 'error', code: 'GW_MAP_FAILED', message: `not a FHIR resource: ${d.__unreadable}` }] };
       const out = mapFhirResource(d, ctx, row.hash ?? rowHash(d));

@@ -12,7 +12,8 @@
  */
 import type { Logger } from 'pino';
 import type { FhirResourceName } from '../../config/fhir-schema.ts';
-import { systemClock, type Clock } from '../../gateway/clock.ts';
+import { sleepUnlessAborted, systemClock, type Clock } from '../../gateway/clock.ts';
+import { commitPage } from '../page-commit.ts';
 import type { AdapterHealth, IntakeContext, RawRow, SecretStore, SourceAdapter } from '../contracts.ts';
 import { loadOrCreateClientKey, type ClientKey } from '../http/client-keys.ts';
 import { createHttpClient, type HttpClient } from '../http/http-client.ts';
@@ -167,39 +168,15 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
     return { http, auth, key, tokenUrl, capabilities, strategies };
   }
 
-  async function commit(stream: string, rows: RawRow[], cursor: { key: string; value: string }): Promise<boolean> {
-    const signal = abort!.signal;
-    for (let attempt = 0; !signal.aborted; attempt++) {
-      const r = await ctx!.intakePage({ adapter: o.id, format: `fhir:${o.id}`, stream, rows, map: (row) => rowMapper.map(row), cursor });
-      if (r.status === 'accepted') {
-        if (attempt > 0) notes.set('state', 'reading');
-        return true;
-      }
-      notes.set(
-        'state',
-        r.code === 'GW_OUTBOX_FULL' ? 'paused: outbox full' : r.code === 'GW_DISK_LOW' ? 'paused: disk low' : 'paused: outbox write failed',
-      );
-      ctx!.logger.warn({ code: r.code, stream }, 'page not committed; reads paused, the page will be retried');
-      if (!(await sleep(Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5))))) return false;
-    }
-    return false;
+  function commit(stream: string, rows: RawRow[], cursor: { key: string; value: string }): Promise<boolean> {
+    return commitPage(
+      ctx!,
+      { adapter: o.id, format: `fhir:${o.id}`, stream, rows, map: (row) => rowMapper.map(row), cursor },
+      { clock, signal: abort!.signal, onState: (st) => notes.set('state', st) },
+    );
   }
 
-  function sleep(ms: number): Promise<boolean> {
-    const signal = abort?.signal;
-    return new Promise((resolve) => {
-      if (!signal || signal.aborted) return resolve(false);
-      const t = clock.setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(true);
-      }, ms);
-      const onAbort = () => {
-        clock.clearTimeout(t);
-        resolve(false);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-  }
+  const sleep = (ms: number) => sleepUnlessAborted(clock, ms, abort?.signal);
 
   function syncContext(c: FhirConnection, logger: Logger, signal: AbortSignal): SyncContext {
     return {

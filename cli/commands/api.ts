@@ -5,19 +5,16 @@
  * (issues name fields, never values). The page asked is the first page of the entity's first load.
  */
 import { createRecordValidator } from '../../adapters/canonical/validator.ts';
-import { apiSourceFrom, type ApiSourceConfig } from '../../adapters/api/index.ts';
+import { apiSourceFrom } from '../../adapters/api/index.ts';
 import { pageRows, streamOf } from '../../adapters/api/api-rows.ts';
 import { pageUrl, rowsOf } from '../../adapters/api/entity-sync.ts';
 import { firstPosition, totalOf } from '../../adapters/api/paging.ts';
 import type { GatewayConfig } from '../../config/schema.ts';
 import { systemClock } from '../../gateway/clock.ts';
-import { gatewayPaths } from '../../gateway/create-gateway.ts';
-import { openSealKey } from '../../gateway/crypto/key-custody.ts';
-import { createRecordSealer } from '../../gateway/crypto/record-sealer.ts';
-import { createSecretStore } from '../../gateway/crypto/secret-store.ts';
 import { createMapStage } from '../../gateway/pipeline/map-stage.ts';
 import { ApiError } from '../../adapters/http/http-error.ts';
 import type { CliCommand, CliIo } from '../command.ts';
+import { pickEntries, sourceSecretStore } from '../source-args.ts';
 
 export const API_HELP = `eyewear-gateway api — vendor REST API sources
 
@@ -27,32 +24,6 @@ Usage:
       rotated refresh token is kept sealed, as the gateway keeps it), then the first page of each
       entity, mapped and validated. Exit 1 when a step fails, 5 when a page maps with errors.
 `;
-
-function pick(config: GatewayConfig, id: string | undefined, io: CliIo): ApiSourceConfig[] | undefined {
-  const all = config.apis;
-  if (all.length === 0) {
-    io.err('no API sources in the config (section `apis`)');
-    return undefined;
-  }
-  if (!id) return all;
-  const one = all.filter((a) => a.id === id);
-  if (one.length === 0) {
-    io.err(`no API source "${id}" in the config; there is: ${all.map((a) => a.id).join(', ')}`);
-    return undefined;
-  }
-  return one;
-}
-
-/** The secret store the gateway itself uses for a source (the seal key opened as a start would). */
-function storeFor(config: GatewayConfig, id: string) {
-  const paths = gatewayPaths(config);
-  const custody = openSealKey({
-    keyFile: paths.keyFile,
-    outboxFiles: [paths.outboxFile, paths.outboundFile],
-    sealedFileDirs: [paths.fileSinkDir],
-  });
-  return createSecretStore(paths.dataDir, id, createRecordSealer(custody.key));
-}
 
 /** What to check when the way in fails, by what failed (codes only). */
 function authHint(e: unknown, kind: string): string {
@@ -65,7 +36,7 @@ function authHint(e: unknown, kind: string): string {
 }
 
 export async function apiCheck(config: GatewayConfig, id: string | undefined, io: CliIo): Promise<number> {
-  const list = pick(config, id, io);
+  const list = pickEntries(config.apis, id, { kind: 'API source', section: 'apis' }, io);
   if (!list) return 2;
   const stage = createMapStage({
     validator: createRecordValidator(),
@@ -77,7 +48,7 @@ export async function apiCheck(config: GatewayConfig, id: string | undefined, io
   for (const c of list) {
     let source;
     try {
-      source = apiSourceFrom(c, { clock: systemClock, secrets: storeFor(config, c.id), timezone: config.gateway.timezone });
+      source = apiSourceFrom(c, { clock: systemClock, secrets: sourceSecretStore(config, c.id), timezone: config.gateway.timezone });
     } catch (e) {
       io.err(`${c.id}: ${(e as Error).message}`);
       failed = true;

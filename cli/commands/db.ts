@@ -13,7 +13,6 @@ import {
   pkOf,
   realtimeChannel,
   streamsOf,
-  type DatabaseConfig,
   type SqlDriver,
 } from '../../adapters/sql/index.ts';
 import { inspectStream } from '../../adapters/sql/sql-source.ts';
@@ -21,6 +20,7 @@ import { installRealtime, realtimeInstallSql, realtimeRemoveSql, realtimeStatus,
 import { rowHash } from '../../adapters/canonical/row-hash.ts';
 import type { GatewayConfig } from '../../config/schema.ts';
 import type { CliCommand, CliIo } from '../command.ts';
+import { pickEntries } from '../source-args.ts';
 import { systemClock } from '../../gateway/clock.ts';
 import { createMapStage } from '../../gateway/pipeline/map-stage.ts';
 
@@ -38,23 +38,8 @@ Usage:
       those. status: list the tables that have them. The admin login is used for this command only.
 `;
 
-function pick(config: GatewayConfig, id: string | undefined, io: CliIo): DatabaseConfig[] | undefined {
-  const all: DatabaseConfig[] = config.databases;
-  if (all.length === 0) {
-    io.err('no databases in the config (section `databases`)');
-    return undefined;
-  }
-  if (!id) return all;
-  const one = all.filter((d) => d.id === id);
-  if (one.length === 0) {
-    io.err(`no database "${id}" in the config; there is: ${all.map((d) => d.id).join(', ')}`);
-    return undefined;
-  }
-  return one;
-}
-
 export async function dbCheck(config: GatewayConfig, id: string | undefined, io: CliIo): Promise<number> {
-  const dbs = pick(config, id, io);
+  const dbs = pickEntries(config.databases, id, { kind: 'database', section: 'databases' }, io);
   if (!dbs) return 2;
   let errors = 0;
   const validator = createRecordValidator();
@@ -123,7 +108,7 @@ export async function dbRealtime(
     io.err('db realtime needs --database ID');
     return 2;
   }
-  const dbs = pick(config, o.database, io);
+  const dbs = pickEntries(config.databases, o.database, { kind: 'database', section: 'databases' }, io);
   if (!dbs) return 2;
   const c = dbs[0];
   if (c.engine !== 'postgres') {

@@ -7,17 +7,14 @@
  *                 and one page of each resource mapped and validated (issues name fields, never values).
  */
 import { createRecordValidator } from '../../adapters/canonical/validator.ts';
-import { fhirSourceFrom, strategyLabel, type FhirConfig } from '../../adapters/fhir/index.ts';
+import { fhirSourceFrom, strategyLabel } from '../../adapters/fhir/index.ts';
 import { resourceRow } from '../../adapters/fhir/fhir-rows.ts';
 import { loadOrCreateClientKey } from '../../adapters/http/client-keys.ts';
 import type { GatewayConfig } from '../../config/schema.ts';
 import { systemClock } from '../../gateway/clock.ts';
-import { gatewayPaths } from '../../gateway/create-gateway.ts';
-import { openSealKey } from '../../gateway/crypto/key-custody.ts';
-import { createRecordSealer } from '../../gateway/crypto/record-sealer.ts';
-import { createSecretStore } from '../../gateway/crypto/secret-store.ts';
 import { createMapStage } from '../../gateway/pipeline/map-stage.ts';
 import type { CliCommand, CliIo } from '../command.ts';
+import { pickEntries, sourceSecretStore } from '../source-args.ts';
 
 export const FHIR_HELP = `eyewear-gateway fhir — FHIR R4 sources
 
@@ -31,34 +28,8 @@ Usage:
       Exit 1 when a step fails, 5 when a page maps with errors.
 `;
 
-function pick(config: GatewayConfig, id: string | undefined, io: CliIo): FhirConfig[] | undefined {
-  const all = config.fhir;
-  if (all.length === 0) {
-    io.err('no FHIR sources in the config (section `fhir`)');
-    return undefined;
-  }
-  if (!id) return all;
-  const one = all.filter((f) => f.id === id);
-  if (one.length === 0) {
-    io.err(`no FHIR source "${id}" in the config; there is: ${all.map((f) => f.id).join(', ')}`);
-    return undefined;
-  }
-  return one;
-}
-
-/** The secret store the gateway itself uses for a source (the seal key opened as a start would). */
-function storeFor(config: GatewayConfig, id: string) {
-  const paths = gatewayPaths(config);
-  const custody = openSealKey({
-    keyFile: paths.keyFile,
-    outboxFiles: [paths.outboxFile, paths.outboundFile],
-    sealedFileDirs: [paths.fileSinkDir],
-  });
-  return createSecretStore(paths.dataDir, id, createRecordSealer(custody.key));
-}
-
 export async function fhirJwks(config: GatewayConfig, id: string | undefined, io: CliIo): Promise<number> {
-  const list = pick(config, id, io);
+  const list = pickEntries(config.fhir, id, { kind: 'FHIR source', section: 'fhir' }, io);
   if (!list) return 2;
   if (list.length > 1 && !id) {
     io.err(`several FHIR sources: name one with --source (${list.map((f) => f.id).join(', ')})`);
@@ -66,7 +37,7 @@ export async function fhirJwks(config: GatewayConfig, id: string | undefined, io
   }
   const c = list[0];
   try {
-    const key = await loadOrCreateClientKey(storeFor(config, c.id), c.keyAlg);
+    const key = await loadOrCreateClientKey(sourceSecretStore(config, c.id), c.keyAlg);
     io.out(JSON.stringify(key.jwks, null, 2));
     if (key.created) io.err(`made a new ${c.keyAlg} key pair for ${c.id} (kid ${key.kid}); register this JWKS with the vendor`);
     return 0;
@@ -77,7 +48,7 @@ export async function fhirJwks(config: GatewayConfig, id: string | undefined, io
 }
 
 export async function fhirCheck(config: GatewayConfig, id: string | undefined, io: CliIo): Promise<number> {
-  const list = pick(config, id, io);
+  const list = pickEntries(config.fhir, id, { kind: 'FHIR source', section: 'fhir' }, io);
   if (!list) return 2;
   const stage = createMapStage({
     validator: createRecordValidator(),
@@ -87,7 +58,7 @@ export async function fhirCheck(config: GatewayConfig, id: string | undefined, i
   let failed = false;
   let mapErrors = 0;
   for (const c of list) {
-    const source = fhirSourceFrom(c, { clock: systemClock, secrets: storeFor(config, c.id) });
+    const source = fhirSourceFrom(c, { clock: systemClock, secrets: sourceSecretStore(config, c.id) });
     io.out(`${c.id} (${source.profile.label}, ${c.baseUrl})`);
     for (const n of source.profile.notes) io.out(`  note: ${n}`);
     let conn;

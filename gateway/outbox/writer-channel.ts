@@ -39,10 +39,10 @@ export interface WriterChannel {
  * The writer thread's heap bounds, for a process started without the gateway's heap flags
  * (gateway/node-flags.ts: `node bin/eyewear-gateway.js start`, tests). V8 flags given to the
  * process apply to every thread and take precedence over these, so the single executable and `npm
- * start` run the thread with those instead (a young generation of ~8 MB, the old one bounded at
- * 1.5 GB). Its live heap is 5–11 MB under load (requests arrive as transferred bytes, outside the
- * heap); 64 MB is six times that, and a thread that still ran out would die and be restarted like
- * any writer death, losing nothing committed. Measured: BENCHMARKS.md (footprint).
+ * start` run the thread with those instead. The old-generation bound is several times the thread's
+ * measured live heap under load (requests arrive as transferred bytes, outside the heap), and a
+ * thread that still ran out would die and be restarted like any writer death, losing nothing
+ * committed. The figures: BENCHMARKS.md (footprint).
  */
 export const WRITER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 3, maxOldGenerationSizeMb: 64 } as const;
 
