@@ -4,5 +4,6 @@
 // installer/ and updater/ add their commands (install, doctor, update) to this list, one import each.
 import { main } from '../cli/main.ts';
 import { coreCommands } from '../cli/commands/index.ts';
+import { updaterCommands } from '../updater/commands/index.ts';
 
-main([...coreCommands]);
+main([...coreCommands, ...updaterCommands]);

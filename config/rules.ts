@@ -188,6 +188,25 @@ function cloudRules(c: GatewayConfig, add: Add, skip: (v: unknown) => boolean): 
         'use the command-signing key the cloud gave at enrolment (not its encryption key)',
       );
   }
+  const rks = c.cloud.releaseKeys;
+  rks.forEach((rk, i) => {
+    if (skip(rk)) return;
+    const k = publicKeyOf(rk);
+    if (!k.ok || k.type !== 'ed25519')
+      add(
+        `cloud.releaseKeys[${i}]`,
+        'a PEM Ed25519 public key (-----BEGIN PUBLIC KEY-----)',
+        k.ok ? `an ${k.type} key` : k.found,
+        "point it at the cloud's release key file: - ${file:/path/release-1.pem}",
+      );
+  });
+  if (c.cloud.releaseKeyThreshold > rks.length && rks.length > 0)
+    add(
+      'cloud.releaseKeyThreshold',
+      `at most the number of release keys (${rks.length})`,
+      String(c.cloud.releaseKeyThreshold),
+      'pin as many release keys as the threshold asks, or lower the threshold',
+    );
 }
 
 function publicKeyOf(pem: string): { ok: true; type: string; curve: string } | { ok: false; found: string } {

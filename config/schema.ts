@@ -751,6 +751,16 @@ export const ConfigSchema = Type.Object(
               "The cloud's Ed25519 command key (PEM), pinned: commands (JWS on `down/commands`) signed with anything else are refused. Without it, no command is accepted. Accepts `${file:PATH}`.",
           }),
         ),
+        releaseKeys: Type.Array(Type.String({ minLength: 1 }), {
+          default: [],
+          description:
+            "The cloud's Ed25519 release keys (PEM), pinned: an update manifest must be signed by `releaseKeyThreshold` of them (updater/manifest.ts). Empty: no update is accepted. Each accepts `${file:PATH}`.",
+        }),
+        releaseKeyThreshold: Type.Integer({
+          minimum: 1,
+          default: 1,
+          description: 'How many distinct release keys must have signed an update manifest.',
+        }),
       },
       'The eyewear-ML cloud.',
       { restart: true },

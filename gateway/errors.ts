@@ -170,6 +170,13 @@ export const ErrorCodes = {
       'A cloud command was refused: unsigned or wrongly signed, expired, for another gateway, replayed, or of an unknown type. It was audited and not carried out.',
     action: 'Check the pinned `cloud.commandPublicKey` and the gateway clock; the cloud must sign each command with a fresh id.',
   },
+  GW_UPDATE_REFUSED: {
+    retry: 'permanent',
+    summary:
+      'An update manifest or its download was refused: unsigned or below the signature threshold, expired, older than the installed version, for another platform, or the file does not match its SHA-256 or size. Nothing was installed.',
+    action:
+      'Check the pinned release keys and the gateway clock; the cloud team must publish a freshly signed manifest for this platform and version.',
+  },
   GW_ADMIN_UNAUTHORIZED: {
     retry: 'permanent',
     summary: 'The admin API request had no or a wrong bearer token.',

@@ -1,0 +1,101 @@
+/**
+ * `update verify MANIFEST [--download DIR] [--platform P]`: checks a signed update manifest against
+ * the release keys pinned in the config, and with --download fetches this platform's target into DIR
+ * (resuming a `.part` left by an earlier try) and checks its size and SHA-256. It installs nothing:
+ * the staged hand-over and the health-gated rollback are not built yet (updater/README.md).
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { ErrorCodes, isGatewayError } from '../../gateway/errors.ts';
+import { gatewayVersion } from '../../gateway/version.ts';
+import { type CliCommand, EXIT } from '../../cli/command.ts';
+import { downloadTarget } from '../download.ts';
+import { inCohort, verifyManifest } from '../manifest.ts';
+
+const HELP = `eyewear-gateway update verify MANIFEST [--download DIR] [--platform P] [--config FILE]
+
+Checks an update manifest (JSON, signed by the cloud's release keys) against cloud.releaseKeys and
+cloud.releaseKeyThreshold in the config: signatures, expiry, that its version is newer than this
+one (${'${installed}'}), the minimum version, and that it has a target for this platform.
+--download DIR  also downloads the target into DIR (resuming an interrupted download) and checks
+                its size and SHA-256. Nothing is installed.
+--platform P    check the target of another platform (linux-x64, win32-x64).
+Exit 0: valid (and downloaded); 1: refused, with the reason; 2: usage; 3: config.`;
+
+export const updateCommand: CliCommand = {
+  name: 'update',
+  synopsis: 'update verify MANIFEST [--download DIR]',
+  summary: 'Check a signed update manifest (and download its target) against the pinned release keys.',
+  help: HELP.replace('${installed}', gatewayVersion()),
+  options: { download: { type: 'string' }, platform: { type: 'string' } },
+  run: async ({ positionals, values, configFile }, io) => {
+    const [sub, manifestPath] = positionals;
+    if (sub !== 'verify' || !manifestPath) {
+      io.err('usage: eyewear-gateway update verify MANIFEST [--download DIR] [--platform P]');
+      return EXIT.usage;
+    }
+    const config = io.loadConfig(configFile);
+    if (config.cloud.releaseKeys.length === 0) {
+      io.err('error GW_CONFIG_INVALID: no release key is pinned (cloud.releaseKeys is empty), so no update can be accepted');
+      io.err('what to do: add the release keys the eyewear-ML cloud published to cloud.releaseKeys (${file:/path/release-1.pem})');
+      return EXIT.config;
+    }
+    const platform = typeof values.platform === 'string' ? values.platform : `${process.platform}-${process.arch}`;
+    const refused = (e: unknown): number => {
+      if (!isGatewayError(e)) throw e;
+      io.err(`error ${e.code}: ${e.message}\nwhat to do: ${ErrorCodes[e.code].action}`);
+      return EXIT.failure;
+    };
+    let text: string;
+    try {
+      text = readFileSync(manifestPath, 'utf8');
+    } catch (e) {
+      io.err(`error: cannot read ${manifestPath}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      return EXIT.failure;
+    }
+    let v: ReturnType<typeof verifyManifest>;
+    try {
+      v = verifyManifest(
+        text,
+        { publicKeysPem: config.cloud.releaseKeys, threshold: config.cloud.releaseKeyThreshold },
+        {
+          installedVersion: gatewayVersion(),
+          platform,
+          now: Date.now(),
+        },
+      );
+    } catch (e) {
+      return refused(e);
+    }
+    io.out(
+      `manifest valid: ${gatewayVersion()} -> ${v.version} for ${platform}, signed by ${v.signedBy.length} pinned key(s), expires ${v.expires}`,
+    );
+    io.out(`target: ${v.target.url} (${v.target.size} bytes, sha256 ${v.target.sha256})`);
+    if (v.cohort)
+      io.out(`cohort: this gateway (${config.gateway.id}) is ${inCohort(config.gateway.id, v.version, v.cohort) ? 'in' : 'not in'} it`);
+    const dir = values.download;
+    if (typeof dir !== 'string') return EXIT.ok;
+    mkdirSync(dir, { recursive: true });
+    const dest = join(dir, `${basename(new URL(v.target.url).pathname) || 'eyewear-gateway'}-${v.version}`);
+    let shown = -1;
+    try {
+      const p = await downloadTarget(v.target, dest, {
+        onProgress: ({ received, size }) => {
+          const pct = Math.floor((received / size) * 10) * 10;
+          if (pct !== shown) {
+            shown = pct;
+            io.err(`downloading: ${pct}% (${received} of ${size} bytes)`);
+          }
+        },
+      });
+      io.out(`downloaded and verified: ${dest}${p.resumedFrom > 0 ? ` (resumed from byte ${p.resumedFrom})` : ''}`);
+      return EXIT.ok;
+    } catch (e) {
+      if (isGatewayError(e)) return refused(e);
+      io.err(
+        `error: download of ${v.target.url} failed: ${(e as Error).message}\nwhat to do: run the same command again; it resumes from ${dest}.part`,
+      );
+      return EXIT.unreachable;
+    }
+  },
+};
