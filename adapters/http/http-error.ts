@@ -141,3 +141,13 @@ export function checkEndpointUrl(url: string, what: string): URL {
     );
   return u;
 }
+
+/** RFC 6749 §5.2's error codes: a token endpoint's `error` is kept only when it is one of them (anything else could be its own text). */
+export const OAUTH_ERRORS = new Set([
+  'invalid_request',
+  'invalid_client',
+  'invalid_grant',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_scope',
+]);

@@ -23,17 +23,8 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { Clock } from '../../gateway/clock.ts';
 import type { ClientKey } from './client-keys.ts';
-import { ApiError, checkEndpointUrl, safeUrl } from './http-error.ts';
+import { ApiError, checkEndpointUrl, OAUTH_ERRORS, safeUrl } from './http-error.ts';
 import { sleepOn, type AuthProvider, type HttpClient } from './http-client.ts';
-
-const OAUTH_ERRORS = new Set([
-  'invalid_request',
-  'invalid_client',
-  'invalid_grant',
-  'unauthorized_client',
-  'unsupported_grant_type',
-  'invalid_scope',
-]);
 
 export interface SmartConfiguration {
   token_endpoint?: string;

@@ -6,7 +6,7 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { ErrorCodes, isGatewayError } from '../../gateway/errors.ts';
+import { isGatewayError } from '../../gateway/errors.ts';
 import { gatewayVersion } from '../../gateway/version.ts';
 import { type CliCommand, EXIT } from '../../cli/command.ts';
 import { downloadTarget } from '../download.ts';
@@ -41,11 +41,6 @@ export const updateCommand: CliCommand = {
       return EXIT.config;
     }
     const platform = typeof values.platform === 'string' ? values.platform : `${process.platform}-${process.arch}`;
-    const refused = (e: unknown): number => {
-      if (!isGatewayError(e)) throw e;
-      io.err(`error ${e.code}: ${e.message}\nwhat to do: ${ErrorCodes[e.code].action}`);
-      return EXIT.failure;
-    };
     let text: string;
     try {
       text = readFileSync(manifestPath, 'utf8');
@@ -53,20 +48,12 @@ export const updateCommand: CliCommand = {
       io.err(`error: cannot read ${manifestPath}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
       return EXIT.failure;
     }
-    let v: ReturnType<typeof verifyManifest>;
-    try {
-      v = verifyManifest(
-        text,
-        { publicKeysPem: config.cloud.releaseKeys, threshold: config.cloud.releaseKeyThreshold },
-        {
-          installedVersion: gatewayVersion(),
-          platform,
-          now: Date.now(),
-        },
-      );
-    } catch (e) {
-      return refused(e);
-    }
+    // a refusal (GW_UPDATE_REFUSED) goes to the CLI's error printer: its code, the reason, what to do, exit 1
+    const v = verifyManifest(
+      text,
+      { publicKeysPem: config.cloud.releaseKeys, threshold: config.cloud.releaseKeyThreshold },
+      { installedVersion: gatewayVersion(), platform, now: Date.now() },
+    );
     io.out(
       `manifest valid: ${gatewayVersion()} -> ${v.version} for ${platform}, signed by ${v.signedBy.length} pinned key(s), expires ${v.expires}`,
     );
@@ -91,7 +78,7 @@ export const updateCommand: CliCommand = {
       io.out(`downloaded and verified: ${dest}${p.resumedFrom > 0 ? ` (resumed from byte ${p.resumedFrom})` : ''}`);
       return EXIT.ok;
     } catch (e) {
-      if (isGatewayError(e)) return refused(e);
+      if (isGatewayError(e)) throw e;
       io.err(
         `error: download of ${v.target.url} failed: ${(e as Error).message}\nwhat to do: run the same command again; it resumes from ${dest}.part`,
       );

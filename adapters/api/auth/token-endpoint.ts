@@ -9,17 +9,7 @@
  */
 import type { Clock } from '../../../gateway/clock.ts';
 import type { AuthProvider, HttpClient } from '../../http/http-client.ts';
-import { ApiError, safeUrl } from '../../http/http-error.ts';
-
-/** RFC 6749 §5.2's error codes: a server's `error` is kept only when it is one of them (anything else could be its own text). */
-const OAUTH_ERRORS = new Set([
-  'invalid_request',
-  'invalid_client',
-  'invalid_grant',
-  'unauthorized_client',
-  'unsupported_grant_type',
-  'invalid_scope',
-]);
+import { ApiError, OAUTH_ERRORS, safeUrl } from '../../http/http-error.ts';
 
 export interface TokenAnswer {
   accessToken: string;
