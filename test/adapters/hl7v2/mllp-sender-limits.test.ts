@@ -58,8 +58,8 @@ describe('MLLP sender limits', () => {
       ['partial-bytes', 0],
       ['partial-bytes', 0],
     ]);
-    // closed while growing: each held part of its frame, never all of it
-    for (const l of lines) expect([(l.partialBytes as number) > 0, (l.partialBytes as number) < held]).toEqual([true, true]);
+    // closed while its frame grew: it held some of it, at most all of it (how much depends on how TCP split the write)
+    for (const l of lines) expect([(l.partialBytes as number) > 0, (l.partialBytes as number) <= held]).toEqual([true, true]);
   });
 
   it("closes a connection that never completed a frame before a larger one that did, and the latter's frame is answered AA", async () => {
