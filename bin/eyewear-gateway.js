@@ -5,5 +5,6 @@
 import { main } from '../cli/main.ts';
 import { coreCommands } from '../cli/commands/index.ts';
 import { updaterCommands } from '../updater/commands/index.ts';
+import { installerCommands } from '../installer/commands/index.ts';
 
-main([...coreCommands, ...updaterCommands]);
+main([...coreCommands, ...updaterCommands, ...installerCommands]);

@@ -1,0 +1,7 @@
+/**
+ * The commands installer/ adds to the CLI (bin/eyewear-gateway.js lists them after the core and
+ * updater ones). One import and one entry per command file in this folder.
+ */
+import type { CliCommand } from '../../cli/command.ts';
+
+export const installerCommands: readonly CliCommand[] = [];
