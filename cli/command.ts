@@ -7,7 +7,16 @@ import type { ParseArgsOptionsConfig } from 'node:util';
 import type { GatewayConfig } from '../config/schema.ts';
 
 /** Exit codes (documented in docs/operating.md "CLI reference"). */
-export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, unreachable: 4, previewErrors: 5, doctorWarnings: 6, doctorFailures: 7 } as const;
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  config: 3,
+  unreachable: 4,
+  previewErrors: 5,
+  doctorWarnings: 6,
+  doctorFailures: 7,
+} as const;
 
 /** What a command reaches the world through: the real process in cli/main.ts, a fake in tests. */
 export interface CliIo {
