@@ -6,6 +6,7 @@
 import { ErrorCodes, isGatewayError, type GatewayError } from '../../gateway/errors.ts';
 import { createGateway, gatewayPaths, type Gateway } from '../../gateway/create-gateway.ts';
 import { acquireDataLease, HANDOVER_ENV, type DataLease } from '../../gateway/data-lease.ts';
+import { createServiceNotifier, gatewayServiceHealth, type ServiceNotifier } from '../../gateway/service-notify.ts';
 import { startProblem } from '../../gateway/status-report.ts';
 import { gatewayVersion } from '../../gateway/version.ts';
 import type { CliCommand, CliIo } from '../command.ts';
@@ -65,9 +66,12 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
   // a signal during the start (its first listeners may already accept) stops the gateway once the start has settled
   let starting: Promise<unknown> = Promise.resolve();
   let stopping = false;
+  // under systemd (Type=notify): READY=1 once up, WATCHDOG=1 while healthy, STOPPING=1 here
+  let notifier: ServiceNotifier | undefined;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
+    notifier?.stopping();
     io.err(`received ${signal}; stopping (in-flight messages finish first)`);
     starting
       .then(() => gw.stop())
@@ -125,5 +129,10 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
     io.err(
       `eyewear-gateway ${gatewayVersion()} started, but not all of it — ${parts}\n${problems.join('\n')}\n  What did not start is retried; \`eyewear-gateway status\` and /ready show it. Ctrl-C stops.`,
     );
+  // what did not start is retried in-process, so the service is up (STATUS says what is missing)
+  if (!stopping) {
+    notifier = createServiceNotifier({ env: io.env ?? {}, warn: (line) => io.err(line), health: () => gatewayServiceHealth(gw) });
+    notifier.ready();
+  }
   return null;
 }
