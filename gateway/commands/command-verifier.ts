@@ -24,7 +24,7 @@ export interface CommandVerifier {
 }
 
 const MAX_LIFETIME_S = 24 * 3600;
-const SKEW_S = 300;
+export const SKEW_S = 300;
 
 export function createCommandVerifier(o: { publicKeyPem: string; gatewayId: string; now: () => number }): CommandVerifier {
   const key: KeyObject = createPublicKey(o.publicKeyPem);
