@@ -3,5 +3,7 @@
  * updater ones). One import and one entry per command file in this folder.
  */
 import type { CliCommand } from '../../cli/command.ts';
+import { createSetupCommand } from './setup.ts';
+import { doctorCommand } from './doctor.ts';
 
-export const installerCommands: readonly CliCommand[] = [];
+export const installerCommands: readonly CliCommand[] = [createSetupCommand({ commands: () => installerCommands }), doctorCommand];
