@@ -5,5 +5,7 @@
 import type { CliCommand } from '../../cli/command.ts';
 import { createSetupCommand } from './setup.ts';
 import { doctorCommand } from './doctor.ts';
+import { installCommand, uninstallCommand } from './install.ts';
+import { enrolCommand } from './enrol.ts';
 
-export const installerCommands: readonly CliCommand[] = [createSetupCommand({ commands: () => installerCommands }), doctorCommand];
+export const installerCommands: readonly CliCommand[] = [createSetupCommand({ commands: () => installerCommands }), doctorCommand, installCommand, uninstallCommand, enrolCommand];
