@@ -765,6 +765,39 @@ export const ConfigSchema = Type.Object(
       'The eyewear-ML cloud.',
       { restart: true },
     ),
+    updates: obj(
+      {
+        manifestUrl: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description:
+              'Where the gateway fetches its signed update manifest (https; http only to a loopback address). Without it there is no periodic check; a signed `gateway.update` command may still name one.',
+          }),
+        ),
+        checkIntervalMinutes: Type.Integer({
+          minimum: 0,
+          maximum: 10080,
+          default: 360,
+          description: 'How often the manifest is checked. 0: never periodically (a signed `gateway.update` command still checks).',
+        }),
+        healthWindowSeconds: Type.Integer({
+          minimum: 5,
+          maximum: 900,
+          default: 120,
+          description:
+            'How long a new version has to pass its health gate (ready: listeners bound, outbox open, sink connected or as before) before the previous executable is restored.',
+        }),
+        executable: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description:
+              'The executable an update replaces (the one the service runs). Default: this process, when it is the packaged executable; from the TypeScript sources there is none and updates are refused.',
+          }),
+        ),
+      },
+      'Signed remote updates (updater/): where the manifest is, how often, and the health gate.',
+      { restart: true },
+    ),
     outbound: obj(
       {
         enabled: Type.Boolean({ default: false, description: 'Send HL7 messages that cloud commands ask for to the PMS over MLLP.' }),

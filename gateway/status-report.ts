@@ -188,7 +188,8 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
   });
   metrics.gauge('ewml_sink_connected', 'Whether the sink is connected (1) or not (0).', () => (sink.health().connected ? 1 : 0));
 
-  function ready(): { ready: boolean; reasons: string[] } {
+  /** Ready or why not; with the version and pid, so the updater's health gate knows which process answered. */
+  function ready(): { ready: boolean; reasons: string[]; version: string; pid: number } {
     const listenOf = s.listenOf ?? ((id: string) => listenerOf(config, id));
     const reasons = [...s.adapterErrors].map(([id, cause]) => {
       const listen = listenOf(id);
@@ -197,7 +198,7 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
     if (!s.startedAt()) reasons.push('gateway not running');
     reasons.push(...alerts.board.readyBlockers());
     if (s.startedAt() && outbox.stats().writer === 'restarting') reasons.push('outbox writer restarting');
-    return { ready: reasons.length === 0, reasons };
+    return { ready: reasons.length === 0, reasons, version: s.version, pid: s.pid ?? process.pid };
   }
 
   return {
@@ -230,6 +231,8 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
           ...(outbox.storage ? { storage: outbox.storage() } : {}),
         },
         sink: { kind: sink.kind, ...sink.health() },
+        // the device certificate (gateway/identity/): its state and, when expired or revoked, the code and what to do
+        ...identityOf(sink.health().detail),
         relay: s.relay.health(),
         counts: {
           accepted: count('accepted'),
@@ -249,4 +252,13 @@ export function createStatusReport(s: StatusSources, alerts: Alerts, bus: EventB
     },
     ready,
   };
+}
+
+/** The MQTT sink's identity fields (`identityState`, `identityCode`, …) as one `identity` object; nothing when not enrolled. */
+function identityOf(detail: Record<string, string | number | boolean> | undefined): { identity?: Record<string, string> } {
+  if (!detail || typeof detail.identityState !== 'string') return {};
+  const identity: Record<string, string> = {};
+  for (const [k, v] of Object.entries(detail))
+    if (k.startsWith('identity') && typeof v === 'string') identity[k.charAt(8).toLowerCase() + k.slice(9)] = v;
+  return { identity };
 }

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { corpus } from '../support/corpus.ts';
 import { startHarness, type Harness } from '../support/gateway-harness.ts';
 import { adtA04, siu } from '../support/hl7-fixtures.ts';
+import { gatewayVersion } from '../../gateway/version.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'ewml-cli-'));
@@ -157,7 +158,7 @@ describe('eyewear-gateway CLI', () => {
         ready: unknown;
       };
       expect(j.gateway).toMatchObject({ dataDir: h.dataDir, pid: process.pid });
-      expect(j.ready).toEqual({ ready: true, reasons: [] });
+      expect(j.ready).toEqual({ ready: true, reasons: [], version: gatewayVersion(), pid: process.pid });
     });
 
     it('unseal turns the file sink output back into canonical records', async () => {

@@ -16,6 +16,7 @@ import { startProblem, startReportOf } from '../../gateway/status-report.ts';
 import { childGateway, type ChildExit, type ChildGateway } from '../support/child-gateway.ts';
 import { startHarness, type Harness } from '../support/gateway-harness.ts';
 import { freePort, waitFor, waitForPort } from '../support/net.ts';
+import { gatewayVersion } from '../../gateway/version.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -80,7 +81,12 @@ describe('start-up that tells the truth', () => {
     const app = h.gw.parts.admin!.app;
     const ready = await app.inject({ url: '/ready' });
     expect(ready.statusCode).toBe(503);
-    expect(ready.json()).toEqual({ ready: false, reasons: [`listener hl7v2 ${inUse(busy, 'hl7.port')}`] });
+    expect(ready.json()).toEqual({
+      ready: false,
+      reasons: [`listener hl7v2 ${inUse(busy, 'hl7.port')}`],
+      version: gatewayVersion(),
+      pid: process.pid,
+    });
     const report = h.gw.startReport();
     expect(report).toEqual({
       nothingRunning: false,

@@ -67,7 +67,8 @@ const fill = fillDisk;
 
 async function ready(h: Harness): Promise<{ ready: boolean; reasons: string[] }> {
   const r = await fetch(`http://127.0.0.1:${h.adminPort}/ready`);
-  return (await r.json()) as { ready: boolean; reasons: string[] };
+  const { ready, reasons } = (await r.json()) as { ready: boolean; reasons: string[] };
+  return { ready, reasons };
 }
 
 const diskAlert = (h: Harness) =>

@@ -4,6 +4,7 @@ import { readAck } from '../../../adapters/hl7v2/mllp-client.ts';
 import { startHarness, type Harness } from '../../support/gateway-harness.ts';
 import { adtA04 } from '../../support/hl7-fixtures.ts';
 import { waitFor } from '../../support/net.ts';
+import { gatewayVersion } from '../../../gateway/version.ts';
 
 describe('admin API', () => {
   let h: Harness;
@@ -24,7 +25,12 @@ describe('admin API', () => {
 
   it('serves /health and /ready without a token and refuses everything else without one', async () => {
     expect((await app().inject({ url: '/health' })).statusCode).toBe(200);
-    expect((await app().inject({ url: '/ready' })).json()).toEqual({ ready: true, reasons: [] });
+    expect((await app().inject({ url: '/ready' })).json()).toEqual({
+      ready: true,
+      reasons: [],
+      version: gatewayVersion(),
+      pid: process.pid,
+    });
     for (const url of ['/status', '/metrics', '/dead-letters']) {
       const r = await app().inject({ url });
       expect(r.statusCode).toBe(401);
