@@ -1,0 +1,488 @@
+/**
+ * `eyewear-gateway doctor` against real things: a gateway in a child process asked through the CLI,
+ * a port held by another process, a real tmpfs made read-only and filled (root, as CI runs), a
+ * wrong seal key beside an outbox holding a sealed record, a closed loopback port as the cloud, a
+ * real mosquitto over TLS, and an HTTP server whose Date header is off by known amounts.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXIT } from '../../cli/command.ts';
+import {
+  createDoctorContext,
+  doctorChecks,
+  runCheck,
+  runDoctor,
+  type CheckResult,
+  type DoctorCheck,
+  type DoctorContext,
+  type ExecResult,
+} from '../../installer/doctor/index.ts';
+import { cloudCheck } from '../../installer/doctor/checks/cloud.ts';
+import { clockCheck } from '../../installer/doctor/checks/clock.ts';
+import { dataFolderCheck, diskSpaceCheck } from '../../installer/doctor/checks/data-folder.ts';
+import { outboxCheck } from '../../installer/doctor/checks/outbox.ts';
+import { sealKeyCheck } from '../../installer/doctor/checks/seal-key.ts';
+import { parseScQuery, serviceCheckFor } from '../../installer/doctor/checks/service.ts';
+import { adtA04 } from '../support/hl7-fixtures.ts';
+import { makeCloudKeys } from '../support/cloud-keys.ts';
+import { childGateway, type ChildGateway } from '../support/child-gateway.ts';
+import { startHarness } from '../support/gateway-harness.ts';
+import { startMosquitto, type Broker } from '../support/mosquitto.ts';
+import { freePort, waitForPort } from '../support/net.ts';
+import { fillDisk, mountSmallDisk, type SmallDisk } from '../support/small-disk.ts';
+import { makeTestPki, type TestPki } from '../support/tls.ts';
+
+const root = new URL('../../', import.meta.url).pathname;
+const isRoot = process.getuid?.() === 0;
+const systemd = existsSync('/run/systemd/system');
+const MiB = 1024 * 1024;
+const keys = makeCloudKeys();
+
+/** A config file (JSON is YAML) in its own folder, with a data folder beside it unless given. */
+function writeConfig(
+  o: Record<string, unknown> & { gateway?: Record<string, unknown> },
+  dataDir?: string,
+): { file: string; dataDir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'ewml-doctor-'));
+  const data = dataDir ?? join(dir, 'data');
+  const file = join(dir, 'gateway.yaml');
+  const { gateway, ...rest } = o;
+  writeFileSync(
+    file,
+    JSON.stringify({
+      version: 2,
+      gateway: { id: 'gw-doc', tenantId: 't1', practiceId: 'p1', dataDir: data, timezone: 'UTC', ...gateway },
+      outbox: { diskReserveBytes: MiB, maxBytes: MiB },
+      ...rest,
+    }),
+  );
+  return { file, dataDir: data };
+}
+
+const byName = (rs: readonly CheckResult[]) => Object.fromEntries(rs.map((r) => [r.name, r]));
+const statuses = (rs: readonly CheckResult[]) => Object.fromEntries(rs.map((r) => [r.name, r.status]));
+
+function doctorCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [join(root, 'bin/eyewear-gateway.js'), 'doctor', ...args]);
+    let stdout = '';
+    let stderr = '';
+    c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    c.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Another program holding a port (a bare node listener), as a technician meets it. */
+async function holdPort(port: number): Promise<ChildProcess> {
+  const c = spawn(process.execPath, ['-e', `require('net').createServer().listen(${port}, '127.0.0.1')`], { stdio: 'ignore' });
+  await waitForPort(port, 10_000);
+  return c;
+}
+
+async function stopChild(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  await new Promise<void>((r) => {
+    c.once('exit', () => r());
+    c.kill('SIGKILL');
+  });
+}
+
+describe('doctor through the CLI, around a gateway in a child process', () => {
+  let mllpPort: number;
+  let adminPort: number;
+  let cfg: { file: string; dataDir: string };
+  let gw: ChildGateway;
+  let holder: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    mllpPort = await freePort();
+    adminPort = await freePort();
+    cfg = writeConfig({ hl7: { port: mllpPort }, admin: { port: adminPort } });
+    gw = childGateway(
+      () => cfg.file,
+      () => adminPort,
+    );
+  });
+  afterAll(async () => {
+    await gw.terminate(5000);
+    if (holder) await stopChild(holder);
+  });
+
+  it('before the gateway runs: the process is a fail (no lease), its ports are free, exit 7; --json carries the figures', async () => {
+    const r = await doctorCli(['--config', cfg.file, '--json']);
+    expect(r.code).toBe(EXIT.doctorFailures);
+    const report = JSON.parse(r.stdout) as { worst: string; exitCode: number; results: CheckResult[] };
+    expect(report.worst).toBe('fail');
+    expect(report.exitCode).toBe(7);
+    expect(statuses(report.results)).toEqual({
+      config: 'pass',
+      service: systemd ? 'fail' : 'skip',
+      'gateway process': 'fail',
+      'port hl7.port': 'pass',
+      'port admin.port': 'pass',
+      'data folder': 'warn', // not made yet: the first start makes it
+      'disk space': 'pass',
+      'seal key': 'pass',
+      clock: 'skip',
+      cloud: 'skip',
+      sources: 'skip',
+      outbox: 'pass',
+    });
+    const rs = byName(report.results);
+    expect(rs['gateway process'].evidence).toBe(`not running: no lease in ${cfg.dataDir} (gateway.lock)`);
+    expect(rs.cloud.evidence).toBe(`not enrolled: records go to ${join(cfg.dataDir, 'outbound')} (relay.sink: file)`);
+    expect(rs['port hl7.port'].data).toEqual({ host: '127.0.0.1', port: mllpPort, gatewayPid: null, listeners: [] });
+  });
+
+  it('with the gateway running: every port bound by its pid, the source and outbox read from /status, exit 0 (text report)', async () => {
+    await gw.start();
+    const pid = gw.pid();
+    const r = await doctorCli(['--config', cfg.file]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(systemd ? EXIT.doctorFailures : EXIT.ok);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toContain(`PASS  port hl7.port: 127.0.0.1:${mllpPort} bound by this gateway (pid ${pid}, on 127.0.0.1)`);
+    expect(lines).toContain(`PASS  port admin.port: 127.0.0.1:${adminPort} bound by this gateway (pid ${pid}, on 127.0.0.1)`);
+    expect(lines).toContain(
+      'PASS  outbox: 0 record(s) waiting, oldest —, 0 dead letter(s), 0 of 1048576 bytes (0.0%) (from the running gateway)',
+    );
+    expect(lines.some((l) => l.startsWith(`PASS  gateway process: pid ${pid} holds the data folder's lease since `))).toBe(true);
+    expect(lines.some((l) => l.startsWith('PASS  source hl7v2: up; '))).toBe(true);
+    expect(lines.some((l) => l.startsWith(`PASS  data folder: ${cfg.dataDir}: wrote, fsynced and removed a 4096-byte probe file`))).toBe(
+      true,
+    );
+    expect(lines.at(-1)).toBe(systemd ? expect.stringContaining('(exit 7)') : '9 pass, 0 warn, 0 fail, 3 skip — all good (exit 0)');
+    await gw.terminate(5000);
+  });
+
+  it('a port held by another process: that pid is named, not the gateway; running beside it, the gateway is not ready', async () => {
+    const heldPort = await freePort();
+    holder = await holdPort(heldPort);
+    const held = writeConfig({ hl7: { port: heldPort }, admin: { port: adminPort } });
+    const ctx = createDoctorContext({ configFile: held.file });
+    const before = byName(await runDoctor(doctorChecks, ctx).then((r) => r.results));
+    expect(before['port hl7.port'].status).toBe('fail');
+    expect(before['port hl7.port'].evidence).toMatch(
+      new RegExp(
+        `^127\\.0\\.0\\.1:${heldPort} is held by pid ${holder.pid} \\(\\S+\\) on 127\\.0\\.0\\.1, not by this gateway \\(not running\\)$`,
+      ),
+    );
+    expect(before['port hl7.port'].todo).toBe('free the port (stop that program) or set hl7.port to a free port, then restart the gateway');
+
+    const g2 = childGateway(
+      () => held.file,
+      () => adminPort,
+    );
+    await g2.start();
+    try {
+      const r = await doctorCli(['--config', held.file, '--json']);
+      expect(r.code).toBe(EXIT.doctorFailures);
+      const rs = byName((JSON.parse(r.stdout) as { results: CheckResult[] }).results);
+      expect(rs['port hl7.port'].status).toBe('fail');
+      expect(rs['port hl7.port'].evidence).toBe(
+        `127.0.0.1:${heldPort} is held by pid ${holder.pid} (${String((rs['port hl7.port'].data as { listeners: { command: string }[] }).listeners[0].command)}) on 127.0.0.1, not by this gateway (pid ${g2.pid()})`,
+      );
+      expect(rs['port admin.port'].status).toBe('pass');
+      expect(rs['gateway process'].status).toBe('warn');
+      expect(rs['gateway process'].evidence).toContain(`NOT ready: listener hl7v2 not started: GW_START_FAILED (EADDRINUSE)`);
+      expect(rs['source hl7v2'].status).toBe('fail');
+    } finally {
+      await g2.terminate(5000);
+    }
+  });
+});
+
+describe.skipIf(!isRoot)('the data folder on a real small disk (tmpfs; root, as CI runs)', () => {
+  let disk: SmallDisk;
+  beforeAll(() => {
+    disk = mountSmallDisk(8 * MiB);
+  });
+  afterAll(() => disk?.unmount());
+
+  const ctxFor = (reserve: number, maxBytes = MiB) => {
+    const c = writeConfig({ outbox: { diskReserveBytes: reserve, maxBytes } }, disk.dir);
+    return createDoctorContext({ configFile: c.file });
+  };
+
+  it('free space against outbox.diskReserveBytes: pass, warn under twice the reserve, fail under it, with the exact bytes', async () => {
+    const free = (r: CheckResult) => (r.data as { freeBytes: number }).freeBytes;
+    const [pass] = await runCheck(diskSpaceCheck, ctxFor(MiB));
+    expect(pass.status).toBe('pass');
+    expect(free(pass)).toBe(8 * MiB);
+    expect(pass.evidence).toBe(
+      `${8 * MiB} bytes free (8.0 MiB) of 8.0 MiB on the volume of ${disk.dir}; outbox.diskReserveBytes ${MiB} (1.0 MiB)`,
+    );
+    expect((await runCheck(diskSpaceCheck, ctxFor(5 * MiB)))[0].status).toBe('warn');
+    const [fail] = await runCheck(diskSpaceCheck, ctxFor(9 * MiB));
+    expect(fail.status).toBe('fail');
+    expect(fail.evidence).toContain('below the reserve, the gateway refuses new input (GW_DISK_LOW)');
+    // room for the reserve but not for the outbox to reach its cap
+    const [cap] = await runCheck(diskSpaceCheck, ctxFor(MiB, 16 * MiB));
+    expect(cap.status).toBe('warn');
+    expect(cap.evidence).toContain('not room for the outbox to reach its cap (outbox.maxBytes 16777216');
+  });
+
+  it('writable: the probe file is written, fsynced and removed; read-only mount: EROFS; full disk: ENOSPC', async () => {
+    const [ok] = await runCheck(dataFolderCheck, ctxFor(MiB));
+    expect(ok.status).toBe('pass');
+    expect(execFileSync('ls', ['-A', disk.dir], { encoding: 'utf8' })).not.toContain('.doctor-probe');
+
+    execFileSync('mount', ['-o', 'remount,ro', disk.dir]);
+    try {
+      const [ro] = await runCheck(dataFolderCheck, ctxFor(MiB));
+      expect(ro.status).toBe('fail');
+      expect(ro.evidence).toBe(`${disk.dir}: could not create a probe file: EROFS (the file system is mounted read-only)`);
+    } finally {
+      execFileSync('mount', ['-o', 'remount,rw', disk.dir]);
+    }
+
+    fillDisk(join(disk.dir, 'filler'));
+    const [full] = await runCheck(dataFolderCheck, ctxFor(MiB));
+    expect(full.status).toBe('fail');
+    expect(full.evidence).toMatch(new RegExp(`^${disk.dir}: could not (write|fsync) a probe file: ENOSPC \\(the disk is full\\)$`));
+    expect(execFileSync('ls', ['-A', disk.dir], { encoding: 'utf8' })).not.toContain('.doctor-probe');
+    const [space] = await runCheck(diskSpaceCheck, ctxFor(MiB));
+    expect(space.status).toBe('fail');
+    expect((space.data as { freeBytes: number }).freeBytes).toBe(0);
+  });
+});
+
+describe('the seal key, the outbox and an unreachable cloud (a record queued for a closed loopback port)', () => {
+  let cfg: { file: string; dataDir: string };
+  let closedPort: number;
+
+  beforeAll(async () => {
+    closedPort = await freePort();
+    const dataDir = mkdtempSync(join(tmpdir(), 'ewml-doctor-key-'));
+    const over = {
+      relay: { sink: 'mqtt' as const },
+      cloud: { publicKey: keys.publicPem },
+      mqtt: { url: `mqtt://127.0.0.1:${closedPort}` },
+    };
+    const adminPort = await freePort();
+    // a real gateway queues one sealed record it cannot deliver, then stops
+    const h = await startHarness(over, { dataDir, logLevel: 'warn' });
+    try {
+      const c = await h.client();
+      expect(await c.send(adtA04())).toContain('MSA|AA|');
+    } finally {
+      await h.stop();
+    }
+    // doctor's config: the same, with an admin port nothing listens on (no gateway runs)
+    cfg = writeConfig({ ...over, admin: { port: adminPort } }, dataDir);
+  });
+
+  it('the right key: pass, with its check value prefix and the sealed row count, never the key', async () => {
+    const [r] = await runCheck(sealKeyCheck, createDoctorContext({ configFile: cfg.file }));
+    expect(r.status).toBe('pass');
+    const key = readFileSync(join(cfg.dataDir, 'keys', 'seal.key'));
+    expect(r.evidence).toMatch(/^.+seal\.key present \(key check [0-9a-f]{12}\), opens the outbox \(1 sealed row\(s\)\), mode 0600$/);
+    expect(JSON.stringify(r)).not.toContain(key.toString('hex'));
+    expect(JSON.stringify(r)).not.toContain(key.toString('base64'));
+  });
+
+  it('the outbox read from the file, read-only, while no gateway runs: 1 record waiting', async () => {
+    const [r] = await runCheck(outboxCheck, createDoctorContext({ configFile: cfg.file }));
+    expect(r.status).toBe('pass');
+    expect(r.data).toMatchObject({ records: 1, deadLetters: 0, from: 'file' });
+    expect(r.evidence).toMatch(/^1 record\(s\) waiting, oldest \d+ s, 0 dead letter\(s\), \d+ of 1048576 bytes/);
+  });
+
+  it('the cloud at a closed port: DNS pass (an address), TCP fail ECONNREFUSED, TLS and auth not tried', async () => {
+    const rs = await runCheck(cloudCheck, createDoctorContext({ configFile: cfg.file }));
+    expect(statuses(rs)).toEqual({ 'cloud dns': 'pass', 'cloud tcp': 'fail', 'cloud tls': 'skip', 'cloud auth': 'skip' });
+    expect(byName(rs)['cloud tcp'].evidence).toBe(`127.0.0.1:${closedPort} (127.0.0.1): ECONNREFUSED — nothing listens there`);
+  });
+
+  it('another key beside that outbox: fail, as start would refuse it (GW_KEY_MISSING)', async () => {
+    const keyFile = join(cfg.dataDir, 'keys', 'seal.key');
+    const original = readFileSync(keyFile);
+    writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
+    try {
+      const [r] = await runCheck(sealKeyCheck, createDoctorContext({ configFile: cfg.file }));
+      expect(r.status).toBe('fail');
+      expect(r.evidence).toMatch(
+        /^.+seal\.key \(key check [0-9a-f]{12}\) is not the key .+outbox\.db was sealed with \(1 sealed row\(s\)\): start refuses \(GW_KEY_MISSING\)$/,
+      );
+      expect(r.todo).toBe(
+        'restore the key from its backup: eyewear-gateway keys import BACKUP --replace (the import checks it opens the outbox)',
+      );
+    } finally {
+      writeFileSync(keyFile, original, { mode: 0o600 });
+    }
+  });
+
+  it('no key at all beside that outbox: fail, and doctor makes none', async () => {
+    const keyFile = join(cfg.dataDir, 'keys', 'seal.key');
+    const original = readFileSync(keyFile);
+    execFileSync('rm', [keyFile]);
+    try {
+      const [r] = await runCheck(sealKeyCheck, createDoctorContext({ configFile: cfg.file }));
+      expect(r.status).toBe('fail');
+      expect(r.evidence).toBe(
+        `${keyFile} is missing and ${join(cfg.dataDir, 'outbox.db')} holds 1 sealed row(s) only that key opens: start refuses (GW_KEY_MISSING)`,
+      );
+      expect(existsSync(keyFile)).toBe(false);
+    } finally {
+      writeFileSync(keyFile, original, { mode: 0o600 });
+    }
+  });
+});
+
+describe('the cloud over MQTT with TLS: a real mosquitto', () => {
+  let pki: TestPki;
+  let broker: Broker;
+  beforeAll(async () => {
+    pki = makeTestPki();
+    broker = await startMosquitto({ tls: { ca: pki.ca, cert: pki.cert, key: pki.key } });
+  });
+  afterAll(async () => broker?.stop());
+
+  const ctxWith = (mqtt: Record<string, unknown>) =>
+    createDoctorContext({ configFile: writeConfig({ relay: { sink: 'mqtt' }, cloud: { publicKey: keys.publicPem }, mqtt }).file });
+
+  it('the broker trusted by mqtt.ca: DNS, TCP, TLS (its 2-day test certificate: a warning) and a CONNECT under a client id of its own', async () => {
+    const rs = await runCheck(cloudCheck, ctxWith({ url: `mqtts://127.0.0.1:${broker.port}`, ca: pki.ca }));
+    expect(statuses(rs)).toEqual({ 'cloud dns': 'pass', 'cloud tcp': 'pass', 'cloud tls': 'warn', 'cloud auth': 'pass' });
+    const tls = byName(rs)['cloud tls'];
+    expect(tls.data).toMatchObject({ subject: 'localhost', issuer: 'ewml-test-ca', authorized: true, daysLeft: 1 });
+    expect(tls.evidence).toMatch(/ \(1 days left\): expires within 14 days$/);
+    const auth = byName(rs)['cloud auth'];
+    expect((auth.data as { clientId: string }).clientId).toMatch(/^ewml-t1-gw-doc-doctor-[0-9a-f]{6}$/);
+  });
+
+  it('without the CA: TLS fails as not trusted, auth is not tried', async () => {
+    const rs = await runCheck(cloudCheck, ctxWith({ url: `mqtts://127.0.0.1:${broker.port}` }));
+    expect(statuses(rs)).toEqual({ 'cloud dns': 'pass', 'cloud tcp': 'pass', 'cloud tls': 'fail', 'cloud auth': 'skip' });
+    expect(byName(rs)['cloud tls'].evidence).toContain('NOT trusted (');
+  });
+});
+
+describe('the clock against a Date header off by known amounts', () => {
+  let server: Server;
+  let port: number;
+  let shiftMs = 0;
+  beforeAll(async () => {
+    server = createServer((_req, res) => {
+      res.setHeader('date', new Date(Date.now() + shiftMs).toUTCString());
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as { port: number }).port;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  const clockAt = async (shift: number) => {
+    shiftMs = shift;
+    const c = writeConfig({ relay: { sink: 'https' }, cloud: { publicKey: keys.publicPem }, https: { url: `http://127.0.0.1:${port}` } });
+    return (await runCheck(clockCheck, createDoctorContext({ configFile: c.file })))[0];
+  };
+
+  it('pass within 5 s, warn past it, fail past the 300 s that signed commands tolerate', async () => {
+    expect((await clockAt(0)).status).toBe('pass');
+    const warn = await clockAt(60_000);
+    expect(warn.status).toBe('warn');
+    expect(warn.evidence).toMatch(/^this machine is \d+ ms behind 127\.0\.0\.1:\d+ \(±\d+ ms, its Date header .+ GMT\): more than 5 s$/);
+    const fail = await clockAt(-400_000);
+    expect(fail.status).toBe('fail');
+    expect(fail.evidence).toMatch(
+      / ms ahead of 127\.0\.0\.1:\d+ .*: more than the 300 s that signed cloud commands \(iat\/exp\) tolerate$/,
+    );
+    expect(fail.data).toMatchObject({ warnMs: 5000, failMs: 300_000 });
+  });
+});
+
+describe('the Windows service (sc.exe cannot run here: its answers as text)', () => {
+  const RUNNING = `SERVICE_NAME: eyewear-gateway
+        TYPE               : 10  WIN32_OWN_PROCESS
+        STATE              : 4  RUNNING
+                                (STOPPABLE, NOT_PAUSABLE, ACCEPTS_SHUTDOWN)
+        WIN32_EXIT_CODE    : 0  (0x0)
+        SERVICE_EXIT_CODE  : 0  (0x0)
+        CHECKPOINT         : 0x0
+        WAIT_HINT          : 0x0
+`;
+  const STOPPED = RUNNING.replace('4  RUNNING', '1  STOPPED');
+  const MISSING =
+    '[SC] EnumQueryServicesStatus:OpenService FAILED 1060:\n\nThe specified service does not exist as an installed service.\n';
+  const QC = (start: string) => `[SC] QueryServiceConfig SUCCESS
+
+SERVICE_NAME: eyewear-gateway
+        TYPE               : 10  WIN32_OWN_PROCESS
+        START_TYPE         : ${start}
+        ERROR_CONTROL      : 1   NORMAL
+`;
+  const run = async (query: ExecResult, qc?: ExecResult) => {
+    const calls: string[] = [];
+    const exec: DoctorContext['exec'] = async (file, args) => {
+      calls.push(`${file} ${args.join(' ')}`);
+      return args[0] === 'query' ? query : (qc ?? { code: 0, stdout: QC('2   AUTO_START  (DELAYED)'), stderr: '' });
+    };
+    const [r] = await runCheck(serviceCheckFor('eyewear-gateway'), createDoctorContext({ platform: 'win32', exec }));
+    return { r, calls };
+  };
+
+  it('parses sc query: the state word, and 1060 as not installed', () => {
+    expect(parseScQuery(RUNNING)).toBe('RUNNING');
+    expect(parseScQuery(STOPPED)).toBe('STOPPED');
+    expect(parseScQuery(MISSING)).toBe('not-installed');
+  });
+
+  it('running with automatic start: pass; demand start: warn; stopped: fail; not installed: fail', async () => {
+    const ok = await run({ code: 0, stdout: RUNNING, stderr: '' });
+    expect(ok.calls).toEqual(['sc query eyewear-gateway', 'sc qc eyewear-gateway']);
+    expect(ok.r).toMatchObject({ status: 'pass', evidence: 'service eyewear-gateway: RUNNING, start type AUTO_START' });
+    expect((await run({ code: 0, stdout: RUNNING, stderr: '' }, { code: 0, stdout: QC('3   DEMAND_START'), stderr: '' })).r.status).toBe(
+      'warn',
+    );
+    expect((await run({ code: 0, stdout: STOPPED, stderr: '' })).r).toMatchObject({
+      status: 'fail',
+      evidence: 'service eyewear-gateway: STOPPED, start type AUTO_START',
+    });
+    const missing = await run({ code: 1060, stdout: MISSING, stderr: '' });
+    expect(missing.r).toMatchObject({ status: 'fail', evidence: 'service eyewear-gateway is not installed (sc: 1060)' });
+    expect(missing.calls).toEqual(['sc query eyewear-gateway']);
+  });
+});
+
+describe('the runner', () => {
+  it('a check that never answers is a fail at its timeout; one that throws is a fail; the others still report', async () => {
+    const hangs: DoctorCheck = { id: 'hangs', timeoutMs: 50, run: () => new Promise(() => undefined) };
+    const throws: DoctorCheck = {
+      id: 'throws',
+      run: async () => {
+        throw new Error('boom');
+      },
+    };
+    const fine: DoctorCheck = { id: 'fine', run: async () => [{ name: 'fine', status: 'pass', evidence: 'ok' }] };
+    const r = await runDoctor([hangs, throws, fine], createDoctorContext({}));
+    expect(r.results).toEqual([
+      expect.objectContaining({ name: 'hangs', status: 'fail', evidence: 'no answer within 50 ms (the check was stopped)' }),
+      expect.objectContaining({ name: 'throws', status: 'fail', evidence: 'the check could not run: boom' }),
+      { name: 'fine', status: 'pass', evidence: 'ok' },
+    ]);
+    expect(r.exitCode).toBe(EXIT.doctorFailures);
+    expect(r.counts).toEqual({ pass: 1, skip: 0, warn: 0, fail: 2 });
+  });
+
+  it('warnings alone exit 6; an invalid config is a fail with the loader message and the rest skipped', async () => {
+    const warnOnly: DoctorCheck = { id: 'w', run: async () => [{ name: 'w', status: 'warn', evidence: 'x', todo: 'y' }] };
+    expect((await runDoctor([warnOnly], createDoctorContext({}))).exitCode).toBe(EXIT.doctorWarnings);
+
+    const bad = writeConfig({ hl7: { port: 'twenty' } });
+    const r = await runDoctor(doctorChecks, createDoctorContext({ configFile: bad.file }));
+    expect(r.exitCode).toBe(7);
+    const rs = byName(r.results);
+    expect(rs.config.status).toBe('fail');
+    expect(rs.config.evidence).toMatch(/^GW_CONFIG_INVALID: .*\n {2}- hl7\.port: expected /);
+    expect(rs['gateway process']).toMatchObject({ status: 'skip', evidence: 'not checked: the config did not load (GW_CONFIG_INVALID)' });
+    expect(rs.outbox.status).toBe('skip');
+  });
+});
