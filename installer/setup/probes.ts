@@ -141,10 +141,13 @@ export async function sftpHostKey(host: string, port: number): Promise<string> {
 }
 
 /** Logs in with the pinned host key (the file adapter's client) and lists the remote folder. */
-export async function probeSftp(e: SftpEntry): Promise<ProbeResult> {
+export async function probeSftp(e: SftpEntry, config: GatewayConfig): Promise<ProbeResult> {
+  const c = config.files.find((f) => f.id === e.id);
+  if (!c) throw new Error(`setup: SFTP source ${e.id} is not in the candidate config`);
   let folder;
   try {
-    folder = await connectSftp({ ...e, schedule: '' });
+    // the settings as the gateway loads them (a key read back through ${file:} loses its last newline)
+    folder = await connectSftp(c.sftp);
   } catch (err) {
     return fail(
       `cannot log in to ${e.host}:${e.port}: ${(err as Error).message}`,
@@ -185,7 +188,7 @@ export async function probe(e: SourceEntry, config: GatewayConfig, io: CliIo): P
     case 'folder':
       return probeFolder(e);
     case 'sftp':
-      return probeSftp(e);
+      return probeSftp(e, config);
     case 'fhir':
       return probeFhir(e, config, io);
     default:

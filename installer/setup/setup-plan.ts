@@ -93,7 +93,8 @@ export function documentOf(plan: SetupPlan, o: { inline: boolean }): { doc: Reco
     if (value === undefined || value === '') return undefined;
     const file = credentialsFile(plan.dataDir, sourceId, field);
     secrets.push({ sourceId, field, file, value });
-    return o.inline ? value : `\${file:${file}}`;
+    // inline, as the loader will read it back: `${file:…}` drops one trailing newline, so what is tested is what runs
+    return o.inline ? value.replace(/\r?\n$/, '') : `\${file:${file}}`;
   };
   const hl7 = plan.sources.find((s): s is Hl7Entry => s.kind === 'hl7');
   const databases = plan.sources
