@@ -66,6 +66,8 @@ export interface DoctorContext {
   /** The data folder's files, when the config loaded. */
   readonly paths?: GatewayPaths;
   readonly platform: NodeJS.Platform;
+  /** Linux: systemd is the init system (sd_booted's test: /run/systemd/system exists). */
+  readonly systemdBooted: boolean;
   readonly env: Readonly<Record<string, string | undefined>>;
   now(): number;
   /** The running gateway's `/status` (memoised: one admin-API round trip for all checks). */

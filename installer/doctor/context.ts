@@ -4,6 +4,7 @@
  * `status` (`ownGatewayStatus`: it checks the answer comes from this config's gateway).
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { ConfigError, loadConfigReport, type ConfigProblem } from '../../config/load.ts';
 import type { GatewayConfig } from '../../config/schema.ts';
 import { ownGatewayStatus } from '../../cli/commands/status.ts';
@@ -15,6 +16,8 @@ export interface DoctorContextOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** Tests: another platform's code path (Windows `sc query`, read as text). */
   platform?: NodeJS.Platform;
+  /** Tests: whether systemd runs (default: /run/systemd/system exists), to read systemctl's answers as text. */
+  systemdBooted?: boolean;
   /** Tests: another program runner (the Windows path, which cannot run here). */
   exec?: DoctorContext['exec'];
   now?: () => number;
@@ -47,6 +50,7 @@ export function createDoctorContext(o: DoctorContextOptions): DoctorContext {
     ...(configError ? { configError } : {}),
     configWarnings,
     platform: o.platform ?? process.platform,
+    systemdBooted: o.systemdBooted ?? existsSync('/run/systemd/system'),
     env,
     now: o.now ?? Date.now,
     gateway() {

@@ -452,6 +452,51 @@ SERVICE_NAME: eyewear-gateway
   });
 });
 
+describe("the systemd service (systemd is not PID 1 here: systemctl's answers as text)", () => {
+  const run = async (enabled: ExecResult, active: ExecResult) => {
+    const calls: string[] = [];
+    const exec: DoctorContext['exec'] = async (file, args) => {
+      calls.push(`${file} ${args.join(' ')}`);
+      return args[0] === 'is-enabled' ? enabled : active;
+    };
+    const [r] = await runCheck(serviceCheckFor('eyewear-gateway'), createDoctorContext({ platform: 'linux', systemdBooted: true, exec }));
+    return { r, calls };
+  };
+  const out = (stdout: string, code = 0): ExecResult => ({ code, stdout, stderr: '' });
+
+  it('enabled and active: pass; active but disabled: warn; failed: fail with the journal to read; no unit file: fail, install it', async () => {
+    const ok = await run(out('enabled\n'), out('active\n'));
+    expect(ok.calls).toEqual(['systemctl is-enabled eyewear-gateway.service', 'systemctl is-active eyewear-gateway.service']);
+    expect(ok.r).toMatchObject({ status: 'pass', evidence: 'eyewear-gateway.service: is-enabled enabled, is-active active' });
+    expect((await run(out('disabled\n', 1), out('active\n'))).r).toMatchObject({
+      status: 'warn',
+      todo: 'it runs but will not start after a reboot: systemctl enable eyewear-gateway.service',
+    });
+    const failed = await run(out('enabled\n'), out('failed\n', 3));
+    expect(failed.r).toMatchObject({
+      status: 'fail',
+      evidence: 'eyewear-gateway.service: is-enabled enabled, is-active failed',
+      todo: 'see why it stopped: journalctl -u eyewear-gateway.service -n 50; fix what it says, then systemctl restart eyewear-gateway.service',
+    });
+    const missing = await run(
+      { code: 1, stdout: '', stderr: 'Failed to get unit file state for eyewear-gateway.service: No such file or directory\n' },
+      out('inactive\n', 3),
+    );
+    expect(missing.r).toMatchObject({ status: 'fail', evidence: 'eyewear-gateway.service is not installed' });
+  });
+
+  it('where systemd is not the init system: skip, saying whether the unit file is installed (the real systemctl, if any)', async () => {
+    const [r] = await runCheck(
+      serviceCheckFor('eyewear-gateway-not-installed'),
+      createDoctorContext({ platform: 'linux', systemdBooted: false }),
+    );
+    expect(r.status).toBe('skip');
+    expect(r.evidence).toMatch(
+      /^systemd is not the init system here \(PID 1 is .+; no \/run\/systemd\/system\): whether eyewear-gateway-not-installed\.service runs cannot be checked \(its unit file: (not installed|not known \(systemctl: ENOENT\))\)$/,
+    );
+  });
+});
+
 describe('the runner', () => {
   it('a check that never answers is a fail at its timeout; one that throws is a fail; the others still report', async () => {
     const hangs: DoctorCheck = { id: 'hangs', timeoutMs: 50, run: () => new Promise(() => undefined) };

@@ -3,7 +3,7 @@
  * `is-active`), only where systemd is the init system (sd_booted's test: /run/systemd/system
  * exists); Windows asks the service control manager (`sc query` / `sc qc`), parsed from its text.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { CheckResult, DoctorCheck, DoctorContext } from '../check.ts';
 
 /**
@@ -25,20 +25,29 @@ export function parseScStartType(text: string): string | undefined {
   return /^\s*START_TYPE\s*:\s*\d+\s+(\w+)/m.exec(text)?.[1];
 }
 
+/** `systemctl is-enabled` → its word, or 'not-found' for a unit file that does not exist. */
+function enabledWord(r: { stdout: string; stderr: string }): string {
+  return r.stdout.trim() || (/no such file|not[- ]found|does not exist/i.test(r.stderr) ? 'not-found' : r.stderr.trim());
+}
+
 async function linux(ctx: DoctorContext, name: string): Promise<CheckResult> {
   const unit = `${name}.service`;
-  if (!existsSync('/run/systemd/system')) {
+  if (!ctx.systemdBooted) {
     let init = '?';
     try {
       init = readFileSync('/proc/1/comm', 'utf8').trim();
     } catch {
       /* no /proc: said as '?' */
     }
+    // is-enabled reads unit files and works without a running systemd: say at least whether it is installed
+    const offline = await ctx.exec('systemctl', ['is-enabled', unit], EXEC_MS);
+    const en = offline.error ? `not known (systemctl: ${offline.error})` : enabledWord(offline);
     return {
       name: 'service',
       status: 'skip',
-      evidence: `systemd is not the init system here (PID 1 is ${init}; no /run/systemd/system): ${unit} cannot be checked`,
+      evidence: `systemd is not the init system here (PID 1 is ${init}; no /run/systemd/system): whether ${unit} runs cannot be checked (its unit file: ${en === 'not-found' ? 'not installed' : en})`,
       todo: 'on a machine without systemd, run the gateway under the supervisor it has and check it there',
+      data: { unit, isEnabled: en, init },
     };
   }
   const enabled = await ctx.exec('systemctl', ['is-enabled', unit], EXEC_MS);
