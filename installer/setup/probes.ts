@@ -7,12 +7,14 @@
  */
 import { createServer } from 'node:net';
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { CliIo } from '../../cli/command.ts';
 import { dbCheck } from '../../cli/commands/db.ts';
 import { fhirCheck } from '../../cli/commands/fhir.ts';
 import { connectionOf, openSqlDriver } from '../../adapters/sql/index.ts';
 import { connectSftp, sshFingerprint } from '../../adapters/file/remote-folder.ts';
 import type { GatewayConfig } from '../../config/schema.ts';
+import { publicDir } from '../../gateway/crypto/secret-store.ts';
 import type { DbEntry, FhirEntry, FolderEntry, Hl7Entry, SftpEntry, SourceEntry } from './setup-plan.ts';
 
 export type ProbeResult =
@@ -173,9 +175,10 @@ export async function probeFhir(e: FhirEntry, config: GatewayConfig, io: CliIo):
       'connected, but some resources map with errors (listed above)',
       'keep it and fix the mapping later, or drop those resources',
     );
+  const jwks = join(publicDir(config.gateway.dataDir, e.id), 'jwks.json');
   return fail(
     'the FHIR check failed (the step is listed above)',
-    `register this gateway's public key with the vendor (eyewear-gateway fhir jwks --source ${e.id}), check the base URL and the client id`,
+    `check the base URL and the client id; the key pair this gateway signs with is made: register its public JWKS (${jwks}) with the vendor for client ${e.clientId}, then test again`,
   );
 }
 
