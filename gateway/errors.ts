@@ -270,6 +270,20 @@ export const ErrorCodes = {
     action:
       'Read the cause: free the port or change `hl7.port` / `admin.port` (or the host); for other causes (unreachable host) fix what the log names. The component is retried.',
   },
+  GW_INSTALL_REFUSED: {
+    retry: 'permanent',
+    summary:
+      '`install` or `uninstall` refused before changing anything: not run as root (Linux) or from an elevated prompt (Windows), systemd not running, no executable to install (run from the TypeScript sources), a config it cannot install, or `--purge` not confirmed. The message says which.',
+    action:
+      'Do what the message says: `sudo eyewear-gateway install` (Linux) or an elevated "Run as administrator" prompt (Windows); build the executable (`npm run build:binary`) or pass `--exec FILE`; `install --print` shows and `install --root DIR` stages the files without installing.',
+  },
+  GW_INSTALL_FAILED: {
+    retry: 'transient',
+    summary:
+      'A step of `install` or `uninstall` failed: the steps listed before it were done, the ones after it were not. The message names the step and what the program it ran said.',
+    action:
+      'Fix the cause the message names (for a service that did not start: `journalctl -u eyewear-gateway -n 50`), then run the same command again: every step is safe to repeat.',
+  },
   GW_USAGE: { retry: 'permanent', summary: 'The command line was not understood.', action: 'Run with `--help`.' },
 } as const satisfies Record<string, CodeInfo>;
 export type ErrorCode = keyof typeof ErrorCodes;
