@@ -72,6 +72,8 @@ export interface GatewayOptions {
   handOverToken?: string;
   /** Reads the config as `start` did (the CLI: the same file and environment), for a reload while running. */
   loadConfig?: () => GatewayConfig;
+  /** The updater's hook for signed `gateway.update` commands (the CLI's start passes it; without it they are refused). */
+  onUpdate?: (req: { commandId: string; manifestUrl?: string }) => string | undefined;
 }
 
 export type ReloadOutcome =
@@ -107,7 +109,8 @@ export function resolveTimezone(tz: string): string {
 
 export interface Gateway {
   start(): Promise<void>;
-  stop(): Promise<void>;
+  /** Stops everything; the lease is released unless `keepLease` (the updater hands it to the next process). */
+  stop(o?: { keepLease?: boolean }): Promise<void>;
   status(): Record<string, unknown>;
   /** What started and what did not (with its cause and, for listeners, the address), for the start banner and `/ready`. */
   startReport(): StartReport;
@@ -225,6 +228,7 @@ async function assembleGateway(
     damagedDir: paths.damagedDir,
     onOutboundSalvaged: salvageAlert(() => alertBoard, 'outboundSalvaged'),
     secrets: (id) => createSecretStore(paths.dataDir, id, sealer),
+    ...(opts.onUpdate ? { onUpdate: opts.onUpdate } : {}),
   });
   const outbound = returnPath.outbound;
   const sink = await buildSink(
@@ -535,7 +539,7 @@ async function assembleGateway(
       }
       return startReportOf(components);
     },
-    async stop() {
+    async stop(o = {}) {
       await reloading;
       if (!running) {
         // built (or failed to start) and never running: the folder is free again
@@ -552,9 +556,9 @@ async function assembleGateway(
       await diskGuard.stop();
       await outbox.close();
       await returnPath.close();
-      lease?.release();
+      if (!o.keepLease) lease?.release();
       lease = undefined;
-      logger.info('gateway stopped');
+      logger.info(o.keepLease ? 'gateway stopped; the lease is kept for the hand-over' : 'gateway stopped');
       logger.flush?.();
     },
   };

@@ -28,6 +28,8 @@ export interface GatewayEvents {
     /** A failed command's error code, where it has one (gateway/errors.ts): what the cloud decides on, not `detail`. */
     code?: string;
   };
+  /** What the updater decided or did (updater/update-runner.ts): the MQTT sink reports it on up/status. PHI-free. */
+  'update.outcome': { outcome: string; from: string; to?: string; reason?: string; commandId?: string };
   /** An agent found something a person or the cloud should know (agents/contract.ts). PHI-free. */
   'agent.finding': { agent: string; code: string; severity: 'info' | 'warning' | 'error'; summary: string };
   /** An agent proposes a config change; nothing is applied until a person (or the cloud) accepts it. */

@@ -58,6 +58,8 @@ export interface SwitchOverOptions {
   /** After a rollback: takes the lease back (with the hand-over token) and starts this gateway again. */
   resumeGateway(handOverToken: string): Promise<void>;
   log(level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, msg: string): void;
+  /** The `gateway.update` command that asked for it, kept in state.json for the outcome report. */
+  commandId?: string;
   platform?: NodeJS.Platform;
   now?: () => number;
   /** Between two looks at the new process's health (default 500 ms). */
@@ -170,7 +172,15 @@ export async function switchOver(o: SwitchOverOptions): Promise<SwitchOutcome> {
   const now = o.now ?? Date.now;
   const previous = `${o.executable}.previous`;
   const at = () => new Date(now()).toISOString();
-  const state: UpdateState = { phase: 'switching', from: o.from, to: o.to, executable: o.executable, previous, at: at() };
+  const state: UpdateState = {
+    phase: 'switching',
+    from: o.from,
+    to: o.to,
+    executable: o.executable,
+    previous,
+    at: at(),
+    ...(o.commandId ? { commandId: o.commandId } : {}),
+  };
   preflight(o.staged, o.to, o.env);
   writeUpdateState(o.dataDir, state);
   o.log('info', { code: 'GW_UPDATE', from: o.from, to: o.to }, 'update: stopping this version to hand over to the new one');

@@ -25,6 +25,8 @@ export interface UpdateState {
   reason?: string;
   /** Whether the outcome went out on up/status (or to the log when there is no cloud). */
   reported?: boolean;
+  /** The `gateway.update` command that asked for it (its outcome is reported under this id). */
+  commandId?: string;
 }
 
 export interface HistoryEntry {

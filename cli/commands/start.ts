@@ -9,6 +9,8 @@ import { acquireDataLease, HANDOVER_ENV, type DataLease } from '../../gateway/da
 import { createServiceNotifier, gatewayServiceHealth, type ServiceNotifier } from '../../gateway/service-notify.ts';
 import { startProblem } from '../../gateway/status-report.ts';
 import { gatewayVersion } from '../../gateway/version.ts';
+import { createLogger } from '../../gateway/logger.ts';
+import { createUpdateRunner, updateExecutable, type UpdateRunner } from '../../updater/update-runner.ts';
 import type { CliCommand, CliIo } from '../command.ts';
 
 const START_HELP = `eyewear-gateway start [--config FILE]
@@ -55,9 +57,18 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
     process.removeListener('exit', releaseOnExit);
   };
   let gw: Gateway;
-  // with a config file, POST /config/reload (or `eyewear-gateway reload`) reads it again while running
+  // signed gateway.update commands go to the updater (created once the gateway runs)
+  let updater: UpdateRunner | undefined;
+  const build = (l: DataLease) =>
+    createGateway({
+      config,
+      lease: l,
+      // with a config file, POST /config/reload (or `eyewear-gateway reload`) reads it again while running
+      loadConfig: configFile === undefined ? undefined : () => io.loadConfig(configFile),
+      onUpdate: (req) => updater?.request(req) ?? 'the updater is not running yet; send it again in a minute',
+    });
   try {
-    gw = await createGateway({ config, lease, loadConfig: configFile === undefined ? undefined : () => io.loadConfig(configFile) });
+    gw = await build(lease);
   } catch (e) {
     letGo();
     if (!isGatewayError(e)) throw e;
@@ -73,6 +84,7 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
     stopping = true;
     notifier?.stopping();
     io.err(`received ${signal}; stopping (in-flight messages finish first)`);
+    updater?.stop();
     starting
       .then(() => gw.stop())
       .then(
@@ -124,6 +136,38 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
       ? 'NOT listening'
       : `http://${config.admin.host}:${config.admin.port} (token ${config.admin.token ? 'from the config' : `in ${gw.parts.paths.tokenFile}`})`;
   const parts = `MLLP ${mllp}, admin ${admin}, sink ${config.relay.sink}${config.relay.sink === 'file' ? ` → ${gw.parts.paths.fileSinkDir}` : ''}`;
+  const dataDir = gatewayPaths(config).dataDir;
+  const updateLog = createLogger({ level: config.log.level }).child({ component: 'updater' });
+  updater = createUpdateRunner({
+    config,
+    dataDir,
+    version: gatewayVersion(),
+    gatewayId: config.gateway.id,
+    executable: updateExecutable(config),
+    platform: `${process.platform}-${process.arch}`,
+    bus: () => gw.parts.bus,
+    sinkConnected: () => gw.parts.sink.health().connected,
+    adminToken: () => gw.parts.token,
+    // the switch-over: this gateway stops (in-flight messages finish), its lease goes to the new process
+    stopGateway: () => gw.stop({ keepLease: true }),
+    handOver: () => lease.handOver().token,
+    // a rollback: the lease back (the token it was promised under), the gateway built and started again
+    resumeGateway: async (token) => {
+      lease = acquireDataLease(dataDir, { handOverToken: token });
+      gw = await build(lease);
+      await gw.start();
+    },
+    exitAfterUpdate: () => {
+      process.removeListener('exit', releaseOnExit);
+      io.err(`eyewear-gateway ${gatewayVersion()}: the new version took over; this process exits`);
+      process.exit(0);
+    },
+    args: process.argv.slice(2),
+    env: process.env,
+    log: (level, fields, msg) => updateLog[level](fields, msg),
+  });
+  updater.reportPending();
+  updater.startPeriodic();
   if (failed.length === 0) io.err(`eyewear-gateway ${gatewayVersion()} running — ${parts}. Ctrl-C stops.`);
   else
     io.err(

@@ -112,6 +112,12 @@ export function createCommandProcessor(o: {
     partitionKeyer?: (key: string) => string;
   };
   direct?: DirectCommandOptions;
+  /**
+   * `gateway.update` {manifestUrl?}: hands the request to the updater, which checks the signed
+   * manifest and switches over (updater/update-runner.ts); returns why it cannot, or undefined once
+   * it took the request (its outcome follows as done/failed). Absent: updates are refused.
+   */
+  onUpdate?: (req: { commandId: string; manifestUrl?: string }) => string | undefined;
   bus: EventBus;
   logger: Logger;
   now?: () => number /** Timers of the retries (and the time, when `now` is not given); default systemClock. */;
@@ -255,6 +261,24 @@ export function createCommandProcessor(o: {
     return r;
   }
 
+  /** `gateway.update`: its id taken once (a replay is refused), then the updater's. Not journalled: the updater's state.json carries it across the switch-over. */
+  async function update(cmd: CloudCommand, jws: string) {
+    if (!o.onUpdate) return outcome(cmd.id, 'refused', 'this gateway process does not run updates (started without the updater)');
+    if (cmd.manifestUrl !== undefined && typeof cmd.manifestUrl !== 'string')
+      return outcome(cmd.id, 'refused', 'manifestUrl must be a string');
+    if (o.direct) {
+      const taken = await o.direct.outbox.enqueue({
+        records: [],
+        dedupe: { key: `command|${cmd.id}`, hash: createHash('sha256').update(jws).digest('hex') },
+      });
+      if (taken === 'duplicate' || taken === 'conflict') return outcome(cmd.id, 'refused', 'replayed command id');
+      if (taken === 'full') return outcome(cmd.id, 'refused', 'outbox full; send again later');
+    }
+    const why = o.onUpdate({ commandId: cmd.id, ...(typeof cmd.manifestUrl === 'string' ? { manifestUrl: cmd.manifestUrl } : {}) });
+    if (why) return outcome(cmd.id, 'refused', why);
+    return outcome(cmd.id, 'accepted', 'update check');
+  }
+
   return {
     async resumePending() {
       if (!o.direct) return 0;
@@ -291,6 +315,7 @@ export function createCommandProcessor(o: {
         return outcome(undefined, 'refused', isGatewayError(e) ? e.message : 'unverifiable');
       }
       if (JOBS[cmd.type]) return direct(cmd, jws);
+      if (cmd.type === 'gateway.update') return update(cmd, jws);
       if (cmd.type !== 'hl7.send' && !BUILT[cmd.type]) return outcome(cmd.id, 'refused', `unknown command type ${cmd.type}`);
       if (!o.outbound) return outcome(cmd.id, 'refused', 'outbound HL7 is disabled (outbound.enabled)');
       let hl7: string;

@@ -49,6 +49,8 @@ export interface ReturnPathDeps {
   onOutboundSalvaged: (r: SalvageReport) => void;
   /** A source's sealed secrets (its FHIR client key): a FHIR write-back signs with the source's own key. */
   secrets: (sourceId: string) => SecretStore;
+  /** The updater's hook for `gateway.update` commands (command-processor.ts `onUpdate`). */
+  onUpdate?: (req: { commandId: string; manifestUrl?: string }) => string | undefined;
 }
 
 export interface ReturnPath {
@@ -156,6 +158,7 @@ export function createReturnPath(config: GatewayConfig, d: ReturnPathDeps): Retu
           fileWriterFor: (id) => fileWriters.get(id),
           fhirWriteBackFor: (id) => fhirWriteBacks.get(id),
         },
+        ...(d.onUpdate ? { onUpdate: d.onUpdate } : {}),
         bus: d.bus,
         logger: d.logger.child({ component: 'commands' }),
         clock: d.clock,
