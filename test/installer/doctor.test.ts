@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
+import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +28,9 @@ import { cloudCheck } from '../../installer/doctor/checks/cloud.ts';
 import { clockCheck } from '../../installer/doctor/checks/clock.ts';
 import { dataFolderCheck, diskSpaceCheck } from '../../installer/doctor/checks/data-folder.ts';
 import { outboxCheck } from '../../installer/doctor/checks/outbox.ts';
+import { gatewayProcessCheck } from '../../installer/doctor/checks/gateway-process.ts';
+import { portsCheck } from '../../installer/doctor/checks/ports.ts';
+import { sourcesCheck } from '../../installer/doctor/checks/sources.ts';
 import { sealKeyCheck } from '../../installer/doctor/checks/seal-key.ts';
 import { parseScQuery, serviceCheckFor } from '../../installer/doctor/checks/service.ts';
 import { adtA04 } from '../support/hl7-fixtures.ts';
@@ -34,7 +38,7 @@ import { makeCloudKeys } from '../support/cloud-keys.ts';
 import { childGateway, type ChildGateway } from '../support/child-gateway.ts';
 import { startHarness } from '../support/gateway-harness.ts';
 import { startMosquitto, type Broker } from '../support/mosquitto.ts';
-import { freePort, waitForPort } from '../support/net.ts';
+import { freePort, waitFor, waitForPort } from '../support/net.ts';
 import { fillDisk, mountSmallDisk, type SmallDisk } from '../support/small-disk.ts';
 import { makeTestPki, type TestPki } from '../support/tls.ts';
 
@@ -151,7 +155,7 @@ describe('doctor through the CLI, around a gateway in a child process', () => {
     expect(lines).toContain(`PASS  port hl7.port: 127.0.0.1:${mllpPort} bound by this gateway (pid ${pid}, on 127.0.0.1)`);
     expect(lines).toContain(`PASS  port admin.port: 127.0.0.1:${adminPort} bound by this gateway (pid ${pid}, on 127.0.0.1)`);
     expect(lines).toContain(
-      'PASS  outbox: 0 record(s) waiting, oldest —, 0 dead letter(s), 0 of 1048576 bytes (0.0%) (from the running gateway)',
+      'PASS  outbox: 0 record(s) waiting, oldest —, 0 dead letter(s), 0 of 1048576 bytes (0.0%) (read from the file, read-only); the running gateway: 0 pending, 0 in flight, 0 waiting retry',
     );
     expect(lines.some((l) => l.startsWith(`PASS  gateway process: pid ${pid} holds the data folder's lease since `))).toBe(true);
     expect(lines.some((l) => l.startsWith('PASS  source hl7v2: up; '))).toBe(true);
@@ -295,6 +299,14 @@ describe('the seal key, the outbox and an unreachable cloud (a record queued for
     expect(r.evidence).toMatch(/^1 record\(s\) waiting, oldest \d+ s, 0 dead letter\(s\), \d+ of 1048576 bytes/);
   });
 
+  it('the same record an hour later (the clock moved on): a warning that delivery is stuck', async () => {
+    const later = Date.now() + 3600_000;
+    const [r] = await runCheck(outboxCheck, createDoctorContext({ configFile: cfg.file, now: () => later }));
+    expect(r.status).toBe('warn');
+    expect(r.evidence).toMatch(/: records older than 900 s: delivery is not keeping up or is stuck$/);
+    expect((r.data as { oldestAgeSeconds: number }).oldestAgeSeconds).toBeGreaterThanOrEqual(3600);
+  });
+
   it('the cloud at a closed port: DNS pass (an address), TCP fail ECONNREFUSED, TLS and auth not tried', async () => {
     const rs = await runCheck(cloudCheck, createDoctorContext({ configFile: cfg.file }));
     expect(statuses(rs)).toEqual({ 'cloud dns': 'pass', 'cloud tcp': 'fail', 'cloud tls': 'skip', 'cloud auth': 'skip' });
@@ -333,6 +345,110 @@ describe('the seal key, the outbox and an unreachable cloud (a record queued for
     } finally {
       writeFileSync(keyFile, original, { mode: 0o600 });
     }
+  });
+});
+
+describe('sources probed directly when no gateway answers', () => {
+  it('a SQLite database answers SELECT 1: pass; a missing folder: fail ENOENT; an SFTP server at a closed port: fail ECONNREFUSED', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ewml-doctor-src-'));
+    const dbFile = join(dir, 'pms.db');
+    const db = new DatabaseSync(dbFile);
+    db.exec('CREATE TABLE patient (id INTEGER PRIMARY KEY, last TEXT)');
+    db.close();
+    const closed = await freePort();
+    const kinds = [{ name: 'patients', match: '^patients.*\\.csv$', records: [{ type: 'patient', fields: { 'name.family': 'last' } }] }];
+    const c = writeConfig({
+      admin: { port: await freePort() },
+      databases: [
+        {
+          id: 'pms',
+          engine: 'sqlite',
+          file: dbFile,
+          streams: [{ name: 'patients', table: 'patient', key: 'id', records: kinds[0].records }],
+        },
+      ],
+      files: [
+        { id: 'drop', source: 'folder', dir: join(dir, 'no-such-folder'), profile: 'generic', kinds },
+        {
+          id: 'remote',
+          source: 'sftp',
+          dir: '/export',
+          profile: 'generic',
+          kinds,
+          sftp: { host: '127.0.0.1', port: closed, username: 'pms', password: 'x', hostKeySha256: `SHA256:${'A'.repeat(43)}` },
+        },
+      ],
+    });
+    const rs = byName(await runCheck(sourcesCheck, createDoctorContext({ configFile: c.file })));
+    expect(Object.keys(rs)).toEqual(['source pms', 'source drop', 'source remote']);
+    expect(rs['source pms'].status).toBe('pass');
+    expect(rs['source pms'].evidence).toMatch(
+      new RegExp(
+        `^sqlite ${dbFile.replaceAll('.', '\\.')}: connected and answered SELECT 1 in \\d+ ms \\(probed directly; the gateway is not answering\\)$`,
+      ),
+    );
+    expect(rs['source drop']).toMatchObject({ status: 'fail', evidence: `folder ${join(dir, 'no-such-folder')}: ENOENT` });
+    expect(rs['source remote']).toMatchObject({ status: 'fail', evidence: `sftp 127.0.0.1:${closed}: ECONNREFUSED` });
+  });
+});
+
+describe('the HTTPS cloud refusing the token, seen through the running gateway', () => {
+  let server: Server;
+  let cloudPort: number;
+  let h: Awaited<ReturnType<typeof startHarness>>;
+  let cfg: { file: string; dataDir: string };
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      req.resume();
+      res.statusCode = req.method === 'POST' ? 401 : 404;
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cloudPort = (server.address() as { port: number }).port;
+    const adminPort = await freePort();
+    const over = {
+      gateway: { id: 'gw-doc', tenantId: 't1', practiceId: 'p1' },
+      relay: { sink: 'https' as const },
+      cloud: { publicKey: keys.publicPem },
+      https: { url: `http://127.0.0.1:${cloudPort}` },
+      admin: { port: adminPort },
+    };
+    h = await startHarness(over, { logLevel: 'warn' });
+    const c = await h.client();
+    expect(await c.send(adtA04())).toContain('MSA|AA|');
+    await waitFor(
+      () => (h.gw.status().sink as { detail?: { lastError?: string } }).detail?.lastError === 'HTTP 401',
+      10_000,
+      'a refused delivery',
+    );
+    const { gateway: _g, ...rest } = over;
+    cfg = writeConfig({ ...rest, hl7: { port: 0 } }, h.dataDir);
+  });
+  afterAll(async () => {
+    await h?.stop();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it("auth fails with the gateway's last answer (HTTP 401), after DNS, TCP and a clear-text warning; the outbox holds the record", async () => {
+    const ctx = createDoctorContext({ configFile: cfg.file });
+    const rs = await runCheck(cloudCheck, ctx);
+    expect(statuses(rs)).toEqual({ 'cloud dns': 'pass', 'cloud tcp': 'pass', 'cloud tls': 'warn', 'cloud auth': 'fail' });
+    expect(byName(rs)['cloud auth']).toMatchObject({
+      evidence: "the running gateway's last delivery was refused: HTTP 401",
+      todo: 'check https.token and https.url (records stay queued until it is fixed)',
+    });
+    const [o] = await runCheck(outboxCheck, ctx);
+    expect(o.data).toMatchObject({ records: 1, from: 'file' });
+    expect(o.evidence).toMatch(
+      /^1 record\(s\) waiting, oldest \d+ s, 0 dead letter\(s\), \d+ of 1048576 bytes .*\(read from the file, read-only\); the running gateway: \d+ pending, \d+ in flight, \d+ waiting retry$/,
+    );
+    const [p] = await runCheck(gatewayProcessCheck, ctx);
+    expect(p.evidence).toContain(`pid ${process.pid} holds the data folder's lease since `);
+    const [port] = (await runCheck(portsCheck, ctx)).filter((r) => r.name === 'port admin.port');
+    expect(port).toMatchObject({
+      status: 'pass',
+      evidence: `127.0.0.1:${h.adminPort} bound by this gateway (pid ${process.pid}, on 127.0.0.1)`,
+    });
   });
 });
 

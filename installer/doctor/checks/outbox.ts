@@ -1,8 +1,8 @@
 /**
  * The outbox: how many records wait, the oldest one's age, dead letters, bytes against the cap.
- * From the running gateway's `/status` when it answers; otherwise the file itself, opened
- * read-only (SQLite `readOnly`: no lease taken, no writer, nothing migrated), which is safe beside
- * a running gateway too.
+ * Counted in the file itself, opened read-only (SQLite `readOnly`: no lease taken, no writer,
+ * nothing migrated; safe beside the running gateway, whose WAL commits a reader sees), with the
+ * running gateway's breakdown by state from `/status` beside it when it answers.
  */
 import { existsSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
@@ -87,41 +87,53 @@ export const outboxCheck: DoctorCheck = {
   async run(ctx) {
     if (!ctx.config || !ctx.paths) return [needsConfig('outbox', ctx)];
     const g = await ctx.gateway();
-    if (g.state === 'answering') {
-      const o = g.status.outbox as {
-        pending: number;
-        inFlight: number;
-        waitingRetry: number;
-        deadLetters: number;
-        bytes: number;
-        maxBytes: number;
-        oldestAgeSeconds: number | null;
-      };
-      return [
-        judgeOutbox({
-          records: o.pending + o.inFlight + o.waitingRetry,
-          deadLetters: o.deadLetters,
-          bytes: o.bytes,
-          maxBytes: o.maxBytes,
-          oldestAgeSeconds: o.oldestAgeSeconds,
-          from: 'status',
-        }),
-      ];
-    }
+    // the running gateway's view: its breakdown by state (a record waiting for a retry while being
+    // resent counts in two of them, so their sum is not the number of records)
+    const live =
+      g.state === 'answering'
+        ? (g.status.outbox as {
+            pending: number;
+            inFlight: number;
+            waitingRetry: number;
+            deadLetters: number;
+            bytes: number;
+            maxBytes: number;
+            oldestAgeSeconds: number | null;
+          })
+        : undefined;
     let f: OutboxFigures | undefined;
     try {
       f = readOutboxFile(ctx.paths.outboxFile, ctx.config.outbox.maxBytes, ctx.now());
     } catch (e) {
-      return [
-        {
-          name: 'outbox',
-          status: 'fail',
-          evidence: `${ctx.paths.outboxFile} cannot be read: ${(e as Error).message}`,
-          todo: 'start the gateway: it checks the outbox and moves a damaged one aside (see docs/operating.md)',
-        },
-      ];
+      if (!live)
+        return [
+          {
+            name: 'outbox',
+            status: 'fail',
+            evidence: `${ctx.paths.outboxFile} cannot be read: ${(e as Error).message}`,
+            todo: 'start the gateway: it checks the outbox and moves a damaged one aside (see docs/operating.md)',
+          },
+        ];
     }
+    if (!f && live)
+      f = {
+        records: live.pending + live.inFlight,
+        deadLetters: live.deadLetters,
+        bytes: live.bytes,
+        maxBytes: live.maxBytes,
+        oldestAgeSeconds: live.oldestAgeSeconds,
+        from: 'status',
+      };
     if (!f) return [{ name: 'outbox', status: 'pass', evidence: `no outbox yet at ${ctx.paths.outboxFile} (the first start makes it)` }];
-    return [judgeOutbox(f)];
+    const r = judgeOutbox(f);
+    if (!live) return [r];
+    const said = `the running gateway: ${live.pending} pending, ${live.inFlight} in flight, ${live.waitingRetry} waiting retry`;
+    return [
+      {
+        ...r,
+        evidence: `${r.evidence}; ${said}`,
+        data: { ...r.data, gateway: { pending: live.pending, inFlight: live.inFlight, waitingRetry: live.waitingRetry } },
+      },
+    ];
   },
 };

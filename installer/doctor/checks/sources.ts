@@ -47,7 +47,7 @@ async function probeDatabase(c: GatewayConfig['databases'][number]): Promise<Che
   const where = c.engine === 'sqlite' ? c.file : `${c.database}@${c.host}${c.port ? `:${c.port}` : ''}`;
   const t0 = performance.now();
   try {
-    const d = await openSqlDriver(connectionOf(c));
+    const d = await openSqlDriver({ ...connectionOf(c), poolSize: 1, statementTimeoutMs: PROBE_MS });
     try {
       await d.query('SELECT 1 AS ok');
     } finally {
