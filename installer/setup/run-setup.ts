@@ -106,6 +106,20 @@ async function finish(io: CliIo, deps: SetupDeps, f: Finish): Promise<number> {
   return failed ? EXIT.failure : EXIT.ok;
 }
 
+/** Step 4's write; a file-system refusal is said with what to do (nothing of this run is left: write-config.ts). */
+function writeOrSay(io: CliIo, write: () => Written, out: string): Written | undefined {
+  try {
+    return write();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!code || e instanceof ConfigError) throw e;
+    io.err(
+      `error: cannot write ${out} or its credentials files (${code}): nothing written. ${code === 'EACCES' || code === 'EPERM' ? 'Run setup as root (Administrator on Windows), or choose --out FILE and --data-dir DIR you may write' : 'Check the disk and the folders, then run setup again'}`,
+    );
+    return undefined;
+  }
+}
+
 function existsMessage(out: string): string {
   return `${out} exists: not overwritten, nothing written. Re-run with --force to replace it (a backup is kept), or choose another file with --out`;
 }
@@ -149,7 +163,8 @@ async function nonInteractive(v: CliArgs['values'], io: CliIo, deps: SetupDeps):
     return EXIT.failure;
   }
   step(io, 4, 'write the config');
-  const written = writeSetupConfig(plan, out, { replace: Boolean(v.force) });
+  const written = writeOrSay(io, () => writeSetupConfig(plan, out, { replace: Boolean(v.force) }), out);
+  if (!written) return EXIT.failure;
   io.out(`  wrote ${written.file}${written.backup ? ` (backup ${written.backup})` : ''}; validated by loading it back`);
   for (const s of failedSources) io.err(`  warning: ${describeEntry(s)} is in the config although its test FAILED (--keep-failed)`);
   return finish(io, deps, {
@@ -261,7 +276,8 @@ async function interactive(v: CliArgs['values'], io: CliIo, deps: SetupDeps): Pr
       io.err('not written; nothing was changed. Run eyewear-gateway setup again to start over');
       return EXIT.failure;
     }
-    written = writeSetupConfig(plan, out, { replace });
+    written = writeOrSay(io, () => writeSetupConfig(plan, out, { replace }), out);
+    if (!written) return EXIT.failure;
     io.out(`  wrote ${written.file}${written.backup ? ` (backup ${written.backup})` : ''}; validated by loading it back`);
     const enrolCode =
       (v['enrol-code'] as string | undefined) ?? ((await a.ask('Enrolment code from the cloud team (Enter to skip)')) || undefined);

@@ -7,12 +7,21 @@
  * referenced from the YAML by `${file:…}`; the YAML itself never holds one. The written file is
  * loaded back through the loader as the last check.
  */
-import { constants, copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
+import { constants, copyFileSync, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { ConfigError, loadConfig, loadConfigReport, type ConfigProblem } from '../../config/load.ts';
 import type { GatewayConfig } from '../../config/schema.ts';
 import { writeFileAtomic } from '../../gateway/crypto/key-file.ts';
 import { documentOf, type SetupPlan } from './setup-plan.ts';
+
+function readOrUndefined(file: string): Buffer | undefined {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
 
 /** The plan as the gateway would load it (secrets inline, in memory only), or every problem with its path. */
 export function candidateConfig(plan: SetupPlan): { ok: true; config: GatewayConfig } | { ok: false; problems: readonly ConfigProblem[] } {
@@ -64,15 +73,23 @@ export function writeSetupConfig(plan: SetupPlan, file: string, o: { replace: bo
     copyFileSync(file, backup, constants.COPYFILE_EXCL);
   }
   const written: string[] = [];
+  // a credentials file setup replaces (setup run again) is put back if this run fails: the restored config names it
+  const previous = new Map<string, Buffer>();
   try {
     for (const s of secrets) {
+      const old = readOrUndefined(s.file);
+      if (old) previous.set(s.file, old);
       writeFileAtomic(s.file, Buffer.from(s.value, 'utf8'));
       written.push(s.file);
     }
     writeFileAtomic(file, Buffer.from(text, 'utf8'));
     loadConfig({ file, env: {}, onWarning: () => undefined });
   } catch (e) {
-    for (const f of written) rmSync(f, { force: true });
+    for (const f of written) {
+      const old = previous.get(f);
+      if (old) writeFileAtomic(f, old);
+      else rmSync(f, { force: true });
+    }
     if (backup) renameSync(backup, file);
     else rmSync(file, { force: true });
     throw e;

@@ -372,6 +372,30 @@ describe('setup --non-interactive', () => {
     }
   }, 60_000);
 
+  it('says a config it cannot write, with what to do, and leaves nothing of the run behind', async () => {
+    const d = fresh();
+    writeFileSync(join(d, 'a-file'), '');
+    const out = join(d, 'a-file', 'gw.yaml');
+    const r = await run([
+      'setup',
+      '--non-interactive',
+      '--source',
+      'folder',
+      '--folder',
+      join(d, 'exports'),
+      '--out',
+      out,
+      '--data-dir',
+      join(d, 'data'),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(
+      `error: cannot write ${out} or its credentials files (ENOTDIR): nothing written. Check the disk and the folders, then run setup again\n`,
+    );
+    expect(r.out.endsWith('step 4/7: write the config\n')).toBe(true);
+    expect(readdirSync(d).sort()).toEqual(['a-file', 'exports']);
+  });
+
   it('runs doctor by name at the end', async () => {
     const d = fresh();
     const out = join(d, 'gw.yaml');
@@ -552,6 +576,44 @@ describe('setup in a terminal', () => {
     expect(config.hl7).toMatchObject({ enabled: true, host: '127.0.0.1', port: hl7Port, profile: 'generic' });
     expect(config.databases[0]).toMatchObject({ engine: 'postgres', port: pg.port, user: db.user, password: db.password });
     expect(config.files[0]).toMatchObject({ id: 'folder', source: 'folder', dir: join(d, 'exports'), profile: 'optical-csv' });
+  }, 90_000);
+
+  it("shows the SFTP server's host key to compare, pins it on yes, and logs in with the key file", async () => {
+    const d = fresh();
+    const out = join(d, 'gw.yaml');
+    const remote = ssh.mkdir('exports-tty');
+    writeFileSync(join(d, 'client.key'), ssh.clientKey);
+    const t = terminal(
+      `${process.execPath} ${bin} setup --out ${out} --data-dir ${join(d, 'data')} --gateway-id gw-sftp --tenant local --practice local --no-doctor`,
+    );
+    await t.answer('Gateway id (from the cloud team) [gw-sftp]: ', '');
+    await t.answer('Tenant id [local]: ', '');
+    await t.answer('Practice id [local]: ', '');
+    await t.answer('Data folder [', '');
+    await t.answer('Sources, comma-separated (hl7, db, folder, sftp, fhir) [', 'sftp');
+    await t.answer('SFTP server: ', '127.0.0.1');
+    await t.answer('Port [22]: ', String(ssh.port));
+    await t.answer('User: ', ssh.user);
+    await t.answer('Remote folder [/]: ', remote);
+    await t.answer('Is it theirs? Pin it (y/n) [n]: ', 'y');
+    await t.answer('Private key file (Enter to use a password instead): ', join(d, 'client.key'));
+    await t.answer(`Private key file [${join(d, 'client.key')}]: `, '');
+    await t.answer('Its passphrase (Enter for none; not shown): ', '');
+    await t.answer('Export layout (', '');
+    await t.answer(`Write ${out}? (y/n) [y]: `, '');
+    await t.answer('Enrolment code from the cloud team (Enter to skip): ', '');
+    await t.answer('Install and start the gateway as a service now? (y/n) [n]: ', '');
+    expect(await t.closed).toBe(0);
+    const screen = t.text();
+    expect(screen).toContain(`  The server's host key is ${ssh.hostKeySha256}.\n`);
+    expect(screen).toContain(
+      `  SFTP sftp (${ssh.user}@127.0.0.1:${ssh.port}${remote}, profile optical-csv): ok — logged in (host key ${ssh.hostKeySha256}); 0 file(s) in ${remote}\n`,
+    );
+    const text = readFileSync(out, 'utf8');
+    expect(text).not.toContain('PRIVATE KEY');
+    const config = loadConfig({ file: out, env: {} });
+    expect(config.files[0].sftp).toMatchObject({ host: '127.0.0.1', port: ssh.port, username: ssh.user, hostKeySha256: ssh.hostKeySha256 });
+    expect(config.files[0].sftp.privateKey).toBe(ssh.clientKey.replace(/\n$/, ''));
   }, 90_000);
 
   it('stops cleanly on Ctrl-C with nothing written, and says how to start again', async () => {
