@@ -177,6 +177,47 @@ export const ErrorCodes = {
     action:
       'Check the pinned release keys and the gateway clock; the cloud team must publish a freshly signed manifest for this platform and version.',
   },
+  GW_ENROLMENT_CODE_REFUSED: {
+    retry: 'permanent',
+    summary:
+      'The cloud refused the enrolment code: unknown (mistyped), already used, or expired. An enrolment code works once and only for a limited time. Nothing was written.',
+    action:
+      'Ask the eyewear-ML cloud team for a new enrolment code, then run `eyewear-gateway enrol NEW-CODE --cloud URL` again.',
+  },
+  GW_ENROLMENT_FAILED: {
+    retry: 'transient',
+    summary:
+      "Enrolment (or a certificate renewal) did not complete: the cloud's enrolment endpoint could not be reached (DNS, TCP, TLS), its certificate is not trusted, or it answered something unusable. Nothing was replaced.",
+    action:
+      "Check the --cloud URL and that this machine reaches it (firewall, proxy); if the cloud's TLS certificate comes from a private CA, pass that CA with --ca FILE; then run the command again. A running gateway retries a renewal by itself.",
+  },
+  GW_ALREADY_ENROLLED: {
+    retry: 'permanent',
+    summary: 'This data folder already holds a device identity (an enrolment); enrol does not replace it unless told.',
+    action:
+      'Keep the existing identity (`eyewear-gateway doctor` shows it), or run enrol again with --force to replace it, and ask the cloud team to revoke the old certificate.',
+  },
+  GW_DEVICE_CERT_EXPIRED: {
+    retry: 'permanent',
+    summary:
+      "The gateway's device certificate has expired (it was not renewed in time: the gateway was off or could not reach the cloud), so the broker refuses the gateway. Records stay queued in the outbox.",
+    action:
+      'Re-enrol: ask the eyewear-ML cloud team for a new enrolment code, then run `eyewear-gateway enrol CODE --cloud URL --force` and restart the gateway.',
+  },
+  GW_DEVICE_CERT_REVOKED: {
+    retry: 'permanent',
+    summary:
+      "The cloud revoked this gateway's device certificate (it refused the renewal), so the gateway will lose its connection to the broker. Records stay queued in the outbox.",
+    action:
+      'Ask the eyewear-ML cloud team why it was revoked and for a new enrolment code, then run `eyewear-gateway enrol CODE --cloud URL --force` and restart the gateway.',
+  },
+  GW_DEVICE_IDENTITY_DAMAGED: {
+    retry: 'permanent',
+    summary:
+      "The device-identity folder (`<dataDir>/identity/`) is incomplete or damaged: a file is missing, unreadable, or does not match the others (the key is not the certificate's).",
+    action:
+      'Restore the data folder from its backup, or re-enrol: ask the cloud team for a new enrolment code and run `eyewear-gateway enrol CODE --cloud URL --force`.',
+  },
   GW_ADMIN_UNAUTHORIZED: {
     retry: 'permanent',
     summary: 'The admin API request had no or a wrong bearer token.',

@@ -54,6 +54,8 @@ export const mqttSinkKind: SinkKind = {
       logger: d.logger.child({ component: 'sink:mqtt' }),
       bus: d.bus,
       onCommand: d.onCommand,
+      // an enrolled data folder's device certificate, unless the config names a client certificate itself
+      identity: config.mqtt.cert ? undefined : (await import('../identity/index.ts')).identityForSink(config, d),
     }),
 };
 

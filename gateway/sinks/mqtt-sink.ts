@@ -23,6 +23,7 @@ import type { CloudEnvelope } from '../crypto/cloud-envelope.ts';
 import { deterministicId } from '../../adapters/canonical/record-id.ts';
 import { GatewayError } from '../errors.ts';
 import type { EventBus } from '../event-bus.ts';
+import type { DeviceIdentityLink } from '../identity/renewal.ts';
 import { planPackets, publishPacketBytes, type PublishShape } from './mqtt-packet-plan.ts';
 import { envelopeJson, type BatchAck, type DeliveryResult, type RecordBatch, type Sink } from './sink.ts';
 
@@ -51,7 +52,16 @@ export interface MqttSinkOptions {
   bus: EventBus;
   /** Called with each message on `down/commands` (a JWS; verified by the command processor). */
   onCommand?: (jws: string) => void;
+  /**
+   * The enrolled device identity (gateway/identity/): its certificate, key and the broker's CA
+   * replace `cert`/`key`/`ca`, it renews while the sink runs, and a renewed certificate is taken
+   * by reconnecting.
+   */
+  identity?: DeviceIdentityLink;
 }
+
+/** A TLS alert or verification failure: the broker refused our certificate, or we refused the broker's. */
+const TLS_REFUSAL = /^ERR_SSL_.*(ALERT|CERTIFICATE)|CERT|SELF_SIGNED|UNABLE_TO_VERIFY/;
 
 export function mqttTopics(tenantId: string, gatewayId: string) {
   const base = `ewml/v1/${tenantId}/${gatewayId}`;
@@ -91,6 +101,7 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
   let client: MqttClient | undefined;
   let lastError = '';
   let offOutcome: (() => void) | undefined;
+  let offIdentity: (() => void) | undefined;
   const counts = { published: 0, acks: 0, unknownAcks: 0, splitBatches: 0, oversized: 0 };
   /** Maximum Packet Size from the last CONNACK (undefined: the broker announced none). */
   let brokerMaxPacket: number | undefined;
@@ -212,6 +223,7 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
     kind: 'mqtt',
     async start() {
       if (client) return;
+      const id = opts.identity?.tls();
       const c = mqtt.connect(opts.url, {
         protocolVersion: 5,
         clientId: `ewml-${opts.tenantId}-${opts.gatewayId}`,
@@ -222,9 +234,9 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
         connectTimeout: 10_000,
         username: opts.username,
         password: opts.password,
-        ca: opts.ca,
-        cert: opts.cert,
-        key: opts.key,
+        ca: id?.ca ?? opts.ca,
+        cert: id?.cert ?? opts.cert,
+        key: id?.key ?? opts.key,
         rejectUnauthorized: opts.rejectUnauthorized,
         will: {
           topic: topics.status,
@@ -234,7 +246,18 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
         },
       });
       client = c;
+      if (opts.identity) {
+        const identity = opts.identity;
+        // a renewed (or fallen-back) certificate: the next connection attempt uses it (mqtt.js
+        // builds each TLS socket from these options), so end this one and let it reconnect
+        offIdentity = identity.onChange(() => {
+          Object.assign(c.options, identity.tls());
+          c.stream?.destroy();
+        });
+        identity.start();
+      }
       c.on('connect', (connack) => {
+        opts.identity?.connected();
         const announced = connack.properties?.maximumPacketSize;
         brokerMaxPacket = typeof announced === 'number' && announced > 0 ? announced : undefined;
         // mqtt.js leaves Nagle on; with small acks and PUBACKs that costs ~40 ms per round trip
@@ -254,12 +277,23 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
         else if (topic === topics.commands) opts.onCommand?.(payload.toString('utf8'));
       });
       // command outcomes go on up/status, not retained (the retained message stays the online state)
-      offOutcome = opts.bus.on('command.outcome', (e) => {
+      const offCommand = opts.bus.on('command.outcome', (e) => {
         if (c.connected)
           c.publish(topics.status, JSON.stringify({ type: 'command-outcome', ...e, at: new Date(opts.clock.now()).toISOString() }), {
             qos: 1,
           });
       });
+      // what the updater decided (a check, a switch-over, a rollback): the cloud's fleet view
+      const offUpdate = opts.bus.on('update.outcome', (e) => {
+        if (c.connected)
+          c.publish(topics.status, JSON.stringify({ type: 'update-outcome', ...e, at: new Date(opts.clock.now()).toISOString() }), {
+            qos: 1,
+          });
+      });
+      offOutcome = () => {
+        offCommand();
+        offUpdate();
+      };
       c.on('close', () => {
         if (!lastError) lastError = 'disconnected';
         opts.bus.emit('sink.disconnected', { sink: 'mqtt', reason: lastError });
@@ -267,6 +301,7 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
       c.on('error', (err) => {
         lastError = (err as NodeJS.ErrnoException).code ?? err.name;
         opts.logger.warn({ code: lastError }, 'MQTT error');
+        if (TLS_REFUSAL.test(lastError)) opts.identity?.refused(lastError);
       });
     },
     async stop() {
@@ -274,6 +309,8 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
       if (!c) return;
       client = undefined;
       offOutcome?.();
+      offIdentity?.();
+      await opts.identity?.stop();
       for (const [id, w] of waiters) {
         clearTimeout(w.timer);
         w.reject(new GatewayError('GW_SINK_UNREACHABLE', 'sink stopped'));
@@ -360,8 +397,36 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
           awaitingAck: waiters.size,
           ...(limit !== undefined ? { maxPacketBytes: limit } : {}),
           ...(lastError ? { lastError } : {}),
+          ...(lastError && TLS_REFUSAL.test(lastError) ? { lastErrorAction: tlsAction(lastError, opts.identity !== undefined) } : {}),
+          ...(opts.identity ? identityDetail(opts.identity) : {}),
         },
       };
     },
   };
+}
+
+/** What to do about a TLS refusal, in the sink's status. */
+function tlsAction(code: string, enrolled: boolean): string {
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code) && !code.startsWith('ERR_SSL_'))
+    return "the broker's certificate is not trusted: check mqtt.url and the broker CA (the one enrolment stored, or mqtt.ca)";
+  return enrolled
+    ? "the broker refused this gateway's device certificate: check `eyewear-gateway doctor`; if it is expired or revoked, re-enrol (eyewear-gateway enrol CODE --cloud URL --force)"
+    : 'the broker refused the connection for want of a valid client certificate: enrol this gateway (eyewear-gateway enrol CODE --cloud URL)';
+}
+
+/** The identity's status as flat sink-health fields (status-report.ts lifts them to `identity`). */
+function identityDetail(identity: DeviceIdentityLink): Record<string, string> {
+  const s = identity.status();
+  const out: Record<string, string> = {
+    identityState: s.state,
+    identityGatewayId: s.gatewayId,
+    identitySerial: s.serial,
+    identityNotAfter: s.notAfter,
+    identityRenewAt: s.renewAt,
+  };
+  if (s.code) out.identityCode = s.code;
+  if (s.problem) out.identityProblem = s.problem;
+  if (s.action) out.identityAction = s.action;
+  if (s.lastRenewalError) out.identityLastRenewalError = s.lastRenewalError;
+  return out;
 }

@@ -13,6 +13,7 @@ import type { CanonicalRecord } from '../../adapters/canonical/types.ts';
 import { createRecordValidator } from '../../adapters/canonical/validator.ts';
 import { openCloudEnvelope } from '../../gateway/crypto/cloud-envelope.ts';
 import type { BatchAck, BatchEnvelope } from '../../gateway/sinks/sink.ts';
+import type { EnrolmentCloud } from './enrolment.ts';
 
 export interface ReceivedStore {
   /** First copy of each record, by id. */
@@ -152,6 +153,8 @@ export async function startHttpReferenceCloud(o: {
   port?: number;
   token?: string;
   store?: ReceivedStore;
+  /** The enrolment routes (enrolment.ts), served beside the records route; needs `tls`. */
+  enrolment?: EnrolmentCloud;
 }): Promise<HttpReferenceCloud> {
   const store = o.store ?? newStore();
   const controls = defaultControls();
@@ -163,6 +166,8 @@ export async function startHttpReferenceCloud(o: {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(body));
       };
+      const enrolled = o.enrolment?.handle(req, Buffer.concat(chunks));
+      if (enrolled) return void enrolled.then((a) => send(a.status, a.body));
       if (req.method !== 'POST' || !/^\/v1\/gateways\/[^/]+\/records$/.test(req.url ?? '')) return send(404, { error: 'not found' });
       if (o.token && req.headers.authorization !== `Bearer ${o.token}`) return send(401, { error: 'unauthorized' });
       const fail = controls.failNext.shift();
@@ -174,7 +179,9 @@ export async function startHttpReferenceCloud(o: {
       );
     });
   };
-  const server: Server = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }, handler) : createHttpServer(handler);
+  const server: Server = o.tls
+    ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key, ...o.enrolment?.tlsOptions }, handler)
+    : createHttpServer(handler);
   await new Promise<void>((r) => server.listen(o.port ?? 0, '127.0.0.1', () => r()));
   const a = server.address();
   const port = typeof a === 'object' && a ? a.port : 0;
