@@ -39,7 +39,7 @@ export const LINUX_LAYOUT = {
   programDir: `/opt/${SERVICE_NAME}`,
   execPath: `/opt/${SERVICE_NAME}/${SERVICE_NAME}`,
   configDir: `/etc/${SERVICE_NAME}`,
-  configPath: `/etc/${SERVICE_NAME}/gateway.yaml`,
+  configPath: `/etc/${SERVICE_NAME}/config.yaml`,
   dataDir: `/var/lib/${SERVICE_NAME}`,
   user: SERVICE_NAME,
 } as const;
@@ -57,7 +57,9 @@ export type InstallStep =
   | { kind: 'secure-data'; path: string }
   | { kind: 'remove'; path: string; what: string }
   | { kind: 'run'; argv: string[]; why: string /** A failure does not stop the plan (said, then the next step). */; mayFail?: boolean }
-  | { kind: 'keep'; path: string; what: string };
+  | { kind: 'keep'; path: string; what: string }
+  /** An existing file kept, its mode and owner set (a config `setup` wrote 0600 must be readable by the service). */
+  | { kind: 'perm'; path: string; mode: number; owner: Owner; what: string };
 
 export interface InstallPlan {
   platform: 'linux' | 'win32';
@@ -76,7 +78,7 @@ gateway:
 export interface LinuxPlanOptions {
   /** The executable to install (the running SEA binary, or --exec). */
   execSource: string;
-  /** The config to install (copied to /etc/eyewear-gateway/gateway.yaml); absent: keep the one there, or write a default. */
+  /** The config to install (copied to /etc/eyewear-gateway/config.yaml, the file `setup` writes); absent: keep the one there, or write a default. */
   configSource?: string;
   /** Its gateway.dataDir, absolute (already validated by the caller's loadConfig). */
   dataDir: string;
@@ -138,7 +140,7 @@ export function planLinuxInstall(o: LinuxPlanOptions): InstallPlan {
   if (o.configSource !== undefined && o.configSource !== L.configPath) {
     steps.push({ kind: 'copy', path: L.configPath, from: o.configSource, mode: 0o640, owner: 'root:service', what: 'the config' });
   } else if (o.existing.config) {
-    steps.push({ kind: 'keep', path: L.configPath, what: 'the config (exists; not changed)' });
+    steps.push({ kind: 'perm', path: L.configPath, mode: 0o640, owner: 'root:service', what: 'the config (exists; content not changed)' });
   } else {
     steps.push({
       kind: 'file',
@@ -219,7 +221,7 @@ export function windowsLayout(env: Readonly<Record<string, string | undefined>>)
     xmlPath: win32.join(programDir, `${SERVICE_NAME}-service.xml`),
     aclScript: win32.join(programDir, `${SERVICE_NAME}-acl.cmd`),
     dataRoot,
-    configPath: win32.join(dataRoot, 'gateway.yaml'),
+    configPath: win32.join(dataRoot, 'config.yaml'),
     dataDir: win32.join(dataRoot, 'data'),
     account: 'NT AUTHORITY\\LocalService',
   };
@@ -435,6 +437,13 @@ export function applyPlan(plan: InstallPlan, o: ApplyOptions): void {
         case 'keep':
           say(`kept ${step.what}: ${at(step.path)}`);
           break;
+        case 'perm': {
+          const p = at(step.path);
+          chmodSync(p, step.mode);
+          own(p, step.owner);
+          say(`kept ${step.what}: ${p} (${octal(step.mode)}${ownerText(step.owner)})`);
+          break;
+        }
         case 'run': {
           const r = run(step.argv);
           const cmd = step.argv.join(' ');
@@ -467,7 +476,7 @@ export function applyPlan(plan: InstallPlan, o: ApplyOptions): void {
   }
 }
 
-/** Keys and the admin token 0600, folders under keys 0700, and (when `ids` is given) everything owned by the service user. */
+/** Keys, secrets and setup's credentials files and the admin token 0600, their folders 0700, and (when `ids` is given) everything owned by the service user. */
 function secureData(dir: string, ids?: () => { uid: number; gid: number }): { files: number; secrets: number } {
   let files = 0;
   let secrets = 0;
@@ -479,7 +488,7 @@ function secureData(dir: string, ids?: () => { uid: number; gid: number }): { fi
       if (owner) lchownSync(p, owner.uid, owner.gid);
       if (e.isSymbolicLink()) continue;
       if (e.isDirectory()) {
-        const keys = inKeys || e.name === 'keys' || e.name === 'secrets';
+        const keys = inKeys || e.name === 'keys' || e.name === 'secrets' || e.name === 'credentials';
         if (keys) chmodSync(p, 0o700);
         walk(p, keys);
       } else if (e.isFile() && (inKeys || e.name === 'admin.token')) {
@@ -521,6 +530,8 @@ export function describeStep(step: InstallStep, platform: InstallPlan['platform'
       return `remove ${step.what}: ${step.path}`;
     case 'keep':
       return `keep ${step.what}: ${step.path}`;
+    case 'perm':
+      return `keep ${step.what}: ${step.path}${platform === 'linux' ? ` (${octal(step.mode)}${owner(step.owner)})` : ''}`;
     case 'run':
       return `run ${step.argv.join(' ')} (${step.why})`;
     default:

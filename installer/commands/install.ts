@@ -43,8 +43,10 @@ Windows (WinSW): copies the executable and WinSW to %ProgramFiles%\\${SERVICE_NA
 XML (LocalService, restart on failure) and an icacls script for %ProgramData%\\${SERVICE_NAME}
 (config and data), runs the script, then WinSW install and start.
 
-  --config FILE   the config to install (copied). Without it the installed one is kept, or a default
-                  one written (\`eyewear-gateway setup\` fills it in).
+  --config FILE   the config to install: copied there, unless it is that file (the one \`setup\`
+                  writes), which is used in place. Without it the installed one is kept, or a
+                  default one written (\`eyewear-gateway setup\` fills it in). Secrets it names with
+                  \${file:...} must be readable by the service user (setup puts them in the data folder).
   --exec FILE     the executable to install. Default: this program, when it is the single
                   executable. Run from the TypeScript sources (node bin/eyewear-gateway.js) there is
                   no executable to install: build it (npm run build:binary) and run

@@ -7,7 +7,7 @@
  * either: its files and commands are checked as text.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
@@ -118,7 +118,7 @@ describe('install --print', () => {
     expect(aclPart).toBe(windowsAclScript({ dataDir: W.dataRoot, account: W.account }));
     const doc = new XMLParser().parse(xmlPart ?? '').service;
     expect(doc.executable).toBe('C:\\Program Files\\eyewear-gateway\\eyewear-gateway.exe');
-    expect(doc.arguments).toBe('start --config "C:\\ProgramData\\eyewear-gateway\\gateway.yaml"');
+    expect(doc.arguments).toBe('start --config "C:\\ProgramData\\eyewear-gateway\\config.yaml"');
   });
 
   it('--platform without --print is refused: a Windows install runs on Windows', async () => {
@@ -180,7 +180,7 @@ describe('install --root (a staging root, as a package is built)', () => {
       ` 1. folder ${at('/opt/eyewear-gateway')} (0755)`,
       ` 2. the executable: ${fakeExe} → ${at('/opt/eyewear-gateway/eyewear-gateway')} (0755)`,
       ` 3. folder ${at('/etc/eyewear-gateway')} (0750)`,
-      ` 4. the config: ${goodConfig} → ${at('/etc/eyewear-gateway/gateway.yaml')} (0640)`,
+      ` 4. the config: ${goodConfig} → ${at('/etc/eyewear-gateway/config.yaml')} (0640)`,
       ` 5. folder ${at('/var/lib/eyewear-gateway')} (0700)`,
       ` 6. data folder ${at('/var/lib/eyewear-gateway')} is empty (the gateway makes its key 0600 on its first start)`,
       ` 7. the systemd unit: ${at('/etc/systemd/system/eyewear-gateway.service')} (0644)`,
@@ -219,20 +219,28 @@ describe('install --root (a staging root, as a package is built)', () => {
     },
   );
 
-  it('again, over existing keys: keeps the config, replaces the unit, makes keys and the token 0600', async () => {
+  it('again, over existing keys: keeps the config (readable by the service group), replaces the unit, makes keys, credentials and the token 0600', async () => {
     mkdirSync(at('/var/lib/eyewear-gateway/keys'), { recursive: true, mode: 0o755 });
     writeFileSync(at('/var/lib/eyewear-gateway/keys/seal.key'), 'k', { mode: 0o644 });
     writeFileSync(at('/var/lib/eyewear-gateway/admin.token'), 't', { mode: 0o644 });
     writeFileSync(at('/var/lib/eyewear-gateway/outbox.db'), 'o', { mode: 0o600 });
+    mkdirSync(at('/var/lib/eyewear-gateway/credentials'), { mode: 0o755 });
+    writeFileSync(at('/var/lib/eyewear-gateway/credentials/sql-password'), 'p', { mode: 0o644 });
+    // as a config written 0600 by root: the service could not read it
+    chmodSync(at(LINUX_LAYOUT.configPath), 0o600);
     const r = await cli(['install', '--root', stage, '--exec', fakeExe]);
     expect(r.code).toBe(0);
     const lines = r.out.split('\n');
-    expect(lines).toContain(` 4. kept the config (exists; not changed): ${at('/etc/eyewear-gateway/gateway.yaml')}`);
-    expect(lines).toContain(` 6. data folder ${at('/var/lib/eyewear-gateway')}: 4 entries, 2 key and token files 0600`);
+    expect(lines).toContain(` 4. kept the config (exists; content not changed): ${at('/etc/eyewear-gateway/config.yaml')} (0640)`);
+    expect(lines).toContain(` 6. data folder ${at('/var/lib/eyewear-gateway')}: 6 entries, 3 key and token files 0600`);
     expect(lines).toContain(` 7. the systemd unit (replacing the one there): ${at('/etc/systemd/system/eyewear-gateway.service')} (0644)`);
     expect(mode(at('/var/lib/eyewear-gateway/keys'))).toBe(0o700);
     expect(mode(at('/var/lib/eyewear-gateway/keys/seal.key'))).toBe(0o600);
     expect(mode(at('/var/lib/eyewear-gateway/admin.token'))).toBe(0o600);
+    expect(mode(at('/var/lib/eyewear-gateway/credentials'))).toBe(0o700);
+    expect(mode(at('/var/lib/eyewear-gateway/credentials/sql-password'))).toBe(0o600);
+    expect(mode(at('/var/lib/eyewear-gateway/outbox.db'))).toBe(0o600);
+    expect(mode(at(LINUX_LAYOUT.configPath))).toBe(0o640);
     expect(readFileSync(at(LINUX_LAYOUT.configPath), 'utf8')).toBe(readFileSync(goodConfig, 'utf8'));
   });
 
@@ -436,14 +444,14 @@ describe('the Windows plan (Windows cannot run here: files and commands as text)
     expect(files['C:\\Program Files\\eyewear-gateway\\eyewear-gateway-service.xml']).toBe(
       winswServiceXml({
         exePath: W.execPath,
-        configPath: 'D:\\Data\\eyewear-gateway\\gateway.yaml',
+        configPath: 'D:\\Data\\eyewear-gateway\\config.yaml',
         dataDir: 'D:\\Data\\eyewear-gateway\\data',
       }),
     );
     expect(files['C:\\Program Files\\eyewear-gateway\\eyewear-gateway-acl.cmd']).toBe(
       windowsAclScript({ dataDir: 'D:\\Data\\eyewear-gateway', account: 'NT AUTHORITY\\LocalService' }),
     );
-    expect(files['D:\\Data\\eyewear-gateway\\gateway.yaml']).toContain('dataDir: "D:\\\\Data\\\\eyewear-gateway\\\\data"');
+    expect(files['D:\\Data\\eyewear-gateway\\config.yaml']).toContain('dataDir: "D:\\\\Data\\\\eyewear-gateway\\\\data"');
   });
 
   it('a data folder outside %ProgramData%\\eyewear-gateway gets the same grants', () => {
