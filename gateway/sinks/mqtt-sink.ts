@@ -420,6 +420,7 @@ function identityDetail(identity: DeviceIdentityLink): Record<string, string> {
   const out: Record<string, string> = {
     identityState: s.state,
     identityGatewayId: s.gatewayId,
+    identityTenantId: s.tenantId,
     identitySerial: s.serial,
     identityNotAfter: s.notAfter,
     identityRenewAt: s.renewAt,

@@ -6,7 +6,7 @@
  * sink reconnects with it; a revoked certificate is a clear error in the status.
  */
 import { spawn } from 'node:child_process';
-import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,29 +23,24 @@ import { createSilentLogger } from '../../gateway/logger.ts';
 import { createMqttSink } from '../../gateway/sinks/mqtt-sink.ts';
 import { batchOf, type Sink } from '../../gateway/sinks/sink.ts';
 import { enrolGateway } from '../../installer/enrol.ts';
-import { createEnrolmentCloud, type EnrolmentCloud } from '../reference-cloud/enrolment.ts';
-import {
-  type HttpReferenceCloud,
-  type MqttReferenceCloud,
-  startHttpReferenceCloud,
-  startMqttReferenceCloud,
-} from '../reference-cloud/reference-cloud.ts';
-import { makeCloudKeys } from '../support/cloud-keys.ts';
-import { makeBrokerPki, type MtlsBroker, startMtlsMosquitto } from '../support/mosquitto-tls.ts';
+import type { EnrolmentCloud } from '../reference-cloud/enrolment.ts';
+import type { HttpReferenceCloud, MqttReferenceCloud } from '../reference-cloud/reference-cloud.ts';
+import { type EnrolmentWorld, startEnrolmentWorld } from '../support/enrolment-fixture.ts';
+import type { MtlsBroker } from '../support/mosquitto-tls.ts';
 import { waitFor } from '../support/net.ts';
-import { makeTestPki, type TestPki } from '../support/tls.ts';
+import type { TestPki } from '../support/tls.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const work = mkdtempSync(join(tmpdir(), 'ewml-enrol-'));
-const payloadKeys = makeCloudKeys();
-const commandKeyPem = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+let payloadKeys: EnrolmentWorld['payloadKeys'];
+let commandKeyPem: string;
 
 let cloudPki: TestPki;
 let enrolment: EnrolmentCloud;
 let https: HttpReferenceCloud;
 let broker: MtlsBroker;
 let receiver: MqttReferenceCloud;
-const caFile = join(work, 'cloud-ca.pem');
+let caFile: string;
 
 function run(args: string[], cwd = work): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -89,39 +84,13 @@ function patient(n: number, gatewayId: string): CanonicalRecord {
   };
 }
 
+let w: EnrolmentWorld;
 beforeAll(async () => {
-  cloudPki = makeTestPki();
-  writeFileSync(caFile, cloudPki.ca);
-  const brokerPki = makeBrokerPki();
-  enrolment = await createEnrolmentCloud({
-    brokerCaPem: brokerPki.ca,
-    payloadKeyPem: payloadKeys.publicPem,
-    commandKeyPem,
-  });
-  broker = await startMtlsMosquitto({ pki: brokerPki, deviceCaPem: enrolment.deviceCaPem });
-  // the cloud's own receiver is a client of the broker too, with a certificate from the device CA
-  const svc = await enrolment.issueServiceCertificate('ewml-cloud-receiver');
-  receiver = await startMqttReferenceCloud({
-    url: broker.url,
-    privateKey: payloadKeys.privateKey,
-    ca: broker.brokerCaPem,
-    cert: svc.certPem,
-    key: svc.keyPem,
-  });
-  // enrolment answers carry the broker URL, known only now
-  enrolment.brokerUrl = broker.url;
-  https = await startHttpReferenceCloud({
-    privateKey: payloadKeys.privateKey,
-    tls: { cert: cloudPki.cert, key: cloudPki.key },
-    enrolment,
-  });
+  w = await startEnrolmentWorld(work);
+  ({ payloadKeys, commandKeyPem, cloudPki, caFile, enrolment, https, broker, receiver } = w);
 }, 60_000);
 
-afterAll(async () => {
-  await receiver?.stop();
-  await broker?.stop();
-  await https?.stop();
-});
+afterAll(() => w?.stop());
 
 describe('eyewear-gateway enrol', () => {
   it('enrols over TLS with a one-time code: key made here (0600), certificate, broker CA, cloud keys, config pointed at them', async () => {
