@@ -26,7 +26,7 @@ Steps (each printed as "step k/7: ..."):
                file is replaced only with --force (or your yes), and kept as FILE.<time>.bak.
                Secrets (database and SFTP passwords, keys) never go in the YAML: each is written to
                <dataDir>/credentials/<source>.<field> (mode 0600) and referenced as \${file:...}
-  5 enrol      runs \`enrol CODE --config FILE [--cloud URL]\` when a code is given
+  5 enrol      runs \`enrol CODE --cloud URL [--ca FILE] --config FILE\` when a code is given
   6 install    runs \`install --config FILE\` when --install is given (or you agree)
   7 doctor     runs \`doctor --config FILE\` (skip with --no-doctor)
   The config is written before enrolment because enrol, install and doctor read it.
@@ -49,7 +49,8 @@ Flags:
     fhir:   --fhir-url URL  --fhir-client-id ID  --fhir-vendor NAME (generic)
             --fhir-resources Patient,Appointment,VisionPrescription
   --keep-failed              write the config even though a source failed its test (said loudly)
-  --enrol-code CODE [--cloud URL]   enrol at step 5
+  --enrol-code CODE --cloud URL [--cloud-ca FILE]   enrol at step 5 (--cloud-ca: the CA of a
+                             private cloud TLS certificate)
   --install                  install the service at step 6
   --no-doctor                skip step 7
 

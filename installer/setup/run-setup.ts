@@ -15,6 +15,7 @@ import type { CliArgs, CliCommand, CliIo } from '../../cli/command.ts';
 import { EXIT } from '../../cli/command.ts';
 import { runCli } from '../../cli/registry.ts';
 import { formatConfigError, ConfigError, type ConfigProblem } from '../../config/load.ts';
+import { ErrorCodes, isGatewayError } from '../../gateway/errors.ts';
 import { detect, type DetectOptions, type Hint } from './detect.ts';
 import { askSource, createAsker, SetupCancelled, type Asker } from './interview.ts';
 import { probe, type ProbeResult } from './probes.ts';
@@ -52,13 +53,22 @@ function showHints(io: CliIo, hints: readonly Hint[]): void {
 async function runByName(name: string, argv: string[], io: CliIo, deps: SetupDeps): Promise<number | null | undefined> {
   const command = deps.commands().find((c) => c.name === name);
   if (!command) return undefined;
-  return runCli([name, ...argv], io, [command]);
+  try {
+    return await runCli([name, ...argv], io, [command]);
+  } catch (e) {
+    // said as cli/main.ts says it, and setup goes on to its next step
+    if (e instanceof ConfigError) io.err(formatConfigError(e));
+    else if (isGatewayError(e)) io.err(`error ${e.code}: ${e.message}\nwhat to do: ${ErrorCodes[e.code].action}`);
+    else io.err(`error: ${(e as Error).message}`);
+    return EXIT.failure;
+  }
 }
 
 interface Finish {
   readonly written: Written;
   readonly enrolCode?: string;
   readonly cloud?: string;
+  readonly cloudCa?: string;
   readonly install: boolean;
   readonly doctor: boolean;
 }
@@ -68,15 +78,20 @@ async function finish(io: CliIo, deps: SetupDeps, f: Finish): Promise<number> {
   const cfg = ['--config', f.written.file];
   let failed = false;
   step(io, 5, 'enrol with the cloud');
-  if (!f.enrolCode) io.out(`  skipped (no enrolment code); later: eyewear-gateway enrol CODE --config ${f.written.file}`);
+  if (!f.enrolCode) io.out(`  skipped (no enrolment code); later: eyewear-gateway enrol CODE --cloud URL --config ${f.written.file}`);
   else {
-    const code = await runByName('enrol', [f.enrolCode, ...(f.cloud ? ['--cloud', f.cloud] : []), ...cfg], io, deps);
+    const code = await runByName(
+      'enrol',
+      [f.enrolCode, ...(f.cloud ? ['--cloud', f.cloud] : []), ...(f.cloudCa ? ['--ca', f.cloudCa] : []), ...cfg],
+      io,
+      deps,
+    );
     if (code === undefined)
       io.out('  not in this build (no `enrol` command): the gateway runs with its local file sink until it is enrolled');
     else if (code === 0) io.out('  enrolled');
     else {
       failed = true;
-      io.err(`  enrol ended with exit code ${code} (said above); retry: eyewear-gateway enrol CODE --config ${f.written.file}`);
+      io.err(`  enrol ended with exit code ${code} (said above); retry: eyewear-gateway enrol CODE --cloud URL --config ${f.written.file}`);
     }
   }
   step(io, 6, 'install the service');
@@ -119,6 +134,11 @@ function writeOrSay(io: CliIo, write: () => Written, out: string): Written | und
     return undefined;
   }
 }
+
+const nonEmptyAnswer = (what: string) => (a: string) => {
+  if (!a) throw new FlagError(`${what} is needed`);
+  return a;
+};
 
 function existsMessage(out: string): string {
   return `${out} exists: not overwritten, nothing written. Re-run with --force to replace it (a backup is kept), or choose another file with --out`;
@@ -171,6 +191,7 @@ async function nonInteractive(v: CliArgs['values'], io: CliIo, deps: SetupDeps):
     written,
     enrolCode: v['enrol-code'] as string | undefined,
     cloud: v.cloud as string | undefined,
+    cloudCa: v['cloud-ca'] as string | undefined,
     install: Boolean(v.install),
     doctor: !v['no-doctor'],
   });
@@ -282,10 +303,15 @@ async function interactive(v: CliArgs['values'], io: CliIo, deps: SetupDeps): Pr
     const enrolCode =
       (v['enrol-code'] as string | undefined) ?? ((await a.ask('Enrolment code from the cloud team (Enter to skip)')) || undefined);
     const cloud = enrolCode
-      ? ((v.cloud as string | undefined) ?? ((await a.ask("Cloud enrolment URL (Enter: the enrol command's default)")) || undefined))
+      ? ((v.cloud as string | undefined) ??
+        (await a.askValid('Cloud enrolment URL (https://…, from the cloud team)', undefined, nonEmptyAnswer('the URL'))))
+      : undefined;
+    const cloudCa = enrolCode
+      ? ((v['cloud-ca'] as string | undefined) ??
+        ((await a.ask("CA file of the cloud's TLS certificate (Enter: a public CA)")) || undefined))
       : undefined;
     const install = Boolean(v.install) || (await a.yes('Install and start the gateway as a service now?', false));
-    return await finish(io, deps, { written, enrolCode, cloud, install, doctor: !v['no-doctor'] });
+    return await finish(io, deps, { written, enrolCode, cloud, cloudCa, install, doctor: !v['no-doctor'] });
   } catch (e) {
     if (!(e instanceof SetupCancelled)) throw e;
     if (!written)

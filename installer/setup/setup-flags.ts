@@ -43,6 +43,7 @@ export const SETUP_OPTIONS: ParseArgsOptionsConfig = {
   'fhir-resources': many,
   'enrol-code': { type: 'string' },
   cloud: { type: 'string' },
+  'cloud-ca': { type: 'string' },
   install: { type: 'boolean' },
   'no-doctor': { type: 'boolean' },
 };
@@ -118,6 +119,8 @@ export function planFromFlags(
     if (val === undefined) throw new FlagError(`--${flag} ${name}: environment variable ${name} is not set`);
     return val;
   };
+  if (str('enrol-code') !== undefined && str('cloud') === undefined)
+    throw new FlagError('--enrol-code needs --cloud URL (the enrolment endpoint, from the cloud team)');
   const kinds = list('source');
   if (kinds.length === 0) throw new FlagError(`setup --non-interactive needs at least one --source (${SOURCE_KINDS.join(', ')})`);
   const sources: SourceEntry[] = [];

@@ -19,6 +19,11 @@ import { freePort } from '../support/net.ts';
 import { startPostgres, type PgServer } from '../support/postgres.ts';
 import { createPracticeStudio } from '../support/practice-studio-db.ts';
 import { startSshd, type SshServer } from '../support/sshd.ts';
+import { generateKeyPairSync } from 'node:crypto';
+import { createEnrolmentCloud } from '../reference-cloud/enrolment.ts';
+import { type HttpReferenceCloud, startHttpReferenceCloud } from '../reference-cloud/reference-cloud.ts';
+import { makeCloudKeys } from '../support/cloud-keys.ts';
+import { makeTestPki } from '../support/tls.ts';
 import { loadCorpus, startFhirServer, type FhirServer } from '../support/fhir-server/index.ts';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -420,6 +425,100 @@ describe('setup --non-interactive', () => {
   }, 30_000);
 });
 
+describe('setup with enrolment against the reference cloud', () => {
+  let https: HttpReferenceCloud;
+  let enrolment: Awaited<ReturnType<typeof createEnrolmentCloud>>;
+  let caFile: string;
+  beforeAll(async () => {
+    const pki = makeTestPki();
+    caFile = join(dir, 'cloud-ca.pem');
+    writeFileSync(caFile, pki.ca);
+    const payload = makeCloudKeys();
+    enrolment = await createEnrolmentCloud({
+      brokerCaPem: makeTestPki().ca,
+      // no broker runs here: enrolment only names it
+      brokerUrl: 'mqtts://127.0.0.1:8883',
+      payloadKeyPem: payload.publicPem,
+      commandKeyPem: generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    });
+    https = await startHttpReferenceCloud({ privateKey: payload.privateKey, tls: { cert: pki.cert, key: pki.key }, enrolment });
+  }, 60_000);
+  afterAll(async () => {
+    await https?.stop();
+  });
+
+  it('writes the config, enrols with the one-time code (which points the config at the cloud), and keeps the secrets out of it', async () => {
+    const d = fresh();
+    const out = join(d, 'gw.yaml');
+    const code = enrolment.issueCode({ gatewayId: 'gw-setup-enrolled', tenantId: 'acme-optical', practiceId: 'clinic-7' });
+    const r = await run(
+      [
+        'setup',
+        '--non-interactive',
+        '--source',
+        'db',
+        '--db-url',
+        `postgres://${db.user}@127.0.0.1:${pg.port}/${db.database}`,
+        '--db-password-env',
+        'PS_PW',
+        '--out',
+        out,
+        '--data-dir',
+        join(d, 'data'),
+        '--enrol-code',
+        code,
+        '--cloud',
+        https.url,
+        '--cloud-ca',
+        caFile,
+        '--no-doctor',
+      ],
+      { PS_PW: db.password },
+    );
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('step 5/7: enrol with the cloud\n');
+    expect(r.out).toContain('\n  enrolled\n');
+    expect(enrolment.issued.map((c) => c.gatewayId)).toContain('gw-setup-enrolled');
+    const text = readFileSync(out, 'utf8');
+    expect(text).not.toContain(db.password);
+    const config = loadConfig({ file: out, env: {} });
+    expect(config.gateway).toMatchObject({ id: 'gw-setup-enrolled', tenantId: 'acme-optical' });
+    expect(config.relay.sink).toBe('mqtt');
+    expect(config.databases[0].password).toBe(db.password);
+  }, 60_000);
+
+  it('goes on to the next steps when enrolment is refused, and says how to retry', async () => {
+    const d = fresh();
+    const out = join(d, 'gw.yaml');
+    const r = await run([
+      'setup',
+      '--non-interactive',
+      '--source',
+      'folder',
+      '--folder',
+      join(d, 'exports'),
+      '--out',
+      out,
+      '--data-dir',
+      join(d, 'data'),
+      '--enrol-code',
+      'NOT-A-CODE',
+      '--cloud',
+      https.url,
+      '--cloud-ca',
+      caFile,
+      '--no-doctor',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('error GW_ENROLMENT_CODE_REFUSED: ');
+    expect(r.err).toContain(`  enrol ended with exit code 1 (said above); retry: eyewear-gateway enrol CODE --cloud URL --config ${out}\n`);
+    expect(r.out).toContain('step 6/7: install the service\n');
+    expect(r.out).toContain(`setup finished with a failed step (said above): config ${out}`);
+    expect(loadConfig({ file: out, env: {} }).relay.sink).toBe('file');
+  }, 60_000);
+});
+
 describe('setup finds enrol, install and doctor by name', () => {
   const io = () => {
     const o = { out: [] as string[], err: [] as string[] };
@@ -494,6 +593,8 @@ describe('setup finds enrol, install and doctor by name', () => {
         join(d, 'data'),
         '--enrol-code',
         'X1',
+        '--cloud',
+        'https://127.0.0.1:9/',
       ],
       cli,
       [setup],
