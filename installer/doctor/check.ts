@@ -9,6 +9,7 @@
  * Every result carries exact evidence (bytes, ms, counts, ports, pids — ids and figures, never
  * record contents or key material) and, unless it passed, what to do.
  */
+import { accessSync, constants, statSync } from 'node:fs';
 import type { ConfigProblem } from '../../config/load.ts';
 import type { GatewayConfig } from '../../config/schema.ts';
 import type { GatewayPaths } from '../../gateway/create-gateway.ts';
@@ -40,8 +41,11 @@ export type GatewayProbe =
       readonly base: string;
     }
   | {
-      /** not-answering: nothing (or not this gateway) at admin.port; disabled: admin.enabled is false; no-config: nothing to ask. */
-      readonly state: 'not-answering' | 'disabled' | 'no-config';
+      /**
+       * not-answering: nothing (or not this gateway) at admin.port; disabled: admin.enabled is false;
+       * no-config: nothing to ask; no-access: this user cannot read the admin token or the lease.
+       */
+      readonly state: 'not-answering' | 'disabled' | 'no-config' | 'no-access';
       /** Why, in the words `status` uses. */
       readonly reason: string;
     };
@@ -93,5 +97,48 @@ export function needsConfig(name: string, ctx: DoctorContext): CheckResult {
     status: 'skip',
     evidence: `not checked: the config did not load (${ctx.configError?.code ?? 'no config'})`,
     todo: 'fix the config first (see the config check)',
+  };
+}
+
+/**
+ * Why this user cannot read `path` (a folder: list and enter it), or undefined when it can. A
+ * technician over SSH is often not the service's user: what doctor cannot read is then "not
+ * checked, run it as root", never a fault of the gateway.
+ */
+export function accessProblem(path: string, mode: 'read' | 'write' = 'read'): string | undefined {
+  let dir = false;
+  try {
+    dir = statSync(path).isDirectory();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM') return undefined; // absent: each check says so itself
+  }
+  const bits = (mode === 'write' ? constants.W_OK : constants.R_OK) | (dir ? constants.X_OK : 0);
+  try {
+    accessSync(path, bits);
+    return undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    if (code !== 'EACCES' && code !== 'EPERM') return undefined;
+    const uid = process.getuid?.();
+    let owner = '';
+    try {
+      owner = `; it belongs to uid ${statSync(path).uid}`;
+    } catch {
+      /* the parent is closed too */
+    }
+    return uid === undefined
+      ? `doctor cannot ${mode} ${path} (${code})`
+      : `doctor runs as uid ${uid} and cannot ${mode} ${path} (${code}${owner})`;
+  }
+}
+
+/** A result for what this user could not look at: a warning (run again with the rights), never a pass. */
+export function notChecked(name: string, problem: string): CheckResult {
+  return {
+    name,
+    status: 'warn',
+    evidence: `not checked: ${problem}`,
+    todo: "run doctor again as root (sudo eyewear-gateway doctor …), as Administrator on Windows, or as the service's user",
   };
 }

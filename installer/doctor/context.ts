@@ -9,7 +9,7 @@ import { ConfigError, loadConfigReport, type ConfigProblem } from '../../config/
 import type { GatewayConfig } from '../../config/schema.ts';
 import { ownGatewayStatus } from '../../cli/commands/status.ts';
 import { gatewayPaths } from '../../gateway/create-gateway.ts';
-import type { DoctorContext, ExecResult, GatewayProbe } from './check.ts';
+import { accessProblem, type DoctorContext, type ExecResult, type GatewayProbe } from './check.ts';
 
 export interface DoctorContextOptions {
   configFile?: string;
@@ -39,6 +39,9 @@ export function createDoctorContext(o: DoctorContextOptions): DoctorContext {
   let probe: Promise<GatewayProbe> | undefined;
   const askGateway = async (c: GatewayConfig): Promise<GatewayProbe> => {
     if (!c.admin.enabled) return { state: 'disabled', reason: 'admin.enabled is false: the running gateway cannot be asked' };
+    const paths = gatewayPaths(c);
+    const closed = accessProblem(paths.dataDir) ?? (c.admin.token ? undefined : accessProblem(paths.tokenFile));
+    if (closed) return { state: 'no-access', reason: closed };
     const said: string[] = [];
     const got = await ownGatewayStatus(c, o.configFile, { err: (s) => said.push(s) });
     if ('exit' in got) return { state: 'not-answering', reason: said.join(' ') || `admin API gave exit ${got.exit}` };

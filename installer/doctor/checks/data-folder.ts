@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { open, statfs, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { needsConfig, type CheckResult, type DoctorCheck } from '../check.ts';
+import { accessProblem, needsConfig, notChecked, type CheckResult, type DoctorCheck } from '../check.ts';
 
 const MiB = 1024 * 1024;
 const mib = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
@@ -37,6 +37,8 @@ export const dataFolderCheck: DoctorCheck = {
           todo: `check that ${dirname(dir)} is on the disk meant for the outbox, then start the gateway`,
         },
       ];
+    const closed = accessProblem(dir, 'write');
+    if (closed && (process.getuid?.() ?? 0) !== 0) return [notChecked(name, closed)];
     if (!statSync(dir).isDirectory())
       return [{ name, status: 'fail', evidence: `${dir} is not a folder`, todo: 'set gateway.dataDir to a folder' }];
     const probe = join(dir, `.doctor-probe-${process.pid}-${randomBytes(4).toString('hex')}`);

@@ -4,17 +4,22 @@
  * answers on its admin API as this config's gateway (the same check `status` makes).
  */
 import { hostname } from 'node:os';
-import { linuxProcessStart, pidAlive, readDataLease, type LeaseHolder } from '../../../gateway/data-lease.ts';
-import { needsConfig, type CheckResult, type DoctorCheck, type DoctorContext } from '../check.ts';
+import { join } from 'node:path';
+import { LEASE_FILE, linuxProcessStart, pidAlive, readDataLease, type LeaseHolder } from '../../../gateway/data-lease.ts';
+import { accessProblem, needsConfig, notChecked, type CheckResult, type DoctorCheck, type DoctorContext } from '../check.ts';
 
 export type LeaseState =
   | { state: 'none' }
   | { state: 'alive'; holder: LeaseHolder }
   | { state: 'stale'; holder: LeaseHolder; why: string }
-  | { state: 'other-host'; holder: LeaseHolder };
+  | { state: 'other-host'; holder: LeaseHolder }
+  /** This user cannot read the data folder or its lease file. */
+  | { state: 'no-access'; why: string };
 
 /** Who owns the data folder, read without taking anything. */
 export function leaseState(dataDir: string): LeaseState {
+  const closed = accessProblem(dataDir) ?? accessProblem(join(dataDir, LEASE_FILE));
+  if (closed) return { state: 'no-access', why: closed };
   const holder = readDataLease(dataDir);
   if (!holder) return { state: 'none' };
   if (holder.host !== hostname()) return { state: 'other-host', holder };
@@ -34,6 +39,7 @@ export const gatewayProcessCheck: DoctorCheck = {
     const dir = ctx.paths.dataDir;
     const lease = leaseState(dir);
     const start = `eyewear-gateway start${ctx.configFile ? ` --config ${ctx.configFile}` : ''} (or start the service)`;
+    if (lease.state === 'no-access') return [notChecked(name, lease.why)];
     if (lease.state === 'none')
       return [{ name, status: 'fail', evidence: `not running: no lease in ${dir} (gateway.lock)`, todo: `start it: ${start}` }];
     const h = lease.holder;
@@ -61,6 +67,7 @@ export const gatewayProcessCheck: DoctorCheck = {
     const g = await ctx.gateway();
     const ev = `pid ${h.pid} holds the data folder's lease since ${h.startedAt}`;
     if (g.state === 'disabled') return [{ name, status: 'pass', evidence: `${ev}; ${g.reason}`, data }];
+    if (g.state === 'no-access') return [{ ...notChecked(name, g.reason), evidence: `${ev}; its admin API not asked: ${g.reason}`, data }];
     if (g.state !== 'answering')
       return [
         {

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
-import { needsConfig, type CheckResult, type DoctorCheck } from '../check.ts';
+import { accessProblem, needsConfig, notChecked, type CheckResult, type DoctorCheck } from '../check.ts';
 
 /** Records older than this mean delivery is stuck (the relay retries every few seconds to a minute). */
 export const OUTBOX_AGE_WARN_S = 900;
@@ -101,20 +101,23 @@ export const outboxCheck: DoctorCheck = {
             oldestAgeSeconds: number | null;
           })
         : undefined;
+    const closed = accessProblem(ctx.paths.dataDir) ?? accessProblem(ctx.paths.outboxFile);
+    if (closed && !live) return [notChecked('outbox', closed)];
     let f: OutboxFigures | undefined;
-    try {
-      f = readOutboxFile(ctx.paths.outboxFile, ctx.config.outbox.maxBytes, ctx.now());
-    } catch (e) {
-      if (!live)
-        return [
-          {
-            name: 'outbox',
-            status: 'fail',
-            evidence: `${ctx.paths.outboxFile} cannot be read: ${(e as Error).message}`,
-            todo: 'start the gateway: it checks the outbox and moves a damaged one aside (see docs/operating.md)',
-          },
-        ];
-    }
+    if (!closed)
+      try {
+        f = readOutboxFile(ctx.paths.outboxFile, ctx.config.outbox.maxBytes, ctx.now());
+      } catch (e) {
+        if (!live)
+          return [
+            {
+              name: 'outbox',
+              status: 'fail',
+              evidence: `${ctx.paths.outboxFile} cannot be read: ${(e as Error).message}`,
+              todo: 'start the gateway: it checks the outbox and moves a damaged one aside (see docs/operating.md)',
+            },
+          ];
+      }
     if (!f && live)
       f = {
         records: live.pending + live.inFlight,

@@ -6,7 +6,7 @@
  */
 import type { GatewayConfig } from '../../../config/schema.ts';
 import { listenersOn, tcpAnswers, type PortListener } from '../port-owner.ts';
-import { needsConfig, type CheckResult, type DoctorCheck, type DoctorContext } from '../check.ts';
+import { needsConfig, notChecked, type CheckResult, type DoctorCheck, type DoctorContext } from '../check.ts';
 import { leaseState } from './gateway-process.ts';
 
 export interface ConfiguredListener {
@@ -116,6 +116,10 @@ export const portsCheck: DoctorCheck = {
     if (!ctx.config || !ctx.paths) return [needsConfig('ports', ctx)];
     const lease = leaseState(ctx.paths.dataDir);
     const pid = lease.state === 'alive' ? lease.holder.pid : undefined;
+    if (lease.state === 'no-access')
+      return configuredListeners(ctx.config).map((l) =>
+        notChecked(`port ${l.setting}`, `which process is the gateway is unknown: ${lease.why}`),
+      );
     const listeners = configuredListeners(ctx.config);
     if (!listeners.length)
       return [{ name: 'ports', status: 'skip', evidence: 'the config enables no listener (hl7, admin, cdsHooks all off)' }];

@@ -6,11 +6,12 @@
  * prints it), never the key.
  */
 import { statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { keyCheckMatches, keyCheckValue } from '../../../gateway/crypto/key-check.ts';
 import { readKeyFile } from '../../../gateway/crypto/key-file.ts';
 import { opens } from '../../../gateway/outbox/outbox-key-binding.ts';
 import { sealedDataIn } from '../../../gateway/outbox/outbox-integrity.ts';
-import { needsConfig, type DoctorCheck } from '../check.ts';
+import { accessProblem, needsConfig, notChecked, type DoctorCheck } from '../check.ts';
 
 const RESTORE = 'restore the key from its backup: eyewear-gateway keys import BACKUP --replace (the import checks it opens the outbox)';
 
@@ -20,6 +21,8 @@ export const sealKeyCheck: DoctorCheck = {
     const name = 'seal key';
     if (!ctx.paths) return [needsConfig(name, ctx)];
     const { keyFile, outboxFile, outboundFile } = ctx.paths;
+    const closed = accessProblem(ctx.paths.dataDir) ?? accessProblem(dirname(keyFile)) ?? accessProblem(keyFile);
+    if (closed) return [notChecked(name, closed)];
     const k = readKeyFile(keyFile);
     const boxes = [outboxFile, outboundFile].map((file) => ({ file, held: sealedDataIn(file) }));
     const rows = boxes.reduce((n, b) => n + (b.held.state === 'rows' ? b.held.rows : 0), 0);
