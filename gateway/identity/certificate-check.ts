@@ -10,7 +10,7 @@ import { renewAtOf } from './renewal.ts';
 /** One doctor line (installer/doctor/check.ts `CheckResult`): the verdict, the evidence, what to do when not pass. */
 export interface DeviceCertificateCheckResult {
   name: 'device certificate';
-  status: 'pass' | 'warn' | 'fail';
+  status: 'pass' | 'skip' | 'warn' | 'fail';
   evidence: string;
   todo?: string;
   data?: Record<string, unknown>;
@@ -28,8 +28,9 @@ export interface RuntimeIdentity {
 const NAME = 'device certificate';
 
 /**
- * `relaySink`: the configured sink; with `file` an absent identity is only a warning (a practice
- * set up before enrolment), with `mqtt` it fails (the broker requires a client certificate).
+ * `relaySink`: the configured sink; with `file` an absent identity is not applicable (skip: a
+ * practice set up before enrolment), with `mqtt` or `https` it fails (the broker requires a client
+ * certificate) and without a config it warns.
  */
 export function deviceCertificateCheck(o: {
   dataDir: string;
@@ -42,8 +43,8 @@ export function deviceCertificateCheck(o: {
   if (r.state === 'absent')
     return {
       name: NAME,
-      status: o.relaySink === 'mqtt' ? 'fail' : 'warn',
-      evidence: `not enrolled: no device identity in ${r.dir}`,
+      status: o.relaySink === 'file' ? 'skip' : o.relaySink === undefined ? 'warn' : 'fail',
+      evidence: `not enrolled: no device identity in ${r.dir}${o.relaySink === 'file' ? ' (relay.sink: file)' : ''}`,
       todo: 'ask the eyewear-ML cloud team for an enrolment code, then run `eyewear-gateway enrol CODE --cloud URL`',
     };
   if (r.state === 'damaged')

@@ -14,6 +14,7 @@ import { clockCheck } from './checks/clock.ts';
 import { cloudCheck } from './checks/cloud.ts';
 import { sourcesCheck } from './checks/sources.ts';
 import { outboxCheck } from './checks/outbox.ts';
+import { deviceCertificateDoctorCheck } from './checks/device-certificate.ts';
 
 export type { CheckResult, CheckStatus, DoctorCheck, DoctorContext, ExecResult, GatewayProbe } from './check.ts';
 export { DEFAULT_CHECK_TIMEOUT_MS, needsConfig } from './check.ts';
@@ -29,6 +30,7 @@ export const doctorChecks: readonly DoctorCheck[] = [
   diskSpaceCheck,
   sealKeyCheck,
   clockCheck,
+  deviceCertificateDoctorCheck,
   cloudCheck,
   sourcesCheck,
   outboxCheck,

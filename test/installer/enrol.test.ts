@@ -268,6 +268,31 @@ describe('eyewear-gateway enrol', () => {
   });
 });
 
+describe('doctor on the device certificate', () => {
+  it('says pass with the serial and dates once enrolled, and not enrolled before, with what to do', async () => {
+    const f = newGatewayFolder('gw-doc');
+    writeConfig(f);
+    const before = await run(['doctor', '--config', f.config]);
+    const b = before.out.split('\n');
+    const w = b.findIndex((l) => l.includes('device certificate:'));
+    expect(b.slice(w, w + 2)).toEqual([
+      `SKIP  device certificate: not enrolled: no device identity in ${join(f.dataDir, 'identity')} (relay.sink: file)`,
+      '      what to do: ask the eyewear-ML cloud team for an enrolment code, then run `eyewear-gateway enrol CODE --cloud URL`',
+    ]);
+    const code = enrolment.issueCode({ gatewayId: 'gw-doc', tenantId: 'acme-optical' });
+    expect((await run(['enrol', code, '--cloud', https.url, '--ca', caFile, '--config', f.config])).code).toBe(0);
+    const c = enrolment.issued.at(-1)!;
+    const renewAt = new Date(renewAtOf(c.notBefore, c.notAfter)).toISOString();
+    const after = await run(['doctor', '--config', f.config]);
+    const lines = after.out.split('\n');
+    const at = lines.findIndex((l) => l.includes('device certificate:'));
+    expect(lines[at]).toBe(
+      `PASS  device certificate: gateway gw-doc (tenant acme-optical), certificate ${c.serial}, valid until ${c.notAfter}, renews from ${renewAt}`,
+    );
+    expect(lines[at + 1].startsWith('      what to do')).toBe(false);
+  });
+});
+
 describe('the device identity at work (mTLS to mosquitto with require_certificate)', () => {
   const makeSink = (o: { gatewayId: string; identity?: Parameters<typeof createMqttSink>[0]['identity']; cert?: string; key?: string }) =>
     createMqttSink({
