@@ -1,5 +1,5 @@
 /**
- * The gateway's side of the cloud's enrolment endpoint (docs/CLOUD-CONTRACT.md "Enrolment"; the
+ * The gateway's side of the cloud's enrolment endpoint (installer/README.md "Enrolment and the device identity"; the
  * reference cloud's test/reference-cloud/enrolment.ts implements the other side):
  *
  *   POST <cloud>/v1/enrolment        {"code", "csr"}        -> 200 {gatewayId, tenantId, practiceId?,
