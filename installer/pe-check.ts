@@ -54,6 +54,8 @@ export interface PeFacts {
   sections: PeSection[];
   /** Where the blob lies in the file, and its digest. */
   blob: Digest & { offset: number };
+  /** File offset of the fuse string (`NODE_SEA_FUSE_…`; its state character follows the colon). */
+  fuseOffset: number;
   /** The certificate table (Authenticode signature), if any. */
   signature: { offset: number; size: number } | null;
 }
@@ -61,6 +63,7 @@ export interface PeFacts {
 export interface ElfFacts {
   machine: number;
   blob: Digest & { offset: number };
+  fuseOffset: number;
 }
 
 /** Size and SHA-256 of a file, read as a stream. */
@@ -99,21 +102,31 @@ async function hashRange(fh: FileHandle, fileSize: number, pos: number, len: num
 }
 
 /** The characters that follow each `FUSE:` in a byte range (read in pieces that overlap by the fuse's length). */
-async function fuseStates(fh: FileHandle, fileSize: number, pos: number, len: number, fuse: string): Promise<string[]> {
+async function fuseStates(
+  fh: FileHandle,
+  fileSize: number,
+  pos: number,
+  len: number,
+  fuse: string,
+): Promise<{ state: string; offset: number }[]> {
   const needle = Buffer.from(`${fuse}:`, 'latin1');
   const piece = 4 << 20;
-  const states: string[] = [];
+  const states: { state: string; offset: number }[] = [];
   for (let at = 0; at < len; at += piece) {
     // each piece also reads the needle's length beyond it (plus the state byte), so a match across the seam is seen once
     const n = Math.min(piece + needle.length + 1, len - at);
     const b = await readAt(fh, fileSize, pos + at, n, 'the fuse scan');
     for (let i = b.indexOf(needle); i !== -1 && i < piece; i = b.indexOf(needle, i + 1))
-      states.push(i + needle.length < b.length ? String.fromCharCode(b[i + needle.length]) : '(end of section)');
+      states.push({
+        state: i + needle.length < b.length ? String.fromCharCode(b[i + needle.length]) : '(end of section)',
+        offset: pos + at + i,
+      });
   }
   return states;
 }
 
-function fuseProblem(states: string[], where: string): string | undefined {
+function fuseProblem(found: { state: string }[], where: string): string | undefined {
+  const states = found.map((f) => f.state);
   if (states.length === 0) return `the SEA fuse ${SEA_FUSE} is not in ${where}: not a Node >= 20 binary, or damaged`;
   if (states.length > 1) return `the SEA fuse occurs ${states.length} times in ${where} (Node has it once)`;
   if (states[0] === '0') return `the SEA fuse is ${SEA_FUSE}:0, not flipped to :1: Node would start as plain node and ignore the blob`;
@@ -300,7 +313,7 @@ export async function checkPe(path: string, blob: Digest): Promise<PeFacts> {
     problems.push(...(await blobProblems(fh, fileSize, offset, dataSize, blob)));
 
     const rdata = pe.sections.filter((s) => s.name === '.rdata');
-    const states: string[] = [];
+    const states: { state: string; offset: number }[] = [];
     for (const s of rdata) states.push(...(await fuseStates(fh, fileSize, s.rawOffset, s.rawSize, SEA_FUSE)));
     const fp = fuseProblem(states, '.rdata');
     if (fp) problems.push(fp);
@@ -311,6 +324,7 @@ export async function checkPe(path: string, blob: Digest): Promise<PeFacts> {
       subsystem: pe.subsystem,
       sections: pe.sections,
       blob: { size: dataSize, sha256: blob.sha256, offset },
+      fuseOffset: states[0].offset,
       signature,
     };
   } catch (e) {
@@ -371,7 +385,7 @@ export async function checkElf(path: string, blob: Digest): Promise<ElfFacts> {
     const sect = (i: number) => sh.subarray(i * shentsize, (i + 1) * shentsize);
     const strs = sect(shstrndx);
     const names = await readAt(fh, fileSize, Number(strs.readBigUInt64LE(0x18)), Number(strs.readBigUInt64LE(0x20)), 'the section names');
-    const states: string[] = [];
+    const states: { state: string; offset: number }[] = [];
     let rodata = 0;
     for (let i = 0; i < shnum; i++) {
       const s = sect(i);
@@ -384,7 +398,7 @@ export async function checkElf(path: string, blob: Digest): Promise<ElfFacts> {
     const fp = fuseProblem(states, '.rodata');
     if (fp) problems.push(fp);
     if (problems.length) throw new ExecutableCheckError(path, problems);
-    return { machine, blob: { size: found[0].size, sha256: blob.sha256, offset: found[0].offset } };
+    return { machine, blob: { size: found[0].size, sha256: blob.sha256, offset: found[0].offset }, fuseOffset: states[0].offset };
   } catch (e) {
     if (e instanceof Stop) throw new ExecutableCheckError(path, [...problems, e.message]);
     throw e;

@@ -49,15 +49,21 @@ export async function fileIntegrity(path: string): Promise<string> {
   return `sha512-${h.digest('base64')}`;
 }
 
-/** Runs npm with the same Node that runs the build (`npm_execpath` under `npm run`), else `npm` from PATH. */
-function runNpm(args: string[], cwd: string): Promise<{ stdout: string; stderr: string }> {
-  const cli = process.env.npm_execpath;
-  const [cmd, argv] = cli && /\.c?js$/.test(cli) ? [process.execPath, [cli, ...args]] : ['npm', args];
+/** Runs npm with the same Node that runs the build (npm's own CLI script under `npm run`), else `npm` from PATH. */
+function runNpm(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }> {
+  const cli = env.npm_execpath;
+  // only npm's CLI: yarn and pnpm set npm_execpath to theirs, whose `pack` means something else
+  const [cmd, argv] = cli && /[\\/]npm-cli\.c?js$/.test(cli) ? [process.execPath, [cli, ...args]] : ['npm', args];
   return new Promise((resolve, reject) => {
-    execFile(cmd, argv, { cwd, timeout: 600_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(Object.assign(err, { stderr: String(stderr) }));
-      else resolve({ stdout: String(stdout), stderr: String(stderr) });
-    });
+    execFile(
+      cmd,
+      argv,
+      { cwd, env, timeout: 600_000, maxBuffer: 16 << 20, shell: cmd === 'npm' && process.platform === 'win32' },
+      (err, stdout, stderr) => {
+        if (err) reject(Object.assign(err, { stderr: String(stderr) }));
+        else resolve({ stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
   });
 }
 
@@ -69,6 +75,8 @@ export interface WindowsNodeOptions {
   step: (s: string) => void;
   /** The pinned integrities (default {@link WINDOWS_NODE_INTEGRITY}; a test may pass its own). */
   pinned?: Readonly<Record<string, string>>;
+  /** The environment npm runs with (default process.env; a test points npm_config_registry elsewhere). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -103,7 +111,7 @@ export async function windowsNodeTarball(o: WindowsNodeOptions): Promise<string>
     o.step(`fetching ${spec} with npm pack (about 36 MB, once; kept in ${o.cacheDir})`);
     let reported: string | undefined;
     try {
-      const r = await runNpm(['pack', spec, '--pack-destination', partDir, '--json', '--ignore-scripts'], o.cacheDir);
+      const r = await runNpm(['pack', spec, '--pack-destination', partDir, '--json', '--ignore-scripts'], o.cacheDir, o.env ?? process.env);
       reported = (JSON.parse(r.stdout) as { integrity?: string }[])[0]?.integrity;
     } catch (e) {
       // npm's own summary: its error code and the first line of the message (not the stack or the log hint)
