@@ -335,9 +335,14 @@ export const spawnRunner: Runner = (argv) => {
 };
 
 export interface ApplyOptions {
-  /** Staging root every path is put under (no owners changed). */
+  /** Staging root every path is put under (owners are then set only when `serviceIds` is given). */
   root?: string;
   run?: Runner;
+  /**
+   * The service user's uid and gid. Default: looked up with `id` once the user exists. Given with a
+   * staging root (a package built as root, a test), the staged files get the owners a real install gives.
+   */
+  serviceIds?: { uid: number; gid: number };
   /** Each step as done: `done` or `kept` lines, in order. */
   report: (line: string) => void;
 }
@@ -362,21 +367,17 @@ export function applyPlan(plan: InstallPlan, o: ApplyOptions): void {
   const staged = o.root !== undefined;
   const at = (p: string) => (o.root === undefined ? p : join(o.root, p));
   const done: string[] = [];
-  let ids: { uid: number; gid: number } | undefined;
+  let ids = o.serviceIds;
+  // owners are set on a real Linux install, and in a staging root only when told whose they are
+  const owning = plan.platform === 'linux' && (!staged || o.serviceIds !== undefined);
   const own = (path: string, owner: Owner) => {
-    if (staged || plan.platform !== 'linux') return;
+    if (!owning) return;
     ids ??= serviceIds(run, LINUX_LAYOUT.user);
     lchownSync(path, 0, owner === 'root' ? 0 : ids.gid);
     if (owner === 'service') lchownSync(path, ids.uid, ids.gid);
   };
   const ownerText = (owner: Owner) =>
-    staged || plan.platform !== 'linux'
-      ? ''
-      : owner === 'root'
-        ? ', root'
-        : owner === 'root:service'
-          ? `, root:${LINUX_LAYOUT.user}`
-          : `, ${LINUX_LAYOUT.user}`;
+    !owning ? '' : owner === 'root' ? ', root' : owner === 'root:service' ? `, root:${LINUX_LAYOUT.user}` : `, ${LINUX_LAYOUT.user}`;
   const say = (line: string) => {
     done.push(line);
     o.report(`${String(done.length).padStart(2)}. ${line}`);
@@ -416,11 +417,11 @@ export function applyPlan(plan: InstallPlan, o: ApplyOptions): void {
         }
         case 'secure-data': {
           const p = at(step.path);
-          const { files, secrets } = secureData(p, staged ? undefined : () => (ids ??= serviceIds(run, LINUX_LAYOUT.user)));
+          const { files, secrets } = secureData(p, owning ? () => (ids ??= serviceIds(run, LINUX_LAYOUT.user)) : undefined);
           say(
             files === 0
               ? `data folder ${p} is empty (the gateway makes its key 0600 on its first start)`
-              : `data folder ${p}: ${files} entries${staged ? '' : ` owned by ${LINUX_LAYOUT.user}`}, ${secrets} key and token files 0600`,
+              : `data folder ${p}: ${files} entries${owning ? ` owned by ${LINUX_LAYOUT.user}` : ''}, ${secrets} key and token files 0600`,
           );
           break;
         }

@@ -416,6 +416,42 @@ describe('the Linux plan for a real install (systemd cannot run here: its comman
   });
 });
 
+describe('owners, as a real install sets them (root can chown here; the service user stood in for by uid 65534)', () => {
+  it.skipIf(process.getuid?.() !== 0)(
+    "unit, executable and config root-owned (config group: the service), the data folder and all in it the user's",
+    () => {
+      const dir = fresh('owners');
+      mkdirSync(join(dir, '/var/lib/eyewear-gateway/keys'), { recursive: true });
+      writeFileSync(join(dir, '/var/lib/eyewear-gateway/keys/seal.key'), 'k', { mode: 0o644 });
+      const plan = planLinuxInstall({
+        execSource: fakeExe,
+        dataDir: '/var/lib/eyewear-gateway',
+        lowPort: false,
+        root: dir,
+        existing: { unit: false, config: false, user: true },
+        noLoginShell: '/usr/sbin/nologin',
+      });
+      const lines: string[] = [];
+      applyPlan(plan, { root: dir, serviceIds: { uid: 65534, gid: 65534 }, report: (l) => lines.push(l) });
+      const owner = (p: string) => {
+        const st = statSync(join(dir, p));
+        return `${st.uid}:${st.gid} ${(st.mode & 0o777).toString(8)}`;
+      };
+      expect(owner(LINUX_LAYOUT.unitFile)).toBe('0:0 644');
+      expect(owner(LINUX_LAYOUT.execPath)).toBe('0:0 755');
+      expect(owner(LINUX_LAYOUT.configDir)).toBe('0:65534 750');
+      expect(owner(LINUX_LAYOUT.configPath)).toBe('0:65534 640');
+      expect(owner(LINUX_LAYOUT.dataDir)).toBe('65534:65534 700');
+      expect(owner('/var/lib/eyewear-gateway/keys')).toBe('65534:65534 700');
+      expect(owner('/var/lib/eyewear-gateway/keys/seal.key')).toBe('65534:65534 600');
+      expect(lines).toContain(
+        ` 6. data folder ${join(dir, LINUX_LAYOUT.dataDir)}: 2 entries owned by eyewear-gateway, 1 key and token files 0600`,
+      );
+      expect(lines).toContain(` 4. a default config: ${join(dir, LINUX_LAYOUT.configPath)} (0640, root:eyewear-gateway)`);
+    },
+  );
+});
+
 describe('the Windows plan (Windows cannot run here: files and commands as text)', () => {
   const env = { ProgramFiles: 'C:\\Program Files', ProgramData: 'D:\\Data' };
   const W = windowsLayout(env);
