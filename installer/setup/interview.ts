@@ -128,6 +128,7 @@ export async function askSource(
       const username = await a.askValid('  User', prev('username'), nonEmpty('the user'));
       const dir = await a.ask('  Remote folder', prev('dir') ?? '/');
       let hostKeySha256 = '';
+      o.io.out(`  reading the host key of ${host}:${p} …`);
       try {
         hostKeySha256 = await sftpHostKey(host, p);
       } catch (e) {

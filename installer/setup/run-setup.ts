@@ -238,6 +238,17 @@ async function interactive(v: CliArgs['values'], io: CliIo, deps: SetupDeps): Pr
   }
   const a = createAsker(io);
   let written: Written | undefined;
+  const stopped = () =>
+    written
+      ? `\nsetup stopped after writing ${written.file}. To go on: eyewear-gateway enrol CODE --cloud URL --config ${written.file}, then eyewear-gateway install --config ${written.file} and eyewear-gateway doctor --config ${written.file}`
+      : '\nsetup stopped: nothing was written. Run eyewear-gateway setup again to start over (or setup --non-interactive with flags)';
+  // Ctrl-C between prompts (a test or a command running, the terminal not in raw mode): the same clean stop.
+  // Every file is written by rename, so there is no half of one to leave.
+  const onSigint = () => {
+    io.err(stopped());
+    process.exit(130);
+  };
+  process.once('SIGINT', onSigint);
   try {
     io.out('eyewear-gateway setup — Enter takes the [default]; Ctrl-C stops (nothing is written before step 4).');
     const defaults = defaultPaths();
@@ -314,13 +325,10 @@ async function interactive(v: CliArgs['values'], io: CliIo, deps: SetupDeps): Pr
     return await finish(io, deps, { written, enrolCode, cloud, cloudCa, install, doctor: !v['no-doctor'] });
   } catch (e) {
     if (!(e instanceof SetupCancelled)) throw e;
-    if (!written)
-      io.err('\nsetup stopped: nothing was written. Run eyewear-gateway setup again to start over (or setup --non-interactive with flags)');
-    else
-      io.err(
-        `\nsetup stopped after writing ${written.file}. To go on: eyewear-gateway enrol CODE --config ${written.file}, then eyewear-gateway install --config ${written.file} and eyewear-gateway doctor --config ${written.file}`,
-      );
+    io.err(stopped());
     return EXIT.failure;
+  } finally {
+    process.off('SIGINT', onSigint);
   }
 }
 

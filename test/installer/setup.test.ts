@@ -730,6 +730,39 @@ describe('setup in a terminal', () => {
     expect(existsSync(out)).toBe(false);
   }, 30_000);
 
+  it('stops cleanly on Ctrl-D at a prompt, and on Ctrl-C while a test is running', async () => {
+    const d = fresh();
+    const out = join(d, 'gw.yaml');
+    const eof = terminal(`${process.execPath} ${bin} setup --out ${out} --data-dir ${join(d, 'data')} --no-doctor`);
+    await eof.answer('Gateway id (from the cloud team) [gw-local]: ', '\u0004', '');
+    expect(await eof.closed).toBe(1);
+    expect(eof.text()).toContain('setup stopped: nothing was written.');
+
+    // a server that takes the connection and never speaks SSH: the host-key read waits on it
+    const silent = createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      const t = terminal(`${process.execPath} ${bin} setup --out ${out} --data-dir ${join(d, 'data')} --no-doctor`);
+      await t.answer('Gateway id (from the cloud team) [gw-local]: ', '');
+      await t.answer('Tenant id [local]: ', '');
+      await t.answer('Practice id [local]: ', '');
+      await t.answer('Data folder [', '');
+      await t.answer('Sources, comma-separated (hl7, db, folder, sftp, fhir) [', 'sftp');
+      await t.answer('SFTP server: ', '127.0.0.1');
+      await t.answer('Port [22]: ', String(port));
+      await t.answer('User: ', 'someone');
+      await t.answer('Remote folder [/]: ', '');
+      // no prompt is open now: Ctrl-C reaches the process as SIGINT from the terminal
+      await t.answer(`reading the host key of 127.0.0.1:${port} …`, '\u0003', '');
+      expect(await t.closed).toBe(130);
+      expect(t.text()).toContain('setup stopped: nothing was written. Run eyewear-gateway setup again to start over');
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      silent.close();
+    }
+  }, 60_000);
+
   it('asks before replacing an existing config, and leaves it alone on no', async () => {
     const d = fresh();
     const out = join(d, 'gw.yaml');
