@@ -280,6 +280,33 @@ describe('setup --non-interactive', () => {
     }
   });
 
+  it('writes a config with a failed source only under --keep-failed, and says so', async () => {
+    const d = fresh();
+    const out = join(d, 'gw.yaml');
+    const r = await run([
+      'setup',
+      '--non-interactive',
+      '--source',
+      'folder',
+      '--folder',
+      join(d, 'later'),
+      '--keep-failed',
+      '--out',
+      out,
+      '--data-dir',
+      join(d, 'data'),
+      '--no-doctor',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.err.split('\n')).toEqual([
+      `  folder folder (${join(d, 'later')}, profile optical-csv): FAILED — no folder at ${join(d, 'later')} (ENOENT)`,
+      '  what to do: give the folder the PMS exports into (create it, or mount the share first)',
+      `  warning: folder folder (${join(d, 'later')}, profile optical-csv) is in the config although its test FAILED (--keep-failed)`,
+      '',
+    ]);
+    expect(loadConfig({ file: out, env: {} }).files[0].dir).toBe(join(d, 'later'));
+  });
+
   it('never overwrites an existing config without --force, and keeps a backup with it', async () => {
     const d = fresh();
     const out = join(d, 'gw.yaml');
@@ -716,6 +743,43 @@ describe('setup in a terminal', () => {
     expect(config.files[0].sftp).toMatchObject({ host: '127.0.0.1', port: ssh.port, username: ssh.user, hostKeySha256: ssh.hostKeySha256 });
     expect(config.files[0].sftp.privateKey).toBe(ssh.clientKey.replace(/\n$/, ''));
   }, 90_000);
+
+  it('keeps a failed source only when told, saying so, and skips one on s', async () => {
+    const d = fresh();
+    const out = join(d, 'gw.yaml');
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const port = (busy.address() as { port: number }).port;
+    try {
+      const t = terminal(`${process.execPath} ${bin} setup --out ${out} --data-dir ${join(d, 'data')} --no-doctor`);
+      await t.answer('Gateway id (from the cloud team) [gw-local]: ', '');
+      await t.answer('Tenant id [local]: ', '');
+      await t.answer('Practice id [local]: ', '');
+      await t.answer('Data folder [', '');
+      await t.answer('Sources, comma-separated (hl7, db, folder, sftp, fhir) [', 'folder,hl7');
+      await t.answer('Folder the PMS exports into: ', join(d, 'not-mounted-yet'));
+      await t.answer('Export layout (', '');
+      await t.answer('[r]e-enter, [s]kip this source, or [k]eep it although it failed [r]: ', 'k');
+      await t.answer('Address to listen on (0.0.0.0: every network of this machine) [0.0.0.0]: ', '127.0.0.1');
+      await t.answer('MLLP port [', String(port));
+      await t.answer('PMS/EHR profile (', '');
+      await t.answer('[r]e-enter, [s]kip this source, or [k]eep it although it failed [r]: ', 's');
+      await t.answer(`Write ${out}? (y/n) [y]: `, '');
+      await t.answer('Enrolment code from the cloud team (Enter to skip): ', '');
+      await t.answer('Install and start the gateway as a service now? (y/n) [n]: ', '');
+      expect(await t.closed).toBe(0);
+      const screen = t.text();
+      expect(screen).toContain(
+        `  kept: folder folder (${join(d, 'not-mounted-yet')}, profile optical-csv) goes into the config although its test FAILED\n`,
+      );
+      expect(screen).toContain('  skipped hl7\n');
+      const config = loadConfig({ file: out, env: {} });
+      expect(config.files.map((f) => f.dir)).toEqual([join(d, 'not-mounted-yet')]);
+      expect(config.hl7.enabled).toBe(false);
+    } finally {
+      await new Promise((r) => busy.close(r));
+    }
+  }, 60_000);
 
   it('stops cleanly on Ctrl-C with nothing written, and says how to start again', async () => {
     const d = fresh();
