@@ -10,7 +10,7 @@
  * beside the old and renamed into place, and the config is rewritten (atomically) only after that.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { writeFileAtomic } from '../gateway/crypto/key-file.ts';
@@ -102,6 +102,7 @@ export async function enrolGateway(o: EnrolOptions): Promise<EnrolOutcome> {
     commandKeyPem: answer.commandKey,
   });
   const dir = identityDir(dataDir);
+  handToDataFolderOwner(dataDir, dir);
   const settings = configSettings(record, dir);
   const warnings: string[] = [];
   const configChanges = o.configFile ? updateConfig(o.configFile, settings, warnings) : [];
@@ -169,4 +170,19 @@ function updateConfig(file: string, settings: Setting[], warnings: string[]): st
     if (process.getuid?.() === 0) chownSync(file, st.uid, st.gid);
   }
   return changes;
+}
+
+/**
+ * Run as root on an installed gateway (whose data folder belongs to the service user), the identity
+ * is given to that user too: the service must read its key, and rewrite the folder when it renews.
+ */
+function handToDataFolderOwner(dataDir: string, dir: string): void {
+  if (process.getuid?.() !== 0) return;
+  const owner = statSync(dataDir);
+  if (owner.uid === 0) return;
+  const walk = (p: string) => {
+    chownSync(p, owner.uid, owner.gid);
+    if (statSync(p).isDirectory()) for (const e of readdirSync(p)) walk(join(p, e));
+  };
+  walk(dir);
 }

@@ -36,8 +36,12 @@ export const enrolCommand: CliCommand = {
   run: async ({ positionals, values, configFile }, io) => {
     const [code, extra] = positionals;
     const cloudUrl = values.cloud;
-    if (!code || extra !== undefined || typeof cloudUrl !== 'string' || cloudUrl === '') {
+    if (!code || extra !== undefined) {
       io.err('usage: eyewear-gateway enrol CODE --cloud URL [--ca FILE] [--force] [--config FILE]');
+      return EXIT.usage;
+    }
+    if (typeof cloudUrl !== 'string' || cloudUrl === '') {
+      io.err('error: --cloud URL is required: the enrolment URL the cloud team sent with the code (https://…)');
       return EXIT.usage;
     }
     let caPem: string | undefined;
@@ -69,7 +73,8 @@ export const enrolCommand: CliCommand = {
     io.out(`certificate: ${c.serial}, ${c.subject}, valid ${c.notBefore} to ${c.notAfter}; renewed from ${out.renewAt}`);
     io.out(`identity: ${out.dir} (the device key was made here and stays here)`);
     if (r.brokerUrl) io.out(`broker: ${r.brokerUrl}`);
-    if (configFile) io.out(`config: ${configFile}: ${out.configChanges.length ? `set ${out.configChanges.join(', ')}` : 'already up to date'}`);
+    if (configFile)
+      io.out(`config: ${configFile}: ${out.configChanges.length ? `set ${out.configChanges.join(', ')}` : 'already up to date'}`);
     else {
       io.out('config: add these lines to the gateway config (or run enrol with --config FILE):');
       for (const l of out.configLines) io.out(`  ${l}`);

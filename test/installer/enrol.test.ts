@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -265,6 +265,39 @@ describe('eyewear-gateway enrol', () => {
     expect(readdirSync(f.dataDir).sort()).toEqual(['identity']); // no staging folder left behind
     expect(parse(readFileSync(f.config, 'utf8')).gateway.id).toBe('gw-d2');
     expect(forced.out.split('\n')[4]).toBe(`config: ${f.config}: set gateway.id`);
+  });
+});
+
+describe('enrol on an installed gateway, and its usage', () => {
+  // only root can hand files over (CI runs as root)
+  it.skipIf(process.getuid?.() !== 0)(
+    'run as root on a data folder the service user owns, gives the identity to that user (the service reads and renews it)',
+    async () => {
+      const dataDir = mkdtempSync(join(work, 'gw-owned-'));
+      chownSync(dataDir, 65534, 65534);
+      await enrolGateway({
+        code: enrolment.issueCode({ gatewayId: 'gw-owned', tenantId: 'acme-optical' }),
+        cloudUrl: https.url,
+        caPem: cloudPki.ca,
+        dataDir,
+      });
+      const serial = enrolment.issued.at(-1)!.serial;
+      const idDir = join(dataDir, 'identity');
+      const paths = [
+        idDir,
+        join(idDir, 'certs'),
+        join(idDir, 'certs', serial),
+        join(idDir, 'certs', serial, 'device.key'),
+        join(idDir, 'enrolment.json'),
+      ];
+      expect(paths.map((p) => `${statSync(p).uid}:${statSync(p).gid}`)).toEqual(paths.map(() => '65534:65534'));
+    },
+  );
+
+  it('without --cloud: a usage error saying what URL it needs (exit 2)', async () => {
+    const r = await run(['enrol', 'AAAA-BBBB-CCCC']);
+    expect(r.code).toBe(2);
+    expect(r.err.trim()).toBe('error: --cloud URL is required: the enrolment URL the cloud team sent with the code (https://…)');
   });
 });
 
