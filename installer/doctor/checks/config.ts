@@ -1,5 +1,6 @@
 /** The config, loaded and validated exactly as `check-config` and `start` load it (config/load.ts). */
 import { formatConfigError, ConfigError } from '../../../config/load.ts';
+import { LINUX_LAYOUT, windowsLayout } from '../../install.ts';
 import type { DoctorCheck } from '../check.ts';
 
 export const configCheck: DoctorCheck = {
@@ -28,7 +29,7 @@ export const configCheck: DoctorCheck = {
           name: 'config',
           status: 'warn',
           evidence: `no --config given: the embedded defaults were checked (${summary})`,
-          todo: 'pass the config file the service runs with: eyewear-gateway doctor --config FILE',
+          todo: `pass the config file the service runs with: eyewear-gateway doctor --config ${ctx.platform === 'win32' ? windowsLayout(ctx.env).configPath : LINUX_LAYOUT.configPath} (where install puts it)`,
         },
       ];
     }

@@ -4,13 +4,11 @@
  * exists); Windows asks the service control manager (`sc query` / `sc qc`), parsed from its text.
  */
 import { readFileSync } from 'node:fs';
+import { SERVICE_NAME } from '../../install.ts';
 import type { CheckResult, DoctorCheck, DoctorContext } from '../check.ts';
 
-/**
- * The name `install` registers: the systemd unit `eyewear-gateway.service`, and the WinSW service
- * id (installer/service/windows-service.ts's default `serviceId`).
- */
-export const SERVICE_NAME = 'eyewear-gateway';
+/** The name `install` registers: the systemd unit `<name>.service` and the WinSW service id. */
+export { SERVICE_NAME };
 
 const EXEC_MS = 3000;
 
