@@ -141,9 +141,10 @@ export function planFromFlags(
         break;
       }
       case 'db': {
+        const url = kth('db-url', k, kind, true)!;
         let parsed;
         try {
-          parsed = parseDbUrl(kth('db-url', k, kind, true)!);
+          parsed = parseDbUrl(url);
         } catch (e) {
           throw new FlagError(`--db-url: ${(e as Error).message}`);
         }
@@ -166,9 +167,10 @@ export function planFromFlags(
         break;
       }
       case 'sftp': {
+        const url = kth('sftp-url', k, kind, true)!;
         let where;
         try {
-          where = parseSftpUrl(kth('sftp-url', k, kind, true)!);
+          where = parseSftpUrl(url);
         } catch (e) {
           throw new FlagError(`--sftp-url: ${(e as Error).message}`);
         }

@@ -601,6 +601,56 @@ describe('setup finds enrol, install and doctor by name', () => {
     expect(o.out).toContain(`  not in this build (no \`doctor\` command); check with: eyewear-gateway check-config ${out}`);
   });
 
+  it('refuses incomplete flags with what each needs (exit 2), before anything is tested or written', async () => {
+    const d = fresh();
+    const setup = createSetupCommand({ commands: () => [] });
+    const base = ['setup', '--non-interactive', '--out', join(d, 'gw.yaml'), '--data-dir', join(d, 'data')];
+    const cases: Array<[string[], string]> = [
+      [[], 'setup: setup --non-interactive needs at least one --source (hl7, db, folder, sftp, fhir)'],
+      [['--source', 'db'], 'setup: source db #1 needs its own --db-url (the k-th --source db takes the k-th --db-url)'],
+      [
+        ['--source', 'db', '--db-url', 'oracle://h/x'],
+        'setup: --db-url: unknown database kind "oracle": use postgres, mariadb (mysql), mssql or sqlite',
+      ],
+      [['--source', 'hl7', '--hl7-port', '70000'], 'setup: --hl7-port needs a port number 1-65535, got "70000"'],
+      [
+        ['--source', 'sftp', '--sftp-url', 'sftp://u@h/x', '--sftp-password-env', 'P'],
+        "setup: source sftp #1 needs --sftp-host-key SHA256:… (the server's host key fingerprint: ssh-keyscan -p 22 h | ssh-keygen -lf -, confirmed with the practice's IT)",
+      ],
+      [
+        ['--source', 'folder', '--folder', d, '--enrol-code', 'C'],
+        'setup: --enrol-code needs --cloud URL (the enrolment endpoint, from the cloud team)',
+      ],
+      [['--source', 'nfs'], 'setup: --source is one of hl7, db, folder, sftp, fhir; got "nfs"'],
+    ];
+    for (const [extra, message] of cases) {
+      const { o, cli } = io();
+      expect(await runCli([...base, ...extra], cli, [setup])).toBe(2);
+      expect(o.err).toEqual([message]);
+      expect(o.out).toEqual([]);
+    }
+    expect(existsSync(join(d, 'gw.yaml'))).toBe(false);
+  });
+
+  it('takes a password given in --db-url as the secret, warns that it was seen, and keeps it out of the YAML', async () => {
+    const d = fresh();
+    const out = join(d, 'gw.yaml');
+    const setup = createSetupCommand({ commands: () => [] });
+    const { o, cli } = io();
+    const url = `postgres://${db.user}:${encodeURIComponent(db.password)}@127.0.0.1:${pg.port}/${db.database}`;
+    const code = await runCli(
+      ['setup', '--non-interactive', '--source', 'db', '--db-url', url, '--out', out, '--data-dir', join(d, 'data'), '--no-doctor'],
+      cli,
+      [setup],
+    );
+    expect(o.err).toEqual([
+      'warning: the database password was given in --db-url, where the process list shows it; prefer --db-password-env VAR',
+    ]);
+    expect(code).toBe(0);
+    expect(readFileSync(out, 'utf8')).not.toContain(db.password);
+    expect(loadConfig({ file: out, env: {} }).databases[0].password).toBe(db.password);
+  });
+
   it('says when this build has no enrol command, and goes on', async () => {
     const d = fresh();
     const out = join(d, 'gw.yaml');
