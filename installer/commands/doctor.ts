@@ -13,8 +13,8 @@ the clock against the cloud's, the cloud step by step (DNS, TCP, TLS and its cer
 each source, and the outbox (records waiting, oldest age, dead letters). Each line: PASS, WARN,
 FAIL or SKIP, the evidence, and what to do. Nothing is changed: no lease is taken, the outbox is
 read read-only, no key is made, nothing is sent to the cloud. Every check is bounded in time.
---json: the report as JSON (at, configFile, worst, exitCode, counts, results[name, status,
-evidence, todo, data]) for the cloud team.
+--json: the report as JSON (at, configFile, host, platform, version, worst, exitCode, counts,
+results[name, status, evidence, todo, data]) for the cloud team.
 Exit ${EXIT.ok}: every check passed or was skipped; ${EXIT.doctorWarnings}: warnings; ${EXIT.doctorFailures}: at least one failure.`;
 
 export const doctorCommand: CliCommand = {

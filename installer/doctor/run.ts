@@ -4,13 +4,19 @@
  * (cli/command.ts EXIT). A check that throws or overruns is itself a fail, so doctor never hangs
  * and never hides a check that could not run.
  */
+import { hostname } from 'node:os';
 import { EXIT } from '../../cli/command.ts';
+import { gatewayVersion } from '../../gateway/version.ts';
 import { DEFAULT_CHECK_TIMEOUT_MS, type CheckResult, type CheckStatus, type DoctorCheck, type DoctorContext } from './check.ts';
 
 export interface DoctorReport {
   /** When the run started (ISO 8601). */
   readonly at: string;
   readonly configFile: string | null;
+  /** Which machine and which build said this (the cloud team reads reports from many). */
+  readonly host: string;
+  readonly platform: string;
+  readonly version: string;
   readonly worst: CheckStatus;
   readonly exitCode: number;
   readonly counts: Readonly<Record<CheckStatus, number>>;
@@ -85,13 +91,25 @@ export async function runDoctor(checks: readonly DoctorCheck[], ctx: DoctorConte
   const worst = worstOf(results);
   const counts: Record<CheckStatus, number> = { pass: 0, skip: 0, warn: 0, fail: 0 };
   for (const r of results) counts[r.status]++;
-  return { at, configFile: ctx.configFile ?? null, worst, exitCode: exitCodeOf(worst), counts, results };
+  return {
+    at,
+    configFile: ctx.configFile ?? null,
+    host: hostname(),
+    platform: `${ctx.platform}-${process.arch}`,
+    version: gatewayVersion(),
+    worst,
+    exitCode: exitCodeOf(worst),
+    counts,
+    results,
+  };
 }
 
 /** The report for a person over SSH: one line per result (and what to do), in check order. */
 export function formatReport(r: DoctorReport): string {
   const mark: Record<CheckStatus, string> = { pass: 'PASS', skip: 'SKIP', warn: 'WARN', fail: 'FAIL' };
-  const lines = [`eyewear-gateway doctor — ${r.at}${r.configFile ? ` — ${r.configFile}` : ' — no --config (embedded defaults)'}`];
+  const lines = [
+    `eyewear-gateway ${r.version} doctor on ${r.host} (${r.platform}) — ${r.at}${r.configFile ? ` — ${r.configFile}` : ' — no --config (embedded defaults)'}`,
+  ];
   for (const x of r.results) {
     lines.push(`${mark[x.status]}  ${x.name}: ${x.evidence}`);
     if (x.todo && x.status !== 'pass') lines.push(`      what to do: ${x.todo}`);

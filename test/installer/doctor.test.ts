@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { DatabaseSync } from 'node:sqlite';
 import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -122,9 +122,10 @@ describe('doctor through the CLI, around a gateway in a child process', () => {
   it('before the gateway runs: the process is a fail (no lease), its ports are free, exit 7; --json carries the figures', async () => {
     const r = await doctorCli(['--config', cfg.file, '--json']);
     expect(r.code).toBe(EXIT.doctorFailures);
-    const report = JSON.parse(r.stdout) as { worst: string; exitCode: number; results: CheckResult[] };
+    const report = JSON.parse(r.stdout) as { worst: string; exitCode: number; results: CheckResult[]; host: string };
     expect(report.worst).toBe('fail');
     expect(report.exitCode).toBe(7);
+    expect(report).toMatchObject({ configFile: cfg.file, host: hostname(), platform: `${process.platform}-${process.arch}` });
     // the checks of this file (others add theirs to the list: the device certificate)
     expect(statuses(report.results)).toMatchObject({
       config: 'pass',
