@@ -208,7 +208,7 @@ async function main(): Promise<void> {
   for (const target of o.targets) {
     const file = TARGETS[target];
     const exe = join(o.out, file);
-    // an executable of another build must not sit beside this build's manifest
+    // this target's executable from an earlier build must not survive a failed one beside the new manifest
     rmSync(exe, { force: true });
     const work = join(sea, file);
     try {
