@@ -553,6 +553,37 @@ describe('the cloud over MQTT with TLS: a real mosquitto', () => {
     expect((auth.data as { clientId: string }).clientId).toMatch(/^ewml-t1-gw-doc-doctor-[0-9a-f]{6}$/);
   });
 
+  it('while the running gateway is connected to the broker, its connection is the proof of auth (no second CONNECT)', async () => {
+    const adminPort = await freePort();
+    const mqttConf = { url: `mqtts://127.0.0.1:${broker.port}`, ca: pki.ca };
+    const h = await startHarness(
+      {
+        gateway: { id: 'gw-doc', tenantId: 't1', practiceId: 'p1' },
+        relay: { sink: 'mqtt' },
+        cloud: { publicKey: keys.publicPem },
+        mqtt: mqttConf,
+        admin: { port: adminPort },
+      },
+      { logLevel: 'warn' },
+    );
+    try {
+      await waitFor(() => (h.gw.status().sink as { connected: boolean }).connected, 10_000, 'the sink connected');
+      const c = writeConfig(
+        { relay: { sink: 'mqtt' }, cloud: { publicKey: keys.publicPem }, mqtt: mqttConf, admin: { port: adminPort }, hl7: { port: 0 } },
+        h.dataDir,
+      );
+      const rs = await runCheck(cloudCheck, createDoctorContext({ configFile: c.file }));
+      expect(byName(rs)['cloud auth']).toEqual({
+        name: 'cloud auth',
+        status: 'pass',
+        evidence: "the running gateway's MQTT sink is connected: the broker accepted its credentials (no second connection made)",
+        data: { from: 'status' },
+      });
+    } finally {
+      await h.stop();
+    }
+  });
+
   it('without the CA: TLS fails as not trusted, auth is not tried', async () => {
     const rs = await runCheck(cloudCheck, ctxWith({ url: `mqtts://127.0.0.1:${broker.port}` }));
     expect(statuses(rs)).toEqual({ 'cloud dns': 'pass', 'cloud tcp': 'pass', 'cloud tls': 'fail', 'cloud auth': 'skip' });
