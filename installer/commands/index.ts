@@ -8,4 +8,10 @@ import { doctorCommand } from './doctor.ts';
 import { installCommand, uninstallCommand } from './install.ts';
 import { enrolCommand } from './enrol.ts';
 
-export const installerCommands: readonly CliCommand[] = [createSetupCommand({ commands: () => installerCommands }), doctorCommand, installCommand, uninstallCommand, enrolCommand];
+export const installerCommands: readonly CliCommand[] = [
+  createSetupCommand({ commands: () => installerCommands }),
+  doctorCommand,
+  installCommand,
+  uninstallCommand,
+  enrolCommand,
+];
