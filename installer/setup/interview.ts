@@ -186,11 +186,7 @@ export async function askSource(
         prev('clientId'),
         nonEmpty('the client id'),
       );
-      const resources = await a.askValid(
-        '  Resources (comma-separated)',
-        b?.kind === 'fhir' ? b.resources?.toString() : DEFAULT_RESOURCES.join(','),
-        resourcesOf,
-      );
+      const resources = await a.askValid('  Resources (comma-separated)', prev('resources') ?? DEFAULT_RESOURCES.join(','), resourcesOf);
       return { kind, id: (b?.id as string | undefined) ?? nextId('fhir', o.taken), vendor, baseUrl, clientId, resources };
     }
     default:
