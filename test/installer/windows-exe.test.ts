@@ -15,6 +15,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -24,7 +25,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkPe, ExecutableCheckError, type PeFacts, SEA_FUSE } from '../../installer/pe-check.ts';
+import { checkElf, checkPe, ExecutableCheckError, type PeFacts, SEA_FUSE } from '../../installer/pe-check.ts';
 import { WindowsNodeError, windowsNodeTarball } from '../../installer/windows-node.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -187,6 +188,15 @@ describe('Windows x64 executable', () => {
     const elf = join(dir, 'not.exe');
     writeFileSync(elf, Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46]), Buffer.alloc(200)]));
     expect(await problemsOf(elf, manifest.blob)).toEqual(['no MZ signature at offset 0: not a Windows executable']);
+  });
+});
+
+describe('the Linux check', () => {
+  it('finds no blob in a plain Node binary (the note walk reads a real ELF without a false match)', async () => {
+    const node = realpathSync(process.execPath);
+    const e = await checkElf(node, { size: 1, sha256: '0'.repeat(64) }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ExecutableCheckError);
+    expect((e as ExecutableCheckError).problems).toEqual(['no NODE_SEA_BLOB note(s) in the PT_NOTE segments']);
   });
 });
 
