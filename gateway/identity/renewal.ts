@@ -11,7 +11,8 @@
  *             with it; the first successful connection confirms it (it becomes the active one and
  *             the old one is removed), a refusal by the broker discards it and the old one is used
  *   expired   now is past the certificate's notAfter, or the cloud said so: GW_DEVICE_CERT_EXPIRED
- *   revoked   the cloud refused the renewal because it revoked the certificate: GW_DEVICE_CERT_REVOKED
+ *   revoked   the cloud refused the renewal because it revoked the certificate, or the broker
+ *             refused the connection with a certificate_revoked alert (its CRL): GW_DEVICE_CERT_REVOKED
  *   damaged   the identity folder could not be read back after a change: GW_DEVICE_IDENTITY_DAMAGED
  * expired, revoked and damaged are terminal for this process: only a new enrolment mends them, and
  * the status says so (code, problem, what to do). A renewal that fails for any other reason (cloud
@@ -192,7 +193,16 @@ export function createIdentityLink(o: IdentityLinkOptions): DeviceIdentityLink {
       schedule();
     },
     refused(reason) {
-      if (state !== 'pending') return;
+      if (state !== 'pending') {
+        // the broker's TLS alert says why (RFC 8446 6.2: certificate_revoked, certificate_expired)
+        if (terminal) return;
+        const serial = id.certificate.serial;
+        if (/CERTIFICATE_REVOKED/.test(reason))
+          end('revoked', 'GW_DEVICE_CERT_REVOKED', `the broker refused the device certificate ${serial} as revoked (${reason})`);
+        else if (/CERTIFICATE_EXPIRED/.test(reason))
+          end('expired', 'GW_DEVICE_CERT_EXPIRED', `the broker refused the device certificate ${serial} as expired (${reason})`);
+        return;
+      }
       o.logger.warn({ serial: id.generation, reason }, 'the broker refused the renewed certificate; falling back to the previous one');
       discardPending(o.dataDir);
       if (!reload(false)) return;

@@ -481,6 +481,39 @@ describe('the device identity at work (mTLS to mosquitto with require_certificat
     await stopSink(sink);
   });
 
+  // last in this file: it restarts the shared broker
+  it('revoked at the broker (its CRL): the connection is refused and the status says GW_DEVICE_CERT_REVOKED at once', async () => {
+    const { dataDir, identity } = await enrolled('gw-crl');
+    const link = createIdentityLink({ dataDir, identity, clock: systemClock, logger: createSilentLogger() });
+    const sink = makeSink({ gatewayId: 'gw-crl', identity: link });
+    await sink.start();
+    await waitFor(() => sink.health().connected, 10_000, 'connected');
+    enrolment.revoke(identity.certificate.serial);
+    await broker.applyCrl(await enrolment.crlPem());
+    await waitFor(() => sink.health().detail?.identityState === 'revoked', 15_000, 'revoked by the broker');
+    const d = sink.health().detail!;
+    expect(sink.health().connected).toBe(false);
+    expect(d.lastError).toBe('ERR_SSL_SSL/TLS_ALERT_CERTIFICATE_REVOKED');
+    expect(d.identityCode).toBe('GW_DEVICE_CERT_REVOKED');
+    expect(d.identityProblem).toBe(
+      `the broker refused the device certificate ${identity.certificate.serial} as revoked (ERR_SSL_SSL/TLS_ALERT_CERTIFICATE_REVOKED)`,
+    );
+    expect(d.identityAction).toBe(ErrorCodes.GW_DEVICE_CERT_REVOKED.action);
+    expect(d.lastErrorAction).toBe(
+      "the broker refused this gateway's device certificate: check `eyewear-gateway doctor`; if it is expired or revoked, re-enrol (eyewear-gateway enrol CODE --cloud URL --force)",
+    );
+    await stopSink(sink);
+    // another gateway's certificate is not on the list: the broker still admits it
+    const { dataDir: d2, identity: id2 } = await enrolled('gw-crl-other');
+    const ok = makeSink({
+      gatewayId: 'gw-crl-other',
+      identity: createIdentityLink({ dataDir: d2, identity: id2, clock: systemClock, logger: createSilentLogger() }),
+    });
+    await ok.start();
+    await waitFor(() => ok.health().connected, 10_000, 'an unrevoked certificate connects');
+    await stopSink(ok);
+  });
+
   it('past notAfter with no renewal (cloud unreachable): GW_DEVICE_CERT_EXPIRED, and the failures before it are retried and shown', async () => {
     const { dataDir, identity } = await enrolled('gw-expired', 3_600_000);
     const clock = createManualClock(Date.parse(identity.certificate.notBefore));

@@ -48,8 +48,10 @@ export interface EnrolmentCloud {
   readonly deviceCaPem: string;
   /** A one-time code for a gateway, valid `ttlMs` (default 1 h) from now. */
   issueCode(o: { gatewayId: string; tenantId: string; practiceId?: string; ttlMs?: number }): string;
-  /** Revokes a certificate by serial (hex, upper case): its renewals are refused. */
+  /** Revokes a certificate by serial (hex, upper case): its renewals are refused, and it is in {@link crlPem}. */
   revoke(serial: string): void;
+  /** The device CA's CRL (PEM) of every certificate revoked so far, for the broker (`crlfile`). */
+  crlPem(): Promise<string>;
   /**
    * A client certificate from the device CA for one of the cloud's own services (the receiver that
    * reads `up/records` from the broker), made outside enrolment.
@@ -194,6 +196,20 @@ export async function createEnrolmentCloud(o: EnrolmentCloudOptions): Promise<En
       return c;
     },
     revoke: (serial) => void revoked.add(serial.toUpperCase()),
+    async crlPem() {
+      const at = now();
+      const crl = await x509.X509CrlGenerator.create({
+        issuer: ca.subject,
+        thisUpdate: new Date(at - 60_000),
+        nextUpdate: new Date(at + 86_400_000),
+        signingAlgorithm: ALG,
+        signingKey: caKeys.privateKey as never,
+        entries: [...revoked].map((serialNumber) => ({ serialNumber, revocationDate: new Date(at - 60_000) })),
+        extensions: [await x509.AuthorityKeyIdentifierExtension.create(caKeys.publicKey as never)],
+      });
+      // OpenSSL (mosquitto's crlfile) reads the RFC 7468 label, X509 CRL, not the library's CRL
+      return crl.toString('pem').replace(/-----(BEGIN|END) CRL-----/g, '-----$1 X509 CRL-----');
+    },
     async issueServiceCertificate(commonName) {
       const { keyPem, csrPem } = await createDeviceKeyRequest(commonName);
       return { certPem: await issue(csrPem, { gatewayId: commonName, tenantId: 'ewml-cloud' }, 'enrol'), keyPem };

@@ -39,7 +39,7 @@ export async function startEnrolmentWorld(workDir: string): Promise<EnrolmentWor
   writeFileSync(caFile, cloudPki.ca);
   const brokerPki = makeBrokerPki();
   const enrolment = await createEnrolmentCloud({ brokerCaPem: brokerPki.ca, payloadKeyPem: payloadKeys.publicPem, commandKeyPem });
-  const broker = await startMtlsMosquitto({ pki: brokerPki, deviceCaPem: enrolment.deviceCaPem });
+  const broker = await startMtlsMosquitto({ pki: brokerPki, deviceCaPem: enrolment.deviceCaPem, crlPem: await enrolment.crlPem() });
   // enrolment answers carry the broker URL, known only now
   enrolment.brokerUrl = broker.url;
   const svc = await enrolment.issueServiceCertificate('ewml-cloud-receiver');

@@ -20,7 +20,8 @@ export interface Broker {
 }
 
 export interface MosquittoOptions {
-  tls?: { ca: string; cert: string; key: string; requireClientCert?: boolean };
+  /** `crlFile`: a PEM CRL's path (readable by the mosquitto user), re-read at each (re)start: client certificates it lists are refused. */
+  tls?: { ca: string; cert: string; key: string; requireClientCert?: boolean; crlFile?: string };
   /**
    * mosquitto's `max_packet_size`: announced to MQTT v5 clients in CONNACK (Maximum Packet Size),
    * and any client that sends a larger packet is disconnected — as a managed broker with a
@@ -57,6 +58,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Broke
       writeFileSync(join(dir, f), text, { mode: 0o644 });
     lines.push(`cafile ${dir}/ca.pem`, `certfile ${dir}/cert.pem`, `keyfile ${dir}/key.pem`);
     if (opts.tls.requireClientCert) lines.push('require_certificate true');
+    if (opts.tls.crlFile) lines.push(`crlfile ${opts.tls.crlFile}`);
   }
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(conf, lines.join('\n') + '\n');
