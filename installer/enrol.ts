@@ -17,6 +17,7 @@ import { writeFileAtomic } from '../gateway/crypto/key-file.ts';
 import { GatewayError } from '../gateway/errors.ts';
 import {
   createDeviceKeyRequest,
+  endpointUrl,
   type EnrolmentRecord,
   identityDir,
   IdentityFiles,
@@ -63,6 +64,7 @@ export async function enrolGateway(o: EnrolOptions): Promise<EnrolOutcome> {
       'GW_ENROLMENT_CODE_REFUSED',
       'that is not an enrolment code (4-64 letters, digits and dashes, as the cloud team sent it)',
     );
+  endpointUrl(o.cloudUrl, '/v1/enrolment'); // an http:// or malformed URL is refused before anything else
   const dataDir = resolve(o.dataDir);
   const existing = readIdentity(dataDir);
   if (existing.state !== 'absent' && !o.force) {

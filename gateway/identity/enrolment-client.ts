@@ -11,11 +11,10 @@
  *                                                           -> 401 {"error": "certificate_required" | "certificate_expired" | "certificate_unknown"}
  *                                                           -> 403 {"error": "certificate_revoked"}
  *
- * HTTPS only (plain http is refused unless the host is loopback, for a bench), always with the
- * server's certificate verified: against the CA given (`ca`), else the system's.
+ * HTTPS only (plain http is refused: the answer carries the keys the gateway will trust), always
+ * with the server's certificate verified: against the CA given (`ca`), else the system's.
  */
 import { request as httpsRequest } from 'node:https';
-import { request as httpRequest } from 'node:http';
 import { X509Certificate } from 'node:crypto';
 import { GatewayError } from '../errors.ts';
 
@@ -42,7 +41,7 @@ const TIMEOUT_MS = 30_000;
 const MAX_BODY = 1 << 20;
 const ID = /^(?!\.+$)[A-Za-z0-9._-]+$/;
 
-/** The endpoint URL under `cloudUrl`; refuses anything but https (http on loopback only). */
+/** The endpoint URL under `cloudUrl`; refuses anything but https. */
 export function endpointUrl(cloudUrl: string, path: string): URL {
   let base: URL;
   try {
@@ -52,8 +51,7 @@ export function endpointUrl(cloudUrl: string, path: string): URL {
       retry: 'permanent',
     });
   }
-  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(base.hostname);
-  if (base.protocol !== 'https:' && !(base.protocol === 'http:' && loopback))
+  if (base.protocol !== 'https:')
     throw new GatewayError('GW_ENROLMENT_FAILED', `the cloud URL must be https:// (got ${base.protocol}//${base.host})`, {
       retry: 'permanent',
     });
@@ -86,9 +84,12 @@ export function postJson(url: URL, body: unknown, tls: CloudTls): Promise<Answer
       method: 'POST',
       headers: { 'content-type': 'application/json', 'content-length': payload.length },
       timeout: TIMEOUT_MS,
-      ...(url.protocol === 'https:' ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: true } : {}),
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      rejectUnauthorized: true,
     };
-    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, opts, (res) => {
+    const req = httpsRequest(url, opts, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {

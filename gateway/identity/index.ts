@@ -13,7 +13,7 @@ import { createIdentityLink, type DeviceIdentityLink } from './renewal.ts';
 
 export { deviceCertificateCheck, type DeviceCertificateCheckResult } from './certificate-check.ts';
 export { createDeviceKeyRequest } from './device-key.ts';
-export { requestEnrolment, requestRenewal, type EnrolmentResponse } from './enrolment-client.ts';
+export { endpointUrl, requestEnrolment, requestRenewal, type EnrolmentResponse } from './enrolment-client.ts';
 export {
   identityDir,
   IdentityFiles,

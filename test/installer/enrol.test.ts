@@ -294,6 +294,12 @@ describe('enrol on an installed gateway, and its usage', () => {
     },
   );
 
+  it('refuses a cloud URL that is not https, before any key is sent anywhere', async () => {
+    const r = await run(['enrol', 'AAAA-BBBB-CCCC', '--cloud', 'http://127.0.0.1:9']);
+    expect(r.code).toBe(1);
+    expect(r.err.split('\n')[0]).toBe('error GW_ENROLMENT_FAILED: the cloud URL must be https:// (got http://127.0.0.1:9)');
+  });
+
   it('without --cloud: a usage error saying what URL it needs (exit 2)', async () => {
     const r = await run(['enrol', 'AAAA-BBBB-CCCC']);
     expect(r.code).toBe(2);
