@@ -37,6 +37,8 @@ import { adtA04 } from '../support/hl7-fixtures.ts';
 import { makeCloudKeys } from '../support/cloud-keys.ts';
 import { childGateway, type ChildGateway } from '../support/child-gateway.ts';
 import { startHarness } from '../support/gateway-harness.ts';
+import { type EnrolmentWorld, startEnrolmentWorld } from '../support/enrolment-fixture.ts';
+import { enrolGateway } from '../../installer/enrol.ts';
 import { startMosquitto, type Broker } from '../support/mosquitto.ts';
 import { freePort, waitFor, waitForPort } from '../support/net.ts';
 import { fillDisk, mountSmallDisk, type SmallDisk } from '../support/small-disk.ts';
@@ -588,6 +590,44 @@ describe('the cloud over MQTT with TLS: a real mosquitto', () => {
     const rs = await runCheck(cloudCheck, ctxWith({ url: `mqtts://127.0.0.1:${broker.port}` }));
     expect(statuses(rs)).toEqual({ 'cloud dns': 'pass', 'cloud tcp': 'pass', 'cloud tls': 'fail', 'cloud auth': 'skip' });
     expect(byName(rs)['cloud tls'].evidence).toContain('NOT trusted (');
+  });
+});
+
+describe("an enrolled data folder: the reference cloud's enrolment and a broker that requires the device certificate", () => {
+  const work = mkdtempSync(join(tmpdir(), 'ewml-doctor-enrol-'));
+  let w: EnrolmentWorld;
+  beforeAll(async () => {
+    w = await startEnrolmentWorld(work);
+  }, 60_000);
+  afterAll(() => w?.stop());
+
+  it('the cloud steps connect with the device certificate and the enrolled broker CA; the clock is read from the enrolment endpoint', async () => {
+    const dataDir = join(work, 'data');
+    const config = join(work, 'gateway.yaml');
+    writeFileSync(config, `gateway:\n  dataDir: ${dataDir}\n  timezone: UTC\n`);
+    await enrolGateway({
+      code: w.enrolment.issueCode({ gatewayId: 'gw-doc-e', tenantId: 'acme-optical', practiceId: 'clinic-7' }),
+      cloudUrl: w.https.url,
+      caPem: w.cloudPki.ca,
+      dataDir,
+      configFile: config,
+    });
+    const ctx = createDoctorContext({ configFile: config });
+    const rs = byName(await runCheck(cloudCheck, ctx));
+    const daysLeft = (rs['cloud tls'].data as { daysLeft: number; authorized: boolean }).daysLeft;
+    expect(statuses(Object.values(rs))).toEqual({
+      'cloud dns': 'pass',
+      'cloud tcp': 'pass',
+      'cloud tls': daysLeft < 14 ? 'warn' : 'pass',
+      'cloud auth': 'pass',
+    });
+    expect(rs['cloud tls'].data).toMatchObject({ authorized: true });
+    expect(rs['cloud auth'].evidence).toMatch(
+      / and the device certificate \(generation [^)]+\) in \d+ ms \(client id ewml-acme-optical-gw-doc-e-doctor-[0-9a-f]{6}; nothing published\)$/,
+    );
+    const [clock] = await runCheck(clockCheck, ctx);
+    expect(clock.status).toBe('pass');
+    expect((clock.data as { against: string }).against).toBe(w.https.url);
   });
 });
 

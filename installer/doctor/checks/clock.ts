@@ -4,7 +4,8 @@
  * smallest tolerance of what this config verifies or signs with time limits: signed cloud commands
  * (iat/exp ± gateway/commands/command-verifier.ts SKEW_S), CDS Hooks JWTs (CLOCK_TOLERANCE_S),
  * SMART backend assertions (they expire ASSERTION_LIFETIME_S after the time we write into them).
- * MQTT carries no time, so with the MQTT sink the update manifest URL's answer is used when there is one.
+ * MQTT carries no time, so with the MQTT sink the enrolment endpoint's answer (the enrolled cloud's
+ * HTTPS URL, verified with the cloud CA the enrolment gave) is used, else the update manifest URL's.
  */
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -13,6 +14,7 @@ import type { GatewayConfig } from '../../../config/schema.ts';
 import { CLOCK_TOLERANCE_S } from '../../../gateway/cds-hooks/token-verifier.ts';
 import { SKEW_S } from '../../../gateway/commands/command-verifier.ts';
 import { needsConfig, type DoctorCheck } from '../check.ts';
+import { enrolledIdentity } from '../cloud-endpoint.ts';
 
 export const CLOCK_WARN_MS = 5000;
 
@@ -67,6 +69,7 @@ export const clockCheck: DoctorCheck = {
     const name = 'clock';
     if (!ctx.config) return [needsConfig(name, ctx)];
     const c = ctx.config;
+    const enrolled = ctx.paths ? enrolledIdentity(ctx.paths.dataDir) : undefined;
     const source =
       c.relay.sink === 'https'
         ? {
@@ -78,9 +81,14 @@ export const clockCheck: DoctorCheck = {
               rejectUnauthorized: c.https.rejectUnauthorized,
             },
           }
-        : c.updates.manifestUrl
-          ? { url: c.updates.manifestUrl, tls: { rejectUnauthorized: true } }
-          : undefined;
+        : enrolled
+          ? {
+              url: enrolled.record.cloudUrl,
+              tls: { ...(enrolled.cloudCaPem ? { ca: enrolled.cloudCaPem } : {}), rejectUnauthorized: true },
+            }
+          : c.updates.manifestUrl
+            ? { url: c.updates.manifestUrl, tls: { rejectUnauthorized: true } }
+            : undefined;
     if (!source)
       return [
         {
@@ -89,7 +97,7 @@ export const clockCheck: DoctorCheck = {
           evidence:
             c.relay.sink === 'file'
               ? 'not enrolled (file sink): no cloud to compare the clock with'
-              : 'the MQTT broker tells no time and no updates.manifestUrl is set: no cloud time to compare with',
+              : 'the MQTT broker tells no time, the data folder is not enrolled (no enrolment URL) and no updates.manifestUrl is set: no cloud time to compare with',
           todo: 'check the clock is synchronised: timedatectl (Linux) or w32tm /query /status (Windows)',
         },
       ];

@@ -77,7 +77,9 @@ function tlsStep(ep: CloudEndpoint, address: string, now: number, signal: AbortS
           name: 'cloud tls',
           status: 'fail',
           evidence: `${ev}: NOT trusted (${String(s.authorizationError)})`,
-          todo: `set ${ep.kind}.ca to the CA that signed the cloud's certificate (from the enrolment), or check the clock and the host name in ${ep.kind}.url`,
+          todo: ep.identity
+            ? `the broker's certificate is not signed by the CA the enrolment gave (identity/): check ${ep.kind}.url names the enrolled cloud's broker, and the clock`
+            : `set ${ep.kind}.ca to the CA that signed the cloud's certificate (from the enrolment), or check the clock and the host name in ${ep.kind}.url`,
           data,
         });
       if (!s.authorized)
@@ -152,7 +154,7 @@ function mqttAuth(ep: CloudEndpoint, ctx: DoctorContext, signal: AbortSignal): P
       done({
         name: 'cloud auth',
         status: 'pass',
-        evidence: `the broker accepted a CONNECT with the sink's credentials${c.mqtt.username ? ` (user ${c.mqtt.username})` : ''}${ep.cert ? ' and client certificate' : ''} in ${Math.round(performance.now() - t0)} ms (client id ${clientId}; nothing published)`,
+        evidence: `the broker accepted a CONNECT with the sink's credentials${c.mqtt.username ? ` (user ${c.mqtt.username})` : ''}${ep.identity ? ` and the device certificate (generation ${ep.identity})` : ep.cert ? ' and client certificate' : ''} in ${Math.round(performance.now() - t0)} ms (client id ${clientId}; nothing published)`,
         data: { clientId },
       }),
     );
@@ -217,7 +219,7 @@ export const cloudCheck: DoctorCheck = {
     const c = ctx.config;
     let ep: CloudEndpoint | undefined;
     try {
-      ep = cloudEndpointOf(c);
+      ep = cloudEndpointOf(c, ctx.paths!.dataDir);
     } catch (e) {
       return [
         {
