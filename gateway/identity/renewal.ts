@@ -133,7 +133,6 @@ export function createIdentityLink(o: IdentityLinkOptions): DeviceIdentityLink {
     const notAfter = Date.parse(id.certificate.notAfter);
     if (now >= notAfter) {
       end('expired', 'GW_DEVICE_CERT_EXPIRED', `the device certificate ${id.certificate.serial} expired at ${id.certificate.notAfter}`);
-      changed();
       return;
     }
     if (state === 'pending' || state === 'renewing') return;
