@@ -21,7 +21,7 @@ import type { EventBus } from '../gateway/event-bus.ts';
 import { GatewayError, isGatewayError } from '../gateway/errors.ts';
 import { downloadTarget } from './download.ts';
 import { inCohort, verifyManifest } from './manifest.ts';
-import { switchOver, type SwitchOutcome } from './switch-over.ts';
+import { switchOver, UPDATE_FROM_ENV, type SwitchOutcome } from './switch-over.ts';
 import { appendHistory, readHistory, readUpdateState, writeUpdateState } from './update-state.ts';
 
 /** Manifests are small (a few targets and signatures); a larger answer is not one. */
@@ -89,6 +89,7 @@ export function createUpdateRunner(h: UpdateHost): UpdateRunner {
   const at = () => new Date(now()).toISOString();
   let busy = false;
   let timer: NodeJS.Timeout | undefined;
+  const timers: NodeJS.Timeout[] = [];
   let offPending: (() => void) | undefined;
 
   const emit = (e: { outcome: string; from: string; to?: string; reason?: string; commandId?: string }) => {
@@ -264,6 +265,20 @@ export function createUpdateRunner(h: UpdateHost): UpdateRunner {
     },
     reportPending() {
       const s = readUpdateState(h.dataDir);
+      // started by a switch-over still judging this process: the outcome is written once its gate passed
+      if (s && !s.outcome && s.phase === 'probation' && s.to === h.version && h.env[UPDATE_FROM_ENV] === s.from) {
+        const until = now() + h.config.updates.healthWindowSeconds * 1000 + 30_000;
+        const look = setInterval(() => {
+          const cur = readUpdateState(h.dataDir);
+          if (cur?.outcome || now() > until) {
+            clearInterval(look);
+            if (cur?.outcome) runner.reportPending();
+          }
+        }, 500);
+        look.unref();
+        timers.push(look);
+        return;
+      }
       if (!s?.outcome || s.reported) return;
       const send = () => {
         offPending?.();
@@ -297,6 +312,7 @@ export function createUpdateRunner(h: UpdateHost): UpdateRunner {
     },
     stop() {
       if (timer) clearInterval(timer);
+      for (const t of timers) clearInterval(t);
       offPending?.();
     },
   };
