@@ -2,8 +2,10 @@
  * Who listens on a TCP port, from Linux's own tables: /proc/net/tcp and tcp6 list the listening
  * sockets (state 0A) with their inode, and /proc/<pid>/fd links name the socket inodes each process
  * holds. No native addon, no `ss`/`lsof` to depend on. A process of another user is invisible to a
- * non-root caller: its socket is then listed with no pid. Elsewhere (Windows, macOS) the tables do
- * not exist and the caller falls back to a connection attempt.
+ * non-root caller: its socket is then listed with no pid. Windows: `netstat -ano -p TCP` (and
+ * TCPv6) read as text — a row whose foreign address has port 0 is a listener, which holds whatever
+ * language Windows speaks (the state column, LISTENING, is translated) — and `tasklist` for the
+ * command name. Elsewhere (macOS) the caller falls back to a connection attempt.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -122,4 +124,48 @@ export function tcpAnswers(host: string, port: number, timeoutMs: number): Promi
       resolve({ ok: false, code: e.code ?? 'error' });
     });
   });
+}
+
+/** Listening sockets on `port` in `netstat -ano` text (Windows): the local address, the pid. */
+export function parseNetstatListeners(text: string, port: number): PortListener[] {
+  const out: PortListener[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 4 || f[0].toUpperCase() !== 'TCP') continue;
+    const local = f[1];
+    const foreign = f[2];
+    const pid = Number(f[f.length - 1]);
+    const lc = local.lastIndexOf(':');
+    if (lc < 0 || Number(local.slice(lc + 1)) !== port) continue;
+    if (!/:0$/.test(foreign)) continue; // a connection, not a listener
+    out.push({
+      address: local.slice(0, lc).replace(/^\[|\]$/g, ''),
+      port,
+      inode: '',
+      ...(Number.isInteger(pid) && pid > 0 ? { pid } : {}),
+    });
+  }
+  return out;
+}
+
+/** `tasklist /FO CSV /NH` text → the image name of its first row ("node.exe"), or undefined. */
+export function parseTasklistName(text: string): string | undefined {
+  return /^"([^"]+)","\d+"/m.exec(text.trim())?.[1];
+}
+
+type Exec = (file: string, args: readonly string[], timeoutMs: number) => Promise<{ code: number | null; stdout: string; error?: string }>;
+
+/** Windows: the listeners on `port` from netstat, each with its image name from tasklist; undefined when netstat cannot run. */
+export async function windowsListenersOn(exec: Exec, port: number): Promise<PortListener[] | undefined> {
+  const [v4, v6] = await Promise.all([exec('netstat', ['-ano', '-p', 'TCP'], 4000), exec('netstat', ['-ano', '-p', 'TCPv6'], 4000)]);
+  if (v4.code !== 0 && v6.code !== 0) return undefined;
+  const found = [...parseNetstatListeners(v4.stdout, port), ...parseNetstatListeners(v6.stdout, port)];
+  await Promise.all(
+    [...new Set(found.map((l) => l.pid).filter((p) => p !== undefined))].map(async (pid) => {
+      const t = await exec('tasklist', ['/FI', `PID eq ${pid}`, '/FO', 'CSV', '/NH'], 4000);
+      const name = t.code === 0 ? parseTasklistName(t.stdout) : undefined;
+      if (name) for (const l of found) if (l.pid === pid) l.command = name;
+    }),
+  );
+  return found;
 }

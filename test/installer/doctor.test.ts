@@ -28,6 +28,7 @@ import { cloudCheck } from '../../installer/doctor/checks/cloud.ts';
 import { clockCheck } from '../../installer/doctor/checks/clock.ts';
 import { dataFolderCheck, diskSpaceCheck } from '../../installer/doctor/checks/data-folder.ts';
 import { outboxCheck } from '../../installer/doctor/checks/outbox.ts';
+import { parseNetstatListeners } from '../../installer/doctor/port-owner.ts';
 import { gatewayProcessCheck } from '../../installer/doctor/checks/gateway-process.ts';
 import { portsCheck } from '../../installer/doctor/checks/ports.ts';
 import { sourcesCheck } from '../../installer/doctor/checks/sources.ts';
@@ -715,6 +716,74 @@ SERVICE_NAME: eyewear-gateway
     const missing = await run({ code: 1060, stdout: MISSING, stderr: '' });
     expect(missing.r).toMatchObject({ status: 'fail', evidence: 'service eyewear-gateway is not installed (sc: 1060)' });
     expect(missing.calls).toEqual(['sc query eyewear-gateway']);
+  });
+});
+
+describe('the ports on Windows (netstat and tasklist cannot run here: their answers as text)', () => {
+  const netstat = (rows: string[]) =>
+    `\r\nActive Connections\r\n\r\n  Proto  Local Address          Foreign Address        State           PID\r\n${rows.map((r) => `  ${r}\r\n`).join('')}`;
+  const fakeWindows =
+    (v4: string[], v6: string[], names: Record<number, string>): DoctorContext['exec'] =>
+    async (file, args) => {
+      if (file === 'netstat') return { code: 0, stdout: netstat(args[2] === 'TCPv6' ? v6 : v4), stderr: '' };
+      if (file === 'tasklist') {
+        const pid = Number(/PID eq (\d+)/.exec(args[1])?.[1]);
+        return names[pid]
+          ? { code: 0, stdout: `"${names[pid]}","${pid}","Services","0","41,000 K"\r\n`, stderr: '' }
+          : { code: 0, stdout: 'INFO: No tasks are running which match the specified criteria.\r\n', stderr: '' };
+      }
+      return { code: null, stdout: '', stderr: '', error: 'ENOENT' };
+    };
+
+  it('parses listeners by their foreign port 0, whatever language the state column is in', () => {
+    const text = netstat([
+      'TCP    0.0.0.0:135            0.0.0.0:0              LISTENING       1032',
+      'TCP    127.0.0.1:2575         0.0.0.0:0              ABHÖREN         4242',
+      'TCP    127.0.0.1:2575         127.0.0.1:51234        HERGESTELLT     4242',
+      'UDP    0.0.0.0:2575           *:*                                    999',
+    ]);
+    expect(parseNetstatListeners(text, 2575)).toEqual([{ address: '127.0.0.1', port: 2575, inode: '', pid: 4242 }]);
+    expect(parseNetstatListeners(netstat(['TCP    [::]:2575              [::]:0                 LISTENING       7']), 2575)).toEqual([
+      { address: '::', port: 2575, inode: '', pid: 7 },
+    ]);
+  });
+
+  it("a port held by another program is named with its pid and image name; the gateway's own (the lease holder) passes", async () => {
+    const held = await freePort();
+    const mllp = await freePort();
+    const adminPort = await freePort();
+    const h = await startHarness(
+      { gateway: { id: 'gw-doc', tenantId: 't1', practiceId: 'p1' }, hl7: { port: mllp }, admin: { port: adminPort } },
+      { logLevel: 'warn' },
+    );
+    try {
+      const exec = fakeWindows(
+        [
+          `TCP    127.0.0.1:${held}         0.0.0.0:0              LISTENING       4242`,
+          `TCP    127.0.0.1:${mllp}         0.0.0.0:0              LISTENING       ${process.pid}`,
+          `TCP    127.0.0.1:${adminPort}    0.0.0.0:0              LISTENING       ${process.pid}`,
+        ],
+        [],
+        { 4242: 'pms-bridge.exe', [process.pid]: 'eyewear-gateway.exe' },
+      );
+      const mine = writeConfig({ hl7: { port: mllp }, admin: { port: adminPort } }, h.dataDir);
+      const rs = byName(await runCheck(portsCheck, createDoctorContext({ configFile: mine.file, platform: 'win32', exec })));
+      expect(rs['port hl7.port']).toMatchObject({
+        status: 'pass',
+        evidence: `127.0.0.1:${mllp} bound by this gateway (pid ${process.pid}, on 127.0.0.1)`,
+      });
+      expect(rs['port admin.port'].status).toBe('pass');
+
+      const other = writeConfig({ hl7: { port: held }, admin: { port: await freePort() } });
+      const [r] = await runCheck(portsCheck, createDoctorContext({ configFile: other.file, platform: 'win32', exec }));
+      expect(r).toMatchObject({
+        name: 'port hl7.port',
+        status: 'fail',
+        evidence: `127.0.0.1:${held} is held by pid 4242 (pms-bridge.exe) on 127.0.0.1, not by this gateway (not running)`,
+      });
+    } finally {
+      await h.stop();
+    }
   });
 });
 

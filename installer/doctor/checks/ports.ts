@@ -1,11 +1,11 @@
 /**
  * The ports the config says the gateway listens on (MLLP, admin API, CDS Hooks): bound by this
  * gateway (the lease holder's pid), by another program (which pid, which command), or not bound.
- * Linux reads the socket tables (port-owner.ts); elsewhere only whether something answers, and
- * for the admin port whether it answers as this gateway.
+ * Linux reads the socket tables, Windows netstat's (port-owner.ts); elsewhere only whether
+ * something answers, and for the admin port whether it answers as this gateway.
  */
 import type { GatewayConfig } from '../../../config/schema.ts';
-import { listenersOn, tcpAnswers, type PortListener } from '../port-owner.ts';
+import { listenersOn, tcpAnswers, windowsListenersOn, type PortListener } from '../port-owner.ts';
 import { needsConfig, notChecked, type CheckResult, type DoctorCheck, type DoctorContext } from '../check.ts';
 import { leaseState } from './gateway-process.ts';
 
@@ -33,7 +33,8 @@ async function one(ctx: DoctorContext, l: ConfiguredListener, gatewayPid: number
   const at = `${l.host}:${l.port}`;
   if (l.port === 0) return { name, status: 'skip', evidence: `${l.setting} is 0: the system picks a free port at each start` };
   const change = `free the port (stop that program) or set ${l.setting} to a free port, then restart the gateway`;
-  const table = ctx.platform === 'linux' ? listenersOn(l.port) : undefined;
+  const table =
+    ctx.platform === 'linux' ? listenersOn(l.port) : ctx.platform === 'win32' ? await windowsListenersOn(ctx.exec, l.port) : undefined;
   if (table) {
     const listeners = table.map((x) => ({ address: x.address, pid: x.pid ?? null, command: x.command ?? null }));
     const data = { host: l.host, port: l.port, gatewayPid: gatewayPid ?? null, listeners };
