@@ -15,7 +15,10 @@
  *     certs/SERIAL/device.crt its certificate, signed by the cloud's device CA
  *
  * `current.json` is the commit point. An enrolment is built whole in a hidden folder beside
- * `identity/` and renamed into place, so a crash leaves the old identity or the new, never a mix.
+ * `identity/` (`.identity-*.new`), the old one is renamed aside and the new one into place, so a
+ * crash leaves the old identity or the new, never a mix; a crash between the two renames leaves a
+ * complete `.new` and no `identity/`, which {@link finishInterruptedEnrolment} renames into place
+ * (the gateway's start and the next enrol do it; `readIdentity` reports it meanwhile).
  * A renewal writes a new `certs/SERIAL/` and then `current.json` with it as `pending`: the old
  * generation stays until a connection with the new one succeeds (`confirmPending`), and a gateway
  * restarted in between tries the pending one first and falls back to the active one.
@@ -171,6 +174,13 @@ function readGeneration(dir: string, serial: string): { keyPem: string; certPem:
 export function readIdentity(dataDir: string, opts: { preferPending?: boolean } = {}): IdentityState {
   const dir = identityDir(dataDir);
   if (!existsSync(join(dir, IdentityFiles.current))) {
+    const pending = completeNew(dataDir);
+    if (!existsSync(dir) && pending)
+      return {
+        state: 'damaged',
+        dir,
+        problem: `an enrolment was interrupted before ${pending} was renamed to ${dir}: start the gateway (or run enrol again) to finish it`,
+      };
     if (existsSync(dir) && readdirSync(dir).length > 0)
       return { state: 'damaged', dir, problem: `${IdentityFiles.current} is missing from ${dir}, which is not empty` };
     return { state: 'absent', dir };
@@ -218,6 +228,34 @@ export function readIdentity(dataDir: string, opts: { preferPending?: boolean } 
 
 const write = (file: string, text: string) => writeFileAtomic(file, Buffer.from(text, 'utf8'));
 
+const HIDDEN = new RegExp(`^\\.${IDENTITY_DIR}-[0-9a-f]{12}\\.(new|old)$`);
+
+/** A `.identity-*.new` folder written to the end (it has its commit point), if any. */
+function completeNew(dataDir: string): string | undefined {
+  if (!existsSync(dataDir)) return undefined;
+  const n = readdirSync(dataDir).find((e) => HIDDEN.test(e) && e.endsWith('.new') && existsSync(join(dataDir, e, IdentityFiles.current)));
+  return n === undefined ? undefined : join(dataDir, n);
+}
+
+/**
+ * Completes an enrolment a crash cut between its two renames (the old identity aside, the new not
+ * yet in place); with `clean` (enrol itself, which knows no other enrol runs in this folder) also
+ * removes the hidden folders an interrupted one leaves. True when it renamed.
+ */
+export function finishInterruptedEnrolment(dataDir: string, opts: { clean?: boolean } = {}): boolean {
+  if (!existsSync(dataDir)) return false;
+  const dir = identityDir(dataDir);
+  let renamed = false;
+  const ready = completeNew(dataDir);
+  if (!existsSync(dir) && ready) {
+    renameSync(ready, dir);
+    fsyncDir(dataDir);
+    renamed = true;
+  }
+  if (opts.clean) for (const e of readdirSync(dataDir)) if (HIDDEN.test(e)) rmSync(join(dataDir, e), { recursive: true, force: true });
+  return renamed;
+}
+
 function writeGeneration(dir: string, keyPem: string, certPem: string): CertificateSummary {
   const certificate = summarize(certPem);
   const g = join(dir, IdentityFiles.certs, certificate.serial);
@@ -232,6 +270,7 @@ function writeGeneration(dir: string, keyPem: string, certPem: string): Certific
  * checked that replacing is wanted (enrol --force).
  */
 export function writeEnrolment(dataDir: string, m: EnrolmentMaterial): EnrolmentRecord {
+  finishInterruptedEnrolment(dataDir, { clean: true });
   const dir = identityDir(dataDir);
   const tmp = join(dataDir, `.${IDENTITY_DIR}-${randomBytes(6).toString('hex')}.new`);
   try {

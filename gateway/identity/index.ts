@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
 import { GatewayError } from '../errors.ts';
-import { readIdentity } from './identity-store.ts';
+import { finishInterruptedEnrolment, readIdentity } from './identity-store.ts';
 import { createIdentityLink, type DeviceIdentityLink } from './renewal.ts';
 
 export { deviceCertificateCheck, type DeviceCertificateCheckResult } from './certificate-check.ts';
@@ -31,6 +31,7 @@ export { createIdentityLink, RENEW_AT, renewAtOf, type DeviceIdentityLink, type 
  * that silently connected without its certificate would only be refused by the broker.
  */
 export function openIdentityLink(o: { dataDir: string; clock: Clock; logger: Logger }): DeviceIdentityLink | undefined {
+  if (finishInterruptedEnrolment(o.dataDir)) o.logger.warn('an interrupted enrolment was finished: its new identity is now in place');
   const r = readIdentity(o.dataDir);
   if (r.state === 'absent') return undefined;
   if (r.state === 'damaged') throw new GatewayError('GW_DEVICE_IDENTITY_DAMAGED', r.problem);

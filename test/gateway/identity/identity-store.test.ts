@@ -4,13 +4,20 @@
  * broker refused, falls back to the active; a damaged folder says which file and why.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createManualClock } from '../../../gateway/clock.ts';
 import { createDeviceKeyRequest } from '../../../gateway/identity/device-key.ts';
-import { confirmPending, discardPending, readIdentity, stagePending, writeEnrolment } from '../../../gateway/identity/identity-store.ts';
+import {
+  confirmPending,
+  discardPending,
+  finishInterruptedEnrolment,
+  readIdentity,
+  stagePending,
+  writeEnrolment,
+} from '../../../gateway/identity/identity-store.ts';
 import { createIdentityLink, openIdentityLink } from '../../../gateway/identity/index.ts';
 import { createSilentLogger } from '../../../gateway/logger.ts';
 import { createEnrolmentCloud, type EnrolmentCloud } from '../../reference-cloud/enrolment.ts';
@@ -124,6 +131,24 @@ describe('identity folder generations', () => {
       state: 'damaged',
       problem: `current.json is missing from ${join(dataDir, 'identity')}, which is not empty`,
     });
+  });
+
+  it('a crash between the two renames of an enrolment: reported meanwhile, finished by the next start', async () => {
+    const { dataDir, first } = await enrolled();
+    const aside = join(dataDir, '.identity-0123456789ab.new');
+    renameSync(join(dataDir, 'identity'), aside); // the new identity complete, not yet renamed in
+    writeFileSync(join(dataDir, '.identity-ba9876543210.old'), ''); // and the old one set aside
+    expect(readIdentity(dataDir)).toEqual({
+      state: 'damaged',
+      dir: join(dataDir, 'identity'),
+      problem: `an enrolment was interrupted before ${aside} was renamed to ${join(dataDir, 'identity')}: start the gateway (or run enrol again) to finish it`,
+    });
+    const link = openIdentityLink({ dataDir, clock: createManualClock(), logger: createSilentLogger() });
+    expect(link?.status().serial).toBe(first);
+    // the start leaves what it does not know to be finished; the next enrol removes it
+    expect(readdirSync(dataDir).sort()).toEqual(['.identity-ba9876543210.old', 'identity']);
+    expect(finishInterruptedEnrolment(dataDir, { clean: true })).toBe(false);
+    expect(readdirSync(dataDir)).toEqual(['identity']);
   });
 
   it('a folder never enrolled is absent, and the sink gets no identity', () => {
