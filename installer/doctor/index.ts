@@ -17,7 +17,7 @@ import { outboxCheck } from './checks/outbox.ts';
 import { deviceCertificateDoctorCheck } from './checks/device-certificate.ts';
 
 export type { CheckResult, CheckStatus, DoctorCheck, DoctorContext, ExecResult, GatewayProbe } from './check.ts';
-export { DEFAULT_CHECK_TIMEOUT_MS, needsConfig } from './check.ts';
+export { accessProblem, DEFAULT_CHECK_TIMEOUT_MS, needsConfig, notChecked } from './check.ts';
 export { createDoctorContext, type DoctorContextOptions } from './context.ts';
 export { exitCodeOf, formatReport, runCheck, runDoctor, worstOf, type DoctorReport } from './run.ts';
 
