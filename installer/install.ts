@@ -186,15 +186,15 @@ export function planLinuxUninstall(o: UninstallOptions): InstallPlan {
   const L = LINUX_LAYOUT;
   const staged = o.root !== undefined;
   const steps: InstallStep[] = [];
-  if (!staged && o.existing.unit)
-    steps.push({ kind: 'run', argv: ['systemctl', 'disable', '--now', UNIT_NAME], why: 'stop it and no longer start it at boot' });
-  steps.push({ kind: 'remove', path: L.unitFile, what: 'the systemd unit' });
-  if (!staged) {
+  if (!staged && o.existing.unit) {
     steps.push(
-      { kind: 'run', argv: ['systemctl', 'daemon-reload'], why: 'systemd forgets the unit' },
+      { kind: 'run', argv: ['systemctl', 'disable', '--now', UNIT_NAME], why: 'stop it and no longer start it at boot' },
+      // while the unit is still loaded (afterwards systemd answers "not loaded")
       { kind: 'run', argv: ['systemctl', 'reset-failed', UNIT_NAME], why: 'no failed state left behind', mayFail: true },
     );
   }
+  steps.push({ kind: 'remove', path: L.unitFile, what: 'the systemd unit' });
+  if (!staged) steps.push({ kind: 'run', argv: ['systemctl', 'daemon-reload'], why: 'systemd forgets the unit' });
   steps.push({ kind: 'remove', path: L.programDir, what: 'the executable' });
   if (o.purge) {
     steps.push({ kind: 'remove', path: o.dataDir, what: 'the data folder (outbox, keys, dead letters)' });

@@ -376,8 +376,8 @@ describe('the Linux plan for a real install (systemd cannot run here: its comman
     const keep = planLinuxUninstall({ purge: false, dataDir: '/var/lib/eyewear-gateway', existing: { unit: true, user: true } });
     expect(commands(keep.steps)).toEqual([
       'systemctl disable --now eyewear-gateway.service',
-      'systemctl daemon-reload',
       'systemctl reset-failed eyewear-gateway.service',
+      'systemctl daemon-reload',
     ]);
     const purge = planLinuxUninstall({ purge: true, dataDir: '/var/lib/eyewear-gateway', existing: { unit: true, user: true } });
     expect(commands(purge.steps).at(-1)).toBe('userdel eyewear-gateway');
@@ -532,4 +532,163 @@ describe('the Windows plan (Windows cannot run here: files and commands as text)
       'D:\\Data\\eyewear-gateway',
     ]);
   });
+});
+
+/**
+ * systemd for real: PID 1 of its own PID, mount and network namespaces, chrooted into an overlay of
+ * `/` whose writes all land in a tmpfs, so nothing it does reaches this machine's files (its
+ * systemd-tmpfiles would otherwise empty the shared /tmp). Host-wide units (sysctl, udev, time, the
+ * host's enabled services) are masked in the overlay. Two sandbox-only drop-ins: PrivateDevices=no
+ * (this sandbox's /dev, a tmpfs with bound device nodes, makes systemd fail the unit with
+ * 226/NAMESPACE) and WatchdogSec=10 (to see a restart without waiting a minute).
+ */
+const sandboxable =
+  process.getuid?.() === 0 &&
+  existsSync('/lib/systemd/systemd') &&
+  existsSync('/usr/bin/unshare') &&
+  existsSync('/usr/bin/nsenter') &&
+  readFileSync('/proc/filesystems', 'utf8').includes('\toverlay\n') &&
+  spawnSync('unshare', ['--mount', '--pid', '--fork', 'true']).status === 0;
+if (!sandboxable) console.log('install under a real systemd skipped: needs root, systemd, unshare/nsenter and overlayfs');
+
+describe.skipIf(!sandboxable)('under a real systemd (PID 1 of a sandbox)', () => {
+  const box = mkdtempSync(join(tmpdir(), 'ewml-systemd-'));
+  let unshare: ReturnType<typeof spawn> | undefined;
+  let pid1 = 0;
+  const inBox = (args: string[], timeout = 120_000) =>
+    spawnSync('nsenter', ['-t', String(pid1), '-m', '-p', '-n', '-r', '-w', ...args], { encoding: 'utf8', timeout });
+  const show = (...props: string[]) =>
+    Object.fromEntries(
+      inBox(['systemctl', 'show', 'eyewear-gateway.service', ...props.map((p) => `-p${p}`)])
+        .stdout.trim()
+        .split('\n')
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+  const until = async (what: string, ok: () => boolean, ms = 60_000) => {
+    const end = Date.now() + ms;
+    while (!ok()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+
+  afterAll(async () => {
+    if (pid1 > 0) {
+      try {
+        process.kill(pid1, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    if (unshare && unshare.exitCode === null) await new Promise((r) => unshare?.once('exit', r));
+    rmSync(box, { recursive: true, force: true });
+  });
+
+  it('install starts it (Type=notify: READY=1), the watchdog restarts it when frozen, uninstall --purge removes it all', async () => {
+    // the executable: the gateway from these sources (the sandbox sees this tree through the overlay)
+    const exe = join(box, 'eyewear-gateway');
+    writeFileSync(exe, `#!/bin/sh\nexec ${process.execPath} ${join(root, 'bin/eyewear-gateway.js')} "$@"\n`, { mode: 0o755 });
+    const cfg = join(box, 'config.yaml');
+    writeFileSync(cfg, 'gateway:\n  id: gw-systemd\n  dataDir: /var/lib/eyewear-gateway\n  timezone: UTC\n');
+    mkdirSync(join(box, 't'));
+    mkdirSync(join(box, 'merged'));
+    const M = join(box, 'merged');
+    writeFileSync(
+      join(box, 'inner.sh'),
+      `#!/bin/sh
+set -eu
+mount -t tmpfs tmpfs ${box}/t
+mkdir ${box}/t/upper ${box}/t/work
+mount -t overlay overlay -o lowerdir=/,upperdir=${box}/t/upper,workdir=${box}/t/work ${M}
+[ "$(findmnt -n -o FSTYPE ${M})" = overlay ] || { echo "no overlay at ${M}" >&2; exit 1; }
+mount -t proc proc ${M}/proc
+mount --rbind /sys ${M}/sys
+mount -t tmpfs -o mode=755 tmpfs ${M}/dev
+for n in null zero full random urandom tty; do touch ${M}/dev/$n; mount --bind /dev/$n ${M}/dev/$n; done
+mkdir ${M}/dev/pts ${M}/dev/shm
+mount -t devpts -o newinstance devpts ${M}/dev/pts
+mount -t tmpfs tmpfs ${M}/dev/shm
+mount -t tmpfs tmpfs ${M}/run
+mount -t tmpfs -o mode=1777 tmpfs ${M}/tmp
+mkdir -p ${M}${box}
+mount --bind ${box} ${M}${box}
+rm -rf ${M}/etc/systemd/system/*
+: > ${M}/etc/fstab
+for u in $(ls /lib/systemd/system/sysinit.target.wants/) systemd-udevd.service systemd-udev-trigger.service systemd-timesyncd.service systemd-remount-fs.service systemd-fsck-root.service systemd-logind.service getty.target console-getty.service systemd-networkd.service systemd-resolved.service systemd-tmpfiles-clean.timer systemd-hwdb-update.service; do
+  case "$u" in systemd-journald.service|systemd-journal-flush.service) continue ;; esac
+  ln -sf /dev/null ${M}/etc/systemd/system/$u
+done
+mkdir -p ${M}/etc/systemd/system/eyewear-gateway.service.d
+printf '[Service]\\nPrivateDevices=no\\nWatchdogSec=10\\n' > ${M}/etc/systemd/system/eyewear-gateway.service.d/sandbox.conf
+exec chroot ${M} /usr/bin/env container=other /lib/systemd/systemd --system --unit=basic.target
+`,
+      { mode: 0o755 },
+    );
+    unshare = spawn('unshare', ['--pid', '--fork', '--mount', '--net', '--mount-proc', '--propagation', 'private', join(box, 'inner.sh')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const u = unshare;
+    let said = '';
+    u.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      said += d;
+    });
+    await until('systemd to start', () => {
+      const kids = spawnSync('pgrep', ['-P', String(u.pid)], { encoding: 'utf8' }).stdout.trim();
+      pid1 = Number(kids.split('\n')[0] ?? 0);
+      if (u.exitCode !== null) throw new Error(`the sandbox did not start (exit ${u.exitCode}): ${said}`);
+      return pid1 > 0 && /^(running|degraded)$/m.test(inBox(['systemctl', 'is-system-running'], 10_000).stdout);
+    });
+
+    const inst = inBox([exe, 'install', '--exec', exe, '--config', cfg]);
+    expect(inst.stderr).toBe('');
+    expect(inst.status).toBe(0);
+    expect(inst.stdout).toContain('10. systemctl enable --now eyewear-gateway.service (start now and at every boot)\n');
+    expect(inst.stdout.split('\n').at(-2)).toMatch(/^installed and running\. Status: systemctl status eyewear-gateway/);
+    // enable --now returned only once READY=1 came: the unit is up, under its own user, with the status line
+    expect(show('Type', 'ActiveState', 'SubState', 'StatusText', 'User', 'NRestarts')).toEqual({
+      Type: 'notify',
+      ActiveState: 'active',
+      SubState: 'running',
+      StatusText: 'ready',
+      User: 'eyewear-gateway',
+      NRestarts: '0',
+    });
+    expect(
+      inBox([
+        'stat',
+        '-c',
+        '%U %a',
+        '/var/lib/eyewear-gateway',
+        '/var/lib/eyewear-gateway/keys/seal.key',
+        '/etc/eyewear-gateway/config.yaml',
+      ]).stdout,
+    ).toBe('eyewear-gateway 700\neyewear-gateway 600\nroot 640\n');
+    const ready = inBox([
+      process.execPath,
+      '-e',
+      "fetch('http://127.0.0.1:8480/ready').then(async (r) => console.log(r.status, (await r.json()).ready))",
+    ]);
+    expect(ready.stdout).toBe('200 true\n');
+
+    // WATCHDOG=1 arrives (systemd records each), and a frozen gateway is killed and restarted
+    const first = show('WatchdogTimestampMonotonic').WatchdogTimestampMonotonic;
+    await until('a watchdog ping', () => show('WatchdogTimestampMonotonic').WatchdogTimestampMonotonic !== first, 30_000);
+    const frozen = show('MainPID').MainPID ?? '';
+    expect(inBox(['kill', '-STOP', frozen]).status).toBe(0);
+    await until('the watchdog restart', () => {
+      const s = show('NRestarts', 'ActiveState', 'MainPID', 'StatusText');
+      return s.NRestarts === '1' && s.ActiveState === 'active' && s.MainPID !== frozen && s.StatusText === 'ready';
+    });
+
+    // a stop is a clean exit (STOPPING=1, SIGTERM, exit 0)
+    expect(inBox(['systemctl', 'stop', 'eyewear-gateway.service']).status).toBe(0);
+    expect(show('Result', 'ExecMainStatus', 'ActiveState')).toEqual({ Result: 'success', ExecMainStatus: '0', ActiveState: 'inactive' });
+
+    const un = inBox([exe, 'uninstall', '--purge', '--yes']);
+    expect(un.status).toBe(0);
+    expect(un.stdout.split('\n').at(-2)).toBe('uninstalled, data and config deleted.');
+    expect(show('LoadState').LoadState).toBe('not-found');
+    expect(inBox(['id', 'eyewear-gateway']).status).not.toBe(0);
+    expect(inBox(['ls', '/var/lib/eyewear-gateway']).status).not.toBe(0);
+  }, 300_000);
 });
