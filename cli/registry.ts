@@ -9,7 +9,7 @@ import type { CliCommand, CliIo } from './command.ts';
 const COMMON: ParseArgsOptionsConfig = { help: { type: 'boolean', short: 'h' }, config: { type: 'string', short: 'c' } };
 const COLUMN = 35;
 const HELP_ROW = { synopsis: 'help [COMMAND]', summary: 'This text; every command also takes --help.' };
-const FOOTER = `Exit codes: 0 ok · 1 runtime failure · 2 usage error · 3 invalid config · 4 gateway not reachable · 5 preview found errors
+const FOOTER = `Exit codes: 0 ok · 1 runtime failure · 2 usage error · 3 invalid config · 4 gateway not reachable · 5 preview found errors · 6/7 doctor found warnings/failures
 Docs: README.md, docs/operating.md, config/REFERENCE.md, docs/ERRORS.md`;
 
 /** The commands by name; two with one name is a programming error, thrown at once. */

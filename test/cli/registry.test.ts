@@ -60,7 +60,7 @@ describe('CLI command registry', () => {
         '                                     Does beta.',
         '  help [COMMAND]                     This text; every command also takes --help.',
         '',
-        'Exit codes: 0 ok · 1 runtime failure · 2 usage error · 3 invalid config · 4 gateway not reachable · 5 preview found errors',
+        'Exit codes: 0 ok · 1 runtime failure · 2 usage error · 3 invalid config · 4 gateway not reachable · 5 preview found errors · 6/7 doctor found warnings/failures',
         'Docs: README.md, docs/operating.md, config/REFERENCE.md, docs/ERRORS.md',
       ].join('\n'),
     );
