@@ -47,7 +47,10 @@ export const dataFolderCheck: DoctorCheck = {
       const fh = await open(probe, 'wx', 0o600);
       try {
         step = 'write';
-        await fh.write(Buffer.alloc(PROBE_BYTES, 0x2e));
+        const { bytesWritten } = await fh.write(Buffer.alloc(PROBE_BYTES, 0x2e));
+        // a nearly full disk can take part of a write without an error
+        if (bytesWritten !== PROBE_BYTES)
+          throw Object.assign(new Error(`short write: ${bytesWritten} of ${PROBE_BYTES} bytes`), { code: 'ENOSPC' });
         step = 'fsync';
         await fh.sync();
       } finally {
