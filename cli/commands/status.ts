@@ -115,6 +115,7 @@ async function status(configFile: string | undefined, json: boolean, io: CliIo):
     ),
     `outbox: ${s.outbox.pending} pending, ${s.outbox.inFlight} in flight, ${s.outbox.waitingRetry} waiting retry, ${s.outbox.deadLetters} dead letters, ${s.outbox.bytes}/${s.outbox.maxBytes} bytes${s.outbox.oldestAgeSeconds !== null ? `, oldest ${s.outbox.oldestAgeSeconds}s` : ''}`,
     `sink ${s.sink.kind}: ${s.sink.connected ? 'connected' : 'NOT connected'}${s.relay.lastError ? ` (last error ${s.relay.lastError})` : ''}`,
+    ...(s.identity ? identityLines(s.identity) : []),
     ...(s.outbound
       ? [
           `outbound to the PMS: ${s.outbound.pending} pending, ${s.outbound.inFlight} in flight, ${s.outbound.waitingRetry} waiting retry, ${s.outbound.deadLetters} dead letters; ${s.outbound.sink.connected ? 'reachable' : 'NOT reachable'}`,
@@ -162,4 +163,14 @@ export function adapterLines(id: string, a: { status: string; error?: string; de
     } else lines.push(`  ${name}: ${String(p.phase ?? '?')}${p.rowsDone !== undefined ? `, first load done (${n(p.rowsDone)} rows)` : ''}`);
   }
   return lines;
+}
+
+/** The device certificate (/status `identity`, gateway/identity/): its dates, or, expired or revoked, the code and what to do. */
+function identityLines(i: Record<string, string>): string[] {
+  const head = `device certificate ${i.serial}:`;
+  if (i.code) return [`${head} ${i.state.toUpperCase()} — ${i.code}: ${i.problem}`, `  what to do: ${i.action}`];
+  const state = i.state === 'valid' ? 'valid' : `${i.state}, valid`;
+  return [
+    `${head} ${state} until ${i.notAfter}, renews from ${i.renewAt}${i.lastRenewalError ? `; last renewal failed: ${i.lastRenewalError}` : ''}`,
+  ];
 }

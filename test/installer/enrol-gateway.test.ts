@@ -4,7 +4,7 @@
  * device certificate, delivers an HL7 message to the cloud, and shows its identity in /status. A
  * config naming another gateway than the one enrolled is refused before anything starts.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,9 @@ import { createSilentLogger } from '../../gateway/logger.ts';
 import { enrolGateway } from '../../installer/enrol.ts';
 import { type EnrolmentWorld, startEnrolmentWorld } from '../support/enrolment-fixture.ts';
 import { adtA04 } from '../support/hl7-fixtures.ts';
-import { waitFor } from '../support/net.ts';
+import { freePort, waitFor } from '../support/net.ts';
+import type { CliIo } from '../../cli/command.ts';
+import { runCommand } from '../../cli/index.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'ewml-enrol-gw-'));
 let w: EnrolmentWorld;
@@ -47,7 +49,10 @@ async function enrolInto(name: string, gatewayId: string) {
 describe('a gateway started on the enrolled config', () => {
   it('connects with its device certificate, delivers an HL7 message, and reports its identity in /status', async () => {
     const { dataDir, config } = await enrolInto('gw-run', 'gw-run-1');
-    const gw = await createGateway({ config: loadConfig({ file: config, overrides: runtime }), logger: createSilentLogger() });
+    // `status` reads admin.port from the file, so it goes there
+    appendFileSync(config, `admin:\n  port: ${await freePort()}\n`);
+    const { admin: _, ...rest } = runtime;
+    const gw = await createGateway({ config: loadConfig({ file: config, overrides: rest }), logger: createSilentLogger() });
     await gw.start();
     try {
       const mllp = gw.parts.adapters.find((a) => a.id === 'hl7v2') as MllpListener;
@@ -72,6 +77,23 @@ describe('a gateway started on the enrolled config', () => {
         notAfter: c0.notAfter,
         renewAt: new Date(renewAtOf(c0.notBefore, c0.notAfter)).toISOString(),
       });
+      // and `eyewear-gateway status` says it in a line
+      const out: string[] = [];
+      const io: CliIo = {
+        out: (t) => out.push(t),
+        err: (t) => out.push(`ERR ${t}`),
+        readFile: () => '',
+        loadConfig: (f) => loadConfig({ file: f }),
+      };
+      expect(await runCommand(['status', '--config', config], io)).toBe(0);
+      expect(
+        out
+          .join('\n')
+          .split('\n')
+          .filter((l) => l.startsWith('device certificate')),
+      ).toEqual([
+        `device certificate ${c0.serial}: valid until ${c0.notAfter}, renews from ${new Date(renewAtOf(c0.notBefore, c0.notAfter)).toISOString()}`,
+      ]);
     } finally {
       await gw.stop();
     }
