@@ -181,8 +181,7 @@ export const ErrorCodes = {
     retry: 'permanent',
     summary:
       'The cloud refused the enrolment code: unknown (mistyped), already used, or expired. An enrolment code works once and only for a limited time. Nothing was written.',
-    action:
-      'Ask the eyewear-ML cloud team for a new enrolment code, then run `eyewear-gateway enrol NEW-CODE --cloud URL` again.',
+    action: 'Ask the eyewear-ML cloud team for a new enrolment code, then run `eyewear-gateway enrol NEW-CODE --cloud URL` again.',
   },
   GW_ENROLMENT_FAILED: {
     retry: 'transient',
