@@ -62,6 +62,8 @@ export interface MqttSinkOptions {
 
 /** A TLS alert or verification failure: the broker refused our certificate, or we refused the broker's. */
 const TLS_REFUSAL = /^ERR_SSL_.*(ALERT|CERTIFICATE)|CERT|SELF_SIGNED|UNABLE_TO_VERIFY/;
+/** A TLS alert from the broker: it refused our certificate (the alert names why: revoked, expired, unknown CA). */
+const BROKER_ALERT = /^ERR_SSL_.*ALERT/;
 
 export function mqttTopics(tenantId: string, gatewayId: string) {
   const base = `ewml/v1/${tenantId}/${gatewayId}`;
@@ -301,7 +303,7 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
       c.on('error', (err) => {
         lastError = (err as NodeJS.ErrnoException).code ?? err.name;
         opts.logger.warn({ code: lastError }, 'MQTT error');
-        if (TLS_REFUSAL.test(lastError)) opts.identity?.refused(lastError);
+        if (BROKER_ALERT.test(lastError)) opts.identity?.refused(lastError);
       });
     },
     async stop() {
