@@ -21,9 +21,10 @@
  *
  * Time comes from the injected clock, so a test drives the schedule instead of sleeping.
  */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../clock.ts';
-import { ErrorCodes, type ErrorCode, isGatewayError } from '../errors.ts';
+import { ErrorCodes, type ErrorCode, GatewayError, isGatewayError } from '../errors.ts';
 import { createDeviceKeyRequest } from './device-key.ts';
 import { requestRenewal } from './enrolment-client.ts';
 import { confirmPending, type DeviceIdentity, discardPending, readIdentity, stagePending } from './identity-store.ts';
@@ -152,6 +153,15 @@ export function createIdentityLink(o: IdentityLinkOptions): DeviceIdentityLink {
       const { keyPem, csrPem } = await createDeviceKeyRequest(id.record.gatewayId);
       const certPem = await renew(id.record.cloudUrl, csrPem, { ca: id.cloudCaPem, cert: id.certPem, key: id.keyPem });
       if (!running) return;
+      // an answer that is not a current certificate for the new key is a failed renewal, never stored
+      const got = new X509Certificate(certPem);
+      if (!got.checkPrivateKey(createPrivateKey(keyPem)))
+        throw new GatewayError('GW_ENROLMENT_FAILED', 'the renewed certificate is not for the new key; it was not stored');
+      if (got.validToDate.getTime() <= o.clock.now())
+        throw new GatewayError(
+          'GW_ENROLMENT_FAILED',
+          `the renewed certificate expired at ${got.validToDate.toISOString()}; it was not stored`,
+        );
       const next = stagePending(o.dataDir, keyPem, certPem);
       lastRenewalError = undefined;
       retryAt = 0;

@@ -133,6 +133,32 @@ describe('identity folder generations', () => {
     });
   });
 
+  it('a renewal answered with a certificate for another key is a failed renewal: nothing stored, retried, the old one kept', async () => {
+    const { dataDir, first } = await enrolled();
+    const r = readIdentity(dataDir);
+    if (r.state !== 'present') throw new Error(r.state);
+    const stranger = await generation('gw-store'); // a real certificate from the same CA, for a key this gateway never made
+    const clock = createManualClock(Date.parse(r.identity.certificate.notBefore));
+    const link = createIdentityLink({
+      dataDir,
+      identity: r.identity,
+      clock,
+      logger: createSilentLogger(),
+      renew: async () => stranger.certPem,
+    });
+    link.start();
+    clock.set(Date.parse(r.identity.certificate.notAfter) - 60_000);
+    await link.idle();
+    expect(link.status()).toMatchObject({
+      state: 'valid',
+      serial: first,
+      lastRenewalError: 'GW_ENROLMENT_FAILED: the renewed certificate is not for the new key; it was not stored',
+    });
+    expect(readdirSync(join(dataDir, 'identity', 'certs'))).toEqual([first]);
+    expect(JSON.parse(readFileSync(join(dataDir, 'identity', 'current.json'), 'utf8'))).toEqual({ active: first });
+    await link.stop();
+  });
+
   it('a crash between the two renames of an enrolment: reported meanwhile, finished by the next start', async () => {
     const { dataDir, first } = await enrolled();
     const aside = join(dataDir, '.identity-0123456789ab.new');
