@@ -70,7 +70,7 @@ export const enrolCommand: CliCommand = {
     const r = out.record;
     const c = r.certificate;
     io.out(`enrolled: gateway ${r.gatewayId} of tenant ${r.tenantId}${r.practiceId ? ` (practice ${r.practiceId})` : ''}`);
-    io.out(`certificate: ${c.serial}, ${c.subject}, valid ${c.notBefore} to ${c.notAfter}; renewed from ${out.renewAt}`);
+    io.out(`certificate: ${c.serial}, ${c.subject}, valid ${c.notBefore} to ${c.notAfter}; renews from ${out.renewAt}`);
     io.out(`identity: ${out.dir} (the device key was made here and stays here)`);
     if (r.brokerUrl) io.out(`broker: ${r.brokerUrl}`);
     if (configFile)
