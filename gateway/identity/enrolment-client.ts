@@ -69,7 +69,8 @@ export function postJson(url: URL, body: unknown, tls: CloudTls): Promise<Answer
   return new Promise((resolve, reject) => {
     const fail = (e: Error & { code?: string }) => {
       const code = e.code ?? e.name;
-      const untrusted = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/.test(code);
+      // our verification of the server's certificate (OpenSSL's X509_V_ERR names, Node's altname check), not a TLS alert from it
+      const untrusted = !code.startsWith('ERR_SSL_') && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code);
       reject(
         new GatewayError(
           'GW_ENROLMENT_FAILED',
