@@ -787,6 +787,11 @@ export const ConfigSchema = Type.Object(
           description:
             'How long a new version has to pass its health gate (ready: listeners bound, outbox open, sink connected or as before) before the previous executable is restored.',
         }),
+        mode: Type.Union([Type.Literal('auto'), Type.Literal('hand-over'), Type.Literal('restart')], {
+          default: 'auto',
+          description:
+            '`hand-over`: the running process starts the new version, hands it the data folder and judges its health gate (Linux). `restart`: the new file is put in place and the process exits for the service manager to start it; the new version judges its own gate and restores the previous file if it fails (Windows, where the service wrapper owns the process). `auto`: restart on Windows, hand-over elsewhere.',
+        }),
         executable: Type.Optional(
           Type.String({
             minLength: 1,

@@ -28,7 +28,7 @@ import {
 import { dirname, join, win32 } from 'node:path';
 import { GatewayError } from '../gateway/errors.ts';
 import { systemdUnit } from './service/systemd-unit.ts';
-import { windowsAclScript, winswServiceXml } from './service/windows-service.ts';
+import { windowsAclScript, windowsProgramAcl, winswServiceXml } from './service/windows-service.ts';
 
 export const SERVICE_NAME = 'eyewear-gateway';
 export const UNIT_NAME = `${SERVICE_NAME}.service`;
@@ -133,8 +133,9 @@ export function planLinuxInstall(o: LinuxPlanOptions): InstallPlan {
     );
   }
   steps.push(
-    { kind: 'dir', path: L.programDir, mode: 0o755, owner: 'root' },
-    { kind: 'copy', path: L.execPath, from: o.execSource, mode: 0o755, owner: 'root', what: 'the executable' },
+    // the service account's, so a signed update can replace the executable (updater/; the unit's ReadWritePaths names it)
+    { kind: 'dir', path: L.programDir, mode: 0o755, owner: 'service' },
+    { kind: 'copy', path: L.execPath, from: o.execSource, mode: 0o755, owner: 'service', what: 'the executable' },
     { kind: 'dir', path: L.configDir, mode: 0o750, owner: 'root:service' },
   );
   if (o.configSource !== undefined && o.configSource !== L.configPath) {
@@ -245,7 +246,9 @@ export function windowsDefinitions(o: Pick<WindowsPlanOptions, 'env' | 'dataDir'
   const base = windowsAclScript({ dataDir: W.dataRoot, account: W.account });
   // a data folder outside the config's folder gets the same grants (its script's lines after `@echo off`)
   const inside = dataDir.toLowerCase().startsWith(`${W.dataRoot.toLowerCase()}\\`);
-  const acl = inside ? base : base + windowsAclScript({ dataDir, account: W.account }).split('\r\n').slice(1).join('\r\n');
+  const data = inside ? base : base + windowsAclScript({ dataDir, account: W.account }).split('\r\n').slice(1).join('\r\n');
+  // and the program folder: a signed update replaces the .exe there (updater/)
+  const acl = data + windowsProgramAcl({ programDir: W.programDir, account: W.account });
   return { layout: W, dataDir, xml, acl };
 }
 

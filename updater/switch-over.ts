@@ -64,9 +64,18 @@ export interface SwitchOverOptions {
   now?: () => number;
   /** Between two looks at the new process's health (default 500 ms). */
   pollMs?: number;
+  /**
+   * `hand-over` (Linux default): this process starts the new one and judges its gate. `restart`
+   * (Windows default, where the service wrapper owns the process): the file is put in place, this
+   * process exits through `exitForRestart` and the service manager starts the new one, which judges
+   * its own gate (probation.ts) and restores the previous file if it fails.
+   */
+  mode?: 'hand-over' | 'restart';
+  /** Restart mode: releases the lease and exits non-zero, so the service manager starts the executable again. */
+  exitForRestart?: () => void;
 }
 
-export type SwitchOutcome = { outcome: 'updated'; pid: number } | { outcome: 'rolled-back'; reason: string };
+export type SwitchOutcome = { outcome: 'updated'; pid: number } | { outcome: 'rolled-back'; reason: string } | { outcome: 'restarting' };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -100,7 +109,7 @@ function place(exe: string, staged: string, previous: string, platform: NodeJS.P
 }
 
 /** Puts `previous` back at `exe` (the new file is dropped). */
-function restore(exe: string, previous: string, platform: NodeJS.Platform): void {
+export function restore(exe: string, previous: string, platform: NodeJS.Platform): void {
   if (platform === 'win32') {
     rmSync(`${exe}.failed`, { force: true });
     renameSync(exe, `${exe}.failed`);
@@ -184,7 +193,9 @@ export async function switchOver(o: SwitchOverOptions): Promise<SwitchOutcome> {
   preflight(o.staged, o.to, o.env);
   writeUpdateState(o.dataDir, state);
   o.log('info', { code: 'GW_UPDATE', from: o.from, to: o.to }, 'update: stopping this version to hand over to the new one');
+  const mode = o.mode ?? (platform === 'win32' ? 'restart' : 'hand-over');
   await o.stopGateway();
+  // promised even in restart mode: a rollback takes it back with the token; an exit leaves it to the next start (its pid gone)
   const token = o.handOver();
   let child: ChildProcess | undefined;
   let reason: string | undefined;
@@ -192,6 +203,17 @@ export async function switchOver(o: SwitchOverOptions): Promise<SwitchOutcome> {
     place(o.executable, o.staged, previous, platform);
   } catch (e) {
     reason = `the new executable could not be put in place: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+  }
+  if (!reason && mode === 'restart') {
+    // the new version judges its own gate once the service manager started it (probation.ts)
+    writeUpdateState(o.dataDir, { ...state, phase: 'probation', mode: 'restart', at: at() });
+    o.log(
+      'info',
+      { code: 'GW_UPDATE', from: o.from, to: o.to },
+      'update: the new executable is in place; exiting for the service manager to start it',
+    );
+    o.exitForRestart?.();
+    return { outcome: 'restarting' };
   }
   if (!reason) {
     try {
@@ -210,7 +232,7 @@ export async function switchOver(o: SwitchOverOptions): Promise<SwitchOutcome> {
     }
   }
   if (!reason && child) {
-    writeUpdateState(o.dataDir, { ...state, phase: 'probation', at: at() });
+    writeUpdateState(o.dataDir, { ...state, phase: 'probation', mode: 'hand-over', supervisorPid: process.pid, at: at() });
     reason = await healthGate(child, o);
   }
   if (!reason && child) {

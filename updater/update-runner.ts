@@ -21,8 +21,10 @@ import type { EventBus } from '../gateway/event-bus.ts';
 import { GatewayError, isGatewayError } from '../gateway/errors.ts';
 import { downloadTarget } from './download.ts';
 import { inCohort, verifyManifest } from './manifest.ts';
-import { switchOver, UPDATE_FROM_ENV, type SwitchOutcome } from './switch-over.ts';
-import { appendHistory, readHistory, readUpdateState, writeUpdateState } from './update-state.ts';
+import { pidAlive } from '../gateway/data-lease.ts';
+import { markInterrupted, selfGate, startVerdict } from './probation.ts';
+import { switchOver, type SwitchOutcome } from './switch-over.ts';
+import { appendHistory, readHistory, readUpdateState, writeUpdateState, type UpdateState } from './update-state.ts';
 
 /** Manifests are small (a few targets and signatures); a larger answer is not one. */
 const MAX_MANIFEST_BYTES = 64 * 1024;
@@ -45,6 +47,12 @@ export interface UpdateHost {
   resumeGateway(handOverToken: string): Promise<void>;
   /** Called once the new version passed its gate: this process leaves (exit 0). */
   exitAfterUpdate(): void;
+  /** Restart mode: the new file is in place; release the lease and exit non-zero for the service manager to start it. */
+  exitForRestart(): void;
+  /** This version failed its own gate and the previous file is back: stop and exit non-zero. */
+  exitAfterRollback(): void;
+  /** The running gateway's readiness (its /ready). */
+  ready(): { ready: boolean; reasons: string[] };
   args: readonly string[];
   env: Readonly<Record<string, string | undefined>>;
   log(level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, msg: string): void;
@@ -68,6 +76,8 @@ export interface UpdateRunner {
   startPeriodic(): void;
   /** Reports the outcome a previous process left in state.json (after a switch-over or a rollback), once. */
   reportPending(): void;
+  /** At start: a switch-over state.json leaves undecided is judged (probation.ts), then the pending outcome is reported. */
+  atStart(): void;
   stop(): void;
 }
 
@@ -165,6 +175,13 @@ export function createUpdateRunner(h: UpdateHost): UpdateRunner {
           'this gateway runs from the TypeScript sources, not the packaged executable: there is no file to replace (set updates.executable)',
       };
     if (!h.config.admin.enabled) return { result: 'refused', reason: 'the health gate needs the admin API (admin.enabled: true)' };
+    const mode = switchMode(h.config.updates.mode, h.env, process.platform);
+    if (mode === 'hand-over' && h.env.NOTIFY_SOCKET)
+      return {
+        result: 'refused',
+        reason:
+          'updates.mode is hand-over, but systemd runs this gateway: the unit would stop with its main process; set updates.mode to auto or restart',
+      };
     const staged = `${h.executable}.staged`;
     mkdirSync(dirname(staged), { recursive: true });
     try {
@@ -195,8 +212,29 @@ export function createUpdateRunner(h: UpdateHost): UpdateRunner {
       resumeGateway: h.resumeGateway,
       log: h.log,
       ...(req.commandId ? { commandId: req.commandId } : {}),
+      mode,
+      exitForRestart: h.exitForRestart,
     });
     return { result: 'switched', version: v.version, ...out };
+  }
+
+  /** This version judges its own gate (restart mode, or its judge is gone); a failure puts the previous file back and exits. */
+  function judgeSelf(state: UpdateState): void {
+    h.log('info', { code: 'GW_UPDATE', from: state.from, to: state.to }, "update: on probation; judging this version's health gate");
+    void selfGate({ dataDir: h.dataDir, state, windowMs: h.config.updates.healthWindowSeconds * 1000, ready: h.ready }).then(
+      (r) => {
+        if (r.passed) runner.reportPending();
+        else {
+          h.log(
+            'error',
+            { code: 'GW_UPDATE_ROLLED_BACK', from: state.from, to: state.to, reason: r.reason },
+            'update: this version failed its gate; the previous executable is back; exiting for the service manager to start it',
+          );
+          h.exitAfterRollback();
+        }
+      },
+      (e: unknown) => h.log('error', { code: 'GW_UPDATE', err: (e as Error).message }, 'update: the self-judged gate failed to run'),
+    );
   }
 
   const runner: UpdateRunner = {
@@ -263,22 +301,43 @@ export function createUpdateRunner(h: UpdateHost): UpdateRunner {
       timer = setInterval(() => void runner.check(), minutes * 60_000);
       timer.unref();
     },
-    reportPending() {
-      const s = readUpdateState(h.dataDir);
-      // started by a switch-over still judging this process: the outcome is written once its gate passed
-      if (s && !s.outcome && s.phase === 'probation' && s.to === h.version && h.env[UPDATE_FROM_ENV] === s.from) {
-        const until = now() + h.config.updates.healthWindowSeconds * 1000 + 30_000;
+    atStart() {
+      const v = startVerdict(h.dataDir, h.version, h.env);
+      if (v.kind === 'interrupted') {
+        markInterrupted(h.dataDir, v.state, now());
+        h.log(
+          'error',
+          { code: 'GW_UPDATE_ROLLED_BACK', from: v.state.from, to: v.state.to },
+          'update: the last switch-over was interrupted; this version runs on',
+        );
+      } else if (v.kind === 'self-gate') {
+        judgeSelf(v.state);
+        return;
+      } else if (v.kind === 'supervised') {
+        // the old process judges this one: its verdict lands in state.json; if it goes without one, this one judges itself
         const look = setInterval(() => {
           const cur = readUpdateState(h.dataDir);
-          if (cur?.outcome || now() > until) {
+          if (cur?.outcome) {
             clearInterval(look);
-            if (cur?.outcome) runner.reportPending();
+            runner.reportPending();
+          } else if (cur && cur.supervisorPid !== undefined && !pidAlive(cur.supervisorPid)) {
+            clearInterval(look);
+            h.log(
+              'warn',
+              { code: 'GW_UPDATE', supervisorPid: cur.supervisorPid },
+              'update: the process judging this version is gone; judging itself',
+            );
+            judgeSelf(cur);
           }
         }, 500);
         look.unref();
         timers.push(look);
         return;
       }
+      runner.reportPending();
+    },
+    reportPending() {
+      const s = readUpdateState(h.dataDir);
       if (!s?.outcome || s.reported) return;
       const send = () => {
         offPending?.();
@@ -317,6 +376,20 @@ export function createUpdateRunner(h: UpdateHost): UpdateRunner {
     },
   };
   return runner;
+}
+
+/**
+ * How the new version starts: `restart` under a service manager (systemd sets NOTIFY_SOCKET; on
+ * Windows WinSW owns the process), which starts the executable again on exit 75; `hand-over` for a
+ * gateway nobody restarts (run in a terminal, a container's only process).
+ */
+export function switchMode(
+  configured: 'auto' | 'hand-over' | 'restart',
+  env: Readonly<Record<string, string | undefined>>,
+  platform: NodeJS.Platform,
+): 'hand-over' | 'restart' {
+  if (configured !== 'auto') return configured;
+  return platform === 'win32' || env.NOTIFY_SOCKET ? 'restart' : 'hand-over';
 }
 
 /** The executable an update replaces: `updates.executable`, else this process's when it is the packaged one (Node SEA). */

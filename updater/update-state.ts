@@ -27,6 +27,10 @@ export interface UpdateState {
   reported?: boolean;
   /** The `gateway.update` command that asked for it (its outcome is reported under this id). */
   commandId?: string;
+  /** How the new version was started: by the old process (which judges its gate) or by the service manager (it judges its own). */
+  mode?: 'hand-over' | 'restart';
+  /** Hand-over: the old process judging the gate (if it is gone with no verdict, the new one judges itself). */
+  supervisorPid?: number;
 }
 
 export interface HistoryEntry {

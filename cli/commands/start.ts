@@ -162,11 +162,27 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
       io.err(`eyewear-gateway ${gatewayVersion()}: the new version took over; this process exits`);
       process.exit(0);
     },
+    // exit 75 (temporary failure): systemd's Restart=on-failure and WinSW's onfailure start the executable again
+    exitForRestart: () => {
+      lease.release();
+      io.err(`eyewear-gateway ${gatewayVersion()}: the new version is in place; exiting (75) for the service manager to start it`);
+      process.exit(75);
+    },
+    exitAfterRollback: () => {
+      void gw.stop().finally(() => {
+        letGo();
+        io.err(
+          `eyewear-gateway ${gatewayVersion()} failed its health gate; the previous executable is back; exiting (1) for the service manager to start it`,
+        );
+        process.exit(1);
+      });
+    },
+    ready: () => (gw.status() as { ready: { ready: boolean; reasons: string[] } }).ready,
     args: process.argv.slice(2),
     env: process.env,
     log: (level, fields, msg) => updateLog[level](fields, msg),
   });
-  updater.reportPending();
+  updater.atStart();
   updater.startPeriodic();
   if (failed.length === 0) io.err(`eyewear-gateway ${gatewayVersion()} running — ${parts}. Ctrl-C stops.`);
   else

@@ -3,6 +3,7 @@
  * check (and `systemd-analyze verify` accepts). Pure: no file system, no systemd calls.
  */
 
+import { posix } from 'node:path';
 export interface SystemdUnitOptions {
   /** Absolute path of the gateway executable. */
   execPath: string;
@@ -77,11 +78,15 @@ export function systemdUnit(o: SystemdUnitOptions): string {
     `ExecStart=${execArg(o.execPath)} start --config ${execArg(o.configPath)}`,
     'Restart=on-failure',
     'RestartSec=5',
+    // exit 75: an update put the new executable in place and asks to be started again (updater/switch-over.ts restart mode)
+    'RestartForceExitStatus=75',
+    'SuccessExitStatus=75',
     `User=${o.user}`,
     `Group=${o.user}`,
     `StateDirectory=${specifiers(stateDirectory)}`,
     'StateDirectoryMode=0700',
-    `ReadWritePaths=${specifiers(dataDir)}`,
+    // the program folder too: a signed update replaces the executable there (and keeps the previous one beside it)
+    `ReadWritePaths=${specifiers(dataDir)} ${specifiers(posix.dirname(o.execPath))}`,
     'UMask=0077',
     'NoNewPrivileges=yes',
     'ProtectSystem=strict',

@@ -57,7 +57,18 @@ export function winswServiceXml(o: WinswOptions): string {
   ].join('\r\n');
 }
 
-/** icacls lines for a .cmd script: the data folder readable by the service account and admins only. */
+/**
+ * icacls lines for a .cmd script: the data folder readable by the service account and admins only.
+ * Given the program folder too, the account may modify it (a signed update replaces the executable
+ * there; updater/switch-over.ts renames the running .exe aside).
+ */
+/** The program folder's grant: the account may modify it (inheritance kept: administrators keep theirs). */
+export function windowsProgramAcl(o: { programDir: string; account: string }): string {
+  checkWindowsPath('programDir', o.programDir);
+  if (o.account.includes('"')) throw new Error('windows service: account must not contain a double quote');
+  return `icacls "${o.programDir.replaceAll('%', '%%')}" /grant "${o.account.replaceAll('%', '%%')}:(OI)(CI)M" || exit /b 1\r\n`;
+}
+
 export function windowsAclScript(o: { dataDir: string; account: string }): string {
   checkWindowsPath('dataDir', o.dataDir);
   if (o.account.includes('"')) throw new Error('windows service: account must not contain a double quote');

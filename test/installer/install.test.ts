@@ -115,7 +115,10 @@ describe('install --print', () => {
     expect(r.out).toContain(`==> ${W.aclScript} <==\n`);
     const xml = winswServiceXml({ exePath: W.execPath, configPath: W.configPath, dataDir: W.dataDir, account: W.account });
     expect(xmlPart).toBe(xml);
-    expect(aclPart).toBe(windowsAclScript({ dataDir: W.dataRoot, account: W.account }));
+    expect(aclPart).toBe(
+      windowsAclScript({ dataDir: W.dataRoot, account: W.account }) +
+        'icacls "C:\\Program Files\\eyewear-gateway" /grant "NT AUTHORITY\\LocalService:(OI)(CI)M" || exit /b 1\r\n',
+    );
     const doc = new XMLParser().parse(xmlPart ?? '').service;
     expect(doc.executable).toBe('C:\\Program Files\\eyewear-gateway\\eyewear-gateway.exe');
     expect(doc.arguments).toBe('start --config "C:\\ProgramData\\eyewear-gateway\\config.yaml"');
@@ -357,7 +360,7 @@ describe('the Linux plan for a real install (systemd cannot run here: its comman
       'systemctl enable --now eyewear-gateway.service',
     ]);
     expect(p.steps.filter((s) => s.kind === 'dir').map((s) => [s.path, s.mode.toString(8), s.owner])).toEqual([
-      ['/opt/eyewear-gateway', '755', 'root'],
+      ['/opt/eyewear-gateway', '755', 'service'],
       ['/etc/eyewear-gateway', '750', 'root:service'],
       ['/var/lib/eyewear-gateway', '700', 'service'],
     ]);
@@ -418,7 +421,7 @@ describe('the Linux plan for a real install (systemd cannot run here: its comman
 
 describe('owners, as a real install sets them (root can chown here; the service user stood in for by uid 65534)', () => {
   it.skipIf(process.getuid?.() !== 0)(
-    "unit, executable and config root-owned (config group: the service), the data folder and all in it the user's",
+    "unit and config root-owned (config group: the service); the program folder and executable the user's (a signed update replaces it), the data folder and all in it too",
     () => {
       const dir = fresh('owners');
       mkdirSync(join(dir, '/var/lib/eyewear-gateway/keys'), { recursive: true });
@@ -438,7 +441,8 @@ describe('owners, as a real install sets them (root can chown here; the service 
         return `${st.uid}:${st.gid} ${(st.mode & 0o777).toString(8)}`;
       };
       expect(owner(LINUX_LAYOUT.unitFile)).toBe('0:0 644');
-      expect(owner(LINUX_LAYOUT.execPath)).toBe('0:0 755');
+      expect(owner(LINUX_LAYOUT.programDir)).toBe('65534:65534 755');
+      expect(owner(LINUX_LAYOUT.execPath)).toBe('65534:65534 755');
       expect(owner(LINUX_LAYOUT.configDir)).toBe('0:65534 750');
       expect(owner(LINUX_LAYOUT.configPath)).toBe('0:65534 640');
       expect(owner(LINUX_LAYOUT.dataDir)).toBe('65534:65534 700');
@@ -485,7 +489,8 @@ describe('the Windows plan (Windows cannot run here: files and commands as text)
       }),
     );
     expect(files['C:\\Program Files\\eyewear-gateway\\eyewear-gateway-acl.cmd']).toBe(
-      windowsAclScript({ dataDir: 'D:\\Data\\eyewear-gateway', account: 'NT AUTHORITY\\LocalService' }),
+      windowsAclScript({ dataDir: 'D:\\Data\\eyewear-gateway', account: 'NT AUTHORITY\\LocalService' }) +
+        'icacls "C:\\Program Files\\eyewear-gateway" /grant "NT AUTHORITY\\LocalService:(OI)(CI)M" || exit /b 1\r\n',
     );
     expect(files['D:\\Data\\eyewear-gateway\\config.yaml']).toContain('dataDir: "D:\\\\Data\\\\eyewear-gateway\\\\data"');
   });
@@ -510,6 +515,7 @@ describe('the Windows plan (Windows cannot run here: files and commands as text)
       'icacls "E:\\gw-data" /grant:r "NT AUTHORITY\\LocalService:(OI)(CI)M" || exit /b 1',
       'icacls "E:\\gw-data" /grant:r "*S-1-5-32-544:(OI)(CI)F" || exit /b 1',
       'icacls "E:\\gw-data" /grant:r "*S-1-5-18:(OI)(CI)F" || exit /b 1',
+      'icacls "C:\\Program Files\\eyewear-gateway" /grant "NT AUTHORITY\\LocalService:(OI)(CI)M" || exit /b 1',
       '',
     ]);
     // already registered: refresh the definition and restart rather than install again

@@ -44,7 +44,9 @@ describe('systemdUnit', () => {
     'RestrictNamespaces=yes',
     'SystemCallArchitectures=native',
     'UMask=0077',
-    'ReadWritePaths=/var/lib/eyewear-gateway',
+    'ReadWritePaths=/var/lib/eyewear-gateway /opt/eyewear-gateway',
+    'RestartForceExitStatus=75',
+    'SuccessExitStatus=75',
     'CapabilityBoundingSet=',
     'WantedBy=multi-user.target',
   ];

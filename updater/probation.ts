@@ -1,0 +1,90 @@
+/**
+ * What a starting gateway does with a switch-over that state.json says is not decided yet:
+ *
+ * - **self-gate**: this process is the new version and nobody judges it — the service manager
+ *   started it (restart mode: Windows, where the service wrapper owns the process), or the old
+ *   process that was judging it is gone (killed, power cut). It judges its own gate: ready twice in
+ *   a row within `updates.healthWindowSeconds`, then the update is committed; otherwise it puts the
+ *   previous executable back and exits non-zero, and the service manager starts the previous one.
+ * - **supervised**: the old process started this one and judges it; this one waits for the verdict.
+ * - **interrupted**: this process is the old version, started again before any verdict (a power cut
+ *   or a crash during the switch-over): the switch-over did not happen; it is recorded as rolled back.
+ */
+import { pidAlive } from '../gateway/data-lease.ts';
+import { restore, UPDATE_FROM_ENV } from './switch-over.ts';
+import { appendHistory, readUpdateState, writeUpdateState, type UpdateState } from './update-state.ts';
+
+export type StartVerdict =
+  | { kind: 'none' }
+  | { kind: 'self-gate'; state: UpdateState }
+  | { kind: 'supervised'; state: UpdateState }
+  | { kind: 'interrupted'; state: UpdateState };
+
+export function startVerdict(
+  dataDir: string,
+  version: string,
+  env: Readonly<Record<string, string | undefined>>,
+  isAlive: (pid: number) => boolean = pidAlive,
+): StartVerdict {
+  const s = readUpdateState(dataDir);
+  if (!s || s.outcome || (s.phase !== 'switching' && s.phase !== 'probation')) return { kind: 'none' };
+  if (s.to === version) {
+    const supervised = s.mode !== 'restart' && env[UPDATE_FROM_ENV] === s.from && s.supervisorPid !== undefined && isAlive(s.supervisorPid);
+    return { kind: supervised ? 'supervised' : 'self-gate', state: s };
+  }
+  if (s.from === version) return { kind: 'interrupted', state: s };
+  return { kind: 'none' };
+}
+
+/** The old version started again before a verdict: the switch-over is recorded as rolled back. */
+export function markInterrupted(dataDir: string, s: UpdateState, now: number): void {
+  const reason = `the switch-over to ${s.to} was interrupted (a crash or power cut) before the new version passed its gate; ${s.from} runs`;
+  writeUpdateState(dataDir, {
+    ...s,
+    phase: 'rolled-back',
+    outcome: 'rolled-back',
+    reason,
+    reported: false,
+    at: new Date(now).toISOString(),
+  });
+  appendHistory(dataDir, { at: new Date(now).toISOString(), event: 'rolled-back', from: s.from, to: s.to, reason });
+}
+
+export interface SelfGateOptions {
+  dataDir: string;
+  state: UpdateState;
+  windowMs: number;
+  ready(): { ready: boolean; reasons: string[] };
+  platform?: NodeJS.Platform;
+  now?: () => number;
+  pollMs?: number;
+}
+
+/** Judges this process's own gate; on a failure the previous executable is back in place when it resolves. */
+export async function selfGate(o: SelfGateOptions): Promise<{ passed: true } | { passed: false; reason: string }> {
+  const now = o.now ?? Date.now;
+  const deadline = now() + o.windowMs;
+  let passes = 0;
+  let last = 'not ready';
+  while (now() < deadline) {
+    const r = o.ready();
+    if (r.ready) passes++;
+    else {
+      passes = 0;
+      last = `not ready: ${r.reasons.join('; ')}`;
+    }
+    if (passes >= 2) {
+      const at = new Date(now()).toISOString();
+      writeUpdateState(o.dataDir, { ...o.state, phase: 'committed', outcome: 'updated', reported: false, at });
+      appendHistory(o.dataDir, { at, event: 'applied', from: o.state.from, to: o.state.to });
+      return { passed: true };
+    }
+    await new Promise((r) => setTimeout(r, o.pollMs ?? 500));
+  }
+  const reason = `it did not pass its health gate within ${Math.round(o.windowMs / 1000)} s: ${last}`;
+  restore(o.state.executable, o.state.previous, o.platform ?? process.platform);
+  const at = new Date(now()).toISOString();
+  writeUpdateState(o.dataDir, { ...o.state, phase: 'rolled-back', outcome: 'rolled-back', reason, reported: false, at });
+  appendHistory(o.dataDir, { at, event: 'rolled-back', from: o.state.from, to: o.state.to, reason });
+  return { passed: false, reason };
+}
