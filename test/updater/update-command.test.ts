@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayVersion } from '../../gateway/version.ts';
 import { MANIFEST_TYPE, type ManifestSigned } from '../../updater/manifest.ts';
 import { makeReleaseKey, signManifest } from '../reference-cloud/releases.ts';
+import { appendHistory, writeUpdateState } from '../../updater/update-state.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const exe = Buffer.from('#!/bin/sh\necho v0.2.0\n'.repeat(1000));
@@ -112,5 +113,55 @@ describe('eyewear-gateway update verify', () => {
     expect(text).toContain('cloud.releaseKeys[0]: expected a PEM Ed25519 public key (-----BEGIN PUBLIC KEY-----); found an ec key');
     expect(text).toContain('cloud.releaseKeyThreshold');
     expect(text).toContain('at most the number of release keys (1)');
+  });
+});
+
+describe('eyewear-gateway update status', () => {
+  it('says there was no switch-over, then shows what state.json and history.jsonl hold, in text and JSON', async () => {
+    const cfg = join(dir, 'status.yaml');
+    const dataDir = join(dir, 'status-data');
+    writeFileSync(cfg, `gateway:\n  id: gw-upd\n  dataDir: ${dataDir}\nupdates:\n  manifestUrl: https://releases.example/manifest.json\n`);
+    const empty = await run(['update', 'status', '--config', cfg]);
+    expect([empty.code, empty.out.split('\n')]).toEqual([
+      0,
+      [
+        `installed: ${gatewayVersion()}`,
+        'manifest: https://releases.example/manifest.json, checked every 360 min',
+        'last switch-over: none',
+        'history: empty',
+        '',
+      ],
+    ]);
+    writeUpdateState(dataDir, {
+      phase: 'rolled-back',
+      outcome: 'rolled-back',
+      from: '1.0.0',
+      to: '1.1.0',
+      executable: '/opt/eyewear-gateway/eyewear-gateway',
+      previous: '/opt/eyewear-gateway/eyewear-gateway.previous',
+      at: '2026-12-03T10:00:00.000Z',
+      reason: 'it did not pass its health gate within 120 s: not ready: outbox writer restarting',
+    });
+    appendHistory(dataDir, { at: '2026-12-03T10:00:00.000Z', event: 'rolled-back', from: '1.0.0', to: '1.1.0', reason: 'not ready' });
+    appendHistory(dataDir, {
+      at: '2026-12-03T10:05:00.000Z',
+      event: 'refused',
+      from: '1.0.0',
+      code: 'GW_UPDATE_REFUSED',
+      reason: 'unsigned',
+    });
+    const shown = await run(['update', 'status', '--config', cfg]);
+    expect(shown.out.split('\n').slice(2)).toEqual([
+      'last switch-over: 1.0.0 -> 1.1.0, rolled-back at 2026-12-03T10:00:00.000Z (it did not pass its health gate within 120 s: not ready: outbox writer restarting)',
+      'history (last 10):',
+      '  2026-12-03T10:00:00.000Z rolled-back 1.0.0 -> 1.1.0: not ready',
+      '  2026-12-03T10:05:00.000Z refused GW_UPDATE_REFUSED: unsigned',
+      '',
+    ]);
+    const j = JSON.parse((await run(['update', 'status', '--json', '--config', cfg])).out) as {
+      state: { outcome: string };
+      history: unknown[];
+    };
+    expect([j.state.outcome, j.history.length]).toEqual(['rolled-back', 2]);
   });
 });

@@ -8,11 +8,15 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { isGatewayError } from '../../gateway/errors.ts';
 import { gatewayVersion } from '../../gateway/version.ts';
-import { type CliCommand, EXIT } from '../../cli/command.ts';
+import { type CliCommand, type CliIo, EXIT } from '../../cli/command.ts';
+import type { GatewayConfig } from '../../config/schema.ts';
+import { gatewayPaths } from '../../gateway/create-gateway.ts';
+import { readHistory, readUpdateState } from '../update-state.ts';
 import { downloadTarget } from '../download.ts';
 import { inCohort, verifyManifest } from '../manifest.ts';
 
 const HELP = `eyewear-gateway update verify MANIFEST [--download DIR] [--platform P] [--config FILE]
+eyewear-gateway update status [--json] [--config FILE]
 
 Checks an update manifest (JSON, signed by the cloud's release keys) against cloud.releaseKeys and
 cloud.releaseKeyThreshold in the config: signatures, expiry, that its version is newer than this
@@ -20,18 +24,25 @@ one (${'${installed}'}), the minimum version, and that it has a target for this 
 --download DIR  also downloads the target into DIR (resuming an interrupted download) and checks
                 its size and SHA-256. Nothing is installed.
 --platform P    check the target of another platform (linux-x64, win32-x64).
-Exit 0: valid (and downloaded); 1: refused, with the reason; 2: usage; 3: config.`;
+Exit 0: valid (and downloaded); 1: refused, with the reason; 2: usage; 3: config.
+
+status  what the updater did last: the switch-over's phase and outcome (<dataDir>/update/state.json)
+        and the last decisions (history.jsonl: applied, rolled back, refused, failed checks, why).
+        A running gateway checks updates.manifestUrl every updates.checkIntervalMinutes, and a signed
+        gateway.update command from the cloud checks at once.`;
 
 export const updateCommand: CliCommand = {
   name: 'update',
-  synopsis: 'update verify MANIFEST [--download DIR]',
-  summary: 'Check a signed update manifest (and download its target) against the pinned release keys.',
+  synopsis: 'update verify MANIFEST | status',
+  summary:
+    'Check a signed update manifest (and download its target) against the pinned release keys;\nstatus: what the updater did last and why.',
   help: HELP.replace('${installed}', gatewayVersion()),
-  options: { download: { type: 'string' }, platform: { type: 'string' } },
+  options: { download: { type: 'string' }, platform: { type: 'string' }, json: { type: 'boolean' } },
   run: async ({ positionals, values, configFile }, io) => {
     const [sub, manifestPath] = positionals;
+    if (sub === 'status') return status(io.loadConfig(configFile), io, values.json === true);
     if (sub !== 'verify' || !manifestPath) {
-      io.err('usage: eyewear-gateway update verify MANIFEST [--download DIR] [--platform P]');
+      io.err('usage: eyewear-gateway update verify MANIFEST [--download DIR] [--platform P] | update status [--json]');
       return EXIT.usage;
     }
     const config = io.loadConfig(configFile);
@@ -86,3 +97,32 @@ export const updateCommand: CliCommand = {
     }
   },
 };
+
+/** `update status`: state.json and the last ten decisions, read-only (no lease needed). */
+function status(config: GatewayConfig, io: CliIo, json: boolean): number {
+  const dataDir = gatewayPaths(config).dataDir;
+  const state = readUpdateState(dataDir);
+  const history = readHistory(dataDir).slice(-10);
+  if (json) {
+    io.out(JSON.stringify({ version: gatewayVersion(), state: state ?? null, history }, null, 2));
+    return EXIT.ok;
+  }
+  io.out(`installed: ${gatewayVersion()}`);
+  io.out(
+    `manifest: ${config.updates.manifestUrl ?? '(none: only a signed gateway.update command starts a check)'}${config.updates.manifestUrl && config.updates.checkIntervalMinutes > 0 ? `, checked every ${config.updates.checkIntervalMinutes} min` : ''}`,
+  );
+  if (!state) io.out('last switch-over: none');
+  else
+    io.out(
+      `last switch-over: ${state.from} -> ${state.to}, ${state.outcome ?? state.phase} at ${state.at}${state.reason ? ` (${state.reason})` : ''}`,
+    );
+  if (history.length === 0) io.out('history: empty');
+  else {
+    io.out('history (last 10):');
+    for (const e of history)
+      io.out(
+        `  ${e.at} ${e.event}${e.to ? ` ${e.from ?? '?'} -> ${e.to}` : ''}${e.code ? ` ${e.code}` : ''}${e.reason ? `: ${e.reason}` : ''}`,
+      );
+  }
+  return EXIT.ok;
+}
