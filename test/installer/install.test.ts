@@ -29,6 +29,7 @@ import {
   windowsLayout,
 } from '../../installer/install.ts';
 import { windowsAclScript, winswServiceXml } from '../../installer/service/windows-service.ts';
+import { type SystemdSandbox, startSystemdSandbox, systemdSandboxProblem, until } from '../support/systemd-sandbox.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), 'ewml-install-'));
@@ -540,110 +541,33 @@ describe('the Windows plan (Windows cannot run here: files and commands as text)
   });
 });
 
-/**
- * systemd for real: PID 1 of its own PID, mount and network namespaces, chrooted into an overlay of
- * `/` whose writes all land in a tmpfs, so nothing it does reaches this machine's files (its
- * systemd-tmpfiles would otherwise empty the shared /tmp). Host-wide units (sysctl, udev, time, the
- * host's enabled services) are masked in the overlay. Two sandbox-only drop-ins: PrivateDevices=no
- * (this sandbox's /dev, a tmpfs with bound device nodes, makes systemd fail the unit with
- * 226/NAMESPACE) and WatchdogSec=10 (to see a restart without waiting a minute).
- */
-const sandboxable =
-  process.getuid?.() === 0 &&
-  existsSync('/lib/systemd/systemd') &&
-  existsSync('/usr/bin/unshare') &&
-  existsSync('/usr/bin/nsenter') &&
-  readFileSync('/proc/filesystems', 'utf8').includes('\toverlay\n') &&
-  spawnSync('unshare', ['--mount', '--pid', '--fork', 'true']).status === 0;
-if (!sandboxable) console.log('install under a real systemd skipped: needs root, systemd, unshare/nsenter and overlayfs');
+/** systemd for real: PID 1 of a sandbox (test/support/systemd-sandbox.ts says how it is kept from this machine's files). */
+const sandboxProblem = systemdSandboxProblem();
+if (sandboxProblem) console.log(`install under a real systemd skipped: ${sandboxProblem}`);
 
-describe.skipIf(!sandboxable)('under a real systemd (PID 1 of a sandbox)', () => {
-  const box = mkdtempSync(join(tmpdir(), 'ewml-systemd-'));
-  let unshare: ReturnType<typeof spawn> | undefined;
-  let pid1 = 0;
-  const inBox = (args: string[], timeout = 120_000) =>
-    spawnSync('nsenter', ['-t', String(pid1), '-m', '-p', '-n', '-r', '-w', ...args], { encoding: 'utf8', timeout });
-  const show = (...props: string[]) =>
-    Object.fromEntries(
-      inBox(['systemctl', 'show', 'eyewear-gateway.service', ...props.map((p) => `-p${p}`)])
-        .stdout.trim()
-        .split('\n')
-        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-    );
-  const until = async (what: string, ok: () => boolean, ms = 60_000) => {
-    const end = Date.now() + ms;
-    while (!ok()) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+describe.skipIf(sandboxProblem !== undefined)('under a real systemd (PID 1 of a sandbox)', () => {
+  let sandbox: SystemdSandbox | undefined;
+  const inBox = (args: string[], timeout = 120_000) => {
+    if (!sandbox) throw new Error('the sandbox is not running');
+    return sandbox.run(args, timeout);
+  };
+  const show = (...props: string[]) => {
+    if (!sandbox) throw new Error('the sandbox is not running');
+    return sandbox.show('eyewear-gateway.service', ...props);
   };
 
   afterAll(async () => {
-    if (pid1 > 0) {
-      try {
-        process.kill(pid1, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    if (unshare && unshare.exitCode === null) await new Promise((r) => unshare?.once('exit', r));
-    rmSync(box, { recursive: true, force: true });
+    await sandbox?.stop();
   });
 
   it('install starts it (Type=notify: READY=1), the watchdog restarts it when frozen, uninstall --purge removes it all', async () => {
+    sandbox = await startSystemdSandbox();
+    const box = sandbox.dir;
     // the executable: the gateway from these sources (the sandbox sees this tree through the overlay)
     const exe = join(box, 'eyewear-gateway');
     writeFileSync(exe, `#!/bin/sh\nexec ${process.execPath} ${join(root, 'bin/eyewear-gateway.js')} "$@"\n`, { mode: 0o755 });
     const cfg = join(box, 'config.yaml');
     writeFileSync(cfg, 'gateway:\n  id: gw-systemd\n  dataDir: /var/lib/eyewear-gateway\n  timezone: UTC\n');
-    mkdirSync(join(box, 't'));
-    mkdirSync(join(box, 'merged'));
-    const M = join(box, 'merged');
-    writeFileSync(
-      join(box, 'inner.sh'),
-      `#!/bin/sh
-set -eu
-mount -t tmpfs tmpfs ${box}/t
-mkdir ${box}/t/upper ${box}/t/work
-mount -t overlay overlay -o lowerdir=/,upperdir=${box}/t/upper,workdir=${box}/t/work ${M}
-[ "$(findmnt -n -o FSTYPE ${M})" = overlay ] || { echo "no overlay at ${M}" >&2; exit 1; }
-mount -t proc proc ${M}/proc
-mount --rbind /sys ${M}/sys
-mount -t tmpfs -o mode=755 tmpfs ${M}/dev
-for n in null zero full random urandom tty; do touch ${M}/dev/$n; mount --bind /dev/$n ${M}/dev/$n; done
-mkdir ${M}/dev/pts ${M}/dev/shm
-mount -t devpts -o newinstance devpts ${M}/dev/pts
-mount -t tmpfs tmpfs ${M}/dev/shm
-mount -t tmpfs tmpfs ${M}/run
-mount -t tmpfs -o mode=1777 tmpfs ${M}/tmp
-mkdir -p ${M}${box}
-mount --bind ${box} ${M}${box}
-rm -rf ${M}/etc/systemd/system/*
-: > ${M}/etc/fstab
-for u in $(ls /lib/systemd/system/sysinit.target.wants/) systemd-udevd.service systemd-udev-trigger.service systemd-timesyncd.service systemd-remount-fs.service systemd-fsck-root.service systemd-logind.service getty.target console-getty.service systemd-networkd.service systemd-resolved.service systemd-tmpfiles-clean.timer systemd-hwdb-update.service; do
-  case "$u" in systemd-journald.service|systemd-journal-flush.service) continue ;; esac
-  ln -sf /dev/null ${M}/etc/systemd/system/$u
-done
-mkdir -p ${M}/etc/systemd/system/eyewear-gateway.service.d
-printf '[Service]\\nPrivateDevices=no\\nWatchdogSec=10\\n' > ${M}/etc/systemd/system/eyewear-gateway.service.d/sandbox.conf
-exec chroot ${M} /usr/bin/env container=other /lib/systemd/systemd --system --unit=basic.target
-`,
-      { mode: 0o755 },
-    );
-    unshare = spawn('unshare', ['--pid', '--fork', '--mount', '--net', '--mount-proc', '--propagation', 'private', join(box, 'inner.sh')], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    const u = unshare;
-    let said = '';
-    u.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      said += d;
-    });
-    await until('systemd to start', () => {
-      const kids = spawnSync('pgrep', ['-P', String(u.pid)], { encoding: 'utf8' }).stdout.trim();
-      pid1 = Number(kids.split('\n')[0] ?? 0);
-      if (u.exitCode !== null) throw new Error(`the sandbox did not start (exit ${u.exitCode}): ${said}`);
-      return pid1 > 0 && /^(running|degraded)$/m.test(inBox(['systemctl', 'is-system-running'], 10_000).stdout);
-    });
 
     const inst = inBox([exe, 'install', '--exec', exe, '--config', cfg]);
     expect(inst.stderr).toBe('');
