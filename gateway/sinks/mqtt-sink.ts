@@ -226,7 +226,8 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
     async start() {
       if (client) return;
       const id = opts.identity?.tls();
-      const c = mqtt.connect(opts.url, {
+      const c = mqtt.connect({
+        ...brokerAddress(opts.url),
         protocolVersion: 5,
         clientId: `ewml-${opts.tenantId}-${opts.gatewayId}`,
         clean: false,
@@ -432,4 +433,23 @@ function identityDetail(identity: DeviceIdentityLink): Record<string, string> {
   if (s.action) out.identityAction = s.action;
   if (s.lastRenewalError) out.identityLastRenewalError = s.lastRenewalError;
   return out;
+}
+
+/**
+ * The broker URL as mqtt.js options, parsed with the WHATWG URL API: given the URL as a string,
+ * mqtt.js parses it with the legacy url.parse(), which in the single executable prints Node's
+ * DEP0169 deprecation warning on every start (a technician reads it as a fault).
+ */
+export function brokerAddress(url: string): { protocol: 'mqtt' | 'mqtts' | 'ws' | 'wss'; hostname: string; port: number; path?: string } {
+  const u = new URL(url);
+  const protocol = u.protocol.replace(/:$/, '');
+  if (protocol !== 'mqtt' && protocol !== 'mqtts' && protocol !== 'ws' && protocol !== 'wss')
+    throw new Error(`mqtt.url ${JSON.stringify(url)}: the scheme must be mqtt, mqtts, ws or wss`);
+  const hostname = u.hostname.replace(/^\[(.*)\]$/, '$1');
+  return {
+    protocol,
+    hostname,
+    port: u.port ? Number(u.port) : { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 }[protocol],
+    ...((protocol === 'ws' || protocol === 'wss') && u.pathname ? { path: `${u.pathname}${u.search}` } : {}),
+  };
 }

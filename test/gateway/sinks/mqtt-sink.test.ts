@@ -1,7 +1,7 @@
 /** The MQTT sink against a real mosquitto and the reference cloud receiver. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
-import { createMqttSink } from '../../../gateway/sinks/mqtt-sink.ts';
+import { brokerAddress, createMqttSink } from '../../../gateway/sinks/mqtt-sink.ts';
 import { publishPacketBytes } from '../../../gateway/sinks/mqtt-packet-plan.ts';
 import { createCloudEnvelope } from '../../../gateway/crypto/cloud-envelope.ts';
 import { systemClock } from '../../../gateway/clock.ts';
@@ -308,5 +308,14 @@ describe('MQTT sink with a configured maximum packet size (a broker that announc
       await cloud.stop();
       await broker.stop();
     }
+  });
+});
+
+describe('the broker URL as connect options (parsed with the WHATWG URL API, not url.parse: no DEP0169 warning)', () => {
+  it('keeps the scheme, host, port and a WebSocket path; fills in the default port; refuses another scheme', () => {
+    expect(brokerAddress('mqtts://broker.example:8884')).toEqual({ protocol: 'mqtts', hostname: 'broker.example', port: 8884 });
+    expect(brokerAddress('mqtt://[::1]')).toEqual({ protocol: 'mqtt', hostname: '::1', port: 1883 });
+    expect(brokerAddress('wss://iot.example/mqtt?x=1')).toEqual({ protocol: 'wss', hostname: 'iot.example', port: 443, path: '/mqtt?x=1' });
+    expect(() => brokerAddress('http://broker.example')).toThrow('the scheme must be mqtt, mqtts, ws or wss');
   });
 });
