@@ -11,7 +11,7 @@
  *   or a crash during the switch-over): the switch-over did not happen; it is recorded as rolled back.
  */
 import { pidAlive } from '../gateway/data-lease.ts';
-import { restore, UPDATE_FROM_ENV } from './switch-over.ts';
+import { holdMs, restore, UPDATE_FROM_ENV } from './switch-over.ts';
 import { appendHistory, readUpdateState, writeUpdateState, type UpdateState } from './update-state.ts';
 
 export type StartVerdict =
@@ -47,7 +47,7 @@ export function markInterrupted(dataDir: string, s: UpdateState, now: number): v
     reported: false,
     at: new Date(now).toISOString(),
   });
-  appendHistory(dataDir, { at: new Date(now).toISOString(), event: 'rolled-back', from: s.from, to: s.to, reason });
+  appendHistory(dataDir, { at: new Date(now).toISOString(), event: 'interrupted', from: s.from, to: s.to, reason });
 }
 
 export interface SelfGateOptions {
@@ -55,6 +55,8 @@ export interface SelfGateOptions {
   state: UpdateState;
   windowMs: number;
   ready(): { ready: boolean; reasons: string[] };
+  /** Whether this gateway's sink is connected (checked when the state says the old one's was). */
+  sinkConnected?: () => boolean;
   platform?: NodeJS.Platform;
   now?: () => number;
   pollMs?: number;
@@ -64,16 +66,28 @@ export interface SelfGateOptions {
 export async function selfGate(o: SelfGateOptions): Promise<{ passed: true } | { passed: false; reason: string }> {
   const now = o.now ?? Date.now;
   const deadline = now() + o.windowMs;
-  let passes = 0;
+  const hold = holdMs(o.windowMs);
+  let readySince: number | undefined;
+  let looks = 0;
   let last = 'not ready';
   while (now() < deadline) {
-    const r = o.ready();
-    if (r.ready) passes++;
-    else {
-      passes = 0;
+    let r: { ready: boolean; reasons: string[] };
+    try {
+      r = o.ready();
+    } catch (e) {
+      r = { ready: false, reasons: [`its status could not be read (${(e as Error).message})`] };
+    }
+    if (r.ready && o.state.requireSink && o.sinkConnected && !o.sinkConnected())
+      r = { ready: false, reasons: ['its sink did not connect (the old version was connected)'] };
+    if (r.ready) {
+      readySince ??= now();
+      looks++;
+    } else {
+      readySince = undefined;
+      looks = 0;
       last = `not ready: ${r.reasons.join('; ')}`;
     }
-    if (passes >= 2) {
+    if (readySince !== undefined && looks >= 2 && now() - readySince >= hold) {
       const at = new Date(now()).toISOString();
       writeUpdateState(o.dataDir, { ...o.state, phase: 'committed', outcome: 'updated', reported: false, at });
       appendHistory(o.dataDir, { at, event: 'applied', from: o.state.from, to: o.state.to });

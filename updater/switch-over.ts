@@ -23,7 +23,7 @@
  *    and the reason goes to history.jsonl, the log and up/status.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { linkSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fsyncDir } from '../gateway/crypto/key-file.ts';
 import { HANDOVER_ENV } from '../gateway/data-lease.ts';
@@ -77,6 +77,11 @@ export interface SwitchOverOptions {
 
 export type SwitchOutcome = { outcome: 'updated'; pid: number } | { outcome: 'rolled-back'; reason: string } | { outcome: 'restarting' };
 
+/** How long a new version must stay ready before its gate passes: a third of the window, at most 10 s (a crash soon after ready fails it). */
+export function holdMs(windowMs: number): number {
+  return Math.min(10_000, Math.floor(windowMs / 3));
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Runs `exe version` (bounded); returns what it printed or throws GW_UPDATE_REFUSED. */
@@ -99,8 +104,8 @@ export function preflight(exe: string, expected: string, env: Readonly<Record<st
 function place(exe: string, staged: string, previous: string, platform: NodeJS.Platform): void {
   rmSync(previous, { force: true });
   if (platform === 'win32') {
-    renameSync(exe, previous);
-    renameSync(staged, exe);
+    renameRetrying(exe, previous);
+    renameRetrying(staged, exe);
   } else {
     linkSync(exe, previous);
     renameSync(staged, exe);
@@ -108,13 +113,39 @@ function place(exe: string, staged: string, previous: string, platform: NodeJS.P
   fsyncDir(dirname(exe));
 }
 
-/** Puts `previous` back at `exe` (the new file is dropped). */
-export function restore(exe: string, previous: string, platform: NodeJS.Platform): void {
-  if (platform === 'win32') {
-    rmSync(`${exe}.failed`, { force: true });
-    renameSync(exe, `${exe}.failed`);
+/**
+ * Windows: a file just written is often held a moment by an antivirus scan (EBUSY, EPERM, EACCES);
+ * a rename is tried again for up to ~5 s before it counts as failed.
+ */
+function renameRetrying(from: string, to: string): void {
+  for (let i = 0; ; i++) {
+    try {
+      renameSync(from, to);
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (i >= 25 || (code !== 'EBUSY' && code !== 'EPERM' && code !== 'EACCES')) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    }
   }
-  renameSync(previous, exe);
+}
+
+/**
+ * Puts `previous` back at `exe`, judged by what exists, so a switch-over cut at any step ends with
+ * an executable at `exe`: no `previous` means nothing was moved yet (the old file is still at
+ * `exe`); Windows moves a new `exe` aside to `<exe>.failed` first (a running .exe cannot be
+ * replaced, only renamed); Linux renames over it (atomic).
+ */
+export function restore(exe: string, previous: string, platform: NodeJS.Platform): void {
+  if (!existsSync(previous)) {
+    if (existsSync(exe)) return;
+    throw new Error(`neither ${exe} nor ${previous} exists: reinstall the gateway (eyewear-gateway install)`);
+  }
+  if (platform === 'win32' && existsSync(exe)) {
+    rmSync(`${exe}.failed`, { force: true });
+    renameRetrying(exe, `${exe}.failed`);
+  }
+  renameRetrying(previous, exe);
   fsyncDir(dirname(exe));
 }
 
@@ -142,26 +173,33 @@ async function healthGate(child: ChildProcess, o: SwitchOverOptions): Promise<st
   child.once('exit', (code, signal) => {
     exited = `the new version exited (${signal ? `signal ${signal}` : `code ${String(code)}`}) during its health gate`;
   });
-  let passes = 0;
+  // ready (and connected, when the old one was) without a break for holdMs: a crash soon after ready fails the gate
+  const hold = holdMs(o.healthWindowMs);
+  let readySince: number | undefined;
+  let looks = 0;
   let last = 'it never answered /ready';
   while (now() < deadline) {
     if (exited) return exited;
     const r = await fetchJson(o.readyUrl);
     if (exited) return exited;
+    let ok = false;
     if (!r) last = `its admin API (${o.readyUrl}) did not answer`;
     else if (r.body.pid !== child.pid || r.body.version !== o.to)
       last = `${o.readyUrl} answered for pid ${String(r.body.pid)} version ${String(r.body.version)}, not the new process`;
     else if (r.status !== 200) last = `not ready: ${((r.body.reasons as string[] | undefined) ?? []).join('; ') || `HTTP ${r.status}`}`;
     else if (o.requireSink && o.statusUrl) {
       const s = await fetchJson(o.statusUrl, o.adminToken);
-      const sink = s?.body.sink as { connected?: boolean } | undefined;
-      if (sink?.connected === true) passes++;
-      else {
-        passes = 0;
-        last = 'its sink did not connect (the old version was connected)';
-      }
-    } else passes++;
-    if (passes >= 2) return undefined;
+      ok = (s?.body.sink as { connected?: boolean } | undefined)?.connected === true;
+      if (!ok) last = 'its sink did not connect (the old version was connected)';
+    } else ok = true;
+    if (ok) {
+      readySince ??= now();
+      looks++;
+    } else {
+      readySince = undefined;
+      looks = 0;
+    }
+    if (readySince !== undefined && looks >= 2 && now() - readySince >= hold) return exited;
     await sleep(o.pollMs ?? 500);
   }
   return exited ?? `it did not pass its health gate within ${Math.round(o.healthWindowMs / 1000)} s: ${last}`;
@@ -189,6 +227,7 @@ export async function switchOver(o: SwitchOverOptions): Promise<SwitchOutcome> {
     previous,
     at: at(),
     ...(o.commandId ? { commandId: o.commandId } : {}),
+    requireSink: o.requireSink,
   };
   preflight(o.staged, o.to, o.env);
   writeUpdateState(o.dataDir, state);
@@ -250,12 +289,7 @@ export async function switchOver(o: SwitchOverOptions): Promise<SwitchOutcome> {
   const why = reason ?? 'unknown';
   o.log('error', { code: 'GW_UPDATE_ROLLED_BACK', from: o.from, to: o.to, reason: why }, 'update: rolling back to the previous version');
   if (child) await stopChild(child);
-  try {
-    restore(o.executable, previous, platform);
-  } catch (e) {
-    // place() failed before the file moved: the old one is still at exe
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
+  restore(o.executable, previous, platform);
   writeUpdateState(o.dataDir, { ...state, phase: 'rolled-back', outcome: 'rolled-back', reason: why, at: at(), reported: false });
   appendHistory(o.dataDir, { at: at(), event: 'rolled-back', from: o.from, to: o.to, reason: why });
   await o.resumeGateway(token);

@@ -185,7 +185,11 @@ export function createUpdateRunner(h: UpdateHost): UpdateRunner {
     const staged = `${h.executable}.staged`;
     mkdirSync(dirname(staged), { recursive: true });
     try {
-      const p = await downloadTarget(v.target, staged, { fetchImpl: h.fetchImpl });
+      // bounded: 10 minutes, or longer for a large file at 64 KiB/s; an interrupted download resumes on the next check
+      const p = await downloadTarget(v.target, staged, {
+        fetchImpl: h.fetchImpl,
+        signal: AbortSignal.timeout(Math.max(600_000, Math.ceil(v.target.size / 65_536) * 1000)),
+      });
       h.log('info', { code: 'GW_UPDATE', to: v.version, bytes: p.received, resumedFrom: p.resumedFrom }, 'update: downloaded and verified');
     } catch (e) {
       if (isGatewayError(e)) return { result: 'refused', reason: e.message, code: e.code };
@@ -221,7 +225,13 @@ export function createUpdateRunner(h: UpdateHost): UpdateRunner {
   /** This version judges its own gate (restart mode, or its judge is gone); a failure puts the previous file back and exits. */
   function judgeSelf(state: UpdateState): void {
     h.log('info', { code: 'GW_UPDATE', from: state.from, to: state.to }, "update: on probation; judging this version's health gate");
-    void selfGate({ dataDir: h.dataDir, state, windowMs: h.config.updates.healthWindowSeconds * 1000, ready: h.ready }).then(
+    void selfGate({
+      dataDir: h.dataDir,
+      state,
+      windowMs: h.config.updates.healthWindowSeconds * 1000,
+      ready: h.ready,
+      sinkConnected: h.sinkConnected,
+    }).then(
       (r) => {
         if (r.passed) runner.reportPending();
         else {
@@ -291,7 +301,7 @@ export function createUpdateRunner(h: UpdateHost): UpdateRunner {
       return r;
     },
     request(req) {
-      if (busy) return 'an update check is already running';
+      if (busy) return 'an update check is already running; send a new gateway.update command once it is done';
       void runner.check(req);
       return undefined;
     },

@@ -31,11 +31,14 @@ export interface UpdateState {
   mode?: 'hand-over' | 'restart';
   /** Hand-over: the old process judging the gate (if it is gone with no verdict, the new one judges itself). */
   supervisorPid?: number;
+  /** The old version's sink was connected: the new one's must connect within the window too. */
+  requireSink?: boolean;
 }
 
 export interface HistoryEntry {
   at: string;
-  event: 'applied' | 'rolled-back' | 'refused' | 'check-failed' | 'download-failed';
+  /** `interrupted`: a crash or power cut cut a switch-over short (not the release's fault: it is tried again). */
+  event: 'applied' | 'rolled-back' | 'interrupted' | 'refused' | 'check-failed' | 'download-failed';
   from?: string;
   to?: string;
   reason?: string;

@@ -65,7 +65,7 @@ async function start(configFile: string | undefined, io: CliIo): Promise<number 
       lease: l,
       // with a config file, POST /config/reload (or `eyewear-gateway reload`) reads it again while running
       loadConfig: configFile === undefined ? undefined : () => io.loadConfig(configFile),
-      onUpdate: (req) => (updater ? updater.request(req) : 'the gateway is still starting; send the update again in a minute'),
+      onUpdate: (req) => (updater ? updater.request(req) : 'the gateway is still starting; send a new gateway.update command in a minute'),
     });
   try {
     gw = await build(lease);

@@ -5,16 +5,16 @@
  * (probation.ts), and that a rollback puts the previous file back byte for byte.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../config/load.ts';
 import { createEventBus } from '../../gateway/event-bus.ts';
 import { markInterrupted, selfGate, startVerdict } from '../../updater/probation.ts';
-import { UPDATE_FROM_ENV } from '../../updater/switch-over.ts';
+import { restore, UPDATE_FROM_ENV } from '../../updater/switch-over.ts';
 import { createUpdateRunner, switchMode, type UpdateHost } from '../../updater/update-runner.ts';
-import { readHistory, readUpdateState, writeUpdateState, type UpdateState } from '../../updater/update-state.ts';
+import { appendHistory, readHistory, readUpdateState, writeUpdateState, type UpdateState } from '../../updater/update-state.ts';
 import { makeReleaseKey, signManifest, startReleaseServer, type ReleaseServer } from '../reference-cloud/releases.ts';
 
 const release = makeReleaseKey();
@@ -175,11 +175,26 @@ describe('an update check', () => {
     const d = tmp();
     const exe = join(d, 'e');
     writeFileSync(exe, 'x');
-    writeUpdateState(d, { phase: 'rolled-back', from: '2.0.0', to: '2.4.0', executable: exe, previous: `${exe}.previous`, at: 'now' });
     const { h } = host(d);
-    markInterrupted(d, readUpdateState(d)!, Date.now());
+    appendHistory(d, { at: 'then', event: 'rolled-back', from: '2.0.0', to: '2.4.0', reason: 'not ready' });
     const r = await createUpdateRunner(h).check({ manifestUrl: publish('failed.json', '2.4.0', exe) });
-    expect(r).toMatchObject({ result: 'skipped', version: '2.4.0' });
+    expect(r).toEqual({
+      result: 'skipped',
+      version: '2.4.0',
+      reason: '2.4.0 failed its health gate here before (not ready); waiting for a newer release',
+    });
+  });
+
+  it('a switch-over cut short by a crash or power cut is recorded as interrupted, and the release is tried again', async () => {
+    const d = tmp();
+    const exe = join(d, 'e');
+    writeFileSync(exe, 'x');
+    const s: UpdateState = { phase: 'switching', from: '2.0.0', to: '2.5.0', executable: exe, previous: `${exe}.previous`, at: 'then' };
+    markInterrupted(d, s, Date.now());
+    expect(readHistory(d).map((e) => [e.event, e.to])).toEqual([['interrupted', '2.5.0']]);
+    // not skipped: it gets as far as the executable (none: running from the sources)
+    const r = await createUpdateRunner(host(d).h).check({ manifestUrl: publish('again.json', '2.5.0', exe) });
+    expect(r).toMatchObject({ result: 'refused', reason: expect.stringContaining('TypeScript sources') });
   });
 
   it('one check at a time: a request while one runs is refused as busy', async () => {
@@ -189,7 +204,9 @@ describe('an update check', () => {
     const { h } = host(d);
     const runner = createUpdateRunner(h);
     const first = runner.check({ manifestUrl: publish('slow.json', '2.0.0', exe) });
-    expect(runner.request({ commandId: 'c2' })).toBe('an update check is already running');
+    expect(runner.request({ commandId: 'c2' })).toBe(
+      'an update check is already running; send a new gateway.update command once it is done',
+    );
     await first;
     expect(runner.request({ commandId: 'c3', manifestUrl: `${server.url}/slow.json` })).toBeUndefined();
   });
@@ -244,6 +261,7 @@ describe('a start with an undecided switch-over (probation)', () => {
       ready: () => ({ ready: false, reasons: ['outbox writer restarting'] }),
     });
     expect(r).toEqual({ passed: false, reason: 'it did not pass its health gate within 0 s: not ready: outbox writer restarting' });
+    expect(existsSync(`${s.executable}.failed`)).toBe(false);
     expect(readFileSync(s.executable, 'utf8')).toBe('previous version bytes');
     expect(() => statSync(s.previous)).toThrow();
     expect(readUpdateState(d)).toMatchObject({ phase: 'rolled-back', outcome: 'rolled-back', reported: false });
@@ -259,11 +277,13 @@ describe('a start with an undecided switch-over (probation)', () => {
     const r = await selfGate({
       dataDir: d,
       state: s,
-      windowMs: 10_000,
+      windowMs: 1500,
       pollMs: 10,
       ready: () => (n++ === 0 ? { ready: false, reasons: ['starting'] } : { ready: true, reasons: [] }),
     });
     expect(r).toEqual({ passed: true });
+    // it stayed ready for the hold (a third of the window) before it passed: many looks, not two
+    expect(n).toBeGreaterThan(10);
     expect([readFileSync(s.executable, 'utf8'), readFileSync(s.previous, 'utf8')]).toEqual(['new', 'old']);
     expect(readUpdateState(d)).toMatchObject({ phase: 'committed', outcome: 'updated', reported: false });
   });
@@ -280,5 +300,32 @@ describe('a start with an undecided switch-over (probation)', () => {
     const b = host(d, { version: '1.1.0' }, { relay: { sink: 'file' } });
     createUpdateRunner(b.h).atStart();
     expect(b.events).toEqual([]);
+  });
+});
+
+describe('restore (a rollback) ends with an executable at its path, whatever step the switch-over reached', () => {
+  it('Windows: nothing moved yet; both moved; only the first rename done', () => {
+    const d = tmp();
+    const exe = join(d, 'gw.exe');
+    const previous = `${exe}.previous`;
+    // nothing moved (place() failed at its first rename): the old file stays
+    writeFileSync(exe, 'old');
+    restore(exe, previous, 'win32');
+    expect(readFileSync(exe, 'utf8')).toBe('old');
+    // both moved: the new one goes aside, the previous comes back
+    writeFileSync(previous, 'old');
+    writeFileSync(exe, 'new');
+    restore(exe, previous, 'win32');
+    expect([readFileSync(exe, 'utf8'), readFileSync(`${exe}.failed`, 'utf8'), existsSync(previous)]).toEqual(['old', 'new', false]);
+    // only the first rename (exe -> previous) done, the staged one never arrived
+    rmSync(exe);
+    writeFileSync(previous, 'old');
+    restore(exe, previous, 'win32');
+    expect(readFileSync(exe, 'utf8')).toBe('old');
+  });
+
+  it('neither file: an error that says to reinstall, not a silent success', () => {
+    const d = tmp();
+    expect(() => restore(join(d, 'gw'), join(d, 'gw.previous'), 'linux')).toThrow('reinstall the gateway');
   });
 });
