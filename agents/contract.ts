@@ -33,6 +33,23 @@ export interface Finding {
   severity: 'info' | 'warning' | 'error';
   /** One PHI-free sentence: what was found and what to do. */
   summary: string;
+  /** What it is about (a source id, the sink's kind, `disk`), so one code can be active for two sources; none: the gateway. */
+  subject?: string;
+}
+
+/** Free space on the data volume (statfs of the data folder). */
+export interface DiskSpace {
+  freeBytes: number;
+  totalBytes: number;
+  /** `outbox.diskReserveBytes`: below it input is refused (GW_DISK_LOW). */
+  reserveBytes: number;
+}
+
+/** The sink as the relay sees it: connected or not, and its PHI-free detail (`lastError`: a code). */
+export interface SinkView {
+  kind: string;
+  connected: boolean;
+  detail?: Record<string, string | number | boolean>;
 }
 
 export interface ConfigProposal {
@@ -61,8 +78,14 @@ export interface AgentContext {
   resumeSource(id: string): Promise<void>;
   /** Records a proposed config change; returns its id. Nothing is applied here. A secret field cannot be proposed (it throws). */
   proposeConfigChange(p: ConfigProposal): string;
-  /** Publishes a finding on the bus (`agent.finding`) and in status. */
+  /** Publishes a finding on the bus (`agent.finding`) and in status, where it stays active until cleared. */
   publishFinding(f: Finding): void;
+  /** The cause is gone: the finding leaves the active list in status (`agent.finding.cleared`). Nothing happens when it was not active. */
+  clearFinding(code: string, subject?: string): void;
+  /** Free space on the data volume now (one statfs). Rejects when it cannot be read. */
+  diskSpace(): Promise<DiskSpace>;
+  /** The sink's connectivity now. */
+  sink(): SinkView;
 }
 
 export interface Agent {
@@ -70,6 +93,8 @@ export interface Agent {
   start(ctx: AgentContext): Promise<void>;
   stop(): Promise<void>;
   health(): AgentHealth;
+  /** Its full PHI-free report for the admin API (`GET /agents/<id>`): what it watches, what it found, what it did. */
+  report?(): Record<string, unknown>;
 }
 
 /** An agent kind as the registry (agents/index.ts) lists it: it builds its agent from the config, or none when not configured. */

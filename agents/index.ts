@@ -4,7 +4,8 @@
  * PMS detection, mapping suggestions, sync scheduling).
  */
 import type { AgentKind } from './contract.ts';
+import { healthAgentKind } from './health/index.ts';
 
-export const agentKinds: readonly AgentKind[] = [];
+export const agentKinds: readonly AgentKind[] = [healthAgentKind];
 
 export type { Agent, AgentContext, AgentHealth, AgentKind, ConfigProposal, Finding, SourceView } from './contract.ts';

@@ -5,13 +5,14 @@
  * kept (bounded) for status.
  */
 import { randomUUID } from 'node:crypto';
+import { statfs } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { schemaPathOf } from '../config/schema-walk.ts';
 import { SECRET_PATHS, type GatewayConfig } from '../config/schema.ts';
 import type { Clock } from '../gateway/clock.ts';
 import { ownedBus, type EventBus } from '../gateway/event-bus.ts';
 import type { Supervisor } from '../gateway/supervisor.ts';
-import type { Agent, AgentContext, AgentHealth, AgentKind, ConfigProposal, Finding, SourceView } from './contract.ts';
+import type { Agent, AgentContext, AgentHealth, AgentKind, ConfigProposal, Finding, SinkView, SourceView } from './contract.ts';
 
 /** Findings and proposals kept for status, newest last; older ones are dropped (they were on the bus and in the log). */
 const KEEP = 100;
@@ -30,15 +31,25 @@ export interface AgentRunnerDeps {
   sourceSupervisor: Supervisor;
   outboxStats: AgentContext['outboxStats'];
   sources(): SourceView[];
+  /** The data folder: `diskSpace()` reads its volume (absent: agents are told it is not available). */
+  dataDir?: string;
+  sink?: () => SinkView;
 }
+
+/** A finding still true: since when, and when last published. */
+export type ActiveFinding = Finding & { agent: string; since: number; at: number };
 
 export interface AgentRunner {
   readonly agents: readonly Agent[];
   status(): {
     agents: Array<{ id: string; state: string; health: AgentHealth; error?: string }>;
     findings: Array<Finding & { agent: string; at: number }>;
+    /** Findings whose cause is not gone yet (an agent clears them), oldest first. */
+    active: ActiveFinding[];
     proposals: Array<ConfigProposal & { id: string; agent: string; at: number }>;
   };
+  /** One agent's state, health, active findings and its own report (`GET /agents/<id>`); undefined for an unknown id. */
+  report(id: string): Record<string, unknown> | undefined;
 }
 
 export const agentOwner = (id: string) => `agent:${id}`;
@@ -48,6 +59,8 @@ export function createAgentRunner(kinds: readonly AgentKind[], d: AgentRunnerDep
   const agents = kinds.map((k) => k.create(d.config)).filter((a): a is Agent => a !== undefined);
   const findings: Array<Finding & { agent: string; at: number }> = [];
   const proposals: Array<ConfigProposal & { id: string; agent: string; at: number }> = [];
+  const active = new Map<string, ActiveFinding>();
+  const activeKey = (agent: string, code: string, subject?: string) => JSON.stringify([agent, code, subject ?? null]);
   const keep = <T>(list: T[], x: T) => {
     list.push(x);
     if (list.length > KEEP) list.shift();
@@ -96,9 +109,26 @@ export function createAgentRunner(kinds: readonly AgentKind[], d: AgentRunnerDep
         return id;
       },
       publishFinding(f) {
-        keep(findings, { ...f, agent: agent.id, at: d.clock.now() });
+        const at = d.clock.now();
+        keep(findings, { ...f, agent: agent.id, at });
+        const k = activeKey(agent.id, f.code, f.subject);
+        active.set(k, { ...f, agent: agent.id, since: active.get(k)?.since ?? at, at });
         d.bus.emit('agent.finding', { agent: agent.id, ...f });
       },
+      clearFinding(code, subject) {
+        if (!active.delete(activeKey(agent.id, code, subject))) return;
+        d.bus.emit('agent.finding.cleared', { agent: agent.id, code, ...(subject !== undefined ? { subject } : {}) });
+      },
+      async diskSpace() {
+        if (d.dataDir === undefined) throw new Error('free disk space is not available to agents here (no data folder)');
+        const s = await statfs(d.dataDir);
+        return {
+          freeBytes: Number(s.bavail) * Number(s.bsize),
+          totalBytes: Number(s.blocks) * Number(s.bsize),
+          reserveBytes: (d.current ?? (() => d.config))().outbox.diskReserveBytes,
+        };
+      },
+      sink: () => d.sink?.() ?? { kind: 'none', connected: false, detail: { lastError: 'not available to agents here' } },
     };
     void d.supervisor.add({
       id: owner,
@@ -135,8 +165,31 @@ export function createAgentRunner(kinds: readonly AgentKind[], d: AgentRunnerDep
         return { id: a.id, state: d.supervisor.state(id) ?? 'stopped', health, ...(error ? { error } : {}) };
       }),
       findings: [...findings],
+      active: [...active.values()],
       proposals: [...proposals],
     }),
+    report(id) {
+      const a = agents.find((x) => x.id === id);
+      if (!a) return undefined;
+      const owner = agentOwner(id);
+      const error = d.supervisor.errors.get(owner);
+      let health: AgentHealth;
+      let own: Record<string, unknown> = {};
+      try {
+        health = a.health();
+        own = a.report?.() ?? {};
+      } catch {
+        health = { status: 'down', detail: { code: 'GW_AGENT_HEALTH_FAILED' } };
+      }
+      return {
+        id,
+        state: d.supervisor.state(owner) ?? 'stopped',
+        health,
+        ...(error ? { error } : {}),
+        active: [...active.values()].filter((f) => f.agent === id),
+        ...own,
+      };
+    },
   };
 }
 

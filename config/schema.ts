@@ -11,6 +11,7 @@ import { FILE_PROFILE_NAMES } from '../adapters/file/file-profiles.ts';
 import { fhirSourceSchema } from './fhir-schema.ts';
 import { apiSourceSchema } from './api-schema.ts';
 import { cdsHooksSchema } from './cds-hooks-schema.ts';
+import { healthAgentSchema } from '../agents/health/config-schema.ts';
 
 /**
  * Field metadata beside `description` and `default` (read by config/schema-walk.ts):
@@ -626,6 +627,11 @@ export const ConfigSchema = Type.Object(
         "Vendors' own REST APIs (athenahealth, DrChrono, any JSON API) read declaratively: paged, incremental, mapped like database streams.",
     }),
     cdsHooks: cdsHooksSchema,
+    agents: obj(
+      { health: healthAgentSchema },
+      'Local agents that watch the gateway and act on it within limits (agents/README.md). Read at start.',
+      { restart: true },
+    ),
     fileOutputs: Type.Array(
       Type.Object(
         {

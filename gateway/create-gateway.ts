@@ -421,6 +421,8 @@ async function assembleGateway(
     supervisor: services,
     sourceSupervisor: sources,
     outboxStats: () => outbox.stats(),
+    dataDir: paths.dataDir,
+    sink: () => ({ kind: sink.kind, ...sink.health() }),
     sources: () =>
       adapters.map((a) => {
         const error = sources.errors.get(a.id);
@@ -450,6 +452,7 @@ async function assembleGateway(
         ready: () => report.ready(),
         replay: (id) => pipeline.replay(id),
         acknowledgeAlert: (key) => alertBoard.acknowledge(key),
+        agentReport: (id) => agents.report(id),
         reloadConfig: opts.loadConfig ? reloadConfig : undefined,
         fhirJwks: (id) =>
           current.fhir.some((f) => f.id === id) ? createPublicStore(paths.dataDir, id).readPublic('jwks.json') : undefined,

@@ -31,7 +31,9 @@ export interface GatewayEvents {
   /** What the updater decided or did (updater/update-runner.ts): the MQTT sink reports it on up/status. PHI-free. */
   'update.outcome': { outcome: string; from: string; to?: string; reason?: string; commandId?: string };
   /** An agent found something a person or the cloud should know (agents/contract.ts). PHI-free. */
-  'agent.finding': { agent: string; code: string; severity: 'info' | 'warning' | 'error'; summary: string };
+  'agent.finding': { agent: string; code: string; severity: 'info' | 'warning' | 'error'; summary: string; subject?: string };
+  /** The cause of an agent's finding is gone. */
+  'agent.finding.cleared': { agent: string; code: string; subject?: string };
   /** An agent proposes a config change; nothing is applied until a person (or the cloud) accepts it. */
   'agent.proposal': { agent: string; id: string; path: string; value: unknown; reason: string };
   /** A component was started, stopped, paused or resumed through the control surface (agents, admin API). */

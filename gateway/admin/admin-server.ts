@@ -31,6 +31,8 @@ export interface AdminServerOptions {
   replay: (id: string) => Promise<IntakeResult | undefined>;
   /** A person acknowledges an alert that records a past event (a salvaged outbox); conditions still true clear themselves. */
   acknowledgeAlert?: (key: string) => Acknowledgement;
+  /** One agent's report (`GET /agents/:id`: state, health, active findings, what it did); undefined for an agent not running here. */
+  agentReport?: (id: string) => Record<string, unknown> | undefined;
   /** The gateway's id for {@link GATEWAY_HEADER} (default: `gateway.id` of the status document, read once). */
   gatewayId?: string;
   /** Reads the config file again and applies it (validate → plan → apply); absent when the gateway has no file to read. */
@@ -93,6 +95,11 @@ export function createAdminServer(o: AdminServerOptions): AdminServer {
       return reply.code(r.ready ? 200 : 503).send(r);
     });
     app.get('/status', async () => o.status());
+    app.get<{ Params: { id: string } }>('/agents/:id', async (req, reply) => {
+      const r = o.agentReport?.(req.params.id);
+      if (!r) return reply.code(404).send(problem('GW_NOT_FOUND', `no agent ${req.params.id} configured on this gateway`));
+      return r;
+    });
     app.get<{ Params: { id: string } }>('/fhir/:id/jwks.json', async (req, reply) => {
       const jwks = o.fhirJwks?.(req.params.id);
       if (!jwks) return reply.code(404).send(problem('GW_NOT_FOUND', `no FHIR source ${req.params.id} with a client key yet`));

@@ -1,0 +1,107 @@
+/**
+ * The health monitor's diagnosis catalogue: every cause it can name, with its stable code, the
+ * symptoms it is recognised by, the evidence a finding carries (PHI-free: ids, counts, times, error
+ * codes), its severity, and its remedy — what the monitor does by itself (within a budget) and what
+ * a person must do. docs/AGENTS.md is generated from this (`npm run docs`).
+ */
+
+export type HealthCode =
+  | 'AGENT_HEALTH_DISK_FILLING'
+  | 'AGENT_HEALTH_SOURCE_FAILING'
+  | 'AGENT_HEALTH_SOURCE_SILENT'
+  | 'AGENT_HEALTH_SINK_DOWN';
+
+export interface Cause {
+  title: string;
+  /** What it is recognised by. */
+  symptoms: string;
+  /** The evidence fields a finding carries. */
+  evidence: readonly string[];
+  severity: string;
+  /** What the monitor does by itself; undefined: nothing (it only reports). */
+  automatic?: string;
+  /** What a person must do. */
+  person: string;
+  /** How the finding clears. */
+  clears: string;
+}
+
+export const HealthCatalogue: Readonly<Record<HealthCode, Cause>> = {
+  AGENT_HEALTH_DISK_FILLING: {
+    title: 'The data disk will reach its reserve soon at the current rate',
+    symptoms:
+      'Free space on the data volume (statfs of the data folder, sampled every `pollMs`) falls steadily: a least-squares line through the samples of the last `agents.health.disk.windowMs` (at least 3 samples over `minSpanMs`) reaches `outbox.diskReserveBytes`, where input is refused, within `warnHours`. Space freed (a rise of 1 MiB or more) starts the trend again.',
+    evidence: ['freeBytes', 'reserveBytes', 'bytesPerHour', 'hoursLeft', 'samples', 'spanMinutes'],
+    severity: 'warning; error within `errorHours` or once at or below the reserve',
+    person:
+      'Find what fills the data volume (the outbox grows when the cloud link is down: see AGENT_HEALTH_SINK_DOWN; other programs; logs) and free space, or move the data folder to a larger disk. Pruning is not done automatically yet.',
+    clears: 'when the trend no longer reaches the reserve within `warnHours` × 1.25 (or space was freed).',
+  },
+  AGENT_HEALTH_SOURCE_FAILING: {
+    title: 'A source fails to start, or its reads fail',
+    symptoms:
+      'A source adapter the supervisor could not start (state `failed`, with the code of its last attempt), or one running whose health is `down` with an error code (a database poll failing), for longer than `agents.health.source.failingAfterMs`.',
+    evidence: ['source', 'state', 'error', 'failingSince', 'restarts (this hour)', 'restartsPerHour'],
+    severity: 'error',
+    automatic:
+      'Restarts that one source (stop, start) at most `restartsPerHour` times in any hour, waiting `backoffInitialMs` after a restart that did not help, doubled each time up to `backoffMaxMs`; each restart is kept in the history with the state before and after.',
+    person:
+      'Once the budget is spent the finding says so; fix what the error code names: EADDRINUSE another program holds the port (free it or change the port); EACCES a port below 1024 or a file not readable; ECONNREFUSED/ETIMEDOUT/EHOSTUNREACH the PMS server or database is down or unreachable (start it, check the address and firewall); ENOTFOUND its host name does not resolve; 28P01/ER_ACCESS_DENIED_ERROR/ELOGIN the login was refused (the password was probably changed: update it in the config). Run `eyewear-gateway db check` for a database.',
+    clears: 'when the source runs again (after a restart, its own retry, or a person’s fix).',
+  },
+  AGENT_HEALTH_SOURCE_SILENT: {
+    title: 'A source has gone quiet against its usual rhythm',
+    symptoms:
+      'A running source whose intakes (accepted, duplicate, ignored or rejected) came at a learned rhythm — the median gap between arrivals in the last `agents.health.silence.lookbackMs`, from at least `minGaps` gaps — has sent nothing for `factor` × that gap and at least `minSilenceMs`. The rhythm is learned simply: it does not know clinic hours or weekdays, so a quiet evening after a busy day can raise it (and it clears with the first message next morning).',
+    evidence: ['source', 'lastMessageAt', 'silentForMinutes', 'medianGapSeconds', 'gaps', 'openConnections (a listener)'],
+    severity: 'warning',
+    person:
+      'Check the sending system: for an HL7 feed, the PMS’s interface engine (is its outbound queue stopped or backed up, did it lose its connection settings?). Open connections that stay open while nothing arrives point at the sender, not the network.',
+    clears: 'with the next message from that source.',
+  },
+  AGENT_HEALTH_SINK_DOWN: {
+    title: 'The cloud link (sink) is disconnected',
+    symptoms:
+      'The sink reports itself disconnected for longer than `agents.health.sink.downAfterMs`; records wait in the outbox meanwhile (nothing is lost).',
+    evidence: ['sink', 'lastError', 'downSince', 'pending', 'oldestAgeSeconds'],
+    severity: 'error',
+    person:
+      'From the sink’s error code: ECONNREFUSED the broker or server is not listening at the configured URL (check `mqtt.url`/`https.url`); ENOTFOUND/EAI_AGAIN the name does not resolve (DNS, or no internet); ETIMEDOUT/EHOSTUNREACH/ENETUNREACH no route (the internet link or a firewall); a TLS or certificate code: see the sink’s `lastErrorAction` in `/status`; `Not authorized`/`Bad username or password`: the broker refused our login or certificate (re-enrol the gateway).',
+    clears: 'when the sink is connected again.',
+  },
+};
+
+/** docs/AGENTS.md: the catalogue as a table and one section per cause. */
+export function renderHealthCatalogue(): string {
+  const esc = (s: string) => s.replaceAll('|', '\\|');
+  const rows = Object.entries(HealthCatalogue).map(
+    ([code, c]) => `| \`${code}\` | ${esc(c.title)} | ${esc(c.severity)} | ${c.automatic ? 'restart, within a budget' : 'a person'} |`,
+  );
+  const sections = Object.entries(HealthCatalogue).map(([code, c]) =>
+    [
+      `### \`${code}\``,
+      '',
+      `**${c.title}.** Severity: ${c.severity}.`,
+      '',
+      `- **Symptoms:** ${c.symptoms}`,
+      `- **Evidence:** ${c.evidence.map((e) => `\`${e}\``).join(', ')}`,
+      `- **Automatic remedy:** ${c.automatic ?? 'none: the monitor only reports it.'}`,
+      `- **What a person must do:** ${c.person}`,
+      `- **Clears:** ${c.clears}`,
+      '',
+    ].join('\n'),
+  );
+  return [
+    '# Agents: diagnosis catalogue',
+    '',
+    '<!-- generated from agents/health/catalogue.ts by `npm run docs`; do not edit by hand -->',
+    '',
+    'The health monitor (`agents/health/`, config `agents.health`) names each cause it finds with a stable code. A finding has a severity, its code, a subject (a source id, the sink kind, `disk`) and the time it was first seen; it is published once (`agent.finding` on the bus, the log, `/status` `agents.active`, `GET /agents/health`), updated silently while it lasts (published again only when its severity changes), and cleared by itself when the cause is gone (`agent.finding.cleared`). Evidence is PHI-free: ids, counts, times and error codes.',
+    '',
+    '| Code | Cause | Severity | Remedy |',
+    '| --- | --- | --- | --- |',
+    ...rows,
+    '',
+    ...sections,
+  ].join('\n');
+}

@@ -1,0 +1,73 @@
+/**
+ * The `agents.health` config section: whether the health monitor runs, how often it looks, when a
+ * symptom becomes a finding, and the budget of each remedy it may apply by itself.
+ */
+import { Type } from '@sinclair/typebox';
+
+const MIN = 60_000;
+const ms = (def: number, minimum: number, description: string) => Type.Integer({ minimum, default: def, description });
+const section = <T extends Parameters<typeof Type.Object>[0]>(props: T, description: string) =>
+  Type.Object(props, { additionalProperties: false, default: {}, description });
+
+export const healthAgentSchema = section(
+  {
+    enabled: Type.Boolean({
+      default: false,
+      description:
+        'Run the health monitor (agents/health/): it samples the data disk, the sources and the sink every `pollMs`, names causes from its catalogue (docs/AGENTS.md), restarts a failing source within its budget, and shows its findings in `/status` and `GET /agents/health`.',
+    }),
+    pollMs: ms(
+      30_000,
+      1000,
+      'How often it samples (one statfs of the data folder and the components’ own health: microseconds of CPU a sample).',
+    ),
+    historySize: Type.Integer({
+      minimum: 1,
+      maximum: 1000,
+      default: 50,
+      description: 'Remedies kept in its local history (oldest dropped first).',
+    }),
+    disk: section(
+      {
+        windowMs: ms(2 * 3600_000, MIN, 'The free-space samples the trend is drawn from (least squares over this window).'),
+        minSpanMs: ms(10 * MIN, MIN, 'The samples must span at least this long before any prediction is made.'),
+        warnHours: Type.Number({
+          minimum: 0,
+          default: 24,
+          description: 'Predicted to reach the reserve within this many hours: a warning.',
+        }),
+        errorHours: Type.Number({ minimum: 0, default: 6, description: 'Within this many hours: an error.' }),
+      },
+      'AGENT_HEALTH_DISK_FILLING: the data disk’s free space and its trend.',
+    ),
+    silence: section(
+      {
+        lookbackMs: ms(6 * 3600_000, MIN, 'The arrivals the usual rhythm is learned from (the median gap between them).'),
+        minGaps: Type.Integer({ minimum: 2, default: 5, description: 'Gaps needed before a rhythm is claimed at all.' }),
+        factor: Type.Number({ minimum: 1, default: 4, description: 'Silent when quiet for this many usual gaps…' }),
+        minSilenceMs: ms(15 * MIN, MIN, '…and for at least this long.'),
+      },
+      'AGENT_HEALTH_SOURCE_SILENT: a source quiet against its usual rhythm.',
+    ),
+    source: section(
+      {
+        failingAfterMs: ms(2 * MIN, 0, 'A source down this long (its own retries having failed) is a finding, and a restart is tried.'),
+        restartsPerHour: Type.Integer({
+          minimum: 0,
+          default: 3,
+          description: 'Restarts of one source the monitor may make in any hour (0: none, it only reports).',
+        }),
+        backoffInitialMs: ms(5 * MIN, 0, 'Wait after a restart that did not help before the next one; doubled each time.'),
+        backoffMaxMs: ms(60 * MIN, 0, 'Longest wait between two restarts of one source.'),
+      },
+      'AGENT_HEALTH_SOURCE_FAILING: a source that fails to start or whose reads fail, and its bounded restarts.',
+    ),
+    sink: section(
+      {
+        downAfterMs: ms(10 * MIN, 0, 'The sink disconnected this long is a finding (what a person must do, from its error code).'),
+      },
+      'AGENT_HEALTH_SINK_DOWN: the cloud link.',
+    ),
+  },
+  'The health monitor: signals, diagnoses from a catalogue, bounded remedies (issue 17).',
+);
