@@ -1,0 +1,99 @@
+/**
+ * A real gateway (real MLLP listener, SQLite outbox, admin API on loopback) with the health monitor
+ * running on a manual clock: a test moves time with `step` and the monitor polls once per step.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { validateConfig } from '../../../config/load.ts';
+import type { GatewayConfig } from '../../../config/schema.ts';
+import { createManualClock, type ManualClock } from '../../../gateway/clock.ts';
+import { createGateway, type Gateway } from '../../../gateway/create-gateway.ts';
+import type { GatewayEvents } from '../../../gateway/event-bus.ts';
+import { createLogger } from '../../../gateway/logger.ts';
+import { createHealthAgent, type HealthAgent } from '../../../agents/health/health-agent.ts';
+
+export interface HealthRig {
+  gw: Gateway;
+  clock: ManualClock;
+  agent: HealthAgent;
+  config: GatewayConfig;
+  logs: string[];
+  findings: GatewayEvents['agent.finding'][];
+  cleared: GatewayEvents['agent.finding.cleared'][];
+  controls: GatewayEvents['component.control'][];
+  /** Moves the clock by `ms` and waits for the poll it starts, and for any source start it set off. */
+  step(ms: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export const POLL_MS = 60_000;
+export const START = Date.UTC(2026, 2, 2, 8, 0, 0);
+
+function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...base };
+  for (const [k, v] of Object.entries(over))
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) ? merge((out[k] as Record<string, unknown>) ?? {}, v as Record<string, unknown>) : v;
+  return out;
+}
+
+export async function startHealthRig(overrides: Record<string, unknown> = {}, o: { dataDir?: string } = {}): Promise<HealthRig> {
+  const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'ewml-health-'));
+  const raw = merge(
+    {
+      gateway: { dataDir, timezone: 'UTC' },
+      hl7: { port: 0 },
+      admin: { port: 0 },
+      relay: { idlePollMs: POLL_MS },
+      agents: { health: { enabled: true, pollMs: POLL_MS } },
+    },
+    overrides,
+  );
+  const v = validateConfig(raw);
+  if (!v.ok) throw new Error(`bad test config: ${JSON.stringify(v.problems)}`);
+  const logs: string[] = [];
+  const dest = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(...String(chunk).split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const logger = createLogger({ level: 'info', destination: dest as unknown as Parameters<typeof createLogger>[0]['destination'] });
+  const clock = createManualClock(START);
+  const agent = createHealthAgent(v.config.agents.health);
+  const gw = await createGateway({ config: v.config, logger, clock, agents: [{ kind: 'health', create: () => agent }] });
+  const findings: HealthRig['findings'] = [];
+  const cleared: HealthRig['cleared'] = [];
+  const controls: HealthRig['controls'] = [];
+  gw.parts.bus.on('agent.finding', (e) => findings.push(e));
+  gw.parts.bus.on('agent.finding.cleared', (e) => cleared.push(e));
+  gw.parts.bus.on('component.control', (e) => controls.push(e));
+  await gw.start();
+  const settle = async () => {
+    for (let i = 0; i < 500; i++) {
+      await agent.settled();
+      const busy = gw.parts.sources.ids().some((id) => gw.parts.sources.state(id) === 'starting');
+      if (!busy) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    throw new Error('a source stayed in "starting" for 2.5 s of real time');
+  };
+  await settle();
+  return {
+    gw,
+    clock,
+    agent,
+    config: v.config,
+    logs,
+    findings,
+    cleared,
+    controls,
+    async step(ms) {
+      clock.advance(ms);
+      await settle();
+    },
+    stop: () => gw.stop(),
+  };
+}
