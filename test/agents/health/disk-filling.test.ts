@@ -22,7 +22,10 @@ describe('health monitor: the data disk fills', () => {
   it('predicts the hours left from the trend, escalates, and clears when space is freed', async () => {
     const rig = await startHealthRig({ outbox: { diskReserveBytes: 8 * MiB } }, { dataDir: disk.dir });
     const filler = join(disk.dir, 'other-program.log');
-    type Report = { disk: { freeBytes: number; bytesPerHour?: number; hoursLeft?: number; samples: number }; findings: Array<{ code: string; severity: string; evidence: Record<string, number> }> };
+    type Report = {
+      disk: { freeBytes: number; bytesPerHour?: number; hoursLeft?: number; samples: number };
+      findings: Array<{ code: string; severity: string; evidence: Record<string, number> }>;
+    };
     const report = () => rig.gw.parts.agents.report('health') as Report;
     try {
       // 64 KiB a minute: 3.75 MiB an hour, so ~40 MiB over the reserve lasts hours (a warning)

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { validateConfig } from '../../../config/load.ts';
 import type { GatewayConfig } from '../../../config/schema.ts';
+import type { SourceKindEntry } from '../../../adapters/contracts.ts';
 import { createManualClock, type ManualClock } from '../../../gateway/clock.ts';
 import { createGateway, type Gateway } from '../../../gateway/create-gateway.ts';
 import type { GatewayEvents } from '../../../gateway/event-bus.ts';
@@ -39,7 +40,10 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
   return out;
 }
 
-export async function startHealthRig(overrides: Record<string, unknown> = {}, o: { dataDir?: string } = {}): Promise<HealthRig> {
+export async function startHealthRig(
+  overrides: Record<string, unknown> = {},
+  o: { dataDir?: string; sources?: readonly SourceKindEntry[] } = {},
+): Promise<HealthRig> {
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'ewml-health-'));
   const raw = merge(
     {
@@ -63,7 +67,13 @@ export async function startHealthRig(overrides: Record<string, unknown> = {}, o:
   const logger = createLogger({ level: 'info', destination: dest as unknown as Parameters<typeof createLogger>[0]['destination'] });
   const clock = createManualClock(START);
   const agent = createHealthAgent(v.config.agents.health);
-  const gw = await createGateway({ config: v.config, logger, clock, agents: [{ kind: 'health', create: () => agent }] });
+  const gw = await createGateway({
+    config: v.config,
+    logger,
+    clock,
+    agents: [{ kind: 'health', create: () => agent }],
+    ...(o.sources ? { sources: o.sources } : {}),
+  });
   const findings: HealthRig['findings'] = [];
   const cleared: HealthRig['cleared'] = [];
   const controls: HealthRig['controls'] = [];
