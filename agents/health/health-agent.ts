@@ -202,7 +202,8 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
 
   /** The error code of a source that is failing now, or undefined. */
   function failure(v: SourceView): string | undefined {
-    if (v.state === 'failed') return v.error ?? 'unknown';
+    // 'starting' with an error: the supervisor's retry after a failed start, not a success yet
+    if (v.state === 'failed' || (v.state === 'starting' && v.error !== undefined)) return v.error ?? 'unknown';
     const e = v.health.detail?.error;
     if (v.state === 'running' && v.health.status === 'down' && e !== undefined) return String(e);
     return undefined;
@@ -229,6 +230,12 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
   function checkSources(now: number, views: SourceView[], seen: Set<string>): string[] {
     const toRestart: string[] = [];
     for (const v of views) {
+      // a first start under way tells nothing yet (a retry after a failure still carries that failure's code)
+      if (v.state === 'starting' && v.error === undefined) {
+        const k = keyOf('AGENT_HEALTH_SOURCE_FAILING', v.id);
+        if (active.has(k)) seen.add(k);
+        continue;
+      }
       const err = failure(v);
       if (err === undefined) {
         if (failingSince.delete(v.id)) budgets.get(v.id)?.reset();

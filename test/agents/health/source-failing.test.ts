@@ -7,6 +7,7 @@
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RemedyRecord } from '../../../agents/health/health-agent.ts';
+import { freePort } from '../../support/net.ts';
 import { POLL_MS, START, startHealthRig, type HealthRig } from './health-gateway.ts';
 
 const MIN = 60_000;
@@ -93,5 +94,38 @@ describe('health monitor: a source fails to start', () => {
     expect(rig.controls.filter((c) => c.by === 'agent:health')).toEqual([]);
     expect(rig.findings.map((f) => [f.code, f.subject])).toEqual([['AGENT_HEALTH_SOURCE_FAILING', 'hl7v2']]);
     expect(rig.findings[0].summary).toContain('restart budget spent (0 of 0 this hour)');
+  });
+});
+
+describe('health monitor: a database source pointed at a closed port', () => {
+  it('names ECONNREFUSED with what to do, and restarts it within budget', async () => {
+    const closed = await freePort();
+    rig = await startHealthRig({
+      hl7: { enabled: false },
+      databases: [
+        {
+          id: 'pms',
+          engine: 'postgres',
+          host: '127.0.0.1',
+          port: closed,
+          user: 'reader',
+          database: 'pms',
+          password: 'pw',
+          profile: 'practice-studio',
+        },
+      ],
+    });
+    expect(rig.gw.parts.sources.state('pms')).toBe('failed');
+    for (let m = 1; m <= 60; m++) await rig.step(POLL_MS);
+    const report = rig.gw.parts.agents.report('health') as { remedies: RemedyRecord[] };
+    expect(report.remedies.map((r) => [r.at, r.subject, r.outcome, r.before.error, r.after.error])).toEqual([
+      [at(2), 'pms', 'not-healed', 'ECONNREFUSED', 'ECONNREFUSED'],
+      [at(7), 'pms', 'not-healed', 'ECONNREFUSED', 'ECONNREFUSED'],
+      [at(17), 'pms', 'not-healed', 'ECONNREFUSED', 'ECONNREFUSED'],
+    ]);
+    expect(rig.findings.map((f) => [f.code, f.subject, f.severity])).toEqual([['AGENT_HEALTH_SOURCE_FAILING', 'pms', 'error']]);
+    expect(rig.findings[0].summary).toContain(
+      '(ECONNREFUSED) since 2026-03-02T08:00:00.000Z; restarting it now; what to do: the PMS server or database is down or unreachable',
+    );
   });
 });
