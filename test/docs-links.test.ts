@@ -1,6 +1,6 @@
 /**
- * Every relative link in the docs a newcomer reads (README.md, docs/*.md, the top-level Markdown
- * files and the folders' READMEs) names a file that exists, and a `#fragment` names a heading in
+ * Every relative link in the docs a newcomer reads (README.md, docs/*.md, docs/integrations/*.md,
+ * the top-level Markdown files and the folders' READMEs) names a file that exists, and a `#fragment` names a heading in
  * it (GitHub's slugs). Links into ../shared (the architecture beside the clone, as CI has it) are
  * checked when that folder is there.
  */
@@ -22,7 +22,12 @@ function docs(): string[] {
   const folders = readdirSync(root).filter((d) => !d.startsWith('.') && d !== 'node_modules' && statSync(join(root, d)).isDirectory());
   const readmes = folders.map((d) => `${d}/README.md`).filter((f) => existsSync(join(root, f)));
   const samples = existsSync(join(root, 'examples/samples/README.md')) ? ['examples/samples/README.md'] : [];
-  return [...top, ...inDocs, ...readmes, ...samples].sort();
+  const guides = existsSync(join(root, 'docs/integrations'))
+    ? readdirSync(join(root, 'docs/integrations'))
+        .filter((f) => f.endsWith('.md'))
+        .map((f) => `docs/integrations/${f}`)
+    : [];
+  return [...top, ...inDocs, ...readmes, ...samples, ...guides].sort();
 }
 
 /** The Markdown text with fenced code blocks and inline code spans blanked out (links there are examples, not links). */
