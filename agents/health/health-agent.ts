@@ -189,7 +189,9 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
     lastDisk.bytesPerHour = bytesPerHour;
     lastDisk.hoursLeft = Math.round(hoursLeft * 10) / 10;
     if (hoursLeft > cfg.disk.warnHours * (active.has(k) ? 1.25 : 1)) return;
-    const severity: Severity = hoursLeft <= cfg.disk.errorHours ? 'error' : 'warning';
+    // an error steps back to a warning only with a margin, so a rate hovering at errorHours does not flap
+    const wasError = active.get(k)?.severity === 'error';
+    const severity: Severity = hoursLeft <= cfg.disk.errorHours * (wasError ? 1.25 : 1) ? 'error' : 'warning';
     raise(
       seen,
       'AGENT_HEALTH_DISK_FILLING',
