@@ -177,6 +177,13 @@ export const ErrorCodes = {
     action:
       'Check the pinned release keys and the gateway clock; the cloud team must publish a freshly signed manifest for this platform and version.',
   },
+  GW_UPDATE_ROLLED_BACK: {
+    retry: 'permanent',
+    summary:
+      'A new version did not pass its health gate (not ready, its sink not connected, it exited, hung or did not start) and the previous executable was put back by itself; the previous version runs. The reason is in `eyewear-gateway update status` and on up/status.',
+    action:
+      'Nothing at the practice. The cloud team reads the reason, fixes the release and publishes a newer version: this one is not tried again on this gateway.',
+  },
   GW_ENROLMENT_CODE_REFUSED: {
     retry: 'permanent',
     summary:

@@ -17,6 +17,7 @@ import { writeFileAtomic } from '../gateway/crypto/key-file.ts';
 import { GatewayError } from '../gateway/errors.ts';
 import {
   createDeviceKeyRequest,
+  DEVICE_REQUEST_NAME,
   endpointUrl,
   type EnrolmentRecord,
   identityDir,
@@ -74,7 +75,7 @@ export async function enrolGateway(o: EnrolOptions): Promise<EnrolOutcome> {
         : `a damaged identity (${existing.problem})`;
     throw new GatewayError('GW_ALREADY_ENROLLED', `${existing.dir} already holds ${what}; pass --force to replace it`);
   }
-  const { keyPem, csrPem } = await createDeviceKeyRequest('eyewear-gateway');
+  const { keyPem, csrPem } = await createDeviceKeyRequest(DEVICE_REQUEST_NAME);
   const answer = await requestEnrolment(o.cloudUrl, code, csrPem, { ca: o.caPem });
   const cert = new X509Certificate(answer.certificate);
   if (!cert.checkPrivateKey(createPrivateKey(keyPem)))

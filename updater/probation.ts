@@ -10,6 +10,8 @@
  * - **interrupted**: this process is the old version, started again before any verdict (a power cut
  *   or a crash during the switch-over): the switch-over did not happen; it is recorded as rolled back.
  */
+import { readFileSync, rmSync } from 'node:fs';
+import { writeFileAtomic } from '../gateway/crypto/key-file.ts';
 import { pidAlive } from '../gateway/data-lease.ts';
 import { holdMs, restore, UPDATE_FROM_ENV } from './switch-over.ts';
 import { appendHistory, readUpdateState, writeUpdateState, type UpdateState } from './update-state.ts';
@@ -101,4 +103,68 @@ export async function selfGate(o: SelfGateOptions): Promise<{ passed: true } | {
   writeUpdateState(o.dataDir, { ...o.state, phase: 'rolled-back', outcome: 'rolled-back', reason, reported: false, at });
   appendHistory(o.dataDir, { at, event: 'rolled-back', from: o.state.from, to: o.state.to, reason });
   return { passed: false, reason };
+}
+
+/**
+ * Restart mode's marker beside the executable, `<exe>.probation.json`: written by the old process
+ * once the new file is in place, counted by every start of the new version before it reads its
+ * config, removed when its gate decided. A start that finds a count already taken knows the last
+ * start of this version ended with no verdict — it exited (a config it refuses, a migration that
+ * failed, a crash), hung or was killed before its gate — and puts the previous executable back
+ * before anything else can fail: the service manager then starts the previous version.
+ */
+export interface ProbationMarker {
+  from: string;
+  to: string;
+  previous: string;
+  /** The data folder, as the old version's config named it (this version may not be able to read its config). */
+  dataDir: string;
+  starts: number;
+}
+
+export const probationMarkerOf = (exe: string): string => `${exe}.probation.json`;
+
+export function writeProbationMarker(exe: string, m: ProbationMarker): void {
+  writeFileAtomic(probationMarkerOf(exe), Buffer.from(`${JSON.stringify(m)}\n`));
+}
+
+export function removeProbationMarker(exe: string): void {
+  rmSync(probationMarkerOf(exe), { force: true });
+}
+
+/** At the very start of `start`: counts this start, or restores the previous executable (returns why). */
+export function launchGuard(
+  exe: string | undefined,
+  version: string,
+  o: { platform?: NodeJS.Platform; now?: () => number } = {},
+): { restored: false } | { restored: true; reason: string } {
+  if (!exe) return { restored: false };
+  const file = probationMarkerOf(exe);
+  let m: ProbationMarker;
+  try {
+    m = JSON.parse(readFileSync(file, 'utf8')) as ProbationMarker;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { restored: false };
+    // written atomically: unreadable means a disk fault; it cannot be trusted to restore anything
+    rmSync(file, { force: true });
+    return { restored: false };
+  }
+  if (m.to !== version) {
+    // the previous version runs (restored, or never switched): the marker is stale
+    removeProbationMarker(exe);
+    return { restored: false };
+  }
+  if (m.starts < 1) {
+    writeProbationMarker(exe, { ...m, starts: m.starts + 1 });
+    return { restored: false };
+  }
+  const reason = `${m.to} did not reach its health gate: its last start ended (it exited, hung or was stopped) before it was judged`;
+  restore(exe, m.previous, o.platform ?? process.platform);
+  removeProbationMarker(exe);
+  const at = new Date((o.now ?? Date.now)()).toISOString();
+  const s = readUpdateState(m.dataDir);
+  if (s && !s.outcome && s.to === m.to)
+    writeUpdateState(m.dataDir, { ...s, phase: 'rolled-back', outcome: 'rolled-back', reason, reported: false, at });
+  appendHistory(m.dataDir, { at, event: 'rolled-back', from: m.from, to: m.to, reason });
+  return { restored: true, reason };
 }

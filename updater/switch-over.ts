@@ -28,6 +28,7 @@ import { dirname } from 'node:path';
 import { fsyncDir } from '../gateway/crypto/key-file.ts';
 import { HANDOVER_ENV } from '../gateway/data-lease.ts';
 import { GatewayError } from '../gateway/errors.ts';
+import { writeProbationMarker } from './probation.ts';
 import { appendHistory, writeUpdateState, type UpdateState } from './update-state.ts';
 
 /** The environment variable that tells the new process which version it replaces (its status shows it). */
@@ -246,6 +247,7 @@ export async function switchOver(o: SwitchOverOptions): Promise<SwitchOutcome> {
   if (!reason && mode === 'restart') {
     // the new version judges its own gate once the service manager started it (probation.ts)
     writeUpdateState(o.dataDir, { ...state, phase: 'probation', mode: 'restart', at: at() });
+    writeProbationMarker(o.executable, { from: o.from, to: o.to, previous, dataDir: o.dataDir, starts: 0 });
     o.log(
       'info',
       { code: 'GW_UPDATE', from: o.from, to: o.to },

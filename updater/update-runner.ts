@@ -22,7 +22,7 @@ import { GatewayError, isGatewayError } from '../gateway/errors.ts';
 import { downloadTarget } from './download.ts';
 import { inCohort, verifyManifest } from './manifest.ts';
 import { pidAlive } from '../gateway/data-lease.ts';
-import { markInterrupted, selfGate, startVerdict } from './probation.ts';
+import { markInterrupted, removeProbationMarker, selfGate, startVerdict } from './probation.ts';
 import { switchOver, type SwitchOutcome } from './switch-over.ts';
 import { appendHistory, readHistory, readUpdateState, writeUpdateState, type UpdateState } from './update-state.ts';
 
@@ -233,6 +233,7 @@ export function createUpdateRunner(h: UpdateHost): UpdateRunner {
       sinkConnected: h.sinkConnected,
     }).then(
       (r) => {
+        if (h.executable) removeProbationMarker(h.executable);
         if (r.passed) runner.reportPending();
         else {
           h.log(

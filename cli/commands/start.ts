@@ -10,6 +10,8 @@ import { createServiceNotifier, gatewayServiceHealth, type ServiceNotifier } fro
 import { startProblem } from '../../gateway/status-report.ts';
 import { gatewayVersion } from '../../gateway/version.ts';
 import { createLogger } from '../../gateway/logger.ts';
+import { isSea } from 'node:sea';
+import { launchGuard } from '../../updater/probation.ts';
 import { createUpdateRunner, updateExecutable, type UpdateRunner } from '../../updater/update-runner.ts';
 import type { CliCommand, CliIo } from '../command.ts';
 
@@ -33,6 +35,14 @@ export const startCommand: CliCommand = {
 };
 
 async function start(configFile: string | undefined, io: CliIo): Promise<number | null> {
+  // before anything that can fail: a new version whose last start ended unjudged is replaced by the previous one
+  const guard = launchGuard(isSea() ? process.execPath : undefined, gatewayVersion());
+  if (guard.restored) {
+    io.err(
+      `error GW_UPDATE_ROLLED_BACK: ${guard.reason}; the previous executable is back\nwhat to do: nothing; the service manager starts the previous version (exit 1)`,
+    );
+    return 1;
+  }
   const config = io.loadConfig(configFile);
   // a start that must stop (GW_DATA_DIR_IN_USE, GW_KEY_MISSING, GW_OUTBOX_IO…) says its code, the path and what to do: no stack, no SQLite text
   const refused = (e: GatewayError) => {

@@ -13,6 +13,9 @@
  */
 import { webcrypto } from 'node:crypto';
 
+/** The subject a device's request names, at enrolment and renewal alike: the cloud sets the certificate's real subject (gateway and tenant), and a gateway id may be longer than a request's 64-character name. */
+export const DEVICE_REQUEST_NAME = 'eyewear-gateway';
+
 export interface DeviceKeyRequest {
   /** The private key, PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`). */
   keyPem: string;

@@ -12,7 +12,7 @@ import { finishInterruptedEnrolment, readIdentity } from './identity-store.ts';
 import { createIdentityLink, type DeviceIdentityLink } from './renewal.ts';
 
 export { deviceCertificateCheck, type DeviceCertificateCheckResult } from './certificate-check.ts';
-export { createDeviceKeyRequest } from './device-key.ts';
+export { createDeviceKeyRequest, DEVICE_REQUEST_NAME } from './device-key.ts';
 export { endpointUrl, requestEnrolment, requestRenewal, type EnrolmentResponse } from './enrolment-client.ts';
 export {
   identityDir,

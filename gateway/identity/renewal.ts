@@ -25,7 +25,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../clock.ts';
 import { ErrorCodes, type ErrorCode, GatewayError, isGatewayError } from '../errors.ts';
-import { createDeviceKeyRequest } from './device-key.ts';
+import { createDeviceKeyRequest, DEVICE_REQUEST_NAME } from './device-key.ts';
 import { requestRenewal } from './enrolment-client.ts';
 import { confirmPending, type DeviceIdentity, discardPending, readIdentity, stagePending } from './identity-store.ts';
 
@@ -150,7 +150,7 @@ export function createIdentityLink(o: IdentityLinkOptions): DeviceIdentityLink {
     const serial = id.certificate.serial;
     o.logger.info({ serial, notAfter: id.certificate.notAfter }, 'device certificate: renewing');
     try {
-      const { keyPem, csrPem } = await createDeviceKeyRequest(id.record.gatewayId);
+      const { keyPem, csrPem } = await createDeviceKeyRequest(DEVICE_REQUEST_NAME);
       const certPem = await renew(id.record.cloudUrl, csrPem, { ca: id.cloudCaPem, cert: id.certPem, key: id.keyPem });
       if (!running) return;
       // an answer that is not a current certificate for the new key is a failed renewal, never stored

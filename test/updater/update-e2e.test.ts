@@ -23,7 +23,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -147,6 +147,7 @@ const fx = {
   v100: string;
   v101: string;
   v102: string;
+  v103: string;
   broker: Broker;
   cloud: MqttReferenceCloud;
   releases: ReleaseServer;
@@ -182,7 +183,15 @@ beforeAll(async () => {
     "if (!s.startedAt()) reasons.push('gateway not running');\n    reasons.push('this build is broken on purpose (the rollback test)');",
   );
   fx.v102 = build(broken, '1.0.2', join(fx.dir, 'build-102'));
-  console.log(`built 1.0.0, 1.0.1 and a broken 1.0.2 in ${Math.round((Date.now() - t0) / 1000)} s`);
+  // and one that exits at every start, after the launch guard and before it reads its config (a release that cannot start)
+  const crashing = patchedCopy(
+    join(fx.dir, 'src-crashing'),
+    'cli/commands/start.ts',
+    '  const config = io.loadConfig(configFile);',
+    "  if (process.env.PATH !== '') process.exit(3);\n  const config = io.loadConfig(configFile);",
+  );
+  fx.v103 = build(crashing, '1.0.3', join(fx.dir, 'build-103'));
+  console.log(`built 1.0.0, 1.0.1, a broken 1.0.2 and a crashing 1.0.3 in ${Math.round((Date.now() - t0) / 1000)} s`);
   fx.broker = await startMosquitto();
   fx.cloud = await startMqttReferenceCloud({ url: fx.broker.url, privateKey: fx.keys.privateKey });
   fx.releases = await startReleaseServer();
@@ -208,7 +217,7 @@ afterAll(async () => {
 /**
  * One installed gateway (its own folder, ports and identity) running `version`'s executable, as a
  * service manager runs it: with `restartOnFailure`, a non-zero exit starts the executable again
- * (at most 6 starts), as systemd's Restart=on-failure and WinSW's onfailure do.
+ * (at most 10 starts), as systemd's Restart=on-failure and WinSW's onfailure do.
  */
 async function installGateway(id: string, o: { mode: 'hand-over' | 'restart'; windowSeconds: number; restartOnFailure: boolean }) {
   const home = join(fx.dir, id);
@@ -262,7 +271,7 @@ async function installGateway(id: string, o: { mode: 'hand-over' | 'restart'; wi
     for (const s of [c.stdout!, c.stderr!]) s.setEncoding('utf8').on('data', (d: string) => fx.output.push(`[${id}] ${d}`));
     c.once('exit', (code) => {
       exits.push(code);
-      if (!stopping && o.restartOnFailure && code !== 0 && starts < 6) setTimeout(launch, 200);
+      if (!stopping && o.restartOnFailure && code !== 0 && starts < 10) setTimeout(launch, 200);
     });
     current = c;
   };
@@ -442,6 +451,27 @@ describe("restart mode (Windows' way): the service manager starts the new versio
     expect(readHistory(gw.dataDir).map((e) => [e.event, e.from, e.to])).toEqual([
       ['applied', '1.0.0', '1.0.1'],
       ['rolled-back', '1.0.1', '1.0.2'],
+    ]);
+  }, 240_000);
+
+  it('a release that exits at every start is put back by its own second start, before it reads its config; 1.0.1 reports the rollback', async () => {
+    explainFailure();
+    await gw.command('rst-3', publishRelease('1.0.3', fx.v103));
+    await waitFor(() => gw.outcomes('update-outcome', 'commandId', 'rst-3').length > 0, 120_000, 'update-outcome for rst-3');
+    const rolled = gw.outcomes('update-outcome', 'commandId', 'rst-3')[0];
+    expect(rolled).toMatchObject({ outcome: 'rolled-back', from: '1.0.1', to: '1.0.3' });
+    expect(String(rolled.reason)).toBe(
+      '1.0.3 did not reach its health gate: its last start ended (it exited, hung or was stopped) before it was judged',
+    );
+    // 1.0.1 exits 75, 1.0.3 exits 3, its second start restores 1.0.1 and exits 1, 1.0.1 runs
+    expect(gw.exits).toEqual([75, 75, 1, 75, 3, 1]);
+    await waitFor(async () => (await gw.ready())?.ready === true, 30_000, '1.0.1 ready again');
+    expect([(await gw.ready())!.version, gw.version()]).toEqual(['1.0.1', '1.0.1']);
+    expect(existsSync(`${gw.exe}.probation.json`)).toBe(false);
+    expect(readHistory(gw.dataDir).map((e) => [e.event, e.to])).toEqual([
+      ['applied', '1.0.1'],
+      ['rolled-back', '1.0.2'],
+      ['rolled-back', '1.0.3'],
     ]);
     await expectAllAckedInCloud(load);
   }, 240_000);
