@@ -158,8 +158,8 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
 
   function checkDisk(now: number, d: DiskSpace, seen: Set<string>): void {
     const last = diskSamples.at(-1);
-    // space freed: the old trend says nothing about what comes next
-    if (last && d.freeBytes - last.free >= MiB) diskSamples = [];
+    // space freed, or the clock moved back: the old trend says nothing about what comes next
+    if (last && (d.freeBytes - last.free >= MiB || now < last.t)) diskSamples = [];
     diskSamples.push({ t: now, free: d.freeBytes });
     diskSamples = diskSamples.filter((s) => s.t >= now - cfg.disk.windowMs).slice(-MAX_DISK_SAMPLES);
     lastDisk = { ...d };
@@ -419,6 +419,8 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
     const now = ctx.clock.now();
     let ts = arrivals.get(adapter);
     if (!ts) arrivals.set(adapter, (ts = []));
+    // the clock moved back: gaps across the jump would be negative, so the rhythm is learned again
+    if (ts.length > 0 && now < ts[ts.length - 1]) ts.length = 0;
     ts.push(now);
     // the rhythm is learned from the arrivals within the lookback before the last one
     while (ts.length > MAX_ARRIVALS || (ts.length > 0 && ts[0] < now - cfg.silence.lookbackMs)) ts.shift();
