@@ -378,8 +378,9 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
       diskError = codeOf(e);
     }
     if (!running) return;
-    // the CPU the monitor's own work takes per poll (statfs itself runs on libuv's thread pool)
-    const cpu0 = process.cpuUsage();
+    // the CPU the monitor's own work takes per poll, on this thread only (not the outbox writer's;
+    // statfs itself runs on libuv's thread pool: a few µs, test/bench/health-bench.ts)
+    const cpu0 = process.threadCpuUsage();
     const now = c.clock.now();
     const seen = new Set<string>();
     // a disk that could not be read keeps its finding as it was
@@ -390,7 +391,7 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
     checkSilence(now, views, seen);
     checkSink(now, seen);
     clearGone(seen);
-    const used = process.cpuUsage(cpu0);
+    const used = process.threadCpuUsage(cpu0);
     lastCpuMicros = used.user + used.system;
     cpuMicros += lastCpuMicros;
     polls++;

@@ -157,7 +157,7 @@ for (const s of list) {
 }
 process.stdout.write(`score: ${score}/${list.length} scenarios\n`);
 process.stdout.write(
-  `monitor CPU per poll (its own synchronous work): mean ${Math.round(cpu.reduce((a, b) => a + b, 0) / cpu.length)} µs, max ${Math.round(Math.max(...cpu))} µs\n`,
+  `monitor CPU per poll (its own synchronous work, main thread): mean ${Math.round(cpu.reduce((a, b) => a + b, 0) / cpu.length)} µs, max ${Math.round(Math.max(...cpu))} µs\n`,
 );
 const N = 5000;
 const c0 = process.cpuUsage();
