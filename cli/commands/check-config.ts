@@ -42,7 +42,7 @@ export function checkConfig(files: string[], o: { offline: boolean }, io: Io): n
       unchecked,
     } = loadConfigReport({ file: files[0], offline: o.offline, ...(io.env ? { env: io.env } : {}) });
     for (const w of warnings) io.err(`warning ${w.path}: ${w.found}${w.todo ? `\n  what to do: ${w.todo}` : ''}`);
-    const sources = cfg.databases.length + cfg.files.length;
+    const sources = cfg.databases.length + cfg.files.length + cfg.fhir.length + cfg.apis.length;
     io.out(
       `${files[0]}: valid${o.offline ? ' offline' : ''} (sink ${cfg.relay.sink}, MLLP ${cfg.hl7.enabled ? `${cfg.hl7.host}:${cfg.hl7.port}` : 'off'}, admin ${cfg.admin.enabled ? `${cfg.admin.host}:${cfg.admin.port}` : 'off'}, ${sources} other source(s))`,
     );

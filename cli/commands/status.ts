@@ -44,7 +44,9 @@ export async function ownGatewayStatus(
     try {
       token = readFileSync(paths.tokenFile, 'utf8').trim();
     } catch {
-      io.err(`no admin token at ${paths.tokenFile}: has the gateway run with this data directory?`);
+      io.err(
+        `no admin token at ${paths.tokenFile}: has the gateway run with this data directory?\nwhat to do: give the running gateway's config (--config FILE), so its data folder and admin port are used`,
+      );
       return { exit: 4 };
     }
   }

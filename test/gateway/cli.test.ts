@@ -278,6 +278,7 @@ describe('eyewear-gateway CLI', () => {
     const r = cli('send', file('n.hl7', adtA04({ id: 'NONE1' })), '--config', cfg);
     expect(r.code).toBe(4);
     expect(r.err).toContain(`no admin token at ${dir}/nodata-send/admin.token`);
+    expect(r.err).toContain("what to do: give the running gateway's config (--config FILE)");
     expect(r.err).toContain('nothing was sent.');
   });
 
