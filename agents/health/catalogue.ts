@@ -9,7 +9,8 @@ export type HealthCode =
   | 'AGENT_HEALTH_DISK_FILLING'
   | 'AGENT_HEALTH_SOURCE_FAILING'
   | 'AGENT_HEALTH_SOURCE_SILENT'
-  | 'AGENT_HEALTH_SINK_DOWN';
+  | 'AGENT_HEALTH_SINK_DOWN'
+  | 'AGENT_HEALTH_OUTBOX_WRITER_UNSTABLE';
 
 export interface Cause {
   title: string;
@@ -69,13 +70,25 @@ export const HealthCatalogue: Readonly<Record<HealthCode, Cause>> = {
       'From the sink’s error code: ECONNREFUSED the broker or server is not listening at the configured URL (check `mqtt.url`/`https.url`); ENOTFOUND/EAI_AGAIN the name does not resolve (DNS, or no internet); ETIMEDOUT/EHOSTUNREACH/ENETUNREACH no route (the internet link or a firewall); a TLS or certificate code: see the sink’s `lastErrorAction` in `/status`; `Not authorized`/`Bad username or password`: the broker refused our login or certificate (re-enrol the gateway).',
     clears: 'when the sink is connected again.',
   },
+  AGENT_HEALTH_OUTBOX_WRITER_UNSTABLE: {
+    title: 'The outbox writer thread keeps dying',
+    symptoms:
+      'The outbox writer thread (which commits every record) died and was restarted at least `agents.health.outbox.writerRestartsPerHour` times within an hour (the outbox counts its restarts; the monitor notes when the count rises). Each death refuses input with a negative ACK until the new thread runs (senders resend; nothing committed is lost), so repeated deaths mean repeated refusals.',
+    evidence: ['restartsInHour', 'writerRestarts (since open)', 'writer (running or restarting)'],
+    severity: 'error',
+    automatic: 'None beyond what the outbox does itself (it restarts its writer with back-off: GW_OUTBOX_IO).',
+    person:
+      'Look for what kills it: the system log for I/O errors on the data disk (`journalctl -k`, `dmesg`: a failing disk or a full one), memory pressure (the OOM killer), or the log line with GW_OUTBOX_IO and its cause. Replace the disk or move the data folder if the disk reports errors.',
+    clears: 'when fewer than `writerRestartsPerHour` restarts fall within the last hour.',
+  },
 };
 
 /** docs/AGENTS.md: the catalogue as a table and one section per cause. */
 export function renderHealthCatalogue(): string {
   const esc = (s: string) => s.replaceAll('|', '\\|');
   const rows = Object.entries(HealthCatalogue).map(
-    ([code, c]) => `| \`${code}\` | ${esc(c.title)} | ${esc(c.severity)} | ${c.automatic ? 'restart, within a budget' : 'a person'} |`,
+    ([code, c]) =>
+      `| \`${code}\` | ${esc(c.title)} | ${esc(c.severity)} | ${c.automatic?.startsWith('Restarts') ? 'restart, within a budget' : 'a person'} |`,
   );
   const sections = Object.entries(HealthCatalogue).map(([code, c]) =>
     [

@@ -62,6 +62,17 @@ export const healthAgentSchema = section(
       },
       'AGENT_HEALTH_SOURCE_FAILING: a source that fails to start or whose reads fail, and its bounded restarts.',
     ),
+    outbox: section(
+      {
+        writerRestartsPerHour: Type.Integer({
+          minimum: 1,
+          default: 3,
+          description:
+            'The outbox writer thread restarted this many times within an hour is a finding (each restart alone is handled by the outbox).',
+        }),
+      },
+      'AGENT_HEALTH_OUTBOX_WRITER_UNSTABLE: the outbox writer thread keeps dying.',
+    ),
     sink: section(
       {
         downAfterMs: ms(10 * MIN, 0, 'The sink disconnected this long is a finding (what a person must do, from its error code).'),

@@ -119,6 +119,9 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
   const failingSince = new Map<string, number>();
   const budgets = new Map<string, RemedyBudget>();
   let sinkDownSince: number | undefined;
+  /** When the outbox writer was seen restarted (one entry per restart), within the last hour. */
+  let writerRestartTimes: number[] = [];
+  let writerRestartsSeen: number | undefined;
   const active = new Map<string, HealthFinding>();
   const history: RemedyRecord[] = [];
   const counts = { raised: 0, cleared: 0, remedies: 0 };
@@ -366,6 +369,27 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
     );
   }
 
+  function checkOutboxWriter(now: number, seen: Set<string>): void {
+    const st = ctx!.outboxStats();
+    const total = st.writerRestarts;
+    if (total === undefined) return;
+    // the count is per open: one lower than seen means the outbox was opened again
+    const rise = writerRestartsSeen === undefined || total < writerRestartsSeen ? 0 : total - writerRestartsSeen;
+    writerRestartsSeen = total;
+    for (let i = 0; i < rise; i++) writerRestartTimes.push(now);
+    writerRestartTimes = writerRestartTimes.filter((t) => t > now - HOUR && t <= now);
+    const n = writerRestartTimes.length;
+    if (n < cfg.outbox.writerRestartsPerHour) return;
+    raise(
+      seen,
+      'AGENT_HEALTH_OUTBOX_WRITER_UNSTABLE',
+      'outbox',
+      'error',
+      `the outbox writer thread died and was restarted ${n} times in the last hour (GW_OUTBOX_IO; input is refused while it restarts, nothing committed is lost): check the system log for I/O errors on the data disk or memory pressure`,
+      { restartsInHour: n, writerRestarts: total, writer: st.writer ?? 'running' },
+    );
+  }
+
   async function poll(): Promise<void> {
     const c = ctx!;
     let disk: DiskSpace | undefined;
@@ -390,6 +414,7 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
     const toRestart = checkSources(now, views, seen);
     checkSilence(now, views, seen);
     checkSink(now, seen);
+    checkOutboxWriter(now, seen);
     clearGone(seen);
     const used = process.threadCpuUsage(cpu0);
     lastCpuMicros = used.user + used.system;

@@ -9,6 +9,7 @@ import { appendFileSync, statfsSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
+import type { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { connectMllp } from '../../adapters/hl7v2/mllp-client.ts';
 import type { MllpListener } from '../../adapters/hl7v2/mllp-listener.ts';
@@ -110,6 +111,19 @@ async function scenarios(): Promise<Array<Outcome & { cleanup?: () => void | Pro
   stuck.stuck = true;
   await steps(rig, 30);
   out.push({ name: 'a source connection stuck (healable)', expected: ['AGENT_HEALTH_SOURCE_FAILING'], rig, healable: true });
+
+  let thread: Worker | undefined;
+  rig = await startHealthRig({}, { onOutboxWriterThread: (w) => (thread = w) });
+  for (let k = 1; k <= 3; k++) {
+    const before = thread;
+    await before?.terminate();
+    for (let i = 0; i < 400 && (rig.gw.parts.outbox.stats().writerRestarts !== k || thread === before); i++) {
+      if (i % 20 === 0) await rig.step(POLL_MS);
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+    await steps(rig, 5);
+  }
+  out.push({ name: 'outbox writer thread killed 3 times', expected: ['AGENT_HEALTH_OUTBOX_WRITER_UNSTABLE'], rig });
 
   if (process.getuid?.() === 0) {
     const disk = mountSmallDisk(64 * MiB);

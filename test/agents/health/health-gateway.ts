@@ -6,6 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import type { Worker } from 'node:worker_threads';
 import { validateConfig } from '../../../config/load.ts';
 import type { GatewayConfig } from '../../../config/schema.ts';
 import type { SourceKindEntry } from '../../../adapters/contracts.ts';
@@ -42,7 +43,7 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
 
 export async function startHealthRig(
   overrides: Record<string, unknown> = {},
-  o: { dataDir?: string; sources?: readonly SourceKindEntry[] } = {},
+  o: { dataDir?: string; sources?: readonly SourceKindEntry[]; onOutboxWriterThread?: (w: Worker) => void } = {},
 ): Promise<HealthRig> {
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'ewml-health-'));
   const raw = merge(
@@ -73,6 +74,7 @@ export async function startHealthRig(
     clock,
     agents: [{ kind: 'health', create: () => agent }],
     ...(o.sources ? { sources: o.sources } : {}),
+    ...(o.onOutboxWriterThread ? { onOutboxWriterThread: o.onOutboxWriterThread } : {}),
   });
   const findings: HealthRig['findings'] = [];
   const cleared: HealthRig['cleared'] = [];
