@@ -53,7 +53,7 @@ export const HealthCatalogue: Readonly<Record<HealthCode, Cause>> = {
   AGENT_HEALTH_SOURCE_SILENT: {
     title: 'A source has gone quiet against its usual rhythm',
     symptoms:
-      'A running source whose intakes (accepted, duplicate, ignored or rejected) came at a learned rhythm — the median gap between arrivals in the last `agents.health.silence.lookbackMs`, from at least `minGaps` gaps — has sent nothing for `factor` × that gap and at least `minSilenceMs`. The rhythm is learned simply: it does not know clinic hours or weekdays, so a quiet evening after a busy day can raise it (and it clears with the first message next morning).',
+      'A running source listed in `agents.health.silence.sources` (default: the MLLP listener `hl7v2`) whose intakes (accepted, duplicate, ignored or rejected) came at a learned rhythm — the median gap between arrivals in the last `agents.health.silence.lookbackMs`, from at least `minGaps` gaps — has sent nothing for `factor` × that gap and at least `minSilenceMs`. The rhythm is learned simply: it does not know clinic hours or weekdays, so a quiet evening after a busy day can raise it (and it clears with the first message next morning).',
     evidence: ['source', 'lastMessageAt', 'silentForMinutes', 'medianGapSeconds', 'gaps', 'openConnections (a listener)'],
     severity: 'warning',
     person:

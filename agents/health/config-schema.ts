@@ -42,6 +42,11 @@ export const healthAgentSchema = section(
     ),
     silence: section(
       {
+        sources: Type.Array(Type.String({ minLength: 1 }), {
+          default: ['hl7v2'],
+          description:
+            'The sources watched for silence, by id: feeds that push (the MLLP listener `hl7v2`). A polled source is quiet whenever the PMS has no changes, so it is not watched unless listed.',
+        }),
         lookbackMs: ms(6 * 3600_000, MIN, 'The arrivals the usual rhythm is learned from (the median gap between them).'),
         minGaps: Type.Integer({ minimum: 2, default: 5, description: 'Gaps needed before a rhythm is claimed at all.' }),
         factor: Type.Number({ minimum: 1, default: 4, description: 'Silent when quiet for this many usual gaps…' }),

@@ -234,6 +234,9 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
   /** Sources failing long enough: raised, and the ones whose restart the budget allows now. */
   function checkSources(now: number, views: SourceView[], seen: Set<string>): string[] {
     const toRestart: string[] = [];
+    // a source a reload removed leaves nothing behind
+    const ids = new Set(views.map((v) => v.id));
+    for (const m of [failingSince, budgets, arrivals]) for (const sid of m.keys()) if (!ids.has(sid)) m.delete(sid);
     for (const v of views) {
       // a first start under way tells nothing yet (a retry after a failure still carries that failure's code)
       if (v.state === 'starting' && v.error === undefined) {
@@ -321,6 +324,7 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
 
   function checkSilence(now: number, views: SourceView[], seen: Set<string>): void {
     for (const v of views) {
+      if (!cfg.silence.sources.includes(v.id)) continue;
       const ts = arrivals.get(v.id);
       if (v.state !== 'running' || !ts || ts.length < 2) continue;
       const gaps = ts.slice(1).map((t, i) => t - ts[i]);

@@ -76,6 +76,23 @@ describe('health monitor: the MLLP feed goes silent', () => {
     expect(rig.clock.now()).toBeGreaterThan(START);
   });
 
+  it('watches only the sources listed in silence.sources', async () => {
+    rig = await startHealthRig({ agents: { health: { silence: { sources: [] } } } });
+    const port = (rig.gw.parts.adapters.find((a) => a.id === 'hl7v2') as MllpListener).address()!.port;
+    const client = await connectMllp('127.0.0.1', port);
+    for (let i = 0; i < 10; i++) {
+      if (i > 0) await rig.step(POLL_MS);
+      expect(await client.send(adtA04())).toContain('MSA|AA|');
+    }
+    for (let m = 0; m < 120; m++) await rig.step(POLL_MS);
+    expect(rig.findings).toEqual([]);
+    // its rhythm is still learned and shown
+    expect((rig.gw.parts.agents.report('health') as { sources: unknown[] }).sources).toEqual([
+      { id: 'hl7v2', lastMessageAt: new Date(START + 9 * MIN).toISOString(), gaps: 9, medianGapSeconds: 60, restartsInHour: 0 },
+    ]);
+    await client.close();
+  });
+
   it('claims no rhythm from fewer gaps than minGaps', async () => {
     rig = await startHealthRig();
     const port = (rig.gw.parts.adapters.find((a) => a.id === 'hl7v2') as MllpListener).address()!.port;
