@@ -7,8 +7,8 @@
  * makes systemd fail the unit with 226/NAMESPACE) and WatchdogSec=10 (to see a restart without
  * waiting a minute).
  *
- * The sandbox's folder (`dir`, under this machine's temporary folder) is bound at the same path
- * inside it, so files put there are seen on both sides. Its network is its own (loopback only):
+ * The sandbox's folder (`dir`, under this machine's temporary folder) and the folders given in
+ * `share` are bound at the same paths inside it, so files put there are seen on both sides. Its network is its own (loopback only):
  * `forward(port)` makes a TCP port of this machine's loopback reachable at the same port on the
  * sandbox's loopback, through a Unix socket in `dir` (two small relay processes, one on each side).
  */
@@ -85,7 +85,15 @@ function listening(c: ChildProcess, what: string): Promise<void> {
   });
 }
 
-export async function startSystemdSandbox(): Promise<SystemdSandbox> {
+export interface SystemdSandboxOptions {
+  /** Folders of this machine bound at the same path inside the sandbox (e.g. built executables to install). */
+  share?: readonly string[];
+}
+
+export async function startSystemdSandbox(o: SystemdSandboxOptions = {}): Promise<SystemdSandbox> {
+  for (const d of o.share ?? [])
+    if (!d.startsWith('/') || /[\s'"\\$`]/.test(d))
+      throw new Error(`cannot share ${JSON.stringify(d)}: an absolute path without spaces or quotes`);
   const dir = mkdtempSync(join(tmpdir(), 'ewml-systemd-'));
   const M = join(dir, 'merged');
   mkdirSync(join(dir, 't'));
@@ -109,7 +117,7 @@ mount -t tmpfs tmpfs ${M}/run
 mount -t tmpfs -o mode=1777 tmpfs ${M}/tmp
 mkdir -p ${M}${dir}
 mount --bind ${dir} ${M}${dir}
-rm -rf ${M}/etc/systemd/system/*
+${(o.share ?? []).map((d) => `mkdir -p ${M}${d}\nmount --bind ${d} ${M}${d}\n`).join('')}rm -rf ${M}/etc/systemd/system/*
 : > ${M}/etc/fstab
 for u in $(ls /lib/systemd/system/sysinit.target.wants/) systemd-udevd.service systemd-udev-trigger.service systemd-timesyncd.service systemd-remount-fs.service systemd-fsck-root.service systemd-logind.service getty.target console-getty.service systemd-networkd.service systemd-resolved.service systemd-tmpfiles-clean.timer systemd-hwdb-update.service; do
   case "$u" in systemd-journald.service|systemd-journal-flush.service) continue ;; esac

@@ -38,7 +38,6 @@ const root = new URL('../../', import.meta.url).pathname;
 const UNIT = 'eyewear-gateway.service';
 const EXE = '/opt/eyewear-gateway/eyewear-gateway';
 const DATA = '/var/lib/eyewear-gateway';
-const GW = 'gw-systemd-upd';
 
 const problem = systemdSandboxProblem() ?? (existsSync('/usr/sbin/mosquitto') ? undefined : 'needs mosquitto');
 if (problem) console.log(`signed update under a real systemd skipped: ${problem}`);
@@ -90,6 +89,8 @@ describe.skipIf(problem !== undefined)('a signed update under a real systemd (PI
   const release: ReleaseKey = makeReleaseKey();
   const status: Array<Record<string, unknown> & { gatewayId: string }> = [];
   let sandbox: SystemdSandbox;
+  /** The gateway in the current sandbox. */
+  let GW = '';
   let broker: Broker;
   let cloud: MqttReferenceCloud;
   let releases: ReleaseServer;
@@ -97,6 +98,7 @@ describe.skipIf(problem !== undefined)('a signed update under a real systemd (PI
   let v100 = '';
   let v101 = '';
   let v102 = '';
+  let v103 = '';
   let firstPid = '';
   let updatedPid = '';
   const t0 = Date.now();
@@ -155,18 +157,24 @@ describe.skipIf(problem !== undefined)('a signed update under a real systemd (PI
     });
 
   beforeAll(async () => {
-    sandbox = await startSystemdSandbox();
-    phase('systemd running in the sandbox');
-    v100 = build(root, '1.0.0', join(sandbox.dir, 'build-100'));
-    v101 = build(root, '1.0.1', join(sandbox.dir, 'build-101'));
+    v100 = build(root, '1.0.0', join(work, 'build-100'));
+    v101 = build(root, '1.0.1', join(work, 'build-101'));
     const broken = patchedCopy(
       join(work, 'src-broken'),
       'gateway/status-report.ts',
       "if (!s.startedAt()) reasons.push('gateway not running');",
       "if (!s.startedAt()) reasons.push('gateway not running');\n    reasons.push('this build is broken on purpose (the rollback test)');",
     );
-    v102 = build(broken, '1.0.2', join(sandbox.dir, 'build-102'));
-    phase('built 1.0.0, 1.0.1 and a broken 1.0.2');
+    v102 = build(broken, '1.0.2', join(work, 'build-102'));
+    // one that exits 1 at every start, as a release that refuses the config it is given would
+    const noStart = patchedCopy(
+      join(work, 'src-no-start'),
+      'cli/commands/start.ts',
+      'const config = io.loadConfig(configFile);',
+      "const config = io.loadConfig(configFile);\n  if (config) {\n    io.err('this build cannot start on purpose (the start guard test)');\n    return 1;\n  }",
+    );
+    v103 = build(noStart, '1.0.3', join(work, 'build-103'));
+    phase('built 1.0.0, 1.0.1, a broken 1.0.2 and a 1.0.3 that cannot start');
     broker = await startMosquitto();
     cloud = await startMqttReferenceCloud({ url: broker.url, privateKey: keys.privateKey });
     releases = await startReleaseServer();
@@ -179,23 +187,28 @@ describe.skipIf(problem !== undefined)('a signed update under a real systemd (PI
       }
     });
     await watcher.subscribeAsync('ewml/v1/+/+/up/status', { qos: 1 });
-    // the broker and the release server, at the same loopback ports inside the sandbox
+  }, 600_000);
+
+  /** A fresh systemd sandbox for gateway `id`, the builds shared into it, the broker and release server relayed to the same loopback ports in it. */
+  const boot = async (id: string) => {
+    GW = id;
+    sandbox = await startSystemdSandbox({ share: [work] });
     await sandbox.forward(broker.port);
     await sandbox.forward(Number(new URL(releases.url).port));
-  }, 600_000);
+    phase(`systemd running in a sandbox for ${id}`);
+  };
 
   afterAll(async () => {
     await watcher?.endAsync();
     await releases?.stop();
     await cloud?.stop();
     await broker?.stop();
-    await sandbox?.stop();
     rmSync(work, { recursive: true, force: true });
     phase('done');
   });
 
-  it('install puts the real 1.0.0 executable under systemd: active, ready, its program folder its own', () => {
-    explainFailure();
+  /** `eyewear-gateway install` of the real 1.0.0 in the sandbox: active, ready, its program folder its own. */
+  const install = () => {
     const cfg = join(sandbox.dir, 'config.yaml');
     writeFileSync(
       cfg,
@@ -232,92 +245,147 @@ describe.skipIf(problem !== undefined)('a signed update under a real systemd (PI
     expect(versionOf(EXE)).toBe('1.0.0');
     expect(sha256(inside(EXE))).toBe(sha256(v100));
     phase('1.0.0 installed and running under systemd');
-  }, 120_000);
+  };
 
-  it('a signed gateway.update to 1.0.1: 1.0.0 exits 75 with 1.0.1 in place, systemd starts it, it passes its own gate', async () => {
-    explainFailure();
-    // ready includes the MQTT sink connected (through the relay): the command can reach it
-    await poll('1.0.0 ready (sink connected)', () => ready()?.ready === true, 60_000);
-    expect(ready()?.version).toBe('1.0.0');
-    await command('sd-1', publishRelease('1.0.1', v101));
-    await waitFor(() => outcomes('update-outcome', 'outcome', 'updated').length > 0, 180_000, 'update-outcome updated on up/status');
-    phase('1.0.1 reported updated');
-    expect(outcomes('update-outcome', 'outcome', 'updated')[0]).toMatchObject({ from: '1.0.0', to: '1.0.1', commandId: 'sd-1' });
-    expect(outcomes('command-outcome', 'commandId', 'sd-1').map((m) => m.status)).toEqual(['accepted', 'done']);
-    // systemd restarted it: once, a new main process, up and ready
-    const s = show('ActiveState', 'SubState', 'NRestarts', 'MainPID', 'ExecMainPID', 'StatusText');
-    expect([s.ActiveState, s.SubState, s.NRestarts, s.StatusText]).toEqual(['active', 'running', '1', 'ready']);
-    expect(s.ExecMainPID).not.toBe(firstPid);
-    updatedPid = s.ExecMainPID ?? '';
-    const r = ready();
-    expect([r?.status, r?.ready, r?.version, String(r?.pid)]).toEqual([200, true, '1.0.1', updatedPid]);
-    const j = journal();
-    expect(j).toContain('eyewear-gateway 1.0.0: the new version is in place; exiting (75) for the service manager to start it');
-    expect(j).toContain('eyewear-gateway.service: Scheduled restart job, restart counter is at 1.');
-    // the files: 1.0.1 in place (written by the service user), 1.0.0 kept beside it
-    expect(versionOf(EXE)).toBe('1.0.1');
-    expect(sha256(inside(EXE))).toBe(sha256(v101));
-    expect(versionOf(`${EXE}.previous`)).toBe('1.0.0');
-    expect(sandbox.run(['stat', '-c', '%U %a', EXE]).stdout).toBe('eyewear-gateway 755\n');
-    expect(readUpdateState(inside(DATA))).toMatchObject({
-      phase: 'committed',
-      outcome: 'updated',
-      from: '1.0.0',
-      to: '1.0.1',
-      mode: 'restart',
-      commandId: 'sd-1',
-      reported: true,
-    });
-    expect(readHistory(inside(DATA)).map((e) => [e.event, e.from, e.to])).toEqual([['applied', '1.0.0', '1.0.1']]);
-  }, 240_000);
+  describe('1.0.0 → 1.0.1, then a broken 1.0.2 rolled back', () => {
+    beforeAll(() => boot('gw-systemd-upd'), 60_000);
+    afterAll(() => sandbox?.stop());
 
-  it('a broken 1.0.2 fails its own gate under systemd, puts 1.0.1 back and exits 1; systemd starts 1.0.1, which reports the rollback', async () => {
-    explainFailure();
-    await poll('1.0.1 ready', () => ready()?.ready === true, 60_000);
-    await command('sd-2', publishRelease('1.0.2', v102));
-    await waitFor(
-      () => outcomes('update-outcome', 'outcome', 'rolled-back').length > 0,
-      240_000,
-      'update-outcome rolled-back on up/status',
-    );
-    phase('1.0.2 rolled back');
-    const rolled = outcomes('update-outcome', 'outcome', 'rolled-back')[0];
-    expect(rolled).toMatchObject({ from: '1.0.1', to: '1.0.2', commandId: 'sd-2' });
-    expect(String(rolled?.reason)).toBe(
-      'it did not pass its health gate within 20 s: not ready: this build is broken on purpose (the rollback test)',
-    );
-    expect(outcomes('command-outcome', 'commandId', 'sd-2').map((m) => [m.status, m.code])).toEqual([
-      ['accepted', undefined],
-      ['failed', 'GW_UPDATE_ROLLED_BACK'],
-    ]);
-    await poll('1.0.1 ready again', () => ready()?.ready === true, 60_000);
-    // three restarts in all: 75 into 1.0.2, 1 back into 1.0.1; under the start limit, active again
-    const s = show('ActiveState', 'SubState', 'NRestarts', 'MainPID', 'ExecMainPID', 'StatusText');
-    expect([s.ActiveState, s.SubState, s.NRestarts, s.StatusText]).toEqual(['active', 'running', '3', 'ready']);
-    expect([firstPid, updatedPid]).not.toContain(s.ExecMainPID);
-    const r = ready();
-    expect([r?.status, r?.ready, r?.version, String(r?.pid)]).toEqual([200, true, '1.0.1', s.ExecMainPID]);
-    const j = journal();
-    expect(j).toContain('eyewear-gateway 1.0.1: the new version is in place; exiting (75) for the service manager to start it');
-    expect(j).toContain(
-      'eyewear-gateway 1.0.2 failed its health gate; the previous executable is back; exiting (1) for the service manager to start it',
-    );
-    expect(j).toContain('eyewear-gateway.service: Main process exited, code=exited, status=1/FAILURE');
-    expect(j).toContain('eyewear-gateway.service: Scheduled restart job, restart counter is at 3.');
-    // the file is 1.0.1 again (the previous one moved back), nothing left beside it
-    expect(versionOf(EXE)).toBe('1.0.1');
-    expect(sha256(inside(EXE))).toBe(sha256(v101));
-    expect(existsSync(inside(`${EXE}.previous`))).toBe(false);
-    expect(readUpdateState(inside(DATA))).toMatchObject({
-      phase: 'rolled-back',
-      outcome: 'rolled-back',
-      from: '1.0.1',
-      to: '1.0.2',
-      reported: true,
-    });
-    expect(readHistory(inside(DATA)).map((e) => [e.event, e.from, e.to])).toEqual([
-      ['applied', '1.0.0', '1.0.1'],
-      ['rolled-back', '1.0.1', '1.0.2'],
-    ]);
-  }, 360_000);
+    it('install puts the real 1.0.0 executable under systemd: active, ready, its program folder its own', () => {
+      explainFailure();
+      install();
+    }, 120_000);
+
+    it('a signed gateway.update to 1.0.1: 1.0.0 exits 75 with 1.0.1 in place, systemd starts it, it passes its own gate', async () => {
+      explainFailure();
+      // ready includes the MQTT sink connected (through the relay): the command can reach it
+      await poll('1.0.0 ready (sink connected)', () => ready()?.ready === true, 60_000);
+      expect(ready()?.version).toBe('1.0.0');
+      await command('sd-1', publishRelease('1.0.1', v101));
+      await waitFor(() => outcomes('update-outcome', 'outcome', 'updated').length > 0, 180_000, 'update-outcome updated on up/status');
+      phase('1.0.1 reported updated');
+      expect(outcomes('update-outcome', 'outcome', 'updated')[0]).toMatchObject({ from: '1.0.0', to: '1.0.1', commandId: 'sd-1' });
+      expect(outcomes('command-outcome', 'commandId', 'sd-1').map((m) => m.status)).toEqual(['accepted', 'done']);
+      // systemd restarted it: once, a new main process, up and ready
+      const s = show('ActiveState', 'SubState', 'NRestarts', 'MainPID', 'ExecMainPID', 'StatusText');
+      expect([s.ActiveState, s.SubState, s.NRestarts, s.StatusText]).toEqual(['active', 'running', '1', 'ready']);
+      expect(s.ExecMainPID).not.toBe(firstPid);
+      updatedPid = s.ExecMainPID ?? '';
+      const r = ready();
+      expect([r?.status, r?.ready, r?.version, String(r?.pid)]).toEqual([200, true, '1.0.1', updatedPid]);
+      const j = journal();
+      expect(j).toContain('eyewear-gateway 1.0.0: the new version is in place; exiting (75) for the service manager to start it');
+      expect(j).toContain('eyewear-gateway.service: Scheduled restart job, restart counter is at 1.');
+      // the files: 1.0.1 in place (written by the service user), 1.0.0 kept beside it
+      expect(versionOf(EXE)).toBe('1.0.1');
+      expect(sha256(inside(EXE))).toBe(sha256(v101));
+      expect(versionOf(`${EXE}.previous`)).toBe('1.0.0');
+      expect(sandbox.run(['stat', '-c', '%U %a', EXE]).stdout).toBe('eyewear-gateway 755\n');
+      expect(readUpdateState(inside(DATA))).toMatchObject({
+        phase: 'committed',
+        outcome: 'updated',
+        from: '1.0.0',
+        to: '1.0.1',
+        mode: 'restart',
+        commandId: 'sd-1',
+        reported: true,
+      });
+      expect(readHistory(inside(DATA)).map((e) => [e.event, e.from, e.to])).toEqual([['applied', '1.0.0', '1.0.1']]);
+    }, 240_000);
+
+    it('a broken 1.0.2 fails its own gate under systemd, puts 1.0.1 back and exits 1; systemd starts 1.0.1, which reports the rollback', async () => {
+      explainFailure();
+      await poll('1.0.1 ready', () => ready()?.ready === true, 60_000);
+      await command('sd-2', publishRelease('1.0.2', v102));
+      await waitFor(
+        () => outcomes('update-outcome', 'outcome', 'rolled-back').length > 0,
+        240_000,
+        'update-outcome rolled-back on up/status',
+      );
+      phase('1.0.2 rolled back');
+      const rolled = outcomes('update-outcome', 'outcome', 'rolled-back')[0];
+      expect(rolled).toMatchObject({ from: '1.0.1', to: '1.0.2', commandId: 'sd-2' });
+      expect(String(rolled?.reason)).toBe(
+        'it did not pass its health gate within 20 s: not ready: this build is broken on purpose (the rollback test)',
+      );
+      expect(outcomes('command-outcome', 'commandId', 'sd-2').map((m) => [m.status, m.code])).toEqual([
+        ['accepted', undefined],
+        ['failed', 'GW_UPDATE_ROLLED_BACK'],
+      ]);
+      await poll('1.0.1 ready again', () => ready()?.ready === true, 60_000);
+      // three restarts in all: 75 into 1.0.2, 1 back into 1.0.1; under the start limit, active again
+      const s = show('ActiveState', 'SubState', 'NRestarts', 'MainPID', 'ExecMainPID', 'StatusText');
+      expect([s.ActiveState, s.SubState, s.NRestarts, s.StatusText]).toEqual(['active', 'running', '3', 'ready']);
+      expect([firstPid, updatedPid]).not.toContain(s.ExecMainPID);
+      const r = ready();
+      expect([r?.status, r?.ready, r?.version, String(r?.pid)]).toEqual([200, true, '1.0.1', s.ExecMainPID]);
+      const j = journal();
+      expect(j).toContain('eyewear-gateway 1.0.1: the new version is in place; exiting (75) for the service manager to start it');
+      expect(j).toContain(
+        'eyewear-gateway 1.0.2 failed its health gate; the previous executable is back; exiting (1) for the service manager to start it',
+      );
+      expect(j).toContain('eyewear-gateway.service: Main process exited, code=exited, status=1/FAILURE');
+      expect(j).toContain('eyewear-gateway.service: Scheduled restart job, restart counter is at 3.');
+      // the file is 1.0.1 again (the previous one moved back), nothing left beside it
+      expect(versionOf(EXE)).toBe('1.0.1');
+      expect(sha256(inside(EXE))).toBe(sha256(v101));
+      expect(existsSync(inside(`${EXE}.previous`))).toBe(false);
+      expect(readUpdateState(inside(DATA))).toMatchObject({
+        phase: 'rolled-back',
+        outcome: 'rolled-back',
+        from: '1.0.1',
+        to: '1.0.2',
+        reported: true,
+      });
+      expect(readHistory(inside(DATA)).map((e) => [e.event, e.from, e.to])).toEqual([
+        ['applied', '1.0.0', '1.0.1'],
+        ['rolled-back', '1.0.1', '1.0.2'],
+      ]);
+    }, 360_000);
+  });
+
+  describe('a release that cannot start is put back by the start guard', () => {
+    beforeAll(() => boot('gw-systemd-nostart'), 60_000);
+    afterAll(() => sandbox?.stop());
+
+    it('1.0.0 exits 75 with 1.0.3 in place; 1.0.3 exits 1 at each start; its second start puts 1.0.0 back; systemd starts 1.0.0, which reports the rollback', async () => {
+      explainFailure();
+      install();
+      await poll('1.0.0 ready (sink connected)', () => ready()?.ready === true, 60_000);
+      await command('ns-1', publishRelease('1.0.3', v103));
+      await waitFor(
+        () => outcomes('update-outcome', 'outcome', 'rolled-back').length > 0,
+        180_000,
+        'update-outcome rolled-back on up/status',
+      );
+      phase('1.0.3 put back by the start guard');
+      const rolled = outcomes('update-outcome', 'outcome', 'rolled-back')[0];
+      expect(rolled).toMatchObject({ from: '1.0.0', to: '1.0.3', commandId: 'ns-1' });
+      expect(String(rolled?.reason)).toMatch(/^1\.0\.3 did not reach its health gate/);
+      expect(outcomes('command-outcome', 'commandId', 'ns-1').map((m) => [m.status, m.code])).toEqual([
+        ['accepted', undefined],
+        ['failed', 'GW_UPDATE_ROLLED_BACK'],
+      ]);
+      await poll('1.0.0 ready again', () => ready()?.ready === true, 60_000);
+      // 75 into 1.0.3, 1 into 1.0.3 again, 1 back into 1.0.0: three restarts, four starts, under StartLimitBurst=5
+      const s = show('ActiveState', 'SubState', 'NRestarts', 'ExecMainPID', 'StatusText');
+      expect([s.ActiveState, s.SubState, s.NRestarts, s.StatusText]).toEqual(['active', 'running', '3', 'ready']);
+      const r = ready();
+      expect([r?.status, r?.ready, r?.version, String(r?.pid)]).toEqual([200, true, '1.0.0', s.ExecMainPID]);
+      const j = journal();
+      expect(j.split('\n').filter((l) => l === 'this build cannot start on purpose (the start guard test)')).toHaveLength(1);
+      expect(j).toContain('error GW_UPDATE_ROLLED_BACK: 1.0.3 did not reach its health gate');
+      expect(j).toContain('eyewear-gateway.service: Scheduled restart job, restart counter is at 3.');
+      expect(versionOf(EXE)).toBe('1.0.0');
+      expect(sha256(inside(EXE))).toBe(sha256(v100));
+      expect(readHistory(inside(DATA)).map((e) => [e.event, e.from, e.to])).toEqual([['rolled-back', '1.0.0', '1.0.3']]);
+      expect(readUpdateState(inside(DATA))).toMatchObject({
+        phase: 'rolled-back',
+        outcome: 'rolled-back',
+        from: '1.0.0',
+        to: '1.0.3',
+        reported: true,
+      });
+    }, 300_000);
+  });
 });
