@@ -63,7 +63,7 @@ export const HealthCatalogue: Readonly<Record<HealthCode, Cause>> = {
   AGENT_HEALTH_SINK_DOWN: {
     title: 'The cloud link (sink) is disconnected',
     symptoms:
-      'The sink reports itself disconnected for longer than `agents.health.sink.downAfterMs`; records wait in the outbox meanwhile (nothing is lost).',
+      'The sink reports itself disconnected, with an error code (`lastError`: a failure was seen), for longer than `agents.health.sink.downAfterMs`; records wait in the outbox meanwhile (nothing is lost). An HTTPS sink that has had nothing to deliver is not "down": it has no connection to lose.',
     evidence: ['sink', 'lastError', 'downSince', 'pending', 'oldestAgeSeconds'],
     severity: 'error',
     person:

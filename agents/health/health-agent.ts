@@ -354,7 +354,9 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
 
   function checkSink(now: number, seen: Set<string>): void {
     const s = ctx!.sink();
-    if (s.connected || s.kind === 'none') {
+    // down takes a failure seen: a request/response sink (HTTPS) is "not connected" until its first
+    // delivery, and an idle gateway has none to make
+    if (s.connected || s.kind === 'none' || s.detail?.lastError === undefined || s.detail.lastError === '') {
       sinkDownSince = undefined;
       return;
     }

@@ -120,8 +120,13 @@ describe('health monitor: the cloud link is down', () => {
     // the sink's own reconnects run on real time: wait until it has tried once
     for (let i = 0; i < 400 && sinkHealth().detail?.lastError === undefined; i++) await new Promise((r) => setTimeout(r, 10));
     expect(sinkHealth()).toMatchObject({ connected: false, detail: { lastError: 'ECONNREFUSED' } });
-    // down since the first poll (at start); 10 min later it is a finding
-    for (let m = 1; m < 10; m++) await rig.step(POLL_MS);
+    // down since the first poll that saw the failure: the one at start if the refusal came first, else the next
+    const sawAtStart = (rig.gw.parts.agents.report('health') as { sinkDownSince: string | null }).sinkDownSince !== null;
+    const downSince = new Date(START + (sawAtStart ? 0 : POLL_MS)).toISOString();
+    await rig.step(POLL_MS);
+    expect((rig.gw.parts.agents.report('health') as { sinkDownSince: string | null }).sinkDownSince).toBe(downSince);
+    // 10 min later it is a finding
+    for (let m = 2; m < 10; m++) await rig.step(POLL_MS);
     expect(rig.findings).toEqual([]);
     for (let m = 0; m < 30; m++) await rig.step(POLL_MS);
     expect(rig.findings).toEqual([
@@ -130,7 +135,7 @@ describe('health monitor: the cloud link is down', () => {
         code: 'AGENT_HEALTH_SINK_DOWN',
         severity: 'error',
         subject: 'mqtt',
-        summary: `the mqtt sink has been disconnected since ${new Date(START).toISOString()} (ECONNREFUSED); 0 record(s) wait in the outbox, nothing is lost; what to do: nothing listens at the configured broker/server URL: check \`mqtt.url\` (or \`https.url\`) and that the service is up`,
+        summary: `the mqtt sink has been disconnected since ${downSince} (ECONNREFUSED); 0 record(s) wait in the outbox, nothing is lost; what to do: nothing listens at the configured broker/server URL: check \`mqtt.url\` (or \`https.url\`) and that the service is up`,
       },
     ]);
     // the admin API serves the report
@@ -149,7 +154,7 @@ describe('health monitor: the cloud link is down', () => {
     expect(body.findings[0].evidence).toEqual({
       sink: 'mqtt',
       lastError: 'ECONNREFUSED',
-      downSince: new Date(START).toISOString(),
+      downSince,
       pending: 0,
       oldestAgeSeconds: 0,
     });
@@ -158,5 +163,33 @@ describe('health monitor: the cloud link is down', () => {
       headers: { authorization: `Bearer ${rig.gw.parts.token}` },
     });
     expect(missing.status).toBe(404);
+  });
+
+  it('an HTTPS sink with nothing to deliver is not down; one that cannot reach the cloud is, with its code', async () => {
+    const closed = await freePort();
+    rig = await startHealthRig({
+      relay: { sink: 'https' },
+      https: { url: `http://127.0.0.1:${closed}` },
+      cloud: { publicKey: makeCloudKeys().publicPem },
+    });
+    // idle: "not connected" only because nothing was sent yet
+    expect(rig.gw.parts.sink.health().connected).toBe(false);
+    for (let m = 0; m < 30; m++) await rig.step(POLL_MS);
+    expect(rig.findings).toEqual([]);
+    // a record to deliver: the POST is refused, the relay retries, and the monitor names it after downAfterMs
+    const port = (rig.gw.parts.adapters.find((a) => a.id === 'hl7v2') as MllpListener).address()!.port;
+    const client = await connectMllp('127.0.0.1', port);
+    expect(await client.send(adtA04())).toContain('MSA|AA|');
+    await client.close();
+    for (let i = 0; i < 400 && rig.gw.parts.sink.health().detail?.lastError === undefined; i++) {
+      if (i % 20 === 0) await rig.step(1000);
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(rig.gw.parts.sink.health().detail).toEqual({ lastError: 'ECONNREFUSED' });
+    for (let m = 0; m < 12; m++) await rig.step(POLL_MS);
+    expect(rig.findings.map((f) => [f.code, f.subject, f.severity])).toEqual([['AGENT_HEALTH_SINK_DOWN', 'https', 'error']]);
+    expect(rig.findings[0].summary).toContain(
+      '(ECONNREFUSED); 1 record(s) wait in the outbox, nothing is lost; what to do: nothing listens',
+    );
   });
 });
