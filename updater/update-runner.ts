@@ -22,6 +22,7 @@ import { GatewayError, isGatewayError } from '../gateway/errors.ts';
 import { downloadTarget } from './download.ts';
 import { inCohort, verifyManifest } from './manifest.ts';
 import { pidAlive } from '../gateway/data-lease.ts';
+import { manifestUrlOf, releaseKeysOf } from './pinned.ts';
 import { markInterrupted, removeProbationMarker, selfGate, startVerdict } from './probation.ts';
 import { switchOver, type SwitchOutcome } from './switch-over.ts';
 import { appendHistory, readHistory, readUpdateState, writeUpdateState, type UpdateState } from './update-state.ts';
@@ -129,12 +130,16 @@ export function createUpdateRunner(h: UpdateHost): UpdateRunner {
   }
 
   async function checkOnce(req: { commandId?: string; manifestUrl?: string }): Promise<CheckResult> {
-    const url = req.manifestUrl ?? h.config.updates.manifestUrl;
+    const url = req.manifestUrl ?? manifestUrlOf(h.config);
     if (!url) return { result: 'refused', reason: 'no manifest URL: set updates.manifestUrl, or send it in the gateway.update command' };
     const badUrl = allowedUrl(url);
     if (badUrl) return { result: 'refused', reason: badUrl };
-    if (h.config.cloud.releaseKeys.length === 0)
-      return { result: 'refused', reason: 'no release key is pinned (cloud.releaseKeys is empty), so no update can be accepted' };
+    const keys = releaseKeysOf(h.config).keys;
+    if (keys.length === 0)
+      return {
+        result: 'refused',
+        reason: 'no release key is pinned (none built into this executable, cloud.releaseKeys empty), so no update can be accepted',
+      };
     let text: string;
     try {
       text = await fetchManifest(url);
@@ -153,7 +158,7 @@ export function createUpdateRunner(h: UpdateHost): UpdateRunner {
     try {
       v = verifyManifest(
         text,
-        { publicKeysPem: h.config.cloud.releaseKeys, threshold: h.config.cloud.releaseKeyThreshold },
+        { publicKeysPem: keys, threshold: h.config.cloud.releaseKeyThreshold },
         { installedVersion: h.version, platform: h.platform, now: now() },
       );
     } catch (e) {
@@ -308,7 +313,7 @@ export function createUpdateRunner(h: UpdateHost): UpdateRunner {
     },
     startPeriodic() {
       const minutes = h.config.updates.checkIntervalMinutes;
-      if (minutes === 0 || !h.config.updates.manifestUrl) return;
+      if (minutes === 0 || !manifestUrlOf(h.config)) return;
       timer = setInterval(() => void runner.check(), minutes * 60_000);
       timer.unref();
     },

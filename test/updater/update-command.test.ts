@@ -96,7 +96,7 @@ describe('eyewear-gateway update verify', () => {
   it('says no update can be accepted when no release key is pinned (exit 3)', async () => {
     const r = await run(['update', 'verify', 'good.json', '-c', 'no-keys.yaml']);
     expect(r.code).toBe(3);
-    expect(r.err).toContain('no release key is pinned (cloud.releaseKeys is empty)');
+    expect(r.err).toContain('no release key is pinned (none built into this executable, cloud.releaseKeys empty)');
   });
 
   it('check-config names a release key that is not Ed25519 and a threshold above the keys pinned', async () => {
@@ -127,6 +127,7 @@ describe('eyewear-gateway update status', () => {
       [
         `installed: ${gatewayVersion()}`,
         'manifest: https://releases.example/manifest.json, checked every 360 min',
+        'release keys: 0 (none: no update can be accepted), 1 needed',
         'last switch-over: none',
         'history: empty',
         '',
@@ -151,7 +152,7 @@ describe('eyewear-gateway update status', () => {
       reason: 'unsigned',
     });
     const shown = await run(['update', 'status', '--config', cfg]);
-    expect(shown.out.split('\n').slice(2)).toEqual([
+    expect(shown.out.split('\n').slice(3)).toEqual([
       'last switch-over: 1.0.0 -> 1.1.0, rolled-back at 2026-12-03T10:00:00.000Z (it did not pass its health gate within 120 s: not ready: outbox writer restarting)',
       'history (last 10):',
       '  2026-12-03T10:00:00.000Z rolled-back 1.0.0 -> 1.1.0: not ready',

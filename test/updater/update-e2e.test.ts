@@ -18,8 +18,9 @@
  * version exits 75 with the new file in place; the new one judges its own gate; the broken one puts
  * the previous file back and exits 1, and the restarted previous version reports the rollback.
  *
- * Staged rollout across three gateways: the broken release stops at the first stage's failure (the
- * later stages never hear of it); the good one reaches all three, stage by stage.
+ * Staged rollout across three gateways that trust the release key built into the executable
+ * (`build:binary --release-keys`), with none in their config: the broken release stops at the first
+ * stage's failure (the later stages never hear of it); the good one reaches all three, stage by stage.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
@@ -45,7 +46,8 @@ const root = new URL('../../', import.meta.url).pathname;
 
 /** `npm run build:binary` for Linux from `src` (this checkout, or a patched copy of it) as `version`. */
 function build(src: string, version: string, out: string): string {
-  execFileSync(process.execPath, [join(src, 'installer/build-binary.ts'), '--version', version, '--out', out, '--platform', 'linux-x64'], {
+  const args = ['--version', version, '--out', out, '--platform', 'linux-x64', '--release-keys', releaseKeyFile];
+  execFileSync(process.execPath, [join(src, 'installer/build-binary.ts'), ...args], {
     cwd: src,
     stdio: ['ignore', 'ignore', 'pipe'],
     timeout: 240_000,
@@ -172,8 +174,13 @@ function publishRelease(version: string, file: string, o: { signer?: ReleaseKey;
   return `${fx.releases.url}/${name}`;
 }
 
+/** The release key built into every executable (the rollout's gateways pin nothing in their config). */
+let releaseKeyFile = '';
+
 beforeAll(async () => {
   const t0 = Date.now();
+  releaseKeyFile = join(fx.dir, 'release-keys.pem');
+  writeFileSync(releaseKeyFile, fx.release.publicPem);
   fx.v100 = build(root, '1.0.0', join(fx.dir, 'build-100'));
   fx.v101 = build(root, '1.0.1', join(fx.dir, 'build-101'));
   const broken = patchedCopy(
@@ -219,7 +226,10 @@ afterAll(async () => {
  * service manager runs it: with `restartOnFailure`, a non-zero exit starts the executable again
  * (at most 10 starts), as systemd's Restart=on-failure and WinSW's onfailure do.
  */
-async function installGateway(id: string, o: { mode: 'hand-over' | 'restart'; windowSeconds: number; restartOnFailure: boolean }) {
+async function installGateway(
+  id: string,
+  o: { mode: 'hand-over' | 'restart'; windowSeconds: number; restartOnFailure: boolean; keysInConfig?: boolean },
+) {
   const home = join(fx.dir, id);
   const exe = join(home, 'opt', 'eyewear-gateway');
   mkdirSync(dirname(exe), { recursive: true });
@@ -253,7 +263,7 @@ async function installGateway(id: string, o: { mode: 'hand-over' | 'restart'; wi
       'cloud:',
       '  publicKey: ${file:pub.pem}',
       '  commandPublicKey: ${file:command.pem}',
-      '  releaseKeys: ["${file:release.pem}"]',
+      ...(o.keysInConfig === false ? [] : ['  releaseKeys: ["${file:release.pem}"]']),
       'updates:',
       `  healthWindowSeconds: ${o.windowSeconds}`,
       `  mode: ${o.mode}`,
@@ -477,11 +487,11 @@ describe("restart mode (Windows' way): the service manager starts the new versio
   }, 240_000);
 });
 
-describe('staged rollout across a cohort of three gateways', () => {
+describe('staged rollout across a cohort of three gateways (their release key is the one built into the executable; their config pins none)', () => {
   const gws: Installed[] = [];
   beforeAll(async () => {
     for (const id of ['gw-ra', 'gw-rb', 'gw-rc'])
-      gws.push(await installGateway(id, { mode: 'hand-over', windowSeconds: 15, restartOnFailure: false }));
+      gws.push(await installGateway(id, { mode: 'hand-over', windowSeconds: 15, restartOnFailure: false, keysInConfig: false }));
   }, 180_000);
   afterAll(async () => {
     for (const g of gws) await g.stop();

@@ -11,6 +11,7 @@ import { gatewayVersion } from '../../gateway/version.ts';
 import { type CliCommand, type CliIo, EXIT } from '../../cli/command.ts';
 import type { GatewayConfig } from '../../config/schema.ts';
 import { gatewayPaths } from '../../gateway/create-gateway.ts';
+import { manifestUrlOf, releaseKeysOf } from '../pinned.ts';
 import { readHistory, readUpdateState } from '../update-state.ts';
 import { downloadTarget } from '../download.ts';
 import { inCohort, verifyManifest } from '../manifest.ts';
@@ -46,8 +47,11 @@ export const updateCommand: CliCommand = {
       return EXIT.usage;
     }
     const config = io.loadConfig(configFile);
-    if (config.cloud.releaseKeys.length === 0) {
-      io.err('error GW_CONFIG_INVALID: no release key is pinned (cloud.releaseKeys is empty), so no update can be accepted');
+    const pinned = releaseKeysOf(config);
+    if (pinned.keys.length === 0) {
+      io.err(
+        'error GW_CONFIG_INVALID: no release key is pinned (none built into this executable, cloud.releaseKeys empty), so no update can be accepted',
+      );
       io.err('what to do: add the release keys the eyewear-ML cloud published to cloud.releaseKeys (${file:/path/release-1.pem})');
       return EXIT.config;
     }
@@ -62,7 +66,7 @@ export const updateCommand: CliCommand = {
     // a refusal (GW_UPDATE_REFUSED) goes to the CLI's error printer: its code, the reason, what to do, exit 1
     const v = verifyManifest(
       text,
-      { publicKeysPem: config.cloud.releaseKeys, threshold: config.cloud.releaseKeyThreshold },
+      { publicKeysPem: pinned.keys, threshold: config.cloud.releaseKeyThreshold },
       { installedVersion: gatewayVersion(), platform, now: Date.now() },
     );
     io.out(
@@ -109,7 +113,11 @@ function status(config: GatewayConfig, io: CliIo, json: boolean): number {
   }
   io.out(`installed: ${gatewayVersion()}`);
   io.out(
-    `manifest: ${config.updates.manifestUrl ?? '(none: only a signed gateway.update command starts a check)'}${config.updates.manifestUrl && config.updates.checkIntervalMinutes > 0 ? `, checked every ${config.updates.checkIntervalMinutes} min` : ''}`,
+    `manifest: ${manifestUrlOf(config) ?? '(none: only a signed gateway.update command starts a check)'}${manifestUrlOf(config) && config.updates.checkIntervalMinutes > 0 ? `, checked every ${config.updates.checkIntervalMinutes} min` : ''}`,
+  );
+  const pinned = releaseKeysOf(config);
+  io.out(
+    `release keys: ${pinned.keys.length} (${pinned.from === 'build' ? 'built into this executable' : pinned.from === 'config' ? 'cloud.releaseKeys' : 'none: no update can be accepted'}), ${config.cloud.releaseKeyThreshold} needed`,
   );
   if (!state) io.out('last switch-over: none');
   else
