@@ -17,6 +17,12 @@
  * - 1.0.1 → a broken 1.0.2 (never ready): 1.0.1 exits 75 the same way; 1.0.2 fails its own gate,
  *   puts 1.0.1 back and exits 1; systemd (Restart=on-failure) starts 1.0.1, which reports the
  *   rollback. Four starts in all, under the unit's StartLimitBurst=5 in 300 s.
+ * - In a fresh sandbox, 1.0.0 → a 1.0.3 that exits 1 at every start (as a release refusing the
+ *   config it is given would): its second start finds the probation marker's count taken, puts
+ *   1.0.0 back and exits 1; systemd starts 1.0.0, which reports the rollback. Four starts again.
+ *   A fresh sandbox because every start counts against StartLimitBurst (the exit-75 ones too): after
+ *   the first scenario's four starts, this one's fifth and sixth would hit the limit and leave the
+ *   unit failed with 1.0.3 in place (seen here; `systemctl reset-failed` or a reboot recovers it).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
@@ -39,7 +45,8 @@ const UNIT = 'eyewear-gateway.service';
 const EXE = '/opt/eyewear-gateway/eyewear-gateway';
 const DATA = '/var/lib/eyewear-gateway';
 
-const problem = systemdSandboxProblem() ?? (existsSync('/usr/sbin/mosquitto') ? undefined : 'needs mosquitto');
+// mosquitto is not a reason to skip: startMosquitto installs it or says what to install (test/support/services.ts)
+const problem = systemdSandboxProblem();
 if (problem) console.log(`signed update under a real systemd skipped: ${problem}`);
 
 /** `npm run build:binary` for Linux from `src` (this checkout, or a patched copy of it) as `version`. */
