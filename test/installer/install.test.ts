@@ -1,10 +1,11 @@
 /**
  * `install` / `uninstall` as a technician or a packager runs them: the real CLI spawned from bin/,
  * real files in a staging root (`--root`), the installed unit checked by the real
- * `systemd-analyze verify` against that root. systemd itself cannot run here (PID 1 is not
- * systemd, in a container), so the systemctl/useradd steps are checked as the plan's exact command
- * lines, and a real install is checked to refuse before it changes anything. Windows cannot run here
- * either: its files and commands are checked as text.
+ * `systemd-analyze verify` against that root. This machine's PID 1 is not systemd (a container),
+ * so the systemctl/useradd steps are checked as the plan's exact command lines, and a real install
+ * here is checked to refuse before it changes anything; the last describe then runs a real install
+ * under systemd as PID 1 of a sandbox (test/support/systemd-sandbox.ts). Windows cannot run here:
+ * its files and commands are checked as text.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
