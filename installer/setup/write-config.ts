@@ -8,11 +8,26 @@
  * loaded back through the loader as the last check.
  */
 import { constants, copyFileSync, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { ConfigError, loadConfig, loadConfigReport, type ConfigProblem } from '../../config/load.ts';
 import type { GatewayConfig } from '../../config/schema.ts';
 import { writeFileAtomic } from '../../gateway/crypto/key-file.ts';
 import { documentOf, type SetupPlan } from './setup-plan.ts';
+
+/**
+ * Whether the YAML as written holds a secret: as the value of its own field anywhere (`password:
+ * hunter2` instead of `password: ${file:…}`), or, for a secret long enough not to be a common word,
+ * as any value. A substring test refused a password that was also the database's name or a port.
+ */
+export function secretIn(doc: unknown, field: string, secret: string): boolean {
+  const walk = (v: unknown, key?: string): boolean => {
+    if (typeof v === 'string') return v === secret && (key === field || secret.length >= 12);
+    if (Array.isArray(v)) return v.some((x) => walk(x, key));
+    if (v && typeof v === 'object') return Object.entries(v).some(([k, x]) => walk(x, k));
+    return false;
+  };
+  return secret !== '' && walk(doc);
+}
 
 function readOrUndefined(file: string): Buffer | undefined {
   try {
@@ -66,7 +81,8 @@ export function writeSetupConfig(plan: SetupPlan, file: string, o: { replace: bo
   if (exists && !o.replace) throw new ConfigExists(`${file} exists`);
   const { text, secrets } = configText(plan, now);
   for (const s of secrets)
-    if (text.includes(s.value)) throw new Error(`setup: a secret of ${s.sourceId} would be written into ${file}; nothing was written`);
+    if (secretIn(parse(text), s.field, s.value))
+      throw new Error(`setup: a secret of ${s.sourceId} would be written into ${file}; nothing was written`);
   let backup: string | undefined;
   if (exists) {
     backup = `${file}.${now.toISOString().replace(/[:.]/g, '-')}.bak`;
