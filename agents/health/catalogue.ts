@@ -64,7 +64,7 @@ export const HealthCatalogue: Readonly<Record<HealthCode, Cause>> = {
     title: 'The cloud link (sink) is disconnected',
     symptoms:
       'The sink reports itself disconnected, with an error code (`lastError`: a failure was seen), for longer than `agents.health.sink.downAfterMs`; records wait in the outbox meanwhile (nothing is lost). An HTTPS sink that has had nothing to deliver is not "down": it has no connection to lose.',
-    evidence: ['sink', 'lastError', 'downSince', 'pending', 'oldestAgeSeconds'],
+    evidence: ['sink', 'lastError', 'downSince', 'undelivered', 'oldestAgeSeconds'],
     severity: 'error',
     person:
       'From the sink’s error code: ECONNREFUSED the broker or server is not listening at the configured URL (check `mqtt.url`/`https.url`); ENOTFOUND/EAI_AGAIN the name does not resolve (DNS, or no internet); ETIMEDOUT/EHOSTUNREACH/ENETUNREACH no route (the internet link or a firewall); a TLS or certificate code: see the sink’s `lastErrorAction` in `/status`; `Not authorized`/`Bad username or password`: the broker refused our login or certificate (re-enrol the gateway).',

@@ -365,13 +365,15 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
     const lastError = String(s.detail?.lastError ?? 'unknown');
     const st = ctx!.outboxStats();
     const oldestAgeSeconds = st.oldestCreatedAt === null ? 0 : Math.round((now - st.oldestCreatedAt) / 1000);
+    // every record not yet delivered: waiting its turn, in flight, or waiting for a retry
+    const undelivered = st.pending + st.inFlight + st.waitingRetry;
     raise(
       seen,
       'AGENT_HEALTH_SINK_DOWN',
       s.kind,
       'error',
-      `the ${s.kind} sink has been disconnected since ${iso(sinkDownSince)} (${lastError}); ${st.pending} record(s) wait in the outbox, nothing is lost; what to do: ${sinkAdvice(lastError)}`,
-      { sink: s.kind, lastError, downSince: iso(sinkDownSince), pending: st.pending, oldestAgeSeconds },
+      `the ${s.kind} sink has been disconnected since ${iso(sinkDownSince)} (${lastError}); ${undelivered} record(s) wait in the outbox, nothing is lost; what to do: ${sinkAdvice(lastError)}`,
+      { sink: s.kind, lastError, downSince: iso(sinkDownSince), undelivered, oldestAgeSeconds },
     );
   }
 
