@@ -10,7 +10,7 @@
  * beside the old and renamed into place, and the config is rewritten (atomically) only after that.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { writeFileAtomic } from '../gateway/crypto/key-file.ts';
@@ -183,9 +183,16 @@ function handToDataFolderOwner(dataDir: string, dir: string): void {
   if (process.getuid?.() !== 0) return;
   const owner = statSync(dataDir);
   if (owner.uid === 0) return;
+  // never through a link: the folder belongs to the service user, who could put one there for root to follow
   const walk = (p: string) => {
-    chownSync(p, owner.uid, owner.gid);
-    if (statSync(p).isDirectory()) for (const e of readdirSync(p)) walk(join(p, e));
+    const st = lstatSync(p);
+    if (st.isSymbolicLink())
+      throw new GatewayError(
+        'GW_DEVICE_IDENTITY_DAMAGED',
+        `${p} is a symbolic link; the identity folder holds none: remove it and enrol again`,
+      );
+    lchownSync(p, owner.uid, owner.gid);
+    if (st.isDirectory()) for (const e of readdirSync(p)) walk(join(p, e));
   };
   walk(dir);
 }
