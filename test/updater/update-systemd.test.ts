@@ -274,6 +274,8 @@ describe.skipIf(problem !== undefined)('a signed update under a real systemd (PI
       expect(outcomes('update-outcome', 'outcome', 'updated')[0]).toMatchObject({ from: '1.0.0', to: '1.0.1', commandId: 'sd-1' });
       expect(outcomes('command-outcome', 'commandId', 'sd-1').map((m) => m.status)).toEqual(['accepted', 'done']);
       // systemd restarted it: once, a new main process, up and ready
+      // the status line systemd shows is the one of the last watchdog ping (every 5 s): wait for the first after ready
+      await poll('StatusText=ready', () => show('StatusText').StatusText === 'ready', 30_000);
       const s = show('ActiveState', 'SubState', 'NRestarts', 'MainPID', 'ExecMainPID', 'StatusText');
       expect([s.ActiveState, s.SubState, s.NRestarts, s.StatusText]).toEqual(['active', 'running', '1', 'ready']);
       expect(s.ExecMainPID).not.toBe(firstPid);
@@ -321,6 +323,8 @@ describe.skipIf(problem !== undefined)('a signed update under a real systemd (PI
       ]);
       await poll('1.0.1 ready again', () => ready()?.ready === true, 60_000);
       // three restarts in all: 75 into 1.0.2, 1 back into 1.0.1; under the start limit, active again
+      // the status line systemd shows is the one of the last watchdog ping (every 5 s): wait for the first after ready
+      await poll('StatusText=ready', () => show('StatusText').StatusText === 'ready', 30_000);
       const s = show('ActiveState', 'SubState', 'NRestarts', 'MainPID', 'ExecMainPID', 'StatusText');
       expect([s.ActiveState, s.SubState, s.NRestarts, s.StatusText]).toEqual(['active', 'running', '3', 'ready']);
       expect([firstPid, updatedPid]).not.toContain(s.ExecMainPID);
@@ -375,6 +379,8 @@ describe.skipIf(problem !== undefined)('a signed update under a real systemd (PI
       ]);
       await poll('1.0.0 ready again', () => ready()?.ready === true, 60_000);
       // 75 into 1.0.3, 1 into 1.0.3 again, 1 back into 1.0.0: three restarts, four starts, under StartLimitBurst=5
+      // the status line systemd shows is the one of the last watchdog ping (every 5 s): wait for the first after ready
+      await poll('StatusText=ready', () => show('StatusText').StatusText === 'ready', 30_000);
       const s = show('ActiveState', 'SubState', 'NRestarts', 'ExecMainPID', 'StatusText');
       expect([s.ActiveState, s.SubState, s.NRestarts, s.StatusText]).toEqual(['active', 'running', '3', 'ready']);
       const r = ready();
