@@ -23,6 +23,9 @@
  *   A fresh sandbox because every start counts against StartLimitBurst (the exit-75 ones too): after
  *   the first scenario's four starts, this one's fifth and sixth would hit the limit and leave the
  *   unit failed with 1.0.3 in place (seen here; `systemctl reset-failed` or a reboot recovers it).
+ * - In another, 1.0.0 → 1.0.1 frozen (SIGSTOP) on probation, before its gate passes: the unit's
+ *   watchdog (WatchdogSec=10 in the sandbox) kills it, its next start finds the marker's count
+ *   taken and puts 1.0.0 back; systemd starts 1.0.0, which reports the rollback.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
@@ -215,7 +218,7 @@ describe.skipIf(problem !== undefined)('a signed update under a real systemd (PI
   });
 
   /** `eyewear-gateway install` of the real 1.0.0 in the sandbox: active, ready, its program folder its own. */
-  const install = () => {
+  const install = (healthWindowSeconds = 20) => {
     const cfg = join(sandbox.dir, 'config.yaml');
     writeFileSync(
       cfg,
@@ -236,7 +239,7 @@ describe.skipIf(problem !== undefined)('a signed update under a real systemd (PI
         '  releaseKeys:',
         `    - ${yamlBlock(release.publicPem, 6)}`,
         'updates:',
-        '  healthWindowSeconds: 20',
+        `  healthWindowSeconds: ${healthWindowSeconds}`,
         '',
       ].join('\n'),
     );
@@ -399,6 +402,58 @@ describe.skipIf(problem !== undefined)('a signed update under a real systemd (PI
         to: '1.0.3',
         reported: true,
       });
+    }, 300_000);
+  });
+
+  describe('a new version that hangs on probation is killed by the watchdog and put back by the start guard', () => {
+    beforeAll(() => boot('gw-systemd-hang'), 60_000);
+    afterAll(() => sandbox?.stop());
+
+    it('1.0.1 frozen (SIGSTOP) before its gate passes: WatchdogSec kills it, its next start puts 1.0.0 back, systemd starts 1.0.0, which reports the rollback', async () => {
+      explainFailure();
+      // a 60 s window: the gate needs readiness held 10 s, time enough to freeze it first
+      install(60);
+      await poll('1.0.0 ready (sink connected)', () => ready()?.ready === true, 60_000);
+      const oldPid = show('ExecMainPID').ExecMainPID;
+      await command('hg-1', publishRelease('1.0.1', v101));
+      // 1.0.1 started by systemd and past READY=1 (the watchdog is armed from then on)
+      let frozen = '';
+      await poll(
+        '1.0.1 started by systemd',
+        () => {
+          const s = show('ActiveState', 'ExecMainPID');
+          if (s.ActiveState === 'active' && s.ExecMainPID !== oldPid && s.ExecMainPID !== '0') frozen = s.ExecMainPID ?? '';
+          return frozen !== '';
+        },
+        120_000,
+      );
+      expect(sandbox.run(['kill', '-STOP', frozen]).status).toBe(0);
+      phase(`1.0.1 (pid ${frozen}) frozen on probation`);
+      expect(readUpdateState(inside(DATA))).toMatchObject({ phase: 'probation', from: '1.0.0', to: '1.0.1' });
+      await waitFor(
+        () => outcomes('update-outcome', 'outcome', 'rolled-back').length > 0,
+        180_000,
+        'update-outcome rolled-back on up/status',
+      );
+      phase('1.0.1 put back after the watchdog');
+      const rolled = outcomes('update-outcome', 'outcome', 'rolled-back')[0];
+      expect(rolled).toMatchObject({ from: '1.0.0', to: '1.0.1', commandId: 'hg-1' });
+      expect(String(rolled?.reason)).toMatch(/^1\.0\.1 did not reach its health gate/);
+      expect(outcomes('update-outcome', 'outcome', 'updated')).toEqual([]);
+      await poll('1.0.0 ready again', () => ready()?.ready === true, 60_000);
+      await poll('StatusText=ready', () => show('StatusText').StatusText === 'ready', 30_000);
+      // 75 into 1.0.1, the watchdog's kill into 1.0.1 again (which puts 1.0.0 back and exits 1), 1 into 1.0.0
+      const s = show('ActiveState', 'SubState', 'NRestarts', 'ExecMainPID', 'StatusText');
+      expect([s.ActiveState, s.SubState, s.NRestarts, s.StatusText]).toEqual(['active', 'running', '3', 'ready']);
+      expect([oldPid, frozen]).not.toContain(s.ExecMainPID);
+      const r = ready();
+      expect([r?.status, r?.ready, r?.version, String(r?.pid)]).toEqual([200, true, '1.0.0', s.ExecMainPID]);
+      const j = journal();
+      expect(j).toContain('eyewear-gateway.service: Watchdog timeout (limit 10s)!');
+      expect(j).toContain('error GW_UPDATE_ROLLED_BACK: 1.0.1 did not reach its health gate');
+      expect(versionOf(EXE)).toBe('1.0.0');
+      expect(sha256(inside(EXE))).toBe(sha256(v100));
+      expect(readHistory(inside(DATA)).map((e) => [e.event, e.from, e.to])).toEqual([['rolled-back', '1.0.0', '1.0.1']]);
     }, 300_000);
   });
 });
