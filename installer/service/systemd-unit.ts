@@ -66,9 +66,12 @@ export function systemdUnit(o: SystemdUnitOptions): string {
     `Description=${specifiers(description)}`,
     'After=network-online.target',
     'Wants=network-online.target',
-    // Five failed starts in five minutes: stop retrying, leave it failed for someone to look at.
+    // Ten starts in five minutes, then stop retrying and leave it failed for someone to look at.
+    // systemd counts every start, an update's too: a good release costs one (exit 75), a failed
+    // gate two, a release that cannot start three (updater/README.md), so five left a technician
+    // who tried two releases in a row with a failed unit and the broken file in place.
     'StartLimitIntervalSec=300',
-    'StartLimitBurst=5',
+    'StartLimitBurst=10',
     '',
     '[Service]',
     'Type=notify',

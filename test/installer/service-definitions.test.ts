@@ -29,7 +29,7 @@ describe('systemdUnit', () => {
     'Restart=on-failure',
     'RestartSec=5',
     'StartLimitIntervalSec=300',
-    'StartLimitBurst=5',
+    'StartLimitBurst=10',
     'NoNewPrivileges=yes',
     'ProtectSystem=strict',
     'ProtectHome=yes',
@@ -58,7 +58,7 @@ describe('systemdUnit', () => {
     expect(new Set(keys).size).toBe(keys.length);
     expect(keys).not.toContain('MemoryDenyWriteExecute');
     expect(lines.some((l) => l.startsWith('#') && l.includes('MemoryDenyWriteExecute'))).toBe(true);
-    expect(lines.indexOf('StartLimitBurst=5')).toBeLessThan(lines.indexOf('[Service]'));
+    expect(lines.indexOf('StartLimitBurst=10')).toBeLessThan(lines.indexOf('[Service]'));
   });
   it('lowPort grants only CAP_NET_BIND_SERVICE', () => {
     const l = systemdUnit({ ...base, lowPort: true }).split('\n');

@@ -16,13 +16,13 @@
  *   passes its own health gate and reports `updated`.
  * - 1.0.1 → a broken 1.0.2 (never ready): 1.0.1 exits 75 the same way; 1.0.2 fails its own gate,
  *   puts 1.0.1 back and exits 1; systemd (Restart=on-failure) starts 1.0.1, which reports the
- *   rollback. Four starts in all, under the unit's StartLimitBurst=5 in 300 s.
+ *   rollback. Four starts in all, under the unit's StartLimitBurst=10 in 300 s.
  * - In a fresh sandbox, 1.0.0 → a 1.0.3 that exits 1 at every start (as a release refusing the
  *   config it is given would): its second start finds the probation marker's count taken, puts
  *   1.0.0 back and exits 1; systemd starts 1.0.0, which reports the rollback. Four starts again.
- *   A fresh sandbox because every start counts against StartLimitBurst (the exit-75 ones too): after
- *   the first scenario's four starts, this one's fifth and sixth would hit the limit and leave the
- *   unit failed with 1.0.3 in place (seen here; `systemctl reset-failed` or a reboot recovers it).
+ *   A fresh sandbox because every start counts against StartLimitBurst (the exit-75 ones too): with
+ *   the limit at 5 (as it was), the first scenario's four starts and this one's two left the unit
+ *   failed with 1.0.3 in place (seen here), which is why the unit now allows 10.
  * - In another, 1.0.0 → 1.0.1 frozen (SIGSTOP) on probation, before its gate passes: the unit's
  *   watchdog (WatchdogSec=10 in the sandbox) kills it, its next start finds the marker's count
  *   taken and puts 1.0.0 back; systemd starts 1.0.0, which reports the rollback.
