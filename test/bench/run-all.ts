@@ -16,8 +16,10 @@
  *      same server's discovery, on a read model of 100,000 patients (test/bench/cds-hooks-bench.ts).
  *   8. FHIR source: resources/s paging and by Bulk export through a gateway process, peak RSS of a
  *      100,000-resource Bulk import, beside the same NDJSON only parsed (test/bench/fhir-bench.ts).
+ *   9. Health monitor: its recorded fault scenarios scored, CPU per poll (test/bench/health-bench.ts).
  * Bounded: every load runs for a fixed time on 127.0.0.1 only.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
@@ -36,8 +38,8 @@ import { cdsHooksBench } from './cds-hooks-bench.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const DURATION = Number(process.env.BENCH_SECONDS ?? 4) * 1000;
-/** `BENCH_SECTIONS=1,3` runs only those sections (default: all eight). */
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5,6,7,8').split(',').map((s) => Number(s.trim())));
+/** `BENCH_SECTIONS=1,3` runs only those sections (default: all nine). */
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5,6,7,8,9').split(',').map((s) => Number(s.trim())));
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const log = (s: string) => process.stdout.write(s + '\n');
 
@@ -101,6 +103,12 @@ async function main(): Promise<void> {
     await cdsHooksBench(log);
   }
   if (SECTIONS.has(8)) await (await import('./fhir-bench.ts')).fhirSection(root, log); // 8. FHIR source (test/bench/fhir-bench.ts)
+  if (SECTIONS.has(9)) {
+    // 9. the health monitor's fault scenarios (its own program: it ends with its score's exit code)
+    log('\n9. Health monitor: recorded fault scenarios on real gateways, scored, and its CPU per poll (test/bench/health-bench.ts)');
+    const r = spawnSync(process.execPath, [join(root, 'test/bench/health-bench.ts')], { stdio: 'inherit', timeout: 600_000 });
+    if (r.status !== 0) log(`   health bench ended with ${r.error ? r.error.message : `exit ${String(r.status ?? r.signal)}`}`);
+  }
 }
 
 async function mllpSection(): Promise<void> {
