@@ -13,6 +13,7 @@ import { startMosquitto, type Broker } from '../support/mosquitto.ts';
 import { makeCloudKeys } from '../support/cloud-keys.ts';
 import { waitFor } from '../support/net.ts';
 import { startHttpReferenceCloud, startMqttReferenceCloud, type MqttReferenceCloud } from '../reference-cloud/reference-cloud.ts';
+import { gatewayVersion } from '../../gateway/version.ts';
 
 const keys = makeCloudKeys();
 const PHI = ['Synthetic', '19800101', '1980-01-01', '1 Test Way', 'Testville', '555-0100'];
@@ -194,12 +195,22 @@ describe('record path over HTTPS (HTTP on loopback here; TLS is covered by the s
       expect(refused).toMatchObject({ code: 'AR' });
       expect(refused.err).toContain('GW_OUTBOX_IO');
       const ready = await fetch(`http://127.0.0.1:${h.adminPort}/ready`);
-      expect(await ready.json()).toEqual({ ready: false, reasons: ['outbox writer restarting'] });
+      expect(await ready.json()).toEqual({
+        ready: false,
+        reasons: ['outbox writer restarting'],
+        version: gatewayVersion(),
+        pid: process.pid,
+      });
       expect(h.logs.some((l) => l.includes('"code":"GW_OUTBOX_IO"') && l.includes('restartInMs'))).toBe(true);
       // the sender resends, as a busy AR asks, until the new writer takes it
       await waitFor(async () => readAck(await c.send(adtA04({ id: 'WT2', mrn: 'MWT2' }))).code === 'AA', 10_000, 'accepted again');
       expect(readAck(await c.send(adtA04({ id: 'WT3', mrn: 'MWT3' }))).code).toBe('AA');
-      expect(await (await fetch(`http://127.0.0.1:${h.adminPort}/ready`)).json()).toEqual({ ready: true, reasons: [] });
+      expect(await (await fetch(`http://127.0.0.1:${h.adminPort}/ready`)).json()).toEqual({
+        ready: true,
+        reasons: [],
+        version: gatewayVersion(),
+        pid: process.pid,
+      });
       expect(h.gw.status()).toMatchObject({ outbox: { writer: 'running', writerRestarts: 1 } });
       // three messages answered AA, each record delivered (the file sink), none left behind
       const counts = () => (h.gw.status() as { counts: { accepted: number; enqueuedRecords: number; delivered: number } }).counts;

@@ -13,9 +13,9 @@
  * sandbox's loopback, through a Unix socket in `dir` (two small relay processes, one on each side).
  */
 import { type ChildProcess, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** Why a systemd sandbox cannot run here, or undefined when it can. */
 export function systemdSandboxProblem(): string | undefined {
@@ -90,7 +90,13 @@ export interface SystemdSandboxOptions {
   share?: readonly string[];
 }
 
-export async function startSystemdSandbox(o: SystemdSandboxOptions = {}): Promise<SystemdSandbox> {
+export async function startSystemdSandbox(opts: SystemdSandboxOptions = {}): Promise<SystemdSandbox> {
+  // the sources and the Node binary are always seen inside: the sandbox's /tmp is its own tmpfs,
+  // and a checkout under /tmp (as CI may clone it) would otherwise be missing there
+  const root = realpathSync(new URL('../../', import.meta.url).pathname);
+  const nodeDir = dirname(realpathSync(process.execPath));
+  const always = [root, ...(nodeDir.startsWith(`${root}/`) ? [] : [nodeDir])];
+  const o = { ...opts, share: [...always, ...(opts.share ?? []).filter((d) => !always.includes(d))] };
   for (const d of o.share ?? [])
     if (!d.startsWith('/') || /[\s'"\\$`]/.test(d))
       throw new Error(`cannot share ${JSON.stringify(d)}: an absolute path without spaces or quotes`);

@@ -22,10 +22,10 @@
  * (`build:binary --release-keys`), with none in their config: the broken release stops at the first
  * stage's failure (the later stages never hear of it); the good one reaches all three, stage by stage.
  */
+import { buildExecutable, patchedSourceCopy, sha256File, sourceRoot } from '../support/release-builds.ts';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CompactSign } from 'jose';
@@ -42,41 +42,10 @@ import { startMosquitto, type Broker } from '../support/mosquitto.ts';
 import { freePort, waitFor } from '../support/net.ts';
 import { readHistory } from '../../updater/update-state.ts';
 
-const root = new URL('../../', import.meta.url).pathname;
+const root = sourceRoot;
+const build = (src: string, version: string, out: string) => buildExecutable(src, version, out, { releaseKeys: releaseKeyFile });
 
-/** `npm run build:binary` for Linux from `src` (this checkout, or a patched copy of it) as `version`. */
-function build(src: string, version: string, out: string): string {
-  const args = ['--version', version, '--out', out, '--platform', 'linux-x64', '--release-keys', releaseKeyFile];
-  execFileSync(process.execPath, [join(src, 'installer/build-binary.ts'), ...args], {
-    cwd: src,
-    stdio: ['ignore', 'ignore', 'pipe'],
-    timeout: 240_000,
-  });
-  return join(out, 'eyewear-gateway');
-}
-
-/** A copy of the tracked sources with one change (node_modules linked, not copied). */
-function patchedCopy(dir: string, file: string, from: string, to: string): string {
-  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8' })
-    .split('\0')
-    .filter(Boolean);
-  for (const f of files) {
-    if (f.startsWith('test/') || f.startsWith('docs/')) continue;
-    mkdirSync(dirname(join(dir, f)), { recursive: true });
-    try {
-      copyFileSync(join(root, f), join(dir, f));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // deleted in the working tree
-    }
-  }
-  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
-  const text = readFileSync(join(dir, file), 'utf8');
-  if (!text.includes(from)) throw new Error(`the patch for the broken build no longer applies to ${file}`);
-  writeFileSync(join(dir, file), text.replace(from, to));
-  return dir;
-}
-
-const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+const sha256 = sha256File;
 
 interface Load {
   acked: string[];
@@ -183,7 +152,7 @@ beforeAll(async () => {
   writeFileSync(releaseKeyFile, fx.release.publicPem);
   fx.v100 = build(root, '1.0.0', join(fx.dir, 'build-100'));
   fx.v101 = build(root, '1.0.1', join(fx.dir, 'build-101'));
-  const broken = patchedCopy(
+  const broken = patchedSourceCopy(
     join(fx.dir, 'src-broken'),
     'gateway/status-report.ts',
     "if (!s.startedAt()) reasons.push('gateway not running');",
@@ -191,7 +160,7 @@ beforeAll(async () => {
   );
   fx.v102 = build(broken, '1.0.2', join(fx.dir, 'build-102'));
   // and one that exits at every start, after the launch guard and before it reads its config (a release that cannot start)
-  const crashing = patchedCopy(
+  const crashing = patchedSourceCopy(
     join(fx.dir, 'src-crashing'),
     'cli/commands/start.ts',
     '  const config = io.loadConfig(configFile);',

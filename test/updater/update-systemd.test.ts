@@ -27,11 +27,11 @@
  *   watchdog (WatchdogSec=10 in the sandbox) kills it, its next start finds the marker's count
  *   taken and puts 1.0.0 back; systemd starts 1.0.0, which reports the rollback.
  */
-import { execFileSync } from 'node:child_process';
-import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { buildExecutable, patchedSourceCopy, sha256File, sourceRoot } from '../support/release-builds.ts';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { CompactSign } from 'jose';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
@@ -43,7 +43,8 @@ import { type Broker, startMosquitto } from '../support/mosquitto.ts';
 import { waitFor } from '../support/net.ts';
 import { type SystemdSandbox, startSystemdSandbox, systemdSandboxProblem } from '../support/systemd-sandbox.ts';
 
-const root = new URL('../../', import.meta.url).pathname;
+const root = sourceRoot;
+const build = buildExecutable;
 const UNIT = 'eyewear-gateway.service';
 const EXE = '/opt/eyewear-gateway/eyewear-gateway';
 const DATA = '/var/lib/eyewear-gateway';
@@ -52,38 +53,7 @@ const DATA = '/var/lib/eyewear-gateway';
 const problem = systemdSandboxProblem();
 if (problem) console.log(`signed update under a real systemd skipped: ${problem}`);
 
-/** `npm run build:binary` for Linux from `src` (this checkout, or a patched copy of it) as `version`. */
-function build(src: string, version: string, out: string): string {
-  execFileSync(process.execPath, [join(src, 'installer/build-binary.ts'), '--version', version, '--out', out, '--platform', 'linux-x64'], {
-    cwd: src,
-    stdio: ['ignore', 'ignore', 'pipe'],
-    timeout: 240_000,
-  });
-  return join(out, 'eyewear-gateway');
-}
-
-/** A copy of the tracked sources with one change (node_modules linked, not copied). */
-function patchedCopy(dir: string, file: string, from: string, to: string): string {
-  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8' })
-    .split('\0')
-    .filter(Boolean);
-  for (const f of files) {
-    if (f.startsWith('test/') || f.startsWith('docs/')) continue;
-    mkdirSync(dirname(join(dir, f)), { recursive: true });
-    try {
-      copyFileSync(join(root, f), join(dir, f));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // deleted in the working tree
-    }
-  }
-  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
-  const text = readFileSync(join(dir, file), 'utf8');
-  if (!text.includes(from)) throw new Error(`the patch for the broken build no longer applies to ${file}`);
-  writeFileSync(join(dir, file), text.replace(from, to));
-  return dir;
-}
-
-const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+const sha256 = sha256File;
 /** A PEM as a YAML block scalar under a key indented by `indent - 2`. */
 const yamlBlock = (pem: string, indent: number) =>
   `|\n${pem
@@ -169,7 +139,7 @@ describe.skipIf(problem !== undefined)('a signed update under a real systemd (PI
   beforeAll(async () => {
     v100 = build(root, '1.0.0', join(work, 'build-100'));
     v101 = build(root, '1.0.1', join(work, 'build-101'));
-    const broken = patchedCopy(
+    const broken = patchedSourceCopy(
       join(work, 'src-broken'),
       'gateway/status-report.ts',
       "if (!s.startedAt()) reasons.push('gateway not running');",
@@ -177,7 +147,7 @@ describe.skipIf(problem !== undefined)('a signed update under a real systemd (PI
     );
     v102 = build(broken, '1.0.2', join(work, 'build-102'));
     // one that exits 1 at every start, as a release that refuses the config it is given would
-    const noStart = patchedCopy(
+    const noStart = patchedSourceCopy(
       join(work, 'src-no-start'),
       'cli/commands/start.ts',
       'const config = io.loadConfig(configFile);',
