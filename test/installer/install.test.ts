@@ -30,6 +30,7 @@ import {
   windowsLayout,
 } from '../../installer/install.ts';
 import { windowsAclScript, winswServiceXml } from '../../installer/service/windows-service.ts';
+import { buildExecutable, sourceRoot } from '../support/release-builds.ts';
 import { type SystemdSandbox, startSystemdSandbox, systemdSandboxProblem, until } from '../support/systemd-sandbox.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -564,9 +565,9 @@ describe.skipIf(sandboxProblem !== undefined)('under a real systemd (PID 1 of a 
   it('install starts it (Type=notify: READY=1), the watchdog restarts it when frozen, uninstall --purge removes it all', async () => {
     sandbox = await startSystemdSandbox();
     const box = sandbox.dir;
-    // the executable: the gateway from these sources (the sandbox sees this tree through the overlay)
-    const exe = join(box, 'eyewear-gateway');
-    writeFileSync(exe, `#!/bin/sh\nexec ${process.execPath} ${join(root, 'bin/eyewear-gateway.js')} "$@"\n`, { mode: 0o755 });
+    // the executable, built from these sources: self-contained, so the unit's PrivateTmp and
+    // ProtectSystem cannot hide what it needs (a checkout under /tmp, as CI may clone it, would be)
+    const exe = buildExecutable(sourceRoot, '0.1.0', join(box, 'build'));
     const cfg = join(box, 'config.yaml');
     writeFileSync(cfg, 'gateway:\n  id: gw-systemd\n  dataDir: /var/lib/eyewear-gateway\n  timezone: UTC\n');
 

@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export const sourceRoot = new URL('../../', import.meta.url).pathname;
@@ -26,13 +26,17 @@ export function patchedSourceCopy(dir: string, file: string, from: string, to: s
     .split('\0')
     .filter(Boolean);
   for (const f of files) {
-    if (f.startsWith('test/') || f.startsWith('docs/')) continue;
-    mkdirSync(dirname(join(dir, f)), { recursive: true });
+    if (f.startsWith('test/') || f.startsWith('docs/') || f === 'node_modules' || f.startsWith('node_modules/')) continue;
+    let st;
     try {
-      copyFileSync(join(sourceRoot, f), join(dir, f));
+      st = lstatSync(join(sourceRoot, f));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // deleted in the working tree
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // deleted in the working tree
+      throw e;
     }
+    if (!st.isFile()) continue; // a link (node_modules linked into a checkout) is not a source
+    mkdirSync(dirname(join(dir, f)), { recursive: true });
+    copyFileSync(join(sourceRoot, f), join(dir, f));
   }
   symlinkSync(join(sourceRoot, 'node_modules'), join(dir, 'node_modules'));
   const text = readFileSync(join(dir, file), 'utf8');
