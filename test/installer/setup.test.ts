@@ -112,6 +112,20 @@ afterAll(async () => {
   await Promise.all([pg?.stop(), ssh?.stop()]);
 });
 
+/** `setup --non-interactive` with one folder source (`<d>/exports`), the config written to `out` and the data in `<d>/data`; more flags after it. */
+const folderSetup = (d: string, out: string): string[] => [
+  'setup',
+  '--non-interactive',
+  '--source',
+  'folder',
+  '--folder',
+  join(d, 'exports'),
+  '--out',
+  out,
+  '--data-dir',
+  join(d, 'data'),
+];
+
 describe('setup --non-interactive', () => {
   it('tests a real MLLP port, PostgreSQL, SFTP and folder, and writes a config the loader accepts with no secret in it', async () => {
     const d = fresh();
@@ -312,19 +326,7 @@ describe('setup --non-interactive', () => {
     const out = join(d, 'gw.yaml');
     const before = '# the practice config, hand-made\nversion: 2\ngateway:\n  id: gw-before\n';
     writeFileSync(out, before);
-    const args = [
-      'setup',
-      '--non-interactive',
-      '--source',
-      'folder',
-      '--folder',
-      join(d, 'exports'),
-      '--out',
-      out,
-      '--data-dir',
-      join(d, 'data'),
-      '--no-doctor',
-    ];
+    const args = [...folderSetup(d, out), '--no-doctor'];
     const refused = await run(args);
     expect(refused.code).toBe(1);
     expect(refused.out).toBe('');
@@ -408,18 +410,7 @@ describe('setup --non-interactive', () => {
     const d = fresh();
     writeFileSync(join(d, 'a-file'), '');
     const out = join(d, 'a-file', 'gw.yaml');
-    const r = await run([
-      'setup',
-      '--non-interactive',
-      '--source',
-      'folder',
-      '--folder',
-      join(d, 'exports'),
-      '--out',
-      out,
-      '--data-dir',
-      join(d, 'data'),
-    ]);
+    const r = await run([...folderSetup(d, out)]);
     expect(r.code).toBe(1);
     expect(r.err).toBe(
       `error: cannot write ${out} or its credentials files (ENOTDIR): nothing written. Check the disk and the folders, then run setup again\n`,
@@ -431,18 +422,7 @@ describe('setup --non-interactive', () => {
   it('runs doctor by name at the end', async () => {
     const d = fresh();
     const out = join(d, 'gw.yaml');
-    const r = await run([
-      'setup',
-      '--non-interactive',
-      '--source',
-      'folder',
-      '--folder',
-      join(d, 'exports'),
-      '--out',
-      out,
-      '--data-dir',
-      join(d, 'data'),
-    ]);
+    const r = await run([...folderSetup(d, out)]);
     expect(r.code).toBe(0);
     const after = r.out.slice(r.out.indexOf('step 7/7: doctor\n'));
     // the doctor's own report (its wording is the doctor's), on the file setup wrote
@@ -518,25 +498,7 @@ describe('setup with enrolment against the reference cloud', () => {
   it('goes on to the next steps when enrolment is refused, and says how to retry', async () => {
     const d = fresh();
     const out = join(d, 'gw.yaml');
-    const r = await run([
-      'setup',
-      '--non-interactive',
-      '--source',
-      'folder',
-      '--folder',
-      join(d, 'exports'),
-      '--out',
-      out,
-      '--data-dir',
-      join(d, 'data'),
-      '--enrol-code',
-      'NOT-A-CODE',
-      '--cloud',
-      https.url,
-      '--cloud-ca',
-      caFile,
-      '--no-doctor',
-    ]);
+    const r = await run([...folderSetup(d, out), '--enrol-code', 'NOT-A-CODE', '--cloud', https.url, '--cloud-ca', caFile, '--no-doctor']);
     expect(r.code).toBe(1);
     expect(r.err).toContain('error GW_ENROLMENT_CODE_REFUSED: ');
     expect(r.err).toContain(`  enrol ended with exit code 1 (said above); retry: eyewear-gateway enrol CODE --cloud URL --config ${out}\n`);
@@ -577,18 +539,7 @@ describe('setup finds enrol, install and doctor by name', () => {
     const list = [recorder('enrol'), recorder('install')];
     const setup = createSetupCommand({ commands: () => list });
     const { o, cli } = io();
-    const base = [
-      'setup',
-      '--non-interactive',
-      '--source',
-      'folder',
-      '--folder',
-      join(d, 'exports'),
-      '--out',
-      out,
-      '--data-dir',
-      join(d, 'data'),
-    ];
+    const base = [...folderSetup(d, out)];
     const code = await runCli([...base, '--enrol-code', 'ABCD-1234', '--cloud', 'https://127.0.0.1:9/enrol', '--install'], cli, [setup]);
     expect(calls).toEqual([
       ['enrol', 'ABCD-1234', 'https://127.0.0.1:9/enrol', out],
@@ -656,26 +607,7 @@ describe('setup finds enrol, install and doctor by name', () => {
     const out = join(d, 'gw.yaml');
     const { o, cli } = io();
     const setup = createSetupCommand({ commands: () => [] });
-    const code = await runCli(
-      [
-        'setup',
-        '--non-interactive',
-        '--source',
-        'folder',
-        '--folder',
-        join(d, 'exports'),
-        '--out',
-        out,
-        '--data-dir',
-        join(d, 'data'),
-        '--enrol-code',
-        'X1',
-        '--cloud',
-        'https://127.0.0.1:9/',
-      ],
-      cli,
-      [setup],
-    );
+    const code = await runCli([...folderSetup(d, out), '--enrol-code', 'X1', '--cloud', 'https://127.0.0.1:9/'], cli, [setup]);
     expect(code).toBe(0);
     expect(o.out).toContain('  not in this build (no `enrol` command): the gateway runs with its local file sink until it is enrolled');
     expect(existsSync(out)).toBe(true);
