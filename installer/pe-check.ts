@@ -3,7 +3,7 @@
  * cheaply for the one that can (Linux): the structure the OS loader needs, the SEA blob Node will
  * find at start-up, and the fuse that tells Node a blob was injected. Reads only headers, the
  * resource directory or notes, the blob and the read-only data section, with positioned reads: the
- * executable (90-120 MB) is never read whole.
+ * executable (the size of a Node binary) is never read whole.
  *
  * Windows (PE/COFF, Microsoft's "PE Format" specification): `MZ` and `PE\0\0`, COFF machine 0x8664
  * (AMD64) and an executable image, a PE32+ optional header, subsystem 3 (console: the gateway is a

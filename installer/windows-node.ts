@@ -6,7 +6,7 @@
  * a build has. The tarball is checked against an integrity pinned here (the lockfile idea: a
  * registry serving other bytes tomorrow is refused, not trusted) and against the integrity `npm pack`
  * reports, then `node.exe` is streamed out of it (gunzip + the small tar reader below) without the
- * 90 MB file ever being held in memory.
+ * whole file ever being held in memory.
  *
  * Cache: `node_modules/.cache/eyewear-gateway/` (the `find-cache-dir` convention bundlers use): it
  * survives `dist/` being wiped and rebuilds, is ignored by git with node_modules, and goes away with

@@ -15,7 +15,7 @@
  * manifest (freeze attack: an old manifest replayed to keep a gateway on a vulnerable version), a
  * version not above the installed one (rollback attack), an installed version below `minVersion`,
  * no target for this platform, a malformed target, and — once downloaded — a file whose size or
- * SHA-256 differs (checked streaming, never read whole: the executable is ~120 MB).
+ * SHA-256 differs (checked streaming: the executable is never read whole).
  */
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';

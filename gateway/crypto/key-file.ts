@@ -54,6 +54,16 @@ export function writeFileAtomic(file: string, bytes: Uint8Array): void {
   fsyncDir(dir);
 }
 
+/** A file's bytes, or undefined when it does not exist (any other error is thrown). */
+export function readIfExists(file: string): Buffer | undefined {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
 /** Makes a rename in `dir` durable (POSIX: the directory entry is data of the folder). */
 export function fsyncDir(dir: string): void {
   if (process.platform === 'win32' || !existsSync(dir)) return;

@@ -9,24 +9,15 @@
  * damaged file) is an error that names the file and what to do, never a silent new secret.
  */
 import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { linkSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SecretStore } from '../../adapters/contracts.ts';
 import { GatewayError } from '../errors.ts';
-import { fsyncDir, writeFileAtomic } from './key-file.ts';
+import { fsyncDir, readIfExists, writeFileAtomic } from './key-file.ts';
 import type { RecordSealer } from './record-sealer.ts';
 
 /** A file or folder name: letters, digits, `.`, `_`, `-`, and not `.` or `..` (which would name the folder above). */
 const SAFE = /^(?!\.+$)[A-Za-z0-9._-]+$/;
-
-function readOrUndefined(file: string): Buffer | undefined {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-}
 
 export function secretsDir(dataDir: string, adapterId: string): string {
   return join(dataDir, 'secrets', adapterId);
@@ -41,7 +32,7 @@ export function createPublicStore(dataDir: string, adapterId: string): Pick<Secr
   return {
     readPublic(name) {
       if (!SAFE.test(name)) throw new Error(`not a file name: ${name}`);
-      return readOrUndefined(join(publicDir(dataDir, adapterId), name))?.toString('utf8');
+      return readIfExists(join(publicDir(dataDir, adapterId), name))?.toString('utf8');
     },
   };
 }
@@ -58,7 +49,7 @@ export function createSecretStore(dataDir: string, adapterId: string, sealer: Re
     readSecret(name) {
       check(name);
       const file = join(sdir, `${name}.sealed`);
-      const sealed = readOrUndefined(file);
+      const sealed = readIfExists(file);
       if (!sealed) return undefined;
       try {
         return sealer.open(aad(name), sealed);

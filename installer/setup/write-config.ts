@@ -7,11 +7,11 @@
  * referenced from the YAML by `${file:…}`; the YAML itself never holds one. The written file is
  * loaded back through the loader as the last check.
  */
-import { constants, copyFileSync, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { constants, copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
 import { ConfigError, loadConfig, loadConfigReport, type ConfigProblem } from '../../config/load.ts';
 import type { GatewayConfig } from '../../config/schema.ts';
-import { writeFileAtomic } from '../../gateway/crypto/key-file.ts';
+import { readIfExists, writeFileAtomic } from '../../gateway/crypto/key-file.ts';
 import { documentOf, type SetupPlan } from './setup-plan.ts';
 
 /**
@@ -27,15 +27,6 @@ export function secretIn(doc: unknown, field: string, secret: string): boolean {
     return false;
   };
   return secret !== '' && walk(doc);
-}
-
-function readOrUndefined(file: string): Buffer | undefined {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
 }
 
 /** The plan as the gateway would load it (secrets inline, in memory only), or every problem with its path. */
@@ -93,7 +84,7 @@ export function writeSetupConfig(plan: SetupPlan, file: string, o: { replace: bo
   const previous = new Map<string, Buffer>();
   try {
     for (const s of secrets) {
-      const old = readOrUndefined(s.file);
+      const old = readIfExists(s.file);
       if (old) previous.set(s.file, old);
       writeFileAtomic(s.file, Buffer.from(s.value, 'utf8'));
       written.push(s.file);

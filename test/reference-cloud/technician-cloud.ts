@@ -14,16 +14,11 @@
  *   npm run --silent cloud:reference -- [--port 8443] [--gateway gw-0001] [--tenant acme-optical]
  *                                       [--practice clinic-1] [--ca-out FILE]
  */
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { createEnrolmentCloud } from './enrolment.ts';
-import { startHttpReferenceCloud, startMqttReferenceCloud } from './reference-cloud.ts';
-import { makeCloudKeys } from '../support/cloud-keys.ts';
-import { makeBrokerPki, startMtlsMosquitto } from '../support/mosquitto-tls.ts';
-import { makeTestPki } from '../support/tls.ts';
+import { type EnrolmentWorld, startEnrolmentWorld } from '../support/enrolment-fixture.ts';
 
 const { values } = parseArgs({
   options: {
@@ -41,40 +36,17 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 }
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
-const payloadKeys = makeCloudKeys();
-const commandKeyPem = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
-const cloudPki = makeTestPki();
-const caFile = resolve(values['ca-out']);
-mkdirSync(dirname(caFile), { recursive: true });
-writeFileSync(caFile, cloudPki.ca);
-const brokerPki = makeBrokerPki();
-const enrolment = await createEnrolmentCloud({ brokerCaPem: brokerPki.ca, payloadKeyPem: payloadKeys.publicPem, commandKeyPem });
-const broker = await startMtlsMosquitto({ pki: brokerPki, deviceCaPem: enrolment.deviceCaPem, crlPem: await enrolment.crlPem() });
-enrolment.brokerUrl = broker.url;
-const svc = await enrolment.issueServiceCertificate('ewml-cloud-receiver');
-const receiver = await startMqttReferenceCloud({
-  url: broker.url,
-  privateKey: payloadKeys.privateKey,
-  ca: broker.brokerCaPem,
-  cert: svc.certPem,
-  key: svc.keyPem,
-});
-let https: Awaited<ReturnType<typeof startHttpReferenceCloud>>;
+// the same cloud the enrolment tests start (test/support/enrolment-fixture.ts), its CA where the technician asked
+let world: EnrolmentWorld;
 try {
-  https = await startHttpReferenceCloud({
-    privateKey: payloadKeys.privateKey,
-    tls: { cert: cloudPki.cert, key: cloudPki.key },
-    enrolment,
-    port,
-  });
+  world = await startEnrolmentWorld(tmpdir(), { caFile: resolve(values['ca-out']), port });
 } catch (e) {
   process.stderr.write(
-    `cloud:reference: cannot listen on 127.0.0.1:${port}: ${(e as Error).message}; pass --port with a free port (0: any)\n`,
+    `cloud:reference: cannot start on 127.0.0.1:${port}: ${(e as Error).message}; pass --port with a free port (0: any)\n`,
   );
-  await receiver.stop();
-  await broker.stop();
   process.exit(1);
 }
+const { enrolment, https, broker, receiver, caFile } = world;
 
 const issue = () => enrolment.issueCode({ gatewayId: values.gateway, tenantId: values.tenant, practiceId: values.practice });
 say(`reference cloud (a stand-in for the eyewear-ML cloud; synthetic, in memory)`);
@@ -108,9 +80,7 @@ const stop = async () => {
   stopping = true;
   clearInterval(timer);
   rl.close();
-  await receiver.stop();
-  await broker.stop();
-  await https.stop();
+  await world.stop();
   say(`stopped: ${receiver.store.order.length} record(s) received in ${receiver.store.batches} batch(es)`);
   process.exit(0);
 };

@@ -5,8 +5,8 @@
  * certificate-holding client of its own.
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createEnrolmentCloud, type EnrolmentCloud } from '../reference-cloud/enrolment.ts';
 import {
   type HttpReferenceCloud,
@@ -31,11 +31,13 @@ export interface EnrolmentWorld {
   stop(): Promise<void>;
 }
 
-export async function startEnrolmentWorld(workDir: string): Promise<EnrolmentWorld> {
+/** `caFile`: where the cloud's TLS CA is written (default `<workDir>/cloud-ca.pem`); `port`: the enrolment endpoint's (default any). */
+export async function startEnrolmentWorld(workDir: string, o: { caFile?: string; port?: number } = {}): Promise<EnrolmentWorld> {
   const payloadKeys = makeCloudKeys();
   const commandKeyPem = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
   const cloudPki = makeTestPki();
-  const caFile = join(workDir, 'cloud-ca.pem');
+  const caFile = o.caFile ?? join(workDir, 'cloud-ca.pem');
+  mkdirSync(dirname(caFile), { recursive: true });
   writeFileSync(caFile, cloudPki.ca);
   const brokerPki = makeBrokerPki();
   const enrolment = await createEnrolmentCloud({ brokerCaPem: brokerPki.ca, payloadKeyPem: payloadKeys.publicPem, commandKeyPem });
@@ -50,11 +52,19 @@ export async function startEnrolmentWorld(workDir: string): Promise<EnrolmentWor
     cert: svc.certPem,
     key: svc.keyPem,
   });
-  const https = await startHttpReferenceCloud({
-    privateKey: payloadKeys.privateKey,
-    tls: { cert: cloudPki.cert, key: cloudPki.key },
-    enrolment,
-  });
+  let https: Awaited<ReturnType<typeof startHttpReferenceCloud>>;
+  try {
+    https = await startHttpReferenceCloud({
+      privateKey: payloadKeys.privateKey,
+      tls: { cert: cloudPki.cert, key: cloudPki.key },
+      enrolment,
+      ...(o.port !== undefined ? { port: o.port } : {}),
+    });
+  } catch (e) {
+    await receiver.stop();
+    await broker.stop();
+    throw e;
+  }
   return {
     payloadKeys,
     commandKeyPem,

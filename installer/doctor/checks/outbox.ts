@@ -4,6 +4,7 @@
  * nothing migrated; safe beside the running gateway, whose WAL commits a reader sees), with the
  * running gateway's breakdown by state from `/status` beside it when it answers.
  */
+import type { OutboxStats } from '../../../gateway/outbox/outbox.ts';
 import { existsSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { accessProblem, needsConfig, notChecked, type CheckResult, type DoctorCheck } from '../check.ts';
@@ -87,20 +88,8 @@ export const outboxCheck: DoctorCheck = {
   async run(ctx) {
     if (!ctx.config || !ctx.paths) return [needsConfig('outbox', ctx)];
     const g = await ctx.gateway();
-    // the running gateway's view: its breakdown by state (a record waiting for a retry while being
-    // resent counts in two of them, so their sum is not the number of records)
-    const live =
-      g.state === 'answering'
-        ? (g.status.outbox as {
-            pending: number;
-            inFlight: number;
-            waitingRetry: number;
-            deadLetters: number;
-            bytes: number;
-            maxBytes: number;
-            oldestAgeSeconds: number | null;
-          })
-        : undefined;
+    // the running gateway's view: its breakdown by state (/status's outbox: OutboxStats and the oldest record's age)
+    const live = g.state === 'answering' ? (g.status.outbox as OutboxStats & { oldestAgeSeconds: number | null }) : undefined;
     const closed = accessProblem(ctx.paths.dataDir) ?? accessProblem(ctx.paths.outboxFile);
     if (closed && !live) return [notChecked('outbox', closed)];
     let f: OutboxFigures | undefined;
