@@ -13,6 +13,7 @@ import { runCommand, type CliIo } from '../../cli/index.ts';
 import { loadConfig, validateConfig } from '../../config/load.ts';
 import { checkRules } from '../../config/rules.ts';
 import { loadCorpus, startFhirServer, type FhirServer } from '../support/fhir-server/index.ts';
+import { corpus } from '../support/corpus.ts';
 
 const dirs: string[] = [];
 const servers: FhirServer[] = [];
@@ -70,7 +71,7 @@ describe('fhir jwks', () => {
   });
 });
 
-describe('fhir check', () => {
+describe.skipIf(!corpus.present)('fhir check', () => {
   it('proves the token, the server and a page of each resource, and exits 0', async () => {
     const pre = configFile('http://127.0.0.1:9/fhir/r4');
     const jwks = JSON.parse((await run(['fhir', 'jwks', '--config', pre.file])).out);

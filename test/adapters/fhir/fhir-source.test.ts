@@ -12,6 +12,7 @@ import { mapFhirResource } from '../../../adapters/fhir/map-fhir.ts';
 import { makeCloudKeys } from '../../support/cloud-keys.ts';
 import { gatewayFhirKeys, type GatewayFhirKeys } from '../../support/fhir-gateway.ts';
 import { loadCorpus, startFhirServer, syntheticPatients, type FhirServer } from '../../support/fhir-server/index.ts';
+import { corpus } from '../../support/corpus.ts';
 import { startHarness, type Harness } from '../../support/gateway-harness.ts';
 import { waitFor } from '../../support/net.ts';
 import { startHttpReferenceCloud, type HttpReferenceCloud } from '../../reference-cloud/reference-cloud.ts';
@@ -43,7 +44,7 @@ const fhirEntry = (baseUrl: string, over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-describe('a generic R4 server, paged by _lastUpdated', () => {
+describe.skipIf(!corpus.present)('a generic R4 server, paged by _lastUpdated', () => {
   let cloud: HttpReferenceCloud;
   let fhir: FhirServer;
   let gk: GatewayFhirKeys;
