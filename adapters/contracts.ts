@@ -112,6 +112,34 @@ export interface IntakeContext {
   /** Known live rows of a stream after `afterPk`, in pk order (to find deletes). */
   knownRows(stream: string, afterPk: string | undefined, limit: number): string[];
   logger: Logger;
+  /** Polled sources ask it how long to wait after each cycle (gateway/poll-schedule.ts); absent: the configured interval. Use {@link pollWait}. */
+  pollSchedule?: PollSchedule;
+}
+
+/** What a poller tells the schedule after one cycle. */
+export interface PollCycle {
+  /** The source's configured interval (`pollIntervalMs`): the answer when no agent sets a policy. */
+  configuredMs: number;
+  /** Rows or resources this cycle committed as changed (written, deleted, dead-lettered). */
+  changes: number;
+  /** Queries or calls the cycle made (absent: counted as one), for the sync agent's budgets. */
+  requests?: number;
+  /** A server's Retry-After: the wait is never shorter, whatever the schedule says. */
+  serverMinMs?: number;
+  /** The source's own sooner need (a bulk export's status check): the wait is not longer, unless a server asked for more. */
+  soonerMs?: number;
+}
+
+export interface PollSchedule {
+  /** How long to wait before the next cycle. */
+  next(c: PollCycle): number;
+}
+
+/** The wait after a cycle: the schedule's answer (or the configured interval), capped by `soonerMs`, never under `serverMinMs`. */
+export function pollWait(ctx: Pick<IntakeContext, 'pollSchedule'> | undefined, c: PollCycle): number {
+  const asked = ctx?.pollSchedule ? ctx.pollSchedule.next(c) : c.configuredMs;
+  const wait = Number.isFinite(asked) && asked >= 0 ? asked : c.configuredMs;
+  return Math.max(Math.min(wait, c.soonerMs ?? Number.POSITIVE_INFINITY), c.serverMinMs ?? 0);
 }
 
 export interface AdapterHealth {

@@ -11,6 +11,7 @@ import type { AdapterHealth } from '../adapters/contracts.ts';
 import type { Clock } from '../gateway/clock.ts';
 import type { OwnedBus } from '../gateway/event-bus.ts';
 import type { OutboxStats } from '../gateway/outbox/outbox.ts';
+import type { PollPolicy } from '../gateway/poll-schedule.ts';
 import type { SupervisedState } from '../gateway/supervisor.ts';
 
 export interface AgentHealth {
@@ -86,6 +87,14 @@ export interface AgentContext {
   diskSpace(): Promise<DiskSpace>;
   /** The sink's connectivity now. */
   sink(): SinkView;
+  /**
+   * Sets the policy one polled source's waits follow after each cycle (gateway/poll-schedule.ts),
+   * or removes it (`undefined`): the source then waits its configured interval. Dropped when the
+   * agent stops. A server's Retry-After is still a floor. Throws for an unknown id.
+   */
+  setPollPolicy(sourceId: string, policy: PollPolicy | undefined): void;
+  /** A folder of the data folder for the agent's own small state (`<data>/agents/<id>`, not yet created); absent: nothing survives a restart. */
+  readonly stateDir?: string;
 }
 
 export interface Agent {

@@ -5,7 +5,8 @@
  */
 import type { AgentKind } from './contract.ts';
 import { healthAgentKind } from './health/index.ts';
+import { syncAgentKind } from './sync/index.ts';
 
-export const agentKinds: readonly AgentKind[] = [healthAgentKind];
+export const agentKinds: readonly AgentKind[] = [healthAgentKind, syncAgentKind];
 
 export type { Agent, AgentContext, AgentHealth, AgentKind, ConfigProposal, Finding, SourceView } from './contract.ts';

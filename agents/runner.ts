@@ -6,11 +6,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { statfs } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { schemaPathOf } from '../config/schema-walk.ts';
 import { SECRET_PATHS, type GatewayConfig } from '../config/schema.ts';
 import type { Clock } from '../gateway/clock.ts';
 import { ownedBus, type EventBus } from '../gateway/event-bus.ts';
+import type { PollScheduleRegistry } from '../gateway/poll-schedule.ts';
 import type { Supervisor } from '../gateway/supervisor.ts';
 import type { Agent, AgentContext, AgentHealth, AgentKind, ConfigProposal, Finding, SinkView, SourceView } from './contract.ts';
 
@@ -34,6 +36,8 @@ export interface AgentRunnerDeps {
   /** The data folder: `diskSpace()` reads its volume (absent: agents are told it is not available). */
   dataDir?: string;
   sink?: () => SinkView;
+  /** The polled sources' schedule (`setPollPolicy`); absent: agents are told it is not available. */
+  pollSchedules?: PollScheduleRegistry;
 }
 
 /** A finding still true: since when, and when last published. */
@@ -129,6 +133,16 @@ export function createAgentRunner(kinds: readonly AgentKind[], d: AgentRunnerDep
         };
       },
       sink: () => d.sink?.() ?? { kind: 'none', connected: false, detail: { lastError: 'not available to agents here' } },
+      setPollPolicy(id, policy) {
+        known(id);
+        if (!d.pollSchedules) throw new Error('poll schedules are not available to agents here');
+        d.pollSchedules.set(id, owner, policy);
+      },
+      ...(d.dataDir !== undefined ? { stateDir: join(d.dataDir, 'agents', agent.id) } : {}),
+    };
+    const release = () => {
+      d.bus.dropOwner(owner);
+      d.pollSchedules?.dropOwner(owner);
     };
     void d.supervisor.add({
       id: owner,
@@ -136,7 +150,7 @@ export function createAgentRunner(kinds: readonly AgentKind[], d: AgentRunnerDep
         try {
           await agent.start(ctx);
         } catch (err) {
-          d.bus.dropOwner(owner);
+          release();
           throw err;
         }
       },
@@ -144,7 +158,7 @@ export function createAgentRunner(kinds: readonly AgentKind[], d: AgentRunnerDep
         try {
           await agent.stop();
         } finally {
-          d.bus.dropOwner(owner);
+          release();
         }
       },
     });

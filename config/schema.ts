@@ -12,6 +12,7 @@ import { fhirSourceSchema } from './fhir-schema.ts';
 import { apiSourceSchema } from './api-schema.ts';
 import { cdsHooksSchema } from './cds-hooks-schema.ts';
 import { healthAgentSchema } from '../agents/health/config-schema.ts';
+import { syncAgentSchema } from '../agents/sync/config-schema.ts';
 
 /**
  * Field metadata beside `description` and `default` (read by config/schema-walk.ts):
@@ -628,7 +629,7 @@ export const ConfigSchema = Type.Object(
     }),
     cdsHooks: cdsHooksSchema,
     agents: obj(
-      { health: healthAgentSchema },
+      { health: healthAgentSchema, sync: syncAgentSchema },
       'Local agents that watch the gateway and act on it within limits (agents/README.md). Read at start.',
       { restart: true },
     ),

@@ -24,6 +24,7 @@ import { sourceKinds } from '../adapters/registry.ts';
 import { agentKinds } from '../agents/index.ts';
 import type { AgentKind } from '../agents/contract.ts';
 import { createAgentRunner, type AgentRunner } from '../agents/runner.ts';
+import { createPollScheduleRegistry } from './poll-schedule.ts';
 import { createAlertBoard } from './alerts.ts';
 import { createAdminServer, type AdminServer } from './admin/admin-server.ts';
 import { loadOrCreateToken } from './admin/admin-token.ts';
@@ -301,6 +302,7 @@ async function assembleGateway(
   });
 
   const sources = createSupervisor({ clock, logger, bus, label: (id) => `adapter:${id}` });
+  const pollSchedules = createPollScheduleRegistry({ logger: logger.child({ component: 'poll-schedule' }) });
   const supervise = (a: SourceAdapter, paused = false) => {
     const alog = logger.child({ component: `adapter:${a.id}`, adapterId: a.id });
     return sources.add(
@@ -313,6 +315,7 @@ async function assembleGateway(
             cursor: (key) => outbox.getCursor(key),
             knownRows: (stream, after, limit) => outbox.listSourceRows(stream, after, limit),
             logger: alog,
+            pollSchedule: pollSchedules.forSource(a.id),
           }),
         stop: () => a.stop(),
       },
@@ -423,6 +426,7 @@ async function assembleGateway(
     outboxStats: () => outbox.stats(),
     dataDir: paths.dataDir,
     sink: () => ({ kind: sink.kind, ...sink.health() }),
+    pollSchedules,
     sources: () =>
       adapters.map((a) => {
         const error = sources.errors.get(a.id);

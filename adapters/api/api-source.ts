@@ -19,7 +19,15 @@
 import type { Logger } from 'pino';
 import { sleepUnlessAborted, systemClock, type Clock } from '../../gateway/clock.ts';
 import { commitPage } from '../page-commit.ts';
-import type { AdapterHealth, IntakeContext, MapResult, RawRow, SecretStore, SourceAdapter } from '../contracts.ts';
+import {
+  pollWait,
+  type AdapterHealth,
+  type IntakeContext,
+  type MapResult,
+  type RawRow,
+  type SecretStore,
+  type SourceAdapter,
+} from '../contracts.ts';
 import { createHttpClient, type HttpClient } from '../http/http-client.ts';
 import { ApiError } from '../http/http-error.ts';
 import { createQuota, type Quota, type QuotaStore } from '../http/quota.ts';
@@ -126,9 +134,18 @@ export function createApiSource(o: ApiSourceOptions): ApiSource {
     return commitPage(
       ctx!,
       { adapter: src.id, format: `api:${src.id}`, stream, rows, map: (row) => mapper.map(stream, row), cursor },
-      { clock, signal: abort!.signal, onState: (st) => notes.set('state', st) },
+      {
+        clock,
+        signal: abort!.signal,
+        onState: (st) => notes.set('state', st),
+        onCommitted: (n) => {
+          cycleChanges += n;
+        },
+      },
     );
   }
+  /** Rows the cycle under way committed as changed (what the poll schedule learns from). */
+  let cycleChanges = 0;
 
   const sleep = (ms: number) => sleepUnlessAborted(clock, ms, abort?.signal);
 
@@ -149,7 +166,9 @@ export function createApiSource(o: ApiSourceOptions): ApiSource {
 
   /** One cycle; returns how long to wait before the next (longer when a server asked for it). */
   async function cycle(s: SyncContext): Promise<number> {
-    let wait = src.pollIntervalMs;
+    let serverMinMs: number | undefined;
+    cycleChanges = 0;
+    const requestsBefore = madeRequests;
     for (const e of src.entities) {
       if (s.signal.aborted) return 0;
       const c = readEntityCursor(s, src.id, e.name);
@@ -169,10 +188,12 @@ export function createApiSource(o: ApiSourceOptions): ApiSource {
           { code, entity: e.name, ...(err instanceof ApiError ? err.detail : {}) },
           `${e.name} not read to its end; it goes on from its cursor next cycle`,
         );
-        if (err instanceof ApiError && err.retryInMs !== undefined) wait = Math.max(wait, Math.min(err.retryInMs, 86_400_000));
+        if (err instanceof ApiError && err.retryInMs !== undefined)
+          serverMinMs = Math.max(serverMinMs ?? 0, Math.min(err.retryInMs, 86_400_000));
       }
     }
-    return wait;
+    const requests = madeRequests - requestsBefore;
+    return pollWait(ctx, { configuredMs: src.pollIntervalMs, changes: cycleChanges, requests, serverMinMs });
   }
 
   async function run(c: ApiConnection, signal: AbortSignal): Promise<void> {

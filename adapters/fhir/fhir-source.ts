@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { FhirResourceName } from '../../config/fhir-schema.ts';
 import { sleepUnlessAborted, systemClock, type Clock } from '../../gateway/clock.ts';
 import { commitPage } from '../page-commit.ts';
-import type { AdapterHealth, IntakeContext, RawRow, SecretStore, SourceAdapter } from '../contracts.ts';
+import { pollWait, type AdapterHealth, type IntakeContext, type RawRow, type SecretStore, type SourceAdapter } from '../contracts.ts';
 import { loadOrCreateClientKey, type ClientKey } from '../http/client-keys.ts';
 import { createHttpClient, type HttpClient } from '../http/http-client.ts';
 import { ApiError } from '../http/http-error.ts';
@@ -172,9 +172,18 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
     return commitPage(
       ctx!,
       { adapter: o.id, format: `fhir:${o.id}`, stream, rows, map: (row) => rowMapper.map(row), cursor },
-      { clock, signal: abort!.signal, onState: (st) => notes.set('state', st) },
+      {
+        clock,
+        signal: abort!.signal,
+        onState: (st) => notes.set('state', st),
+        onCommitted: (n) => {
+          cycleChanges += n;
+        },
+      },
     );
   }
+  /** Resources the cycle under way committed as changed (what the poll schedule learns from). */
+  let cycleChanges = 0;
 
   const sleep = (ms: number) => sleepUnlessAborted(clock, ms, abort?.signal);
 
@@ -206,12 +215,14 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
 
   /** One cycle; returns how long to wait before the next (longer when a server asked for it). */
   async function cycle(c: FhirConnection, s: SyncContext): Promise<number> {
-    let wait = o.pollIntervalMs;
+    let serverMinMs: number | undefined;
+    let soonerMs: number | undefined;
+    cycleChanges = 0;
     const fail = (what: string, e: unknown) => {
       const code = e instanceof ApiError ? e.code : 'GW_SOURCE_UNREACHABLE';
       errors.set(what, `${code}: ${(e as Error).message}`.slice(0, 300));
       ctx!.logger.error({ code, resource: what, ...(e instanceof ApiError ? e.detail : {}) }, `${what} not read; tried again next cycle`);
-      if (e instanceof ApiError && e.retryInMs !== undefined) wait = Math.max(wait, Math.min(e.retryInMs, 86_400_000));
+      if (e instanceof ApiError && e.retryInMs !== undefined) serverMinMs = Math.max(serverMinMs ?? 0, Math.min(e.retryInMs, 86_400_000));
     };
     const bulkTypes = [...c.strategies].filter(([, st]) => 'kind' in st && st.kind === 'bulk').map(([r]) => r);
     if (bulkTypes.length) {
@@ -220,7 +231,7 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
           const n = await bulkRun(s, bulkTypes, bulkOptions);
           if (n === undefined) return 0;
           // an export still running on the server: the searches go on, and its status is asked again soon
-          if (typeof n === 'object') wait = Math.min(wait, n.pendingMs);
+          if (typeof n === 'object') soonerMs = n.pendingMs;
           else {
             errors.delete('bulk');
             notes.set('bulk.lastImported', n);
@@ -255,7 +266,7 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
         fail(r, e);
       }
     }
-    return wait;
+    return pollWait(ctx, { configuredMs: o.pollIntervalMs, changes: cycleChanges, serverMinMs, soonerMs });
   }
 
   /** The loop never rejects: whatever a cycle throws (a damaged cursor, a closed outbox) is reported and tried again, the rest of the gateway runs on. */

@@ -18,7 +18,7 @@ import { toInstant, type RecordMapping } from '../canonical/field-mapping.ts';
 import { recordsFromRow } from '../canonical/map-row.ts';
 import { deterministicId } from '../canonical/record-id.ts';
 import { rowHash } from '../canonical/row-hash.ts';
-import type { AdapterHealth, IntakeContext, MapResult, RawRow, SourceAdapter } from '../contracts.ts';
+import { pollWait, type AdapterHealth, type IntakeContext, type MapResult, type RawRow, type SourceAdapter } from '../contracts.ts';
 import { openSqlDriver, type SqlConnectionOptions, type SqlDriver, type SqlRow } from './sql-driver.ts';
 import {
   countQuery,
@@ -326,8 +326,8 @@ export function createSqlSource(
     return false;
   }
 
-  /** One cycle of a stream: pages from its start position until a short page. */
-  async function cycle(s: SqlStreamConfig): Promise<void> {
+  /** One cycle of a stream: pages from its start position until a short page. Returns the rows it committed as changed. */
+  async function cycle(s: SqlStreamConfig): Promise<number> {
     const d = driver!;
     const src = streamSource(s);
     const c = readCursor(s);
@@ -344,9 +344,10 @@ export function createSqlSource(
     }
     let changed = 0;
     for (;;) {
-      if (!running) return;
+      if (!running) return changed;
       const q = pageQuery(d, src, from, o.pageSize);
       const rows = await d.query(q.sql, q.params);
+      cycleQueries++;
       const wmCol = src.watermark.column;
       const raw: RawRow[] = [];
       for (const row of rows) {
@@ -385,7 +386,7 @@ export function createSqlSource(
       }
       if (raw.length > 0 || JSON.stringify(next) !== JSON.stringify(c)) {
         const r = await commit(s, raw, next);
-        if (r === false) return;
+        if (r === false) return changed;
         changed += r.written;
       }
       Object.assign(c, next);
@@ -394,6 +395,7 @@ export function createSqlSource(
       from = [last![wmCol], last![s.key]];
     }
     if (changed > 0) ctx!.logger.info({ stream: s.name, rowsChanged: changed }, 'stream changes committed');
+    return changed;
   }
 
   /** Deleted rows found by comparing the keys we hold with the keys the source still has. */
@@ -494,8 +496,10 @@ export function createSqlSource(
           );
           listening = true;
         }
+        let changes = 0;
+        cycleQueries = 0;
         for (const s of o.streams) {
-          if (running && !broken.has(s.name)) await cycle(s);
+          if (running && !broken.has(s.name)) changes += await cycle(s);
         }
         for (const s of o.streams) {
           if (running && !broken.has(s.name) && s.deletes === 'keyset') await keysetDeletes(s);
@@ -511,7 +515,7 @@ export function createSqlSource(
             ...Object.fromEntries([...broken].map(([n, why]) => [`${n}.error`, why])),
           },
         };
-        await sleep(o.pollIntervalMs);
+        await sleep(pollWait(ctx, { configuredMs: o.pollIntervalMs, changes, requests: cycleQueries }));
       } catch (e) {
         failures++;
         const delay = Math.min(60_000, 1000 * 2 ** Math.min(failures, 6));
@@ -536,6 +540,8 @@ export function createSqlSource(
     }
   }
   let listening = false;
+  /** Page queries of the cycle under way (the sync agent's budgets count them). */
+  let cycleQueries = 0;
 
   function pollNow(): void {
     if (wake) wake();
