@@ -17,6 +17,11 @@ export interface Clock {
   setTimeout(fn: () => void, ms: number, opts?: TimerOptions): TimerHandle;
   /** Cancels a timer; a handle already run, already cleared, or `undefined` is ignored. */
   clearTimeout(handle: TimerHandle | undefined): void;
+  /**
+   * Milliseconds on a clock no one can set (any origin): timers run on it, and a wall-clock jump is
+   * `now()` leaving it. Absent: `now()` is taken to be it.
+   */
+  monotonic?(): number;
 }
 
 export interface TimerOptions {
@@ -35,6 +40,7 @@ const delayOf = (ms: number): number => (Number.isFinite(ms) && ms > 0 ? ms : 0)
 /** The real clock: `Date.now()` and Node's timers. */
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   setTimeout: (fn, ms, opts) => {
     const t = globalThis.setTimeout(fn, delayOf(ms));
     if (opts?.unref) t.unref();
@@ -55,6 +61,12 @@ export interface ManualClock extends Clock {
   advance(ms: number): void;
   /** Moves time to `ms` (forward runs due timers as `advance` does; backward runs none). */
   set(ms: number): void;
+  /**
+   * Sets the wall clock forward or back by `ms` as a person or a time service would: `now()` moves,
+   * `monotonic()` does not, and every waiting timer still falls due after the time it had left (as
+   * Node's timers, which run on the monotonic clock). Runs no timer.
+   */
+  jump(ms: number): void;
   /** How many timers are waiting. */
   pending(): number;
   /** When the next timer falls due, or `undefined` when none waits. */
@@ -66,6 +78,8 @@ const MAX_FIRINGS_PER_ADVANCE = 100_000;
 
 export function createManualClock(start = Date.UTC(2026, 0, 1)): ManualClock {
   let t = start;
+  /** Wall-clock jumps so far: monotonic time is `t - jumped`. */
+  let jumped = 0;
   let seq = 0;
   const timers = new Map<number, { due: number; seq: number; fn: () => void }>();
 
@@ -112,6 +126,12 @@ export function createManualClock(start = Date.UTC(2026, 0, 1)): ManualClock {
       if (ms <= t) t = ms;
       else runUntil(ms);
     },
+    jump: (ms) => {
+      t += ms;
+      jumped += ms;
+      for (const e of timers.values()) e.due += ms;
+    },
+    monotonic: () => t - jumped,
     pending: () => timers.size,
     nextDue: () => {
       let d: number | undefined;

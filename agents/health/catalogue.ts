@@ -10,7 +10,12 @@ export type HealthCode =
   | 'AGENT_HEALTH_SOURCE_FAILING'
   | 'AGENT_HEALTH_SOURCE_SILENT'
   | 'AGENT_HEALTH_SINK_DOWN'
-  | 'AGENT_HEALTH_OUTBOX_WRITER_UNSTABLE';
+  | 'AGENT_HEALTH_OUTBOX_WRITER_UNSTABLE'
+  | 'AGENT_HEALTH_OUTBOX_STUCK'
+  | 'AGENT_HEALTH_CERT_EXPIRING'
+  | 'AGENT_HEALTH_CLOCK_JUMPED'
+  | 'AGENT_HEALTH_MEMORY_HIGH'
+  | 'AGENT_HEALTH_CPU_BUSY';
 
 export interface Cause {
   title: string;
@@ -81,6 +86,60 @@ export const HealthCatalogue: Readonly<Record<HealthCode, Cause>> = {
       'Look for what kills it: the system log for I/O errors on the data disk (`journalctl -k`, `dmesg`: a failing disk or a full one), memory pressure (the OOM killer), or the log line with GW_OUTBOX_IO and its cause. Replace the disk or move the data folder if the disk reports errors.',
     clears: 'when fewer than `writerRestartsPerHour` restarts fall within the last hour.',
   },
+  AGENT_HEALTH_OUTBOX_STUCK: {
+    title: 'Records wait in the outbox though the cloud link is up',
+    symptoms:
+      'The same record has been the oldest undelivered one for `agents.health.outbox.stuckAfterMs` (by the monotonic clock, from when the monitor first saw it) while the sink reports itself connected (with the sink down, AGENT_HEALTH_SINK_DOWN names the cause instead): the cloud is not acknowledging what is sent, or answers “retry later” to each batch.',
+    evidence: ['undelivered', 'waitingRetry', 'inFlight', 'oldestAgeSeconds', 'waitedSeconds', 'deadLetters', 'sink'],
+    severity: 'warning; error past 4 × `stuckAfterMs`',
+    person:
+      'See the relay’s last error and the sink’s in `/status` (`eyewear-gateway status`): a cloud that answers 429/5xx is overloaded or in maintenance (it drains by itself when it answers again); acks that never come on MQTT point at the cloud side (tell the cloud team the gateway id and the oldest age). Nothing is lost while it waits.',
+    clears:
+      'when that record is delivered and the next oldest has not waited `stuckAfterMs` (or the sink is down, which is its own finding).',
+  },
+  AGENT_HEALTH_CERT_EXPIRING: {
+    title: 'The device certificate is expiring, or no longer valid',
+    symptoms:
+      'The enrolled device certificate (gateway/identity/, shown by the MQTT sink) is expired, revoked or damaged; or it expires within `agents.health.certificate.warnDays` while its renewal (due at 2/3 of its lifetime) has not happened — the renewal failing (its last error is evidence) or overdue by `overdueMs`.',
+    evidence: ['serial', 'state', 'notAfter', 'renewAt', 'daysLeft', 'lastRenewalError', 'code'],
+    severity: 'warning; error within `errorDays` and once expired, revoked or damaged',
+    automatic: 'None beyond what the identity does itself: it renews at 2/3 of the lifetime and retries a failed renewal every 10 minutes.',
+    person:
+      'Expired, revoked or damaged: re-enrol with a new one-time code (`eyewear-gateway enrol CODE --cloud URL --force`). Renewal failing: restore the link to the cloud’s enrolment endpoint (the last renewal error names what failed) before the certificate runs out; `eyewear-gateway doctor` checks the certificate too.',
+    clears: 'when the certificate is valid and renewed (or not due), i.e. a renewal succeeded or a new enrolment replaced it.',
+  },
+  AGENT_HEALTH_CLOCK_JUMPED: {
+    title: 'The system clock jumped',
+    symptoms:
+      'Between two polls the wall clock moved more than `agents.health.clock.jumpMs` away from the monotonic clock (which no one can set): a time service correcting a wrong clock, a person setting it, or a virtual machine resumed.',
+    evidence: ['byMs', 'between', 'and', 'jumps (in the last showForMs)'],
+    severity: 'warning',
+    automatic:
+      'Its own learned state is moved by the jump (the disk trend’s samples, the silence rhythm’s arrivals, failing-since and down-since times), so a jump raises no false silence or disk prediction.',
+    person:
+      'Check the time service (chrony or systemd-timesyncd on Linux, w32time on Windows) and the time zone; `eyewear-gateway doctor` compares the clock with the cloud’s. Signed cloud commands and tokens check time; database cursors overlap by `overlapSeconds`, so a jump back within that loses nothing.',
+    clears: '`showForMs` of monotonic time after the last jump.',
+  },
+  AGENT_HEALTH_MEMORY_HIGH: {
+    title: 'Memory is short: the gateway’s own, or the PC’s',
+    symptoms:
+      'Subject `gateway`: its resident memory (RSS, all its threads) above `agents.health.memory.rssWarnMiB` for `sustainPolls` polls in a row. Subject `host`: the PC’s available memory below `hostFreeWarnPercent` of its total for as long (the PMS and the gateway compete for it).',
+    evidence: ['rssMiB', 'rssWarnMiB', 'freeMiB', 'totalMiB', 'freePercent', 'polls'],
+    severity: 'warning',
+    person:
+      'Gateway: note what it was doing (a big import or backlog drain, in `/status`) and tell the cloud team with `GET /agents/health`; restarting the service gives the memory back. Host: close what else uses memory on the PC, or add memory; the gateway’s own share is the `gateway` figure.',
+    clears: 'when the figure is back under its threshold with a 10% margin.',
+  },
+  AGENT_HEALTH_CPU_BUSY: {
+    title: 'The CPU is busy: the gateway’s own use, or the PC’s load',
+    symptoms:
+      'Subject `gateway`: the gateway’s CPU time (all its threads) over the last poll above `agents.health.cpu.gatewayWarnPercent` of one core for `sustainPolls` polls in a row. Subject `host`: the 1-minute load average per core above `hostLoadPerCore` for as long (Linux; Windows reports no load average, so only the gateway’s own share is watched there).',
+    evidence: ['gatewayPercentOfCore', 'loadPerCore', 'cores', 'polls'],
+    severity: 'warning',
+    person:
+      'Gateway: a large first load or backlog is expected to take CPU for a while (its progress is in `/status`); if it lasts with nothing to import, tell the cloud team. Host: other programs load the PC; the PMS may answer slowly too.',
+    clears: 'when the figure is back under its threshold with a 10% margin.',
+  },
 };
 
 /** docs/AGENTS.md: the catalogue as a table and one section per cause. */
@@ -88,7 +147,7 @@ export function renderHealthCatalogue(): string {
   const esc = (s: string) => s.replaceAll('|', '\\|');
   const rows = Object.entries(HealthCatalogue).map(
     ([code, c]) =>
-      `| \`${code}\` | ${esc(c.title)} | ${esc(c.severity)} | ${c.automatic?.startsWith('Restarts') ? 'restart, within a budget' : 'a person'} |`,
+      `| \`${code}\` | ${esc(c.title)} | ${esc(c.severity)} | ${c.automatic?.startsWith('Restarts') ? 'restart, within a budget' : c.automatic?.startsWith('Its own') ? 'its own learned state moved; a person' : 'a person'} |`,
   );
   const sections = Object.entries(HealthCatalogue).map(([code, c]) =>
     [

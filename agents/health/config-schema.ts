@@ -14,7 +14,7 @@ export const healthAgentSchema = section(
     enabled: Type.Boolean({
       default: false,
       description:
-        'Run the health monitor (agents/health/): it samples the data disk, the sources and the sink every `pollMs`, names causes from its catalogue (docs/AGENTS.md), restarts a failing source within its budget, and shows its findings in `/status` and `GET /agents/health`.',
+        'Run the health monitor (agents/health/): it samples the data disk, memory, CPU and the clock, the sources, the outbox and the sink (and its device certificate) every `pollMs`, names causes from its catalogue (docs/AGENTS.md), restarts a failing source within its budget, and shows its findings in `/status` and `GET /agents/health`.',
     }),
     pollMs: ms(
       30_000,
@@ -75,14 +75,71 @@ export const healthAgentSchema = section(
           description:
             'The outbox writer thread restarted this many times within an hour is a finding (each restart alone is handled by the outbox).',
         }),
+        stuckAfterMs: ms(
+          15 * MIN,
+          MIN,
+          'The same record the oldest undelivered one for this long (monotonic time) while the sink is connected is a finding (an error past four times it).',
+        ),
       },
-      'AGENT_HEALTH_OUTBOX_WRITER_UNSTABLE: the outbox writer thread keeps dying.',
+      'AGENT_HEALTH_OUTBOX_WRITER_UNSTABLE (the writer thread keeps dying) and AGENT_HEALTH_OUTBOX_STUCK (records wait though the sink is connected).',
     ),
     sink: section(
       {
         downAfterMs: ms(10 * MIN, 0, 'The sink disconnected this long is a finding (what a person must do, from its error code).'),
       },
       'AGENT_HEALTH_SINK_DOWN: the cloud link.',
+    ),
+    certificate: section(
+      {
+        warnDays: Type.Number({
+          minimum: 0,
+          default: 14,
+          description: 'The device certificate expiring within this many days while not yet renewed: a warning.',
+        }),
+        errorDays: Type.Number({ minimum: 0, default: 3, description: 'Within this many days: an error.' }),
+        overdueMs: ms(24 * 3600_000, 0, 'Its renewal (due at 2/3 of its lifetime) this long overdue is a warning whatever the days left.'),
+      },
+      'AGENT_HEALTH_CERT_EXPIRING: the enrolled device certificate (MQTT sink).',
+    ),
+    clock: section(
+      {
+        jumpMs: ms(60_000, 1000, 'The wall clock moving this much more (or less) than the monotonic clock between two polls is a jump.'),
+        showForMs: ms(60 * MIN, MIN, 'How long a jump stays a finding (monotonic time after the last one).'),
+      },
+      'AGENT_HEALTH_CLOCK_JUMPED: the system clock set forward or back.',
+    ),
+    memory: section(
+      {
+        rssWarnMiB: Type.Integer({
+          minimum: 16,
+          default: 512,
+          description: 'The gateway’s resident memory (all its threads) above this many MiB is a warning.',
+        }),
+        hostFreeWarnPercent: Type.Number({
+          minimum: 0,
+          maximum: 100,
+          default: 5,
+          description: 'The PC’s available memory below this share of its total is a warning.',
+        }),
+        sustainPolls: Type.Integer({ minimum: 1, default: 5, description: 'Polls in a row over a threshold before it is a finding.' }),
+      },
+      'AGENT_HEALTH_MEMORY_HIGH: the gateway’s memory and the PC’s.',
+    ),
+    cpu: section(
+      {
+        gatewayWarnPercent: Type.Number({
+          minimum: 1,
+          default: 90,
+          description: 'The gateway’s CPU time over a poll above this share of one core is a warning (sustained).',
+        }),
+        hostLoadPerCore: Type.Number({
+          minimum: 0,
+          default: 2,
+          description: 'The 1-minute load average per core above this is a warning (sustained; Linux only).',
+        }),
+        sustainPolls: Type.Integer({ minimum: 1, default: 10, description: 'Polls in a row over a threshold before it is a finding.' }),
+      },
+      'AGENT_HEALTH_CPU_BUSY: the gateway’s CPU use and the PC’s load.',
     ),
   },
   'The health monitor: signals, diagnoses from a catalogue, bounded remedies (issue 17).',

@@ -8,6 +8,7 @@
  * in a bounded history with the state before and after. It never reaches into the gateway's parts:
  * only the context.
  */
+import { availableParallelism, freemem, loadavg, totalmem } from 'node:os';
 import type { GatewayConfig } from '../../config/schema.ts';
 import type { TimerHandle } from '../../gateway/clock.ts';
 import type { Agent, AgentContext, AgentHealth, DiskSpace, SourceView } from '../contract.ts';
@@ -38,6 +39,39 @@ export interface RemedyRecord {
   outcome: 'healed' | 'not-healed' | 'failed';
   /** Restarts of this subject in the hour up to and including this one. */
   usedInHour: number;
+}
+
+/** One sample of the host and of this process (all its threads). */
+export interface HostSample {
+  rssBytes: number;
+  /** The PC's available memory (libuv: MemAvailable on Linux). */
+  freeMemBytes: number;
+  totalMemBytes: number;
+  /** The 1-minute load average (0 on Windows, which has none). */
+  load1: number;
+  cores: number;
+  /** CPU time this process has used, all threads, user + system. */
+  processCpuMicros: number;
+}
+
+export const sampleHost = (): HostSample => {
+  const cpu = process.cpuUsage();
+  return {
+    rssBytes: process.memoryUsage.rss(),
+    freeMemBytes: freemem(),
+    totalMemBytes: totalmem(),
+    load1: loadavg()[0],
+    cores: availableParallelism(),
+    processCpuMicros: cpu.user + cpu.system,
+  };
+};
+
+export interface HealthAgentOptions {
+  id?: string;
+  /** A clock no one can set, in ms (default: the context clock's `monotonic()`): a clock jump is the wall clock leaving it. */
+  monotonicMs?: () => number;
+  /** Samples the host and this process (default: node:os and process). */
+  host?: () => HostSample;
 }
 
 export interface HealthAgent extends Agent {
@@ -104,7 +138,13 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent {
+export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = {}): HealthAgent {
+  const id = opts.id ?? 'health';
+  const monotonic = () => {
+    const c = ctx!.clock;
+    return opts.monotonicMs ? opts.monotonicMs() : c.monotonic ? c.monotonic() : c.now();
+  };
+  const host = opts.host ?? sampleHost;
   let ctx: AgentContext | undefined;
   let timer: TimerHandle | undefined;
   let running = false;
@@ -122,6 +162,14 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
   /** When the outbox writer was seen restarted (one entry per restart), within the last hour. */
   let writerRestartTimes: number[] = [];
   let writerRestartsSeen: number | undefined;
+  /** The last poll's wall and monotonic times, and the process CPU then (for the share over a poll). */
+  let lastTick: { wall: number; mono: number; cpu: number } | undefined;
+  /** The oldest undelivered record, and when (monotonic) it was first seen the oldest. */
+  let oldestWatch: { createdAt: number; firstMono: number } | undefined;
+  let jumps: Array<{ mono: number; at: number; byMs: number }> = [];
+  let lastHost: (HostSample & { gatewayPercentOfCore?: number }) | undefined;
+  /** Polls in a row over each threshold (memory and CPU, gateway and host). */
+  const over = { rss: 0, hostMem: 0, cpu: 0, load: 0 };
   const active = new Map<string, HealthFinding>();
   const history: RemedyRecord[] = [];
   const counts = { raised: 0, cleared: 0, remedies: 0 };
@@ -398,6 +446,196 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
     );
   }
 
+  /**
+   * The wall clock against the monotonic one since the last poll: a difference past `jumpMs` is a
+   * jump. The learned times are moved by it, so the jump is not read as a silence or a disk trend.
+   */
+  function checkClock(now: number, mono: number, seen: Set<string>): void {
+    const prev = lastTick;
+    if (prev) {
+      const byMs = Math.round(now - prev.wall - (mono - prev.mono));
+      if (Math.abs(byMs) >= cfg.clock.jumpMs) {
+        jumps.push({ mono, at: now, byMs });
+        for (const ts of arrivals.values()) for (let i = 0; i < ts.length; i++) ts[i] += byMs;
+        for (const x of diskSamples) x.t += byMs;
+        for (const [k, t] of failingSince) failingSince.set(k, t + byMs);
+        if (sinkDownSince !== undefined) sinkDownSince += byMs;
+        writerRestartTimes = writerRestartTimes.map((t) => t + byMs);
+        ctx!.logger.warn({ code: 'AGENT_HEALTH_CLOCK_JUMPED', byMs, from: iso(prev.wall), to: iso(now) }, 'the system clock jumped');
+      }
+    }
+    jumps = jumps.filter((j) => mono - j.mono < cfg.clock.showForMs).slice(-100);
+    const last = jumps.at(-1);
+    if (!last) return;
+    const dir = last.byMs > 0 ? 'forward' : 'back';
+    const size = Math.abs(last.byMs);
+    const human =
+      size >= 3_600_000
+        ? `${Math.floor(size / 3_600_000)} h ${Math.round((size % 3_600_000) / 60_000)} min`
+        : size >= 60_000
+          ? `${Math.round(size / 60_000)} min`
+          : `${Math.round(size / 1000)} s`;
+    raise(
+      seen,
+      'AGENT_HEALTH_CLOCK_JUMPED',
+      'clock',
+      'warning',
+      `the system clock jumped ${dir} by ${human} (wall clock now ${iso(last.at)})${jumps.length > 1 ? `, ${jumps.length} jumps within ${Math.round(cfg.clock.showForMs / 60_000)} min` : ''}: check the time service (chrony or systemd-timesyncd, w32time on Windows) and run \`eyewear-gateway doctor\`, whose clock check compares with the cloud`,
+      { byMs: last.byMs, at: iso(last.at), jumps: jumps.length },
+    );
+  }
+
+  /** Memory and CPU, the gateway's own and the PC's, each over its threshold for `sustainPolls` polls. */
+  function checkHost(h: HostSample, mono: number, seen: Set<string>): void {
+    const prev = lastTick;
+    const share = prev && mono > prev.mono ? ((h.processCpuMicros - prev.cpu) / 1000 / (mono - prev.mono)) * 100 : undefined;
+    lastHost = { ...h, ...(share !== undefined ? { gatewayPercentOfCore: Math.round(share) } : {}) };
+    const MiBf = (b: number) => Math.round(b / MiB);
+    const freePercent = h.totalMemBytes > 0 ? (100 * h.freeMemBytes) / h.totalMemBytes : 100;
+    const loadPerCore = h.cores > 0 ? h.load1 / h.cores : 0;
+    // over the threshold counts up; back under it (with a 10% margin once a finding is active) counts down to zero
+    const track = (k: keyof typeof over, code: HealthCode, subject: string, isOver: boolean, clearUnder: boolean) => {
+      const on = active.has(keyOf(code, subject));
+      over[k] = isOver ? over[k] + 1 : on && !clearUnder ? over[k] : 0;
+      return over[k] >= (code === 'AGENT_HEALTH_CPU_BUSY' ? cfg.cpu.sustainPolls : cfg.memory.sustainPolls);
+    };
+    const rssLimit = cfg.memory.rssWarnMiB * MiB;
+    if (track('rss', 'AGENT_HEALTH_MEMORY_HIGH', 'gateway', h.rssBytes > rssLimit, h.rssBytes < rssLimit * 0.9))
+      raise(
+        seen,
+        'AGENT_HEALTH_MEMORY_HIGH',
+        'gateway',
+        'warning',
+        `the gateway holds ${MiBf(h.rssBytes)} MiB of memory (over ${cfg.memory.rssWarnMiB} MiB for ${over.rss} polls): see what it is doing in \`eyewear-gateway status\` (a large import or backlog), and tell the cloud team with GET /agents/health; a service restart gives it back`,
+        { rssMiB: MiBf(h.rssBytes), rssWarnMiB: cfg.memory.rssWarnMiB, polls: over.rss },
+      );
+    const freeLimit = cfg.memory.hostFreeWarnPercent;
+    if (track('hostMem', 'AGENT_HEALTH_MEMORY_HIGH', 'host', freePercent < freeLimit, freePercent > freeLimit * 1.1))
+      raise(
+        seen,
+        'AGENT_HEALTH_MEMORY_HIGH',
+        'host',
+        'warning',
+        `the PC is short of memory: ${MiBf(h.freeMemBytes)} MiB available of ${MiBf(h.totalMemBytes)} (${freePercent.toFixed(1)}%, under ${freeLimit}% for ${over.hostMem} polls), ${MiBf(h.rssBytes)} MiB of it the gateway's: close what else uses memory on the PC, or add memory`,
+        {
+          freeMiB: MiBf(h.freeMemBytes),
+          totalMiB: MiBf(h.totalMemBytes),
+          freePercent: Math.round(freePercent * 10) / 10,
+          rssMiB: MiBf(h.rssBytes),
+          polls: over.hostMem,
+        },
+      );
+    const cpuLimit = cfg.cpu.gatewayWarnPercent;
+    if (share !== undefined && track('cpu', 'AGENT_HEALTH_CPU_BUSY', 'gateway', share > cpuLimit, share < cpuLimit * 0.9))
+      raise(
+        seen,
+        'AGENT_HEALTH_CPU_BUSY',
+        'gateway',
+        'warning',
+        `the gateway has used ${Math.round(share)}% of a CPU core (over ${cpuLimit}% for ${over.cpu} polls): a large first load or backlog takes CPU for a while (its progress is in \`eyewear-gateway status\`); if it lasts with nothing to import, tell the cloud team`,
+        { gatewayPercentOfCore: Math.round(share), polls: over.cpu, cores: h.cores },
+      );
+    const loadLimit = cfg.cpu.hostLoadPerCore;
+    if (track('load', 'AGENT_HEALTH_CPU_BUSY', 'host', loadPerCore > loadLimit, loadPerCore < loadLimit * 0.9))
+      raise(
+        seen,
+        'AGENT_HEALTH_CPU_BUSY',
+        'host',
+        'warning',
+        `the PC is overloaded: a load of ${loadPerCore.toFixed(2)} per core over ${h.cores} core(s) (over ${loadLimit} for ${over.load} polls)${share !== undefined ? `, ${Math.round(share)}% of a core the gateway's` : ''}: other programs load the PC, and the PMS may answer slowly too`,
+        {
+          loadPerCore: Math.round(loadPerCore * 100) / 100,
+          cores: h.cores,
+          polls: over.load,
+          ...(share !== undefined ? { gatewayPercentOfCore: Math.round(share) } : {}),
+        },
+      );
+  }
+
+  /** The enrolled device certificate, as the sink shows it (its `identity*` detail fields). */
+  function checkCertificate(now: number, detail: Record<string, string | number | boolean> | undefined, seen: Set<string>): void {
+    const state = detail?.identityState;
+    if (typeof state !== 'string') return;
+    const notAfter = Date.parse(String(detail!.identityNotAfter));
+    const renewAt = Date.parse(String(detail!.identityRenewAt));
+    const daysLeft = Number.isFinite(notAfter) ? Math.round(((notAfter - now) / 86_400_000) * 10) / 10 : Number.NaN;
+    const serial = String(detail!.identitySerial ?? '');
+    const lastRenewalError = detail!.identityLastRenewalError === undefined ? undefined : String(detail!.identityLastRenewalError);
+    const ev: Evidence = {
+      serial,
+      state,
+      notAfter: String(detail!.identityNotAfter),
+      renewAt: String(detail!.identityRenewAt),
+      ...(Number.isFinite(daysLeft) ? { daysLeft } : {}),
+      ...(lastRenewalError ? { lastRenewalError } : {}),
+      ...(detail!.identityCode !== undefined ? { code: String(detail!.identityCode) } : {}),
+    };
+    if (state === 'expired' || state === 'revoked' || state === 'damaged' || (Number.isFinite(notAfter) && now >= notAfter)) {
+      const action = detail!.identityAction ?? 're-enrol: eyewear-gateway enrol CODE --cloud URL --force';
+      raise(
+        seen,
+        'AGENT_HEALTH_CERT_EXPIRING',
+        'certificate',
+        'error',
+        `the device certificate ${serial} is ${state === 'valid' || state === 'renewing' ? 'expired' : state}${detail!.identityCode ? ` (${detail!.identityCode})` : ''}: the broker refuses this gateway and records wait in the outbox; what to do: ${action}`,
+        ev,
+      );
+      return;
+    }
+    if (!Number.isFinite(notAfter) || !Number.isFinite(renewAt)) return;
+    const renewing = now >= renewAt;
+    const overdue = now - renewAt >= cfg.certificate.overdueMs;
+    if (!renewing) return;
+    if (!overdue && daysLeft > cfg.certificate.warnDays) return;
+    const severity: Severity = daysLeft <= cfg.certificate.errorDays ? 'error' : 'warning';
+    raise(
+      seen,
+      'AGENT_HEALTH_CERT_EXPIRING',
+      'certificate',
+      severity,
+      `the device certificate ${serial} expires in ${daysLeft} day(s) (${ev.notAfter}) and has not been renewed (due since ${ev.renewAt}${lastRenewalError ? `; last renewal failed: ${lastRenewalError}` : ''}); it retries every 10 minutes: restore the link to the cloud's enrolment endpoint before it runs out, or re-enrol`,
+      ev,
+    );
+  }
+
+  /**
+   * The same oldest record still undelivered for `stuckAfterMs` (monotonic time since it was first
+   * seen the oldest, so neither a clock jump nor a backlog found at start reads as stuck at once)
+   * while the sink is connected (a down sink is its own finding).
+   */
+  function checkBacklog(now: number, mono: number, seen: Set<string>): void {
+    const s = ctx!.sink();
+    const st = ctx!.outboxStats();
+    if (!s.connected || st.oldestCreatedAt === null) {
+      oldestWatch = undefined;
+      return;
+    }
+    if (oldestWatch?.createdAt !== st.oldestCreatedAt) oldestWatch = { createdAt: st.oldestCreatedAt, firstMono: mono };
+    const waited = mono - oldestWatch.firstMono;
+    const age = now - st.oldestCreatedAt;
+    const k = keyOf('AGENT_HEALTH_OUTBOX_STUCK', 'outbox');
+    if (waited < cfg.outbox.stuckAfterMs) return;
+    const wasError = active.get(k)?.severity === 'error';
+    const severity: Severity = waited >= cfg.outbox.stuckAfterMs * (wasError ? 3.5 : 4) ? 'error' : 'warning';
+    const undelivered = st.pending + st.inFlight + st.waitingRetry;
+    raise(
+      seen,
+      'AGENT_HEALTH_OUTBOX_STUCK',
+      'outbox',
+      severity,
+      `${undelivered} record(s) wait in the outbox, the oldest undelivered for ${Math.round(waited / 60_000)} min, though the ${s.kind} sink is connected (${st.waitingRetry} waiting for a retry): the cloud is not acknowledging them; see the relay's and the sink's last error in \`eyewear-gateway status\`, and tell the cloud team the gateway id if it lasts (nothing is lost)`,
+      {
+        undelivered,
+        waitingRetry: st.waitingRetry,
+        inFlight: st.inFlight,
+        oldestAgeSeconds: Math.round(age / 1000),
+        waitedSeconds: Math.round(waited / 1000),
+        deadLetters: st.deadLetters,
+        sink: s.kind,
+      },
+    );
+  }
+
   async function poll(): Promise<void> {
     const c = ctx!;
     let disk: DiskSpace | undefined;
@@ -414,7 +652,16 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
     // statfs itself runs on libuv's thread pool: a few µs, test/bench/health-bench.ts)
     const cpu0 = process.threadCpuUsage();
     const now = c.clock.now();
+    const mono = monotonic();
     const seen = new Set<string>();
+    checkClock(now, mono, seen);
+    let h: HostSample | undefined;
+    try {
+      h = host();
+      checkHost(h, mono, seen);
+    } catch (e) {
+      c.logger.warn({ cause: codeOf(e) }, 'host figures could not be read');
+    }
     // a disk that could not be read keeps its finding as it was
     if (disk) checkDisk(now, disk, seen);
     else if (active.has(keyOf('AGENT_HEALTH_DISK_FILLING', 'disk'))) seen.add(keyOf('AGENT_HEALTH_DISK_FILLING', 'disk'));
@@ -423,7 +670,10 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
     checkSilence(now, views, seen);
     checkSink(now, seen);
     checkOutboxWriter(now, seen);
+    checkBacklog(now, mono, seen);
+    checkCertificate(now, c.sink().detail, seen);
     clearGone(seen);
+    lastTick = { wall: now, mono, cpu: h?.processCpuMicros ?? lastTick?.cpu ?? 0 };
     const used = process.threadCpuUsage(cpu0);
     lastCpuMicros = used.user + used.system;
     cpuMicros += lastCpuMicros;
@@ -504,6 +754,17 @@ export function createHealthAgent(cfg: HealthConfig, id = 'health'): HealthAgent
         cpu: { microsTotal: cpuMicros, microsPerPoll: polls ? Math.round(cpuMicros / polls) : 0, lastPollMicros: lastCpuMicros },
         counts: { ...counts },
         disk: lastDisk ? { ...lastDisk, samples: diskSamples.length } : { error: diskError ?? 'not sampled yet' },
+        host: lastHost
+          ? {
+              rssMiB: Math.round(lastHost.rssBytes / MiB),
+              freeMiB: Math.round(lastHost.freeMemBytes / MiB),
+              totalMiB: Math.round(lastHost.totalMemBytes / MiB),
+              load1: Math.round(lastHost.load1 * 100) / 100,
+              cores: lastHost.cores,
+              ...(lastHost.gatewayPercentOfCore !== undefined ? { gatewayPercentOfCore: lastHost.gatewayPercentOfCore } : {}),
+            }
+          : { error: 'not sampled yet' },
+        clockJumps: jumps.map((j) => ({ at: iso(j.at), byMs: j.byMs })),
         sources: [...new Set([...arrivals.keys(), ...failingSince.keys(), ...budgets.keys()])].map((sid) => {
           const ts = arrivals.get(sid) ?? [];
           const gaps = ts.slice(1).map((t, i) => t - ts[i]);

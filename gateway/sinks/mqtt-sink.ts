@@ -3,6 +3,7 @@
  * Topics per ARCHITECTURE.md "Cloud contract":
  *   up   ewml/v1/{tenant}/{gateway}/up/records   one JWE per batch
  *   up   ewml/v1/{tenant}/{gateway}/up/status    retained; last will `offline`
+ *   up   ewml/v1/{tenant}/{gateway}/up/health    retained; the agents' active findings (healthDocument)
  *   down ewml/v1/{tenant}/{gateway}/down/acks    {batchId, accepted[], rejected[]}
  * A batch counts as delivered only on its ack from the cloud on `down/acks` — a PUBACK only says
  * the broker has it. No ack within `ackTimeoutMs` is ambiguous: the relay resends, the cloud
@@ -97,8 +98,66 @@ interface Part {
   indexes: number[];
 }
 
+/** A finding the agents hold active, as `up/health` carries it (PHI-free: codes, subjects, counts). */
+export interface HealthTopicFinding {
+  agent: string;
+  code: string;
+  severity: 'info' | 'warning' | 'error';
+  summary: string;
+  subject?: string;
+  /** When first seen (ISO 8601). */
+  since: string;
+}
+
+/**
+ * `up/health`: the findings active now, as one retained document, so the fleet view holds each
+ * gateway's current state (published whenever a finding is raised, changes severity or clears, and
+ * again on every connect). An empty list is the all-clear.
+ */
+export interface HealthDocument {
+  type: 'health';
+  gatewayId: string;
+  version: string;
+  at: string;
+  findings: HealthTopicFinding[];
+}
+
 export function createMqttSink(opts: MqttSinkOptions): Sink {
   const topics = mqttTopics(opts.tenantId, opts.gatewayId);
+  // the agents' active findings, heard from the moment the sink exists (agents start after it),
+  // kept whether or not the broker is there and published whole on each change and each connect
+  const findings = new Map<string, HealthTopicFinding>();
+  const findingKey = (agent: string, code: string, subject?: string) => JSON.stringify([agent, code, subject ?? null]);
+  const healthDocument = (): string =>
+    JSON.stringify({
+      type: 'health',
+      gatewayId: opts.gatewayId,
+      version: opts.version,
+      at: new Date(opts.clock.now()).toISOString(),
+      findings: [...findings.values()],
+    } satisfies HealthDocument);
+  const publishHealth = () => {
+    const c = client;
+    if (c?.connected) c.publish(topics.health, healthDocument(), { qos: 1, retain: true });
+  };
+  const listenForFindings = () => {
+    const offFinding = opts.bus.on('agent.finding', (e) => {
+      const k = findingKey(e.agent, e.code, e.subject);
+      const since = findings.get(k)?.since ?? new Date(opts.clock.now()).toISOString();
+      const { agent, code, severity, summary, subject } = e;
+      findings.set(k, { agent, code, severity, summary, ...(subject !== undefined ? { subject } : {}), since });
+      publishHealth();
+    });
+    const offCleared = opts.bus.on('agent.finding.cleared', (e) => {
+      if (findings.delete(findingKey(e.agent, e.code, e.subject))) publishHealth();
+    });
+    return () => {
+      offFinding();
+      offCleared();
+    };
+  };
+  /** Dropped at stop (a stopped sink holds no listener), taken again at the next start. */
+  let offFindings: (() => void) | undefined = listenForFindings();
   const waiters = new Map<string, Waiter>();
   let client: MqttClient | undefined;
   let lastError = '';
@@ -249,6 +308,7 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
         },
       });
       client = c;
+      offFindings ??= listenForFindings();
       if (opts.identity) {
         const identity = opts.identity;
         // a renewed (or fallen-back) certificate: the next connection attempt uses it (mqtt.js
@@ -274,6 +334,7 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
           if (err) opts.logger.error({ err }, 'subscribe to down/ topics failed');
         });
         c.publish(topics.status, status('online'), { qos: 1, retain: true });
+        publishHealth();
       });
       c.on('message', (topic, payload) => {
         if (topic === topics.acks) onAck(payload);
@@ -312,6 +373,8 @@ export function createMqttSink(opts: MqttSinkOptions): Sink {
       if (!c) return;
       client = undefined;
       offOutcome?.();
+      offFindings?.();
+      offFindings = undefined;
       offIdentity?.();
       await opts.identity?.stop();
       for (const [id, w] of waiters) {

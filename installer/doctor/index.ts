@@ -15,6 +15,7 @@ import { cloudCheck } from './checks/cloud.ts';
 import { sourcesCheck } from './checks/sources.ts';
 import { outboxCheck } from './checks/outbox.ts';
 import { deviceCertificateDoctorCheck } from './checks/device-certificate.ts';
+import { agentsCheck } from './checks/agents.ts';
 
 export type { CheckResult, CheckStatus, DoctorCheck, DoctorContext, ExecResult, GatewayProbe } from './check.ts';
 export { accessProblem, DEFAULT_CHECK_TIMEOUT_MS, needsConfig, notChecked } from './check.ts';
@@ -34,4 +35,5 @@ export const doctorChecks: readonly DoctorCheck[] = [
   cloudCheck,
   sourcesCheck,
   outboxCheck,
+  agentsCheck,
 ];

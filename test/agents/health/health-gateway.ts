@@ -11,10 +11,11 @@ import { validateConfig } from '../../../config/load.ts';
 import type { GatewayConfig } from '../../../config/schema.ts';
 import type { SourceKindEntry } from '../../../adapters/contracts.ts';
 import { createManualClock, type ManualClock } from '../../../gateway/clock.ts';
+import type { SinkKind } from '../../../gateway/sinks/index.ts';
 import { createGateway, type Gateway } from '../../../gateway/create-gateway.ts';
 import type { GatewayEvents } from '../../../gateway/event-bus.ts';
 import { createLogger } from '../../../gateway/logger.ts';
-import { createHealthAgent, type HealthAgent } from '../../../agents/health/health-agent.ts';
+import { createHealthAgent, type HealthAgent, type HealthAgentOptions } from '../../../agents/health/health-agent.ts';
 
 export interface HealthRig {
   gw: Gateway;
@@ -43,7 +44,15 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
 
 export async function startHealthRig(
   overrides: Record<string, unknown> = {},
-  o: { dataDir?: string; sources?: readonly SourceKindEntry[]; onOutboxWriterThread?: (w: Worker) => void } = {},
+  o: {
+    dataDir?: string;
+    sources?: readonly SourceKindEntry[];
+    onOutboxWriterThread?: (w: Worker) => void;
+    /** Sink kinds instead of the built-in ones (a test's sink under `relay.sink: file`). */
+    sinks?: readonly SinkKind[];
+    /** The agent's own options (a host sampler a test drives). */
+    agent?: HealthAgentOptions;
+  } = {},
 ): Promise<HealthRig> {
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'ewml-health-'));
   const raw = merge(
@@ -67,13 +76,14 @@ export async function startHealthRig(
   });
   const logger = createLogger({ level: 'info', destination: dest as unknown as Parameters<typeof createLogger>[0]['destination'] });
   const clock = createManualClock(START);
-  const agent = createHealthAgent(v.config.agents.health);
+  const agent = createHealthAgent(v.config.agents.health, o.agent);
   const gw = await createGateway({
     config: v.config,
     logger,
     clock,
     agents: [{ kind: 'health', create: () => agent }],
     ...(o.sources ? { sources: o.sources } : {}),
+    ...(o.sinks ? { sinks: o.sinks } : {}),
     ...(o.onOutboxWriterThread ? { onOutboxWriterThread: o.onOutboxWriterThread } : {}),
   });
   const findings: HealthRig['findings'] = [];
