@@ -11,6 +11,7 @@ import {
   DELETED_ROW_HASH,
   ENTRY_OVERHEAD,
   entryBytes,
+  laneRank,
   sealRecords,
   selectClaimable,
   type DeadLetterEntry,
@@ -26,6 +27,8 @@ interface Row extends QueueRow {
   bytes: number;
   sealed: Uint8Array;
   recordIds?: string[];
+  /** The lane's rank (0 urgent, 1 live, 2 backfill). */
+  lane: number;
 }
 
 export interface MemoryOutboxOptions {
@@ -54,8 +57,12 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
   let open = false;
   let sealer = opts.sealer;
   const seal = (aad: string, plain: string | Uint8Array) => (sealer ??= createRecordSealer(randomBytes(32))).seal(aad, plain);
-  /** Queues a sealed record (or bundle) as a new row. */
-  const addRow = (r: SealedRecord) => {
+  /**
+   * Queues a sealed record (or bundle) as a new row in lane `rank`, first taking the earlier rows
+   * of its partition in less urgent lanes into that lane (the lane invariant, outbox.ts).
+   */
+  const addRow = (r: SealedRecord, rank = laneRank(r.lane)) => {
+    for (const earlier of rows.values()) if (earlier.partitionKey === r.partitionKey && earlier.lane > rank) earlier.lane = rank;
     const b = r.sealed.byteLength + ENTRY_OVERHEAD;
     rows.set(++seq, {
       seq,
@@ -69,6 +76,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       sealed: r.sealed,
       recordIds: r.recordIds,
       records: r.recordIds?.length ?? 1,
+      lane: rank,
     });
     bytes += b;
   };
@@ -125,14 +133,15 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
     }
   }
 
+  /** Claim order: lane by lane, each in enqueue order. */
   function ordered(): Row[] {
-    return [...rows.values()].sort((a, b) => a.seq - b.seq);
+    return [...rows.values()].sort((a, b) => a.lane - b.lane || a.seq - b.seq);
   }
   /** The claimed row of an id, else its oldest row. */
   function rowOf(id: string): Row | undefined {
     const seqOf = claimed.get(id);
     if (seqOf !== undefined) return rows.get(seqOf);
-    return ordered().find((r) => r.id === id);
+    return [...rows.values()].sort((a, b) => a.seq - b.seq).find((r) => r.id === id);
   }
   function release(id: string): void {
     inFlight.delete(id);
@@ -183,7 +192,9 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       let written = 0;
       let deadLettered = 0;
       for (const r of changed) {
-        for (const rec of r.records) addRow(rec);
+        // a row never seen before takes its records' lane for new rows
+        const isNew = page.trackRows === false || known(r.stream ?? page.stream).get(r.pk) === undefined;
+        for (const rec of r.records) addRow(rec, laneRank(isNew && rec.laneWhenNew !== undefined ? rec.laneWhenNew : rec.lane));
         if (r.deadLetter) {
           const b = r.deadLetter.sealed.byteLength + ENTRY_OVERHEAD;
           const prior = dead.get(r.deadLetter.id);
@@ -320,10 +331,15 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
       const now = opts.clock.now();
       let waiting = 0;
       let oldest: number | null = null;
+      const lanes = [0, 1, 2].map(() => ({ rows: 0, oldestCreatedAt: null as number | null, oldestAgeSeconds: null as number | null }));
       for (const r of rows.values()) {
         if (r.nextAttemptAt > now) waiting++;
         if (oldest === null || r.createdAt < oldest) oldest = r.createdAt;
+        const l = lanes[r.lane];
+        l.rows++;
+        if (l.oldestCreatedAt === null || r.createdAt < l.oldestCreatedAt) l.oldestCreatedAt = r.createdAt;
       }
+      for (const l of lanes) if (l.oldestCreatedAt !== null) l.oldestAgeSeconds = Math.max(0, Math.round((now - l.oldestCreatedAt) / 1000));
       return {
         pending: rows.size - inFlight.size - waiting,
         inFlight: inFlight.size,
@@ -332,6 +348,7 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
         bytes,
         maxBytes: opts.maxBytes,
         oldestCreatedAt: oldest,
+        lanes: { urgent: lanes[0], live: lanes[1], backfill: lanes[2] },
       };
     },
   };

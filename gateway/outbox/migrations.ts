@@ -61,4 +61,18 @@ export const OUTBOX_MIGRATIONS: readonly string[] = [
   // in plaintext before, once (hashPlainKeys removes it)
   `CREATE TABLE plain_keys_pending (id INTEGER PRIMARY KEY CHECK (id = 1));
    INSERT INTO plain_keys_pending (id) VALUES (1);`,
+  // 8: delivery lanes (outbox.ts, "Lanes"): 0 urgent, 1 live, 2 backfill. Rows already queued stay
+  // `live` (the default), so a file from before keeps every row and its order. An older executable
+  // opening this file afterwards (a rollback) runs no migration it does not know, inserts without
+  // the column (its default, live, applies), claims in seq order, which keeps every partition's
+  // order, and SQLite keeps the indexes up to date for it: the added column is harmless to it.
+  // `outbox_lane` lets a claim read each lane in seq order from its cursor with a large backlog
+  // behind it; `outbox_partition_lane` lets an enqueue find the earlier rows of its partition in a
+  // less urgent lane, to take them into its own (the lane invariant); `lane_promotions` counts those
+  // promotions in the same transactions, so a claim sees in its own snapshot that rows changed lane
+  `ALTER TABLE outbox ADD COLUMN lane INTEGER NOT NULL DEFAULT 1;
+   CREATE INDEX outbox_lane ON outbox(lane, seq);
+   CREATE INDEX outbox_partition_lane ON outbox(partition_key, lane);
+   CREATE TABLE lane_promotions (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+   INSERT INTO lane_promotions (id, n) VALUES (1, 0);`,
 ];

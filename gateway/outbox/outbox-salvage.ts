@@ -581,14 +581,16 @@ const textOrNull = (v: LeafValue | undefined): v is string | null => v === null 
  * A leaf cell with the outbox table's shape (migrations.ts: seq INTEGER PRIMARY KEY — stored as
  * NULL, the rowid is the seq — id, type, partition_key TEXT, created_at, attempts, next_attempt_at
  * INTEGER, last_error TEXT?, bytes INTEGER, payload BLOB; record_ids TEXT? since migration 5, so
- * older rows have 10 values).
+ * older rows have 10 values; lane INTEGER since migration 8, 12 values — a salvaged row is queued
+ * `live`, which keeps its partition's order).
  */
 function outboxShape(r: LeafRow): QueuedRow | undefined {
   const v = r.values;
-  if ((v.length !== 10 && v.length !== 11) || v[0] !== null || r.rowid < 1) return undefined;
-  const [, id, type, pk, createdAt, attempts, nextAt, lastError, bytes, payload, recordIds = null] = v;
+  if (v.length < 10 || v.length > 12 || v[0] !== null || r.rowid < 1) return undefined;
+  const [, id, type, pk, createdAt, attempts, nextAt, lastError, bytes, payload, recordIds = null, lane = 1] = v;
   if (!isText(id) || !isText(type) || !isText(pk) || !isInt(createdAt) || !isInt(attempts) || !isInt(nextAt) || !isInt(bytes))
     return undefined;
+  if (!isInt(lane)) return undefined;
   if (!textOrNull(lastError) || !textOrNull(recordIds) || !(payload instanceof Uint8Array)) return undefined;
   return {
     seq: r.rowid,

@@ -10,6 +10,17 @@
  * Ordering: rows sharing a partition key are claimed in enqueue order, and never while an earlier
  * row of that partition is in flight or waiting for its retry time.
  *
+ * Lanes (issue 17): each row has a {@link Lane} — `urgent` (today's and tomorrow's appointments,
+ * new prescriptions and lens orders), `live` (the default) or `backfill` (a first load, history) —
+ * chosen where records are built (gateway/pipeline/record-lane.ts). Claims take urgent rows first,
+ * then live, then backfill, each lane in enqueue order, so a first load never holds back a live
+ * change. The partition rule still holds because of one invariant kept at enqueue: *within a
+ * partition, no row is in a less urgent lane than a later row*. A row enqueued into a lane takes
+ * every earlier queued row of its partition in a less urgent lane with it into its own lane (they
+ * are promoted in the same transaction), so walking the lanes in order meets a partition's rows in
+ * seq order, and the claim rule below works on that walk unchanged. A promotion is counted
+ * (`lane_promotions`) so a claim that reads the queue by lane cursors knows to read it again.
+ *
  * A row holds one record, or a *bundle*: the records of one message that share a partition (an
  * ADT's patient, coverage and provider) as one sealed blob — their JSON texts joined by newlines
  * (JSON.stringify never writes a raw newline), with `recordIds` naming them in order. One row
@@ -27,8 +38,33 @@ export function bundleId(recordIds: readonly string[]): string {
   return `${recordIds[0]}+${recordIds.length}`;
 }
 
+/** Delivery lanes, most urgent first (see the module comment). */
+export const Lane = { urgent: 'urgent', live: 'live', backfill: 'backfill' } as const;
+export type Lane = (typeof Lane)[keyof typeof Lane];
+
+/** Lanes in claim order. */
+export const LANES: readonly Lane[] = [Lane.urgent, Lane.live, Lane.backfill];
+
+/** A lane as the `lane` column stores it: its place in claim order (0 urgent, 1 live, 2 backfill). */
+export function laneRank(lane: Lane | undefined): number {
+  return lane === Lane.urgent ? 0 : lane === Lane.backfill ? 2 : 1;
+}
+
+/** The lane of a stored rank (anything unknown is `live`, the column's default). */
+export function laneOfRank(rank: number): Lane {
+  return rank === 0 ? Lane.urgent : rank === 2 ? Lane.backfill : Lane.live;
+}
+
+/** The lane a record is queued in; `laneWhenNew`: instead, when its source row was never seen (pages only). */
+export interface LaneChoice {
+  /** Absent: `live`. */
+  lane?: Lane;
+  /** A polled row's records when the outbox has no hash for the row yet (a new prescription, a new order). */
+  laneWhenNew?: Lane;
+}
+
 /** A sealed record as the outbox stores it. */
-export interface SealedRecord {
+export interface SealedRecord extends LaneChoice {
   id: string;
   type: string;
   partitionKey: string;
@@ -42,7 +78,7 @@ export interface SealedRecord {
  * written (rule 4 holds: nothing reaches the disk unsealed). With the writer thread, sealing then
  * runs beside the event loop that reads sockets instead of on it.
  */
-export interface PlainRecord {
+export interface PlainRecord extends LaneChoice {
   id: string;
   type: string;
   partitionKey: string;
@@ -57,7 +93,17 @@ export type StoreRecord = SealedRecord | PlainRecord;
 export function sealRecords(list: StoreRecord[], seal: (aad: string, plain: string | Uint8Array) => Uint8Array): SealedRecord[] {
   if (list.every((r) => 'sealed' in r)) return list as SealedRecord[];
   return list.map((r) =>
-    'sealed' in r ? r : { id: r.id, type: r.type, partitionKey: r.partitionKey, sealed: seal(r.id, r.plain), recordIds: r.recordIds },
+    'sealed' in r
+      ? r
+      : {
+          id: r.id,
+          type: r.type,
+          partitionKey: r.partitionKey,
+          sealed: seal(r.id, r.plain),
+          recordIds: r.recordIds,
+          lane: r.lane,
+          laneWhenNew: r.laneWhenNew,
+        },
   );
 }
 
@@ -156,6 +202,14 @@ export interface OutboxStats {
   writer?: 'running' | 'restarting';
   /** Times the writer thread was restarted since open. */
   writerRestarts?: number;
+  /** Rows queued per lane (in flight and waiting for a retry included), and each lane's oldest row. */
+  lanes?: Record<Lane, LaneStats>;
+}
+
+export interface LaneStats {
+  rows: number;
+  oldestCreatedAt: number | null;
+  oldestAgeSeconds: number | null;
 }
 
 /** What one claim hands the relay: the rows, and what it needs to decide when to claim again. */
@@ -279,7 +333,8 @@ export interface QueueRow {
 }
 
 /**
- * The shared claim rule over rows in enqueue order: skip rows in flight or not yet due, and block
+ * The shared claim rule over rows in claim order (lane by lane, each in enqueue order; with the
+ * lane invariant that is enqueue order within every partition): skip rows in flight or not yet due, and block
  * their partitions so no later row of the same patient overtakes them. `maxScan` bounds the work
  * of one claim when many rows wait behind blocked partitions (a smaller batch, not a stall).
  * `blockedAlready`: partitions known to be blocked before the scan (those with rows in flight).

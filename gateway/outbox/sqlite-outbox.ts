@@ -18,6 +18,7 @@ import { openCheckedOutbox } from './outbox-file.ts';
 import { createStoredKeys, hashPlainKeys } from './stored-keys.ts';
 import type { SalvageReport } from './outbox-salvage.ts';
 import {
+  LANES,
   selectClaimable,
   type ClaimedRow,
   type DeadLetterEntry,
@@ -25,6 +26,7 @@ import {
   type EnqueueOutcome,
   type Outbox,
   type PageOutcome,
+  type LaneStats,
   type OutboxStats,
   type QueueRow,
 } from './outbox.ts';
@@ -106,6 +108,8 @@ interface ScanRow extends QueueRow {
   bytes: number;
   payload?: Uint8Array;
   recordIds?: string | null;
+  /** The lane's rank (0 urgent, 1 live, 2 backfill). */
+  lane?: number;
 }
 
 type WriterRequestBody = WriterRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
@@ -116,7 +120,7 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   let db: DatabaseSync | undefined;
   let st: Record<string, StatementSync> = {};
   let channel: WriterChannel | undefined;
-  let counts: WriterCounts = { bytes: 0, rows: 0, commits: 0 };
+  let counts: WriterCounts = { bytes: 0, rows: 0, commits: 0, urgent: 0, backfill: 0 };
   let nextId = 1;
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   const inFlight = new Set<string>();
@@ -125,12 +129,18 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   /** Rows in flight per partition: those partitions are blocked for the next claims. */
   const inFlightPartitions = new Map<string, number>();
   /**
-   * Every row at or below the cursor has been claimed before, or waits in `deferred` (seen while
-   * its partition was blocked), so claims never rescan the queue behind a blocked patient.
+   * Per lane (by rank): every row of the lane at or below its cursor has been claimed before, or
+   * waits in the lane's `deferred` (seen while its partition was blocked), so claims never rescan
+   * the queue behind a blocked patient. A row that changes lane (a promotion, outbox.ts "Lanes")
+   * can land below its new lane's cursor: claims count promotions in their own snapshot
+   * (`lane_promotions`) and read the queue from its start again when there were any.
    */
-  let claimCursor = 0;
-  const deferred = new Map<number, ScanRow>();
+  const claimCursor = [0, 0, 0];
+  const deferred = [new Map<number, ScanRow>(), new Map<number, ScanRow>(), new Map<number, ScanRow>()];
+  const deferredSize = () => deferred[0].size + deferred[1].size + deferred[2].size;
   const MAX_DEFERRED = 50_000;
+  /** `lane_promotions` as the last claim read it (-1: not yet read). */
+  let promotionsSeen = -1;
 
   function need(): DatabaseSync {
     if (!db) throw new GatewayError('GW_OUTBOX_IO', 'outbox is not open');
@@ -153,38 +163,46 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   }
 
   /**
-   * Rows in enqueue order (payloads only for fresh rows, which are nearly always the ones picked):
-   * merged in seq order, the rows deferred by earlier claims (their partition was blocked) and the
-   * rows that failed once (a small indexed set), then fresh rows after the cursor — never the whole
+   * Rows in claim order, lane by lane (urgent, live, backfill), each lane in enqueue order
+   * (payloads only for fresh rows, which are nearly always the ones picked): merged in seq order,
+   * the lane's rows deferred by earlier claims (their partition was blocked) and its rows that
+   * failed once (a small indexed set), then its fresh rows after its cursor — never the whole
    * queue. Partitions with rows in flight are blocked through `inFlightPartitions` (no row of a
-   * partition is claimable below one of its rows in flight).
+   * partition is claimable below one of its rows in flight); the lane invariant makes this walk
+   * meet each partition's rows in seq order.
    */
-  function* rowsInOrder(scannedFresh: ScanRow[], seen: { rows: number }): Iterable<ScanRow> {
-    const retried = st.scanRetried.iterate(claimCursor) as Iterator<ScanRow>;
-    try {
-      let r = retried.next();
-      for (const d of deferred.values()) {
-        while (!r.done && Number(r.value.seq) < d.seq) {
+  function* rowsInOrder(scannedFresh: ScanRow[][], seen: { rows: number }): Iterable<ScanRow> {
+    for (let lane = 0; lane < LANES.length; lane++) {
+      const retried = st.scanRetried.iterate(lane, claimCursor[lane]) as Iterator<ScanRow>;
+      try {
+        let r = retried.next();
+        for (const d of deferred[lane].values()) {
+          while (!r.done && Number(r.value.seq) < d.seq) {
+            seen.rows++;
+            yield r.value;
+            r = retried.next();
+          }
+          seen.rows++;
+          // a row deferred and retried both (read fresh after a rescan) goes once, as the file has it
+          if (!r.done && Number(r.value.seq) === d.seq) {
+            yield r.value;
+            r = retried.next();
+          } else yield d;
+        }
+        while (!r.done) {
           seen.rows++;
           yield r.value;
           r = retried.next();
         }
-        seen.rows++;
-        yield d;
+        for (const f of st.scanFresh.iterate(lane, claimCursor[lane]) as Iterable<ScanRow>) {
+          scannedFresh[lane].push(f);
+          seen.rows++;
+          yield f;
+        }
+      } finally {
+        // a claim that stops early must not leave the statement open (it would hold a read snapshot)
+        retried.return?.();
       }
-      while (!r.done) {
-        seen.rows++;
-        yield r.value;
-        r = retried.next();
-      }
-      for (const f of st.scanFresh.iterate(claimCursor) as Iterable<ScanRow>) {
-        scannedFresh.push(f);
-        seen.rows++;
-        yield f;
-      }
-    } finally {
-      // a claim that stops early must not leave the statement open (it would hold a read snapshot)
-      retried.return?.();
     }
   }
 
@@ -206,8 +224,10 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
 
   /** Forgets where claims stood: the next one reads the queue from its first row. */
   function rescan(): void {
-    claimCursor = 0;
-    deferred.clear();
+    for (let k = 0; k < claimCursor.length; k++) {
+      claimCursor[k] = 0;
+      deferred[k].clear();
+    }
   }
 
   function release(ids: readonly string[]): void {
@@ -367,12 +387,15 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       writerRestarts = 0;
       deathsInRow = 0;
       st = {
+        // INDEXED BY: the retried rows are few, and must not be looked for along a lane's whole backlog
         scanRetried: d.prepare(
-          'SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, record_ids AS recordIds, COALESCE(json_array_length(record_ids), 1) AS records FROM outbox WHERE attempts > 0 AND seq <= ? ORDER BY seq',
+          'SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, record_ids AS recordIds, COALESCE(json_array_length(record_ids), 1) AS records, lane FROM outbox INDEXED BY outbox_retried WHERE attempts > 0 AND lane = ? AND seq <= ? ORDER BY seq',
         ),
         scanFresh: d.prepare(
-          'SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, payload, record_ids AS recordIds, COALESCE(json_array_length(record_ids), 1) AS records FROM outbox WHERE seq > ? ORDER BY seq',
+          'SELECT seq, id, type, partition_key AS partitionKey, attempts, next_attempt_at AS nextAttemptAt, bytes, payload, record_ids AS recordIds, COALESCE(json_array_length(record_ids), 1) AS records, lane FROM outbox INDEXED BY outbox_lane WHERE lane = ? AND seq > ? ORDER BY seq',
         ),
+        promotions: d.prepare('SELECT n FROM lane_promotions WHERE id = 1'),
+        oldestInLane: d.prepare('SELECT created_at AS t FROM outbox INDEXED BY outbox_lane WHERE lane = ? ORDER BY seq LIMIT 1'),
         payload: d.prepare('SELECT payload FROM outbox WHERE seq = ?'),
         listDead: d.prepare(
           'SELECT id, kind, created_at AS createdAt, adapter, format, code, reason, location, record_type AS recordType, partition_key AS partitionKey, record_ids AS recordIds, bytes FROM dead_letters ORDER BY created_at, id LIMIT ? OFFSET ?',
@@ -392,8 +415,8 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       inFlight.clear();
       inFlightRows.clear();
       inFlightPartitions.clear();
-      deferred.clear();
-      claimCursor = 0;
+      rescan();
+      promotionsSeen = -1;
     },
 
     async close() {
@@ -461,15 +484,23 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
 
     claim(n) {
       const d = need();
-      const scannedFresh: ScanRow[] = [];
+      const scannedFresh: ScanRow[][] = [[], [], []];
       const seen = { rows: 0 };
-      const maxScan = deferred.size + Math.max(n * 10, 2000);
       // one read transaction for the scans and the payloads: one snapshot, one pair of lock calls
       d.exec('BEGIN');
       let picked: ScanRow[];
       const budget = { full: false };
       let out: ClaimedRow[];
+      let maxScan = 0;
       try {
+        // rows promoted to a more urgent lane since the last claim may lie below that lane's
+        // cursor: read in this snapshot, so the scans below see the same lanes it counted
+        const promotions = Number((st.promotions.get() as { n: number | bigint }).n);
+        if (promotions !== promotionsSeen) {
+          rescan();
+          promotionsSeen = promotions;
+        }
+        maxScan = deferredSize() + Math.max(n * 10, 2000);
         picked = selectClaimable(rowsInOrder(scannedFresh, seen), inFlight, opts.clock.now(), n, maxScan, inFlightPartitions, budget);
         out = picked.map((r) => ({
           seq: Number(r.seq),
@@ -495,31 +526,35 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
           bytes: Number(r.bytes),
         });
         inFlightPartitions.set(r.partitionKey, (inFlightPartitions.get(r.partitionKey) ?? 0) + 1);
-        deferred.delete(Number(r.seq));
+        for (const lane of deferred) lane.delete(Number(r.seq));
       }
-      // advance the cursor over the fresh rows seen: claimed ones are in flight, skipped ones
+      // advance each lane's cursor over the fresh rows seen: claimed ones are in flight, skipped ones
       // (partition blocked) wait in `deferred`; past its cap the cursor stops at the first skipped row
       const pickedSeqs = new Set(picked.map((r) => Number(r.seq)));
-      for (const f of scannedFresh) {
-        const seq = Number(f.seq);
-        if (!pickedSeqs.has(seq)) {
-          if (deferred.size >= MAX_DEFERRED) break;
-          deferred.set(seq, {
-            seq,
-            id: f.id,
-            partitionKey: f.partitionKey,
-            nextAttemptAt: Number(f.nextAttemptAt),
-            type: f.type,
-            attempts: Number(f.attempts),
-            bytes: Number(f.bytes),
-            recordIds: f.recordIds,
-            records: Number(f.records ?? 1),
-          });
+      for (let lane = 0; lane < scannedFresh.length; lane++) {
+        for (const f of scannedFresh[lane]) {
+          const seq = Number(f.seq);
+          // a row in flight was claimed before (read again after a rescan): its settling decides what comes of it
+          if (!pickedSeqs.has(seq) && inFlightRows.get(f.id)?.seq !== seq) {
+            if (deferredSize() >= MAX_DEFERRED) break;
+            deferred[lane].set(seq, {
+              seq,
+              id: f.id,
+              partitionKey: f.partitionKey,
+              nextAttemptAt: Number(f.nextAttemptAt),
+              type: f.type,
+              attempts: Number(f.attempts),
+              bytes: Number(f.bytes),
+              recordIds: f.recordIds,
+              records: Number(f.records ?? 1),
+              lane,
+            });
+          }
+          claimCursor[lane] = seq;
         }
-        claimCursor = seq;
       }
       // rows wait behind a patient in flight, or the scan stopped at its limit with rows unread
-      return { rows: out, full: budget.full, heldBack: deferred.size > 0 || (!budget.full && seen.rows > maxScan) };
+      return { rows: out, full: budget.full, heldBack: deferredSize() > 0 || (!budget.full && seen.rows > maxScan) };
     },
 
     async ack(ids) {
@@ -591,6 +626,16 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       const scheduled = Number((st.waiting.get(opts.clock.now()) as { n: number }).n);
       const waiting = Math.min(scheduled, Math.max(0, counts.rows - inFlight.size));
       const dead = Number((st.countDead.get() as { n: number }).n);
+      const now = opts.clock.now();
+      const lane = (rank: number, rows: number): LaneStats => {
+        const first = st.oldestInLane.get(rank) as { t: number } | undefined;
+        const t = first ? Number(first.t) : null;
+        return {
+          rows: Math.max(0, rows),
+          oldestCreatedAt: t,
+          oldestAgeSeconds: t === null ? null : Math.max(0, Math.round((now - t) / 1000)),
+        };
+      };
       return {
         pending: Math.max(0, counts.rows - inFlight.size - waiting),
         inFlight: inFlight.size,
@@ -603,6 +648,11 @@ export function createSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         inlineCommits: channel?.inlineCommits() ?? 0,
         writer: channel ? 'running' : 'restarting',
         writerRestarts,
+        lanes: {
+          urgent: lane(0, counts.urgent),
+          live: lane(1, counts.rows - counts.urgent - counts.backfill),
+          backfill: lane(2, counts.backfill),
+        },
       };
     },
 

@@ -12,12 +12,14 @@ import { admitDeadLetters, admitEntry, admitPage, type AdmissionTotals, type Gro
 import {
   ENTRY_OVERHEAD,
   entryBytes,
+  laneRank,
   sealRecords,
   type DeadLetterEntry,
   type EnqueueEntry,
   type EnqueueOutcome,
   type PageEntry,
   type PageOutcome,
+  type SealedRecord,
 } from './outbox.ts';
 import {
   autoVacuumMode,
@@ -33,21 +35,31 @@ export interface WriterCounts {
   bytes: number;
   rows: number;
   commits: number;
+  /** Of `rows`, those in the urgent and the backfill lane (the rest are live). */
+  urgent: number;
+  backfill: number;
 }
 
-/** Slots of the counts array: bytes (outbox + dead letters), rows, dead-letter bytes, commits, and whether they were read from the file yet. */
+/**
+ * Slots of the counts array: bytes (outbox + dead letters), rows, dead-letter bytes, commits,
+ * whether they were read from the file yet, and the rows of the urgent and the backfill lanes.
+ */
 const BYTES = 0,
   ROWS = 1,
   DEAD = 2,
   COMMITS = 3,
-  READY = 4;
+  READY = 4,
+  URGENT = 5,
+  BACKFILL = 6;
+/** The count slot of each lane rank (live has none: it is the rows less the other two). */
+const LANE_SLOT: readonly (number | undefined)[] = [URGENT, undefined, BACKFILL];
 
 /**
  * The counts two writers of one outbox share (this thread's and the writer thread's), in shared
  * memory. Each writer adds its own changes after its commit; SQLite's write lock orders the commits.
  */
 export function createSharedCounts(): BigInt64Array {
-  return new BigInt64Array(new SharedArrayBuffer(8 * 5));
+  return new BigInt64Array(new SharedArrayBuffer(8 * 7));
 }
 
 export interface SqliteWriter {
@@ -89,6 +101,7 @@ interface QueuedRow {
   bytes: number;
   payload: Uint8Array;
   recordIds: string | null;
+  lane: number;
 }
 
 /** A bundle's record ids as the `record_ids` column keeps them (NULL for a row of one record). */
@@ -125,7 +138,13 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
     }
   };
   const st: Record<string, StatementSync> = {
-    insert: db.prepare('INSERT INTO outbox (id, type, partition_key, created_at, bytes, payload, record_ids) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    insert: db.prepare(
+      'INSERT INTO outbox (id, type, partition_key, created_at, bytes, payload, record_ids, lane) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    // the lane invariant (outbox.ts, "Lanes"): earlier rows of the partition in a less urgent lane
+    // join the new row's lane; by (partition_key, lane), so a seek, whatever the backlog
+    promote: db.prepare('UPDATE outbox SET lane = ? WHERE partition_key = ? AND lane = ?'),
+    notePromotion: db.prepare('UPDATE lane_promotions SET n = n + 1 WHERE id = 1'),
     addLog: db.prepare('INSERT OR IGNORE INTO intake_log (key, hash, seen_at) VALUES (?, ?, ?)'),
     getLog: db.prepare('SELECT hash FROM intake_log WHERE key = ?'),
     // rowids grow with time: the oldest entries are the lowest rowids, no index on seen_at needed
@@ -135,9 +154,11 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
     capLog: db.prepare('DELETE FROM intake_log WHERE rowid <= (SELECT MAX(rowid) FROM intake_log) - ?'),
     delSeq: db.prepare('DELETE FROM outbox WHERE seq = ? RETURNING bytes'),
     // a whole batch in one statement: one call into SQLite instead of one per row
-    delSeqs: db.prepare('DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?)) RETURNING bytes'),
+    delSeqs: db.prepare('DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?)) RETURNING bytes, lane'),
     retry: db.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE seq = ?'),
-    getRow: db.prepare('SELECT type, partition_key AS partitionKey, bytes, payload, record_ids AS recordIds FROM outbox WHERE seq = ?'),
+    getRow: db.prepare(
+      'SELECT type, partition_key AS partitionKey, bytes, payload, record_ids AS recordIds, lane FROM outbox WHERE seq = ?',
+    ),
     findSeq: db.prepare('SELECT seq FROM outbox WHERE id = ? ORDER BY seq LIMIT 1'),
     putDead: db.prepare(
       'INSERT OR REPLACE INTO dead_letters (id, kind, created_at, adapter, format, code, reason, location, record_type, partition_key, bytes, payload, record_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -150,7 +171,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
     delCommand: db.prepare('DELETE FROM pending_commands WHERE id = ?'),
     putCursor: db.prepare('INSERT OR REPLACE INTO source_cursors (key, value, updated_at) VALUES (?, ?, ?)'),
   };
-  const c = shared ?? new BigInt64Array(5);
+  const c = shared ?? new BigInt64Array(7);
   if (Atomics.load(c, READY) === 0n) {
     Atomics.store(
       c,
@@ -165,6 +186,13 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
     );
     Atomics.store(c, ROWS, BigInt((db.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number | bigint }).n));
     Atomics.store(c, DEAD, BigInt((db.prepare('SELECT COALESCE(SUM(bytes), 0) AS b FROM dead_letters').get() as { b: number | bigint }).b));
+    for (const r of db.prepare('SELECT lane, COUNT(*) AS n FROM outbox WHERE lane <> 1 GROUP BY lane').all() as Array<{
+      lane: number | bigint;
+      n: number | bigint;
+    }>) {
+      const slot = LANE_SLOT[Number(r.lane)];
+      if (slot !== undefined) Atomics.store(c, slot, BigInt(r.n));
+    }
     Atomics.store(c, READY, 1n);
   }
   const get = (slot: number) => Number(Atomics.load(c, slot));
@@ -172,6 +200,43 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
   const add = (slot: number, delta: number) => {
     if (delta !== 0) Atomics.add(c, slot, BigInt(delta));
   };
+  /** Lane counts changed by this transaction, applied only after its commit (as `add` is). */
+  let laneDelta = [0, 0, 0];
+  const countLane = (rank: number, delta: number) => {
+    laneDelta[rank] += delta;
+  };
+  const applyLanes = () => {
+    for (let k = 0; k < 3; k++) {
+      const slot = LANE_SLOT[k];
+      if (slot !== undefined) add(slot, laneDelta[k]);
+    }
+    laneDelta = [0, 0, 0];
+  };
+
+  /**
+   * Queues one record (inside a transaction) in its lane, first taking the earlier rows of its
+   * partition in less urgent lanes into that lane (the lane invariant, outbox.ts): a seek per
+   * less urgent lane, on the index page the insert writes next anyway. (Not skipped on the lane
+   * counts: in `auto` mode the other writer adds its counts only after its commit, so they can lag
+   * a commit that queued rows of this very partition.) Returns whether a row was inserted.
+   */
+  function insertRow(r: SealedRecord, now: number, rank: number): boolean {
+    let promoted = 0;
+    for (let from = rank + 1; from <= 2; from++) {
+      const moved = Number(st.promote.run(rank, r.partitionKey, from).changes);
+      if (moved > 0) {
+        countLane(from, -moved);
+        countLane(rank, moved);
+        promoted += moved;
+      }
+    }
+    if (promoted > 0) st.notePromotion.run();
+    const size = r.sealed.byteLength + ENTRY_OVERHEAD;
+    if (st.insert.run(r.id, r.type, r.partitionKey, now, size, r.sealed, idsColumn(r.recordIds), rank).changes === 0) return false;
+    countLane(rank, 1);
+    return true;
+  }
+
   let lastPrune = 0;
   /** A vacuum under way goes on to the kept free space (outbox-vacuum.ts). */
   let vacuuming = false;
@@ -264,6 +329,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       add(COMMITS, 1);
       return r;
     } catch (e) {
+      laneDelta = [0, 0, 0];
       try {
         db.exec('ROLLBACK');
       } catch {
@@ -300,10 +366,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
           }
           if (entry.dedupe && entry.command) st.putCommand.run(entry.command.id, now, entry.command.sealed);
           for (const r of entry.records) {
-            if (
-              st.insert.run(r.id, r.type, r.partitionKey, now, r.sealed.byteLength + ENTRY_OVERHEAD, r.sealed, idsColumn(r.recordIds))
-                .changes > 0
-            ) {
+            if (insertRow(r, now, laneRank(r.lane))) {
               added += r.sealed.byteLength + ENTRY_OVERHEAD;
               addedRows++;
             }
@@ -318,6 +381,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       });
       add(BYTES, added);
       add(ROWS, addedRows);
+      applyLanes();
       return outcomes;
     },
 
@@ -340,9 +404,9 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
               continue;
             }
             for (const r of row.records) {
-              const size = r.sealed.byteLength + ENTRY_OVERHEAD;
-              st.insert.run(r.id, r.type, r.partitionKey, now, size, r.sealed, idsColumn(r.recordIds));
-              added += size;
+              // a row never seen before (no hash kept for it) takes its records' lane for new rows
+              insertRow(r, now, laneRank(prior === undefined && r.laneWhenNew !== undefined ? r.laneWhenNew : r.lane));
+              added += r.sealed.byteLength + ENTRY_OVERHEAD;
               addedRows++;
             }
             if (row.deadLetter) {
@@ -366,6 +430,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       add(BYTES, added + addedDead);
       add(DEAD, addedDead);
       add(ROWS, addedRows);
+      applyLanes();
       return { outcome: 'accepted', written, unchanged, deadLettered };
     },
 
@@ -387,13 +452,15 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
           const seq = seqOf(r);
           if (seq !== undefined) seqs.push(seq);
         }
-        for (const row of st.delSeqs.all(JSON.stringify(seqs)) as Array<{ bytes: number }>) {
+        for (const row of st.delSeqs.all(JSON.stringify(seqs)) as Array<{ bytes: number; lane: number }>) {
           freed += Number(row.bytes);
           gone++;
+          countLane(Number(row.lane), -1);
         }
       });
       add(BYTES, -freed);
       add(ROWS, -gone);
+      applyLanes();
       if (gone > 0) deleted = true;
     },
 
@@ -418,9 +485,11 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
           st.delSeq.run(seq!);
           moved++;
           movedBytes += Number(row.bytes);
+          countLane(Number(row.lane), -1);
           replacedBytes += moveRow(r.id, row, code, reason, now);
         }
       });
+      applyLanes();
       // the rows' bytes were counted already; a dead letter of the same id they replace is not
       if (moved > 0) deleted = true;
       add(ROWS, -moved);
@@ -439,6 +508,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
         if (!r) return;
         st.delSeq.run(seq!);
         freed = Number(r.bytes);
+        countLane(Number(r.lane), -1);
         for (const e of entries) growth += deadLetterGrowth(e);
         if (!admitDeadLetters(growth, totals(), freed)) {
           replaced = moveRow(row.id, r, code, reason, now);
@@ -450,6 +520,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       });
       if (outcome === 'gone') return outcome;
       add(ROWS, -1);
+      applyLanes();
       if (outcome === 'moved') {
         add(BYTES, -replaced);
         add(DEAD, freed - replaced);
@@ -541,7 +612,7 @@ export function createSqliteWriter(file: string, o: SqliteWriterOptions, shared?
       }
     },
 
-    counts: () => ({ bytes: get(BYTES), rows: get(ROWS), commits: get(COMMITS) }),
+    counts: () => ({ bytes: get(BYTES), rows: get(ROWS), commits: get(COMMITS), urgent: get(URGENT), backfill: get(BACKFILL) }),
     close: () => db.close(),
   };
 }
