@@ -67,6 +67,8 @@ export interface ManualClock extends Clock {
    * Node's timers, which run on the monotonic clock). Runs no timer.
    */
   jump(ms: number): void;
+  /** Time less every jump so far. */
+  monotonic(): number;
   /** How many timers are waiting. */
   pending(): number;
   /** When the next timer falls due, or `undefined` when none waits. */

@@ -558,7 +558,8 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
     if (typeof state !== 'string') return;
     const notAfter = Date.parse(String(detail!.identityNotAfter));
     const renewAt = Date.parse(String(detail!.identityRenewAt));
-    const daysLeft = Number.isFinite(notAfter) ? Math.round(((notAfter - now) / 86_400_000) * 10) / 10 : Number.NaN;
+    const days = (notAfter - now) / 86_400_000;
+    const daysLeft = Number.isFinite(notAfter) ? Math.round(days * 10) / 10 : Number.NaN;
     const serial = String(detail!.identitySerial ?? '');
     const lastRenewalError = detail!.identityLastRenewalError === undefined ? undefined : String(detail!.identityLastRenewalError);
     const ev: Evidence = {
@@ -585,15 +586,23 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
     if (!Number.isFinite(notAfter) || !Number.isFinite(renewAt)) return;
     const renewing = now >= renewAt;
     const overdue = now - renewAt >= cfg.certificate.overdueMs;
-    if (!renewing) return;
-    if (!overdue && daysLeft > cfg.certificate.warnDays) return;
-    const severity: Severity = daysLeft <= cfg.certificate.errorDays ? 'error' : 'warning';
+    // a renewal due is under way or about to be: a finding only once one failed, or it is overdue
+    if (!renewing || (!lastRenewalError && !overdue)) return;
+    if (!overdue && days > cfg.certificate.warnDays) return;
+    const severity: Severity = days <= cfg.certificate.errorDays ? 'error' : 'warning';
+    const left = notAfter - now;
+    const inWords =
+      left >= 2 * 86_400_000
+        ? `${Math.floor(days)} days`
+        : left >= HOUR
+          ? `${Math.round(left / HOUR)} h`
+          : `${Math.max(1, Math.round(left / 60_000))} min`;
     raise(
       seen,
       'AGENT_HEALTH_CERT_EXPIRING',
       'certificate',
       severity,
-      `the device certificate ${serial} expires in ${daysLeft} day(s) (${ev.notAfter}) and has not been renewed (due since ${ev.renewAt}${lastRenewalError ? `; last renewal failed: ${lastRenewalError}` : ''}); it retries every 10 minutes: restore the link to the cloud's enrolment endpoint before it runs out, or re-enrol`,
+      `the device certificate ${serial} expires in ${inWords} (${ev.notAfter}) and has not been renewed (due since ${ev.renewAt}${lastRenewalError ? `; last renewal failed: ${lastRenewalError}` : ''}); it retries every 10 minutes: restore the link to the cloud's enrolment endpoint before it runs out, or re-enrol`,
       ev,
     );
   }

@@ -121,6 +121,34 @@ describe('manual clock timers', () => {
   });
 });
 
+describe('manual clock: a wall-clock jump', () => {
+  it('moves now() but not monotonic(), and each timer still falls due after the time it had left', () => {
+    const c = createManualClock(1_000_000);
+    const fired: Array<[string, number]> = [];
+    c.setTimeout(() => fired.push(['a', c.now()]), 60_000);
+    c.jump(3_600_000);
+    expect(c.now()).toBe(4_600_000);
+    expect(c.monotonic()).toBe(1_000_000);
+    expect(fired).toEqual([]);
+    c.advance(59_999);
+    expect(fired).toEqual([]);
+    c.advance(1);
+    expect(fired).toEqual([['a', 4_660_000]]);
+    expect(c.monotonic()).toBe(1_060_000);
+    c.setTimeout(() => fired.push(['b', c.now()]), 1000);
+    c.jump(-7_200_000);
+    expect(c.now()).toBe(4_660_000 - 7_200_000);
+    c.advance(1000);
+    expect(fired.at(-1)).toEqual(['b', 4_661_000 - 7_200_000]);
+    expect(c.monotonic()).toBe(1_061_000);
+  });
+
+  it('the system clock has a monotonic partner that moves forward', () => {
+    const a = systemClock.monotonic!();
+    expect(systemClock.monotonic!()).toBeGreaterThanOrEqual(a);
+  });
+});
+
 describe('system clock timers', () => {
   it('runs a real timer and clears one', async () => {
     let cleared = false;
