@@ -13,7 +13,6 @@ import { STATE_FILE } from '../../../agents/sync/state-file.ts';
 import { mountSmallDisk, type SmallDisk } from '../../support/small-disk.ts';
 import { pollThrough, startSyncRig, type SyncRig } from './sync-rig.ts';
 
-const H = 3_600_000;
 /** Changes every poll from 08:00 to 18:00 on weekdays (UTC). */
 const clinic = (t: number) => {
   const d = new Date(t);
