@@ -39,7 +39,7 @@ describe('doctor: the agents check', () => {
     rig = await startHealthRig({ hl7: { host: '127.0.0.1', port: held.port } });
     for (let m = 0; m < 3; m++) await rig.step(POLL_MS);
     const probe: GatewayProbe = { state: 'answering', status: rig.gw.status() as Record<string, unknown>, base: 'http://127.0.0.1' };
-    const results = await agentsCheck.run(contextOf(rig.config, probe));
+    const results = await agentsCheck.run(contextOf(rig.config, probe), new AbortController().signal);
     expect(results).toHaveLength(1);
     const [r] = results;
     expect(r.name).toBe('finding AGENT_HEALTH_SOURCE_FAILING hl7v2');
@@ -63,7 +63,7 @@ describe('doctor: the agents check', () => {
     rig = await startHealthRig();
     await rig.step(POLL_MS);
     const probe: GatewayProbe = { state: 'answering', status: rig.gw.status() as Record<string, unknown>, base: 'http://127.0.0.1' };
-    expect(await agentsCheck.run(contextOf(rig.config, probe))).toEqual([
+    expect(await agentsCheck.run(contextOf(rig.config, probe), new AbortController().signal)).toEqual([
       { name: 'agents', status: 'pass', evidence: 'no active finding; running: health (from the running gateway)' },
     ]);
   });
@@ -79,7 +79,7 @@ describe('doctor: the agents check', () => {
       },
     ]);
     const down: GatewayProbe = { state: 'not-answering', reason: 'nothing answers at 127.0.0.1:8480' };
-    expect(await agentsCheck.run(contextOf(v.config, down))).toEqual([
+    expect(await agentsCheck.run(contextOf(v.config, down), new AbortController().signal)).toEqual([
       {
         name: 'agents',
         status: 'skip',
