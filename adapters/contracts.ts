@@ -78,6 +78,8 @@ export interface RawPage {
   cursor?: { key: string; value: string };
   /** Keep each row's content hash (to skip unchanged rows when read again). Default true; files, read once, say false. */
   trackRows?: boolean;
+  /** The page is part of the source's first load: its records go in the backfill lane unless urgent (gateway/pipeline/record-lane.ts). */
+  firstLoad?: boolean;
 }
 
 /** A polled source's row as its dead letter keeps it (`{stream, pk, data}`), for a replay after a mapping fix. */

@@ -299,6 +299,8 @@ async function assembleGateway(
     onCommitted: cds?.onCommitted,
     diskGuard,
     partitionKeyer,
+    // which appointments are today's or tomorrow's (the urgent lane, pipeline/record-lane.ts)
+    timezone: sourceDeps.timezone,
   });
 
   const sources = createSupervisor({ clock, logger, bus, label: (id) => `adapter:${id}` });

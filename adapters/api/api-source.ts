@@ -130,10 +130,10 @@ export function createApiSource(o: ApiSourceOptions): ApiSource {
     return { http: counted, auth };
   }
 
-  function commit(stream: string, rows: RawRow[], cursor: { key: string; value: string }): Promise<boolean> {
+  function commit(stream: string, rows: RawRow[], cursor: { key: string; value: string }, firstLoad?: boolean): Promise<boolean> {
     return commitPage(
       ctx!,
-      { adapter: src.id, format: `api:${src.id}`, stream, rows, map: (row) => mapper.map(stream, row), cursor },
+      { adapter: src.id, format: `api:${src.id}`, stream, rows, map: (row) => mapper.map(stream, row), cursor, firstLoad },
       {
         clock,
         signal: abort!.signal,

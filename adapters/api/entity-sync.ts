@@ -59,7 +59,8 @@ export interface SyncContext {
   timezone: string;
   cursor(key: string): string | undefined;
   /** Commits rows of a stream with a cursor; false when the source is stopping. */
-  commit(stream: string, rows: RawRow[], cursor: { key: string; value: string }): Promise<boolean>;
+  /** `firstLoad`: the rows are the entity's first run (their records go in the backfill lane unless urgent). */
+  commit(stream: string, rows: RawRow[], cursor: { key: string; value: string }, firstLoad?: boolean): Promise<boolean>;
   /** Progress for `/status` (PHI-free). */
   note(key: string, value: string | number): void;
 }
@@ -176,7 +177,7 @@ export async function entityRun(s: SyncContext, e: ApiEntity): Promise<number | 
     const after: EntityCursor = next
       ? { ...c, run: { ...run, pos: next, pages, rows: done, ...(total !== undefined ? { total } : {}) } }
       : { phase: 'incremental', subscribed: c.subscribed, since: run.start, lastRunAt: new Date(s.clock.now()).toISOString() };
-    if (!(await s.commit(stream, rows, { key, value: JSON.stringify(after) }))) return undefined;
+    if (!(await s.commit(stream, rows, { key, value: JSON.stringify(after) }, c.phase === 'initial'))) return undefined;
     read += items.length;
     s.note(`${e.name}.pages`, pages);
     s.note(`${e.name}.rowsRead`, done);

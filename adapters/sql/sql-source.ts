@@ -297,7 +297,12 @@ export function createSqlSource(
     });
 
   /** Commits a page, waiting (cursor kept) while the outbox is full. Returns false when stopping. */
-  async function commit(stream: SqlStreamConfig, rows: RawRow[], cursor: StreamCursor): Promise<{ written: number } | false> {
+  async function commit(
+    stream: SqlStreamConfig,
+    rows: RawRow[],
+    cursor: StreamCursor,
+    firstLoad = false,
+  ): Promise<{ written: number } | false> {
     for (let attempt = 0; running; attempt++) {
       const r = await ctx!.intakePage({
         adapter: o.id,
@@ -306,6 +311,8 @@ export function createSqlSource(
         rows,
         map: (row) => mapRow(stream.name, row),
         cursor: { key: streamKey(stream), value: JSON.stringify(cursor) },
+        // a first load's rows go in the backfill lane (gateway/pipeline/record-lane.ts)
+        firstLoad,
       });
       if (r.status === 'accepted') return { written: r.written + r.deadLettered };
       health = {
@@ -385,7 +392,7 @@ export function createSqlSource(
         }
       }
       if (raw.length > 0 || JSON.stringify(next) !== JSON.stringify(c)) {
-        const r = await commit(s, raw, next);
+        const r = await commit(s, raw, next, c.phase === 'initial');
         if (r === false) return changed;
         changed += r.written;
       }

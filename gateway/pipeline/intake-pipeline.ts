@@ -44,6 +44,7 @@ import {
   bundleId,
   type DeadLetterEntry,
   type DeadLetterStore,
+  type LaneChoice,
   type RecordQueue,
   type SourceLedger,
   type SourceRowEntry,
@@ -51,6 +52,7 @@ import {
 } from '../outbox/outbox.ts';
 import { createMapStage, type MapStageResult } from './map-stage.ts';
 import { parseInput } from './parse.ts';
+import { highestLane, laneWhenNew, recordLane } from './record-lane.ts';
 
 export interface IntakePipelineOptions {
   codecs: ReadonlyArray<SourceCodec<unknown>>;
@@ -78,6 +80,8 @@ export interface IntakePipelineOptions {
    * passes a keyed hash (crypto/partition-keyer.ts); without one, keys are stored as they are.
    */
   partitionKeyer?: PartitionKeyer;
+  /** The practice's IANA zone: which appointments are today's or tomorrow's, for their lane (record-lane.ts). Default UTC. */
+  timezone?: string;
 }
 
 export interface IntakePipeline {
@@ -111,13 +115,15 @@ function locationText(l?: SourceLocation): string | undefined {
 /**
  * A message's (or source row's) records as outbox rows: records that share a partition go as one
  * bundle (their JSON joined by newlines), a record alone as itself. Order is kept within each.
+ * Each row goes in its record's lane (record-lane.ts); a bundle in the most urgent of its records'.
  */
-function outboxRows(records: MapStageResult['records'], keyOf: PartitionKeyer): StoreRecord[] {
+function outboxRows(records: MapStageResult['records'], keyOf: PartitionKeyer, laneOf: (r: CanonicalRecord) => LaneChoice): StoreRecord[] {
   const one = (r: MapStageResult['records'][number]): StoreRecord => ({
     id: r.record.id,
     type: r.record.type,
     partitionKey: keyOf(r.draft.partitionKey),
     plain: JSON.stringify(r.record),
+    ...laneOf(r.record),
   });
   if (records.length === 1) return [one(records[0])];
   const groups = new Map<string, MapStageResult['records']>();
@@ -139,6 +145,7 @@ function outboxRows(records: MapStageResult['records'], keyOf: PartitionKeyer): 
       partitionKey: keyOf(partitionKey),
       plain: g.map((r) => JSON.stringify(r.record)).join(BUNDLE_SEPARATOR),
       recordIds,
+      ...highestLane(g.map((r) => laneOf(r.record))),
     });
   }
   return out;
@@ -148,6 +155,7 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
   let codecs = new Map(opts.codecs.map((c) => [c.format, c]));
   const keyOf = opts.partitionKeyer ?? plainPartitionKeys;
   const log = opts.logger;
+  const timezone = opts.timezone ?? 'UTC';
 
   const stage = createMapStage({ validator: opts.validator, clock: opts.clock, identity: opts.identity });
 
@@ -282,7 +290,9 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
     if (records.length === 0) return reject(raw, 'GW_MAP_FAILED', 'message produced no records', { hash, hl7ErrorCode: '207' });
     // handed over as JSON: the outbox's writer seals them before they are written (rule 4), on the
     // writer thread when it takes the commit, so sealing does not hold up the sockets' event loop
-    const toStore = outboxRows(records, keyOf);
+    // a pushed message is new (a resend is a duplicate, never queued again): new-record lanes apply
+    const nowMs = opts.clock.now();
+    const toStore = outboxRows(records, keyOf, (r) => laneWhenNew(recordLane(r, { nowMs, timezone, firstLoad: false })));
     const key = codec.dedupeKey(parsed);
     let outcome;
     try {
@@ -365,7 +375,8 @@ export function createIntakePipeline(opts: IntakePipelineOptions): IntakePipelin
         `${first.type} record ${first.path} ${first.problem}${built.invalid.length > 1 ? ` (+${built.invalid.length - 1} more)` : ''}`,
       );
     }
-    entry.records = outboxRows(built.records, keyOf);
+    const lane = { nowMs: opts.clock.now(), timezone, firstLoad: page.firstLoad === true };
+    entry.records = outboxRows(built.records, keyOf, (r) => recordLane(r, lane));
     if (committed) for (const r of built.records) committed.push(r.record);
     return entry;
   }
