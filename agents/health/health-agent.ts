@@ -11,7 +11,8 @@
 import { availableParallelism, freemem, loadavg, totalmem } from 'node:os';
 import type { GatewayConfig } from '../../config/schema.ts';
 import type { TimerHandle } from '../../gateway/clock.ts';
-import type { Agent, AgentContext, AgentHealth, DiskSpace, SourceView } from '../contract.ts';
+import type { OutboxStats } from '../../gateway/outbox/outbox.ts';
+import type { Agent, AgentContext, AgentHealth, DiskSpace, SinkView, SourceView } from '../contract.ts';
 import { createBudget, type RemedyBudget } from './budget.ts';
 import { HealthCatalogue, type HealthCode } from './catalogue.ts';
 
@@ -400,8 +401,7 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
     }
   }
 
-  function checkSink(now: number, seen: Set<string>): void {
-    const s = ctx!.sink();
+  function checkSink(now: number, s: SinkView, st: OutboxStats, seen: Set<string>): void {
     // down takes a failure seen: a request/response sink (HTTPS) is "not connected" until its first
     // delivery, and an idle gateway has none to make
     if (s.connected || s.kind === 'none' || s.detail?.lastError === undefined || s.detail.lastError === '') {
@@ -411,7 +411,6 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
     sinkDownSince ??= now;
     if (now - sinkDownSince < cfg.sink.downAfterMs) return;
     const lastError = String(s.detail?.lastError ?? 'unknown');
-    const st = ctx!.outboxStats();
     const oldestAgeSeconds = st.oldestCreatedAt === null ? 0 : Math.round((now - st.oldestCreatedAt) / 1000);
     // every record not yet delivered: waiting its turn, in flight, or waiting for a retry
     const undelivered = st.pending + st.inFlight + st.waitingRetry;
@@ -425,8 +424,7 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
     );
   }
 
-  function checkOutboxWriter(now: number, seen: Set<string>): void {
-    const st = ctx!.outboxStats();
+  function checkOutboxWriter(now: number, st: OutboxStats, seen: Set<string>): void {
     const total = st.writerRestarts;
     if (total === undefined) return;
     // the count is per open: one lower than seen means the outbox was opened again
@@ -612,9 +610,7 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
    * seen the oldest, so neither a clock jump nor a backlog found at start reads as stuck at once)
    * while the sink is connected (a down sink is its own finding).
    */
-  function checkBacklog(now: number, mono: number, seen: Set<string>): void {
-    const s = ctx!.sink();
-    const st = ctx!.outboxStats();
+  function checkBacklog(now: number, mono: number, s: SinkView, st: OutboxStats, seen: Set<string>): void {
     if (!s.connected || st.oldestCreatedAt === null) {
       oldestWatch = undefined;
       return;
@@ -677,10 +673,13 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
     const views = c.sources();
     const toRestart = checkSources(now, views, seen);
     checkSilence(now, views, seen);
-    checkSink(now, seen);
-    checkOutboxWriter(now, seen);
-    checkBacklog(now, mono, seen);
-    checkCertificate(now, c.sink().detail, seen);
+    // each read once a poll (outbox stats are counted from the writer's figures, the sink's from its client)
+    const sink = c.sink();
+    const st = c.outboxStats();
+    checkSink(now, sink, st, seen);
+    checkOutboxWriter(now, st, seen);
+    checkBacklog(now, mono, sink, st, seen);
+    checkCertificate(now, sink.detail, seen);
     clearGone(seen);
     lastTick = { wall: now, mono, cpu: h?.processCpuMicros ?? lastTick?.cpu ?? 0 };
     const used = process.threadCpuUsage(cpu0);

@@ -21,6 +21,9 @@ import { makeCloudKeys } from '../support/cloud-keys.ts';
 import { adtA04 } from '../support/hl7-fixtures.ts';
 import { freePort } from '../support/net.ts';
 import { mountSmallDisk } from '../support/small-disk.ts';
+import { sampleHost } from '../../agents/health/health-agent.ts';
+import { GatewayError } from '../../gateway/errors.ts';
+import type { Sink } from '../../gateway/sinks/sink.ts';
 
 const HOUR = 3_600_000;
 const MiB = 1024 * 1024;
@@ -125,6 +128,37 @@ async function scenarios(): Promise<Array<Outcome & { cleanup?: () => void | Pro
   }
   out.push({ name: 'outbox writer thread killed 3 times', expected: ['AGENT_HEALTH_OUTBOX_WRITER_UNSTABLE'], rig });
 
+  // the system clock set 3 h forward mid-feed, then 2 h back: a jump named, no false silence
+  rig = await startHealthRig();
+  const jport = (rig.gw.parts.adapters.find((a) => a.id === 'hl7v2') as MllpListener).address()!.port;
+  const jc = await connectMllp('127.0.0.1', jport);
+  for (let i = 0; i < 60; i++) {
+    if (i === 20) rig.clock.jump(3 * HOUR);
+    if (i === 40) rig.clock.jump(-2 * HOUR);
+    await steps(rig, 2);
+    await jc.send(adtA04());
+  }
+  await jc.close();
+  out.push({ name: 'clock set 3 h forward, then 2 h back, mid-feed', expected: ['AGENT_HEALTH_CLOCK_JUMPED'], rig });
+
+  // a connected cloud that answers "retry later" to every batch for 2 h
+  const refusing: Sink = {
+    kind: 'test',
+    async start() {},
+    async stop() {},
+    health: () => ({ connected: true }),
+    async deliver() {
+      throw new GatewayError('GW_SINK_UNREACHABLE', 'cloud answered 503');
+    },
+  };
+  rig = await startHealthRig({}, { sinks: [{ kind: 'file', create: () => refusing }] });
+  const sport = (rig.gw.parts.adapters.find((a) => a.id === 'hl7v2') as MllpListener).address()!.port;
+  const sc = await connectMllp('127.0.0.1', sport);
+  await sc.send(adtA04());
+  await sc.close();
+  await steps(rig, 120);
+  out.push({ name: 'cloud connected but refusing every batch, 2 h', expected: ['AGENT_HEALTH_OUTBOX_STUCK'], rig });
+
   if (process.getuid?.() === 0) {
     const disk = mountSmallDisk(64 * MiB);
     rig = await startHealthRig({ outbox: { diskReserveBytes: 8 * MiB } }, { dataDir: disk.dir });
@@ -164,7 +198,7 @@ for (const s of list) {
   if (ok) score++;
   cpu.push(report.cpu.microsTotal / report.polls);
   process.stdout.write(
-    `${ok ? 'PASS' : 'FAIL'}  ${s.name}: named [${named.join(', ')}], expected [${s.expected.join(', ')}]; findings ${s.rig.findings.length}, cleared ${s.rig.cleared.length}; remedies ${report.remedies.length} (most in an hour ${perHour}, budget ${s.rig.config.agents.health.source.restartsPerHour})${s.healable ? `; healed ${healed}` : ''}; ${report.polls} polls\n`,
+    `${ok ? 'PASS' : 'FAIL'}  ${s.name}: named [${named.join(', ')}], expected [${s.expected.join(', ')}]; findings ${s.rig.findings.length}, cleared ${s.rig.cleared.length}; remedies ${report.remedies.length} (most in an hour ${perHour}, budget ${s.rig.config.agents.health.source.restartsPerHour})${s.healable ? `; healed ${healed}` : ''}; ${report.polls} polls, ${Math.round(report.cpu.microsTotal / report.polls)} µs CPU a poll\n`,
   );
   await s.rig.stop();
   await s.cleanup?.();
@@ -181,5 +215,12 @@ const w0 = performance.now();
 for (let i = 0; i < 500; i++) await statfs(tmpdir());
 process.stdout.write(
   `one statfs: ${((cs.user + cs.system) / N).toFixed(1)} µs CPU (statfsSync, ${N} calls); ${(((performance.now() - w0) * 1000) / 500).toFixed(1)} µs wall through the thread pool (fs/promises, 500 calls)\n`,
+);
+const H = 5000;
+const h0 = process.cpuUsage();
+for (let i = 0; i < H; i++) sampleHost();
+const hs = process.cpuUsage(h0);
+process.stdout.write(
+  `one host sample (RSS, free/total memory, load average, process CPU: node:os and process, no systeminformation): ${((hs.user + hs.system) / H).toFixed(1)} µs CPU (${H} calls)\n`,
 );
 process.exit(score === list.length ? 0 : 1);
