@@ -16,7 +16,8 @@
  *      same server's discovery, on a read model of 100,000 patients (test/bench/cds-hooks-bench.ts).
  *   8. FHIR source: resources/s paging and by Bulk export through a gateway process, peak RSS of a
  *      100,000-resource Bulk import, beside the same NDJSON only parsed (test/bench/fhir-bench.ts).
- *   9. Health monitor: its recorded fault scenarios scored, CPU per poll (test/bench/health-bench.ts).
+ *   9. Health monitor: its recorded fault scenarios scored, CPU per poll (test/bench/health-bench.ts), and a host
+ *      sample's cost beside systeminformation's (test/bench/host-sample-bench.ts).
  * Bounded: every load runs for a fixed time on 127.0.0.1 only.
  */
 import { spawnSync } from 'node:child_process';
@@ -108,6 +109,8 @@ async function main(): Promise<void> {
     log('\n9. Health monitor: recorded fault scenarios on real gateways, scored, and its CPU per poll (test/bench/health-bench.ts)');
     const r = spawnSync(process.execPath, [join(root, 'test/bench/health-bench.ts')], { stdio: 'inherit', timeout: 600_000 });
     if (r.status !== 0) log(`   health bench ended with ${r.error ? r.error.message : `exit ${String(r.status ?? r.signal)}`}`);
+    // what its host sample costs beside systeminformation's (test/bench/host-sample-bench.ts)
+    spawnSync(process.execPath, [join(root, 'test/bench/host-sample-bench.ts')], { stdio: 'inherit', timeout: 120_000 });
   }
 }
 
