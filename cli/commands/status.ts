@@ -134,6 +134,7 @@ async function status(configFile: string | undefined, json: boolean, io: CliIo):
         ]
       : []),
     ...Object.entries(s.alerts ?? {}).map(([k, v]) => `ALERT ${k}: ${(v as { detail: string }).detail}`),
+    ...(s.agents ? agentLines(s.agents) : []),
   ];
   io.out(lines.join('\n'));
   return 0;
@@ -165,6 +166,20 @@ export function adapterLines(id: string, a: { status: string; error?: string; de
     } else lines.push(`  ${name}: ${String(p.phase ?? '?')}${p.rowsDone !== undefined ? `, first load done (${n(p.rowsDone)} rows)` : ''}`);
   }
   return lines;
+}
+
+/** The agents (/status `agents`): each one not running, and each finding still active with its code, since when, and what it says. */
+export function agentLines(a: {
+  agents: Array<{ id: string; state: string; error?: string }>;
+  active: Array<{ agent: string; code: string; severity: string; summary: string; subject?: string; since: number }>;
+}): string[] {
+  const down = a.agents.filter((g) => g.state !== 'running').map((g) => `agent ${g.id}: ${g.state}${g.error ? ` (${g.error})` : ''}`);
+  const findings = a.active.map(
+    (f) =>
+      `${f.severity === 'error' ? 'FINDING' : f.severity === 'warning' ? 'finding' : 'note'} ${f.code}${f.subject ? ` (${f.subject})` : ''} since ${new Date(f.since).toISOString()}: ${f.summary}`,
+  );
+  const running = a.agents.filter((g) => g.state === 'running').map((g) => g.id);
+  return [`agents: ${running.length ? running.join(', ') : 'none running'}; ${a.active.length} active finding(s)`, ...down, ...findings];
 }
 
 /** The device certificate (/status `identity`, gateway/identity/): its dates, or, expired or revoked, the code and what to do. */

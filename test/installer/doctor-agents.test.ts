@@ -1,7 +1,8 @@
 /**
  * doctor's agents check against a real gateway's `/status`: the health monitor's active findings
  * (here: the MLLP port held by another program) become results with the evidence and what to do
- * from the catalogue; a gateway with the monitor off, or none answering, is a skip that says why.
+ * from the catalogue, and `eyewear-gateway status` lists them; a gateway with the monitor off, or
+ * none answering, is a skip that says why.
  */
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { HealthCatalogue } from '../../agents/health/catalogue.ts';
 import { validateConfig } from '../../config/load.ts';
 import type { DoctorContext, GatewayProbe } from '../../installer/doctor/check.ts';
 import { agentsCheck, judgeAgents } from '../../installer/doctor/checks/agents.ts';
+import { agentLines } from '../../cli/commands/status.ts';
 import { POLL_MS, START, startHealthRig, type HealthRig } from '../agents/health/health-gateway.ts';
 
 let rig: HealthRig | undefined;
@@ -50,6 +52,15 @@ describe('doctor: the agents check', () => {
         `^source hl7v2 is failing to start \\(EADDRINUSE\\) since ${new Date(START).toISOString()}; .+ \\(agent health, first seen ${new Date(START + 2 * POLL_MS).toISOString()}\\)$`,
       ),
     );
+    // and `eyewear-gateway status` says the same in its lines
+    const lines = agentLines((rig.gw.status() as { agents: Parameters<typeof agentLines>[0] }).agents);
+    expect(lines[0]).toBe('agents: health; 1 active finding(s)');
+    expect(lines[1]).toMatch(
+      new RegExp(
+        `^FINDING AGENT_HEALTH_SOURCE_FAILING \\(hl7v2\\) since ${new Date(START + 2 * POLL_MS).toISOString()}: source hl7v2 is failing to start \\(EADDRINUSE\\)`,
+      ),
+    );
+    expect(lines).toHaveLength(2);
     expect(r.data).toEqual({
       agent: 'health',
       code: 'AGENT_HEALTH_SOURCE_FAILING',
