@@ -52,6 +52,12 @@ export interface RemoteFolder {
   close(): Promise<void>;
 }
 
+/** ssh2's refused login: `level: 'client-authentication'` (ssh2-sftp-client keeps it, or only the message). */
+function isAuthRefusal(e: unknown): boolean {
+  const x = e as { level?: unknown; message?: unknown } | undefined;
+  return x?.level === 'client-authentication' || /authentication methods failed/i.test(String(x?.message ?? ''));
+}
+
 /** `SHA256:<base64, no padding>` of a host key blob, as OpenSSH prints fingerprints. */
 export function sshFingerprint(key: Buffer): string {
   return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
@@ -81,8 +87,19 @@ export async function connectSftp(c: SftpConnection): Promise<RemoteFolder & { r
     } as SftpClient.ConnectOptions);
   } catch (e) {
     if (seen && seen !== c.hostKeySha256)
-      throw new Error(
-        `the SFTP server's host key is ${seen}, not the pinned ${c.hostKeySha256}: refused (a different server, or its key changed — check with the practice before updating the fingerprint)`,
+      throw Object.assign(
+        new Error(
+          `the SFTP server's host key is ${seen}, not the pinned ${c.hostKeySha256}: refused (a different server, or its key changed — check with the practice before updating the fingerprint)`,
+        ),
+        { code: 'ERR_SSH_HOST_KEY' },
+      );
+    // ssh2 marks a refused login by its level; the host key was the pinned one (checked first)
+    if (seen === c.hostKeySha256 && isAuthRefusal(e))
+      throw Object.assign(
+        new Error(
+          `the SFTP server (host key ${seen}, the pinned one) refused the login of ${c.username}: its password or key was probably changed on the server; update sftp.password or sftp.privateKey in the config`,
+        ),
+        { code: 'ERR_SSH_AUTH' },
       );
     throw e;
   }

@@ -164,7 +164,8 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
     },
     health(): AdapterHealth {
       return {
-        status: stopped ? 'down' : lastError ? 'degraded' : 'up',
+        // a listing that fails reads nothing: the source is down until one succeeds
+        status: stopped || lastError ? 'down' : 'up',
         detail: {
           ...counts,
           ...(lastError ? { error: lastError } : {}),

@@ -12,7 +12,7 @@ const section = <T extends Parameters<typeof Type.Object>[0]>(props: T, descript
 export const healthAgentSchema = section(
   {
     enabled: Type.Boolean({
-      default: false,
+      default: true,
       description:
         'Run the health monitor (agents/health/): it samples the data disk, memory, CPU and the clock, the sources, the outbox and the sink (and its device certificate) every `pollMs`, names causes from its catalogue (docs/AGENTS.md), restarts a failing source within its budget, and shows its findings in `/status` and `GET /agents/health`.',
     }),

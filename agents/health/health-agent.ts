@@ -97,7 +97,11 @@ export function sourceAdvice(code: string): string {
   if (['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET'].includes(code))
     return 'the PMS server or database is down or unreachable: start it, check its address and the firewall (`eyewear-gateway db check` for a database)';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'its host name does not resolve: check the host in the config and DNS';
-  if (['28P01', 'ER_ACCESS_DENIED_ERROR', 'ELOGIN', '28000'].includes(code))
+  if (code === 'ERR_SSH_AUTH')
+    return 'the SFTP server refused the login, and its host key is still the pinned one (the same server): the password or key was probably changed on it; update sftp.password or sftp.privateKey in the config';
+  if (code === 'ERR_SSH_HOST_KEY')
+    return "the SFTP server's host key is not the pinned one: a different server answers, or its key was changed; check with the practice before updating sftp.hostKeySha256";
+  if (['28P01', 'ER_ACCESS_DENIED_ERROR', 'ELOGIN', '28000', '530'].includes(code))
     return 'the login was refused: the password was probably changed; update it in the config';
   return 'see the log for this code and fix what it names';
 }

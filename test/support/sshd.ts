@@ -23,6 +23,8 @@ export interface SshServer {
   home: string;
   mkdir(name: string): string;
   stop(): Promise<void>;
+  /** Authorises the test client's key, or not (as a practice changing the password would): takes effect at the next login. */
+  setClientKeyAuthorised(yes: boolean): void;
 }
 
 /** The system user that owns the test servers' folders (created when missing, with no login shell). */
@@ -92,6 +94,10 @@ export async function startSshd(): Promise<SshServer> {
     clientKey: readFileSync(join(dir, 'client_ed25519'), 'utf8'),
     hostKeySha256: fp,
     home,
+    setClientKeyAuthorised(yes) {
+      // sshd reads AuthorizedKeysFile at each login: an empty file refuses the key from the next one on
+      writeFileSync(join(dir, 'authorized_keys'), yes ? readFileSync(join(dir, 'client_ed25519.pub')) : '');
+    },
     mkdir(name) {
       const p = join(home, name);
       mkdirSync(p, { recursive: true });
