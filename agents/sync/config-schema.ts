@@ -38,7 +38,7 @@ export const syncAgentSchema = section(
     enabled: Type.Boolean({
       default: false,
       description:
-        'Run the sync scheduler (agents/sync/): it learns when each polled source (databases, FHIR servers, APIs) changes, by hour of the week, and sets their poll intervals within `minIntervalMs`–`maxIntervalMs` and their budgets; every change of schedule is logged with its reason and shown in `GET /agents/sync`. Off: every source waits its own `pollIntervalMs`.',
+        'Run the sync scheduler (agents/sync/): it learns when each polled source (databases, FHIR servers, APIs) changes, by half hour of the week, and sets their poll intervals within `minIntervalMs`–`maxIntervalMs` and their budgets; every change of schedule is logged with its reason and shown in `GET /agents/sync`. Off: every source waits its own `pollIntervalMs`.',
     }),
     minIntervalMs: Type.Integer({
       minimum: 1000,
@@ -56,7 +56,7 @@ export const syncAgentSchema = section(
       maximum: 90,
       default: 14,
       description:
-        'What is learned fades over this window: a week’s hours count half after `learningDays`/2 days, so a changed opening time is learned within about this many days.',
+        'What is learned fades: a half hour seen `learningDays` days ago counts half, so a changed opening time is learned within a week or two and the plan rests on the last few weeks.',
     }),
     slowdownFactor: Type.Number({
       minimum: 1.1,

@@ -1,26 +1,29 @@
 /**
- * The practice's local time for the sync scheduler: the hour of the week a poll falls in (what is
- * learned is the practice's opening hours, so it follows the practice's zone, DST included) and
- * how long until the next local hour starts (to wake a slow source when an active hour opens).
+ * The practice's local time for the sync scheduler: the half hour of the week a poll falls in (what
+ * is learned is the practice's opening hours, so it follows the practice's zone, DST included) and
+ * how long until the next local half hour starts (to wake a slow source when an active one opens).
  */
 
-export const WEEK_HOURS = 168;
+/** Half hours: a clinic closing at 18:30 is learned as closing at 18:30. */
+export const SLOT_MS = 1_800_000;
+export const SLOTS_PER_DAY = 48;
+export const WEEK_SLOTS = 7 * SLOTS_PER_DAY;
 export const DAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'] as const;
 
-export interface LocalHour {
-  /** 0 = Monday 00:00–01:00 … 167 = Sunday 23:00–24:00. */
+export interface LocalSlot {
+  /** 0 = Monday 00:00–00:30 … 335 = Sunday 23:30–24:00. */
   bucket: number;
-  /** `YYYY-MM-DDTHH`: one calendar hour, for counting each hour once. */
-  hourKey: string;
+  /** `YYYY-MM-DDTHH:MM`: one calendar half hour, for counting each once. */
+  slotKey: string;
   /** `YYYY-MM-DD`. */
   dayKey: string;
-  /** Milliseconds until the next local hour begins (1 … 3 600 000). */
-  msToNextHour: number;
+  /** Milliseconds until the next local half hour begins (1 … 1 800 000). */
+  msToNextSlot: number;
 }
 
 const WEEKDAY: Record<string, number> = { Mon: 0, Tue: 1, Wed: 2, Thu: 3, Fri: 4, Sat: 5, Sun: 6 };
 
-export function localClock(timeZone: string): (t: number) => LocalHour {
+export function localClock(timeZone: string): (t: number) => LocalSlot {
   const fmt = new Intl.DateTimeFormat('en-GB', {
     timeZone,
     hourCycle: 'h23',
@@ -35,14 +38,14 @@ export function localClock(timeZone: string): (t: number) => LocalHour {
   return (t) => {
     const p: Record<string, string> = {};
     for (const part of fmt.formatToParts(t)) p[part.type] = part.value;
-    const hour = Number(p.hour);
-    const intoHour = (Number(p.minute) * 60 + Number(p.second)) * 1000 + (((t % 1000) + 1000) % 1000);
+    const half = Number(p.minute) >= 30 ? 1 : 0;
+    const intoSlot = ((Number(p.minute) % 30) * 60 + Number(p.second)) * 1000 + (((t % 1000) + 1000) % 1000);
     const dayKey = `${p.year}-${p.month}-${p.day}`;
     return {
-      bucket: (WEEKDAY[p.weekday] ?? 0) * 24 + hour,
-      hourKey: `${dayKey}T${p.hour}`,
+      bucket: (WEEKDAY[p.weekday] ?? 0) * SLOTS_PER_DAY + Number(p.hour) * 2 + half,
+      slotKey: `${dayKey}T${p.hour}:${half ? '30' : '00'}`,
       dayKey,
-      msToNextHour: 3_600_000 - intoHour,
+      msToNextSlot: SLOT_MS - intoSlot,
     };
   };
 }
@@ -60,18 +63,20 @@ export function formatMs(ms: number): string {
   return m ? `${h} h ${m} min` : `${h} h`;
 }
 
+const slotTime = (k: number) => `${String(Math.floor(k / 2)).padStart(2, '0')}:${k % 2 ? '30' : '00'}`;
+
 /**
- * The active hours of the week as text, days with the same hours grouped:
- * `08:00–19:00 Mon–Fri, 09:00–12:00 Sat`. Empty when no hour is active.
+ * The active half hours of the week as text, days with the same hours grouped:
+ * `08:00–18:30 Mon–Fri, 09:00–12:00 Sat`. Empty when none is active.
  */
 export function describeHours(active: readonly boolean[]): string {
   const runsOf = (d: number): string => {
     const runs: string[] = [];
-    for (let h = 0; h < 24; h++) {
-      if (!active[d * 24 + h]) continue;
-      const start = h;
-      while (h + 1 < 24 && active[d * 24 + h + 1]) h++;
-      runs.push(`${String(start).padStart(2, '0')}:00–${String(h + 1).padStart(2, '0')}:00`);
+    for (let k = 0; k < SLOTS_PER_DAY; k++) {
+      if (!active[d * SLOTS_PER_DAY + k]) continue;
+      const start = k;
+      while (k + 1 < SLOTS_PER_DAY && active[d * SLOTS_PER_DAY + k + 1]) k++;
+      runs.push(`${slotTime(start)}–${slotTime(k + 1)}`);
     }
     return runs.join(' and ');
   };

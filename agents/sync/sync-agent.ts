@@ -5,14 +5,14 @@
  * comes from the source's learned week (model.ts), its bounds and its budgets. Every change of a
  * source's learned plan, every burst that speeds a slow hour up and every budget cap taken or
  * lifted is logged with its reason and kept in a bounded history, shown in `GET /agents/sync`.
- * What it learned is written to `<data>/agents/sync/sync-state.json` at each hour's end and at
+ * What it learned is written to `<data>/agents/sync/sync-state.json` at each half hour's end and at
  * stop (state-file.ts). When it stops the runner removes its policies: the sources go back to
  * their configured intervals.
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import type { PollCycle } from '../../adapters/contracts.ts';
 import type { Agent, AgentContext, AgentHealth } from '../contract.ts';
-import { formatMs as fmt, localClock, type LocalHour } from './local-time.ts';
+import { formatMs as fmt, localClock, type LocalSlot } from './local-time.ts';
 import { type Bounds, budgetFloor, decide, emptyState, usageOf, type SourceModelState } from './model.ts';
 import { freshState, loadState, MAX_SOURCES, type ScheduleChange, saveState, type SyncState } from './state-file.ts';
 
@@ -37,14 +37,14 @@ const codeOf = (e: unknown) => String((e as NodeJS.ErrnoException | undefined)?.
 export function createSyncAgent(cfg: SyncConfig, id = 'sync'): SyncAgent {
   let ctx: AgentContext | undefined;
   let state: SyncState = freshState();
-  let local: ((t: number) => LocalHour) | undefined;
+  let local: ((t: number) => LocalSlot) | undefined;
   let persist = false;
   let stateError: string | undefined;
   let damaged: { movedTo: string; why: string } | undefined;
   let dirty = false;
   let policed: string[] = [];
   const live = new Map<string, Live>();
-  const cost = { decisions: 0, cpuMicros: 0, maxCpuMicros: 0, saves: 0, saveFailures: 0 };
+  const cost = { decisions: 0, cpuMicros: 0, maxCpuMicros: 0, saves: 0, saveFailures: 0, saveCpuMicros: 0 };
 
   const boundsOf = (sourceId: string): Bounds => {
     const o = cfg.sources[sourceId];
@@ -76,11 +76,11 @@ export function createSyncAgent(cfg: SyncConfig, id = 'sync'): SyncAgent {
       stateError = undefined;
     } catch (e) {
       cost.saveFailures++;
-      // logged once per failing stretch; what was learned stays in memory and is written at the next hour's end
+      // logged once per failing stretch; what was learned stays in memory and is written at the next half hour's end
       if (!stateError)
         c.logger.warn(
           { code: 'AGENT_SYNC_STATE_WRITE_FAILED', cause: codeOf(e) },
-          'learned state not written (kept in memory, tried again at the next hour’s end); the previous file is untouched',
+          'learned state not written (kept in memory, tried again at the next half hour’s end); the previous file is untouched',
         );
       stateError = `AGENT_SYNC_STATE_WRITE_FAILED: ${codeOf(e)}`;
     }
@@ -105,13 +105,13 @@ export function createSyncAgent(cfg: SyncConfig, id = 'sync'): SyncAgent {
     const b = boundsOf(sourceId);
     const now = c.clock.now();
     const here = local(now);
-    const hourBefore = s.hour?.key;
+    const slotBefore = s.slot?.key;
     const d = decide(
       s,
       {
         now,
         local: here,
-        next: local(now + here.msToNextHour),
+        next: local(now + here.msToNextSlot),
         changes: Math.max(0, cycle.changes),
         requests: Math.max(1, cycle.requests ?? 1),
         configuredMs: cycle.configuredMs,
@@ -144,15 +144,18 @@ export function createSyncAgent(cfg: SyncConfig, id = 'sync'): SyncAgent {
     l.lastWaitMs = d.waitMs;
     l.lastReason = d.reason;
     l.decisions++;
-    if (hourBefore !== undefined && hourBefore !== s.hour?.key) {
-      dirty = true;
-      save(c);
-    }
     const used = process.cpuUsage(started);
     const micros = used.user + used.system;
     cost.decisions++;
     cost.cpuMicros += micros;
     cost.maxCpuMicros = Math.max(cost.maxCpuMicros, micros);
+    if (slotBefore !== undefined && slotBefore !== s.slot?.key) {
+      dirty = true;
+      const t = process.cpuUsage();
+      save(c);
+      const u = process.cpuUsage(t);
+      cost.saveCpuMicros += u.user + u.system;
+    }
     return d.waitMs;
   }
 
@@ -264,6 +267,7 @@ export function createSyncAgent(cfg: SyncConfig, id = 'sync'): SyncAgent {
           maxCpuMicros: cost.maxCpuMicros,
           saves: cost.saves,
           saveFailures: cost.saveFailures,
+          cpuMicrosPerSave: cost.saves ? Math.round(cost.saveCpuMicros / cost.saves) : 0,
         },
         ...(stateError ? { stateError } : {}),
         ...(damaged ? { damagedStateMovedTo: damaged.movedTo } : {}),

@@ -39,11 +39,11 @@ describe('sync scheduler on a real gateway and database', () => {
     db = new DatabaseSync(file);
     db.exec('CREATE TABLE appt (id INTEGER PRIMARY KEY, tag TEXT NOT NULL)');
     const insert = db.prepare('INSERT INTO appt (tag) VALUES (?)');
-    // a clinic week learned before: Mon–Fri 08:00–18:00 changed, every hour observed
+    // a clinic week learned before: Mon–Fri 08:00–18:00 busy, every half hour observed twice
     const dataDir = join(dir, 'data');
     const learned = emptyState();
     learned.obs.fill(2);
-    for (let d = 0; d < 5; d++) for (let h = 8; h < 18; h++) learned.chg[d * 24 + h] = 2;
+    for (let d = 0; d < 5; d++) for (let k = 16; k < 36; k++) learned.chg[d * 48 + k] = 2;
     mkdirSync(join(dataDir, 'agents', 'sync'), { recursive: true });
     writeFileSync(join(dataDir, 'agents', 'sync', STATE_FILE), JSON.stringify({ version: 1, sources: { pms: learned }, history: [] }));
 
@@ -119,6 +119,9 @@ describe('sync scheduler on a real gateway and database', () => {
 
     await waitFor(() => lastPoll() === TUESDAY_2AM, 5000, 'the first poll');
     await waitFor(() => gw!.parts.agents.report('sync')?.sources !== undefined, 5000, 'the agent’s first decision');
+    // the seeded state was read, not taken for damaged
+    expect(logs.filter((l) => l.includes('learned state read')).length).toBe(1);
+    expect(logs.some((l) => l.includes('AGENT_SYNC_STATE_DAMAGED'))).toBe(false);
     let r = await report();
     expect(r.state).toBe('running');
     expect(r.sources.pms).toMatchObject({ intervalMs: 600_000, reason: 'learned', cycles: 1 });
