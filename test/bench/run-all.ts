@@ -18,6 +18,9 @@
  *      100,000-resource Bulk import, beside the same NDJSON only parsed (test/bench/fhir-bench.ts).
  *   9. Health monitor: its recorded fault scenarios scored, CPU per poll (test/bench/health-bench.ts), and a host
  *      sample's cost beside systeminformation's (test/bench/host-sample-bench.ts).
+ *  10. Sync scheduler: a simulated practice's 14 days polled on a fixed 60 s schedule and by the
+ *      agent, same simulation: polls per day, p95 change-to-commit delay, its CPU and memory
+ *      (test/bench/sync-bench.ts).
  * Bounded: every load runs for a fixed time on 127.0.0.1 only.
  */
 import { spawnSync } from 'node:child_process';
@@ -39,8 +42,8 @@ import { cdsHooksBench } from './cds-hooks-bench.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const DURATION = Number(process.env.BENCH_SECONDS ?? 4) * 1000;
-/** `BENCH_SECTIONS=1,3` runs only those sections (default: all nine). */
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5,6,7,8,9').split(',').map((s) => Number(s.trim())));
+/** `BENCH_SECTIONS=1,3` runs only those sections (default: all ten). */
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5,6,7,8,9,10').split(',').map((s) => Number(s.trim())));
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const log = (s: string) => process.stdout.write(s + '\n');
 
@@ -111,6 +114,12 @@ async function main(): Promise<void> {
     if (r.status !== 0) log(`   health bench ended with ${r.error ? r.error.message : `exit ${String(r.status ?? r.signal)}`}`);
     // what its host sample costs beside systeminformation's (test/bench/host-sample-bench.ts)
     spawnSync(process.execPath, [join(root, 'test/bench/host-sample-bench.ts')], { stdio: 'inherit', timeout: 120_000 });
+  }
+  if (SECTIONS.has(10)) {
+    // 10. the sync scheduler on a simulated practice (its own program: it ends with 1 when the goal is not met)
+    log('\n10. Sync scheduler: a simulated practice, 14 days, fixed 60 s polls beside the agent (test/bench/sync-bench.ts)');
+    const r = spawnSync(process.execPath, ['--expose-gc', join(root, 'test/bench/sync-bench.ts')], { stdio: 'inherit', timeout: 900_000 });
+    if (r.status !== 0) log(`   sync bench ended with ${r.error ? r.error.message : `exit ${String(r.status ?? r.signal)}`}`);
   }
 }
 
