@@ -58,7 +58,7 @@ export const HealthCatalogue: Readonly<Record<HealthCode, Cause>> = {
   AGENT_HEALTH_SOURCE_SILENT: {
     title: 'A source has gone quiet against its usual rhythm',
     symptoms:
-      'A running source listed in `agents.health.silence.sources` (default: the MLLP listener `hl7v2`) whose intakes (accepted, duplicate, ignored or rejected) came at a learned rhythm — the median gap between arrivals in the last `agents.health.silence.lookbackMs`, from at least `minGaps` gaps — has sent nothing for `factor` × that gap and at least `minSilenceMs`. The rhythm is learned simply: it does not know clinic hours or weekdays, so a quiet evening after a busy day can raise it (and it clears with the first message next morning).',
+      'A running source listed in `agents.health.silence.sources` (default: the MLLP listener `hl7v2`) whose intakes (accepted, duplicate, ignored or rejected) came at a learned rhythm — the median gap between arrivals in the last `agents.health.silence.lookbackMs`, from at least `minGaps` gaps — has sent nothing for `factor` × that gap and at least `minSilenceMs`. It also learns the hours the source sends in, by local half hour (`gateway.timezone`) over the last 35 days: once an earlier day is known, quiet at a time it did not send at on earlier days (the same weekday once one is known, else any day) is its habit and raises nothing, so closing time and the night stay quiet. The first day after a start knows no earlier day, so its first evening can raise it once (cleared by the next message).',
     evidence: ['source', 'lastMessageAt', 'silentForMinutes', 'medianGapSeconds', 'gaps', 'openConnections (a listener)'],
     severity: 'warning',
     person:
@@ -89,13 +89,13 @@ export const HealthCatalogue: Readonly<Record<HealthCode, Cause>> = {
   AGENT_HEALTH_OUTBOX_STUCK: {
     title: 'Records wait in the outbox though the cloud link is up',
     symptoms:
-      'The same record has been the oldest undelivered one for `agents.health.outbox.stuckAfterMs` (by the monotonic clock, from when the monitor first saw it) while the sink reports itself connected (with the sink down, AGENT_HEALTH_SINK_DOWN names the cause instead): the cloud is not acknowledging what is sent, or answers “retry later” to each batch.',
+      'The outbox has lagged for `agents.health.outbox.stuckAfterMs` (by the monotonic clock: the same record the oldest undelivered one since the monitor first saw it, or followed as the oldest by records already that old) while the sink reports itself connected (with the sink down, AGENT_HEALTH_SINK_DOWN names the cause instead): the cloud is not acknowledging what is sent, or answers “retry later” to each batch.',
     evidence: ['undelivered', 'waitingRetry', 'inFlight', 'oldestAgeSeconds', 'waitedSeconds', 'deadLetters', 'sink'],
     severity: 'warning; error past 4 × `stuckAfterMs`',
     person:
       'See the relay’s last error and the sink’s in `/status` (`eyewear-gateway status`): a cloud that answers 429/5xx is overloaded or in maintenance (it drains by itself when it answers again); acks that never come on MQTT point at the cloud side (tell the cloud team the gateway id and the oldest age). Nothing is lost while it waits.',
     clears:
-      'when that record is delivered and the next oldest has not waited `stuckAfterMs` (or the sink is down, which is its own finding).',
+      'when the oldest undelivered record is younger than `stuckAfterMs` (delivery caught up), the outbox is empty, or the sink is down (its own finding).',
   },
   AGENT_HEALTH_CERT_EXPIRING: {
     title: 'The device certificate is expiring, or no longer valid',

@@ -13,6 +13,7 @@ import type { GatewayConfig } from '../../config/schema.ts';
 import type { TimerHandle } from '../../gateway/clock.ts';
 import type { OutboxStats } from '../../gateway/outbox/outbox.ts';
 import type { Agent, AgentContext, AgentHealth, DiskSpace, SinkView, SourceView } from '../contract.ts';
+import { localClock, SLOTS_PER_DAY, WEEK_SLOTS, type LocalSlot } from '../sync/local-time.ts';
 import { createBudget, type RemedyBudget } from './budget.ts';
 import { HealthCatalogue, type HealthCode } from './catalogue.ts';
 
@@ -161,6 +162,19 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
   let lastDisk: (DiskSpace & { bytesPerHour?: number; hoursLeft?: number }) | undefined;
   let diskSamples: Array<{ t: number; free: number }> = [];
   const arrivals = new Map<string, number[]>();
+  /** Per source, per local day (`YYYY-MM-DD`, oldest first): the half hours of the week it sent in. */
+  const sentSlots = new Map<string, Map<string, { weekday: number; slots: Set<number> }>>();
+  let localZone: string | undefined;
+  let localFn: ((t: number) => LocalSlot) | undefined;
+  /** The practice's local half hour (the zone followed through reloads). */
+  const localAt = (t: number): LocalSlot => {
+    const zone = ctx!.config().gateway.timezone;
+    if (!localFn || zone !== localZone) {
+      localZone = zone;
+      localFn = localClock(zone);
+    }
+    return localFn(t);
+  };
   const failingSince = new Map<string, number>();
   const budgets = new Map<string, RemedyBudget>();
   let sinkDownSince: number | undefined;
@@ -169,7 +183,7 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
   let writerRestartsSeen: number | undefined;
   /** The last poll's wall and monotonic times, and the process CPU then (for the share over a poll). */
   let lastTick: { wall: number; mono: number; cpu: number } | undefined;
-  /** The oldest undelivered record, and when (monotonic) it was first seen the oldest. */
+  /** The oldest undelivered record, and since when (monotonic) the outbox has lagged: reset when the oldest is young again. */
   let oldestWatch: { createdAt: number; firstMono: number } | undefined;
   let jumps: Array<{ mono: number; at: number; byMs: number }> = [];
   let lastHost: (HostSample & { gatewayPercentOfCore?: number }) | undefined;
@@ -289,7 +303,7 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
     const toRestart: string[] = [];
     // a source a reload removed leaves nothing behind
     const ids = new Set(views.map((v) => v.id));
-    for (const m of [failingSince, budgets, arrivals]) for (const sid of m.keys()) if (!ids.has(sid)) m.delete(sid);
+    for (const m of [failingSince, budgets, arrivals, sentSlots]) for (const sid of m.keys()) if (!ids.has(sid)) m.delete(sid);
     for (const v of views) {
       // a first start under way tells nothing yet (a retry after a failure still carries that failure's code)
       if (v.state === 'starting' && v.error === undefined) {
@@ -386,19 +400,28 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
       const last = ts[ts.length - 1];
       const quiet = now - last;
       if (quiet <= Math.max(cfg.silence.factor * usual, cfg.silence.minSilenceMs)) continue;
+      // outside the hours it sent in on earlier days (closed, at night) quiet is its habit: nothing new is
+      // raised, and a finding raised in its hours stays until its next message
+      const habit = sendsAt(v.id, now);
+      const k = keyOf('AGENT_HEALTH_SOURCE_SILENT', v.id);
+      if (habit === 'no') {
+        if (active.has(k)) seen.add(k);
+        continue;
+      }
       const open = v.health.detail?.openConnections;
       raise(
         seen,
         'AGENT_HEALTH_SOURCE_SILENT',
         v.id,
         'warning',
-        `source ${v.id} has sent nothing since ${iso(last)} (${Math.round(quiet / 60_000)} min; it usually sends every ${Math.round(usual / 1000)} s, the median of ${gaps.length} gaps)${open !== undefined ? `; ${open} connection(s) still open` : ''}: check the sending system (the PMS's interface engine and its outbound queue)`,
+        `source ${v.id} has sent nothing since ${iso(last)} (${Math.round(quiet / 60_000)} min; it usually sends every ${Math.round(usual / 1000)} s, the median of ${gaps.length} gaps${habit === 'yes' ? ', and at this time on earlier days' : ''})${open !== undefined ? `; ${open} connection(s) still open` : ''}: check the sending system (the PMS's interface engine and its outbound queue)`,
         {
           source: v.id,
           lastMessageAt: iso(last),
           silentForMinutes: Math.round(quiet / 60_000),
           medianGapSeconds: Math.round(usual / 1000),
           gaps: gaps.length,
+          hoursLearned: habit !== 'unknown',
           ...(open !== undefined ? { openConnections: Number(open) } : {}),
         },
       );
@@ -619,9 +642,14 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
       oldestWatch = undefined;
       return;
     }
-    if (oldestWatch?.createdAt !== st.oldestCreatedAt) oldestWatch = { createdAt: st.oldestCreatedAt, firstMono: mono };
-    const waited = mono - oldestWatch.firstMono;
     const age = now - st.oldestCreatedAt;
+    // a new oldest record that is itself already old: the same lag goes on (one finding, not one a record)
+    if (oldestWatch?.createdAt !== st.oldestCreatedAt)
+      oldestWatch = {
+        createdAt: st.oldestCreatedAt,
+        firstMono: oldestWatch && age >= cfg.outbox.stuckAfterMs ? oldestWatch.firstMono : mono,
+      };
+    const waited = mono - oldestWatch.firstMono;
     const k = keyOf('AGENT_HEALTH_OUTBOX_STUCK', 'outbox');
     if (waited < cfg.outbox.stuckAfterMs) return;
     const wasError = active.get(k)?.severity === 'error';
@@ -710,9 +738,42 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
     );
   }
 
+  /**
+   * Whether a source sends at this local time on other days: `yes`/`no` from the same weekday's half
+   * hour (or the one before) once one such earlier day is known, else from the same half hour of any earlier day;
+   * `unknown` before any earlier day (the first day after a start: only the median-gap rule holds).
+   */
+  function sendsAt(sourceId: string, now: number): 'yes' | 'no' | 'unknown' {
+    const days = sentSlots.get(sourceId);
+    if (!days) return 'unknown';
+    const here = localAt(now);
+    const earlier = [...days].filter(([day]) => day !== here.dayKey);
+    if (!earlier.length) return 'unknown';
+    const near = (slots: Set<number>, b: number, width: number) => {
+      // this half hour or the one before (a feed that sends at :45 is in its hours at :10)
+      for (let d = -1; d <= 0; d++) if (slots.has((((b + d) % width) + width) % width)) return true;
+      return false;
+    };
+    const weekday = Math.floor(here.bucket / SLOTS_PER_DAY);
+    const sameWeekday = earlier.filter(([, x]) => x.weekday === weekday);
+    if (sameWeekday.length) return sameWeekday.some(([, x]) => near(x.slots, here.bucket, WEEK_SLOTS)) ? 'yes' : 'no';
+    const ofDay = here.bucket % SLOTS_PER_DAY;
+    return earlier.some(([, x]) => near(new Set([...x.slots].map((b) => b % SLOTS_PER_DAY)), ofDay, SLOTS_PER_DAY)) ? 'yes' : 'no';
+  }
+
   const arrive = (adapter: string) => {
     if (!ctx) return;
     const now = ctx.clock.now();
+    const here = localAt(now);
+    let days = sentSlots.get(adapter);
+    if (!days) sentSlots.set(adapter, (days = new Map()));
+    let day = days.get(here.dayKey);
+    if (!day) {
+      days.set(here.dayKey, (day = { weekday: Math.floor(here.bucket / SLOTS_PER_DAY), slots: new Set() }));
+      // five weeks of habits: each weekday seen a few times
+      while (days.size > 35) days.delete(days.keys().next().value as string);
+    }
+    day.slots.add(here.bucket);
     let ts = arrivals.get(adapter);
     if (!ts) arrivals.set(adapter, (ts = []));
     // the clock moved back: gaps across the jump would be negative, so the rhythm is learned again

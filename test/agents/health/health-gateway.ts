@@ -60,7 +60,8 @@ export async function startHealthRig(
       gateway: { dataDir, timezone: 'UTC' },
       hl7: { port: 0 },
       admin: { port: 0 },
-      relay: { idlePollMs: POLL_MS },
+      // no linger: the relay pumps on the next turn of the real event loop, so a step can wait for it
+      relay: { idlePollMs: POLL_MS, lingerMs: 0 },
       agents: { health: { enabled: true, pollMs: POLL_MS } },
     },
     overrides,
@@ -97,10 +98,13 @@ export async function startHealthRig(
     for (let i = 0; i < 500; i++) {
       await agent.settled();
       const busy = gw.parts.sources.ids().some((id) => gw.parts.sources.state(id) === 'starting');
-      if (!busy) return;
+      // and the relay: with its sink connected, what waits is delivered (real I/O) before time moves on
+      const st = gw.parts.outbox.stats();
+      const relaying = gw.parts.sink.health().connected && st.pending + st.inFlight > 0;
+      if (!busy && !relaying) return;
       await new Promise((r) => setTimeout(r, 5));
     }
-    throw new Error('a source stayed in "starting" for 2.5 s of real time');
+    throw new Error('a source stayed in "starting", or the relay did not deliver, for 2.5 s of real time');
   };
   await settle();
   return {

@@ -25,12 +25,17 @@ afterEach(async () => {
 });
 
 describe('health agent kind', () => {
-  it('is registered, off by default, and built when enabled with the configured budgets', () => {
+  it('is registered, on by default, not built when turned off, and built with the configured budgets', () => {
     expect(agentKinds.map((k) => k.kind)).toContain('health');
-    const off = configOf({});
-    expect(off.agents.health).toMatchObject({ enabled: false, pollMs: 30_000, source: { restartsPerHour: 3, backoffInitialMs: 300_000 } });
-    expect(healthAgentKind.create(off)).toBeUndefined();
-    const on = healthAgentKind.create(configOf({ agents: { health: { enabled: true, source: { restartsPerHour: 1 } } } }));
+    const byDefault = configOf({});
+    expect(byDefault.agents.health).toMatchObject({
+      enabled: true,
+      pollMs: 30_000,
+      source: { restartsPerHour: 3, backoffInitialMs: 300_000 },
+    });
+    expect(healthAgentKind.create(byDefault)?.id).toBe('health');
+    expect(healthAgentKind.create(configOf({ agents: { health: { enabled: false } } }))).toBeUndefined();
+    const on = healthAgentKind.create(configOf({ agents: { health: { source: { restartsPerHour: 1 } } } }));
     expect(on?.id).toBe('health');
     expect(validateConfig({ agents: { health: { enabled: true, pollMs: 10 } } }).ok).toBe(false);
   });

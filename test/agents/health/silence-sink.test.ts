@@ -58,6 +58,8 @@ describe('health monitor: the MLLP feed goes silent', () => {
           silentForMinutes: 76,
           medianGapSeconds: 180,
           gaps: 19,
+          // the first day: no earlier day's hours known yet
+          hoursLearned: false,
           openConnections: 1,
         },
       ],
