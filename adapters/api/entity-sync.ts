@@ -58,8 +58,10 @@ export interface SyncContext {
   /** The practice's IANA zone (modified-since in practice time). */
   timezone: string;
   cursor(key: string): string | undefined;
-  /** Commits rows of a stream with a cursor; false when the source is stopping. */
-  /** `firstLoad`: the rows are the entity's first run (their records go in the backfill lane unless urgent). */
+  /**
+   * Commits rows of a stream with a cursor; false when the source is stopping. `firstLoad`: the
+   * rows are the entity's first run (their records go in the backfill lane unless urgent).
+   */
   commit(stream: string, rows: RawRow[], cursor: { key: string; value: string }, firstLoad?: boolean): Promise<boolean>;
   /** Progress for `/status` (PHI-free). */
   note(key: string, value: string | number): void;

@@ -168,10 +168,10 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
     return { http, auth, key, tokenUrl, capabilities, strategies };
   }
 
-  function commit(stream: string, rows: RawRow[], cursor: { key: string; value: string }): Promise<boolean> {
+  function commit(stream: string, rows: RawRow[], cursor: { key: string; value: string }, firstLoad?: boolean): Promise<boolean> {
     return commitPage(
       ctx!,
-      { adapter: o.id, format: `fhir:${o.id}`, stream, rows, map: (row) => rowMapper.map(row), cursor },
+      { adapter: o.id, format: `fhir:${o.id}`, stream, rows, map: (row) => rowMapper.map(row), cursor, firstLoad },
       {
         clock,
         signal: abort!.signal,

@@ -136,7 +136,8 @@ export async function searchRun(
     const next = typeof nextLink === 'string' && nextLink !== '' ? sameOrigin(nextLink, s.baseUrl, 'next link') : undefined;
     pages++;
     const after: SearchCursor = next ? { strategy: label, since: c.since, run: { start, next, pages } } : { strategy: label, since: start };
-    if (!(await s.commit(stream, rows, { key, value: JSON.stringify(after) }))) return undefined;
+    // a run with no lower bound is the resource's first load
+    if (!(await s.commit(stream, rows, { key, value: JSON.stringify(after) }, c.since === undefined))) return undefined;
     read += rows.length;
     s.note(`${resource}.pages`, pages);
     if (!next) {

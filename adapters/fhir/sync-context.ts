@@ -22,9 +22,10 @@ export interface SyncContext {
   cursor(key: string): string | undefined;
   /**
    * Commits rows of one stream with a cursor; resolves false when the source is stopping (nothing
-   * more should be read). Rows carry their own stream when it differs from `stream`.
+   * more should be read). Rows carry their own stream when it differs from `stream`. `firstLoad`:
+   * the rows are the resource's first run (their records go in the backfill lane unless urgent).
    */
-  commit(stream: string, rows: RawRow[], cursor: { key: string; value: string }): Promise<boolean>;
+  commit(stream: string, rows: RawRow[], cursor: { key: string; value: string }, firstLoad?: boolean): Promise<boolean>;
   /** Progress and problems for `/status` (PHI-free). */
   note(key: string, value: string | number): void;
   /** OperationOutcome issue codes a server returned inside a Bundle or an error file. */
