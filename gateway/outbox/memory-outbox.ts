@@ -62,7 +62,9 @@ export function createMemoryOutbox(opts: MemoryOutboxOptions): Outbox {
    * of its partition in less urgent lanes into that lane (the lane invariant, outbox.ts).
    */
   const addRow = (r: SealedRecord, rank = laneRank(r.lane)) => {
-    for (const earlier of rows.values()) if (earlier.partitionKey === r.partitionKey && earlier.lane > rank) earlier.lane = rank;
+    // a backfill row (the least urgent lane) promotes nothing: a first load's rows skip the walk
+    if (rank < 2)
+      for (const earlier of rows.values()) if (earlier.partitionKey === r.partitionKey && earlier.lane > rank) earlier.lane = rank;
     const b = r.sealed.byteLength + ENTRY_OVERHEAD;
     rows.set(++seq, {
       seq,
