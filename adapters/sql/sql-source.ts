@@ -458,6 +458,9 @@ export function createSqlSource(
             'each page of this stream sorts the whole table: create an index on the columns named (db check shows the plan)',
           );
       } catch (e) {
+        // a lock, a timeout or a lost connection says nothing about the stream's fit: the check is
+        // tried again (the start or the reconnect fails and is retried), never the stream given up
+        if (isTransient(e)) throw e;
         broken.set(s.name, (e as Error).message.slice(0, 200));
       }
     }
@@ -506,7 +509,11 @@ export function createSqlSource(
         let changes = 0;
         cycleQueries = 0;
         for (const s of o.streams) {
-          if (running && !broken.has(s.name)) changes += await cycle(s);
+          if (!running || broken.has(s.name)) continue;
+          // a first load is no change of the practice's: the poll schedule does not learn from it
+          const firstLoad = readCursor(s).phase === 'initial';
+          const changed = await cycle(s);
+          if (!firstLoad) changes += changed;
         }
         for (const s of o.streams) {
           if (running && !broken.has(s.name) && s.deletes === 'keyset') await keysetDeletes(s);
@@ -621,6 +628,41 @@ export function createSqlSource(
     pollNow,
     mapRow,
   };
+}
+
+/**
+ * Errors that pass: a statement cancelled at its timeout or by a lock (PostgreSQL 57014, 55P03,
+ * 40001, 40P01; MariaDB's lock wait, deadlock and query timeout; SQL Server's timeout; SQLite busy or
+ * locked), a server shutting down or out of connections, a connection lost.
+ */
+const TRANSIENT = new Set([
+  '57014',
+  '55P03',
+  '40001',
+  '40P01',
+  '57P01',
+  '57P03',
+  '53300',
+  '08000',
+  '08003',
+  '08006',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'ER_LOCK_DEADLOCK',
+  'ER_QUERY_TIMEOUT',
+  'ER_QUERY_INTERRUPTED',
+  'ETIMEOUT',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ESOCKET',
+  'PROTOCOL_CONNECTION_LOST',
+]);
+function isTransient(e: unknown): boolean {
+  const errcode = (e as { errcode?: unknown } | undefined)?.errcode;
+  // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6), in their extended forms too
+  if (typeof errcode === 'number' && [5, 6].includes(errcode & 0xff)) return true;
+  return TRANSIENT.has(errorCodeOf(e));
 }
 
 /** A driver error's code (SQLSTATE, errno name) or its class: never its message, which can quote data. */

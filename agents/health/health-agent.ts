@@ -98,6 +98,8 @@ export function sourceAdvice(code: string): string {
   if (['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET'].includes(code))
     return 'the PMS server or database is down or unreachable: start it, check its address and the firewall (`eyewear-gateway db check` for a database)';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'its host name does not resolve: check the host in the config and DNS';
+  if (['57014', 'ER_LOCK_WAIT_TIMEOUT', 'ER_QUERY_TIMEOUT', 'ETIMEOUT'].includes(code))
+    return 'a query was cancelled at databases[].statementTimeoutMs: a lock held on a table the source reads, or a database too slow to answer; see who holds it (PostgreSQL: pg_locks and pg_stat_activity; MariaDB: SHOW PROCESSLIST; SQL Server: sp_who2)';
   if (code === 'ERR_SSH_AUTH')
     return 'the SFTP server refused the login, and its host key is still the pinned one (the same server): the password or key was probably changed on it; update sftp.password or sftp.privateKey in the config';
   if (code === 'ERR_SSH_HOST_KEY')
