@@ -124,9 +124,10 @@ export async function footprintBench(o: { root: string; repeats?: number; exe?: 
     });
 
   const steps: Array<[string, Parts]> = [
-    ['gateway core: outbox (writer inline), pipeline, relay, file sink, MLLP listener', {}],
+    ['gateway core: outbox (writer inline), pipeline, relay, file sink, MLLP listener', { agents: { health: { enabled: false } } }],
     ['+ the outbox writer thread (outbox.writer auto, the default)', { outbox: { writer: 'auto' } }],
-    ['+ the admin API (Fastify): the default config', { admin: { port: 0 } }],
+    ['+ the admin API (Fastify)', { admin: { port: 0 } }],
+    ['+ the health monitor (agents.health, on by default): the default config', { agents: { health: { enabled: true } } }],
   ];
   let parts: Parts = {};
   for (const [name, add] of steps) {
