@@ -11,7 +11,7 @@ export function pauseState(code: string): string {
   return code === 'GW_OUTBOX_FULL' ? 'paused: outbox full' : code === 'GW_DISK_LOW' ? 'paused: disk low' : 'paused: outbox write failed';
 }
 
-/** Resolves true once committed (`onCommitted` hears the rows written or dead-lettered: unchanged ones are not), false when `signal` aborts first (the source is stopping). */
+/** Resolves true once committed (`onCommitted` hears the rows written or dead-lettered, unchanged ones and first-load pages not), false when `signal` aborts first (the source is stopping). */
 export async function commitPage(
   ctx: IntakeContext,
   page: RawPage,
@@ -20,7 +20,7 @@ export async function commitPage(
   for (let attempt = 0; !o.signal.aborted; attempt++) {
     const r = await ctx.intakePage(page);
     if (r.status === 'accepted') {
-      o.onCommitted?.(r.written + r.deadLettered);
+      if (!page.firstLoad) o.onCommitted?.(r.written + r.deadLettered);
       if (attempt > 0) o.onState('reading');
       return true;
     }
