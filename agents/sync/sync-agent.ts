@@ -126,7 +126,7 @@ export function createSyncAgent(cfg: SyncConfig, id = 'sync'): SyncAgent {
         change: 'burst',
         fromMs: l.lastWaitMs,
         toMs: d.waitMs,
-        reason: `${cycle.changes} change${cycle.changes === 1 ? '' : 's'} in an hour learned as quiet; interval ${fmt(l.lastWaitMs)} → ${fmt(d.waitMs)}, slowing again by ×${b.slowdownFactor} a quiet poll`,
+        reason: `${cycle.changes} change${cycle.changes === 1 ? '' : 's'} in a half hour learned as quiet; interval ${fmt(l.lastWaitMs)} → ${fmt(d.waitMs)}, slowing again by ×${b.slowdownFactor} a quiet poll`,
       });
     const capped = d.reason === 'budget';
     if (capped !== l.budgetCapped) {

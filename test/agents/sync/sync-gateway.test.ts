@@ -141,10 +141,10 @@ describe('sync scheduler on a real gateway and database', () => {
         change: 'burst',
         fromMs: 600_000,
         toMs: 30_000,
-        reason: '1 change in an hour learned as quiet; interval 10 min → 30 s, slowing again by ×2 a quiet poll',
+        reason: '1 change in a half hour learned as quiet; interval 10 min → 30 s, slowing again by ×2 a quiet poll',
       },
     ]);
-    expect(logs.some((l) => l.includes('"change":"burst"') && l.includes('schedule: 1 change in an hour learned as quiet'))).toBe(true);
+    expect(logs.some((l) => l.includes('"change":"burst"') && l.includes('schedule: 1 change in a half hour learned as quiet'))).toBe(true);
     // /status lists the agent with its health
     const status = gw.status() as { agents: { agents: Array<{ id: string; state: string; health: { status: string } }> } };
     expect(status.agents.agents.find((a) => a.id === 'sync')).toMatchObject({ state: 'running', health: { status: 'up' } });
