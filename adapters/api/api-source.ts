@@ -259,6 +259,8 @@ export function createApiSource(o: ApiSourceOptions): ApiSource {
         ...Object.fromEntries(notes),
       };
       for (const [what, e] of errors) detail[`${what}.error`] = e;
+      // answers 429 since the start (each one waited out): the health monitor's throttling signal
+      detail.throttled = conn.http.stats().throttled;
       const q = quota?.stats();
       if (q) {
         detail.callsToday = q.callsToday;

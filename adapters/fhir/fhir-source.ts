@@ -361,6 +361,8 @@ export function createFhirSource(o: FhirSourceOptions): FhirSource {
       for (const [what, e] of errors) detail[`${what}.error`] = e;
       const q = quota?.stats();
       if (q) detail.callsToday = q.callsToday;
+      // answers 429 since the start (each one waited out): the health monitor's throttling signal
+      detail.throttled = conn.http.stats().throttled;
       const exp = conn.auth.expiresAt();
       if (exp) detail.tokenExpiresAt = new Date(exp).toISOString();
       return { status: errors.size ? 'degraded' : 'up', detail };

@@ -11,6 +11,7 @@ export type HealthCode =
   | 'AGENT_HEALTH_SOURCE_SILENT'
   | 'AGENT_HEALTH_SINK_DOWN'
   | 'AGENT_HEALTH_OUTBOX_WRITER_UNSTABLE'
+  | 'AGENT_HEALTH_SOURCE_THROTTLED'
   | 'AGENT_HEALTH_OUTBOX_STUCK'
   | 'AGENT_HEALTH_CERT_EXPIRING'
   | 'AGENT_HEALTH_CLOCK_JUMPED'
@@ -86,6 +87,18 @@ export const HealthCatalogue: Readonly<Record<HealthCode, Cause>> = {
       'Look for what kills it: the system log for I/O errors on the data disk (`journalctl -k`, `dmesg`: a failing disk or a full one), memory pressure (the OOM killer), or the log line with GW_OUTBOX_IO and its cause. Replace the disk or move the data folder if the disk reports errors.',
     clears: 'when fewer than `writerRestartsPerHour` restarts fall within the last hour.',
   },
+  AGENT_HEALTH_SOURCE_THROTTLED: {
+    title: 'A server throttles the gateway (429 Too Many Requests)',
+    symptoms:
+      'A FHIR or vendor API source was answered 429 at least `agents.health.throttle.perHour` times in the last hour (its `throttled` count in `/status`). The gateway waits out each `Retry-After`, so nothing is lost, but its reads lag behind the PMS.',
+    evidence: ['source', 'throttledInHour', 'throttled (since its start)', 'pollIntervalMs'],
+    severity: 'warning',
+    automatic:
+      'Proposes a poll interval twice as long (`fhir[i].pollIntervalMs` or `apis[i].pollIntervalMs`), at most once a source a day, kept in the history; nothing is applied until a person or the cloud accepts it through the config reload.',
+    person:
+      'Accept the proposed interval (or set a longer one), or ask the vendor for a higher rate limit and set the source’s `rateLimit` to it; another program using the same API credentials shares the limit.',
+    clears: 'when fewer than half of `perHour` 429 answers fall within the last hour.',
+  },
   AGENT_HEALTH_OUTBOX_STUCK: {
     title: 'Records wait in the outbox though the cloud link is up',
     symptoms:
@@ -147,7 +160,7 @@ export function renderHealthCatalogue(): string {
   const esc = (s: string) => s.replaceAll('|', '\\|');
   const rows = Object.entries(HealthCatalogue).map(
     ([code, c]) =>
-      `| \`${code}\` | ${esc(c.title)} | ${esc(c.severity)} | ${c.automatic?.startsWith('Restarts') ? 'restart, within a budget' : c.automatic?.startsWith('Its own') ? 'its own learned state moved; a person' : 'a person'} |`,
+      `| \`${code}\` | ${esc(c.title)} | ${esc(c.severity)} | ${c.automatic?.startsWith('Restarts') ? 'restart, within a budget' : c.automatic?.startsWith('Its own') ? 'its own learned state moved; a person' : c.automatic?.startsWith('Proposes') ? 'a proposed config change; a person accepts it' : 'a person'} |`,
   );
   const sections = Object.entries(HealthCatalogue).map(([code, c]) =>
     [

@@ -89,6 +89,16 @@ export const healthAgentSchema = section(
       },
       'AGENT_HEALTH_SINK_DOWN: the cloud link.',
     ),
+    throttle: section(
+      {
+        perHour: Type.Integer({
+          minimum: 1,
+          default: 10,
+          description: 'A source answered 429 this many times within an hour is a finding (and a longer poll interval is proposed).',
+        }),
+      },
+      'AGENT_HEALTH_SOURCE_THROTTLED: a FHIR or vendor API server limiting the gateway.',
+    ),
     certificate: section(
       {
         warnDays: Type.Number({

@@ -35,10 +35,10 @@ export interface RemedyRecord {
   at: string;
   code: HealthCode;
   subject: string;
-  action: 'restartSource';
+  action: 'restartSource' | 'proposeConfigChange';
   before: Evidence;
   after: Evidence;
-  outcome: 'healed' | 'not-healed' | 'failed';
+  outcome: 'healed' | 'not-healed' | 'failed' | 'proposed';
   /** Restarts of this subject in the hour up to and including this one. */
   usedInHour: number;
 }
@@ -164,6 +164,10 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
   let lastDisk: (DiskSpace & { bytesPerHour?: number; hoursLeft?: number }) | undefined;
   let diskSamples: Array<{ t: number; free: number }> = [];
   const arrivals = new Map<string, number[]>();
+  /** Per source: its `throttled` count at each poll of the last hour. */
+  const throttleSamples = new Map<string, Array<{ t: number; n: number }>>();
+  /** Per source: when a longer interval was last proposed (one a day). */
+  const throttleProposals = new Map<string, number>();
   /** Per source, per local day (`YYYY-MM-DD`, oldest first): the half hours of the week it sent in. */
   const sentSlots = new Map<string, Map<string, { weekday: number; slots: Set<number> }>>();
   let localZone: string | undefined;
@@ -305,7 +309,8 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
     const toRestart: string[] = [];
     // a source a reload removed leaves nothing behind
     const ids = new Set(views.map((v) => v.id));
-    for (const m of [failingSince, budgets, arrivals, sentSlots]) for (const sid of m.keys()) if (!ids.has(sid)) m.delete(sid);
+    for (const m of [failingSince, budgets, arrivals, sentSlots, throttleSamples, throttleProposals])
+      for (const sid of m.keys()) if (!ids.has(sid)) m.delete(sid);
     for (const v of views) {
       // a first start under way tells nothing yet (a retry after a failure still carries that failure's code)
       if (v.state === 'starting' && v.error === undefined) {
@@ -426,6 +431,72 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
           hoursLearned: habit !== 'unknown',
           ...(open !== undefined ? { openConnections: Number(open) } : {}),
         },
+      );
+    }
+  }
+
+  /**
+   * Sources answered 429 (too many requests) at least `perHour` times in the last hour, from their
+   * `throttled` count. The remedy is a proposal, at most one a source a day: a longer poll interval
+   * (applied only when a person or the cloud accepts it through the config reload).
+   */
+  function checkThrottle(now: number, views: SourceView[], seen: Set<string>): void {
+    const cfgNow = ctx!.config();
+    for (const v of views) {
+      const n = v.health.detail?.throttled;
+      if (typeof n !== 'number') {
+        throttleSamples.delete(v.id);
+        continue;
+      }
+      let xs = throttleSamples.get(v.id);
+      if (!xs) throttleSamples.set(v.id, (xs = []));
+      // a restart counts from 0 again: what came before is no longer comparable
+      if (xs.length && n < xs[xs.length - 1].n) xs.length = 0;
+      xs.push({ t: now, n });
+      while (xs.length > 1 && xs[1].t <= now - HOUR) xs.shift();
+      const inHour = n - xs[0].n;
+      const k = keyOf('AGENT_HEALTH_SOURCE_THROTTLED', v.id);
+      // raised at perHour, kept until the hour's count falls under half of it
+      if (inHour < (active.has(k) ? Math.ceil(cfg.throttle.perHour / 2) : cfg.throttle.perHour)) continue;
+      const where = [
+        ['fhir', cfgNow.fhir.findIndex((f) => f.id === v.id)],
+        ['apis', cfgNow.apis.findIndex((a) => a.id === v.id)],
+      ].find(([, i]) => (i as number) >= 0) as [string, number] | undefined;
+      const current = where ? (cfgNow[where[0] as 'fhir' | 'apis'][where[1]] as { pollIntervalMs: number }).pollIntervalMs : undefined;
+      let proposed = '';
+      const last = throttleProposals.get(v.id);
+      if (where && current !== undefined && (last === undefined || now - last >= 24 * HOUR)) {
+        const path = `${where[0]}[${where[1]}].pollIntervalMs`;
+        const value = Math.min(current * 2, 86_400_000);
+        throttleProposals.set(v.id, now);
+        const id = ctx!.proposeConfigChange({
+          path,
+          value,
+          reason: `source ${v.id} was answered 429 (too many requests) ${inHour} times in the last hour: reading half as often keeps it inside the server's limit`,
+        });
+        history.push({
+          at: iso(now),
+          code: 'AGENT_HEALTH_SOURCE_THROTTLED',
+          subject: v.id,
+          action: 'proposeConfigChange',
+          before: { pollIntervalMs: current, throttledInHour: inHour },
+          after: { proposed: path, value, proposal: id },
+          outcome: 'proposed',
+          usedInHour: 1,
+        });
+        while (history.length > cfg.historySize) history.shift();
+        counts.remedies++;
+      }
+      const at = throttleProposals.get(v.id);
+      if (at !== undefined && where && current !== undefined)
+        proposed = `; proposed at ${iso(at)}: ${where[0]}[${where[1]}].pollIntervalMs ${current} → ${Math.min(current * 2, 86_400_000)} ms, applied once accepted (/status agents.proposals)`;
+      raise(
+        seen,
+        'AGENT_HEALTH_SOURCE_THROTTLED',
+        v.id,
+        'warning',
+        `source ${v.id} was answered 429 (too many requests) ${inHour} times in the last hour: the server limits how often the gateway may ask; each wait is honoured and nothing is lost, but its reads lag${proposed}; what to do: accept the longer interval, or ask the vendor for a higher limit and set its rateLimit in the config`,
+        { source: v.id, throttledInHour: inHour, throttled: n, ...(current !== undefined ? { pollIntervalMs: current } : {}) },
       );
     }
   }
@@ -707,6 +778,7 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
     const views = c.sources();
     const toRestart = checkSources(now, views, seen);
     checkSilence(now, views, seen);
+    checkThrottle(now, views, seen);
     // each read once a poll (outbox stats are counted from the writer's figures, the sink's from its client)
     const sink = c.sink();
     const st = c.outboxStats();

@@ -15,7 +15,7 @@ import type { SinkKind } from '../../../gateway/sinks/index.ts';
 import { createGateway, type Gateway } from '../../../gateway/create-gateway.ts';
 import type { GatewayEvents } from '../../../gateway/event-bus.ts';
 import { createLogger } from '../../../gateway/logger.ts';
-import { createHealthAgent, type HealthAgent, type HealthAgentOptions } from '../../../agents/health/health-agent.ts';
+import { createHealthAgent, type HealthAgent, type HealthAgentOptions, type HostSample } from '../../../agents/health/health-agent.ts';
 
 export interface HealthRig {
   gw: Gateway;
@@ -32,6 +32,18 @@ export interface HealthRig {
 }
 
 export const POLL_MS = 60_000;
+
+const MiB = 1024 * 1024;
+/** A host with memory to spare, a light load and a gateway using little CPU (its CPU counter advances 1 ms a call). */
+let quietCpu = 0;
+export const quietHost = (): HostSample => ({
+  rssBytes: 120 * MiB,
+  freeMemBytes: 2048 * MiB,
+  totalMemBytes: 4096 * MiB,
+  load1: 0.3,
+  cores: 2,
+  processCpuMicros: (quietCpu += 1000),
+});
 export const START = Date.UTC(2026, 2, 2, 8, 0, 0);
 
 function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
@@ -77,7 +89,9 @@ export async function startHealthRig(
   });
   const logger = createLogger({ level: 'info', destination: dest as unknown as Parameters<typeof createLogger>[0]['destination'] });
   const clock = createManualClock(START);
-  const agent = createHealthAgent(v.config.agents.health, o.agent);
+  // a quiet host unless a test says otherwise: the machine running the tests may be loaded (CI), and
+  // a scenario's findings must not depend on it (host-clock.test.ts checks the real sampler)
+  const agent = createHealthAgent(v.config.agents.health, { host: quietHost, ...o.agent });
   const gw = await createGateway({
     config: v.config,
     logger,

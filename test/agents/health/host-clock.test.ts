@@ -9,7 +9,7 @@ import { totalmem } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectMllp } from '../../../adapters/hl7v2/mllp-client.ts';
 import type { MllpListener } from '../../../adapters/hl7v2/mllp-listener.ts';
-import type { HostSample } from '../../../agents/health/health-agent.ts';
+import { sampleHost, type HostSample } from '../../../agents/health/health-agent.ts';
 import type { Sink } from '../../../gateway/sinks/sink.ts';
 import { GatewayError } from '../../../gateway/errors.ts';
 import { adtA04 } from '../../support/hl7-fixtures.ts';
@@ -153,7 +153,7 @@ describe('health monitor: memory and CPU', () => {
   });
 
   it('reports the real host figures in GET /agents/health', async () => {
-    rig = await startHealthRig();
+    rig = await startHealthRig({}, { agent: { host: sampleHost } });
     await steps(2);
     const host = (rig.gw.parts.agents.report('health') as { host: Record<string, number> }).host;
     expect(host.totalMiB).toBe(Math.round(totalmem() / MiB));
