@@ -23,9 +23,10 @@ export interface LocalSlot {
 
 const WEEKDAY: Record<string, number> = { Mon: 0, Tue: 1, Wed: 2, Thu: 3, Fri: 4, Sat: 5, Sun: 6 };
 
+/** `timeZone` as `gateway.timezone` gives it: an IANA name, or empty for the machine's zone. */
 export function localClock(timeZone: string): (t: number) => LocalSlot {
   const fmt = new Intl.DateTimeFormat('en-GB', {
-    timeZone,
+    timeZone: timeZone || undefined,
     hourCycle: 'h23',
     weekday: 'short',
     year: 'numeric',
