@@ -191,6 +191,10 @@ export function createSqlSource(
   let health: AdapterHealth = { status: 'down', detail: { state: 'not started' } };
   let failures = 0;
   const broken = new Map<string, string>();
+  /** Streams whose every page sorts a large table (the index on their watermark is missing): the index to create. */
+  const unindexed = new Map<string, string>();
+  /** When the unindexed streams were last looked at again (an index created since clears them). */
+  let indexCheckedAt = 0;
 
   function recordsOf(stream: SqlStreamConfig, row: RawRow): MapResult {
     const tz = o.timezone ?? 'UTC';
@@ -350,8 +354,20 @@ export function createSqlSource(
       if (old) from = [decodeValue(old[1]), decodeValue(old[2])];
     }
     let changed = 0;
+    // a first load reads a slice at a time, so the other streams' live changes are read between slices
+    const sliceStart = performance.now();
+    let pages = 0;
     for (;;) {
       if (!running) return changed;
+      if (
+        c.phase === 'initial' &&
+        pages > 0 &&
+        (pages >= FIRST_LOAD_SLICE.pages || performance.now() - sliceStart >= FIRST_LOAD_SLICE.ms)
+      ) {
+        firstLoadPending = true;
+        return changed;
+      }
+      pages++;
       const q = pageQuery(d, src, from, o.pageSize);
       const rows = await d.query(q.sql, q.params);
       cycleQueries++;
@@ -445,6 +461,8 @@ export function createSqlSource(
    */
   async function checkStreams(d: SqlDriver): Promise<void> {
     broken.clear();
+    unindexed.clear();
+    indexCheckedAt = o.now();
     for (const s of o.streams) {
       try {
         const r = await inspectStream(d, s, o.pageSize, { count: false });
@@ -452,6 +470,7 @@ export function createSqlSource(
           broken.set(s.name, `no column(s) ${r.missing.join(', ')}`);
           continue;
         }
+        if (r.needsIndex) unindexed.set(s.name, `${s.table} (${r.needsIndex}), ${r.rows} rows`);
         if (r.needsIndex)
           ctx?.logger.warn(
             { stream: s.name, rows: r.rows, index: r.needsIndex },
@@ -508,6 +527,7 @@ export function createSqlSource(
         }
         let changes = 0;
         cycleQueries = 0;
+        firstLoadPending = false;
         for (const s of o.streams) {
           if (!running || broken.has(s.name)) continue;
           // a first load is no change of the practice's: the poll schedule does not learn from it
@@ -518,6 +538,18 @@ export function createSqlSource(
         for (const s of o.streams) {
           if (running && !broken.has(s.name) && s.deletes === 'keyset') await keysetDeletes(s);
         }
+        // an index created since: looked at again hourly (the plan and a count, per stream that lacked it)
+        if (unindexed.size && o.now() - indexCheckedAt >= 3_600_000) {
+          indexCheckedAt = o.now();
+          for (const name of [...unindexed.keys()]) {
+            const s = o.streams.find((x) => x.name === name);
+            const r = s ? await inspectStream(driver, s, o.pageSize, { count: false }) : undefined;
+            if (!r?.needsIndex) {
+              unindexed.delete(name);
+              ctx?.logger.info({ stream: name }, 'the stream reads by its index again');
+            }
+          }
+        }
         failures = 0;
         const initial = [...progress.values()].some((p) => p.phase === 'initial');
         health = {
@@ -527,9 +559,11 @@ export function createSqlSource(
             streams: o.streams.length,
             realtime: listening ? 'listen' : 'polling',
             ...Object.fromEntries([...broken].map(([n, why]) => [`${n}.error`, why])),
+            ...Object.fromEntries([...unindexed].map(([n, index]) => [`${n}.needsIndex`, index])),
           },
         };
-        await sleep(pollWait(ctx, { configuredMs: o.pollIntervalMs, changes, requests: cycleQueries }));
+        // a first load cut at its slice goes on at once (after one round of the other streams)
+        if (!firstLoadPending) await sleep(pollWait(ctx, { configuredMs: o.pollIntervalMs, changes, requests: cycleQueries }));
       } catch (e) {
         failures++;
         const delay = Math.min(60_000, 1000 * 2 ** Math.min(failures, 6));
@@ -554,6 +588,8 @@ export function createSqlSource(
     }
   }
   let listening = false;
+  /** A stream's first load stopped at its slice this round: the next round starts without the poll wait. */
+  let firstLoadPending = false;
   /** Page queries of the cycle under way (the sync agent's budgets count them). */
   let cycleQueries = 0;
 
@@ -629,6 +665,14 @@ export function createSqlSource(
     mapRow,
   };
 }
+
+/**
+ * How much of a first load one round reads before the source's other streams get their turn: a
+ * large table's first load (hours for millions of rows) never holds back the live changes of the
+ * others. 50 pages (25,000 rows at the default pageSize) or 2 s of reading, whichever comes first;
+ * what it costs is one query per other stream per slice.
+ */
+const FIRST_LOAD_SLICE = { pages: 50, ms: 2000 };
 
 /**
  * Errors that pass: a statement cancelled at its timeout or by a lock (PostgreSQL 57014, 55P03,

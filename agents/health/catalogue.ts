@@ -12,6 +12,7 @@ export type HealthCode =
   | 'AGENT_HEALTH_SINK_DOWN'
   | 'AGENT_HEALTH_OUTBOX_WRITER_UNSTABLE'
   | 'AGENT_HEALTH_SOURCE_THROTTLED'
+  | 'AGENT_HEALTH_DB_INDEX_MISSING'
   | 'AGENT_HEALTH_OUTBOX_STUCK'
   | 'AGENT_HEALTH_CERT_EXPIRING'
   | 'AGENT_HEALTH_CLOCK_JUMPED'
@@ -98,6 +99,16 @@ export const HealthCatalogue: Readonly<Record<HealthCode, Cause>> = {
     person:
       'Accept the proposed interval (or set a longer one), or ask the vendor for a higher rate limit and set the source’s `rateLimit` to it; another program using the same API credentials shares the limit.',
     clears: 'when fewer than half of `perHour` 429 answers fall within the last hour.',
+  },
+  AGENT_HEALTH_DB_INDEX_MISSING: {
+    title: 'A database stream’s watermark index is missing',
+    symptoms:
+      'The database source found, when it started (and looks again hourly), that a stream’s page query sorts its whole table — the plan shows a sort over a table of 10,000 rows or more — because no index covers its watermark and key (`<stream>.needsIndex` in `/status`). Every poll then reads the whole table: slow for the gateway and a load on the PMS’s database.',
+    evidence: ['source', 'stream', 'table', 'columns', 'rows'],
+    severity: 'warning',
+    person:
+      'Ask the PMS’s database administrator (or its vendor) to create the index named — a PMS upgrade can drop it — or point the stream at an indexed watermark column; `eyewear-gateway db check` shows the plan.',
+    clears: 'when the source finds the stream reading by an index again (within the hour, or at its next start).',
   },
   AGENT_HEALTH_OUTBOX_STUCK: {
     title: 'Records wait in the outbox though the cloud link is up',

@@ -501,6 +501,26 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
     }
   }
 
+  /** Database streams that sort their whole table for every page (`<stream>.needsIndex` in the source's health). */
+  function checkIndexes(views: SourceView[], seen: Set<string>): void {
+    for (const v of views) {
+      for (const [k, val] of Object.entries(v.health.detail ?? {})) {
+        if (!k.endsWith('.needsIndex')) continue;
+        const stream = k.slice(0, -'.needsIndex'.length);
+        const m = /^(\S+) \((.+)\), (\d+) rows$/.exec(String(val));
+        const [table, columns, rows] = m ? [m[1], m[2], Number(m[3])] : [String(val), '', Number.NaN];
+        raise(
+          seen,
+          'AGENT_HEALTH_DB_INDEX_MISSING',
+          `${v.id}/${stream}`,
+          'warning',
+          `stream ${stream} of source ${v.id} sorts the whole table ${table}${Number.isFinite(rows) ? ` (${rows} rows)` : ''} for every page it reads: the index on its watermark (${columns || 'see db check'}) is missing, dropped perhaps by a PMS upgrade; each poll loads the PMS's database: ask its administrator to create an index on ${table} (${columns || 'the columns db check names'}), then it is seen within the hour`,
+          { source: v.id, stream, table, columns, ...(Number.isFinite(rows) ? { rows } : {}) },
+        );
+      }
+    }
+  }
+
   function checkSink(now: number, s: SinkView, st: OutboxStats, seen: Set<string>): void {
     // down takes a failure seen: a request/response sink (HTTPS) is "not connected" until its first
     // delivery, and an idle gateway has none to make
@@ -779,6 +799,7 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
     const toRestart = checkSources(now, views, seen);
     checkSilence(now, views, seen);
     checkThrottle(now, views, seen);
+    checkIndexes(views, seen);
     // each read once a poll (outbox stats are counted from the writer's figures, the sink's from its client)
     const sink = c.sink();
     const st = c.outboxStats();

@@ -75,4 +75,58 @@ describe('database source first load', () => {
     await source.stop();
     db.close();
   });
+
+  it("reads a large first load a slice at a time, so another stream's rows are read before it ends", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ewml-sql-slice-'));
+    dirs.push(dir);
+    const file = join(dir, 'pms.db');
+    const db = new DatabaseSync(file);
+    db.exec(
+      'CREATE TABLE items (id INTEGER PRIMARY KEY, tag TEXT NOT NULL); CREATE TABLE notes (id INTEGER PRIMARY KEY, tag TEXT NOT NULL)',
+    );
+    db.exec('BEGIN');
+    for (let k = 1; k <= 600; k++) db.prepare('INSERT INTO items (tag) VALUES (?)').run(`T-${k}`);
+    db.exec('COMMIT');
+    for (let k = 1; k <= 3; k++) db.prepare('INSERT INTO notes (tag) VALUES (?)').run(`N-${k}`);
+    const clock = createManualClock(Date.UTC(2026, 11, 2, 9));
+    const source = createSqlSource({
+      id: 'slices',
+      system: 'T',
+      connection: { engine: 'sqlite', file },
+      // the large stream first: without slices the small one waited for all 120 of its pages
+      streams: [stream, { ...stream, name: 'notes', table: 'notes' }],
+      pageSize: 5,
+      pollIntervalMs: 60_000,
+      overlapSeconds: 0,
+      keysetIntervalMinutes: 60,
+      realtime: 'off',
+      channel: 'unused',
+      clock,
+    });
+    const ctx = recordingContext();
+    const pages: RawPage[] = [];
+    const accept = ctx.intakePage.bind(ctx);
+    ctx.intakePage = async (page) => {
+      pages.push(page);
+      return accept(page);
+    };
+    await source.start(ctx);
+    // every slice goes on without the poll wait: one cycle's timer once both first loads are done
+    await waitFor(
+      () => clock.pending() === 1 && pages.filter((p) => p.stream?.endsWith('items')).length >= 121,
+      20_000,
+      'both first loads',
+    );
+    const items = pages.map((p, i) => [i, p] as const).filter(([, p]) => p.stream?.endsWith('items'));
+    const notes = pages.map((p, i) => [i, p] as const).filter(([, p]) => p.stream?.endsWith('notes'));
+    expect(items.reduce((n, [, p]) => n + p.rows.length, 0)).toBe(600);
+    expect(notes.map(([, p]) => p.rows.length)).toEqual([3]);
+    // the small stream's page came after at most one slice (50 pages) of the large one, long before its end
+    expect(notes[0][0]).toBeGreaterThan(0);
+    expect(notes[0][0]).toBeLessThanOrEqual(50);
+    expect(notes[0][0]).toBeLessThan(items.at(-1)![0]);
+    expect(items.every(([, p]) => p.firstLoad === true)).toBe(true);
+    await source.stop();
+    db.close();
+  });
 });

@@ -17,14 +17,15 @@ let db: { database: string; user: string; password: string };
 let rig: HealthRig | undefined;
 beforeAll(async () => {
   server = await startPostgres();
-  db = await createPracticeStudio(server, 'postgres', { patients: 20 });
+  // 2,000 patients: 10,000 exams, the size from which a sorting page query is named
+  db = await createPracticeStudio(server, 'postgres', { patients: 2000 });
 }, 60_000);
 afterAll(async () => {
   await rig?.stop();
   await server?.stop();
 });
 
-describe('health monitor: a table the stream reads is locked', () => {
+describe('health monitor: the database behind a stream', () => {
   it('names the cancelled query with what to look at, and clears once the lock is gone', async () => {
     rig = await startHealthRig({
       hl7: { enabled: false },
@@ -88,5 +89,49 @@ describe('health monitor: a table the stream reads is locked', () => {
     expect(rig.cleared).toEqual([{ agent: 'health', code: 'AGENT_HEALTH_SOURCE_FAILING', subject: 'ps' }]);
     const remedies = (rig.gw.parts.agents.report('health') as { remedies: RemedyRecord[] }).remedies;
     expect(remedies.every((r) => r.subject === 'ps' && r.action === 'restartSource')).toBe(true);
+  }, 120_000);
+
+  it('names a stream whose watermark index was dropped, with the index to create, and clears once it is back', async () => {
+    await rig?.stop();
+    await server.query('DROP INDEX ps.exams_sync', [], db.database);
+    await server.query('ANALYZE ps.exams', [], db.database);
+    rig = await startHealthRig({
+      hl7: { enabled: false },
+      databases: [
+        {
+          id: 'ps2',
+          engine: 'postgres',
+          host: '127.0.0.1',
+          port: server.port,
+          database: db.database,
+          user: db.user,
+          password: db.password,
+          profile: 'practice-studio',
+          pollIntervalMs: 1000,
+        },
+      ],
+    });
+    const detail = () =>
+      (rig!.gw.status() as { adapters: Record<string, { detail?: Record<string, unknown> }> }).adapters.ps2?.detail ?? {};
+    // the source's health carries what its start found once its first round is read (real queries)
+    for (let i = 0; i < 100 && detail()['exams.needsIndex'] === undefined; i++) {
+      rig.clock.advance(1000);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(detail()['exams.needsIndex']).toBe('ps.exams (updated_at, exam_id), 10000 rows');
+    await rig.step(POLL_MS);
+    const finding = () => rig!.findings.filter((f) => f.code === 'AGENT_HEALTH_DB_INDEX_MISSING');
+    expect(finding().map((f) => [f.subject, f.severity])).toEqual([['ps2/exams', 'warning']]);
+    expect(finding()[0].summary).toBe(
+      "stream exams of source ps2 sorts the whole table ps.exams (10000 rows) for every page it reads: the index on its watermark (updated_at, exam_id) is missing, dropped perhaps by a PMS upgrade; each poll loads the PMS's database: ask its administrator to create an index on ps.exams (updated_at, exam_id), then it is seen within the hour",
+    );
+    // the administrator creates it again: within the hour the source sees it and the finding clears
+    await server.query('CREATE INDEX exams_sync ON ps.exams (updated_at, exam_id)', [], db.database);
+    await server.query('ANALYZE ps.exams', [], db.database);
+    for (let m = 0; m < 65 && rig.cleared.length === 0; m++) {
+      await rig.step(POLL_MS);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(rig.cleared).toEqual([{ agent: 'health', code: 'AGENT_HEALTH_DB_INDEX_MISSING', subject: 'ps2/exams' }]);
   }, 120_000);
 });
