@@ -22,8 +22,7 @@ import { adtA04 } from '../support/hl7-fixtures.ts';
 import { freePort } from '../support/net.ts';
 import { mountSmallDisk } from '../support/small-disk.ts';
 import { sampleHost } from '../../agents/health/health-agent.ts';
-import { gatewayFhirKeys } from '../support/fhir-gateway.ts';
-import { startFhirServer, syntheticPatients } from '../support/fhir-server/index.ts';
+import { startThrottledFhir } from '../agents/health/throttled-fhir.ts';
 import { GatewayError } from '../../gateway/errors.ts';
 import type { Sink } from '../../gateway/sinks/sink.ts';
 
@@ -162,34 +161,9 @@ async function scenarios(): Promise<Array<Outcome & { cleanup?: () => void | Pro
   out.push({ name: 'cloud connected but refusing every batch, 2 h', expected: ['AGENT_HEALTH_OUTBOX_STUCK'], rig });
 
   // the FHIR server answers every other request 429 (Retry-After 1 s) once the source has connected
-  const throttle = { every: 0, retryAfterSeconds: 1 };
-  const gk = await gatewayFhirKeys('ehr', 'ES384');
-  const fhir = await startFhirServer({
-    vendor: 'generic',
-    synthetic: [syntheticPatients(300, { seed: 5 })],
-    clients: [{ clientId: 'ewml-gateway', jwks: gk.jwks }],
-    faults: { throttle },
-  });
-  rig = await startHealthRig(
-    {
-      hl7: { enabled: false },
-      fhir: [
-        {
-          id: 'ehr',
-          vendor: 'generic',
-          baseUrl: fhir.baseUrl,
-          clientId: 'ewml-gateway',
-          keyAlg: 'ES384',
-          resources: ['Patient'],
-          pollIntervalMs: 60_000,
-          pageSize: 10,
-          overlapSeconds: 0,
-        },
-      ],
-    },
-    { dataDir: gk.dataDir },
-  );
-  throttle.every = 2;
+  const tf = await startThrottledFhir();
+  rig = tf.rig;
+  tf.throttle.every = 2;
   for (let i = 0; i < 300; i++) {
     rig.clock.advance(1000);
     await new Promise((r) => setTimeout(r, 5));
@@ -199,7 +173,7 @@ async function scenarios(): Promise<Array<Outcome & { cleanup?: () => void | Pro
     name: 'FHIR server throttling every other request',
     expected: ['AGENT_HEALTH_SOURCE_THROTTLED'],
     rig,
-    cleanup: () => fhir.stop(),
+    cleanup: () => tf.fhir.stop(),
   });
 
   if (process.getuid?.() === 0) {

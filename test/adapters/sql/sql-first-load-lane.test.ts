@@ -27,6 +27,33 @@ const stream: SqlStreamConfig = {
   ] as SqlStreamConfig['records'],
 };
 
+/** A SQLite source over `file` (pages of 5, a manual clock), started, with every page it hands over recorded. */
+async function startRecorded(file: string, streams: SqlStreamConfig[]) {
+  const clock = createManualClock(Date.UTC(2026, 11, 2, 9));
+  const source = createSqlSource({
+    id: 'lanes',
+    system: 'T',
+    connection: { engine: 'sqlite', file },
+    streams,
+    pageSize: 5,
+    pollIntervalMs: 60_000,
+    overlapSeconds: 0,
+    keysetIntervalMinutes: 60,
+    realtime: 'off',
+    channel: 'unused',
+    clock,
+  });
+  const ctx = recordingContext();
+  const pages: RawPage[] = [];
+  const accept = ctx.intakePage.bind(ctx);
+  ctx.intakePage = async (page) => {
+    pages.push(page);
+    return accept(page);
+  };
+  await source.start(ctx);
+  return { clock, source, pages };
+}
+
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
@@ -40,28 +67,7 @@ describe('database source first load', () => {
     const db = new DatabaseSync(file);
     db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, tag TEXT NOT NULL)');
     for (let k = 1; k <= 12; k++) db.prepare('INSERT INTO items (tag) VALUES (?)').run(`T-${k}`);
-    const clock = createManualClock(Date.UTC(2026, 11, 2, 9));
-    const source = createSqlSource({
-      id: 'lanes',
-      system: 'T',
-      connection: { engine: 'sqlite', file },
-      streams: [stream],
-      pageSize: 5,
-      pollIntervalMs: 60_000,
-      overlapSeconds: 0,
-      keysetIntervalMinutes: 60,
-      realtime: 'off',
-      channel: 'unused',
-      clock,
-    });
-    const ctx = recordingContext();
-    const pages: RawPage[] = [];
-    const accept = ctx.intakePage.bind(ctx);
-    ctx.intakePage = async (page) => {
-      pages.push(page);
-      return accept(page);
-    };
-    await source.start(ctx);
+    const { clock, source, pages } = await startRecorded(file, [stream]);
     await waitFor(() => clock.pending() === 1, 5000, 'the first cycle to finish');
     expect(pages.map((p) => [p.rows.length, p.firstLoad])).toEqual([
       [5, true],
@@ -88,29 +94,8 @@ describe('database source first load', () => {
     for (let k = 1; k <= 600; k++) db.prepare('INSERT INTO items (tag) VALUES (?)').run(`T-${k}`);
     db.exec('COMMIT');
     for (let k = 1; k <= 3; k++) db.prepare('INSERT INTO notes (tag) VALUES (?)').run(`N-${k}`);
-    const clock = createManualClock(Date.UTC(2026, 11, 2, 9));
-    const source = createSqlSource({
-      id: 'slices',
-      system: 'T',
-      connection: { engine: 'sqlite', file },
-      // the large stream first: without slices the small one waited for all 120 of its pages
-      streams: [stream, { ...stream, name: 'notes', table: 'notes' }],
-      pageSize: 5,
-      pollIntervalMs: 60_000,
-      overlapSeconds: 0,
-      keysetIntervalMinutes: 60,
-      realtime: 'off',
-      channel: 'unused',
-      clock,
-    });
-    const ctx = recordingContext();
-    const pages: RawPage[] = [];
-    const accept = ctx.intakePage.bind(ctx);
-    ctx.intakePage = async (page) => {
-      pages.push(page);
-      return accept(page);
-    };
-    await source.start(ctx);
+    // the large stream first: without slices the small one waited for all 120 of its pages
+    const { clock, source, pages } = await startRecorded(file, [stream, { ...stream, name: 'notes', table: 'notes' }]);
     // every slice goes on without the poll wait: one cycle's timer once both first loads are done
     await waitFor(
       () => clock.pending() === 1 && pages.filter((p) => p.stream?.endsWith('items')).length >= 121,

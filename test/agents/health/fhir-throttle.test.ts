@@ -5,57 +5,24 @@
  * as long — once, kept in its history, applied only when accepted — and clears the finding once
  * the server stops throttling. The source and the monitor run on the manual clock.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { RemedyRecord } from '../../../agents/health/health-agent.ts';
-import { gatewayFhirKeys, type GatewayFhirKeys } from '../../support/fhir-gateway.ts';
-import { startFhirServer, syntheticPatients, type FhirServer } from '../../support/fhir-server/index.ts';
-import { POLL_MS, startHealthRig, type HealthRig } from './health-gateway.ts';
+import { POLL_MS } from './health-gateway.ts';
+import { startThrottledFhir, type ThrottledFhir } from './throttled-fhir.ts';
 
-/** Read by the server at each request (the faults keep this object): `every: 0` ends the throttling. */
-const throttle = { every: 0, retryAfterSeconds: 1 };
-let gk: GatewayFhirKeys;
-let fhir: FhirServer;
-let rig: HealthRig | undefined;
-beforeAll(async () => {
-  gk = await gatewayFhirKeys('ehr', 'ES384');
-  fhir = await startFhirServer({
-    vendor: 'generic',
-    synthetic: [syntheticPatients(300, { seed: 5 })],
-    clients: [{ clientId: 'ewml-gateway', jwks: gk.jwks }],
-    faults: { throttle },
-  });
-}, 60_000);
+let world: ThrottledFhir | undefined;
 afterAll(async () => {
-  await rig?.stop();
-  await fhir?.stop();
+  await world?.stop();
 });
 
 describe('health monitor: the FHIR server throttles', () => {
   it('names the throttling, proposes a longer interval once, and records it', async () => {
-    rig = await startHealthRig(
-      {
-        hl7: { enabled: false },
-        fhir: [
-          {
-            id: 'ehr',
-            vendor: 'generic',
-            baseUrl: fhir.baseUrl,
-            clientId: 'ewml-gateway',
-            keyAlg: 'ES384',
-            resources: ['Patient'],
-            pollIntervalMs: 60_000,
-            pageSize: 10,
-            overlapSeconds: 0,
-          },
-        ],
-      },
-      { dataDir: gk.dataDir },
-    );
+    world = await startThrottledFhir();
+    const { rig, throttle } = world;
     // the source has connected (its start waits on the manual clock, which nothing moves during it): now the server throttles
     throttle.every = 2;
-    const detail = () =>
-      (rig!.gw.status() as { adapters: Record<string, { detail?: Record<string, unknown> }> }).adapters.ehr?.detail ?? {};
-    const finding = () => rig!.findings.filter((f) => f.code === 'AGENT_HEALTH_SOURCE_THROTTLED');
+    const detail = () => (rig.gw.status() as { adapters: Record<string, { detail?: Record<string, unknown> }> }).adapters.ehr?.detail ?? {};
+    const finding = () => rig.findings.filter((f) => f.code === 'AGENT_HEALTH_SOURCE_THROTTLED');
     // the source's retries wait on the manual clock: each step lets them go on
     for (let i = 0; i < 200 && finding().length === 0; i++) {
       rig.clock.advance(1000);
