@@ -346,66 +346,70 @@ describe('setup --non-interactive', () => {
     expect(loadConfig({ file: out, env: {} }).files[0].dir).toBe(join(d, 'exports'));
   });
 
-  it.skipIf(!corpus.present)('tests a FHIR source with fhir check: refused until the key it made is registered, then written', async () => {
-    const d = fresh();
-    const out = join(d, 'gw.yaml');
-    const data = join(d, 'data');
-    const fhir: FhirServer = await startFhirServer({
-      vendor: 'generic',
-      resources: loadCorpus(['fhir/fhir-r4-examples'], { types: ['Patient'] }),
-      clients: [],
-    });
-    try {
-      const args = [
-        'setup',
-        '--non-interactive',
-        '--source',
-        'fhir',
-        '--fhir-url',
-        fhir.baseUrl,
-        '--fhir-client-id',
-        'ewml-setup',
-        '--fhir-resources',
-        'Patient',
-        '--out',
-        out,
-        '--data-dir',
-        data,
-        '--no-doctor',
-      ];
-      const first = await run(args);
-      expect(first.code).toBe(1);
-      const jwksFile = join(data, 'public', 'fhir', 'jwks.json');
-      expect(first.err).toContain('FAILED: the token endpoint refused the client assertion (invalid_client)');
-      expect(first.err).toContain(
-        `  FHIR fhir (generic, ${fhir.baseUrl}): FAILED — the FHIR check failed (the step is listed above)\n  what to do: check the base URL and the client id; the key pair this gateway signs with is made: register its public JWKS (${jwksFile}) with the vendor for client ewml-setup, then test again\n`,
-      );
-      expect(existsSync(out)).toBe(false);
-      // the technician registers the JWKS setup made, and runs it again: the same key is used
-      await fhir.stop();
-      const registered = await startFhirServer({
+  it.skipIf(!corpus.present)(
+    'tests a FHIR source with fhir check: refused until the key it made is registered, then written',
+    async () => {
+      const d = fresh();
+      const out = join(d, 'gw.yaml');
+      const data = join(d, 'data');
+      const fhir: FhirServer = await startFhirServer({
         vendor: 'generic',
         resources: loadCorpus(['fhir/fhir-r4-examples'], { types: ['Patient'] }),
-        clients: [{ clientId: 'ewml-setup', jwks: JSON.parse(readFileSync(jwksFile, 'utf8')) }],
+        clients: [],
       });
       try {
-        const second = await run(args.map((a) => (a === fhir.baseUrl ? registered.baseUrl : a)));
-        expect(second.err).toBe('');
-        expect(second.code).toBe(0);
-        expect(second.out).toContain(
-          `  FHIR fhir (generic, ${registered.baseUrl}): ok — discovery, token, /metadata and a page of each resource are fine\n`,
+        const args = [
+          'setup',
+          '--non-interactive',
+          '--source',
+          'fhir',
+          '--fhir-url',
+          fhir.baseUrl,
+          '--fhir-client-id',
+          'ewml-setup',
+          '--fhir-resources',
+          'Patient',
+          '--out',
+          out,
+          '--data-dir',
+          data,
+          '--no-doctor',
+        ];
+        const first = await run(args);
+        expect(first.code).toBe(1);
+        const jwksFile = join(data, 'public', 'fhir', 'jwks.json');
+        expect(first.err).toContain('FAILED: the token endpoint refused the client assertion (invalid_client)');
+        expect(first.err).toContain(
+          `  FHIR fhir (generic, ${fhir.baseUrl}): FAILED — the FHIR check failed (the step is listed above)\n  what to do: check the base URL and the client id; the key pair this gateway signs with is made: register its public JWKS (${jwksFile}) with the vendor for client ewml-setup, then test again\n`,
         );
-        const config = loadConfig({ file: out, env: {} });
-        expect(config.fhir.map((f) => [f.id, f.baseUrl, f.clientId, f.resources])).toEqual([
-          ['fhir', registered.baseUrl, 'ewml-setup', ['Patient']],
-        ]);
+        expect(existsSync(out)).toBe(false);
+        // the technician registers the JWKS setup made, and runs it again: the same key is used
+        await fhir.stop();
+        const registered = await startFhirServer({
+          vendor: 'generic',
+          resources: loadCorpus(['fhir/fhir-r4-examples'], { types: ['Patient'] }),
+          clients: [{ clientId: 'ewml-setup', jwks: JSON.parse(readFileSync(jwksFile, 'utf8')) }],
+        });
+        try {
+          const second = await run(args.map((a) => (a === fhir.baseUrl ? registered.baseUrl : a)));
+          expect(second.err).toBe('');
+          expect(second.code).toBe(0);
+          expect(second.out).toContain(
+            `  FHIR fhir (generic, ${registered.baseUrl}): ok — discovery, token, /metadata and a page of each resource are fine\n`,
+          );
+          const config = loadConfig({ file: out, env: {} });
+          expect(config.fhir.map((f) => [f.id, f.baseUrl, f.clientId, f.resources])).toEqual([
+            ['fhir', registered.baseUrl, 'ewml-setup', ['Patient']],
+          ]);
+        } finally {
+          await registered.stop();
+        }
       } finally {
-        await registered.stop();
+        await fhir.stop().catch(() => undefined);
       }
-    } finally {
-      await fhir.stop().catch(() => undefined);
-    }
-  }, 60_000);
+    },
+    60_000,
+  );
 
   it('says a config it cannot write, with what to do, and leaves nothing of the run behind', async () => {
     const d = fresh();
