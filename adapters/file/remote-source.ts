@@ -35,6 +35,8 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
   let running: Promise<void> | undefined;
   let stopped = true;
   let lastError: string | undefined;
+  /** The last error came before the listing (connect, login, list): nothing was read, the source is down. */
+  let listFailed = false;
   let lastListAt: number | undefined;
   const remote = (...p: string[]) => posix.join(o.dir, ...p);
 
@@ -53,11 +55,14 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
 
   async function once(c: IntakeContext): Promise<void> {
     let client: RemoteFolder | undefined;
+    let listed = false;
     try {
       client = await connect();
       const list = await client.list(o.dir);
       lastListAt = o.import.now();
       lastError = undefined;
+      listFailed = false;
+      listed = true;
       const names = new Set(list.filter((f) => f.file).map((f) => f.name));
       for (const f of list.filter((x) => x.file && takes(x.name, o)).sort((a, b) => a.name.localeCompare(b.name))) {
         if (stopped) return;
@@ -125,7 +130,14 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
       // the code only: a server's message can name the file, and export file names can carry a patient's name
       const code = (e as { code?: unknown }).code;
       lastError = typeof code === 'string' || typeof code === 'number' ? String(code) : e instanceof Error ? e.name : 'unknown';
-      c.logger.warn({ code: 'GW_SOURCE_UNREACHABLE', cause: lastError }, `${label} listing failed; tried again at the next scheduled time`);
+      // listed: the error is a file's (a download, a move), and the next file or listing goes on
+      listFailed = !listed;
+      c.logger.warn(
+        { code: 'GW_SOURCE_UNREACHABLE', cause: lastError },
+        listFailed
+          ? `${label} listing failed; tried again at the next scheduled time`
+          : `${label} file handling failed; tried again at the next listing`,
+      );
     } finally {
       await client?.close();
     }
@@ -148,6 +160,9 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
       // original (still in the folder, or in processed/ or error/), so clearing loses nothing.
       rmSync(o.stagingDir, { recursive: true, force: true });
       mkdirSync(o.stagingDir, { recursive: true, mode: 0o700 });
+      // a fresh start says nothing yet: an error shown is one this start met
+      lastError = undefined;
+      listFailed = false;
       ctx = c;
       stopped = false;
       task = cron.schedule(schedule, tick);
@@ -164,8 +179,8 @@ export function createRemoteFileSource(o: RemoteFileSourceOptions): SourceAdapte
     },
     health(): AdapterHealth {
       return {
-        // a listing that fails reads nothing: the source is down until one succeeds
-        status: stopped || lastError ? 'down' : 'up',
+        // a listing that fails reads nothing: the source is down until one succeeds; a file's error is a degradation
+        status: stopped || listFailed ? 'down' : lastError ? 'degraded' : 'up',
         detail: {
           ...counts,
           ...(lastError ? { error: lastError } : {}),

@@ -470,7 +470,7 @@ export function createSqlSource(
           broken.set(s.name, `no column(s) ${r.missing.join(', ')}`);
           continue;
         }
-        if (r.needsIndex) unindexed.set(s.name, `${s.table} (${r.needsIndex}), ${r.rows} rows`);
+        if (r.needsIndex) unindexed.set(s.name, `${s.table ?? `query:${s.name}`} (${r.needsIndex}), ${r.rows} rows`);
         if (r.needsIndex)
           ctx?.logger.warn(
             { stream: s.name, rows: r.rows, index: r.needsIndex },
@@ -503,7 +503,13 @@ export function createSqlSource(
       if (!o.driver) await d.close().catch(() => undefined);
       throw e;
     }
-    await checkStreams(d);
+    try {
+      await checkStreams(d);
+    } catch (e) {
+      // a lock or a timeout in the check: this pool is not kept, the retry opens its own
+      if (!o.driver) await d.close().catch(() => undefined);
+      throw e;
+    }
     return d;
   }
 
@@ -527,11 +533,17 @@ export function createSqlSource(
         }
         let changes = 0;
         cycleQueries = 0;
+        // while a first load goes on slice by slice, the live streams are read at their poll interval, not every slice
+        const slicing = firstLoadPending;
         firstLoadPending = false;
+        const mono = clock.monotonic ? clock.monotonic() : clock.now();
+        const liveDue = !slicing || mono - liveReadAt >= o.pollIntervalMs;
+        if (liveDue) liveReadAt = mono;
         for (const s of o.streams) {
           if (!running || broken.has(s.name)) continue;
           // a first load is no change of the practice's: the poll schedule does not learn from it
           const firstLoad = readCursor(s).phase === 'initial';
+          if (!firstLoad && !liveDue) continue;
           const changed = await cycle(s);
           if (!firstLoad) changes += changed;
         }
@@ -559,7 +571,6 @@ export function createSqlSource(
             streams: o.streams.length,
             realtime: listening ? 'listen' : 'polling',
             ...Object.fromEntries([...broken].map(([n, why]) => [`${n}.error`, why])),
-            ...Object.fromEntries([...unindexed].map(([n, index]) => [`${n}.needsIndex`, index])),
           },
         };
         // a first load cut at its slice goes on at once (after one round of the other streams)
@@ -590,6 +601,8 @@ export function createSqlSource(
   let listening = false;
   /** A stream's first load stopped at its slice this round: the next round starts without the poll wait. */
   let firstLoadPending = false;
+  /** When the streams past their first load were last read (during a sliced first load they wait their interval). */
+  let liveReadAt = 0;
   /** Page queries of the cycle under way (the sync agent's budgets count them). */
   let cycleQueries = 0;
 
@@ -656,6 +669,8 @@ export function createSqlSource(
           if (p.secondsLeft !== null) streams[`${name}.secondsLeft`] = p.secondsLeft;
         }
       }
+      // what the start found missing stays in every answer, whatever wrote `health` last (a full outbox, a failed poll)
+      for (const [name, index] of unindexed) streams[`${name}.needsIndex`] = index;
       return { status: health.status, detail: { ...health.detail, ...streams } };
     },
     progress() {
@@ -670,7 +685,7 @@ export function createSqlSource(
  * How much of a first load one round reads before the source's other streams get their turn: a
  * large table's first load (hours for millions of rows) never holds back the live changes of the
  * others. 50 pages (25,000 rows at the default pageSize) or 2 s of reading, whichever comes first;
- * what it costs is one query per other stream per slice.
+ * between slices the other streams are read at their own poll interval, as they would be without it.
  */
 const FIRST_LOAD_SLICE = { pages: 50, ms: 2000 };
 
@@ -702,16 +717,31 @@ const TRANSIENT = new Set([
   'ESOCKET',
   'PROTOCOL_CONNECTION_LOST',
 ]);
+/**
+ * By number where a driver gives no name: MariaDB's errno (1969 statement time exceeded, 1205 lock
+ * wait timeout, 1213 deadlock, 3024 query timeout, 1317 interrupted, 2013 connection lost; mysql2
+ * names some of them, not 1969) and SQL Server's error number (1222 lock timeout, 1205 deadlock
+ * victim), which arrive as the generic EREQUEST.
+ */
+const TRANSIENT_NUMBERS = new Set([1969, 1205, 1213, 3024, 1317, 2013, 1222]);
 function isTransient(e: unknown): boolean {
-  const errcode = (e as { errcode?: unknown } | undefined)?.errcode;
+  const x = e as { errcode?: unknown; errno?: unknown; number?: unknown } | undefined;
   // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6), in their extended forms too
-  if (typeof errcode === 'number' && [5, 6].includes(errcode & 0xff)) return true;
+  if (typeof x?.errcode === 'number' && [5, 6].includes(x.errcode & 0xff)) return true;
+  if (typeof x?.errno === 'number' && TRANSIENT_NUMBERS.has(x.errno)) return true;
+  if (typeof x?.number === 'number' && TRANSIENT_NUMBERS.has(x.number)) return true;
   return TRANSIENT.has(errorCodeOf(e));
 }
 
 /** A driver error's code (SQLSTATE, errno name) or its class: never its message, which can quote data. */
 function errorCodeOf(e: unknown): string {
-  const code = (e as { code?: unknown } | undefined)?.code;
+  const x = e as { code?: unknown; errno?: unknown; number?: unknown; errcode?: unknown } | undefined;
+  const code = x?.code;
+  // SQL Server's generic EREQUEST says less than its error number; SQLite's ERR_SQLITE_ERROR less than its errcode
+  if (code === 'EREQUEST' && typeof x?.number === 'number') return `EREQUEST:${x.number}`;
+  if (code === 'ERR_SQLITE_ERROR' && typeof x?.errcode === 'number') return `SQLITE:${x.errcode}`;
   if (typeof code === 'string' || typeof code === 'number') return String(code);
+  // a MariaDB error mysql2 has no name for (1969: statement time exceeded) carries its errno only
+  if (typeof x?.errno === 'number') return `ERRNO:${x.errno}`;
   return e instanceof Error ? e.name : 'unknown';
 }

@@ -52,7 +52,7 @@ export const HealthCatalogue: Readonly<Record<HealthCode, Cause>> = {
     evidence: ['source', 'state', 'error', 'failingSince', 'restarts (this hour)', 'restartsPerHour'],
     severity: 'error',
     automatic:
-      'Restarts that one source (stop, start) at most `restartsPerHour` times in any hour, waiting `backoffInitialMs` after a restart that did not help, doubled each time up to `backoffMaxMs`; each restart is kept in the history with the state before and after.',
+      'Restarts that one source (stop, start) — except after a refused login or a foreign host key (ERR_SSH_AUTH, ERR_SSH_HOST_KEY, 28P01, 28000, ER_ACCESS_DENIED_ERROR, ELOGIN, 530, GW_API_AUTH_FAILED), which it only reports, since the same login cannot succeed and repeated attempts can lock the account — at most `restartsPerHour` times in any hour, waiting `backoffInitialMs` after a restart that did not help, doubled each time up to `backoffMaxMs`; each restart is kept in the history with the state before and after.',
     person:
       'Once the budget is spent the finding says so; fix what the error code names: EADDRINUSE another program holds the port (free it or change the port); EACCES a port below 1024 or a file not readable; ECONNREFUSED/ETIMEDOUT/EHOSTUNREACH the PMS server or database is down or unreachable (start it, check the address and firewall); ENOTFOUND its host name does not resolve; 28P01/ER_ACCESS_DENIED_ERROR/ELOGIN/530 (FTP) the login was refused (the password was probably changed: update it in the config); 57014/ER_LOCK_WAIT_TIMEOUT/ER_QUERY_TIMEOUT/ETIMEOUT a query was cancelled at `statementTimeoutMs` (a lock held on a table the source reads, or a slow database: see pg_locks, SHOW PROCESSLIST or sp_who2); ERR_SSH_AUTH the SFTP server refused the login while its host key is still the pinned one (the password or key was changed on it); ERR_SSH_HOST_KEY the SFTP server’s host key is not the pinned one (check with the practice). Run `eyewear-gateway db check` for a database.',
     clears: 'when the source runs again (after a restart, its own retry, or a person’s fix).',
@@ -113,13 +113,13 @@ export const HealthCatalogue: Readonly<Record<HealthCode, Cause>> = {
   AGENT_HEALTH_OUTBOX_STUCK: {
     title: 'Records wait in the outbox though the cloud link is up',
     symptoms:
-      'The outbox has lagged for `agents.health.outbox.stuckAfterMs` (by the monotonic clock: the same record the oldest undelivered one since the monitor first saw it, or followed as the oldest by records already that old) while the sink reports itself connected (with the sink down, AGENT_HEALTH_SINK_DOWN names the cause instead): the cloud is not acknowledging what is sent, or answers “retry later” to each batch.',
+      'Nothing has been delivered for `agents.health.outbox.stuckAfterMs` (by the monotonic clock: no delivery lane’s oldest record has left it — a record dead-lettered does not count — while records wait) while the sink reports itself connected (with the sink down, AGENT_HEALTH_SINK_DOWN names the cause instead): the cloud is not acknowledging what is sent, or answers “retry later” to each batch.',
     evidence: ['undelivered', 'waitingRetry', 'inFlight', 'oldestAgeSeconds', 'waitedSeconds', 'deadLetters', 'sink'],
     severity: 'warning; error past 4 × `stuckAfterMs`',
     person:
       'See the relay’s last error and the sink’s in `/status` (`eyewear-gateway status`): a cloud that answers 429/5xx is overloaded or in maintenance (it drains by itself when it answers again); acks that never come on MQTT point at the cloud side (tell the cloud team the gateway id and the oldest age). Nothing is lost while it waits.',
     clears:
-      'when the oldest undelivered record is younger than `stuckAfterMs` (delivery caught up), the outbox is empty, or the sink is down (its own finding).',
+      'with the next delivery (a lane’s oldest record leaves it), an empty outbox, or the sink down (its own finding). A long backlog that drains (a first load) is not stuck.',
   },
   AGENT_HEALTH_CERT_EXPIRING: {
     title: 'The device certificate is expiring, or no longer valid',
@@ -135,8 +135,8 @@ export const HealthCatalogue: Readonly<Record<HealthCode, Cause>> = {
   AGENT_HEALTH_CLOCK_JUMPED: {
     title: 'The system clock jumped',
     symptoms:
-      'Between two polls the wall clock moved more than `agents.health.clock.jumpMs` away from the monotonic clock (which no one can set): a time service correcting a wrong clock, a person setting it, or a virtual machine resumed.',
-    evidence: ['byMs', 'between', 'and', 'jumps (in the last showForMs)'],
+      'Between two polls the wall clock moved more than `agents.health.clock.jumpMs` away from the monotonic clock (which no one can set): a time service correcting a wrong clock, a person setting it, or — forward only — the machine asleep or a virtual machine paused (the monotonic clock stops meanwhile).',
+    evidence: ['byMs', 'at', 'jumps (in the last showForMs)'],
     severity: 'warning',
     automatic:
       'Its own learned state is moved by the jump (the disk trend’s samples, the silence rhythm’s arrivals, failing-since and down-since times), so a jump raises no false silence or disk prediction.',

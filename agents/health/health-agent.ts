@@ -11,9 +11,9 @@
 import { availableParallelism, freemem, loadavg, totalmem } from 'node:os';
 import type { GatewayConfig } from '../../config/schema.ts';
 import type { TimerHandle } from '../../gateway/clock.ts';
-import type { OutboxStats } from '../../gateway/outbox/outbox.ts';
+import { LANES, type OutboxStats } from '../../gateway/outbox/outbox.ts';
 import type { Agent, AgentContext, AgentHealth, DiskSpace, SinkView, SourceView } from '../contract.ts';
-import { localClock, SLOTS_PER_DAY, WEEK_SLOTS, type LocalSlot } from '../sync/local-time.ts';
+import { localClock, SLOT_MS, SLOTS_PER_DAY, type LocalSlot } from '../sync/local-time.ts';
 import { createBudget, type RemedyBudget } from './budget.ts';
 import { HealthCatalogue, type HealthCode } from './catalogue.ts';
 
@@ -90,6 +90,22 @@ const MAX_DISK_SAMPLES = 1000;
 const iso = (t: number) => new Date(t).toISOString();
 const codeOf = (e: unknown) => String((e as NodeJS.ErrnoException | undefined)?.code ?? (e instanceof Error ? e.name : 'unknown'));
 
+/** A query cancelled at a lock or a timeout: PostgreSQL, MariaDB (by name, or errno where mysql2 has none), SQL Server. */
+const LOCK_CODES = [
+  '57014',
+  '55P03',
+  '40P01',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'ER_LOCK_DEADLOCK',
+  'ER_QUERY_TIMEOUT',
+  'ERRNO:1969',
+  'ETIMEOUT',
+  'EREQUEST:1222',
+  'EREQUEST:1205',
+];
+/** A login refused, or a server that is not the pinned one: trying again cannot help, and repeated logins can lock the account. */
+const LOGIN_CODES = ['ERR_SSH_AUTH', 'ERR_SSH_HOST_KEY', '28P01', '28000', 'ER_ACCESS_DENIED_ERROR', 'ELOGIN', '530', 'GW_API_AUTH_FAILED'];
+
 /** What a person must do about a source's error code (catalogue: AGENT_HEALTH_SOURCE_FAILING). */
 export function sourceAdvice(code: string): string {
   if (code === 'EADDRINUSE') return 'another program holds its port: free the port or change it in the config';
@@ -98,8 +114,8 @@ export function sourceAdvice(code: string): string {
   if (['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET'].includes(code))
     return 'the PMS server or database is down or unreachable: start it, check its address and the firewall (`eyewear-gateway db check` for a database)';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'its host name does not resolve: check the host in the config and DNS';
-  if (['57014', 'ER_LOCK_WAIT_TIMEOUT', 'ER_QUERY_TIMEOUT', 'ETIMEOUT'].includes(code))
-    return 'a query was cancelled at databases[].statementTimeoutMs: a lock held on a table the source reads, or a database too slow to answer; see who holds it (PostgreSQL: pg_locks and pg_stat_activity; MariaDB: SHOW PROCESSLIST; SQL Server: sp_who2)';
+  if (LOCK_CODES.includes(code))
+    return 'a query waited on a lock or ran past its limit (the read-only connection gives up on a lock after lock_timeout, 2 s, and on any query after databases[].statementTimeoutMs): a lock held on a table the source reads, or a database too slow to answer; see who holds it (PostgreSQL: pg_locks and pg_stat_activity; MariaDB: SHOW PROCESSLIST; SQL Server: sp_who2)';
   if (code === 'ERR_SSH_AUTH')
     return 'the SFTP server refused the login, and its host key is still the pinned one (the same server): the password or key was probably changed on it; update sftp.password or sftp.privateKey in the config';
   if (code === 'ERR_SSH_HOST_KEY')
@@ -166,15 +182,17 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
   const arrivals = new Map<string, number[]>();
   /** Per source: its `throttled` count at each poll of the last hour. */
   const throttleSamples = new Map<string, Array<{ t: number; n: number }>>();
-  /** Per source: when a longer interval was last proposed (one a day). */
-  const throttleProposals = new Map<string, number>();
+  /** Per source: the last longer interval proposed (one a day), as it was proposed. */
+  const throttleProposals = new Map<string, { at: number; path: string; from: number; value: number }>();
   /** Per source, per local day (`YYYY-MM-DD`, oldest first): the half hours of the week it sent in. */
   const sentSlots = new Map<string, Map<string, { weekday: number; slots: Set<number> }>>();
   let localZone: string | undefined;
   let localFn: ((t: number) => LocalSlot) | undefined;
   /** The practice's local half hour (the zone followed through reloads). */
+  /** `gateway.timezone`, read at each poll (not at each intake: config() copies the whole config). */
+  let zoneNow = '';
   const localAt = (t: number): LocalSlot => {
-    const zone = ctx!.config().gateway.timezone;
+    const zone = zoneNow;
     if (!localFn || zone !== localZone) {
       localZone = zone;
       localFn = localClock(zone);
@@ -189,8 +207,8 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
   let writerRestartsSeen: number | undefined;
   /** The last poll's wall and monotonic times, and the process CPU then (for the share over a poll). */
   let lastTick: { wall: number; mono: number; cpu: number } | undefined;
-  /** The oldest undelivered record, and since when (monotonic) the outbox has lagged: reset when the oldest is young again. */
-  let oldestWatch: { createdAt: number; firstMono: number } | undefined;
+  /** Each lane's oldest undelivered record and the dead letters at the last poll, and since when (monotonic) nothing was delivered. */
+  let oldestWatch: { oldest: Array<number | null>; deadLetters: number; firstMono: number } | undefined;
   let jumps: Array<{ mono: number; at: number; byMs: number }> = [];
   let lastHost: (HostSample & { gatewayPercentOfCore?: number }) | undefined;
   /** Polls in a row over each threshold (memory and CPU, gateway and host). */
@@ -327,14 +345,18 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
       failingSince.set(v.id, since);
       if (now - since < cfg.source.failingAfterMs) continue;
       const b = budgetOf(v.id);
-      const allowed = cfg.source.restartsPerHour > 0 ? b.check(now) : ({ ok: false, why: 'budget', until: now } as const);
+      const login = LOGIN_CODES.includes(err);
+      const allowed =
+        cfg.source.restartsPerHour > 0 && !login ? b.check(now) : ({ ok: false, why: login ? 'login' : 'budget', until: now } as const);
       if (allowed.ok) toRestart.push(v.id);
       const used = b.usedInHour(now) + (allowed.ok ? 1 : 0);
       const next = allowed.ok
         ? 'restarting it now'
-        : allowed.why === 'backoff'
-          ? `next restart at ${iso(allowed.until)}`
-          : `restart budget spent (${used} of ${cfg.source.restartsPerHour} this hour)`;
+        : allowed.why === 'login'
+          ? 'not restarted: the same login cannot succeed by trying again, and repeated attempts can lock the account'
+          : allowed.why === 'backoff'
+            ? `next restart at ${iso(allowed.until)}`
+            : `restart budget spent (${used} of ${cfg.source.restartsPerHour} this hour)`;
       raise(
         seen,
         'AGENT_HEALTH_SOURCE_FAILING',
@@ -406,12 +428,15 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
       const usual = median(gaps);
       const last = ts[ts.length - 1];
       const quiet = now - last;
-      if (quiet <= Math.max(cfg.silence.factor * usual, cfg.silence.minSilenceMs)) continue;
+      const limit = Math.max(cfg.silence.factor * usual, cfg.silence.minSilenceMs);
+      if (quiet <= limit) continue;
       // outside the hours it sent in on earlier days (closed, at night) quiet is its habit: nothing new is
-      // raised, and a finding raised in its hours stays until its next message
-      const habit = sendsAt(v.id, now);
+      // raised, and a finding raised in its hours stays until its next message; in its hours the quiet
+      // counts from when they began today (the first message of the morning may come a little late)
+      const h = habitAt(v.id, now);
+      const habit = h.habit;
       const k = keyOf('AGENT_HEALTH_SOURCE_SILENT', v.id);
-      if (habit === 'no') {
+      if (h.habit === 'no' || (h.habit === 'yes' && now - Math.max(last, h.since) <= limit)) {
         if (active.has(k)) seen.add(k);
         continue;
       }
@@ -465,10 +490,10 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
       const current = where ? (cfgNow[where[0] as 'fhir' | 'apis'][where[1]] as { pollIntervalMs: number }).pollIntervalMs : undefined;
       let proposed = '';
       const last = throttleProposals.get(v.id);
-      if (where && current !== undefined && (last === undefined || now - last >= 24 * HOUR)) {
+      if (where && current !== undefined && (last === undefined || now - last.at >= 24 * HOUR)) {
         const path = `${where[0]}[${where[1]}].pollIntervalMs`;
         const value = Math.min(current * 2, 86_400_000);
-        throttleProposals.set(v.id, now);
+        throttleProposals.set(v.id, { at: now, path, from: current, value });
         const id = ctx!.proposeConfigChange({
           path,
           value,
@@ -487,9 +512,12 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
         while (history.length > cfg.historySize) history.shift();
         counts.remedies++;
       }
-      const at = throttleProposals.get(v.id);
-      if (at !== undefined && where && current !== undefined)
-        proposed = `; proposed at ${iso(at)}: ${where[0]}[${where[1]}].pollIntervalMs ${current} → ${Math.min(current * 2, 86_400_000)} ms, applied once accepted (/status agents.proposals)`;
+      const p = throttleProposals.get(v.id);
+      if (p)
+        proposed =
+          current === p.value
+            ? `; the longer interval proposed at ${iso(p.at)} (${p.path} ${p.from} → ${p.value} ms) is in effect`
+            : `; proposed at ${iso(p.at)}: ${p.path} ${p.from} → ${p.value} ms, applied once accepted (/status agents.proposals)`;
       raise(
         seen,
         'AGENT_HEALTH_SOURCE_THROTTLED',
@@ -585,7 +613,8 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
     jumps = jumps.filter((j) => mono - j.mono < cfg.clock.showForMs).slice(-100);
     const last = jumps.at(-1);
     if (!last) return;
-    const dir = last.byMs > 0 ? 'forward' : 'back';
+    // the monotonic clock stops while the machine sleeps, so a forward jump may be a sleep as well
+    const dir = last.byMs > 0 ? 'forward (set by a person or a time service, or the machine was asleep)' : 'back';
     const size = Math.abs(last.byMs);
     const human =
       size >= 3_600_000
@@ -736,12 +765,14 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
       return;
     }
     const age = now - st.oldestCreatedAt;
-    // a new oldest record that is itself already old: the same lag goes on (one finding, not one a record)
-    if (oldestWatch?.createdAt !== st.oldestCreatedAt)
-      oldestWatch = {
-        createdAt: st.oldestCreatedAt,
-        firstMono: oldestWatch && age >= cfg.outbox.stuckAfterMs ? oldestWatch.firstMono : mono,
-      };
+    // progress: a lane's oldest record left it (delivered), so its oldest moved later or it emptied; a
+    // record dead-lettered is no delivery, and a record arriving in an empty lane is none either.
+    // Without progress for stuckAfterMs the outbox is stuck; a long backlog that drains is not.
+    const oldest = st.lanes ? LANES.map((l) => st.lanes![l].oldestCreatedAt) : [st.oldestCreatedAt];
+    const prev = oldestWatch;
+    const moved = prev !== undefined && oldest.some((t, i) => prev.oldest[i] !== null && (t === null || t > prev.oldest[i]!));
+    const progress = moved && st.deadLetters <= prev.deadLetters;
+    oldestWatch = { oldest, deadLetters: st.deadLetters, firstMono: prev === undefined || progress ? mono : prev.firstMono };
     const waited = mono - oldestWatch.firstMono;
     const k = keyOf('AGENT_HEALTH_OUTBOX_STUCK', 'outbox');
     if (waited < cfg.outbox.stuckAfterMs) return;
@@ -784,6 +815,7 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
     const now = c.clock.now();
     const mono = monotonic();
     const seen = new Set<string>();
+    zoneNow = c.config().gateway.timezone;
     checkClock(now, mono, seen);
     let h: HostSample | undefined;
     try {
@@ -834,26 +866,39 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
   }
 
   /**
-   * Whether a source sends at this local time on other days: `yes`/`no` from the same weekday's half
-   * hour (or the one before) once one such earlier day is known, else from the same half hour of any earlier day;
-   * `unknown` before any earlier day (the first day after a start: only the median-gap rule holds).
+   * Whether a source sent in the local half hour holding `t` on other days: from the same weekday
+   * once one such earlier day is known, else from the same half hour of any earlier day; undefined
+   * before any earlier day (the first day after a start).
    */
-  function sendsAt(sourceId: string, now: number): 'yes' | 'no' | 'unknown' {
+  function sentAt(sourceId: string, t: number, today: string): boolean | undefined {
     const days = sentSlots.get(sourceId);
-    if (!days) return 'unknown';
-    const here = localAt(now);
-    const earlier = [...days].filter(([day]) => day !== here.dayKey);
-    if (!earlier.length) return 'unknown';
-    const near = (slots: Set<number>, b: number, width: number) => {
-      // this half hour or the one before (a feed that sends at :45 is in its hours at :10)
-      for (let d = -1; d <= 0; d++) if (slots.has((((b + d) % width) + width) % width)) return true;
-      return false;
-    };
+    if (!days) return undefined;
+    const here = localAt(t);
+    const earlier = [...days].filter(([day]) => day !== today);
+    if (!earlier.length) return undefined;
     const weekday = Math.floor(here.bucket / SLOTS_PER_DAY);
     const sameWeekday = earlier.filter(([, x]) => x.weekday === weekday);
-    if (sameWeekday.length) return sameWeekday.some(([, x]) => near(x.slots, here.bucket, WEEK_SLOTS)) ? 'yes' : 'no';
+    if (sameWeekday.length) return sameWeekday.some(([, x]) => x.slots.has(here.bucket));
     const ofDay = here.bucket % SLOTS_PER_DAY;
-    return earlier.some(([, x]) => near(new Set([...x.slots].map((b) => b % SLOTS_PER_DAY)), ofDay, SLOTS_PER_DAY)) ? 'yes' : 'no';
+    return earlier.some(([, x]) => [...x.slots].some((b) => b % SLOTS_PER_DAY === ofDay));
+  }
+
+  /** Its hours: a half hour it sent in, or one between two it sent in (a feed sending at :45 has the :00 half hours too). */
+  const habitual = (sourceId: string, t: number, today: string) =>
+    sentAt(sourceId, t, today) === true || (sentAt(sourceId, t - SLOT_MS, today) === true && sentAt(sourceId, t + SLOT_MS, today) === true);
+
+  /**
+   * `yes` with the start of the run of its hours that `now` is in (quiet before that is the night's,
+   * not a silence), `no` outside its hours, `unknown` before any earlier day is known.
+   */
+  function habitAt(sourceId: string, now: number): { habit: 'yes'; since: number } | { habit: 'no' | 'unknown' } {
+    // "earlier days" are the days before today: today's own arrivals say nothing of its habit
+    const here = localAt(now);
+    if (sentAt(sourceId, now, here.dayKey) === undefined) return { habit: 'unknown' };
+    if (!habitual(sourceId, now, here.dayKey)) return { habit: 'no' };
+    let since = now + here.msToNextSlot - SLOT_MS;
+    for (let k = 0; k < 2 * SLOTS_PER_DAY && habitual(sourceId, since - SLOT_MS, here.dayKey); k++) since -= SLOT_MS;
+    return { habit: 'yes', since };
   }
 
   const arrive = (adapter: string) => {
@@ -885,6 +930,7 @@ export function createHealthAgent(cfg: HealthConfig, opts: HealthAgentOptions = 
     async start(c) {
       ctx = c;
       running = true;
+      zoneNow = c.config().gateway.timezone;
       for (const name of ['intake.accepted', 'intake.duplicate', 'intake.ignored', 'intake.rejected'] as const)
         c.events.on(name, (e) => arrive(e.adapter));
       inFlight = poll().finally(() => {

@@ -1,7 +1,7 @@
 /**
  * A recorded fault on a real PostgreSQL: someone holds an ACCESS EXCLUSIVE lock on the table a
- * stream reads (a PMS upgrade, a long maintenance job). The stream's query waits, is cancelled at
- * `statementTimeoutMs` (SQLSTATE 57014), and the monitor names AGENT_HEALTH_SOURCE_FAILING with what
+ * stream reads (a PMS upgrade, a long maintenance job). The stream's query waits and is given up at the
+ * read-only connection's lock_timeout (SQLSTATE 55P03), and the monitor names AGENT_HEALTH_SOURCE_FAILING with what
  * to look at; its restart does not heal it (the lock is not the gateway's); the finding clears once
  * the lock is released and a poll succeeds. The poller and the monitor run on the manual clock.
  */
@@ -40,7 +40,7 @@ describe('health monitor: the database behind a stream', () => {
           password: db.password,
           profile: 'practice-studio',
           pollIntervalMs: 1000,
-          statementTimeoutMs: 500,
+          // the default statementTimeoutMs (30 s): the read-only connection's lock_timeout (2 s) answers first, 55P03
         },
       ],
     });
@@ -55,7 +55,7 @@ describe('health monitor: the database behind a stream', () => {
       }
       throw new Error(`never: ${what} (${JSON.stringify(health())})`);
     };
-    await stepUntil(() => health().status === 'up', 'the first load read');
+    await stepUntil(() => health().status === 'up' && health().detail?.state === 'incremental', 'the first load read');
     const accepted: number[] = [];
     rig.gw.parts.bus.on('intake.accepted', (e) => {
       if (e.adapter === 'ps') accepted.push(e.records);
@@ -68,12 +68,12 @@ describe('health monitor: the database behind a stream', () => {
       await locker.query('LOCK TABLE ps.patients IN ACCESS EXCLUSIVE MODE');
       // the job holding the lock changes a patient: the change must arrive once the lock is gone
       await locker.query("UPDATE ps.patients SET city = 'Lockton' WHERE patient_id = 1");
-      await stepUntil(() => health().status === 'down' && health().detail?.error === '57014', 'the query cancelled');
+      await stepUntil(() => health().status === 'down' && health().detail?.error === '55P03', 'the query given up at the lock');
       for (let m = 0; m < 3; m++) await rig.step(POLL_MS);
       const failing = rig.findings.filter((f) => f.code === 'AGENT_HEALTH_SOURCE_FAILING');
       expect(failing.map((f) => [f.subject, f.severity])).toEqual([['ps', 'error']]);
       expect(failing[0].summary).toMatch(
-        /^source ps is failing \(57014\) since .+; what to do: a query was cancelled at databases\[\]\.statementTimeoutMs: a lock held on a table the source reads, or a database too slow to answer; see who holds it \(PostgreSQL: pg_locks and pg_stat_activity; MariaDB: SHOW PROCESSLIST; SQL Server: sp_who2\)$/,
+        /^source ps is failing \(55P03\) since .+; restarting it now; what to do: a query waited on a lock or ran past its limit \(the read-only connection gives up on a lock after lock_timeout, 2 s, and on any query after databases\[\]\.statementTimeoutMs\): a lock held on a table the source reads, or a database too slow to answer; see who holds it \(PostgreSQL: pg_locks and pg_stat_activity; MariaDB: SHOW PROCESSLIST; SQL Server: sp_who2\)$/,
       );
       // while it lasts, the restart the monitor tried left the stream to be read, not given up
       expect(health().detail?.['patients.error']).toBeUndefined();

@@ -109,7 +109,8 @@ export async function startHealthRig(
   gw.parts.bus.on('component.control', (e) => controls.push(e));
   await gw.start();
   const settle = async () => {
-    for (let i = 0; i < 500; i++) {
+    // bounded: 10 s of real time (a source start that waits on a database lock takes seconds)
+    for (let i = 0; i < 2000; i++) {
       await agent.settled();
       const busy = gw.parts.sources.ids().some((id) => gw.parts.sources.state(id) === 'starting');
       // and the relay: with its sink connected, what waits is delivered (real I/O) before time moves on
@@ -118,7 +119,7 @@ export async function startHealthRig(
       if (!busy && !relaying) return;
       await new Promise((r) => setTimeout(r, 5));
     }
-    throw new Error('a source stayed in "starting", or the relay did not deliver, for 2.5 s of real time');
+    throw new Error('a source stayed in "starting", or the relay did not deliver, for 10 s of real time');
   };
   await settle();
   return {

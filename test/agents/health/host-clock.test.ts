@@ -43,7 +43,7 @@ describe('health monitor: the system clock jumps', () => {
     expect(codes()).toEqual(['AGENT_HEALTH_CLOCK_JUMPED clock warning']);
     const f = rig.findings[0];
     expect(f.summary).toBe(
-      `the system clock jumped forward by 3 h 0 min (wall clock now ${new Date(rig.clock.now()).toISOString()}): check the time service (chrony or systemd-timesyncd, w32time on Windows) and run \`eyewear-gateway doctor\`, whose clock check compares with the cloud`,
+      `the system clock jumped forward (set by a person or a time service, or the machine was asleep) by 3 h 0 min (wall clock now ${new Date(rig.clock.now()).toISOString()}): check the time service (chrony or systemd-timesyncd, w32time on Windows) and run \`eyewear-gateway doctor\`, whose clock check compares with the cloud`,
     );
     // by wall-clock arithmetic the feed has been quiet 3 h; moved by the jump, 1 min: not silent
     expect(await client.send(adtA04())).toContain('MSA|AA|');

@@ -35,10 +35,19 @@ async function stepTo(r: HealthRig, t: number): Promise<void> {
   while (r.clock.now() < t) await r.step(Math.min(POLL, t - r.clock.now()));
 }
 
-/** From 08:00 to 18:00: a message every 10 minutes (until `stopAt`); then the clock runs to 08:00 next day. */
-async function clinicDay(r: HealthRig, c: MllpClient, dayStart: number, stopAt?: number): Promise<void> {
-  for (let k = 0; k < 60; k++) {
-    const at = dayStart + k * 10 * MIN;
+/**
+ * From 08:00 (or `firstAt`) to 18:00: a message every `gapMin` minutes (until `stopAt`); then the
+ * clock runs to 08:00 next day.
+ */
+async function clinicDay(
+  r: HealthRig,
+  c: MllpClient,
+  dayStart: number,
+  stopAt?: number,
+  o: { gapMin?: number; firstAt?: number } = {},
+): Promise<void> {
+  const gap = (o.gapMin ?? 10) * MIN;
+  for (let at = o.firstAt ?? dayStart; at < dayStart + 10 * HOUR; at += gap) {
     if (stopAt !== undefined && at >= stopAt) return;
     await stepTo(r, at);
     expect(await c.send(adtA04())).toContain('MSA|AA|');
@@ -71,6 +80,24 @@ describe('health monitor: silence against the hours the feed keeps', () => {
     expect(silent()[1].summary).toMatch(
       /^source hl7v2 has sent nothing since 2026-03-04T09:50:00\.000Z \(\d+ min; it usually sends every 600 s, the median of \d+ gaps, and at this time on earlier days\); 1 connection\(s\) still open: /,
     );
+    await c.close();
+  }, 60_000);
+
+  it('raises nothing when the first message of the morning comes a little late, nor at the close of a busy feed', async () => {
+    rig = await startHealthRig({ agents: { health: { pollMs: POLL } } });
+    const port = (rig.gw.parts.adapters.find((a) => a.id === 'hl7v2') as MllpListener).address()!.port;
+    const c = await connectMllp('127.0.0.1', port);
+    const silent = () => rig!.findings.filter((f) => f.code === 'AGENT_HEALTH_SOURCE_SILENT');
+    // a message every 5 minutes, 08:00–17:55, Monday and Tuesday (the quiet limit: 4 × 5 = 20 min)
+    await clinicDay(rig, c, START, undefined, { gapMin: 5 });
+    expect(silent()).toHaveLength(1); // Monday's first evening, before any earlier day is known
+    await clinicDay(rig, c, START + 24 * HOUR, undefined, { gapMin: 5 });
+    // Tuesday's close at 17:55 and night: 18:00 is not in its hours (Monday's last half hour was 17:30)
+    expect(silent()).toHaveLength(1);
+    // Wednesday: the first message at 08:15, a quarter of an hour into its hours; polls at 08:00–08:10 saw 14 h of quiet
+    const wednesday = START + 48 * HOUR;
+    await clinicDay(rig, c, wednesday, wednesday + HOUR, { gapMin: 5, firstAt: wednesday + 15 * MIN });
+    expect(silent()).toHaveLength(1);
     await c.close();
   }, 60_000);
 });
