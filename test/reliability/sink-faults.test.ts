@@ -119,7 +119,10 @@ describe('sink faults: the file sink on a disk that fills', () => {
         // the disk is full now: the sink failed, and the records wait in the outbox
         await waitFor(() => failures() > before, 10_000, 'file sink writes failing on the full disk');
         failuresSeen = failures();
-        // while full: only whole lines, each of which opens (checked after the report)
+        // while full: only whole lines, each of which opens (checked after the report). Read between
+        // writes: with no batch in flight no write is under way (a failed one is cut back before its
+        // batch is given back), and the read is synchronous, so no retry starts during it
+        await waitFor(() => h.gw.parts.outbox.stats().inFlight === 0, 10_000, 'no batch being written');
         badWhileFull += readSinkFiles(sinkDir, readFileSync(h.gw.parts.paths.keyFile)).bad;
         rmSync(filler);
         const st = () => h.gw.parts.outbox.stats();
