@@ -36,18 +36,24 @@ export function localClock(timeZone: string): (t: number) => LocalSlot {
     minute: '2-digit',
     second: '2-digit',
   });
+  // every intake asks (the health monitor's bus listener): the half hour last formatted is kept and
+  // reused while `t` falls in it (offsets change only on half-hour boundaries), so Intl runs once a slot
+  let kept: { start: number; slot: LocalSlot } | undefined;
   return (t) => {
+    if (kept && t >= kept.start && t < kept.start + SLOT_MS) return { ...kept.slot, msToNextSlot: kept.start + SLOT_MS - t };
     const p: Record<string, string> = {};
     for (const part of fmt.formatToParts(t)) p[part.type] = part.value;
     const half = Number(p.minute) >= 30 ? 1 : 0;
     const intoSlot = ((Number(p.minute) % 30) * 60 + Number(p.second)) * 1000 + (((t % 1000) + 1000) % 1000);
     const dayKey = `${p.year}-${p.month}-${p.day}`;
-    return {
+    const slot = {
       bucket: (WEEKDAY[p.weekday] ?? 0) * SLOTS_PER_DAY + Number(p.hour) * 2 + half,
       slotKey: `${dayKey}T${p.hour}:${half ? '30' : '00'}`,
       dayKey,
       msToNextSlot: SLOT_MS - intoSlot,
     };
+    kept = { start: t - intoSlot, slot };
+    return slot;
   };
 }
 

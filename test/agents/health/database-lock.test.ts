@@ -25,24 +25,25 @@ afterAll(async () => {
   await server?.stop();
 });
 
+/** The test server's Practice Studio database as a source of the gateway, read every second. */
+const pmsEntry = (id: string) => ({
+  id,
+  engine: 'postgres',
+  host: '127.0.0.1',
+  port: server.port,
+  database: db.database,
+  user: db.user,
+  password: db.password,
+  profile: 'practice-studio',
+  pollIntervalMs: 1000,
+});
+
 describe('health monitor: the database behind a stream', () => {
   it('names the cancelled query with what to look at, and clears once the lock is gone', async () => {
     rig = await startHealthRig({
       hl7: { enabled: false },
-      databases: [
-        {
-          id: 'ps',
-          engine: 'postgres',
-          host: '127.0.0.1',
-          port: server.port,
-          database: db.database,
-          user: db.user,
-          password: db.password,
-          profile: 'practice-studio',
-          pollIntervalMs: 1000,
-          // the default statementTimeoutMs (30 s): the read-only connection's lock_timeout (2 s) answers first, 55P03
-        },
-      ],
+      // the default statementTimeoutMs (30 s): the read-only connection's lock_timeout (2 s) answers first, 55P03
+      databases: [pmsEntry('ps')],
     });
     const health = () =>
       (rig!.gw.status() as { adapters: Record<string, { status: string; detail?: Record<string, unknown> }> }).adapters.ps;
@@ -97,19 +98,7 @@ describe('health monitor: the database behind a stream', () => {
     await server.query('ANALYZE ps.exams', [], db.database);
     rig = await startHealthRig({
       hl7: { enabled: false },
-      databases: [
-        {
-          id: 'ps2',
-          engine: 'postgres',
-          host: '127.0.0.1',
-          port: server.port,
-          database: db.database,
-          user: db.user,
-          password: db.password,
-          profile: 'practice-studio',
-          pollIntervalMs: 1000,
-        },
-      ],
+      databases: [pmsEntry('ps2')],
     });
     const detail = () =>
       (rig!.gw.status() as { adapters: Record<string, { detail?: Record<string, unknown> }> }).adapters.ps2?.detail ?? {};
